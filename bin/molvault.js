@@ -1,0 +1,14 @@
+#!/usr/bin/env node
+// The molvault command. Runs the TypeScript sources through tsx's loader.
+const [major, minor] = process.versions.node.split('.').map(Number);
+if (major < 22 || (major === 22 && minor < 17)) {
+  console.error(
+    `molvault needs Node.js 22.17 or newer; this is ${process.versions.node}. ` +
+      'Run it through npm (npm start, npx molvault …), which uses the Node pinned in package.json.',
+  );
+  process.exit(1);
+}
+const { register } = await import('tsx/esm/api');
+register();
+const { main } = await import('../src/cli/main.ts');
+await main(process.argv.slice(2));

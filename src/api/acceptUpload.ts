@@ -1,0 +1,142 @@
+import { randomUUID } from 'node:crypto';
+import type { Context } from 'koa';
+import { z } from 'zod';
+import { TERMINAL_UPLOAD_STATES, Upload, type UploadParams } from '../entities/Upload.js';
+import type { User } from '../entities/User.js';
+import { sniffCompression, sniffFormat } from '../formats/sniff.js';
+import { FORMATS, type Format } from '../formats/types.js';
+import { enqueue } from '../jobs/enqueue.js';
+import { ingestJob } from '../jobs/handlers/ingest.js';
+import type { AppContext } from '../services/context.js';
+import { serializeUpload } from '../services/serialize.js';
+import { preferWaitSeconds, waitFor } from './common.js';
+import { ApiError } from './errors.js';
+import { receiveUpload } from './receiveUpload.js';
+import { presentStructure } from './routes/structures/present.js';
+
+const FORMAT_ALIASES: Record<string, Format> = { mmcif: 'cif', ent: 'pdb', sd: 'sdf' };
+
+const uploadFields = z.object({
+  name: z.string().trim().min(1).max(255).optional(),
+  description: z.string().max(10_000).optional(),
+  tags: z.array(z.string().trim().min(1).max(100)).max(100).optional(),
+  metadata: z.record(z.string(), z.unknown()).optional(),
+  message: z.string().max(10_000).optional(),
+  format: z.enum(FORMATS).optional(),
+});
+
+/** Text fields of a multipart upload → validated parameters. Tags may repeat or be comma-separated. */
+function parseFields(fields: Record<string, string[]>) {
+  const one = (name: string) => fields[name]?.[fields[name].length - 1];
+  let metadata: unknown;
+  const metadataText = one('metadata');
+  if (metadataText !== undefined && metadataText !== '') {
+    try {
+      metadata = JSON.parse(metadataText);
+    } catch {
+      throw new ApiError(400, 'invalid_metadata', 'The "metadata" field must be a JSON object, e.g. {"organism": "E. coli"}.');
+    }
+  }
+  const tags = fields.tags?.flatMap((t) => t.split(',')).map((t) => t.trim()).filter(Boolean);
+  const formatText = one('format')?.trim().toLowerCase();
+  const result = uploadFields.safeParse({
+    name: one('name'),
+    description: one('description'),
+    tags,
+    metadata,
+    message: one('message'),
+    format: formatText ? (FORMAT_ALIASES[formatText] ?? formatText) : undefined,
+  });
+  if (!result.success) {
+    const issues = result.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message }));
+    throw new ApiError(400, 'invalid_request', `The upload fields are not valid: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}.`, { issues });
+  }
+  return result.data;
+}
+
+/**
+ * The whole synchronous half of an upload: stream to staging, refuse what is plainly not a
+ * structure, record the Upload row, enqueue ingest, and answer 202 (or wait, if asked to).
+ */
+export async function acceptUpload(
+  app: AppContext,
+  koa: Context,
+  user: User,
+  target: { projectId: string; structureId?: string },
+): Promise<void> {
+  const uploadId = randomUUID();
+  const received = await receiveUpload(koa, app.staging, uploadId, app.config.maxUploadBytes);
+  let params: ReturnType<typeof parseFields>;
+  try {
+    params = parseFields(received.fields);
+    if (received.bytes === 0) throw new ApiError(422, 'empty_file', 'The file is empty.', { problems: [{ code: 'empty_file', message: 'The file is empty.' }] });
+    // Uncompressed content can be judged right away; compressed content is judged once unpacked.
+    if (!sniffCompression(received.head)) {
+      const sniff = sniffFormat(received.head);
+      if (!sniff.format) throw new ApiError(415, 'unsupported_format', sniff.reason, { supported: FORMATS.filter((f) => f !== 'cxs') });
+    }
+  } catch (error) {
+    await app.staging.remove(uploadId);
+    throw error;
+  }
+  const { format, ...rest } = params;
+  const uploadParams: UploadParams = rest;
+  const em = app.orm.em.fork();
+  em.create(Upload, {
+    id: uploadId,
+    owner: user.id,
+    project: target.projectId,
+    structureId: target.structureId ?? randomUUID(),
+    createsStructure: !target.structureId,
+    state: 'received',
+    filename: received.filename.slice(0, 255),
+    formatHint: format ?? null,
+    format: null,
+    compression: null,
+    receivedBytes: received.bytes,
+    params: uploadParams,
+    blob: null,
+    kind: null,
+    summary: null,
+    validation: null,
+    error: null,
+    version: null,
+    indexedAt: null,
+  });
+  try {
+    await em.flush();
+  } catch (error) {
+    await app.staging.remove(uploadId);
+    throw error;
+  }
+  try {
+    await enqueue(app.queues, ingestJob, { uploadId, ownerId: user.id });
+  } catch (error) {
+    // The upload is recorded in Postgres and its file staged: the reconcile schedule will pick it up.
+    app.log.error({ err: error, uploadId }, 'could not enqueue ingest; the upload stays received');
+  }
+  const waitSeconds = preferWaitSeconds(koa.get('prefer'));
+  if (waitSeconds > 0) {
+    const done = await waitFor(waitSeconds, async () => {
+      const row = await app.orm.em.fork().findOne(Upload, { id: uploadId });
+      if (!row) return undefined;
+      if (row.state === 'stored' && !row.indexedAt) return undefined; // stored but not yet searchable
+      return TERMINAL_UPLOAD_STATES.includes(row.state) ? row : undefined;
+    });
+    if (done) {
+      koa.set('Preference-Applied', `wait=${waitSeconds}`);
+      if (done.state === 'stored') {
+        koa.status = 201;
+        koa.set('Location', `/v1/structures/${done.structureId}`);
+        koa.body = { upload: serializeUpload(done), structure: await presentStructure(app.orm.em.fork(), done.structureId) };
+        return;
+      }
+      const error = done.error ?? { status: 500, code: 'failed', message: 'The upload failed.' };
+      throw new ApiError(error.status, error.code, error.message, { ...(error.details ?? {}), uploadId });
+    }
+  }
+  koa.status = 202;
+  koa.set('Location', `/v1/uploads/${uploadId}`);
+  const row = await em.findOneOrFail(Upload, { id: uploadId });
+  koa.body = { upload: { id: uploadId, state: row.state }, structure: { id: row.structureId } };
+}

@@ -1,0 +1,140 @@
+import { createWriteStream } from 'node:fs';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import busboy from 'busboy';
+import type { Context } from 'koa';
+import type { Staging } from '../storage/staging.js';
+import { ApiError } from './errors.js';
+
+export interface ReceivedUpload {
+  fields: Record<string, string[]>;
+  filename: string;
+  bytes: number;
+  /** The first bytes, for an early look at what was sent. */
+  head: Buffer;
+}
+
+const HEAD_BYTES = 64 * 1024;
+const MULTIPART_OVERHEAD = 1024 * 1024;
+
+function tooLarge(max: number) {
+  return new ApiError(413, 'file_too_large', `The file is larger than the ${formatBytes(max)} this server accepts.`, { maxBytes: max });
+}
+
+export function formatBytes(n: number): string {
+  const units = ['bytes', 'KB', 'MB', 'GB', 'TB'];
+  let value = n;
+  let unit = 0;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit++;
+  }
+  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
+}
+
+/**
+ * Streams one uploaded file into staging (never into memory), counting bytes and stopping at
+ * `maxBytes`. Accepts multipart/form-data (field `file` plus text fields) or a raw body.
+ * On any refusal the staging directory is removed before the error propagates.
+ */
+export async function receiveUpload(ctx: Context, staging: Staging, uploadId: string, maxBytes: number): Promise<ReceivedUpload> {
+  const declared = Number(ctx.get('content-length') || 0);
+  if (declared > maxBytes + MULTIPART_OVERHEAD) {
+    drain(ctx);
+    throw tooLarge(maxBytes);
+  }
+  const target = await staging.create(uploadId);
+  try {
+    if (ctx.is('multipart/form-data')) return await receiveMultipart(ctx, target, maxBytes);
+    return await receiveRaw(ctx, target, maxBytes);
+  } catch (error) {
+    await staging.remove(uploadId);
+    drain(ctx);
+    throw error;
+  }
+}
+
+/** Keeps reading (and discarding) the rest of a refused body so the client can read the answer. */
+function drain(ctx: Context) {
+  ctx.req.resume();
+  ctx.set('Connection', 'close');
+}
+
+function meter(maxBytes: number, state: { bytes: number; head: Buffer[]; headBytes: number }) {
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      state.bytes += chunk.length;
+      if (state.bytes > maxBytes) {
+        callback(tooLarge(maxBytes));
+        return;
+      }
+      if (state.headBytes < HEAD_BYTES) {
+        const part = chunk.subarray(0, HEAD_BYTES - state.headBytes);
+        state.head.push(part);
+        state.headBytes += part.length;
+      }
+      callback(null, chunk);
+    },
+  });
+}
+
+async function receiveRaw(ctx: Context, target: string, maxBytes: number): Promise<ReceivedUpload> {
+  const state = { bytes: 0, head: [] as Buffer[], headBytes: 0 };
+  await pipeline(ctx.req, meter(maxBytes, state), createWriteStream(target));
+  const fields: Record<string, string[]> = {};
+  for (const [key, value] of Object.entries(ctx.query)) {
+    fields[key] = Array.isArray(value) ? value : value !== undefined ? [value] : [];
+  }
+  const disposition = /filename\*?=(?:UTF-8'')?"?([^";]+)"?/i.exec(ctx.get('content-disposition'));
+  const filename = fields.filename?.[0] ?? (disposition ? decodeURIComponent(disposition[1]) : 'upload');
+  return { fields, filename, bytes: state.bytes, head: Buffer.concat(state.head) };
+}
+
+function receiveMultipart(ctx: Context, target: string, maxBytes: number): Promise<ReceivedUpload> {
+  return new Promise((resolve, reject) => {
+    const fields: Record<string, string[]> = {};
+    let parser: busboy.Busboy;
+    try {
+      parser = busboy({ headers: ctx.req.headers, limits: { files: 1, fields: 100, fieldSize: 1024 * 1024, parts: 200 } });
+    } catch (error) {
+      reject(new ApiError(400, 'invalid_multipart', `The multipart body cannot be read: ${(error as Error).message}`));
+      return;
+    }
+    let fileDone: Promise<{ filename: string; bytes: number; head: Buffer }> | undefined;
+    let failed = false;
+    const fail = (error: unknown) => {
+      if (failed) return;
+      failed = true;
+      ctx.req.unpipe(parser);
+      reject(error);
+    };
+    parser.on('field', (name, value) => {
+      (fields[name] ??= []).push(value);
+    });
+    parser.on('file', (name, stream, info) => {
+      if (name !== 'file' || fileDone) {
+        stream.resume();
+        return;
+      }
+      const state = { bytes: 0, head: [] as Buffer[], headBytes: 0 };
+      fileDone = pipeline(stream, meter(maxBytes, state), createWriteStream(target)).then(() => ({
+        filename: info.filename || 'upload',
+        bytes: state.bytes,
+        head: Buffer.concat(state.head),
+      }));
+      fileDone.catch(fail);
+    });
+    parser.on('filesLimit', () => fail(new ApiError(400, 'too_many_files', 'Send one file per upload; use the bulk import endpoint for many.')));
+    parser.on('error', (error) => fail(new ApiError(400, 'invalid_multipart', `The multipart body cannot be read: ${(error as Error).message}`)));
+    parser.on('close', () => {
+      if (failed) return;
+      if (!fileDone) {
+        fail(new ApiError(400, 'missing_file', 'The upload has no file: send it in a multipart field named "file".'));
+        return;
+      }
+      fileDone.then((file) => resolve({ fields, ...file }), fail);
+    });
+    ctx.req.on('aborted', () => fail(new ApiError(400, 'upload_aborted', 'The upload was interrupted before it finished.')));
+    ctx.req.pipe(parser);
+  });
+}

@@ -1,0 +1,55 @@
+import fs from 'node:fs/promises';
+import Router from '@koa/router';
+import type { Registry } from 'prom-client';
+import type { AppContext } from '../../../services/context.js';
+import { openApiDocument } from '../../openapi.js';
+
+async function check(name: string, probe: () => Promise<unknown>) {
+  const started = Date.now();
+  try {
+    await Promise.race([probe(), new Promise((_, reject) => setTimeout(() => reject(new Error('timed out after 2 s')), 2000))]);
+    return { name, ok: true, ms: Date.now() - started };
+  } catch (error) {
+    return { name, ok: false, ms: Date.now() - started, error: (error as Error).message };
+  }
+}
+
+const DOCS_HTML = `<!doctype html>
+<html><head><meta charset="utf-8"><title>molvault API</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body><redoc spec-url="/docs/openapi.json"></redoc>
+<noscript>The API description is at <a href="/docs/openapi.json">/docs/openapi.json</a>.</noscript>
+<script src="https://cdn.redoc.ly/redoc/latest/bundles/redoc.standalone.js"></script></body></html>`;
+
+/** Unauthenticated operational endpoints: liveness, readiness, metrics, API docs. */
+export function healthRoutes(app: AppContext, metrics: Registry): Router {
+  const router = new Router();
+  router.get('/healthz', (ctx) => {
+    ctx.body = { ok: true };
+  });
+  router.get('/readyz', async (ctx) => {
+    const checks = await Promise.all([
+      check('postgres', () => app.orm.em.fork().execute('select 1')),
+      check('redis', () => app.redis.ping()),
+      check('blobStore', async () => {
+        await fs.mkdir(app.config.blobDir, { recursive: true });
+        await fs.access(app.config.blobDir, fs.constants.W_OK);
+      }),
+    ]);
+    const ok = checks.every((c) => c.ok);
+    ctx.status = ok ? 200 : 503;
+    ctx.body = { ok, checks };
+  });
+  router.get('/metrics', async (ctx) => {
+    ctx.type = metrics.contentType;
+    ctx.body = await metrics.metrics();
+  });
+  router.get('/docs/openapi.json', (ctx) => {
+    ctx.body = openApiDocument(app.config.publicUrl);
+  });
+  router.get('/docs', (ctx) => {
+    ctx.type = 'html';
+    ctx.body = DOCS_HTML;
+  });
+  return router;
+}

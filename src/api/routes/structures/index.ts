@@ -1,0 +1,365 @@
+import Router from '@koa/router';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { z } from 'zod';
+import { Blob } from '../../../entities/Blob.js';
+import { Structure } from '../../../entities/Structure.js';
+import { StructureVersion } from '../../../entities/StructureVersion.js';
+import { FORMAT_LABELS, FORMATS, type Format, MEDIA_TYPES } from '../../../formats/types.js';
+import { enqueue } from '../../../jobs/enqueue.js';
+import { indexJob } from '../../../jobs/handlers/index.js';
+import type { AppContext } from '../../../services/context.js';
+import { serializeVersion } from '../../../services/serialize.js';
+import { acceptUpload } from '../../acceptUpload.js';
+import { decodeCursor, encodeCursor, idParams } from '../../common.js';
+import { ApiError, notFound } from '../../errors.js';
+import { errorSchema } from '../../openapi.js';
+import { route } from '../../route.js';
+import { findOwnProject } from '../projects/index.js';
+import { presentStructure, presentStructures } from './present.js';
+import {
+  acceptedSchema,
+  deleteQuery,
+  downloadQuery,
+  listStructuresQuery,
+  structureSchema,
+  updateStructureBody,
+  uploadFieldsDoc,
+  versionParams,
+  versionSchema,
+} from './schema.js';
+
+export async function findOwnStructure(em: EntityManager, userId: string, id: string, options: { includeTrashed?: boolean } = {}) {
+  const structure = await em.findOne(Structure, { id, owner: userId });
+  if (!structure || (structure.deletedAt && !options.includeTrashed)) throw notFound('structure');
+  return structure;
+}
+
+async function reindex(app: AppContext, structure: Structure) {
+  await enqueue(app.queues, indexJob, { structureId: structure.id, ownerId: structure.owner, stamp: String(Date.now()) });
+}
+
+const uploadResponses = {
+  202: { description: 'Accepted: poll the upload (Location header)', schema: acceptedSchema },
+  201: { description: 'Stored (with Prefer: wait=N and the pipeline done in time)' },
+  413: { description: 'Too large', schema: errorSchema },
+  415: { description: 'Not a structure format molvault reads', schema: errorSchema },
+  422: { description: 'Invalid structure: details.problems says what is wrong', schema: errorSchema },
+};
+
+const offsetCursor = z.object({ offset: z.number().int().min(0) });
+
+export function structureRoutes(app: AppContext): Router {
+  const router = new Router();
+  const tag = 'Structures';
+
+  route(
+    router,
+    app,
+    {
+      method: 'post',
+      path: '/v1/projects/:id/structures',
+      summary: 'Upload a structure file as a new structure',
+      tag,
+      params: idParams,
+      rawBody: { contentType: 'multipart/form-data', description: 'The file and its fields', fields: uploadFieldsDoc },
+      responses: uploadResponses,
+    },
+    async ({ params, user, koa }) => {
+      const project = await findOwnProject(app.orm.em.fork(), user.id, params.id);
+      await acceptUpload(app, koa, user, { projectId: project.id });
+      return undefined;
+    },
+  );
+
+  route(
+    router,
+    app,
+    {
+      method: 'post',
+      path: '/v1/structures/:id/versions',
+      summary: 'Upload a new version of a structure',
+      tag,
+      params: idParams,
+      rawBody: { contentType: 'multipart/form-data', description: 'The file and its fields', fields: uploadFieldsDoc },
+      responses: uploadResponses,
+    },
+    async ({ params, user, koa }) => {
+      const structure = await findOwnStructure(app.orm.em.fork(), user.id, params.id);
+      await acceptUpload(app, koa, user, { projectId: structure.project, structureId: structure.id });
+      return undefined;
+    },
+  );
+
+  route(
+    router,
+    app,
+    {
+      method: 'get',
+      path: '/v1/structures',
+      summary: 'List your structures',
+      tag,
+      query: listStructuresQuery,
+      responses: { 200: { description: 'A page of structures', schema: z.object({ items: z.array(structureSchema), nextCursor: z.string().nullable() }) } },
+    },
+    async ({ query, user }) => {
+      const em = app.orm.em.fork();
+      const where: Record<string, unknown> = { owner: user.id, deletedAt: query.trashed === 'true' ? { $ne: null } : null };
+      if (query.project) where.project = query.project;
+      if (query.kind) where.kind = query.kind;
+      const tags = query.tag === undefined ? [] : Array.isArray(query.tag) ? query.tag : query.tag.split(',');
+      if (tags.length) where.tags = { $contains: tags };
+      if (query.q) where.name = { $ilike: `%${query.q.replace(/[%_\\]/g, '\\$&')}%` };
+      if (query.format) {
+        where.currentVersion = { format: query.format };
+      }
+      const [field, direction] = query.sort.startsWith('-') ? [query.sort.slice(1), 'desc'] : [query.sort, 'asc'];
+      const orderField = field === 'created' ? 'createdAt' : field === 'updated' ? 'updatedAt' : 'name';
+      const offset = decodeCursor(query.cursor, offsetCursor)?.offset ?? 0;
+      const rows = await em.find(Structure, where, {
+        orderBy: { [orderField]: direction, id: direction },
+        limit: query.limit + 1,
+        offset,
+      });
+      const page = rows.slice(0, query.limit);
+      return {
+        items: await presentStructures(em, page),
+        nextCursor: rows.length > query.limit ? encodeCursor({ offset: offset + query.limit }) : null,
+      };
+    },
+  );
+
+  route(
+    router,
+    app,
+    {
+      method: 'get',
+      path: '/v1/structures/:id',
+      summary: 'Get a structure with its current version and summary',
+      tag,
+      params: idParams,
+      responses: { 200: { description: 'The structure', schema: structureSchema }, 404: { description: 'Not found', schema: errorSchema } },
+    },
+    async ({ params, user }) => {
+      const em = app.orm.em.fork();
+      const structure = await findOwnStructure(em, user.id, params.id, { includeTrashed: true });
+      await em.nativeUpdate(Structure, { id: structure.id }, { viewCount: structure.viewCount + 1 } as never);
+      return presentStructure(em, structure.id);
+    },
+  );
+
+  route(
+    router,
+    app,
+    {
+      method: 'patch',
+      path: '/v1/structures/:id',
+      summary: 'Change name, description, tags or metadata',
+      tag,
+      params: idParams,
+      body: updateStructureBody,
+      responses: { 200: { description: 'The structure', schema: structureSchema } },
+    },
+    async ({ params, body, user }) => {
+      const em = app.orm.em.fork();
+      const structure = await findOwnStructure(em, user.id, params.id);
+      if (body.name !== undefined) structure.name = body.name;
+      if (body.description !== undefined) structure.description = body.description;
+      if (body.tags !== undefined) structure.tags = body.tags;
+      if (body.metadata !== undefined) structure.metadata = body.metadata;
+      await em.flush();
+      await reindex(app, structure);
+      return presentStructure(em, structure.id);
+    },
+  );
+
+  route(
+    router,
+    app,
+    {
+      method: 'delete',
+      path: '/v1/structures/:id',
+      summary: 'Move a structure to the trash, or purge it with ?purge=true',
+      tag,
+      params: idParams,
+      query: deleteQuery,
+      responses: { 204: { description: 'Trashed or purged' } },
+    },
+    async ({ params, query, user, koa }) => {
+      const em = app.orm.em.fork();
+      const structure = await findOwnStructure(em, user.id, params.id, { includeTrashed: true });
+      if (query.purge === 'true') {
+        await em.nativeUpdate(Structure, { id: structure.id }, { currentVersion: null });
+        await em.nativeDelete(Structure, { id: structure.id });
+      } else if (!structure.deletedAt) {
+        structure.deletedAt = new Date();
+        await em.flush();
+      }
+      await reindex(app, structure);
+      koa.status = 204;
+      return undefined;
+    },
+  );
+
+  route(
+    router,
+    app,
+    {
+      method: 'post',
+      path: '/v1/structures/:id/restore',
+      summary: 'Restore a structure from the trash',
+      tag,
+      params: idParams,
+      responses: { 200: { description: 'The structure', schema: structureSchema } },
+    },
+    async ({ params, user }) => {
+      const em = app.orm.em.fork();
+      const structure = await findOwnStructure(em, user.id, params.id, { includeTrashed: true });
+      structure.deletedAt = null;
+      await em.flush();
+      await reindex(app, structure);
+      return presentStructure(em, structure.id);
+    },
+  );
+
+  route(
+    router,
+    app,
+    {
+      method: 'get',
+      path: '/v1/structures/:id/versions',
+      summary: 'List the versions of a structure, newest first',
+      tag,
+      params: idParams,
+      responses: { 200: { description: 'Versions', schema: z.object({ items: z.array(versionSchema), nextCursor: z.string().nullable() }) } },
+    },
+    async ({ params, user }) => {
+      const em = app.orm.em.fork();
+      const structure = await findOwnStructure(em, user.id, params.id, { includeTrashed: true });
+      const versions = await em.find(StructureVersion, { structure: structure.id }, { orderBy: { number: 'desc' } });
+      const sizes = await blobSizes(em, versions);
+      return { items: versions.map((v) => serializeVersion(v, sizes.get(v.blob) ?? 0)), nextCursor: null };
+    },
+  );
+
+  route(
+    router,
+    app,
+    {
+      method: 'get',
+      path: '/v1/structures/:id/versions/:n',
+      summary: 'Get one version',
+      tag,
+      params: versionParams,
+      responses: { 200: { description: 'The version', schema: versionSchema } },
+    },
+    async ({ params, user }) => {
+      const em = app.orm.em.fork();
+      const structure = await findOwnStructure(em, user.id, params.id, { includeTrashed: true });
+      const version = await em.findOne(StructureVersion, { structure: structure.id, number: params.n });
+      if (!version) throw notFound('version');
+      const sizes = await blobSizes(em, [version]);
+      return serializeVersion(version, sizes.get(version.blob) ?? 0);
+    },
+  );
+
+  route(
+    router,
+    app,
+    {
+      method: 'get',
+      path: '/v1/structures/:id/download',
+      summary: 'Download a version (default: current) in its original format; supports ETag and Range',
+      tag,
+      params: idParams,
+      query: downloadQuery,
+      responses: {
+        200: { description: 'The original bytes', contentType: 'application/octet-stream' },
+        206: { description: 'The requested range', contentType: 'application/octet-stream' },
+        304: { description: 'Not modified (If-None-Match)' },
+        415: { description: 'No engine can produce that format', schema: errorSchema },
+        416: { description: 'Range not satisfiable', schema: errorSchema },
+      },
+    },
+    async ({ params, query, user, koa }) => {
+      const em = app.orm.em.fork();
+      const structure = await findOwnStructure(em, user.id, params.id, { includeTrashed: true });
+      const version = query.version
+        ? await em.findOne(StructureVersion, { structure: structure.id, number: query.version })
+        : structure.currentVersion
+          ? await em.findOne(StructureVersion, { id: structure.currentVersion })
+          : null;
+      if (!version) throw notFound('version');
+      const wanted = query.format?.toLowerCase();
+      if (wanted && wanted !== 'original' && wanted !== version.format) {
+        if (!(FORMATS as readonly string[]).includes(wanted)) {
+          throw new ApiError(400, 'unknown_format', `"${query.format}" is not a format name; use one of ${FORMATS.join(', ')}.`);
+        }
+        throw new ApiError(
+          415,
+          'conversion_unavailable',
+          `This server cannot convert ${FORMAT_LABELS[version.format as Format] ?? version.format} to ${FORMAT_LABELS[wanted as Format]} yet; download the original (${version.format}).`,
+          { from: version.format, to: wanted },
+        );
+      }
+      const blob = await em.findOneOrFail(Blob, { sha256: version.blob });
+      const etag = `"${blob.sha256}"`;
+      koa.set('ETag', etag);
+      koa.set('Accept-Ranges', 'bytes');
+      koa.set('Cache-Control', 'private, max-age=31536000, immutable');
+      koa.set('Content-Disposition', `attachment; filename="${version.filename.replace(/\.(gz|bz2)$/i, '').replace(/["\\\r\n]/g, '_')}"`);
+      koa.type = MEDIA_TYPES[version.format as Format] ?? 'application/octet-stream';
+      const ifNoneMatch = koa.get('if-none-match');
+      if (ifNoneMatch && ifNoneMatch.split(',').some((t) => t.trim() === etag || t.trim() === '*')) {
+        koa.status = 304;
+        return undefined;
+      }
+      const range = parseRange(koa.get('range'), blob.size, koa.get('if-range'), etag);
+      if (range === 'unsatisfiable') {
+        koa.set('Content-Range', `bytes */${blob.size}`);
+        throw new ApiError(416, 'range_not_satisfiable', `The requested range is outside the file (${blob.size} bytes).`);
+      }
+      if (range) {
+        koa.status = 206;
+        koa.set('Content-Range', `bytes ${range.start}-${range.end}/${blob.size}`);
+        koa.length = range.end - range.start + 1;
+        koa.body = app.blobs.read(blob.sha256, range);
+      } else {
+        koa.status = 200;
+        koa.length = blob.size;
+        koa.body = app.blobs.read(blob.sha256);
+        await em.nativeUpdate(Structure, { id: structure.id }, { downloadCount: structure.downloadCount + 1 } as never);
+      }
+      return undefined;
+    },
+  );
+
+  return router;
+}
+
+async function blobSizes(em: EntityManager, versions: StructureVersion[]) {
+  if (versions.length === 0) return new Map<string, number>();
+  const blobs = await em.find(Blob, { sha256: { $in: [...new Set(versions.map((v) => v.blob))] } });
+  return new Map(blobs.map((b) => [b.sha256, b.size]));
+}
+
+/** One `bytes=a-b`, `bytes=a-` or `bytes=-n` range; multiple ranges are answered with the whole file. */
+export function parseRange(header: string, size: number, ifRange: string, etag: string): { start: number; end: number } | 'unsatisfiable' | undefined {
+  if (!header || (ifRange && ifRange !== etag)) return undefined;
+  const match = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!match) return undefined;
+  const [, from, to] = match;
+  if (from === '' && to === '') return undefined;
+  let start: number;
+  let end: number;
+  if (from === '') {
+    const suffix = Number(to);
+    if (suffix === 0) return 'unsatisfiable';
+    start = Math.max(0, size - suffix);
+    end = size - 1;
+  } else {
+    start = Number(from);
+    end = to === '' ? size - 1 : Math.min(Number(to), size - 1);
+  }
+  if (start >= size || start > end) return 'unsatisfiable';
+  return { start, end };
+}

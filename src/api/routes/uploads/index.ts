@@ -1,0 +1,31 @@
+import Router from '@koa/router';
+import { Upload } from '../../../entities/Upload.js';
+import type { AppContext } from '../../../services/context.js';
+import { serializeUpload } from '../../../services/serialize.js';
+import { idParams } from '../../common.js';
+import { notFound } from '../../errors.js';
+import { errorSchema } from '../../openapi.js';
+import { route } from '../../route.js';
+import { uploadSchema } from '../structures/schema.js';
+
+export function uploadRoutes(app: AppContext): Router {
+  const router = new Router();
+  route(
+    router,
+    app,
+    {
+      method: 'get',
+      path: '/v1/uploads/:id',
+      summary: "An upload's state, read from Postgres (it survives a Redis loss)",
+      tag: 'Structures',
+      params: idParams,
+      responses: { 200: { description: 'The upload', schema: uploadSchema }, 404: { description: 'Not found', schema: errorSchema } },
+    },
+    async ({ params, user }) => {
+      const upload = await app.orm.em.fork().findOne(Upload, { id: params.id, owner: user.id });
+      if (!upload) throw notFound('upload');
+      return serializeUpload(upload);
+    },
+  );
+  return router;
+}

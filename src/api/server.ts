@@ -1,0 +1,28 @@
+import http from 'node:http';
+import type { AppContext } from '../services/context.js';
+import { createApp } from './app.js';
+
+/** Listens; resolves with the server and its bound port. */
+export async function startApiServer(app: AppContext, port = app.config.port, host = app.config.host) {
+  const koa = createApp(app);
+  const server = http.createServer(koa.callback());
+  // Large uploads take time: no request timeout, but keep idle sockets bounded.
+  server.requestTimeout = 0;
+  server.keepAliveTimeout = 65_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  const address = server.address();
+  const boundPort = typeof address === 'object' && address ? address.port : port;
+  app.log.info({ url: `http://${host}:${boundPort}` }, 'API listening');
+  return {
+    server,
+    port: boundPort,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      }),
+  };
+}

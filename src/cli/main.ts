@@ -1,0 +1,193 @@
+import { parseArgs } from 'node:util';
+import { ApiToken } from '../entities/ApiToken.js';
+import { User } from '../entities/User.js';
+import { type Config, ConfigError, loadConfig, parseByteSize, QUEUE_NAMES, type QueueName } from '../config/index.js';
+import { connectOrm, migrate } from '../db/orm.js';
+import { createLogger, type Logger } from '../lib/logger.js';
+import { bootstrapServices, type Services } from '../runtime/bootstrap.js';
+import { createToken, createUser, serializeUser } from '../services/auth.js';
+import { closeAppContext, createAppContext } from '../services/context.js';
+import { startApiServer } from '../api/server.js';
+import { startWorkers } from '../workers/main.js';
+
+const USAGE = `molvault — storage for molecular structures
+
+Usage:
+  molvault start                     API, workers and console in one process (embedded services when none are configured)
+  molvault api                       the HTTP API only
+  molvault worker [--queues a,b]     job workers (default: all queues: ${QUEUE_NAMES.join(', ')})
+  molvault migrate                   apply database migrations
+  molvault user create --email E [--name N] [--admin] [--quota 10GB]
+  molvault token create --email E [--name N] [--expires 30d]
+
+Configuration comes from the environment: DATABASE_URL, REDIS_URL, DATA_DIR, PORT, HOST, QUEUE_PREFIX,
+MAX_UPLOAD_BYTES, QUEUE_CONCURRENCY (e.g. ingest=4,validate=2), PARSE_THREADS, LOG_LEVEL.`;
+
+class UsageError extends Error {}
+
+function parseDuration(text: string): number {
+  const match = /^(\d+)\s*([smhdw])$/.exec(text.trim());
+  if (!match) throw new UsageError(`"${text}" is not a duration; try 30d, 12h or 90m`);
+  const unit = { s: 1, m: 60, h: 3600, d: 86400, w: 604800 }[match[2] as 's' | 'm' | 'h' | 'd' | 'w'];
+  return Number(match[1]) * unit * 1000;
+}
+
+function print(value: unknown) {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** Runs `body` with services up and a migrated database, and shuts them down after. */
+async function withServices<T>(config: Config, log: Logger, body: (services: Services) => Promise<T>): Promise<T> {
+  const services = await bootstrapServices(config, log);
+  try {
+    return await body(services);
+  } finally {
+    await services.stop();
+  }
+}
+
+async function runServer(role: 'start' | 'api' | 'worker', config: Config, log: Logger, queues: QueueName[]) {
+  const services = await bootstrapServices(config, log, { migrate: role === 'start' });
+  const ctx = await createAppContext({ ...config, databaseUrl: services.databaseUrl, redisUrl: services.redisUrl }, log);
+  const api = role !== 'worker' ? await startApiServer(ctx) : undefined;
+  const workers = role !== 'api' ? await startWorkers(ctx, queues) : undefined;
+  if (role === 'start' && api) await welcome(ctx.orm, `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${api.port}`, config);
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down: finishing active jobs');
+    await api?.close();
+    await workers?.close();
+    await closeAppContext(ctx);
+    await services.stop();
+    log.info('stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+/** On a first start with no users, create an admin and show its token once. */
+async function welcome(orm: Awaited<ReturnType<typeof connectOrm>>, url: string, config: Config) {
+  const em = orm.em.fork();
+  if ((await em.count(User, {})) > 0) {
+    process.stdout.write(`\nmolvault is running at ${url}  (API docs ${url}/docs, queues ${url}/admin/queues)\n\n`);
+    return;
+  }
+  const user = await createUser(em, { email: 'admin@localhost', name: 'Administrator', role: 'admin', quotaBytes: config.defaultQuotaBytes });
+  const { token } = await createToken(em, user.id, { name: 'first start' });
+  process.stdout.write(
+    [
+      '',
+      `molvault is running at ${url}`,
+      '',
+      '  An administrator was created (admin@localhost). Its API token, shown only this once:',
+      '',
+      `    ${token}`,
+      '',
+      `  API docs:      ${url}/docs`,
+      `  Queue console: ${url}/admin/queues   (user: anything, password: the token)`,
+      `  Try:           curl -H "Authorization: Bearer ${token}" ${url}/v1/projects`,
+      '',
+      '',
+    ].join('\n'),
+  );
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const [command, sub, ...rest] = argv;
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
+  const oneShot = command !== 'start' && command !== 'api' && command !== 'worker';
+  const log = createLogger(oneShot && config.logLevel === 'info' ? 'warn' : config.logLevel, { stderr: oneShot });
+  try {
+    switch (command) {
+      case 'start':
+      case 'api':
+        await runServer(command, config, log, [...QUEUE_NAMES]);
+        return;
+      case 'worker': {
+        const { values } = parseArgs({ args: [sub, ...rest].filter(Boolean) as string[], options: { queues: { type: 'string' } } });
+        const queues = values.queues ? values.queues.split(',').map((q) => q.trim()) : [...QUEUE_NAMES];
+        const unknown = queues.filter((q) => !QUEUE_NAMES.includes(q as QueueName));
+        if (unknown.length) throw new UsageError(`unknown queue(s): ${unknown.join(', ')}; the queues are ${QUEUE_NAMES.join(', ')}`);
+        await runServer('worker', config, log, queues as QueueName[]);
+        return;
+      }
+      case 'migrate':
+        await withServices(config, log, async ({ databaseUrl }) => {
+          const orm = await connectOrm(databaseUrl, log);
+          try {
+            print({ applied: await migrate(orm) });
+          } finally {
+            await orm.close();
+          }
+        });
+        return;
+      case 'user':
+      case 'token': {
+        if (sub !== 'create') throw new UsageError(`unknown command: ${command} ${sub ?? ''}`);
+        const { values } = parseArgs({
+          args: rest,
+          options: {
+            email: { type: 'string' },
+            name: { type: 'string' },
+            admin: { type: 'boolean', default: false },
+            quota: { type: 'string' },
+            expires: { type: 'string' },
+          },
+        });
+        if (!values.email) throw new UsageError('--email is required');
+        const email = values.email;
+        await withServices(config, log, async ({ databaseUrl }) => {
+          const orm = await connectOrm(databaseUrl, log);
+          try {
+            const em = orm.em.fork();
+            if (command === 'user') {
+              const quotaBytes = values.quota ? parseByteSize(values.quota) : config.defaultQuotaBytes;
+              if (quotaBytes === undefined) throw new UsageError(`"${values.quota}" is not a size; try 10GB`);
+              if (await em.findOne(User, { email: email.toLowerCase() })) throw new UsageError(`a user with email ${email} exists already`);
+              const user = await createUser(em, { email, name: values.name, role: values.admin ? 'admin' : 'user', quotaBytes });
+              const { token } = await createToken(em, user.id, { name: 'created with the user' });
+              print({ user: serializeUser(user), token });
+            } else {
+              const user = await em.findOne(User, { email: email.toLowerCase() });
+              if (!user) throw new UsageError(`no user has the email ${email}`);
+              const expiresAt = values.expires ? new Date(Date.now() + parseDuration(values.expires)) : undefined;
+              const { token, id } = await createToken(em, user.id, { name: values.name, expiresAt });
+              const row = await em.findOneOrFail(ApiToken, { id });
+              print({ token, id, expiresAt: row.expiresAt?.toISOString() ?? null });
+            }
+          } finally {
+            await orm.close();
+          }
+        });
+        return;
+      }
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        process.stdout.write(`${USAGE}\n`);
+        return;
+      default:
+        throw new UsageError(`unknown command: ${command}`);
+    }
+  } catch (error) {
+    if (error instanceof UsageError) {
+      process.stderr.write(`molvault: ${error.message}\n\n${USAGE}\n`);
+      process.exit(2);
+    }
+    process.stderr.write(`molvault: ${(error as Error).message}\n`);
+    process.exit(1);
+  }
+}

@@ -1,0 +1,136 @@
+import os from 'node:os';
+import path from 'node:path';
+import { z } from 'zod';
+
+/** Sizes may be given as bytes or with a unit: 10GB, 512MiB, 100kb. */
+const byteSize = z.union([z.number(), z.string()]).transform((value, ctx) => {
+  const parsed = parseByteSize(String(value));
+  if (parsed === undefined) {
+    ctx.addIssue({ code: 'custom', message: `"${value}" is not a size (try 1073741824, 1GB or 512MiB)` });
+    return z.NEVER;
+  }
+  return parsed;
+});
+
+const UNITS: Record<string, number> = {
+  b: 1,
+  kb: 1e3,
+  mb: 1e6,
+  gb: 1e9,
+  tb: 1e12,
+  kib: 1024,
+  mib: 1024 ** 2,
+  gib: 1024 ** 3,
+  tib: 1024 ** 4,
+};
+
+export function parseByteSize(text: string): number | undefined {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(text);
+  if (!match) return undefined;
+  const unit = (match[2] || 'b').toLowerCase();
+  const factor = UNITS[unit];
+  if (factor === undefined) return undefined;
+  return Math.round(Number(match[1]) * factor);
+}
+
+export const QUEUE_NAMES = ['ingest', 'validate', 'snapshot', 'index'] as const;
+export type QueueName = (typeof QUEUE_NAMES)[number];
+
+/** "ingest=4,validate=2" → { ingest: 4, validate: 2 } */
+const concurrencyMap = z
+  .string()
+  .default('')
+  .transform((text, ctx) => {
+    const result: Partial<Record<QueueName, number>> = {};
+    for (const part of text.split(',').map((s) => s.trim()).filter(Boolean)) {
+      const [name, count] = part.split('=');
+      if (!QUEUE_NAMES.includes(name as QueueName) || !/^\d+$/.test(count ?? '')) {
+        ctx.addIssue({ code: 'custom', message: `"${part}" is not queue=count with a queue of ${QUEUE_NAMES.join(', ')}` });
+        continue;
+      }
+      result[name as QueueName] = Number(count);
+    }
+    return result;
+  });
+
+const optionalUrl = z
+  .string()
+  .trim()
+  .optional()
+  .transform((v) => (v ? v : undefined))
+  .pipe(z.url().optional());
+
+const envSchema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  HOST: z.string().default('127.0.0.1'),
+  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  PUBLIC_URL: optionalUrl,
+  DATABASE_URL: optionalUrl,
+  REDIS_URL: optionalUrl,
+  TYPESENSE_URL: optionalUrl,
+  TYPESENSE_API_KEY: z.string().optional(),
+  DATA_DIR: z.string().default(path.resolve('data')),
+  QUEUE_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, dot, dash and underscore only')
+    .default('molvault'),
+  MAX_UPLOAD_BYTES: byteSize.default(2 * 1024 ** 3),
+  MAX_EXPANDED_BYTES: byteSize.default(8 * 1024 ** 3),
+  MAX_EXPANSION_RATIO: z.coerce.number().positive().default(200),
+  DEFAULT_QUOTA_BYTES: byteSize.default(10 * 1024 ** 3),
+  QUEUE_CONCURRENCY: concurrencyMap,
+  PARSE_THREADS: z.coerce.number().int().min(1).default(Math.max(1, os.availableParallelism() - 1)),
+  PARSE_TIMEOUT_MS: z.coerce.number().int().positive().default(120_000),
+  PARSE_MAX_MEMORY_MB: z.coerce.number().int().positive().default(4096),
+  SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),
+  EMBEDDED_POSTGRES_PORT: z.coerce.number().int().min(1).max(65535).default(54329),
+});
+
+export type Config = ReturnType<typeof buildConfig>;
+
+const DEFAULT_CONCURRENCY: Record<QueueName, number> = { ingest: 4, validate: 2, snapshot: 4, index: 4 };
+
+function buildConfig(env: z.infer<typeof envSchema>) {
+  const dataDir = path.resolve(env.DATA_DIR);
+  return {
+    env: env.NODE_ENV,
+    logLevel: env.LOG_LEVEL,
+    host: env.HOST,
+    port: env.PORT,
+    publicUrl: env.PUBLIC_URL,
+    databaseUrl: env.DATABASE_URL,
+    redisUrl: env.REDIS_URL,
+    typesense: env.TYPESENSE_URL ? { url: env.TYPESENSE_URL, apiKey: env.TYPESENSE_API_KEY ?? '' } : undefined,
+    dataDir,
+    stagingDir: path.join(dataDir, 'staging'),
+    blobDir: path.join(dataDir, 'blobs'),
+    queuePrefix: env.QUEUE_PREFIX,
+    maxUploadBytes: env.MAX_UPLOAD_BYTES,
+    maxExpandedBytes: env.MAX_EXPANDED_BYTES,
+    maxExpansionRatio: env.MAX_EXPANSION_RATIO,
+    defaultQuotaBytes: env.DEFAULT_QUOTA_BYTES,
+    concurrency: { ...DEFAULT_CONCURRENCY, ...env.QUEUE_CONCURRENCY } as Record<QueueName, number>,
+    parseThreads: env.PARSE_THREADS,
+    parseTimeoutMs: env.PARSE_TIMEOUT_MS,
+    parseMaxMemoryMb: env.PARSE_MAX_MEMORY_MB,
+    shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
+    embeddedPostgresPort: env.EMBEDDED_POSTGRES_PORT,
+  };
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`molvault cannot start, its configuration is wrong:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Parses the environment once; the only place in molvault that reads process.env. */
+export function loadConfig(env: Record<string, string | undefined> = process.env, overrides: Partial<Config> = {}): Config {
+  const result = envSchema.safeParse(env);
+  if (!result.success) {
+    throw new ConfigError(result.error.issues.map((issue) => `${issue.path.join('.') || 'environment'}: ${issue.message}`));
+  }
+  return { ...buildConfig(result.data), ...overrides };
+}

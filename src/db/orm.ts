@@ -1,0 +1,44 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Migrator } from '@mikro-orm/migrations';
+import { MikroORM, type Options, PostgreSqlDriver } from '@mikro-orm/postgresql';
+import { entities } from '../entities/index.js';
+import type { Logger } from '../lib/logger.js';
+
+export type Orm = MikroORM;
+export const MIGRATIONS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../migrations');
+
+export function ormOptions(databaseUrl: string, log?: Logger): Options {
+  return {
+    driver: PostgreSqlDriver,
+    clientUrl: databaseUrl,
+    entities,
+    extensions: [Migrator],
+    pool: { min: 0, max: 20 },
+    debug: false,
+    // Contexts are forked explicitly per request and per job.
+    allowGlobalContext: false,
+    forceUtcTimezone: true,
+    logger: (message) => log?.debug({ orm: message }),
+    migrations: {
+      path: MIGRATIONS_DIR,
+      glob: '!(*.d).{js,ts}',
+      tableName: 'mikro_orm_migrations',
+      transactional: true,
+      allOrNothing: true,
+      emit: 'ts',
+      snapshot: true,
+      snapshotName: '.snapshot-molvault',
+    },
+  };
+}
+
+export async function connectOrm(databaseUrl: string, log?: Logger): Promise<Orm> {
+  return MikroORM.init(ormOptions(databaseUrl, log));
+}
+
+/** Applies pending migrations; returns the names of those applied. */
+export async function migrate(orm: Orm): Promise<string[]> {
+  const applied = await orm.migrator.up();
+  return applied.map((m) => m.name);
+}

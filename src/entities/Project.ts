@@ -1,0 +1,20 @@
+import { defineEntity, type InferEntity, p } from '@mikro-orm/core';
+import { createdAtColumn, idColumn, jsonObjectColumn, textArrayColumn, updatedAtColumn } from './common.js';
+import { User } from './User.js';
+
+export const Project = defineEntity({
+  name: 'Project',
+  tableName: 'projects',
+  uniques: [{ properties: ['owner', 'name'] }],
+  properties: {
+    id: idColumn(),
+    owner: () => p.manyToOne(User).mapToPk().deleteRule('cascade'),
+    name: p.string(),
+    description: p.text().default(''),
+    tags: textArrayColumn(),
+    metadata: jsonObjectColumn(),
+    createdAt: createdAtColumn(),
+    updatedAt: updatedAtColumn(),
+  },
+});
+export type Project = InferEntity<typeof Project>;

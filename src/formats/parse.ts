@@ -1,0 +1,197 @@
+import { CIF, type CifFrame } from 'molstar/lib/mol-io/reader/cif.js';
+import { parseMol2 } from 'molstar/lib/mol-io/reader/mol2/parser.js';
+import { parseMol } from 'molstar/lib/mol-io/reader/mol/parser.js';
+import { parsePDB } from 'molstar/lib/mol-io/reader/pdb/parser.js';
+import type { ReaderResult } from 'molstar/lib/mol-io/reader/result.js';
+import { parseSdf } from 'molstar/lib/mol-io/reader/sdf/parser.js';
+import { parseXyz } from 'molstar/lib/mol-io/reader/xyz/parser.js';
+import { trajectoryFromMmCIF } from 'molstar/lib/mol-model-formats/structure/mmcif.js';
+import { trajectoryFromMol2 } from 'molstar/lib/mol-model-formats/structure/mol2.js';
+import { trajectoryFromMol } from 'molstar/lib/mol-model-formats/structure/mol.js';
+import { trajectoryFromPDB } from 'molstar/lib/mol-model-formats/structure/pdb.js';
+import { trajectoryFromSdf } from 'molstar/lib/mol-model-formats/structure/sdf.js';
+import { trajectoryFromXyz } from 'molstar/lib/mol-model-formats/structure/xyz.js';
+import type { Model, Trajectory } from 'molstar/lib/mol-model/structure.js';
+import { Task } from 'molstar/lib/mol-task/index.js';
+import { summarizeModel } from './summarize.js';
+import { FORMAT_LABELS, type Format, type ParseOutcome, type Problem, type StructureSummary } from './types.js';
+
+const PARSER = 'molstar 5.11.0';
+
+class ParseFailure extends Error {
+  constructor(
+    message: string,
+    readonly line?: number,
+  ) {
+    super(message);
+  }
+}
+
+function unwrap<T>(result: ReaderResult<T>, label: string, warnings: Problem[]): T {
+  if (result.isError) {
+    const line = result.line >= 0 ? result.line : undefined;
+    throw new ParseFailure(`The ${label} reader stopped: ${result.message}`, line);
+  }
+  for (const w of result.warnings) warnings.push({ code: 'reader_warning', message: w });
+  return result.result;
+}
+
+/**
+ * Parses `text` as `format` with Mol*'s readers, summarises the first model and checks it.
+ * Never throws: every reader exception becomes a rejection with a reason.
+ */
+export async function parseStructure(text: string, format: Format): Promise<ParseOutcome> {
+  const started = performance.now();
+  const problems: Problem[] = [];
+  const warnings: Problem[] = [];
+  const report = () => ({ problems, warnings, parser: PARSER, parseMs: Math.round(performance.now() - started) });
+  const label = FORMAT_LABELS[format];
+  try {
+    if (format === 'cxs') {
+      return {
+        ok: false,
+        format,
+        status: 415,
+        code: 'unsupported_format',
+        message: 'ChimeraX sessions are recognised but this server does not store them yet.',
+        report: report(),
+      };
+    }
+    const { trajectory, extra, molecules } = await readTrajectory(text, format, warnings);
+    if (trajectory.frameCount === 0) {
+      throw new ParseFailure(`The ${label} file contains no models.`);
+    }
+    const first = await Task.resolveInContext(trajectory.getFrameAtIndex(0));
+    const summary = summarizeModel(first, problems, warnings);
+    summary.models = trajectory.frameCount;
+    if (molecules !== undefined) summary.molecules = molecules;
+    Object.assign(summary, headerInfo(first), extra);
+    if (summary.atoms === 0) {
+      problems.push({ code: 'no_atoms', message: `The ${label} file contains no atoms${format === 'pdb' ? ' (no ATOM or HETATM records)' : ''}.` });
+    }
+    if (problems.length > 0) {
+      return { ok: false, format, status: 422, code: 'invalid_structure', message: problems.map((p) => p.message).join(' '), report: report() };
+    }
+    return { ok: true, format, kind: kindOf(summary, format), summary, report: report() };
+  } catch (error) {
+    const line = error instanceof ParseFailure ? error.line : undefined;
+    const message =
+      error instanceof ParseFailure ? error.message : `The ${label} reader failed: ${error instanceof Error ? error.message : String(error)}`;
+    problems.push({ code: 'parse_error', message: line !== undefined ? `${message} (line ${line})` : message, ...(line !== undefined ? { line } : {}) });
+    return { ok: false, format, status: 422, code: 'invalid_structure', message: problems[problems.length - 1].message, report: report() };
+  }
+}
+
+interface Read {
+  trajectory: Trajectory;
+  extra: Partial<StructureSummary>;
+  molecules?: number;
+}
+
+async function readTrajectory(text: string, format: Format, warnings: Problem[]): Promise<Read> {
+  const label = FORMAT_LABELS[format];
+  switch (format) {
+    case 'pdb': {
+      const pdb = unwrap(await parsePDB(text).run(), label, warnings);
+      return { trajectory: await trajectoryFromPDB(pdb).run(), extra: pdbHeader(text) };
+    }
+    case 'cif': {
+      const file = unwrap(await CIF.parse(text).run(), label, warnings);
+      const frame = file.blocks.find((b) => b.categories.atom_site) ?? file.blocks[0];
+      if (!frame) throw new ParseFailure('The CIF file has no data block.');
+      if (!frame.categories.atom_site) {
+        throw new ParseFailure(`The CIF block "${frame.header}" has no _atom_site category, so it holds no atom coordinates.`);
+      }
+      return { trajectory: await trajectoryFromMmCIF(frame, file).run(), extra: cifResolution(frame) };
+    }
+    case 'bcif': {
+      const bytes = Buffer.from(text, 'latin1');
+      const file = unwrap(await CIF.parseBinary(new Uint8Array(bytes)).run(), label, warnings);
+      const frame = file.blocks[0];
+      if (!frame) throw new ParseFailure('The BinaryCIF file has no data block.');
+      return { trajectory: await trajectoryFromMmCIF(frame, file).run(), extra: cifResolution(frame) };
+    }
+    case 'sdf': {
+      const sdf = unwrap(await parseSdf(text).run(), label, warnings);
+      if (sdf.compounds.length === 0) throw new ParseFailure('The SDF file contains no molecules.');
+      return { trajectory: await trajectoryFromSdf(sdf.compounds[0]).run(), extra: {}, molecules: sdf.compounds.length };
+    }
+    case 'mol': {
+      const mol = unwrap(await parseMol(text).run(), label, warnings);
+      return { trajectory: await trajectoryFromMol(mol).run(), extra: {}, molecules: 1 };
+    }
+    case 'mol2': {
+      const mol2 = unwrap(await parseMol2(text, 'upload').run(), label, warnings);
+      if (mol2.structures.length === 0) throw new ParseFailure('The MOL2 file contains no molecules.');
+      return { trajectory: await trajectoryFromMol2(mol2).run(), extra: {}, molecules: mol2.structures.length };
+    }
+    case 'xyz': {
+      const xyz = unwrap(await parseXyz(text).run(), label, warnings);
+      return { trajectory: await trajectoryFromXyz(xyz).run(), extra: {} };
+    }
+    default:
+      throw new ParseFailure(`molvault has no reader for ${label}.`);
+  }
+}
+
+function kindOf(summary: StructureSummary, format: Format): 'macromolecule' | 'small-molecule' | 'other' {
+  if (format === 'sdf' || format === 'mol' || format === 'mol2') return summary.residues > 20 ? 'macromolecule' : 'small-molecule';
+  if (summary.residues >= 20 || summary.atoms >= 500) return 'macromolecule';
+  return 'small-molecule';
+}
+
+/** Title, method, id and deposition date from the (mmCIF-shaped) source data Mol* keeps. */
+function headerInfo(model: Model): Partial<StructureSummary> {
+  const info: Partial<StructureSummary> = {};
+  const data = model.sourceData.data as { db?: Record<string, { _rowCount?: number; [k: string]: unknown }> };
+  const db = data.db;
+  if (!db) return info;
+  const text = (category: string, field: string): string | undefined => {
+    const table = db[category] as { _rowCount: number; [k: string]: unknown } | undefined;
+    if (!table || !table._rowCount) return undefined;
+    const column = table[field] as { isDefined?: boolean; value(i: number): unknown } | undefined;
+    if (!column || column.isDefined === false) return undefined;
+    const value = String(column.value(0) ?? '').trim();
+    return value && value !== '?' && value !== '.' ? value : undefined;
+  };
+  const title = text('struct', 'title');
+  if (title) info.title = title;
+  const method = text('exptl', 'method');
+  if (method) info.method = method.toUpperCase();
+  const id = text('entry', 'id');
+  if (id && /^[0-9][A-Za-z0-9]{3}$/.test(id)) info.pdbId = id.toUpperCase();
+  const date = text('pdbx_database_status', 'recvd_initial_deposition_date');
+  if (date) info.depositionDate = date;
+  return info;
+}
+
+function cifResolution(frame: CifFrame): Partial<StructureSummary> {
+  const candidates: [string, string][] = [
+    ['refine', 'ls_d_res_high'],
+    ['reflns', 'd_resolution_high'],
+    ['em_3d_reconstruction', 'resolution'],
+  ];
+  for (const [category, field] of candidates) {
+    const value = frame.categories[category]?.getField(field)?.float(0);
+    if (value !== undefined && Number.isFinite(value) && value > 0) return { resolution: value };
+  }
+  return {};
+}
+
+/** What Mol*'s PDB reader does not carry over: resolution (REMARK 2), id and date (HEADER), method (EXPDTA). */
+function pdbHeader(text: string): Partial<StructureSummary> {
+  const info: Partial<StructureSummary> = {};
+  const head = text.length > 200_000 ? text.slice(0, 200_000) : text;
+  const header = /^HEADER.{44}(\d{2}-[A-Z]{3}-\d{2}).{3}([0-9][A-Z0-9]{3})/m.exec(head);
+  if (header) {
+    info.depositionDate = header[1];
+    info.pdbId = header[2];
+  }
+  const resolution = /^REMARK   2 RESOLUTION\.\s+([0-9.]+)\s+ANGSTROM/m.exec(head);
+  if (resolution) info.resolution = Number(resolution[1]);
+  const expdta = head.match(/^EXPDTA {4}(.*)$/gm);
+  if (expdta) info.method = expdta.map((l) => l.slice(10).trim()).join(' ').replace(/\s+/g, ' ').toUpperCase();
+  const title = head.match(/^TITLE {4}.{0,70}$/gm);
+  if (title) info.title = title.map((l) => l.slice(10).trim()).join(' ').replace(/\s+/g, ' ');
+  return info;
+}

@@ -1,0 +1,69 @@
+/** Formats molvault reads. `cxs` is a ChimeraX session. */
+export const FORMATS = ['pdb', 'cif', 'bcif', 'sdf', 'mol', 'mol2', 'xyz', 'cxs'] as const;
+export type Format = (typeof FORMATS)[number];
+
+export const FORMAT_LABELS: Record<Format, string> = {
+  pdb: 'PDB',
+  cif: 'mmCIF',
+  bcif: 'BinaryCIF',
+  sdf: 'SDF',
+  mol: 'MOL',
+  mol2: 'MOL2',
+  xyz: 'XYZ',
+  cxs: 'ChimeraX session',
+};
+
+export const MEDIA_TYPES: Record<Format, string> = {
+  pdb: 'chemical/x-pdb',
+  cif: 'chemical/x-mmcif',
+  bcif: 'application/octet-stream',
+  sdf: 'chemical/x-mdl-sdfile',
+  mol: 'chemical/x-mdl-molfile',
+  mol2: 'chemical/x-mol2',
+  xyz: 'chemical/x-xyz',
+  cxs: 'application/octet-stream',
+};
+
+export type Compression = 'gzip' | 'bzip2';
+
+export interface StructureSummary {
+  /** Atoms in the first model. */
+  atoms: number;
+  models: number;
+  chains: number;
+  residues: number;
+  entities?: number;
+  waters?: number;
+  ligands?: { name: string; count: number }[];
+  elements?: Record<string, number>;
+  formula?: string;
+  title?: string;
+  method?: string;
+  resolution?: number;
+  pdbId?: string;
+  depositionDate?: string;
+  hasAltlocs?: boolean;
+  hasInsertionCodes?: boolean;
+  /** Records in a multi-record file (SDF, MOL2). */
+  molecules?: number;
+  bounds?: { min: [number, number, number]; max: [number, number, number] };
+}
+
+export interface Problem {
+  code: string;
+  message: string;
+  line?: number;
+}
+
+export interface ValidationReport {
+  /** What is wrong enough to refuse the file. Empty when accepted. */
+  problems: Problem[];
+  /** What is odd but kept. */
+  warnings: Problem[];
+  parser: string;
+  parseMs: number;
+}
+
+export type ParseOutcome =
+  | { ok: true; format: Format; kind: 'macromolecule' | 'small-molecule' | 'other'; summary: StructureSummary; report: ValidationReport }
+  | { ok: false; format?: Format; status: 415 | 422; code: string; message: string; report: ValidationReport };

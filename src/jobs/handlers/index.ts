@@ -1,0 +1,35 @@
+import { z } from 'zod';
+import { Structure } from '../../entities/Structure.js';
+import { StructureVersion } from '../../entities/StructureVersion.js';
+import { Upload } from '../../entities/Upload.js';
+import { buildSearchDocument } from '../../services/searchDocument.js';
+import { defineJob } from '../define.js';
+
+const data = z.object({
+  structureId: z.uuid(),
+  ownerId: z.uuid(),
+  /** Set when an upload triggered the indexing: makes the job id deterministic per upload. */
+  uploadId: z.uuid().optional(),
+  /** Otherwise a stamp of the change (e.g. updatedAt in ms), one job per change. */
+  stamp: z.string().optional(),
+});
+
+/** Structure → its search document upserted (or deleted once the structure is gone). The only index writer. */
+export const indexJob = defineJob({
+  name: 'index',
+  queue: 'index',
+  data,
+  jobId: (d) => (d.uploadId ? `index-${d.uploadId}` : `index-${d.structureId}-${d.stamp ?? 'now'}`),
+  async handle({ structureId, uploadId }, ctx) {
+    const { em } = ctx;
+    const structure = await em.findOne(Structure, { id: structureId });
+    if (!structure) {
+      await ctx.search.delete(structureId);
+      return { deleted: true };
+    }
+    const version = structure.currentVersion ? await em.findOne(StructureVersion, { id: structure.currentVersion }) : null;
+    await ctx.search.upsert(buildSearchDocument(structure, version));
+    if (uploadId) await em.nativeUpdate(Upload, { id: uploadId, indexedAt: null }, { indexedAt: new Date() });
+    return { indexed: true };
+  },
+});

@@ -1,0 +1,112 @@
+import fs from 'node:fs/promises';
+import { UnrecoverableError } from 'bullmq';
+import { z } from 'zod';
+import { Upload } from '../../entities/Upload.js';
+import { extensionHint, formatsCompatible } from '../../formats/sniff.js';
+import { FORMAT_LABELS, FORMATS, type Format, MEDIA_TYPES } from '../../formats/types.js';
+import { lockBlob, recordBlob } from '../../services/blobs.js';
+import { endUpload } from '../../services/uploads.js';
+import { defineJob } from '../define.js';
+import { enqueue } from '../enqueue.js';
+import { validateJob } from './validate.js';
+
+const data = z.object({ uploadId: z.uuid(), ownerId: z.uuid() });
+
+/** Staged upload → unwrapped, hashed, format sniffed, content-addressed into the blob store. */
+export const ingestJob = defineJob({
+  name: 'ingest',
+  queue: 'ingest',
+  data,
+  jobId: (d) => `ingest-${d.uploadId}`,
+  async handle({ uploadId, ownerId }, ctx) {
+    const { em } = ctx;
+    const upload = await em.findOne(Upload, { id: uploadId });
+    if (!upload || upload.state !== 'received') {
+      if (upload?.state === 'processing' && upload.blob) await enqueue(ctx.queues, validateJob, { uploadId, ownerId });
+      return { skipped: upload?.state ?? 'missing' };
+    }
+    if (!(await ctx.staging.exists(uploadId))) {
+      await endUpload(em, ctx, uploadId, 'failed', {
+        status: 500,
+        code: 'staging_lost',
+        message: 'The uploaded file was lost before molvault could store it; please upload it again.',
+      });
+      throw new UnrecoverableError('staging file missing');
+    }
+    await ctx.job.updateProgress(10);
+    const tempFile = await ctx.blobs.tempPath();
+    const result = await ctx.cpu.ingest({
+      stagingFile: ctx.staging.file(uploadId),
+      tempFile,
+      maxExpandedBytes: ctx.config.maxExpandedBytes,
+      maxExpansionRatio: ctx.config.maxExpansionRatio,
+    });
+    if (!result.ok) {
+      await endUpload(em, ctx, uploadId, 'rejected', { status: result.status, code: result.code, message: result.message });
+      throw new UnrecoverableError(result.message);
+    }
+    const format = resolveFormat(upload.filename, upload.formatHint as Format | null, result.detected, result.sniffReason);
+    if ('error' in format) {
+      await fs.rm(tempFile, { force: true }); // nothing was committed: the temp file is all there is
+      await endUpload(em, ctx, uploadId, 'rejected', format.error);
+      throw new UnrecoverableError(format.error.message);
+    }
+    await em.transactional(async (tx) => {
+      await lockBlob(tx, result.sha256);
+      await ctx.blobs.commit(tempFile, result.sha256);
+      await recordBlob(tx, { sha256: result.sha256, size: result.size, storedSize: result.size, mediaType: MEDIA_TYPES[format.format] });
+      const row = await tx.findOneOrFail(Upload, { id: uploadId });
+      row.blob = result.sha256;
+      row.format = format.format;
+      row.compression = result.compression ?? null;
+      row.state = 'processing';
+      if (format.warning) row.validation = { problems: [], warnings: [format.warning], parser: 'sniff', parseMs: 0 };
+    });
+    await ctx.staging.remove(uploadId);
+    await ctx.job.updateProgress(100);
+    await enqueue(ctx.queues, validateJob, { uploadId, ownerId });
+    return { sha256: result.sha256, size: result.size, format: format.format, compression: result.compression ?? null };
+  },
+  async onFinalFailure({ uploadId }, error, ctx) {
+    await endUpload(ctx.em, ctx, uploadId, 'failed', { status: 500, code: 'ingest_failed', message: `Storing the file failed: ${error.message}` });
+  },
+});
+
+type FormatDecision =
+  | { format: Format; warning?: { code: string; message: string } }
+  | { error: { status: number; code: string; message: string; details?: Record<string, unknown> } };
+
+/** The content decides; an explicit format must agree with it, a file extension only earns a warning. */
+function resolveFormat(filename: string, declared: Format | null, detected: Format | undefined, sniffReason?: string): FormatDecision {
+  if (!detected) {
+    return {
+      error: {
+        status: 415,
+        code: 'unsupported_format',
+        message: sniffReason ?? 'molvault does not recognise this file format.',
+        details: { supported: FORMATS.filter((f) => f !== 'cxs') },
+      },
+    };
+  }
+  if (declared && !formatsCompatible(declared, detected)) {
+    return {
+      error: {
+        status: 415,
+        code: 'format_mismatch',
+        message: `The upload says the file is ${FORMAT_LABELS[declared]}, but its content is ${FORMAT_LABELS[detected]}.`,
+        details: { declared, detected },
+      },
+    };
+  }
+  const fromName = extensionHint(filename);
+  if (fromName && !formatsCompatible(fromName, detected)) {
+    return {
+      format: detected,
+      warning: {
+        code: 'extension_mismatch',
+        message: `The file name ends like ${FORMAT_LABELS[fromName]}, but the content is ${FORMAT_LABELS[detected]}; it was read as ${FORMAT_LABELS[detected]}.`,
+      },
+    };
+  }
+  return { format: detected };
+}

@@ -1,0 +1,100 @@
+import { LockMode } from '@mikro-orm/core';
+import { z } from 'zod';
+import { Structure } from '../../entities/Structure.js';
+import { StructureVersion } from '../../entities/StructureVersion.js';
+import { Upload } from '../../entities/Upload.js';
+import { lockBlob } from '../../services/blobs.js';
+import { endUpload } from '../../services/uploads.js';
+import { defineJob } from '../define.js';
+import { enqueue } from '../enqueue.js';
+import { indexJob } from './index.js';
+
+const data = z.object({ uploadId: z.uuid(), ownerId: z.uuid() });
+
+/** Validated upload → a new StructureVersion, numbered under a row lock, in one transaction. */
+export const snapshotJob = defineJob({
+  name: 'snapshot',
+  queue: 'snapshot',
+  data,
+  jobId: (d) => `snapshot-${d.uploadId}`,
+  async handle({ uploadId, ownerId }, ctx) {
+    const outcome = await ctx.em.transactional(async (tx) => {
+      const upload = await tx.findOne(Upload, { id: uploadId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+      if (!upload) return { skipped: 'missing' as const };
+      if (upload.state === 'stored') return { structureId: upload.structureId, version: upload.version, skipped: 'already stored' as const };
+      if (upload.state !== 'processing' || !upload.blob || !upload.summary || !upload.validation || !upload.format) {
+        return { skipped: upload.state };
+      }
+      await lockBlob(tx, upload.blob);
+      const params = upload.params;
+      if (upload.createsStructure) {
+        await tx.execute(
+          `insert into structures (id, project_id, owner_id, name, description, kind, tags, metadata, created_at, updated_at)
+           values (?, ?, ?, ?, ?, ?, array(select jsonb_array_elements_text(?::jsonb)), ?::jsonb, now(), now())
+           on conflict (id) do nothing`,
+          [
+            upload.structureId,
+            upload.project,
+            upload.owner,
+            params.name ?? defaultName(upload.filename),
+            params.description ?? '',
+            upload.kind ?? 'other',
+            JSON.stringify(params.tags ?? []),
+            JSON.stringify(params.metadata ?? {}),
+          ],
+        );
+      }
+      const structure = await tx.findOne(Structure, { id: upload.structureId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+      if (!structure || structure.deletedAt) return { gone: true as const };
+      const [last] = await tx.execute<{ n: number | null }[]>('select max(number) as n from structure_versions where structure_id = ?', [
+        structure.id,
+      ]);
+      const number = (last?.n ?? 0) + 1;
+      const version = tx.create(StructureVersion, {
+        structure: structure.id,
+        number,
+        blob: upload.blob,
+        format: upload.format,
+        filename: upload.filename,
+        message: params.message ?? null,
+        author: upload.owner,
+        summary: upload.summary,
+        validation: upload.validation,
+        pinned: false,
+        upload: upload.id,
+      });
+      await tx.flush();
+      structure.currentVersion = version.id;
+      if (upload.kind) structure.kind = upload.kind as typeof structure.kind;
+      if (!upload.createsStructure) {
+        if (params.name) structure.name = params.name;
+        if (params.description !== undefined) structure.description = params.description;
+        if (params.tags) structure.tags = params.tags;
+        if (params.metadata) structure.metadata = { ...structure.metadata, ...params.metadata };
+      }
+      structure.updatedAt = new Date();
+      upload.state = 'stored';
+      upload.version = number;
+      return { structureId: structure.id, version: number };
+    });
+    if ('gone' in outcome) {
+      await endUpload(ctx.em, ctx, uploadId, 'rejected', {
+        status: 409,
+        code: 'structure_deleted',
+        message: 'The structure was deleted while this version was being stored.',
+      });
+      return outcome;
+    }
+    if ('structureId' in outcome && outcome.structureId) {
+      await enqueue(ctx.queues, indexJob, { structureId: outcome.structureId, ownerId, uploadId });
+    }
+    return outcome;
+  },
+  async onFinalFailure({ uploadId }, error, ctx) {
+    await endUpload(ctx.em, ctx, uploadId, 'failed', { status: 500, code: 'snapshot_failed', message: `Saving the version failed: ${error.message}` });
+  },
+});
+
+function defaultName(filename: string): string {
+  return filename.replace(/\.(gz|bz2)$/i, '').replace(/\.[^.]+$/, '') || filename;
+}

@@ -1,0 +1,65 @@
+import { UnrecoverableError } from 'bullmq';
+import { z } from 'zod';
+import { Upload } from '../../entities/Upload.js';
+import type { Format, Problem } from '../../formats/types.js';
+import { endUpload } from '../../services/uploads.js';
+import { TaskTimeoutError } from '../../workers/pool/cpuPool.js';
+import { defineJob } from '../define.js';
+import { enqueue } from '../enqueue.js';
+import { snapshotJob } from './snapshot.js';
+
+const data = z.object({ uploadId: z.uuid(), ownerId: z.uuid() });
+
+/** Stored blob → parsed in piscina, checked, summarised; a bad file is rejected with its reasons. */
+export const validateJob = defineJob({
+  name: 'validate',
+  queue: 'validate',
+  data,
+  jobId: (d) => `validate-${d.uploadId}`,
+  async handle({ uploadId, ownerId }, ctx) {
+    const { em } = ctx;
+    const upload = await em.findOne(Upload, { id: uploadId });
+    if (!upload || upload.state !== 'processing' || !upload.blob || !upload.format) return { skipped: upload?.state ?? 'missing' };
+    if (upload.summary) {
+      await enqueue(ctx.queues, snapshotJob, { uploadId, ownerId });
+      return { skipped: 'already validated' };
+    }
+    await ctx.job.updateProgress(10);
+    let outcome: Awaited<ReturnType<typeof ctx.cpu.parse>>;
+    try {
+      outcome = await ctx.cpu.parse({ path: ctx.blobs.localPath(upload.blob), format: upload.format as Format });
+    } catch (error) {
+      if (!(error instanceof TaskTimeoutError) && !isWorkerDeath(error)) throw error;
+      // A file that hangs or exhausts the parser would do so again: refuse it rather than retry.
+      const message =
+        error instanceof TaskTimeoutError ? error.message : `Reading the file exhausted the parser's memory limit (${(error as Error).message}).`;
+      await endUpload(em, ctx, uploadId, 'rejected', { status: 422, code: 'parse_aborted', message, details: { problems: [{ code: 'parse_aborted', message }] } });
+      throw new UnrecoverableError(message);
+    }
+    const earlierWarnings: Problem[] = upload.validation?.warnings ?? [];
+    if (!outcome.ok) {
+      await endUpload(em, ctx, uploadId, 'rejected', {
+        status: outcome.status,
+        code: outcome.code,
+        message: outcome.message,
+        details: { problems: outcome.report.problems, warnings: [...earlierWarnings, ...outcome.report.warnings] },
+      });
+      throw new UnrecoverableError(outcome.message);
+    }
+    upload.summary = outcome.summary;
+    upload.kind = outcome.kind;
+    upload.validation = { ...outcome.report, warnings: [...earlierWarnings, ...outcome.report.warnings] };
+    await em.flush();
+    await ctx.job.updateProgress(100);
+    await enqueue(ctx.queues, snapshotJob, { uploadId, ownerId });
+    return { atoms: outcome.summary.atoms, warnings: upload.validation.warnings.length };
+  },
+  async onFinalFailure({ uploadId }, error, ctx) {
+    await endUpload(ctx.em, ctx, uploadId, 'failed', { status: 500, code: 'validate_failed', message: `Checking the file failed: ${error.message}` });
+  },
+});
+
+function isWorkerDeath(error: unknown): boolean {
+  const message = error instanceof Error ? error.message : '';
+  return /ERR_WORKER_OUT_OF_MEMORY|out of memory|worker.*(exited|terminated)/i.test(message);
+}

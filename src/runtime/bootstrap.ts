@@ -1,0 +1,50 @@
+import path from 'node:path';
+import type { Config } from '../config/index.js';
+import { connectOrm, migrate } from '../db/orm.js';
+import type { Logger } from '../lib/logger.js';
+import { ensureDatabase, type PostgresHandle, startEmbeddedPostgres, withDatabase } from './postgres.js';
+import { findOrStartRedis, type RedisHandle } from './redis.js';
+
+export interface Services {
+  databaseUrl: string;
+  redisUrl: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Finds or starts what molvault needs: DATABASE_URL or an embedded Postgres under DATA_DIR;
+ * REDIS_URL, a local Redis, or a redis-server of its own. Then migrates the database.
+ */
+export async function bootstrapServices(config: Config, log: Logger, options: { migrate?: boolean } = {}): Promise<Services> {
+  let postgres: PostgresHandle | undefined;
+  let databaseUrl = config.databaseUrl;
+  if (!databaseUrl) {
+    postgres = await startEmbeddedPostgres(path.join(config.dataDir, 'postgres'), config.embeddedPostgresPort, log);
+    databaseUrl = withDatabase(postgres.serverUrl, 'molvault');
+  }
+  let redis: RedisHandle | undefined;
+  try {
+    await ensureDatabase(databaseUrl);
+    redis = await findOrStartRedis(config.redisUrl, config.dataDir, log);
+    if (options.migrate !== false) {
+      const orm = await connectOrm(databaseUrl, log);
+      try {
+        const applied = await migrate(orm);
+        if (applied.length) log.info({ applied }, 'database migrated');
+      } finally {
+        await orm.close();
+      }
+    }
+  } catch (error) {
+    await postgres?.stop();
+    throw error;
+  }
+  return {
+    databaseUrl,
+    redisUrl: redis.url,
+    async stop() {
+      await redis?.stop();
+      await postgres?.stop();
+    },
+  };
+}

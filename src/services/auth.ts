@@ -1,0 +1,67 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { ApiToken } from '../entities/ApiToken.js';
+import { User, type UserRole } from '../entities/User.js';
+
+export const TOKEN_PREFIX = 'mv_';
+
+export function hashToken(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
+}
+
+/** Issues a token: returns it once; only its hash is kept. */
+export async function createToken(em: EntityManager, userId: string, options: { name?: string; expiresAt?: Date } = {}) {
+  const token = `${TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
+  const row = em.create(ApiToken, {
+    user: userId,
+    name: options.name ?? null,
+    tokenHash: hashToken(token),
+    tokenPrefix: token.slice(0, 10),
+    expiresAt: options.expiresAt ?? null,
+    revokedAt: null,
+    lastUsedAt: null,
+  });
+  await em.flush();
+  return { token, id: row.id, expiresAt: row.expiresAt };
+}
+
+export async function createUser(
+  em: EntityManager,
+  input: { email: string; name?: string; role?: UserRole; quotaBytes: number },
+): Promise<User> {
+  const user = em.create(User, {
+    email: input.email.trim().toLowerCase(),
+    name: input.name ?? null,
+    role: input.role ?? 'user',
+    quotaBytes: input.quotaBytes,
+    disabled: false,
+  });
+  await em.flush();
+  return user;
+}
+
+/** The user a bearer token belongs to, or undefined when the token is unknown, expired, revoked or its user disabled. */
+export async function authenticate(em: EntityManager, token: string): Promise<User | undefined> {
+  if (!token.startsWith(TOKEN_PREFIX)) return undefined;
+  const row = await em.findOne(ApiToken, { tokenHash: hashToken(token) });
+  if (!row || row.revokedAt || (row.expiresAt && row.expiresAt.getTime() < Date.now())) return undefined;
+  const user = await em.findOne(User, { id: row.user });
+  if (!user || user.disabled) return undefined;
+  // Touch at most once a minute: a write per request would be wasted I/O.
+  if (!row.lastUsedAt || Date.now() - row.lastUsedAt.getTime() > 60_000) {
+    await em.nativeUpdate(ApiToken, { id: row.id }, { lastUsedAt: new Date() });
+  }
+  return user;
+}
+
+export function serializeUser(user: User) {
+  return {
+    id: user.id,
+    email: user.email,
+    name: user.name,
+    role: user.role,
+    quotaBytes: user.quotaBytes,
+    disabled: user.disabled,
+    createdAt: user.createdAt.toISOString(),
+  };
+}

@@ -1,0 +1,40 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { BlobStore } from '../storage/blobStore.js';
+
+/**
+ * Serialises everything that creates or drops a reference to one blob: a transaction-scoped
+ * advisory lock keyed on the hash. Without it a rejected upload could delete bytes that a
+ * concurrent upload of the same content has just claimed.
+ */
+export async function lockBlob(em: EntityManager, sha256: string): Promise<void> {
+  await em.execute('select pg_advisory_xact_lock(hashtextextended(?, 0))', [`blob:${sha256}`]);
+}
+
+/** Records a committed blob (idempotent). Call inside a transaction holding lockBlob. */
+export async function recordBlob(em: EntityManager, blob: { sha256: string; size: number; storedSize: number; mediaType: string }) {
+  await em.execute(
+    `insert into blobs (sha256, size, stored_size, media_type, created_at) values (?, ?, ?, ?, now())
+     on conflict (sha256) do nothing`,
+    [blob.sha256, blob.size, blob.storedSize, blob.mediaType],
+  );
+}
+
+/**
+ * Deletes a blob's row and bytes when nothing but the given upload refers to it: no version,
+ * and no other upload still on its way. Returns whether it was deleted.
+ */
+export async function releaseBlobIfUnreferenced(em: EntityManager, blobs: BlobStore, sha256: string, exceptUploadId: string): Promise<boolean> {
+  return em.transactional(async (tx) => {
+    await lockBlob(tx, sha256);
+    const [refs] = await tx.execute<{ n: string }[]>(
+      `select (select count(*) from structure_versions where blob_sha256 = ?)
+            + (select count(*) from uploads where blob_sha256 = ? and id <> ? and state in ('received', 'processing')) as n`,
+      [sha256, sha256, exceptUploadId],
+    );
+    if (Number(refs?.n ?? 0) > 0) return false;
+    await tx.execute('update uploads set blob_sha256 = null where blob_sha256 = ?', [sha256]);
+    await tx.execute('delete from blobs where sha256 = ?', [sha256]);
+    await blobs.delete(sha256);
+    return true;
+  });
+}

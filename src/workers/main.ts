@@ -1,0 +1,66 @@
+import { type Job, UnrecoverableError, Worker } from 'bullmq';
+import type { QueueName } from '../config/index.js';
+import type { JobDefinition } from '../jobs/define.js';
+import { redisConnection } from '../jobs/queues.js';
+import { checkRegistry, JOBS } from '../jobs/registry.js';
+import type { AppContext } from '../services/context.js';
+import { CpuPool } from './pool/cpuPool.js';
+
+export interface WorkerSet {
+  workers: Worker[];
+  cpu: CpuPool;
+  /** Stops taking jobs, lets active ones finish (up to the shutdown timeout), then closes the pool. */
+  close(): Promise<void>;
+}
+
+/** Starts one BullMQ Worker per queue with the configured concurrency, dispatching by job name. */
+export async function startWorkers(ctx: AppContext, queues: readonly QueueName[]): Promise<WorkerSet> {
+  const registry = checkRegistry(JOBS);
+  const cpu = new CpuPool(ctx.config.parseThreads, ctx.config.parseTimeoutMs, ctx.config.parseMaxMemoryMb);
+  const workers: Worker[] = [];
+  for (const queue of queues) {
+    const processor = async (job: Job) => {
+      const definition = registry.get(job.name);
+      if (!definition || definition.queue !== queue) throw new UnrecoverableError(`no handler for job "${job.name}" on queue "${queue}"`);
+      const parsed = definition.data.safeParse(job.data);
+      if (!parsed.success) throw new UnrecoverableError(`job data is invalid: ${parsed.error.message}`);
+      const em = ctx.orm.em.fork();
+      return definition.handle(parsed.data as never, { ...ctx, cpu, em, job });
+    };
+    const worker = new Worker(queue, processor, {
+      connection: redisConnection(ctx.config.redisUrl),
+      prefix: ctx.config.queuePrefix,
+      concurrency: ctx.config.concurrency[queue],
+      // Parsing runs off-thread, so the event loop stays free to renew locks; a generous lock still helps under load.
+      lockDuration: 60_000,
+      autorun: true,
+    });
+    worker.on('failed', (job, error) => {
+      if (!job) return;
+      const definition = registry.get(job.name) as JobDefinition<unknown> | undefined;
+      const final = error instanceof UnrecoverableError || error.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1);
+      ctx.log[final ? 'warn' : 'info']({ queue, jobId: job.id, attempts: job.attemptsMade, err: error.message }, final ? 'job failed' : 'job will retry');
+      if (final && definition?.onFinalFailure && !(error instanceof UnrecoverableError || error.name === 'UnrecoverableError')) {
+        definition.onFinalFailure(job.data, error, { ...ctx, cpu, em: ctx.orm.em.fork() }).catch((e) => ctx.log.error({ err: e }, 'recording a job failure failed'));
+      }
+    });
+    worker.on('error', (error) => ctx.log.error({ queue, err: error }, 'worker error'));
+    workers.push(worker);
+  }
+  await Promise.all(workers.map((w) => w.waitUntilReady()));
+  ctx.log.info({ queues, threads: ctx.config.parseThreads }, 'workers started');
+  let closing: Promise<void> | undefined;
+  const close = () => {
+    closing ??= (async () => {
+      const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), ctx.config.shutdownTimeoutMs).unref());
+      const graceful = Promise.all(workers.map((w) => w.close())).then(() => 'done' as const);
+      if ((await Promise.race([graceful, timeout])) === 'timeout') {
+        ctx.log.warn('active jobs did not finish in time; releasing them for another worker');
+        await Promise.all(workers.map((w) => w.close(true)));
+      }
+      await cpu.close();
+    })();
+    return closing;
+  };
+  return { workers, cpu, close };
+}

@@ -1,0 +1,146 @@
+/**
+ * CPU work that must never run on a worker's event loop: unwrapping, hashing and parsing.
+ * Runs inside piscina threads; inputs and outputs are plain data (paths, numbers, strings).
+ */
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import fs from 'node:fs/promises';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
+import { parseStructure } from '../../formats/parse.js';
+import { sniffCompression, sniffFormat } from '../../formats/sniff.js';
+import type { Compression, Format, ParseOutcome } from '../../formats/types.js';
+
+export interface IngestTask {
+  stagingFile: string;
+  tempFile: string;
+  maxExpandedBytes: number;
+  maxExpansionRatio: number;
+}
+
+export type IngestResult =
+  | { ok: true; sha256: string; size: number; compressedSize: number; compression?: Compression; detected?: Format; sniffReason?: string }
+  | { ok: false; status: number; code: string; message: string };
+
+const HEAD_BYTES = 64 * 1024;
+const RATIO_FLOOR_BYTES = 64 * 1024 * 1024;
+
+class Refusal extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Unwraps gzip/bzip2, hashes the uncompressed bytes and writes them to `tempFile` (fsynced). */
+export async function ingest(task: IngestTask): Promise<IngestResult> {
+  const { size: compressedSize } = await fs.stat(task.stagingFile);
+  const handle = await fs.open(task.stagingFile, 'r');
+  const magic = Buffer.alloc(4);
+  await handle.read(magic, 0, 4, 0);
+  await handle.close();
+  const compression = sniffCompression(magic);
+  const hash = createHash('sha256');
+  let size = 0;
+  const head: Buffer[] = [];
+  let headBytes = 0;
+  const limit = compression
+    ? Math.min(task.maxExpandedBytes, Math.max(RATIO_FLOOR_BYTES, compressedSize * task.maxExpansionRatio))
+    : Number.POSITIVE_INFINITY;
+  const meter = new Transform({
+    transform(chunk: Buffer, _enc, callback) {
+      size += chunk.length;
+      if (size > limit) {
+        callback(
+          new Refusal(
+            413,
+            'decompressed_too_large',
+            `The ${compression} file expands to more than ${limit} bytes, past the limit molvault accepts (it may be a decompression bomb).`,
+          ),
+        );
+        return;
+      }
+      hash.update(chunk);
+      if (headBytes < HEAD_BYTES) {
+        head.push(chunk.subarray(0, HEAD_BYTES - headBytes));
+        headBytes += Math.min(chunk.length, HEAD_BYTES - headBytes);
+      }
+      callback(null, chunk);
+    },
+  });
+  const out = createWriteStream(task.tempFile, { flags: 'w' });
+  try {
+    const source = createReadStream(task.stagingFile);
+    if (compression === 'gzip') {
+      await pipeline(source, createGunzip(), meter, out);
+    } else if (compression === 'bzip2') {
+      await pipeline(bunzip(source), meter, out);
+    } else {
+      await pipeline(source, meter, out);
+    }
+    const fd = await fs.open(task.tempFile, 'r+');
+    await fd.sync();
+    await fd.close();
+  } catch (error) {
+    await fs.rm(task.tempFile, { force: true });
+    if (error instanceof Refusal) return { ok: false, status: error.status, code: error.code, message: error.message };
+    const reason = error instanceof Error ? error.message : String(error);
+    if (compression) {
+      return {
+        ok: false,
+        status: 422,
+        code: 'corrupt_compression',
+        message: `The ${compression} data is truncated or corrupt and cannot be unpacked (${reason}).`,
+      };
+    }
+    throw error;
+  }
+  if (size === 0) {
+    await fs.rm(task.tempFile, { force: true });
+    return { ok: false, status: 422, code: 'empty_file', message: compression ? `The ${compression} file unpacks to nothing.` : 'The file is empty.' };
+  }
+  const sniff = sniffFormat(Buffer.concat(head));
+  return {
+    ok: true,
+    sha256: hash.digest('hex'),
+    size,
+    compressedSize,
+    compression,
+    detected: sniff.format,
+    sniffReason: sniff.format ? undefined : sniff.reason,
+  };
+}
+
+/** bzip2 through the system `bzip2` tool: Node has no bzip2 codec and the npm ones are unmaintained. */
+function bunzip(source: Readable): Readable {
+  const child = spawn('bzip2', ['-dc'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d) => {
+    stderr += String(d);
+  });
+  child.on('error', (error) => child.stdout.destroy(new Error(`bzip2 is not available on this server (${error.message})`)));
+  child.on('exit', (code) => {
+    if (code !== 0) child.stdout.destroy(new Error(stderr.trim() || `bzip2 exited with code ${code}`));
+  });
+  source.pipe(child.stdin);
+  child.stdin.on('error', () => {});
+  return child.stdout;
+}
+
+export interface ParseTask {
+  path: string;
+  format: Format;
+}
+
+/** Parses and checks one stored file. */
+export async function parse(task: ParseTask): Promise<ParseOutcome> {
+  const bytes = await fs.readFile(task.path);
+  // latin1 keeps every byte (and byte offsets) whatever the encoding; the formats are ASCII.
+  const text = task.format === 'bcif' ? bytes.toString('latin1') : bytes.toString('latin1');
+  return parseStructure(text, task.format);
+}
