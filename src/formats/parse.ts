@@ -58,8 +58,10 @@ export async function parseStructure(text: string, format: Format): Promise<Pars
       };
     }
     const { trajectory, extra, molecules } = await readTrajectory(text, format, warnings);
+    const noAtoms = `The ${label} file contains no atoms${format === 'pdb' ? ' (no ATOM or HETATM records)' : ''}.`;
     if (trajectory.frameCount === 0) {
-      throw new ParseFailure(`The ${label} file contains no models.`);
+      problems.push({ code: 'no_atoms', message: noAtoms });
+      return { ok: false, format, status: 422, code: 'invalid_structure', message: noAtoms, report: report() };
     }
     const first = await Task.resolveInContext(trajectory.getFrameAtIndex(0));
     const summary = summarizeModel(first, problems, warnings);
@@ -67,7 +69,7 @@ export async function parseStructure(text: string, format: Format): Promise<Pars
     if (molecules !== undefined) summary.molecules = molecules;
     Object.assign(summary, headerInfo(first), extra);
     if (summary.atoms === 0) {
-      problems.push({ code: 'no_atoms', message: `The ${label} file contains no atoms${format === 'pdb' ? ' (no ATOM or HETATM records)' : ''}.` });
+      problems.push({ code: 'no_atoms', message: noAtoms });
     }
     if (problems.length > 0) {
       return { ok: false, format, status: 422, code: 'invalid_structure', message: problems.map((p) => p.message).join(' '), report: report() };
@@ -191,7 +193,7 @@ function pdbHeader(text: string): Partial<StructureSummary> {
   if (resolution) info.resolution = Number(resolution[1]);
   const expdta = head.match(/^EXPDTA {4}(.*)$/gm);
   if (expdta) info.method = expdta.map((l) => l.slice(10).trim()).join(' ').replace(/\s+/g, ' ').toUpperCase();
-  const title = head.match(/^TITLE {4}.{0,70}$/gm);
+  const title = head.match(/^TITLE .*$/gm);
   if (title) info.title = title.map((l) => l.slice(10).trim()).join(' ').replace(/\s+/g, ' ');
   return info;
 }

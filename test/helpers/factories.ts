@@ -1,0 +1,79 @@
+import { randomBytes } from 'node:crypto';
+import { createToken, createUser } from '../../src/services/auth.js';
+import type { AppContext } from '../../src/services/context.js';
+
+export interface TestUser {
+  id: string;
+  email: string;
+  token: string;
+}
+
+export async function userFactory(ctx: AppContext, options: { admin?: boolean; quotaBytes?: number } = {}): Promise<TestUser> {
+  const em = ctx.orm.em.fork();
+  const email = `user-${randomBytes(4).toString('hex')}@example.org`;
+  const user = await createUser(em, { email, role: options.admin ? 'admin' : 'user', quotaBytes: options.quotaBytes ?? 10 * 1024 ** 3 });
+  const { token } = await createToken(em, user.id);
+  return { id: user.id, email, token };
+}
+
+/** A small HTTP client bound to one user's token. */
+export function client(baseUrl: string, token?: string) {
+  const headers = (extra: Record<string, string> = {}) => ({ ...(token ? { authorization: `Bearer ${token}` } : {}), ...extra });
+  const json = async (method: string, path: string, body?: unknown, extra: Record<string, string> = {}) => {
+    const response = await fetch(`${baseUrl}${path}`, {
+      method,
+      headers: headers(body !== undefined ? { 'content-type': 'application/json', ...extra } : extra),
+      body: body !== undefined ? JSON.stringify(body) : undefined,
+    });
+    const text = await response.text();
+    let data: any;
+    try {
+      data = text ? JSON.parse(text) : undefined;
+    } catch {
+      data = text;
+    }
+    return { status: response.status, headers: response.headers, body: data };
+  };
+  return {
+    get: (path: string, extra?: Record<string, string>) => json('GET', path, undefined, extra),
+    post: (path: string, body?: unknown, extra?: Record<string, string>) => json('POST', path, body ?? {}, extra),
+    patch: (path: string, body: unknown) => json('PATCH', path, body),
+    delete: (path: string) => json('DELETE', path),
+    raw: (path: string, init: RequestInit = {}) => fetch(`${baseUrl}${path}`, { ...init, headers: { ...headers(), ...(init.headers as Record<string, string>) } }),
+    async upload(
+      path: string,
+      file: { name: string; content: Uint8Array | string },
+      fields: Record<string, string | string[]> = {},
+      extra: Record<string, string> = {},
+    ) {
+      const form = new FormData();
+      for (const [key, value] of Object.entries(fields)) {
+        for (const v of Array.isArray(value) ? value : [value]) form.append(key, v);
+      }
+      const bytes = typeof file.content === 'string' ? new TextEncoder().encode(file.content) : file.content;
+      form.append('file', new Blob([bytes as BlobPart]), file.name);
+      const response = await fetch(`${baseUrl}${path}`, { method: 'POST', headers: headers(extra), body: form });
+      const text = await response.text();
+      let data: any;
+      try {
+        data = text ? JSON.parse(text) : undefined;
+      } catch {
+        data = text;
+      }
+      return { status: response.status, headers: response.headers, body: data };
+    },
+  };
+}
+
+export type Client = ReturnType<typeof client>;
+
+/** Polls an upload until it reaches a final state (and, if stored, is searchable). */
+export async function waitForUpload(api: Client, uploadId: string, timeoutMs = 60_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { body } = await api.get(`/v1/uploads/${uploadId}`);
+    if (body?.state === 'rejected' || body?.state === 'failed' || (body?.state === 'stored' && body.searchable)) return body;
+    if (Date.now() > deadline) throw new Error(`upload ${uploadId} still ${body?.state} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
