@@ -94,7 +94,7 @@ async function readTrajectory(text: string, format: Format, warnings: Problem[])
   const label = FORMAT_LABELS[format];
   switch (format) {
     case 'pdb': {
-      const pdb = unwrap(await parsePDB(text).run(), label, warnings);
+      const pdb = unwrap(await parsePDB(normalisePdbModels(text, warnings)).run(), label, warnings);
       return { trajectory: await trajectoryFromPDB(pdb).run(), extra: pdbHeader(text) };
     }
     case 'cif': {
@@ -196,4 +196,41 @@ function pdbHeader(text: string): Partial<StructureSummary> {
   const title = head.match(/^TITLE .*$/gm);
   if (title) info.title = title.map((l) => l.slice(10).trim()).join(' ').replace(/\s+/g, ' ');
   return info;
+}
+
+/**
+ * Mol* starts a model only at "MODEL " and ignores ENDMDL, so a bare "MODEL" line or atoms after
+ * ENDMDL without a new MODEL would merge into one model. Give such files explicit MODEL lines, as
+ * gemmi reads them, so the first model holds exactly the records before the first ENDMDL.
+ */
+export function normalisePdbModels(text: string, warnings: Problem[]): string {
+  if (!text.includes('ENDMDL') && !/^MODEL\s*$/m.test(text)) return text;
+  const lines = text.split('\n');
+  let inModel = false;
+  let model = 0;
+  let changed = false;
+  const out: string[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i];
+    if (line.startsWith('MODEL')) {
+      model++;
+      inModel = true;
+      if (!/^MODEL {5}\s*\d+/.test(line)) {
+        out.push(`MODEL     ${String(model).padStart(4)}`);
+        warnings.push({ code: 'model_without_number', message: `A MODEL record has no model number; it was read as model ${model}.`, line: i + 1 });
+        changed = true;
+        continue;
+      }
+    } else if (line.startsWith('ENDMDL')) {
+      inModel = false;
+    } else if (!inModel && model > 0 && (line.startsWith('ATOM  ') || line.startsWith('HETATM'))) {
+      model++;
+      inModel = true;
+      out.push(`MODEL     ${String(model).padStart(4)}`);
+      warnings.push({ code: 'atoms_outside_model', message: `Atom records follow ENDMDL without a MODEL record; they were read as model ${model}.`, line: i + 1 });
+      changed = true;
+    }
+    out.push(line);
+  }
+  return changed ? out.join('\n') : text;
 }

@@ -1,0 +1,207 @@
+/**
+ * Ingest benchmark: uploads corpus files through the real HTTP API of an in-process molvault
+ * (API + all workers, scratch database, queues and data dir) and measures, per file, the time
+ * from starting the upload until the upload is searchable (or rejected / failed).
+ *
+ *   npm run bench:ingest -- [--corpus DIR]... [--concurrency N] [--timeout SECONDS]
+ *
+ * Without --corpus it reads ../shared/corpus/pdb and ../shared/corpus/cif (relative to the repo root).
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { QUEUE_NAMES } from '../src/config/index.js';
+import { createBenchUser, createProject, formatMB, MB, startBenchStack, stopOnSignals } from './support/stack.js';
+
+const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const DEFAULT_CORPUS = ['../shared/corpus/pdb', '../shared/corpus/cif'].map((dir) => path.resolve(REPO_ROOT, dir));
+/** Short enough to resolve latency finely, long enough not to load the API with polls. */
+const POLL_INTERVAL_MS = 25;
+
+type Outcome = 'stored' | 'rejected' | 'failed';
+
+interface FileResult {
+  file: string;
+  bytes: number;
+  outcome: Outcome;
+  /** Upload start → searchable (stored) or → final state (rejected / failed). */
+  latencyMs: number;
+  error?: string;
+}
+
+interface UploadState {
+  state: string;
+  searchable?: boolean;
+  error?: { code?: string; message?: string };
+}
+
+function parseOptions() {
+  const { values } = parseArgs({
+    options: {
+      corpus: { type: 'string', multiple: true },
+      concurrency: { type: 'string', default: '4' },
+      timeout: { type: 'string', default: '600' },
+    },
+  });
+  const concurrency = Number(values.concurrency);
+  const timeoutSeconds = Number(values.timeout);
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error(`--concurrency must be a whole number ≥ 1, not "${values.concurrency}"`);
+  if (!(timeoutSeconds > 0)) throw new Error(`--timeout must be a number of seconds, not "${values.timeout}"`);
+  const corpus = values.corpus?.length ? values.corpus.map((dir) => path.resolve(dir)) : DEFAULT_CORPUS;
+  return { corpus, concurrency, timeoutMs: timeoutSeconds * 1000 };
+}
+
+async function listFiles(dirs: string[]): Promise<string[]> {
+  const files: string[] = [];
+  for (const dir of dirs) {
+    const entries = await fs.readdir(dir, { recursive: true, withFileTypes: true }).catch((error: Error) => {
+      throw new Error(`cannot read corpus folder ${dir}: ${error.message}`);
+    });
+    for (const entry of entries) if (entry.isFile()) files.push(path.join(entry.parentPath, entry.name));
+  }
+  return files.sort();
+}
+
+function errorText(error: { code?: string; message?: string } | undefined, fallback: string): string {
+  if (!error) return fallback;
+  return error.code ? `${error.code}: ${error.message ?? ''}` : (error.message ?? fallback);
+}
+
+/** One file: POST it, then poll its upload until it is searchable or ends otherwise. */
+async function ingestOne(baseUrl: string, token: string, projectId: string, file: string, timeoutMs: number): Promise<FileResult> {
+  // Read before the clock starts: the measurement is molvault's, not the disk's.
+  const bytes = await fs.readFile(file);
+  const name = path.basename(file);
+  const headers = { authorization: `Bearer ${token}` };
+  const started = performance.now();
+  const elapsed = () => performance.now() - started;
+  const result = (outcome: Outcome, error?: string): FileResult => ({ file, bytes: bytes.length, outcome, latencyMs: elapsed(), error });
+
+  const form = new FormData();
+  form.append('file', new Blob([bytes]), name);
+  let response: Response;
+  try {
+    response = await fetch(`${baseUrl}/v1/projects/${projectId}/structures`, { method: 'POST', headers, body: form });
+  } catch (error) {
+    return result('failed', `upload request failed: ${(error as Error).message}`);
+  }
+  const body = (await response.json().catch(() => undefined)) as { upload?: { id: string }; error?: { code?: string; message?: string } } | undefined;
+  if (response.status !== 202 || !body?.upload?.id) {
+    // Refused at once (415 unknown format, 422 empty...) is the file's fault; anything else is molvault's.
+    const outcome = response.status >= 400 && response.status < 500 ? 'rejected' : 'failed';
+    return result(outcome, `HTTP ${response.status} ${errorText(body?.error, 'no error body')}`);
+  }
+
+  const uploadId = body.upload.id;
+  for (;;) {
+    const poll = await fetch(`${baseUrl}/v1/uploads/${uploadId}`, { headers });
+    const upload = (await poll.json().catch(() => undefined)) as UploadState | undefined;
+    if (poll.status !== 200 || !upload) return result('failed', `GET /v1/uploads/${uploadId} answered ${poll.status}`);
+    if (upload.state === 'stored' && upload.searchable) return result('stored');
+    if (upload.state === 'rejected' || upload.state === 'failed') return result(upload.state, errorText(upload.error, `upload ${upload.state}`));
+    if (elapsed() > timeoutMs) return result('failed', `timed out: still "${upload.state}"${upload.state === 'stored' ? ' (not yet searchable)' : ''} after ${Math.round(timeoutMs / 1000)} s`);
+    await new Promise((resolve) => setTimeout(resolve, POLL_INTERVAL_MS));
+  }
+}
+
+/** Nearest-rank percentile of sorted values. */
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
+
+function report(options: { corpus: string[]; concurrency: number }, stack: { postgresSource: string; redisUrl: string }, startupMs: number, wallMs: number, results: FileResult[]) {
+  const count = (outcome: Outcome) => results.filter((r) => r.outcome === outcome);
+  const stored = count('stored');
+  const rejected = count('rejected');
+  const failed = count('failed');
+  const totalBytes = results.reduce((sum, r) => sum + r.bytes, 0);
+  const storedLatencies = stored.map((r) => r.latencyMs).sort((a, b) => a - b);
+  const wallS = wallMs / 1000;
+  const ms = (value: number) => (Number.isNaN(value) ? 'n/a' : `${Math.round(value)} ms`);
+  const relative = (file: string) => path.relative(path.resolve(REPO_ROOT, '..'), file);
+  const lines = [
+    '',
+    'molvault ingest benchmark',
+    '=========================',
+    `corpus:           ${options.corpus.map(relative).join(', ')}`,
+    `concurrency:      ${options.concurrency} uploads in flight`,
+    `services:         Postgres ${stack.postgresSource}, Redis ${stack.redisUrl}; stack started in ${(startupMs / 1000).toFixed(1)} s`,
+    '',
+    `files:            ${results.length}`,
+    `  stored:         ${stored.length}`,
+    `  rejected:       ${rejected.length}`,
+    `  failed:         ${failed.length}`,
+    `total size:       ${formatMB(totalBytes)} MB (1 MB = 10^6 bytes)`,
+    `wall time:        ${wallS.toFixed(2)} s (first upload start → last file done)`,
+    `throughput:       ${(results.length / wallS).toFixed(2)} files/s, ${(totalBytes / MB / wallS).toFixed(2)} MB/s`,
+    '',
+    `upload → searchable latency (${stored.length} stored files):`,
+    `  p50:            ${ms(percentile(storedLatencies, 50))}`,
+    `  p95:            ${ms(percentile(storedLatencies, 95))}`,
+    `  max:            ${ms(storedLatencies[storedLatencies.length - 1] ?? Number.NaN)}`,
+  ];
+  const slowest = [...stored].sort((a, b) => b.latencyMs - a.latencyMs).slice(0, 5);
+  if (slowest.length) {
+    lines.push('  slowest:');
+    for (const r of slowest) lines.push(`    ${ms(r.latencyMs).padStart(9)}  ${formatMB(r.bytes).padStart(6)} MB  ${relative(r.file)}`);
+  }
+  for (const [title, list] of [
+    ['rejected files', rejected],
+    ['failed files', failed],
+  ] as const) {
+    if (!list.length) continue;
+    lines.push('', `${title}:`);
+    for (const r of list) lines.push(`  ${relative(r.file)} (${ms(r.latencyMs)}): ${r.error}`);
+  }
+  process.stdout.write(`${lines.join('\n')}\n\n`);
+}
+
+async function main() {
+  const options = parseOptions();
+  const files = await listFiles(options.corpus);
+  if (files.length === 0) throw new Error(`no files in ${options.corpus.join(', ')}`);
+
+  const startupStarted = performance.now();
+  process.stderr.write(`starting an in-process molvault (scratch database, queues and data dir)...\n`);
+  const stack = await startBenchStack({ workerQueues: [...QUEUE_NAMES] });
+  stopOnSignals(stack.stop);
+  let exitCode = 0;
+  try {
+    const { token } = await createBenchUser(stack.ctx, 1024 ** 4);
+    const projectId = await createProject(stack.url, token, `ingest benchmark ${new Date().toISOString()}`);
+    const startupMs = performance.now() - startupStarted;
+    process.stderr.write(`molvault at ${stack.url}; uploading ${files.length} files, ${options.concurrency} at a time...\n`);
+
+    // A fixed number of lanes pull the next file from a shared cursor: N uploads always in flight.
+    const results: FileResult[] = [];
+    let next = 0;
+    const wallStarted = performance.now();
+    const lane = async () => {
+      while (next < files.length) {
+        const file = files[next++];
+        const result = await ingestOne(stack.url, token, projectId, file, options.timeoutMs);
+        results.push(result);
+        if (result.outcome !== 'stored') process.stderr.write(`  ${result.outcome}: ${path.basename(file)}\n`);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(options.concurrency, files.length) }, lane));
+    const wallMs = performance.now() - wallStarted;
+
+    results.sort((a, b) => a.file.localeCompare(b.file));
+    report(options, { postgresSource: stack.postgresSource, redisUrl: stack.ctx.config.redisUrl }, startupMs, wallMs, results);
+    if (results.some((r) => r.outcome === 'failed')) exitCode = 1;
+  } finally {
+    process.stderr.write('cleaning up (workers, API, queues, database, services, data dir)...\n');
+    await stack.stop();
+  }
+  // Piscina threads, pg pools and ioredis are closed above; exit explicitly in case a library keeps a timer alive.
+  process.exit(exitCode);
+}
+
+main().catch((error) => {
+  process.stderr.write(`bench:ingest failed: ${(error as Error).stack ?? error}\n`);
+  process.exit(1);
+});
