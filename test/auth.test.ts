@@ -50,7 +50,14 @@ describe('auth and isolation', () => {
   });
 
   it("answers 404 for another user's project, structure, upload and job", async () => {
-    for (const route of [`/v1/projects/${ids.project}`, `/v1/structures/${ids.structure}`, `/v1/structures/${ids.structure}/versions`, `/v1/structures/${ids.structure}/download`, `/v1/uploads/${ids.upload}`, `/v1/jobs/${ids.job}`]) {
+    for (const route of [
+      `/v1/projects/${ids.project}`,
+      `/v1/structures/${ids.structure}`,
+      `/v1/structures/${ids.structure}/versions`,
+      `/v1/structures/${ids.structure}/download`,
+      `/v1/uploads/${ids.upload}`,
+      `/v1/jobs/${ids.job}`,
+    ]) {
       const response = await strangerApi.get(route);
       expect(response.status, route).toBe(404);
       expect(response.body.error.code).toBe('not_found');
@@ -79,7 +86,7 @@ describe('auth and isolation', () => {
     expect(await page.text()).toContain('<html');
     const queues = await fetch(`${stack.url}/admin/queues/api/queues`, { headers: { authorization: `Bearer ${admin.token}` } });
     expect(queues.status).toBe(200);
-    const names = (await queues.json()).queues.map((q: { name: string }) => q.name);
+    const names = ((await queues.json()) as { queues: { name: string }[] }).queues.map((q: { name: string }) => q.name);
     expect(names).toEqual(expect.arrayContaining(['ingest', 'validate', 'snapshot', 'index']));
   });
 
@@ -100,6 +107,6 @@ describe('auth and isolation', () => {
     expect(duplicate.status).toBe(409);
     const badJson = await ownerApi.raw('/v1/projects', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{nope' });
     expect(badJson.status).toBe(400);
-    expect((await badJson.json()).error.code).toBe('invalid_json');
+    expect(((await badJson.json()) as { error: { code: string } }).error.code).toBe('invalid_json');
   });
 });

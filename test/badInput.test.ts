@@ -106,7 +106,9 @@ describe('bad input gets a clear answer and leaves nothing behind', () => {
       const owner = await userFactory(bomb.ctx);
       const bombApi = client(bomb.url, owner.token);
       const project = (await bombApi.post('/v1/projects', { name: 'bombs' })).body.id;
-      const zeros = gzipSync(Buffer.concat([Buffer.from('ATOM      1  N   ALA A   1       0.000   0.000   0.000  1.00  0.00           N\n'), Buffer.alloc(5_000_000, 0x20)]));
+      const zeros = gzipSync(
+        Buffer.concat([Buffer.from('ATOM      1  N   ALA A   1       0.000   0.000   0.000  1.00  0.00           N\n'), Buffer.alloc(5_000_000, 0x20)]),
+      );
       const response = await bombApi.upload(`/v1/projects/${project}/structures`, { name: 'bomb.pdb.gz', content: zeros }, {}, { prefer: 'wait=30' });
       expect(response.status).toBe(413);
       expect(response.body.error.code).toBe('decompressed_too_large');

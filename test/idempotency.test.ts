@@ -37,14 +37,14 @@ describe('job handlers are idempotent', () => {
   /** Everything a handler may touch, as plain data. */
   async function state(uploadId: string) {
     const em = stack.ctx.orm.em.fork();
-    const [upload] = await em.execute('select state, blob_sha256, format, summary, version, error, structure_id from uploads where id = ?', [uploadId]);
-    const structures = await em.execute('select id, name, kind, tags, metadata, current_version_id from structures where owner_id = ? order by id', [user.id]);
-    const versions = await em.execute(
+    const [upload] = await em.execute<any[]>('select state, blob_sha256, format, summary, version, error, structure_id from uploads where id = ?', [uploadId]);
+    const structures = await em.execute<any[]>('select id, name, kind, tags, metadata, current_version_id from structures where owner_id = ? order by id', [user.id]);
+    const versions = await em.execute<any[]>(
       'select v.id, v.number, v.blob_sha256 from structure_versions v join structures s on s.id = v.structure_id where s.owner_id = ? order by v.number',
       [user.id],
     );
-    const blobs = await em.execute('select sha256, size from blobs order by sha256');
-    const documents = await em.execute('select structure_id, name, tags, atoms, body from search_documents where owner_id = ?', [user.id]);
+    const blobs = await em.execute<any[]>('select sha256, size from blobs order by sha256');
+    const documents = await em.execute<any[]>('select structure_id, name, tags, atoms, body from search_documents where owner_id = ?', [user.id]);
     const jobs: Record<string, string[]> = {};
     for (const [name, queue] of Object.entries(stack.ctx.queues)) jobs[name] = (await queue.getJobs(['waiting', 'delayed'])).map((j) => j.id as string).sort();
     const blobFiles = await fs.readdir(path.join(stack.ctx.config.blobDir, 'sha256'), { recursive: true }).catch(() => []);
@@ -123,7 +123,7 @@ describe('job handlers are idempotent', () => {
     );
     const job = await Job.create(stack.ctx.queues.snapshot, 'snapshot', {});
     await Promise.all(uploads.map((data) => snapshotJob.handle(data, ctx(job))));
-    const numbers = (await stack.ctx.orm.em.fork().execute('select number from structure_versions where structure_id = ? order by number', [structureId])).map(
+    const numbers = (await stack.ctx.orm.em.fork().execute<{ number: number }[]>('select number from structure_versions where structure_id = ? order by number', [structureId])).map(
       (r: { number: number }) => r.number,
     );
     expect(numbers).toEqual([1, 2, 3, 4, 5]);

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { ConfigError, loadConfig } from '../src/config/index.js';
+import { sniffFormat } from '../src/formats/sniff.js';
 import { defineJob } from '../src/jobs/define.js';
 import { checkRegistry, JOBS } from '../src/jobs/registry.js';
-import { sniffFormat } from '../src/formats/sniff.js';
 
 describe('the job registry', () => {
   it('accepts the real registry: every queue has a handler and every handler a queue', () => {

@@ -35,9 +35,22 @@ describe('the spine: upload → stored → searchable → downloadable', () => {
     const { structure, upload } = response.body;
     expect(upload.state).toBe('stored');
     expect(response.headers.get('location')).toBe(`/v1/structures/${structure.id}`);
-    expect(structure).toMatchObject({ name: 'Crambin', kind: 'macromolecule', tags: ['screening-2026', 'plant protein'], metadata: { organism: 'Crambe hispanica' } });
+    expect(structure).toMatchObject({
+      name: 'Crambin',
+      kind: 'macromolecule',
+      tags: ['screening-2026', 'plant protein'],
+      metadata: { organism: 'Crambe hispanica' },
+    });
     expect(structure.currentVersion).toMatchObject({ number: 1, format: 'pdb', size: bytes.length, sha256: sha256(bytes), filename: '1crn.pdb' });
-    expect(structure.currentVersion.summary).toMatchObject({ atoms: 327, models: 1, chains: 1, residues: 46, pdbId: '1CRN', method: 'X-RAY DIFFRACTION', resolution: 1.5 });
+    expect(structure.currentVersion.summary).toMatchObject({
+      atoms: 327,
+      models: 1,
+      chains: 1,
+      residues: 46,
+      pdbId: '1CRN',
+      method: 'X-RAY DIFFRACTION',
+      resolution: 1.5,
+    });
     expect(structure.currentVersion.summary.title).toMatch(/CRAMBIN/i);
   });
 
@@ -71,7 +84,12 @@ describe('the spine: upload → stored → searchable → downloadable', () => {
   it('keeps versions, lists them, and serves each byte for byte with ETag, Content-Length and Range', async () => {
     const v1 = await fixture('ngl_1crn.pdb');
     const v2 = Buffer.from(v1.toString('latin1').replace(/^TITLE {5}.*$/m, 'TITLE     CRAMBIN, REFINED AGAIN'), 'latin1');
-    const first = await api.upload(`/v1/projects/${projectId}/structures`, { name: 'crn.pdb', content: v1 }, { name: 'versioned crambin' }, { prefer: 'wait=30' });
+    const first = await api.upload(
+      `/v1/projects/${projectId}/structures`,
+      { name: 'crn.pdb', content: v1 },
+      { name: 'versioned crambin' },
+      { prefer: 'wait=30' },
+    );
     const id = first.body.structure.id;
     const second = await api.upload(`/v1/structures/${id}/versions`, { name: 'crn-v2.pdb', content: v2 }, { message: 'refined' }, { prefer: 'wait=30' });
     expect(second.status).toBe(201);
@@ -105,7 +123,7 @@ describe('the spine: upload → stored → searchable → downloadable', () => {
     expect(cached.status).toBe(304);
     const other = await api.raw(`/v1/structures/${id}/download?format=sdf`);
     expect(other.status).toBe(415);
-    expect((await other.json()).error.code).toBe('conversion_unavailable');
+    expect(((await other.json()) as any).error.code).toBe('conversion_unavailable');
   });
 
   it('finds structures by name, title, tag and metadata words, and filters by tag and kind', async () => {
@@ -131,7 +149,12 @@ describe('the spine: upload → stored → searchable → downloadable', () => {
   });
 
   it('follows metadata changes and the trash into the index', async () => {
-    const response = await api.upload(`/v1/projects/${projectId}/structures`, { name: 'x.pdb', content: await fixture('chemfiles_insertion-code.pdb') }, { name: 'insertion demo' }, { prefer: 'wait=30' });
+    const response = await api.upload(
+      `/v1/projects/${projectId}/structures`,
+      { name: 'x.pdb', content: await fixture('chemfiles_insertion-code.pdb') },
+      { name: 'insertion demo' },
+      { prefer: 'wait=30' },
+    );
     const id = response.body.structure.id;
     expect(response.body.structure.currentVersion.summary.hasInsertionCodes).toBe(true);
     await api.patch(`/v1/structures/${id}`, { tags: ['renamed-tag'] });
@@ -153,7 +176,12 @@ describe('the spine: upload → stored → searchable → downloadable', () => {
   });
 
   it('reports each pipeline job through /v1/jobs', async () => {
-    const response = await api.upload(`/v1/projects/${projectId}/structures`, { name: 'multi.pdb', content: await fixture('ngl_multi-models-example.pdb') }, {}, { prefer: 'wait=30' });
+    const response = await api.upload(
+      `/v1/projects/${projectId}/structures`,
+      { name: 'multi.pdb', content: await fixture('ngl_multi-models-example.pdb') },
+      {},
+      { prefer: 'wait=30' },
+    );
     expect(response.body.structure.currentVersion.summary.models).toBeGreaterThan(1);
     for (const jobId of response.body.upload.jobs) {
       const job = await api.get(`/v1/jobs/${jobId}`);
@@ -169,11 +197,11 @@ describe('the spine: upload → stored → searchable → downloadable', () => {
     expect((await fetch(`${stack.url}/healthz`)).status).toBe(200);
     const ready = await fetch(`${stack.url}/readyz`);
     expect(ready.status).toBe(200);
-    expect((await ready.json()).checks.every((c: { ok: boolean }) => c.ok)).toBe(true);
+    expect(((await ready.json()) as any).checks.every((c: { ok: boolean }) => c.ok)).toBe(true);
     const metrics = await (await fetch(`${stack.url}/metrics`)).text();
     expect(metrics).toContain('molvault_http_request_duration_seconds');
     expect(metrics).toContain('molvault_queue_jobs');
-    const doc = await (await fetch(`${stack.url}/docs/openapi.json`)).json();
+    const doc = (await (await fetch(`${stack.url}/docs/openapi.json`)).json()) as any;
     for (const route of ['/v1/projects', '/v1/projects/{id}/structures', '/v1/structures/{id}/download', '/v1/uploads/{id}', '/v1/search', '/v1/jobs/{id}']) {
       expect(Object.keys(doc.paths)).toContain(route);
     }

@@ -37,7 +37,10 @@ function parseFields(fields: Record<string, string[]>) {
       throw new ApiError(400, 'invalid_metadata', 'The "metadata" field must be a JSON object, e.g. {"organism": "E. coli"}.');
     }
   }
-  const tags = fields.tags?.flatMap((t) => t.split(',')).map((t) => t.trim()).filter(Boolean);
+  const tags = fields.tags
+    ?.flatMap((t) => t.split(','))
+    .map((t) => t.trim())
+    .filter(Boolean);
   const formatText = one('format')?.trim().toLowerCase();
   const result = uploadFields.safeParse({
     name: one('name'),
@@ -58,18 +61,14 @@ function parseFields(fields: Record<string, string[]>) {
  * The whole synchronous half of an upload: stream to staging, refuse what is plainly not a
  * structure, record the Upload row, enqueue ingest, and answer 202 (or wait, if asked to).
  */
-export async function acceptUpload(
-  app: AppContext,
-  koa: Context,
-  user: User,
-  target: { projectId: string; structureId?: string },
-): Promise<void> {
+export async function acceptUpload(app: AppContext, koa: Context, user: User, target: { projectId: string; structureId?: string }): Promise<void> {
   const uploadId = randomUUID();
   const received = await receiveUpload(koa, app.staging, uploadId, app.config.maxUploadBytes);
   let params: ReturnType<typeof parseFields>;
   try {
     params = parseFields(received.fields);
-    if (received.bytes === 0) throw new ApiError(422, 'empty_file', 'The file is empty.', { problems: [{ code: 'empty_file', message: 'The file is empty.' }] });
+    if (received.bytes === 0)
+      throw new ApiError(422, 'empty_file', 'The file is empty.', { problems: [{ code: 'empty_file', message: 'The file is empty.' }] });
     // Uncompressed content can be judged right away; compressed content is judged once unpacked.
     if (!sniffCompression(received.head)) {
       const sniff = sniffFormat(received.head);

@@ -1,5 +1,5 @@
 import type { Context, Next } from 'koa';
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { AppContext } from '../services/context.js';
 
 export function createMetrics(app: AppContext) {

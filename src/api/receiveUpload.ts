@@ -109,7 +109,7 @@ function receiveMultipart(ctx: Context, target: string, maxBytes: number): Promi
       reject(error);
     };
     parser.on('field', (name, value) => {
-      (fields[name] ??= []).push(value);
+      fields[name] = [...(fields[name] ?? []), value];
     });
     parser.on('file', (name, stream, info) => {
       if (name !== 'file' || fileDone) {

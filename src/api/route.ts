@@ -4,7 +4,7 @@ import type { z } from 'zod';
 import type { User } from '../entities/User.js';
 import type { AppContext } from '../services/context.js';
 import { ApiError } from './errors.js';
-import { registerRouteDoc, type RouteSpec } from './openapi.js';
+import { type RouteSpec, registerRouteDoc } from './openapi.js';
 
 export interface RequestContext<P, Q, B> {
   params: P;

@@ -1,13 +1,13 @@
 import { parseArgs } from 'node:util';
-import { ApiToken } from '../entities/ApiToken.js';
-import { User } from '../entities/User.js';
+import { startApiServer } from '../api/server.js';
 import { type Config, ConfigError, loadConfig, parseByteSize, QUEUE_NAMES, type QueueName } from '../config/index.js';
 import { connectOrm, migrate } from '../db/orm.js';
+import { ApiToken } from '../entities/ApiToken.js';
+import { User } from '../entities/User.js';
 import { createLogger, type Logger } from '../lib/logger.js';
 import { bootstrapServices, type Services } from '../runtime/bootstrap.js';
 import { createToken, createUser, serializeUser } from '../services/auth.js';
 import { closeAppContext, createAppContext } from '../services/context.js';
-import { startApiServer } from '../api/server.js';
 import { startWorkers } from '../workers/main.js';
 
 const USAGE = `molvault — storage for molecular structures

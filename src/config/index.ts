@@ -42,7 +42,10 @@ const concurrencyMap = z
   .default('')
   .transform((text, ctx) => {
     const result: Partial<Record<QueueName, number>> = {};
-    for (const part of text.split(',').map((s) => s.trim()).filter(Boolean)) {
+    for (const part of text
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean)) {
       const [name, count] = part.split('=');
       if (!QUEUE_NAMES.includes(name as QueueName) || !/^\d+$/.test(count ?? '')) {
         ctx.addIssue({ code: 'custom', message: `"${part}" is not queue=count with a queue of ${QUEUE_NAMES.join(', ')}` });
@@ -80,7 +83,11 @@ const envSchema = z.object({
   MAX_EXPANSION_RATIO: z.coerce.number().positive().default(200),
   DEFAULT_QUOTA_BYTES: byteSize.default(10 * 1024 ** 3),
   QUEUE_CONCURRENCY: concurrencyMap,
-  PARSE_THREADS: z.coerce.number().int().min(1).default(Math.max(1, os.availableParallelism() - 1)),
+  PARSE_THREADS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .default(Math.max(1, os.availableParallelism() - 1)),
   PARSE_TIMEOUT_MS: z.coerce.number().int().positive().default(120_000),
   PARSE_MAX_MEMORY_MB: z.coerce.number().int().positive().default(4096),
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),

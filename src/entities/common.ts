@@ -2,8 +2,16 @@ import { randomUUID } from 'node:crypto';
 import { p } from '@mikro-orm/core';
 
 /** Columns every row has: a UUID primary key and creation/update times (timestamptz). */
-export const idColumn = () => p.uuid().primary().onCreate(() => randomUUID());
-export const createdAtColumn = () => p.datetime().columnType('timestamptz').onCreate(() => new Date());
+export const idColumn = () =>
+  p
+    .uuid()
+    .primary()
+    .onCreate(() => randomUUID());
+export const createdAtColumn = () =>
+  p
+    .datetime()
+    .columnType('timestamptz')
+    .onCreate(() => new Date());
 export const updatedAtColumn = () =>
   p
     .datetime()

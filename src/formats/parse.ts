@@ -1,17 +1,17 @@
 import { CIF, type CifFrame } from 'molstar/lib/mol-io/reader/cif.js';
-import { parseMol2 } from 'molstar/lib/mol-io/reader/mol2/parser.js';
 import { parseMol } from 'molstar/lib/mol-io/reader/mol/parser.js';
+import { parseMol2 } from 'molstar/lib/mol-io/reader/mol2/parser.js';
 import { parsePDB } from 'molstar/lib/mol-io/reader/pdb/parser.js';
 import type { ReaderResult } from 'molstar/lib/mol-io/reader/result.js';
 import { parseSdf } from 'molstar/lib/mol-io/reader/sdf/parser.js';
 import { parseXyz } from 'molstar/lib/mol-io/reader/xyz/parser.js';
+import type { Model, Trajectory } from 'molstar/lib/mol-model/structure.js';
 import { trajectoryFromMmCIF } from 'molstar/lib/mol-model-formats/structure/mmcif.js';
-import { trajectoryFromMol2 } from 'molstar/lib/mol-model-formats/structure/mol2.js';
 import { trajectoryFromMol } from 'molstar/lib/mol-model-formats/structure/mol.js';
+import { trajectoryFromMol2 } from 'molstar/lib/mol-model-formats/structure/mol2.js';
 import { trajectoryFromPDB } from 'molstar/lib/mol-model-formats/structure/pdb.js';
 import { trajectoryFromSdf } from 'molstar/lib/mol-model-formats/structure/sdf.js';
 import { trajectoryFromXyz } from 'molstar/lib/mol-model-formats/structure/xyz.js';
-import type { Model, Trajectory } from 'molstar/lib/mol-model/structure.js';
 import { Task } from 'molstar/lib/mol-task/index.js';
 import { summarizeModel } from './summarize.js';
 import { FORMAT_LABELS, type Format, type ParseOutcome, type Problem, type StructureSummary } from './types.js';
@@ -77,8 +77,7 @@ export async function parseStructure(text: string, format: Format): Promise<Pars
     return { ok: true, format, kind: kindOf(summary, format), summary, report: report() };
   } catch (error) {
     const line = error instanceof ParseFailure ? error.line : undefined;
-    const message =
-      error instanceof ParseFailure ? error.message : `The ${label} reader failed: ${error instanceof Error ? error.message : String(error)}`;
+    const message = error instanceof ParseFailure ? error.message : `The ${label} reader failed: ${error instanceof Error ? error.message : String(error)}`;
     problems.push({ code: 'parse_error', message: line !== undefined ? `${message} (line ${line})` : message, ...(line !== undefined ? { line } : {}) });
     return { ok: false, format, status: 422, code: 'invalid_structure', message: problems[problems.length - 1].message, report: report() };
   }
@@ -189,12 +188,21 @@ function pdbHeader(text: string): Partial<StructureSummary> {
     info.depositionDate = header[1];
     info.pdbId = header[2];
   }
-  const resolution = /^REMARK   2 RESOLUTION\.\s+([0-9.]+)\s+ANGSTROM/m.exec(head);
+  const resolution = /^REMARK {3}2 RESOLUTION\.\s+([0-9.]+)\s+ANGSTROM/m.exec(head);
   if (resolution) info.resolution = Number(resolution[1]);
   const expdta = head.match(/^EXPDTA {4}(.*)$/gm);
-  if (expdta) info.method = expdta.map((l) => l.slice(10).trim()).join(' ').replace(/\s+/g, ' ').toUpperCase();
+  if (expdta)
+    info.method = expdta
+      .map((l) => l.slice(10).trim())
+      .join(' ')
+      .replace(/\s+/g, ' ')
+      .toUpperCase();
   const title = head.match(/^TITLE .*$/gm);
-  if (title) info.title = title.map((l) => l.slice(10).trim()).join(' ').replace(/\s+/g, ' ');
+  if (title)
+    info.title = title
+      .map((l) => l.slice(10).trim())
+      .join(' ')
+      .replace(/\s+/g, ' ');
   return info;
 }
 
@@ -227,7 +235,11 @@ export function normalisePdbModels(text: string, warnings: Problem[]): string {
       model++;
       inModel = true;
       out.push(`MODEL     ${String(model).padStart(4)}`);
-      warnings.push({ code: 'atoms_outside_model', message: `Atom records follow ENDMDL without a MODEL record; they were read as model ${model}.`, line: i + 1 });
+      warnings.push({
+        code: 'atoms_outside_model',
+        message: `Atom records follow ENDMDL without a MODEL record; they were read as model ${model}.`,
+        line: i + 1,
+      });
       changed = true;
     }
     out.push(line);

@@ -18,9 +18,7 @@ const BINARY_SIGNATURES: { name: string; bytes: number[] }[] = [
   { name: 'an ELF executable', bytes: [0x7f, 0x45, 0x4c, 0x46] },
 ];
 
-export type SniffResult =
-  | { format: Format; confidence: 'certain' | 'likely' }
-  | { format: undefined; reason: string };
+export type SniffResult = { format: Format; confidence: 'certain' | 'likely' } | { format: undefined; reason: string };
 
 /**
  * Detects the format from the first bytes of the (uncompressed) content. The file name and a
@@ -66,7 +64,7 @@ export function sniffFormat(head: Uint8Array): SniffResult {
 }
 
 const PDB_RECORD =
-  /^(HEADER|OBSLTE|TITLE |SPLIT |CAVEAT|COMPND|SOURCE|KEYWDS|EXPDTA|NUMMDL|MDLTYP|AUTHOR|REVDAT|SPRSDE|JRNL  |REMARK|DBREF |DBREF1|DBREF2|SEQADV|SEQRES|MODRES|HET   |HETNAM|HETSYN|FORMUL|HELIX |SHEET |SSBOND|LINK  |LINKR |CISPEP|SITE  |CRYST1|ORIGX[123]|SCALE[123]|MTRIX[123]|MODEL |ATOM  |ANISOU|TER|HETATM|ENDMDL|CONECT|MASTER|END)/;
+  /^(HEADER|OBSLTE|TITLE |SPLIT |CAVEAT|COMPND|SOURCE|KEYWDS|EXPDTA|NUMMDL|MDLTYP|AUTHOR|REVDAT|SPRSDE|JRNL {2}|REMARK|DBREF |DBREF1|DBREF2|SEQADV|SEQRES|MODRES|HET {3}|HETNAM|HETSYN|FORMUL|HELIX |SHEET |SSBOND|LINK {2}|LINKR |CISPEP|SITE {2}|CRYST1|ORIGX[123]|SCALE[123]|MTRIX[123]|MODEL |ATOM {2}|ANISOU|TER|HETATM|ENDMDL|CONECT|MASTER|END)/;
 
 function isMolfile(lines: string[]): boolean {
   // Line 4 of a molfile is the counts line, ending in V2000 or V3000.
@@ -78,7 +76,9 @@ function isXyz(lines: string[]): boolean {
   if (!/^\s*\d+\s*$/.test(lines[0] ?? '')) return false;
   const atomLines = lines.slice(2, 6).filter((l) => l.trim() !== '');
   if (atomLines.length === 0) return Number(lines[0]) === 0;
-  return atomLines.every((l) => /^\s*[A-Za-z]{1,3}\d*\s+[-+0-9.eE]+\s+[-+0-9.eE]+\s+[-+0-9.eE]+/.test(l) || /^\s*\d+\s+[-+0-9.eE]+\s+[-+0-9.eE]+\s+[-+0-9.eE]+/.test(l));
+  return atomLines.every(
+    (l) => /^\s*[A-Za-z]{1,3}\d*\s+[-+0-9.eE]+\s+[-+0-9.eE]+\s+[-+0-9.eE]+/.test(l) || /^\s*\d+\s+[-+0-9.eE]+\s+[-+0-9.eE]+\s+[-+0-9.eE]+/.test(l),
+  );
 }
 
 function isMostlyBinary(head: Uint8Array): boolean {

@@ -1,6 +1,6 @@
 import type { JobsOptions } from 'bullmq';
-import type { QueueSet } from './queues.js';
 import type { JobDefinition } from './define.js';
+import type { QueueSet } from './queues.js';
 
 /** Adds a job under its deterministic id; adding an id that exists is a no-op in BullMQ. */
 export async function enqueue<Data>(queues: QueueSet, definition: JobDefinition<Data>, data: Data, options: JobsOptions = {}) {

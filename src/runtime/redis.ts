@@ -68,11 +68,9 @@ export async function findOrStartRedis(configuredUrl: string | undefined, dataDi
   const dir = path.join(dataDir, 'redis');
   await fs.mkdir(dir, { recursive: true });
   const port = await freePort();
-  const child = spawn(
-    binary,
-    ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--save', '', '--daemonize', 'no'],
-    { stdio: 'ignore' },
-  );
+  const child = spawn(binary, ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--save', '', '--daemonize', 'no'], {
+    stdio: 'ignore',
+  });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   for (let attempt = 0; attempt < 100; attempt++) {
     if (await pingRedis('127.0.0.1', port)) break;

@@ -128,10 +128,7 @@ export class PostgresSearchIndex implements SearchIndex {
     );
     let total = rows.length > 0 ? Number(rows[0].total) : 0;
     if (rows.length === 0 && query.offset > 0) {
-      const [count] = await this.em.execute<{ n: string }[]>(`select count(*) as n from ${from} where ${where.join(' and ')}`, [
-        ...fromParams,
-        ...params,
-      ]);
+      const [count] = await this.em.execute<{ n: string }[]>(`select count(*) as n from ${from} where ${where.join(' and ')}`, [...fromParams, ...params]);
       total = Number(count?.n ?? 0);
     }
     const facets: Record<string, Record<string, number>> = {};

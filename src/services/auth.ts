@@ -25,10 +25,7 @@ export async function createToken(em: EntityManager, userId: string, options: { 
   return { token, id: row.id, expiresAt: row.expiresAt };
 }
 
-export async function createUser(
-  em: EntityManager,
-  input: { email: string; name?: string; role?: UserRole; quotaBytes: number },
-): Promise<User> {
+export async function createUser(em: EntityManager, input: { email: string; name?: string; role?: UserRole; quotaBytes: number }): Promise<User> {
   const user = em.create(User, {
     email: input.email.trim().toLowerCase(),
     name: input.name ?? null,

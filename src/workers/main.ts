@@ -41,7 +41,9 @@ export async function startWorkers(ctx: AppContext, queues: readonly QueueName[]
       const final = error instanceof UnrecoverableError || error.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1);
       ctx.log[final ? 'warn' : 'info']({ queue, jobId: job.id, attempts: job.attemptsMade, err: error.message }, final ? 'job failed' : 'job will retry');
       if (final && definition?.onFinalFailure && !(error instanceof UnrecoverableError || error.name === 'UnrecoverableError')) {
-        definition.onFinalFailure(job.data, error, { ...ctx, cpu, em: ctx.orm.em.fork() }).catch((e) => ctx.log.error({ err: e }, 'recording a job failure failed'));
+        definition
+          .onFinalFailure(job.data, error, { ...ctx, cpu, em: ctx.orm.em.fork() })
+          .catch((e) => ctx.log.error({ err: e }, 'recording a job failure failed'));
       }
     });
     worker.on('error', (error) => ctx.log.error({ queue, err: error }, 'worker error'));

@@ -39,7 +39,8 @@ export function client(baseUrl: string, token?: string) {
     post: (path: string, body?: unknown, extra?: Record<string, string>) => json('POST', path, body ?? {}, extra),
     patch: (path: string, body: unknown) => json('PATCH', path, body),
     delete: (path: string) => json('DELETE', path),
-    raw: (path: string, init: RequestInit = {}) => fetch(`${baseUrl}${path}`, { ...init, headers: { ...headers(), ...(init.headers as Record<string, string>) } }),
+    raw: (path: string, init: RequestInit = {}) =>
+      fetch(`${baseUrl}${path}`, { ...init, headers: { ...headers(), ...(init.headers as Record<string, string>) } }),
     async upload(
       path: string,
       file: { name: string; content: Uint8Array | string },
@@ -51,7 +52,7 @@ export function client(baseUrl: string, token?: string) {
         for (const v of Array.isArray(value) ? value : [value]) form.append(key, v);
       }
       const bytes = typeof file.content === 'string' ? new TextEncoder().encode(file.content) : file.content;
-      form.append('file', new Blob([bytes as BlobPart]), file.name);
+      form.append('file', new Blob([bytes as Uint8Array<ArrayBuffer>]), file.name);
       const response = await fetch(`${baseUrl}${path}`, { method: 'POST', headers: headers(extra), body: form });
       const text = await response.text();
       let data: any;

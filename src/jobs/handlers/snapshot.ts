@@ -46,9 +46,7 @@ export const snapshotJob = defineJob({
       }
       const structure = await tx.findOne(Structure, { id: upload.structureId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
       if (!structure || structure.deletedAt) return { gone: true as const };
-      const [last] = await tx.execute<{ n: number | null }[]>('select max(number) as n from structure_versions where structure_id = ?', [
-        structure.id,
-      ]);
+      const [last] = await tx.execute<{ n: number | null }[]>('select max(number) as n from structure_versions where structure_id = ?', [structure.id]);
       const number = (last?.n ?? 0) + 1;
       const version = tx.create(StructureVersion, {
         structure: structure.id,

@@ -31,9 +31,13 @@ export const validateJob = defineJob({
     } catch (error) {
       if (!(error instanceof TaskTimeoutError) && !isWorkerDeath(error)) throw error;
       // A file that hangs or exhausts the parser would do so again: refuse it rather than retry.
-      const message =
-        error instanceof TaskTimeoutError ? error.message : `Reading the file exhausted the parser's memory limit (${(error as Error).message}).`;
-      await endUpload(em, ctx, uploadId, 'rejected', { status: 422, code: 'parse_aborted', message, details: { problems: [{ code: 'parse_aborted', message }] } });
+      const message = error instanceof TaskTimeoutError ? error.message : `Reading the file exhausted the parser's memory limit (${(error as Error).message}).`;
+      await endUpload(em, ctx, uploadId, 'rejected', {
+        status: 422,
+        code: 'parse_aborted',
+        message,
+        details: { problems: [{ code: 'parse_aborted', message }] },
+      });
       throw new UnrecoverableError(message);
     }
     const earlierWarnings: Problem[] = upload.validation?.warnings ?? [];

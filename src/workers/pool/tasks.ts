@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
-import { Transform, type Readable } from 'node:stream';
+import { type Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { parseStructure } from '../../formats/parse.js';
@@ -49,9 +49,7 @@ export async function ingest(task: IngestTask): Promise<IngestResult> {
   let size = 0;
   const head: Buffer[] = [];
   let headBytes = 0;
-  const limit = compression
-    ? Math.min(task.maxExpandedBytes, Math.max(RATIO_FLOOR_BYTES, compressedSize * task.maxExpansionRatio))
-    : Number.POSITIVE_INFINITY;
+  const limit = compression ? Math.min(task.maxExpandedBytes, Math.max(RATIO_FLOOR_BYTES, compressedSize * task.maxExpansionRatio)) : Number.POSITIVE_INFINITY;
   const meter = new Transform({
     transform(chunk: Buffer, _enc, callback) {
       size += chunk.length;

@@ -1,6 +1,6 @@
+import { PassThrough } from 'node:stream';
 import Router from '@koa/router';
 import type { Job } from 'bullmq';
-import { PassThrough } from 'node:stream';
 import { z } from 'zod';
 import type { User } from '../../../entities/User.js';
 import { jobNameFromId } from '../../../jobs/define.js';

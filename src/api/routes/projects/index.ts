@@ -1,6 +1,6 @@
 import Router from '@koa/router';
-import type { EntityManager } from '@mikro-orm/postgresql';
 import { UniqueConstraintViolationException } from '@mikro-orm/core';
+import type { EntityManager } from '@mikro-orm/postgresql';
 import { z } from 'zod';
 import { Project } from '../../../entities/Project.js';
 import type { AppContext } from '../../../services/context.js';

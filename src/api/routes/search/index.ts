@@ -1,6 +1,6 @@
 import Router from '@koa/router';
 import { z } from 'zod';
-import { Structure, STRUCTURE_KINDS } from '../../../entities/Structure.js';
+import { STRUCTURE_KINDS, Structure } from '../../../entities/Structure.js';
 import type { AppContext } from '../../../services/context.js';
 import { decodeCursor, encodeCursor } from '../../common.js';
 import { route } from '../../route.js';
