@@ -38,9 +38,15 @@ export default async function setup(project: TestProject) {
   const stops: (() => Promise<void>)[] = [];
   let serverUrl = process.env.TEST_DATABASE_URL ?? process.env.DATABASE_URL;
   if (!serverUrl) {
-    const dir = path.join(os.tmpdir(), `molvault-test-pg-${process.getuid?.() ?? 'user'}`);
+    // A cluster of this run's own (initdb takes about a second), so concurrent runs never share one.
+    const parent = await fs.mkdtemp(path.join(os.tmpdir(), 'molvault-test-pg-'));
+    await fs.chmod(parent, 0o755); // as root, Postgres runs as "postgres", which must reach its data directory
+    const dir = path.join(parent, 'data');
     const pg = await startEmbeddedPostgres(dir, await freePort(), log);
-    stops.push(pg.stop);
+    stops.push(async () => {
+      await pg.stop();
+      await fs.rm(path.dirname(dir), { recursive: true, force: true });
+    });
     serverUrl = pg.serverUrl;
     process.stderr.write(`[molvault tests] embedded Postgres from ${dir}\n`);
   } else {

@@ -38,7 +38,9 @@ describe('job handlers are idempotent', () => {
   async function state(uploadId: string) {
     const em = stack.ctx.orm.em.fork();
     const [upload] = await em.execute<any[]>('select state, blob_sha256, format, summary, version, error, structure_id from uploads where id = ?', [uploadId]);
-    const structures = await em.execute<any[]>('select id, name, kind, tags, metadata, current_version_id from structures where owner_id = ? order by id', [user.id]);
+    const structures = await em.execute<any[]>('select id, name, kind, tags, metadata, current_version_id from structures where owner_id = ? order by id', [
+      user.id,
+    ]);
     const versions = await em.execute<any[]>(
       'select v.id, v.number, v.blob_sha256 from structure_versions v join structures s on s.id = v.structure_id where s.owner_id = ? order by v.number',
       [user.id],
@@ -123,9 +125,27 @@ describe('job handlers are idempotent', () => {
     );
     const job = await Job.create(stack.ctx.queues.snapshot, 'snapshot', {});
     await Promise.all(uploads.map((data) => snapshotJob.handle(data, ctx(job))));
-    const numbers = (await stack.ctx.orm.em.fork().execute<{ number: number }[]>('select number from structure_versions where structure_id = ? order by number', [structureId])).map(
-      (r: { number: number }) => r.number,
-    );
+    const numbers = (
+      await stack.ctx.orm.em.fork().execute<{ number: number }[]>('select number from structure_versions where structure_id = ? order by number', [structureId])
+    ).map((r: { number: number }) => r.number);
     expect(numbers).toEqual([1, 2, 3, 4, 5]);
+  });
+
+  it('notices a staged file that changed after it was received, and fails the upload instead of storing it', async () => {
+    const bytes = await fs.readFile(path.join(import.meta.dirname, 'fixtures', 'ngl_1crn.pdb'));
+    const accepted = await api.upload(`/v1/projects/${projectId}/structures`, { name: '1crn.pdb', content: bytes });
+    const uploadId = accepted.body.upload.id as string;
+    const staged = stack.ctx.staging.file(uploadId);
+    const corrupted = Buffer.from(bytes);
+    corrupted[500] ^= 0x01;
+    await fs.writeFile(staged, corrupted);
+    const job = await Job.create(stack.ctx.queues.ingest, 'ingest', { uploadId, ownerId: user.id });
+    await expect(ingestJob.handle({ uploadId, ownerId: user.id }, { ...stack.ctx, cpu, em: stack.ctx.orm.em.fork(), job })).rejects.toThrow(
+      /no longer matches/,
+    );
+    const upload = (await api.get(`/v1/uploads/${uploadId}`)).body;
+    expect(upload.state).toBe('failed');
+    expect(upload.error.code).toBe('staging_corrupted');
+    expect(await stack.ctx.staging.exists(uploadId)).toBe(false);
   });
 });

@@ -93,6 +93,7 @@ export async function acceptUpload(app: AppContext, koa: Context, user: User, ta
     format: null,
     compression: null,
     receivedBytes: received.bytes,
+    receivedSha256: received.sha256,
     params: uploadParams,
     blob: null,
     kind: null,

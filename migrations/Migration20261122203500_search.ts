@@ -4,8 +4,8 @@ import { Migration } from '@mikro-orm/migrations';
  * The Postgres search index: one denormalised row per structure, written only by the index job.
  * Weighted tsvector + GIN for full text, pg_trgm over the same text for prefixes and typos.
  */
-export class Migration20261122213000_search extends Migration {
-  override name = 'Migration20261122213000_search';
+export class Migration20261122203500_search extends Migration {
+  override name = 'Migration20261122203500_search';
 
   override up(): void {
     this.addSql('create extension if not exists pg_trgm;');
