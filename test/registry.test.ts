@@ -8,7 +8,7 @@ import { checkRegistry, JOBS } from '../src/jobs/registry.js';
 describe('the job registry', () => {
   it('accepts the real registry: every queue has a handler and every handler a queue', () => {
     const registry = checkRegistry(JOBS);
-    expect([...registry.keys()].sort()).toEqual(['index', 'ingest', 'snapshot', 'validate']);
+    expect([...registry.keys()].sort()).toEqual(['index', 'ingest', 'reconcile', 'snapshot', 'validate']);
   });
 
   it('refuses to start when a queue has no handler', () => {
@@ -39,7 +39,7 @@ describe('configuration', () => {
   it('reads sizes with units and per-queue concurrency', () => {
     const config = loadConfig({ MAX_UPLOAD_BYTES: '512MiB', QUEUE_CONCURRENCY: 'ingest=8, validate=1' });
     expect(config.maxUploadBytes).toBe(512 * 1024 * 1024);
-    expect(config.concurrency).toMatchObject({ ingest: 8, validate: 1, snapshot: 4, index: 4 });
+    expect(config.concurrency).toMatchObject({ ingest: 8, validate: 1, snapshot: 4, index: 4, cleanup: 1 });
   });
 });
 

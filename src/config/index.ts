@@ -33,7 +33,7 @@ export function parseByteSize(text: string): number | undefined {
   return Math.round(Number(match[1]) * factor);
 }
 
-export const QUEUE_NAMES = ['ingest', 'validate', 'snapshot', 'index'] as const;
+export const QUEUE_NAMES = ['ingest', 'validate', 'snapshot', 'index', 'cleanup'] as const;
 export type QueueName = (typeof QUEUE_NAMES)[number];
 
 /** "ingest=4,validate=2" → { ingest: 4, validate: 2 } */
@@ -91,12 +91,16 @@ const envSchema = z.object({
   PARSE_TIMEOUT_MS: z.coerce.number().int().positive().default(120_000),
   PARSE_MAX_MEMORY_MB: z.coerce.number().int().positive().default(4096),
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),
+  /** How often the reconcile schedule looks for accepted uploads whose jobs Redis lost. */
+  RECONCILE_EVERY_MS: z.coerce.number().int().positive().default(60_000),
+  /** Uploads untouched for this long are considered for re-enqueueing. */
+  RECONCILE_AFTER_MS: z.coerce.number().int().min(0).default(60_000),
   EMBEDDED_POSTGRES_PORT: z.coerce.number().int().min(1).max(65535).default(54329),
 });
 
 export type Config = ReturnType<typeof buildConfig>;
 
-const DEFAULT_CONCURRENCY: Record<QueueName, number> = { ingest: 4, validate: 2, snapshot: 4, index: 4 };
+const DEFAULT_CONCURRENCY: Record<QueueName, number> = { ingest: 4, validate: 2, snapshot: 4, index: 4, cleanup: 1 };
 
 function buildConfig(env: z.infer<typeof envSchema>) {
   const dataDir = path.resolve(env.DATA_DIR);
@@ -122,6 +126,8 @@ function buildConfig(env: z.infer<typeof envSchema>) {
     parseTimeoutMs: env.PARSE_TIMEOUT_MS,
     parseMaxMemoryMb: env.PARSE_MAX_MEMORY_MB,
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
+    reconcileEveryMs: env.RECONCILE_EVERY_MS,
+    reconcileAfterMs: env.RECONCILE_AFTER_MS,
     embeddedPostgresPort: env.EMBEDDED_POSTGRES_PORT,
   };
 }

@@ -5,6 +5,7 @@ import { redisConnection } from '../jobs/queues.js';
 import { checkRegistry, JOBS } from '../jobs/registry.js';
 import type { AppContext } from '../services/context.js';
 import { CpuPool } from './pool/cpuPool.js';
+import { registerSchedules } from './scheduler.js';
 
 export interface WorkerSet {
   workers: Worker[];
@@ -50,6 +51,7 @@ export async function startWorkers(ctx: AppContext, queues: readonly QueueName[]
     workers.push(worker);
   }
   await Promise.all(workers.map((w) => w.waitUntilReady()));
+  if (queues.includes('cleanup')) await registerSchedules(ctx);
   ctx.log.info({ queues, threads: ctx.config.parseThreads }, 'workers started');
   let closing: Promise<void> | undefined;
   const close = () => {

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { inject } from 'vitest';
 import { startApiServer } from '../../src/api/server.js';
-import { type Config, loadConfig } from '../../src/config/index.js';
+import { type Config, loadConfig, QUEUE_NAMES } from '../../src/config/index.js';
 import { createLogger } from '../../src/lib/logger.js';
 import { type AppContext, closeAppContext, createAppContext } from '../../src/services/context.js';
 import { startWorkers, type WorkerSet } from '../../src/workers/main.js';
@@ -29,7 +29,7 @@ export async function startStack(options: { workers?: boolean; config?: Partial<
   const log = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
   const ctx = await createAppContext(config, log);
   const api = await startApiServer(ctx, 0, '127.0.0.1');
-  const workers = options.workers === false ? undefined : await startWorkers(ctx, ['ingest', 'validate', 'snapshot', 'index']);
+  const workers = options.workers === false ? undefined : await startWorkers(ctx, QUEUE_NAMES);
   return {
     url: `http://127.0.0.1:${api.port}`,
     ctx,

@@ -1,0 +1,79 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { QUEUE_NAMES } from '../src/config/index.js';
+import { reconcileUploads } from '../src/services/reconcile.js';
+import { startWorkers } from '../src/workers/main.js';
+import { type Client, client, type TestUser, userFactory, waitForUpload } from './helpers/factories.js';
+import { type Stack, startStack } from './helpers/stack.js';
+
+/** An accepted upload is never lost: not when Redis forgets its jobs, not when a worker stops. */
+describe('recovery', () => {
+  let stack: Stack;
+  let user: TestUser;
+  let api: Client;
+  let projectId: string;
+
+  beforeAll(async () => {
+    stack = await startStack({ workers: false });
+    user = await userFactory(stack.ctx);
+    api = client(stack.url, user.token);
+    projectId = (await api.post('/v1/projects', { name: 'survivors' })).body.id;
+  });
+  afterAll(() => stack?.stop());
+
+  it('finishes every accepted upload after Redis lost all its jobs', async () => {
+    const files = ['ngl_1crn.pdb', 'ngl_1CRN.cif', 'ngl_1CRN.cif.gz', 'chemfiles_insertion-code.pdb', 'ngl_multi-models-example.pdb'];
+    const accepted: string[] = [];
+    for (const name of files) {
+      const bytes = await fs.readFile(path.join(import.meta.dirname, 'fixtures', name));
+      const response = await api.upload(`/v1/projects/${projectId}/structures`, { name, content: bytes });
+      expect(response.status).toBe(202);
+      accepted.push(response.body.upload.id);
+    }
+    // Redis restarts without persistence: every key of this queue prefix is gone.
+    const keys = await stack.ctx.redis.keys(`${stack.ctx.config.queuePrefix}:*`);
+    expect(keys.length).toBeGreaterThan(0);
+    await stack.ctx.redis.del(...keys);
+    expect(await stack.ctx.queues.ingest.getJobCounts('waiting')).toEqual({ waiting: 0 });
+    // Postgres still knows every upload.
+    for (const id of accepted) expect((await api.get(`/v1/uploads/${id}`)).body.state).toBe('received');
+
+    const workers = await startWorkers(stack.ctx, QUEUE_NAMES);
+    try {
+      const report = await reconcileUploads({ ...stack.ctx, em: stack.ctx.orm.em.fork() }, 0);
+      expect(report.reenqueued.map((r) => r.uploadId).sort()).toEqual(expect.arrayContaining([...accepted].sort()));
+      for (const id of accepted) expect((await waitForUpload(api, id)).state).toBe('stored');
+      const again = await reconcileUploads({ ...stack.ctx, em: stack.ctx.orm.em.fork() }, 0);
+      expect(again.reenqueued.filter((r) => accepted.includes(r.uploadId))).toEqual([]);
+    } finally {
+      await workers.close();
+    }
+  });
+
+  it('lets a worker finish its active jobs on shutdown, and another worker pick up the rest', async () => {
+    const bytes = await fs.readFile(path.join(import.meta.dirname, 'fixtures', 'ngl_1crn.pdb'));
+    const ids: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const content = Buffer.from(`${bytes.toString('latin1')}REMARK 999 COPY ${i}\n`, 'latin1');
+      ids.push((await api.upload(`/v1/projects/${projectId}/structures`, { name: `copy-${i}.pdb`, content })).body.upload.id);
+    }
+    const first = await startWorkers(stack.ctx, QUEUE_NAMES);
+    await expect.poll(async () => (await api.get(`/v1/uploads/${ids[0]}`)).body.state, { timeout: 10_000, interval: 5 }).not.toBe('received');
+    await first.close(); // graceful: waits for active jobs
+    const afterClose = await Promise.all(ids.map(async (id) => (await api.get(`/v1/uploads/${id}`)).body.state));
+    expect(afterClose).not.toContain('failed');
+    const second = await startWorkers(stack.ctx, QUEUE_NAMES);
+    try {
+      for (const id of ids) expect((await waitForUpload(api, id)).state).toBe('stored');
+      const versions = await stack.ctx.orm.em
+        .fork()
+        .execute<{ n: string }[]>(`select count(*) as n from structure_versions where upload in (select jsonb_array_elements_text(?::jsonb)::uuid)`, [
+          JSON.stringify(ids),
+        ]);
+      expect(Number(versions[0].n)).toBe(ids.length);
+    } finally {
+      await second.close();
+    }
+  });
+});
