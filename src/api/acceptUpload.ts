@@ -88,7 +88,7 @@ export async function acceptUpload(app: AppContext, koa: Context, user: User, ta
     structureId: target.structureId ?? randomUUID(),
     createsStructure: !target.structureId,
     state: 'received',
-    filename: received.filename.slice(0, 255),
+    filename: safeFilename(received.filename),
     formatHint: format ?? null,
     format: null,
     compression: null,
@@ -139,4 +139,10 @@ export async function acceptUpload(app: AppContext, koa: Context, user: User, ta
   koa.set('Location', `/v1/uploads/${uploadId}`);
   const row = await em.findOneOrFail(Upload, { id: uploadId });
   koa.body = { upload: { id: uploadId, state: row.state }, structure: { id: row.structureId } };
+}
+
+/** The last path component, without control characters, at most 255 characters. */
+export function safeFilename(name: string): string {
+  const base = name.replace(/^.*[\\/]/, '').replace(/[\u0000-\u001f\u007f]/g, '').trim();
+  return (base || 'upload').slice(0, 255);
 }

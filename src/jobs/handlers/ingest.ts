@@ -21,9 +21,14 @@ export const ingestJob = defineJob({
   async handle({ uploadId, ownerId }, ctx) {
     const { em } = ctx;
     const upload = await em.findOne(Upload, { id: uploadId });
-    if (!upload || upload.state !== 'received') {
-      if (upload?.state === 'processing' && upload.blob) await enqueue(ctx.queues, validateJob, { uploadId, ownerId });
-      return { skipped: upload?.state ?? 'missing' };
+    if (!upload) {
+      // The upload was deleted with its project while queued: only its staged file is left.
+      await ctx.staging.remove(uploadId);
+      return { skipped: 'missing' };
+    }
+    if (upload.state !== 'received') {
+      if (upload.state === 'processing' && upload.blob) await enqueue(ctx.queues, validateJob, { uploadId, ownerId });
+      return { skipped: upload.state };
     }
     if (!(await ctx.staging.exists(uploadId))) {
       await endUpload(em, ctx, uploadId, 'failed', {

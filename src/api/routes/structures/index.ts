@@ -142,7 +142,7 @@ export function structureRoutes(app: AppContext): Router {
     async ({ params, user }) => {
       const em = app.orm.em.fork();
       const structure = await findOwnStructure(em, user.id, params.id, { includeTrashed: true });
-      await em.nativeUpdate(Structure, { id: structure.id }, { viewCount: structure.viewCount + 1 } as never);
+      await em.execute('update structures set view_count = view_count + 1 where id = ?', [structure.id]);
       return presentStructure(em, structure.id);
     },
   );
@@ -327,7 +327,7 @@ export function structureRoutes(app: AppContext): Router {
         koa.status = 200;
         koa.length = blob.size;
         koa.body = app.blobs.read(blob.sha256);
-        await em.nativeUpdate(Structure, { id: structure.id }, { downloadCount: structure.downloadCount + 1 } as never);
+        await em.execute('update structures set download_count = download_count + 1 where id = ?', [structure.id]);
       }
       return undefined;
     },
