@@ -143,6 +143,9 @@ export async function acceptUpload(app: AppContext, koa: Context, user: User, ta
 
 /** The last path component, without control characters, at most 255 characters. */
 export function safeFilename(name: string): string {
-  const base = name.replace(/^.*[\\/]/, '').replace(/[\u0000-\u001f\u007f]/g, '').trim();
+  const base = [...name.replace(/^.*[\\/]/, '')]
+    .filter((c) => c.charCodeAt(0) >= 0x20 && c.charCodeAt(0) !== 0x7f)
+    .join('')
+    .trim();
   return (base || 'upload').slice(0, 255);
 }
