@@ -1,0 +1,71 @@
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { client } from './helpers/factories.js';
+import { type Stack, startStack } from './helpers/stack.js';
+
+const run = promisify(execFile);
+const BIN = path.resolve(import.meta.dirname, '../bin/molvault.js');
+
+/** Runs the real `molvault` command against this run's database. */
+async function molvault(args: string[], env: Record<string, string> = {}) {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], {
+      env: { ...process.env, DATABASE_URL: inject('databaseUrl'), REDIS_URL: inject('redisUrl'), LOG_LEVEL: 'warn', ...env },
+      timeout: 60_000,
+    });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+describe('the molvault command', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack({ workers: false });
+  });
+  afterAll(() => stack?.stop());
+
+  it('creates a user and prints a token that works, once', async () => {
+    const email = `cli-${randomBytes(3).toString('hex')}@example.org`;
+    const created = await molvault(['user', 'create', '--email', email, '--admin', '--quota', '5GB']);
+    expect(created.code).toBe(0);
+    const output = JSON.parse(created.stdout);
+    expect(output.user).toMatchObject({ email, role: 'admin', quotaBytes: 5e9 });
+    expect(output.token).toMatch(/^mv_[A-Za-z0-9_-]{40,}$/);
+    expect((await client(stack.url, output.token).get('/v1/projects')).status).toBe(200);
+
+    const again = await molvault(['user', 'create', '--email', email]);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toContain('exists already');
+
+    const token = await molvault(['token', 'create', '--email', email, '--name', 'laptop', '--expires', '30d']);
+    expect(token.code).toBe(0);
+    const issued = JSON.parse(token.stdout);
+    expect(issued.token).not.toBe(output.token);
+    expect(new Date(issued.expiresAt).getTime()).toBeGreaterThan(Date.now() + 29 * 86400_000);
+    expect((await client(stack.url, issued.token).get('/v1/projects')).status).toBe(200);
+  });
+
+  it('explains bad usage and bad configuration instead of failing obscurely', async () => {
+    const usage = await molvault(['frobnicate']);
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toContain('unknown command: frobnicate');
+    expect(usage.stderr).toContain('molvault start');
+    const config = await molvault(['migrate'], { PORT: 'many', MAX_UPLOAD_BYTES: 'huge' });
+    expect(config.code).toBe(2);
+    expect(config.stderr).toContain('configuration is wrong');
+    expect(config.stderr).toContain('PORT');
+    expect(config.stderr).toContain('MAX_UPLOAD_BYTES');
+  });
+
+  it('migrates an up-to-date database without changes', async () => {
+    const result = await molvault(['migrate']);
+    expect(result.code).toBe(0);
+    expect(JSON.parse(result.stdout)).toEqual({ applied: [] });
+  });
+});
