@@ -13,7 +13,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { QUEUE_NAMES } from '../src/config/index.js';
-import { createBenchUser, createProject, formatMB, MB, startBenchStack, stopOnSignals } from './support/stack.js';
+import { createBenchUser, createProject, formatMB, MB, startBenchStack, stopOnSignals, UsageError } from './support/stack.js';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const DEFAULT_CORPUS = ['../shared/corpus/pdb', '../shared/corpus/cif'].map((dir) => path.resolve(REPO_ROOT, dir));
@@ -47,8 +47,8 @@ function parseOptions() {
   });
   const concurrency = Number(values.concurrency);
   const timeoutSeconds = Number(values.timeout);
-  if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error(`--concurrency must be a whole number ≥ 1, not "${values.concurrency}"`);
-  if (!(timeoutSeconds > 0)) throw new Error(`--timeout must be a number of seconds, not "${values.timeout}"`);
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw new UsageError(`--concurrency must be a whole number ≥ 1, not "${values.concurrency}"`);
+  if (!(timeoutSeconds > 0)) throw new UsageError(`--timeout must be a number of seconds, not "${values.timeout}"`);
   const corpus = values.corpus?.length ? values.corpus.map((dir) => path.resolve(dir)) : DEFAULT_CORPUS;
   return { corpus, concurrency, timeoutMs: timeoutSeconds * 1000 };
 }
@@ -70,7 +70,7 @@ function errorText(error: { code?: string; message?: string } | undefined, fallb
 }
 
 /** One file: POST it, then poll its upload until it is searchable or ends otherwise. */
-async function ingestOne(baseUrl: string, token: string, projectId: string, file: string, timeoutMs: number): Promise<FileResult> {
+async function ingestOne(baseUrl: string, token: string, projectId: string, file: string, timeoutMs: number, signal: AbortSignal): Promise<FileResult> {
   // Read before the clock starts: the measurement is molvault's, not the disk's.
   const bytes = await fs.readFile(file);
   const name = path.basename(file);
@@ -83,7 +83,7 @@ async function ingestOne(baseUrl: string, token: string, projectId: string, file
   form.append('file', new Blob([bytes]), name);
   let response: Response;
   try {
-    response = await fetch(`${baseUrl}/v1/projects/${projectId}/structures`, { method: 'POST', headers, body: form });
+    response = await fetch(`${baseUrl}/v1/projects/${projectId}/structures`, { method: 'POST', headers, body: form, signal });
   } catch (error) {
     return result('failed', `upload request failed: ${(error as Error).message}`);
   }
@@ -96,12 +96,22 @@ async function ingestOne(baseUrl: string, token: string, projectId: string, file
 
   const uploadId = body.upload.id;
   for (;;) {
-    const poll = await fetch(`${baseUrl}/v1/uploads/${uploadId}`, { headers });
+    let poll: Response;
+    try {
+      poll = await fetch(`${baseUrl}/v1/uploads/${uploadId}`, { headers, signal });
+    } catch (error) {
+      return result('failed', `polling the upload failed: ${(error as Error).message}`);
+    }
     const upload = (await poll.json().catch(() => undefined)) as UploadState | undefined;
     if (poll.status !== 200 || !upload) return result('failed', `GET /v1/uploads/${uploadId} answered ${poll.status}`);
     if (upload.state === 'stored' && upload.searchable) return result('stored');
     if (upload.state === 'rejected' || upload.state === 'failed') return result(upload.state, errorText(upload.error, `upload ${upload.state}`));
-    if (elapsed() > timeoutMs) return result('failed', `timed out: still "${upload.state}"${upload.state === 'stored' ? ' (not yet searchable)' : ''} after ${Math.round(timeoutMs / 1000)} s`);
+    if (elapsed() > timeoutMs)
+      return result(
+        'failed',
+        `timed out: still "${upload.state}"${upload.state === 'stored' ? ' (not yet searchable)' : ''} after ${Math.round(timeoutMs / 1000)} s`,
+      );
+    if (signal.aborted) return result('failed', 'interrupted');
     await new Promise((resolve) => setTimeout(resolve, POLL_INTERVAL_MS));
   }
 }
@@ -112,7 +122,13 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
 }
 
-function report(options: { corpus: string[]; concurrency: number }, stack: { postgresSource: string; redisUrl: string }, startupMs: number, wallMs: number, results: FileResult[]) {
+function report(
+  options: { corpus: string[]; concurrency: number },
+  stack: { postgresSource: string; redisUrl: string },
+  startupMs: number,
+  wallMs: number,
+  results: FileResult[],
+) {
   const count = (outcome: Outcome) => results.filter((r) => r.outcome === outcome);
   const stored = count('stored');
   const rejected = count('rejected');
@@ -121,7 +137,7 @@ function report(options: { corpus: string[]; concurrency: number }, stack: { pos
   const storedLatencies = stored.map((r) => r.latencyMs).sort((a, b) => a - b);
   const wallS = wallMs / 1000;
   const ms = (value: number) => (Number.isNaN(value) ? 'n/a' : `${Math.round(value)} ms`);
-  const relative = (file: string) => path.relative(path.resolve(REPO_ROOT, '..'), file);
+  const relative = (file: string) => path.relative(REPO_ROOT, file);
   const lines = [
     '',
     'molvault ingest benchmark',
@@ -167,7 +183,9 @@ async function main() {
   const startupStarted = performance.now();
   process.stderr.write(`starting an in-process molvault (scratch database, queues and data dir)...\n`);
   const stack = await startBenchStack({ workerQueues: [...QUEUE_NAMES] });
-  stopOnSignals(stack.stop);
+  // On Ctrl-C the lanes stop first (no new uploads, no more polling), then everything is removed.
+  const interrupted = new AbortController();
+  stopOnSignals(stack.stop, () => interrupted.abort());
   let exitCode = 0;
   try {
     const { token } = await createBenchUser(stack.ctx, 1024 ** 4);
@@ -180,19 +198,22 @@ async function main() {
     let next = 0;
     const wallStarted = performance.now();
     const lane = async () => {
-      while (next < files.length) {
+      while (next < files.length && !interrupted.signal.aborted) {
         const file = files[next++];
-        const result = await ingestOne(stack.url, token, projectId, file, options.timeoutMs);
+        const result = await ingestOne(stack.url, token, projectId, file, options.timeoutMs, interrupted.signal);
         results.push(result);
         if (result.outcome !== 'stored') process.stderr.write(`  ${result.outcome}: ${path.basename(file)}\n`);
       }
     };
     await Promise.all(Array.from({ length: Math.min(options.concurrency, files.length) }, lane));
     const wallMs = performance.now() - wallStarted;
-
-    results.sort((a, b) => a.file.localeCompare(b.file));
-    report(options, { postgresSource: stack.postgresSource, redisUrl: stack.ctx.config.redisUrl }, startupMs, wallMs, results);
-    if (results.some((r) => r.outcome === 'failed')) exitCode = 1;
+    if (interrupted.signal.aborted) {
+      exitCode = 130; // no report for a partial run
+    } else {
+      results.sort((a, b) => a.file.localeCompare(b.file));
+      report(options, { postgresSource: stack.postgresSource, redisUrl: stack.ctx.config.redisUrl }, startupMs, wallMs, results);
+      if (results.some((r) => r.outcome === 'failed')) exitCode = 1;
+    }
   } finally {
     process.stderr.write('cleaning up (workers, API, queues, database, services, data dir)...\n');
     await stack.stop();
@@ -202,6 +223,9 @@ async function main() {
 }
 
 main().catch((error) => {
-  process.stderr.write(`bench:ingest failed: ${(error as Error).stack ?? error}\n`);
+  // Bad options get their message alone; anything else its stack.
+  process.stderr.write(
+    `bench:ingest failed: ${error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') ? (error as Error).message : ((error as Error).stack ?? error)}\n`,
+  );
   process.exit(1);
 });

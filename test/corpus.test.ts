@@ -23,13 +23,21 @@ function pdbFirstModelAtoms(text: string): number {
   return count;
 }
 
-/** `_atom_site` rows of the first model (by pdbx_PDB_model_num), read with the CIF tokenizer alone. */
+/**
+ * `_atom_site` rows of the first model (by pdbx_PDB_model_num), read with the CIF tokenizer alone;
+ * for small-molecule CIF the `_atom_site_` loop rows, for a chemical component its `_chem_comp_atom` rows.
+ */
 async function cifFirstModelAtoms(text: string): Promise<number> {
   const parsed = await CIF.parse(text).run();
   if (parsed.isError) return -1;
-  const block = parsed.result.blocks.find((b) => b.categories.atom_site);
+  const block = parsed.result.blocks.find(
+    (b) => b.categories.atom_site || b.categories.atom_site_fract_x || b.categories.atom_site_Cartn_x || b.categories.chem_comp_atom,
+  );
   const sites = block?.categories.atom_site;
-  if (!sites) return 0;
+  if (!sites) {
+    const other = block?.categories.atom_site_fract_x ?? block?.categories.atom_site_Cartn_x ?? block?.categories.chem_comp_atom;
+    return other?.rowCount ?? 0;
+  }
   const model = sites.getField('pdbx_PDB_model_num');
   if (!model) return sites.rowCount;
   const first = model.str(0);

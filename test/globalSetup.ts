@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { connectOrm, migrate } from '../src/db/orm.js';
 import { createLogger } from '../src/lib/logger.js';
+import { freePort } from '../src/runtime/net.js';
 import { dropDatabase, ensureDatabase, startEmbeddedPostgres, withDatabase } from '../src/runtime/postgres.js';
 import { findOrStartRedis } from '../src/runtime/redis.js';
 
@@ -15,16 +15,6 @@ declare module 'vitest' {
     redisUrl: string;
     runId: string;
   }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
 }
 
 /**

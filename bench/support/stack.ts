@@ -1,14 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { startApiServer } from '../../src/api/server.js';
 import { loadConfig, type QueueName } from '../../src/config/index.js';
-import { connectOrm, migrate } from '../../src/db/orm.js';
 import { createLogger, type Logger } from '../../src/lib/logger.js';
 import { bootstrapServices, type Services } from '../../src/runtime/bootstrap.js';
-import { dropDatabase, ensureDatabase, withDatabase } from '../../src/runtime/postgres.js';
+import { freePort } from '../../src/runtime/net.js';
+import { dropDatabase } from '../../src/runtime/postgres.js';
 import { createToken, createUser } from '../../src/services/auth.js';
 import { type AppContext, closeAppContext, createAppContext } from '../../src/services/context.js';
 import { startWorkers, type WorkerSet } from '../../src/workers/main.js';
@@ -32,17 +31,6 @@ export interface BenchStackOptions {
   workerQueues?: readonly QueueName[];
   /** Extra environment for loadConfig (e.g. MAX_UPLOAD_BYTES). */
   env?: Record<string, string>;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no free port'))));
-    });
-  });
 }
 
 /**
@@ -84,25 +72,15 @@ export async function startBenchStack(options: BenchStackOptions = {}): Promise<
       ...process.env,
       DATA_DIR: dataDir,
       QUEUE_PREFIX: queuePrefix,
-      // With DATABASE_URL, point it at the bench's own database so bootstrapServices never touches the configured one.
-      ...(process.env.DATABASE_URL ? { DATABASE_URL: withDatabase(process.env.DATABASE_URL, databaseName) } : {}),
       // A port of its own, so an embedded Postgres never collides with a running molvault's.
       EMBEDDED_POSTGRES_PORT: process.env.EMBEDDED_POSTGRES_PORT ?? String(await freePort()),
       ...options.env,
     });
-    // migrate: false — bootstrapServices would migrate its default database; the bench migrates its own below.
-    const services: Services = await bootstrapServices(config, log, { migrate: false });
+    // The bench's own database on whatever server bootstrapServices finds (DATABASE_URL's or an embedded one), migrated.
+    const services: Services = await bootstrapServices(config, log, { database: databaseName });
     cleanups.push({ what: 'stop the services the bench started', run: () => services.stop() });
-
-    const databaseUrl = withDatabase(services.databaseUrl, databaseName);
-    await ensureDatabase(databaseUrl);
+    const databaseUrl = services.databaseUrl;
     cleanups.push({ what: `drop database ${databaseName}`, run: () => dropDatabase(databaseUrl) });
-    const orm = await connectOrm(databaseUrl, log);
-    try {
-      await migrate(orm);
-    } finally {
-      await orm.close();
-    }
 
     const ctx = await createAppContext({ ...config, databaseUrl, redisUrl: services.redisUrl }, log);
     cleanups.push({ what: 'close the app context', run: () => closeAppContext(ctx) });
@@ -111,10 +89,8 @@ export async function startBenchStack(options: BenchStackOptions = {}): Promise<
     const api = await startApiServer(ctx, 0, '127.0.0.1');
     cleanups.push({ what: 'close the API server', run: () => api.close() });
 
-    let workers: WorkerSet | undefined;
     if (options.workerQueues?.length) {
-      workers = await startWorkers(ctx, options.workerQueues);
-      const started = workers;
+      const started: WorkerSet = await startWorkers(ctx, options.workerQueues);
       cleanups.push({ what: 'stop the workers', run: () => started.close() });
     }
 
@@ -165,15 +141,19 @@ export async function createProject(baseUrl: string, token: string, name: string
   return body.id;
 }
 
-/** Runs cleanup on Ctrl-C / SIGTERM too, so an interrupted run leaves nothing behind. */
-export function stopOnSignals(stop: () => Promise<void>): void {
+/** Runs cleanup on Ctrl-C / SIGTERM too, so an interrupted run leaves nothing behind; `interrupt` first tells the run to stop. */
+export function stopOnSignals(stop: () => Promise<void>, interrupt?: () => void): void {
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
       process.stderr.write(`\n${signal}: cleaning up...\n`);
+      interrupt?.();
       void stop().finally(() => process.exit(130));
     });
   }
 }
+
+/** A bad command-line option: reported without a stack trace. */
+export class UsageError extends Error {}
 
 export const MB = 1_000_000;
 

@@ -19,9 +19,17 @@ export async function startApiServer(app: AppContext, port = app.config.port, ho
   return {
     server,
     port: boundPort,
-    close: () =>
+    /**
+     * Stops accepting connections, lets requests in flight finish for up to `graceMs`, then
+     * drops what is left (keep-alive pollers, event streams) so shutdown cannot hang.
+     */
+    close: (graceMs = 2000) =>
       new Promise<void>((resolve) => {
-        server.close(() => resolve());
+        const force = setTimeout(() => server.closeAllConnections(), graceMs);
+        server.close(() => {
+          clearTimeout(force);
+          resolve();
+        });
         server.closeIdleConnections();
       }),
   };

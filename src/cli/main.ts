@@ -57,8 +57,7 @@ async function runServer(role: 'start' | 'api' | 'worker', config: Config, log: 
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down: finishing active jobs');
-    await api?.close();
-    await workers?.close();
+    await Promise.all([api?.close(), workers?.close()]);
     await closeAppContext(ctx);
     await services.stop();
     log.info('stopped');

@@ -6,7 +6,8 @@ import type { ReaderResult } from 'molstar/lib/mol-io/reader/result.js';
 import { parseSdf } from 'molstar/lib/mol-io/reader/sdf/parser.js';
 import { parseXyz } from 'molstar/lib/mol-io/reader/xyz/parser.js';
 import type { Model, Trajectory } from 'molstar/lib/mol-model/structure.js';
-import { trajectoryFromMmCIF } from 'molstar/lib/mol-model-formats/structure/mmcif.js';
+import { trajectoryFromCifCore } from 'molstar/lib/mol-model-formats/structure/cif-core.js';
+import { trajectoryFromCCD, trajectoryFromMmCIF } from 'molstar/lib/mol-model-formats/structure/mmcif.js';
 import { trajectoryFromMol } from 'molstar/lib/mol-model-formats/structure/mol.js';
 import { trajectoryFromMol2 } from 'molstar/lib/mol-model-formats/structure/mol2.js';
 import { trajectoryFromPDB } from 'molstar/lib/mol-model-formats/structure/pdb.js';
@@ -98,12 +99,18 @@ async function readTrajectory(text: string, format: Format, warnings: Problem[])
     }
     case 'cif': {
       const file = unwrap(await CIF.parse(text).run(), label, warnings);
-      const frame = file.blocks.find((b) => b.categories.atom_site) ?? file.blocks[0];
-      if (!frame) throw new ParseFailure('The CIF file has no data block.');
-      if (!frame.categories.atom_site) {
-        throw new ParseFailure(`The CIF block "${frame.header}" has no _atom_site category, so it holds no atom coordinates.`);
+      if (file.blocks.length === 0) throw new ParseFailure('The CIF file has no data block.');
+      // The first block with coordinates decides the dialect: mmCIF, small-molecule (coreCIF) or a chemical component.
+      for (const frame of file.blocks) {
+        if (frame.categories.atom_site) return { trajectory: await trajectoryFromMmCIF(frame, file).run(), extra: cifResolution(frame) };
+        if (frame.categories.atom_site_fract_x || frame.categories.atom_site_Cartn_x) {
+          return { trajectory: await trajectoryFromCifCore(frame).run(), extra: { dialect: 'coreCIF' } };
+        }
+        if (frame.categories.chem_comp_atom) return { trajectory: await trajectoryFromCCD(frame).run(), extra: { dialect: 'chemical component' } };
       }
-      return { trajectory: await trajectoryFromMmCIF(frame, file).run(), extra: cifResolution(frame) };
+      throw new ParseFailure(
+        `The CIF file (block "${file.blocks[0].header}") holds no atom coordinates: it has no _atom_site (mmCIF or small-molecule CIF) and no _chem_comp_atom category.`,
+      );
     }
     case 'bcif': {
       const bytes = Buffer.from(text, 'latin1');

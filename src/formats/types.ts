@@ -44,6 +44,8 @@ export interface StructureSummary {
   depositionDate?: string;
   hasAltlocs?: boolean;
   hasInsertionCodes?: boolean;
+  /** For CIF: which kind of CIF held the coordinates when not mmCIF. */
+  dialect?: 'coreCIF' | 'chemical component';
   /** Records in a multi-record file (SDF, MOL2). */
   molecules?: number;
   bounds?: { min: [number, number, number]; max: [number, number, number] };

@@ -15,13 +15,18 @@ export interface Services {
  * Finds or starts what molvault needs: DATABASE_URL or an embedded Postgres under DATA_DIR;
  * REDIS_URL, a local Redis, or a redis-server of its own. Then migrates the database.
  */
-export async function bootstrapServices(config: Config, log: Logger, options: { migrate?: boolean } = {}): Promise<Services> {
+export async function bootstrapServices(
+  config: Config,
+  log: Logger,
+  options: { migrate?: boolean /** A database name of the caller's own (benchmarks, tools) instead of the configured one. */; database?: string } = {},
+): Promise<Services> {
   let postgres: PostgresHandle | undefined;
   let databaseUrl = config.databaseUrl;
   if (!databaseUrl) {
     postgres = await startEmbeddedPostgres(path.join(config.dataDir, 'postgres'), config.embeddedPostgresPort, log);
     databaseUrl = withDatabase(postgres.serverUrl, 'molvault');
   }
+  if (options.database) databaseUrl = withDatabase(databaseUrl, options.database);
   let redis: RedisHandle | undefined;
   try {
     await ensureDatabase(databaseUrl);

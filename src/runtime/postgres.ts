@@ -17,6 +17,7 @@ export async function startEmbeddedPostgres(dir: string, port: number, log: Logg
   await fs.mkdir(path.dirname(dir), { recursive: true });
   const password = 'molvault';
   const isRoot = process.getuid?.() === 0;
+  if (isRoot) await assertReachableByOthers(path.dirname(dir));
   const EmbeddedPostgres = await loadEmbeddedPostgres();
   const server = new EmbeddedPostgres({
     databaseDir: dir,
@@ -136,4 +137,24 @@ export async function dropDatabase(url: string): Promise<void> {
 
 export function quoteIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
+}
+
+/**
+ * As root the cluster runs as the "postgres" user, which must be able to walk down to its data
+ * directory. Say so plainly instead of letting initdb fail with "Permission denied".
+ */
+async function assertReachableByOthers(dir: string) {
+  let current = path.resolve(dir);
+  for (;;) {
+    const stat = await fs.stat(current);
+    if ((stat.mode & 0o001) === 0) {
+      throw new Error(
+        `The embedded Postgres runs as the "postgres" user (Postgres refuses root), and that user cannot enter ${current}. ` +
+          'Choose a DATA_DIR outside it (e.g. /var/lib/molvault), make it searchable (chmod o+x), or set DATABASE_URL.',
+      );
+    }
+    const parent = path.dirname(current);
+    if (parent === current) return;
+    current = parent;
+  }
 }

@@ -1,4 +1,5 @@
 import { type Job, UnrecoverableError, Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
 import type { QueueName } from '../config/index.js';
 import type { JobDefinition } from '../jobs/define.js';
 import { redisConnection } from '../jobs/queues.js';
@@ -19,6 +20,7 @@ export async function startWorkers(ctx: AppContext, queues: readonly QueueName[]
   const registry = checkRegistry(JOBS);
   const cpu = new CpuPool(ctx.config.parseThreads, ctx.config.parseTimeoutMs, ctx.config.parseMaxMemoryMb);
   const workers: Worker[] = [];
+  const connections: Redis[] = [];
   for (const queue of queues) {
     const processor = async (job: Job) => {
       const definition = registry.get(job.name);
@@ -28,8 +30,11 @@ export async function startWorkers(ctx: AppContext, queues: readonly QueueName[]
       const em = ctx.orm.em.fork();
       return definition.handle(parsed.data as never, { ...ctx, cpu, em, job });
     };
+    // BullMQ treats a passed-in connection as shared and leaves it open: close() below ends it.
+    const connection = redisConnection(ctx.config.redisUrl);
+    connections.push(connection);
     const worker = new Worker(queue, processor, {
-      connection: redisConnection(ctx.config.redisUrl),
+      connection,
       prefix: ctx.config.queuePrefix,
       concurrency: ctx.config.concurrency[queue],
       // Parsing runs off-thread, so the event loop stays free to renew locks; a generous lock still helps under load.
@@ -62,6 +67,7 @@ export async function startWorkers(ctx: AppContext, queues: readonly QueueName[]
         ctx.log.warn('active jobs did not finish in time; releasing them for another worker');
         await Promise.all(workers.map((w) => w.close(true)));
       }
+      for (const connection of connections) connection.disconnect();
       await cpu.close();
     })();
     return closing;
