@@ -117,12 +117,16 @@ export async function acceptUpload(app: AppContext, koa: Context, user: User, ta
   }
   const waitSeconds = preferWaitSeconds(koa.get('prefer'));
   if (waitSeconds > 0) {
-    const done = await waitFor(waitSeconds, async () => {
-      const row = await app.orm.em.fork().findOne(Upload, { id: uploadId });
-      if (!row) return undefined;
-      if (row.state === 'stored' && !row.indexedAt) return undefined; // stored but not yet searchable
-      return TERMINAL_UPLOAD_STATES.includes(row.state) ? row : undefined;
-    });
+    const done = await waitFor(
+      waitSeconds,
+      async () => {
+        const row = await app.orm.em.fork().findOne(Upload, { id: uploadId });
+        if (!row) return undefined;
+        if (row.state === 'stored' && !row.indexedAt) return undefined; // stored but not yet searchable
+        return TERMINAL_UPLOAD_STATES.includes(row.state) ? row : undefined;
+      },
+      (ms) => app.uploadEvents.wait(uploadId, ms),
+    );
     if (done) {
       koa.set('Preference-Applied', `wait=${waitSeconds}`);
       if (done.state === 'stored') {

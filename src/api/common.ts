@@ -31,13 +31,13 @@ export function preferWaitSeconds(header: string | undefined): number {
   return match ? Math.min(60, Number(match[1])) : 0;
 }
 
-/** Polls `check` until it returns a value or the deadline passes. */
-export async function waitFor<T>(seconds: number, check: () => Promise<T | undefined>, intervalMs = 100): Promise<T | undefined> {
+/** Runs `check` until it returns a value or the deadline passes, sleeping with `pause` in between. */
+export async function waitFor<T>(seconds: number, check: () => Promise<T | undefined>, pause: (ms: number) => Promise<void>): Promise<T | undefined> {
   const deadline = Date.now() + seconds * 1000;
   for (;;) {
     const value = await check();
     if (value !== undefined) return value;
     if (Date.now() >= deadline) return undefined;
-    await new Promise((r) => setTimeout(r, Math.min(intervalMs, Math.max(0, deadline - Date.now()))));
+    await pause(Math.min(1000, Math.max(0, deadline - Date.now())));
   }
 }

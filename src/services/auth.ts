@@ -42,8 +42,8 @@ export async function authenticate(em: EntityManager, token: string): Promise<Us
   if (!token.startsWith(TOKEN_PREFIX)) return undefined;
   const row = await em.findOne(ApiToken, { tokenHash: hashToken(token) });
   if (!row || row.revokedAt || (row.expiresAt && row.expiresAt.getTime() < Date.now())) return undefined;
-  const user = await em.findOne(User, { id: row.user });
-  if (!user || user.disabled) return undefined;
+  const user = await em.findOne(User, { id: row.user, disabled: false });
+  if (!user) return undefined;
   // Touch at most once a minute: a write per request would be wasted I/O.
   if (!row.lastUsedAt || Date.now() - row.lastUsedAt.getTime() > 60_000) {
     await em.nativeUpdate(ApiToken, { id: row.id }, { lastUsedAt: new Date() });

@@ -7,6 +7,7 @@ import { PostgresSearchIndex } from '../search/postgres.js';
 import type { SearchIndex } from '../search/types.js';
 import { type BlobStore, LocalBlobStore } from '../storage/blobStore.js';
 import { Staging } from '../storage/staging.js';
+import { UploadEvents } from './uploadEvents.js';
 
 /** The shared services every process role (api, worker) is built from. */
 export interface AppContext {
@@ -18,6 +19,7 @@ export interface AppContext {
   blobs: BlobStore;
   staging: Staging;
   search: SearchIndex;
+  uploadEvents: UploadEvents;
 }
 
 export async function createAppContext(config: AppContext['config'], log: Logger): Promise<AppContext> {
@@ -34,10 +36,12 @@ export async function createAppContext(config: AppContext['config'], log: Logger
     blobs: new LocalBlobStore(config.blobDir),
     staging: new Staging(config.stagingDir),
     search: new PostgresSearchIndex(orm),
+    uploadEvents: new UploadEvents(config.databaseUrl, log),
   };
 }
 
 export async function closeAppContext(ctx: AppContext): Promise<void> {
+  await ctx.uploadEvents.close();
   await closeQueues(ctx.queues);
   ctx.redis.disconnect();
   await ctx.orm.close();

@@ -3,6 +3,7 @@ import { TERMINAL_UPLOAD_STATES, Upload, type UploadError } from '../entities/Up
 import type { BlobStore } from '../storage/blobStore.js';
 import type { Staging } from '../storage/staging.js';
 import { releaseBlobIfUnreferenced } from './blobs.js';
+import { notifyUploadChanged } from './uploadEvents.js';
 
 /**
  * Ends an upload that will not become a version: state rejected (the file is at fault) or
@@ -25,4 +26,5 @@ export async function endUpload(
   await em.flush();
   await services.staging.remove(uploadId);
   if (blob) await releaseBlobIfUnreferenced(em, services.blobs, blob, uploadId);
+  await notifyUploadChanged(em, uploadId);
 }

@@ -3,6 +3,7 @@ import { Structure } from '../../entities/Structure.js';
 import { StructureVersion } from '../../entities/StructureVersion.js';
 import { Upload } from '../../entities/Upload.js';
 import { buildSearchDocument } from '../../services/searchDocument.js';
+import { notifyUploadChanged } from '../../services/uploadEvents.js';
 import { defineJob } from '../define.js';
 
 const data = z.object({
@@ -29,7 +30,10 @@ export const indexJob = defineJob({
     }
     const version = structure.currentVersion ? await em.findOne(StructureVersion, { id: structure.currentVersion }) : null;
     await ctx.search.upsert(buildSearchDocument(structure, version));
-    if (uploadId) await em.nativeUpdate(Upload, { id: uploadId, indexedAt: null }, { indexedAt: new Date() });
+    if (uploadId) {
+      await em.nativeUpdate(Upload, { id: uploadId, indexedAt: null }, { indexedAt: new Date() });
+      await notifyUploadChanged(em, uploadId);
+    }
     return { indexed: true };
   },
 });
