@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -7,6 +8,14 @@ import { type Stack, startStack } from './helpers/stack.js';
 
 const fixture = (name: string) => fs.readFile(path.join(import.meta.dirname, 'fixtures', name));
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
+const hasBzip2 = (() => {
+  try {
+    execFileSync('bzip2', ['--help'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
 
 describe('the spine: upload → stored → searchable → downloadable', () => {
   let stack: Stack;
@@ -79,6 +88,28 @@ describe('the spine: upload → stored → searchable → downloadable', () => {
     expect(download.status).toBe(200);
     expect(Buffer.from(await download.arrayBuffer()).equals(plain)).toBe(true);
     expect(download.headers.get('content-disposition')).toContain('1CRN.cif');
+  });
+
+  it.skipIf(!hasBzip2)('unwraps a .bz2 upload (skipped when no bzip2 tool is installed)', async () => {
+    const plain = await fixture('ngl_1crn.pdb');
+    const compressed = execFileSync('bzip2', ['-c'], { input: plain });
+    const response = await api.upload(`/v1/projects/${projectId}/structures`, { name: '1crn.pdb.bz2', content: compressed }, {}, { prefer: 'wait=30' });
+    expect(response.status).toBe(201);
+    expect(response.body.upload.compression).toBe('bzip2');
+    expect(response.body.structure.currentVersion).toMatchObject({ format: 'pdb', sha256: sha256(plain), size: plain.length });
+  });
+
+  it('accepts a raw body upload with its fields in the query string', async () => {
+    const bytes = await fixture('ngl_1CRN.cif');
+    const response = await api.raw(`/v1/projects/${projectId}/structures?filename=raw-1crn.cif&name=raw%20crambin&tags=raw,cif`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/octet-stream', prefer: 'wait=30' },
+      body: bytes,
+    });
+    expect(response.status).toBe(201);
+    const body = (await response.json()) as any;
+    expect(body.structure).toMatchObject({ name: 'raw crambin', tags: ['raw', 'cif'] });
+    expect(body.structure.currentVersion).toMatchObject({ filename: 'raw-1crn.cif', format: 'cif', sha256: sha256(bytes) });
   });
 
   it('keeps versions, lists them, and serves each byte for byte with ETag, Content-Length and Range', async () => {
