@@ -16,6 +16,18 @@ export async function userFactory(ctx: AppContext, options: { admin?: boolean; q
   return { id: user.id, email, token };
 }
 
+/** Status, headers and the body as JSON (or text when it is not JSON). */
+async function readResponse(response: Response) {
+  const text = await response.text();
+  let body: any;
+  try {
+    body = text ? JSON.parse(text) : undefined;
+  } catch {
+    body = text;
+  }
+  return { status: response.status, headers: response.headers, body };
+}
+
 /** A small HTTP client bound to one user's token. */
 export function client(baseUrl: string, token?: string) {
   const headers = (extra: Record<string, string> = {}) => ({ ...(token ? { authorization: `Bearer ${token}` } : {}), ...extra });
@@ -25,14 +37,7 @@ export function client(baseUrl: string, token?: string) {
       headers: headers(body !== undefined ? { 'content-type': 'application/json', ...extra } : extra),
       body: body !== undefined ? JSON.stringify(body) : undefined,
     });
-    const text = await response.text();
-    let data: any;
-    try {
-      data = text ? JSON.parse(text) : undefined;
-    } catch {
-      data = text;
-    }
-    return { status: response.status, headers: response.headers, body: data };
+    return readResponse(response);
   };
   return {
     get: (path: string, extra?: Record<string, string>) => json('GET', path, undefined, extra),
@@ -54,14 +59,7 @@ export function client(baseUrl: string, token?: string) {
       const bytes = typeof file.content === 'string' ? new TextEncoder().encode(file.content) : file.content;
       form.append('file', new Blob([bytes as Uint8Array<ArrayBuffer>]), file.name);
       const response = await fetch(`${baseUrl}${path}`, { method: 'POST', headers: headers(extra), body: form });
-      const text = await response.text();
-      let data: any;
-      try {
-        data = text ? JSON.parse(text) : undefined;
-      } catch {
-        data = text;
-      }
-      return { status: response.status, headers: response.headers, body: data };
+      return readResponse(response);
     },
   };
 }

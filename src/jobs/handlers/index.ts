@@ -24,16 +24,17 @@ export const indexJob = defineJob({
   async handle({ structureId, uploadId }, ctx) {
     const { em } = ctx;
     const structure = await em.findOne(Structure, { id: structureId });
-    if (!structure) {
+    if (structure) {
+      const version = structure.currentVersion ? await em.findOne(StructureVersion, { id: structure.currentVersion }) : null;
+      await ctx.search.upsert(buildSearchDocument(structure, version));
+    } else {
       await ctx.search.delete(structureId);
-      return { deleted: true };
     }
-    const version = structure.currentVersion ? await em.findOne(StructureVersion, { id: structure.currentVersion }) : null;
-    await ctx.search.upsert(buildSearchDocument(structure, version));
+    // Either way the upload's indexing is done; reconcile must not come back for it.
     if (uploadId) {
       await em.nativeUpdate(Upload, { id: uploadId, indexedAt: null }, { indexedAt: new Date() });
       await notifyUploadChanged(em, uploadId);
     }
-    return { indexed: true };
+    return structure ? { indexed: true } : { deleted: true };
   },
 });
