@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -74,6 +75,65 @@ describe('recovery', () => {
       expect(Number(versions[0].n)).toBe(ids.length);
     } finally {
       await second.close();
+    }
+  });
+});
+
+describe('a worker process killed in the middle of a job', () => {
+  let stack: Stack;
+  const fast = { WORKER_LOCK_MS: '3000', WORKER_STALLED_INTERVAL_MS: '1000' };
+
+  beforeAll(async () => {
+    stack = await startStack({ workers: false, env: fast });
+  });
+  afterAll(() => stack?.stop());
+
+  it('loses nothing: another worker finishes the upload, once', async () => {
+    const user = await userFactory(stack.ctx);
+    const api = client(stack.url, user.token);
+    const projectId = (await api.post('/v1/projects', { name: 'crash site' })).body.id;
+    // A structure big enough that reading it takes a while: 300,000 atoms (~24 MB).
+    const line = (i: number) =>
+      `ATOM  ${String((i % 99999) + 1).padStart(5)}  CA  ALA A${String((i % 9999) + 1).padStart(4)}    ${(i % 1000).toFixed(3).padStart(8)}${((i * 7) % 1000).toFixed(3).padStart(8)}${((i * 13) % 1000).toFixed(3).padStart(8)}  1.00 20.00           C  \n`;
+    const big = Array.from({ length: 300_000 }, (_, i) => line(i)).join('');
+    const accepted = await api.upload(`/v1/projects/${projectId}/structures`, { name: 'big.pdb', content: big });
+    expect(accepted.status).toBe(202);
+    const uploadId = accepted.body.upload.id;
+
+    // A separate `molvault worker` process, as in production, sharing this test's database, Redis prefix and data dir.
+    const config = stack.ctx.config;
+    const child = spawn(process.execPath, [path.resolve(import.meta.dirname, '../bin/molvault.js'), 'worker'], {
+      env: {
+        ...process.env,
+        ...fast,
+        DATABASE_URL: config.databaseUrl,
+        REDIS_URL: config.redisUrl,
+        QUEUE_PREFIX: config.queuePrefix,
+        DATA_DIR: config.dataDir,
+        LOG_LEVEL: 'warn',
+      },
+      stdio: 'ignore',
+    });
+    try {
+      // Kill it while the validate job (parsing) is running.
+      await expect.poll(async () => (await stack.ctx.queues.validate.getJobCounts('active')).active, { timeout: 30_000, interval: 20 }).toBe(1);
+      child.kill('SIGKILL');
+      await new Promise((resolve) => child.once('exit', resolve));
+      expect((await api.get(`/v1/uploads/${uploadId}`)).body.state).toBe('processing');
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+
+    const rescuer = await startWorkers(stack.ctx, QUEUE_NAMES);
+    try {
+      const final = await waitForUpload(api, uploadId, 60_000);
+      expect(final).toMatchObject({ state: 'stored', version: 1 });
+      const structure = (await api.get(`/v1/structures/${final.structureId}`)).body;
+      expect(structure.currentVersion.summary.atoms).toBe(300_000);
+      const versions = await api.get(`/v1/structures/${final.structureId}/versions`);
+      expect(versions.body.items).toHaveLength(1);
+    } finally {
+      await rescuer.close();
     }
   });
 });

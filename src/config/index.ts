@@ -91,6 +91,10 @@ const envSchema = z.object({
   PARSE_TIMEOUT_MS: z.coerce.number().int().positive().default(120_000),
   PARSE_MAX_MEMORY_MB: z.coerce.number().int().positive().default(4096),
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),
+  /** A job whose worker stops renewing its lock for this long is handed to another worker. */
+  WORKER_LOCK_MS: z.coerce.number().int().positive().default(60_000),
+  /** How often workers look for such stalled jobs. */
+  WORKER_STALLED_INTERVAL_MS: z.coerce.number().int().positive().default(30_000),
   /** How often the reconcile schedule looks for accepted uploads whose jobs Redis lost. */
   RECONCILE_EVERY_MS: z.coerce.number().int().positive().default(60_000),
   /** Uploads untouched for this long are considered for re-enqueueing. */
@@ -126,6 +130,8 @@ function buildConfig(env: z.infer<typeof envSchema>) {
     parseTimeoutMs: env.PARSE_TIMEOUT_MS,
     parseMaxMemoryMb: env.PARSE_MAX_MEMORY_MB,
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
+    workerLockMs: env.WORKER_LOCK_MS,
+    workerStalledIntervalMs: env.WORKER_STALLED_INTERVAL_MS,
     reconcileEveryMs: env.RECONCILE_EVERY_MS,
     reconcileAfterMs: env.RECONCILE_AFTER_MS,
     embeddedPostgresPort: env.EMBEDDED_POSTGRES_PORT,

@@ -37,8 +37,10 @@ export async function startWorkers(ctx: AppContext, queues: readonly QueueName[]
       connection,
       prefix: ctx.config.queuePrefix,
       concurrency: ctx.config.concurrency[queue],
-      // Parsing runs off-thread, so the event loop stays free to renew locks; a generous lock still helps under load.
-      lockDuration: 60_000,
+      // Parsing runs off-thread, so the event loop stays free to renew locks. If this process dies,
+      // the lock lapses and another worker takes the job over (handlers are idempotent).
+      lockDuration: ctx.config.workerLockMs,
+      stalledInterval: ctx.config.workerStalledIntervalMs,
       autorun: true,
     });
     worker.on('failed', (job, error) => {
