@@ -20,21 +20,20 @@ export async function recordBlob(em: EntityManager, blob: { sha256: string; size
 }
 
 /**
- * Deletes a blob's row and bytes when nothing but the given upload refers to it: no version,
- * and no other upload still on its way. Returns whether it was deleted.
+ * Deletes a blob's row and bytes when nothing refers to it any more: no version and no upload
+ * still on its way. Call inside a transaction that holds lockBlob, so no reference can appear
+ * between the check and the delete. Returns whether it was deleted.
  */
-export async function releaseBlobIfUnreferenced(em: EntityManager, blobs: BlobStore, sha256: string, exceptUploadId: string): Promise<boolean> {
-  return em.transactional(async (tx) => {
-    await lockBlob(tx, sha256);
-    const [refs] = await tx.execute<{ n: string }[]>(
-      `select (select count(*) from structure_versions where blob_sha256 = ?)
-            + (select count(*) from uploads where blob_sha256 = ? and id <> ? and state in ('received', 'processing')) as n`,
-      [sha256, sha256, exceptUploadId],
-    );
-    if (Number(refs?.n ?? 0) > 0) return false;
-    await tx.execute('update uploads set blob_sha256 = null where blob_sha256 = ?', [sha256]);
-    await tx.execute('delete from blobs where sha256 = ?', [sha256]);
-    await blobs.delete(sha256);
-    return true;
-  });
+export async function deleteBlobIfUnreferenced(tx: EntityManager, blobs: BlobStore, sha256: string): Promise<boolean> {
+  const [refs] = await tx.execute<{ n: string }[]>(
+    `select (select count(*) from structure_versions where blob_sha256 = ?)
+          + (select count(*) from uploads where blob_sha256 = ? and state in ('received', 'processing')) as n`,
+    [sha256, sha256],
+  );
+  if (Number(refs?.n ?? 0) > 0) return false;
+  await tx.execute('update uploads set blob_sha256 = null where blob_sha256 = ?', [sha256]);
+  await tx.execute('delete from blobs where sha256 = ?', [sha256]);
+  // Deleted while the lock is held: a concurrent upload of the same bytes waits and then writes them anew.
+  await blobs.delete(sha256);
+  return true;
 }
