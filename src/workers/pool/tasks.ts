@@ -4,11 +4,11 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { closeSync, createReadStream, createWriteStream, fsyncSync, openSync, readFileSync, writeSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import { type Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
+import { createGunzip, gunzipSync } from 'node:zlib';
 import { parseStructure } from '../../formats/parse.js';
 import { sniffCompression, sniffFormat } from '../../formats/sniff.js';
 import type { Compression, Format, ParseOutcome } from '../../formats/types.js';
@@ -28,6 +28,8 @@ export type IngestResult =
 
 const HEAD_BYTES = 64 * 1024;
 const RATIO_FLOOR_BYTES = 64 * 1024 * 1024;
+/** Below this, a file is handled in one piece: streams cost more than they save. */
+const SMALL_FILE_BYTES = 4 * 1024 * 1024;
 
 class Refusal extends Error {
   constructor(
@@ -47,11 +49,12 @@ export async function ingest(task: IngestTask): Promise<IngestResult> {
   await handle.read(magic, 0, 4, 0);
   await handle.close();
   const compression = sniffCompression(magic);
+  const limit = compression ? Math.min(task.maxExpandedBytes, Math.max(RATIO_FLOOR_BYTES, compressedSize * task.maxExpansionRatio)) : Number.POSITIVE_INFINITY;
+  if (compressedSize <= SMALL_FILE_BYTES && compression !== 'bzip2') return ingestSmall(task, compression, compressedSize, limit);
   const hash = createHash('sha256');
   let size = 0;
   const head: Buffer[] = [];
   let headBytes = 0;
-  const limit = compression ? Math.min(task.maxExpandedBytes, Math.max(RATIO_FLOOR_BYTES, compressedSize * task.maxExpansionRatio)) : Number.POSITIVE_INFINITY;
   const meter = new Transform({
     transform(chunk: Buffer, _enc, callback) {
       size += chunk.length;
@@ -120,6 +123,62 @@ export async function ingest(task: IngestTask): Promise<IngestResult> {
     ok: true,
     sha256: hash.digest('hex'),
     size,
+    compressedSize,
+    compression,
+    detected: sniff.format,
+    sniffReason: sniff.format ? undefined : sniff.reason,
+  };
+}
+
+const sha256Hex = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
+
+/** The same as the streaming path, in memory, with synchronous I/O (this is a worker thread, not an event loop). */
+function ingestSmall(task: IngestTask, compression: Compression | undefined, compressedSize: number, limit: number): IngestResult {
+  const raw = readFileSync(task.stagingFile);
+  if (task.expectedRawSha256 && sha256Hex(raw) !== task.expectedRawSha256) {
+    return {
+      ok: false,
+      status: 500,
+      code: 'staging_corrupted',
+      message: 'The stored copy of the upload no longer matches what was received; please upload the file again.',
+    };
+  }
+  let content: Buffer = raw;
+  if (compression === 'gzip') {
+    try {
+      content = gunzipSync(raw, { maxOutputLength: limit });
+    } catch (error) {
+      if ((error as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') {
+        return {
+          ok: false,
+          status: 413,
+          code: 'decompressed_too_large',
+          message: `The gzip file expands to more than ${limit} bytes, past the limit molvault accepts (it may be a decompression bomb).`,
+        };
+      }
+      return {
+        ok: false,
+        status: 422,
+        code: 'corrupt_compression',
+        message: `The gzip data is truncated or corrupt and cannot be unpacked (${(error as Error).message}).`,
+      };
+    }
+  }
+  if (content.length === 0) {
+    return { ok: false, status: 422, code: 'empty_file', message: compression ? `The ${compression} file unpacks to nothing.` : 'The file is empty.' };
+  }
+  const fd = openSync(task.tempFile, 'w');
+  try {
+    writeSync(fd, content);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  const sniff = sniffFormat(content.subarray(0, HEAD_BYTES));
+  return {
+    ok: true,
+    sha256: sha256Hex(content),
+    size: content.length,
     compressedSize,
     compression,
     detected: sniff.format,
