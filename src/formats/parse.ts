@@ -94,7 +94,7 @@ async function readTrajectory(text: string, format: Format, warnings: Problem[])
   const label = FORMAT_LABELS[format];
   switch (format) {
     case 'pdb': {
-      const pdb = unwrap(await parsePDB(normalisePdbModels(text, warnings)).run(), label, warnings);
+      const pdb = unwrap(await parsePDB(withoutSeqresIfWideChains(normalisePdbModels(text, warnings), warnings)).run(), label, warnings);
       return { trajectory: await trajectoryFromPDB(pdb).run(), extra: pdbHeader(text) };
     }
     case 'cif': {
@@ -252,4 +252,30 @@ export function normalisePdbModels(text: string, warnings: Problem[]): string {
     out.push(line);
   }
   return changed ? out.join('\n') : text;
+}
+
+/**
+ * Some writers (gemmi for big assemblies) put 2-character chain ids in columns 21-22. Mol* reads
+ * column 22 only, so chains merge, and aligning SEQRES to the merged chains grows quadratically
+ * (minutes for a large assembly). Such files are read without SEQRES, and the user is told.
+ */
+export function withoutSeqresIfWideChains(text: string, warnings: Problem[]): string {
+  let wide = false;
+  for (let start = 0; start < text.length; ) {
+    let end = text.indexOf('\n', start);
+    if (end < 0) end = text.length;
+    if ((text.startsWith('ATOM  ', start) || text.startsWith('HETATM', start)) && end - start > 21 && text[start + 20] !== ' ') {
+      wide = true;
+      break;
+    }
+    start = end + 1;
+  }
+  if (!wide) return text;
+  warnings.push({
+    code: 'wide_chain_ids',
+    message:
+      'Atom records use 2-character chain ids (columns 21-22), which the PDB format does not define; chains were read from column 22 only, so chain and residue counts are low. mmCIF keeps such ids intact.',
+  });
+  if (!/^SEQRES/m.test(text)) return text;
+  return text.replace(/^SEQRES.*(\r?\n|$)/gm, '');
 }
