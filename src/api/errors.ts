@@ -12,5 +12,4 @@ export class ApiError extends Error {
 }
 
 export const notFound = (what: string) => new ApiError(404, 'not_found', `No ${what} with that id exists, or it is not yours.`);
-export const badRequest = (message: string, details?: Record<string, unknown>) => new ApiError(400, 'bad_request', message, details);
 export const conflict = (message: string, details?: Record<string, unknown>) => new ApiError(409, 'conflict', message, details);
