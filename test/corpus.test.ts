@@ -50,68 +50,71 @@ async function corpusFiles(folder: string): Promise<string[]> {
   return (await fs.readdir(path.join(CORPUS, folder))).sort().map((f) => path.join(folder, f));
 }
 
-describe.skipIf(!hasCorpus)('the shared corpus: every PDB and mmCIF file is stored with the right atom count or rejected with a reason', () => {
-  let stack: Stack;
-  let api: Client;
-  let projectId: string;
-  const outcomes = new Map<string, { state: string; atoms?: number; error?: { code: string; message: string } }>();
+describe.skipIf(!hasCorpus /* skipped when ../shared/corpus is absent: a fresh clone has none */)(
+  'the shared corpus (skipped when ../shared/corpus is absent): every PDB and mmCIF file is stored with the right atom count or rejected with a reason',
+  () => {
+    let stack: Stack;
+    let api: Client;
+    let projectId: string;
+    const outcomes = new Map<string, { state: string; atoms?: number; error?: { code: string; message: string } }>();
 
-  beforeAll(async () => {
-    stack = await startStack({ env: { QUEUE_CONCURRENCY: 'ingest=4,validate=2,snapshot=4,index=4' } });
-    api = client(stack.url, (await userFactory(stack.ctx)).token);
-    projectId = (await api.post('/v1/projects', { name: 'corpus' })).body.id;
-    const files = [...(await corpusFiles('pdb')), ...(await corpusFiles('cif'))];
-    const queue = [...files];
-    await Promise.all(
-      Array.from({ length: 4 }, async () => {
-        for (let file = queue.shift(); file; file = queue.shift()) {
-          const bytes = await fs.readFile(path.join(CORPUS, file));
-          const response = await api.upload(`/v1/projects/${projectId}/structures`, { name: path.basename(file), content: bytes });
-          if (response.status !== 202) {
-            outcomes.set(file, { state: `http ${response.status}`, error: response.body?.error });
-            continue;
+    beforeAll(async () => {
+      stack = await startStack({ env: { QUEUE_CONCURRENCY: 'ingest=4,validate=2,snapshot=4,index=4' } });
+      api = client(stack.url, (await userFactory(stack.ctx)).token);
+      projectId = (await api.post('/v1/projects', { name: 'corpus' })).body.id;
+      const files = [...(await corpusFiles('pdb')), ...(await corpusFiles('cif'))];
+      const queue = [...files];
+      await Promise.all(
+        Array.from({ length: 4 }, async () => {
+          for (let file = queue.shift(); file; file = queue.shift()) {
+            const bytes = await fs.readFile(path.join(CORPUS, file));
+            const response = await api.upload(`/v1/projects/${projectId}/structures`, { name: path.basename(file), content: bytes });
+            if (response.status !== 202) {
+              outcomes.set(file, { state: `http ${response.status}`, error: response.body?.error });
+              continue;
+            }
+            const upload = await waitForUpload(api, response.body.upload.id, 120_000);
+            const structure = upload.state === 'stored' ? (await api.get(`/v1/structures/${upload.structureId}`)).body : undefined;
+            outcomes.set(file, { state: upload.state, atoms: structure?.currentVersion.summary.atoms, error: upload.error });
           }
-          const upload = await waitForUpload(api, response.body.upload.id, 120_000);
-          const structure = upload.state === 'stored' ? (await api.get(`/v1/structures/${upload.structureId}`)).body : undefined;
-          outcomes.set(file, { state: upload.state, atoms: structure?.currentVersion.summary.atoms, error: upload.error });
-        }
-      }),
-    );
-  }, 600_000);
-  afterAll(() => stack?.stop());
+        }),
+      );
+    }, 600_000);
+    afterAll(() => stack?.stop());
 
-  it('ends every file stored or rejected, never failed or stuck', () => {
-    expect(outcomes.size).toBeGreaterThan(100);
-    for (const [file, outcome] of outcomes) {
-      expect(['stored', 'rejected', 'http 415', 'http 422'], `${file}: ${JSON.stringify(outcome)}`).toContain(outcome.state);
-    }
-  });
+    it('ends every file stored or rejected, never failed or stuck', () => {
+      expect(outcomes.size).toBeGreaterThan(100);
+      for (const [file, outcome] of outcomes) {
+        expect(['stored', 'rejected', 'http 415', 'http 422'], `${file}: ${JSON.stringify(outcome)}`).toContain(outcome.state);
+      }
+    });
 
-  it('gives every rejection a reason that names the problem', () => {
-    for (const [file, outcome] of outcomes) {
-      if (outcome.state === 'stored') continue;
-      expect(outcome.error?.message, file).toMatch(/\w+ \w+ \w+/);
-      expect(outcome.error?.code, file).toMatch(/^[a-z_]+$/);
-    }
-  });
+    it('gives every rejection a reason that names the problem', () => {
+      for (const [file, outcome] of outcomes) {
+        if (outcome.state === 'stored') continue;
+        expect(outcome.error?.message, file).toMatch(/\w+ \w+ \w+/);
+        expect(outcome.error?.code, file).toMatch(/^[a-z_]+$/);
+      }
+    });
 
-  it('counts the atoms of the first model as the file has them', async () => {
-    const mismatches: string[] = [];
-    for (const [file, outcome] of outcomes) {
-      if (outcome.state !== 'stored') continue;
-      let bytes = await fs.readFile(path.join(CORPUS, file));
-      if (file.endsWith('.gz')) bytes = gunzipSync(bytes);
-      const text = bytes.toString('latin1');
-      const expected = file.startsWith('pdb/') ? pdbFirstModelAtoms(text) : await cifFirstModelAtoms(text);
-      if (expected !== outcome.atoms) mismatches.push(`${file}: summary ${outcome.atoms}, file ${expected}`);
-    }
-    expect(mismatches).toEqual([]);
-  });
+    it('counts the atoms of the first model as the file has them', async () => {
+      const mismatches: string[] = [];
+      for (const [file, outcome] of outcomes) {
+        if (outcome.state !== 'stored') continue;
+        let bytes = await fs.readFile(path.join(CORPUS, file));
+        if (file.endsWith('.gz')) bytes = gunzipSync(bytes);
+        const text = bytes.toString('latin1');
+        const expected = file.startsWith('pdb/') ? pdbFirstModelAtoms(text) : await cifFirstModelAtoms(text);
+        if (expected !== outcome.atoms) mismatches.push(`${file}: summary ${outcome.atoms}, file ${expected}`);
+      }
+      expect(mismatches).toEqual([]);
+    });
 
-  it('stores the large majority of real files', () => {
-    const stored = [...outcomes.values()].filter((o) => o.state === 'stored').length;
-    const rejected = [...outcomes].filter(([, o]) => o.state !== 'stored').map(([f, o]) => `${f}: ${o.error?.message}`);
-    process.stderr.write(`[molvault tests] corpus: ${stored} stored, ${rejected.length} rejected\n${rejected.map((r) => `  ${r}`).join('\n')}\n`);
-    expect(stored / outcomes.size).toBeGreaterThan(0.8);
-  });
-});
+    it('stores the large majority of real files', () => {
+      const stored = [...outcomes.values()].filter((o) => o.state === 'stored').length;
+      const rejected = [...outcomes].filter(([, o]) => o.state !== 'stored').map(([f, o]) => `${f}: ${o.error?.message}`);
+      process.stderr.write(`[molvault tests] corpus: ${stored} stored, ${rejected.length} rejected\n${rejected.map((r) => `  ${r}`).join('\n')}\n`);
+      expect(stored / outcomes.size).toBeGreaterThan(0.8);
+    });
+  },
+);

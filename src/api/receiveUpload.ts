@@ -1,10 +1,10 @@
 import { createHash, type Hash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import fs from 'node:fs/promises';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import busboy from 'busboy';
 import type { Context } from 'koa';
+import { fsyncPath } from '../lib/fsync.js';
 import type { Staging } from '../storage/staging.js';
 import { ApiError } from './errors.js';
 
@@ -20,16 +20,6 @@ export interface ReceivedUpload {
 
 const HEAD_BYTES = 64 * 1024;
 const MULTIPART_OVERHEAD = 1024 * 1024;
-
-/** An upload answered 202 must survive a crash of the machine: its staged bytes reach the disk first. */
-async function fsyncFile(file: string) {
-  const handle = await fs.open(file, 'r+');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
 
 function tooLarge(max: number) {
   return new ApiError(413, 'file_too_large', `The file is larger than the ${formatBytes(max)} this server accepts.`, { maxBytes: max });
@@ -106,7 +96,7 @@ function meter(maxBytes: number, state: MeterState) {
 async function receiveRaw(ctx: Context, target: string, maxBytes: number): Promise<ReceivedUpload> {
   const state = newMeterState();
   await pipeline(ctx.req, meter(maxBytes, state), createWriteStream(target));
-  await fsyncFile(target);
+  await fsyncPath(target); // answered 202, it must survive a crash of the machine
   const fields: Record<string, string[]> = {};
   for (const [key, value] of Object.entries(ctx.query)) {
     fields[key] = Array.isArray(value) ? value : value !== undefined ? [value] : [];
@@ -144,7 +134,7 @@ function receiveMultipart(ctx: Context, target: string, maxBytes: number): Promi
       }
       const state = newMeterState();
       fileDone = pipeline(stream, meter(maxBytes, state), createWriteStream(target))
-        .then(() => fsyncFile(target))
+        .then(() => fsyncPath(target)) // answered 202, it must survive a crash of the machine
         .then(() => ({
           filename: info.filename || 'upload',
           bytes: state.bytes,

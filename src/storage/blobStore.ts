@@ -3,6 +3,7 @@ import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
+import { fsyncPath } from '../lib/fsync.js';
 
 export interface BlobStore {
   /** Where a caller may write a new blob before `commit` (same filesystem, so commit is a rename). */
@@ -48,7 +49,7 @@ export class LocalBlobStore implements BlobStore {
     }
     await fs.mkdir(path.dirname(target), { recursive: true });
     await fs.rename(tempFile, target);
-    await fsyncDirectory(path.dirname(target));
+    await fsyncPath(path.dirname(target));
     return { created: true };
   }
 
@@ -76,14 +77,5 @@ export class LocalBlobStore implements BlobStore {
     const hash = createHash('sha256');
     for await (const chunk of this.read(sha256)) hash.update(chunk as Buffer);
     return hash.digest('hex') === sha256;
-  }
-}
-
-async function fsyncDirectory(dir: string) {
-  const handle = await fs.open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }

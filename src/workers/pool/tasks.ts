@@ -12,6 +12,7 @@ import { createGunzip, gunzipSync } from 'node:zlib';
 import { parseStructure } from '../../formats/parse.js';
 import { sniffCompression, sniffFormat } from '../../formats/sniff.js';
 import type { Compression, Format, ParseOutcome } from '../../formats/types.js';
+import { fsyncPath } from '../../lib/fsync.js';
 
 export interface IngestTask {
   stagingFile: string;
@@ -88,9 +89,7 @@ export async function ingest(task: IngestTask): Promise<IngestResult> {
     } else {
       await pipeline(source, meter, out);
     }
-    const fd = await fs.open(task.tempFile, 'r+');
-    await fd.sync();
-    await fd.close();
+    await fsyncPath(task.tempFile);
   } catch (error) {
     await fs.rm(task.tempFile, { force: true });
     if (error instanceof Refusal) return { ok: false, status: error.status, code: error.code, message: error.message };
