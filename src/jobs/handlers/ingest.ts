@@ -27,6 +27,8 @@ export const ingestJob = defineJob({
       return { skipped: 'missing' };
     }
     if (upload.state !== 'received') {
+      // A repeat delivery after the blob was committed: finish what the first one may not have.
+      await ctx.staging.remove(uploadId);
       if (upload.state === 'processing' && upload.blob) await enqueue(ctx.queues, validateJob, { uploadId, ownerId });
       return { skipped: upload.state };
     }
