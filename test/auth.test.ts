@@ -109,4 +109,24 @@ describe('auth and isolation', () => {
     expect(badJson.status).toBe(400);
     expect(((await badJson.json()) as { error: { code: string } }).error.code).toBe('invalid_json');
   });
+
+  it('limits requests per user per minute with 429 and Retry-After', async () => {
+    const limited = await startStack({ workers: false, env: { RATE_LIMIT_PER_MINUTE: '5' } });
+    try {
+      const api = client(limited.url, (await userFactory(limited.ctx)).token);
+      const other = client(limited.url, (await userFactory(limited.ctx)).token);
+      // Twelve requests at a limit of five: even if a minute window turns over mid-loop, one is refused.
+      const responses = [];
+      for (let i = 0; i < 12; i++) responses.push(await api.get('/v1/projects'));
+      const refused = responses.find((r) => r.status === 429);
+      expect(refused?.body.error.code).toBe('rate_limited');
+      expect(Number(refused?.headers.get('retry-after'))).toBeGreaterThan(0);
+      expect(responses.slice(0, 5).some((r) => r.status === 200)).toBe(true);
+      expect((await other.get('/v1/projects')).status).toBe(200);
+      const first = await other.get('/v1/projects');
+      expect(first.headers.get('ratelimit-limit')).toBe('5');
+    } finally {
+      await limited.stop();
+    }
+  });
 });

@@ -5,6 +5,7 @@ import { bullBoard } from './admin/bullBoard.js';
 import { createMetrics } from './metrics.js';
 import { requireUser } from './middleware/auth.js';
 import { errorHandler, jsonBody } from './middleware/errors.js';
+import { rateLimit } from './middleware/rateLimit.js';
 import { healthRoutes } from './routes/health/index.js';
 import { jobRoutes } from './routes/jobs/index.js';
 import { projectRoutes } from './routes/projects/index.js';
@@ -23,7 +24,7 @@ export function createApp(app: AppContext): Koa {
   koa.use(bullBoard(app));
 
   const v1 = new Router();
-  v1.use('/v1', requireUser(app));
+  v1.use('/v1', requireUser(app), rateLimit(app));
   for (const routes of [projectRoutes(app), structureRoutes(app), uploadRoutes(app), jobRoutes(app), searchRoutes(app)]) {
     v1.use(routes.routes(), routes.allowedMethods());
   }

@@ -90,6 +90,8 @@ const envSchema = z.object({
     .default(Math.max(1, os.availableParallelism() - 1)),
   PARSE_TIMEOUT_MS: z.coerce.number().int().positive().default(120_000),
   PARSE_MAX_MEMORY_MB: z.coerce.number().int().positive().default(4096),
+  /** Requests per user per minute on /v1 before 429; 0 turns the limit off. */
+  RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).default(1200),
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),
   /** A job whose worker stops renewing its lock for this long is handed to another worker. */
   WORKER_LOCK_MS: z.coerce.number().int().positive().default(60_000),
@@ -130,6 +132,7 @@ function buildConfig(env: z.infer<typeof envSchema>) {
     parseTimeoutMs: env.PARSE_TIMEOUT_MS,
     parseMaxMemoryMb: env.PARSE_MAX_MEMORY_MB,
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
+    rateLimitPerMinute: env.RATE_LIMIT_PER_MINUTE,
     workerLockMs: env.WORKER_LOCK_MS,
     workerStalledIntervalMs: env.WORKER_STALLED_INTERVAL_MS,
     reconcileEveryMs: env.RECONCILE_EVERY_MS,
