@@ -74,6 +74,8 @@ export async function startBenchStack(options: BenchStackOptions = {}): Promise<
       QUEUE_PREFIX: queuePrefix,
       // A port of its own, so an embedded Postgres never collides with a running molvault's.
       EMBEDDED_POSTGRES_PORT: process.env.EMBEDDED_POSTGRES_PORT ?? String(await freePort()),
+      // Benchmarks measure molvault, not its per-user request limit.
+      RATE_LIMIT_PER_MINUTE: process.env.RATE_LIMIT_PER_MINUTE ?? '0',
       ...options.env,
     });
     // The bench's own database on whatever server bootstrapServices finds (DATABASE_URL's or an embedded one), migrated.

@@ -24,7 +24,15 @@ export interface Stack {
 export async function startStack(options: { workers?: boolean; config?: Partial<Config>; env?: Record<string, string> } = {}): Promise<Stack> {
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'molvault-test-data-'));
   const prefix = `mvtest-${inject('runId')}-${randomBytes(3).toString('hex')}`;
-  const base = loadConfig({ DATA_DIR: dataDir, QUEUE_PREFIX: prefix, PARSE_THREADS: '2', PARSE_TIMEOUT_MS: '60000', ...options.env });
+  // No rate limit unless a test sets one: tests poll far faster than a person.
+  const base = loadConfig({
+    DATA_DIR: dataDir,
+    QUEUE_PREFIX: prefix,
+    PARSE_THREADS: '2',
+    PARSE_TIMEOUT_MS: '60000',
+    RATE_LIMIT_PER_MINUTE: '0',
+    ...options.env,
+  });
   const config = { ...base, ...options.config, databaseUrl: inject('databaseUrl'), redisUrl: inject('redisUrl') };
   const log = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
   const ctx = await createAppContext(config, log);
