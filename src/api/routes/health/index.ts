@@ -1,8 +1,9 @@
 import fs from 'node:fs/promises';
 import Router from '@koa/router';
 import type { Registry } from 'prom-client';
+import { z } from 'zod';
 import type { AppContext } from '../../../services/context.js';
-import { openApiDocument } from '../../openapi.js';
+import { openApiDocument, registerRouteDoc } from '../../openapi.js';
 
 async function check(name: string, probe: () => Promise<unknown>) {
   const started = Date.now();
@@ -22,8 +23,31 @@ const DOCS_HTML = `<!doctype html>
 <script src="https://cdn.redoc.ly/redoc/latest/bundles/redoc.standalone.js"></script></body></html>`;
 
 /** Unauthenticated operational endpoints: liveness, readiness, metrics, API docs. */
+const checkSchema = z.object({ name: z.string(), ok: z.boolean(), ms: z.number(), error: z.string().optional() });
+
 export function healthRoutes(app: AppContext, metrics: Registry): Router {
   const router = new Router();
+  const tag = 'Operations';
+  registerRouteDoc({ method: 'get', path: '/healthz', summary: 'Alive', tag, auth: 'none', responses: { 200: { description: 'The process answers' } } });
+  registerRouteDoc({
+    method: 'get',
+    path: '/readyz',
+    summary: 'Ready: Postgres, Redis and the blob store reachable',
+    tag,
+    auth: 'none',
+    responses: {
+      200: { description: 'Ready', schema: z.object({ ok: z.boolean(), checks: z.array(checkSchema) }) },
+      503: { description: 'Not ready: the failing checks say why' },
+    },
+  });
+  registerRouteDoc({
+    method: 'get',
+    path: '/metrics',
+    summary: 'Prometheus metrics',
+    tag,
+    auth: 'none',
+    responses: { 200: { description: 'Text exposition format', contentType: 'text/plain' } },
+  });
   router.get('/healthz', (ctx) => {
     ctx.body = { ok: true };
   });
