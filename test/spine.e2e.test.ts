@@ -196,11 +196,22 @@ describe('the spine: upload → stored → searchable → downloadable', () => {
     await expect.poll(async () => (await api.get('/v1/search?tag=renamed-tag')).body.total, { timeout: 10_000 }).toBe(1);
   });
 
-  it('lists structures and projects with counts', async () => {
+  it('lists structures page by page without gaps or repeats, in each sort order, and projects with counts', async () => {
     const list = await api.get(`/v1/structures?project=${projectId}&limit=2`);
     expect(list.status).toBe(200);
     expect(list.body.items).toHaveLength(2);
     expect(list.body.nextCursor).toBeTruthy();
+    for (const sort of ['-created', 'created', 'name', '-updated']) {
+      const all = (await api.get(`/v1/structures?project=${projectId}&sort=${sort}&limit=500`)).body.items.map((s: { id: string }) => s.id);
+      const paged: string[] = [];
+      let cursor: string | null = null;
+      do {
+        const page: any = await api.get(`/v1/structures?project=${projectId}&sort=${sort}&limit=2${cursor ? `&cursor=${cursor}` : ''}`);
+        paged.push(...page.body.items.map((s: { id: string }) => s.id));
+        cursor = page.body.nextCursor;
+      } while (cursor);
+      expect(paged, sort).toEqual(all);
+    }
     const project = await api.get(`/v1/projects/${projectId}`);
     expect(project.body.structureCount).toBeGreaterThanOrEqual(5);
     expect(project.body.usedBytes).toBeGreaterThan(0);

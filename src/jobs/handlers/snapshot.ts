@@ -30,7 +30,7 @@ export const snapshotJob = defineJob({
       if (upload.createsStructure) {
         await tx.execute(
           `insert into structures (id, project_id, owner_id, name, description, kind, tags, metadata, created_at, updated_at)
-           values (?, ?, ?, ?, ?, ?, array(select jsonb_array_elements_text(?::jsonb)), ?::jsonb, now(), now())
+           values (?, ?, ?, ?, ?, ?, array(select jsonb_array_elements_text(?::jsonb)), ?::jsonb, ?, ?)
            on conflict (id) do nothing`,
           [
             upload.structureId,
@@ -41,6 +41,9 @@ export const snapshotJob = defineJob({
             upload.kind ?? 'other',
             JSON.stringify(params.tags ?? []),
             JSON.stringify(params.metadata ?? {}),
+            // Millisecond times like every other row: list cursors compare them exactly.
+            new Date(),
+            new Date(),
           ],
         );
       }

@@ -46,7 +46,8 @@ const uploadResponses = {
   422: { description: 'Invalid structure: details.problems says what is wrong', schema: errorSchema },
 };
 
-const offsetCursor = z.object({ offset: z.number().int().min(0) });
+/** Keyset cursor: the sort value and id of the last row, so inserts and deletes never shift a page. */
+const keysetCursor = z.object({ after: z.string(), id: z.uuid() });
 
 export function structureRoutes(app: AppContext): Router {
   const router = new Router();
@@ -114,16 +115,19 @@ export function structureRoutes(app: AppContext): Router {
       }
       const [field, direction] = query.sort.startsWith('-') ? [query.sort.slice(1), 'desc'] : [query.sort, 'asc'];
       const orderField = field === 'created' ? 'createdAt' : field === 'updated' ? 'updatedAt' : 'name';
-      const offset = decodeCursor(query.cursor, offsetCursor)?.offset ?? 0;
-      const rows = await em.find(Structure, where, {
-        orderBy: { [orderField]: direction, id: direction },
-        limit: query.limit + 1,
-        offset,
-      });
+      const after = decodeCursor(query.cursor, keysetCursor);
+      if (after) {
+        const value = orderField === 'name' ? after.after : new Date(after.after);
+        const beyond = direction === 'desc' ? '$lt' : '$gt';
+        where.$and = [{ $or: [{ [orderField]: { [beyond]: value } }, { [orderField]: value, id: { [beyond]: after.id } }] }];
+      }
+      const rows = await em.find(Structure, where, { orderBy: { [orderField]: direction, id: direction }, limit: query.limit + 1 });
       const page = rows.slice(0, query.limit);
+      const last = page[page.length - 1];
+      const lastValue = last ? (orderField === 'name' ? last.name : last[orderField].toISOString()) : '';
       return {
         items: await presentStructures(em, page),
-        nextCursor: rows.length > query.limit ? encodeCursor({ offset: offset + query.limit }) : null,
+        nextCursor: rows.length > query.limit && last ? encodeCursor({ after: lastValue, id: last.id }) : null,
       };
     },
   );
