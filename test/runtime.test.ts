@@ -2,8 +2,10 @@ import fs from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../src/lib/logger.js';
+import { freePort } from '../src/runtime/net.js';
 import { startEmbeddedPostgres } from '../src/runtime/postgres.js';
 import { client, userFactory } from './helpers/factories.js';
 import { startStack } from './helpers/stack.js';
@@ -19,6 +21,25 @@ describe('runtime', () => {
       await expect(startEmbeddedPostgres(path.join(hidden, 'postgres'), 54999, log)).rejects.toThrow(/cannot enter .*molvault-private-.*set DATABASE_URL/);
     } finally {
       await fs.rm(hidden, { recursive: true, force: true });
+    }
+  });
+
+  it('shares an embedded Postgres that another molvault process already runs on the same data directory', async () => {
+    const parent = await fs.mkdtemp(path.join(os.tmpdir(), 'molvault-shared-pg-'));
+    await fs.chmod(parent, 0o755);
+    const dir = path.join(parent, 'postgres');
+    const first = await startEmbeddedPostgres(dir, await freePort(), log);
+    try {
+      const second = await startEmbeddedPostgres(dir, await freePort(), log);
+      expect(second.serverUrl).toBe(first.serverUrl);
+      await second.stop(); // a no-op: the server belongs to the first
+      const client = new pg.Client({ connectionString: first.serverUrl });
+      await client.connect();
+      expect((await client.query('select 1 as one')).rows[0].one).toBe(1);
+      await client.end();
+    } finally {
+      await first.stop();
+      await fs.rm(parent, { recursive: true, force: true });
     }
   });
 

@@ -40,7 +40,13 @@ export async function startEmbeddedPostgres(dir: string, port: number, log: Logg
     log.info({ dir }, 'initialising embedded Postgres');
     await server.initialise();
   }
-  await removeStalePidFile(dir);
+  // Another molvault process (`npm start` in one terminal, `npx molvault user create` in the next)
+  // may be running this cluster already: share it instead of failing to start a second server.
+  const running = await runningServer(dir);
+  if (running) {
+    log.info({ port: running.port, dir }, 'using the embedded Postgres another molvault process runs');
+    return { serverUrl: `postgres://postgres:${password}@127.0.0.1:${running.port}/postgres`, stop: async () => {} };
+  }
   try {
     await server.start();
   } catch (error) {
@@ -82,18 +88,25 @@ async function loadEmbeddedPostgres() {
   return module.default;
 }
 
-/** A postmaster.pid left by a killed server whose process is gone blocks the next start. */
-async function removeStalePidFile(dir: string) {
+/**
+ * The live server of this data directory, from its postmaster.pid (line 1: pid, line 4: port);
+ * a pid file whose process is gone is a leftover of a killed server and is removed.
+ */
+async function runningServer(dir: string): Promise<{ pid: number; port: number } | undefined> {
   const pidFile = path.join(dir, 'postmaster.pid');
-  const text = await fs.readFile(pidFile, 'utf8').catch(() => undefined);
-  if (!text) return;
-  const pid = Number(text.split('\n')[0]);
-  if (!pid) return;
+  const lines = (await fs.readFile(pidFile, 'utf8').catch(() => '')).split('\n');
+  const pid = Number(lines[0]);
+  const port = Number(lines[3]);
+  if (!pid) return undefined;
   try {
     process.kill(pid, 0);
-  } catch {
-    await fs.rm(pidFile, { force: true });
+  } catch (error) {
+    if ((error as { code?: string }).code === 'ESRCH') {
+      await fs.rm(pidFile, { force: true });
+      return undefined;
+    }
   }
+  return port ? { pid, port } : undefined;
 }
 
 /** Replaces the database name in a Postgres URL. */
