@@ -38,7 +38,7 @@ function print(value: unknown) {
 
 /** Runs `body` with services up and a migrated database, and shuts them down after. */
 async function withServices<T>(config: Config, log: Logger, body: (services: Services) => Promise<T>): Promise<T> {
-  const services = await bootstrapServices(config, log);
+  const services = await bootstrapServices(config, log, { redis: false });
   try {
     return await body(services);
   } finally {

@@ -18,7 +18,13 @@ export interface Services {
 export async function bootstrapServices(
   config: Config,
   log: Logger,
-  options: { migrate?: boolean /** A database name of the caller's own (benchmarks, tools) instead of the configured one. */; database?: string } = {},
+  options: {
+    migrate?: boolean;
+    /** A database name of the caller's own (benchmarks, tools) instead of the configured one. */
+    database?: string;
+    /** false for one-shot commands, which need no queues. */
+    redis?: boolean;
+  } = {},
 ): Promise<Services> {
   let postgres: PostgresHandle | undefined;
   let databaseUrl = config.databaseUrl;
@@ -30,7 +36,7 @@ export async function bootstrapServices(
   let redis: RedisHandle | undefined;
   try {
     await ensureDatabase(databaseUrl);
-    redis = await findOrStartRedis(config.redisUrl, config.dataDir, log);
+    redis = options.redis === false ? undefined : await findOrStartRedis(config.redisUrl, config.dataDir, log);
     if (options.migrate !== false) {
       const orm = await connectOrm(databaseUrl, log);
       try {
@@ -41,12 +47,13 @@ export async function bootstrapServices(
       }
     }
   } catch (error) {
+    await redis?.stop();
     await postgres?.stop();
     throw error;
   }
   return {
     databaseUrl,
-    redisUrl: redis.url,
+    redisUrl: redis?.url ?? '',
     async stop() {
       await redis?.stop();
       await postgres?.stop();

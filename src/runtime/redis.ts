@@ -58,6 +58,13 @@ export async function findOrStartRedis(configuredUrl: string | undefined, dataDi
   }
   const dir = path.join(dataDir, 'redis');
   await fs.mkdir(dir, { recursive: true });
+  // Another molvault process on this DATA_DIR may have started it already: share it (one queue store, one AOF).
+  const marker = path.join(dir, 'molvault-redis.json');
+  const running = JSON.parse(await fs.readFile(marker, 'utf8').catch(() => '{}')) as { port?: number };
+  if (running.port && (await pingRedis('127.0.0.1', running.port))) {
+    log.info({ port: running.port, dir }, 'using the redis-server another molvault process started');
+    return { url: `redis://127.0.0.1:${running.port}`, stop: async () => {} };
+  }
   const port = await freePort();
   const child = spawn(binary, ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--save', '', '--daemonize', 'no'], {
     stdio: 'ignore',
@@ -69,7 +76,9 @@ export async function findOrStartRedis(configuredUrl: string | undefined, dataDi
     await new Promise((r) => setTimeout(r, 100));
   }
   log.info({ port, dir }, 'started redis-server with append-only persistence');
+  await fs.writeFile(marker, JSON.stringify({ pid: child.pid, port }));
   const stop = async () => {
+    await fs.rm(marker, { force: true });
     if (child.exitCode === null) {
       child.kill('SIGTERM');
       await exited;
