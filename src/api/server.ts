@@ -10,7 +10,9 @@ export async function startApiServer(app: AppContext, port = app.config.port, ho
   server.requestTimeout = 0;
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (error: NodeJS.ErrnoException) =>
+      reject(error.code === 'EADDRINUSE' ? new Error(`Port ${port} on ${host} is already in use; set PORT to another one.`) : error),
+    );
     server.listen(port, host, () => resolve());
   });
   const address = server.address();
