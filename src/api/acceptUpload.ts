@@ -81,7 +81,7 @@ export async function acceptUpload(app: AppContext, koa: Context, user: User, ta
   const { format, ...rest } = params;
   const uploadParams: UploadParams = rest;
   const em = app.orm.em.fork();
-  em.create(Upload, {
+  const upload = em.create(Upload, {
     id: uploadId,
     owner: user.id,
     project: target.projectId,
@@ -141,8 +141,7 @@ export async function acceptUpload(app: AppContext, koa: Context, user: User, ta
   }
   koa.status = 202;
   koa.set('Location', `/v1/uploads/${uploadId}`);
-  const row = await em.findOneOrFail(Upload, { id: uploadId });
-  koa.body = { upload: { id: uploadId, state: row.state }, structure: { id: row.structureId } };
+  koa.body = { upload: { id: uploadId, state: 'received' }, structure: { id: upload.structureId } };
 }
 
 /** The last path component, without control characters, at most 255 characters. */

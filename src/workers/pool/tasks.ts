@@ -32,14 +32,47 @@ const RATIO_FLOOR_BYTES = 64 * 1024 * 1024;
 /** Below this, a file is handled in one piece: streams cost more than they save. */
 const SMALL_FILE_BYTES = 4 * 1024 * 1024;
 
+type Refused = Extract<IngestResult, { ok: false }>;
+
+/** The answers both ingest paths give when a file cannot be stored. */
+const refuse = {
+  stagingCorrupted: (): Refused => ({
+    ok: false,
+    status: 500,
+    code: 'staging_corrupted',
+    message: 'The stored copy of the upload no longer matches what was received; please upload the file again.',
+  }),
+  tooLarge: (compression: Compression | undefined, limit: number): Refused => ({
+    ok: false,
+    status: 413,
+    code: 'decompressed_too_large',
+    message: `The ${compression} file expands to more than ${limit} bytes, past the limit molvault accepts (it may be a decompression bomb).`,
+  }),
+  corrupt: (compression: Compression, reason: string): Refused => ({
+    ok: false,
+    status: 422,
+    code: 'corrupt_compression',
+    message: `The ${compression} data is truncated or corrupt and cannot be unpacked (${reason}).`,
+  }),
+  empty: (compression: Compression | undefined): Refused => ({
+    ok: false,
+    status: 422,
+    code: 'empty_file',
+    message: compression ? `The ${compression} file unpacks to nothing.` : 'The file is empty.',
+  }),
+};
+
+/** A refusal raised inside a stream, carried out of the pipeline. */
 class Refusal extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
+  constructor(readonly result: Refused) {
+    super(result.message);
   }
+}
+
+/** The content is stored in the temp file: say what it is. */
+function accepted(head: Buffer, sha256: string, size: number, compressedSize: number, compression: Compression | undefined): IngestResult {
+  const sniff = sniffFormat(head);
+  return { ok: true, sha256, size, compressedSize, compression, detected: sniff.format, sniffReason: sniff.format ? undefined : sniff.reason };
 }
 
 /** Unwraps gzip/bzip2, hashes the uncompressed bytes and writes them to `tempFile` (fsynced). */
@@ -60,13 +93,7 @@ export async function ingest(task: IngestTask): Promise<IngestResult> {
     transform(chunk: Buffer, _enc, callback) {
       size += chunk.length;
       if (size > limit) {
-        callback(
-          new Refusal(
-            413,
-            'decompressed_too_large',
-            `The ${compression} file expands to more than ${limit} bytes, past the limit molvault accepts (it may be a decompression bomb).`,
-          ),
-        );
+        callback(new Refusal(refuse.tooLarge(compression, limit)));
         return;
       }
       hash.update(chunk);
@@ -92,41 +119,19 @@ export async function ingest(task: IngestTask): Promise<IngestResult> {
     await fsyncPath(task.tempFile);
   } catch (error) {
     await fs.rm(task.tempFile, { force: true });
-    if (error instanceof Refusal) return { ok: false, status: error.status, code: error.code, message: error.message };
-    const reason = error instanceof Error ? error.message : String(error);
-    if (compression) {
-      return {
-        ok: false,
-        status: 422,
-        code: 'corrupt_compression',
-        message: `The ${compression} data is truncated or corrupt and cannot be unpacked (${reason}).`,
-      };
-    }
+    if (error instanceof Refusal) return error.result;
+    if (compression) return refuse.corrupt(compression, error instanceof Error ? error.message : String(error));
     throw error;
   }
   if (task.expectedRawSha256 && rawHash.digest('hex') !== task.expectedRawSha256) {
     await fs.rm(task.tempFile, { force: true });
-    return {
-      ok: false,
-      status: 500,
-      code: 'staging_corrupted',
-      message: 'The stored copy of the upload no longer matches what was received; please upload the file again.',
-    };
+    return refuse.stagingCorrupted();
   }
   if (size === 0) {
     await fs.rm(task.tempFile, { force: true });
-    return { ok: false, status: 422, code: 'empty_file', message: compression ? `The ${compression} file unpacks to nothing.` : 'The file is empty.' };
+    return refuse.empty(compression);
   }
-  const sniff = sniffFormat(Buffer.concat(head));
-  return {
-    ok: true,
-    sha256: hash.digest('hex'),
-    size,
-    compressedSize,
-    compression,
-    detected: sniff.format,
-    sniffReason: sniff.format ? undefined : sniff.reason,
-  };
+  return accepted(Buffer.concat(head), hash.digest('hex'), size, compressedSize, compression);
 }
 
 const sha256Hex = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
@@ -134,38 +139,17 @@ const sha256Hex = (bytes: Uint8Array) => createHash('sha256').update(bytes).dige
 /** The same as the streaming path, in memory, with synchronous I/O (this is a worker thread, not an event loop). */
 function ingestSmall(task: IngestTask, compression: Compression | undefined, compressedSize: number, limit: number): IngestResult {
   const raw = readFileSync(task.stagingFile);
-  if (task.expectedRawSha256 && sha256Hex(raw) !== task.expectedRawSha256) {
-    return {
-      ok: false,
-      status: 500,
-      code: 'staging_corrupted',
-      message: 'The stored copy of the upload no longer matches what was received; please upload the file again.',
-    };
-  }
+  if (task.expectedRawSha256 && sha256Hex(raw) !== task.expectedRawSha256) return refuse.stagingCorrupted();
   let content: Buffer = raw;
   if (compression === 'gzip') {
     try {
       content = gunzipSync(raw, { maxOutputLength: limit });
     } catch (error) {
-      if ((error as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') {
-        return {
-          ok: false,
-          status: 413,
-          code: 'decompressed_too_large',
-          message: `The gzip file expands to more than ${limit} bytes, past the limit molvault accepts (it may be a decompression bomb).`,
-        };
-      }
-      return {
-        ok: false,
-        status: 422,
-        code: 'corrupt_compression',
-        message: `The gzip data is truncated or corrupt and cannot be unpacked (${(error as Error).message}).`,
-      };
+      if ((error as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') return refuse.tooLarge(compression, limit);
+      return refuse.corrupt(compression, (error as Error).message);
     }
   }
-  if (content.length === 0) {
-    return { ok: false, status: 422, code: 'empty_file', message: compression ? `The ${compression} file unpacks to nothing.` : 'The file is empty.' };
-  }
+  if (content.length === 0) return refuse.empty(compression);
   const fd = openSync(task.tempFile, 'w');
   try {
     writeSync(fd, content);
@@ -173,16 +157,7 @@ function ingestSmall(task: IngestTask, compression: Compression | undefined, com
   } finally {
     closeSync(fd);
   }
-  const sniff = sniffFormat(content.subarray(0, HEAD_BYTES));
-  return {
-    ok: true,
-    sha256: sha256Hex(content),
-    size: content.length,
-    compressedSize,
-    compression,
-    detected: sniff.format,
-    sniffReason: sniff.format ? undefined : sniff.reason,
-  };
+  return accepted(content.subarray(0, HEAD_BYTES), sha256Hex(content), content.length, compressedSize, compression);
 }
 
 /** bzip2 through the system `bzip2` tool: Node has no bzip2 codec and the npm ones are unmaintained. */
@@ -209,7 +184,7 @@ export interface ParseTask {
 /** Parses and checks one stored file. */
 export async function parse(task: ParseTask): Promise<ParseOutcome> {
   const bytes = await fs.readFile(task.path);
-  // latin1 keeps every byte (and byte offsets) whatever the encoding; the formats are ASCII.
-  const text = task.format === 'bcif' ? bytes.toString('latin1') : bytes.toString('latin1');
-  return parseStructure(text, task.format);
+  // latin1 keeps every byte (and byte offsets) whatever the encoding; the text formats are ASCII,
+  // and BinaryCIF is turned back into bytes from it.
+  return parseStructure(bytes.toString('latin1'), task.format);
 }
