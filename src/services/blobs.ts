@@ -1,5 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { BlobStore } from '../storage/blobStore.js';
+import { allBlobReferencesSql } from './blobReferences.js';
 
 /**
  * Serialises everything that creates or drops a reference to one blob: a transaction-scoped
@@ -20,16 +21,11 @@ export async function recordBlob(em: EntityManager, blob: { sha256: string; size
 }
 
 /**
- * Deletes a blob's row and bytes when nothing refers to it any more: no version and no upload
- * still on its way. Call inside a transaction that holds lockBlob, so no reference can appear
+ * Deletes a blob's row and bytes when nothing listed in BLOB_REFERENCE_SOURCES refers to it. Call inside a transaction that holds lockBlob, so no reference can appear
  * between the check and the delete. Returns whether it was deleted.
  */
 export async function deleteBlobIfUnreferenced(tx: EntityManager, blobs: BlobStore, sha256: string): Promise<boolean> {
-  const [refs] = await tx.execute<{ n: string }[]>(
-    `select (select count(*) from structure_versions where blob_sha256 = ?)
-          + (select count(*) from uploads where blob_sha256 = ? and state in ('received', 'processing')) as n`,
-    [sha256, sha256],
-  );
+  const [refs] = await tx.execute<{ n: string }[]>(`select count(*) as n from (${allBlobReferencesSql()}) refs where refs.blob_sha256 = ?`, [sha256]);
   if (Number(refs?.n ?? 0) > 0) return false;
   await tx.execute('update uploads set blob_sha256 = null where blob_sha256 = ?', [sha256]);
   await tx.execute('delete from blobs where sha256 = ?', [sha256]);
