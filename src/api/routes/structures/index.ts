@@ -5,9 +5,8 @@ import { Blob } from '../../../entities/Blob.js';
 import { Structure } from '../../../entities/Structure.js';
 import { StructureVersion } from '../../../entities/StructureVersion.js';
 import { FORMAT_LABELS, FORMATS, type Format, MEDIA_TYPES } from '../../../formats/types.js';
-import { enqueue } from '../../../jobs/enqueue.js';
-import { indexJob } from '../../../jobs/handlers/index.js';
 import type { AppContext } from '../../../services/context.js';
+import { enqueueIndex } from '../../../services/indexing.js';
 import { serializeVersion } from '../../../services/serialize.js';
 import { acceptUpload } from '../../acceptUpload.js';
 import { decodeCursor, encodeCursor, idParams } from '../../common.js';
@@ -35,7 +34,7 @@ export async function findOwnStructure(em: EntityManager, userId: string, id: st
 }
 
 async function reindex(app: AppContext, structure: Structure) {
-  await enqueue(app.queues, indexJob, { structureId: structure.id, ownerId: structure.owner, stamp: String(Date.now()) });
+  await enqueueIndex(app.queues, structure.id);
 }
 
 const uploadResponses = {
