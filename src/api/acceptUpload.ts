@@ -72,7 +72,7 @@ export async function acceptUpload(app: AppContext, koa: Context, user: User, ta
     // Uncompressed content can be judged right away; compressed content is judged once unpacked.
     if (!sniffCompression(received.head)) {
       const sniff = sniffFormat(received.head);
-      if (!sniff.format) throw new ApiError(415, 'unsupported_format', sniff.reason, { supported: FORMATS.filter((f) => f !== 'cxs') });
+      if (!sniff.format) throw new ApiError(415, 'unsupported_format', sniff.reason, { supported: FORMATS });
     }
   } catch (error) {
     await app.staging.remove(uploadId);
