@@ -72,7 +72,7 @@ export async function acceptUpload(app: AppContext, koa: Context, user: User, ta
     // Uncompressed content can be judged right away; compressed content is judged once unpacked.
     if (!sniffCompression(received.head)) {
       const sniff = sniffFormat(received.head);
-      if (!sniff.format) throw new ApiError(415, 'unsupported_format', sniff.reason, { supported: FORMATS.filter((f) => f !== 'cxs') });
+      if (!sniff.format) throw new ApiError(415, 'unsupported_format', sniff.reason, { supported: FORMATS });
     }
   } catch (error) {
     await app.staging.remove(uploadId);
@@ -115,6 +115,14 @@ export async function acceptUpload(app: AppContext, koa: Context, user: User, ta
     // The upload is recorded in Postgres and its file staged: the reconcile schedule will pick it up.
     app.log.error({ err: error, uploadId }, 'could not enqueue ingest; the upload stays received');
   }
+  await answerUpload(app, koa, uploadId, upload.structureId, 'received');
+}
+
+/**
+ * Answers for an upload in the pipeline: 202 with where to poll, or, with `Prefer: wait=N` and the
+ * pipeline done in time, 201 with the structure (or the refusal's status and reason).
+ */
+export async function answerUpload(app: AppContext, koa: Context, uploadId: string, structureId: string, state: string): Promise<void> {
   const waitSeconds = preferWaitSeconds(koa.get('prefer'));
   if (waitSeconds > 0) {
     const done = await waitFor(
@@ -141,7 +149,7 @@ export async function acceptUpload(app: AppContext, koa: Context, user: User, ta
   }
   koa.status = 202;
   koa.set('Location', `/v1/uploads/${uploadId}`);
-  koa.body = { upload: { id: uploadId, state: 'received' }, structure: { id: upload.structureId } };
+  koa.body = { upload: { id: uploadId, state }, structure: { id: structureId } };
 }
 
 /** The last path component, without control characters, at most 255 characters. */

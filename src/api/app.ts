@@ -6,6 +6,7 @@ import { createMetrics } from './metrics.js';
 import { requireUser } from './middleware/auth.js';
 import { errorHandler, jsonBody } from './middleware/errors.js';
 import { rateLimit } from './middleware/rateLimit.js';
+import { draftRoutes } from './routes/drafts/index.js';
 import { healthRoutes } from './routes/health/index.js';
 import { jobRoutes } from './routes/jobs/index.js';
 import { projectRoutes } from './routes/projects/index.js';
@@ -25,7 +26,7 @@ export function createApp(app: AppContext): Koa {
 
   const v1 = new Router();
   v1.use('/v1', requireUser(app), rateLimit(app));
-  for (const routes of [projectRoutes(app), structureRoutes(app), uploadRoutes(app), jobRoutes(app), searchRoutes(app)]) {
+  for (const routes of [projectRoutes(app), structureRoutes(app), uploadRoutes(app), jobRoutes(app), searchRoutes(app), draftRoutes(app)]) {
     v1.use(routes.routes(), routes.allowedMethods());
   }
   koa.use(jsonBody());

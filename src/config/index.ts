@@ -113,6 +113,8 @@ const envSchema = z.object({
   /** Uploads untouched for this long are considered for re-enqueueing. */
   RECONCILE_AFTER_MS: z.coerce.number().int().min(0).default(60_000),
   EMBEDDED_POSTGRES_PORT: z.coerce.number().int().min(1).max(65535).default(54329),
+  /** Drafts not saved for this many days are deleted by the cleanup schedule. */
+  DRAFT_RETENTION_DAYS: z.coerce.number().positive().default(30),
 });
 
 export type Config = ReturnType<typeof buildConfig>;
@@ -152,6 +154,7 @@ function buildConfig(env: z.infer<typeof envSchema>) {
     reconcileEveryMs: env.RECONCILE_EVERY_MS,
     reconcileAfterMs: env.RECONCILE_AFTER_MS,
     embeddedPostgresPort: env.EMBEDDED_POSTGRES_PORT,
+    draftRetentionDays: env.DRAFT_RETENTION_DAYS,
   };
 }
 

@@ -13,6 +13,8 @@ export const Project = defineEntity({
     description: p.text().default(''),
     tags: textArrayColumn(),
     metadata: jsonObjectColumn(),
+    /** Optional JSON schema the metadata of the project's structures must satisfy. */
+    metadataSchema: p.json<Record<string, unknown>>().columnType('jsonb').nullable(),
     createdAt: createdAtColumn(),
     updatedAt: updatedAtColumn(),
   },

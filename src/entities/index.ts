@@ -1,10 +1,12 @@
 import { ApiToken } from './ApiToken.js';
 import { Blob } from './Blob.js';
+import { Draft } from './Draft.js';
 import { Project } from './Project.js';
+import { Relationship } from './Relationship.js';
 import { Structure } from './Structure.js';
 import { StructureVersion } from './StructureVersion.js';
 import { Upload } from './Upload.js';
 import { User } from './User.js';
 
-export { ApiToken, Blob, Project, Structure, StructureVersion, Upload, User };
-export const entities = [User, ApiToken, Project, Blob, Structure, StructureVersion, Upload];
+export { ApiToken, Blob, Draft, Project, Relationship, Structure, StructureVersion, Upload, User };
+export const entities = [User, ApiToken, Project, Blob, Structure, StructureVersion, Upload, Draft, Relationship];

@@ -14,6 +14,7 @@ import { trajectoryFromPDB } from 'molstar/lib/mol-model-formats/structure/pdb.j
 import { trajectoryFromSdf } from 'molstar/lib/mol-model-formats/structure/sdf.js';
 import { trajectoryFromXyz } from 'molstar/lib/mol-model-formats/structure/xyz.js';
 import { Task } from 'molstar/lib/mol-task/index.js';
+import { inspectSessionBytes } from './session.js';
 import { summarizeModel } from './summarize.js';
 import { FORMAT_LABELS, type Format, type ParseOutcome, type Problem, type StructureSummary } from './types.js';
 
@@ -49,14 +50,8 @@ export async function parseStructure(text: string, format: Format): Promise<Pars
   const label = FORMAT_LABELS[format];
   try {
     if (format === 'cxs') {
-      return {
-        ok: false,
-        format,
-        status: 415,
-        code: 'unsupported_format',
-        message: 'ChimeraX sessions are recognised but this server does not store them yet.',
-        report: report(),
-      };
+      const bytes = Buffer.from(text, 'latin1');
+      return inspectSessionBytes(bytes, bytes.length);
     }
     const { trajectory, extra, molecules } = await readTrajectory(text, format, warnings);
     const noAtoms = `The ${label} file contains no atoms${format === 'pdb' ? ' (no ATOM or HETATM records)' : ''}.`;

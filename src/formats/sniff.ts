@@ -1,3 +1,4 @@
+import { sniffSession } from './session.js';
 import type { Compression, Format } from './types.js';
 
 /** Compression by magic bytes. */
@@ -31,12 +32,14 @@ export function sniffFormat(head: Uint8Array): SniffResult {
       return { format: undefined, reason: `The file is ${signature.name}, not a molecular structure.` };
     }
   }
+  // Before the binary check: a session is binary after its header line, or LZ4-framed.
+  const session = sniffSession(head);
+  if (session) return session;
   if (looksLikeBinaryCif(head)) return { format: 'bcif', confidence: 'likely' };
   if (isMostlyBinary(head)) {
     return { format: undefined, reason: 'The file is binary data that molvault does not recognise as any structure format.' };
   }
   const text = new TextDecoder('latin1').decode(head);
-  if (text.startsWith('# ChimeraX Session version')) return { format: 'cxs', confidence: 'certain' };
   const lines = text.split(/\r?\n/);
   // Drop the last line: it may be cut in the middle.
   if (lines.length > 1 && !/\n$/.test(text)) lines.pop();

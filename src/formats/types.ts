@@ -49,6 +49,8 @@ export interface StructureSummary {
   /** Records in a multi-record file (SDF, MOL2). */
   molecules?: number;
   bounds?: { min: [number, number, number]; max: [number, number, number] };
+  /** ChimeraX sessions: the header's version, how the stored bytes are compressed, their size. */
+  session?: { version: number; compression: 'lz4' | 'none'; bytes: number };
 }
 
 export interface Problem {
@@ -67,5 +69,5 @@ export interface ValidationReport {
 }
 
 export type ParseOutcome =
-  | { ok: true; format: Format; kind: 'macromolecule' | 'small-molecule' | 'other'; summary: StructureSummary; report: ValidationReport }
+  | { ok: true; format: Format; kind: 'macromolecule' | 'small-molecule' | 'session' | 'other'; summary: StructureSummary; report: ValidationReport }
   | { ok: false; format?: Format; status: 415 | 422; code: string; message: string; report: ValidationReport };

@@ -94,7 +94,19 @@ function resolveFormat(filename: string, declared: Format | null, detected: Form
         status: 415,
         code: 'unsupported_format',
         message: sniffReason ?? 'molvault does not recognise this file format.',
-        details: { supported: FORMATS.filter((f) => f !== 'cxs') },
+        details: { supported: FORMATS },
+      },
+    };
+  }
+  // A session is stored unopened, so a file that only claims to be one must not slip through as something else.
+  const claimsSession = declared === 'cxs' || (!declared && extensionHint(filename) === 'cxs');
+  if (claimsSession && detected !== 'cxs') {
+    return {
+      error: {
+        status: 415,
+        code: 'not_a_session',
+        message: `The file is called a ChimeraX session (${declared ? 'format cxs' : '.cxs'}), but its content is ${FORMAT_LABELS[detected]}, not a session; upload it under its own extension or without format=cxs.`,
+        details: { declared: 'cxs', detected },
       },
     };
   }

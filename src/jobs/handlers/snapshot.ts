@@ -4,6 +4,7 @@ import { Structure } from '../../entities/Structure.js';
 import { StructureVersion } from '../../entities/StructureVersion.js';
 import { Upload } from '../../entities/Upload.js';
 import { lockBlob } from '../../services/blobs.js';
+import { removeCheckpointedDraft } from '../../services/drafts.js';
 import { endUpload } from '../../services/uploads.js';
 import { defineJob } from '../define.js';
 import { enqueue } from '../enqueue.js';
@@ -74,6 +75,7 @@ export const snapshotJob = defineJob({
         if (params.metadata) structure.metadata = { ...structure.metadata, ...params.metadata };
       }
       structure.updatedAt = new Date();
+      if (params.fromDraft) await removeCheckpointedDraft(tx, structure.id, upload.id);
       upload.state = 'stored';
       upload.version = number;
       return { structureId: structure.id, version: number };

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { Blob } from '../../../entities/Blob.js';
 import { Structure } from '../../../entities/Structure.js';
 import { StructureVersion } from '../../../entities/StructureVersion.js';
+import { sessionConversionRefusal } from '../../../formats/session.js';
 import { FORMAT_LABELS, FORMATS, type Format, MEDIA_TYPES } from '../../../formats/types.js';
 import type { AppContext } from '../../../services/context.js';
 import { enqueueIndex } from '../../../services/indexing.js';
@@ -297,6 +298,8 @@ export function structureRoutes(app: AppContext): Router {
         if (!(FORMATS as readonly string[]).includes(wanted)) {
           throw new ApiError(400, 'unknown_format', `"${query.format}" is not a format name; use one of ${FORMATS.join(', ')}.`);
         }
+        const sessionRefusal = sessionConversionRefusal(version.format, wanted);
+        if (sessionRefusal) throw new ApiError(sessionRefusal.status, sessionRefusal.code, sessionRefusal.message, { from: version.format, to: wanted });
         throw new ApiError(
           415,
           'conversion_unavailable',
