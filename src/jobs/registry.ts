@@ -4,10 +4,11 @@ import { indexJob } from './handlers/index.js';
 import { ingestJob } from './handlers/ingest.js';
 import { reconcileJob } from './handlers/reconcile.js';
 import { snapshotJob } from './handlers/snapshot.js';
+import { usageJob } from './handlers/usage.js';
 import { validateJob } from './handlers/validate.js';
 
 /** Every job molvault runs. A worker refuses to start if this and the queue list disagree. */
-export const JOBS: JobDefinition<never>[] = [ingestJob, validateJob, snapshotJob, indexJob, reconcileJob] as JobDefinition<never>[];
+export const JOBS: JobDefinition<never>[] = [ingestJob, validateJob, snapshotJob, indexJob, reconcileJob, usageJob] as JobDefinition<never>[];
 
 export class RegistryError extends Error {}
 

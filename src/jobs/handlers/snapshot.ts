@@ -4,6 +4,7 @@ import { Structure } from '../../entities/Structure.js';
 import { StructureVersion } from '../../entities/StructureVersion.js';
 import { Upload } from '../../entities/Upload.js';
 import { lockBlob } from '../../services/blobs.js';
+import { settleUpload } from '../../services/quota.js';
 import { endUpload } from '../../services/uploads.js';
 import { defineJob } from '../define.js';
 import { enqueue } from '../enqueue.js';
@@ -76,6 +77,9 @@ export const snapshotJob = defineJob({
       structure.updatedAt = new Date();
       upload.state = 'stored';
       upload.version = number;
+      await tx.flush();
+      // The version is charged and the upload's reservation released in this same transaction.
+      await settleUpload(tx, upload.owner, upload.id);
       return { structureId: structure.id, version: number };
     });
     if ('gone' in outcome) {
