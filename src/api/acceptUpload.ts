@@ -8,10 +8,11 @@ import { FORMATS, type Format } from '../formats/types.js';
 import { enqueue } from '../jobs/enqueue.js';
 import { ingestJob } from '../jobs/handlers/ingest.js';
 import type { AppContext } from '../services/context.js';
+import { QuotaExceededError, releaseReservation, reserve, shrinkReservation } from '../services/quota.js';
 import { serializeUpload } from '../services/serialize.js';
 import { preferWaitSeconds, waitFor } from './common.js';
 import { ApiError } from './errors.js';
-import { receiveUpload } from './receiveUpload.js';
+import { type QuotaHold, receiveUpload } from './receiveUpload.js';
 import { presentStructure } from './routes/structures/present.js';
 
 const FORMAT_ALIASES: Record<string, Format> = { mmcif: 'cif', ent: 'pdb', sd: 'sdf' };
@@ -63,7 +64,17 @@ function parseFields(fields: Record<string, string[]>) {
  */
 export async function acceptUpload(app: AppContext, koa: Context, user: User, target: { projectId: string; structureId?: string }): Promise<void> {
   const uploadId = randomUUID();
-  const received = await receiveUpload(koa, app.staging, uploadId, app.config.maxUploadBytes);
+  const quota = quotaHold(app, user.id, uploadId);
+  const release = () => releaseReservation(app.orm.em.fork(), uploadId);
+  let received: Awaited<ReturnType<typeof receiveUpload>>;
+  try {
+    received = await receiveUpload(koa, app.staging, uploadId, app.config.maxUploadBytes, quota);
+    // Held from here until the upload ends: exactly the bytes received (ingest adjusts it to the content).
+    await shrinkReservation(app.orm.em.fork(), uploadId, received.bytes);
+  } catch (error) {
+    await release();
+    throw error;
+  }
   let params: ReturnType<typeof parseFields>;
   try {
     params = parseFields(received.fields);
@@ -76,6 +87,7 @@ export async function acceptUpload(app: AppContext, koa: Context, user: User, ta
     }
   } catch (error) {
     await app.staging.remove(uploadId);
+    await release();
     throw error;
   }
   const { format, ...rest } = params;
@@ -107,6 +119,7 @@ export async function acceptUpload(app: AppContext, koa: Context, user: User, ta
     await em.flush();
   } catch (error) {
     await app.staging.remove(uploadId);
+    await release();
     throw error;
   }
   try {
@@ -150,6 +163,20 @@ export async function answerUpload(app: AppContext, koa: Context, uploadId: stri
   koa.status = 202;
   koa.set('Location', `/v1/uploads/${uploadId}`);
   koa.body = { upload: { id: uploadId, state }, structure: { id: structureId } };
+}
+
+/** The upload's hold on its owner's quota; a refusal becomes the 507 answer. */
+function quotaHold(app: AppContext, userId: string, uploadId: string): QuotaHold {
+  return {
+    async reserve(needed, wanted) {
+      try {
+        return await reserve(app.orm.em.fork(), { userId, uploadId, needed, wanted });
+      } catch (error) {
+        if (error instanceof QuotaExceededError) throw new ApiError(507, error.code, error.message, error.details);
+        throw error;
+      }
+    },
+  };
 }
 
 /** The last path component, without control characters, at most 255 characters. */

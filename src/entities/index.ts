@@ -3,10 +3,12 @@ import { Blob } from './Blob.js';
 import { Draft } from './Draft.js';
 import { Project } from './Project.js';
 import { Relationship } from './Relationship.js';
+import { QuotaReservation } from './QuotaReservation.js';
 import { Structure } from './Structure.js';
 import { StructureVersion } from './StructureVersion.js';
 import { Upload } from './Upload.js';
 import { User } from './User.js';
+import { UserUsage } from './UserUsage.js';
 
-export { ApiToken, Blob, Draft, Project, Relationship, Structure, StructureVersion, Upload, User };
-export const entities = [User, ApiToken, Project, Blob, Structure, StructureVersion, Upload, Draft, Relationship];
+export { ApiToken, Blob, Draft, Project, QuotaReservation, Relationship, Structure, StructureVersion, Upload, User, UserUsage };
+export const entities = [User, ApiToken, Project, Blob, Structure, StructureVersion, Upload, Draft, Relationship, QuotaReservation, UserUsage];

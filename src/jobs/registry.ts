@@ -5,10 +5,11 @@ import { ingestJob } from './handlers/ingest.js';
 import { reconcileJob } from './handlers/reconcile.js';
 import { searchDriftJob } from './handlers/searchDrift.js';
 import { snapshotJob } from './handlers/snapshot.js';
+import { usageJob } from './handlers/usage.js';
 import { validateJob } from './handlers/validate.js';
 
 /** Every job molvault runs. A worker refuses to start if this and the queue list disagree. */
-export const JOBS: JobDefinition<never>[] = [ingestJob, validateJob, snapshotJob, indexJob, reconcileJob, searchDriftJob] as JobDefinition<never>[];
+export const JOBS: JobDefinition<never>[] = [ingestJob, validateJob, snapshotJob, indexJob, reconcileJob, searchDriftJob, usageJob] as JobDefinition<never>[];
 
 export class RegistryError extends Error {}
 

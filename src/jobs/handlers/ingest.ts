@@ -5,6 +5,7 @@ import { Upload } from '../../entities/Upload.js';
 import { extensionHint, formatsCompatible } from '../../formats/sniff.js';
 import { FORMAT_LABELS, FORMATS, type Format, MEDIA_TYPES } from '../../formats/types.js';
 import { lockBlob, recordBlob } from '../../services/blobs.js';
+import { QuotaExceededError, reserve, shrinkReservation, userHoldsBlob } from '../../services/quota.js';
 import { endUpload } from '../../services/uploads.js';
 import { defineJob } from '../define.js';
 import { enqueue } from '../enqueue.js';
@@ -61,8 +62,19 @@ export const ingestJob = defineJob({
       await endUpload(em, ctx, uploadId, 'rejected', format.error);
       throw new UnrecoverableError(format.error.message);
     }
-    await em.transactional(async (tx) => {
+    const quotaRefusal = await em.transactional(async (tx) => {
       await lockBlob(tx, result.sha256);
+      // The content is known now: it costs its unpacked size, or nothing when the owner already holds
+      // the same bytes. A .gz that unpacks past the quota is refused here, before its blob is kept.
+      if (await userHoldsBlob(tx, upload.owner, result.sha256)) await shrinkReservation(tx, uploadId, 0);
+      else {
+        try {
+          await reserve(tx, { userId: upload.owner, uploadId, needed: result.size });
+        } catch (error) {
+          if (error instanceof QuotaExceededError) return error;
+          throw error;
+        }
+      }
       await ctx.blobs.commit(tempFile, result.sha256);
       await recordBlob(tx, { sha256: result.sha256, size: result.size, storedSize: result.size, mediaType: MEDIA_TYPES[format.format] });
       const row = await tx.findOneOrFail(Upload, { id: uploadId });
@@ -71,7 +83,13 @@ export const ingestJob = defineJob({
       row.compression = result.compression ?? null;
       row.state = 'processing';
       if (format.warning) row.validation = { problems: [], warnings: [format.warning], parser: 'sniff', parseMs: 0 };
+      return undefined;
     });
+    if (quotaRefusal) {
+      await fs.rm(tempFile, { force: true });
+      await endUpload(em, ctx, uploadId, 'rejected', { status: 507, code: quotaRefusal.code, message: quotaRefusal.message, details: quotaRefusal.details });
+      throw new UnrecoverableError(quotaRefusal.message);
+    }
     await ctx.staging.remove(uploadId);
     await ctx.job.updateProgress(100);
     await enqueue(ctx.queues, validateJob, { uploadId, ownerId });

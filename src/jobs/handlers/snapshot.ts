@@ -5,6 +5,7 @@ import { StructureVersion } from '../../entities/StructureVersion.js';
 import { Upload } from '../../entities/Upload.js';
 import { lockBlob } from '../../services/blobs.js';
 import { removeCheckpointedDraft } from '../../services/drafts.js';
+import { settleUpload } from '../../services/quota.js';
 import { endUpload } from '../../services/uploads.js';
 import { defineJob } from '../define.js';
 import { enqueue } from '../enqueue.js';
@@ -78,6 +79,9 @@ export const snapshotJob = defineJob({
       if (params.fromDraft) await removeCheckpointedDraft(tx, structure.id, upload.id);
       upload.state = 'stored';
       upload.version = number;
+      await tx.flush();
+      // The version is charged and the upload's reservation released in this same transaction.
+      await settleUpload(tx, upload.owner, upload.id);
       return { structureId: structure.id, version: number };
     });
     if ('gone' in outcome) {

@@ -9,6 +9,7 @@ import { FORMAT_LABELS, FORMATS, type Format, MEDIA_TYPES } from '../../../forma
 import type { AppContext } from '../../../services/context.js';
 import { enqueueIndex } from '../../../services/indexing.js';
 import { serializeVersion } from '../../../services/serialize.js';
+import { refreshUsage } from '../../../services/usage.js';
 import { acceptUpload } from '../../acceptUpload.js';
 import { decodeCursor, encodeCursor, idParams } from '../../common.js';
 import { ApiError, notFound } from '../../errors.js';
@@ -43,6 +44,7 @@ const uploadResponses = {
   201: { description: 'Stored (with Prefer: wait=N and the pipeline done in time)' },
   413: { description: 'Too large', schema: errorSchema },
   415: { description: 'Not a structure format molvault reads', schema: errorSchema },
+  507: { description: 'Over quota: details.quotaBytes, usedBytes, reservedBytes, requestedBytes', schema: errorSchema },
   422: { description: 'Invalid structure: details.problems says what is wrong', schema: errorSchema },
 };
 
@@ -198,6 +200,7 @@ export function structureRoutes(app: AppContext): Router {
         structure.deletedAt = new Date();
         await em.flush();
       }
+      await refreshUsage(em, user.id); // trash still counts (in its own category); a purge frees the bytes
       await reindex(app, structure);
       koa.status = 204;
       return undefined;
@@ -220,6 +223,7 @@ export function structureRoutes(app: AppContext): Router {
       const structure = await findOwnStructure(em, user.id, params.id, { includeTrashed: true });
       structure.deletedAt = null;
       await em.flush();
+      await refreshUsage(em, user.id);
       await reindex(app, structure);
       return presentStructure(em, structure.id);
     },
