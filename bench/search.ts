@@ -316,7 +316,7 @@ const MIX: QueryKind[] = [
   { name: 'list: newest', make: () => 'sort=-created&limit=50' },
   { name: 'sorted: atoms', make: (r) => `kind=${r.pick(['macromolecule', 'small-molecule'])}&sort=${r.pick(['atoms', '-atoms'])}` },
   { name: 'sorted: name + text', make: (r) => `q=${r.pick(FAMILIES)}&sort=name` },
-  { name: 'sorted: resolution', make: (r) => `resolutionMax=3&sort=resolution&project=` },
+  { name: 'sorted: resolution', make: (r) => `resolutionMax=${(2 + r.next()).toFixed(1)}&sort=resolution&project=` },
   { name: 'all facets, no filter', make: () => 'facets=tag,kind,format,method&limit=20' },
 ];
 
