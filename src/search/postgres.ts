@@ -50,14 +50,13 @@ function orderBy(spec: SortSpec, id: string): string {
 }
 
 /** Rows strictly after the cursor in the order of `spec` (nulls last, id breaking ties in the same direction). */
-function keyset(spec: SortSpec, id: string, cursor: Cursor, params: unknown[]): string {
+function keyset(spec: SortSpec, id: string, cursor: Cursor, params: unknown[], cast = CASTS[spec.expr]): string {
   const [value, lastId] = cursor;
   const beyond = spec.direction === 'asc' ? '>' : '<';
   if (value === null) {
     params.push(lastId);
     return `(${spec.expr} is null and ${id} ${beyond} ?::uuid)`;
   }
-  const cast = CASTS[spec.expr];
   params.push(value, value, lastId);
   return `(${spec.expr} ${beyond} ?::${cast} or (${spec.expr} = ?::${cast} and ${id} ${beyond} ?::uuid)${spec.nullable ? ` or ${spec.expr} is null` : ''})`;
 }
@@ -230,8 +229,9 @@ export class PostgresSearchIndex implements SearchIndex {
 
   /**
    * One round trip: the typo-expanded tsquery, the total, the facets and the page come back as one
-   * row. The page walks the sort's (owner, key, id) index from the keyset cursor; count and facets
-   * aggregate the matched rows once.
+   * row. With words or facets, the matched rows are gathered once (through the owner-led GIN index,
+   * or the owner's covering index) and counted, faceted and ordered in memory; a plain listing walks
+   * the sort's (owner, key, id) index from the keyset cursor and counts index-only.
    */
   async search(query: SearchQuery): Promise<SearchResult> {
     const words = queryWords(query.q);
@@ -247,7 +247,7 @@ export class PostgresSearchIndex implements SearchIndex {
       // Each word matches as a prefix, or as one of the owner's vocabulary terms it is a likely typo of.
       params.push(`{${words.map((w) => `"${w}"`).join(',')}}`, query.ownerId);
       ctes.push(`words as (select w, ord from unnest(?::text[]) with ordinality as u(w, ord))`);
-      ctes.push(`q as (
+      ctes.push(`q as materialized (
         select to_tsquery('simple', string_agg('(' || alternatives || ')', ' & ' order by ord)) as query,
                to_tsquery('simple', string_agg(quote_literal(w) || ':*', ' & ' order by ord)) as strict
         from (
@@ -263,10 +263,10 @@ export class PostgresSearchIndex implements SearchIndex {
 
     const where: string[] = ['d.owner_id = ?::uuid'];
     const whereParams: unknown[] = [query.ownerId];
-    if (hasText) where.push('d.document @@ q.query');
+    if (hasText) where.push('d.document @@ (select query from q)');
     const trash = query.trash ?? 'exclude';
-    if (trash === 'exclude') where.push('not d.deleted');
-    if (trash === 'only') where.push('d.deleted');
+    if (trash === 'exclude') where.push('d.deleted = false');
+    if (trash === 'only') where.push('d.deleted = true');
     if (query.tags?.length) {
       where.push(query.tagMode === 'any' ? 'd.tags && ?::text[]' : 'd.tags @> ?::text[]');
       whereParams.push(toPgArray(query.tags));
@@ -292,60 +292,59 @@ export class PostgresSearchIndex implements SearchIndex {
     range('d.created_at', '>=', query.createdFrom, 'timestamptz');
     range('d.created_at', '<=', query.createdTo, 'timestamptz');
 
-    const from = `search_documents d${hasText ? ', q' : ''}`;
-    const score = hasText ? '(ts_rank_cd(d.document, q.query) + ts_rank_cd(d.document, q.strict))::float8' : '0::float8';
+    const score = hasText ? '(ts_rank_cd(d.document, (select query from q)) + ts_rank_cd(d.document, (select strict from q)))::float8' : '0::float8';
     const facets = [...new Set(query.facets ?? [])];
-    const needRows = facets.length > 0 || sort === 'relevance';
+    // Words or facets: the matched rows are gathered once (one scan beats one scan per facet).
+    const gather = hasText || facets.length > 0;
+    const filter = where.join(' and ');
 
-    // The matched set, materialised once when facets or the relevance order need its rows.
-    if (needRows) {
-      params.push(...whereParams);
-      ctes.push(`matched as materialized (
-        select d.structure_id, d.tags, d.kind, d.format, d.method, ${score} as score
-        from ${from} where ${where.join(' and ')}
-      )`);
-    }
-
-    let page: string;
+    let total: string;
     const pageParams: unknown[] = [];
-    if (sort === 'relevance') {
-      const conditions = cursor ? `where ${keyset(RELEVANCE, 'm.structure_id', cursor, pageParams)}` : '';
-      const order = orderBy(RELEVANCE, 'm.structure_id');
-      page = `select m.structure_id, m.score, to_json(m.score) as key, row_number() over (order by ${order}) as ord
-              from matched m ${conditions} order by ${order} limit ?`;
+    if (gather) {
+      // The matched rows, once: counted, faceted and ordered from memory.
+      params.push(...whereParams);
+      const sortKey = sort === 'relevance' ? 'null::text' : spec.expr;
+      ctes.push(`matched as materialized (
+        select d.structure_id, d.tags, d.kind, d.format, d.method, ${score} as score, ${sortKey} as sort_key
+        from search_documents d where ${filter}
+      )`);
+      const inMemory: SortSpec = { ...spec, expr: sort === 'relevance' ? 'm.score' : 'm.sort_key' };
+      const conditions = cursor ? `where ${keyset(inMemory, 'm.structure_id', cursor, pageParams, CASTS[spec.expr])}` : '';
+      const order = orderBy(inMemory, 'm.structure_id');
+      ctes.push(`page as (
+        select m.structure_id, m.score, to_json(${inMemory.expr}) as key, row_number() over (order by ${order}) as ord
+        from matched m ${conditions} order by ${order} limit ?)`);
+      total = '(select count(*) from matched)';
     } else {
+      const conditions = [filter];
       pageParams.push(...whereParams);
-      const conditions = [...where];
       if (cursor) conditions.push(keyset(spec, 'd.structure_id', cursor, pageParams));
       const order = orderBy(spec, 'd.structure_id');
-      page = `select d.structure_id, ${score} as score, to_json(${spec.expr}) as key, row_number() over (order by ${order}) as ord
-              from ${from} where ${conditions.join(' and ')} order by ${order} limit ?`;
+      ctes.push(`page as (
+        select d.structure_id, ${score} as score, to_json(${spec.expr}) as key, row_number() over (order by ${order}) as ord
+        from search_documents d where ${conditions.join(' and ')} order by ${order} limit ?)`);
+      total = `(select count(*) from search_documents d where ${filter})`;
     }
     pageParams.push(query.limit + 1);
-    ctes.push(`page as (${page})`);
     params.push(...pageParams);
-
-    const totalParams: unknown[] = [];
-    const total = needRows ? '(select count(*) from matched)' : `(select count(*) from ${from} where ${where.join(' and ')})`;
-    if (!needRows) totalParams.push(...whereParams);
+    if (!gather) params.push(...whereParams);
 
     const facetSelects = facets.map((facet) => {
-      const values = facet === 'tag' ? 'matched m, unnest(m.tags) as v(value)' : `(select m.${facet} as value from matched m) v`;
+      // unnest in the select list (ProjectSet) is several times faster than a lateral function scan per row.
+      const values = `(select ${facet === 'tag' ? 'unnest(m.tags)' : `m.${facet}`} as value from matched m) v`;
       return `(select coalesce(json_object_agg(value, n order by n desc, value), '{}') from (
                  select value, count(*) as n from ${values} where value is not null group by 1
                  order by 2 desc, 1 limit ${FACET_VALUES}) f) as facet_${facet}`;
     });
     const headline = hasText
-      ? `ts_headline('simple', b.body, q.query, 'StartSel=<mark>, StopSel=</mark>, MaxFragments=2, MaxWords=14, MinWords=4, FragmentDelimiter=" … "')`
+      ? `ts_headline('simple', b.body, (select query from q), 'StartSel=<mark>, StopSel=</mark>, MaxFragments=2, MaxWords=14, MinWords=4, FragmentDelimiter=" … "')`
       : 'null';
     const sql = `with ${ctes.join(',\n')}
       select ${total} as total,
-        (select coalesce(json_agg(json_build_object('id', p.structure_id, 'score', p.score, 'key', p.key, 'headline', ${headline})
-                  order by p.ord), '[]')
-           from page p
-           join search_documents b on b.structure_id = p.structure_id${hasText ? ', q' : ''}) as hits
+        (select coalesce(json_agg(json_build_object('id', p.structure_id, 'score', p.score, 'key', p.key, 'headline', ${headline}) order by p.ord), '[]')
+           from page p join search_documents b on b.structure_id = p.structure_id) as hits
         ${facetSelects.length ? `, ${facetSelects.join(', ')}` : ''}`;
-    const [row] = await this.connection.execute<Record<string, unknown>[]>(sql, [...params, ...totalParams]);
+    const [row] = await this.connection.execute<Record<string, unknown>[]>(sql, params);
     const hits = (row.hits as { id: string; score: number; key: string | number | null; headline: string | null }[]) ?? [];
     const more = hits.length > query.limit;
     const shown = hits.slice(0, query.limit);

@@ -1,0 +1,442 @@
+/**
+ * Search benchmark: seeds N structures (synthetic, derived from summaries the real parser makes of
+ * corpus files), indexes them with the index job's document builder (`reindexAll`), then runs a
+ * fixed mix of queries (full text, typos, prefixes, filtered, faceted, sorted, paged) through the
+ * HTTP API with a fixed concurrency and prints p50/p95/p99 latency and queries/s.
+ *
+ *   npm run bench:search -- [--structures 100000] [--owners 10] [--concurrency 8] [--requests 4000]
+ *                           [--backend postgres|typesense]
+ *
+ * Structures are spread evenly over `--owners` users (every query is one owner's); `--owners 1`
+ * puts them all in one account, the worst case for per-owner indexes.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { gunzipSync } from 'node:zlib';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { parseStructure } from '../src/formats/parse.js';
+import { sniffFormat } from '../src/formats/sniff.js';
+import type { Format, StructureSummary } from '../src/formats/types.js';
+import { createSearchIndex } from '../src/search/create.js';
+import { reindexAll } from '../src/services/searchMaintenance.js';
+import { createBenchUser, startBenchStack, stopOnSignals, UsageError } from './support/stack.js';
+
+const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const CORPUS = path.resolve(REPO_ROOT, '../shared/corpus');
+const FIXTURES = path.resolve(REPO_ROOT, 'test/fixtures');
+
+function parseOptions() {
+  const { values } = parseArgs({
+    options: {
+      structures: { type: 'string', default: '100000' },
+      owners: { type: 'string', default: '10' },
+      concurrency: { type: 'string', default: '8' },
+      requests: { type: 'string', default: '4000' },
+      backend: { type: 'string', default: 'postgres' },
+    },
+  });
+  const whole = (name: string, text: string, min: number) => {
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be a whole number ≥ ${min}, not "${text}"`);
+    return n;
+  };
+  if (values.backend !== 'postgres' && values.backend !== 'typesense') throw new UsageError(`--backend must be postgres or typesense`);
+  return {
+    structures: whole('structures', values.structures, 1),
+    owners: whole('owners', values.owners, 1),
+    concurrency: whole('concurrency', values.concurrency, 1),
+    requests: whole('requests', values.requests, 1),
+    backend: values.backend as 'postgres' | 'typesense',
+  };
+}
+
+/** A small deterministic PRNG (mulberry32), so every run seeds and queries the same way. */
+function prng(seed: number) {
+  let a = seed >>> 0;
+  const next = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  return {
+    next,
+    int: (n: number) => Math.floor(next() * n),
+    pick: <T>(items: readonly T[]) => items[Math.floor(next() * items.length)] as T,
+  };
+}
+
+const FAMILIES = [
+  'kinase',
+  'protease',
+  'lysozyme',
+  'hemoglobin',
+  'myoglobin',
+  'polymerase',
+  'transferase',
+  'receptor',
+  'antibody',
+  'ligase',
+  'isomerase',
+  'phosphatase',
+  'dehydrogenase',
+  'synthase',
+  'reductase',
+  'oxidase',
+  'transporter',
+  'channel',
+  'ubiquitin',
+  'integrase',
+  'helicase',
+  'nuclease',
+  'chaperone',
+  'crambin',
+  'rhodopsin',
+  'insulin',
+  'trypsin',
+  'thrombin',
+  'collagen',
+  'ferritin',
+] as const;
+const QUALIFIERS = ['human', 'mouse', 'yeast', 'bacterial', 'mutant', 'apo', 'holo', 'complex', 'domain', 'truncated', 'engineered', 'wild-type'];
+const TAGS = [
+  'screening-2025',
+  'screening-2026',
+  'xray',
+  'nmr',
+  'cryo-em',
+  'fragment',
+  'lead',
+  'hit',
+  'docking',
+  'md',
+  'apo',
+  'holo',
+  'published',
+  'internal',
+  'review',
+  'approved',
+  'rejected',
+  'archive',
+  'teaching',
+  'benchmark',
+  'series-a',
+  'series-b',
+  'series-c',
+  'series-d',
+  'target-egfr',
+  'target-abl',
+  'target-jak2',
+  'target-brd4',
+  'target-hiv',
+  'allosteric',
+  'covalent',
+  'peptide',
+  'nanobody',
+  'membrane',
+  'soluble',
+  'mutant',
+  'wildtype',
+  'high-res',
+  'low-res',
+  'to-check',
+];
+const ORGANISMS = [
+  'Homo sapiens',
+  'Mus musculus',
+  'Gallus gallus',
+  'Escherichia coli',
+  'Saccharomyces cerevisiae',
+  'Bos taurus',
+  'Rattus norvegicus',
+  'Thermus thermophilus',
+];
+const TYPOS: Record<string, string> = {
+  lysozyme: 'lysozme',
+  kinase: 'kinsae',
+  hemoglobin: 'hemoglobn',
+  polymerase: 'polymerse',
+  receptor: 'recepter',
+  protease: 'protaese',
+};
+
+interface Base {
+  file: string;
+  sha256: string;
+  size: number;
+  format: Format;
+  kind: 'macromolecule' | 'small-molecule' | 'other';
+  summary: StructureSummary;
+}
+
+/** Summaries made by the real parser from corpus files (or the test fixtures when there is no corpus). */
+export async function corpusSummaries(): Promise<Base[]> {
+  const root = (await fs.stat(CORPUS).catch(() => null)) ? CORPUS : FIXTURES;
+  const dirs = root === CORPUS ? ['pdb', 'cif', 'sdf', 'mol2', 'xyz'].map((d) => path.join(root, d)) : [root];
+  const bases: Base[] = [];
+  for (const dir of dirs) {
+    for (const name of (await fs.readdir(dir)).sort()) {
+      const file = path.join(dir, name);
+      const stat = await fs.stat(file);
+      if (!stat.isFile() || stat.size > 700_000) continue;
+      let bytes: Buffer = await fs.readFile(file);
+      if (name.endsWith('.gz')) bytes = gunzipSync(bytes);
+      const sniffed = sniffFormat(bytes.subarray(0, 64 * 1024));
+      if (!sniffed.format) continue;
+      const outcome = await parseStructure(bytes.toString('latin1'), sniffed.format);
+      if (!outcome.ok) continue;
+      bases.push({
+        file: path.relative(root, file),
+        sha256: createHash('sha256').update(bytes).digest('hex'),
+        size: bytes.length,
+        format: outcome.format,
+        kind: outcome.kind,
+        summary: outcome.summary,
+      });
+    }
+  }
+  if (bases.length === 0) throw new Error(`no structure in ${root} could be parsed`);
+  return bases;
+}
+
+/** Inserts users' structures and current versions in bulk, straight into Postgres, as the pipeline would leave them. */
+export async function seed(em: EntityManager, owners: { userId: string }[], bases: Base[], total: number) {
+  const random = prng(42);
+  for (const base of bases) {
+    await em.execute(
+      `insert into blobs (sha256, size, stored_size, media_type, created_at) values (?, ?, ?, 'application/octet-stream', now()) on conflict do nothing`,
+      [base.sha256, base.size, base.size],
+    );
+  }
+  const projects = new Map<string, string[]>();
+  for (const { userId } of owners) {
+    const ids: string[] = [];
+    for (let p = 0; p < 5; p++) {
+      const id = randomUUID();
+      await em.execute(`insert into projects (id, owner_id, name, created_at, updated_at) values (?, ?, ?, now(), now())`, [id, userId, `project ${p + 1}`]);
+      ids.push(id);
+    }
+    projects.set(userId, ids);
+  }
+  const start = Date.now() - 2 * 365 * 86400_000;
+  const step = (2 * 365 * 86400_000) / total;
+  const BATCH = 2000;
+  for (let offset = 0; offset < total; offset += BATCH) {
+    const structures: unknown[] = [];
+    const versions: unknown[] = [];
+    for (let i = offset; i < Math.min(total, offset + BATCH); i++) {
+      const owner = owners[i % owners.length].userId;
+      const base = random.pick(bases);
+      const family = random.pick(FAMILIES);
+      const qualifier = random.pick(QUALIFIERS);
+      const code = `${1 + random.int(9)}${String.fromCharCode(65 + random.int(26))}${String.fromCharCode(65 + random.int(26))}${random.int(10)}`;
+      const tags = [...new Set(Array.from({ length: 1 + random.int(4) }, () => random.pick(TAGS)))];
+      const scale = 0.5 + random.next() * 1.5;
+      const resolution =
+        base.kind === 'macromolecule' && random.next() < 0.75
+          ? Math.round((base.summary.resolution ?? 1 + random.next() * 2.5) * (0.8 + random.next() * 0.4) * 100) / 100
+          : undefined;
+      const summary: StructureSummary = {
+        ...base.summary,
+        atoms: Math.max(1, Math.round(base.summary.atoms * scale)),
+        residues: Math.round(base.summary.residues * scale),
+        resolution,
+        title: `${qualifier} ${family} ${base.summary.title ?? ''}`.trim().slice(0, 200),
+        pdbId: base.kind === 'macromolecule' ? code : undefined,
+        method: base.summary.method ?? (resolution ? 'X-RAY DIFFRACTION' : undefined),
+      };
+      const created = new Date(start + i * step + random.int(1000));
+      const structureId = randomUUID();
+      const versionId = randomUUID();
+      structures.push({
+        id: structureId,
+        project_id: random.pick(projects.get(owner) as string[]),
+        owner_id: owner,
+        name: `${qualifier} ${family} ${code}`,
+        description: `${family} from ${random.pick(ORGANISMS)}, derived from ${base.file}`,
+        kind: base.kind,
+        tags,
+        metadata: { organism: random.pick(ORGANISMS), lab: { bench: `B${1 + random.int(12)}` }, batch: 1 + random.int(300) },
+        deleted_at: random.next() < 0.03 ? created.toISOString() : null,
+        created_at: created.toISOString(),
+      });
+      versions.push({
+        id: versionId,
+        structure_id: structureId,
+        blob_sha256: base.sha256,
+        format: base.format,
+        filename: `${code.toLowerCase()}.${base.format}`,
+        summary,
+        created_at: created.toISOString(),
+      });
+    }
+    await em.execute(
+      `insert into structures (id, project_id, owner_id, name, description, kind, tags, metadata, deleted_at, created_at, updated_at)
+       select id, project_id, owner_id, name, description, kind, tags, metadata, deleted_at, created_at, created_at
+       from jsonb_to_recordset(?::jsonb) as r(id uuid, project_id uuid, owner_id uuid, name text, description text, kind text, tags text[],
+            metadata jsonb, deleted_at timestamptz, created_at timestamptz)`,
+      [JSON.stringify(structures)],
+    );
+    await em.execute(
+      `insert into structure_versions (id, structure_id, number, blob_sha256, format, filename, summary, validation, created_at)
+       select id, structure_id, 1, blob_sha256, format, filename, summary, '{"problems":[],"warnings":[],"parser":"bench","parseMs":0}', created_at
+       from jsonb_to_recordset(?::jsonb) as r(id uuid, structure_id uuid, blob_sha256 text, format text, filename text, summary jsonb, created_at timestamptz)`,
+      [JSON.stringify(versions)],
+    );
+    await em.execute(
+      `update structures s set current_version_id = v.id from structure_versions v
+       where v.structure_id = s.id and s.id = any(?::uuid[])`,
+      [`{${(structures as { id: string }[]).map((s) => s.id).join(',')}}`],
+    );
+    process.stderr.write(`\rseeding structures: ${Math.min(total, offset + BATCH)}/${total}`);
+  }
+  process.stderr.write('\n');
+}
+
+interface QueryKind {
+  name: string;
+  make: (random: ReturnType<typeof prng>) => string;
+}
+
+/** The fixed mix: each kind equally often, parameters from a seeded PRNG. */
+const MIX: QueryKind[] = [
+  { name: 'text: one word', make: (r) => `q=${r.pick(FAMILIES)}` },
+  { name: 'text: two words', make: (r) => `q=${encodeURIComponent(`${r.pick(QUALIFIERS)} ${r.pick(FAMILIES)}`)}` },
+  { name: 'text: typo', make: (r) => `q=${r.pick(Object.values(TYPOS))}` },
+  { name: 'text: prefix', make: (r) => `q=${r.pick(FAMILIES).slice(0, 3)}` },
+  { name: 'filtered', make: (r) => `kind=macromolecule&resolutionMax=${(1.5 + r.next()).toFixed(1)}&tag=${r.pick(TAGS)}` },
+  { name: 'text + filters', make: (r) => `q=${r.pick(FAMILIES)}&method=x-ray%20diffraction&atomsMin=${100 * (1 + r.int(20))}&hasLigand=true` },
+  { name: 'text + facets', make: (r) => `q=${r.pick(FAMILIES)}&facets=tag,kind,format,method` },
+  { name: 'tags any + facets', make: (r) => `tag=${r.pick(TAGS)},${r.pick(TAGS)}&tagMode=any&facets=kind,format,method` },
+  { name: 'list: newest', make: () => 'sort=-created&limit=50' },
+  { name: 'sorted: atoms', make: (r) => `kind=${r.pick(['macromolecule', 'small-molecule'])}&sort=${r.pick(['atoms', '-atoms'])}` },
+  { name: 'sorted: name + text', make: (r) => `q=${r.pick(FAMILIES)}&sort=name` },
+  { name: 'sorted: resolution', make: (r) => `resolutionMax=${(2 + r.next()).toFixed(1)}&sort=resolution&project=` },
+  { name: 'all facets, no filter', make: () => 'facets=tag,kind,format,method&limit=20' },
+];
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
+
+async function main() {
+  const options = parseOptions();
+  const stack = await startBenchStack({ env: { SEARCH_BACKEND: options.backend, LOG_LEVEL: 'error' } });
+  let interrupted = false;
+  stopOnSignals(stack.stop, () => {
+    interrupted = true;
+  });
+  try {
+    const em = stack.ctx.orm.em.fork();
+    process.stderr.write('parsing corpus files for summaries...\n');
+    const bases = await corpusSummaries();
+    const owners: { userId: string; token: string }[] = [];
+    for (let i = 0; i < options.owners; i++) owners.push(await createBenchUser(stack.ctx, 1e12));
+    const seedStarted = performance.now();
+    await seed(em, owners, bases, options.structures);
+    const seedSeconds = (performance.now() - seedStarted) / 1000;
+
+    const index = createSearchIndex(stack.ctx.config, stack.ctx.orm, stack.log, options.backend);
+    const indexStarted = performance.now();
+    let lastDraw = 0;
+    await reindexAll(em.fork(), index, ({ done, total }) => {
+      if (Date.now() - lastDraw > 500 || done === total) {
+        lastDraw = Date.now();
+        process.stderr.write(`\rindexing: ${done}/${total}`);
+      }
+    });
+    process.stderr.write('\n');
+    const indexSeconds = (performance.now() - indexStarted) / 1000;
+    if (options.backend === 'postgres') await em.execute('vacuum analyze search_documents, search_terms, structures, structure_versions, blobs');
+
+    // Project filter needs a real id: the sorted-resolution kind gets each owner's first project.
+    const firstProjects = new Map<string, string>();
+    for (const { userId } of owners) {
+      const [row] = await em.execute<{ id: string }[]>('select id from projects where owner_id = ? order by name limit 1', [userId]);
+      firstProjects.set(userId, row.id);
+    }
+    const random = prng(7);
+    const warmup = Math.min(200, options.requests);
+    const plan = Array.from({ length: warmup + options.requests }, (_, i) => {
+      const kind = MIX[i % MIX.length];
+      const owner = owners[random.int(owners.length)];
+      let query = kind.make(random);
+      if (query.endsWith('project=')) query += firstProjects.get(owner.userId);
+      return { kind: kind.name, owner, query, warm: i < warmup };
+    });
+
+    const latencies: number[] = [];
+    const byKind = new Map<string, number[]>();
+    const hits = new Map<string, number[]>();
+    let failures = 0;
+    let next = 0;
+    let measuredStart = 0;
+    const worker = async () => {
+      while (!interrupted) {
+        const i = next++;
+        if (i >= plan.length) return;
+        if (i === warmup) measuredStart = performance.now();
+        const { owner, query, kind, warm } = plan[i];
+        const started = performance.now();
+        const response = await fetch(`${stack.url}/v1/search?${query}`, { headers: { authorization: `Bearer ${owner.token}` } });
+        const body = (await response.json()) as { total?: number };
+        const elapsed = performance.now() - started;
+        if (response.status !== 200) {
+          failures++;
+          if (failures <= 3) process.stderr.write(`query ${query} answered ${response.status}: ${JSON.stringify(body).slice(0, 300)}\n`);
+          continue;
+        }
+        if (warm) continue;
+        latencies.push(elapsed);
+        if (!byKind.has(kind)) byKind.set(kind, []);
+        byKind.get(kind)?.push(elapsed);
+        if (!hits.has(kind)) hits.set(kind, []);
+        hits.get(kind)?.push(body.total ?? 0);
+      }
+    };
+    await Promise.all(Array.from({ length: options.concurrency }, () => worker()));
+    const seconds = (performance.now() - measuredStart) / 1000;
+    latencies.sort((a, b) => a - b);
+    const ms = (v: number) => `${v.toFixed(1)} ms`;
+    const lines = [
+      '',
+      `search benchmark — ${options.backend} backend, ${stack.postgresSource} Postgres`,
+      `  structures:      ${options.structures} over ${options.owners} owner(s) (${Math.round(options.structures / options.owners)} each), from ${bases.length} corpus summaries`,
+      `  seeding:         ${seedSeconds.toFixed(1)} s (bulk SQL)`,
+      `  indexing:        ${indexSeconds.toFixed(1)} s (${Math.round(options.structures / indexSeconds)} documents/s through reindexAll)`,
+      `  requests:        ${latencies.length} measured after ${warmup} warm-up, concurrency ${options.concurrency}, ${failures} failed`,
+      `  queries/s:       ${(latencies.length / seconds).toFixed(0)}`,
+      `  p50:             ${ms(percentile(latencies, 50))}`,
+      `  p95:             ${ms(percentile(latencies, 95))}   (goal < 25 ms)`,
+      `  p99:             ${ms(percentile(latencies, 99))}   (goal < 60 ms)`,
+      `  max:             ${ms(latencies[latencies.length - 1] ?? Number.NaN)}`,
+      '',
+      '  by kind of query                 p50        p95     median hits',
+    ];
+    for (const kind of MIX) {
+      const values = (byKind.get(kind.name) ?? []).sort((a, b) => a - b);
+      const found = (hits.get(kind.name) ?? []).sort((a, b) => a - b);
+      lines.push(
+        `  ${kind.name.padEnd(28)} ${ms(percentile(values, 50)).padStart(10)} ${ms(percentile(values, 95)).padStart(10)} ${String(percentile(found, 50)).padStart(12)}`,
+      );
+    }
+    process.stdout.write(`${lines.join('\n')}\n`);
+    if (failures > 0) process.exitCode = 1;
+  } finally {
+    await stack.stop();
+  }
+}
+
+// Run as a script (npm run bench:search); importing it (to reuse the seeding) runs nothing.
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main().catch((error) => {
+    process.stderr.write(`${error instanceof UsageError ? '' : 'bench:search failed: '}${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(error instanceof UsageError ? 2 : 1);
+  });
+}
