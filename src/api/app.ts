@@ -7,6 +7,7 @@ import { requireUser } from './middleware/auth.js';
 import { errorHandler, jsonBody } from './middleware/errors.js';
 import { rateLimit } from './middleware/rateLimit.js';
 import { healthRoutes } from './routes/health/index.js';
+import { historyRoutes } from './routes/history/index.js';
 import { jobRoutes } from './routes/jobs/index.js';
 import { projectRoutes } from './routes/projects/index.js';
 import { searchRoutes } from './routes/search/index.js';
@@ -25,7 +26,7 @@ export function createApp(app: AppContext): Koa {
 
   const v1 = new Router();
   v1.use('/v1', requireUser(app), rateLimit(app));
-  for (const routes of [projectRoutes(app), structureRoutes(app), uploadRoutes(app), jobRoutes(app), searchRoutes(app)]) {
+  for (const routes of [projectRoutes(app), structureRoutes(app), uploadRoutes(app), jobRoutes(app), searchRoutes(app), historyRoutes(app)]) {
     v1.use(routes.routes(), routes.allowedMethods());
   }
   koa.use(jsonBody());

@@ -13,6 +13,10 @@ export const Project = defineEntity({
     description: p.text().default(''),
     tags: textArrayColumn(),
     metadata: jsonObjectColumn(),
+    /** Version pruning: keep the newest N versions of each structure (null: no count rule). */
+    pruneKeepLast: p.integer().nullable(),
+    /** Version pruning: keep versions younger than D days (null: no age rule). Pinned and current versions are always kept. */
+    pruneKeepDays: p.integer().nullable(),
     createdAt: createdAtColumn(),
     updatedAt: updatedAtColumn(),
   },

@@ -5,6 +5,7 @@ import { Structure } from './Structure.js';
 import { StructureVersion } from './StructureVersion.js';
 import { Upload } from './Upload.js';
 import { User } from './User.js';
+import { VersionDiff } from './VersionDiff.js';
 
-export { ApiToken, Blob, Project, Structure, StructureVersion, Upload, User };
-export const entities = [User, ApiToken, Project, Blob, Structure, StructureVersion, Upload];
+export { ApiToken, Blob, Project, Structure, StructureVersion, Upload, User, VersionDiff };
+export const entities = [User, ApiToken, Project, Blob, Structure, StructureVersion, Upload, VersionDiff];

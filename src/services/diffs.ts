@@ -1,0 +1,26 @@
+import { createHash } from 'node:crypto';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { VersionDiff } from '../entities/VersionDiff.js';
+import type { DiffOptions, StructuralDiff } from '../formats/diff.js';
+
+/** The cache key: both blob hashes (order matters: from → to) and every option that changes the answer. */
+export function diffKey(fromSha: string, toSha: string, options: DiffOptions): string {
+  const canonical = JSON.stringify([fromSha, toSha, options.moveThreshold, options.bfactorThreshold, options.occupancyThreshold, options.limit]);
+  return createHash('sha256').update(canonical).digest('hex');
+}
+
+export async function findCachedDiff(em: EntityManager, key: string): Promise<VersionDiff | null> {
+  return em.findOne(VersionDiff, { key }, { refresh: true });
+}
+
+/** Stores a computed diff (idempotent: a second delivery of the same job changes nothing). */
+export async function storeDiff(
+  em: EntityManager,
+  entry: { key: string; fromSha: string; toSha: string; options: DiffOptions; result: StructuralDiff; computeMs: number },
+): Promise<void> {
+  await em.execute(
+    `insert into version_diffs (key, from_blob_sha256, to_blob_sha256, options, result, compute_ms, created_at)
+     values (?, ?, ?, ?::jsonb, ?::jsonb, ?, now()) on conflict (key) do nothing`,
+    [entry.key, entry.fromSha, entry.toSha, JSON.stringify(entry.options), JSON.stringify(entry.result), entry.computeMs],
+  );
+}
