@@ -3,6 +3,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expireDiffCache } from '../src/services/diffs.js';
 import { type Client, client, userFactory } from './helpers/factories.js';
 import { type Stack, startStack } from './helpers/stack.js';
 
@@ -201,6 +202,12 @@ describe('structure-aware diff between versions', () => {
       .fork()
       .execute<{ n: string }[]>('select count(*) as n from version_diffs where from_blob_sha256 = ?', [cached.body.from.sha256]);
     expect(Number(row.n)).toBeGreaterThanOrEqual(1);
+
+    // Expired from the cache: the finished job is not mistaken for an answer; the diff is computed again.
+    expect(await expireDiffCache(stack.ctx.orm.em.fork(), 1, new Date(Date.now() + 2 * 24 * 3600 * 1000))).toBeGreaterThanOrEqual(1);
+    const recomputed = await api.get(`/v1/structures/${id}/diff?moveThreshold=0.5`, { prefer: 'wait=60' });
+    expect(recomputed.status).toBe(200);
+    expect(recomputed.body.structural.rmsd).toBeCloseTo(1, 3);
 
     expect((await api.get(`/v1/structures/${id}/diff?from=1&to=9`)).status).toBe(404);
     const only = await twoVersions({ name: 'a.pdb', content: original }, { name: 'b.pdb', content: original });

@@ -24,3 +24,14 @@ export async function storeDiff(
     [entry.key, entry.fromSha, entry.toSha, JSON.stringify(entry.options), JSON.stringify(entry.result), entry.computeMs],
   );
 }
+
+/**
+ * For the cleanup schedule: forgets diffs computed more than `maxAgeDays` ago (a later request
+ * computes them again). Rows also go with either blob (foreign key cascade), so this only bounds
+ * the cache of long-lived versions.
+ */
+export async function expireDiffCache(em: EntityManager, maxAgeDays: number, now = new Date()): Promise<number> {
+  const cutoff = new Date(now.getTime() - maxAgeDays * 24 * 3600 * 1000);
+  const rows = await em.execute<{ key: string }[]>('delete from version_diffs where created_at < ? returning key', [cutoff]);
+  return rows.length;
+}
