@@ -117,7 +117,7 @@ describe('structure-aware diff between versions', () => {
     expect(result.structural.rmsd).toBe(0);
   });
 
-  it('measures a rigid move by a known vector: RMSD is its length', async () => {
+  it('measures a rigid move by a known vector (RMSD is its length); superposed RMSD ignores moves and turns', async () => {
     const edited = translated(original, [1, 2, 2]);
     const id = await twoVersions({ name: '4hhb.pdb', content: original }, { name: '4hhb-moved.pdb', content: edited });
     const result = await diff(id);
@@ -133,6 +133,23 @@ describe('structure-aware diff between versions', () => {
     expect(first.to.map((v: number, i: number) => v - first.from[i]).map((v: number) => Math.round(v * 1000) / 1000)).toEqual([1, 2, 2]);
     expect(result.structural.atoms.added.count + result.structural.atoms.removed.count).toBe(0);
     expect(result.structural.bfactors.count).toBe(0);
+    expect(result.structural.rmsdSuperposed).toBe(0); // a rigid move changes no shape
+
+    // Turned a quarter around z, (x, y, z) → (−y, x, z): far apart as stored, identical in shape.
+    const turned = original
+      .split('\n')
+      .map((line) => {
+        if (!isAtom(line)) return line;
+        const x = Number(line.slice(30, 38));
+        const y = Number(line.slice(38, 46));
+        return `${line.slice(0, 30)}${(-y).toFixed(3).padStart(8)}${x.toFixed(3).padStart(8)}${line.slice(46)}`;
+      })
+      .join('\n');
+    const next = await api.upload(`/v1/structures/${id}/versions`, { name: '4hhb-turned.pdb', content: turned }, {}, { prefer: 'wait=30' });
+    expect(next.status).toBe(201);
+    const rotation = await diff(id, 'from=1&to=3');
+    expect(rotation.structural.rmsd).toBeGreaterThan(10);
+    expect(rotation.structural.rmsdSuperposed).toBeCloseTo(0, 3);
   });
 
   it('sees a point mutation (VAL A1 → ALA: the residue renamed, CG1 and CG2 gone) and B-factor changes', async () => {

@@ -72,6 +72,8 @@ export interface StructuralDiff {
   };
   /** Root-mean-square deviation over matched atoms, in Å, without superposition (coordinates as stored). */
   rmsd: number | null;
+  /** The same after the best rigid superposition of `to` onto `from` (Kabsch/Horn): shape change without rigid moves. */
+  rmsdSuperposed: number | null;
   maxDisplacement: number | null;
   bfactors: Listed<AtomRef & { from: number; to: number }>;
   occupancies: Listed<AtomRef & { from: number; to: number }>;
@@ -174,6 +176,8 @@ export function compareAtoms(a: AtomTable, b: AtomTable, options: DiffOptions): 
   const bfactors = listed<AtomRef & { from: number; to: number }>();
   const occupancies = listed<AtomRef & { from: number; to: number }>();
   let matched = 0;
+  const pairsA = new Int32Array(Math.min(a.keys.length, b.keys.length));
+  const pairsB = new Int32Array(pairsA.length);
   let sumSquares = 0;
   let maxDisplacement = 0;
   const matchedInB = new Uint8Array(b.keys.length);
@@ -184,6 +188,8 @@ export function compareAtoms(a: AtomTable, b: AtomTable, options: DiffOptions): 
       continue;
     }
     matchedInB[j] = 1;
+    pairsA[matched] = i;
+    pairsB[matched] = j;
     matched++;
     const dx = b.xyz[3 * j] - a.xyz[3 * i];
     const dy = b.xyz[3 * j + 1] - a.xyz[3 * i + 1];
@@ -250,12 +256,83 @@ export function compareAtoms(a: AtomTable, b: AtomTable, options: DiffOptions): 
     waters,
     atoms: { from: a.keys.length, to: b.keys.length, matched, added, removed, moved },
     rmsd: matched > 0 ? round(Math.sqrt(sumSquares / matched), 4) : null,
+    rmsdSuperposed: matched >= 3 ? round(superposedRmsd(a.xyz, b.xyz, pairsA, pairsB, matched), 4) : null,
     maxDisplacement: matched > 0 ? round(maxDisplacement, 4) : null,
     bfactors,
     occupancies,
     structurallyIdentical,
     warnings: a.models > 1 || b.models > 1 ? [{ code: 'first_model_only', message: 'Only the first model of each file was compared.' }] : [],
   };
+}
+
+/**
+ * RMSD after optimal rigid superposition, by Horn's quaternion method: the largest eigenvalue of
+ * a 4×4 matrix built from the cross-covariance of the centred coordinates gives it directly,
+ * without forming the rotation.
+ */
+export function superposedRmsd(a: Float64Array, b: Float64Array, pairsA: Int32Array, pairsB: Int32Array, n: number): number {
+  const ca = [0, 0, 0];
+  const cb = [0, 0, 0];
+  for (let k = 0; k < n; k++) {
+    for (let d = 0; d < 3; d++) {
+      ca[d] += a[3 * pairsA[k] + d];
+      cb[d] += b[3 * pairsB[k] + d];
+    }
+  }
+  for (let d = 0; d < 3; d++) {
+    ca[d] /= n;
+    cb[d] /= n;
+  }
+  const m = [0, 0, 0, 0, 0, 0, 0, 0, 0];
+  let g = 0;
+  for (let k = 0; k < n; k++) {
+    const p = [a[3 * pairsA[k]] - ca[0], a[3 * pairsA[k] + 1] - ca[1], a[3 * pairsA[k] + 2] - ca[2]];
+    const q = [b[3 * pairsB[k]] - cb[0], b[3 * pairsB[k] + 1] - cb[1], b[3 * pairsB[k] + 2] - cb[2]];
+    g += p[0] * p[0] + p[1] * p[1] + p[2] * p[2] + q[0] * q[0] + q[1] * q[1] + q[2] * q[2];
+    for (let i = 0; i < 3; i++) for (let j = 0; j < 3; j++) m[3 * i + j] += p[i] * q[j];
+  }
+  const [sxx, sxy, sxz, syx, syy, syz, szx, szy, szz] = m;
+  const k4 = [
+    [sxx + syy + szz, syz - szy, szx - sxz, sxy - syx],
+    [syz - szy, sxx - syy - szz, sxy + syx, szx + sxz],
+    [szx - sxz, sxy + syx, -sxx + syy - szz, syz + szy],
+    [sxy - syx, szx + sxz, syz + szy, -sxx - syy + szz],
+  ];
+  const largest = Math.max(...symmetricEigenvalues(k4));
+  return Math.sqrt(Math.max(0, (g - 2 * largest) / n));
+}
+
+/** Eigenvalues of a small symmetric matrix by cyclic Jacobi rotations. */
+function symmetricEigenvalues(matrix: number[][]): number[] {
+  const a = matrix.map((row) => [...row]);
+  const size = a.length;
+  for (let sweep = 0; sweep < 100; sweep++) {
+    let off = 0;
+    for (let i = 0; i < size; i++) for (let j = i + 1; j < size; j++) off += a[i][j] * a[i][j];
+    if (off < 1e-22) break;
+    for (let p = 0; p < size; p++) {
+      for (let q = p + 1; q < size; q++) {
+        if (Math.abs(a[p][q]) < 1e-300) continue;
+        const theta = (a[q][q] - a[p][p]) / (2 * a[p][q]);
+        const t = Math.sign(theta || 1) / (Math.abs(theta) + Math.sqrt(theta * theta + 1));
+        const c = 1 / Math.sqrt(t * t + 1);
+        const s = t * c;
+        for (let k = 0; k < size; k++) {
+          const akp = a[k][p];
+          const akq = a[k][q];
+          a[k][p] = c * akp - s * akq;
+          a[k][q] = s * akp + c * akq;
+        }
+        for (let k = 0; k < size; k++) {
+          const apk = a[p][k];
+          const aqk = a[q][k];
+          a[p][k] = c * apk - s * aqk;
+          a[q][k] = s * apk + c * aqk;
+        }
+      }
+    }
+  }
+  return a.map((row, i) => row[i]);
 }
 
 /** Reads both files (one after the other, to bound memory) and compares them. */

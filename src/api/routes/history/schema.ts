@@ -37,6 +37,7 @@ export const diffSchema = z.object({
       waters: z.object({ added: z.number(), removed: z.number() }),
       atoms: z.object({ from: z.number(), to: z.number(), matched: z.number(), added: listed, removed: listed, moved: listed }),
       rmsd: z.number().nullable(),
+      rmsdSuperposed: z.number().nullable(),
       maxDisplacement: z.number().nullable(),
       bfactors: listed,
       occupancies: listed,
