@@ -4,6 +4,7 @@ import { FORMATS } from '../../formats/types.js';
 import { diffKey, findCachedDiff, storeDiff } from '../../services/diffs.js';
 import { TaskTimeoutError } from '../../workers/pool/cpuPool.js';
 import { defineJob } from '../define.js';
+import { isWorkerDeath } from './validate.js';
 
 const side = z.object({ sha256: z.string().regex(/^[0-9a-f]{64}$/), format: z.enum(FORMATS) });
 const data = z.object({
@@ -45,6 +46,7 @@ export const diffJob = defineJob({
     } catch (error) {
       // Too slow or too big once is too slow or too big again: fail for good with the reason.
       if (error instanceof TaskTimeoutError) throw new UnrecoverableError(error.message);
+      if (isWorkerDeath(error)) throw new UnrecoverableError(`Comparing these versions exhausted the parser's memory limit (${(error as Error).message}).`);
       throw error;
     }
     const computeMs = Math.round(performance.now() - started);
