@@ -269,6 +269,15 @@ describe('version history: versions, pins, rollback, pruning, trash, counts', ()
     expect(current).toBe(15);
   });
 
+  it('documents the history routes in the OpenAPI document', async () => {
+    const doc = (await (await fetch(`${stack.url}/docs/openapi.json`)).json()) as any;
+    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/v1/structures/{id}/diff', '/v1/structures/{id}/rollback', '/v1/trash']));
+    expect(Object.keys(doc.paths['/v1/structures/{id}/versions/{n}'])).toEqual(expect.arrayContaining(['get', 'patch']));
+    expect(doc.paths['/v1/structures/{id}/diff'].get.parameters.map((p: { name: string }) => p.name)).toEqual(
+      expect.arrayContaining(['from', 'to', 'moveThreshold', 'bfactorThreshold', 'occupancyThreshold', 'limit']),
+    );
+  });
+
   it('counts views and full downloads, cheaply, and shows them on the structure', async () => {
     const id = await create(await project('counts'), variant('COUNT'));
     await api.get(`/v1/structures/${id}`);

@@ -21,7 +21,7 @@ import { errorSchema } from '../../openapi.js';
 import { route } from '../../route.js';
 import { findOwnStructure } from '../structures/index.js';
 import { presentStructure, presentStructures } from '../structures/present.js';
-import { versionParams, versionSchema } from '../structures/schema.js';
+import { structureSchema, versionParams, versionSchema } from '../structures/schema.js';
 import { diffQuery, diffSchema, pinBody, rollbackBody, trashItemSchema, trashQuery } from './schema.js';
 
 /** Formats whose files hold atoms Mol* reads; sessions are compared by nothing but their bytes. */
@@ -109,7 +109,7 @@ export function historyRoutes(app: AppContext): Router {
       params: idParams,
       body: rollbackBody,
       responses: {
-        201: { description: 'The new version and the structure', schema: z.object({ structure: z.unknown(), version: versionSchema }) },
+        201: { description: 'The new version and the structure', schema: z.object({ structure: structureSchema, version: versionSchema }) },
         404: { description: 'No such structure or version', schema: errorSchema },
         409: { description: 'That version is already the current one', schema: errorSchema },
       },
