@@ -9,6 +9,7 @@ import { rateLimit } from './middleware/rateLimit.js';
 import { draftRoutes } from './routes/drafts/index.js';
 import { adminUserRoutes } from './routes/adminUsers/index.js';
 import { healthRoutes } from './routes/health/index.js';
+import { historyRoutes } from './routes/history/index.js';
 import { jobRoutes } from './routes/jobs/index.js';
 import { projectRoutes } from './routes/projects/index.js';
 import { searchRoutes } from './routes/search/index.js';
@@ -37,6 +38,7 @@ export function createApp(app: AppContext): Koa {
     draftRoutes(app),
     usageRoutes(app),
     adminUserRoutes(app),
+    historyRoutes(app),
   ]) {
     v1.use(routes.routes(), routes.allowedMethods());
   }

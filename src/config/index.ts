@@ -33,7 +33,7 @@ export function parseByteSize(text: string): number | undefined {
   return Math.round(Number(match[1]) * factor);
 }
 
-export const QUEUE_NAMES = ['ingest', 'validate', 'snapshot', 'index', 'cleanup'] as const;
+export const QUEUE_NAMES = ['ingest', 'validate', 'snapshot', 'index', 'cleanup', 'diff'] as const;
 export type QueueName = (typeof QUEUE_NAMES)[number];
 
 /** "ingest=4,validate=2" → { ingest: 4, validate: 2 } */
@@ -112,6 +112,8 @@ const envSchema = z.object({
   RECONCILE_EVERY_MS: z.coerce.number().int().positive().default(60_000),
   /** Uploads untouched for this long are considered for re-enqueueing. */
   RECONCILE_AFTER_MS: z.coerce.number().int().min(0).default(60_000),
+  /** Structures stay in the trash this long before the cleanup schedule purges them. */
+  TRASH_RETENTION_DAYS: z.coerce.number().min(0).default(30),
   EMBEDDED_POSTGRES_PORT: z.coerce.number().int().min(1).max(65535).default(54329),
   /** Drafts not saved for this many days are deleted by the cleanup schedule. */
   DRAFT_RETENTION_DAYS: z.coerce.number().positive().default(30),
@@ -119,7 +121,7 @@ const envSchema = z.object({
 
 export type Config = ReturnType<typeof buildConfig>;
 
-const DEFAULT_CONCURRENCY: Record<QueueName, number> = { ingest: 4, validate: 2, snapshot: 4, index: 4, cleanup: 1 };
+const DEFAULT_CONCURRENCY: Record<QueueName, number> = { ingest: 4, validate: 2, snapshot: 4, index: 4, cleanup: 1, diff: 2 };
 
 function buildConfig(env: z.infer<typeof envSchema>) {
   const dataDir = path.resolve(env.DATA_DIR);
@@ -153,6 +155,7 @@ function buildConfig(env: z.infer<typeof envSchema>) {
     workerStalledIntervalMs: env.WORKER_STALLED_INTERVAL_MS,
     reconcileEveryMs: env.RECONCILE_EVERY_MS,
     reconcileAfterMs: env.RECONCILE_AFTER_MS,
+    trashRetentionDays: env.TRASH_RETENTION_DAYS,
     embeddedPostgresPort: env.EMBEDDED_POSTGRES_PORT,
     draftRetentionDays: env.DRAFT_RETENTION_DAYS,
   };

@@ -10,7 +10,7 @@ export type StructureKind = (typeof STRUCTURE_KINDS)[number];
 export const Structure = defineEntity({
   name: 'Structure',
   tableName: 'structures',
-  indexes: [{ properties: ['owner', 'createdAt'] }],
+  indexes: [{ properties: ['owner', 'createdAt'] }, { properties: ['owner', 'deletedAt'] }],
   properties: {
     id: idColumn(),
     project: () => p.manyToOne(Project).mapToPk().deleteRule('cascade').index(),

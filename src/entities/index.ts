@@ -9,6 +9,7 @@ import { StructureVersion } from './StructureVersion.js';
 import { Upload } from './Upload.js';
 import { User } from './User.js';
 import { UserUsage } from './UserUsage.js';
+import { VersionDiff } from './VersionDiff.js';
 
-export { ApiToken, Blob, Draft, Project, QuotaReservation, Relationship, Structure, StructureVersion, Upload, User, UserUsage };
-export const entities = [User, ApiToken, Project, Blob, Structure, StructureVersion, Upload, Draft, Relationship, QuotaReservation, UserUsage];
+export { ApiToken, Blob, Draft, Project, QuotaReservation, Relationship, Structure, StructureVersion, Upload, User, UserUsage, VersionDiff };
+export const entities = [User, ApiToken, Project, Blob, Structure, StructureVersion, Upload, Draft, Relationship, QuotaReservation, UserUsage, VersionDiff];

@@ -118,13 +118,14 @@ export async function parseStructure(text: string, format: Format): Promise<Pars
   }
 }
 
-interface Read {
+export interface Read {
   trajectory: Trajectory;
   extra: Partial<StructureSummary>;
   molecules?: number;
 }
 
-async function readTrajectory(text: string, format: Format, warnings: Problem[]): Promise<Read> {
+/** Reads `text` as `format` into a Mol* trajectory (the readers `parseStructure` uses). Throws on unreadable input. */
+export async function readTrajectory(text: string, format: Format, warnings: Problem[]): Promise<Read> {
   const label = FORMAT_LABELS[format];
   switch (format) {
     case 'pdb': {

@@ -10,6 +10,7 @@ export function serializeProject(project: Project, stats: { structureCount: numb
     description: project.description,
     tags: project.tags,
     metadata: project.metadata,
+    pruning: { keepLast: project.pruneKeepLast ?? null, keepDays: project.pruneKeepDays ?? null },
     structureCount: stats.structureCount,
     usedBytes: stats.usedBytes,
     createdAt: project.createdAt.toISOString(),

@@ -6,6 +6,7 @@ import { Upload } from '../../entities/Upload.js';
 import { lockBlob } from '../../services/blobs.js';
 import { removeCheckpointedDraft } from '../../services/drafts.js';
 import { settleUpload } from '../../services/quota.js';
+import { pruneStructure } from '../../services/pruning.js';
 import { endUpload } from '../../services/uploads.js';
 import { defineJob } from '../define.js';
 import { enqueue } from '../enqueue.js';
@@ -93,7 +94,10 @@ export const snapshotJob = defineJob({
       return outcome;
     }
     if ('structureId' in outcome && outcome.structureId) {
+      // The project's retention policy, now that there is one more version (a retry prunes nothing new).
+      const pruned = await pruneStructure(ctx.em, ctx.blobs, outcome.structureId);
       await enqueue(ctx.queues, indexJob, { structureId: outcome.structureId, ownerId, uploadId });
+      if (pruned.versions > 0) return { ...outcome, pruned };
     }
     return outcome;
   },

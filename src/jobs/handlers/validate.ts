@@ -63,7 +63,7 @@ export const validateJob = defineJob({
   },
 });
 
-function isWorkerDeath(error: unknown): boolean {
+export function isWorkerDeath(error: unknown): boolean {
   const message = error instanceof Error ? error.message : '';
   return /ERR_WORKER_OUT_OF_MEMORY|out of memory|worker.*(exited|terminated)/i.test(message);
 }

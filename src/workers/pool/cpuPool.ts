@@ -1,8 +1,9 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
+import type { StructuralDiff } from '../../formats/diff.js';
 import type { ParseOutcome } from '../../formats/types.js';
-import type { IngestResult, IngestTask, ParseTask } from './tasks.js';
+import type { DiffTask, IngestResult, IngestTask, ParseTask } from './tasks.js';
 
 const WORKER_FILE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'worker.mjs');
 
@@ -38,6 +39,10 @@ export class CpuPool {
 
   parse(task: ParseTask): Promise<ParseOutcome> {
     return this.run<ParseOutcome>('parse', task, 'Reading the structure');
+  }
+
+  diff(task: DiffTask): Promise<StructuralDiff> {
+    return this.run<StructuralDiff>('diff', task, 'Comparing the two versions');
   }
 
   private async run<T>(name: string, task: unknown, what: string): Promise<T> {

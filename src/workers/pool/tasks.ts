@@ -9,6 +9,7 @@ import fs from 'node:fs/promises';
 import { type Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, gunzipSync } from 'node:zlib';
+import { type DiffOptions, diffStructures, type StructuralDiff } from '../../formats/diff.js';
 import { parseStructure } from '../../formats/parse.js';
 import { inspectSessionFile } from '../../formats/session.js';
 import { sniffCompression, sniffFormat } from '../../formats/sniff.js';
@@ -190,4 +191,17 @@ export async function parse(task: ParseTask): Promise<ParseOutcome> {
   // latin1 keeps every byte (and byte offsets) whatever the encoding; the text formats are ASCII,
   // and BinaryCIF is turned back into bytes from it.
   return parseStructure(bytes.toString('latin1'), task.format);
+}
+
+export interface DiffTask {
+  from: { path: string; format: Format };
+  to: { path: string; format: Format };
+  options: DiffOptions;
+}
+
+/** Reads two stored files and compares them as structures (formats may differ). */
+export async function diff(task: DiffTask): Promise<StructuralDiff> {
+  const from = (await fs.readFile(task.from.path)).toString('latin1');
+  const to = (await fs.readFile(task.to.path)).toString('latin1');
+  return diffStructures({ text: from, format: task.from.format }, { text: to, format: task.to.format }, task.options);
 }

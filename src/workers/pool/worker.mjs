@@ -6,3 +6,4 @@ const tasks = await import('./tasks.ts');
 
 export const ingest = (task) => tasks.ingest(task);
 export const parse = (task) => tasks.parse(task);
+export const diff = (task) => tasks.diff(task);

@@ -4,6 +4,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { z } from 'zod';
 import { Project } from '../../../entities/Project.js';
 import type { AppContext } from '../../../services/context.js';
+import { pruneProject } from '../../../services/pruning.js';
 import { serializeProject } from '../../../services/serialize.js';
 import { decodeCursor, encodeCursor, idParams, listQuery } from '../../common.js';
 import { ApiError, conflict, notFound } from '../../errors.js';
@@ -61,6 +62,8 @@ export function projectRoutes(app: AppContext): Router {
         description: body.description ?? '',
         tags: body.tags ?? [],
         metadata: body.metadata ?? {},
+        pruneKeepLast: body.pruning?.keepLast ?? null,
+        pruneKeepDays: body.pruning?.keepDays ?? null,
       });
       try {
         await em.flush();
@@ -144,12 +147,16 @@ export function projectRoutes(app: AppContext): Router {
       if (body.description !== undefined) project.description = body.description;
       if (body.tags !== undefined) project.tags = body.tags;
       if (body.metadata !== undefined) project.metadata = body.metadata;
+      if (body.pruning?.keepLast !== undefined) project.pruneKeepLast = body.pruning.keepLast;
+      if (body.pruning?.keepDays !== undefined) project.pruneKeepDays = body.pruning.keepDays;
       try {
         await em.flush();
       } catch (error) {
         if (error instanceof UniqueConstraintViolationException) throw conflict(`You already have a project named "${body.name}".`);
         throw error;
       }
+      // A new policy applies at once (no CPU work: rows and blob files), not only at the next upload.
+      if (body.pruning) await pruneProject(em, app.blobs, project.id);
       return present(em, project);
     },
   );

@@ -7,6 +7,7 @@ export const projectSchema = z.object({
   description: z.string(),
   tags: z.array(z.string()),
   metadata: z.record(z.string(), z.unknown()),
+  pruning: z.object({ keepLast: z.number().nullable(), keepDays: z.number().nullable() }),
   structureCount: z.number(),
   usedBytes: z.number(),
   createdAt: z.string(),
@@ -18,6 +19,13 @@ export const createProjectBody = z.object({
   description: z.string().max(10_000).optional(),
   tags: tagsSchema.optional(),
   metadata: metadataSchema.optional(),
+  /** Version retention: keep the newest keepLast versions and/or those younger than keepDays; null turns a rule off. Pinned and current versions are always kept. */
+  pruning: z
+    .object({
+      keepLast: z.number().int().min(1).max(1_000_000).nullable().optional(),
+      keepDays: z.number().int().min(0).max(100_000).nullable().optional(),
+    })
+    .optional(),
 });
 
 export const updateProjectBody = createProjectBody.partial();

@@ -10,8 +10,9 @@ import type { AppContext } from '../../../services/context.js';
 import { enqueueIndex } from '../../../services/indexing.js';
 import { serializeVersion } from '../../../services/serialize.js';
 import { refreshUsage } from '../../../services/usage.js';
+import { purgeStructure } from '../../../services/trash.js';
 import { acceptUpload } from '../../acceptUpload.js';
-import { decodeCursor, encodeCursor, idParams } from '../../common.js';
+import { decodeCursor, encodeCursor, idParams, listQuery } from '../../common.js';
 import { ApiError, notFound } from '../../errors.js';
 import { errorSchema } from '../../openapi.js';
 import { route } from '../../route.js';
@@ -50,6 +51,7 @@ const uploadResponses = {
 
 /** Keyset cursor: the sort value and id of the last row, so inserts and deletes never shift a page. */
 const keysetCursor = z.object({ after: z.string(), id: z.uuid() });
+const versionCursor = z.object({ before: z.number().int() });
 
 export function structureRoutes(app: AppContext): Router {
   const router = new Router();
@@ -148,7 +150,10 @@ export function structureRoutes(app: AppContext): Router {
     async ({ params, user }) => {
       const em = app.orm.em.fork();
       const structure = await findOwnStructure(em, user.id, params.id, { includeTrashed: true });
-      await em.execute('update structures set view_count = view_count + 1 where id = ?', [structure.id]);
+      const [counted] = await em.execute<{ view_count: string }[]>('update structures set view_count = view_count + 1 where id = ? returning view_count', [
+        structure.id,
+      ]);
+      if (counted) structure.viewCount = Number(counted.view_count);
       return presentStructure(em, structure.id);
     },
   );
@@ -194,8 +199,8 @@ export function structureRoutes(app: AppContext): Router {
       const em = app.orm.em.fork();
       const structure = await findOwnStructure(em, user.id, params.id, { includeTrashed: true });
       if (query.purge === 'true') {
-        await em.nativeUpdate(Structure, { id: structure.id }, { currentVersion: null });
-        await em.nativeDelete(Structure, { id: structure.id });
+        // Rows and every blob nothing else refers to, at once: usage drops now, not at the next GC.
+        await purgeStructure(em, app.blobs, structure.id);
       } else if (!structure.deletedAt) {
         structure.deletedAt = new Date();
         await em.flush();
@@ -238,14 +243,22 @@ export function structureRoutes(app: AppContext): Router {
       summary: 'List the versions of a structure, newest first',
       tag,
       params: idParams,
+      query: listQuery,
       responses: { 200: { description: 'Versions', schema: z.object({ items: z.array(versionSchema), nextCursor: z.string().nullable() }) } },
     },
-    async ({ params, user }) => {
+    async ({ params, query, user }) => {
       const em = app.orm.em.fork();
       const structure = await findOwnStructure(em, user.id, params.id, { includeTrashed: true });
-      const versions = await em.find(StructureVersion, { structure: structure.id }, { orderBy: { number: 'desc' } });
+      const before = decodeCursor(query.cursor, versionCursor);
+      const where = before ? { structure: structure.id, number: { $lt: before.before } } : { structure: structure.id };
+      const rows = await em.find(StructureVersion, where, { orderBy: { number: 'desc' }, limit: query.limit + 1 });
+      const versions = rows.slice(0, query.limit);
       const sizes = await blobSizes(em, versions);
-      return { items: versions.map((v) => serializeVersion(v, sizes.get(v.blob) ?? 0)), nextCursor: null };
+      const last = versions[versions.length - 1];
+      return {
+        items: versions.map((v) => serializeVersion(v, sizes.get(v.blob) ?? 0)),
+        nextCursor: rows.length > query.limit && last ? encodeCursor({ before: last.number }) : null,
+      };
     },
   );
 

@@ -1,0 +1,279 @@
+import Router from '@koa/router';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { z } from 'zod';
+import { Blob } from '../../../entities/Blob.js';
+import { Structure } from '../../../entities/Structure.js';
+import { StructureVersion } from '../../../entities/StructureVersion.js';
+import type { VersionDiff } from '../../../entities/VersionDiff.js';
+import type { DiffOptions } from '../../../formats/diff.js';
+import { FORMAT_LABELS, type Format } from '../../../formats/types.js';
+import { enqueue } from '../../../jobs/enqueue.js';
+import { type DiffJobData, diffJob, diffJobId } from '../../../jobs/handlers/diff.js';
+import { indexJob } from '../../../jobs/handlers/index.js';
+import type { AppContext } from '../../../services/context.js';
+import { diffKey, findCachedDiff } from '../../../services/diffs.js';
+import { pruneStructure } from '../../../services/pruning.js';
+import { serializeVersion } from '../../../services/serialize.js';
+import { rollbackStructure, setPinned } from '../../../services/versions.js';
+import { decodeCursor, encodeCursor, idParams, preferWaitSeconds } from '../../common.js';
+import { ApiError, notFound } from '../../errors.js';
+import { errorSchema } from '../../openapi.js';
+import { route } from '../../route.js';
+import { findOwnStructure } from '../structures/index.js';
+import { presentStructure, presentStructures } from '../structures/present.js';
+import { structureSchema, versionParams, versionSchema } from '../structures/schema.js';
+import { diffQuery, diffSchema, pinBody, rollbackBody, trashItemSchema, trashQuery } from './schema.js';
+
+/** Formats whose files hold atoms Mol* reads; sessions are compared by nothing but their bytes. */
+const COMPARABLE: ReadonlySet<string> = new Set(['pdb', 'cif', 'bcif', 'sdf', 'mol', 'mol2', 'xyz']);
+
+const trashCursor = z.object({ after: z.string(), id: z.uuid() });
+
+async function blobSize(em: EntityManager, sha256: string): Promise<number> {
+  return (await em.findOne(Blob, { sha256 }))?.size ?? 0;
+}
+
+function versionRef(version: StructureVersion) {
+  return { number: version.number, format: version.format, sha256: version.blob, filename: version.filename, createdAt: version.createdAt.toISOString() };
+}
+
+/** Field-by-field differences of two plain objects (values compared as JSON). */
+function fieldChanges(from: Record<string, unknown>, to: Record<string, unknown>) {
+  const changes: Record<string, { from: unknown; to: unknown }> = {};
+  for (const key of new Set([...Object.keys(from), ...Object.keys(to)])) {
+    if (JSON.stringify(from[key] ?? null) !== JSON.stringify(to[key] ?? null)) changes[key] = { from: from[key] ?? null, to: to[key] ?? null };
+  }
+  return changes;
+}
+
+async function presentDiff(em: EntityManager, a: StructureVersion, b: StructureVersion, options: DiffOptions, cached: VersionDiff) {
+  const [sizeA, sizeB] = [await blobSize(em, a.blob), await blobSize(em, b.blob)];
+  const record = (v: StructureVersion, size: number) => ({
+    format: v.format,
+    filename: v.filename,
+    size,
+    sha256: v.blob,
+    message: v.message ?? null,
+    author: v.author ?? null,
+  });
+  return {
+    from: versionRef(a),
+    to: versionRef(b),
+    options,
+    identicalBytes: a.blob === b.blob,
+    structural: cached.result,
+    changes: {
+      version: fieldChanges(record(a, sizeA), record(b, sizeB)),
+      summary: fieldChanges(a.summary as unknown as Record<string, unknown>, b.summary as unknown as Record<string, unknown>),
+    },
+    computeMs: cached.computeMs,
+    computedAt: cached.createdAt.toISOString(),
+  };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export function historyRoutes(app: AppContext): Router {
+  const router = new Router();
+  const tag = 'History';
+
+  route(
+    router,
+    app,
+    {
+      method: 'patch',
+      path: '/v1/structures/:id/versions/:n',
+      summary: 'Pin or unpin a version (pinned versions are never pruned)',
+      tag,
+      params: versionParams,
+      body: pinBody,
+      responses: { 200: { description: 'The version', schema: versionSchema }, 404: { description: 'Not found', schema: errorSchema } },
+    },
+    async ({ params, body, user }) => {
+      const em = app.orm.em.fork();
+      const structure = await findOwnStructure(em, user.id, params.id, { includeTrashed: true });
+      const version = await setPinned(em, structure.id, params.n, body.pinned);
+      if (!version) throw notFound('version');
+      return serializeVersion(version, await blobSize(em, version.blob));
+    },
+  );
+
+  route(
+    router,
+    app,
+    {
+      method: 'post',
+      path: '/v1/structures/:id/rollback',
+      summary: 'Make a new version whose content is an earlier version (history is kept)',
+      tag,
+      params: idParams,
+      body: rollbackBody,
+      responses: {
+        201: { description: 'The new version and the structure', schema: z.object({ structure: structureSchema, version: versionSchema }) },
+        404: { description: 'No such structure or version', schema: errorSchema },
+        409: { description: 'That version is already the current one', schema: errorSchema },
+      },
+    },
+    async ({ params, body, user, koa }) => {
+      const em = app.orm.em.fork();
+      const structure = await findOwnStructure(em, user.id, params.id);
+      const outcome = await rollbackStructure(em, {
+        structureId: structure.id,
+        ownerId: user.id,
+        authorId: user.id,
+        number: body.version,
+        message: body.message,
+      });
+      if (!outcome.ok) {
+        if (outcome.reason === 'already_current') {
+          throw new ApiError(409, 'already_current', `Version ${outcome.number} is already the current version; there is nothing to roll back.`, {
+            version: outcome.number,
+          });
+        }
+        throw notFound(outcome.reason === 'version_not_found' ? `version ${body.version} of this structure` : 'structure');
+      }
+      await pruneStructure(em, app.blobs, structure.id);
+      await enqueue(app.queues, indexJob, { structureId: structure.id, ownerId: structure.owner, stamp: `v${outcome.version.number}` });
+      koa.status = 201;
+      koa.set('Location', `/v1/structures/${structure.id}/versions/${outcome.version.number}`);
+      return {
+        structure: await presentStructure(em, structure.id),
+        version: serializeVersion(outcome.version, await blobSize(em, outcome.version.blob)),
+      };
+    },
+  );
+
+  route(
+    router,
+    app,
+    {
+      method: 'get',
+      path: '/v1/structures/:id/diff',
+      summary:
+        'Compare two versions as structures: chains, residues, ligands and atoms added or removed, atoms moved, RMSD, B-factor and occupancy changes (default: the previous version against the current one)',
+      tag,
+      params: idParams,
+      query: diffQuery,
+      responses: {
+        200: { description: 'The diff', schema: diffSchema },
+        202: { description: 'Being computed: poll the job (Location), or send Prefer: wait=N', schema: z.object({ job: z.object({ id: z.string() }) }) },
+        400: { description: 'No earlier version to compare with', schema: errorSchema },
+        404: { description: 'No such structure or version', schema: errorSchema },
+        415: { description: 'A version is not a format with atoms (a session)', schema: errorSchema },
+        422: { description: 'The comparison failed', schema: errorSchema },
+      },
+    },
+    async ({ params, query, user, koa }) => {
+      const em = app.orm.em.fork();
+      const structure = await findOwnStructure(em, user.id, params.id, { includeTrashed: true });
+      const to = query.to
+        ? await em.findOne(StructureVersion, { structure: structure.id, number: query.to })
+        : structure.currentVersion
+          ? await em.findOne(StructureVersion, { id: structure.currentVersion })
+          : null;
+      if (!to) throw notFound(query.to ? `version ${query.to} of this structure` : 'current version');
+      let from: StructureVersion | null;
+      if (query.from) {
+        from = await em.findOne(StructureVersion, { structure: structure.id, number: query.from });
+        if (!from) throw notFound(`version ${query.from} of this structure`);
+      } else {
+        from = await em.findOne(StructureVersion, { structure: structure.id, number: { $lt: to.number } }, { orderBy: { number: 'desc' } });
+        if (!from) throw new ApiError(400, 'no_earlier_version', `Version ${to.number} has no earlier version to compare with; name one with ?from=.`);
+      }
+      for (const v of [from, to]) {
+        if (!COMPARABLE.has(v.format)) {
+          throw new ApiError(
+            415,
+            'not_comparable',
+            `Version ${v.number} is a ${FORMAT_LABELS[v.format as Format] ?? v.format}, which holds no atoms molvault can compare; download both versions instead.`,
+          );
+        }
+      }
+      const options: DiffOptions = {
+        moveThreshold: query.moveThreshold,
+        bfactorThreshold: query.bfactorThreshold,
+        occupancyThreshold: query.occupancyThreshold,
+        limit: query.limit,
+      };
+      const key = diffKey(from.blob, to.blob, options);
+      const cached = await findCachedDiff(em, key);
+      if (cached) return presentDiff(em, from, to, options, cached);
+
+      const data: DiffJobData = {
+        structureId: structure.id,
+        ownerId: structure.owner,
+        from: { sha256: from.blob, format: from.format as Format },
+        to: { sha256: to.blob, format: to.format as Format },
+        options,
+      };
+      const jobId = diffJobId(data);
+      const failure = async () => {
+        const job = await app.queues.diff.getJob(jobId);
+        if (!job) return undefined;
+        const state = await job.getState();
+        if (state === 'failed') {
+          // Reported once; the next request tries again.
+          await job.remove().catch(() => {});
+          return job.failedReason || 'the comparison failed';
+        }
+        if (state === 'completed' && !(await findCachedDiff(em, key))) {
+          // Finished earlier but its cache row is gone (e.g. a blob was re-stored): run it again.
+          await job.remove().catch(() => {});
+          await enqueue(app.queues, diffJob, data);
+        }
+        return undefined;
+      };
+      const earlier = await failure();
+      if (earlier) throw new ApiError(422, 'diff_failed', `The versions could not be compared: ${earlier}`);
+      await enqueue(app.queues, diffJob, data);
+
+      const deadline = Date.now() + preferWaitSeconds(koa.get('prefer')) * 1000;
+      for (let pause = 50; Date.now() < deadline; pause = Math.min(pause * 2, 500)) {
+        await sleep(Math.min(pause, Math.max(0, deadline - Date.now())));
+        const row = await findCachedDiff(em, key);
+        if (row) return presentDiff(em, from, to, options, row);
+        const reason = await failure();
+        if (reason) throw new ApiError(422, 'diff_failed', `The versions could not be compared: ${reason}`);
+      }
+      koa.status = 202;
+      koa.set('Location', `/v1/jobs/${jobId}`);
+      return { job: { id: jobId }, from: versionRef(from), to: versionRef(to) };
+    },
+  );
+
+  route(
+    router,
+    app,
+    {
+      method: 'get',
+      path: '/v1/trash',
+      summary: 'Structures in the trash, most recently deleted first, with when each will be purged',
+      tag,
+      query: trashQuery,
+      responses: {
+        200: { description: 'A page of trashed structures', schema: z.object({ items: z.array(trashItemSchema), nextCursor: z.string().nullable() }) },
+      },
+    },
+    async ({ query, user }) => {
+      const em = app.orm.em.fork();
+      const where: Record<string, unknown> = { owner: user.id, deletedAt: { $ne: null } };
+      if (query.project) where.project = query.project;
+      const after = decodeCursor(query.cursor, trashCursor);
+      if (after) {
+        const at = new Date(after.after);
+        where.$or = [{ deletedAt: { $lt: at } }, { deletedAt: at, id: { $lt: after.id } }];
+      }
+      const rows = await em.find(Structure, where, { orderBy: { deletedAt: 'desc', id: 'desc' }, limit: query.limit + 1 });
+      const page = rows.slice(0, query.limit);
+      const retentionMs = app.config.trashRetentionDays * 24 * 3600 * 1000;
+      const presented = await presentStructures(em, page);
+      const last = page[page.length - 1];
+      return {
+        items: presented.map((s, i) => ({ ...s, purgeAt: new Date((page[i].deletedAt as Date).getTime() + retentionMs).toISOString() })),
+        nextCursor: rows.length > query.limit && last?.deletedAt ? encodeCursor({ after: last.deletedAt.toISOString(), id: last.id }) : null,
+      };
+    },
+  );
+
+  return router;
+}
