@@ -20,7 +20,7 @@ import { gunzipSync } from 'node:zlib';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { parseStructure } from '../src/formats/parse.js';
 import { sniffFormat } from '../src/formats/sniff.js';
-import type { Format, StructureSummary } from '../src/formats/types.js';
+import type { Format, ParseOutcome, StructureSummary } from '../src/formats/types.js';
 import { createSearchIndex } from '../src/search/create.js';
 import { reindexAll } from '../src/services/searchMaintenance.js';
 import { createBenchUser, startBenchStack, stopOnSignals, UsageError } from './support/stack.js';
@@ -170,7 +170,7 @@ interface Base {
   sha256: string;
   size: number;
   format: Format;
-  kind: 'macromolecule' | 'small-molecule' | 'other';
+  kind: Extract<ParseOutcome, { ok: true }>['kind'];
   summary: StructureSummary;
 }
 
