@@ -9,9 +9,12 @@ import { rateLimit } from './middleware/rateLimit.js';
 import { draftRoutes } from './routes/drafts/index.js';
 import { healthRoutes } from './routes/health/index.js';
 import { jobRoutes } from './routes/jobs/index.js';
+import { metadataRoutes } from './routes/metadata/index.js';
 import { projectRoutes } from './routes/projects/index.js';
+import { relationshipRoutes } from './routes/relationships/index.js';
 import { searchRoutes } from './routes/search/index.js';
 import { structureRoutes } from './routes/structures/index.js';
+import { tagRoutes } from './routes/tags/index.js';
 import { uploadRoutes } from './routes/uploads/index.js';
 
 /** Builds the Koa application (no listen): health, metrics, docs, Bull Board and the /v1 API. */
@@ -26,7 +29,17 @@ export function createApp(app: AppContext): Koa {
 
   const v1 = new Router();
   v1.use('/v1', requireUser(app), rateLimit(app));
-  for (const routes of [projectRoutes(app), structureRoutes(app), uploadRoutes(app), jobRoutes(app), searchRoutes(app), draftRoutes(app)]) {
+  for (const routes of [
+    projectRoutes(app),
+    structureRoutes(app),
+    uploadRoutes(app),
+    jobRoutes(app),
+    searchRoutes(app),
+    draftRoutes(app),
+    metadataRoutes(app),
+    tagRoutes(app),
+    relationshipRoutes(app),
+  ]) {
     v1.use(routes.routes(), routes.allowedMethods());
   }
   koa.use(jsonBody());

@@ -4,6 +4,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { z } from 'zod';
 import { Project } from '../../../entities/Project.js';
 import type { AppContext } from '../../../services/context.js';
+import { mergePatch } from '../../../services/metadata.js';
 import { serializeProject } from '../../../services/serialize.js';
 import { decodeCursor, encodeCursor, idParams, listQuery } from '../../common.js';
 import { ApiError, conflict, notFound } from '../../errors.js';
@@ -143,7 +144,7 @@ export function projectRoutes(app: AppContext): Router {
       if (body.name !== undefined) project.name = body.name;
       if (body.description !== undefined) project.description = body.description;
       if (body.tags !== undefined) project.tags = body.tags;
-      if (body.metadata !== undefined) project.metadata = body.metadata;
+      if (body.metadata !== undefined) project.metadata = mergePatch(project.metadata, body.metadata); // merge; PUT own-metadata replaces
       try {
         await em.flush();
       } catch (error) {

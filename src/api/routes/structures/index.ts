@@ -9,12 +9,14 @@ import { FORMAT_LABELS, FORMATS, type Format, MEDIA_TYPES } from '../../../forma
 import { enqueue } from '../../../jobs/enqueue.js';
 import { indexJob } from '../../../jobs/handlers/index.js';
 import type { AppContext } from '../../../services/context.js';
+import { mergePatch } from '../../../services/metadata.js';
 import { serializeVersion } from '../../../services/serialize.js';
 import { acceptUpload } from '../../acceptUpload.js';
 import { decodeCursor, encodeCursor, idParams } from '../../common.js';
 import { ApiError, notFound } from '../../errors.js';
 import { errorSchema } from '../../openapi.js';
 import { route } from '../../route.js';
+import { checkedMetadata } from '../metadata/check.js';
 import { findOwnProject } from '../projects/index.js';
 import { presentStructure, presentStructures } from './present.js';
 import {
@@ -170,7 +172,8 @@ export function structureRoutes(app: AppContext): Router {
       if (body.name !== undefined) structure.name = body.name;
       if (body.description !== undefined) structure.description = body.description;
       if (body.tags !== undefined) structure.tags = body.tags;
-      if (body.metadata !== undefined) structure.metadata = body.metadata;
+      // Metadata merges (JSON merge patch: null removes a key); PUT /v1/structures/:id/metadata replaces.
+      if (body.metadata !== undefined) structure.metadata = await checkedMetadata(em, structure.project, mergePatch(structure.metadata, body.metadata));
       await em.flush();
       await reindex(app, structure);
       return presentStructure(em, structure.id);
