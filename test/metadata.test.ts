@@ -137,7 +137,7 @@ describe('metadata, tags and relationships', () => {
   it("refuses metadata that does not fit the project's schema with 422", async () => {
     const schema = {
       type: 'object',
-      properties: { resolution: { type: 'number', exclusiveMinimum: 0 }, organism: { type: 'string' } },
+      properties: { resolution: { type: 'number', exclusiveMinimum: 0 }, organism: { type: 'string' }, collected: { type: 'string', format: 'date' } },
     };
     expect((await api.raw(`/v1/projects/${projectId}/metadata-schema`, put({ type: 'object', properties: { organism: { type: 'number' } } }))).status).toBe(
       409,
@@ -150,6 +150,9 @@ describe('metadata, tags and relationships', () => {
     expect(patch.body.error).toMatchObject({ code: 'metadata_schema_violation', message: expect.stringContaining('resolution must be number') });
     expect(patch.body.error.details.problems).toEqual([{ path: '/resolution', message: 'resolution must be number' }]);
     expect((await api.patch(`/v1/structures/${ids.alpha}`, { metadata: { resolution: -1 } })).status).toBe(422);
+    const badDate = await api.patch(`/v1/structures/${ids.alpha}/metadata`, { collected: 'last Tuesday' });
+    expect(badDate.body.error.details.problems).toEqual([{ path: '/collected', message: 'collected must match format "date"' }]);
+    expect((await api.patch(`/v1/structures/${ids.alpha}/metadata`, { collected: '2026-03-01' })).status).toBe(200);
     expect((await api.get(`/v1/structures/${ids.alpha}`)).body.metadata.resolution).toBe(1.5);
 
     const upload = await api.upload(

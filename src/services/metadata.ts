@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Ajv, type ValidateFunction } from 'ajv';
+import ajvFormats from 'ajv-formats';
 import { Project } from '../entities/Project.js';
 
 export type Metadata = Record<string, unknown>;
@@ -14,6 +15,10 @@ export interface MetadataProblem {
 // One compiler for user schemas: all errors (a scientist fixes them in one go); strict, so a
 // misspelt keyword is reported when the schema is set rather than silently ignored.
 const ajv = new Ajv({ allErrors: true, strict: true });
+// "format": "date", "email", "uri"... are common in lab metadata schemas; without these they would be refused.
+// CommonJS with a `default` property: Node hands over module.exports, TypeScript types the namespace.
+const addFormats = (ajvFormats as unknown as { default?: typeof ajvFormats.default }).default ?? (ajvFormats as unknown as typeof ajvFormats.default);
+addFormats(ajv);
 const compiled = new Map<string, ValidateFunction>();
 const CACHE_LIMIT = 500;
 
