@@ -6,7 +6,7 @@ import { compress as lz4Frame } from 'lz4js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { allBlobReferencesSql } from '../src/services/blobReferences.js';
 import { deleteExpiredDrafts } from '../src/services/drafts.js';
-import { type Client, client, type TestUser, userFactory } from './helpers/factories.js';
+import { type Client, client, type TestUser, userFactory, waitForUpload } from './helpers/factories.js';
 import { type Stack, startStack } from './helpers/stack.js';
 
 const fixture = (name: string) => fs.readFile(path.join(import.meta.dirname, 'fixtures', name));
@@ -93,6 +93,20 @@ describe('drafts: autosave replaces, checkpoint makes one version', () => {
     expect(await versionCount(id)).toBe(2);
     const search = await api.get(`/v1/search?q=${encodeURIComponent('CHECKPOINTED')}`);
     expect(search.body.items.map((i: { structure: { id: string } }) => i.structure.id)).toContain(id);
+  });
+
+  it('makes one version when the same draft is checkpointed twice at once', async () => {
+    const id = await newStructure('1crn.pdb', pdb);
+    const edited = Buffer.from(pdb.toString('latin1').replace('CRAMBIN', 'CRAMBIN RACE'), 'latin1');
+    expect((await putDraft(id, edited)).status).toBe(200);
+    const [a, b] = await Promise.all([
+      api.post(`/v1/structures/${id}/checkpoint`, { message: 'a' }),
+      api.post(`/v1/structures/${id}/checkpoint`, { message: 'b' }),
+    ]);
+    expect([a.status, b.status]).toEqual([202, 202]);
+    expect(a.body.upload.id).toBe(b.body.upload.id);
+    expect((await waitForUpload(api, a.body.upload.id)).state).toBe('stored');
+    expect(await versionCount(id)).toBe(2);
   });
 
   it('keeps a draft that does not parse, and refuses it only at the checkpoint', async () => {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Context } from 'koa';
 import { z } from 'zod';
+import { Structure } from '../entities/Structure.js';
 import { TERMINAL_UPLOAD_STATES, Upload, type UploadParams } from '../entities/Upload.js';
 import type { User } from '../entities/User.js';
 import { sniffCompression, sniffFormat } from '../formats/sniff.js';
@@ -13,6 +14,7 @@ import { serializeUpload } from '../services/serialize.js';
 import { preferWaitSeconds, waitFor } from './common.js';
 import { ApiError } from './errors.js';
 import { type QuotaHold, receiveUpload } from './receiveUpload.js';
+import { checkedMetadata } from './routes/metadata/check.js';
 import { presentStructure } from './routes/structures/present.js';
 
 const FORMAT_ALIASES: Record<string, Format> = { mmcif: 'cif', ent: 'pdb', sd: 'sdf' };
@@ -80,6 +82,7 @@ export async function acceptUpload(app: AppContext, koa: Context, user: User, ta
     params = parseFields(received.fields);
     if (received.bytes === 0)
       throw new ApiError(422, 'empty_file', 'The file is empty.', { problems: [{ code: 'empty_file', message: 'The file is empty.' }] });
+    if (params.metadata) await checkUploadMetadata(app, target, params.metadata);
     // Uncompressed content can be judged right away; compressed content is judged once unpacked.
     if (!sniffCompression(received.head)) {
       const sniff = sniffFormat(received.head);
@@ -177,6 +180,13 @@ function quotaHold(app: AppContext, userId: string, uploadId: string): QuotaHold
       }
     },
   };
+}
+
+/** Metadata sent with an upload must fit the project's schema as the structure will have it (a new version merges it in). */
+async function checkUploadMetadata(app: AppContext, target: { projectId: string; structureId?: string }, metadata: Record<string, unknown>) {
+  const em = app.orm.em.fork();
+  const existing = target.structureId ? await em.findOne(Structure, { id: target.structureId }) : null;
+  await checkedMetadata(em, target.projectId, existing ? { ...existing.metadata, ...metadata } : metadata);
 }
 
 /** The last path component, without control characters, at most 255 characters. */

@@ -11,9 +11,12 @@ import { adminUserRoutes } from './routes/adminUsers/index.js';
 import { healthRoutes } from './routes/health/index.js';
 import { historyRoutes } from './routes/history/index.js';
 import { jobRoutes } from './routes/jobs/index.js';
+import { metadataRoutes } from './routes/metadata/index.js';
 import { projectRoutes } from './routes/projects/index.js';
+import { relationshipRoutes } from './routes/relationships/index.js';
 import { searchRoutes } from './routes/search/index.js';
 import { structureRoutes } from './routes/structures/index.js';
+import { tagRoutes } from './routes/tags/index.js';
 import { uploadRoutes } from './routes/uploads/index.js';
 import { usageRoutes } from './routes/usage/index.js';
 
@@ -39,6 +42,9 @@ export function createApp(app: AppContext): Koa {
     usageRoutes(app),
     adminUserRoutes(app),
     historyRoutes(app),
+    metadataRoutes(app),
+    tagRoutes(app),
+    relationshipRoutes(app),
   ]) {
     v1.use(routes.routes(), routes.allowedMethods());
   }

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { Project } from '../../../entities/Project.js';
 import type { AppContext } from '../../../services/context.js';
 import { pruneProject } from '../../../services/pruning.js';
+import { mergePatch } from '../../../services/metadata.js';
 import { serializeProject } from '../../../services/serialize.js';
 import { decodeCursor, encodeCursor, idParams, listQuery } from '../../common.js';
 import { ApiError, conflict, notFound } from '../../errors.js';
@@ -146,7 +147,7 @@ export function projectRoutes(app: AppContext): Router {
       if (body.name !== undefined) project.name = body.name;
       if (body.description !== undefined) project.description = body.description;
       if (body.tags !== undefined) project.tags = body.tags;
-      if (body.metadata !== undefined) project.metadata = body.metadata;
+      if (body.metadata !== undefined) project.metadata = mergePatch(project.metadata, body.metadata); // merge; PUT own-metadata replaces
       if (body.pruning?.keepLast !== undefined) project.pruneKeepLast = body.pruning.keepLast;
       if (body.pruning?.keepDays !== undefined) project.pruneKeepDays = body.pruning.keepDays;
       try {

@@ -8,6 +8,7 @@ import { sessionConversionRefusal } from '../../../formats/session.js';
 import { FORMAT_LABELS, FORMATS, type Format, MEDIA_TYPES } from '../../../formats/types.js';
 import type { AppContext } from '../../../services/context.js';
 import { enqueueIndex } from '../../../services/indexing.js';
+import { mergePatch } from '../../../services/metadata.js';
 import { serializeVersion } from '../../../services/serialize.js';
 import { refreshUsage } from '../../../services/usage.js';
 import { purgeStructure } from '../../../services/trash.js';
@@ -16,6 +17,7 @@ import { decodeCursor, encodeCursor, idParams, listQuery } from '../../common.js
 import { ApiError, notFound } from '../../errors.js';
 import { errorSchema } from '../../openapi.js';
 import { route } from '../../route.js';
+import { checkedMetadata } from '../metadata/check.js';
 import { findOwnProject } from '../projects/index.js';
 import { presentStructure, presentStructures } from './present.js';
 import {
@@ -176,7 +178,8 @@ export function structureRoutes(app: AppContext): Router {
       if (body.name !== undefined) structure.name = body.name;
       if (body.description !== undefined) structure.description = body.description;
       if (body.tags !== undefined) structure.tags = body.tags;
-      if (body.metadata !== undefined) structure.metadata = body.metadata;
+      // Metadata merges (JSON merge patch: null removes a key); PUT /v1/structures/:id/metadata replaces.
+      if (body.metadata !== undefined) structure.metadata = await checkedMetadata(em, structure.project, mergePatch(structure.metadata, body.metadata));
       await em.flush();
       await reindex(app, structure);
       return presentStructure(em, structure.id);

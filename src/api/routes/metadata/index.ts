@@ -1,0 +1,330 @@
+import Router from '@koa/router';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { Context } from 'koa';
+import { z } from 'zod';
+import { Project } from '../../../entities/Project.js';
+import { Structure } from '../../../entities/Structure.js';
+import type { AppContext } from '../../../services/context.js';
+import { compileMetadataSchema, type Metadata, mergePatch, metadataProblems } from '../../../services/metadata.js';
+import {
+  applyImport,
+  exportProjectMetadata,
+  ImportFileError,
+  metadataToCsv,
+  planImport,
+  rowsFromCsv,
+  rowsFromJson,
+} from '../../../services/metadataTransfer.js';
+import { reindexStructures } from '../../../services/reindex.js';
+import { idParams, metadataSchema } from '../../common.js';
+import { ApiError } from '../../errors.js';
+import { errorSchema } from '../../openapi.js';
+import { route } from '../../route.js';
+import { findOwnProject } from '../projects/index.js';
+import { findOwnStructure } from '../structures/index.js';
+import { checkedMetadata } from './check.js';
+
+const metadataResponse = { 200: { description: 'The metadata object', schema: metadataSchema } };
+const exportQuery = z.object({ format: z.enum(['json', 'csv']).default('json') });
+const importQuery = z.object({ format: z.enum(['json', 'csv']).optional() });
+const MAX_CSV_BYTES = 20 * 1024 * 1024;
+
+async function readText(koa: Context, limit: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of koa.req) {
+    size += (chunk as Buffer).length;
+    if (size > limit) throw new ApiError(413, 'body_too_large', `A CSV import may be at most ${limit} bytes.`);
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/**
+ * Metadata of structures and projects (GET, PUT replaces, PATCH merges as a JSON merge patch,
+ * DELETE empties), the optional per-project JSON schema structure metadata must fit, and a whole
+ * project's metadata exported and imported as JSON or CSV.
+ */
+export function metadataRoutes(app: AppContext): Router {
+  const router = new Router();
+  const tag = 'Metadata';
+
+  const structureMetadata = async (em: EntityManager, userId: string, id: string, change: (current: Metadata) => Metadata) => {
+    const structure = await findOwnStructure(em, userId, id);
+    structure.metadata = await checkedMetadata(em, structure.project, change(structure.metadata));
+    structure.updatedAt = new Date();
+    await em.flush();
+    await reindexStructures(app, [structure]);
+    return structure.metadata;
+  };
+
+  route(
+    router,
+    app,
+    { method: 'get', path: '/v1/structures/:id/metadata', summary: 'The metadata of a structure', tag, params: idParams, responses: metadataResponse },
+    async ({ params, user }) => (await findOwnStructure(app.orm.em.fork(), user.id, params.id, { includeTrashed: true })).metadata,
+  );
+  route(
+    router,
+    app,
+    {
+      method: 'put',
+      path: '/v1/structures/:id/metadata',
+      summary: "Replace a structure's metadata (checked against the project's metadata schema)",
+      tag,
+      params: idParams,
+      body: metadataSchema,
+      responses: { ...metadataResponse, 422: { description: "Does not fit the project's metadata schema", schema: errorSchema } },
+    },
+    async ({ params, body, user }) => structureMetadata(app.orm.em.fork(), user.id, params.id, () => body),
+  );
+  route(
+    router,
+    app,
+    {
+      method: 'patch',
+      path: '/v1/structures/:id/metadata',
+      summary: "Merge into a structure's metadata (JSON merge patch: null removes a key)",
+      tag,
+      params: idParams,
+      body: metadataSchema,
+      responses: { ...metadataResponse, 422: { description: "Does not fit the project's metadata schema", schema: errorSchema } },
+    },
+    async ({ params, body, user }) => structureMetadata(app.orm.em.fork(), user.id, params.id, (current) => mergePatch(current, body)),
+  );
+  route(
+    router,
+    app,
+    {
+      method: 'delete',
+      path: '/v1/structures/:id/metadata',
+      summary: "Empty a structure's metadata",
+      tag,
+      params: idParams,
+      responses: { 204: { description: 'Emptied' }, 422: { description: 'The project schema requires metadata', schema: errorSchema } },
+    },
+    async ({ params, user, koa }) => {
+      await structureMetadata(app.orm.em.fork(), user.id, params.id, () => ({}));
+      koa.status = 204;
+      return undefined;
+    },
+  );
+
+  const projectMetadata = async (userId: string, id: string, change: (current: Metadata) => Metadata) => {
+    const em = app.orm.em.fork();
+    const project = await findOwnProject(em, userId, id);
+    project.metadata = change(project.metadata);
+    await em.flush();
+    return project.metadata;
+  };
+  route(
+    router,
+    app,
+    {
+      method: 'get',
+      path: '/v1/projects/:id/own-metadata',
+      summary: "The project's own metadata (not its structures')",
+      tag,
+      params: idParams,
+      responses: metadataResponse,
+    },
+    async ({ params, user }) => (await findOwnProject(app.orm.em.fork(), user.id, params.id)).metadata,
+  );
+  route(
+    router,
+    app,
+    {
+      method: 'put',
+      path: '/v1/projects/:id/own-metadata',
+      summary: "Replace the project's own metadata",
+      tag,
+      params: idParams,
+      body: metadataSchema,
+      responses: metadataResponse,
+    },
+    async ({ params, body, user }) => projectMetadata(user.id, params.id, () => body),
+  );
+  route(
+    router,
+    app,
+    {
+      method: 'patch',
+      path: '/v1/projects/:id/own-metadata',
+      summary: "Merge into the project's own metadata (JSON merge patch)",
+      tag,
+      params: idParams,
+      body: metadataSchema,
+      responses: metadataResponse,
+    },
+    async ({ params, body, user }) => projectMetadata(user.id, params.id, (current) => mergePatch(current, body)),
+  );
+  route(
+    router,
+    app,
+    {
+      method: 'delete',
+      path: '/v1/projects/:id/own-metadata',
+      summary: "Empty the project's own metadata",
+      tag,
+      params: idParams,
+      responses: { 204: { description: 'Emptied' } },
+    },
+    async ({ params, user, koa }) => {
+      await projectMetadata(user.id, params.id, () => ({}));
+      koa.status = 204;
+      return undefined;
+    },
+  );
+
+  route(
+    router,
+    app,
+    {
+      method: 'get',
+      path: '/v1/projects/:id/metadata-schema',
+      summary: "The JSON schema the project's structure metadata must fit (null: none)",
+      tag,
+      params: idParams,
+      responses: { 200: { description: 'The schema', schema: z.object({ schema: metadataSchema.nullable() }) } },
+    },
+    async ({ params, user }) => ({ schema: (await findOwnProject(app.orm.em.fork(), user.id, params.id)).metadataSchema ?? null }),
+  );
+  route(
+    router,
+    app,
+    {
+      method: 'put',
+      path: '/v1/projects/:id/metadata-schema',
+      summary: "Set the JSON schema (draft 7 / 2019 keywords, ajv) for the project's structure metadata; existing metadata must fit it",
+      tag,
+      params: idParams,
+      body: metadataSchema,
+      responses: {
+        200: { description: 'The schema', schema: z.object({ schema: metadataSchema }) },
+        400: { description: 'Not a usable JSON schema', schema: errorSchema },
+        409: { description: 'Metadata of existing structures does not fit', schema: errorSchema },
+      },
+    },
+    async ({ params, body, user }) => {
+      const em = app.orm.em.fork();
+      const project = await findOwnProject(em, user.id, params.id);
+      try {
+        compileMetadataSchema(body);
+      } catch (error) {
+        throw new ApiError(400, 'invalid_metadata_schema', `The metadata schema is not a usable JSON schema: ${(error as Error).message}`);
+      }
+      const structures = await em.find(Structure, { project: project.id }, { fields: ['id', 'name', 'metadata'] });
+      const misfits = structures.map((s) => ({ id: s.id, name: s.name, problems: metadataProblems(body, s.metadata) })).filter((s) => s.problems.length > 0);
+      if (misfits.length > 0) {
+        throw new ApiError(
+          409,
+          'metadata_schema_conflict',
+          `${misfits.length} structure${misfits.length > 1 ? 's have' : ' has'} metadata that does not fit this schema (first: "${misfits[0].name}": ${misfits[0].problems[0].message}); fix the metadata first.`,
+          { structures: misfits.slice(0, 50) },
+        );
+      }
+      project.metadataSchema = body;
+      await em.flush();
+      return { schema: body };
+    },
+  );
+  route(
+    router,
+    app,
+    {
+      method: 'delete',
+      path: '/v1/projects/:id/metadata-schema',
+      summary: 'Remove the metadata schema',
+      tag,
+      params: idParams,
+      responses: { 204: { description: 'Removed' } },
+    },
+    async ({ params, user, koa }) => {
+      const em = app.orm.em.fork();
+      const project = await findOwnProject(em, user.id, params.id);
+      project.metadataSchema = null;
+      await em.flush();
+      koa.status = 204;
+      return undefined;
+    },
+  );
+
+  route(
+    router,
+    app,
+    {
+      method: 'get',
+      path: '/v1/projects/:id/metadata',
+      summary: "Export the metadata, names, descriptions and tags of a project's structures as JSON or CSV (trash excluded)",
+      tag,
+      params: idParams,
+      query: exportQuery,
+      responses: { 200: { description: 'JSON {project, structures} or CSV (id, name, description, tags, metadata.<key>...)' } },
+    },
+    async ({ params, query, user, koa }) => {
+      const em = app.orm.em.fork();
+      const project = await findOwnProject(em, user.id, params.id);
+      const exported = await exportProjectMetadata(em, project);
+      if (query.format === 'json') return exported;
+      koa.type = 'text/csv; charset=utf-8';
+      koa.set('Content-Disposition', `attachment; filename="${project.name.replace(/[^A-Za-z0-9._-]+/g, '_')}-metadata.csv"`);
+      koa.body = metadataToCsv(exported);
+      return undefined;
+    },
+  );
+  route(
+    router,
+    app,
+    {
+      method: 'post',
+      path: '/v1/projects/:id/metadata',
+      summary: 'Import metadata for a whole project (JSON as exported, or CSV): rows matched by id, else by name; all rows or none',
+      tag,
+      params: idParams,
+      query: importQuery,
+      rawBody: { contentType: 'text/csv', description: 'CSV as exported, or application/json {"structures": [...]}' },
+      responses: {
+        200: { description: 'Applied', schema: z.object({ rows: z.number(), updated: z.number(), unchanged: z.number() }) },
+        422: { description: 'Some rows are invalid (details.rows: row number and reason); nothing was applied', schema: errorSchema },
+      },
+    },
+    async ({ params, query, user, koa }) => {
+      const em = app.orm.em.fork();
+      const project = await findOwnProject(em, user.id, params.id);
+      const isCsv = query.format === 'csv' || (!query.format && !!koa.is('text/csv', 'text/plain', 'application/csv'));
+      let rows: { row: number; value: unknown }[];
+      let projectMetadata: unknown;
+      try {
+        if (isCsv) rows = rowsFromCsv(await readText(koa, MAX_CSV_BYTES)).map((r) => ({ row: r.row, value: r.value }));
+        else ({ rows, projectMetadata } = rowsFromJson((koa.request as { body?: unknown }).body));
+      } catch (error) {
+        if (error instanceof ImportFileError) throw new ApiError(400, 'invalid_import', error.message);
+        throw error;
+      }
+      if (projectMetadata !== undefined && (typeof projectMetadata !== 'object' || projectMetadata === null || Array.isArray(projectMetadata))) {
+        throw new ApiError(422, 'import_invalid', 'project.metadata must be a JSON object.', { rows: [] });
+      }
+      const changed = await em.transactional(async (tx) => {
+        const owned = await tx.findOneOrFail(Project, { id: project.id });
+        const plan = await planImport(tx, owned, rows);
+        if (plan.errors.length > 0) {
+          const first = plan.errors[0];
+          throw new ApiError(
+            422,
+            'import_invalid',
+            `Nothing was imported: ${plan.errors.length} row${plan.errors.length > 1 ? 's are' : ' is'} invalid (first: row ${first.row}, ${first.reason}).`,
+            { rows: plan.errors },
+          );
+        }
+        const updated = applyImport(plan);
+        if (projectMetadata !== undefined) owned.metadata = projectMetadata as Metadata;
+        await tx.flush();
+        return updated;
+      });
+      await reindexStructures(app, changed);
+      return { rows: rows.length, updated: changed.length, unchanged: rows.length - changed.length };
+    },
+  );
+
+  return router;
+}

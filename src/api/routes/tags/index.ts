@@ -1,0 +1,159 @@
+import Router from '@koa/router';
+import { LockMode } from '@mikro-orm/core';
+import { z } from 'zod';
+import { Structure } from '../../../entities/Structure.js';
+import type { AppContext } from '../../../services/context.js';
+import { reindexStructures } from '../../../services/reindex.js';
+import { idParams, tagsSchema } from '../../common.js';
+import { ApiError } from '../../errors.js';
+import { errorSchema } from '../../openapi.js';
+import { route } from '../../route.js';
+import { findOwnProject } from '../projects/index.js';
+import { findOwnStructure } from '../structures/index.js';
+
+const tagText = z.string().trim().min(1).max(100);
+const tagParams = idParams.extend({ tag: tagText });
+const tagsResponse = { 200: { description: "The structure's tags", schema: z.object({ tags: z.array(z.string()) }) } };
+const MAX_TAGS = 100;
+
+/** Tags on one structure, tags across a project (rename, delete), and tag counts. */
+export function tagRoutes(app: AppContext): Router {
+  const router = new Router();
+  const tag = 'Tags';
+
+  route(
+    router,
+    app,
+    {
+      method: 'post',
+      path: '/v1/structures/:id/tags',
+      summary: 'Add tags to a structure (tags it already has are kept once)',
+      tag,
+      params: idParams,
+      body: z.object({ tags: tagsSchema.min(1) }),
+      responses: { ...tagsResponse, 422: { description: 'Too many tags', schema: errorSchema } },
+    },
+    async ({ params, body, user }) => {
+      const em = app.orm.em.fork();
+      const structure = await findOwnStructure(em, user.id, params.id);
+      const tags = [...new Set([...structure.tags, ...body.tags])];
+      if (tags.length > MAX_TAGS) throw new ApiError(422, 'too_many_tags', `A structure may have at most ${MAX_TAGS} tags; this would make ${tags.length}.`);
+      if (tags.length !== structure.tags.length) {
+        structure.tags = tags;
+        structure.updatedAt = new Date();
+        await em.flush();
+        await reindexStructures(app, [structure]);
+      }
+      return { tags: structure.tags };
+    },
+  );
+
+  route(
+    router,
+    app,
+    {
+      method: 'delete',
+      path: '/v1/structures/:id/tags/:tag',
+      summary: 'Remove a tag from a structure (no change if it does not have it)',
+      tag,
+      params: tagParams,
+      responses: tagsResponse,
+    },
+    async ({ params, user }) => {
+      const em = app.orm.em.fork();
+      const structure = await findOwnStructure(em, user.id, params.id);
+      if (structure.tags.includes(params.tag)) {
+        structure.tags = structure.tags.filter((t) => t !== params.tag);
+        structure.updatedAt = new Date();
+        await em.flush();
+        await reindexStructures(app, [structure]);
+      }
+      return { tags: structure.tags };
+    },
+  );
+
+  route(
+    router,
+    app,
+    {
+      method: 'post',
+      path: '/v1/projects/:id/tags/rename',
+      summary: 'Rename a tag on every structure of a project, trash included (merges into the new tag where both exist)',
+      tag,
+      params: idParams,
+      body: z.object({ from: tagText, to: tagText }),
+      responses: { 200: { description: 'How many structures changed', schema: z.object({ structures: z.number() }) } },
+    },
+    async ({ params, body, user }) => {
+      const em = app.orm.em.fork();
+      const project = await findOwnProject(em, user.id, params.id);
+      if (body.from === body.to) return { structures: 0 };
+      const changed = await em.transactional(async (tx) => {
+        const structures = await tx.find(Structure, { project: project.id, tags: { $contains: [body.from] } }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+        for (const structure of structures) {
+          structure.tags = [...new Set(structure.tags.map((t) => (t === body.from ? body.to : t)))];
+          structure.updatedAt = new Date();
+        }
+        await tx.flush();
+        return structures;
+      });
+      await reindexStructures(app, changed);
+      return { structures: changed.length };
+    },
+  );
+
+  route(
+    router,
+    app,
+    {
+      method: 'delete',
+      path: '/v1/projects/:id/tags/:tag',
+      summary: 'Remove a tag from every structure of a project, trash included',
+      tag,
+      params: tagParams,
+      responses: { 200: { description: 'How many structures changed', schema: z.object({ structures: z.number() }) } },
+    },
+    async ({ params, user }) => {
+      const em = app.orm.em.fork();
+      const project = await findOwnProject(em, user.id, params.id);
+      const changed = await em.transactional(async (tx) => {
+        const structures = await tx.find(Structure, { project: project.id, tags: { $contains: [params.tag] } }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+        for (const structure of structures) {
+          structure.tags = structure.tags.filter((t) => t !== params.tag);
+          structure.updatedAt = new Date();
+        }
+        await tx.flush();
+        return structures;
+      });
+      await reindexStructures(app, changed);
+      return { structures: changed.length };
+    },
+  );
+
+  route(
+    router,
+    app,
+    {
+      method: 'get',
+      path: '/v1/tags',
+      summary: 'Your tags with how many structures carry each (trash excluded), most used first',
+      tag,
+      query: z.object({ project: z.uuid().optional() }),
+      responses: { 200: { description: 'Tags and counts', schema: z.object({ items: z.array(z.object({ tag: z.string(), count: z.number() })) }) } },
+    },
+    async ({ query, user }) => {
+      const em = app.orm.em.fork();
+      if (query.project) await findOwnProject(em, user.id, query.project);
+      const rows = await em.execute<{ tag: string; count: string }[]>(
+        `select t.tag, count(*) as count
+           from structures s cross join lateral unnest(s.tags) as t(tag)
+          where s.owner_id = ? and s.deleted_at is null ${query.project ? 'and s.project_id = ?' : ''}
+          group by t.tag order by count(*) desc, t.tag asc`,
+        query.project ? [user.id, query.project] : [user.id],
+      );
+      return { items: rows.map((r) => ({ tag: r.tag, count: Number(r.count) })) };
+    },
+  );
+
+  return router;
+}
