@@ -133,7 +133,11 @@ async function readTrajectory(text: string, format: Format, warnings: Problem[])
   const label = FORMAT_LABELS[format];
   switch (format) {
     case 'pdb': {
-      const pdb = unwrap(await parsePDB(withoutSeqresIfWideChains(normalisePdbModels(text, warnings), warnings)).run(), label, warnings);
+      const pdb = unwrap(
+        await parsePDB(withoutSeqresIfWideChains(normalisePdbModels(framesSeparatedByEnd(text, warnings), warnings), warnings)).run(),
+        label,
+        warnings,
+      );
       return { trajectory: await trajectoryFromPDB(pdb).run(), extra: pdbHeader(text) };
     }
     case 'cif': {
@@ -141,7 +145,10 @@ async function readTrajectory(text: string, format: Format, warnings: Problem[])
       if (file.blocks.length === 0) throw new ParseFailure('The CIF file has no data block.');
       // The first block with coordinates decides the dialect: mmCIF, small-molecule (coreCIF) or a chemical component.
       for (const frame of file.blocks) {
-        if (frame.categories.atom_site) return { trajectory: await trajectoryFromMmCIF(frame, file).run(), extra: cifResolution(frame) };
+        if (frame.categories.atom_site) {
+          checkCifCoordinates(frame, warnings);
+          return { trajectory: await trajectoryFromMmCIF(frame, file).run(), extra: cifResolution(frame) };
+        }
         if (frame.categories.atom_site_fract_x || frame.categories.atom_site_Cartn_x) {
           return { trajectory: await trajectoryFromCifCore(frame).run(), extra: { dialect: 'coreCIF' } };
         }
@@ -221,6 +228,38 @@ function headerInfo(model: Model): Partial<StructureSummary> {
   return info;
 }
 
+/**
+ * Mol* reads a '?' or '.' coordinate as 0, which would put the atom at the origin. Atoms without
+ * coordinates are counted: all of them → refused, some → a warning with the first row's line.
+ */
+function checkCifCoordinates(frame: CifFrame, warnings: Problem[]): void {
+  const sites = frame.categories.atom_site;
+  // CIF names are case-insensitive; some writers spell them cartn_x.
+  const columns = ['cartn_x', 'cartn_y', 'cartn_z'].map((name) => sites.getField(sites.fieldNames.find((n) => n.toLowerCase() === name) ?? name));
+  if (columns.some((c) => c === undefined)) {
+    throw new ParseFailure('The _atom_site category has no Cartn_x, Cartn_y and Cartn_z columns: the file holds no atom coordinates.');
+  }
+  let missing = 0;
+  let firstRow = -1;
+  for (let row = 0; row < sites.rowCount; row++) {
+    for (const column of columns) {
+      if (column?.valueKind(row) !== 0 /* Column.ValueKinds.Present */) {
+        missing++;
+        if (firstRow < 0) firstRow = row;
+        break;
+      }
+    }
+  }
+  if (missing === 0) return;
+  if (missing === sites.rowCount) {
+    throw new ParseFailure(`None of the ${missing} _atom_site rows has coordinates ('?' or '.' in Cartn_x/y/z): the file holds no atom coordinates.`);
+  }
+  warnings.push({
+    code: 'missing_coordinates',
+    message: `${missing} _atom_site row(s) have no coordinates ('?' or '.'), starting with row ${firstRow + 1}; they are read at the origin.`,
+  });
+}
+
 function cifResolution(frame: CifFrame): Partial<StructureSummary> {
   const candidates: [string, string][] = [
     ['refine', 'ls_d_res_high'],
@@ -259,6 +298,37 @@ function pdbHeader(text: string): Partial<StructureSummary> {
       .join(' ')
       .replace(/\s+/g, ' ');
   return info;
+}
+
+/**
+ * MD tools write trajectories as frames separated by END records, without MODEL lines. Mol*
+ * would merge them into one model; they are read as one model per frame, and the report says so.
+ */
+export function framesSeparatedByEnd(text: string, warnings: Problem[]): string {
+  if (/^MODEL/m.test(text) || !/^END\s*\r?\n[\s\S]*^(ATOM {2}|HETATM)/m.test(text)) return text;
+  const lines = text.split('\n');
+  const out: string[] = [];
+  let frame = 0;
+  let open = false;
+  for (const line of lines) {
+    const isAtom = line.startsWith('ATOM  ') || line.startsWith('HETATM');
+    if (isAtom && !open) {
+      frame++;
+      open = true;
+      out.push(`MODEL     ${String(frame).padStart(4)}`);
+    } else if (/^END\s*$/.test(line) && open) {
+      out.push('ENDMDL');
+      open = false;
+      continue;
+    }
+    out.push(line);
+  }
+  if (open) out.push('ENDMDL');
+  warnings.push({
+    code: 'frames_separated_by_end',
+    message: `The file holds ${frame} frames separated by END records (no MODEL records); each frame was read as a model.`,
+  });
+  return out.join('\n');
 }
 
 /**

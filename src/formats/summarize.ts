@@ -51,8 +51,13 @@ export function summarizeModel(model: Model, problems: Problem[], warnings: Prob
   let nonFinite = 0;
   let absurd = 0;
   for (let i = 0; i < atomCount; i++) {
-    const element = normaliseElement(atoms.type_symbol.value(i));
-    if (!element || element === 'X') missingElements++;
+    let element = normaliseElement(atoms.type_symbol.value(i));
+    if (!/^[A-Z][a-z]?$/.test(element) || element === 'X') {
+      // No element, or junk where it belongs (old PDB files keep ids in columns 73-80): the
+      // atom name's first letter is the usual guess (CA → C), and the report says so.
+      missingElements++;
+      element = /[A-Za-z]/.exec(atoms.label_atom_id.value(i))?.[0].toUpperCase() ?? '';
+    }
     elements[element || '?'] = (elements[element || '?'] ?? 0) + 1;
     if (!hasAltlocs && atoms.label_alt_id.value(i) !== '') hasAltlocs = true;
     const cx = x[i];
@@ -77,7 +82,10 @@ export function summarizeModel(model: Model, problems: Problem[], warnings: Prob
     warnings.push({ code: 'absurd_coordinates', message: `${absurd} atom(s) lie more than 100,000 Å from the origin.` });
   }
   if (missingElements > 0) {
-    warnings.push({ code: 'missing_elements', message: `${missingElements} atom(s) have no chemical element.` });
+    warnings.push({
+      code: 'missing_elements',
+      message: `${missingElements} atom(s) have no valid chemical element; the formula and weight guess it from the atom name's first letter.`,
+    });
   }
 
   const entityTypes = model.entities.data.type;
@@ -121,7 +129,10 @@ export function summarizeModel(model: Model, problems: Problem[], warnings: Prob
     });
   }
   if (undescribed.size > 0) {
-    const list = [...undescribed].slice(0, 10).join(', ');
+    const list = [...undescribed]
+      .slice(0, 10)
+      .map((c) => c || '(blank)')
+      .join(', ');
     warnings.push({
       code: 'unknown_residues',
       message: `${undescribed.size} residue type(s) are neither standard amino acids, nucleotides or water nor described in the file (no HETNAM or chem_comp name): ${list}${undescribed.size > 10 ? ', ...' : ''}.`,
