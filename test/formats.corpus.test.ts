@@ -5,9 +5,12 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { CIF } from 'molstar/lib/mol-io/reader/cif.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/index.js';
+import { parseStructure } from '../src/formats/parse.js';
 import { sniffFormat } from '../src/formats/sniff.js';
+import { cifAtomTable } from '../src/formats/summarizeCif.js';
 import type { Format, ParseOutcome } from '../src/formats/types.js';
 import { resolveFormat } from '../src/jobs/handlers/ingest.js';
 import { CpuPool } from '../src/workers/pool/cpuPool.js';
@@ -186,6 +189,22 @@ describe.skipIf(!hasCorpus /* skipped when ../shared/corpus is absent: a fresh c
       }
       expect(mismatches).toEqual([]);
       expect(compared).toBeGreaterThan(250);
+    });
+
+    it('gives the same answer for every mmCIF file whether it is summarised from a Mol* model or straight from the tokens (the large-file path)', async () => {
+      const differing: string[] = [];
+      let direct = 0;
+      for (const entry of manifest.filter((e) => e.file.startsWith('cif/'))) {
+        const text = (await corpusContent(entry.file)).toString('latin1');
+        const viaModel = await parseStructure(text, 'cif', { directCif: false });
+        const viaTokens = await parseStructure(text, 'cif', { directCif: true });
+        const comparable = (o: ParseOutcome) => JSON.stringify({ ...o, report: { ...o.report, parseMs: 0 } });
+        if (comparable(viaModel) !== comparable(viaTokens)) differing.push(entry.file);
+        const tokens = await CIF.parse(text).run();
+        if (!tokens.isError && tokens.result.blocks[0] && cifAtomTable(tokens.result.blocks[0])) direct++;
+      }
+      expect(differing).toEqual([]);
+      expect(direct).toBeGreaterThan(30);
     });
 
     it('summarises every stored file with composition, weight, bounds and kind', () => {
