@@ -98,7 +98,9 @@ function push<T>(list: Listed<T>, item: () => T, limit: number) {
 /** The first model of a file as a table of atoms keyed for matching. */
 export async function readAtoms(text: string, format: Format): Promise<AtomTable> {
   const warnings: Problem[] = [];
-  const { trajectory } = await readTrajectory(text, format, warnings);
+  const read = await readTrajectory(text, format, warnings, false);
+  if (!('trajectory' in read)) throw new Error('the reader gave no model to compare');
+  const { trajectory } = read;
   if (trajectory.frameCount === 0) throw new Error(`The ${format} file contains no atoms.`);
   const model = await Task.resolveInContext(trajectory.getFrameAtIndex(0));
   const table = atomTable(model);

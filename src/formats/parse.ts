@@ -14,7 +14,8 @@ import { trajectoryFromXyz } from 'molstar/lib/mol-model-formats/structure/xyz.j
 import { Task } from 'molstar/lib/mol-task/index.js';
 import { inspectSessionBytes } from './session.js';
 import { type RecordScan, type RecordSpan, recordText, scanMol2, scanSdf, scanXyz } from './checks.js';
-import { summarizeModel } from './summarize.js';
+import { summarizeAtoms, summarizeModel } from './summarize.js';
+import { type CifAtoms, cifAtomTable } from './summarizeCif.js';
 import { FORMAT_LABELS, type Format, type ParseOutcome, type Problem, type StructureSummary } from './types.js';
 
 const PARSER = 'molstar 5.11.0';
@@ -75,7 +76,7 @@ function unwrap<T>(result: ReaderResult<T>, label: string, warnings: Problem[]):
  * Parses `text` as `format` with Mol*'s readers, summarises the first model and checks it.
  * Never throws: every reader exception becomes a rejection with a reason.
  */
-export async function parseStructure(text: string, format: Format): Promise<ParseOutcome> {
+export async function parseStructure(text: string, format: Format, options: { directCif?: boolean } = {}): Promise<ParseOutcome> {
   const started = performance.now();
   const problems: Problem[] = [];
   const warnings: Problem[] = [];
@@ -86,17 +87,26 @@ export async function parseStructure(text: string, format: Format): Promise<Pars
       const bytes = Buffer.from(text, 'latin1');
       return inspectSessionBytes(bytes, bytes.length);
     }
-    const { trajectory, extra, molecules } = await readTrajectory(text, format, warnings);
+    const read = await readTrajectory(text, format, warnings, options.directCif ?? text.length >= DIRECT_CIF_BYTES);
     const noAtoms = `The ${label} file contains no atoms${format === 'pdb' ? ' (no ATOM or HETATM records)' : ''}.`;
-    if (trajectory.frameCount === 0) {
-      problems.push({ code: 'no_atoms', message: noAtoms });
-      return { ok: false, format, status: 422, code: 'invalid_structure', message: noAtoms, report: report() };
+    let summary: StructureSummary;
+    if ('direct' in read) {
+      summary = summarizeAtoms(read.direct.table, problems, warnings, true);
+      summary.models = read.direct.models;
+      Object.assign(summary, headerInfo(frameHeader(read.frame)), read.extra);
+    } else {
+      const { trajectory, extra, molecules } = read;
+      if (trajectory.frameCount === 0) {
+        problems.push({ code: 'no_atoms', message: noAtoms });
+        return { ok: false, format, status: 422, code: 'invalid_structure', message: noAtoms, report: report() };
+      }
+      const first = await Task.resolveInContext(trajectory.getFrameAtIndex(0));
+      // Residue checks for residue-based files only (a small-molecule CIF's one "residue" is made up).
+      summary = summarizeModel(first, problems, warnings, (format === 'pdb' || format === 'cif' || format === 'bcif') && !extra.dialect);
+      summary.models = trajectory.frameCount;
+      if (molecules !== undefined) summary.molecules = molecules;
+      Object.assign(summary, headerInfo(modelHeader(first)), extra);
     }
-    const first = await Task.resolveInContext(trajectory.getFrameAtIndex(0));
-    const summary = summarizeModel(first, problems, warnings, format === 'pdb' || format === 'cif' || format === 'bcif');
-    summary.models = trajectory.frameCount;
-    if (molecules !== undefined) summary.molecules = molecules;
-    Object.assign(summary, headerInfo(first), extra);
     if (summary.atoms === 0) {
       problems.push({ code: 'no_atoms', message: noAtoms });
     }
@@ -118,18 +128,24 @@ export async function parseStructure(text: string, format: Format): Promise<Pars
   }
 }
 
-export interface Read {
-  trajectory: Trajectory;
-  extra: Partial<StructureSummary>;
-  molecules?: number;
-}
+export type Read =
+  | { trajectory: Trajectory; extra: Partial<StructureSummary>; molecules?: number }
+  /** A large mmCIF summarised straight from its tokens (summarizeCif.ts). */
+  | { direct: CifAtoms; frame: CifFrame; extra: Partial<StructureSummary> };
 
-/** Reads `text` as `format` into a Mol* trajectory (the readers `parseStructure` uses). Throws on unreadable input. */
-export async function readTrajectory(text: string, format: Format, warnings: Problem[]): Promise<Read> {
+/** From this size on, an mmCIF is summarised without building a Mol* model, when it can be. */
+export const DIRECT_CIF_BYTES = 16 * 1024 * 1024;
+
+/** Reads `text` as `format` into a Mol* trajectory (or, for a large mmCIF when `direct`, straight from its tokens). Throws on unreadable input. */
+export async function readTrajectory(text: string, format: Format, warnings: Problem[], direct = false): Promise<Read> {
   const label = FORMAT_LABELS[format];
   switch (format) {
     case 'pdb': {
-      const pdb = unwrap(await parsePDB(withoutSeqresIfWideChains(normalisePdbModels(text, warnings), warnings)).run(), label, warnings);
+      const pdb = unwrap(
+        await parsePDB(withoutSeqresIfWideChains(normalisePdbModels(framesSeparatedByEnd(text, warnings), warnings), warnings)).run(),
+        label,
+        warnings,
+      );
       return { trajectory: await trajectoryFromPDB(pdb).run(), extra: pdbHeader(text) };
     }
     case 'cif': {
@@ -137,7 +153,12 @@ export async function readTrajectory(text: string, format: Format, warnings: Pro
       if (file.blocks.length === 0) throw new ParseFailure('The CIF file has no data block.');
       // The first block with coordinates decides the dialect: mmCIF, small-molecule (coreCIF) or a chemical component.
       for (const frame of file.blocks) {
-        if (frame.categories.atom_site) return { trajectory: await trajectoryFromMmCIF(frame, file).run(), extra: cifResolution(frame) };
+        if (frame.categories.atom_site) {
+          const missingCoordinates = checkCifCoordinates(frame, warnings);
+          const table = direct && missingCoordinates === 0 ? cifAtomTable(frame) : undefined;
+          if (table) return { direct: table, frame, extra: cifResolution(frame) };
+          return { trajectory: await trajectoryFromMmCIF(frame, file).run(), extra: cifResolution(frame) };
+        }
         if (frame.categories.atom_site_fract_x || frame.categories.atom_site_Cartn_x) {
           return { trajectory: await trajectoryFromCifCore(frame).run(), extra: { dialect: 'coreCIF' } };
         }
@@ -192,20 +213,36 @@ function kindOf(summary: StructureSummary, format: Format): 'macromolecule' | 's
   return 'small-molecule';
 }
 
-/** Title, method, id and deposition date from the (mmCIF-shaped) source data Mol* keeps. */
-function headerInfo(model: Model): Partial<StructureSummary> {
-  const info: Partial<StructureSummary> = {};
+/** One value of an mmCIF category's first row, undefined when absent, '?' or '.'. */
+type HeaderValue = (category: string, field: string) => string | undefined;
+
+/** Header values from the (mmCIF-shaped) source data Mol* keeps for every format. */
+function modelHeader(model: Model): HeaderValue {
   const data = model.sourceData.data as { db?: Record<string, { _rowCount?: number; [k: string]: unknown }> };
   const db = data.db;
-  if (!db) return info;
-  const text = (category: string, field: string): string | undefined => {
-    const table = db[category] as { _rowCount: number; [k: string]: unknown } | undefined;
+  return (category, field) => {
+    const table = db?.[category] as { _rowCount: number; [k: string]: unknown } | undefined;
     if (!table || !table._rowCount) return undefined;
     const column = table[field] as { isDefined?: boolean; value(i: number): unknown } | undefined;
     if (!column || column.isDefined === false) return undefined;
     const value = String(column.value(0) ?? '').trim();
     return value && value !== '?' && value !== '.' ? value : undefined;
   };
+}
+
+/** Header values straight from a CIF block. */
+function frameHeader(frame: CifFrame): HeaderValue {
+  return (category, field) => {
+    const column = frame.categories[category]?.getField(field);
+    if (!column || column.rowCount === 0 || column.valueKind(0) !== 0) return undefined;
+    const value = column.str(0).trim();
+    return value && value !== '?' && value !== '.' ? value : undefined;
+  };
+}
+
+/** Title, method, id and deposition date. */
+function headerInfo(text: HeaderValue): Partial<StructureSummary> {
+  const info: Partial<StructureSummary> = {};
   const title = text('struct', 'title');
   if (title) info.title = title;
   const method = text('exptl', 'method');
@@ -215,6 +252,39 @@ function headerInfo(model: Model): Partial<StructureSummary> {
   const date = text('pdbx_database_status', 'recvd_initial_deposition_date');
   if (date) info.depositionDate = date;
   return info;
+}
+
+/**
+ * Mol* reads a '?' or '.' coordinate as 0, which would put the atom at the origin. Atoms without
+ * coordinates are counted: all of them → refused, some → a warning with the first row's line.
+ */
+function checkCifCoordinates(frame: CifFrame, warnings: Problem[]): number {
+  const sites = frame.categories.atom_site;
+  // CIF names are case-insensitive; some writers spell them cartn_x.
+  const columns = ['cartn_x', 'cartn_y', 'cartn_z'].map((name) => sites.getField(sites.fieldNames.find((n) => n.toLowerCase() === name) ?? name));
+  if (columns.some((c) => c === undefined)) {
+    throw new ParseFailure('The _atom_site category has no Cartn_x, Cartn_y and Cartn_z columns: the file holds no atom coordinates.');
+  }
+  let missing = 0;
+  let firstRow = -1;
+  for (let row = 0; row < sites.rowCount; row++) {
+    for (const column of columns) {
+      if (column?.valueKind(row) !== 0 /* Column.ValueKinds.Present */) {
+        missing++;
+        if (firstRow < 0) firstRow = row;
+        break;
+      }
+    }
+  }
+  if (missing === 0) return 0;
+  if (missing === sites.rowCount) {
+    throw new ParseFailure(`None of the ${missing} _atom_site rows has coordinates ('?' or '.' in Cartn_x/y/z): the file holds no atom coordinates.`);
+  }
+  warnings.push({
+    code: 'missing_coordinates',
+    message: `${missing} _atom_site row(s) have no coordinates ('?' or '.'), starting with row ${firstRow + 1}; they are read at the origin.`,
+  });
+  return missing;
 }
 
 function cifResolution(frame: CifFrame): Partial<StructureSummary> {
@@ -255,6 +325,37 @@ function pdbHeader(text: string): Partial<StructureSummary> {
       .join(' ')
       .replace(/\s+/g, ' ');
   return info;
+}
+
+/**
+ * MD tools write trajectories as frames separated by END records, without MODEL lines. Mol*
+ * would merge them into one model; they are read as one model per frame, and the report says so.
+ */
+export function framesSeparatedByEnd(text: string, warnings: Problem[]): string {
+  if (/^MODEL/m.test(text) || !/^END\s*\r?\n[\s\S]*^(ATOM {2}|HETATM)/m.test(text)) return text;
+  const lines = text.split('\n');
+  const out: string[] = [];
+  let frame = 0;
+  let open = false;
+  for (const line of lines) {
+    const isAtom = line.startsWith('ATOM  ') || line.startsWith('HETATM');
+    if (isAtom && !open) {
+      frame++;
+      open = true;
+      out.push(`MODEL     ${String(frame).padStart(4)}`);
+    } else if (/^END\s*$/.test(line) && open) {
+      out.push('ENDMDL');
+      open = false;
+      continue;
+    }
+    out.push(line);
+  }
+  if (open) out.push('ENDMDL');
+  warnings.push({
+    code: 'frames_separated_by_end',
+    message: `The file holds ${frame} frames separated by END records (no MODEL records); each frame was read as a model.`,
+  });
+  return out.join('\n');
 }
 
 /**

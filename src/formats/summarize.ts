@@ -33,15 +33,81 @@ export function molecularWeight(elements: Record<string, number>): number {
 }
 
 /**
- * Reads the counts, composition and bounds of one Mol* model. Problems found on the way
+ * What a summary reads from a structure: one model's atoms in file order, cut into residues and
+ * chains. A Mol* model provides it (every format), and so does an mmCIF `_atom_site` table read
+ * straight from the tokenizer (large files: see summarizeCif.ts), so both give the same summary.
+ */
+export interface AtomTable {
+  atomCount: number;
+  typeSymbol(atom: number): string;
+  atomName(atom: number): string;
+  altId(atom: number): string;
+  compId(atom: number): string;
+  x(atom: number): number;
+  y(atom: number): number;
+  z(atom: number): number;
+  residueCount: number;
+  /** Residue starts in atom order, plus the end (residueCount + 1 entries). */
+  residueOffsets: ArrayLike<number>;
+  insCode(residue: number): string;
+  authSeqId(residue: number): number;
+  /** The author chain name of the chain holding this atom. */
+  chainName(atom: number): string;
+  chainCount: number;
+  chainNameAt(chain: number): string;
+  /** The entity type (polymer, non-polymer, water, branched) of the residue's chain. */
+  entityType(residue: number): string | undefined;
+  entityCount: number;
+  componentName(compId: string): string | undefined;
+}
+
+/** The atom table of a Mol* model. */
+export function modelAtomTable(model: Model): AtomTable {
+  const { atoms, residues, chains, residueAtomSegments, chainAtomSegments, index } = model.atomicHierarchy;
+  const { x, y, z } = model.atomicConformation;
+  const entityTypes = model.entities.data.type;
+  // Without a chem_comp table Mol* makes up default components; those describe nothing.
+  const source = model.sourceData.data as { db?: { chem_comp?: { _rowCount: number } } };
+  const described = !source.db || (source.db.chem_comp?._rowCount ?? 0) > 0;
+  const components = described ? model.properties.chemicalComponentMap : new Map<string, { name: string }>();
+  return {
+    atomCount: atoms._rowCount,
+    typeSymbol: (i) => atoms.type_symbol.value(i),
+    atomName: (i) => atoms.label_atom_id.value(i),
+    altId: (i) => atoms.label_alt_id.value(i),
+    compId: (i) => atoms.label_comp_id.value(i),
+    x: (i) => x[i],
+    y: (i) => y[i],
+    z: (i) => z[i],
+    residueCount: residues._rowCount,
+    residueOffsets: residueAtomSegments.offsets,
+    insCode: (r) => residues.pdbx_PDB_ins_code.value(r),
+    authSeqId: (r) => residues.auth_seq_id.value(r),
+    chainName: (a) => chains.auth_asym_id.value(chainAtomSegments.index[a]),
+    chainCount: chains._rowCount,
+    chainNameAt: (c) => chains.auth_asym_id.value(c),
+    entityType: (r) => {
+      const entity = index.getEntityFromChain(chainAtomSegments.index[residueAtomSegments.offsets[r]] as never);
+      return entity >= 0 ? entityTypes.value(entity) : undefined;
+    },
+    entityCount: model.entities.data._rowCount,
+    componentName: (comp) => components.get(comp)?.name,
+  };
+}
+
+/** Reads the counts, composition and bounds of one Mol* model (see summarizeAtoms). */
+export function summarizeModel(model: Model, problems: Problem[], warnings: Problem[], residueChecks = false): StructureSummary {
+  return summarizeAtoms(modelAtomTable(model), problems, warnings, residueChecks);
+}
+
+/**
+ * Reads the counts, composition and bounds of one model. Problems found on the way
  * (non-finite coordinates, missing elements) are pushed onto `problems` / `warnings`.
  * `residueChecks` turns on what only makes sense for residue-based formats (PDB, mmCIF):
  * duplicate atoms within a residue and residues the file does not describe.
  */
-export function summarizeModel(model: Model, problems: Problem[], warnings: Problem[], residueChecks = false): StructureSummary {
-  const { atoms, residues, chains, residueAtomSegments, chainAtomSegments, index } = model.atomicHierarchy;
-  const { x, y, z } = model.atomicConformation;
-  const atomCount = atoms._rowCount;
+export function summarizeAtoms(table: AtomTable, problems: Problem[], warnings: Problem[], residueChecks = false): StructureSummary {
+  const atomCount = table.atomCount;
 
   const elements: Record<string, number> = {};
   let missingElements = 0;
@@ -50,14 +116,27 @@ export function summarizeModel(model: Model, problems: Problem[], warnings: Prob
   const max: [number, number, number] = [-Infinity, -Infinity, -Infinity];
   let nonFinite = 0;
   let absurd = 0;
+  // Symbol → element, or '' when the symbol is not an element: a few distinct symbols, millions of atoms.
+  const known = new Map<string, string>();
   for (let i = 0; i < atomCount; i++) {
-    const element = normaliseElement(atoms.type_symbol.value(i));
-    if (!element || element === 'X') missingElements++;
+    const symbol = table.typeSymbol(i);
+    let element = known.get(symbol);
+    if (element === undefined) {
+      const normalised = normaliseElement(symbol);
+      element = ELEMENT_SYMBOL.test(normalised) && normalised !== 'X' ? normalised : '';
+      known.set(symbol, element);
+    }
+    if (element === '') {
+      // No element, or junk where it belongs (old PDB files keep ids in columns 73-80): the
+      // atom name's first letter is the usual guess (CA → C), and the report says so.
+      missingElements++;
+      element = /[A-Za-z]/.exec(table.atomName(i))?.[0].toUpperCase() ?? '';
+    }
     elements[element || '?'] = (elements[element || '?'] ?? 0) + 1;
-    if (!hasAltlocs && atoms.label_alt_id.value(i) !== '') hasAltlocs = true;
-    const cx = x[i];
-    const cy = y[i];
-    const cz = z[i];
+    if (!hasAltlocs && table.altId(i) !== '') hasAltlocs = true;
+    const cx = table.x(i);
+    const cy = table.y(i);
+    const cz = table.z(i);
     if (!Number.isFinite(cx) || !Number.isFinite(cy) || !Number.isFinite(cz)) {
       nonFinite++;
       continue;
@@ -77,37 +156,41 @@ export function summarizeModel(model: Model, problems: Problem[], warnings: Prob
     warnings.push({ code: 'absurd_coordinates', message: `${absurd} atom(s) lie more than 100,000 Å from the origin.` });
   }
   if (missingElements > 0) {
-    warnings.push({ code: 'missing_elements', message: `${missingElements} atom(s) have no chemical element.` });
+    warnings.push({
+      code: 'missing_elements',
+      message: `${missingElements} atom(s) have no valid chemical element; the formula and weight guess it from the atom name's first letter.`,
+    });
   }
 
-  const entityTypes = model.entities.data.type;
   const ligandCounts = new Map<string, number>();
-  const components = model.properties.chemicalComponentMap;
   const undescribed = new Set<string>();
+  const checkedComponents = new Set<string>();
   let duplicates = 0;
   let firstDuplicate: string | undefined;
   let waters = 0;
   let hasInsertionCodes = false;
   const names = new Set<string>();
-  for (let r = 0; r < residues._rowCount; r++) {
-    if (!hasInsertionCodes && residues.pdbx_PDB_ins_code.value(r) !== '') hasInsertionCodes = true;
-    const firstAtom = residueAtomSegments.offsets[r];
-    const comp = atoms.label_comp_id.value(firstAtom);
+  const offsets = table.residueOffsets;
+  for (let r = 0; r < table.residueCount; r++) {
+    if (!hasInsertionCodes && table.insCode(r) !== '') hasInsertionCodes = true;
+    const firstAtom = offsets[r];
+    const comp = table.compId(firstAtom);
     if (residueChecks) {
-      const end = residueAtomSegments.offsets[r + 1];
+      const end = offsets[r + 1];
       names.clear();
       for (let a = firstAtom; a < end; a++) {
-        const key = `${atoms.label_atom_id.value(a)}\u0000${atoms.label_alt_id.value(a)}`;
+        const key = `${table.atomName(a)}\u0000${table.altId(a)}`;
         if (names.has(key)) {
           duplicates++;
-          firstDuplicate ??= `${atoms.label_atom_id.value(a)} of ${comp} ${residues.auth_seq_id.value(r)}${residues.pdbx_PDB_ins_code.value(r)} in chain ${chains.auth_asym_id.value(chainAtomSegments.index[a])}`;
+          firstDuplicate ??= `${table.atomName(a)} of ${comp} ${table.authSeqId(r)}${table.insCode(r)} in chain ${table.chainName(a)}`;
         } else names.add(key);
       }
-      if (!PolymerNames.has(comp) && !WaterNames.has(comp) && !components.get(comp)?.name) undescribed.add(comp);
+      if (!checkedComponents.has(comp)) {
+        checkedComponents.add(comp);
+        if (!PolymerNames.has(comp) && !WaterNames.has(comp) && !table.componentName(comp)) undescribed.add(comp);
+      }
     }
-    const chain = chainAtomSegments.index[firstAtom];
-    const entity = index.getEntityFromChain(chain as never);
-    const type = entity >= 0 ? entityTypes.value(entity) : undefined;
+    const type = table.entityType(r);
     if (type === 'water' || WATER.has(comp)) {
       waters++;
     } else if (type === 'non-polymer') {
@@ -121,25 +204,28 @@ export function summarizeModel(model: Model, problems: Problem[], warnings: Prob
     });
   }
   if (undescribed.size > 0) {
-    const list = [...undescribed].slice(0, 10).join(', ');
+    const list = [...undescribed]
+      .slice(0, 10)
+      .map((c) => c || '(blank)')
+      .join(', ');
     warnings.push({
       code: 'unknown_residues',
       message: `${undescribed.size} residue type(s) are neither standard amino acids, nucleotides or water nor described in the file (no HETNAM or chem_comp name): ${list}${undescribed.size > 10 ? ', ...' : ''}.`,
     });
   }
   const authChains = new Set<string>();
-  for (let c = 0; c < chains._rowCount; c++) authChains.add(chains.auth_asym_id.value(c));
+  for (let c = 0; c < table.chainCount; c++) authChains.add(table.chainNameAt(c));
 
   const summary: StructureSummary = {
     atoms: atomCount,
     models: 1,
     chains: authChains.size,
-    residues: residues._rowCount,
-    entities: model.entities.data._rowCount,
+    residues: table.residueCount,
+    entities: table.entityCount,
     waters,
     ligands: [...ligandCounts.entries()]
       .map(([name, count]) => {
-        const description = components.get(name)?.name?.trim();
+        const description = table.componentName(name)?.trim();
         return description && description !== '?' && description !== name ? { name, count, description } : { name, count };
       })
       .sort((a, b) => b.count - a.count || a.name.localeCompare(b.name)),
@@ -153,5 +239,6 @@ export function summarizeModel(model: Model, problems: Problem[], warnings: Prob
   return summary;
 }
 
+const ELEMENT_SYMBOL = /^[A-Z][a-z]?$/;
 type Vec3 = [number, number, number];
 const round3 = (v: number) => Math.round(v * 1000) / 1000;

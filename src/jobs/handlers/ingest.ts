@@ -105,7 +105,7 @@ type FormatDecision =
   | { error: { status: number; code: string; message: string; details?: Record<string, unknown> } };
 
 /** The content decides; an explicit format must agree with it, a file extension only earns a warning. */
-function resolveFormat(filename: string, declared: Format | null, detected: Format | undefined, sniffReason?: string): FormatDecision {
+export function resolveFormat(filename: string, declared: Format | null, detected: Format | undefined, sniffReason?: string): FormatDecision {
   if (!detected) {
     return {
       error: {

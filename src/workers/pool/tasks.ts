@@ -114,7 +114,9 @@ export async function ingest(task: IngestTask): Promise<IngestResult> {
     if (compression === 'gzip') {
       await pipeline(source, createGunzip(), meter, out);
     } else if (compression === 'bzip2') {
-      await pipeline(bunzip(source), meter, out);
+      const bz = bunzip(source);
+      await pipeline(bz.stream, meter, out);
+      await bz.exited; // a truncated stream may end its output cleanly: only the exit code says so
     } else {
       await pipeline(source, meter, out);
     }
@@ -163,19 +165,29 @@ function ingestSmall(task: IngestTask, compression: Compression | undefined, com
 }
 
 /** bzip2 through the system `bzip2` tool: Node has no bzip2 codec and the npm ones are unmaintained. */
-function bunzip(source: Readable): Readable {
+function bunzip(source: Readable): { stream: Readable; exited: Promise<void> } {
   const child = spawn('bzip2', ['-dc'], { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d) => {
     stderr += String(d);
   });
-  child.on('error', (error) => child.stdout.destroy(new Error(`bzip2 is not available on this server (${error.message})`)));
-  child.on('exit', (code) => {
-    if (code !== 0) child.stdout.destroy(new Error(stderr.trim() || `bzip2 exited with code ${code}`));
+  const exited = new Promise<void>((resolve, reject) => {
+    child.on('error', (error) => {
+      const failure = new Error(`bzip2 is not available on this server (${error.message})`);
+      child.stdout.destroy(failure);
+      reject(failure);
+    });
+    child.on('close', (code) => {
+      if (code === 0) return resolve();
+      const failure = new Error(stderr.trim() || `bzip2 exited with code ${code}`);
+      child.stdout.destroy(failure);
+      reject(failure);
+    });
   });
+  exited.catch(() => {}); // handled by whoever awaits it; the pipeline may fail first
   source.pipe(child.stdin);
   child.stdin.on('error', () => {});
-  return child.stdout;
+  return { stream: child.stdout, exited };
 }
 
 export interface ParseTask {

@@ -1,0 +1,57 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import type { Format } from '../../src/formats/types.js';
+
+/** The shared corpus (`../shared/corpus`); absent in a fresh clone. */
+export const CORPUS = path.resolve(import.meta.dirname, '../../../shared/corpus');
+export const hasCorpus = await fs
+  .access(CORPUS)
+  .then(() => true)
+  .catch(() => false);
+
+export const CORPUS_FOLDERS = ['pdb', 'cif', 'sdf', 'mol2', 'xyz'] as const;
+
+export interface CorpusEntry {
+  /** Relative to the corpus root, e.g. `pdb/ngl_1crn.pdb`. */
+  file: string;
+  features: string;
+  notes: string;
+  /** For bad/: what a careful reader does with it. */
+  verdict?: 'REJECT' | 'ACCEPT' | 'PARTIAL';
+}
+
+/** MANIFEST.tsv: one row per file with the measured features and notes SOURCES.md records. */
+export async function readManifest(): Promise<CorpusEntry[]> {
+  const text = await fs.readFile(path.join(CORPUS, 'MANIFEST.tsv'), 'utf8');
+  const [header, ...rows] = text.trim().split('\n');
+  const columns = header.split('\t');
+  const at = (name: string) => columns.indexOf(name);
+  return rows.map((row) => {
+    const cells = row.split('\t');
+    const notes = cells[at('notes')] ?? '';
+    const verdict = /^(REJECT|ACCEPT|PARTIAL)/.exec(notes)?.[1] as CorpusEntry['verdict'];
+    return { file: cells[at('file')], features: cells[at('features')] ?? '', notes, verdict };
+  });
+}
+
+/** The file's content, gunzipped when it is gzip (all members of a multi-member stream). */
+export async function corpusContent(file: string): Promise<Buffer> {
+  const bytes = await fs.readFile(path.join(CORPUS, file));
+  return bytes[0] === 0x1f && bytes[1] === 0x8b ? gunzipSync(bytes) : bytes;
+}
+
+/** The format a corpus file truly has, from its folder (bad/: from its name); sdf/ holds both SDF and MOL. */
+export function trueFormats(file: string): Format[] {
+  const folder = file.split('/')[0];
+  const name = file.replace(/\.gz$/, '');
+  const family = (f: string): Format[] => (f === 'sdf' || f === 'sd' || f === 'mol' ? ['sdf', 'mol'] : [f as Format]);
+  if (folder !== 'bad') return family(folder);
+  return family(name.slice(name.lastIndexOf('.') + 1));
+}
+
+/** `key=value` numbers from a features cell, e.g. `natoms=297; frames=100`. */
+export function feature(features: string, key: string): number | undefined {
+  const match = new RegExp(`(?:^|[;\\s])${key.replace(/[()$]/g, '\\$&')}=(\\d+)`).exec(features);
+  return match ? Number(match[1]) : undefined;
+}
