@@ -1,6 +1,7 @@
 import Router from '@koa/router';
 import Koa from 'koa';
 import type { AppContext } from '../services/context.js';
+import { StorageMonitor } from '../services/storageMonitor.js';
 import { bullBoard } from './admin/bullBoard.js';
 import { createMetrics } from './metrics.js';
 import { requireUser } from './middleware/auth.js';
@@ -10,22 +11,24 @@ import { healthRoutes } from './routes/health/index.js';
 import { jobRoutes } from './routes/jobs/index.js';
 import { projectRoutes } from './routes/projects/index.js';
 import { searchRoutes } from './routes/search/index.js';
+import { storageRoutes } from './routes/storage/index.js';
 import { structureRoutes } from './routes/structures/index.js';
 import { uploadRoutes } from './routes/uploads/index.js';
 
 /** Builds the Koa application (no listen): health, metrics, docs, Bull Board and the /v1 API. */
 export function createApp(app: AppContext): Koa {
   const koa = new Koa({ proxy: false });
-  const metrics = createMetrics(app);
+  const storage = new StorageMonitor(app);
+  const metrics = createMetrics(app, storage);
   koa.use(errorHandler(app.log));
   koa.use(metrics.middleware);
-  const health = healthRoutes(app, metrics.registry);
+  const health = healthRoutes(app, metrics.registry, storage);
   koa.use(health.routes());
   koa.use(bullBoard(app));
 
   const v1 = new Router();
   v1.use('/v1', requireUser(app), rateLimit(app));
-  for (const routes of [projectRoutes(app), structureRoutes(app), uploadRoutes(app), jobRoutes(app), searchRoutes(app)]) {
+  for (const routes of [projectRoutes(app), structureRoutes(app), uploadRoutes(app), jobRoutes(app), searchRoutes(app), storageRoutes(app, storage)]) {
     v1.use(routes.routes(), routes.allowedMethods());
   }
   koa.use(jsonBody());

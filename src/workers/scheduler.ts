@@ -7,3 +7,16 @@ import type { AppContext } from '../services/context.js';
 export async function registerSchedules(ctx: AppContext): Promise<void> {
   await ctx.queues.cleanup.upsertJobScheduler('reconcile-uploads', { every: ctx.config.reconcileEveryMs }, { name: 'reconcile', data: {} });
 }
+
+/** The daily backup (BACKUP_SCHEDULE, a cron pattern in UTC); "off" removes the schedule. Idempotent. */
+export async function registerBackupSchedule(ctx: AppContext): Promise<void> {
+  if (ctx.config.backupSchedule === 'off') {
+    await ctx.queues.backup.removeJobScheduler('backup-daily');
+    return;
+  }
+  await ctx.queues.backup.upsertJobScheduler(
+    'backup-daily',
+    { pattern: ctx.config.backupSchedule, tz: 'UTC' },
+    { name: 'backup', data: { kind: 'scheduled' }, opts: { attempts: 3, backoff: { type: 'exponential', delay: 60_000 } } },
+  );
+}
