@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { walkFiles } from '../src/backup/blobs.js';
 import { BackupLayout, type BackupManifest } from '../src/backup/layout.js';
 import { dropDatabase, ensureDatabase } from '../src/runtime/postgres.js';

@@ -62,7 +62,7 @@ function storageGauges(registry: Registry, storage: StorageMonitor) {
   gauge('molvault_staging_files', 'Files in staging', (r) => r.staging.files);
   gauge('molvault_orphan_blob_rows', 'Blob rows without a file (last blob store scan)', (r) => r.orphans.blobRowsWithoutFiles);
   gauge('molvault_orphan_blob_files', 'Blob store files without a row (last blob store scan)', (r) => r.orphans.blobFilesWithoutRows);
-  gauge('molvault_last_backup_timestamp_seconds', 'When the last successful backup finished (unix time)', (r) =>
+  gauge('molvault_last_backup_timestamp_seconds', 'When the last successful backup finished (unix time; 0: none yet)', (r) =>
     r.backups.lastSuccessful ? Date.parse(r.backups.lastSuccessful.finishedAt) / 1000 : undefined,
   );
   gauge('molvault_last_backup_size_bytes', 'Bytes the last successful backup wrote', (r) => r.backups.lastSuccessful?.sizeBytes);

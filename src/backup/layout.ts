@@ -112,7 +112,7 @@ export class BackupLayout {
     return manifest;
   }
 
-  /** Every backup with a manifest, oldest first. */
+  /** Every backup with a manifest, oldest first (by creation time). */
   async list(): Promise<BackupManifest[]> {
     let names: string[];
     try {
@@ -125,6 +125,7 @@ export class BackupLayout {
       const manifest = await this.readManifest(name).catch(() => undefined);
       if (manifest) manifests.push(manifest);
     }
-    return manifests;
+    // Ids sort by second; two backups in the same second sort by when they started.
+    return manifests.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
   }
 }
