@@ -236,7 +236,9 @@ describe('backup and restore', () => {
     const download = await client(stack.url, token).raw(`/v1/structures/${version.structure_id}/download`);
     expect(download.status).toBe(200);
     expect(Buffer.from(await download.arrayBuffer()).equals(originals.cif)).toBe(true);
-    expect((await em.execute<{ id: string }[]>('select id from backups order by id')).map((r) => r.id)).toEqual([firstBackup.id, secondBackup.id]);
+    expect((await em.execute<{ id: string }[]>('select id from backups order by id')).map((r) => r.id).sort()).toEqual(
+      [firstBackup.id, secondBackup.id].sort(),
+    );
   });
 
   it('restores over a non-empty target when forced, after taking a restore point', async () => {
