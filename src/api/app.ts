@@ -1,13 +1,14 @@
 import Router from '@koa/router';
 import Koa from 'koa';
 import type { AppContext } from '../services/context.js';
+import { StorageMonitor } from '../services/storageMonitor.js';
 import { bullBoard } from './admin/bullBoard.js';
 import { createMetrics } from './metrics.js';
 import { requireUser } from './middleware/auth.js';
 import { errorHandler, jsonBody } from './middleware/errors.js';
 import { rateLimit } from './middleware/rateLimit.js';
-import { draftRoutes } from './routes/drafts/index.js';
 import { adminUserRoutes } from './routes/adminUsers/index.js';
+import { draftRoutes } from './routes/drafts/index.js';
 import { healthRoutes } from './routes/health/index.js';
 import { historyRoutes } from './routes/history/index.js';
 import { jobRoutes } from './routes/jobs/index.js';
@@ -15,6 +16,7 @@ import { metadataRoutes } from './routes/metadata/index.js';
 import { projectRoutes } from './routes/projects/index.js';
 import { relationshipRoutes } from './routes/relationships/index.js';
 import { searchRoutes } from './routes/search/index.js';
+import { storageRoutes } from './routes/storage/index.js';
 import { structureRoutes } from './routes/structures/index.js';
 import { tagRoutes } from './routes/tags/index.js';
 import { uploadRoutes } from './routes/uploads/index.js';
@@ -23,10 +25,11 @@ import { usageRoutes } from './routes/usage/index.js';
 /** Builds the Koa application (no listen): health, metrics, docs, Bull Board and the /v1 API. */
 export function createApp(app: AppContext): Koa {
   const koa = new Koa({ proxy: false });
-  const metrics = createMetrics(app);
+  const storage = new StorageMonitor(app);
+  const metrics = createMetrics(app, storage);
   koa.use(errorHandler(app.log));
   koa.use(metrics.middleware);
-  const health = healthRoutes(app, metrics.registry);
+  const health = healthRoutes(app, metrics.registry, storage);
   koa.use(health.routes());
   koa.use(bullBoard(app));
 
@@ -45,6 +48,7 @@ export function createApp(app: AppContext): Koa {
     metadataRoutes(app),
     tagRoutes(app),
     relationshipRoutes(app),
+    storageRoutes(app, storage),
   ]) {
     v1.use(routes.routes(), routes.allowedMethods());
   }

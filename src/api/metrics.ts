@@ -1,8 +1,9 @@
 import type { Context, Next } from 'koa';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { AppContext } from '../services/context.js';
+import type { StorageMonitor, StorageReport } from '../services/storageMonitor.js';
 
-export function createMetrics(app: AppContext) {
+export function createMetrics(app: AppContext, storage: StorageMonitor) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'molvault_' });
   const requests = new Histogram({
@@ -25,6 +26,7 @@ export function createMetrics(app: AppContext) {
       }
     },
   });
+  storageGauges(registry, storage);
   const middleware = async (ctx: Context, next: Next) => {
     const end = requests.startTimer();
     try {
@@ -36,4 +38,37 @@ export function createMetrics(app: AppContext) {
     }
   };
   return { registry, middleware };
+}
+
+/** Storage gauges, all read from one StorageMonitor report per scrape. */
+function storageGauges(registry: Registry, storage: StorageMonitor) {
+  const gauge = (name: string, help: string, value: (report: StorageReport) => number | undefined) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      async collect() {
+        const v = value(await storage.report());
+        if (v !== undefined) this.set(v);
+      },
+    });
+  gauge('molvault_disk_free_bytes', 'Free bytes (for unprivileged users) on the filesystem holding DATA_DIR', (r) => r.disk.freeBytes);
+  gauge('molvault_disk_used_bytes', 'Used bytes on the filesystem holding DATA_DIR', (r) => r.disk.usedBytes);
+  gauge('molvault_disk_total_bytes', 'Size of the filesystem holding DATA_DIR', (r) => r.disk.totalBytes);
+  gauge('molvault_disk_free_warning', '1 when free space is under DISK_FREE_WARN_BYTES or DISK_FREE_WARN_PERCENT', (r) => (r.disk.warning ? 1 : 0));
+  gauge('molvault_blobs', 'Blob rows', (r) => r.blobs.count);
+  gauge('molvault_blob_bytes', 'Bytes of all blobs (uncompressed content)', (r) => r.blobs.bytes);
+  gauge('molvault_staging_bytes', 'Bytes in staging (uploads in flight and leftovers)', (r) => r.staging.bytes);
+  gauge('molvault_staging_files', 'Files in staging', (r) => r.staging.files);
+  gauge('molvault_orphan_blob_rows', 'Blob rows without a file (last blob store scan)', (r) => r.orphans.blobRowsWithoutFiles);
+  gauge('molvault_orphan_blob_files', 'Blob store files without a row (last blob store scan)', (r) => r.orphans.blobFilesWithoutRows);
+  gauge('molvault_last_backup_timestamp_seconds', 'When the last successful backup finished (unix time; 0: none yet)', (r) =>
+    r.backups.lastSuccessful ? Date.parse(r.backups.lastSuccessful.finishedAt) / 1000 : undefined,
+  );
+  gauge('molvault_last_backup_size_bytes', 'Bytes the last successful backup wrote', (r) => r.backups.lastSuccessful?.sizeBytes);
+  gauge(
+    'molvault_last_backup_total_bytes',
+    'Bytes the last successful backup needs to restore (dump and every blob)',
+    (r) => r.backups.lastSuccessful?.totalBytes,
+  );
 }

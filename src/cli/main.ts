@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { startApiServer } from '../api/server.js';
+import { BackupRefused, createBackup, listBackups, resolveBackupId, restoreBackup, verifyBackup } from '../backup/service.js';
 import { type Config, ConfigError, loadConfig, parseByteSize, QUEUE_NAMES, type QueueName } from '../config/index.js';
 import { connectOrm, migrate } from '../db/orm.js';
 import { ApiToken } from '../entities/ApiToken.js';
@@ -24,6 +25,10 @@ Usage:
                                      rebuild the search index from Postgres (default: the configured backend)
   molvault user create --email E [--name N] [--admin] [--quota 10GB]
   molvault token create --email E [--name N] [--expires 30d]
+  molvault backup create             a backup now (database + blobs, incremental) into BACKUP_DIR
+  molvault backup list [--json]      the backups in BACKUP_DIR (read from their manifests)
+  molvault backup verify <id>|--latest     check every checksum and that the dump restores
+  molvault backup restore <id>|--latest [--force]   into DATABASE_URL and DATA_DIR
 
 Configuration comes from the environment: DATABASE_URL, REDIS_URL, DATA_DIR, PORT, HOST, QUEUE_PREFIX,
 MAX_UPLOAD_BYTES, QUEUE_CONCURRENCY (e.g. ingest=4,validate=2), PARSE_THREADS, LOG_LEVEL.`;
@@ -42,8 +47,8 @@ function print(value: unknown) {
 }
 
 /** Runs `body` with services up and a migrated database, and shuts them down after. */
-async function withServices<T>(config: Config, log: Logger, body: (services: Services) => Promise<T>): Promise<T> {
-  const services = await bootstrapServices(config, log, { redis: false });
+async function withServices<T>(config: Config, log: Logger, body: (services: Services) => Promise<T>, options: { migrate?: boolean } = {}): Promise<T> {
+  const services = await bootstrapServices(config, log, { redis: false, ...options });
   try {
     return await body(services);
   } finally {
@@ -199,6 +204,9 @@ export async function main(argv: string[]): Promise<void> {
         });
         return;
       }
+      case 'backup':
+        await backupCommand(config, log, sub, rest);
+        return;
       case undefined:
       case 'help':
       case '--help':
@@ -209,11 +217,69 @@ export async function main(argv: string[]): Promise<void> {
         throw new UsageError(`unknown command: ${command}`);
     }
   } catch (error) {
+    if (error instanceof BackupRefused) {
+      process.stderr.write(`molvault: ${error.message}\n`);
+      process.exit(2);
+    }
     if (error instanceof UsageError) {
       process.stderr.write(`molvault: ${error.message}\n\n${USAGE}\n`);
       process.exit(2);
     }
     process.stderr.write(`molvault: ${(error as Error).message}\n`);
     process.exit(1);
+  }
+}
+
+function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(unit ? 1 : 0)} ${units[unit]}`;
+}
+
+async function backupCommand(config: Config, log: Logger, sub: string | undefined, args: string[]) {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { json: { type: 'boolean', default: false }, latest: { type: 'boolean', default: false }, force: { type: 'boolean', default: false } },
+  });
+  const target = async () => {
+    if (values.latest === (positionals[0] !== undefined)) throw new UsageError(`backup ${sub} takes a backup id or --latest`);
+    return resolveBackupId(config.backupDir, values.latest ? 'latest' : (positionals[0] as string));
+  };
+  switch (sub) {
+    case 'list': {
+      // The manifests on disk are the record: this works with the database gone.
+      const backups = await listBackups(config.backupDir);
+      if (values.json) return print(backups);
+      if (!backups.length) return void process.stdout.write(`no backups in ${config.backupDir}\n`);
+      for (const b of backups) {
+        process.stdout.write(
+          `${b.id}  ${b.kind.padEnd(13)} ${b.state.padEnd(8)} ${formatBytes(b.sizeBytes).padStart(10)} new  ${String(b.blobCount).padStart(7)} blobs  ${b.rows} rows\n`,
+        );
+      }
+      return;
+    }
+    case 'create':
+      return withServices(config, log, async ({ databaseUrl }) => print(await createBackup({ config, databaseUrl, log }, { kind: 'manual' })));
+    case 'verify': {
+      const id = await target();
+      const report = await withServices(config, log, ({ databaseUrl }) => verifyBackup({ config, databaseUrl, log }, id), { migrate: false });
+      print(report);
+      if (!report.ok) process.exitCode = 1;
+      return;
+    }
+    case 'restore': {
+      const id = await target();
+      return withServices(config, log, async ({ databaseUrl }) => print(await restoreBackup({ config, databaseUrl, log }, id, { force: values.force })), {
+        migrate: false,
+      });
+    }
+    default:
+      throw new UsageError(`unknown command: backup ${sub ?? ''}; try backup create, list, verify or restore`);
   }
 }

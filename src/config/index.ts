@@ -33,7 +33,7 @@ export function parseByteSize(text: string): number | undefined {
   return Math.round(Number(match[1]) * factor);
 }
 
-export const QUEUE_NAMES = ['ingest', 'validate', 'snapshot', 'index', 'cleanup', 'diff'] as const;
+export const QUEUE_NAMES = ['ingest', 'validate', 'snapshot', 'index', 'cleanup', 'diff', 'backup'] as const;
 export type QueueName = (typeof QUEUE_NAMES)[number];
 
 /** "ingest=4,validate=2" → { ingest: 4, validate: 2 } */
@@ -117,11 +117,27 @@ const envSchema = z.object({
   EMBEDDED_POSTGRES_PORT: z.coerce.number().int().min(1).max(65535).default(54329),
   /** Drafts not saved for this many days are deleted by the cleanup schedule. */
   DRAFT_RETENTION_DAYS: z.coerce.number().positive().default(30),
+  /** Where backups go (default DATA_DIR/backups); best on another disk. */
+  BACKUP_DIR: z.string().trim().optional(),
+  /** When the backup job runs: a cron pattern (UTC), or "off". Default daily at 03:00. */
+  BACKUP_SCHEDULE: z
+    .string()
+    .trim()
+    .default('0 3 * * *')
+    .refine((v) => v === 'off' || v.split(/\s+/).length >= 5, 'a cron pattern such as "0 3 * * *", or "off"'),
+  /** Retention: the last N backups are kept, and every backup younger than D days. */
+  BACKUP_KEEP_LAST: z.coerce.number().int().min(1).default(14),
+  BACKUP_KEEP_DAYS: z.coerce.number().min(0).default(30),
+  /** A warning (log, /readyz) when the disk under DATA_DIR has less free space than this or this share. */
+  DISK_FREE_WARN_BYTES: byteSize.default(1024 ** 3),
+  DISK_FREE_WARN_PERCENT: z.coerce.number().min(0).max(100).default(5),
+  /** How long the blob store scan for orphans (rows without files, files without rows) is reused. */
+  STORAGE_SCAN_TTL_MS: z.coerce.number().int().min(0).default(600_000),
 });
 
 export type Config = ReturnType<typeof buildConfig>;
 
-const DEFAULT_CONCURRENCY: Record<QueueName, number> = { ingest: 4, validate: 2, snapshot: 4, index: 4, cleanup: 1, diff: 2 };
+const DEFAULT_CONCURRENCY: Record<QueueName, number> = { ingest: 4, validate: 2, snapshot: 4, index: 4, cleanup: 1, diff: 2, backup: 1 };
 
 function buildConfig(env: z.infer<typeof envSchema>) {
   const dataDir = path.resolve(env.DATA_DIR);
@@ -158,6 +174,13 @@ function buildConfig(env: z.infer<typeof envSchema>) {
     trashRetentionDays: env.TRASH_RETENTION_DAYS,
     embeddedPostgresPort: env.EMBEDDED_POSTGRES_PORT,
     draftRetentionDays: env.DRAFT_RETENTION_DAYS,
+    backupDir: env.BACKUP_DIR ? path.resolve(env.BACKUP_DIR) : path.join(dataDir, 'backups'),
+    backupSchedule: env.BACKUP_SCHEDULE,
+    backupKeepLast: env.BACKUP_KEEP_LAST,
+    backupKeepDays: env.BACKUP_KEEP_DAYS,
+    diskFreeWarnBytes: env.DISK_FREE_WARN_BYTES,
+    diskFreeWarnPercent: env.DISK_FREE_WARN_PERCENT,
+    storageScanTtlMs: env.STORAGE_SCAN_TTL_MS,
   };
 }
 

@@ -12,8 +12,8 @@ import { trajectoryFromPDB } from 'molstar/lib/mol-model-formats/structure/pdb.j
 import { trajectoryFromSdf } from 'molstar/lib/mol-model-formats/structure/sdf.js';
 import { trajectoryFromXyz } from 'molstar/lib/mol-model-formats/structure/xyz.js';
 import { Task } from 'molstar/lib/mol-task/index.js';
-import { inspectSessionBytes } from './session.js';
 import { type RecordScan, type RecordSpan, recordText, scanMol2, scanSdf, scanXyz } from './checks.js';
+import { inspectSessionBytes } from './session.js';
 import { summarizeAtoms, summarizeModel } from './summarize.js';
 import { type CifAtoms, cifAtomTable } from './summarizeCif.js';
 import { FORMAT_LABELS, type Format, type ParseOutcome, type Problem, type StructureSummary } from './types.js';

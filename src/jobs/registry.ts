@@ -1,5 +1,6 @@
 import { QUEUE_NAMES, type QueueName } from '../config/index.js';
 import type { JobDefinition } from './define.js';
+import { backupJob, verifyBackupJob } from './handlers/backup.js';
 import { diffJob } from './handlers/diff.js';
 import { indexJob } from './handlers/index.js';
 import { ingestJob } from './handlers/ingest.js';
@@ -10,7 +11,18 @@ import { usageJob } from './handlers/usage.js';
 import { validateJob } from './handlers/validate.js';
 
 /** Every job molvault runs. A worker refuses to start if this and the queue list disagree. */
-export const JOBS: JobDefinition<never>[] = [ingestJob, validateJob, snapshotJob, indexJob, reconcileJob, searchDriftJob, usageJob, diffJob] as JobDefinition<never>[];
+export const JOBS: JobDefinition<never>[] = [
+  ingestJob,
+  validateJob,
+  snapshotJob,
+  indexJob,
+  reconcileJob,
+  searchDriftJob,
+  usageJob,
+  diffJob,
+  backupJob,
+  verifyBackupJob,
+] as JobDefinition<never>[];
 
 export class RegistryError extends Error {}
 

@@ -6,7 +6,7 @@ import { redisConnection } from '../jobs/queues.js';
 import { checkRegistry, JOBS } from '../jobs/registry.js';
 import type { AppContext } from '../services/context.js';
 import { CpuPool } from './pool/cpuPool.js';
-import { registerSchedules } from './scheduler.js';
+import { registerBackupSchedule, registerSchedules } from './scheduler.js';
 
 export interface WorkerSet {
   workers: Worker[];
@@ -59,6 +59,7 @@ export async function startWorkers(ctx: AppContext, queues: readonly QueueName[]
   }
   await Promise.all(workers.map((w) => w.waitUntilReady()));
   await registerSchedules(ctx, queues);
+  if (queues.includes('backup')) await registerBackupSchedule(ctx);
   ctx.log.info({ queues, threads: ctx.config.parseThreads }, 'workers started');
   let closing: Promise<void> | undefined;
   const close = () => {

@@ -13,3 +13,16 @@ export async function registerSchedules(ctx: AppContext, queues: readonly QueueN
     await ctx.queues.index.upsertJobScheduler('search-drift', { every: ctx.config.searchDriftEveryMs }, { name: 'searchDrift', data: {} });
   }
 }
+
+/** The daily backup (BACKUP_SCHEDULE, a cron pattern in UTC); "off" removes the schedule. Idempotent. */
+export async function registerBackupSchedule(ctx: AppContext): Promise<void> {
+  if (ctx.config.backupSchedule === 'off') {
+    await ctx.queues.backup.removeJobScheduler('backup-daily');
+    return;
+  }
+  await ctx.queues.backup.upsertJobScheduler(
+    'backup-daily',
+    { pattern: ctx.config.backupSchedule, tz: 'UTC' },
+    { name: 'backup', data: { kind: 'scheduled' }, opts: { attempts: 3, backoff: { type: 'exponential', delay: 60_000 } } },
+  );
+}

@@ -3,6 +3,7 @@ import Router from '@koa/router';
 import type { Registry } from 'prom-client';
 import { z } from 'zod';
 import type { AppContext } from '../../../services/context.js';
+import type { StorageMonitor } from '../../../services/storageMonitor.js';
 import { openApiDocument, registerRouteDoc } from '../../openapi.js';
 
 async function check(name: string, probe: () => Promise<unknown>) {
@@ -23,9 +24,9 @@ const DOCS_HTML = `<!doctype html>
 <script src="https://cdn.redoc.ly/redoc/latest/bundles/redoc.standalone.js"></script></body></html>`;
 
 /** Unauthenticated operational endpoints: liveness, readiness, metrics, API docs. */
-const checkSchema = z.object({ name: z.string(), ok: z.boolean(), ms: z.number(), error: z.string().optional() });
+const checkSchema = z.object({ name: z.string(), ok: z.boolean(), ms: z.number(), error: z.string().optional(), details: z.unknown().optional() });
 
-export function healthRoutes(app: AppContext, metrics: Registry): Router {
+export function healthRoutes(app: AppContext, metrics: Registry, storage: StorageMonitor): Router {
   const router = new Router();
   const tag = 'Operations';
   registerRouteDoc({ method: 'get', path: '/healthz', summary: 'Alive', tag, auth: 'none', responses: { 200: { description: 'The process answers' } } });
@@ -36,7 +37,10 @@ export function healthRoutes(app: AppContext, metrics: Registry): Router {
     tag,
     auth: 'none',
     responses: {
-      200: { description: 'Ready', schema: z.object({ ok: z.boolean(), checks: z.array(checkSchema) }) },
+      200: {
+        description: 'Ready (warnings, such as low disk space, do not make it unready)',
+        schema: z.object({ ok: z.boolean(), checks: z.array(checkSchema), warnings: z.array(z.string()) }),
+      },
       503: { description: 'Not ready: the failing checks say why' },
     },
   });
@@ -60,9 +64,18 @@ export function healthRoutes(app: AppContext, metrics: Registry): Router {
         await fs.access(app.config.blobDir, fs.constants.W_OK);
       }),
     ]);
+    const warnings: string[] = [];
+    const started = Date.now();
+    try {
+      const disk = await storage.disk();
+      if (disk.warning) warnings.push(disk.warning);
+      checks.push({ name: 'disk', ok: true, ms: Date.now() - started, details: disk } as (typeof checks)[number]);
+    } catch (error) {
+      warnings.push(`The free space under DATA_DIR could not be read: ${(error as Error).message}`);
+    }
     const ok = checks.every((c) => c.ok);
     ctx.status = ok ? 200 : 503;
-    ctx.body = { ok, checks };
+    ctx.body = { ok, checks, warnings };
   });
   router.get('/metrics', async (ctx) => {
     ctx.type = metrics.contentType;

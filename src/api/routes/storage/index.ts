@@ -1,0 +1,156 @@
+import { randomUUID } from 'node:crypto';
+import Router from '@koa/router';
+import { z } from 'zod';
+import { BACKUP_ID, BackupLayout, newBackupId } from '../../../backup/layout.js';
+import { listBackups } from '../../../backup/service.js';
+import { BACKUP_KINDS, BACKUP_STATES } from '../../../entities/Backup.js';
+import type { User } from '../../../entities/User.js';
+import { backupJob, verifyBackupJob } from '../../../jobs/handlers/backup.js';
+import type { AppContext } from '../../../services/context.js';
+import type { StorageMonitor } from '../../../services/storageMonitor.js';
+import { ApiError, notFound } from '../../errors.js';
+import { errorSchema } from '../../openapi.js';
+import { route } from '../../route.js';
+
+const queueCounts = z.object({ waiting: z.number(), active: z.number(), delayed: z.number(), failed: z.number(), completed: z.number() });
+
+export const storageReportSchema = z.object({
+  dataDir: z.string(),
+  disk: z.object({
+    path: z.string(),
+    totalBytes: z.number(),
+    freeBytes: z.number(),
+    usedBytes: z.number(),
+    freePercent: z.number(),
+    warning: z.string().nullable(),
+  }),
+  blobs: z.object({ count: z.number(), bytes: z.number(), storedBytes: z.number() }),
+  staging: z.object({ files: z.number(), bytes: z.number() }),
+  orphans: z.object({
+    blobRowsWithoutFiles: z.number(),
+    blobFilesWithoutRows: z.number(),
+    scannedAt: z.string(),
+    source: z.literal('scan'),
+    maxAgeMs: z.number(),
+  }),
+  backups: z.object({
+    dir: z.string(),
+    count: z.number(),
+    lastSuccessful: z.object({ id: z.string(), finishedAt: z.string(), sizeBytes: z.number(), totalBytes: z.number(), blobCount: z.number() }).nullable(),
+  }),
+  queues: z.record(z.string(), queueCounts),
+});
+
+export const backupSummarySchema = z.object({
+  id: z.string(),
+  kind: z.enum(BACKUP_KINDS),
+  state: z.enum(BACKUP_STATES),
+  createdAt: z.string(),
+  finishedAt: z.string().nullable(),
+  sizeBytes: z.number(),
+  totalBytes: z.number(),
+  blobCount: z.number(),
+  newBlobCount: z.number(),
+  tables: z.number(),
+  rows: z.number(),
+  path: z.string(),
+  error: z.string().nullable(),
+});
+
+function assertAdmin(user: User) {
+  if (user.role !== 'admin') throw new ApiError(403, 'forbidden', 'Only administrators may use this endpoint.');
+}
+
+const acceptedJob = z.object({ job: z.object({ id: z.string(), queue: z.string(), name: z.string() }), backup: z.object({ id: z.string() }) });
+
+/** Administrators' view of the storage (disk, blobs, staging, orphans, backups, queues) and of the backups. */
+export function storageRoutes(app: AppContext, monitor: StorageMonitor): Router {
+  const router = new Router();
+  route(
+    router,
+    app,
+    {
+      method: 'get',
+      path: '/v1/admin/storage',
+      summary: 'Disk free and used, blob count and bytes, staging, orphans, last backup and queue depths (administrators)',
+      tag: 'Administration',
+      auth: 'admin',
+      responses: {
+        200: { description: 'The storage as it is now (orphan counts from a scan at most STORAGE_SCAN_TTL_MS old)', schema: storageReportSchema },
+        403: { description: 'Not an administrator' },
+      },
+    },
+    async ({ user }) => {
+      assertAdmin(user);
+      return monitor.report();
+    },
+  );
+
+  route(
+    router,
+    app,
+    {
+      method: 'get',
+      path: '/v1/admin/backups',
+      summary: 'The backups in BACKUP_DIR, oldest first (read from their manifests)',
+      tag: 'Administration',
+      auth: 'admin',
+      responses: { 200: { description: 'Backups', schema: z.object({ items: z.array(backupSummarySchema) }) }, 403: { description: 'Not an administrator' } },
+    },
+    async ({ user }) => {
+      assertAdmin(user);
+      return { items: await listBackups(app.config.backupDir) };
+    },
+  );
+
+  route(
+    router,
+    app,
+    {
+      method: 'post',
+      path: '/v1/admin/backups',
+      summary: 'Make a backup now (a job on the backup queue; follow it at /v1/jobs/:id)',
+      tag: 'Administration',
+      auth: 'admin',
+      responses: { 202: { description: 'The backup job', schema: acceptedJob }, 403: { description: 'Not an administrator' } },
+    },
+    async ({ user, koa }) => {
+      assertAdmin(user);
+      const data = { backupId: newBackupId(), kind: 'manual' as const, requestId: randomUUID() };
+      const jobId = backupJob.jobId(data);
+      await app.queues.backup.add(backupJob.name, data, { jobId });
+      koa.status = 202;
+      koa.set('Location', `/v1/jobs/${jobId}`);
+      return { job: { id: jobId, queue: 'backup', name: backupJob.name }, backup: { id: data.backupId } };
+    },
+  );
+
+  route(
+    router,
+    app,
+    {
+      method: 'post',
+      path: '/v1/admin/backups/:id/verify',
+      summary: 'Verify a backup: every checksum, and a restore of its dump into a scratch database (a job)',
+      tag: 'Administration',
+      auth: 'admin',
+      params: z.object({ id: z.string().regex(BACKUP_ID, 'is not a backup id (they look like 20261122T221000Z-3f9a1c)') }),
+      responses: {
+        202: { description: 'The verify job; its result says ok and lists any problems', schema: acceptedJob },
+        403: { description: 'Not an administrator' },
+        404: { description: 'No such backup', schema: errorSchema },
+      },
+    },
+    async ({ params, user, koa }) => {
+      assertAdmin(user);
+      if (!(await new BackupLayout(app.config.backupDir).readManifest(params.id))) throw notFound('backup');
+      const data = { backupId: params.id, requestId: randomUUID() };
+      const jobId = verifyBackupJob.jobId(data);
+      await app.queues.backup.add(verifyBackupJob.name, data, { jobId, attempts: 1 });
+      koa.status = 202;
+      koa.set('Location', `/v1/jobs/${jobId}`);
+      return { job: { id: jobId, queue: 'backup', name: verifyBackupJob.name }, backup: { id: params.id } };
+    },
+  );
+  return router;
+}
