@@ -5,6 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupLayout } from '../src/backup/layout.js';
 import { applyRetention, type BackupEnv, createBackup } from '../src/backup/service.js';
+import { QUEUE_NAMES } from '../src/config/index.js';
 import { backupJob } from '../src/jobs/handlers/backup.js';
 import { createLogger } from '../src/lib/logger.js';
 import { LocalBlobStore } from '../src/storage/blobStore.js';
@@ -87,7 +88,7 @@ describe('storage monitoring', () => {
     expect(report.disk.freeBytes).toBeLessThanOrEqual(report.disk.totalBytes - report.disk.usedBytes);
     expect(report.disk.warning).toBeNull();
     expect(report.backups).toMatchObject({ count: 0, lastSuccessful: null });
-    expect(Object.keys(report.queues).sort()).toEqual(['backup', 'cleanup', 'index', 'ingest', 'snapshot', 'validate']);
+    expect(Object.keys(report.queues).sort()).toEqual([...QUEUE_NAMES].sort());
     expect(report.queues.ingest.completed).toBeGreaterThanOrEqual(2);
 
     const refused = await client(stack.url, user.token).get('/v1/admin/storage');
