@@ -324,8 +324,9 @@ for (const backend of backends) {
       expect(ids(theirs.body)).toEqual([strangerLysozyme]);
       expect(theirs.body.facets.tag).toEqual({ 'screening-2026': 1, enzyme: 1 });
       expect((await strangerApi.get('/v1/search?q=kinase')).body.total).toBe(0);
-      // Typo correction only draws on the searcher's own words.
-      expect((await strangerApi.get('/v1/search?q=crambim')).body.total).toBe(0);
+      // Typo correction only draws on the searcher's own words ("hispanica" is only in this user's metadata).
+      expect(ids(await search('q=hispanca'))).toEqual([seeded[2].id]);
+      expect((await strangerApi.get('/v1/search?q=hispanca')).body.total).toBe(0);
     });
 
     it('keeps the trash out unless asked for', async () => {
