@@ -229,6 +229,22 @@ describe('metadata, tags and relationships', () => {
     expect((await api.delete(`/v1/structures/${ids.alpha}/relationships/${created.body.id}`)).status).toBe(204);
     expect((await api.get(`/v1/structures/${ids.beta}/relationships`)).body.items).toEqual([]);
   });
+
+  it('documents the new routes in the OpenAPI document', async () => {
+    const doc = (await (await fetch(`${stack.url}/docs/openapi.json`)).json()) as { paths: Record<string, Record<string, unknown>> };
+    expect(Object.keys(doc.paths['/v1/structures/{id}/draft']).sort()).toEqual(['delete', 'get', 'put']);
+    expect(Object.keys(doc.paths['/v1/structures/{id}/metadata']).sort()).toEqual(['delete', 'get', 'patch', 'put']);
+    for (const route of [
+      '/v1/structures/{id}/checkpoint',
+      '/v1/projects/{id}/metadata',
+      '/v1/projects/{id}/metadata-schema',
+      '/v1/tags',
+      '/v1/projects/{id}/tags/rename',
+      '/v1/structures/{id}/relationships',
+    ]) {
+      expect(Object.keys(doc.paths)).toContain(route);
+    }
+  });
 });
 
 function put(body: unknown): RequestInit {
