@@ -169,6 +169,20 @@ describe('metadata, tags and relationships', () => {
     expect(imported.status).toBe(422);
     expect(imported.body.error.details.rows).toEqual([{ row: 2, reason: expect.stringContaining('resolution must be number') }]);
 
+    const strict = (await api.post('/v1/projects', { name: 'strict' })).body.id;
+    expect((await api.raw(`/v1/projects/${strict}/metadata-schema`, put({ type: 'object', required: ['organism'] }))).status).toBe(200);
+    const bare = await api.upload(`/v1/projects/${strict}/structures`, { name: 'bare.pdb', content: pdb }, {}, { prefer: 'wait=30' });
+    expect(bare.status).toBe(422);
+    expect(bare.body.error.message).toContain("must have required property 'organism'");
+    const described = await api.upload(
+      `/v1/projects/${strict}/structures`,
+      { name: 'described.pdb', content: pdb },
+      { metadata: JSON.stringify({ organism: 'Crambe' }) },
+      { prefer: 'wait=30' },
+    );
+    expect(described.status).toBe(201);
+    expect((await api.delete(`/v1/structures/${described.body.structure.id}/metadata`)).status).toBe(422);
+
     expect((await api.delete(`/v1/projects/${projectId}/metadata-schema`)).status).toBe(204);
     expect((await api.patch(`/v1/structures/${ids.alpha}/metadata`, { resolution: 'high' })).status).toBe(200);
   });
