@@ -169,6 +169,20 @@ describe('metadata, tags and relationships', () => {
     expect(imported.status).toBe(422);
     expect(imported.body.error.details.rows).toEqual([{ row: 2, reason: expect.stringContaining('resolution must be number') }]);
 
+    const strict = (await api.post('/v1/projects', { name: 'strict' })).body.id;
+    expect((await api.raw(`/v1/projects/${strict}/metadata-schema`, put({ type: 'object', required: ['organism'] }))).status).toBe(200);
+    const bare = await api.upload(`/v1/projects/${strict}/structures`, { name: 'bare.pdb', content: pdb }, {}, { prefer: 'wait=30' });
+    expect(bare.status).toBe(422);
+    expect(bare.body.error.message).toContain("must have required property 'organism'");
+    const described = await api.upload(
+      `/v1/projects/${strict}/structures`,
+      { name: 'described.pdb', content: pdb },
+      { metadata: JSON.stringify({ organism: 'Crambe' }) },
+      { prefer: 'wait=30' },
+    );
+    expect(described.status).toBe(201);
+    expect((await api.delete(`/v1/structures/${described.body.structure.id}/metadata`)).status).toBe(422);
+
     expect((await api.delete(`/v1/projects/${projectId}/metadata-schema`)).status).toBe(204);
     expect((await api.patch(`/v1/structures/${ids.alpha}/metadata`, { resolution: 'high' })).status).toBe(200);
   });
@@ -228,6 +242,22 @@ describe('metadata, tags and relationships', () => {
     expect(incoming.body.items).toEqual([expect.objectContaining({ id: created.body.id, direction: 'incoming' })]);
     expect((await api.delete(`/v1/structures/${ids.alpha}/relationships/${created.body.id}`)).status).toBe(204);
     expect((await api.get(`/v1/structures/${ids.beta}/relationships`)).body.items).toEqual([]);
+  });
+
+  it('documents the new routes in the OpenAPI document', async () => {
+    const doc = (await (await fetch(`${stack.url}/docs/openapi.json`)).json()) as { paths: Record<string, Record<string, unknown>> };
+    expect(Object.keys(doc.paths['/v1/structures/{id}/draft']).sort()).toEqual(['delete', 'get', 'put']);
+    expect(Object.keys(doc.paths['/v1/structures/{id}/metadata']).sort()).toEqual(['delete', 'get', 'patch', 'put']);
+    for (const route of [
+      '/v1/structures/{id}/checkpoint',
+      '/v1/projects/{id}/metadata',
+      '/v1/projects/{id}/metadata-schema',
+      '/v1/tags',
+      '/v1/projects/{id}/tags/rename',
+      '/v1/structures/{id}/relationships',
+    ]) {
+      expect(Object.keys(doc.paths)).toContain(route);
+    }
   });
 });
 

@@ -82,7 +82,8 @@ export async function acceptUpload(app: AppContext, koa: Context, user: User, ta
     params = parseFields(received.fields);
     if (received.bytes === 0)
       throw new ApiError(422, 'empty_file', 'The file is empty.', { problems: [{ code: 'empty_file', message: 'The file is empty.' }] });
-    if (params.metadata) await checkUploadMetadata(app, target, params.metadata);
+    // A new structure must fit the project's schema even without metadata (it may require keys); a new version only changes what it sends.
+    if (params.metadata || !target.structureId) await checkUploadMetadata(app, target, params.metadata ?? {});
     // Uncompressed content can be judged right away; compressed content is judged once unpacked.
     if (!sniffCompression(received.head)) {
       const sniff = sniffFormat(received.head);

@@ -12,9 +12,10 @@ export interface MetadataProblem {
   message: string;
 }
 
-// One compiler for user schemas: all errors (a scientist fixes them in one go); strict, so a
-// misspelt keyword is reported when the schema is set rather than silently ignored.
-const ajv = new Ajv({ allErrors: true, strict: true });
+// One compiler for user schemas: all errors (a scientist fixes them in one go); unknown keywords
+// refused, so a misspelt one is reported when the schema is set rather than silently ignored, but
+// valid schemas in a looser style (required keys not listed in properties, no "type") accepted.
+const ajv = new Ajv({ allErrors: true, strictSchema: true, strictNumbers: true, strictTypes: false, strictTuples: false, strictRequired: false });
 // "format": "date", "email", "uri"... are common in lab metadata schemas; without these they would be refused.
 // CommonJS with a `default` property: Node hands over module.exports, TypeScript types the namespace.
 const addFormats = (ajvFormats as unknown as { default?: typeof ajvFormats.default }).default ?? (ajvFormats as unknown as typeof ajvFormats.default);
