@@ -8,7 +8,7 @@ import { checkRegistry, JOBS } from '../src/jobs/registry.js';
 describe('the job registry', () => {
   it('accepts the real registry: every queue has a handler and every handler a queue', () => {
     const registry = checkRegistry(JOBS);
-    expect([...registry.keys()].sort()).toEqual(['index', 'ingest', 'reconcile', 'snapshot', 'validate']);
+    expect([...registry.keys()].sort()).toEqual(['convert', 'index', 'ingest', 'reconcile', 'snapshot', 'validate']);
   });
 
   it('refuses to start when a queue has no handler', () => {

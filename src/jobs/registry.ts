@@ -1,5 +1,6 @@
 import { QUEUE_NAMES, type QueueName } from '../config/index.js';
 import type { JobDefinition } from './define.js';
+import { convertJob } from './handlers/convert.js';
 import { indexJob } from './handlers/index.js';
 import { ingestJob } from './handlers/ingest.js';
 import { reconcileJob } from './handlers/reconcile.js';
@@ -7,7 +8,7 @@ import { snapshotJob } from './handlers/snapshot.js';
 import { validateJob } from './handlers/validate.js';
 
 /** Every job molvault runs. A worker refuses to start if this and the queue list disagree. */
-export const JOBS: JobDefinition<never>[] = [ingestJob, validateJob, snapshotJob, indexJob, reconcileJob] as JobDefinition<never>[];
+export const JOBS: JobDefinition<never>[] = [ingestJob, validateJob, snapshotJob, indexJob, reconcileJob, convertJob] as JobDefinition<never>[];
 
 export class RegistryError extends Error {}
 

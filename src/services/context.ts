@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Config } from '../config/index.js';
 import { connectOrm, type Orm } from '../db/orm.js';
+import { EngineCatalog } from '../engines/pool.js';
 import { closeQueues, createQueues, type QueueSet, redisConnection } from '../jobs/queues.js';
 import type { Logger } from '../lib/logger.js';
 import { PostgresSearchIndex } from '../search/postgres.js';
@@ -20,6 +21,8 @@ export interface AppContext {
   staging: Staging;
   search: SearchIndex;
   uploadEvents: UploadEvents;
+  /** Conversion engines installed here, with versions, found once at start. */
+  engineCatalog: EngineCatalog;
 }
 
 export async function createAppContext(config: AppContext['config'], log: Logger): Promise<AppContext> {
@@ -27,6 +30,8 @@ export async function createAppContext(config: AppContext['config'], log: Logger
   const redis = redisConnection(config.redisUrl);
   redis.on('error', (error) => log.warn({ err: error }, 'redis connection error'));
   const queues = createQueues(redis, config.queuePrefix);
+  const engineCatalog = await EngineCatalog.detect(config.engines);
+  engineCatalog.report(log);
   return {
     config,
     log,
@@ -37,6 +42,7 @@ export async function createAppContext(config: AppContext['config'], log: Logger
     staging: new Staging(config.stagingDir),
     search: new PostgresSearchIndex(orm),
     uploadEvents: new UploadEvents(config.databaseUrl, log),
+    engineCatalog,
   };
 }
 

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
+import type { InspectResult, InspectTask } from '../../engines/inspect.js';
 import type { ParseOutcome } from '../../formats/types.js';
 import type { IngestResult, IngestTask, ParseTask } from './tasks.js';
 
@@ -38,6 +39,11 @@ export class CpuPool {
 
   parse(task: ParseTask): Promise<ParseOutcome> {
     return this.run<ParseOutcome>('parse', task, 'Reading the structure');
+  }
+
+  /** A conversion's output parsed and checked, with its bonds and charges (or only those). */
+  inspect(task: InspectTask): Promise<InspectResult> {
+    return this.run<InspectResult>('inspect', task, 'Reading the converted structure');
   }
 
   private async run<T>(name: string, task: unknown, what: string): Promise<T> {
