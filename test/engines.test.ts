@@ -136,6 +136,17 @@ describe('the engine pool with the command-line engines', () => {
     expect(await scratchEntries()).toEqual([]);
   });
 
+  it('sweeps scratch directories a crashed worker left behind, and only those', async () => {
+    const pool = new EnginePool(await EngineCatalog.detect(settings), settings, log);
+    await fs.mkdir(path.join(settings.scratchDir, 'gemmi-left-by-a-crash'), { recursive: true });
+    await fs.mkdir(path.join(settings.scratchDir, 'gemmi-in-use-elsewhere'), { recursive: true });
+    const old = new Date(Date.now() - 3 * settings.timeoutMs);
+    await fs.utimes(path.join(settings.scratchDir, 'gemmi-left-by-a-crash'), old, old);
+    expect(await pool.sweepScratch()).toEqual(['gemmi-left-by-a-crash']);
+    expect(await scratchEntries()).toEqual(['gemmi-in-use-elsewhere']);
+    await fs.rm(path.join(settings.scratchDir, 'gemmi-in-use-elsewhere'), { recursive: true });
+  });
+
   it('runs at most the configured number of engine processes at once', async () => {
     const probe = path.join(tmp, 'probe-gemmi.sh');
     const counter = path.join(tmp, 'running');

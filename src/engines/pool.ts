@@ -162,6 +162,24 @@ export class EnginePool {
     }
   }
 
+  /**
+   * Removes scratch directories a crashed worker left behind. Only those untouched for twice the
+   * job timeout: workers on other hosts or processes may share DATA_DIR and still be using theirs.
+   */
+  async sweepScratch(now = Date.now()): Promise<string[]> {
+    const removed: string[] = [];
+    const entries = await fs.readdir(this.settings.scratchDir).catch(() => [] as string[]);
+    for (const entry of entries) {
+      const dir = path.join(this.settings.scratchDir, entry);
+      const stat = await fs.stat(dir).catch(() => undefined);
+      if (stat && now - stat.mtimeMs > 2 * this.settings.timeoutMs) {
+        await fs.rm(dir, { recursive: true, force: true });
+        removed.push(entry);
+      }
+    }
+    return removed;
+  }
+
   /** Bounded concurrency: at most `settings.concurrency` engine runs at once in this process. */
   private async slot<T>(run: () => Promise<T>): Promise<T> {
     if (this.active >= this.settings.concurrency) await new Promise<void>((resolve) => this.queue.push(resolve));

@@ -23,7 +23,11 @@ export async function startWorkers(ctx: AppContext, queues: readonly QueueName[]
   const cpu = new CpuPool(ctx.config.parseThreads, ctx.config.parseTimeoutMs, ctx.config.parseMaxMemoryMb);
   const engines = new EnginePool(ctx.engineCatalog, ctx.config.engines, ctx.log);
   // Long-lived engines (ChimeraX) start now, so the first conversion does not wait for them.
-  if (queues.includes('convert')) await engines.warm().catch((error) => ctx.log.error({ err: error }, 'could not start the long-lived engines'));
+  if (queues.includes('convert')) {
+    await engines.warm().catch((error) => ctx.log.error({ err: error }, 'could not start the long-lived engines'));
+    const swept = await engines.sweepScratch().catch(() => []);
+    if (swept.length > 0) ctx.log.info({ swept }, 'removed scratch directories a crashed worker left behind');
+  }
   const workers: Worker[] = [];
   const connections: Redis[] = [];
   for (const queue of queues) {
