@@ -209,7 +209,7 @@ describe('conversion failures through the API, with a stand-in for ChimeraX beca
     const structure = await upload(api, projectId, 'hang.pdb', await withRemark(`FAKE_CHIMERAX_HANG ${pidFile}`));
     const response = await download(api, structure.id, 'cif');
     expect(response.status).toBe(422);
-    expect(response.json().error.message).toMatch(/^ChimeraX took longer than 2 s on "open" and was stopped\.$/);
+    expect(response.json().error.message).toBe('ChimeraX (pdb → cif) took longer than 2 s and was stopped (at "open").');
     const child = Number(await fs.readFile(pidFile, 'utf8'));
     const gone = async () => {
       try {

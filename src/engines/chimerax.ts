@@ -241,9 +241,12 @@ export class ChimeraXDriver implements EngineDriver {
     const left = () => Math.max(1, deadline - Date.now());
     const process = await this.acquire();
     let keep = false;
+    let step = 'open';
     try {
       await process.run(`open ${quote(request.input)} format ${from}`, left());
+      step = 'save';
       await process.run(`save ${quote(request.output)} format ${to}`, left());
+      step = 'close session';
       await process.run('close session', left());
       process.jobs++;
       keep = process.jobs < this.options.jobsPerProcess;
@@ -259,6 +262,12 @@ export class ChimeraXDriver implements EngineDriver {
           () => false,
         );
         if (!keep) this.retire(process, 'unhealthy');
+      }
+      if (code === 'engine_timeout') {
+        throw new EngineError(
+          `ChimeraX (${request.from} → ${request.to}) took longer than ${formatSeconds(request.timeoutMs)} and was stopped (at "${step}").`,
+          'engine_timeout',
+        );
       }
       throw error;
     } finally {
