@@ -2,6 +2,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Job } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EnginePool } from '../src/engines/pool.js';
 import type { JobContext, JobDefinition } from '../src/jobs/define.js';
 import { indexJob } from '../src/jobs/handlers/index.js';
 import { ingestJob } from '../src/jobs/handlers/ingest.js';
@@ -18,6 +19,7 @@ import { type Stack, startStack } from './helpers/stack.js';
 describe('job handlers are idempotent', () => {
   let stack: Stack;
   let cpu: CpuPool;
+  let engines: EnginePool;
   let user: TestUser;
   let api: Client;
   let projectId: string;
@@ -25,6 +27,7 @@ describe('job handlers are idempotent', () => {
   beforeAll(async () => {
     stack = await startStack({ workers: false });
     cpu = new CpuPool(1, 60_000, 2048);
+    engines = new EnginePool(stack.ctx.engineCatalog, stack.ctx.config.engines, stack.ctx.log);
     user = await userFactory(stack.ctx);
     api = client(stack.url, user.token);
     projectId = (await api.post('/v1/projects', { name: 'replays' })).body.id;
@@ -55,7 +58,7 @@ describe('job handlers are idempotent', () => {
 
   async function runTwice<D>(definition: JobDefinition<D>, data: D) {
     const job = await Job.create(stack.ctx.queues[definition.queue], definition.name, data as object);
-    const ctx = (): JobContext => ({ ...stack.ctx, cpu, em: stack.ctx.orm.em.fork(), job });
+    const ctx = (): JobContext => ({ ...stack.ctx, cpu, engines, em: stack.ctx.orm.em.fork(), job });
     const uploadId = (data as { uploadId: string }).uploadId;
     await definition.handle(data, ctx());
     const once = await state(uploadId);
@@ -95,7 +98,7 @@ describe('job handlers are idempotent', () => {
     const accepted = await api.upload(`/v1/projects/${projectId}/structures`, { name: '1crn.cif', content: bytes });
     const data = { uploadId: accepted.body.upload.id as string, ownerId: user.id };
     const job = await Job.create(stack.ctx.queues.ingest, 'ingest', data);
-    const ctx = (): JobContext => ({ ...stack.ctx, cpu, em: stack.ctx.orm.em.fork(), job });
+    const ctx = (): JobContext => ({ ...stack.ctx, cpu, engines, em: stack.ctx.orm.em.fork(), job });
     await ingestJob.handle(data, ctx());
     await validateJob.handle(data, ctx());
     await Promise.all([snapshotJob.handle(data, ctx()), snapshotJob.handle(data, ctx()), snapshotJob.handle(data, ctx())]);
@@ -106,7 +109,7 @@ describe('job handlers are idempotent', () => {
   it('concurrent versions of one structure get distinct consecutive numbers', async () => {
     const bytes = await fs.readFile(path.join(import.meta.dirname, 'fixtures', 'ngl_1crn.pdb'));
     const first = await api.upload(`/v1/projects/${projectId}/structures`, { name: 'base.pdb', content: bytes });
-    const ctx = (job: Job): JobContext => ({ ...stack.ctx, cpu, em: stack.ctx.orm.em.fork(), job });
+    const ctx = (job: Job): JobContext => ({ ...stack.ctx, cpu, engines, em: stack.ctx.orm.em.fork(), job });
     const pipeline = async (uploadId: string) => {
       const data = { uploadId, ownerId: user.id };
       const job = await Job.create(stack.ctx.queues.ingest, 'ingest', data);
@@ -140,7 +143,7 @@ describe('job handlers are idempotent', () => {
     corrupted[500] ^= 0x01;
     await fs.writeFile(staged, corrupted);
     const job = await Job.create(stack.ctx.queues.ingest, 'ingest', { uploadId, ownerId: user.id });
-    await expect(ingestJob.handle({ uploadId, ownerId: user.id }, { ...stack.ctx, cpu, em: stack.ctx.orm.em.fork(), job })).rejects.toThrow(
+    await expect(ingestJob.handle({ uploadId, ownerId: user.id }, { ...stack.ctx, cpu, engines, em: stack.ctx.orm.em.fork(), job })).rejects.toThrow(
       /no longer matches/,
     );
     const upload = (await api.get(`/v1/uploads/${uploadId}`)).body;

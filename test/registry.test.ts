@@ -9,7 +9,7 @@ describe('the job registry', () => {
   it('accepts the real registry: every queue has a handler and every handler a queue', () => {
     const registry = checkRegistry(JOBS);
     expect([...registry.keys()]).toEqual(
-      expect.arrayContaining(['index', 'ingest', 'reconcile', 'searchDrift', 'snapshot', 'validate', 'usage', 'diff', 'backup', 'verify']),
+      expect.arrayContaining(['index', 'ingest', 'reconcile', 'searchDrift', 'snapshot', 'validate', 'usage', 'diff', 'backup', 'verify', 'convert']),
     );
   });
 

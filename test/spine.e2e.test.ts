@@ -152,7 +152,7 @@ describe('the spine: upload → stored → searchable → downloadable', () => {
     expect(outside.status).toBe(416);
     const cached = await api.raw(`/v1/structures/${id}/download?version=2`, { headers: { 'if-none-match': `"${sha256(v2)}"` } });
     expect(cached.status).toBe(304);
-    const other = await api.raw(`/v1/structures/${id}/download?format=sdf`);
+    const other = await api.raw(`/v1/structures/${id}/download?format=bcif`);
     expect(other.status).toBe(415);
     expect(((await other.json()) as any).error.code).toBe('conversion_unavailable');
   });

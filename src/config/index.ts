@@ -33,7 +33,7 @@ export function parseByteSize(text: string): number | undefined {
   return Math.round(Number(match[1]) * factor);
 }
 
-export const QUEUE_NAMES = ['ingest', 'validate', 'snapshot', 'index', 'cleanup', 'diff', 'backup'] as const;
+export const QUEUE_NAMES = ['ingest', 'validate', 'snapshot', 'index', 'cleanup', 'diff', 'backup', 'convert'] as const;
 export type QueueName = (typeof QUEUE_NAMES)[number];
 
 /** "ingest=4,validate=2" → { ingest: 4, validate: 2 } */
@@ -133,11 +133,28 @@ const envSchema = z.object({
   DISK_FREE_WARN_PERCENT: z.coerce.number().min(0).max(100).default(5),
   /** How long the blob store scan for orphans (rows without files, files without rows) is reused. */
   STORAGE_SCAN_TTL_MS: z.coerce.number().int().min(0).default(600_000),
+  /** Conversion engines: command names or paths; an engine that does not answer is reported as not installed. */
+  GEMMI_BIN: z.string().default('gemmi'),
+  OBABEL_BIN: z.string().default('obabel'),
+  /** ChimeraX is used (and preferred for what it handles) only when this names its executable. */
+  CHIMERAX_BIN: z
+    .string()
+    .trim()
+    .optional()
+    .transform((v) => (v ? v : undefined)),
+  /** Long-lived ChimeraX processes per worker, and jobs each one runs before it is replaced. */
+  CHIMERAX_PROCESSES: z.coerce.number().int().min(1).default(1),
+  CHIMERAX_JOBS_PER_PROCESS: z.coerce.number().int().min(1).default(100),
+  CHIMERAX_START_TIMEOUT_MS: z.coerce.number().int().positive().default(120_000),
+  /** Conversions running at once per worker process, over all engines. */
+  ENGINE_CONCURRENCY: z.coerce.number().int().min(1).default(2),
+  /** A conversion that takes longer is killed (its whole process tree) and fails. */
+  ENGINE_TIMEOUT_MS: z.coerce.number().int().positive().default(600_000),
 });
 
 export type Config = ReturnType<typeof buildConfig>;
 
-const DEFAULT_CONCURRENCY: Record<QueueName, number> = { ingest: 4, validate: 2, snapshot: 4, index: 4, cleanup: 1, diff: 2, backup: 1 };
+const DEFAULT_CONCURRENCY: Record<QueueName, number> = { ingest: 4, validate: 2, snapshot: 4, index: 4, cleanup: 1, diff: 2, backup: 1, convert: 2 };
 
 function buildConfig(env: z.infer<typeof envSchema>) {
   const dataDir = path.resolve(env.DATA_DIR);
@@ -181,6 +198,18 @@ function buildConfig(env: z.infer<typeof envSchema>) {
     diskFreeWarnBytes: env.DISK_FREE_WARN_BYTES,
     diskFreeWarnPercent: env.DISK_FREE_WARN_PERCENT,
     storageScanTtlMs: env.STORAGE_SCAN_TTL_MS,
+    engines: {
+      gemmiBin: env.GEMMI_BIN,
+      obabelBin: env.OBABEL_BIN,
+      chimeraxBin: env.CHIMERAX_BIN,
+      chimeraxProcesses: env.CHIMERAX_PROCESSES,
+      chimeraxJobsPerProcess: env.CHIMERAX_JOBS_PER_PROCESS,
+      chimeraxStartTimeoutMs: env.CHIMERAX_START_TIMEOUT_MS,
+      concurrency: env.ENGINE_CONCURRENCY,
+      timeoutMs: env.ENGINE_TIMEOUT_MS,
+      // Apart from upload staging, whose entries are upload ids.
+      scratchDir: path.join(dataDir, 'scratch'),
+    },
   };
 }
 

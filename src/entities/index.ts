@@ -1,6 +1,7 @@
 import { ApiToken } from './ApiToken.js';
 import { Backup } from './Backup.js';
 import { Blob } from './Blob.js';
+import { Derivation } from './Derivation.js';
 import { Draft } from './Draft.js';
 import { Project } from './Project.js';
 import { QuotaReservation } from './QuotaReservation.js';
@@ -12,7 +13,22 @@ import { User } from './User.js';
 import { UserUsage } from './UserUsage.js';
 import { VersionDiff } from './VersionDiff.js';
 
-export { ApiToken, Backup, Blob, Draft, Project, QuotaReservation, Relationship, Structure, StructureVersion, Upload, User, UserUsage, VersionDiff };
+export {
+  ApiToken,
+  Backup,
+  Blob,
+  Derivation,
+  Draft,
+  Project,
+  QuotaReservation,
+  Relationship,
+  Structure,
+  StructureVersion,
+  Upload,
+  User,
+  UserUsage,
+  VersionDiff,
+};
 export const entities = [
   User,
   ApiToken,
@@ -27,4 +43,5 @@ export const entities = [
   UserUsage,
   VersionDiff,
   Backup,
+  Derivation,
 ];

@@ -2,12 +2,14 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Job } from 'bullmq';
 import type { z } from 'zod';
 import type { QueueName } from '../config/index.js';
+import type { EnginePool } from '../engines/pool.js';
 import type { AppContext } from '../services/context.js';
 import type { CpuPool } from '../workers/pool/cpuPool.js';
 
 /** What a handler gets: the shared services, the CPU pool, and its own forked EntityManager. */
 export interface JobContext extends AppContext {
   cpu: CpuPool;
+  engines: EnginePool;
   em: EntityManager;
   job: Job;
 }

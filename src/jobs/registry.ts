@@ -1,6 +1,7 @@
 import { QUEUE_NAMES, type QueueName } from '../config/index.js';
 import type { JobDefinition } from './define.js';
 import { backupJob, verifyBackupJob } from './handlers/backup.js';
+import { convertJob } from './handlers/convert.js';
 import { diffJob } from './handlers/diff.js';
 import { indexJob } from './handlers/index.js';
 import { ingestJob } from './handlers/ingest.js';
@@ -22,6 +23,7 @@ export const JOBS: JobDefinition<never>[] = [
   diffJob,
   backupJob,
   verifyBackupJob,
+  convertJob,
 ] as JobDefinition<never>[];
 
 export class RegistryError extends Error {}

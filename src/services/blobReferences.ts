@@ -33,6 +33,14 @@ export const BLOB_REFERENCE_SOURCES: BlobReferenceSource[] = [
     sql: `select u.owner_id, u.blob_sha256, null::text as category
             from uploads u where u.blob_sha256 is not null and u.state in ('received', 'processing')`,
   },
+  {
+    // A converted file is charged to every owner of a structure version stored as its source.
+    name: 'derivations',
+    sql: `select distinct s.owner_id, d.blob_sha256, 'derived' as category
+            from derivations d
+            join structure_versions v on v.blob_sha256 = d.source_blob_sha256
+            join structures s on s.id = v.structure_id`,
+  },
 ];
 
 /** One select over every source: (owner_id, blob_sha256, category). */

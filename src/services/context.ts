@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Config } from '../config/index.js';
 import { connectOrm, type Orm } from '../db/orm.js';
+import { EngineCatalog } from '../engines/pool.js';
 import { closeQueues, createQueues, type QueueSet, redisConnection } from '../jobs/queues.js';
 import type { Logger } from '../lib/logger.js';
 import { createSearchIndex } from '../search/create.js';
@@ -20,6 +21,8 @@ export interface AppContext {
   staging: Staging;
   search: SearchIndex;
   uploadEvents: UploadEvents;
+  /** Conversion engines installed here, with versions, found once at start. */
+  engineCatalog: EngineCatalog;
 }
 
 export async function createAppContext(config: AppContext['config'], log: Logger): Promise<AppContext> {
@@ -29,6 +32,8 @@ export async function createAppContext(config: AppContext['config'], log: Logger
   const queues = createQueues(redis, config.queuePrefix);
   const search = createSearchIndex(config, orm, log);
   await search.prepare();
+  const engineCatalog = await EngineCatalog.detect(config.engines);
+  engineCatalog.report(log);
   return {
     config,
     log,
@@ -39,6 +44,7 @@ export async function createAppContext(config: AppContext['config'], log: Logger
     staging: new Staging(config.stagingDir),
     search,
     uploadEvents: new UploadEvents(config.databaseUrl, log),
+    engineCatalog,
   };
 }
 

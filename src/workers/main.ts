@@ -1,6 +1,7 @@
 import { type Job, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { QueueName } from '../config/index.js';
+import { EnginePool } from '../engines/pool.js';
 import type { JobDefinition } from '../jobs/define.js';
 import { redisConnection } from '../jobs/queues.js';
 import { checkRegistry, JOBS } from '../jobs/registry.js';
@@ -11,6 +12,7 @@ import { registerBackupSchedule, registerSchedules } from './scheduler.js';
 export interface WorkerSet {
   workers: Worker[];
   cpu: CpuPool;
+  engines: EnginePool;
   /** Stops taking jobs, lets active ones finish (up to the shutdown timeout), then closes the pool. */
   close(): Promise<void>;
 }
@@ -19,6 +21,13 @@ export interface WorkerSet {
 export async function startWorkers(ctx: AppContext, queues: readonly QueueName[]): Promise<WorkerSet> {
   const registry = checkRegistry(JOBS);
   const cpu = new CpuPool(ctx.config.parseThreads, ctx.config.parseTimeoutMs, ctx.config.parseMaxMemoryMb);
+  const engines = new EnginePool(ctx.engineCatalog, ctx.config.engines, ctx.log);
+  // Long-lived engines (ChimeraX) start now, so the first conversion does not wait for them.
+  if (queues.includes('convert')) {
+    await engines.warm().catch((error) => ctx.log.error({ err: error }, 'could not start the long-lived engines'));
+    const swept = await engines.sweepScratch().catch(() => []);
+    if (swept.length > 0) ctx.log.info({ swept }, 'removed scratch directories a crashed worker left behind');
+  }
   const workers: Worker[] = [];
   const connections: Redis[] = [];
   for (const queue of queues) {
@@ -28,7 +37,7 @@ export async function startWorkers(ctx: AppContext, queues: readonly QueueName[]
       const parsed = definition.data.safeParse(job.data);
       if (!parsed.success) throw new UnrecoverableError(`job data is invalid: ${parsed.error.message}`);
       const em = ctx.orm.em.fork();
-      return definition.handle(parsed.data as never, { ...ctx, cpu, em, job });
+      return definition.handle(parsed.data as never, { ...ctx, cpu, engines, em, job });
     };
     // BullMQ treats a passed-in connection as shared and leaves it open: close() below ends it.
     const connection = redisConnection(ctx.config.redisUrl);
@@ -50,7 +59,7 @@ export async function startWorkers(ctx: AppContext, queues: readonly QueueName[]
       ctx.log[final ? 'warn' : 'info']({ queue, jobId: job.id, attempts: job.attemptsMade, err: error.message }, final ? 'job failed' : 'job will retry');
       if (final && definition?.onFinalFailure && !(error instanceof UnrecoverableError || error.name === 'UnrecoverableError')) {
         definition
-          .onFinalFailure(job.data, error, { ...ctx, cpu, em: ctx.orm.em.fork() })
+          .onFinalFailure(job.data, error, { ...ctx, cpu, engines, em: ctx.orm.em.fork() })
           .catch((e) => ctx.log.error({ err: e }, 'recording a job failure failed'));
       }
     });
@@ -71,9 +80,10 @@ export async function startWorkers(ctx: AppContext, queues: readonly QueueName[]
         await Promise.all(workers.map((w) => w.close(true)));
       }
       for (const connection of connections) connection.disconnect();
+      await engines.close();
       await cpu.close();
     })();
     return closing;
   };
-  return { workers, cpu, close };
+  return { workers, cpu, engines, close };
 }

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
+import type { InspectResult, InspectTask } from '../../engines/inspect.js';
 import type { StructuralDiff } from '../../formats/diff.js';
 import type { ParseOutcome } from '../../formats/types.js';
 import type { DiffTask, IngestResult, IngestTask, ParseTask } from './tasks.js';
@@ -43,6 +44,11 @@ export class CpuPool {
 
   diff(task: DiffTask): Promise<StructuralDiff> {
     return this.run<StructuralDiff>('diff', task, 'Comparing the two versions');
+  }
+
+  /** A conversion's output parsed and checked, with its bonds and charges (or only those). */
+  inspect(task: InspectTask): Promise<InspectResult> {
+    return this.run<InspectResult>('inspect', task, 'Reading the converted structure');
   }
 
   private async run<T>(name: string, task: unknown, what: string): Promise<T> {

@@ -7,3 +7,5 @@ const tasks = await import('./tasks.ts');
 export const ingest = (task) => tasks.ingest(task);
 export const parse = (task) => tasks.parse(task);
 export const diff = (task) => tasks.diff(task);
+// Loaded on first use, so threads that only ingest and parse start as fast as before.
+export const inspect = async (task) => (await import('../../engines/inspect.ts')).inspect(task);

@@ -6,6 +6,7 @@ import type { User } from '../../../entities/User.js';
 import { jobNameFromId } from '../../../jobs/define.js';
 import { jobDefinition } from '../../../jobs/registry.js';
 import type { AppContext } from '../../../services/context.js';
+import { userHasBlob } from '../../../services/derivations.js';
 import { notFound } from '../../errors.js';
 import { errorSchema } from '../../openapi.js';
 import { route } from '../../route.js';
@@ -31,8 +32,11 @@ async function findJob(app: AppContext, id: string, user: User): Promise<Job | u
   if (!definition) return undefined;
   const job = await app.queues[definition.queue].getJob(id);
   if (!job) return undefined;
-  if (user.role !== 'admin' && (job.data as { ownerId?: string }).ownerId !== user.id) return undefined;
-  return job;
+  if (user.role === 'admin' || (job.data as { ownerId?: string }).ownerId === user.id) return job;
+  // A conversion is shared by everyone who stores its source: each of them may follow it.
+  const source = (job.data as { sourceSha256?: string }).sourceSha256;
+  if (job.name === 'convert' && source && (await userHasBlob(app.orm.em.fork(), user.id, source))) return job;
+  return undefined;
 }
 
 async function presentJob(job: Job) {

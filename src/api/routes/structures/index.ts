@@ -5,7 +5,7 @@ import { Blob } from '../../../entities/Blob.js';
 import { Structure } from '../../../entities/Structure.js';
 import { StructureVersion } from '../../../entities/StructureVersion.js';
 import { sessionConversionRefusal } from '../../../formats/session.js';
-import { FORMAT_LABELS, FORMATS, type Format, MEDIA_TYPES } from '../../../formats/types.js';
+import { FORMATS, type Format, MEDIA_TYPES } from '../../../formats/types.js';
 import type { AppContext } from '../../../services/context.js';
 import { enqueueIndex } from '../../../services/indexing.js';
 import { mergePatch } from '../../../services/metadata.js';
@@ -19,6 +19,7 @@ import { errorSchema } from '../../openapi.js';
 import { route } from '../../route.js';
 import { checkedMetadata } from '../metadata/check.js';
 import { findOwnProject } from '../projects/index.js';
+import { derivativeFor, setDerivationHeaders } from './conversion.js';
 import { presentStructure, presentStructures } from './present.js';
 import {
   acceptedSchema,
@@ -292,15 +293,21 @@ export function structureRoutes(app: AppContext): Router {
     {
       method: 'get',
       path: '/v1/structures/:id/download',
-      summary: 'Download a version (default: current) in its original format; supports ETag and Range',
+      summary: 'Download a version (default: current) in its original format or converted (?format=); supports ETag and Range',
       tag,
       params: idParams,
       query: downloadQuery,
       responses: {
-        200: { description: 'The original bytes', contentType: 'application/octet-stream' },
+        200: {
+          description:
+            'The original bytes, or the converted file (X-Molvault-Engine: engine and version; X-Molvault-Conversion-Loss: what the conversion lost)',
+          contentType: 'application/octet-stream',
+        },
+        202: { description: 'The conversion is under way: poll the job (Location header)' },
         206: { description: 'The requested range', contentType: 'application/octet-stream' },
         304: { description: 'Not modified (If-None-Match)' },
-        415: { description: 'No engine can produce that format', schema: errorSchema },
+        415: { description: 'No installed engine can produce that format (the message names the engine that would)', schema: errorSchema },
+        422: { description: 'The conversion failed (the engine could not read the file, or wrote something unreadable)', schema: errorSchema },
         416: { description: 'Range not satisfiable', schema: errorSchema },
       },
     },
@@ -314,26 +321,29 @@ export function structureRoutes(app: AppContext): Router {
           : null;
       if (!version) throw notFound('version');
       const wanted = query.format?.toLowerCase();
+      let blobSha256 = version.blob;
+      let format = version.format as Format;
+      let filename = version.filename.replace(/\.(gz|bz2)$/i, '');
       if (wanted && wanted !== 'original' && wanted !== version.format) {
         if (!(FORMATS as readonly string[]).includes(wanted)) {
           throw new ApiError(400, 'unknown_format', `"${query.format}" is not a format name; use one of ${FORMATS.join(', ')}.`);
         }
         const sessionRefusal = sessionConversionRefusal(version.format, wanted);
         if (sessionRefusal) throw new ApiError(sessionRefusal.status, sessionRefusal.code, sessionRefusal.message, { from: version.format, to: wanted });
-        throw new ApiError(
-          415,
-          'conversion_unavailable',
-          `This server cannot convert ${FORMAT_LABELS[version.format as Format] ?? version.format} to ${FORMAT_LABELS[wanted as Format]} yet; download the original (${version.format}).`,
-          { from: version.format, to: wanted },
-        );
+        const derivation = await derivativeFor(app, koa, em, user.id, version, wanted as Format);
+        if (!derivation) return undefined; // 202: the conversion is under way
+        setDerivationHeaders(koa, derivation);
+        blobSha256 = derivation.blob;
+        format = wanted as Format;
+        filename = `${filename.replace(/\.[A-Za-z0-9]{1,5}$/, '')}.${format}`;
       }
-      const blob = await em.findOneOrFail(Blob, { sha256: version.blob });
+      const blob = await em.findOneOrFail(Blob, { sha256: blobSha256 });
       const etag = `"${blob.sha256}"`;
       koa.set('ETag', etag);
       koa.set('Accept-Ranges', 'bytes');
       koa.set('Cache-Control', 'private, max-age=31536000, immutable');
-      koa.set('Content-Disposition', `attachment; filename="${version.filename.replace(/\.(gz|bz2)$/i, '').replace(/["\\\r\n]/g, '_')}"`);
-      koa.type = MEDIA_TYPES[version.format as Format] ?? 'application/octet-stream';
+      koa.set('Content-Disposition', `attachment; filename="${filename.replace(/["\\\r\n]/g, '_')}"`);
+      koa.type = MEDIA_TYPES[format] ?? 'application/octet-stream';
       const ifNoneMatch = koa.get('if-none-match');
       if (ifNoneMatch && ifNoneMatch.split(',').some((t) => t.trim() === etag || t.trim() === '*')) {
         koa.status = 304;

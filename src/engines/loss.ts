@@ -1,0 +1,85 @@
+import { FORMAT_LABELS, type Format, type StructureSummary } from '../formats/types.js';
+import type { ChemistryFacts } from './inspect.js';
+
+type Value = number | string | boolean | null;
+
+export interface LossChange {
+  property: string;
+  /** lost: the output lacks what the source had; changed: both have it, differently; added: only the output has it. */
+  kind: 'lost' | 'changed' | 'added';
+  source: Value;
+  output: Value;
+  /** Why, when the target format is the reason (it cannot hold the property). */
+  note?: string;
+}
+
+/** What a conversion changed, compared on the source summary and the parsed output. */
+export interface LossReport {
+  from: Format;
+  to: Format;
+  /** True when something the source had is missing or different in the output (additions do not count). */
+  lossy: boolean;
+  changes: LossChange[];
+  /** Properties that were compared and agree. */
+  kept: string[];
+  /** Properties one side does not record, so they could not be compared. */
+  notCompared: string[];
+}
+
+export interface Side {
+  format: Format;
+  summary: StructureSummary;
+  chemistry: ChemistryFacts;
+}
+
+const SUMMARY_PROPERTIES = ['atoms', 'models', 'chains', 'residues', 'molecules', 'formula'] as const;
+const CHEMISTRY_PROPERTIES = ['bonds', 'formalCharge', 'chargedAtoms', 'partialCharges'] as const;
+
+/** Compares source and output: atoms, models, chains, residues, molecules, formula, bonds, charges. */
+export function lossReport(source: Side, output: Side): LossReport {
+  const changes: LossChange[] = [];
+  const kept: string[] = [];
+  const notCompared: string[] = [];
+  const compare = (property: string, a: Value | undefined, b: Value | undefined, outputHasNone: boolean) => {
+    if (a === undefined || (b === undefined && !outputHasNone)) {
+      notCompared.push(property);
+      return;
+    }
+    const out = b === undefined ? null : b;
+    if (a === out) {
+      kept.push(property);
+      return;
+    }
+    const absent = (v: Value) => v === null || v === false;
+    // Nothing to lose: the source did not have it either.
+    if ((absent(a) || a === 0) && out === null) {
+      kept.push(property);
+      return;
+    }
+    changes.push({
+      property,
+      kind: absent(a) ? 'added' : out === null ? 'lost' : 'changed',
+      source: a,
+      output: out,
+      ...(out === null ? { note: `${FORMAT_LABELS[output.format]} files cannot hold ${property === 'bonds' ? 'bonds' : 'this'}.` } : {}),
+    });
+  };
+  for (const property of SUMMARY_PROPERTIES) {
+    compare(property, source.summary[property], output.summary[property], false);
+  }
+  for (const property of CHEMISTRY_PROPERTIES) {
+    const b = output.chemistry[property];
+    compare(property, source.chemistry[property], b, b === null);
+  }
+  return { from: source.format, to: output.format, lossy: changes.some((c) => c.kind !== 'added'), changes, kept, notCompared };
+}
+
+/** The loss report in one header line: `none`, or `bonds=21->none; formula=C9 H8 O4->C9 O4`. */
+export function lossHeader(report: LossReport): string {
+  if (report.changes.length === 0) return 'none';
+  const show = (v: Value) => (v === null ? 'none' : String(v));
+  return report.changes
+    .map((c) => `${c.property}=${show(c.source)}->${show(c.output)}`)
+    .join('; ')
+    .replace(/[^\x20-\x7e]/g, '?');
+}
