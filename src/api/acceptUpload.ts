@@ -8,10 +8,11 @@ import { FORMATS, type Format } from '../formats/types.js';
 import { enqueue } from '../jobs/enqueue.js';
 import { ingestJob } from '../jobs/handlers/ingest.js';
 import type { AppContext } from '../services/context.js';
+import { QuotaExceededError, releaseReservation, reserve, shrinkReservation } from '../services/quota.js';
 import { serializeUpload } from '../services/serialize.js';
 import { preferWaitSeconds, waitFor } from './common.js';
 import { ApiError } from './errors.js';
-import { receiveUpload } from './receiveUpload.js';
+import { type QuotaHold, receiveUpload } from './receiveUpload.js';
 import { presentStructure } from './routes/structures/present.js';
 
 const FORMAT_ALIASES: Record<string, Format> = { mmcif: 'cif', ent: 'pdb', sd: 'sdf' };
@@ -63,7 +64,17 @@ function parseFields(fields: Record<string, string[]>) {
  */
 export async function acceptUpload(app: AppContext, koa: Context, user: User, target: { projectId: string; structureId?: string }): Promise<void> {
   const uploadId = randomUUID();
-  const received = await receiveUpload(koa, app.staging, uploadId, app.config.maxUploadBytes);
+  const quota = quotaHold(app, user.id, uploadId);
+  const release = () => releaseReservation(app.orm.em.fork(), uploadId);
+  let received: Awaited<ReturnType<typeof receiveUpload>>;
+  try {
+    received = await receiveUpload(koa, app.staging, uploadId, app.config.maxUploadBytes, quota);
+    // Held from here until the upload ends: exactly the bytes received (ingest adjusts it to the content).
+    await shrinkReservation(app.orm.em.fork(), uploadId, received.bytes);
+  } catch (error) {
+    await release();
+    throw error;
+  }
   let params: ReturnType<typeof parseFields>;
   try {
     params = parseFields(received.fields);
@@ -72,10 +83,11 @@ export async function acceptUpload(app: AppContext, koa: Context, user: User, ta
     // Uncompressed content can be judged right away; compressed content is judged once unpacked.
     if (!sniffCompression(received.head)) {
       const sniff = sniffFormat(received.head);
-      if (!sniff.format) throw new ApiError(415, 'unsupported_format', sniff.reason, { supported: FORMATS.filter((f) => f !== 'cxs') });
+      if (!sniff.format) throw new ApiError(415, 'unsupported_format', sniff.reason, { supported: FORMATS });
     }
   } catch (error) {
     await app.staging.remove(uploadId);
+    await release();
     throw error;
   }
   const { format, ...rest } = params;
@@ -107,6 +119,7 @@ export async function acceptUpload(app: AppContext, koa: Context, user: User, ta
     await em.flush();
   } catch (error) {
     await app.staging.remove(uploadId);
+    await release();
     throw error;
   }
   try {
@@ -115,6 +128,14 @@ export async function acceptUpload(app: AppContext, koa: Context, user: User, ta
     // The upload is recorded in Postgres and its file staged: the reconcile schedule will pick it up.
     app.log.error({ err: error, uploadId }, 'could not enqueue ingest; the upload stays received');
   }
+  await answerUpload(app, koa, uploadId, upload.structureId, 'received');
+}
+
+/**
+ * Answers for an upload in the pipeline: 202 with where to poll, or, with `Prefer: wait=N` and the
+ * pipeline done in time, 201 with the structure (or the refusal's status and reason).
+ */
+export async function answerUpload(app: AppContext, koa: Context, uploadId: string, structureId: string, state: string): Promise<void> {
   const waitSeconds = preferWaitSeconds(koa.get('prefer'));
   if (waitSeconds > 0) {
     const done = await waitFor(
@@ -141,7 +162,21 @@ export async function acceptUpload(app: AppContext, koa: Context, user: User, ta
   }
   koa.status = 202;
   koa.set('Location', `/v1/uploads/${uploadId}`);
-  koa.body = { upload: { id: uploadId, state: 'received' }, structure: { id: upload.structureId } };
+  koa.body = { upload: { id: uploadId, state }, structure: { id: structureId } };
+}
+
+/** The upload's hold on its owner's quota; a refusal becomes the 507 answer. */
+function quotaHold(app: AppContext, userId: string, uploadId: string): QuotaHold {
+  return {
+    async reserve(needed, wanted) {
+      try {
+        return await reserve(app.orm.em.fork(), { userId, uploadId, needed, wanted });
+      } catch (error) {
+        if (error instanceof QuotaExceededError) throw new ApiError(507, error.code, error.message, error.details);
+        throw error;
+      }
+    },
+  };
 }
 
 /** The last path component, without control characters, at most 255 characters. */

@@ -6,6 +6,8 @@ import { createMetrics } from './metrics.js';
 import { requireUser } from './middleware/auth.js';
 import { errorHandler, jsonBody } from './middleware/errors.js';
 import { rateLimit } from './middleware/rateLimit.js';
+import { adminUserRoutes } from './routes/adminUsers/index.js';
+import { draftRoutes } from './routes/drafts/index.js';
 import { healthRoutes } from './routes/health/index.js';
 import { historyRoutes } from './routes/history/index.js';
 import { jobRoutes } from './routes/jobs/index.js';
@@ -13,6 +15,7 @@ import { projectRoutes } from './routes/projects/index.js';
 import { searchRoutes } from './routes/search/index.js';
 import { structureRoutes } from './routes/structures/index.js';
 import { uploadRoutes } from './routes/uploads/index.js';
+import { usageRoutes } from './routes/usage/index.js';
 
 /** Builds the Koa application (no listen): health, metrics, docs, Bull Board and the /v1 API. */
 export function createApp(app: AppContext): Koa {
@@ -26,7 +29,17 @@ export function createApp(app: AppContext): Koa {
 
   const v1 = new Router();
   v1.use('/v1', requireUser(app), rateLimit(app));
-  for (const routes of [projectRoutes(app), structureRoutes(app), uploadRoutes(app), jobRoutes(app), searchRoutes(app), historyRoutes(app)]) {
+  for (const routes of [
+    projectRoutes(app),
+    structureRoutes(app),
+    uploadRoutes(app),
+    jobRoutes(app),
+    searchRoutes(app),
+    draftRoutes(app),
+    usageRoutes(app),
+    adminUserRoutes(app),
+    historyRoutes(app),
+  ]) {
     v1.use(routes.routes(), routes.allowedMethods());
   }
   koa.use(jsonBody());

@@ -4,6 +4,7 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import busboy from 'busboy';
 import type { Context } from 'koa';
+import { formatBytes } from '../lib/bytes.js';
 import { fsyncPath } from '../lib/fsync.js';
 import type { Staging } from '../storage/staging.js';
 import { ApiError } from './errors.js';
@@ -19,38 +20,46 @@ export interface ReceivedUpload {
 }
 
 const HEAD_BYTES = 64 * 1024;
+/** Without a Content-Length, quota is reserved in steps of this size as the bytes arrive. */
+const RESERVE_STEP_BYTES = 8 * 1024 * 1024;
+
+/** Holds quota for the upload: at least `needed` bytes (or throws the 507), up to `wanted`; returns what it holds. */
+export interface QuotaHold {
+  reserve(needed: number, wanted: number): Promise<number>;
+}
 const MULTIPART_OVERHEAD = 1024 * 1024;
 
 function tooLarge(max: number) {
   return new ApiError(413, 'file_too_large', `The file is larger than the ${formatBytes(max)} this server accepts.`, { maxBytes: max });
 }
 
-export function formatBytes(n: number): string {
-  const units = ['bytes', 'KB', 'MB', 'GB', 'TB'];
-  let value = n;
-  let unit = 0;
-  while (value >= 1000 && unit < units.length - 1) {
-    value /= 1000;
-    unit++;
-  }
-  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
-}
-
 /**
  * Streams one uploaded file into staging (never into memory), counting bytes and stopping at
  * `maxBytes`. Accepts multipart/form-data (field `file` plus text fields) or a raw body.
+ * With `quota`, the declared Content-Length is reserved before a byte is stored (or, without one,
+ * the bytes as they arrive), and a refusal stops the stream at once.
  * On any refusal the staging directory is removed before the error propagates.
  */
-export async function receiveUpload(ctx: Context, staging: Staging, uploadId: string, maxBytes: number): Promise<ReceivedUpload> {
+export async function receiveUpload(ctx: Context, staging: Staging, uploadId: string, maxBytes: number, quota?: QuotaHold): Promise<ReceivedUpload> {
   const declared = Number(ctx.get('content-length') || 0);
   if (declared > maxBytes + MULTIPART_OVERHEAD) {
     drain(ctx);
     throw tooLarge(maxBytes);
   }
+  let reserved = 0;
+  if (quota && declared > 0) {
+    try {
+      reserved = await quota.reserve(declared, declared);
+    } catch (error) {
+      drain(ctx);
+      throw error;
+    }
+  }
+  const limits: StreamLimits = { maxBytes, quota, reserved };
   const target = await staging.create(uploadId);
   try {
-    if (ctx.is('multipart/form-data')) return await receiveMultipart(ctx, target, maxBytes);
-    return await receiveRaw(ctx, target, maxBytes);
+    if (ctx.is('multipart/form-data')) return await receiveMultipart(ctx, target, limits);
+    return await receiveRaw(ctx, target, limits);
   } catch (error) {
     await staging.remove(uploadId);
     drain(ctx);
@@ -73,29 +82,53 @@ interface MeterState {
 
 const newMeterState = (): MeterState => ({ bytes: 0, head: [], headBytes: 0, hash: createHash('sha256') });
 
-/** Counts, hashes and keeps the first bytes of a stream on its way to disk; refuses past maxBytes. */
-function meter(maxBytes: number, state: MeterState) {
+interface StreamLimits {
+  maxBytes: number;
+  quota?: QuotaHold;
+  /** Quota held so far. */
+  reserved: number;
+}
+
+/**
+ * Counts, hashes and keeps the first bytes of a stream on its way to disk; refuses past maxBytes,
+ * and past the quota: a chunk beyond what is reserved waits for more to be reserved before it is written.
+ */
+function meter(limits: StreamLimits, state: MeterState) {
   return new Transform({
     transform(chunk: Buffer, _encoding, callback) {
       state.bytes += chunk.length;
-      if (state.bytes > maxBytes) {
-        callback(tooLarge(maxBytes));
+      if (state.bytes > limits.maxBytes) {
+        callback(tooLarge(limits.maxBytes));
         return;
       }
-      state.hash.update(chunk);
-      if (state.headBytes < HEAD_BYTES) {
-        const part = chunk.subarray(0, HEAD_BYTES - state.headBytes);
-        state.head.push(part);
-        state.headBytes += part.length;
+      if (limits.quota && state.bytes > limits.reserved) {
+        limits.quota.reserve(state.bytes, Math.min(limits.maxBytes, state.bytes + RESERVE_STEP_BYTES)).then(
+          (granted) => {
+            limits.reserved = granted;
+            pass(chunk, state, callback);
+          },
+          (error) => callback(error),
+        );
+        return;
       }
-      callback(null, chunk);
+      pass(chunk, state, callback);
     },
   });
 }
 
-async function receiveRaw(ctx: Context, target: string, maxBytes: number): Promise<ReceivedUpload> {
+function pass(chunk: Buffer, state: MeterState, callback: (error?: Error | null, data?: Buffer) => void) {
+  state.hash.update(chunk);
+  if (state.headBytes < HEAD_BYTES) {
+    const part = chunk.subarray(0, HEAD_BYTES - state.headBytes);
+    state.head.push(part);
+    state.headBytes += part.length;
+  }
+  callback(null, chunk);
+}
+
+async function receiveRaw(ctx: Context, target: string, limits: StreamLimits): Promise<ReceivedUpload> {
   const state = newMeterState();
-  await pipeline(ctx.req, meter(maxBytes, state), createWriteStream(target));
+  await pipeline(ctx.req, meter(limits, state), createWriteStream(target));
   await fsyncPath(target); // answered 202, it must survive a crash of the machine
   const fields: Record<string, string[]> = {};
   for (const [key, value] of Object.entries(ctx.query)) {
@@ -106,7 +139,7 @@ async function receiveRaw(ctx: Context, target: string, maxBytes: number): Promi
   return { fields, filename, bytes: state.bytes, sha256: state.hash.digest('hex'), head: Buffer.concat(state.head) };
 }
 
-function receiveMultipart(ctx: Context, target: string, maxBytes: number): Promise<ReceivedUpload> {
+function receiveMultipart(ctx: Context, target: string, limits: StreamLimits): Promise<ReceivedUpload> {
   return new Promise((resolve, reject) => {
     const fields: Record<string, string[]> = {};
     let parser: busboy.Busboy;
@@ -133,7 +166,7 @@ function receiveMultipart(ctx: Context, target: string, maxBytes: number): Promi
         return;
       }
       const state = newMeterState();
-      fileDone = pipeline(stream, meter(maxBytes, state), createWriteStream(target))
+      fileDone = pipeline(stream, meter(limits, state), createWriteStream(target))
         .then(() => fsyncPath(target)) // answered 202, it must survive a crash of the machine
         .then(() => ({
           filename: info.filename || 'upload',

@@ -6,9 +6,12 @@ import { ApiToken } from '../entities/ApiToken.js';
 import { User } from '../entities/User.js';
 import { createLogger, type Logger } from '../lib/logger.js';
 import { bootstrapServices, type Services } from '../runtime/bootstrap.js';
+import { createSearchIndex } from '../search/create.js';
 import { createToken, createUser, serializeUser } from '../services/auth.js';
 import { closeAppContext, createAppContext } from '../services/context.js';
+import { reindexAll } from '../services/searchMaintenance.js';
 import { startWorkers } from '../workers/main.js';
+import { progressBar } from './progress.js';
 
 const USAGE = `molvault — storage for molecular structures
 
@@ -17,6 +20,8 @@ Usage:
   molvault api                       the HTTP API only
   molvault worker [--queues a,b]     job workers (default: all queues: ${QUEUE_NAMES.join(', ')})
   molvault migrate                   apply database migrations
+  molvault reindex [--backend postgres|typesense]
+                                     rebuild the search index from Postgres (default: the configured backend)
   molvault user create --email E [--name N] [--admin] [--quota 10GB]
   molvault token create --email E [--name N] [--expires 30d]
 
@@ -132,6 +137,28 @@ export async function main(argv: string[]): Promise<void> {
           }
         });
         return;
+      case 'reindex': {
+        const { values } = parseArgs({ args: [sub, ...rest].filter(Boolean) as string[], options: { backend: { type: 'string' } } });
+        const backend = values.backend ?? config.searchBackend;
+        if (backend !== 'postgres' && backend !== 'typesense') throw new UsageError(`--backend must be postgres or typesense, not "${backend}"`);
+        if (backend === 'typesense' && !config.typesense) throw new UsageError('--backend typesense needs TYPESENSE_URL (and TYPESENSE_API_KEY)');
+        await withServices(config, log, async ({ databaseUrl }) => {
+          const orm = await connectOrm(databaseUrl, log);
+          const index = createSearchIndex(config, orm, log, backend);
+          try {
+            await index.prepare();
+            const bar = progressBar(`reindexing into ${backend}:`);
+            const started = Date.now();
+            const result = await reindexAll(orm.em.fork(), index, ({ done, total }) => bar.update(done, total));
+            bar.finish();
+            print({ backend, ...result, seconds: Math.round((Date.now() - started) / 100) / 10 });
+          } finally {
+            await index.close();
+            await orm.close();
+          }
+        });
+        return;
+      }
       case 'user':
       case 'token': {
         if (sub !== 'create') throw new UsageError(`unknown command: ${command} ${sub ?? ''}`);

@@ -73,6 +73,17 @@ const envSchema = z.object({
   REDIS_URL: optionalUrl,
   TYPESENSE_URL: optionalUrl,
   TYPESENSE_API_KEY: z.string().optional(),
+  /** The alias searches use; molvault creates versioned collections behind it. */
+  TYPESENSE_COLLECTION: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, dash and underscore only')
+    .default('molvault_structures'),
+  /** Which index serves searches; default Typesense when TYPESENSE_URL is set, else Postgres. */
+  SEARCH_BACKEND: z.enum(['postgres', 'typesense']).optional(),
+  /** How often the drift check compares the search index with Postgres. */
+  SEARCH_DRIFT_EVERY_MS: z.coerce.number().int().positive().default(3_600_000),
+  /** Structures whose documents the drift check compares each time. */
+  SEARCH_DRIFT_SAMPLE: z.coerce.number().int().min(0).default(500),
   DATA_DIR: z.string().default(path.resolve('data')),
   QUEUE_PREFIX: z
     .string()
@@ -104,6 +115,8 @@ const envSchema = z.object({
   /** Structures stay in the trash this long before the cleanup schedule purges them. */
   TRASH_RETENTION_DAYS: z.coerce.number().min(0).default(30),
   EMBEDDED_POSTGRES_PORT: z.coerce.number().int().min(1).max(65535).default(54329),
+  /** Drafts not saved for this many days are deleted by the cleanup schedule. */
+  DRAFT_RETENTION_DAYS: z.coerce.number().positive().default(30),
 });
 
 export type Config = ReturnType<typeof buildConfig>;
@@ -120,7 +133,10 @@ function buildConfig(env: z.infer<typeof envSchema>) {
     publicUrl: env.PUBLIC_URL,
     databaseUrl: env.DATABASE_URL,
     redisUrl: env.REDIS_URL,
-    typesense: env.TYPESENSE_URL ? { url: env.TYPESENSE_URL, apiKey: env.TYPESENSE_API_KEY ?? '' } : undefined,
+    typesense: env.TYPESENSE_URL ? { url: env.TYPESENSE_URL, apiKey: env.TYPESENSE_API_KEY ?? '', collection: env.TYPESENSE_COLLECTION } : undefined,
+    searchBackend: env.SEARCH_BACKEND ?? (env.TYPESENSE_URL ? 'typesense' : 'postgres'),
+    searchDriftEveryMs: env.SEARCH_DRIFT_EVERY_MS,
+    searchDriftSample: env.SEARCH_DRIFT_SAMPLE,
     dataDir,
     stagingDir: path.join(dataDir, 'staging'),
     blobDir: path.join(dataDir, 'blobs'),
@@ -141,6 +157,7 @@ function buildConfig(env: z.infer<typeof envSchema>) {
     reconcileAfterMs: env.RECONCILE_AFTER_MS,
     trashRetentionDays: env.TRASH_RETENTION_DAYS,
     embeddedPostgresPort: env.EMBEDDED_POSTGRES_PORT,
+    draftRetentionDays: env.DRAFT_RETENTION_DAYS,
   };
 }
 
@@ -156,6 +173,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const result = envSchema.safeParse(env);
   if (!result.success) {
     throw new ConfigError(result.error.issues.map((issue) => `${issue.path.join('.') || 'environment'}: ${issue.message}`));
+  }
+  if (result.data.SEARCH_BACKEND === 'typesense' && !result.data.TYPESENSE_URL) {
+    throw new ConfigError(['SEARCH_BACKEND: typesense needs TYPESENSE_URL (and TYPESENSE_API_KEY)']);
   }
   return { ...buildConfig(result.data), ...overrides };
 }

@@ -20,8 +20,8 @@ export function ormOptions(databaseUrl: string, log?: Logger): Options {
     allowGlobalContext: false,
     forceUtcTimezone: true,
     logger: (message) => log?.debug({ orm: message }),
-    // search_documents belongs to the Postgres search index (raw SQL), not to an entity.
-    schemaGenerator: { skipTables: ['search_documents'] },
+    // search_documents and search_terms belong to the Postgres search index (raw SQL), not to entities.
+    schemaGenerator: { skipTables: ['search_documents', 'search_terms'] },
     migrations: {
       path: MIGRATIONS_DIR,
       glob: '!(*.d).{js,ts}',

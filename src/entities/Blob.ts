@@ -11,6 +11,8 @@ export const Blob = defineEntity({
     storedSize: p.bigint('number'),
     mediaType: p.string().default('application/octet-stream'),
     createdAt: createdAtColumn(),
+    /** When garbage collection first found nothing referring to the blob; cleared when it is referenced again. */
+    orphanedAt: p.datetime().columnType('timestamptz').nullable(),
   },
 });
 export type Blob = InferEntity<typeof Blob>;

@@ -13,6 +13,8 @@ export const Project = defineEntity({
     description: p.text().default(''),
     tags: textArrayColumn(),
     metadata: jsonObjectColumn(),
+    /** Optional JSON schema the metadata of the project's structures must satisfy. */
+    metadataSchema: p.json<Record<string, unknown>>().columnType('jsonb').nullable(),
     /** Version pruning: keep the newest N versions of each structure (null: no count rule). */
     pruneKeepLast: p.integer().nullable(),
     /** Version pruning: keep versions younger than D days (null: no age rule). Pinned and current versions are always kept. */

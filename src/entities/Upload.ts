@@ -15,6 +15,8 @@ export interface UploadParams {
   tags?: string[];
   metadata?: Record<string, unknown>;
   message?: string;
+  /** A checkpoint of the structure's draft: the snapshot that stores it removes the draft. */
+  fromDraft?: boolean;
 }
 
 export interface UploadError {

@@ -1,11 +1,15 @@
 import { ApiToken } from './ApiToken.js';
 import { Blob } from './Blob.js';
+import { Draft } from './Draft.js';
 import { Project } from './Project.js';
+import { QuotaReservation } from './QuotaReservation.js';
+import { Relationship } from './Relationship.js';
 import { Structure } from './Structure.js';
 import { StructureVersion } from './StructureVersion.js';
 import { Upload } from './Upload.js';
 import { User } from './User.js';
+import { UserUsage } from './UserUsage.js';
 import { VersionDiff } from './VersionDiff.js';
 
-export { ApiToken, Blob, Project, Structure, StructureVersion, Upload, User, VersionDiff };
-export const entities = [User, ApiToken, Project, Blob, Structure, StructureVersion, Upload, VersionDiff];
+export { ApiToken, Blob, Draft, Project, QuotaReservation, Relationship, Structure, StructureVersion, Upload, User, UserUsage, VersionDiff };
+export const entities = [User, ApiToken, Project, Blob, Structure, StructureVersion, Upload, Draft, Relationship, QuotaReservation, UserUsage, VersionDiff];

@@ -1,5 +1,4 @@
 import { CIF, type CifFrame } from 'molstar/lib/mol-io/reader/cif.js';
-import { parseMol } from 'molstar/lib/mol-io/reader/mol/parser.js';
 import { parseMol2 } from 'molstar/lib/mol-io/reader/mol2/parser.js';
 import { parsePDB } from 'molstar/lib/mol-io/reader/pdb/parser.js';
 import type { ReaderResult } from 'molstar/lib/mol-io/reader/result.js';
@@ -8,12 +7,13 @@ import { parseXyz } from 'molstar/lib/mol-io/reader/xyz/parser.js';
 import type { Model, Trajectory } from 'molstar/lib/mol-model/structure.js';
 import { trajectoryFromCifCore } from 'molstar/lib/mol-model-formats/structure/cif-core.js';
 import { trajectoryFromCCD, trajectoryFromMmCIF } from 'molstar/lib/mol-model-formats/structure/mmcif.js';
-import { trajectoryFromMol } from 'molstar/lib/mol-model-formats/structure/mol.js';
 import { trajectoryFromMol2 } from 'molstar/lib/mol-model-formats/structure/mol2.js';
 import { trajectoryFromPDB } from 'molstar/lib/mol-model-formats/structure/pdb.js';
 import { trajectoryFromSdf } from 'molstar/lib/mol-model-formats/structure/sdf.js';
 import { trajectoryFromXyz } from 'molstar/lib/mol-model-formats/structure/xyz.js';
 import { Task } from 'molstar/lib/mol-task/index.js';
+import { type RecordScan, type RecordSpan, recordText, scanMol2, scanSdf, scanXyz } from './checks.js';
+import { inspectSessionBytes } from './session.js';
 import { summarizeModel } from './summarize.js';
 import { FORMAT_LABELS, type Format, type ParseOutcome, type Problem, type StructureSummary } from './types.js';
 
@@ -23,9 +23,43 @@ class ParseFailure extends Error {
   constructor(
     message: string,
     readonly line?: number,
+    /** Every problem found, when there is more than one (the message names the first). */
+    readonly problems?: Problem[],
   ) {
     super(message);
   }
+}
+
+/**
+ * The first sound record of a multi-record file. Broken records among sound ones become warnings
+ * (the file is kept, and the report says which records a reader will skip); a file with no sound
+ * record is refused with the problems of its records.
+ */
+function soundRecords(scan: RecordScan, format: Format, warnings: Problem[]): { first: RecordSpan; count: number } {
+  const label = FORMAT_LABELS[format];
+  if (scan.fileProblems.length > 0 && scan.records.every((r) => r.problems.length > 0)) {
+    const all = [...scan.records.flatMap((r) => r.problems), ...scan.fileProblems].slice(0, 20);
+    throw new ParseFailure(all[0].message, all[0].line, all);
+  }
+  const sound = scan.records.filter((r) => r.problems.length === 0);
+  if (sound.length === 0) {
+    const all = scan.records.flatMap((r) => r.problems).slice(0, 20);
+    if (all.length === 0) throw new ParseFailure(`The ${label} file holds no records.`);
+    throw new ParseFailure(all[0].message, all[0].line, all);
+  }
+  for (const bad of scan.records.filter((r) => r.problems.length > 0).slice(0, 20)) {
+    for (const p of bad.problems)
+      warnings.push({ ...p, code: `record_skipped_${p.code}`, message: `${p.message} This record is skipped; the others are read.` });
+  }
+  for (const p of scan.fileProblems) warnings.push({ ...p, message: `${p.message} The records before it are read.` });
+  return { first: sound[0], count: sound.length };
+}
+
+function recordExtra(record: RecordSpan): Partial<StructureSummary> {
+  const extra: Partial<StructureSummary> = {};
+  if (record.title) extra.title = record.title;
+  if (record.bonds !== undefined) extra.bonds = record.bonds;
+  return extra;
 }
 
 function unwrap<T>(result: ReaderResult<T>, label: string, warnings: Problem[]): T {
@@ -49,14 +83,8 @@ export async function parseStructure(text: string, format: Format): Promise<Pars
   const label = FORMAT_LABELS[format];
   try {
     if (format === 'cxs') {
-      return {
-        ok: false,
-        format,
-        status: 415,
-        code: 'unsupported_format',
-        message: 'ChimeraX sessions are recognised but this server does not store them yet.',
-        report: report(),
-      };
+      const bytes = Buffer.from(text, 'latin1');
+      return inspectSessionBytes(bytes, bytes.length);
     }
     const { trajectory, extra, molecules } = await readTrajectory(text, format, warnings);
     const noAtoms = `The ${label} file contains no atoms${format === 'pdb' ? ' (no ATOM or HETATM records)' : ''}.`;
@@ -65,7 +93,7 @@ export async function parseStructure(text: string, format: Format): Promise<Pars
       return { ok: false, format, status: 422, code: 'invalid_structure', message: noAtoms, report: report() };
     }
     const first = await Task.resolveInContext(trajectory.getFrameAtIndex(0));
-    const summary = summarizeModel(first, problems, warnings);
+    const summary = summarizeModel(first, problems, warnings, format === 'pdb' || format === 'cif' || format === 'bcif');
     summary.models = trajectory.frameCount;
     if (molecules !== undefined) summary.molecules = molecules;
     Object.assign(summary, headerInfo(first), extra);
@@ -79,6 +107,12 @@ export async function parseStructure(text: string, format: Format): Promise<Pars
   } catch (error) {
     const line = error instanceof ParseFailure ? error.line : undefined;
     const message = error instanceof ParseFailure ? error.message : `The ${label} reader failed: ${error instanceof Error ? error.message : String(error)}`;
+    if (error instanceof ParseFailure && error.problems) {
+      problems.push(...error.problems);
+      const more = error.problems.length > 1 ? ` (and ${error.problems.length - 1} more problem${error.problems.length > 2 ? 's' : ''})` : '';
+      const where = line !== undefined ? ` (line ${line})` : '';
+      return { ok: false, format, status: 422, code: 'invalid_structure', message: `${message}${where}${more}`, report: report() };
+    }
     problems.push({ code: 'parse_error', message: line !== undefined ? `${message} (line ${line})` : message, ...(line !== undefined ? { line } : {}) });
     return { ok: false, format, status: 422, code: 'invalid_structure', message: problems[problems.length - 1].message, report: report() };
   }
@@ -120,23 +154,32 @@ export async function readTrajectory(text: string, format: Format, warnings: Pro
       if (!frame) throw new ParseFailure('The BinaryCIF file has no data block.');
       return { trajectory: await trajectoryFromMmCIF(frame, file).run(), extra: cifResolution(frame) };
     }
-    case 'sdf': {
-      const sdf = unwrap(await parseSdf(text).run(), label, warnings);
-      if (sdf.compounds.length === 0) throw new ParseFailure('The SDF file contains no molecules.');
-      return { trajectory: await trajectoryFromSdf(sdf.compounds[0]).run(), extra: {}, molecules: sdf.compounds.length };
-    }
+    case 'sdf':
     case 'mol': {
-      const mol = unwrap(await parseMol(text).run(), label, warnings);
-      return { trajectory: await trajectoryFromMol(mol).run(), extra: {}, molecules: 1 };
+      // One reader for both: a MOL file is a one-record SDF, and Mol*'s MOL reader has no V3000.
+      const scan = scanSdf(text);
+      const { first, count } = soundRecords(scan, format, warnings);
+      const sdf = unwrap(await parseSdf(recordText(scan, first, '\n$$$$\n')).run(), label, warnings);
+      if (sdf.compounds.length === 0) throw new ParseFailure(`Record ${first.index} of the ${label} file could not be read.`, first.startLine + 1);
+      return { trajectory: await trajectoryFromSdf(sdf.compounds[0]).run(), extra: recordExtra(first), molecules: count };
     }
     case 'mol2': {
-      const mol2 = unwrap(await parseMol2(text, 'upload').run(), label, warnings);
-      if (mol2.structures.length === 0) throw new ParseFailure('The MOL2 file contains no molecules.');
-      return { trajectory: await trajectoryFromMol2(mol2).run(), extra: {}, molecules: mol2.structures.length };
+      const scan = scanMol2(text);
+      const { first, count } = soundRecords(scan, format, warnings);
+      const mol2 = unwrap(await parseMol2(recordText(scan, first, '\n'), 'upload').run(), label, warnings);
+      if (mol2.structures.length === 0) throw new ParseFailure(`Molecule ${first.index} of the MOL2 file could not be read.`, first.startLine + 1);
+      return { trajectory: await trajectoryFromMol2(mol2).run(), extra: recordExtra(first), molecules: count };
     }
     case 'xyz': {
-      const xyz = unwrap(await parseXyz(text).run(), label, warnings);
-      return { trajectory: await trajectoryFromXyz(xyz).run(), extra: {} };
+      const scan = scanXyz(text);
+      const { first } = soundRecords(scan, format, warnings);
+      // Frames are one trajectory: read the sound ones (all of them, unless the file breaks off).
+      const last = scan.records.filter((r) => r.problems.length === 0).at(-1) ?? first;
+      const frames = last.index === scan.records.length && scan.fileProblems.length === 0 ? text : scan.lines.slice(0, last.endLine).join('\n');
+      const xyz = unwrap(await parseXyz(frames).run(), label, warnings);
+      const extended = /Properties=/i.test(scan.lines[first.startLine + 1] ?? '');
+      const title = !extended && first.title && first.title.length <= 200 ? { title: first.title } : {};
+      return { trajectory: await trajectoryFromXyz(xyz).run(), extra: title };
     }
     default:
       throw new ParseFailure(`molvault has no reader for ${label}.`);

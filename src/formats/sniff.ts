@@ -1,3 +1,4 @@
+import { sniffSession } from './session.js';
 import type { Compression, Format } from './types.js';
 
 /** Compression by magic bytes. */
@@ -31,12 +32,14 @@ export function sniffFormat(head: Uint8Array): SniffResult {
       return { format: undefined, reason: `The file is ${signature.name}, not a molecular structure.` };
     }
   }
+  // Before the binary check: a session is binary after its header line, or LZ4-framed.
+  const session = sniffSession(head);
+  if (session) return session;
   if (looksLikeBinaryCif(head)) return { format: 'bcif', confidence: 'likely' };
   if (isMostlyBinary(head)) {
     return { format: undefined, reason: 'The file is binary data that molvault does not recognise as any structure format.' };
   }
   const text = new TextDecoder('latin1').decode(head);
-  if (text.startsWith('# ChimeraX Session version')) return { format: 'cxs', confidence: 'certain' };
   const lines = text.split(/\r?\n/);
   // Drop the last line: it may be cut in the middle.
   if (lines.length > 1 && !/\n$/.test(text)) lines.pop();
@@ -45,6 +48,8 @@ export function sniffFormat(head: Uint8Array): SniffResult {
 
   const firstContent = lines.find((l) => l.trim() !== '' && !l.startsWith('#'));
   if (firstContent && /^data_/i.test(firstContent.trim())) return { format: 'cif', confidence: 'certain' };
+
+  if (lines.every((l) => l.trim() === '')) return { format: undefined, reason: 'The file holds only blank lines.' };
 
   if (isMolfile(lines)) {
     const isMulti = lines.some((l) => l.startsWith('$$$$')) || lines.some((l) => /^>\s*</.test(l));
@@ -69,13 +74,18 @@ const PDB_RECORD =
 function isMolfile(lines: string[]): boolean {
   // Line 4 of a molfile is the counts line, ending in V2000 or V3000.
   const counts = lines[3];
-  return counts !== undefined && /V[23]000\s*$/.test(counts);
+  if (counts !== undefined && /V[23]000\s*$/.test(counts)) return true;
+  // A broken counts line still comes after the molfile's program line: 2 characters of user
+  // initials, 8 of program name, then the date and time (MMDDYYHHmm) and 2D or 3D.
+  return /^.{2}.{8}\d{10}[23]D/.test(lines[1] ?? '');
 }
 
 function isXyz(lines: string[]): boolean {
   if (!/^\s*\d+\s*$/.test(lines[0] ?? '')) return false;
-  const atomLines = lines.slice(2, 6).filter((l) => l.trim() !== '');
-  if (atomLines.length === 0) return Number(lines[0]) === 0;
+  // Line 2 is a free comment (extended XYZ puts Lattice= and Properties= there); the atoms follow.
+  const declared = Number(lines[0]);
+  const atomLines = lines.slice(2, 2 + Math.min(declared, 4)).filter((l) => l.trim() !== '');
+  if (atomLines.length === 0) return declared === 0;
   return atomLines.every(
     (l) => /^\s*[A-Za-z]{1,3}\d*\s+[-+0-9.eE]+\s+[-+0-9.eE]+\s+[-+0-9.eE]+/.test(l) || /^\s*\d+\s+[-+0-9.eE]+\s+[-+0-9.eE]+\s+[-+0-9.eE]+/.test(l),
   );

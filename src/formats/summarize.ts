@@ -1,4 +1,6 @@
+import { PolymerNames, WaterNames } from 'molstar/lib/mol-model/structure/model/types.js';
 import type { Model } from 'molstar/lib/mol-model/structure.js';
+import { atomicWeight } from './elements.js';
 import type { Problem, StructureSummary } from './types.js';
 
 const WATER = new Set(['HOH', 'WAT', 'DOD', 'H2O', 'SOL', 'TIP', 'TIP3', 'SPC']);
@@ -23,11 +25,20 @@ function normaliseElement(symbol: string): string {
   return s[0].toUpperCase() + s.slice(1).toLowerCase();
 }
 
+/** Sum of standard atomic weights; symbols that are not elements (?, X, LP) count as nothing. */
+export function molecularWeight(elements: Record<string, number>): number {
+  let total = 0;
+  for (const [symbol, count] of Object.entries(elements)) total += (atomicWeight(symbol) ?? 0) * count;
+  return Math.round(total * 1000) / 1000;
+}
+
 /**
  * Reads the counts, composition and bounds of one Mol* model. Problems found on the way
  * (non-finite coordinates, missing elements) are pushed onto `problems` / `warnings`.
+ * `residueChecks` turns on what only makes sense for residue-based formats (PDB, mmCIF):
+ * duplicate atoms within a residue and residues the file does not describe.
  */
-export function summarizeModel(model: Model, problems: Problem[], warnings: Problem[]): StructureSummary {
+export function summarizeModel(model: Model, problems: Problem[], warnings: Problem[], residueChecks = false): StructureSummary {
   const { atoms, residues, chains, residueAtomSegments, chainAtomSegments, index } = model.atomicHierarchy;
   const { x, y, z } = model.atomicConformation;
   const atomCount = atoms._rowCount;
@@ -71,12 +82,29 @@ export function summarizeModel(model: Model, problems: Problem[], warnings: Prob
 
   const entityTypes = model.entities.data.type;
   const ligandCounts = new Map<string, number>();
+  const components = model.properties.chemicalComponentMap;
+  const undescribed = new Set<string>();
+  let duplicates = 0;
+  let firstDuplicate: string | undefined;
   let waters = 0;
   let hasInsertionCodes = false;
+  const names = new Set<string>();
   for (let r = 0; r < residues._rowCount; r++) {
     if (!hasInsertionCodes && residues.pdbx_PDB_ins_code.value(r) !== '') hasInsertionCodes = true;
     const firstAtom = residueAtomSegments.offsets[r];
     const comp = atoms.label_comp_id.value(firstAtom);
+    if (residueChecks) {
+      const end = residueAtomSegments.offsets[r + 1];
+      names.clear();
+      for (let a = firstAtom; a < end; a++) {
+        const key = `${atoms.label_atom_id.value(a)}\u0000${atoms.label_alt_id.value(a)}`;
+        if (names.has(key)) {
+          duplicates++;
+          firstDuplicate ??= `${atoms.label_atom_id.value(a)} of ${comp} ${residues.auth_seq_id.value(r)}${residues.pdbx_PDB_ins_code.value(r)} in chain ${chains.auth_asym_id.value(chainAtomSegments.index[a])}`;
+        } else names.add(key);
+      }
+      if (!PolymerNames.has(comp) && !WaterNames.has(comp) && !components.get(comp)?.name) undescribed.add(comp);
+    }
     const chain = chainAtomSegments.index[firstAtom];
     const entity = index.getEntityFromChain(chain as never);
     const type = entity >= 0 ? entityTypes.value(entity) : undefined;
@@ -85,6 +113,19 @@ export function summarizeModel(model: Model, problems: Problem[], warnings: Prob
     } else if (type === 'non-polymer') {
       ligandCounts.set(comp, (ligandCounts.get(comp) ?? 0) + 1);
     }
+  }
+  if (duplicates > 0) {
+    warnings.push({
+      code: 'duplicate_atoms',
+      message: `${duplicates} atom(s) repeat a name (and alternate location) already used in their residue, e.g. ${firstDuplicate}.`,
+    });
+  }
+  if (undescribed.size > 0) {
+    const list = [...undescribed].slice(0, 10).join(', ');
+    warnings.push({
+      code: 'unknown_residues',
+      message: `${undescribed.size} residue type(s) are neither standard amino acids, nucleotides or water nor described in the file (no HETNAM or chem_comp name): ${list}${undescribed.size > 10 ? ', ...' : ''}.`,
+    });
   }
   const authChains = new Set<string>();
   for (let c = 0; c < chains._rowCount; c++) authChains.add(chains.auth_asym_id.value(c));
@@ -96,9 +137,15 @@ export function summarizeModel(model: Model, problems: Problem[], warnings: Prob
     residues: residues._rowCount,
     entities: model.entities.data._rowCount,
     waters,
-    ligands: [...ligandCounts.entries()].map(([name, count]) => ({ name, count })).sort((a, b) => b.count - a.count || a.name.localeCompare(b.name)),
+    ligands: [...ligandCounts.entries()]
+      .map(([name, count]) => {
+        const description = components.get(name)?.name?.trim();
+        return description && description !== '?' && description !== name ? { name, count, description } : { name, count };
+      })
+      .sort((a, b) => b.count - a.count || a.name.localeCompare(b.name)),
     elements,
     formula: hillFormula(elements),
+    molecularWeight: molecularWeight(elements),
     hasAltlocs,
     hasInsertionCodes,
   };

@@ -34,9 +34,14 @@ export interface StructureSummary {
   residues: number;
   entities?: number;
   waters?: number;
-  ligands?: { name: string; count: number }[];
+  /** Hetero groups other than water: `name` is the component id (HEM), `description` its chemical name where the file gives one. */
+  ligands?: { name: string; count: number; description?: string }[];
   elements?: Record<string, number>;
   formula?: string;
+  /** Sum of standard atomic weights of the first model's atoms (g/mol; hydrogens only as the file has them). */
+  molecularWeight?: number;
+  /** Bonds the file declares (SDF/MOL, MOL2: first record); absent for formats without a bond table. */
+  bonds?: number;
   title?: string;
   method?: string;
   resolution?: number;
@@ -46,9 +51,11 @@ export interface StructureSummary {
   hasInsertionCodes?: boolean;
   /** For CIF: which kind of CIF held the coordinates when not mmCIF. */
   dialect?: 'coreCIF' | 'chemical component';
-  /** Records in a multi-record file (SDF, MOL2). */
+  /** Readable records in a multi-record file (SDF, MOL2); `models` counts frames or MODELs. */
   molecules?: number;
   bounds?: { min: [number, number, number]; max: [number, number, number] };
+  /** ChimeraX sessions: the header's version, how the stored bytes are compressed, their size. */
+  session?: { version: number; compression: 'lz4' | 'none'; bytes: number };
 }
 
 export interface Problem {
@@ -67,5 +74,5 @@ export interface ValidationReport {
 }
 
 export type ParseOutcome =
-  | { ok: true; format: Format; kind: 'macromolecule' | 'small-molecule' | 'other'; summary: StructureSummary; report: ValidationReport }
+  | { ok: true; format: Format; kind: 'macromolecule' | 'small-molecule' | 'session' | 'other'; summary: StructureSummary; report: ValidationReport }
   | { ok: false; format?: Format; status: 415 | 422; code: string; message: string; report: ValidationReport };

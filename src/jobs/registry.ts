@@ -4,11 +4,22 @@ import { diffJob } from './handlers/diff.js';
 import { indexJob } from './handlers/index.js';
 import { ingestJob } from './handlers/ingest.js';
 import { reconcileJob } from './handlers/reconcile.js';
+import { searchDriftJob } from './handlers/searchDrift.js';
 import { snapshotJob } from './handlers/snapshot.js';
+import { usageJob } from './handlers/usage.js';
 import { validateJob } from './handlers/validate.js';
 
 /** Every job molvault runs. A worker refuses to start if this and the queue list disagree. */
-export const JOBS: JobDefinition<never>[] = [ingestJob, validateJob, snapshotJob, indexJob, reconcileJob, diffJob] as JobDefinition<never>[];
+export const JOBS: JobDefinition<never>[] = [
+  ingestJob,
+  validateJob,
+  snapshotJob,
+  indexJob,
+  reconcileJob,
+  searchDriftJob,
+  usageJob,
+  diffJob,
+] as JobDefinition<never>[];
 
 export class RegistryError extends Error {}
 

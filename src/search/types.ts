@@ -10,10 +10,13 @@ export interface SearchDocument {
   kind: StructureKind;
   format?: string;
   tags: string[];
+  /** Metadata values flattened to text (keys dropped, nested objects and arrays walked). */
   metadataText: string[];
   title?: string;
+  /** Experimental method, upper-cased as the PDB writes it ("X-RAY DIFFRACTION"). */
   method?: string;
   resolution?: number;
+  organism?: string;
   pdbId?: string;
   formula?: string;
   ligands: string[];
@@ -26,22 +29,50 @@ export interface SearchDocument {
   updatedAt: Date;
 }
 
+export const SEARCH_SORTS = [
+  'relevance',
+  'created',
+  '-created',
+  'updated',
+  '-updated',
+  'name',
+  '-name',
+  'atoms',
+  '-atoms',
+  'resolution',
+  '-resolution',
+] as const;
+export type SearchSort = (typeof SEARCH_SORTS)[number];
+
+export const SEARCH_FACETS = ['tag', 'kind', 'format', 'method'] as const;
+export type SearchFacet = (typeof SEARCH_FACETS)[number];
+
 export interface SearchQuery {
   ownerId: string;
   q?: string;
   tags?: string[];
+  /** `all` (default): every tag must be present; `any`: at least one. */
+  tagMode?: 'all' | 'any';
   kind?: StructureKind;
   format?: string;
   projectId?: string;
   atomsMin?: number;
   atomsMax?: number;
+  resolutionMin?: number;
   resolutionMax?: number;
+  /** Exact method, case-insensitive ("x-ray diffraction"). */
   method?: string;
-  includeDeleted?: boolean;
-  sort?: 'relevance' | 'created' | '-created' | 'name' | 'atoms';
-  facets?: ('tag' | 'kind' | 'format' | 'method')[];
+  createdFrom?: Date;
+  createdTo?: Date;
+  hasLigand?: boolean;
+  /** `exclude` (default) hides the trash, `include` shows it too, `only` shows nothing else. */
+  trash?: 'exclude' | 'include' | 'only';
+  /** Default: `relevance` with q, `-created` without. */
+  sort?: SearchSort;
+  facets?: readonly SearchFacet[];
   limit: number;
-  offset: number;
+  /** Opaque, issued by the same backend in `nextCursor`. */
+  cursor?: string;
 }
 
 export interface SearchHit {
@@ -53,13 +84,45 @@ export interface SearchHit {
 export interface SearchResult {
   hits: SearchHit[];
   total: number;
-  facets: Record<string, Record<string, number>>;
+  facets: Partial<Record<SearchFacet, Record<string, number>>>;
+  nextCursor: string | null;
 }
 
-/** One interface for both backends; only the index job writes. */
+/** A cursor that this backend did not issue, or one issued for another query's sort. */
+export class InvalidCursorError extends Error {
+  constructor() {
+    super('The cursor is not one this server issued for this sort; start again without it.');
+    this.name = 'InvalidCursorError';
+  }
+}
+
+export interface RebuildProgress {
+  done: number;
+  total: number;
+}
+
+/** One interface for both backends; only the index job (and `molvault reindex`) writes. */
 export interface SearchIndex {
   readonly backend: 'postgres' | 'typesense';
+  /** Creates what the backend needs (collection, alias); safe to call on every start. */
+  prepare(): Promise<void>;
   upsert(document: SearchDocument): Promise<void>;
+  /** Batched upsert, for reindexing. */
+  upsertMany(documents: SearchDocument[]): Promise<void>;
   delete(structureId: string): Promise<void>;
   search(query: SearchQuery): Promise<SearchResult>;
+  /** The stored documents for these ids (missing ids are absent from the map), to detect drift. */
+  get(structureIds: string[]): Promise<Map<string, SearchDocument>>;
+  /** Documents in the index, trashed ones included. */
+  count(): Promise<number>;
+  /** Every structure id in the index, in batches. */
+  ids(): AsyncIterable<string[]>;
+  /**
+   * Rebuilds the whole index from `batches` (every structure, in batches) without a moment in which
+   * searches see an empty or half-built index. Writes made while it runs are the caller's to replay.
+   */
+  rebuild(batches: AsyncIterable<SearchDocument[]>, total: number, onProgress?: (progress: RebuildProgress) => void): Promise<void>;
+  /** True when the stored schema is older than this code's (Typesense); a rebuild fixes it. */
+  needsRebuild(): Promise<boolean>;
+  close(): Promise<void>;
 }

@@ -25,6 +25,10 @@ export const BLOB_REFERENCE_SOURCES: BlobReferenceSource[] = [
             from structure_versions v join structures s on s.id = v.structure_id`,
   },
   {
+    name: 'drafts',
+    sql: `select d.owner_id, d.blob_sha256, 'drafts' as category from drafts d`,
+  },
+  {
     name: 'uploads in flight',
     sql: `select u.owner_id, u.blob_sha256, null::text as category
             from uploads u where u.blob_sha256 is not null and u.state in ('received', 'processing')`,

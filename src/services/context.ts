@@ -3,7 +3,7 @@ import type { Config } from '../config/index.js';
 import { connectOrm, type Orm } from '../db/orm.js';
 import { closeQueues, createQueues, type QueueSet, redisConnection } from '../jobs/queues.js';
 import type { Logger } from '../lib/logger.js';
-import { PostgresSearchIndex } from '../search/postgres.js';
+import { createSearchIndex } from '../search/create.js';
 import type { SearchIndex } from '../search/types.js';
 import { type BlobStore, LocalBlobStore } from '../storage/blobStore.js';
 import { Staging } from '../storage/staging.js';
@@ -27,6 +27,8 @@ export async function createAppContext(config: AppContext['config'], log: Logger
   const redis = redisConnection(config.redisUrl);
   redis.on('error', (error) => log.warn({ err: error }, 'redis connection error'));
   const queues = createQueues(redis, config.queuePrefix);
+  const search = createSearchIndex(config, orm, log);
+  await search.prepare();
   return {
     config,
     log,
@@ -35,7 +37,7 @@ export async function createAppContext(config: AppContext['config'], log: Logger
     queues,
     blobs: new LocalBlobStore(config.blobDir),
     staging: new Staging(config.stagingDir),
-    search: new PostgresSearchIndex(orm),
+    search,
     uploadEvents: new UploadEvents(config.databaseUrl, log),
   };
 }
@@ -43,6 +45,7 @@ export async function createAppContext(config: AppContext['config'], log: Logger
 export async function closeAppContext(ctx: AppContext): Promise<void> {
   await ctx.uploadEvents.close();
   await closeQueues(ctx.queues);
+  await ctx.search.close();
   ctx.redis.disconnect();
   await ctx.orm.close();
 }

@@ -58,7 +58,7 @@ export async function startWorkers(ctx: AppContext, queues: readonly QueueName[]
     workers.push(worker);
   }
   await Promise.all(workers.map((w) => w.waitUntilReady()));
-  if (queues.includes('cleanup')) await registerSchedules(ctx);
+  await registerSchedules(ctx, queues);
   ctx.log.info({ queues, threads: ctx.config.parseThreads }, 'workers started');
   let closing: Promise<void> | undefined;
   const close = () => {

@@ -1,21 +1,23 @@
 import { z } from 'zod';
-import { Structure } from '../../entities/Structure.js';
-import { StructureVersion } from '../../entities/StructureVersion.js';
 import { Upload } from '../../entities/Upload.js';
-import { buildSearchDocument } from '../../services/searchDocument.js';
+import { loadSearchDocuments } from '../../services/searchDocument.js';
 import { notifyUploadChanged } from '../../services/uploadEvents.js';
 import { defineJob } from '../define.js';
 
 const data = z.object({
   structureId: z.uuid(),
-  ownerId: z.uuid(),
+  /** Not needed (the structure names its owner); accepted from older enqueuers. */
+  ownerId: z.uuid().optional(),
   /** Set when an upload triggered the indexing: makes the job id deterministic per upload. */
   uploadId: z.uuid().optional(),
   /** Otherwise a stamp of the change (e.g. updatedAt in ms), one job per change. */
   stamp: z.string().optional(),
 });
 
-/** Structure → its search document upserted (or deleted once the structure is gone). The only index writer. */
+/**
+ * Structure → its search document upserted (or deleted once the structure is gone). The only index
+ * writer besides `molvault reindex`. Enqueue it through `enqueueIndex` (services/indexing.ts).
+ */
 export const indexJob = defineJob({
   name: 'index',
   queue: 'index',
@@ -23,18 +25,14 @@ export const indexJob = defineJob({
   jobId: (d) => (d.uploadId ? `index-${d.uploadId}` : `index-${d.structureId}-${d.stamp ?? 'now'}`),
   async handle({ structureId, uploadId }, ctx) {
     const { em } = ctx;
-    const structure = await em.findOne(Structure, { id: structureId });
-    if (structure) {
-      const version = structure.currentVersion ? await em.findOne(StructureVersion, { id: structure.currentVersion }) : null;
-      await ctx.search.upsert(buildSearchDocument(structure, version));
-    } else {
-      await ctx.search.delete(structureId);
-    }
+    const document = (await loadSearchDocuments(em, [structureId])).get(structureId);
+    if (document) await ctx.search.upsert(document);
+    else await ctx.search.delete(structureId);
     // Either way the upload's indexing is done; reconcile must not come back for it.
     if (uploadId) {
       await em.nativeUpdate(Upload, { id: uploadId, indexedAt: null }, { indexedAt: new Date() });
       await notifyUploadChanged(em, uploadId);
     }
-    return structure ? { indexed: true } : { deleted: true };
+    return document ? { indexed: true } : { deleted: true };
   },
 });

@@ -5,6 +5,7 @@ import { Upload } from '../../entities/Upload.js';
 import { extensionHint, formatsCompatible } from '../../formats/sniff.js';
 import { FORMAT_LABELS, FORMATS, type Format, MEDIA_TYPES } from '../../formats/types.js';
 import { lockBlob, recordBlob } from '../../services/blobs.js';
+import { QuotaExceededError, reserve, shrinkReservation, userHoldsBlob } from '../../services/quota.js';
 import { endUpload } from '../../services/uploads.js';
 import { defineJob } from '../define.js';
 import { enqueue } from '../enqueue.js';
@@ -61,8 +62,19 @@ export const ingestJob = defineJob({
       await endUpload(em, ctx, uploadId, 'rejected', format.error);
       throw new UnrecoverableError(format.error.message);
     }
-    await em.transactional(async (tx) => {
+    const quotaRefusal = await em.transactional(async (tx) => {
       await lockBlob(tx, result.sha256);
+      // The content is known now: it costs its unpacked size, or nothing when the owner already holds
+      // the same bytes. A .gz that unpacks past the quota is refused here, before its blob is kept.
+      if (await userHoldsBlob(tx, upload.owner, result.sha256)) await shrinkReservation(tx, uploadId, 0);
+      else {
+        try {
+          await reserve(tx, { userId: upload.owner, uploadId, needed: result.size });
+        } catch (error) {
+          if (error instanceof QuotaExceededError) return error;
+          throw error;
+        }
+      }
       await ctx.blobs.commit(tempFile, result.sha256);
       await recordBlob(tx, { sha256: result.sha256, size: result.size, storedSize: result.size, mediaType: MEDIA_TYPES[format.format] });
       const row = await tx.findOneOrFail(Upload, { id: uploadId });
@@ -71,7 +83,13 @@ export const ingestJob = defineJob({
       row.compression = result.compression ?? null;
       row.state = 'processing';
       if (format.warning) row.validation = { problems: [], warnings: [format.warning], parser: 'sniff', parseMs: 0 };
+      return undefined;
     });
+    if (quotaRefusal) {
+      await fs.rm(tempFile, { force: true });
+      await endUpload(em, ctx, uploadId, 'rejected', { status: 507, code: quotaRefusal.code, message: quotaRefusal.message, details: quotaRefusal.details });
+      throw new UnrecoverableError(quotaRefusal.message);
+    }
     await ctx.staging.remove(uploadId);
     await ctx.job.updateProgress(100);
     await enqueue(ctx.queues, validateJob, { uploadId, ownerId });
@@ -94,7 +112,19 @@ function resolveFormat(filename: string, declared: Format | null, detected: Form
         status: 415,
         code: 'unsupported_format',
         message: sniffReason ?? 'molvault does not recognise this file format.',
-        details: { supported: FORMATS.filter((f) => f !== 'cxs') },
+        details: { supported: FORMATS },
+      },
+    };
+  }
+  // A session is stored unopened, so a file that only claims to be one must not slip through as something else.
+  const claimsSession = declared === 'cxs' || (!declared && extensionHint(filename) === 'cxs');
+  if (claimsSession && detected !== 'cxs') {
+    return {
+      error: {
+        status: 415,
+        code: 'not_a_session',
+        message: `The file is called a ChimeraX session (${declared ? 'format cxs' : '.cxs'}), but its content is ${FORMAT_LABELS[detected]}, not a session; upload it under its own extension or without format=cxs.`,
+        details: { declared: 'cxs', detected },
       },
     };
   }

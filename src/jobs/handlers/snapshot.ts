@@ -4,7 +4,9 @@ import { Structure } from '../../entities/Structure.js';
 import { StructureVersion } from '../../entities/StructureVersion.js';
 import { Upload } from '../../entities/Upload.js';
 import { lockBlob } from '../../services/blobs.js';
+import { removeCheckpointedDraft } from '../../services/drafts.js';
 import { pruneStructure } from '../../services/pruning.js';
+import { settleUpload } from '../../services/quota.js';
 import { endUpload } from '../../services/uploads.js';
 import { defineJob } from '../define.js';
 import { enqueue } from '../enqueue.js';
@@ -75,8 +77,12 @@ export const snapshotJob = defineJob({
         if (params.metadata) structure.metadata = { ...structure.metadata, ...params.metadata };
       }
       structure.updatedAt = new Date();
+      if (params.fromDraft) await removeCheckpointedDraft(tx, structure.id, upload.id);
       upload.state = 'stored';
       upload.version = number;
+      await tx.flush();
+      // The version is charged and the upload's reservation released in this same transaction.
+      await settleUpload(tx, upload.owner, upload.id);
       return { structureId: structure.id, version: number };
     });
     if ('gone' in outcome) {

@@ -11,6 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip, gunzipSync } from 'node:zlib';
 import { type DiffOptions, diffStructures, type StructuralDiff } from '../../formats/diff.js';
 import { parseStructure } from '../../formats/parse.js';
+import { inspectSessionFile } from '../../formats/session.js';
 import { sniffCompression, sniffFormat } from '../../formats/sniff.js';
 import type { Compression, Format, ParseOutcome } from '../../formats/types.js';
 import { fsyncPath } from '../../lib/fsync.js';
@@ -184,6 +185,8 @@ export interface ParseTask {
 
 /** Parses and checks one stored file. */
 export async function parse(task: ParseTask): Promise<ParseOutcome> {
+  // A session is checked by its header: read its first bytes, not the whole (possibly huge) file.
+  if (task.format === 'cxs') return inspectSessionFile(task.path);
   const bytes = await fs.readFile(task.path);
   // latin1 keeps every byte (and byte offsets) whatever the encoding; the text formats are ASCII,
   // and BinaryCIF is turned back into bytes from it.

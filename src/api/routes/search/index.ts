@@ -1,29 +1,54 @@
 import Router from '@koa/router';
 import { z } from 'zod';
 import { STRUCTURE_KINDS, Structure } from '../../../entities/Structure.js';
+import { InvalidCursorError, SEARCH_FACETS, SEARCH_SORTS, type SearchFacet, type SearchResult } from '../../../search/types.js';
 import type { AppContext } from '../../../services/context.js';
-import { decodeCursor, encodeCursor } from '../../common.js';
+import { ApiError } from '../../errors.js';
 import { route } from '../../route.js';
 import { presentStructures } from '../structures/present.js';
 import { structureSchema } from '../structures/schema.js';
 
-const FACETS = ['tag', 'kind', 'format', 'method'] as const;
+const listOf = (text: string | string[] | undefined) =>
+  text === undefined
+    ? []
+    : (Array.isArray(text) ? text : [text])
+        .flatMap((t) => t.split(','))
+        .map((t) => t.trim())
+        .filter(Boolean);
 
-export const searchQuerySchema = z.object({
-  q: z.string().max(500).optional(),
-  tag: z.union([z.string(), z.array(z.string())]).optional(),
-  kind: z.enum(STRUCTURE_KINDS).optional(),
-  format: z.string().optional(),
-  project: z.uuid().optional(),
-  atomsMin: z.coerce.number().int().min(0).optional(),
-  atomsMax: z.coerce.number().int().min(0).optional(),
-  resolutionMax: z.coerce.number().positive().optional(),
-  method: z.string().optional(),
-  sort: z.enum(['relevance', 'created', '-created', 'name', 'atoms']).optional(),
-  facets: z.string().optional(),
-  limit: z.coerce.number().int().min(1).max(500).default(50),
-  cursor: z.string().optional(),
-});
+const boolean = z.enum(['true', 'false']).transform((v) => v === 'true');
+const instant = z.iso.datetime({ offset: true, error: 'must be an ISO 8601 time such as 2026-01-31T00:00:00Z' }).transform((v) => new Date(v));
+
+export const searchQuerySchema = z
+  .object({
+    q: z.string().max(500).optional(),
+    tag: z.union([z.string(), z.array(z.string())]).optional(),
+    tagMode: z.enum(['all', 'any']).default('all'),
+    kind: z.enum(STRUCTURE_KINDS).optional(),
+    format: z.string().max(20).optional(),
+    project: z.uuid({ error: 'must be a project id (UUID)' }).optional(),
+    atomsMin: z.coerce.number().int().min(0).optional(),
+    atomsMax: z.coerce.number().int().min(0).optional(),
+    resolutionMin: z.coerce.number().min(0).optional(),
+    resolutionMax: z.coerce.number().positive().optional(),
+    method: z.string().max(100).optional(),
+    createdAfter: instant.optional(),
+    createdBefore: instant.optional(),
+    hasLigand: boolean.optional(),
+    trash: z.enum(['exclude', 'include', 'only']).default('exclude'),
+    sort: z.enum(SEARCH_SORTS).optional(),
+    facets: z.union([z.string(), z.array(z.string())]).optional(),
+    limit: z.coerce.number().int().min(1).max(500).default(50),
+    cursor: z.string().max(2000).optional(),
+  })
+  .refine((q) => q.atomsMin === undefined || q.atomsMax === undefined || q.atomsMin <= q.atomsMax, {
+    message: 'atomsMin is larger than atomsMax, so nothing could match',
+    path: ['atomsMin'],
+  })
+  .refine((q) => q.resolutionMin === undefined || q.resolutionMax === undefined || q.resolutionMin <= q.resolutionMax, {
+    message: 'resolutionMin is larger than resolutionMax, so nothing could match',
+    path: ['resolutionMin'],
+  });
 
 export function searchRoutes(app: AppContext): Router {
   const router = new Router();
@@ -33,12 +58,13 @@ export function searchRoutes(app: AppContext): Router {
     {
       method: 'get',
       path: '/v1/search',
-      summary: 'Search your structures by text, tags, kind, format, project, size and resolution',
+      summary:
+        'Search your structures: words (prefixes and small typos match), tags (all or any), kind, format, project, atom and resolution ranges, method, creation time, ligands, trash; sorted, faceted, paged by cursor',
       tag: 'Search',
       query: searchQuerySchema,
       responses: {
         200: {
-          description: 'Hits, best first',
+          description: 'Hits in the asked order; `facets` counts every match, not only this page',
           schema: z.object({
             items: z.array(z.object({ structure: structureSchema, score: z.number(), highlights: z.array(z.string()) })),
             facets: z.record(z.string(), z.record(z.string(), z.number())),
@@ -49,30 +75,43 @@ export function searchRoutes(app: AppContext): Router {
       },
     },
     async ({ query, user }) => {
-      const offset = decodeCursor(query.cursor, z.object({ offset: z.number().int().min(0) }))?.offset ?? 0;
-      const tags = query.tag === undefined ? undefined : (Array.isArray(query.tag) ? query.tag : query.tag.split(',')).map((t) => t.trim()).filter(Boolean);
-      const facets = (query.facets ?? '')
-        .split(',')
-        .map((f) => f.trim())
-        .filter((f): f is (typeof FACETS)[number] => (FACETS as readonly string[]).includes(f));
-      const result = await app.search.search({
-        ownerId: user.id,
-        q: query.q?.trim() || undefined,
-        tags,
-        kind: query.kind,
-        format: query.format,
-        projectId: query.project,
-        atomsMin: query.atomsMin,
-        atomsMax: query.atomsMax,
-        resolutionMax: query.resolutionMax,
-        method: query.method,
-        sort: query.sort,
-        facets,
-        limit: query.limit,
-        offset,
-      });
+      const facets = listOf(query.facets);
+      const unknownFacet = facets.find((f) => !(SEARCH_FACETS as readonly string[]).includes(f));
+      if (unknownFacet) {
+        throw new ApiError(400, 'invalid_request', `"${unknownFacet}" is not a facet; the facets are ${SEARCH_FACETS.join(', ')}.`, {
+          facets: SEARCH_FACETS,
+        });
+      }
+      const result = await app.search
+        .search({
+          ownerId: user.id,
+          q: query.q?.trim() || undefined,
+          tags: listOf(query.tag),
+          tagMode: query.tagMode,
+          kind: query.kind,
+          format: query.format?.toLowerCase(),
+          projectId: query.project,
+          atomsMin: query.atomsMin,
+          atomsMax: query.atomsMax,
+          resolutionMin: query.resolutionMin,
+          resolutionMax: query.resolutionMax,
+          method: query.method,
+          createdFrom: query.createdAfter,
+          createdTo: query.createdBefore,
+          hasLigand: query.hasLigand,
+          trash: query.trash,
+          sort: query.sort,
+          facets: facets as SearchFacet[],
+          limit: query.limit,
+          cursor: query.cursor,
+        })
+        .catch((error: unknown): SearchResult => {
+          if (error instanceof InvalidCursorError) throw new ApiError(400, 'invalid_cursor', error.message);
+          throw error;
+        });
       const em = app.orm.em.fork();
       const ids = result.hits.map((h) => h.structureId);
+      // The owner check again, against the source of truth: an index can lag, never leak.
       const structures = ids.length ? await em.find(Structure, { id: { $in: ids }, owner: user.id }) : [];
       const presented = new Map((await presentStructures(em, structures)).map((s) => [s.id, s]));
       return {
@@ -81,7 +120,7 @@ export function searchRoutes(app: AppContext): Router {
           .map((h) => ({ structure: presented.get(h.structureId), score: h.score, highlights: h.highlights })),
         facets: result.facets,
         total: result.total,
-        nextCursor: offset + query.limit < result.total ? encodeCursor({ offset: offset + query.limit }) : null,
+        nextCursor: result.nextCursor,
       };
     },
   );

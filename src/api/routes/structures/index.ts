@@ -4,12 +4,13 @@ import { z } from 'zod';
 import { Blob } from '../../../entities/Blob.js';
 import { Structure } from '../../../entities/Structure.js';
 import { StructureVersion } from '../../../entities/StructureVersion.js';
+import { sessionConversionRefusal } from '../../../formats/session.js';
 import { FORMAT_LABELS, FORMATS, type Format, MEDIA_TYPES } from '../../../formats/types.js';
-import { enqueue } from '../../../jobs/enqueue.js';
-import { indexJob } from '../../../jobs/handlers/index.js';
 import type { AppContext } from '../../../services/context.js';
+import { enqueueIndex } from '../../../services/indexing.js';
 import { serializeVersion } from '../../../services/serialize.js';
 import { purgeStructure } from '../../../services/trash.js';
+import { refreshUsage } from '../../../services/usage.js';
 import { acceptUpload } from '../../acceptUpload.js';
 import { decodeCursor, encodeCursor, idParams, listQuery } from '../../common.js';
 import { ApiError, notFound } from '../../errors.js';
@@ -36,7 +37,7 @@ export async function findOwnStructure(em: EntityManager, userId: string, id: st
 }
 
 async function reindex(app: AppContext, structure: Structure) {
-  await enqueue(app.queues, indexJob, { structureId: structure.id, ownerId: structure.owner, stamp: String(Date.now()) });
+  await enqueueIndex(app.queues, structure.id);
 }
 
 const uploadResponses = {
@@ -44,6 +45,7 @@ const uploadResponses = {
   201: { description: 'Stored (with Prefer: wait=N and the pipeline done in time)' },
   413: { description: 'Too large', schema: errorSchema },
   415: { description: 'Not a structure format molvault reads', schema: errorSchema },
+  507: { description: 'Over quota: details.quotaBytes, usedBytes, reservedBytes, requestedBytes', schema: errorSchema },
   422: { description: 'Invalid structure: details.problems says what is wrong', schema: errorSchema },
 };
 
@@ -203,6 +205,7 @@ export function structureRoutes(app: AppContext): Router {
         structure.deletedAt = new Date();
         await em.flush();
       }
+      await refreshUsage(em, user.id); // trash still counts (in its own category); a purge frees the bytes
       await reindex(app, structure);
       koa.status = 204;
       return undefined;
@@ -225,6 +228,7 @@ export function structureRoutes(app: AppContext): Router {
       const structure = await findOwnStructure(em, user.id, params.id, { includeTrashed: true });
       structure.deletedAt = null;
       await em.flush();
+      await refreshUsage(em, user.id);
       await reindex(app, structure);
       return presentStructure(em, structure.id);
     },
@@ -311,6 +315,8 @@ export function structureRoutes(app: AppContext): Router {
         if (!(FORMATS as readonly string[]).includes(wanted)) {
           throw new ApiError(400, 'unknown_format', `"${query.format}" is not a format name; use one of ${FORMATS.join(', ')}.`);
         }
+        const sessionRefusal = sessionConversionRefusal(version.format, wanted);
+        if (sessionRefusal) throw new ApiError(sessionRefusal.status, sessionRefusal.code, sessionRefusal.message, { from: version.format, to: wanted });
         throw new ApiError(
           415,
           'conversion_unavailable',

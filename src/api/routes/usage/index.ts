@@ -1,0 +1,46 @@
+import Router from '@koa/router';
+import { z } from 'zod';
+import { USAGE_CATEGORIES } from '../../../services/blobReferences.js';
+import type { AppContext } from '../../../services/context.js';
+import { projectUsage, refreshUsage } from '../../../services/usage.js';
+import { route } from '../../route.js';
+
+export const usageSchema = z.object({
+  quotaBytes: z.number(),
+  usedBytes: z.number(),
+  /** Held by uploads still in progress (not yet in usedBytes). */
+  reservedBytes: z.number(),
+  breakdown: z.object(Object.fromEntries(USAGE_CATEGORIES.map((c) => [c, z.number()])) as Record<(typeof USAGE_CATEGORIES)[number], z.ZodNumber>),
+  projects: z.array(z.object({ id: z.uuid(), name: z.string(), usedBytes: z.number() })),
+  computedAt: z.string(),
+});
+
+export function usageRoutes(app: AppContext): Router {
+  const router = new Router();
+  route(
+    router,
+    app,
+    {
+      method: 'get',
+      path: '/v1/usage',
+      summary: 'Your quota and the bytes you use: each distinct file once, by category and by project',
+      tag: 'Usage',
+      responses: { 200: { description: 'Quota and usage', schema: usageSchema } },
+    },
+    async ({ user }) => {
+      const em = app.orm.em.fork();
+      // Read fresh (and stored, which also corrects any drift): this is the figure users act on.
+      const figure = await refreshUsage(em, user.id);
+      const [reserved] = await em.execute<{ n: string | null }[]>('select sum(bytes) as n from quota_reservations where owner_id = ?', [user.id]);
+      return {
+        quotaBytes: user.quotaBytes,
+        usedBytes: figure.usedBytes,
+        reservedBytes: Number(reserved?.n ?? 0),
+        breakdown: figure.breakdown,
+        projects: await projectUsage(em, user.id),
+        computedAt: new Date().toISOString(),
+      };
+    },
+  );
+  return router;
+}

@@ -1,0 +1,110 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { formatBytes } from '../lib/bytes.js';
+import { allBlobReferencesSql } from './blobReferences.js';
+import { lockQuota, refreshUsage, storedUsage } from './usage.js';
+
+/** Refused because the bytes would pass the owner's quota; the API answers 507 with these numbers. */
+export class QuotaExceededError extends Error {
+  readonly code = 'quota_exceeded';
+  constructor(
+    readonly quotaBytes: number,
+    readonly usedBytes: number,
+    readonly reservedBytes: number,
+    readonly requestedBytes: number,
+  ) {
+    const left = Math.max(0, quotaBytes - usedBytes - reservedBytes);
+    super(
+      `This upload needs ${formatBytes(requestedBytes)}, but only ${formatBytes(left)} of your ${formatBytes(quotaBytes)} quota is left ` +
+        `(${formatBytes(usedBytes)} stored${reservedBytes > 0 ? `, ${formatBytes(reservedBytes)} held by uploads in progress` : ''}). ` +
+        'Delete and purge what you no longer need, or ask an administrator for more space.',
+    );
+    this.name = 'QuotaExceededError';
+  }
+
+  get details() {
+    return { quotaBytes: this.quotaBytes, usedBytes: this.usedBytes, reservedBytes: this.reservedBytes, requestedBytes: this.requestedBytes };
+  }
+}
+
+interface QuotaState {
+  quotaBytes: number;
+  usedBytes: number;
+  /** Held by the owner's other uploads in flight. */
+  reservedBytes: number;
+  /** Held by this upload already. */
+  heldBytes: number;
+}
+
+async function readState(tx: EntityManager, userId: string, uploadId: string, fresh: boolean): Promise<QuotaState> {
+  const [row] = await tx.execute<{ quota_bytes: string; others: string | null; held: string | null }[]>(
+    `select u.quota_bytes,
+            (select sum(bytes) from quota_reservations r where r.owner_id = u.id and r.upload_id <> ?) as others,
+            (select bytes from quota_reservations r where r.upload_id = ?) as held
+       from users u where u.id = ?`,
+    [uploadId, uploadId, userId],
+  );
+  if (!row) throw new Error(`no user ${userId}`);
+  const stored = fresh ? undefined : await storedUsage(tx, userId);
+  const usedBytes = stored ? stored.usedBytes : (await refreshUsage(tx, userId)).usedBytes;
+  return { quotaBytes: Number(row.quota_bytes), usedBytes, reservedBytes: Number(row.others ?? 0), heldBytes: Number(row.held ?? 0) };
+}
+
+/**
+ * Holds bytes of an upload against its owner's quota: at least `needed` (else QuotaExceededError),
+ * up to `wanted` as far as the quota allows. Sets the reservation to that amount and returns it.
+ * Race-free: every reader and writer of a user's reservations and usage holds that user's quota
+ * lock, so two uploads can never both take the last bytes.
+ */
+export async function reserve(em: EntityManager, input: { userId: string; uploadId: string; needed: number; wanted?: number }): Promise<number> {
+  const wanted = Math.max(input.needed, input.wanted ?? input.needed);
+  return em.transactional(async (tx) => {
+    await lockQuota(tx, input.userId);
+    let state = await readState(tx, input.userId, input.uploadId, false);
+    let available = state.quotaBytes - state.usedBytes - state.reservedBytes;
+    if (input.needed > available) {
+      // The stored figure may be high after a purge nobody refreshed: refuse only on a fresh one.
+      state = await readState(tx, input.userId, input.uploadId, true);
+      available = state.quotaBytes - state.usedBytes - state.reservedBytes;
+      if (input.needed > available) throw new QuotaExceededError(state.quotaBytes, state.usedBytes, state.reservedBytes, input.needed);
+    }
+    const granted = Math.max(input.needed, Math.min(wanted, available));
+    if (granted !== state.heldBytes || state.heldBytes === 0) {
+      await tx.execute(
+        `insert into quota_reservations (upload_id, owner_id, bytes, created_at, updated_at) values (?, ?, ?, now(), now())
+         on conflict (upload_id) do update set bytes = excluded.bytes, updated_at = now()`,
+        [input.uploadId, input.userId, granted],
+      );
+    }
+    return granted;
+  });
+}
+
+/** Lowers a reservation to `bytes` (never raises it; that needs `reserve`). */
+export async function shrinkReservation(em: EntityManager, uploadId: string, bytes: number): Promise<void> {
+  await em.execute('update quota_reservations set bytes = ?, updated_at = now() where upload_id = ? and bytes > ?', [bytes, uploadId, bytes]);
+}
+
+/** Drops an upload's reservation. Inside a transaction that also changes usage, call after lockQuota. */
+export async function releaseReservation(em: EntityManager, uploadId: string): Promise<void> {
+  await em.execute('delete from quota_reservations where upload_id = ?', [uploadId]);
+}
+
+/**
+ * The hand-over at the end of an upload: its reservation goes and its owner's usage is
+ * recomputed in the same transaction, so there is no moment when the bytes count twice or not
+ * at all. Call after the reference change is flushed.
+ */
+export async function settleUpload(tx: EntityManager, ownerId: string, uploadId: string): Promise<void> {
+  await lockQuota(tx, ownerId);
+  await releaseReservation(tx, uploadId);
+  await refreshUsage(tx, ownerId);
+}
+
+/** Whether the user already holds this blob through a charged reference (then it costs nothing more). */
+export async function userHoldsBlob(em: EntityManager, userId: string, sha256: string): Promise<boolean> {
+  const [row] = await em.execute<{ n: string }[]>(
+    `select count(*) as n from (${allBlobReferencesSql()}) refs where refs.owner_id = ? and refs.blob_sha256 = ? and refs.category is not null`,
+    [userId, sha256],
+  );
+  return Number(row?.n ?? 0) > 0;
+}
