@@ -3,6 +3,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { diffStructures } from '../src/formats/diff.js';
 import { expireDiffCache } from '../src/services/diffs.js';
 import { type Client, client, userFactory } from './helpers/factories.js';
 import { type Stack, startStack } from './helpers/stack.js';
@@ -234,5 +235,73 @@ describe('structure-aware diff between versions', () => {
     expect(same.structural.structurallyIdentical).toBe(true);
     const other = client(stack.url, (await userFactory(stack.ctx)).token);
     expect((await other.get(`/v1/structures/${id}/diff`)).status).toBe(404);
+  });
+});
+
+describe('diff of small molecules across formats', () => {
+  const atoms: [string, number, number, number][] = [
+    ['C', 1.069, -0.0542, 0.0578],
+    ['C', 2.5833, -0.0614, 0.057],
+    ['O', 3.0649, -1.088, -0.7976],
+    ['H', 0.6842, 0.739, 0.7048],
+    ['H', 0.677, -1.015, 0.4072],
+    ['H', 0.6835, 0.0977, -0.9558],
+    ['H', 2.9747, -0.2306, 1.0648],
+    ['H', 2.9703, 0.8947, -0.3072],
+    ['H', 2.7254, -1.9342, -0.4599],
+  ];
+  const bonds = [
+    [1, 2],
+    [1, 4],
+    [1, 5],
+    [1, 6],
+    [2, 3],
+    [2, 7],
+    [2, 8],
+    [3, 9],
+  ];
+  const coordinate = (v: number, width: number) => v.toFixed(4).padStart(width);
+  /** Ethanol as an SDF (V2000) record, moved by `shift` Å along x. */
+  const sdf = (shift = 0) =>
+    [
+      'ethanol',
+      '  molvault-test',
+      '',
+      `${String(atoms.length).padStart(3)}${String(bonds.length).padStart(3)}  0  0  0  0  0  0  0  0999 V2000`,
+      ...atoms.map(
+        ([el, x, y, z]) => `${coordinate(x + shift, 10)}${coordinate(y, 10)}${coordinate(z, 10)} ${el.padEnd(3)} 0  0  0  0  0  0  0  0  0  0  0  0`,
+      ),
+      ...bonds.map(([a, b]) => `${String(a).padStart(3)}${String(b).padStart(3)}  1  0  0  0  0`),
+      'M  END',
+      '$$$$',
+      '',
+    ].join('\n');
+  /** The same molecule as MOL2, with the placeholder residue name Open Babel writes (UNL1). */
+  const mol2 = [
+    '@<TRIPOS>MOLECULE',
+    'ethanol',
+    ` ${atoms.length} ${bonds.length} 0 0 0`,
+    'SMALL',
+    'NO_CHARGES',
+    '',
+    '@<TRIPOS>ATOM',
+    ...atoms.map(
+      ([el, x, y, z], i) =>
+        `${String(i + 1).padStart(7)} ${el.padEnd(4)} ${coordinate(x, 10)} ${coordinate(y, 10)} ${coordinate(z, 10)} ${el}     1  UNL1        0.0000`,
+    ),
+    '@<TRIPOS>BOND',
+    ...bonds.map(([a, b], i) => `${String(i + 1).padStart(6)} ${String(a).padStart(5)} ${String(b).padStart(5)}    1`),
+    '',
+  ].join('\n');
+
+  it('finds an SDF and a MOL2 file of the same molecule identical, and measures a shift', async () => {
+    const same = await diffStructures({ text: sdf(), format: 'sdf' }, { text: mol2, format: 'mol2' });
+    expect(same.atoms).toMatchObject({ from: 9, to: 9, matched: 9 });
+    expect(same.structurallyIdentical).toBe(true);
+    expect(same.warnings.map((w) => w.code)).toContain('residue_names_not_compared');
+    const shifted = await diffStructures({ text: sdf(), format: 'sdf' }, { text: sdf(1.5), format: 'sdf' });
+    expect(shifted.rmsd).toBeCloseTo(1.5, 4);
+    expect(shifted.rmsdSuperposed).toBeCloseTo(0, 4);
+    expect(shifted.atoms.moved.count).toBe(9);
   });
 });

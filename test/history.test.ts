@@ -155,6 +155,7 @@ describe('version history: versions, pins, rollback, pruning, trash, counts', ()
     // Another structure holds the bytes of version 2: pruning must not take them from it.
     const sharing = await create(projectId, variant('P2'), 'shared.pdb');
     const usedBefore = (await api.get(`/v1/projects/${projectId}`)).body.usedBytes;
+    const usageBefore = (await api.get('/v1/usage')).body;
 
     const patched = await api.patch(`/v1/projects/${projectId}`, { pruning: { keepLast: 2 } });
     expect(patched.status, JSON.stringify(patched.body)).toBe(200);
@@ -166,6 +167,9 @@ describe('version history: versions, pins, rollback, pruning, trash, counts', ()
     expect(await blobFile(sha256(variant('P2')))).toBe(true);
     const usedAfter = (await api.get(`/v1/projects/${projectId}`)).body.usedBytes;
     expect(usedAfter).toBe(usedBefore - variant('P3').length);
+    const usageAfter = (await api.get('/v1/usage')).body;
+    expect(usageAfter.usedBytes).toBe(usageBefore.usedBytes - variant('P3').length);
+    expect(usageAfter.breakdown.history).toBe(usageBefore.breakdown.history - variant('P3').length);
     // A diff cached for a pruned blob goes with it.
     expect((await api.get(`/v1/structures/${id}/diff?from=4&to=5`, { prefer: 'wait=30' })).status).toBe(200);
 
@@ -190,10 +194,16 @@ describe('version history: versions, pins, rollback, pruning, trash, counts', ()
     expect((await api.patch(`/v1/projects/${projectId}`, { pruning: { keepLast: 0 } })).status).toBe(400);
   });
 
-  it('moves to the trash, lists the trash page by page, restores, and purges rows and blobs', async () => {
+  it('moves to the trash, lists the trash page by page, restores, and purges rows and blobs (versions and draft)', async () => {
     const projectId = await project('trash');
     const ids = [await create(projectId, variant('T1')), await create(projectId, variant('T2')), await create(projectId, variant('T3'))];
     await addVersion(ids[0], variant('T1b'));
+    const draft = await api.raw(`/v1/structures/${ids[0]}/draft?filename=t1-draft.pdb`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/octet-stream' },
+      body: variant('T1 DRAFT'),
+    });
+    expect(draft.status).toBe(200);
     for (const id of ids) expect((await api.delete(`/v1/structures/${id}`)).status).toBe(204);
 
     const listed = (await api.get(`/v1/structures?project=${projectId}`)).body.items;
@@ -223,7 +233,7 @@ describe('version history: versions, pins, rollback, pruning, trash, counts', ()
     const purged = await api.raw(`/v1/structures/${ids[0]}?purge=true`, { method: 'DELETE' });
     expect(purged.status).toBe(204);
     expect((await api.get(`/v1/structures/${ids[0]}`)).status).toBe(404);
-    for (const label of ['T1', 'T1b']) {
+    for (const label of ['T1', 'T1b', 'T1 DRAFT']) {
       expect(await blobRow(sha256(variant(label)))).toBe(0);
       expect(await blobFile(sha256(variant(label)))).toBe(false);
     }

@@ -165,9 +165,11 @@ function atomTable(model: Model): AtomTable {
 }
 
 const WATER = new Set(['HOH', 'WAT', 'DOD', 'H2O', 'SOL', 'TIP', 'TIP3', 'SPC']);
+/** Formats whose residue names are real (chemical component ids); the others name residues however their writer likes. */
+const MACROMOLECULAR: ReadonlySet<Format> = new Set(['pdb', 'cif', 'bcif']);
 
 /** Compares two atom tables: what was added, removed, moved and changed going from `a` to `b`. */
-export function compareAtoms(a: AtomTable, b: AtomTable, options: DiffOptions): StructuralDiff {
+export function compareAtoms(a: AtomTable, b: AtomTable, options: DiffOptions, compareResidueNames = true): StructuralDiff {
   const { limit } = options;
   const indexOfB = new Map<string, number>();
   for (let i = 0; i < b.keys.length; i++) indexOfB.set(b.keys[i], i);
@@ -228,17 +230,19 @@ export function compareAtoms(a: AtomTable, b: AtomTable, options: DiffOptions): 
   const plain = ({ kind: _kind, ...ref }: ResidueRef & { kind: ResidueKind }): ResidueRef => ref;
   for (const [key, residue] of a.residues) {
     const other = b.residues.get(key);
-    if (residue.kind === 'ligand' && (!other || other.name !== residue.name || other.kind !== 'ligand')) push(ligandsRemoved, () => plain(residue), limit);
+    const sameLigand = other && other.kind === 'ligand' && (!compareResidueNames || other.name === residue.name);
+    if (residue.kind === 'ligand' && !sameLigand) push(ligandsRemoved, () => plain(residue), limit);
     if (!other) {
       if (residue.kind === 'water') waters.removed++;
       else push(residuesRemoved, () => plain(residue), limit);
-    } else if (other.name !== residue.name) {
+    } else if (compareResidueNames && other.name !== residue.name) {
       push(mutated, () => ({ ...plain(residue), from: residue.name, to: other.name }), limit);
     }
   }
   for (const [key, residue] of b.residues) {
     const other = a.residues.get(key);
-    if (residue.kind === 'ligand' && (!other || other.name !== residue.name || other.kind !== 'ligand')) push(ligandsAdded, () => plain(residue), limit);
+    const sameLigand = other && other.kind === 'ligand' && (!compareResidueNames || other.name === residue.name);
+    if (residue.kind === 'ligand' && !sameLigand) push(ligandsAdded, () => plain(residue), limit);
     if (!other) {
       if (residue.kind === 'water') waters.added++;
       else push(residuesAdded, () => plain(residue), limit);
@@ -263,7 +267,17 @@ export function compareAtoms(a: AtomTable, b: AtomTable, options: DiffOptions): 
     bfactors,
     occupancies,
     structurallyIdentical,
-    warnings: a.models > 1 || b.models > 1 ? [{ code: 'first_model_only', message: 'Only the first model of each file was compared.' }] : [],
+    warnings: [
+      ...(a.models > 1 || b.models > 1 ? [{ code: 'first_model_only', message: 'Only the first model of each file was compared.' }] : []),
+      ...(compareResidueNames
+        ? []
+        : [
+            {
+              code: 'residue_names_not_compared',
+              message: 'Residue names were not compared: small-molecule formats carry placeholder residue names (MOL, UNL ...) that differ between writers.',
+            },
+          ]),
+    ],
   };
 }
 
@@ -345,5 +359,5 @@ export async function diffStructures(
 ): Promise<StructuralDiff> {
   const a = await readAtoms(from.text, from.format);
   const b = await readAtoms(to.text, to.format);
-  return compareAtoms(a, b, options);
+  return compareAtoms(a, b, options, from.format === to.format || (MACROMOLECULAR.has(from.format) && MACROMOLECULAR.has(to.format)));
 }

@@ -1,6 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { BlobStore } from '../storage/blobStore.js';
 import { deleteBlobIfUnreferenced, lockBlob } from './blobs.js';
+import { refreshUsage } from './usage.js';
 
 /** A project's version retention: keep the newest `keepLast` versions and/or those younger than `keepDays`. */
 export interface PrunePolicy {
@@ -57,13 +58,13 @@ async function candidates(em: EntityManager, structureId: string) {
   };
 }
 
-async function policyOf(em: EntityManager, structureId: string): Promise<PrunePolicy | undefined> {
-  const [row] = await em.execute<{ keep_last: number | null; keep_days: number | null }[]>(
-    `select p.prune_keep_last as keep_last, p.prune_keep_days as keep_days
+async function policyOf(em: EntityManager, structureId: string): Promise<(PrunePolicy & { ownerId: string }) | undefined> {
+  const [row] = await em.execute<{ keep_last: number | null; keep_days: number | null; owner_id: string }[]>(
+    `select p.prune_keep_last as keep_last, p.prune_keep_days as keep_days, s.owner_id
        from structures s join projects p on p.id = s.project_id where s.id = ?`,
     [structureId],
   );
-  return row ? { keepLast: row.keep_last, keepDays: row.keep_days } : undefined;
+  return row ? { keepLast: row.keep_last, keepDays: row.keep_days, ownerId: row.owner_id } : undefined;
 }
 
 /**
@@ -78,7 +79,7 @@ export async function pruneStructure(em: EntityManager, blobs: BlobStore, struct
   const first = await candidates(em, structureId);
   const planned = versionsToPrune(first.versions, first.current, policy, now);
   if (planned.length === 0) return none;
-  return em.transactional(async (tx) => {
+  const result = await em.transactional(async (tx) => {
     const hashes = [...new Set(planned.map((v) => v.blob))].sort();
     for (const hash of hashes) await lockBlob(tx, hash);
     const [locked] = await tx.execute<{ id: string }[]>('select id from structures where id = ? for update', [structureId]);
@@ -105,6 +106,9 @@ export async function pruneStructure(em: EntityManager, blobs: BlobStore, struct
     }
     return { versions: prunable.length, blobsDeleted, bytesFreed };
   });
+  // The versions left the history category (and their bytes the disk): the stored usage follows.
+  if (result.versions > 0) await refreshUsage(em, policy.ownerId);
+  return result;
 }
 
 /** Applies a project's policy to each of its structures (trashed ones too). */

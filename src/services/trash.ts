@@ -1,21 +1,24 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { enqueue } from '../jobs/enqueue.js';
-import { indexJob } from '../jobs/handlers/index.js';
 import type { QueueSet } from '../jobs/queues.js';
 import type { BlobStore } from '../storage/blobStore.js';
 import { deleteBlobIfUnreferenced, lockBlob } from './blobs.js';
+import { enqueueIndex } from './indexing.js';
+import { refreshUsage } from './usage.js';
 
 const DAY_MS = 24 * 3600 * 1000;
 
+/** Blobs the structure's own rows hold (versions, its draft); they go with the structure. */
 async function versionBlobs(em: EntityManager, structureId: string): Promise<string[]> {
-  const rows = await em.execute<{ sha: string }[]>('select distinct blob_sha256 as sha from structure_versions where structure_id = ? order by 1', [
-    structureId,
-  ]);
+  const rows = await em.execute<{ sha: string }[]>(
+    `select blob_sha256 as sha from structure_versions where structure_id = ?
+     union select blob_sha256 from drafts where structure_id = ? order by 1`,
+    [structureId, structureId],
+  );
   return rows.map((r) => r.sha);
 }
 
 /**
- * Deletes a structure for good: its row and versions, and every blob of theirs that nothing else
+ * Deletes a structure for good: its row, versions and draft, and every blob of theirs that nothing else
  * refers to (so usage drops at once). Blob locks first, in hash order, then the structure row.
  * Returns false when the structure was already gone.
  */
@@ -62,13 +65,16 @@ export async function purgeExpiredTrash(
     [cutoff],
   );
   const purged: string[] = [];
+  const owners = new Set<string>();
   let blobsDeleted = 0;
   for (const { id, owner_id } of expired) {
     const result = await purgeStructure(em, blobs, id, { onlyIfTrashedBefore: cutoff });
     if (!result.purged) continue;
     purged.push(id);
     blobsDeleted += result.blobsDeleted;
-    if (queues) await enqueue(queues, indexJob, { structureId: id, ownerId: owner_id, stamp: 'purged' });
+    owners.add(owner_id);
+    if (queues) await enqueueIndex(queues, id);
   }
+  for (const owner of owners) await refreshUsage(em, owner);
   return { purged, blobsDeleted };
 }

@@ -9,11 +9,12 @@ import type { DiffOptions } from '../../../formats/diff.js';
 import { FORMAT_LABELS, type Format } from '../../../formats/types.js';
 import { enqueue } from '../../../jobs/enqueue.js';
 import { type DiffJobData, diffJob, diffJobId } from '../../../jobs/handlers/diff.js';
-import { indexJob } from '../../../jobs/handlers/index.js';
 import type { AppContext } from '../../../services/context.js';
 import { diffKey, findCachedDiff } from '../../../services/diffs.js';
+import { enqueueIndex } from '../../../services/indexing.js';
 import { pruneStructure } from '../../../services/pruning.js';
 import { serializeVersion } from '../../../services/serialize.js';
+import { refreshUsage } from '../../../services/usage.js';
 import { rollbackStructure, setPinned } from '../../../services/versions.js';
 import { decodeCursor, encodeCursor, idParams, preferWaitSeconds } from '../../common.js';
 import { ApiError, notFound } from '../../errors.js';
@@ -133,7 +134,8 @@ export function historyRoutes(app: AppContext): Router {
         throw notFound(outcome.reason === 'version_not_found' ? `version ${body.version} of this structure` : 'structure');
       }
       await pruneStructure(em, app.blobs, structure.id);
-      await enqueue(app.queues, indexJob, { structureId: structure.id, ownerId: structure.owner, stamp: `v${outcome.version.number}` });
+      await refreshUsage(em, user.id); // the rolled-back-to bytes are current again, the replaced ones history
+      await enqueueIndex(app.queues, structure.id);
       koa.status = 201;
       koa.set('Location', `/v1/structures/${structure.id}/versions/${outcome.version.number}`);
       return {
