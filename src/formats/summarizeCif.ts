@@ -89,12 +89,13 @@ export function cifAtomTable(frame: CifFrame): CifAtoms | undefined {
       if (chainEntityType === undefined) return undefined;
       previousSeq = undefined;
     }
-    if (labelSeq && labelSeq.valueKind(i) === PRESENT) {
-      const seq = labelSeq.int(i);
-      if (previousSeq !== undefined && seq < previousSeq) return undefined; // Mol* would sort by label_seq_id
-      previousSeq = seq;
-    }
     if (newChain || !same(labelSeq, i - 1, i) || !authSeq.areValuesEqual(i - 1, i) || !same(insCode, i - 1, i)) {
+      if (labelSeq && labelSeq.valueKind(i) === PRESENT) {
+        // label_seq_id only changes at a residue start, so checking there is enough.
+        const seq = labelSeq.int(i);
+        if (previousSeq !== undefined && seq < previousSeq) return undefined; // Mol* would sort by label_seq_id
+        previousSeq = seq;
+      }
       residueOffsets.push(i);
       residueEntityType.push(chainEntityType);
     }

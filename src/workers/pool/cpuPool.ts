@@ -32,6 +32,10 @@ export class CpuPool {
       // A file that blows past this limit kills only its own thread; piscina replaces it.
       resourceLimits: { maxOldGenerationSizeMb: maxMemoryMb },
     });
+    // A thread that dies outside a task (out of memory while starting, say) is replaced by
+    // piscina; without a listener its 'error' event would take the whole worker process down.
+    // A task whose thread died fails on its own, and one that never starts meets the timeout.
+    this.pool.on('error', () => {});
   }
 
   ingest(task: IngestTask): Promise<IngestResult> {
