@@ -9,7 +9,7 @@ describe('the job registry', () => {
   it('accepts the real registry: every queue has a handler and every handler a queue', () => {
     const registry = checkRegistry(JOBS);
     // Contains rather than equals: each issue adds its jobs, and this line should not collide.
-    expect([...registry.keys()]).toEqual(expect.arrayContaining(['index', 'ingest', 'reconcile', 'snapshot', 'validate', 'usage']));
+    expect([...registry.keys()]).toEqual(expect.arrayContaining(['index', 'ingest', 'reconcile', 'snapshot', 'validate', 'usage', 'cleanup', 'gc']));
   });
 
   it('refuses to start when a queue has no handler', () => {

@@ -9,6 +9,7 @@ import { bootstrapServices, type Services } from '../runtime/bootstrap.js';
 import { createToken, createUser, serializeUser } from '../services/auth.js';
 import { closeAppContext, createAppContext } from '../services/context.js';
 import { startWorkers } from '../workers/main.js';
+import { cleanupCommand } from './cleanup.js';
 
 const USAGE = `molvault — storage for molecular structures
 
@@ -19,6 +20,7 @@ Usage:
   molvault migrate                   apply database migrations
   molvault user create --email E [--name N] [--admin] [--quota 10GB]
   molvault token create --email E [--name N] [--expires 30d]
+  molvault cleanup [--dry-run]       stale staging, stuck uploads, reservations, orphaned blobs now (--dry-run: report only)
 
 Configuration comes from the environment: DATABASE_URL, REDIS_URL, DATA_DIR, PORT, HOST, QUEUE_PREFIX,
 MAX_UPLOAD_BYTES, QUEUE_CONCURRENCY (e.g. ingest=4,validate=2), PARSE_THREADS, LOG_LEVEL.`;
@@ -170,6 +172,11 @@ export async function main(argv: string[]): Promise<void> {
             await orm.close();
           }
         });
+        return;
+      }
+      case 'cleanup': {
+        const { values } = parseArgs({ args: [sub, ...rest].filter(Boolean) as string[], options: { 'dry-run': { type: 'boolean', default: false } } });
+        print(await cleanupCommand(config, log, { dryRun: values['dry-run'] ?? false }));
         return;
       }
       case undefined:

@@ -56,6 +56,15 @@ const concurrencyMap = z
     return result;
   });
 
+/** "15 * * * *" → { pattern }, "3600000" → { every } (BullMQ repeat options). */
+const schedule = (fallback: string) =>
+  z
+    .string()
+    .trim()
+    .min(1)
+    .default(fallback)
+    .transform((text): { pattern: string } | { every: number } => (/^\d+$/.test(text) ? { every: Number(text) } : { pattern: text }));
+
 const optionalUrl = z
   .string()
   .trim()
@@ -102,6 +111,31 @@ const envSchema = z.object({
   /** Uploads untouched for this long are considered for re-enqueueing. */
   RECONCILE_AFTER_MS: z.coerce.number().int().min(0).default(60_000),
   EMBEDDED_POSTGRES_PORT: z.coerce.number().int().min(1).max(65535).default(54329),
+  /** Maintenance schedules: a cron pattern ("15 * * * *") or a period in milliseconds ("3600000"). */
+  CLEANUP_SCHEDULE: schedule('15 * * * *'),
+  GC_SCHEDULE: schedule('45 3 * * *'),
+  USAGE_SCHEDULE: schedule('30 2 * * *'),
+  /** Staging entries, blob-store temp files and scratch dirs untouched this long, with no live upload, are removed. */
+  STAGING_MAX_AGE_MS: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(24 * 3600_000),
+  /** Uploads not finished this long after their last change are failed (their reservation and staging released). */
+  STUCK_UPLOAD_AFTER_MS: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(24 * 3600_000),
+  /** Quota reservations older than this with no live upload (a crash while streaming) are released. */
+  RESERVATION_MAX_AGE_MS: z.coerce.number().int().positive().default(3600_000),
+  /** Unreferenced blobs (and blob files without a row) are deleted only after this long. */
+  GC_GRACE_MS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(24 * 3600_000),
+  GC_BATCH_SIZE: z.coerce.number().int().positive().default(500),
 });
 
 export type Config = ReturnType<typeof buildConfig>;
@@ -138,6 +172,14 @@ function buildConfig(env: z.infer<typeof envSchema>) {
     reconcileEveryMs: env.RECONCILE_EVERY_MS,
     reconcileAfterMs: env.RECONCILE_AFTER_MS,
     embeddedPostgresPort: env.EMBEDDED_POSTGRES_PORT,
+    /** Per-job scratch directories of the engines (DATA_DIR/scratch/<job>), swept by cleanup. */
+    scratchDir: path.join(dataDir, 'scratch'),
+    schedules: { cleanup: env.CLEANUP_SCHEDULE, gc: env.GC_SCHEDULE, usage: env.USAGE_SCHEDULE },
+    stagingMaxAgeMs: env.STAGING_MAX_AGE_MS,
+    stuckUploadAfterMs: env.STUCK_UPLOAD_AFTER_MS,
+    reservationMaxAgeMs: env.RESERVATION_MAX_AGE_MS,
+    gcGraceMs: env.GC_GRACE_MS,
+    gcBatchSize: env.GC_BATCH_SIZE,
   };
 }
 

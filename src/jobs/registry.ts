@@ -1,5 +1,7 @@
 import { QUEUE_NAMES, type QueueName } from '../config/index.js';
 import type { JobDefinition } from './define.js';
+import { cleanupJob } from './handlers/cleanup.js';
+import { gcJob } from './handlers/gc.js';
 import { indexJob } from './handlers/index.js';
 import { ingestJob } from './handlers/ingest.js';
 import { reconcileJob } from './handlers/reconcile.js';
@@ -8,7 +10,16 @@ import { usageJob } from './handlers/usage.js';
 import { validateJob } from './handlers/validate.js';
 
 /** Every job molvault runs. A worker refuses to start if this and the queue list disagree. */
-export const JOBS: JobDefinition<never>[] = [ingestJob, validateJob, snapshotJob, indexJob, reconcileJob, usageJob] as JobDefinition<never>[];
+export const JOBS: JobDefinition<never>[] = [
+  ingestJob,
+  validateJob,
+  snapshotJob,
+  indexJob,
+  reconcileJob,
+  usageJob,
+  cleanupJob,
+  gcJob,
+] as JobDefinition<never>[];
 
 export class RegistryError extends Error {}
 
