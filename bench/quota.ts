@@ -1,12 +1,13 @@
 /**
  * How fast the quota check and the usage figures are for a user with many versions: a user with
  * STRUCTURES structures of VERSIONS versions each (distinct blobs, rows made in SQL, no files),
- * then the time of reserve() (what every upload waits for), of refreshUsage() (one user's full
- * recomputation, run when an upload ends), of the usage job over everyone, and of a GC dry run.
+ * then the time of reserve() (what every upload waits for), of chargeUpload() (the snapshot's
+ * hand-over), of refreshUsage() (one user's full recomputation: trash, purge, GET /v1/usage), of
+ * the usage job over everyone, and of a GC dry run.
  */
 import { randomUUID } from 'node:crypto';
 import { collectGarbage } from '../src/services/gc.js';
-import { releaseReservation, reserve } from '../src/services/quota.js';
+import { chargeUpload, releaseReservation, reserve } from '../src/services/quota.js';
 import { recomputeAllUsage, refreshUsage } from '../src/services/usage.js';
 import { createBenchUser, createProject, startBenchStack, stopOnSignals } from './support/stack.js';
 
@@ -62,6 +63,13 @@ try {
     const [ms] = await timed(() => reserve(em.fork(), { userId, uploadId, needed: 1_000_000 }));
     reserveMs.push(ms);
     await releaseReservation(em.fork(), uploadId);
+  }
+  const chargeMs: number[] = [];
+  for (let i = 0; i < ROUNDS; i++) {
+    const uploadId = randomUUID();
+    await reserve(em.fork(), { userId, uploadId, needed: 1000 });
+    const [ms] = await timed(() => em.fork().transactional((tx) => chargeUpload(tx, userId, uploadId, 0)));
+    chargeMs.push(ms);
   }
   const refreshMs: number[] = [];
   for (let i = 0; i < 20; i++) refreshMs.push((await timed(() => refreshUsage(em.fork(), userId)))[0]);

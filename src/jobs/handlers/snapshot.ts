@@ -4,7 +4,7 @@ import { Structure } from '../../entities/Structure.js';
 import { StructureVersion } from '../../entities/StructureVersion.js';
 import { Upload } from '../../entities/Upload.js';
 import { lockBlob } from '../../services/blobs.js';
-import { settleUpload } from '../../services/quota.js';
+import { chargeUpload, userHoldsBlob } from '../../services/quota.js';
 import { endUpload } from '../../services/uploads.js';
 import { defineJob } from '../define.js';
 import { enqueue } from '../enqueue.js';
@@ -27,6 +27,9 @@ export const snapshotJob = defineJob({
         return { skipped: upload.state };
       }
       await lockBlob(tx, upload.blob);
+      // Decided under the blob's lock, before the version exists: do these bytes cost the owner anything new?
+      const [blobRow] = await tx.execute<{ size: string }[]>('select size from blobs where sha256 = ?', [upload.blob]);
+      const addedBytes = (await userHoldsBlob(tx, upload.owner, upload.blob)) ? 0 : Number(blobRow?.size ?? 0);
       const params = upload.params;
       if (upload.createsStructure) {
         await tx.execute(
@@ -79,7 +82,7 @@ export const snapshotJob = defineJob({
       upload.version = number;
       await tx.flush();
       // The version is charged and the upload's reservation released in this same transaction.
-      await settleUpload(tx, upload.owner, upload.id);
+      await chargeUpload(tx, upload.owner, upload.id, addedBytes);
       return { structureId: structure.id, version: number };
     });
     if ('gone' in outcome) {

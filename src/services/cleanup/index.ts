@@ -7,11 +7,13 @@ import { stuckUploads } from './stuckUploads.js';
 import type { CleanupContext, CleanupStep, CleanupStepResult } from './types.js';
 
 export type { CleanupContext, CleanupStep, CleanupStepResult } from './types.js';
+export { fromFunction } from './types.js';
 
 /**
  * The cleanup schedule, in order: stuck uploads are failed first (which releases their staging and
  * reservations), then what crashes left behind. Expired drafts, trash and export archives plug in
- * here as one line each; garbage collection runs as its own `gc` job (and last in the CLI).
+ * here as one line each, e.g. `fromFunction('expired drafts', (ctx) => deleteExpiredDrafts(ctx.em))`;
+ * garbage collection runs as its own `gc` job (and last in the CLI), after them.
  */
 export const CLEANUP_STEPS: CleanupStep[] = [stuckUploads, staleReservations, staleStaging, blobTempFiles, scratchDirs];
 

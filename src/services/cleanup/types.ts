@@ -69,3 +69,25 @@ export async function measure(target: string): Promise<{ bytes: number; newestMs
   }
   return { bytes, newestMs };
 }
+
+/**
+ * A step from a function another module exports (expired drafts, trash, export archives):
+ * `fromFunction('expired drafts', (ctx) => deleteExpiredDrafts(ctx.em, ...))`. It may return a
+ * count or { removed, bytesFreed, items }. Unless `dryRunSafe` (the function honours ctx.dryRun
+ * itself), a dry run skips it and says so.
+ */
+export function fromFunction(
+  name: string,
+  run: (ctx: CleanupContext) => Promise<number | { removed: number; bytesFreed?: number; items?: CleanupItem[] }>,
+  options: { dryRunSafe?: boolean } = {},
+): CleanupStep {
+  return {
+    name,
+    async run(ctx) {
+      if (ctx.dryRun && !options.dryRunSafe) return { removed: 0, bytesFreed: 0, items: [{ what: `${name}: not run in a dry run`, bytes: 0 }] };
+      const result = await run(ctx);
+      if (typeof result === 'number') return { removed: result, bytesFreed: 0, items: [] };
+      return { removed: result.removed, bytesFreed: result.bytesFreed ?? 0, items: (result.items ?? []).slice(0, 200) };
+    },
+  };
+}
