@@ -84,6 +84,7 @@ try {
     'reserve() — the per-upload quota check',
     `p50 ${quantile(reserveMs, 0.5).toFixed(2)} ms, p95 ${quantile(reserveMs, 0.95).toFixed(2)} ms (${ROUNDS} calls)`,
   );
+  row('chargeUpload() — the snapshot hand-over', `p50 ${quantile(chargeMs, 0.5).toFixed(2)} ms, p95 ${quantile(chargeMs, 0.95).toFixed(2)} ms`);
   row(
     'refreshUsage() — one user recomputed',
     `first ${firstRefresh.toFixed(0)} ms, p50 ${quantile(refreshMs, 0.5).toFixed(0)} ms, p95 ${quantile(refreshMs, 0.95).toFixed(0)} ms`,

@@ -137,6 +137,18 @@ describe('maintenance: garbage collection and cleanup', () => {
     await stack.ctx.orm.em.fork().execute(`update uploads set state = 'failed', blob_sha256 = null where id = ?`, [uploadId]);
   });
 
+  it('starts the grace period over for a blob that is recorded again', async () => {
+    const sha256 = await orphanBlob(ago(3 * HOUR), ago(2 * HOUR));
+    await stack.ctx.orm.em.fork().transactional(async (tx) => {
+      await lockBlob(tx, sha256);
+      await recordBlob(tx, { sha256, size: 2048, storedSize: 2048, mediaType: 'application/octet-stream' });
+    });
+    expect((await blobRow(sha256)).orphaned_at).toBeNull();
+    const report = await collectGarbage({ ...stack.ctx, em: stack.ctx.orm.em.fork() });
+    expect(report.blobs.items.map((i) => i.sha256)).not.toContain(sha256);
+    expect(await blobRow(sha256)).toBeDefined();
+  });
+
   it('reports blob files without a row and removes them after the grace period', async () => {
     const plant = async (mtime: Date) => {
       const bytes = randomBytes(1000);
