@@ -1,8 +1,10 @@
+import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { usageJob } from '../src/jobs/handlers/usage.js';
+import { QuotaExceededError, releaseReservation, reserve } from '../src/services/quota.js';
 import { type Client, client, type TestUser, userFactory, waitForUpload } from './helpers/factories.js';
 import { runJob } from './helpers/jobs.js';
 import { leftovers } from './helpers/leftovers.js';
@@ -15,6 +17,11 @@ function pdb(atoms: number, seed: string): Buffer {
   const line = (i: number) =>
     `ATOM  ${String((i % 99999) + 1).padStart(5)}  CA  ALA A${String((i % 9999) + 1).padStart(4)}    ${(i % 1000).toFixed(3).padStart(8)}${((i * 7) % 1000).toFixed(3).padStart(8)}${((i * 13) % 1000).toFixed(3).padStart(8)}  1.00 20.00           C  \n`;
   return Buffer.from(`REMARK   1 ${seed}\n${Array.from({ length: atoms }, (_, i) => line(i)).join('')}END\n`);
+}
+
+async function storedUsedBytes(stack: Stack, userId: string): Promise<number> {
+  const [row] = await stack.ctx.orm.em.fork().execute<{ used_bytes: string }[]>('select used_bytes from user_usage where user_id = ?', [userId]);
+  return Number(row?.used_bytes);
 }
 
 async function reservations(stack: Stack, userId: string): Promise<number> {
@@ -112,9 +119,24 @@ describe('quotas and usage', () => {
       api.upload(`/v1/projects/${projectId}/structures`, { name: 'b.pdb', content: b }, {}, { prefer: 'wait=30' }),
     ]);
     expect(answers.map((r) => r.status).sort()).toEqual([201, 507]);
+    expect(await storedUsedBytes(stack, user.id)).toBe(a.length);
     const usage = (await api.get('/v1/usage')).body;
     expect(usage.usedBytes).toBe(a.length);
     expect(usage.reservedBytes).toBe(0);
+    expect(await reservations(stack, user.id)).toBe(0);
+  });
+
+  it('grants exactly what fits when many reservations race for the last bytes', async () => {
+    const { user } = await userWithProject(1000);
+    const attempts = Array.from({ length: 20 }, () => randomUUID());
+    const outcomes = await Promise.allSettled(attempts.map((uploadId) => reserve(stack.ctx.orm.em.fork(), { userId: user.id, uploadId, needed: 100 })));
+    expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(10);
+    const refused = outcomes.filter((o) => o.status === 'rejected');
+    expect(refused).toHaveLength(10);
+    for (const o of refused) expect((o as PromiseRejectedResult).reason).toBeInstanceOf(QuotaExceededError);
+    const [row] = await stack.ctx.orm.em.fork().execute<{ n: string }[]>('select sum(bytes) as n from quota_reservations where owner_id = ?', [user.id]);
+    expect(Number(row.n)).toBe(1000);
+    for (const uploadId of attempts) await releaseReservation(stack.ctx.orm.em.fork(), uploadId);
     expect(await reservations(stack, user.id)).toBe(0);
   });
 
@@ -127,6 +149,8 @@ describe('quotas and usage', () => {
     expect(second.status).toBe(201);
     const again = await api.upload(`/v1/structures/${first.body.structure.id}/versions`, { name: 'one.pdb', content: bytes }, {}, { prefer: 'wait=30' });
     expect(again.status).toBe(201);
+    // The figure the quota check reads, as the snapshots left it (GET /v1/usage recomputes it).
+    expect(await storedUsedBytes(stack, user.id)).toBe(bytes.length);
     const usage = (await api.get('/v1/usage')).body;
     expect(usage).toMatchObject({ quotaBytes: 10 * 1024 * 1024, usedBytes: bytes.length, reservedBytes: 0 });
     expect(usage.breakdown).toMatchObject({ current: bytes.length, history: 0, trash: 0 });
@@ -169,7 +193,7 @@ describe('quotas and usage', () => {
     const em = stack.ctx.orm.em.fork();
     await em.execute(`update user_usage set used_bytes = 999999999, breakdown = '{"current": 999999999}' where user_id = ?`, [user.id]);
     const result = await runJob(stack.ctx, usageJob, { stamp: `test-${user.id}` });
-    expect(result.drifted).toContainEqual({ userId: user.id, storedBytes: 999999999, actualBytes: bytes.length });
+    expect(result.drifted).toContainEqual(expect.objectContaining({ userId: user.id, storedBytes: 999999999, actualBytes: bytes.length }));
     const [row] = await em.execute<{ used_bytes: string; breakdown: Record<string, number> }[]>(
       'select used_bytes, breakdown from user_usage where user_id = ?',
       [user.id],
@@ -193,5 +217,10 @@ describe('quotas and usage', () => {
     expect(bad.status).toBe(400);
     const listed = await admin.get('/v1/admin/users?limit=500');
     expect(listed.body.items.map((u: { id: string }) => u.id)).toContain(user.id);
+    // The usage job on demand: 202 and a job that finishes.
+    expect((await api.post('/v1/admin/usage/recompute')).status).toBe(403);
+    const recompute = await admin.post('/v1/admin/usage/recompute');
+    expect(recompute.status).toBe(202);
+    await expect.poll(async () => (await admin.get(`/v1/jobs/${recompute.body.job.id}`)).body.state, { timeout: 30_000, interval: 100 }).toBe('completed');
   });
 });

@@ -9,7 +9,21 @@ describe('the job registry', () => {
   it('accepts the real registry: every queue has a handler and every handler a queue', () => {
     const registry = checkRegistry(JOBS);
     expect([...registry.keys()]).toEqual(
-      expect.arrayContaining(['index', 'ingest', 'reconcile', 'searchDrift', 'snapshot', 'validate', 'usage', 'diff', 'backup', 'verify', 'convert']),
+      expect.arrayContaining([
+        'index',
+        'ingest',
+        'reconcile',
+        'searchDrift',
+        'snapshot',
+        'validate',
+        'usage',
+        'diff',
+        'backup',
+        'verify',
+        'convert',
+        'cleanup',
+        'gc',
+      ]),
     );
   });
 

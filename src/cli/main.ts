@@ -12,6 +12,7 @@ import { createToken, createUser, serializeUser } from '../services/auth.js';
 import { closeAppContext, createAppContext } from '../services/context.js';
 import { reindexAll } from '../services/searchMaintenance.js';
 import { startWorkers } from '../workers/main.js';
+import { cleanupCommand } from './cleanup.js';
 import { progressBar } from './progress.js';
 
 const USAGE = `molvault — storage for molecular structures
@@ -29,6 +30,7 @@ Usage:
   molvault backup list [--json]      the backups in BACKUP_DIR (read from their manifests)
   molvault backup verify <id>|--latest     check every checksum and that the dump restores
   molvault backup restore <id>|--latest [--force]   into DATABASE_URL and DATA_DIR
+  molvault cleanup [--dry-run]       stale staging, stuck uploads, reservations, orphaned blobs now (--dry-run: report only)
 
 Configuration comes from the environment: DATABASE_URL, REDIS_URL, DATA_DIR, PORT, HOST, QUEUE_PREFIX,
 MAX_UPLOAD_BYTES, QUEUE_CONCURRENCY (e.g. ingest=4,validate=2), PARSE_THREADS, LOG_LEVEL.`;
@@ -207,6 +209,11 @@ export async function main(argv: string[]): Promise<void> {
       case 'backup':
         await backupCommand(config, log, sub, rest);
         return;
+      case 'cleanup': {
+        const { values } = parseArgs({ args: [sub, ...rest].filter(Boolean) as string[], options: { 'dry-run': { type: 'boolean', default: false } } });
+        print(await cleanupCommand(config, log, { dryRun: values['dry-run'] ?? false }));
+        return;
+      }
       case undefined:
       case 'help':
       case '--help':

@@ -56,6 +56,15 @@ const concurrencyMap = z
     return result;
   });
 
+/** "15 * * * *" → { pattern }, "3600000" → { every } (BullMQ repeat options). */
+const schedule = (fallback: string) =>
+  z
+    .string()
+    .trim()
+    .min(1)
+    .default(fallback)
+    .transform((text): { pattern: string } | { every: number } => (/^\d+$/.test(text) ? { every: Number(text) } : { pattern: text }));
+
 const optionalUrl = z
   .string()
   .trim()
@@ -150,6 +159,31 @@ const envSchema = z.object({
   ENGINE_CONCURRENCY: z.coerce.number().int().min(1).default(2),
   /** A conversion that takes longer is killed (its whole process tree) and fails. */
   ENGINE_TIMEOUT_MS: z.coerce.number().int().positive().default(600_000),
+  /** Maintenance schedules: a cron pattern ("15 * * * *") or a period in milliseconds ("3600000"). */
+  CLEANUP_SCHEDULE: schedule('15 * * * *'),
+  GC_SCHEDULE: schedule('45 3 * * *'),
+  USAGE_SCHEDULE: schedule('30 2 * * *'),
+  /** Staging entries, blob-store temp files and scratch dirs untouched this long, with no live upload, are removed. */
+  STAGING_MAX_AGE_MS: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(24 * 3600_000),
+  /** Uploads not finished this long after their last change are failed (their reservation and staging released). */
+  STUCK_UPLOAD_AFTER_MS: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(24 * 3600_000),
+  /** Quota reservations older than this with no live upload (a crash while streaming) are released. */
+  RESERVATION_MAX_AGE_MS: z.coerce.number().int().positive().default(3600_000),
+  /** Unreferenced blobs (and blob files without a row) are deleted only after this long. */
+  GC_GRACE_MS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(24 * 3600_000),
+  GC_BATCH_SIZE: z.coerce.number().int().positive().default(500),
 });
 
 export type Config = ReturnType<typeof buildConfig>;
@@ -210,6 +244,14 @@ function buildConfig(env: z.infer<typeof envSchema>) {
       // Apart from upload staging, whose entries are upload ids.
       scratchDir: path.join(dataDir, 'scratch'),
     },
+    /** Per-job scratch directories of the engines (DATA_DIR/scratch/<job>), swept by cleanup. */
+    scratchDir: path.join(dataDir, 'scratch'),
+    schedules: { cleanup: env.CLEANUP_SCHEDULE, gc: env.GC_SCHEDULE, usage: env.USAGE_SCHEDULE },
+    stagingMaxAgeMs: env.STAGING_MAX_AGE_MS,
+    stuckUploadAfterMs: env.STUCK_UPLOAD_AFTER_MS,
+    reservationMaxAgeMs: env.RESERVATION_MAX_AGE_MS,
+    gcGraceMs: env.GC_GRACE_MS,
+    gcBatchSize: env.GC_BATCH_SIZE,
   };
 }
 

@@ -1,8 +1,10 @@
 import { QUEUE_NAMES, type QueueName } from '../config/index.js';
 import type { JobDefinition } from './define.js';
 import { backupJob, verifyBackupJob } from './handlers/backup.js';
+import { cleanupJob } from './handlers/cleanup.js';
 import { convertJob } from './handlers/convert.js';
 import { diffJob } from './handlers/diff.js';
+import { gcJob } from './handlers/gc.js';
 import { indexJob } from './handlers/index.js';
 import { ingestJob } from './handlers/ingest.js';
 import { reconcileJob } from './handlers/reconcile.js';
@@ -24,6 +26,8 @@ export const JOBS: JobDefinition<never>[] = [
   backupJob,
   verifyBackupJob,
   convertJob,
+  cleanupJob,
+  gcJob,
 ] as JobDefinition<never>[];
 
 export class RegistryError extends Error {}

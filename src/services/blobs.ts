@@ -11,11 +11,12 @@ export async function lockBlob(em: EntityManager, sha256: string): Promise<void>
   await em.execute('select pg_advisory_xact_lock(hashtextextended(?, 0))', [`blob:${sha256}`]);
 }
 
-/** Records a committed blob (idempotent). Call inside a transaction holding lockBlob. */
+/** Records a committed blob (idempotent; clears an orphan mark). Call inside a transaction holding lockBlob. */
 export async function recordBlob(em: EntityManager, blob: { sha256: string; size: number; storedSize: number; mediaType: string }) {
+  // Wanted again: garbage collection's grace period starts over.
   await em.execute(
     `insert into blobs (sha256, size, stored_size, media_type, created_at) values (?, ?, ?, ?, now())
-     on conflict (sha256) do nothing`,
+     on conflict (sha256) do update set orphaned_at = null`,
     [blob.sha256, blob.size, blob.storedSize, blob.mediaType],
   );
 }

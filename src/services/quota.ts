@@ -90,14 +90,30 @@ export async function releaseReservation(em: EntityManager, uploadId: string): P
 }
 
 /**
- * The hand-over at the end of an upload: its reservation goes and its owner's usage is
- * recomputed in the same transaction, so there is no moment when the bytes count twice or not
- * at all. Call after the reference change is flushed.
+ * The end of an upload that did not become a version: its reservation goes. Its blob was never
+ * charged (an upload in flight is charged to nobody), so usage does not change.
  */
-export async function settleUpload(tx: EntityManager, ownerId: string, uploadId: string): Promise<void> {
+export async function releaseUpload(tx: EntityManager, ownerId: string, uploadId: string): Promise<void> {
   await lockQuota(tx, ownerId);
   await releaseReservation(tx, uploadId);
-  await refreshUsage(tx, ownerId);
+}
+
+/**
+ * The hand-over when an upload becomes a version, in the snapshot's transaction: the reservation
+ * goes and the blob's bytes are charged (`addedBytes`: its size, or 0 when the owner already held
+ * those bytes, decided under the blob's lock before the version was written). An incremental
+ * update, not a recomputation, so storing a version costs the same for a user with a hundred
+ * versions as for one with a million; the breakdown by category is refreshed when read
+ * (GET /v1/usage) and nightly, and the nightly job corrects any drift of the total.
+ */
+export async function chargeUpload(tx: EntityManager, ownerId: string, uploadId: string, addedBytes: number): Promise<void> {
+  await lockQuota(tx, ownerId);
+  await releaseReservation(tx, uploadId);
+  const [row] = await tx.execute<{ n: string }[]>(
+    'with changed as (update user_usage set used_bytes = used_bytes + ? where user_id = ? returning 1) select count(*) as n from changed',
+    [addedBytes, ownerId],
+  );
+  if (Number(row?.n ?? 0) === 0) await refreshUsage(tx, ownerId); // first figure for this user: compute it whole
 }
 
 /** Whether the user already holds this blob through a charged reference (then it costs nothing more). */

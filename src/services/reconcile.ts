@@ -9,15 +9,34 @@ import { snapshotJob } from '../jobs/handlers/snapshot.js';
 import { validateJob } from '../jobs/handlers/validate.js';
 import type { AppContext } from './context.js';
 
+type ReconcileContext = AppContext & { em: EntityManager };
+
+/** Something Postgres calls unfinished, and the job (deterministic id) that moves it on. */
+export interface ReconcileCandidate {
+  /** What is unfinished, e.g. an upload id. */
+  subject: string;
+  definition: JobDefinition<never>;
+  data: Record<string, unknown>;
+}
+
+/**
+ * One kind of unfinished work: uploads today; conversions and imports add theirs to RECONCILERS.
+ * `find` reads Postgres only and returns what was last touched before `cutoff`.
+ */
+export interface Reconciler {
+  name: string;
+  find(ctx: ReconcileContext, cutoff: Date): Promise<ReconcileCandidate[]>;
+}
+
 export interface ReconcileReport {
   examined: number;
-  reenqueued: { uploadId: string; job: string }[];
-  /** Uploads whose last job had failed for good while Postgres still called them unfinished. */
+  reenqueued: { subject: string; job: string }[];
+  /** Work whose last job had failed for good while Postgres still called it unfinished. */
   finalised: string[];
 }
 
 /** The job an unfinished upload needs next, read from Postgres alone. */
-function nextStep(upload: Upload): { definition: JobDefinition<never>; data: Record<string, string> } | undefined {
+export function nextUploadStep(upload: Upload): { definition: JobDefinition<never>; data: Record<string, string> } | undefined {
   const data = { uploadId: upload.id, ownerId: upload.owner };
   if (upload.state === 'received') return { definition: ingestJob as JobDefinition<never>, data };
   if (upload.state === 'processing') return { definition: (upload.summary ? snapshotJob : validateJob) as JobDefinition<never>, data };
@@ -27,38 +46,67 @@ function nextStep(upload: Upload): { definition: JobDefinition<never>; data: Rec
   return undefined;
 }
 
+export const uploadsReconciler: Reconciler = {
+  name: 'uploads',
+  async find(ctx, cutoff) {
+    const uploads = await ctx.em.find(
+      Upload,
+      { $or: [{ state: { $in: ['received', 'processing'] } }, { state: 'stored', indexedAt: null }], updatedAt: { $lte: cutoff } },
+      { orderBy: { createdAt: 'asc' }, limit: 10_000 },
+    );
+    return uploads.flatMap((upload) => {
+      const step = nextUploadStep(upload);
+      return step ? [{ subject: upload.id, ...step }] : [];
+    });
+  },
+};
+
+/** Every kind of work reconcile looks after. Conversions and imports plug in here, one line each. */
+export const RECONCILERS: Reconciler[] = [uploadsReconciler];
+
 /**
- * Postgres is the truth: every upload it calls unfinished must have its next job in Redis.
- * Re-adds the missing ones under their deterministic ids (a no-op for jobs that exist), so an
- * accepted upload survives a Redis restart without persistence or a crash between two steps.
+ * Postgres is the truth: everything it calls unfinished must have its next job in Redis. Re-adds
+ * the missing ones under their deterministic ids (a no-op for jobs that exist), so accepted work
+ * survives a Redis restart without persistence or a crash between two steps. A job that failed
+ * for good is handed to its definition's onFinalFailure, which records the failure in Postgres.
  */
-export async function reconcileUploads(ctx: AppContext & { em: EntityManager }, olderThanMs: number): Promise<ReconcileReport> {
-  const cutoff = new Date(Date.now() - olderThanMs);
-  const uploads = await ctx.em.find(
-    Upload,
-    { $or: [{ state: { $in: ['received', 'processing'] } }, { state: 'stored', indexedAt: null }], updatedAt: { $lte: cutoff } },
-    { orderBy: { createdAt: 'asc' }, limit: 10_000 },
-  );
-  const report: ReconcileReport = { examined: uploads.length, reenqueued: [], finalised: [] };
-  for (const upload of uploads) {
-    const step = nextStep(upload);
-    if (!step) continue;
-    const jobId = step.definition.jobId(step.data as never);
-    const existing: Job | undefined = await ctx.queues[step.definition.queue].getJob(jobId);
+export async function reconcile(ctx: ReconcileContext, reconciler: Reconciler, olderThanMs: number): Promise<ReconcileReport> {
+  const candidates = await reconciler.find(ctx, new Date(Date.now() - olderThanMs));
+  const report: ReconcileReport = { examined: candidates.length, reenqueued: [], finalised: [] };
+  for (const candidate of candidates) {
+    const { definition, data } = candidate;
+    const jobId = definition.jobId(data as never);
+    const existing: Job | undefined = await ctx.queues[definition.queue].getJob(jobId);
     if (existing) {
       const state = await existing.getState();
       if (state === 'failed' && existing.attemptsMade >= (existing.opts.attempts ?? 1)) {
-        await step.definition.onFinalFailure?.(step.data as never, new Error(existing.failedReason || 'the job failed'), {
-          ...ctx,
-          em: ctx.em.fork(),
-        } as never);
-        report.finalised.push(upload.id);
+        await definition.onFinalFailure?.(data as never, new Error(existing.failedReason || 'the job failed'), { ...ctx, em: ctx.em.fork() } as never);
+        report.finalised.push(candidate.subject);
       }
       continue;
     }
-    await enqueue(ctx.queues, step.definition, step.data as never);
-    report.reenqueued.push({ uploadId: upload.id, job: jobId });
+    await enqueue(ctx.queues, definition, data as never);
+    report.reenqueued.push({ subject: candidate.subject, job: jobId });
   }
-  if (report.reenqueued.length || report.finalised.length) ctx.log.warn(report, 'reconcile re-enqueued unfinished uploads');
+  if (report.reenqueued.length || report.finalised.length)
+    ctx.log.warn({ reconciler: reconciler.name, ...report }, `reconcile re-enqueued unfinished ${reconciler.name}`);
   return report;
+}
+
+export function reconcileUploads(ctx: ReconcileContext, olderThanMs: number): Promise<ReconcileReport> {
+  return reconcile(ctx, uploadsReconciler, olderThanMs);
+}
+
+/** Runs every reconciler; one failing does not stop the others. */
+export async function reconcileAll(ctx: ReconcileContext, olderThanMs: number): Promise<Record<string, ReconcileReport | { error: string }>> {
+  const reports: Record<string, ReconcileReport | { error: string }> = {};
+  for (const reconciler of RECONCILERS) {
+    try {
+      reports[reconciler.name] = await reconcile({ ...ctx, em: ctx.em.fork() }, reconciler, olderThanMs);
+    } catch (error) {
+      ctx.log.error({ err: error, reconciler: reconciler.name }, 'reconcile failed');
+      reports[reconciler.name] = { error: (error as Error).message };
+    }
+  }
+  return reports;
 }

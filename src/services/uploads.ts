@@ -3,7 +3,7 @@ import { TERMINAL_UPLOAD_STATES, Upload, type UploadError } from '../entities/Up
 import type { BlobStore } from '../storage/blobStore.js';
 import type { Staging } from '../storage/staging.js';
 import { deleteBlobIfUnreferenced, lockBlob } from './blobs.js';
-import { settleUpload } from './quota.js';
+import { releaseUpload } from './quota.js';
 import { notifyUploadChanged } from './uploadEvents.js';
 
 /**
@@ -28,7 +28,7 @@ export async function endUpload(
     const changed = await tx.nativeUpdate(Upload, { id: uploadId, state: { $in: ['received', 'processing'] } }, { state, error, blob: null });
     if (changed === 0) return false; // ended meanwhile by another delivery of the same job
     if (blob) await deleteBlobIfUnreferenced(tx, services.blobs, blob);
-    await settleUpload(tx, upload.owner, uploadId);
+    await releaseUpload(tx, upload.owner, uploadId);
     return true;
   });
   if (ended) await notifyUploadChanged(em, uploadId);

@@ -97,6 +97,7 @@ export interface UsageDrift {
   userId: string;
   storedBytes: number | null;
   actualBytes: number;
+  breakdown: UsageBreakdown;
 }
 
 /**
@@ -109,9 +110,10 @@ export async function recomputeAllUsage(em: EntityManager, log: Logger): Promise
   const drifted: UsageDrift[] = [];
   for (const { id } of users) {
     const { previous, usedBytes, breakdown } = await refreshUsage(em.fork(), id);
-    const changed = !previous || previous.usedBytes !== usedBytes || USAGE_CATEGORIES.some((c) => (previous.breakdown[c] ?? 0) !== breakdown[c]);
-    // A user with nothing stored and no row yet has not drifted, it just had no figure.
-    if (changed && (previous || usedBytes > 0)) drifted.push({ userId: id, storedBytes: previous?.usedBytes ?? null, actualBytes: usedBytes });
+    // The total is what the quota check reads: a difference there is drift. (The breakdown is only
+    // refreshed on read, so it may lag without anything being wrong.) No row and nothing stored is no drift.
+    const changed = previous ? previous.usedBytes !== usedBytes : usedBytes > 0;
+    if (changed) drifted.push({ userId: id, storedBytes: previous?.usedBytes ?? null, actualBytes: usedBytes, breakdown });
   }
   if (drifted.length) log.warn({ drifted }, `usage: corrected the figures of ${drifted.length} user(s)`);
   else log.info({ users: users.length }, 'usage: every figure was right');

@@ -10,7 +10,8 @@ export async function runJob<Data>(ctx: AppContext, definition: JobDefinition<Da
   for (;;) {
     const job = await queue.getJob(jobId);
     const state = job ? await job.getState() : 'missing';
-    if (state === 'completed') return job?.returnvalue;
+    // Read again: the job may have finished between reading it and asking its state.
+    if (state === 'completed') return (await queue.getJob(jobId))?.returnvalue;
     if (state === 'failed') throw new Error(`job ${jobId} failed: ${job?.failedReason}`);
     if (Date.now() > deadline) throw new Error(`job ${jobId} still ${state} after ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 50));

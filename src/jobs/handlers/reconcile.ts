@@ -1,15 +1,20 @@
 import { z } from 'zod';
-import { reconcileUploads } from '../../services/reconcile.js';
+import { reconcileAll } from '../../services/reconcile.js';
 import { defineJob } from '../define.js';
 
-/** Scheduled: re-enqueues accepted uploads whose jobs are missing from Redis. */
+/** Scheduled: re-enqueues accepted work (every reconciler in RECONCILERS) whose jobs are missing from Redis. */
 export const reconcileJob = defineJob({
   name: 'reconcile',
   queue: 'cleanup',
-  data: z.object({ olderThanMs: z.number().int().min(0).optional() }),
-  jobId: () => `reconcile-${Date.now()}`,
+  data: z.object({ olderThanMs: z.number().int().min(0).optional(), stamp: z.string().optional() }),
+  jobId: (d) => `reconcile-${d.stamp ?? Date.now()}`,
   async handle({ olderThanMs }, ctx) {
-    const report = await reconcileUploads(ctx, olderThanMs ?? ctx.config.reconcileAfterMs);
-    return { examined: report.examined, reenqueued: report.reenqueued.length, finalised: report.finalised.length };
+    const reports = await reconcileAll(ctx, olderThanMs ?? ctx.config.reconcileAfterMs);
+    return Object.fromEntries(
+      Object.entries(reports).map(([name, r]) => [
+        name,
+        'error' in r ? r : { examined: r.examined, reenqueued: r.reenqueued.length, finalised: r.finalised.length },
+      ]),
+    );
   },
 });

@@ -6,7 +6,7 @@ import { Upload } from '../../entities/Upload.js';
 import { lockBlob } from '../../services/blobs.js';
 import { removeCheckpointedDraft } from '../../services/drafts.js';
 import { pruneStructure } from '../../services/pruning.js';
-import { settleUpload } from '../../services/quota.js';
+import { chargeUpload, userHoldsBlob } from '../../services/quota.js';
 import { endUpload } from '../../services/uploads.js';
 import { defineJob } from '../define.js';
 import { enqueue } from '../enqueue.js';
@@ -29,6 +29,9 @@ export const snapshotJob = defineJob({
         return { skipped: upload.state };
       }
       await lockBlob(tx, upload.blob);
+      // Decided under the blob's lock, before the version exists: do these bytes cost the owner anything new?
+      const [blobRow] = await tx.execute<{ size: string }[]>('select size from blobs where sha256 = ?', [upload.blob]);
+      const addedBytes = (await userHoldsBlob(tx, upload.owner, upload.blob)) ? 0 : Number(blobRow?.size ?? 0);
       const params = upload.params;
       if (upload.createsStructure) {
         await tx.execute(
@@ -82,7 +85,7 @@ export const snapshotJob = defineJob({
       upload.version = number;
       await tx.flush();
       // The version is charged and the upload's reservation released in this same transaction.
-      await settleUpload(tx, upload.owner, upload.id);
+      await chargeUpload(tx, upload.owner, upload.id, addedBytes);
       return { structureId: structure.id, version: number };
     });
     if ('gone' in outcome) {

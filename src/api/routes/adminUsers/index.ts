@@ -1,7 +1,10 @@
+import { randomUUID } from 'node:crypto';
 import Router from '@koa/router';
 import { z } from 'zod';
 import { parseByteSize } from '../../../config/index.js';
 import { USER_ROLES, User } from '../../../entities/User.js';
+import { enqueue } from '../../../jobs/enqueue.js';
+import { usageJob } from '../../../jobs/handlers/usage.js';
 import { serializeUser } from '../../../services/auth.js';
 import type { AppContext } from '../../../services/context.js';
 import { decodeCursor, encodeCursor, idParams, listQuery } from '../../common.js';
@@ -113,6 +116,28 @@ export function adminUserRoutes(app: AppContext): Router {
       await em.flush();
       app.log.info({ admin: user.id, user: target.id, change: body }, 'admin changed a user');
       return (await present(app, [target]))[0];
+    },
+  );
+  route(
+    router,
+    app,
+    {
+      method: 'post',
+      path: '/v1/admin/usage/recompute',
+      summary: "Recompute every user's usage now (the nightly usage job, on demand; administrators)",
+      tag,
+      auth: 'admin',
+      responses: {
+        202: { description: 'Enqueued: poll the job (Location header)', schema: z.object({ job: z.object({ id: z.string() }) }) },
+        403: { description: 'Not an administrator', schema: errorSchema },
+      },
+    },
+    async ({ user, koa }) => {
+      requireAdmin(user);
+      const jobId = await enqueue(app.queues, usageJob, { stamp: randomUUID() }); // job ids are <name>-<uuid>
+      koa.status = 202;
+      koa.set('Location', `/v1/jobs/${jobId}`);
+      return { job: { id: jobId } };
     },
   );
   return router;
