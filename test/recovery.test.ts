@@ -64,7 +64,7 @@ describe('recovery', () => {
     }
     const first = await startWorkers(stack.ctx, QUEUE_NAMES);
     // Generous: the parse pool's threads take seconds to start on a busy machine.
-    await expect.poll(async () => (await api.get(`/v1/uploads/${ids[0]}`)).body.state, { timeout: 30_000, interval: 5 }).not.toBe('received');
+    await expect.poll(async () => (await api.get(`/v1/uploads/${ids[0]}`)).body.state, { timeout: 30_000, interval: 10 }).not.toBe('received');
     await first.close(); // graceful: waits for active jobs
     const afterClose = await Promise.all(ids.map(async (id) => (await api.get(`/v1/uploads/${id}`)).body.state));
     expect(afterClose).not.toContain('failed');
@@ -80,7 +80,7 @@ describe('recovery', () => {
     } finally {
       await second.close();
     }
-  });
+  }, 120_000); // a first parse thread can take many seconds to start on a loaded machine
 });
 
 describe('a worker process killed in the middle of a job', () => {
