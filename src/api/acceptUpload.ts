@@ -170,7 +170,7 @@ export async function answerUpload(app: AppContext, koa: Context, uploadId: stri
 }
 
 /** The upload's hold on its owner's quota; a refusal becomes the 507 answer. */
-function quotaHold(app: AppContext, userId: string, uploadId: string): QuotaHold {
+export function quotaHold(app: AppContext, userId: string, uploadId: string): QuotaHold {
   return {
     async reserve(needed, wanted) {
       try {

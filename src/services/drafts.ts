@@ -10,6 +10,7 @@ import { FORMAT_LABELS, FORMATS, type Format, MEDIA_TYPES } from '../formats/typ
 import type { BlobStore } from '../storage/blobStore.js';
 import { deleteBlobIfUnreferenced, lockBlob, recordBlob } from './blobs.js';
 import type { AppContext } from './context.js';
+import { refreshUsage } from './usage.js';
 
 /** A refusal with the HTTP status and stable code the API answers with. */
 export class DraftRefusal extends Error {
@@ -227,16 +228,17 @@ export async function deleteExpiredDrafts(em: EntityManager, blobs: BlobStore, r
   let deleted = 0;
   for (const draft of expired) {
     const gone = await em.transactional(async (tx) => {
-      await tx.execute('select id from structures where id = ? for update', [draft.structure]);
+      const [owner] = await tx.execute<{ owner_id: string }[]>('select owner_id from structures where id = ? for update', [draft.structure]);
       // Read again under the lock: a save in between makes it fresh again.
       const current = await tx.findOne(Draft, { id: draft.id, updatedAt: { $lt: cutoff } });
       if (!current) return false;
       await lockBlob(tx, current.blob);
       await tx.nativeDelete(Draft, { id: current.id });
       await deleteBlobIfUnreferenced(tx, blobs, current.blob);
-      return true;
+      return owner?.owner_id ?? true;
     });
     if (gone) deleted++;
+    if (typeof gone === 'string') await refreshUsage(em, gone);
   }
   return deleted;
 }

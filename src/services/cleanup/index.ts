@@ -1,6 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { formatBytes } from '../../lib/bytes.js';
 import type { AppContext } from '../context.js';
+import { expiredDrafts, expiredTrash, staleDiffCache, versionPruning } from './retention.js';
 import { blobTempFiles, scratchDirs, staleStaging } from './staleFiles.js';
 import { staleReservations } from './staleReservations.js';
 import { stuckUploads } from './stuckUploads.js';
@@ -12,10 +13,20 @@ export { fromFunction } from './types.js';
 /**
  * The cleanup schedule, in order: stuck uploads are failed first (which releases their staging and
  * reservations), then what crashes left behind. Expired drafts, trash and export archives plug in
- * here as one line each, e.g. `fromFunction('expired drafts', (ctx) => deleteExpiredDrafts(ctx.em))`;
+ * here as one line each (retention.ts holds trash, drafts, pruning and the diff cache);
  * garbage collection runs as its own `gc` job (and last in the CLI), after them.
  */
-export const CLEANUP_STEPS: CleanupStep[] = [stuckUploads, staleReservations, staleStaging, blobTempFiles, scratchDirs];
+export const CLEANUP_STEPS: CleanupStep[] = [
+  stuckUploads,
+  staleReservations,
+  expiredTrash,
+  expiredDrafts,
+  versionPruning,
+  staleDiffCache,
+  staleStaging,
+  blobTempFiles,
+  scratchDirs,
+];
 
 export interface CleanupReport {
   dryRun: boolean;

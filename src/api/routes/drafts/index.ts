@@ -9,7 +9,9 @@ import { enqueue } from '../../../jobs/enqueue.js';
 import { validateJob } from '../../../jobs/handlers/validate.js';
 import type { AppContext } from '../../../services/context.js';
 import { DraftRefusal, deleteDraft, saveDraft, serializeDraft, startCheckpoint } from '../../../services/drafts.js';
-import { answerUpload, safeFilename } from '../../acceptUpload.js';
+import { releaseReservation } from '../../../services/quota.js';
+import { refreshUsage } from '../../../services/usage.js';
+import { answerUpload, quotaHold, safeFilename } from '../../acceptUpload.js';
 import { idParams } from '../../common.js';
 import { ApiError } from '../../errors.js';
 import { errorSchema } from '../../openapi.js';
@@ -74,7 +76,15 @@ export function draftRoutes(app: AppContext): Router {
       const em = app.orm.em.fork();
       const structure = await findOwnStructure(em, user.id, params.id);
       const stagingId = randomUUID();
-      const received = await receiveUpload(koa, app.staging, stagingId, app.config.maxUploadBytes);
+      // A draft counts in its owner's usage (as drafts), so its bytes are held against the quota while they arrive.
+      const release = () => releaseReservation(app.orm.em.fork(), stagingId);
+      let received: Awaited<ReturnType<typeof receiveUpload>>;
+      try {
+        received = await receiveUpload(koa, app.staging, stagingId, app.config.maxUploadBytes, quotaHold(app, user.id, stagingId));
+      } catch (error) {
+        await release();
+        throw error;
+      }
       let format: Format | undefined;
       let filename = safeFilename(received.filename);
       try {
@@ -86,6 +96,7 @@ export function draftRoutes(app: AppContext): Router {
         }
       } catch (error) {
         await app.staging.remove(stagingId);
+        await release();
         throw error;
       }
       try {
@@ -97,10 +108,13 @@ export function draftRoutes(app: AppContext): Router {
           head: received.head,
           declaredFormat: format,
         });
+        await refreshUsage(em, user.id);
         return serializeDraft(draft);
       } catch (error) {
         if (error instanceof DraftRefusal) throw new ApiError(error.status, error.code, error.message, error.details);
         throw error;
+      } finally {
+        await release();
       }
     },
   );
@@ -154,6 +168,7 @@ export function draftRoutes(app: AppContext): Router {
       const em = app.orm.em.fork();
       const structure = await findOwnStructure(em, user.id, params.id, { includeTrashed: true });
       if (!(await deleteDraft(em, app.blobs, structure.id))) throw noDraft();
+      await refreshUsage(em, user.id);
       koa.status = 204;
       return undefined;
     },
