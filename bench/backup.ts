@@ -81,7 +81,7 @@ try {
        from (select id, name, row_number() over (order by id) as n from structures) s`,
     [summary],
   );
-  const serverMajor = Number((await db.query<{ v: string }>('show server_version_num')).rows[0]?.v) / 10000;
+  const serverMajor = Number((await db.query<{ v: string }>(`select current_setting('server_version_num') as v`)).rows[0]?.v) / 10000;
   await db.end();
 
   // Database: molvault's logical dump and restore.
@@ -114,14 +114,23 @@ try {
   // Blobs: real files (PDB-like text, so gzip has something to do), then a full and an incremental backup.
   const dataDir = path.join(work, 'data');
   const store = new LocalBlobStore(path.join(dataDir, 'blobs'));
-  const line = 'ATOM      1  N   THR A   1      17.047  14.099   3.625  1.00 13.79           N\n';
+  // Coordinates vary, as in real files, so gzip compresses them about as much as real PDB files.
+  const atoms = (count: number) => {
+    const lines: string[] = [];
+    for (let n = 1; n <= count; n++) {
+      const [x, y, z] = [0, 1, 2].map(() => (Math.random() * 200 - 100).toFixed(3).padStart(8));
+      lines.push(
+        `ATOM  ${String(n).padStart(5)}  CA  GLY A${String(n % 9999).padStart(4)}    ${x}${y}${z}  1.00${(Math.random() * 60).toFixed(2).padStart(6)}           C\n`,
+      );
+    }
+    return lines.join('');
+  };
   const db2 = new pg.Client({ connectionString: sourceUrl });
   await db2.connect();
-  await db2.query('delete from structure_versions');
-  await db2.query('delete from blobs');
+  await db2.query('truncate blobs cascade');
   let blobBytes = 0;
   for (let i = 0; i < BLOB_FILES; i++) {
-    const content = Buffer.from(`REMARK ${i} ${randomBytes(8).toString('hex')}\n${line.repeat(2000 + (i % 7) * 500)}`);
+    const content = Buffer.from(`REMARK ${i} ${randomBytes(8).toString('hex')}\n${atoms(2000 + (i % 7) * 500)}`);
     const hash = createHash('sha256').update(content).digest('hex');
     const temp = await store.tempPath();
     await fs.writeFile(temp, content);

@@ -2,12 +2,15 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupLayout } from '../src/backup/layout.js';
 import { applyRetention, type BackupEnv, createBackup } from '../src/backup/service.js';
 import { QUEUE_NAMES } from '../src/config/index.js';
 import { backupJob } from '../src/jobs/handlers/backup.js';
 import { createLogger } from '../src/lib/logger.js';
+import { StorageMonitor } from '../src/services/storageMonitor.js';
 import { LocalBlobStore } from '../src/storage/blobStore.js';
 import { ownDatabase } from './helpers/database.js';
 import { client, type TestUser, userFactory, waitForUpload } from './helpers/factories.js';
@@ -226,5 +229,22 @@ describe('the disk-free warning', () => {
     const storage = await client(stack.url, admin.token).get('/v1/admin/storage');
     expect(storage.body.disk.warning).toContain('DISK_FREE_WARN_BYTES');
     expect(await (await fetch(`${stack.url}/metrics`)).text()).toMatch(/^molvault_disk_free_warning 1$/m);
+  });
+
+  it('is logged, once per five minutes however often the disk is looked at', async () => {
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk, _encoding, done) {
+        lines.push(String(chunk));
+        done();
+      },
+    });
+    const monitor = new StorageMonitor({ ...stack.ctx, log: pino({ level: 'warn' }, sink) });
+    await monitor.disk();
+    await monitor.disk();
+    const warnings = lines.map((line) => JSON.parse(line)).filter((entry) => entry.msg === 'disk space low');
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatchObject({ level: 40, dataDir: stack.ctx.config.dataDir });
+    expect(warnings[0].freeBytes).toBeGreaterThan(0);
   });
 });

@@ -7,7 +7,7 @@ import type { BackupKind } from '../entities/Backup.js';
 import type { Logger } from '../lib/logger.js';
 import { dropDatabase, ensureDatabase, withDatabase } from '../runtime/postgres.js';
 import { LocalBlobStore } from '../storage/blobStore.js';
-import { checkBackedUpBlob, copyBlobIntoBackup, fileSize, hashFile, restoreBlob, walkFiles } from './blobs.js';
+import { BLOB_COPY_CONCURRENCY, checkBackedUpBlob, copyBlobIntoBackup, fileSize, forEachConcurrently, hashFile, restoreBlob, walkFiles } from './blobs.js';
 import { databaseRowCount, dumpDatabase, restoreDatabase } from './dump.js';
 import { BACKUP_ID, BackupLayout, type BackupManifest, MANIFEST_FORMAT, MANIFEST_VERSION, newBackupId } from './layout.js';
 
@@ -132,7 +132,7 @@ export async function createBackup(
       try {
         const { blobs: blobRows, ...database } = await dumpDatabase(env.databaseUrl, path.join(layout.backupDir(id), 'db'));
         manifest.database = database;
-        for (const { sha256, size } of blobRows) {
+        await forEachConcurrently(blobRows, BLOB_COPY_CONCURRENCY, async ({ sha256, size }) => {
           const already = await fileSize(layout.blobPath(sha256));
           if (already !== undefined) {
             manifest.blobs.push({ sha256, size, storedBytes: already, copied: false });
@@ -141,7 +141,9 @@ export async function createBackup(
           } else {
             manifest.blobs.push({ sha256, size, storedBytes: await copyBlobIntoBackup(blobs, layout, sha256), copied: true });
           }
-        }
+        });
+        manifest.blobs.sort((a, b) => a.sha256.localeCompare(b.sha256));
+        manifest.missingBlobs.sort();
         const dumpBytes = database.tables.reduce((sum, t) => sum + t.bytes, 0);
         const copied = manifest.blobs.filter((b) => b.copied);
         manifest.totals = {
@@ -227,10 +229,10 @@ export async function verifyBackup(env: BackupEnv, id: string): Promise<VerifyRe
       );
     }
   }
-  for (const blob of manifest.blobs) {
+  await forEachConcurrently(manifest.blobs, BLOB_COPY_CONCURRENCY, async (blob) => {
     const problem = await checkBackedUpBlob(layout, blob.sha256, blob.size);
     if (problem) problems.push(problem);
-  }
+  });
   const report: VerifyReport = { id, ok: false, tablesChecked: manifest.database.tables.length, blobsChecked: manifest.blobs.length, problems };
   if (problems.length) return report;
 
@@ -297,14 +299,14 @@ export async function restoreBackup(env: BackupEnv, id: string, options: { force
   const blobs = new LocalBlobStore(env.config.blobDir);
   let blobsRestored = 0;
   let blobsPresent = 0;
-  for (const blob of manifest.blobs) {
+  await forEachConcurrently(manifest.blobs, BLOB_COPY_CONCURRENCY, async (blob) => {
     if ((await blobs.size(blob.sha256)) === blob.size) {
       blobsPresent++;
-      continue;
+      return;
     }
     await restoreBlob(blobs, layout, blob.sha256);
     blobsRestored++;
-  }
+  });
   await syncCatalogue(env);
   env.log.info({ backup: id, restorePoint, tables: restored.tables, rows: restored.rows, blobsRestored }, 'restore complete');
   return {

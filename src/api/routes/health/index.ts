@@ -56,7 +56,7 @@ export function healthRoutes(app: AppContext, metrics: Registry, storage: Storag
     ctx.body = { ok: true };
   });
   router.get('/readyz', async (ctx) => {
-    const checks = await Promise.all([
+    const checks: z.infer<typeof checkSchema>[] = await Promise.all([
       check('postgres', () => app.orm.em.fork().execute('select 1')),
       check('redis', () => app.redis.ping()),
       check('blobStore', async () => {
@@ -69,7 +69,7 @@ export function healthRoutes(app: AppContext, metrics: Registry, storage: Storag
     try {
       const disk = await storage.disk();
       if (disk.warning) warnings.push(disk.warning);
-      checks.push({ name: 'disk', ok: true, ms: Date.now() - started, details: disk } as (typeof checks)[number]);
+      checks.push({ name: 'disk', ok: true, ms: Date.now() - started, details: disk });
     } catch (error) {
       warnings.push(`The free space under DATA_DIR could not be read: ${(error as Error).message}`);
     }
