@@ -23,7 +23,7 @@ describe('retention through the cleanup schedule, and drafts under the quota', (
   beforeAll(async () => {
     // Schedules that do not fire during the test: the test runs the cleanup job itself.
     stack = await startStack({ env: { CLEANUP_SCHEDULE: '0 0 1 1 *', GC_SCHEDULE: '0 0 1 1 *', USAGE_SCHEDULE: '0 0 1 1 *' } });
-    user = await userFactory(stack.ctx, { quotaBytes: 200_000 });
+    user = await userFactory(stack.ctx, { quotaBytes: 400_000 });
     api = client(stack.url, user.token);
     projectId = (await api.post('/v1/projects', { name: 'retention' })).body.id;
     pdb = await fixture('ngl_1crn.pdb');
@@ -60,7 +60,7 @@ describe('retention through the cleanup schedule, and drafts under the quota', (
 
   it('refuses a draft that would pass the quota with 507 and keeps nothing of it', async () => {
     const id = await newStructure('draft-quota.pdb', pdb);
-    const big = Buffer.alloc(400_000, 'REMARK 999 FILLER\n');
+    const big = Buffer.alloc(800_000, 'REMARK 999 FILLER\n');
     const refused = await putDraft(id, big);
     expect(refused.status).toBe(507);
     expect(refused.body.error.code).toBe('quota_exceeded');

@@ -430,7 +430,8 @@ export function scanXyz(text: string): RecordScan {
   return { records, fileProblems, lines };
 }
 
-const ATOM_SYMBOL_OR_NUMBER = /^([A-Za-z][A-Za-z]{0,2}\d*|\d{1,3})$/;
+// "*" is the placeholder Open Babel and others write for an atom whose element they could not tell; the summary warns about it.
+const ATOM_SYMBOL_OR_NUMBER = /^([A-Za-z][A-Za-z]{0,2}\d*|\d{1,3}|\*)$/;
 
 type ExtColumn = { name: string; type: string; count: number };
 

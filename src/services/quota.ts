@@ -106,9 +106,19 @@ export async function releaseUpload(tx: EntityManager, ownerId: string, uploadId
  * versions as for one with a million; the breakdown by category is refreshed when read
  * (GET /v1/usage) and nightly, and the nightly job corrects any drift of the total.
  */
-export async function chargeUpload(tx: EntityManager, ownerId: string, uploadId: string, addedBytes: number): Promise<void> {
+export async function chargeUpload(
+  tx: EntityManager,
+  ownerId: string,
+  uploadId: string,
+  addedBytes: number,
+  options: { recompute?: boolean } = {},
+): Promise<void> {
   await lockQuota(tx, ownerId);
   await releaseReservation(tx, uploadId);
+  if (options.recompute) {
+    await refreshUsage(tx, ownerId);
+    return;
+  }
   const [row] = await tx.execute<{ n: string }[]>(
     'with changed as (update user_usage set used_bytes = used_bytes + ? where user_id = ? returning 1) select count(*) as n from changed',
     [addedBytes, ownerId],

@@ -85,7 +85,9 @@ export const snapshotJob = defineJob({
       upload.version = number;
       await tx.flush();
       // The version is charged and the upload's reservation released in this same transaction.
-      await chargeUpload(tx, upload.owner, upload.id, addedBytes);
+      // Bytes that already have derivatives bring those along (charged as derived), which only a recomputation counts.
+      const [derived] = await tx.execute<{ n: string }[]>('select count(*) as n from derivations where source_blob_sha256 = ?', [upload.blob]);
+      await chargeUpload(tx, upload.owner, upload.id, addedBytes, { recompute: Number(derived?.n ?? 0) > 0 });
       return { structureId: structure.id, version: number };
     });
     if ('gone' in outcome) {
