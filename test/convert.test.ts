@@ -142,14 +142,32 @@ describe('downloading a structure in another format (conversion jobs with gemmi 
     expect((await rows(stack, 'select count(*)::int as n from derivations where source_blob_sha256 = ?', [structure.currentVersion.sha256]))[0].n).toBe(0);
   });
 
-  it('charges the derivative to the owner as derived usage', async () => {
+  it('charges a derivative as derived usage to each user who downloaded it, and to nobody else', async () => {
     const { allBlobReferencesSql } = await import('../src/services/blobReferences.js');
-    const derived = await rows(stack, `select distinct blob_sha256 from (${allBlobReferencesSql()}) r where r.owner_id = ? and r.category = 'derived'`, [
-      user.id,
+    const derivedOf = async (userId: string) =>
+      (await rows(stack, `select distinct blob_sha256 from (${allBlobReferencesSql()}) r where r.owner_id = ? and r.category = 'derived'`, [userId])).map(
+        (r) => r.blob_sha256 as string,
+      );
+    const crambin = await fixture('ngl_1crn.pdb');
+    const mine = await upload(api, projectId, 'shared-crambin.pdb', crambin);
+    const converted = await download(api, mine.id, 'cif');
+    expect(converted.status).toBe(200);
+    const [derivative] = await rows(stack, 'select blob_sha256 from derivations where source_blob_sha256 = ? and format = ?', [
+      mine.currentVersion.sha256,
+      'cif',
     ]);
-    const made = await rows(stack, 'select distinct blob_sha256 from derivations');
-    expect(derived.map((r) => r.blob_sha256).sort()).toEqual(made.map((r) => r.blob_sha256).sort());
-    expect(derived.length).toBeGreaterThanOrEqual(3);
+    expect(await derivedOf(user.id)).toContain(derivative.blob_sha256 as string);
+
+    // Another user with the same bytes shares the cached derivative but pays for it only once they download it.
+    const other = await userFactory(stack.ctx);
+    const otherApi = client(stack.url, other.token);
+    const otherProject = (await otherApi.post('/v1/projects', { name: 'other' })).body.id;
+    const theirs = await upload(otherApi, otherProject, 'crambin.pdb', crambin);
+    expect(await derivedOf(other.id)).toEqual([]);
+    const before = (await otherApi.get('/v1/usage')).body.usedBytes;
+    expect((await download(otherApi, theirs.id, 'cif')).status).toBe(200);
+    expect(await derivedOf(other.id)).toEqual([derivative.blob_sha256 as string]);
+    expect((await otherApi.get('/v1/usage')).body.usedBytes).toBe(before + converted.bytes.length);
   });
 });
 

@@ -2,6 +2,7 @@ import { ApiToken } from './ApiToken.js';
 import { Backup } from './Backup.js';
 import { Blob } from './Blob.js';
 import { Derivation } from './Derivation.js';
+import { DerivationOwner } from './DerivationOwner.js';
 import { Draft } from './Draft.js';
 import { Project } from './Project.js';
 import { QuotaReservation } from './QuotaReservation.js';
@@ -18,6 +19,7 @@ export {
   Backup,
   Blob,
   Derivation,
+  DerivationOwner,
   Draft,
   Project,
   QuotaReservation,
@@ -44,4 +46,5 @@ export const entities = [
   VersionDiff,
   Backup,
   Derivation,
+  DerivationOwner,
 ];

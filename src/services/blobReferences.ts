@@ -35,8 +35,18 @@ export const BLOB_REFERENCE_SOURCES: BlobReferenceSource[] = [
   },
   {
     // A converted file is charged to every owner of a structure version stored as its source.
+    // Charged to each user who downloaded the derivative and still holds its source bytes.
     name: 'derivations',
     sql: `select distinct s.owner_id, d.blob_sha256, 'derived' as category
+            from derivations d
+            join derivation_owners o on o.derivation_id = d.id
+            join structure_versions v on v.blob_sha256 = d.source_blob_sha256
+            join structures s on s.id = v.structure_id and s.owner_id = o.owner_id`,
+  },
+  {
+    // Kept while anyone holds the source bytes, whoever asked for it: a cache, charged to nobody else.
+    name: 'derivations (shared cache)',
+    sql: `select distinct s.owner_id, d.blob_sha256, null::text as category
             from derivations d
             join structure_versions v on v.blob_sha256 = d.source_blob_sha256
             join structures s on s.id = v.structure_id`,

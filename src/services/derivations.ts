@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { LossReport } from '../engines/loss.js';
 import { Derivation } from '../entities/Derivation.js';
+import { refreshUsage } from './usage.js';
 
 /** Options as canonical text (sorted keys): the same options always name the same derivation. */
 export function optionsKey(options: Record<string, unknown>): string {
@@ -47,4 +48,19 @@ export async function userHasBlob(em: EntityManager, userId: string, sha256: str
     [sha256, userId],
   );
   return rows.length > 0;
+}
+
+/**
+ * Records that `userId` has received this derivative, so it counts in their usage as derived
+ * (once; later downloads change nothing). Returns whether this was their first.
+ */
+export async function chargeDerivative(em: EntityManager, userId: string, derivationId: string): Promise<boolean> {
+  const inserted = await em.execute<{ owner_id: string }[]>(
+    `insert into derivation_owners (derivation_id, owner_id, created_at) values (?, ?, now())
+     on conflict do nothing returning owner_id`,
+    [derivationId, userId],
+  );
+  if (inserted.length === 0) return false;
+  await refreshUsage(em, userId);
+  return true;
 }

@@ -11,7 +11,6 @@ import { fsyncPath } from '../../lib/fsync.js';
 import { lockBlob, recordBlob } from '../../services/blobs.js';
 import { conversionJobId, findDerivation, optionsKey, presentDerivation } from '../../services/derivations.js';
 import { notifyUploadChanged } from '../../services/uploadEvents.js';
-import { refreshUsage } from '../../services/usage.js';
 import { defineJob, type JobContext } from '../define.js';
 
 const data = z.object({
@@ -115,12 +114,6 @@ async function convert({ sourceSha256, format, options }: ConvertJobData, ctx: J
     } finally {
       await rm(tempFile, { force: true });
     }
-    // Derivatives count as "derived" for every owner of a version with the source bytes.
-    const owners = await em.execute<{ owner_id: string }[]>(
-      'select distinct s.owner_id from structure_versions v join structures s on s.id = v.structure_id where v.blob_sha256 = ?',
-      [sourceSha256],
-    );
-    for (const { owner_id } of owners) await refreshUsage(em.fork(), owner_id);
     timings.storeMs = Math.round(performance.now() - storing);
     return findDerivation(em.fork(), sourceSha256, format, options);
   });

@@ -7,6 +7,7 @@ import { StructureVersion } from '../../../entities/StructureVersion.js';
 import { sessionConversionRefusal } from '../../../formats/session.js';
 import { FORMATS, type Format, MEDIA_TYPES } from '../../../formats/types.js';
 import type { AppContext } from '../../../services/context.js';
+import { chargeDerivative } from '../../../services/derivations.js';
 import { enqueueIndex } from '../../../services/indexing.js';
 import { mergePatch } from '../../../services/metadata.js';
 import { serializeVersion } from '../../../services/serialize.js';
@@ -333,6 +334,7 @@ export function structureRoutes(app: AppContext): Router {
         const derivation = await derivativeFor(app, koa, em, user.id, version, wanted as Format);
         if (!derivation) return undefined; // 202: the conversion is under way
         setDerivationHeaders(koa, derivation);
+        await chargeDerivative(em, user.id, derivation.id);
         blobSha256 = derivation.blob;
         format = wanted as Format;
         filename = `${filename.replace(/\.[A-Za-z0-9]{1,5}$/, '')}.${format}`;
