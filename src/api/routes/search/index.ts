@@ -5,7 +5,7 @@ import { InvalidCursorError, SEARCH_FACETS, SEARCH_SORTS, type SearchFacet, type
 import type { AppContext } from '../../../services/context.js';
 import { ApiError } from '../../errors.js';
 import { route } from '../../route.js';
-import { presentStructures } from '../structures/present.js';
+import { presentStructureCards } from '../structures/present.js';
 import { structureSchema } from '../structures/schema.js';
 
 const listOf = (text: string | string[] | undefined) =>
@@ -109,11 +109,9 @@ export function searchRoutes(app: AppContext): Router {
           if (error instanceof InvalidCursorError) throw new ApiError(400, 'invalid_cursor', error.message);
           throw error;
         });
-      const em = app.orm.em.fork();
       const ids = result.hits.map((h) => h.structureId);
       // The owner check again, against the source of truth: an index can lag, never leak.
-      const structures = ids.length ? await em.find(Structure, { id: { $in: ids }, owner: user.id }) : [];
-      const presented = new Map((await presentStructures(em, structures)).map((s) => [s.id, s]));
+      const presented = new Map((await presentStructureCards(app.orm.em.fork(), user.id, ids)).map((s) => [s.id, s]));
       return {
         items: result.hits
           .filter((h) => presented.has(h.structureId))
