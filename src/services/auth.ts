@@ -37,10 +37,39 @@ export async function createUser(em: EntityManager, input: { email: string; name
   return user;
 }
 
+/**
+ * Recently checked tokens, for a few seconds: every API request authenticates, and two queries per
+ * request were a large share of a search's cost. A revocation or a disabled user therefore takes
+ * effect within AUTH_CACHE_MS (at once in this process for changes made through its admin routes,
+ * which call forgetCachedAuth).
+ */
+const AUTH_CACHE_MS = 5_000;
+const AUTH_CACHE_MAX = 10_000;
+const authCache = new Map<string, { user: User; tokenExpiresAt: number | null; until: number }>();
+
+export function forgetCachedAuth(): void {
+  authCache.clear();
+}
+
 /** The user a bearer token belongs to, or undefined when the token is unknown, expired, revoked or its user disabled. */
 export async function authenticate(em: EntityManager, token: string): Promise<User | undefined> {
   if (!token.startsWith(TOKEN_PREFIX)) return undefined;
-  const row = await em.findOne(ApiToken, { tokenHash: hashToken(token) });
+  const tokenHash = hashToken(token);
+  const now = Date.now();
+  const cached = authCache.get(tokenHash);
+  if (cached && cached.until > now && (cached.tokenExpiresAt === null || cached.tokenExpiresAt > now)) return cached.user;
+  const found = await authenticateUncached(em, tokenHash);
+  if (!found) {
+    authCache.delete(tokenHash);
+    return undefined;
+  }
+  if (authCache.size >= AUTH_CACHE_MAX) authCache.clear();
+  authCache.set(tokenHash, { user: found.user, tokenExpiresAt: found.expiresAt?.getTime() ?? null, until: now + AUTH_CACHE_MS });
+  return found.user;
+}
+
+async function authenticateUncached(em: EntityManager, tokenHash: string): Promise<{ user: User; expiresAt: Date | null } | undefined> {
+  const row = await em.findOne(ApiToken, { tokenHash });
   if (!row || row.revokedAt || (row.expiresAt && row.expiresAt.getTime() < Date.now())) return undefined;
   const user = await em.findOne(User, { id: row.user, disabled: false });
   if (!user) return undefined;
@@ -48,7 +77,7 @@ export async function authenticate(em: EntityManager, token: string): Promise<Us
   if (!row.lastUsedAt || Date.now() - row.lastUsedAt.getTime() > 60_000) {
     await em.nativeUpdate(ApiToken, { id: row.id }, { lastUsedAt: new Date() });
   }
-  return user;
+  return { user, expiresAt: row.expiresAt ?? null };
 }
 
 export function serializeUser(user: User) {

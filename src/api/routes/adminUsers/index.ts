@@ -5,7 +5,7 @@ import { parseByteSize } from '../../../config/index.js';
 import { USER_ROLES, User } from '../../../entities/User.js';
 import { enqueue } from '../../../jobs/enqueue.js';
 import { usageJob } from '../../../jobs/handlers/usage.js';
-import { serializeUser } from '../../../services/auth.js';
+import { forgetCachedAuth, serializeUser } from '../../../services/auth.js';
 import type { AppContext } from '../../../services/context.js';
 import { decodeCursor, encodeCursor, idParams, listQuery } from '../../common.js';
 import { ApiError, notFound } from '../../errors.js';
@@ -114,6 +114,7 @@ export function adminUserRoutes(app: AppContext): Router {
       if (body.role !== undefined) target.role = body.role;
       if (body.disabled !== undefined) target.disabled = body.disabled;
       await em.flush();
+      forgetCachedAuth(); // a disabled user or a changed role takes effect at once
       app.log.info({ admin: user.id, user: target.id, change: body }, 'admin changed a user');
       return (await present(app, [target]))[0];
     },
