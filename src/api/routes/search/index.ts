@@ -1,6 +1,6 @@
 import Router from '@koa/router';
 import { z } from 'zod';
-import { STRUCTURE_KINDS, Structure } from '../../../entities/Structure.js';
+import { STRUCTURE_KINDS } from '../../../entities/Structure.js';
 import { InvalidCursorError, SEARCH_FACETS, SEARCH_SORTS, type SearchFacet, type SearchResult } from '../../../search/types.js';
 import type { AppContext } from '../../../services/context.js';
 import { ApiError } from '../../errors.js';

@@ -38,7 +38,7 @@ export async function derivativeFor(app: AppContext, koa: Context, em: EntityMan
   const jobId = conversionJobId(version.blob, format, NO_OPTIONS);
   let existing = await app.queues.convert.getJob(jobId);
   const state = await existing?.getState();
-  if (existing && state === 'failed') throw conversionFailed(existing);
+  if (existing && state === 'failed') throw conversionFailed((await app.queues.convert.getJob(jobId)) ?? existing);
   if (existing && state === 'completed') {
     // Done once, but its derivative has since been collected: convert again.
     await existing.remove().catch(() => {});
@@ -54,7 +54,9 @@ export async function derivativeFor(app: AppContext, koa: Context, em: EntityMan
         const derivation = await findDerivation(app.orm.em.fork(), version.blob, format, NO_OPTIONS);
         if (derivation && (await app.blobs.has(derivation.blob))) return derivation;
         const job = await app.queues.convert.getJob(jobId);
-        return job && (await job.getState()) === 'failed' ? job : undefined;
+        if (!job || (await job.getState()) !== 'failed') return undefined;
+        // Read again: the copy above may predate the failure, without its reason.
+        return (await app.queues.convert.getJob(jobId)) ?? job;
       },
       // The job notifies on this id when it ends; the pause is only the fallback.
       (ms) => app.uploadEvents.wait(jobId, ms),
