@@ -6,7 +6,7 @@ import { compress as lz4Frame } from 'lz4js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { allBlobReferencesSql } from '../src/services/blobReferences.js';
 import { deleteExpiredDrafts } from '../src/services/drafts.js';
-import { type Client, client, type TestUser, userFactory, waitForUpload } from './helpers/factories.js';
+import { type Client, client, putDraft as saveDraft, storedStructure, type TestUser, userFactory, waitForUpload } from './helpers/factories.js';
 import { type Stack, startStack } from './helpers/stack.js';
 
 const fixture = (name: string) => fs.readFile(path.join(import.meta.dirname, 'fixtures', name));
@@ -28,20 +28,9 @@ describe('drafts: autosave replaces, checkpoint makes one version', () => {
   });
   afterAll(() => stack?.stop());
 
-  async function newStructure(name: string, content: Uint8Array) {
-    const response = await api.upload(`/v1/projects/${projectId}/structures`, { name, content }, {}, { prefer: 'wait=30' });
-    expect(response.status).toBe(201);
-    return response.body.structure.id as string;
-  }
+  const newStructure = (name: string, content: Uint8Array) => storedStructure(api, projectId, name, content);
 
-  const putDraft = async (id: string, body: Uint8Array, query = '') => {
-    const response = await api.raw(`/v1/structures/${id}/draft${query}`, {
-      method: 'PUT',
-      headers: { 'content-type': 'application/octet-stream' },
-      body: body as Uint8Array<ArrayBuffer>,
-    });
-    return { status: response.status, body: (await response.json()) as any };
-  };
+  const putDraft = (id: string, body: Uint8Array, query = '') => saveDraft(api, id, body, query);
   const versionCount = async (id: string) => (await api.get(`/v1/structures/${id}/versions`)).body.items.length;
   const draftReferences = async (sha: string) => {
     const rows = await stack.ctx.orm.em

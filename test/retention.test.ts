@@ -2,7 +2,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupJob } from '../src/jobs/handlers/cleanup.js';
-import { type Client, client, type TestUser, userFactory } from './helpers/factories.js';
+import { type Client, client, putDraft as saveDraft, storedStructure, type TestUser, userFactory } from './helpers/factories.js';
 import { runJob } from './helpers/jobs.js';
 import { type Stack, startStack } from './helpers/stack.js';
 
@@ -30,19 +30,8 @@ describe('retention through the cleanup schedule, and drafts under the quota', (
   });
   afterAll(() => stack?.stop());
 
-  async function newStructure(name: string, content: Uint8Array) {
-    const response = await api.upload(`/v1/projects/${projectId}/structures`, { name, content }, {}, { prefer: 'wait=30' });
-    expect(response.status).toBe(201);
-    return response.body.structure.id as string;
-  }
-  const putDraft = async (id: string, body: Uint8Array) => {
-    const response = await api.raw(`/v1/structures/${id}/draft`, {
-      method: 'PUT',
-      headers: { 'content-type': 'application/octet-stream' },
-      body: body as Uint8Array<ArrayBuffer>,
-    });
-    return { status: response.status, body: (await response.json()) as any };
-  };
+  const newStructure = (name: string, content: Uint8Array) => storedStructure(api, projectId, name, content);
+  const putDraft = (id: string, body: Uint8Array) => saveDraft(api, id, body);
   const storedUsage = async () => {
     const [row] = await stack.ctx.orm.em.fork().execute<{ used_bytes: string }[]>('select used_bytes from user_usage where user_id = ?', [user.id]);
     return Number(row?.used_bytes ?? 0);

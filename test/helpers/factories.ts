@@ -76,3 +76,20 @@ export async function waitForUpload(api: Client, uploadId: string, timeoutMs = 6
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/** Uploads a new structure and waits until it is stored; returns its id. */
+export async function storedStructure(api: Client, projectId: string, name: string, content: Uint8Array) {
+  const response = await api.upload(`/v1/projects/${projectId}/structures`, { name, content }, {}, { prefer: 'wait=30' });
+  if (response.status !== 201) throw new Error(`upload of ${name} answered ${response.status}: ${JSON.stringify(response.body)}`);
+  return response.body.structure.id as string;
+}
+
+/** Saves a draft as a raw body; returns the status and the JSON answer. */
+export async function putDraft(api: Client, structureId: string, body: Uint8Array, query = '') {
+  const response = await api.raw(`/v1/structures/${structureId}/draft${query}`, {
+    method: 'PUT',
+    headers: { 'content-type': 'application/octet-stream' },
+    body: body as Uint8Array<ArrayBuffer>,
+  });
+  return { status: response.status, body: (await response.json()) as any };
+}

@@ -1,5 +1,6 @@
 import Router from '@koa/router';
 import { LockMode } from '@mikro-orm/core';
+import type { EntityManager } from '@mikro-orm/postgresql';
 import { z } from 'zod';
 import { Structure } from '../../../entities/Structure.js';
 import type { AppContext } from '../../../services/context.js';
@@ -88,15 +89,7 @@ export function tagRoutes(app: AppContext): Router {
       const em = app.orm.em.fork();
       const project = await findOwnProject(em, user.id, params.id);
       if (body.from === body.to) return { structures: 0 };
-      const changed = await em.transactional(async (tx) => {
-        const structures = await tx.find(Structure, { project: project.id, tags: { $contains: [body.from] } }, { lockMode: LockMode.PESSIMISTIC_WRITE });
-        for (const structure of structures) {
-          structure.tags = [...new Set(structure.tags.map((t) => (t === body.from ? body.to : t)))];
-          structure.updatedAt = new Date();
-        }
-        await tx.flush();
-        return structures;
-      });
+      const changed = await retag(em, project.id, body.from, (tags) => [...new Set(tags.map((t) => (t === body.from ? body.to : t)))]);
       await reindexStructures(app, changed);
       return { structures: changed.length };
     },
@@ -116,15 +109,7 @@ export function tagRoutes(app: AppContext): Router {
     async ({ params, user }) => {
       const em = app.orm.em.fork();
       const project = await findOwnProject(em, user.id, params.id);
-      const changed = await em.transactional(async (tx) => {
-        const structures = await tx.find(Structure, { project: project.id, tags: { $contains: [params.tag] } }, { lockMode: LockMode.PESSIMISTIC_WRITE });
-        for (const structure of structures) {
-          structure.tags = structure.tags.filter((t) => t !== params.tag);
-          structure.updatedAt = new Date();
-        }
-        await tx.flush();
-        return structures;
-      });
+      const changed = await retag(em, project.id, params.tag, (tags) => tags.filter((t) => t !== params.tag));
       await reindexStructures(app, changed);
       return { structures: changed.length };
     },
@@ -156,4 +141,17 @@ export function tagRoutes(app: AppContext): Router {
   );
 
   return router;
+}
+
+/** Rewrites the tags of every structure in a project that carries `tag` (rows locked), returning those changed. */
+async function retag(em: EntityManager, projectId: string, tag: string, rewrite: (tags: string[]) => string[]) {
+  return em.transactional(async (tx) => {
+    const structures = await tx.find(Structure, { project: projectId, tags: { $contains: [tag] } }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+    for (const structure of structures) {
+      structure.tags = rewrite(structure.tags);
+      structure.updatedAt = new Date();
+    }
+    await tx.flush();
+    return structures;
+  });
 }
