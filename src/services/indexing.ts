@@ -13,3 +13,8 @@ export async function enqueueIndex(queues: QueueSet, structureId: string): Promi
   const stamp = `${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
   return enqueue(queues, indexJob, { structureId, stamp });
 }
+
+/** enqueueIndex for several structures at once (a tag renamed across a project, a metadata import). */
+export async function enqueueIndexAll(queues: QueueSet, structureIds: readonly string[]): Promise<void> {
+  await Promise.all(structureIds.map((id) => enqueueIndex(queues, id)));
+}

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { Project } from '../../../entities/Project.js';
 import { Structure } from '../../../entities/Structure.js';
 import type { AppContext } from '../../../services/context.js';
+import { enqueueIndex, enqueueIndexAll } from '../../../services/indexing.js';
 import { compileMetadataSchema, type Metadata, mergePatch, metadataProblems } from '../../../services/metadata.js';
 import {
   applyImport,
@@ -15,7 +16,6 @@ import {
   rowsFromCsv,
   rowsFromJson,
 } from '../../../services/metadataTransfer.js';
-import { reindexStructures } from '../../../services/reindex.js';
 import { idParams, metadataSchema } from '../../common.js';
 import { ApiError } from '../../errors.js';
 import { errorSchema } from '../../openapi.js';
@@ -54,7 +54,7 @@ export function metadataRoutes(app: AppContext): Router {
     structure.metadata = await checkedMetadata(em, structure.project, change(structure.metadata));
     structure.updatedAt = new Date();
     await em.flush();
-    await reindexStructures(app, [structure]);
+    await enqueueIndex(app.queues, structure.id);
     return structure.metadata;
   };
 
@@ -321,7 +321,10 @@ export function metadataRoutes(app: AppContext): Router {
         await tx.flush();
         return updated;
       });
-      await reindexStructures(app, changed);
+      await enqueueIndexAll(
+        app.queues,
+        changed.map((s) => s.id),
+      );
       return { rows: rows.length, updated: changed.length, unchanged: rows.length - changed.length };
     },
   );

@@ -4,7 +4,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { z } from 'zod';
 import { Structure } from '../../../entities/Structure.js';
 import type { AppContext } from '../../../services/context.js';
-import { reindexStructures } from '../../../services/reindex.js';
+import { enqueueIndex, enqueueIndexAll } from '../../../services/indexing.js';
 import { idParams, tagsSchema } from '../../common.js';
 import { ApiError } from '../../errors.js';
 import { errorSchema } from '../../openapi.js';
@@ -43,7 +43,7 @@ export function tagRoutes(app: AppContext): Router {
         structure.tags = tags;
         structure.updatedAt = new Date();
         await em.flush();
-        await reindexStructures(app, [structure]);
+        await enqueueIndex(app.queues, structure.id);
       }
       return { tags: structure.tags };
     },
@@ -67,7 +67,7 @@ export function tagRoutes(app: AppContext): Router {
         structure.tags = structure.tags.filter((t) => t !== params.tag);
         structure.updatedAt = new Date();
         await em.flush();
-        await reindexStructures(app, [structure]);
+        await enqueueIndex(app.queues, structure.id);
       }
       return { tags: structure.tags };
     },
@@ -90,7 +90,10 @@ export function tagRoutes(app: AppContext): Router {
       const project = await findOwnProject(em, user.id, params.id);
       if (body.from === body.to) return { structures: 0 };
       const changed = await retag(em, project.id, body.from, (tags) => [...new Set(tags.map((t) => (t === body.from ? body.to : t)))]);
-      await reindexStructures(app, changed);
+      await enqueueIndexAll(
+        app.queues,
+        changed.map((s) => s.id),
+      );
       return { structures: changed.length };
     },
   );
@@ -110,7 +113,10 @@ export function tagRoutes(app: AppContext): Router {
       const em = app.orm.em.fork();
       const project = await findOwnProject(em, user.id, params.id);
       const changed = await retag(em, project.id, params.tag, (tags) => tags.filter((t) => t !== params.tag));
-      await reindexStructures(app, changed);
+      await enqueueIndexAll(
+        app.queues,
+        changed.map((s) => s.id),
+      );
       return { structures: changed.length };
     },
   );
