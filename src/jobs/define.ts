@@ -25,6 +25,12 @@ export interface JobDefinition<Data = unknown> {
   onFinalFailure?(data: Data, error: Error, ctx: Omit<JobContext, 'job'>): Promise<void>;
 }
 
+/** A pipeline stage's result: what its job returns, and whether the next stage should run. */
+export interface StageOutcome {
+  next: boolean;
+  result: unknown;
+}
+
 export function defineJob<Data>(definition: JobDefinition<Data>): JobDefinition<Data> {
   return definition;
 }

@@ -7,7 +7,7 @@ import { FORMAT_LABELS, FORMATS, type Format, MEDIA_TYPES } from '../../formats/
 import { lockBlob, recordBlob } from '../../services/blobs.js';
 import { QuotaExceededError, reserve, shrinkReservation, userHoldsBlob } from '../../services/quota.js';
 import { endUpload } from '../../services/uploads.js';
-import { defineJob } from '../define.js';
+import { defineJob, type JobContext, type StageOutcome } from '../define.js';
 import { enqueue } from '../enqueue.js';
 import { validateJob } from './validate.js';
 
@@ -19,86 +19,94 @@ export const ingestJob = defineJob({
   queue: 'ingest',
   data,
   jobId: (d) => `ingest-${d.uploadId}`,
-  async handle({ uploadId, ownerId }, ctx) {
-    const { em } = ctx;
-    const upload = await em.findOne(Upload, { id: uploadId });
-    if (!upload) {
-      // The upload was deleted with its project while queued: only its staged file is left.
-      await ctx.staging.remove(uploadId);
-      return { skipped: 'missing' };
-    }
-    if (upload.state !== 'received') {
-      // A repeat delivery after the blob was committed: finish what the first one may not have.
-      await ctx.staging.remove(uploadId);
-      if (upload.state === 'processing' && upload.blob) await enqueue(ctx.queues, validateJob, { uploadId, ownerId });
-      return { skipped: upload.state };
-    }
-    if (!(await ctx.staging.exists(uploadId))) {
-      await endUpload(em, ctx, uploadId, 'failed', {
-        status: 500,
-        code: 'staging_lost',
-        message: 'The uploaded file was lost before molvault could store it; please upload it again.',
-      });
-      throw new UnrecoverableError('staging file missing');
-    }
-    await ctx.job.updateProgress(10);
-    const tempFile = await ctx.blobs.tempPath();
-    const result = await ctx.cpu.ingest({
-      stagingFile: ctx.staging.file(uploadId),
-      tempFile,
-      maxExpandedBytes: ctx.config.maxExpandedBytes,
-      maxExpansionRatio: ctx.config.maxExpansionRatio,
-      expectedRawSha256: upload.receivedSha256 ?? undefined,
-    });
-    if (!result.ok) {
-      // A fault of ours (5xx) fails the upload; a fault of the file rejects it.
-      const ending = result.status >= 500 ? 'failed' : 'rejected';
-      await endUpload(em, ctx, uploadId, ending, { status: result.status, code: result.code, message: result.message });
-      throw new UnrecoverableError(result.message);
-    }
-    const format = resolveFormat(upload.filename, upload.formatHint as Format | null, result.detected, result.sniffReason);
-    if ('error' in format) {
-      await fs.rm(tempFile, { force: true }); // nothing was committed: the temp file is all there is
-      await endUpload(em, ctx, uploadId, 'rejected', format.error);
-      throw new UnrecoverableError(format.error.message);
-    }
-    const quotaRefusal = await em.transactional(async (tx) => {
-      await lockBlob(tx, result.sha256);
-      // The content is known now: it costs its unpacked size, or nothing when the owner already holds
-      // the same bytes. A .gz that unpacks past the quota is refused here, before its blob is kept.
-      if (await userHoldsBlob(tx, upload.owner, result.sha256)) await shrinkReservation(tx, uploadId, 0);
-      else {
-        try {
-          await reserve(tx, { userId: upload.owner, uploadId, needed: result.size });
-        } catch (error) {
-          if (error instanceof QuotaExceededError) return error;
-          throw error;
-        }
-      }
-      await ctx.blobs.commit(tempFile, result.sha256);
-      await recordBlob(tx, { sha256: result.sha256, size: result.size, storedSize: result.size, mediaType: MEDIA_TYPES[format.format] });
-      const row = await tx.findOneOrFail(Upload, { id: uploadId });
-      row.blob = result.sha256;
-      row.format = format.format;
-      row.compression = result.compression ?? null;
-      row.state = 'processing';
-      if (format.warning) row.validation = { problems: [], warnings: [format.warning], parser: 'sniff', parseMs: 0 };
-      return undefined;
-    });
-    if (quotaRefusal) {
-      await fs.rm(tempFile, { force: true });
-      await endUpload(em, ctx, uploadId, 'rejected', { status: 507, code: quotaRefusal.code, message: quotaRefusal.message, details: quotaRefusal.details });
-      throw new UnrecoverableError(quotaRefusal.message);
-    }
-    await ctx.staging.remove(uploadId);
-    await ctx.job.updateProgress(100);
-    await enqueue(ctx.queues, validateJob, { uploadId, ownerId });
-    return { sha256: result.sha256, size: result.size, format: format.format, compression: result.compression ?? null };
+  async handle(input, ctx) {
+    const outcome = await ingestStage(input, ctx);
+    if (outcome.next) await enqueue(ctx.queues, validateJob, input);
+    return outcome.result;
   },
   async onFinalFailure({ uploadId }, error, ctx) {
     await endUpload(ctx.em, ctx, uploadId, 'failed', { status: 500, code: 'ingest_failed', message: `Storing the file failed: ${error.message}` });
   },
 });
+
+/**
+ * The ingest stage without its hand-off: `next` says whether validation should follow. Shared by the
+ * `ingest` job and by runUploadPipeline (services/pipeline.ts), which runs the stages in one job.
+ */
+export async function ingestStage({ uploadId }: z.infer<typeof data>, ctx: JobContext): Promise<StageOutcome> {
+  const { em } = ctx;
+  const upload = await em.findOne(Upload, { id: uploadId });
+  if (!upload) {
+    // The upload was deleted with its project while queued: only its staged file is left.
+    await ctx.staging.remove(uploadId);
+    return { next: false, result: { skipped: 'missing' } };
+  }
+  if (upload.state !== 'received') {
+    // A repeat delivery after the blob was committed: finish what the first one may not have.
+    await ctx.staging.remove(uploadId);
+    return { next: upload.state === 'processing' && !!upload.blob, result: { skipped: upload.state } };
+  }
+  if (!(await ctx.staging.exists(uploadId))) {
+    await endUpload(em, ctx, uploadId, 'failed', {
+      status: 500,
+      code: 'staging_lost',
+      message: 'The uploaded file was lost before molvault could store it; please upload it again.',
+    });
+    throw new UnrecoverableError('staging file missing');
+  }
+  await ctx.job.updateProgress(10);
+  const tempFile = await ctx.blobs.tempPath();
+  const result = await ctx.cpu.ingest({
+    stagingFile: ctx.staging.file(uploadId),
+    tempFile,
+    maxExpandedBytes: ctx.config.maxExpandedBytes,
+    maxExpansionRatio: ctx.config.maxExpansionRatio,
+    expectedRawSha256: upload.receivedSha256 ?? undefined,
+  });
+  if (!result.ok) {
+    // A fault of ours (5xx) fails the upload; a fault of the file rejects it.
+    const ending = result.status >= 500 ? 'failed' : 'rejected';
+    await endUpload(em, ctx, uploadId, ending, { status: result.status, code: result.code, message: result.message });
+    throw new UnrecoverableError(result.message);
+  }
+  const format = resolveFormat(upload.filename, upload.formatHint as Format | null, result.detected, result.sniffReason);
+  if ('error' in format) {
+    await fs.rm(tempFile, { force: true }); // nothing was committed: the temp file is all there is
+    await endUpload(em, ctx, uploadId, 'rejected', format.error);
+    throw new UnrecoverableError(format.error.message);
+  }
+  const quotaRefusal = await em.transactional(async (tx) => {
+    await lockBlob(tx, result.sha256);
+    // The content is known now: it costs its unpacked size, or nothing when the owner already holds
+    // the same bytes. A .gz that unpacks past the quota is refused here, before its blob is kept.
+    if (await userHoldsBlob(tx, upload.owner, result.sha256)) await shrinkReservation(tx, uploadId, 0);
+    else {
+      try {
+        await reserve(tx, { userId: upload.owner, uploadId, needed: result.size });
+      } catch (error) {
+        if (error instanceof QuotaExceededError) return error;
+        throw error;
+      }
+    }
+    await ctx.blobs.commit(tempFile, result.sha256);
+    await recordBlob(tx, { sha256: result.sha256, size: result.size, storedSize: result.size, mediaType: MEDIA_TYPES[format.format] });
+    const row = await tx.findOneOrFail(Upload, { id: uploadId });
+    row.blob = result.sha256;
+    row.format = format.format;
+    row.compression = result.compression ?? null;
+    row.state = 'processing';
+    if (format.warning) row.validation = { problems: [], warnings: [format.warning], parser: 'sniff', parseMs: 0 };
+    return undefined;
+  });
+  if (quotaRefusal) {
+    await fs.rm(tempFile, { force: true });
+    await endUpload(em, ctx, uploadId, 'rejected', { status: 507, code: quotaRefusal.code, message: quotaRefusal.message, details: quotaRefusal.details });
+    throw new UnrecoverableError(quotaRefusal.message);
+  }
+  await ctx.staging.remove(uploadId);
+  await ctx.job.updateProgress(100);
+  return { next: true, result: { sha256: result.sha256, size: result.size, format: format.format, compression: result.compression ?? null } };
+}
 
 type FormatDecision =
   | { format: Format; warning?: { code: string; message: string } }

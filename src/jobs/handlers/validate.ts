@@ -4,7 +4,7 @@ import { Upload } from '../../entities/Upload.js';
 import type { Format, Problem } from '../../formats/types.js';
 import { endUpload } from '../../services/uploads.js';
 import { TaskTimeoutError } from '../../workers/pool/cpuPool.js';
-import { defineJob } from '../define.js';
+import { defineJob, type JobContext, type StageOutcome } from '../define.js';
 import { enqueue } from '../enqueue.js';
 import { snapshotJob } from './snapshot.js';
 
@@ -16,52 +16,55 @@ export const validateJob = defineJob({
   queue: 'validate',
   data,
   jobId: (d) => `validate-${d.uploadId}`,
-  async handle({ uploadId, ownerId }, ctx) {
-    const { em } = ctx;
-    const upload = await em.findOne(Upload, { id: uploadId });
-    if (!upload || upload.state !== 'processing' || !upload.blob || !upload.format) return { skipped: upload?.state ?? 'missing' };
-    if (upload.summary) {
-      await enqueue(ctx.queues, snapshotJob, { uploadId, ownerId });
-      return { skipped: 'already validated' };
-    }
-    await ctx.job.updateProgress(10);
-    let outcome: Awaited<ReturnType<typeof ctx.cpu.parse>>;
-    try {
-      outcome = await ctx.cpu.parse({ path: ctx.blobs.localPath(upload.blob), format: upload.format as Format });
-    } catch (error) {
-      if (!(error instanceof TaskTimeoutError) && !isWorkerDeath(error)) throw error;
-      // A file that hangs or exhausts the parser would do so again: refuse it rather than retry.
-      const message = error instanceof TaskTimeoutError ? error.message : `Reading the file exhausted the parser's memory limit (${(error as Error).message}).`;
-      await endUpload(em, ctx, uploadId, 'rejected', {
-        status: 422,
-        code: 'parse_aborted',
-        message,
-        details: { problems: [{ code: 'parse_aborted', message }] },
-      });
-      throw new UnrecoverableError(message);
-    }
-    const earlierWarnings: Problem[] = upload.validation?.warnings ?? [];
-    if (!outcome.ok) {
-      await endUpload(em, ctx, uploadId, 'rejected', {
-        status: outcome.status,
-        code: outcome.code,
-        message: outcome.message,
-        details: { problems: outcome.report.problems, warnings: [...earlierWarnings, ...outcome.report.warnings] },
-      });
-      throw new UnrecoverableError(outcome.message);
-    }
-    upload.summary = outcome.summary;
-    upload.kind = outcome.kind;
-    upload.validation = { ...outcome.report, warnings: [...earlierWarnings, ...outcome.report.warnings] };
-    await em.flush();
-    await ctx.job.updateProgress(100);
-    await enqueue(ctx.queues, snapshotJob, { uploadId, ownerId });
-    return { atoms: outcome.summary.atoms, warnings: upload.validation.warnings.length };
+  async handle(input, ctx) {
+    const outcome = await validateStage(input, ctx);
+    if (outcome.next) await enqueue(ctx.queues, snapshotJob, input);
+    return outcome.result;
   },
   async onFinalFailure({ uploadId }, error, ctx) {
     await endUpload(ctx.em, ctx, uploadId, 'failed', { status: 500, code: 'validate_failed', message: `Checking the file failed: ${error.message}` });
   },
 });
+
+/** The validate stage without its hand-off: `next` says whether the snapshot should follow. */
+export async function validateStage({ uploadId }: z.infer<typeof data>, ctx: JobContext): Promise<StageOutcome> {
+  const { em } = ctx;
+  const upload = await em.findOne(Upload, { id: uploadId });
+  if (!upload || upload.state !== 'processing' || !upload.blob || !upload.format) return { next: false, result: { skipped: upload?.state ?? 'missing' } };
+  if (upload.summary) return { next: true, result: { skipped: 'already validated' } };
+  await ctx.job.updateProgress(10);
+  let outcome: Awaited<ReturnType<typeof ctx.cpu.parse>>;
+  try {
+    outcome = await ctx.cpu.parse({ path: ctx.blobs.localPath(upload.blob), format: upload.format as Format });
+  } catch (error) {
+    if (!(error instanceof TaskTimeoutError) && !isWorkerDeath(error)) throw error;
+    // A file that hangs or exhausts the parser would do so again: refuse it rather than retry.
+    const message = error instanceof TaskTimeoutError ? error.message : `Reading the file exhausted the parser's memory limit (${(error as Error).message}).`;
+    await endUpload(em, ctx, uploadId, 'rejected', {
+      status: 422,
+      code: 'parse_aborted',
+      message,
+      details: { problems: [{ code: 'parse_aborted', message }] },
+    });
+    throw new UnrecoverableError(message);
+  }
+  const earlierWarnings: Problem[] = upload.validation?.warnings ?? [];
+  if (!outcome.ok) {
+    await endUpload(em, ctx, uploadId, 'rejected', {
+      status: outcome.status,
+      code: outcome.code,
+      message: outcome.message,
+      details: { problems: outcome.report.problems, warnings: [...earlierWarnings, ...outcome.report.warnings] },
+    });
+    throw new UnrecoverableError(outcome.message);
+  }
+  upload.summary = outcome.summary;
+  upload.kind = outcome.kind;
+  upload.validation = { ...outcome.report, warnings: [...earlierWarnings, ...outcome.report.warnings] };
+  await em.flush();
+  await ctx.job.updateProgress(100);
+  return { next: true, result: { atoms: outcome.summary.atoms, warnings: upload.validation.warnings.length } };
+}
 
 export function isWorkerDeath(error: unknown): boolean {
   const message = error instanceof Error ? error.message : '';
