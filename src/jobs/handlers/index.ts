@@ -12,6 +12,9 @@ const data = z.object({
   uploadId: z.uuid().optional(),
   /** Otherwise a stamp of the change (e.g. updatedAt in ms), one job per change. */
   stamp: z.string().optional(),
+  /** A bulk import's chunk: all these structures (structureId is the first), and the uploads that made them. */
+  structureIds: z.array(z.uuid()).max(1000).optional(),
+  uploadIds: z.array(z.uuid()).max(1000).optional(),
 });
 
 /**
@@ -23,8 +26,20 @@ export const indexJob = defineJob({
   queue: 'index',
   data,
   jobId: (d) => (d.uploadId ? `index-${d.uploadId}` : `index-${d.structureId}-${d.stamp ?? 'now'}`),
-  async handle({ structureId, uploadId }, ctx) {
+  async handle({ structureId, uploadId, structureIds, uploadIds }, ctx) {
     const { em } = ctx;
+    if (structureIds) {
+      const documents = await loadSearchDocuments(em, structureIds);
+      await ctx.search.upsertMany([...documents.values()]);
+      for (const id of structureIds) if (!documents.has(id)) await ctx.search.delete(id);
+      if (uploadIds?.length) {
+        await em.execute(`update uploads set indexed_at = now() where id in (select jsonb_array_elements_text(?::jsonb)::uuid) and indexed_at is null`, [
+          JSON.stringify(uploadIds),
+        ]);
+        await em.execute(`select pg_notify('molvault_upload', id) from jsonb_array_elements_text(?::jsonb) as id`, [JSON.stringify(uploadIds)]);
+      }
+      return { indexed: documents.size, deleted: structureIds.length - documents.size };
+    }
     const document = (await loadSearchDocuments(em, [structureId])).get(structureId);
     if (document) await ctx.search.upsert(document);
     else await ctx.search.delete(structureId);

@@ -114,6 +114,7 @@ export async function snapshotStage({ uploadId, ownerId }: z.infer<typeof data>,
   return outcome;
 }
 
-function defaultName(filename: string): string {
+/** A new structure's name when the upload gives none: its file name without extensions. */
+export function defaultName(filename: string): string {
   return filename.replace(/\.(gz|bz2)$/i, '').replace(/\.[^.]+$/, '') || filename;
 }

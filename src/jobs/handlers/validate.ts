@@ -1,7 +1,7 @@
 import { UnrecoverableError } from 'bullmq';
 import { z } from 'zod';
-import { Upload } from '../../entities/Upload.js';
-import type { Format, Problem } from '../../formats/types.js';
+import { Upload, type UploadError } from '../../entities/Upload.js';
+import type { Format, ParseOutcome, Problem } from '../../formats/types.js';
 import { endUpload } from '../../services/uploads.js';
 import { TaskTimeoutError } from '../../workers/pool/cpuPool.js';
 import { defineJob, type JobContext, type StageOutcome } from '../define.js';
@@ -37,25 +37,14 @@ export async function validateStage({ uploadId }: z.infer<typeof data>, ctx: Job
   try {
     outcome = await ctx.cpu.parse({ path: ctx.blobs.localPath(upload.blob), format: upload.format as Format });
   } catch (error) {
-    if (!(error instanceof TaskTimeoutError) && !isWorkerDeath(error)) throw error;
-    // A file that hangs or exhausts the parser would do so again: refuse it rather than retry.
-    const message = error instanceof TaskTimeoutError ? error.message : `Reading the file exhausted the parser's memory limit (${(error as Error).message}).`;
-    await endUpload(em, ctx, uploadId, 'rejected', {
-      status: 422,
-      code: 'parse_aborted',
-      message,
-      details: { problems: [{ code: 'parse_aborted', message }] },
-    });
-    throw new UnrecoverableError(message);
+    const aborted = parseAborted(error);
+    if (!aborted) throw error;
+    await endUpload(em, ctx, uploadId, 'rejected', aborted);
+    throw new UnrecoverableError(aborted.message);
   }
   const earlierWarnings: Problem[] = upload.validation?.warnings ?? [];
   if (!outcome.ok) {
-    await endUpload(em, ctx, uploadId, 'rejected', {
-      status: outcome.status,
-      code: outcome.code,
-      message: outcome.message,
-      details: { problems: outcome.report.problems, warnings: [...earlierWarnings, ...outcome.report.warnings] },
-    });
+    await endUpload(em, ctx, uploadId, 'rejected', invalidStructure(outcome, earlierWarnings));
     throw new UnrecoverableError(outcome.message);
   }
   upload.summary = outcome.summary;
@@ -64,6 +53,23 @@ export async function validateStage({ uploadId }: z.infer<typeof data>, ctx: Job
   await em.flush();
   await ctx.job.updateProgress(100);
   return { next: true, result: { atoms: outcome.summary.atoms, warnings: upload.validation.warnings.length } };
+}
+
+/** A parse that hung or exhausted the parser: the file would do so again, so it is refused rather than retried. */
+export function parseAborted(error: unknown): UploadError | undefined {
+  if (!(error instanceof TaskTimeoutError) && !isWorkerDeath(error)) return undefined;
+  const message = error instanceof TaskTimeoutError ? error.message : `Reading the file exhausted the parser's memory limit (${(error as Error).message}).`;
+  return { status: 422, code: 'parse_aborted', message, details: { problems: [{ code: 'parse_aborted', message }] } };
+}
+
+/** The refusal of a file the parser or the checks found unsound, with every problem and warning. */
+export function invalidStructure(outcome: Extract<ParseOutcome, { ok: false }>, earlierWarnings: Problem[]): UploadError {
+  return {
+    status: outcome.status,
+    code: outcome.code,
+    message: outcome.message,
+    details: { problems: outcome.report.problems, warnings: [...earlierWarnings, ...outcome.report.warnings] },
+  };
 }
 
 export function isWorkerDeath(error: unknown): boolean {

@@ -1,0 +1,144 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { Job } from 'bullmq';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EnginePool } from '../src/engines/pool.js';
+import type { JobContext } from '../src/jobs/define.js';
+import { indexJob } from '../src/jobs/handlers/index.js';
+import { runUploadBatch } from '../src/services/bulkPipeline.js';
+import { runUploadPipeline } from '../src/services/pipeline.js';
+import { computeUsage } from '../src/services/usage.js';
+import { CpuPool } from '../src/workers/pool/cpuPool.js';
+import { client, type TestUser, userFactory } from './helpers/factories.js';
+import { type Stack, startStack } from './helpers/stack.js';
+
+const FIXTURES = path.join(import.meta.dirname, 'fixtures');
+
+/**
+ * runUploadBatch is the bulk form of the upload stages: for the same files it must leave exactly
+ * what the one-by-one stages leave (states, refusals, versions, summaries, charges), and running it
+ * again must change nothing. No workers run: the test drives the stages, as a worker's job would.
+ */
+describe('bulk upload stages', () => {
+  let stack: Stack;
+  let cpu: CpuPool;
+  let engines: EnginePool;
+
+  beforeAll(async () => {
+    stack = await startStack({ workers: false });
+    cpu = new CpuPool(2, 60_000, 2048);
+    engines = new EnginePool(stack.ctx.engineCatalog, stack.ctx.config.engines, stack.ctx.log);
+  });
+  afterAll(async () => {
+    await cpu?.close();
+    await stack?.stop();
+  });
+
+  const context = async (): Promise<JobContext> => ({
+    ...stack.ctx,
+    cpu,
+    engines,
+    em: stack.ctx.orm.em.fork(),
+    job: await Job.create(stack.ctx.queues.ingest, 'ingest', {}),
+  });
+
+  /** The same mix of files for each user: good ones of several formats, a gzip, a duplicate, broken ones. */
+  async function uploadMix(user: TestUser): Promise<string[]> {
+    const api = client(stack.url, user.token);
+    const projectId = (await api.post('/v1/projects', { name: 'mix' })).body.id;
+    const pdb = await fs.readFile(path.join(FIXTURES, 'ngl_1crn.pdb'));
+    const files: { name: string; content: Buffer }[] = [
+      { name: '1crn.pdb', content: pdb },
+      { name: '1crn-again.pdb', content: pdb }, // the same bytes twice: charged once
+      { name: '1crn.cif', content: await fs.readFile(path.join(FIXTURES, 'ngl_1CRN.cif')) },
+      { name: '1crn.cif.gz', content: await fs.readFile(path.join(FIXTURES, 'ngl_1CRN.cif.gz')) },
+      { name: 'aspirin.sdf', content: await fs.readFile(path.join(FIXTURES, 'chemfiles_aspirin.sdf')) },
+      { name: 'imatinib.mol2', content: await fs.readFile(path.join(FIXTURES, 'chemfiles_imatinib.mol2')) },
+      { name: 'named.pdb', content: Buffer.from(`${pdb.toString('latin1')}REMARK 999 NAMED\n`, 'latin1') },
+      { name: 'no-atoms.pdb', content: Buffer.from('HEADER    NOTHING HERE\nEND\n') },
+      {
+        name: 'truncated.sdf',
+        content: Buffer.from('aspirin\n  made by hand\n\n 21 21  0  0  0  0  0  0  0  0999 V2000\n    1.2333    0.5540    0.7792 O   0\n'),
+      },
+      { name: 'notes.txt', content: Buffer.from('These are my notes, not a structure.\n'.repeat(10)) },
+    ];
+    const ids: string[] = [];
+    for (const file of files) {
+      const fields: Record<string, string> = file.name === 'named.pdb' ? { name: 'Crambin, named', tags: 'a,b', metadata: '{"lab":"x"}' } : {};
+      const response = await api.upload(`/v1/projects/${projectId}/structures`, file, fields);
+      if (response.status === 202) ids.push(response.body.upload.id);
+      else expect(response.status).toBe(415); // refused at the door, like notes.txt: never staged
+    }
+    return ids;
+  }
+
+  async function outcome(user: TestUser, uploadIds: string[]) {
+    const em = stack.ctx.orm.em.fork();
+    const uploads = await em.execute<any[]>(
+      `select u.filename, u.state, u.format, u.kind, u.version, u.error->>'code' as error, u.summary->>'atoms' as atoms, u.validation->'warnings' as warnings
+         from uploads u where u.id in (select jsonb_array_elements_text(?::jsonb)::uuid) order by u.filename`,
+      [JSON.stringify(uploadIds)],
+    );
+    const structures = await em.execute<any[]>(
+      `select s.name, s.kind, s.tags, s.metadata, v.number, v.format, v.filename, v.blob_sha256, v.summary, s.current_version_id = v.id as current
+         from structures s join structure_versions v on v.structure_id = s.id where s.owner_id = ? order by v.filename`,
+      [user.id],
+    );
+    const [usage] = await em.execute<{ used_bytes: string }[]>('select used_bytes from user_usage where user_id = ?', [user.id]);
+    const reservations = await em.execute<any[]>('select * from quota_reservations where owner_id = ?', [user.id]);
+    return { uploads, structures, usedBytes: Number(usage?.used_bytes ?? 0), reservations, staging: await stack.ctx.staging.list() };
+  }
+
+  it('leaves what the one-by-one stages leave, and a second run changes nothing', async () => {
+    const single = await userFactory(stack.ctx);
+    const bulk = await userFactory(stack.ctx);
+    const singleIds = await uploadMix(single);
+    const bulkIds = await uploadMix(bulk);
+    expect(bulkIds.length).toBe(9);
+
+    for (const uploadId of singleIds) await runUploadPipeline(await context(), { uploadId, ownerId: single.id });
+    const states = await runUploadBatch(await context(), bulkIds, 'test');
+    expect([...states.values()].sort()).toEqual(['rejected', 'rejected', 'stored', 'stored', 'stored', 'stored', 'stored', 'stored', 'stored']);
+
+    const one = await outcome(single, singleIds);
+    const many = await outcome(bulk, bulkIds);
+    expect(many.uploads).toEqual(one.uploads);
+    expect(many.structures).toEqual(one.structures);
+    expect(many.structures.find((s: any) => s.filename === 'named.pdb')).toMatchObject({ name: 'Crambin, named', tags: ['a', 'b'], metadata: { lab: 'x' } });
+    expect(many.usedBytes).toBe(one.usedBytes);
+    // The charge is the truth recomputed from scratch, with the duplicate counted once.
+    expect(many.usedBytes).toBe((await computeUsage(stack.ctx.orm.em.fork(), bulk.id)).get(bulk.id)?.usedBytes);
+    expect(many.reservations).toEqual([]);
+    expect(many.staging).toEqual([]);
+
+    await runUploadBatch(await context(), bulkIds, 'test');
+    expect(await outcome(bulk, bulkIds)).toEqual(many);
+
+    // One index job for the chunk makes every stored structure searchable and marks its upload.
+    const [indexing] = (await stack.ctx.queues.index.getJobs(['waiting'])).filter((job) =>
+      (job.data.uploadIds ?? []).some((id: string) => bulkIds.includes(id)),
+    );
+    expect(indexing.data.structureIds).toHaveLength(7);
+    await indexJob.handle(indexing.data, await context());
+    const em = stack.ctx.orm.em.fork();
+    const [{ n: documents }] = await em.execute<{ n: string }[]>('select count(*) as n from search_documents where owner_id = ?', [bulk.id]);
+    expect(Number(documents)).toBe(7);
+    const [{ n: unindexed }] = await em.execute<{ n: string }[]>(
+      `select count(*) as n from uploads where owner_id = ? and state = 'stored' and indexed_at is null`,
+      [bulk.id],
+    );
+    expect(Number(unindexed)).toBe(0);
+  });
+
+  it('resumes a chunk that stopped part-way: uploads already stored are not stored again', async () => {
+    const user = await userFactory(stack.ctx);
+    const ids = await uploadMix(user);
+    // A first delivery that got through three uploads one by one before its worker died.
+    for (const uploadId of ids.slice(0, 3)) await runUploadPipeline(await context(), { uploadId, ownerId: user.id });
+    await runUploadBatch(await context(), ids, 'resume');
+    const after = await outcome(user, ids);
+    expect(after.structures).toHaveLength(7);
+    expect(new Set(after.structures.map((s: any) => s.filename)).size).toBe(7);
+    expect(after.usedBytes).toBe((await computeUsage(stack.ctx.orm.em.fork(), user.id)).get(user.id)?.usedBytes);
+  });
+});
