@@ -2,7 +2,8 @@
  * The upload stages without HTTP or queues: stages N small corpus files (distinct content) as
  * Upload rows, then runs runUploadPipeline over them with C at a time, as a bulk import's item
  * jobs do, and prints files/s and CPU per file. For finding what to speed up in the stages.
- *   npm run bench:pipeline -- --files 1000 --concurrency 8
+ *   npm run bench:pipeline -- --files 1000 --concurrency 3 --chunk 25   (chunks through runUploadBatch)
+ *   npm run bench:pipeline -- --files 1000 --concurrency 8             (one by one through runUploadPipeline)
  */
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
@@ -151,15 +152,6 @@ try {
   console.log(`  ${(sent / FILES).toFixed(1)} SQL statements per file (per file: count, ms waited):`);
   for (const [text, { count, ms }] of [...statements].sort((a, b) => b[1].ms - a[1].ms).slice(0, 25))
     console.log(`    ${(count / FILES).toFixed(2).padStart(6)} ${(ms / FILES).toFixed(2).padStart(7)}  ${text}`);
-  if (process.env.EXPLAIN) {
-    const { allBlobReferencesSql } = await import('../src/services/blobReferences.js');
-    const [some] = await em.execute<{ blob_sha256: string }[]>('select blob_sha256 from structure_versions limit 1');
-    const plan = await em.execute<Record<string, string>[]>(
-      `explain (analyze, buffers) select count(*) as n from (${allBlobReferencesSql()}) refs where refs.owner_id = ? and refs.blob_sha256 = ? and refs.category is not null`,
-      [userId, some.blob_sha256],
-    );
-    for (const row of plan) console.log(Object.values(row)[0]);
-  }
   console.log(
     `  process CPU (all threads) ${((used.user + used.system) / 1000 / FILES).toFixed(2)} ms/file; states ${JSON.stringify(Object.fromEntries(states))}`,
   );
