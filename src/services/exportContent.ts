@@ -268,3 +268,25 @@ export function buildManifest(
     files: files.map((file) => ({ path: file.path, size: file.size, sha256: file.sha256 })),
   };
 }
+
+/**
+ * Bytes of the distinct stored files an export of these structures would read, summed in
+ * Postgres (what the API checks against the quota before accepting an export).
+ */
+export async function estimateExportBytes(
+  em: EntityManager,
+  scope: { owner: string; project: string | null; selection: string[] | null; versions: 'current' | 'all' },
+): Promise<{ bytes: number; structures: number; versions: number }> {
+  const [row] = await em.execute<{ bytes: string | null; structures: string; versions: string }[]>(
+    `with chosen as (
+       select v.structure_id, v.blob_sha256
+         from structure_versions v join structures s on s.id = v.structure_id
+        where s.owner_id = ? and s.deleted_at is null and ${scope.selection ? 's.id = any(?::uuid[])' : 's.project_id = ?'}
+              ${scope.versions === 'current' ? 'and v.id = s.current_version_id' : ''})
+     select (select sum(b.size) from blobs b where b.sha256 in (select blob_sha256 from chosen)) as bytes,
+            (select count(distinct structure_id) from chosen) as structures,
+            (select count(*) from chosen) as versions`,
+    [scope.owner, scope.selection ? uuidArray(scope.selection) : scope.project],
+  );
+  return { bytes: Number(row?.bytes ?? 0), structures: Number(row?.structures ?? 0), versions: Number(row?.versions ?? 0) };
+}
