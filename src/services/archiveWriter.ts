@@ -146,6 +146,8 @@ async function writeTarGz(
       });
       done.catch(() => {}); // awaited below; a failure before that must not go unhandled
       const entry = pack.entry({ name: file.path, size: file.size, mtime: file.mtime, mode: 0o644 }, (error) => settle(error));
+      // An entry is destroyed with the pack when the archive fails; its error is the run's, already handled.
+      entry.on('error', (error: Error) => settle(error));
       for await (const chunk of verifiedRead(blobs, file)) {
         if (!entry.write(chunk)) await once(entry as never, 'drain');
       }
@@ -155,6 +157,9 @@ async function writeTarGz(
     pack.finalize();
   })();
   // Either side failing ends both: a bad entry destroys the output, a broken output stops the entries.
-  entries.catch((error) => gzip.destroy(error));
+  entries.catch((error) => {
+    pack.destroy(error);
+    gzip.destroy(error);
+  });
   await Promise.all([writing, entries]);
 }

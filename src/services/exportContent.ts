@@ -168,15 +168,6 @@ export async function collectExportContent(
   };
 }
 
-/** Bytes of the distinct stored files an export would read: what it costs before compression. */
-export function contentBytes(content: ExportContent): number {
-  const sizes = new Map<string, number>();
-  for (const structure of content.structures) for (const version of structure.versions) sizes.set(version.sha256, version.size);
-  let total = 0;
-  for (const size of sizes.values()) total += size;
-  return total;
-}
-
 /** A name safe in any file system and archive tool: letters, digits, dot, dash, underscore; never empty or hidden. */
 export function safeName(name: string, fallback = 'structure', maxLength = 60): string {
   const cleaned = name

@@ -276,7 +276,6 @@ async function commitArchive(
   problems: ExportProblem[],
   tempFile: string,
 ): Promise<boolean> {
-  const expiresAt = new Date(Date.now() + ctx.config.exportRetentionMs);
   return ctx.em.fork().transactional(async (tx) => {
     await lockBlob(tx, written.sha256);
     const [current] = await tx.execute<{ state: string }[]>('select state from export_archives where id = ? for update', [row.id]);
@@ -288,12 +287,13 @@ async function commitArchive(
     }
     await ctx.blobs.commit(tempFile, written.sha256);
     await recordBlob(tx, { sha256: written.sha256, size: written.size, storedSize: written.size, mediaType: ARCHIVE_MEDIA_TYPES[row.archive as ArchiveKind] });
+    const finishedAt = new Date();
     await tx.execute(
       `update export_archives
           set state = 'completed', blob_sha256 = ?, size = ?, file_count = ?, problems = ?::jsonb, error = null,
-              finished_at = now(), expires_at = ?, updated_at = now()
+              finished_at = ?, expires_at = ?, updated_at = now()
         where id = ?`,
-      [written.sha256, written.size, fileCount, JSON.stringify(problems), expiresAt, row.id],
+      [written.sha256, written.size, fileCount, JSON.stringify(problems), finishedAt, new Date(finishedAt.getTime() + ctx.config.exportRetentionMs), row.id],
     );
     await refreshUsage(tx, row.owner);
     return true;
