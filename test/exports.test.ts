@@ -1,12 +1,14 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JobContext } from '../src/jobs/define.js';
 import { cleanupJob } from '../src/jobs/handlers/cleanup.js';
 import { exportJob } from '../src/jobs/handlers/export.js';
 import { type ExportManifest, exportManifest } from '../src/services/exportManifest.js';
+import { exportsReconciler, reconcile } from '../src/services/reconcile.js';
 import { readArchive } from './helpers/archives.js';
 import { type Client, client, type TestUser, userFactory } from './helpers/factories.js';
 import { runJob } from './helpers/jobs.js';
@@ -493,6 +495,16 @@ describe('exports: a project or a selection as a .zip or .tar.gz with manifest.j
       expect(results.map((r) => (r as { sha256?: string }).sha256 ?? null).filter(Boolean)).toContain(after.row.blob_sha256);
     });
 
+    it('an export whose job Redis lost is enqueued again by reconcile (Postgres is the record)', async () => {
+      const exportId = await pendingExport({ structureIds: [ids.aspirin] });
+      await (await stack.ctx.queues.export.getJob(`export-${exportId}`))?.remove();
+      const report = await reconcile({ ...stack.ctx, em: stack.ctx.orm.em.fork() }, exportsReconciler, 0);
+      expect(report.reenqueued).toEqual([{ subject: exportId, job: `export-${exportId}` }]);
+      expect(await handle(exportId)).toMatchObject({ exportId, files: 2 });
+      // Finished: nothing left for reconcile to do.
+      expect((await reconcile({ ...stack.ctx, em: stack.ctx.orm.em.fork() }, exportsReconciler, 0)).examined).toBe(0);
+    });
+
     it('a run that fails mid-write leaves no archive and no temp file, and the retry starts over', async () => {
       const exportId = await pendingExport({ structureIds: [ids.aspirin, ids.crambinCif], archive: 'tar.gz' });
       const before = await state(exportId);
@@ -513,5 +525,53 @@ describe('exports: a project or a selection as a .zip or .tar.gz with manifest.j
       expect(await handle(exportId)).toMatchObject({ exportId, files: 3 });
       expect((await state(exportId)).row.state).toBe('completed');
     });
+  });
+});
+
+describe('exports when a conversion fails', () => {
+  let stack: Stack;
+  let api: Client;
+  let tmp: string;
+
+  beforeAll(async () => {
+    tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'molvault-exports-'));
+    // Open Babel that reports its version but converts nothing, as a broken install would.
+    const brokenObabel = path.join(tmp, 'obabel');
+    await fs.writeFile(brokenObabel, '#!/bin/sh\n[ "$1" = -V ] && exec obabel -V\necho "0 molecules converted" >&2\nexit 1\n', { mode: 0o755 });
+    stack = await startStack({ env: { OBABEL_BIN: brokenObabel } });
+    const user = await userFactory(stack.ctx);
+    api = client(stack.url, user.token);
+  });
+  afterAll(async () => {
+    await stack?.stop();
+    await fs.rm(tmp, { recursive: true, force: true });
+  });
+
+  it('exports the version in its own format and names the failure among the problems', async () => {
+    const projectId = (await api.post('/v1/projects', { name: 'broken engine' })).body.id;
+    const stored = await api.upload(
+      `/v1/projects/${projectId}/structures`,
+      { name: 'imatinib.mol2', content: await fixture('chemfiles_imatinib.mol2') },
+      {},
+      { prefer: 'wait=30' },
+    );
+    expect(stored.status).toBe(201);
+    const response = await api.post('/v1/exports', { projectId, format: 'sdf' }, { prefer: 'wait=60' });
+    expect(response.status).toBe(200);
+    const exported = response.body.export;
+    expect(exported.state).toBe('completed');
+    expect(exported.problems).toEqual([
+      {
+        code: 'conversion_failed',
+        message: expect.stringMatching(/^imatinib v1 stays MOL2: Open Babel \(mol2 → sdf\) converted nothing/),
+        structureId: stored.body.structure.id,
+        version: 1,
+      },
+    ]);
+    const archive = Buffer.from(await (await api.raw(`/v1/exports/${exported.id}/download`)).arrayBuffer());
+    const entries = await readArchive(archive, 'zip');
+    const manifest = exportManifest.parse(JSON.parse(entries[0].bytes.toString('utf8')));
+    expect(manifest.structures[0].versions[0]).toMatchObject({ format: 'mol2', originalFormat: 'mol2', conversion: null });
+    expect(entries[1].bytes.equals(await fixture('chemfiles_imatinib.mol2'))).toBe(true);
   });
 });
