@@ -16,6 +16,8 @@ export interface ArchiveFile {
   sha256: string;
   size: number;
   mtime: Date;
+  /** False for content that is compressed already (BinaryCIF, LZ4 sessions): stored as it is in a zip. */
+  compress?: boolean;
 }
 
 export interface WrittenArchive {
@@ -108,7 +110,7 @@ async function writeZip(
   zip.on('error', (error: Error) => zipOutput.destroy(error));
   zip.addBuffer(manifest.content, manifest.path, { mtime: manifest.mtime, compress: true });
   files.forEach((file, index) => {
-    zip.addReadStreamLazy(file.path, { mtime: file.mtime, size: file.size, compress: true }, (callback) => {
+    zip.addReadStreamLazy(file.path, { mtime: file.mtime, size: file.size, compress: file.compress ?? true }, (callback) => {
       onFile(index);
       const stream = verifiedRead(blobs, file);
       stream.on('error', (error) => zip.emit('error', error));

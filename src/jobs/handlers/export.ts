@@ -17,6 +17,9 @@ import { lockQuota, refreshUsage } from '../../services/usage.js';
 import { defineJob, type JobContext } from '../define.js';
 
 const data = z.object({ exportId: z.uuid(), ownerId: z.uuid() });
+
+/** Formats whose bytes are compressed already: deflating them again in a zip only costs time. */
+const PACKED_FORMATS: readonly Format[] = ['bcif', 'cxs'];
 export type ExportJobData = z.infer<typeof data>;
 
 /**
@@ -94,7 +97,13 @@ async function runExport({ exportId }: ExportJobData, ctx: JobContext) {
       tempFile,
       ctx.blobs,
       { path: MANIFEST_FILENAME, content: manifestBytes, mtime: row.createdAt },
-      files.map((file) => ({ path: file.path, sha256: file.sha256, size: file.size, mtime: file.version.createdAt })),
+      files.map((file) => ({
+        path: file.path,
+        sha256: file.sha256,
+        size: file.size,
+        mtime: file.version.createdAt,
+        compress: !PACKED_FORMATS.includes(file.format),
+      })),
       (index) => report(index + 1),
     );
     const committed = await commitArchive(ctx, row, written, total, problems, tempFile);
