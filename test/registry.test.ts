@@ -13,6 +13,7 @@ describe('the job registry', () => {
       'cleanup',
       'convert',
       'diff',
+      'export',
       'gc',
       'index',
       'ingest',

@@ -9,6 +9,7 @@ import { errorHandler, jsonBody } from './middleware/errors.js';
 import { rateLimit } from './middleware/rateLimit.js';
 import { adminUserRoutes } from './routes/adminUsers/index.js';
 import { draftRoutes } from './routes/drafts/index.js';
+import { exportRoutes } from './routes/exports/index.js';
 import { healthRoutes } from './routes/health/index.js';
 import { historyRoutes } from './routes/history/index.js';
 import { jobRoutes } from './routes/jobs/index.js';
@@ -48,6 +49,7 @@ export function createApp(app: AppContext): Koa {
     metadataRoutes(app),
     tagRoutes(app),
     relationshipRoutes(app),
+    exportRoutes(app),
     storageRoutes(app, storage),
   ]) {
     v1.use(routes.routes(), routes.allowedMethods());

@@ -26,6 +26,29 @@ export function createMetrics(app: AppContext, storage: StorageMonitor) {
       }
     },
   });
+  // Read from Postgres at scrape time, so they count what every worker process did.
+  const exportCounts = async () =>
+    app.orm.em
+      .fork()
+      .execute<{ state: string; n: string; bytes: string | null }[]>('select state, count(*) as n, sum(size) as bytes from export_archives group by state');
+  new Gauge({
+    name: 'molvault_exports',
+    help: 'Export archives by state (pending, running, completed, failed, expired)',
+    labelNames: ['state'],
+    registers: [registry],
+    async collect() {
+      const rows = await exportCounts();
+      for (const state of ['pending', 'running', 'completed', 'failed', 'expired']) this.set({ state }, Number(rows.find((r) => r.state === state)?.n ?? 0));
+    },
+  });
+  new Gauge({
+    name: 'molvault_export_archive_bytes',
+    help: 'Bytes of the export archives held now (completed, not yet expired)',
+    registers: [registry],
+    async collect() {
+      this.set(Number((await exportCounts()).find((r) => r.state === 'completed')?.bytes ?? 0));
+    },
+  });
   storageGauges(registry, storage);
   const middleware = async (ctx: Context, next: Next) => {
     const end = requests.startTimer();

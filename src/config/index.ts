@@ -33,8 +33,26 @@ export function parseByteSize(text: string): number | undefined {
   return Math.round(Number(match[1]) * factor);
 }
 
-export const QUEUE_NAMES = ['ingest', 'validate', 'snapshot', 'index', 'cleanup', 'diff', 'backup', 'convert'] as const;
+export const QUEUE_NAMES = ['ingest', 'validate', 'snapshot', 'index', 'cleanup', 'diff', 'backup', 'convert', 'export'] as const;
 export type QueueName = (typeof QUEUE_NAMES)[number];
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 7 * 86_400_000 };
+
+/** "7d", "12h", "90m", "30s" or a number of milliseconds → milliseconds. */
+export function parseDuration(text: string): number | undefined {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$/i.exec(text);
+  if (!match) return undefined;
+  return Math.round(Number(match[1]) * (DURATION_UNITS[(match[2] ?? 'ms').toLowerCase()] ?? 1));
+}
+
+const duration = z.union([z.number(), z.string()]).transform((value, ctx) => {
+  const parsed = parseDuration(String(value));
+  if (parsed === undefined || parsed <= 0) {
+    ctx.addIssue({ code: 'custom', message: `"${value}" is not a duration (try 7d, 12h, 90m or a number of milliseconds)` });
+    return z.NEVER;
+  }
+  return parsed;
+});
 
 /** "ingest=4,validate=2" → { ingest: 4, validate: 2 } */
 const concurrencyMap = z
@@ -184,11 +202,13 @@ const envSchema = z.object({
     .min(0)
     .default(24 * 3600_000),
   GC_BATCH_SIZE: z.coerce.number().int().positive().default(500),
+  /** How long a finished export archive can be downloaded before the cleanup schedule deletes it: 7d, 12h, 90m or ms. */
+  EXPORT_RETENTION: duration.default(7 * 86_400_000),
 });
 
 export type Config = ReturnType<typeof buildConfig>;
 
-const DEFAULT_CONCURRENCY: Record<QueueName, number> = { ingest: 4, validate: 2, snapshot: 4, index: 4, cleanup: 1, diff: 2, backup: 1, convert: 2 };
+const DEFAULT_CONCURRENCY: Record<QueueName, number> = { ingest: 4, validate: 2, snapshot: 4, index: 4, cleanup: 1, diff: 2, backup: 1, convert: 2, export: 2 };
 
 function buildConfig(env: z.infer<typeof envSchema>) {
   const dataDir = path.resolve(env.DATA_DIR);
@@ -252,6 +272,7 @@ function buildConfig(env: z.infer<typeof envSchema>) {
     reservationMaxAgeMs: env.RESERVATION_MAX_AGE_MS,
     gcGraceMs: env.GC_GRACE_MS,
     gcBatchSize: env.GC_BATCH_SIZE,
+    exportRetentionMs: env.EXPORT_RETENTION,
   };
 }
 

@@ -4,6 +4,7 @@ import { Blob } from './Blob.js';
 import { Derivation } from './Derivation.js';
 import { DerivationOwner } from './DerivationOwner.js';
 import { Draft } from './Draft.js';
+import { ExportArchive } from './ExportArchive.js';
 import { Project } from './Project.js';
 import { QuotaReservation } from './QuotaReservation.js';
 import { Relationship } from './Relationship.js';
@@ -21,6 +22,7 @@ export {
   Derivation,
   DerivationOwner,
   Draft,
+  ExportArchive,
   Project,
   QuotaReservation,
   Relationship,
@@ -47,4 +49,5 @@ export const entities = [
   Backup,
   Derivation,
   DerivationOwner,
+  ExportArchive,
 ];

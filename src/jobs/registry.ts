@@ -4,6 +4,7 @@ import { backupJob, verifyBackupJob } from './handlers/backup.js';
 import { cleanupJob } from './handlers/cleanup.js';
 import { convertJob } from './handlers/convert.js';
 import { diffJob } from './handlers/diff.js';
+import { exportJob } from './handlers/export.js';
 import { gcJob } from './handlers/gc.js';
 import { indexJob } from './handlers/index.js';
 import { ingestJob } from './handlers/ingest.js';
@@ -26,6 +27,7 @@ export const JOBS: JobDefinition<never>[] = [
   backupJob,
   verifyBackupJob,
   convertJob,
+  exportJob,
   cleanupJob,
   gcJob,
 ] as JobDefinition<never>[];

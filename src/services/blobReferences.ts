@@ -51,6 +51,11 @@ export const BLOB_REFERENCE_SOURCES: BlobReferenceSource[] = [
             join structure_versions v on v.blob_sha256 = d.source_blob_sha256
             join structures s on s.id = v.structure_id`,
   },
+  {
+    // A finished export archive, charged to its owner until it expires (expiry clears the column).
+    name: 'export archives',
+    sql: `select e.owner_id, e.blob_sha256, 'exports' as category from export_archives e where e.blob_sha256 is not null`,
+  },
 ];
 
 /** One select over every source: (owner_id, blob_sha256, category). */

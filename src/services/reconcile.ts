@@ -1,8 +1,10 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Job } from 'bullmq';
+import { ExportArchive } from '../entities/ExportArchive.js';
 import { Upload } from '../entities/Upload.js';
 import type { JobDefinition } from '../jobs/define.js';
 import { enqueue } from '../jobs/enqueue.js';
+import { exportJob } from '../jobs/handlers/export.js';
 import { indexJob } from '../jobs/handlers/index.js';
 import { ingestJob } from '../jobs/handlers/ingest.js';
 import { snapshotJob } from '../jobs/handlers/snapshot.js';
@@ -61,8 +63,25 @@ export const uploadsReconciler: Reconciler = {
   },
 };
 
+/** Exports asked for (pending) or being written (running) whose job Redis may have lost. */
+export const exportsReconciler: Reconciler = {
+  name: 'exports',
+  async find(ctx, cutoff) {
+    const rows = await ctx.em.find(
+      ExportArchive,
+      { state: { $in: ['pending', 'running'] }, updatedAt: { $lte: cutoff } },
+      { orderBy: { createdAt: 'asc' }, limit: 10_000, fields: ['id', 'owner'] },
+    );
+    return rows.map((row) => ({
+      subject: row.id,
+      definition: exportJob as JobDefinition<never>,
+      data: { exportId: row.id, ownerId: row.owner },
+    }));
+  },
+};
+
 /** Every kind of work reconcile looks after. Conversions and imports plug in here, one line each. */
-export const RECONCILERS: Reconciler[] = [uploadsReconciler];
+export const RECONCILERS: Reconciler[] = [uploadsReconciler, exportsReconciler];
 
 /**
  * Postgres is the truth: everything it calls unfinished must have its next job in Redis. Re-adds

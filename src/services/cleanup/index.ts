@@ -1,6 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { formatBytes } from '../../lib/bytes.js';
 import type { AppContext } from '../context.js';
+import { expiredExports } from './expiredExports.js';
 import { expiredDrafts, expiredTrash, staleDiffCache, versionPruning } from './retention.js';
 import { blobTempFiles, scratchDirs, staleStaging } from './staleFiles.js';
 import { staleReservations } from './staleReservations.js';
@@ -13,7 +14,7 @@ export { fromFunction } from './types.js';
 /**
  * The cleanup schedule, in order: stuck uploads are failed first (which releases their staging and
  * reservations), then what crashes left behind. Expired drafts, trash and export archives plug in
- * here as one line each (retention.ts holds trash, drafts, pruning and the diff cache);
+ * here as one line each (retention.ts holds trash, drafts, pruning and the diff cache; expiredExports.ts the archives);
  * garbage collection runs as its own `gc` job (and last in the CLI), after them.
  */
 export const CLEANUP_STEPS: CleanupStep[] = [
@@ -21,6 +22,7 @@ export const CLEANUP_STEPS: CleanupStep[] = [
   staleReservations,
   expiredTrash,
   expiredDrafts,
+  expiredExports,
   versionPruning,
   staleDiffCache,
   staleStaging,

@@ -6,15 +6,10 @@ import { ENGINE_LABELS, type EngineName } from '../../../engines/types.js';
 import type { Derivation } from '../../../entities/Derivation.js';
 import type { StructureVersion } from '../../../entities/StructureVersion.js';
 import { FORMAT_LABELS, type Format } from '../../../formats/types.js';
-import { enqueue } from '../../../jobs/enqueue.js';
-import { convertJob } from '../../../jobs/handlers/convert.js';
 import type { AppContext } from '../../../services/context.js';
-import { conversionJobId, findDerivation } from '../../../services/derivations.js';
+import { type ConversionState, conversionState, requestConversion } from '../../../services/conversionRequests.js';
 import { preferWaitSeconds, waitFor } from '../../common.js';
 import { ApiError } from '../../errors.js';
-
-/** Options are not settable yet; the column and the job id already carry them. */
-const NO_OPTIONS: Record<string, unknown> = {};
 
 /**
  * A version in another format: the stored derivative when there is one; otherwise the conversion
@@ -31,40 +26,26 @@ export async function derivativeFor(app: AppContext, koa: Context, em: EntityMan
       engines: plan.wouldWork.map((name) => ENGINE_LABELS[name]),
     });
   }
-  const cached = await findDerivation(em, version.blob, format, NO_OPTIONS);
-  // A row whose bytes are gone (a restored database, a lost disk) is converted again.
-  if (cached && (await app.blobs.has(cached.blob))) return cached;
-
-  const jobId = conversionJobId(version.blob, format, NO_OPTIONS);
-  let existing = await app.queues.convert.getJob(jobId);
-  const state = await existing?.getState();
-  if (existing && state === 'failed') throw conversionFailed((await app.queues.convert.getJob(jobId)) ?? existing);
-  if (existing && state === 'completed') {
-    // Done once, but its derivative has since been collected: convert again.
-    await existing.remove().catch(() => {});
-    existing = undefined;
-  }
-  if (!existing) await enqueue(app.queues, convertJob, { sourceSha256: version.blob, format, options: NO_OPTIONS, ownerId: userId });
+  const requested = await requestConversion(app, em, version.blob, format, userId);
+  if (requested.state === 'ready') return requested.derivation;
+  if (requested.state === 'failed') throw conversionFailed(requested.job);
+  const jobId = requested.jobId;
 
   const waitSeconds = preferWaitSeconds(koa.get('prefer'));
   if (waitSeconds > 0) {
-    const outcome = await waitFor<Derivation | Job>(
+    const outcome = await waitFor<ConversionState>(
       waitSeconds,
       async () => {
-        const derivation = await findDerivation(app.orm.em.fork(), version.blob, format, NO_OPTIONS);
-        if (derivation && (await app.blobs.has(derivation.blob))) return derivation;
-        const job = await app.queues.convert.getJob(jobId);
-        if (!job || (await job.getState()) !== 'failed') return undefined;
-        // Read again: the copy above may predate the failure, without its reason.
-        return (await app.queues.convert.getJob(jobId)) ?? job;
+        const known = await conversionState(app, app.orm.em.fork(), version.blob, format);
+        return known.state === 'queued' ? undefined : known;
       },
       // The job notifies on this id when it ends; the pause is only the fallback.
       (ms) => app.uploadEvents.wait(jobId, ms),
     );
     if (outcome) {
       koa.set('Preference-Applied', `wait=${waitSeconds}`);
-      if ('sourceBlob' in outcome) return outcome;
-      throw conversionFailed(outcome);
+      if (outcome.state === 'ready') return outcome.derivation;
+      if (outcome.state === 'failed') throw conversionFailed(outcome.job);
     }
   }
   koa.status = 202;

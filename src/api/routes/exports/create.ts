@@ -1,0 +1,145 @@
+import type Router from '@koa/router';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { Context } from 'koa';
+import { ExportArchive } from '../../../entities/ExportArchive.js';
+import { enqueue } from '../../../jobs/enqueue.js';
+import { exportJob } from '../../../jobs/handlers/export.js';
+import type { AppContext } from '../../../services/context.js';
+import { estimateExportBytes } from '../../../services/exportContent.js';
+import { BEST_CASE_COMPRESSION, exportFilename, exportJobId, exportQuotaFailure, presentExport, quotaLeft } from '../../../services/exports.js';
+import { preferWaitSeconds, waitFor } from '../../common.js';
+import { ApiError } from '../../errors.js';
+import { errorSchema } from '../../openapi.js';
+import { route } from '../../route.js';
+import { findOwnProject } from '../projects/index.js';
+import { acceptedExportSchema, createExportBody } from './schema.js';
+
+/** What the export covers: a project of the user's, or structures of theirs (live, deduplicated). */
+async function resolveScope(em: EntityManager, userId: string, body: { projectId?: string; structureIds?: string[] }) {
+  if ((body.projectId === undefined) === (body.structureIds === undefined)) {
+    throw new ApiError(
+      400,
+      'export_scope',
+      'Say what to export with exactly one of "projectId" (a whole project) or "structureIds" (a selection of structures), not both and not neither.',
+    );
+  }
+  if (body.projectId) {
+    const project = await findOwnProject(em, userId, body.projectId);
+    return { project: project.id as string, selection: null, projectName: project.name as string };
+  }
+  const ids = [...new Set(body.structureIds as string[])];
+  const rows = await em.execute<{ id: string; project_id: string; deleted_at: Date | null }[]>(
+    'select id, project_id, deleted_at from structures where owner_id = ? and id = any(?::uuid[])',
+    [userId, `{${ids.join(',')}}`],
+  );
+  const found = new Map(rows.map((r) => [r.id, r]));
+  const missing = ids.filter((id) => !found.has(id));
+  if (missing.length > 0) {
+    throw new ApiError(
+      404,
+      'not_found',
+      `No structure with ${missing.length === 1 ? 'the id' : 'the ids'} ${missing.slice(0, 10).join(', ')} exists, or it is not yours.`,
+      {
+        missing,
+      },
+    );
+  }
+  const trashed = rows.filter((r) => r.deleted_at !== null).map((r) => r.id);
+  if (trashed.length > 0) {
+    throw new ApiError(
+      409,
+      'structure_in_trash',
+      `${trashed.length === 1 ? 'Structure' : 'Structures'} ${trashed.slice(0, 10).join(', ')} ${trashed.length === 1 ? 'is' : 'are'} in the trash; restore ${trashed.length === 1 ? 'it' : 'them'} (POST /v1/structures/:id/restore) or leave ${trashed.length === 1 ? 'it' : 'them'} out of the export.`,
+      { trashed },
+    );
+  }
+  const projects = [...new Set(rows.map((r) => r.project_id))];
+  const [project] = projects.length === 1 ? await em.execute<{ name: string }[]>('select name from projects where id = ?', [projects[0]]) : [];
+  return { project: null, selection: ids, projectName: project?.name ?? null };
+}
+
+export function createExportRoute(router: Router, app: AppContext) {
+  route(
+    router,
+    app,
+    {
+      method: 'post',
+      path: '/v1/exports',
+      summary: 'Export a project or a selection of structures as a .zip or .tar.gz with manifest.json (Prefer: wait=N to wait for it)',
+      tag: 'Exports',
+      body: createExportBody,
+      responses: {
+        202: { description: 'Accepted: poll the export (Location header) or follow the job', schema: acceptedExportSchema },
+        200: { description: 'Finished (with Prefer: wait=N and the export done in time): {"export": ...}' },
+        400: { description: 'Not exactly one of projectId / structureIds, or an unknown format, version choice or archive kind', schema: errorSchema },
+        404: { description: 'No such project or structure of yours (details.missing lists structure ids)', schema: errorSchema },
+        409: { description: 'A selected structure is in the trash (details.trashed)', schema: errorSchema },
+        507: { description: 'The archive cannot fit in your quota: details.quotaBytes, usedBytes, reservedBytes, requestedBytes', schema: errorSchema },
+      },
+    },
+    async ({ body, user, koa }) => {
+      const em = app.orm.em.fork();
+      const scope = await resolveScope(em, user.id, body);
+      const estimate = await estimateExportBytes(em, { owner: user.id, project: scope.project, selection: scope.selection, versions: body.versions });
+      const leastBytes = Math.ceil(estimate.bytes / BEST_CASE_COMPRESSION);
+      if (leastBytes > 0) {
+        const figures = await quotaLeft(em, user.id);
+        if (leastBytes > figures.leftBytes) {
+          const failure = exportQuotaFailure(figures, leastBytes, true);
+          throw new ApiError(failure.status, failure.code, failure.message, failure.details);
+        }
+      }
+      const now = new Date();
+      const row = em.create(ExportArchive, {
+        owner: user.id,
+        project: scope.project,
+        selection: scope.selection,
+        format: body.format,
+        versions: body.versions,
+        archive: body.archive,
+        filename: exportFilename(scope.projectName, body.archive, now),
+        // Provisional; set again from the moment the archive is finished.
+        expiresAt: new Date(now.getTime() + app.config.exportRetentionMs),
+      });
+      await em.flush();
+      try {
+        await enqueue(app.queues, exportJob, { exportId: row.id, ownerId: user.id });
+      } catch (error) {
+        // Accepted all the same: Postgres holds the export and reconcile enqueues it once Redis is back.
+        app.log.error({ err: error, exportId: row.id }, 'could not enqueue the export; it stays pending');
+      }
+      await answerExport(app, koa, row.id);
+      return undefined;
+    },
+  );
+}
+
+/** 202 with where to poll; or, with `Prefer: wait=N` and the export finished in time, 200 with it (or its failure). */
+async function answerExport(app: AppContext, koa: Context, exportId: string) {
+  const waitSeconds = preferWaitSeconds(koa.get('prefer'));
+  if (waitSeconds > 0) {
+    const done = await waitFor(
+      waitSeconds,
+      async () => {
+        const row = await app.orm.em.fork().findOne(ExportArchive, { id: exportId });
+        return row && row.state !== 'pending' && row.state !== 'running' ? row : undefined;
+      },
+      (ms) => app.uploadEvents.wait(exportId, ms),
+    );
+    if (done) {
+      koa.set('Preference-Applied', `wait=${waitSeconds}`);
+      if (done.state === 'failed' && done.error) {
+        const status = (done.error as { status?: number }).status ?? 500;
+        throw new ApiError(status, done.error.code, done.error.message, { ...(done.error.details ?? {}), exportId });
+      }
+      koa.status = 200;
+      koa.set('Location', `/v1/exports/${exportId}`);
+      koa.body = { export: presentExport(done) };
+      return;
+    }
+  }
+  const state = waitSeconds > 0 ? ((await app.orm.em.fork().findOne(ExportArchive, { id: exportId }))?.state ?? 'pending') : 'pending';
+  koa.status = 202;
+  koa.set('Location', `/v1/exports/${exportId}`);
+  koa.body = { export: { id: exportId, state, jobId: exportJobId(exportId) } };
+}

@@ -1,0 +1,86 @@
+import type Router from '@koa/router';
+import type { ArchiveKind } from '../../../entities/ExportArchive.js';
+import { ARCHIVE_MEDIA_TYPES } from '../../../services/archiveWriter.js';
+import type { AppContext } from '../../../services/context.js';
+import { idParams } from '../../common.js';
+import { ApiError } from '../../errors.js';
+import { errorSchema } from '../../openapi.js';
+import { route } from '../../route.js';
+import { parseRange } from '../structures/index.js';
+import { findOwnExport } from './find.js';
+
+export function downloadExportRoute(router: Router, app: AppContext) {
+  route(
+    router,
+    app,
+    {
+      method: 'get',
+      path: '/v1/exports/:id/download',
+      summary: 'Download a finished export archive (ETag and Range supported)',
+      tag: 'Exports',
+      params: idParams,
+      responses: {
+        200: { description: 'The archive (application/zip or application/gzip)', contentType: 'application/octet-stream' },
+        206: { description: 'The requested range', contentType: 'application/octet-stream' },
+        304: { description: 'Not modified (If-None-Match)' },
+        404: { description: 'No such export of yours', schema: errorSchema },
+        409: { description: 'The export is not finished (or failed): there is no archive to download', schema: errorSchema },
+        410: { description: 'The export expired and its archive was deleted', schema: errorSchema },
+        416: { description: 'Range not satisfiable', schema: errorSchema },
+      },
+    },
+    async ({ params, user, koa }) => {
+      const row = await findOwnExport(app.orm.em.fork(), user.id, params.id);
+      const expired = row.state === 'expired' || (row.state === 'completed' && row.expiresAt.getTime() <= Date.now());
+      if (expired) {
+        throw new ApiError(
+          410,
+          'export_expired',
+          `This export expired on ${row.expiresAt.toISOString()} and its archive has been deleted; ask for a new export (POST /v1/exports).`,
+          { expiresAt: row.expiresAt.toISOString() },
+        );
+      }
+      if (row.state === 'failed') {
+        throw new ApiError(409, 'export_failed', `This export failed, so there is no archive to download: ${row.error?.message ?? 'no reason was recorded.'}`, {
+          error: row.error,
+        });
+      }
+      if (row.state !== 'completed' || !row.blob) {
+        throw new ApiError(
+          409,
+          'export_not_ready',
+          `This export is still ${row.state}; download it once GET /v1/exports/${row.id} says "completed" (or ask with Prefer: wait=N).`,
+          { state: row.state },
+        );
+      }
+      const size = row.size;
+      const etag = `"${row.blob}"`;
+      koa.set('ETag', etag);
+      koa.set('Accept-Ranges', 'bytes');
+      koa.set('Cache-Control', 'private, max-age=0, must-revalidate');
+      koa.set('Content-Disposition', `attachment; filename="${row.filename.replace(/["\\\r\n]/g, '_')}"`);
+      koa.type = ARCHIVE_MEDIA_TYPES[row.archive as ArchiveKind];
+      const ifNoneMatch = koa.get('if-none-match');
+      if (ifNoneMatch && ifNoneMatch.split(',').some((t) => t.trim() === etag || t.trim() === '*')) {
+        koa.status = 304;
+        return undefined;
+      }
+      const range = parseRange(koa.get('range'), size, koa.get('if-range'), etag);
+      if (range === 'unsatisfiable') {
+        koa.set('Content-Range', `bytes */${size}`);
+        throw new ApiError(416, 'range_not_satisfiable', `The requested range is outside the archive (${size} bytes).`);
+      }
+      if (range) {
+        koa.status = 206;
+        koa.set('Content-Range', `bytes ${range.start}-${range.end}/${size}`);
+        koa.length = range.end - range.start + 1;
+        koa.body = app.blobs.read(row.blob, range);
+      } else {
+        koa.status = 200;
+        koa.length = size;
+        koa.body = app.blobs.read(row.blob);
+      }
+      return undefined;
+    },
+  );
+}

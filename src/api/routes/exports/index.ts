@@ -1,0 +1,102 @@
+import Router from '@koa/router';
+import { z } from 'zod';
+import { ExportArchive } from '../../../entities/ExportArchive.js';
+import type { AppContext } from '../../../services/context.js';
+import { exportJobId, presentExport, releaseExport } from '../../../services/exports.js';
+import { decodeCursor, encodeCursor, idParams } from '../../common.js';
+import { notFound } from '../../errors.js';
+import { errorSchema } from '../../openapi.js';
+import { route } from '../../route.js';
+import { createExportRoute } from './create.js';
+import { downloadExportRoute } from './download.js';
+import { findOwnExport } from './find.js';
+import { exportSchema, listExportsQuery } from './schema.js';
+
+const listCursor = z.object({ before: z.string(), id: z.uuid() });
+
+/** The job's progress while an export is under way ({phase, done, total}); nothing once Redis has forgotten it. */
+async function progressOf(app: AppContext, row: ExportArchive): Promise<unknown> {
+  if (row.state !== 'pending' && row.state !== 'running') return undefined;
+  const job = await app.queues.export.getJob(exportJobId(row.id)).catch(() => undefined);
+  return job?.progress || undefined;
+}
+
+export function exportRoutes(app: AppContext): Router {
+  const router = new Router();
+  const tag = 'Exports';
+  createExportRoute(router, app);
+  downloadExportRoute(router, app);
+
+  route(
+    router,
+    app,
+    {
+      method: 'get',
+      path: '/v1/exports',
+      summary: 'Your exports, newest first',
+      tag,
+      query: listExportsQuery,
+      responses: { 200: { description: 'A page of exports', schema: z.object({ items: z.array(exportSchema), nextCursor: z.string().nullable() }) } },
+    },
+    async ({ query, user }) => {
+      const em = app.orm.em.fork();
+      const where: Record<string, unknown> = { owner: user.id };
+      if (query.state) where.state = query.state;
+      const before = decodeCursor(query.cursor, listCursor);
+      if (before) {
+        const at = new Date(before.before);
+        where.$or = [{ createdAt: { $lt: at } }, { createdAt: at, id: { $lt: before.id } }];
+      }
+      const rows = await em.find(ExportArchive, where, { orderBy: { createdAt: 'desc', id: 'desc' }, limit: query.limit + 1 });
+      const page = rows.slice(0, query.limit);
+      const last = page[page.length - 1];
+      return {
+        items: await Promise.all(page.map(async (row) => presentExport(row, await progressOf(app, row)))),
+        nextCursor: rows.length > query.limit && last ? encodeCursor({ before: last.createdAt.toISOString(), id: last.id }) : null,
+      };
+    },
+  );
+
+  route(
+    router,
+    app,
+    {
+      method: 'get',
+      path: '/v1/exports/:id',
+      summary: 'An export: state, progress, size, problems, expiry and where to download it (read from Postgres)',
+      tag,
+      params: idParams,
+      responses: { 200: { description: 'The export', schema: exportSchema }, 404: { description: 'Not found', schema: errorSchema } },
+    },
+    async ({ params, user }) => {
+      const row = await findOwnExport(app.orm.em.fork(), user.id, params.id);
+      return presentExport(row, await progressOf(app, row));
+    },
+  );
+
+  route(
+    router,
+    app,
+    {
+      method: 'delete',
+      path: '/v1/exports/:id',
+      summary: 'Delete an export and its archive (your usage drops at once); an export still being written is abandoned',
+      tag,
+      params: idParams,
+      responses: { 204: { description: 'Deleted' }, 404: { description: 'Not found', schema: errorSchema } },
+    },
+    async ({ params, user, koa }) => {
+      const em = app.orm.em.fork();
+      const row = await findOwnExport(em, user.id, params.id);
+      // A job not yet started is dropped; a running one finds the row gone when it commits, and its archive goes.
+      const job = await app.queues.export.getJob(exportJobId(row.id)).catch(() => undefined);
+      if (job && ['waiting', 'delayed', 'prioritized'].includes(await job.getState())) await job.remove().catch(() => {});
+      const released = await releaseExport(em, app.blobs, row.id, { remove: true });
+      if (!released) throw notFound('export');
+      koa.status = 204;
+      return undefined;
+    },
+  );
+
+  return router;
+}
