@@ -2,8 +2,11 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { QUEUE_NAMES } from '../src/config/index.js';
+import { reconcileAll } from '../src/services/reconcile.js';
+import { startWorkers } from '../src/workers/main.js';
 import { client, userFactory } from './helpers/factories.js';
-import { importFiles, waitForImport } from './helpers/imports.js';
+import { buildTar, importArchive, importFiles, waitForImport } from './helpers/imports.js';
 import { type Stack, startStack } from './helpers/stack.js';
 
 /** Short locks, so the jobs of a killed worker are handed over within seconds. */
@@ -96,4 +99,47 @@ describe('a worker process killed in the middle of a 200-file import', () => {
     expect(Number(held.n)).toBe(0);
     expect(await stack.ctx.staging.list()).toEqual([]);
   }, 600_000);
+});
+
+describe('imports after Redis lost their jobs', () => {
+  let stack: Stack;
+
+  beforeAll(async () => {
+    stack = await startStack({ workers: false });
+  });
+  afterAll(() => stack?.stop());
+
+  it('re-adds the flows from Postgres and finishes every import', async () => {
+    const user = await userFactory(stack.ctx);
+    const api = client(stack.url, user.token);
+    const projectId = (await api.post('/v1/projects', { name: 'redis lost' })).body.id;
+    const base = await fs.readFile(path.join(import.meta.dirname, 'fixtures', 'ngl_1crn.pdb'), 'latin1');
+    const file = (tag: string) => ({ name: `${tag}.pdb`, content: Buffer.from(`REMARK 999 ${tag}\n${base}`, 'latin1') });
+    const files = await importFiles(api, projectId, [file('f1'), file('f2'), file('f3')]);
+    const archive = await importArchive(api, projectId, await buildTar([file('a1'), file('a2')]));
+    expect([files.status, archive.status]).toEqual([202, 202]);
+
+    // Redis restarts without persistence: every key of this queue prefix is gone; Postgres still knows both imports.
+    const keys = await stack.ctx.redis.keys(`${stack.ctx.config.queuePrefix}:*`);
+    expect(keys.length).toBeGreaterThan(0);
+    await stack.ctx.redis.del(...keys);
+    expect((await api.get(`/v1/imports/${files.body.import.id}`)).body).toMatchObject({ state: 'running', pending: 3 });
+    expect((await api.get(`/v1/imports/${archive.body.import.id}`)).body).toMatchObject({ state: 'expanding' });
+    expect(await stack.ctx.queues.ingest.getJob(`batch-${files.body.import.id}`)).toBeUndefined();
+
+    const workers = await startWorkers(stack.ctx, QUEUE_NAMES);
+    try {
+      const reports = (await reconcileAll({ ...stack.ctx, em: stack.ctx.orm.em.fork() }, 0)) as Record<string, any>;
+      expect(reports.imports.reenqueued.map((r: any) => r.job).sort()).toEqual([`batch-${archive.body.import.id}`, `batch-${files.body.import.id}`].sort());
+      expect(await waitForImport(api, files.body.import.id)).toMatchObject({ state: 'completed', total: 3, succeeded: 3 });
+      expect(await waitForImport(api, archive.body.import.id)).toMatchObject({ state: 'completed', total: 2, succeeded: 2 });
+      // Nothing left to repair, and a second pass adds nothing.
+      const again = (await reconcileAll({ ...stack.ctx, em: stack.ctx.orm.em.fork() }, 0)) as Record<string, any>;
+      expect(again.imports).toMatchObject({ examined: 0, reenqueued: [] });
+    } finally {
+      await workers.close();
+    }
+    const [row] = await stack.ctx.orm.em.fork().execute<{ n: string }[]>('select count(*) as n from structures where project_id = ?', [projectId]);
+    expect(Number(row.n)).toBe(5);
+  }, 120_000);
 });
