@@ -399,6 +399,22 @@ describe('a refused import leaves nothing', () => {
     await expectNothingLeft(user.id, done.id);
   });
 
+  it('fails a damaged archive with the reason, keeping nothing of what it read before the damage', async () => {
+    const user = await userFactory(stack.ctx);
+    const api = client(stack.url, user.token);
+    const projectId = (await api.post('/v1/projects', { name: 'damaged' })).body.id;
+    const entries = await Promise.all(Array.from({ length: 4 }, async (_, i) => ({ name: `d${i}.pdb`, content: await crambin(`damaged ${i}`) })));
+    const whole = await buildTar(entries);
+    const truncatedTar = whole.subarray(0, Math.floor(whole.length * 0.7));
+    const tarDone = await waitForImport(api, (await importArchive(api, projectId, truncatedTar)).body.import.id);
+    expect(tarDone).toMatchObject({ state: 'failed', total: 0, error: { code: 'corrupt_archive', message: expect.stringMatching(/damaged or truncated/) } });
+    await expectNothingLeft(user.id, tarDone.id);
+    const zip = await buildZip(entries);
+    const zipDone = await waitForImport(api, (await importArchive(api, projectId, zip.subarray(0, zip.length - 30))).body.import.id);
+    expect(zipDone).toMatchObject({ state: 'failed', total: 0, error: { code: 'corrupt_archive' } });
+    await expectNothingLeft(user.id, zipDone.id);
+  });
+
   it('refuses files over the remaining quota as a whole, with 507', async () => {
     const files = await Promise.all(Array.from({ length: 6 }, async (_, i) => ({ name: `q${i}.pdb`, content: await crambin(`quota ${i}`) })));
     const total = files.reduce((sum, f) => sum + f.content.length, 0);
