@@ -3,6 +3,8 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QUEUE_NAMES } from '../src/config/index.js';
+import { ImportBatch } from '../src/entities/ImportBatch.js';
+import { expandArchive } from '../src/services/imports/expand.js';
 import { reconcileAll } from '../src/services/reconcile.js';
 import { startWorkers } from '../src/workers/main.js';
 import { client, userFactory } from './helpers/factories.js';
@@ -101,7 +103,7 @@ describe('a worker process killed in the middle of a 200-file import', () => {
   }, 600_000);
 });
 
-describe('imports after Redis lost their jobs', () => {
+describe('imports after Redis or a worker lost their work', () => {
   let stack: Stack;
 
   beforeAll(async () => {
@@ -139,6 +141,35 @@ describe('imports after Redis lost their jobs', () => {
     } finally {
       await workers.close();
     }
+    const [row] = await stack.ctx.orm.em.fork().execute<{ n: string }[]>('select count(*) as n from structures where project_id = ?', [projectId]);
+    expect(Number(row.n)).toBe(5);
+  }, 120_000);
+
+  it('unpacks an archive again after a crash mid-expansion, recording each entry once', async () => {
+    const user = await userFactory(stack.ctx);
+    const api = client(stack.url, user.token);
+    const projectId = (await api.post('/v1/projects', { name: 'expansion crash' })).body.id;
+    const base = await fs.readFile(path.join(import.meta.dirname, 'fixtures', 'ngl_1crn.pdb'), 'latin1');
+    const entries = Array.from({ length: 5 }, (_, i) => ({ name: `e${i}.pdb`, content: Buffer.from(`REMARK 999 expansion ${i}\n${base}`, 'latin1') }));
+    const accepted = await importArchive(api, projectId, await buildTar(entries));
+    expect(accepted.status).toBe(202);
+    const batchId = accepted.body.import.id;
+    // A worker that unpacked everything into staging and died before recording the items.
+    const em = stack.ctx.orm.em.fork();
+    const batch = await em.findOneOrFail(ImportBatch, { id: batchId });
+    const partial = await expandArchive(stack.ctx, em, batch);
+    expect(partial.drafts).toHaveLength(5);
+    expect((await stack.ctx.staging.list()).length).toBe(6); // the archive and its five entries
+
+    const workers = await startWorkers(stack.ctx, QUEUE_NAMES);
+    try {
+      const done = await waitForImport(api, batchId);
+      expect(done).toMatchObject({ state: 'completed', total: 5, succeeded: 5 });
+      expect(done.items.map((i: any) => i.name)).toEqual(entries.map((e) => e.name));
+    } finally {
+      await workers.close();
+    }
+    expect(await stack.ctx.staging.list()).toEqual([]);
     const [row] = await stack.ctx.orm.em.fork().execute<{ n: string }[]>('select count(*) as n from structures where project_id = ?', [projectId]);
     expect(Number(row.n)).toBe(5);
   }, 120_000);
