@@ -85,7 +85,8 @@ async function processPlainItem(ctx: JobContext, batch: ImportBatch, itemId: str
   if (batch.source === 'pdb_ids') {
     const { imports } = ctx.config;
     filename = pdbFilename(imports.pdbMirrorUrl, item.name);
-    if (!item.upload && !(await ctx.staging.exists(item.id))) {
+    // Fetched when not yet recorded as fetched (a crash may have left a partial file: it is fetched again).
+    if (!item.upload && (!item.receivedSha256 || !(await ctx.staging.exists(item.id)))) {
       const fetched = await fetchPdbEntry(ctx.staging, item.name, item.id, {
         mirrorUrl: imports.pdbMirrorUrl,
         timeoutMs: imports.pdbFetchTimeoutMs,
