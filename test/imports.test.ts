@@ -147,6 +147,16 @@ describe('bulk import', () => {
       expect(item, item.name).toMatchObject({ state: 'skipped', error: { code: 'already_stored' }, structureId: expect.any(String) });
     const structures = await api.get(`/v1/structures?project=${projectId}&limit=100`);
     expect(structures.body.items).toHaveLength(3);
+
+    // A client can ask first and leave out what would be skipped (hashes of the unpacked content).
+    const unknown = sha256(await crambin('never sent'));
+    const check = await api.post(`/v1/projects/${projectId}/imports/check`, {
+      sha256: [sha256(files[0].content), sha256(await fixture('ngl_1CRN.cif')), unknown],
+    });
+    expect(check.status).toBe(200);
+    expect(check.body.stored.map((s: any) => s.sha256).sort()).toEqual([sha256(files[0].content), sha256(await fixture('ngl_1CRN.cif'))].sort());
+    expect(check.body.stored.find((s: any) => s.sha256 === sha256(files[0].content))).toMatchObject({ name: 'a', structureId: expect.any(String) });
+    expect((await api.post(`/v1/projects/${projectId}/imports/check`, { sha256: ['nope'] })).status).toBe(400);
   });
 
   it('imports an archive sent as the body or as the one multipart file; links, traversal and special files are skipped with reasons', async () => {

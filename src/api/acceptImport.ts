@@ -219,7 +219,14 @@ export async function acceptMultipartImport(app: AppContext, koa: Context, user:
 
 /** One archive as the request body (zip, tar, tar.gz); `tags` and `metadata` in the query string. */
 export async function acceptArchiveImport(app: AppContext, koa: Context, user: User, projectId: string): Promise<void> {
-  const fields = parseImportFields(koa.query as Record<string, string | string[]>);
+  let fields: z.infer<typeof importFields>;
+  try {
+    fields = parseImportFields(koa.query as Record<string, string | string[]>);
+  } catch (error) {
+    koa.req.resume();
+    koa.set('Connection', 'close');
+    throw error;
+  }
   const batchId = await createBatch(app, user, projectId, 'archive');
   const em = app.orm.em.fork();
   const hold = quotaHold(app, user.id, batchId);

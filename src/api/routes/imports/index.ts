@@ -11,7 +11,16 @@ import { errorSchema } from '../../openapi.js';
 import { route } from '../../route.js';
 import { findOwnProject } from '../projects/index.js';
 import { presentImportItem, presentImportSummaries, presentImportSummary } from './present.js';
-import { acceptedImportSchema, importFieldsDoc, importQuery, importSchema, importSummarySchema, listImportsQuery } from './schema.js';
+import {
+  acceptedImportSchema,
+  checkContentBody,
+  checkContentSchema,
+  importFieldsDoc,
+  importQuery,
+  importSchema,
+  importSummarySchema,
+  listImportsQuery,
+} from './schema.js';
 
 const itemCursor = z.object({ after: z.number().int() });
 const batchCursor = z.object({ createdAt: z.string(), id: z.uuid() });
@@ -46,6 +55,33 @@ export function importRoutes(app: AppContext): Router {
       else if (koa.is('multipart/form-data')) await acceptMultipartImport(app, koa, user, project.id);
       else await acceptArchiveImport(app, koa, user, project.id);
       return undefined;
+    },
+  );
+
+  route(
+    router,
+    app,
+    {
+      method: 'post',
+      path: '/v1/projects/:id/imports/check',
+      summary:
+        'Which of these contents (sha256 of the unpacked bytes) the project already holds as a current version: what an import would skip as already_stored, so a client can leave those files out',
+      tag,
+      params: idParams,
+      body: checkContentBody,
+      responses: { 200: { description: 'The contents already stored', schema: checkContentSchema }, 404: { description: 'Not found', schema: errorSchema } },
+    },
+    async ({ params, body, user }) => {
+      const em = app.orm.em.fork();
+      const project = await findOwnProject(em, user.id, params.id);
+      const rows = await em.execute<{ sha256: string; id: string; name: string }[]>(
+        `select distinct on (v.blob_sha256) v.blob_sha256 as sha256, s.id, s.name
+           from structures s join structure_versions v on v.id = s.current_version_id
+          where s.project_id = ? and s.deleted_at is null and v.blob_sha256 in (select jsonb_array_elements_text(?::jsonb))
+          order by v.blob_sha256, s.created_at`,
+        [project.id, JSON.stringify([...new Set(body.sha256)])],
+      );
+      return { stored: rows.map((row) => ({ sha256: row.sha256, structureId: row.id, name: row.name })) };
     },
   );
 

@@ -65,3 +65,14 @@ export const importFieldsDoc = {
   tags: 'Tags for every imported structure: repeat the field or separate with commas',
   metadata: 'A JSON object merged into every imported structure’s metadata',
 };
+
+export const checkContentBody = z.object({
+  sha256: z
+    .array(z.string().regex(/^[0-9a-f]{64}$/, 'a sha256 in lower-case hex'))
+    .min(1)
+    .max(10_000),
+});
+
+export const checkContentSchema = z.object({
+  stored: z.array(z.object({ sha256: z.string(), structureId: z.uuid(), name: z.string() })),
+});
