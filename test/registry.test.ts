@@ -10,11 +10,14 @@ describe('the job registry', () => {
     const registry = checkRegistry(JOBS);
     expect([...registry.keys()].sort()).toEqual([
       'backup',
+      'batch',
       'cleanup',
       'convert',
       'diff',
       'export',
       'gc',
+      'importexpand',
+      'importitem',
       'index',
       'ingest',
       'reconcile',

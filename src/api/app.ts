@@ -12,6 +12,7 @@ import { draftRoutes } from './routes/drafts/index.js';
 import { exportRoutes } from './routes/exports/index.js';
 import { healthRoutes } from './routes/health/index.js';
 import { historyRoutes } from './routes/history/index.js';
+import { importRoutes } from './routes/imports/index.js';
 import { jobRoutes } from './routes/jobs/index.js';
 import { metadataRoutes } from './routes/metadata/index.js';
 import { projectRoutes } from './routes/projects/index.js';
@@ -40,6 +41,7 @@ export function createApp(app: AppContext): Koa {
     projectRoutes(app),
     structureRoutes(app),
     uploadRoutes(app),
+    importRoutes(app),
     jobRoutes(app),
     searchRoutes(app),
     draftRoutes(app),

@@ -5,6 +5,8 @@ import { Derivation } from './Derivation.js';
 import { DerivationOwner } from './DerivationOwner.js';
 import { Draft } from './Draft.js';
 import { ExportArchive } from './ExportArchive.js';
+import { ImportBatch } from './ImportBatch.js';
+import { ImportItem } from './ImportItem.js';
 import { Project } from './Project.js';
 import { QuotaReservation } from './QuotaReservation.js';
 import { Relationship } from './Relationship.js';
@@ -23,6 +25,8 @@ export {
   DerivationOwner,
   Draft,
   ExportArchive,
+  ImportBatch,
+  ImportItem,
   Project,
   QuotaReservation,
   Relationship,
@@ -50,4 +54,6 @@ export const entities = [
   Derivation,
   DerivationOwner,
   ExportArchive,
+  ImportBatch,
+  ImportItem,
 ];

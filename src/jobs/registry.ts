@@ -6,6 +6,9 @@ import { convertJob } from './handlers/convert.js';
 import { diffJob } from './handlers/diff.js';
 import { exportJob } from './handlers/export.js';
 import { gcJob } from './handlers/gc.js';
+import { importBatchJob } from './handlers/importBatch.js';
+import { importExpandJob } from './handlers/importExpand.js';
+import { importItemJob } from './handlers/importItem.js';
 import { indexJob } from './handlers/index.js';
 import { ingestJob } from './handlers/ingest.js';
 import { reconcileJob } from './handlers/reconcile.js';
@@ -30,6 +33,9 @@ export const JOBS: JobDefinition<never>[] = [
   exportJob,
   cleanupJob,
   gcJob,
+  importBatchJob,
+  importItemJob,
+  importExpandJob,
 ] as JobDefinition<never>[];
 
 export class RegistryError extends Error {}
