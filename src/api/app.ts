@@ -11,6 +11,7 @@ import { adminUserRoutes } from './routes/adminUsers/index.js';
 import { draftRoutes } from './routes/drafts/index.js';
 import { healthRoutes } from './routes/health/index.js';
 import { historyRoutes } from './routes/history/index.js';
+import { knownFilesRoutes } from './routes/imports/known.js';
 import { jobRoutes } from './routes/jobs/index.js';
 import { metadataRoutes } from './routes/metadata/index.js';
 import { projectRoutes } from './routes/projects/index.js';
@@ -48,6 +49,7 @@ export function createApp(app: AppContext): Koa {
     metadataRoutes(app),
     tagRoutes(app),
     relationshipRoutes(app),
+    knownFilesRoutes(app),
     storageRoutes(app, storage),
   ]) {
     v1.use(routes.routes(), routes.allowedMethods());
