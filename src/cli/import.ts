@@ -135,6 +135,7 @@ interface ImportStatus {
   skipped: number;
   items: ImportItem[];
   nextCursor?: string | null;
+  error?: { code?: string; message?: string } | null;
 }
 
 /** A small JSON client for the molvault API with the token; errors become ImportRequestError with the server's sentence. */
@@ -357,6 +358,9 @@ function groupFiles(files: LocalFile[], maxFiles: number): LocalFile[][] {
   return groups;
 }
 
+/** An import has ended when it completed or failed as a whole (receiving, expanding and running are on the way). */
+const importEnded = (status: ImportStatus) => status.state === 'completed' || status.state === 'failed';
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function classifyItem(item: ImportItem): 'stored' | 'rejected' | 'failed' | 'skipped' | 'pending' {
@@ -507,7 +511,7 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
     for (;;) {
       await Promise.all(
         imports
-          .filter((i) => !i.status || i.status.state === 'running')
+          .filter((i) => !i.status || !importEnded(i.status))
           .map(async (i) => {
             i.status = (await api.request<ImportStatus>('GET', `/v1/imports/${i.id}?limit=1`)).body;
           }),
@@ -515,7 +519,7 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
       const done = imports.reduce((sum, i) => sum + (i.status ? i.status.succeeded + i.status.failed + i.status.skipped : 0), 0);
       processing.setTotal(expected());
       processing.update(done);
-      if (imports.every((i) => i.status && i.status.state !== 'running')) break;
+      if (imports.every((i) => i.status && importEnded(i.status))) break;
       await sleep(pollIntervalMs);
     }
     processing.finish();
@@ -528,6 +532,7 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
   let failed = 0;
   let itemCount = 0;
   for (const entry of imports) {
+    const itemsBefore = itemCount;
     let cursor: string | null | undefined;
     do {
       const query = `/v1/imports/${entry.id}?limit=${ITEMS_PAGE}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
@@ -550,11 +555,22 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
       }
       cursor = body.nextCursor;
     } while (cursor);
-    // An import that failed as a whole may name fewer items than it was sent.
-    const missing = entry.status && entry.status.state === 'failed' && !archive ? entry.files.length - (entry.status.total ?? 0) : 0;
-    if (missing > 0) {
-      failed += missing;
-      failures.push({ name: `${missing} more file(s) of import ${entry.id}`, state: 'failed', message: 'the import failed before it listed them' });
+    // An import that failed as a whole (a refused archive, the quota) may list no items, or fewer than it was sent.
+    if (entry.status?.state === 'failed') {
+      const reason = entry.status.error?.message ?? 'the import failed as a whole';
+      const listed = itemCount - itemsBefore;
+      if (archive && listed === 0) {
+        failed++;
+        failures.push({ name: entry.files[0].name, state: 'failed', code: entry.status.error?.code, message: reason });
+      } else if (!archive && listed < entry.files.length) {
+        failed += entry.files.length - listed;
+        failures.push({
+          name: `${entry.files.length - listed} file(s) of import ${entry.id}`,
+          state: 'failed',
+          code: entry.status.error?.code,
+          message: reason,
+        });
+      }
     }
   }
   failed += notSent;
