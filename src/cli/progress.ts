@@ -73,16 +73,17 @@ export function rateProgress(label: string, options: RateProgressOptions) {
   let finished = false;
   const samples: { at: number; done: number; bytes: number }[] = [{ at: started, done: 0, bytes: 0 }];
 
-  const rates = () => {
+  /** Over the last few seconds while running; over the whole phase in the last line. */
+  const rates = (overall: boolean) => {
     const now = Date.now();
     while (samples.length > 2 && now - samples[1].at > WINDOW_MS) samples.shift();
-    const first = samples[0];
+    const first = overall ? { at: started, done: 0, bytes: 0 } : samples[0];
     const seconds = (now - first.at) / 1000;
-    if (seconds < 0.5) return { files: 0, bytes: 0 };
+    if (seconds < (overall ? 0.001 : 0.5)) return { files: 0, bytes: 0 };
     return { files: (done - first.done) / seconds, bytes: (bytes - first.bytes) / seconds };
   };
-  const text = () => {
-    const rate = rates();
+  const text = (overall = false) => {
+    const rate = rates(overall);
     const byBytes = totalBytes !== undefined && totalBytes > 0;
     const fraction = byBytes ? Math.min(1, bytes / (totalBytes as number)) : total > 0 ? Math.min(1, done / total) : 1;
     const remaining = byBytes ? ((totalBytes as number) - bytes) / rate.bytes : (total - done) / rate.files;
@@ -98,14 +99,14 @@ export function rateProgress(label: string, options: RateProgressOptions) {
     if (stream.isTTY) {
       if (!force && now - lastDraw < 100) return;
       lastDraw = now;
-      const { fraction, line } = text();
+      const { fraction, line } = text(force);
       const width = Math.max(10, Math.min(30, (stream.columns ?? 100) - line.length - 4));
       const filled = Math.round(fraction * width);
       stream.write(`\r\x1b[K[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${line}`);
     } else {
       if (!force && now - lastDraw < lineIntervalMs) return;
       lastDraw = now;
-      stream.write(`${text().line}\n`);
+      stream.write(`${text(force).line}\n`);
     }
   };
   // Piped output starts counting its interval now: the first plain line comes after a few seconds.
