@@ -10,10 +10,13 @@ describe('the job registry', () => {
     const registry = checkRegistry(JOBS);
     expect([...registry.keys()].sort()).toEqual([
       'backup',
+      'batch',
       'cleanup',
       'convert',
       'diff',
       'gc',
+      'importexpand',
+      'importitem',
       'index',
       'ingest',
       'reconcile',

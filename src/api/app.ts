@@ -11,6 +11,7 @@ import { adminUserRoutes } from './routes/adminUsers/index.js';
 import { draftRoutes } from './routes/drafts/index.js';
 import { healthRoutes } from './routes/health/index.js';
 import { historyRoutes } from './routes/history/index.js';
+import { importRoutes } from './routes/imports/index.js';
 import { knownFilesRoutes } from './routes/imports/known.js';
 import { jobRoutes } from './routes/jobs/index.js';
 import { metadataRoutes } from './routes/metadata/index.js';
@@ -40,6 +41,7 @@ export function createApp(app: AppContext): Koa {
     projectRoutes(app),
     structureRoutes(app),
     uploadRoutes(app),
+    importRoutes(app),
     jobRoutes(app),
     searchRoutes(app),
     draftRoutes(app),

@@ -184,6 +184,22 @@ const envSchema = z.object({
     .min(0)
     .default(24 * 3600_000),
   GC_BATCH_SIZE: z.coerce.number().int().positive().default(500),
+  /** Files (archive entries, PDB ids) one bulk import may hold; more is refused as a whole. */
+  IMPORT_MAX_ITEMS: z.coerce.number().int().min(1).default(10_000),
+  /** Where PDB ids are fetched from: `{id}` is replaced by the id (1CRN, pdb_00001crn). */
+  PDB_MIRROR_URL: z
+    .string()
+    .trim()
+    .default('https://files.rcsb.org/download/{id}.cif.gz')
+    .refine((v) => v.includes('{id}') && /^https?:\/\//.test(v), 'an http(s) URL containing {id}'),
+  /** A PDB fetch that receives nothing (headers or body) for this long is abandoned (and retried). */
+  PDB_FETCH_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),
+  /** Attempts per PDB id for network errors, timeouts, 5xx and 429 (a 404 is not retried). */
+  PDB_FETCH_ATTEMPTS: z.coerce.number().int().min(1).default(4),
+  /** First pause between attempts; it doubles each time. */
+  PDB_FETCH_BACKOFF_MS: z.coerce.number().int().min(0).default(1000),
+  /** PDB fetches at once per worker process. */
+  PDB_FETCH_CONCURRENCY: z.coerce.number().int().min(1).default(4),
 });
 
 export type Config = ReturnType<typeof buildConfig>;
@@ -252,6 +268,14 @@ function buildConfig(env: z.infer<typeof envSchema>) {
     reservationMaxAgeMs: env.RESERVATION_MAX_AGE_MS,
     gcGraceMs: env.GC_GRACE_MS,
     gcBatchSize: env.GC_BATCH_SIZE,
+    imports: {
+      maxItems: env.IMPORT_MAX_ITEMS,
+      pdbMirrorUrl: env.PDB_MIRROR_URL,
+      pdbFetchTimeoutMs: env.PDB_FETCH_TIMEOUT_MS,
+      pdbFetchAttempts: env.PDB_FETCH_ATTEMPTS,
+      pdbFetchBackoffMs: env.PDB_FETCH_BACKOFF_MS,
+      pdbFetchConcurrency: env.PDB_FETCH_CONCURRENCY,
+    },
   };
 }
 

@@ -4,6 +4,8 @@ import { Blob } from './Blob.js';
 import { Derivation } from './Derivation.js';
 import { DerivationOwner } from './DerivationOwner.js';
 import { Draft } from './Draft.js';
+import { ImportBatch } from './ImportBatch.js';
+import { ImportItem } from './ImportItem.js';
 import { Project } from './Project.js';
 import { QuotaReservation } from './QuotaReservation.js';
 import { Relationship } from './Relationship.js';
@@ -21,6 +23,8 @@ export {
   Derivation,
   DerivationOwner,
   Draft,
+  ImportBatch,
+  ImportItem,
   Project,
   QuotaReservation,
   Relationship,
@@ -47,4 +51,6 @@ export const entities = [
   Backup,
   Derivation,
   DerivationOwner,
+  ImportBatch,
+  ImportItem,
 ];

@@ -5,6 +5,9 @@ import { cleanupJob } from './handlers/cleanup.js';
 import { convertJob } from './handlers/convert.js';
 import { diffJob } from './handlers/diff.js';
 import { gcJob } from './handlers/gc.js';
+import { importBatchJob } from './handlers/importBatch.js';
+import { importExpandJob } from './handlers/importExpand.js';
+import { importItemJob } from './handlers/importItem.js';
 import { indexJob } from './handlers/index.js';
 import { ingestJob } from './handlers/ingest.js';
 import { reconcileJob } from './handlers/reconcile.js';
@@ -28,6 +31,9 @@ export const JOBS: JobDefinition<never>[] = [
   convertJob,
   cleanupJob,
   gcJob,
+  importBatchJob,
+  importItemJob,
+  importExpandJob,
 ] as JobDefinition<never>[];
 
 export class RegistryError extends Error {}

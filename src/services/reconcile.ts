@@ -8,6 +8,7 @@ import { ingestJob } from '../jobs/handlers/ingest.js';
 import { snapshotJob } from '../jobs/handlers/snapshot.js';
 import { validateJob } from '../jobs/handlers/validate.js';
 import type { AppContext } from './context.js';
+import { importsReconciler } from './imports/reconcile.js';
 
 type ReconcileContext = AppContext & { em: EntityManager };
 
@@ -26,6 +27,8 @@ export interface ReconcileCandidate {
 export interface Reconciler {
   name: string;
   find(ctx: ReconcileContext, cutoff: Date): Promise<ReconcileCandidate[]>;
+  /** Work whose jobs are not one job per subject (a flow) repairs itself instead of returning candidates. */
+  repair?(ctx: ReconcileContext, cutoff: Date): Promise<ReconcileReport>;
 }
 
 export interface ReconcileReport {
@@ -54,7 +57,19 @@ export const uploadsReconciler: Reconciler = {
       { $or: [{ state: { $in: ['received', 'processing'] } }, { state: 'stored', indexedAt: null }], updatedAt: { $lte: cutoff } },
       { orderBy: { createdAt: 'asc' }, limit: 10_000 },
     );
+    // The uploads of import items run inside their item's job, which the imports reconciler looks after.
+    const imported = new Set(
+      uploads.length === 0
+        ? []
+        : (
+            await ctx.em.execute<{ id: string }[]>('select id from import_items where id in (select jsonb_array_elements_text(?::jsonb)::uuid)', [
+              JSON.stringify(uploads.map((u) => u.id)),
+            ])
+          ).map((row) => row.id),
+    );
     return uploads.flatMap((upload) => {
+      // Stored but not yet searchable is the index job's business, whoever made the upload.
+      if (imported.has(upload.id) && upload.state !== 'stored') return [];
       const step = nextUploadStep(upload);
       return step ? [{ subject: upload.id, ...step }] : [];
     });
@@ -62,7 +77,7 @@ export const uploadsReconciler: Reconciler = {
 };
 
 /** Every kind of work reconcile looks after. Conversions and imports plug in here, one line each. */
-export const RECONCILERS: Reconciler[] = [uploadsReconciler];
+export const RECONCILERS: Reconciler[] = [uploadsReconciler, importsReconciler];
 
 /**
  * Postgres is the truth: everything it calls unfinished must have its next job in Redis. Re-adds
@@ -71,6 +86,12 @@ export const RECONCILERS: Reconciler[] = [uploadsReconciler];
  * for good is handed to its definition's onFinalFailure, which records the failure in Postgres.
  */
 export async function reconcile(ctx: ReconcileContext, reconciler: Reconciler, olderThanMs: number): Promise<ReconcileReport> {
+  if (reconciler.repair) {
+    const repaired = await reconciler.repair(ctx, new Date(Date.now() - olderThanMs));
+    if (repaired.reenqueued.length || repaired.finalised.length)
+      ctx.log.warn({ reconciler: reconciler.name, ...repaired }, `reconcile re-enqueued unfinished ${reconciler.name}`);
+    return repaired;
+  }
   const candidates = await reconciler.find(ctx, new Date(Date.now() - olderThanMs));
   const report: ReconcileReport = { examined: candidates.length, reenqueued: [], finalised: [] };
   for (const candidate of candidates) {

@@ -1,6 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { formatBytes } from '../../lib/bytes.js';
 import type { AppContext } from '../context.js';
+import { abandonedImports } from './abandonedImports.js';
 import { expiredDrafts, expiredTrash, staleDiffCache, versionPruning } from './retention.js';
 import { blobTempFiles, scratchDirs, staleStaging } from './staleFiles.js';
 import { staleReservations } from './staleReservations.js';
@@ -18,6 +19,7 @@ export { fromFunction } from './types.js';
  */
 export const CLEANUP_STEPS: CleanupStep[] = [
   stuckUploads,
+  abandonedImports,
   staleReservations,
   expiredTrash,
   expiredDrafts,

@@ -20,7 +20,8 @@ async function sweep(ctx: CleanupContext, root: string, label: string, live: (na
 
 /**
  * Staging entries a crash left behind. An entry is live while its upload is `received` (ingest
- * still needs the file); entries with no row are uploads that never finished streaming.
+ * still needs the file), while its import item is not yet ended, or (an archive) while its import
+ * is being received or unpacked; entries with no row are uploads that never finished streaming.
  */
 export const staleStaging: CleanupStep = {
   name: 'stale staging',
@@ -32,8 +33,13 @@ export const staleStaging: CleanupStep = {
       'staging',
       async (name) => {
         if (!UUID.test(name)) return false;
-        const [row] = await ctx.em.execute<{ state: string }[]>('select state from uploads where id = ?', [name]);
-        return row?.state === 'received';
+        const [row] = await ctx.em.execute<{ live: boolean }[]>(
+          `select exists (select 1 from uploads where id = ? and state = 'received')
+               or exists (select 1 from import_items where id = ? and state in ('pending', 'processing'))
+               or exists (select 1 from import_batches where id = ? and state in ('receiving', 'expanding')) as live`,
+          [name, name, name],
+        );
+        return row?.live === true;
       },
       tally,
     );

@@ -16,6 +16,8 @@ export const staleReservations: CleanupStep = {
       `select r.upload_id, r.owner_id, r.bytes, u.state
          from quota_reservations r left join uploads u on u.id = r.upload_id
         where r.updated_at < ? and (u.id is null or u.state in ('stored', 'rejected', 'failed'))
+          -- An import holds a reservation under its own id while its files wait to become uploads.
+          and not exists (select 1 from import_batches b where b.id = r.upload_id and b.state in ('receiving', 'expanding', 'running'))
         order by r.updated_at limit 10000`,
       [cutoff],
     );

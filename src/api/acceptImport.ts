@@ -1,0 +1,267 @@
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs/promises';
+import type { Context } from 'koa';
+import { z } from 'zod';
+import { ImportBatch, type ImportError, type ImportOptions, type ImportSource } from '../entities/ImportBatch.js';
+import type { User } from '../entities/User.js';
+import { formatBytes } from '../lib/bytes.js';
+import type { AppContext } from '../services/context.js';
+import { detectArchiveFile } from '../services/imports/archive.js';
+import { failBatch, type ItemDraft, insertItems, resetBatchReservation } from '../services/imports/batches.js';
+import { addBatchFlow, expectedChildren } from '../services/imports/flow.js';
+import { batchJobId, importItemId } from '../services/imports/ids.js';
+import { normalizePdbId } from '../services/imports/pdb.js';
+import { StagingLimitError, stageStream } from '../services/imports/stage.js';
+import { shrinkReservation } from '../services/quota.js';
+import { quotaHold } from './acceptUpload.js';
+import { ApiError } from './errors.js';
+import { receiveImportFiles } from './receiveImport.js';
+import { checkedMetadata } from './routes/metadata/check.js';
+
+const MULTIPART_OVERHEAD = 1024 * 1024;
+
+const importFields = z.object({
+  tags: z.array(z.string().trim().min(1).max(100)).max(100).optional(),
+  metadata: z.record(z.string(), z.unknown()).optional(),
+});
+
+export const pdbImportBody = z.object({
+  pdbIds: z.array(z.string().max(64)).min(1, 'list at least one PDB id'),
+  tags: z.array(z.string().trim().min(1).max(100)).max(100).optional(),
+  metadata: z.record(z.string(), z.unknown()).optional(),
+});
+
+/** `tags` (repeated or comma-separated) and `metadata` (JSON text) from multipart fields or the query string. */
+function parseImportFields(fields: Record<string, string[] | string | undefined>): z.infer<typeof importFields> {
+  const list = (name: string) => {
+    const value = fields[name];
+    return value === undefined ? [] : Array.isArray(value) ? value : [value];
+  };
+  const metadataText = list('metadata').at(-1);
+  let metadata: unknown;
+  if (metadataText) {
+    try {
+      metadata = JSON.parse(metadataText);
+    } catch {
+      throw new ApiError(400, 'invalid_metadata', 'The "metadata" field must be a JSON object, e.g. {"organism": "E. coli"}.');
+    }
+  }
+  const tags = list('tags')
+    .flatMap((t) => t.split(','))
+    .map((t) => t.trim())
+    .filter(Boolean);
+  const result = importFields.safeParse({ tags: tags.length ? tags : undefined, metadata });
+  if (!result.success) {
+    const issues = result.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message }));
+    throw new ApiError(400, 'invalid_request', `The import fields are not valid: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}.`, { issues });
+  }
+  return result.data;
+}
+
+async function createBatch(app: AppContext, user: User, projectId: string, source: ImportSource): Promise<string> {
+  const id = randomUUID();
+  const em = app.orm.em.fork();
+  em.create(ImportBatch, {
+    id,
+    owner: user.id,
+    project: projectId,
+    source,
+    state: 'receiving',
+    error: null,
+    options: {},
+    jobId: batchJobId(id),
+    finishedAt: null,
+  });
+  await em.flush();
+  return id;
+}
+
+function asImportError(error: unknown): ImportError {
+  if (error instanceof ApiError)
+    return { code: error.code, status: error.status, message: error.message, ...(error.details ? { details: error.details } : {}) };
+  return { code: 'receive_failed', status: 500, message: 'molvault hit an unexpected error while receiving the files.' };
+}
+
+/**
+ * The batch is received: its items are recorded and it moves on (running, or expanding for an
+ * archive) in one transaction, then its flow is added. If Redis cannot take the flow now, the
+ * batch is in Postgres and the import reconciler adds it.
+ */
+async function launch(
+  app: AppContext,
+  batchId: string,
+  user: User,
+  change: { state: 'running' | 'expanding'; source: ImportSource; options: ImportOptions; items: ItemDraft[] },
+) {
+  const em = app.orm.em.fork();
+  const batch = await em.transactional(async (tx) => {
+    const row = await tx.findOneOrFail(ImportBatch, { id: batchId });
+    await insertItems(tx, batchId, change.items);
+    row.state = change.state;
+    row.source = change.source;
+    row.options = change.options;
+    await tx.flush();
+    if (change.state === 'running') await resetBatchReservation(tx, user.id, batchId);
+    return row;
+  });
+  try {
+    await addBatchFlow(app, batch, await expectedChildren(app.orm.em.fork(), batch));
+  } catch (error) {
+    app.log.error({ err: error, batchId }, 'could not add the import flow; the reconcile schedule will');
+  }
+  return batch;
+}
+
+function answer(koa: Context, batch: ImportBatch) {
+  koa.status = 202;
+  koa.set('Location', `/v1/imports/${batch.id}`);
+  koa.body = { import: { id: batch.id, state: batch.state, source: batch.source, jobId: batch.jobId } };
+}
+
+/** A JSON list of PDB ids: recorded as items and fetched by the workers. */
+export async function acceptPdbImport(app: AppContext, koa: Context, user: User, projectId: string, body: unknown): Promise<void> {
+  const parsed = pdbImportBody.safeParse(body);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message }));
+    throw new ApiError(400, 'invalid_request', `The request body is not valid: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}.`, { issues });
+  }
+  const { pdbIds, tags, metadata } = parsed.data;
+  const invalid = pdbIds.filter((id) => !normalizePdbId(id));
+  if (invalid.length > 0) {
+    throw new ApiError(
+      400,
+      'invalid_pdb_ids',
+      `Not PDB ids: ${invalid.slice(0, 10).join(', ')}${invalid.length > 10 ? ` and ${invalid.length - 10} more` : ''} (a PDB id is a digit and three letters or digits, e.g. 1CRN, or an extended id such as pdb_00001crn).`,
+      { invalid },
+    );
+  }
+  const maxItems = app.config.imports.maxItems;
+  if (pdbIds.length > maxItems) throw new ApiError(413, 'too_many_items', `One import takes at most ${maxItems} PDB ids; split the list.`, { maxItems });
+  await checkedMetadata(app.orm.em.fork(), projectId, metadata ?? {});
+  const batchId = await createBatch(app, user, projectId, 'pdb_ids');
+  const seen = new Set<string>();
+  const items: ItemDraft[] = pdbIds.map((raw, position) => {
+    const id = normalizePdbId(raw) as string;
+    const draft: ItemDraft = { position, id: importItemId(batchId, position), name: id, state: 'pending' };
+    if (seen.has(id)) {
+      draft.state = 'skipped';
+      draft.error = { code: 'duplicate_in_request', message: `${id} is listed more than once; it is fetched once.` };
+    }
+    seen.add(id);
+    return draft;
+  });
+  answer(koa, await launch(app, batchId, user, { state: 'running', source: 'pdb_ids', options: { tags, metadata }, items }));
+}
+
+/** Many files in one multipart request, or one archive in it (recognised by its bytes). */
+export async function acceptMultipartImport(app: AppContext, koa: Context, user: User, projectId: string): Promise<void> {
+  const batchId = await createBatch(app, user, projectId, 'files');
+  const em = app.orm.em.fork();
+  const hold = quotaHold(app, user.id, batchId);
+  const quota = { reserve: hold.reserve, reserved: 0 };
+  let received: Awaited<ReturnType<typeof receiveImportFiles>>;
+  try {
+    const declared = Number(koa.get('content-length') || 0);
+    const maxTotal = app.config.maxExpandedBytes;
+    if (declared > maxTotal + MULTIPART_OVERHEAD) {
+      throw new ApiError(413, 'import_too_large', `The files add up to more than the ${formatBytes(maxTotal)} one import accepts.`, { maxBytes: maxTotal });
+    }
+    // The whole request is held against the quota before a byte is stored: over quota, nothing is.
+    if (declared > 0) quota.reserved = await hold.reserve(declared, declared);
+    received = await receiveImportFiles(
+      koa,
+      app,
+      batchId,
+      { maxItems: app.config.imports.maxItems, maxFileBytes: app.config.maxUploadBytes, maxTotalBytes: maxTotal },
+      quota,
+      () => em.execute('update import_batches set updated_at = now() where id = ?', [batchId]).then(() => undefined),
+    );
+  } catch (error) {
+    koa.req.resume();
+    koa.set('Connection', 'close');
+    await failBatch(app, em, batchId, asImportError(error));
+    throw error;
+  }
+  const staged = received.items.filter((item) => item.state === 'pending');
+  try {
+    if (received.items.length === 0) {
+      throw new ApiError(400, 'missing_file', 'The import has no files: send them in multipart fields named "file" (the file name may be a relative path).');
+    }
+    const fields = parseImportFields(received.fields);
+    const options: ImportOptions = { tags: fields.tags, metadata: fields.metadata };
+    const only = staged.length === 1 && received.items.length === 1 ? staged[0] : undefined;
+    const archive = only ? await detectArchiveFile(app.staging.file(only.id)) : undefined;
+    if (only && archive) {
+      // One archive sent as a file: it is unpacked by a worker, like an archive sent as the body.
+      await app.staging.create(batchId);
+      await fs.rename(app.staging.file(only.id), app.staging.file(batchId));
+      await app.staging.remove(only.id);
+      await shrinkReservation(em, batchId, only.size ?? 0);
+      options.archive = { format: archive, bytes: only.size ?? 0, filename: only.name };
+      answer(koa, await launch(app, batchId, user, { state: 'expanding', source: 'archive', options, items: [] }));
+      return;
+    }
+    await checkedMetadata(em, projectId, fields.metadata ?? {});
+    answer(koa, await launch(app, batchId, user, { state: 'running', source: 'files', options, items: received.items }));
+  } catch (error) {
+    await failBatch(
+      app,
+      em,
+      batchId,
+      asImportError(error),
+      received.items.map((i) => i.id),
+    );
+    throw error;
+  }
+}
+
+/** One archive as the request body (zip, tar, tar.gz); `tags` and `metadata` in the query string. */
+export async function acceptArchiveImport(app: AppContext, koa: Context, user: User, projectId: string): Promise<void> {
+  const fields = parseImportFields(koa.query as Record<string, string | string[]>);
+  const batchId = await createBatch(app, user, projectId, 'archive');
+  const em = app.orm.em.fork();
+  const hold = quotaHold(app, user.id, batchId);
+  const max = app.config.maxUploadBytes;
+  try {
+    const declared = Number(koa.get('content-length') || 0);
+    if (declared > max) throw new ApiError(413, 'file_too_large', `The archive is larger than the ${formatBytes(max)} this server accepts.`, { maxBytes: max });
+    let reserved = declared > 0 ? await hold.reserve(declared, declared) : 0;
+    let lastKeepAlive = Date.now();
+    const staged = await stageStream(app.staging, batchId, koa.req, {
+      maxBytes: max,
+      tooLarge: () => new StagingLimitError('file_too_large', `The archive is larger than the ${formatBytes(max)} this server accepts.`),
+      onBytes: async (bytes) => {
+        if (bytes > reserved) reserved = await hold.reserve(bytes, Math.min(max, bytes + 64 * 1024 * 1024));
+        if (Date.now() - lastKeepAlive > 60_000) {
+          lastKeepAlive = Date.now();
+          await em.execute('update import_batches set updated_at = now() where id = ?', [batchId]);
+        }
+      },
+    });
+    const format = await detectArchiveFile(app.staging.file(batchId));
+    if (!format) {
+      throw new ApiError(
+        415,
+        'not_an_archive',
+        'The body is not a zip, tar or tar.gz archive. Send many files as multipart/form-data (fields named "file"), or a list of PDB ids as JSON {"pdbIds": [...]}.',
+      );
+    }
+    await shrinkReservation(em, batchId, staged.bytes);
+    const filename = /filename\*?=(?:UTF-8'')?"?([^";]+)"?/i.exec(koa.get('content-disposition'))?.[1] ?? `archive.${format}`;
+    answer(
+      koa,
+      await launch(app, batchId, user, {
+        state: 'expanding',
+        source: 'archive',
+        options: { tags: fields.tags, metadata: fields.metadata, archive: { format, bytes: staged.bytes, filename } },
+        items: [],
+      }),
+    );
+  } catch (error) {
+    koa.req.resume();
+    koa.set('Connection', 'close');
+    const refusal = error instanceof StagingLimitError ? new ApiError(413, 'file_too_large', error.message, { maxBytes: max }) : error;
+    await failBatch(app, em, batchId, asImportError(refusal));
+    throw refusal;
+  }
+}

@@ -1,0 +1,117 @@
+import Router from '@koa/router';
+import { z } from 'zod';
+import { ImportBatch } from '../../../entities/ImportBatch.js';
+import { ImportItem } from '../../../entities/ImportItem.js';
+import type { AppContext } from '../../../services/context.js';
+import { countsOf } from '../../../services/imports/batches.js';
+import { acceptArchiveImport, acceptMultipartImport, acceptPdbImport } from '../../acceptImport.js';
+import { decodeCursor, encodeCursor, idParams } from '../../common.js';
+import { notFound } from '../../errors.js';
+import { errorSchema } from '../../openapi.js';
+import { route } from '../../route.js';
+import { findOwnProject } from '../projects/index.js';
+import { presentImportItem, presentImportSummaries, presentImportSummary } from './present.js';
+import { acceptedImportSchema, importFieldsDoc, importQuery, importSchema, importSummarySchema, listImportsQuery } from './schema.js';
+
+const itemCursor = z.object({ after: z.number().int() });
+const batchCursor = z.object({ createdAt: z.string(), id: z.uuid() });
+
+export function importRoutes(app: AppContext): Router {
+  const router = new Router();
+  const tag = 'Imports';
+
+  route(
+    router,
+    app,
+    {
+      method: 'post',
+      path: '/v1/projects/:id/imports',
+      summary:
+        'Bulk import: many files (multipart, repeat the "file" field), one archive (zip, tar, tar.gz; as the body or as the one file), or JSON {"pdbIds": [...]} fetched from the PDB mirror',
+      tag,
+      params: idParams,
+      rawBody: { contentType: 'multipart/form-data', description: 'The files (or one archive) and fields applied to every item', fields: importFieldsDoc },
+      responses: {
+        202: { description: 'Accepted: follow the import (Location) or its job (jobId, with /v1/jobs/:id/events)', schema: acceptedImportSchema },
+        400: { description: 'Bad request (invalid PDB ids, fields or multipart)', schema: errorSchema },
+        413: { description: 'Too many files or too many bytes for one import', schema: errorSchema },
+        415: { description: 'A body that is not an archive', schema: errorSchema },
+        422: { description: 'Metadata that does not fit the project’s schema', schema: errorSchema },
+        507: { description: 'The import as a whole would pass the quota: nothing is stored', schema: errorSchema },
+      },
+    },
+    async ({ params, user, koa }) => {
+      const project = await findOwnProject(app.orm.em.fork(), user.id, params.id);
+      if (koa.is('application/json')) await acceptPdbImport(app, koa, user, project.id, (koa.request as { body?: unknown }).body);
+      else if (koa.is('multipart/form-data')) await acceptMultipartImport(app, koa, user, project.id);
+      else await acceptArchiveImport(app, koa, user, project.id);
+      return undefined;
+    },
+  );
+
+  route(
+    router,
+    app,
+    {
+      method: 'get',
+      path: '/v1/imports',
+      summary: 'Your imports, newest first (counts, no items)',
+      tag,
+      query: listImportsQuery,
+      responses: { 200: { description: 'A page of imports', schema: z.object({ items: z.array(importSummarySchema), nextCursor: z.string().nullable() }) } },
+    },
+    async ({ query, user }) => {
+      const em = app.orm.em.fork();
+      const after = decodeCursor(query.cursor, batchCursor);
+      const where = {
+        owner: user.id,
+        ...(query.project ? { project: query.project } : {}),
+        ...(after ? { $or: [{ createdAt: { $lt: new Date(after.createdAt) } }, { createdAt: new Date(after.createdAt), id: { $lt: after.id } }] } : {}),
+      };
+      const batches = await em.find(ImportBatch, where, { orderBy: { createdAt: 'desc', id: 'desc' }, limit: query.limit + 1 });
+      const page = batches.slice(0, query.limit);
+      const last = page[page.length - 1];
+      return {
+        items: await presentImportSummaries(em, page),
+        nextCursor: batches.length > query.limit && last ? encodeCursor({ createdAt: last.createdAt.toISOString(), id: last.id }) : null,
+      };
+    },
+  );
+
+  route(
+    router,
+    app,
+    {
+      method: 'get',
+      path: '/v1/imports/:id',
+      summary: 'An import: state, counts and its items (paged, ?state= filter), read from Postgres (it survives a Redis loss)',
+      tag,
+      params: idParams,
+      query: importQuery,
+      responses: { 200: { description: 'The import', schema: importSchema }, 404: { description: 'Not found', schema: errorSchema } },
+    },
+    async ({ params, query, user }) => {
+      const em = app.orm.em.fork();
+      const batch = await em.findOne(ImportBatch, { id: params.id, owner: user.id });
+      if (!batch) throw notFound('import');
+      const after = decodeCursor(query.cursor, itemCursor);
+      const items = await em.find(
+        ImportItem,
+        {
+          batch: batch.id,
+          ...(query.state ? { state: { $in: query.state as ImportItem['state'][] } } : {}),
+          ...(after ? { position: { $gt: after.after } } : {}),
+        },
+        { orderBy: { position: 'asc' }, limit: query.limit + 1 },
+      );
+      const page = items.slice(0, query.limit);
+      const last = page[page.length - 1];
+      return {
+        ...presentImportSummary(batch, await countsOf(em, batch.id)),
+        items: page.map(presentImportItem),
+        nextCursor: items.length > query.limit && last ? encodeCursor({ after: last.position }) : null,
+      };
+    },
+  );
+  return router;
+}

@@ -1,0 +1,44 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { ImportBatch } from '../../../entities/ImportBatch.js';
+import type { ImportItem } from '../../../entities/ImportItem.js';
+import { type BatchCounts, batchCounts } from '../../../services/imports/batches.js';
+
+export function presentImportSummary(batch: ImportBatch, counts: BatchCounts) {
+  return {
+    id: batch.id,
+    projectId: batch.project,
+    source: batch.source,
+    state: batch.state,
+    total: counts.total,
+    succeeded: counts.succeeded,
+    failed: counts.failed,
+    skipped: counts.skipped,
+    pending: counts.pending,
+    jobId: batch.jobId,
+    createdAt: batch.createdAt.toISOString(),
+    updatedAt: batch.updatedAt.toISOString(),
+    finishedAt: batch.finishedAt ? batch.finishedAt.toISOString() : null,
+    ...(batch.error
+      ? { error: { code: batch.error.code, message: batch.error.message, ...(batch.error.details ? { details: batch.error.details } : {}) } }
+      : {}),
+  };
+}
+
+export function presentImportItem(item: ImportItem) {
+  return {
+    position: item.position,
+    name: item.name,
+    state: item.state,
+    ...(item.structureId ? { structureId: item.structureId } : {}),
+    ...(item.sha256 ? { sha256: item.sha256 } : {}),
+    ...(item.error ? { error: item.error } : {}),
+  };
+}
+
+export async function presentImportSummaries(em: EntityManager, batches: ImportBatch[]) {
+  const counts = await batchCounts(
+    em,
+    batches.map((b) => b.id),
+  );
+  return batches.map((batch) => presentImportSummary(batch, counts.get(batch.id) as BatchCounts));
+}

@@ -1,0 +1,157 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { ImportError } from '../../entities/ImportBatch.js';
+import type { ImportItemError, ImportItemState, ImportRestore } from '../../entities/ImportItem.js';
+import type { AppContext } from '../context.js';
+import { lockQuota } from '../usage.js';
+import { batchJobId } from './ids.js';
+
+/** An item as it is first recorded (by the API, or by the expansion of an archive). */
+export interface ItemDraft {
+  position: number;
+  id: string;
+  name: string;
+  state: Extract<ImportItemState, 'pending' | 'skipped' | 'rejected'>;
+  error?: ImportItemError;
+  size?: number;
+  receivedSha256?: string;
+  restore?: ImportRestore;
+}
+
+const INSERT_CHUNK = 1000;
+
+/** Records items in chunks of one statement each; call inside the transaction that moves the batch on. */
+export async function insertItems(tx: EntityManager, batchId: string, drafts: ItemDraft[]): Promise<void> {
+  for (let start = 0; start < drafts.length; start += INSERT_CHUNK) {
+    const rows = drafts.slice(start, start + INSERT_CHUNK).map((d) => ({
+      id: d.id,
+      position: d.position,
+      name: d.name,
+      state: d.state,
+      error: d.error ?? null,
+      size: d.size ?? null,
+      received_sha256: d.receivedSha256 ?? null,
+      restore: d.restore ?? null,
+    }));
+    await tx.execute(
+      `insert into import_items (id, batch_id, position, name, state, error, size, received_sha256, restore, created_at, updated_at)
+       select x.id, ?, x.position, x.name, x.state, x.error, x.size, x.received_sha256, x.restore, now(), now()
+         from jsonb_to_recordset(?::jsonb) as x(id uuid, position int, name text, state text, error jsonb, size bigint, received_sha256 text, restore jsonb)
+       on conflict (batch_id, position) do nothing`,
+      [batchId, JSON.stringify(rows)],
+    );
+  }
+}
+
+export interface BatchCounts {
+  total: number;
+  /** pending or processing */
+  pending: number;
+  succeeded: number;
+  /** rejected (the file's fault) plus failed (ours) */
+  failed: number;
+  rejected: number;
+  skipped: number;
+}
+
+const emptyCounts = (): BatchCounts => ({ total: 0, pending: 0, succeeded: 0, failed: 0, rejected: 0, skipped: 0 });
+
+/** Counts of items by outcome, for many batches in one grouped query (the items are the truth). */
+export async function batchCounts(em: EntityManager, batchIds: string[]): Promise<Map<string, BatchCounts>> {
+  const result = new Map<string, BatchCounts>(batchIds.map((id) => [id, emptyCounts()]));
+  if (batchIds.length === 0) return result;
+  const rows = await em.execute<{ batch_id: string; state: ImportItemState; n: string }[]>(
+    `select batch_id, state, count(*) as n from import_items where batch_id in (select jsonb_array_elements_text(?::jsonb)::uuid) group by batch_id, state`,
+    [JSON.stringify(batchIds)],
+  );
+  for (const row of rows) {
+    const counts = result.get(row.batch_id);
+    if (!counts) continue;
+    const n = Number(row.n);
+    counts.total += n;
+    if (row.state === 'pending' || row.state === 'processing') counts.pending += n;
+    else if (row.state === 'stored') counts.succeeded += n;
+    else if (row.state === 'skipped') counts.skipped += n;
+    else {
+      counts.failed += n;
+      if (row.state === 'rejected') counts.rejected += n;
+    }
+  }
+  return result;
+}
+
+export async function countsOf(em: EntityManager, batchId: string): Promise<BatchCounts> {
+  return (await batchCounts(em, [batchId])).get(batchId) ?? emptyCounts();
+}
+
+/** What the batch job reports as progress (and /v1/jobs/batch-<id>/events streams). */
+export function progressOf(counts: BatchCounts) {
+  return { total: counts.total, done: counts.total - counts.pending, succeeded: counts.succeeded, failed: counts.failed, skipped: counts.skipped };
+}
+
+/** Updates the batch job's progress from Postgres; a missing job (Redis lost it) is left to the reconciler. */
+export async function reportProgress(ctx: AppContext, em: EntityManager, batchId: string): Promise<void> {
+  const job = await ctx.queues.ingest.getJob(batchJobId(batchId));
+  if (!job) return;
+  await job.updateProgress(progressOf(await countsOf(em, batchId)));
+}
+
+/**
+ * The batch's own quota reservation (keyed by the batch id) covers the staged bytes of its items
+ * that have not become uploads yet; an item moves its share to a reservation of its own when it
+ * becomes an upload. Set, not decremented, so a repeated delivery cannot count an item twice.
+ */
+export async function resetBatchReservation(tx: EntityManager, ownerId: string, batchId: string): Promise<void> {
+  await lockQuota(tx, ownerId);
+  await tx.execute(
+    `update quota_reservations
+        set bytes = (select coalesce(sum(size), 0) from import_items where batch_id = ? and state = 'pending'), updated_at = now()
+      where upload_id = ?`,
+    [batchId, batchId],
+  );
+}
+
+export async function releaseBatchReservation(tx: EntityManager, ownerId: string, batchId: string): Promise<void> {
+  await lockQuota(tx, ownerId);
+  await tx.execute('delete from quota_reservations where upload_id = ?', [batchId]);
+}
+
+/**
+ * Fails a batch as a whole (a refused archive, quota, a lost staging file): its items and their
+ * staged files go, and its reservation; the batch row stays with the reason. Only before its items
+ * are processed (receiving, expanding): once running, a batch always completes, bad files or not.
+ */
+export async function failBatch(ctx: AppContext, em: EntityManager, batchId: string, error: ImportError, stagedIds: string[] = []): Promise<boolean> {
+  const items = await em.execute<{ id: string }[]>('select id from import_items where batch_id = ?', [batchId]);
+  const failed = await em.transactional(async (tx) => {
+    const [batch] = await tx.execute<{ owner_id: string; state: string }[]>('select owner_id, state from import_batches where id = ? for update', [batchId]);
+    if (!batch || !(batch.state === 'receiving' || batch.state === 'expanding')) return false;
+    await tx.execute(`update import_batches set state = 'failed', error = ?::jsonb, finished_at = now(), updated_at = now() where id = ?`, [
+      JSON.stringify(error),
+      batchId,
+    ]);
+    await tx.execute('delete from import_items where batch_id = ?', [batchId]);
+    await releaseBatchReservation(tx, batch.owner_id, batchId);
+    return true;
+  });
+  for (const id of new Set([...stagedIds, ...items.map((i) => i.id), batchId])) await ctx.staging.remove(id);
+  return failed;
+}
+
+/** Ends an item (conditionally: a repeated delivery finds it ended). Returns whether this call ended it. */
+export async function endItem(
+  tx: EntityManager,
+  itemId: string,
+  state: Extract<ImportItemState, 'stored' | 'rejected' | 'failed' | 'skipped'>,
+  fields: { error?: ImportItemError | null; structureId?: string | null; sha256?: string | null } = {},
+): Promise<boolean> {
+  const [row] = await tx.execute<{ n: string }[]>(
+    `with changed as (
+       update import_items
+          set state = ?, error = ?::jsonb, structure_id = coalesce(?::uuid, structure_id), sha256 = coalesce(?, sha256), updated_at = now()
+        where id = ? and state in ('pending', 'processing')
+       returning 1)
+     select count(*) as n from changed`,
+    [state, fields.error ? JSON.stringify(fields.error) : null, fields.structureId ?? null, fields.sha256 ?? null, itemId],
+  );
+  return Number(row?.n ?? 0) > 0;
+}

@@ -1,0 +1,77 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { FlowProducer, type JobsOptions } from 'bullmq';
+import type { ImportBatch } from '../../entities/ImportBatch.js';
+import { DEFAULT_JOB_OPTIONS } from '../../jobs/queues.js';
+import type { AppContext } from '../context.js';
+import { batchJobId, expandJobId, itemJobId } from './ids.js';
+
+/** A child of the batch job: one item (or one restored structure's versions), or the archive's expansion. */
+export interface BatchChild {
+  name: 'importitem' | 'importexpand';
+  jobId: string;
+  data: { batchId: string; ownerId: string; itemId?: string };
+}
+
+/** A failed child (after its retries) does not hold the batch back: the batch job still runs and counts it. */
+const CHILD_OPTIONS: JobsOptions = { ...DEFAULT_JOB_OPTIONS, ignoreDependencyOnFailure: true };
+const ADD_CHUNK = 500;
+
+const producers = new WeakMap<object, FlowProducer>();
+
+/** One FlowProducer per process, on the context's Redis connection (closed with it). */
+export function flowProducer(ctx: AppContext): FlowProducer {
+  let producer = producers.get(ctx.redis);
+  if (!producer) {
+    producer = new FlowProducer({ connection: ctx.redis, prefix: ctx.config.queuePrefix });
+    producer.on('error', (error) => ctx.log.warn({ err: error }, 'flow producer error'));
+    producers.set(ctx.redis, producer);
+  }
+  return producer;
+}
+
+/**
+ * The jobs Postgres says the batch still needs: the expansion while an archive is unpacked, else
+ * one job per item not yet ended, except that the versions of one restored structure share the
+ * job of the structure's first item (they must be stored in order).
+ */
+export async function expectedChildren(em: EntityManager, batch: Pick<ImportBatch, 'id' | 'owner' | 'state'>): Promise<BatchChild[]> {
+  const data = { batchId: batch.id, ownerId: batch.owner };
+  if (batch.state === 'expanding') return [{ name: 'importexpand', jobId: expandJobId(batch.id), data }];
+  if (batch.state !== 'running') return [];
+  const rows = await em.execute<{ id: string }[]>(
+    `select id from (
+       select id, position, state, restore,
+              first_value(id) over (partition by restore->>'key' order by (restore->>'order')::int, position) as leader,
+              bool_or(state in ('pending', 'processing')) over (partition by restore->>'key') as group_open
+         from import_items where batch_id = ?) i
+      where (restore is null and state in ('pending', 'processing')) or (restore is not null and id = leader and group_open)
+      order by position`,
+    [batch.id],
+  );
+  return rows.map((row) => ({ name: 'importitem', jobId: itemJobId(row.id), data: { ...data, itemId: row.id } }));
+}
+
+/**
+ * Adds the batch job with its children as one flow. Every id is deterministic, so adding the flow
+ * again (the reconciler after a Redis loss) adds only what is missing: existing jobs are kept and
+ * re-attached to the parent, finished ones count as done.
+ */
+export async function addBatchFlow(ctx: AppContext, batch: Pick<ImportBatch, 'id' | 'owner'>, children: BatchChild[]): Promise<void> {
+  await flowProducer(ctx).add({
+    name: 'batch',
+    queueName: 'ingest',
+    data: { batchId: batch.id, ownerId: batch.owner },
+    opts: { ...DEFAULT_JOB_OPTIONS, jobId: batchJobId(batch.id) },
+    children: children.map((child) => ({ name: child.name, queueName: 'ingest', data: child.data, opts: { ...CHILD_OPTIONS, jobId: child.jobId } })),
+  });
+}
+
+/** Adds children to a batch job that exists (waiting for its children): the items an expansion found. */
+export async function addBatchChildren(ctx: AppContext, batchId: string, children: BatchChild[]): Promise<void> {
+  const parent = { id: batchJobId(batchId), queue: ctx.queues.ingest.qualifiedName };
+  for (let start = 0; start < children.length; start += ADD_CHUNK) {
+    await ctx.queues.ingest.addBulk(
+      children.slice(start, start + ADD_CHUNK).map((child) => ({ name: child.name, data: child.data, opts: { ...CHILD_OPTIONS, jobId: child.jobId, parent } })),
+    );
+  }
+}

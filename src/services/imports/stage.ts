@@ -1,0 +1,95 @@
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import type { Readable } from 'node:stream';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { fsyncPath } from '../../lib/fsync.js';
+import type { Staging } from '../../storage/staging.js';
+
+export interface StagedFile {
+  bytes: number;
+  /** sha256 of the bytes as staged. */
+  sha256: string;
+  /** With `discardPastMax`: the stream went past maxBytes, was read to its end and nothing was kept. */
+  overflowed?: boolean;
+}
+
+/** A refusal while a stream is staged; `reason` says which limit. */
+export class StagingLimitError extends Error {
+  constructor(
+    readonly reason: 'file_too_large' | 'batch_too_large',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'StagingLimitError';
+  }
+}
+
+/**
+ * Streams `source` into staging under `id` (DATA_DIR/staging/<id>/upload), counting and hashing,
+ * never holding more than a chunk in memory; fsynced before it returns. `onBytes` sees the running
+ * count and may refuse (throw) or wait (e.g. for quota) before a chunk is written. On any error
+ * the entry is removed.
+ */
+export async function stageStream(
+  staging: Staging,
+  id: string,
+  source: Readable,
+  options: {
+    maxBytes: number;
+    tooLarge: () => Error;
+    /** Past maxBytes, read the rest and keep nothing instead of failing (one file of many, in a request that must go on). */
+    discardPastMax?: boolean;
+    onBytes?: (bytes: number) => Promise<void> | void;
+    signal?: AbortSignal;
+  },
+): Promise<StagedFile> {
+  const target = await staging.create(id);
+  const hash = createHash('sha256');
+  let bytes = 0;
+  let overflowed = false;
+  const meter = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      if (overflowed) {
+        callback();
+        return;
+      }
+      bytes += chunk.length;
+      if (bytes > options.maxBytes) {
+        if (!options.discardPastMax) {
+          callback(options.tooLarge());
+          return;
+        }
+        overflowed = true;
+        callback();
+        return;
+      }
+      const pass = () => {
+        hash.update(chunk);
+        callback(null, chunk);
+      };
+      if (!options.onBytes) return pass();
+      let waiting: Promise<void> | void;
+      try {
+        waiting = options.onBytes(bytes);
+      } catch (error) {
+        callback(error as Error);
+        return;
+      }
+      if (waiting) waiting.then(pass, (error) => callback(error));
+      else pass();
+    },
+  });
+  try {
+    await pipeline(source, meter, createWriteStream(target), options.signal ? { signal: options.signal } : {});
+    await fsyncPath(target);
+  } catch (error) {
+    await staging.remove(id);
+    throw error;
+  }
+  if (overflowed) {
+    await staging.remove(id);
+    return { bytes, sha256: '', overflowed };
+  }
+  return { bytes, sha256: hash.digest('hex') };
+}
