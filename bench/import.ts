@@ -125,6 +125,8 @@ interface CliSummary {
   failed: number;
   skipped: number;
   imports: string[];
+  checksumSeconds: number;
+  uploadSeconds: number;
   processingSeconds: number;
   filesPerSecond: number;
   megabytesPerSecond: number;
@@ -240,8 +242,8 @@ async function storeReadSet(stack: BenchStack, token: string, sources: SourceFil
       headers: { authorization: `Bearer ${token}`, prefer: 'wait=60' },
       body: form,
     });
-    const body = (await response.json()) as { id?: string; structure?: { id: string } };
-    if (response.status === 201 && body.id) ids.push(body.id);
+    const body = (await response.json()) as { structure?: { id: string } };
+    if (response.status === 201 && body.structure?.id) ids.push(body.structure.id);
   }
   if (ids.length === 0) throw new Error('could not store any structure for the reader client');
   return ids;
@@ -347,7 +349,10 @@ function report(options: ReturnType<typeof parseOptions>, stack: BenchStack, sta
         : `  outcome:               molvault import exited ${r.exitCode} without a summary`,
       `  command start → last item stored:      ${seconds(r.lastStoredMs)}  → ${perSecond(r.files, r.lastStoredMs)} files/s, ${r.lastStoredMs ? (r.bytes / MB / (r.lastStoredMs / 1000)).toFixed(2) : 'n/a'} MB/s`,
       `  command start → last item searchable:  ${seconds(r.lastSearchableMs)}`,
-      `  command start → command ended:         ${seconds(r.wallMs)}${s ? ` (its own count: first byte sent → all ended ${s.processingSeconds.toFixed(2)} s, ${s.filesPerSecond.toFixed(1)} files/s, ${s.megabytesPerSecond.toFixed(2)} MB/s)` : ''}`,
+      `  command start → command ended:         ${seconds(r.wallMs)}`,
+      s
+        ? `  the command's own phases:              checksums ${s.checksumSeconds.toFixed(2)} s; upload until the last 202 ${s.uploadSeconds.toFixed(2)} s; first byte → all items ended ${s.processingSeconds.toFixed(2)} s (${s.filesPerSecond.toFixed(1)} files/s, ${s.megabytesPerSecond.toFixed(2)} MB/s)`
+        : '',
       `  GET /v1/structures/:id during the import (${r.latencies.length} reads${r.readErrors.length ? `, ${r.readErrors.length} errors: ${[...new Set(r.readErrors)].slice(0, 3).join('; ')}` : ''}):`,
       `    p50 ${ms(percentile(r.latencies, 50))}   p95 ${ms(percentile(r.latencies, 95))}   p99 ${ms(percentile(r.latencies, 99))}   max ${ms(r.latencies[r.latencies.length - 1] ?? Number.NaN)}`,
     );

@@ -103,6 +103,10 @@ export interface ImportSummary {
   skipped: number;
   alreadyStored: number;
   elapsedSeconds: number;
+  /** Reading and checksumming the files (directories only). */
+  checksumSeconds: number;
+  /** From the first byte sent until the server accepted the last import (202). */
+  uploadSeconds: number;
   /** From the first byte sent until the last item ended. */
   processingSeconds: number;
   filesPerSecond: number;
@@ -405,6 +409,8 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
   let toSend: LocalFile[][] = [];
   let fileCount = 0;
   let alreadyStored = 0;
+  let hashStarted = 0;
+  let checksumSeconds = 0;
 
   if (archive) {
     // Sent as it is: the server reads it entry by entry and skips what the project stores.
@@ -421,6 +427,7 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
     fileCount = files.length;
     const totalBytes = files.reduce((sum, f) => sum + f.size, 0);
     if (files.length > 0) {
+      hashStarted = Date.now();
       const hashing = rateProgress('checksums ', { total: files.length, totalBytes, stream: out });
       let hashedFiles = 0;
       let hashedBytes = 0;
@@ -431,6 +438,7 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
         hashing.update(hashedFiles, hashedBytes);
       });
       hashing.finish();
+      checksumSeconds = (Date.now() - hashStarted) / 1000;
     }
     const known = await knownChecksums(
       api,
@@ -464,6 +472,7 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
   const imports: { id: string; files: LocalFile[]; status?: ImportStatus }[] = [];
   const failures: ImportFailure[] = [];
   let firstByteAt: number | undefined;
+  let uploadSeconds = 0;
   let bytesSent = 0;
   let filesSent = 0;
   let refusal: ImportRequestError | undefined;
@@ -500,6 +509,7 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
       }
     });
     uploading.finish();
+    uploadSeconds = (Date.now() - firstByteAt) / 1000;
   }
 
   if (imports.length === 0 && refusal) throw refusal;
@@ -593,6 +603,8 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
     skipped: alreadyStored + skippedFiles.length,
     alreadyStored,
     elapsedSeconds: round((Date.now() - started) / 1000, 2),
+    checksumSeconds: round(checksumSeconds, 2),
+    uploadSeconds: round(uploadSeconds, 2),
     processingSeconds: round(processingSeconds, 2),
     filesPerSecond: processingSeconds > 0 ? round(processed / processingSeconds, 2) : 0,
     megabytesPerSecond: processingSeconds > 0 ? round(bytesSent / 1e6 / processingSeconds, 3) : 0,
