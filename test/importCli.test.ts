@@ -185,7 +185,7 @@ describe('molvault import (the command)', () => {
       const result = await molvaultImport([dir, '--project', projectName, '--json'], env);
       expect(result.code, result.stderr).toBe(0);
       const summary = await summaryOf(result);
-      expect(summary).toMatchObject({ files: 24, sent: 0, bytesSent: 0, imports: [], alreadyStored: 24, stored: 0, failed: 0, rejected: 0 });
+      expect(summary).toMatchObject({ files: 25, sent: 0, bytesSent: 0, imports: [], alreadyStored: 24, stored: 0, failed: 0, rejected: 0 });
       expect(summary.skippedFiles).toEqual([{ name: 'linked.pdb', reason: 'symbolic link, not followed' }]);
       expect(result.stderr).toContain('24 already stored, skipped');
       expect((await api.get(`/v1/projects/${projectId}`)).body.structureCount).toBe(24);

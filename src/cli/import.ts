@@ -92,7 +92,7 @@ export interface ImportSummary {
   mode: 'directory' | 'archive' | 'file';
   project: { id: string; name: string; created: boolean };
   imports: string[];
-  /** Files found (directory) or items the server counted (archive). */
+  /** Entries found, links and special files included (directory), or items the server counted (archive): stored + rejected + failed + skipped. */
   files: number;
   sent: number;
   bytesSent: number;
@@ -424,7 +424,8 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
     } else {
       files = [{ name: path.basename(source), path: source, size: stat.size }];
     }
-    fileCount = files.length;
+    // Everything found counts, links too, so stored + rejected + failed + skipped adds up to it.
+    fileCount = files.length + skippedFiles.length;
     const totalBytes = files.reduce((sum, f) => sum + f.size, 0);
     if (files.length > 0) {
       hashStarted = Date.now();
@@ -658,7 +659,7 @@ export function formatSummary(summary: ImportSummary): string {
   row('skipped', summary.skipped, skippedParts.length ? `   (${skippedParts.join('; ')})` : '');
   const sentMB = (summary.bytesSent / 1e6).toFixed(1);
   lines.push(
-    `  elapsed ${formatDuration(summary.elapsedSeconds)} (${summary.elapsedSeconds.toFixed(1)} s); sent ${summary.sent} files, ${sentMB} MB` +
+    `  elapsed ${summary.elapsedSeconds < 60 ? `${summary.elapsedSeconds.toFixed(1)} s` : formatDuration(summary.elapsedSeconds)}; sent ${summary.sent} files, ${sentMB} MB` +
       (summary.processingSeconds > 0 ? `; ${summary.filesPerSecond.toFixed(1)} files/s, ${summary.megabytesPerSecond.toFixed(2)} MB/s` : ''),
   );
   if (summary.failures.length) {
