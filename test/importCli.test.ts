@@ -216,6 +216,38 @@ describe('molvault import (the command)', () => {
   });
 });
 
+describe('molvault import against a server with smaller limits', () => {
+  let stack: Stack;
+  let scratch: string;
+  beforeAll(async () => {
+    stack = await startStack({ env: { IMPORT_MAX_ITEMS: '4' } });
+    scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'molvault-import-cli-limits-'));
+  });
+  afterAll(async () => {
+    await stack?.stop();
+    if (scratch) await fs.rm(scratch, { recursive: true, force: true });
+  });
+
+  it('splits an import the server finds too large into smaller ones and stores every file', async () => {
+    const token = (await userFactory(stack.ctx)).token;
+    const dir = path.join(scratch, 'ten');
+    await structureSet(dir, 10);
+    const result = await molvaultImport([dir, '--project', 'split', '--create-project', '--json'], { MOLVAULT_URL: stack.url, MOLVAULT_TOKEN: token });
+    expect(result.code, result.stderr).toBe(0);
+    const summary = await summaryOf(result);
+    // 10 files → 5 + 5 (refused) → 3 + 2 + 3 + 2: four imports of at most 4 files.
+    expect(summary).toMatchObject({ files: 10, sent: 10, stored: 10, failed: 0, rejected: 0 });
+    expect(summary.imports).toHaveLength(4);
+    expect(summary.bytesSent).toBe(
+      (
+        await Promise.all(
+          (await fs.readdir(dir, { recursive: true, withFileTypes: true })).filter((e) => e.isFile()).map((e) => fs.stat(path.join(e.parentPath, e.name))),
+        )
+      ).reduce((sum, st) => sum + st.size, 0),
+    );
+  });
+});
+
 describe('POST /v1/projects/:id/imports/known', () => {
   let stack: Stack;
   let api: Client;

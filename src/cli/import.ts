@@ -487,12 +487,18 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
       notSent += group.length;
       for (const file of group) failures.push({ name: file.name, state: 'failed', code: error.code ?? 'not_sent', message: `not imported: ${error.message}` });
     };
-    await mapLimit(toSend, Math.min(concurrency, 4), async (group) => {
+    const sendGroup = async (group: LocalFile[]): Promise<void> => {
       if (refusal) return markNotSent(group, refusal);
       const parts: MultipartPart[] = [...tags.map((tag) => ({ field: 'tags', value: tag })), ...group.map((file) => ({ field: 'file', file }))];
+      let attemptBytes = 0;
+      let attemptFiles = 0;
       const body = multipartBody(parts, (bytes, fileDone) => {
+        attemptBytes += bytes;
         bytesSent += bytes;
-        if (fileDone) filesSent++;
+        if (fileDone) {
+          attemptFiles++;
+          filesSent++;
+        }
         uploading.update(filesSent, bytesSent);
       });
       try {
@@ -505,10 +511,21 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
         imports.push({ id, files: group });
       } catch (error) {
         if (!(error instanceof ImportRequestError)) throw error;
+        // Refused bytes were not sent, whatever the counter saw stream out.
+        bytesSent -= attemptBytes;
+        filesSent -= attemptFiles;
+        // A server with smaller limits than ours: the same files in two halves, then smaller still.
+        if (error.status === 413 && (error.code === 'import_too_large' || error.code === 'too_many_items') && group.length > 1) {
+          const half = Math.ceil(group.length / 2);
+          await sendGroup(group.slice(0, half));
+          await sendGroup(group.slice(half));
+          return;
+        }
         refusal ??= error;
         markNotSent(group, error);
       }
-    });
+    };
+    await mapLimit(toSend, Math.min(concurrency, 4), sendGroup);
     uploading.finish();
     uploadSeconds = (Date.now() - firstByteAt) / 1000;
   }
