@@ -63,7 +63,9 @@ export async function buildTar(entries: TarEntrySpec[], gzip = true): Promise<Bu
   const chunks: Buffer[] = [];
   const source = gzip ? pack.pipe(createGzip()) : pack;
   const done = new Promise<void>((resolve, reject) => {
-    source.on('data', (chunk: Buffer) => chunks.push(chunk));
+    source.on('data', (chunk: unknown) => {
+      chunks.push(chunk as Buffer);
+    });
     source.on('end', () => resolve());
     source.on('error', reject);
   });
@@ -72,7 +74,7 @@ export async function buildTar(entries: TarEntrySpec[], gzip = true): Promise<Bu
     await new Promise<void>((resolve, reject) =>
       pack.entry(
         { name: entry.name, type, linkname: entry.linkname, size: type === 'file' ? (entry.content?.length ?? 0) : 0 },
-        type === 'file' ? Buffer.from(entry.content ?? new Uint8Array()) : undefined,
+        type === 'file' ? Buffer.from(entry.content ?? new Uint8Array()) : '',
         (error) => (error ? reject(error) : resolve()),
       ),
     );
@@ -90,14 +92,31 @@ export interface ZipEntrySpec {
   compress?: boolean;
 }
 
-/** A zip built in memory with yazl. */
+/**
+ * A zip built in memory with yazl. yazl refuses hostile names ("../x", "/x"), as it should; those are
+ * written under a placeholder of the same length and patched into the headers afterwards (names are
+ * not covered by the CRC), which is how a hostile archive would look.
+ */
 export async function buildZip(entries: ZipEntrySpec[]): Promise<Buffer> {
   const zip = new yazl.ZipFile();
-  for (const entry of entries) {
-    zip.addBuffer(Buffer.from(entry.content), entry.name, { mode: entry.mode, compress: entry.compress ?? true });
-  }
+  const patches: [Buffer, Buffer][] = [];
+  entries.forEach((entry, i) => {
+    let name = entry.name;
+    if (name.startsWith('/') || name.split('/').includes('..')) {
+      const placeholder = `${String(i).padStart(2, '0')}${'_'.repeat(name.length)}`
+        .slice(0, name.length)
+        .replace(/^(.{0,2})/, (m) => m.replace(/[^0-9]/g, 'q'));
+      patches.push([Buffer.from(placeholder), Buffer.from(name)]);
+      name = placeholder;
+    }
+    zip.addBuffer(Buffer.from(entry.content), name, { mode: entry.mode, compress: entry.compress ?? true });
+  });
   zip.end();
   const chunks: Buffer[] = [];
   for await (const chunk of zip.outputStream) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
+  const bytes = Buffer.concat(chunks);
+  for (const [from, to] of patches) {
+    for (let at = bytes.indexOf(from); at >= 0; at = bytes.indexOf(from, at + 1)) to.copy(bytes, at);
+  }
+  return bytes;
 }

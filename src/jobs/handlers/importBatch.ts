@@ -46,6 +46,7 @@ export const importBatchJob = defineJob({
     const counts = (await batchCounts(ctx.em.fork(), [batchId])).get(batchId);
     const progress = counts ? progressOf(counts) : undefined;
     if (progress) await ctx.job.updateProgress(progress);
+    ctx.log.info({ batchId, state: final.state, ...progress }, `import ${final.state}`);
     return { state: final.state, ...progress, ...(final.error ? { error: final.error } : {}) };
   },
 });

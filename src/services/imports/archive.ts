@@ -137,11 +137,12 @@ export async function listZip(file: string, maxEntries: number): Promise<ZipList
   // decodeStrings off: yauzl would otherwise fail the whole archive on one "../" name; we skip that entry instead.
   const zip = await yauzl.openPromise(file, { lazyEntries: true, autoClose: false, decodeStrings: false, validateEntrySizes: true });
   const entries: ZipListing['entries'] = [];
+  let files = 0;
   try {
     for await (const entry of zip.eachEntry()) {
       const rawName = yauzl.getFileNameLowLevel(entry.generalPurposeBitFlag, entry.fileNameRaw, entry.extraFields, false);
       const type = zipEntryType(entry, rawName);
-      if (type !== 'directory' && entries.filter((e) => e.type !== 'directory').length >= maxEntries) throw new TooManyEntries(maxEntries);
+      if (type !== 'directory' && ++files > maxEntries) throw new TooManyEntries(maxEntries);
       entries.push({ entry, rawName, type, size: entry.uncompressedSize, encrypted: entry.isEncrypted(), decodable: entry.canDecodeFileData() });
     }
   } catch (error) {

@@ -236,7 +236,9 @@ async function expandTar(
   holdQuota: (needed: number, wanted: number) => Promise<void>,
 ) {
   const { limit } = context;
-  await walkTar(file, format === 'tar.gz', limit + 1024 * 1024, async (entry) => {
+  // The tar stream itself is the entries plus a header block (and padding, and perhaps a long-name block) each.
+  const streamLimit = limit + (context.ctx.config.imports.maxItems + 16) * 4 * 512;
+  await walkTar(file, format === 'tar.gz', streamLimit, async (entry) => {
     const decision = judge(context, entry.rawName, entry.type, entry.size);
     if (!decision) return entry.skip();
     if ('manifest' in decision) {

@@ -12,8 +12,12 @@ export interface BatchChild {
   data: { batchId: string; ownerId: string; itemId?: string };
 }
 
-/** A failed child (after its retries) does not hold the batch back: the batch job still runs and counts it. */
-const CHILD_OPTIONS: JobsOptions = { ...DEFAULT_JOB_OPTIONS, ignoreDependencyOnFailure: true };
+/**
+ * A failed child (after its retries) does not hold the batch back: the batch job still runs and
+ * counts it. Children carry a priority, and BullMQ runs jobs without one first: a single upload
+ * someone is waiting for is not queued behind the thousands of files of an import.
+ */
+const CHILD_OPTIONS: JobsOptions = { ...DEFAULT_JOB_OPTIONS, ignoreDependencyOnFailure: true, priority: 10 };
 const ADD_CHUNK = 500;
 
 const producers = new WeakMap<object, FlowProducer>();

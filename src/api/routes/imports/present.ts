@@ -19,7 +19,14 @@ export function presentImportSummary(batch: ImportBatch, counts: BatchCounts) {
     updatedAt: batch.updatedAt.toISOString(),
     finishedAt: batch.finishedAt ? batch.finishedAt.toISOString() : null,
     ...(batch.error
-      ? { error: { code: batch.error.code, message: batch.error.message, ...(batch.error.details ? { details: batch.error.details } : {}) } }
+      ? {
+          error: {
+            code: batch.error.code,
+            message: batch.error.message,
+            ...(batch.error.status ? { status: batch.error.status } : {}),
+            ...(batch.error.details ? { details: batch.error.details } : {}),
+          },
+        }
       : {}),
   };
 }

@@ -28,7 +28,8 @@ export const importSummarySchema = z.object({
   createdAt: z.string(),
   updatedAt: z.string(),
   finishedAt: z.string().nullable(),
-  error: errorObject.optional(),
+  /** Why the import as a whole failed; `status` is the HTTP status the refusal would have had (507 over quota). */
+  error: errorObject.extend({ status: z.number().int().optional() }).optional(),
 });
 
 export const importSchema = importSummarySchema.extend({
