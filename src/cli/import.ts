@@ -57,6 +57,9 @@ export class ImportRequestError extends Error {
   }
 }
 
+/** A file of the import could not be read as measured (changed or removed while the import ran). */
+export class LocalFileError extends Error {}
+
 const DEFAULT_SERVER = 'http://127.0.0.1:3000';
 export const DEFAULT_FILES_PER_IMPORT = 2000;
 /** An import request also stays under this many bytes, so one request never carries a whole disk. */
@@ -157,6 +160,8 @@ export function apiClient(server: string, token: string) {
       response = await fetch(`${base}${urlPath}`, { method, headers, body, ...(body instanceof ReadableStream ? { duplex: 'half' } : {}) } as RequestInit);
     } catch (error) {
       const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+      // The request body failed on our side (a file changed while it was sent): that, not the network, is the story.
+      if (cause instanceof LocalFileError) throw cause;
       throw new ImportRequestError(`cannot reach molvault at ${base}: ${cause?.code ?? cause?.message ?? (error as Error).message}`);
     }
     const text = await response.text();
@@ -318,12 +323,18 @@ function multipartBody(parts: MultipartPart[], onFileBytes: (bytes: number, file
       const file = part.file;
       if (file && file.size > 0) {
         let sent = 0;
-        for await (const chunk of createReadStream(file.path, { start: 0, end: file.size - 1, highWaterMark: 256 * 1024 })) {
-          sent += (chunk as Buffer).length;
-          onFileBytes((chunk as Buffer).length, false);
-          yield chunk as Buffer;
+        try {
+          for await (const chunk of createReadStream(file.path, { start: 0, end: file.size - 1, highWaterMark: 256 * 1024 })) {
+            sent += (chunk as Buffer).length;
+            onFileBytes((chunk as Buffer).length, false);
+            yield chunk as Buffer;
+          }
+        } catch (error) {
+          throw new LocalFileError(
+            `${file.name} could not be read while it was being sent (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); run the import again`,
+          );
         }
-        if (sent !== file.size) throw new Error(`${file.name} changed while it was being sent (${sent} of ${file.size} bytes); run the import again`);
+        if (sent !== file.size) throw new LocalFileError(`${file.name} changed while it was being sent (${sent} of ${file.size} bytes); run the import again`);
       }
       if (file) onFileBytes(0, true);
       yield Buffer.from('\r\n');
@@ -410,6 +421,8 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
   let fileCount = 0;
   let alreadyStored = 0;
   let hashStarted = 0;
+  /** Files found but not readable: failed, with the reason. */
+  const unreadable: ImportFailure[] = [];
   let checksumSeconds = 0;
 
   if (archive) {
@@ -433,7 +446,16 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
       let hashedFiles = 0;
       let hashedBytes = 0;
       await mapLimit(files, concurrency, async (file) => {
-        file.sha256 = await sha256File(file.path);
+        try {
+          file.sha256 = await sha256File(file.path);
+        } catch (error) {
+          unreadable.push({
+            name: file.name,
+            state: 'failed',
+            code: 'unreadable',
+            message: `could not be read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+          });
+        }
         hashedFiles++;
         hashedBytes += file.size;
         hashing.update(hashedFiles, hashedBytes);
@@ -441,6 +463,7 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
       hashing.finish();
       checksumSeconds = (Date.now() - hashStarted) / 1000;
     }
+    files = files.filter((f) => f.sha256 !== undefined);
     const known = await knownChecksums(
       api,
       project.id,
@@ -471,7 +494,7 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
   const sendFiles = toSend.flat();
   const sendBytes = sendFiles.reduce((sum, f) => sum + f.size, 0);
   const imports: { id: string; files: LocalFile[]; status?: ImportStatus }[] = [];
-  const failures: ImportFailure[] = [];
+  const failures: ImportFailure[] = [...unreadable];
   let firstByteAt: number | undefined;
   let uploadSeconds = 0;
   let bytesSent = 0;
@@ -510,10 +533,11 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
         if (!id) throw new ImportRequestError(`the server accepted the import but named no import id (HTTP ${response.status})`);
         imports.push({ id, files: group });
       } catch (error) {
-        if (!(error instanceof ImportRequestError)) throw error;
         // Refused bytes were not sent, whatever the counter saw stream out.
         bytesSent -= attemptBytes;
         filesSent -= attemptFiles;
+        if (error instanceof LocalFileError) return markNotSent(group, new ImportRequestError(error.message, undefined, 'file_changed'));
+        if (!(error instanceof ImportRequestError)) throw error;
         // A server with smaller limits than ours: the same files in two halves, then smaller still.
         if (error.status === 413 && (error.code === 'import_too_large' || error.code === 'too_many_items') && group.length > 1) {
           const half = Math.ceil(group.length / 2);
@@ -601,7 +625,7 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
       }
     }
   }
-  failed += notSent;
+  failed += notSent + unreadable.length;
   if (archive) fileCount = itemCount;
 
   const processingSeconds = firstByteAt ? (endedAt - firstByteAt) / 1000 : 0;
@@ -717,7 +741,8 @@ export async function importCommand(args: string[], env: NodeJS.ProcessEnv = pro
   } catch (error) {
     if (error instanceof ImportUsageError) return fail(EXIT.usage, error.message);
     if (error instanceof ImportRequestError) return fail(EXIT.refused, error.message);
-    throw error;
+    // Anything else stopped the import midway; what the server accepted so far goes on there.
+    return fail(EXIT.refused, `the import stopped: ${(error as Error).message}`);
   }
 }
 
