@@ -104,7 +104,9 @@ export function rateProgress(label: string, options: RateProgressOptions) {
       const filled = Math.round(fraction * width);
       stream.write(`\r\x1b[K[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${line}`);
     } else {
-      if (!force && now - lastDraw < lineIntervalMs) return;
+      // The complete state is written once, by finish, with the phase's average rate.
+      const complete = totalBytes !== undefined && totalBytes > 0 ? bytes >= totalBytes : done >= total;
+      if (!force && (now - lastDraw < lineIntervalMs || complete)) return;
       lastDraw = now;
       stream.write(`${text(force).line}\n`);
     }
