@@ -70,9 +70,15 @@ describe.skipIf(!hasCorpus)('the whole corpus as one import (skipped without ../
     const projectId = (await api.post('/v1/projects', { name: 'corpus files' })).body.id;
     const accepted = await importFiles(api, projectId, files);
     expect(accepted.status, JSON.stringify(accepted.body)).toBe(202);
+    const started = Date.now();
     const done = await waitForImport(api, accepted.body.import.id, 600_000);
     checkOutcome(done);
     expect(done.succeeded).toBeGreaterThan(files.length / 2);
+    const reasons: Record<string, number> = {};
+    for (const item of done.items) if (item.error) reasons[item.error.code] = (reasons[item.error.code] ?? 0) + 1;
+    process.stderr.write(
+      `[molvault tests] corpus import: ${done.total} files, ${done.succeeded} stored, ${done.failed} refused, ${done.skipped} skipped in ${((Date.now() - started) / 1000).toFixed(1)} s; reasons ${JSON.stringify(reasons)}\n`,
+    );
     const stored = await structureCount(projectId);
     expect(stored).toEqual({ structures: done.succeeded, versions: done.succeeded });
 

@@ -72,10 +72,16 @@ describe('a worker process killed in the middle of a 200-file import', () => {
     const importId = accepted.body.import.id;
 
     const first = startWorkerProcess();
-    // Kill it once part of the batch is done, with more still to do.
+    // Kill it once part of the batch is done, while files are in the middle of the pipeline.
     await expect
-      .poll(async () => (await api.get(`/v1/imports/${importId}?limit=1`)).body.succeeded, { timeout: 120_000, interval: 20 })
-      .toBeGreaterThanOrEqual(15);
+      .poll(
+        async () => {
+          const { body } = await api.get(`/v1/imports/${importId}?state=processing&limit=1`);
+          return body.succeeded >= 15 && body.items.length > 0;
+        },
+        { timeout: 120_000, interval: 10 },
+      )
+      .toBe(true);
     await stop(first, 'SIGKILL');
     const atKill = (await api.get(`/v1/imports/${importId}?limit=1`)).body;
     expect(atKill.state).toBe('running');

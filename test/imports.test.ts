@@ -352,9 +352,10 @@ describe('bulk import', () => {
 
 describe('a refused import leaves nothing', () => {
   let stack: Stack;
+  const MAX_ITEMS = 8;
 
   beforeAll(async () => {
-    stack = await startStack();
+    stack = await startStack({ env: { IMPORT_MAX_ITEMS: String(MAX_ITEMS) } });
   });
   afterAll(() => stack?.stop());
 
@@ -413,6 +414,20 @@ describe('a refused import leaves nothing', () => {
     const zipDone = await waitForImport(api, (await importArchive(api, projectId, zip.subarray(0, zip.length - 30))).body.import.id);
     expect(zipDone).toMatchObject({ state: 'failed', total: 0, error: { code: 'corrupt_archive' } });
     await expectNothingLeft(user.id, zipDone.id);
+  });
+
+  it('refuses more files than one import takes, sent as files or in an archive', async () => {
+    const user = await userFactory(stack.ctx);
+    const api = client(stack.url, user.token);
+    const projectId = (await api.post('/v1/projects', { name: 'too many' })).body.id;
+    const files = await Promise.all(Array.from({ length: MAX_ITEMS + 1 }, async (_, i) => ({ name: `n${i}.pdb`, content: await crambin(`many ${i}`) })));
+    const refused = await importFiles(api, projectId, files);
+    expect(refused.status).toBe(413);
+    expect(refused.body.error).toMatchObject({ code: 'too_many_items', details: { maxItems: MAX_ITEMS } });
+    await expectNothingLeft(user.id, (await api.get('/v1/imports')).body.items[0].id);
+    const archived = await waitForImport(api, (await importArchive(api, projectId, await buildTar(files))).body.import.id);
+    expect(archived).toMatchObject({ state: 'failed', total: 0, error: { code: 'too_many_items' } });
+    await expectNothingLeft(user.id, archived.id);
   });
 
   it('refuses files over the remaining quota as a whole, with 507', async () => {

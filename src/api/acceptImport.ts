@@ -7,7 +7,7 @@ import type { User } from '../entities/User.js';
 import { formatBytes } from '../lib/bytes.js';
 import type { AppContext } from '../services/context.js';
 import { detectArchiveFile } from '../services/imports/archive.js';
-import { failBatch, type ItemDraft, insertItems, resetBatchReservation } from '../services/imports/batches.js';
+import { failBatch, type ItemDraft, insertItems, reportProgress, resetBatchReservation } from '../services/imports/batches.js';
 import { addBatchFlow, expectedChildren } from '../services/imports/flow.js';
 import { batchJobId, importItemId } from '../services/imports/ids.js';
 import { normalizePdbId } from '../services/imports/pdb.js';
@@ -106,6 +106,8 @@ async function launch(
   });
   try {
     await addBatchFlow(app, batch, await expectedChildren(app.orm.em.fork(), batch));
+    // Counts from the first moment, for whoever follows the batch job's events.
+    await reportProgress(app, app.orm.em.fork(), batchId);
   } catch (error) {
     app.log.error({ err: error, batchId }, 'could not add the import flow; the reconcile schedule will');
   }

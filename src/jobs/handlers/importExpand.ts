@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ImportBatch } from '../../entities/ImportBatch.js';
-import { failBatch } from '../../services/imports/batches.js';
+import { failBatch, reportProgress } from '../../services/imports/batches.js';
 import { applyManifest, expandArchive, ImportRefusal, recordExpansion } from '../../services/imports/expand.js';
 import { addBatchChildren, expectedChildren } from '../../services/imports/flow.js';
 import { expandJobId } from '../../services/imports/ids.js';
@@ -41,6 +41,7 @@ export const importExpandJob = defineJob({
     const children = await expectedChildren(ctx.em, batch);
     await addBatchChildren(ctx, batchId, children);
     await ctx.job.updateProgress(100);
+    await reportProgress(ctx, ctx.em.fork(), batchId);
     return { items: children.length };
   },
   async onFinalFailure({ batchId }, error, ctx) {

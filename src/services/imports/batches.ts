@@ -88,8 +88,19 @@ export function progressOf(counts: BatchCounts) {
   return { total: counts.total, done: counts.total - counts.pending, succeeded: counts.succeeded, failed: counts.failed, skipped: counts.skipped };
 }
 
-/** Updates the batch job's progress from Postgres; a missing job (Redis lost it) is left to the reconciler. */
+const PROGRESS_EVERY_MS = 250;
+const lastReported = new Map<string, number>();
+
+/**
+ * Updates the batch job's progress from Postgres, at most every 250 ms per batch and process (a
+ * count over the batch's items per file would cost more than the file); the batch job reports the
+ * final figures itself. A missing job (Redis lost it) is left to the reconciler.
+ */
 export async function reportProgress(ctx: AppContext, em: EntityManager, batchId: string): Promise<void> {
+  const now = Date.now();
+  if (now - (lastReported.get(batchId) ?? 0) < PROGRESS_EVERY_MS) return;
+  lastReported.set(batchId, now);
+  if (lastReported.size > 1000) for (const [id, at] of lastReported) if (now - at > 60_000) lastReported.delete(id);
   const job = await ctx.queues.ingest.getJob(batchJobId(batchId));
   if (!job) return;
   await job.updateProgress(progressOf(await countsOf(em, batchId)));

@@ -48,16 +48,21 @@ async function freshItem(em: EntityManager, itemId: string): Promise<ImportItem>
   return em.fork().findOneOrFail(ImportItem, { id: itemId });
 }
 
-/** Ends an item that never became an upload (or whose upload has ended) and frees what it held. */
+/**
+ * Ends an item and frees what it held. An item that never became an upload still has its bytes in
+ * the batch's reservation (`pending`); one whose upload has ended holds nothing more (the upload's
+ * own reservation went with it), so the batch's reservation is left alone.
+ */
 async function finishItem(
   ctx: JobContext,
   batch: ImportBatch,
   itemId: string,
   state: 'stored' | 'rejected' | 'failed' | 'skipped',
   fields: { error?: ImportItemError | null; structureId?: string | null; sha256?: string | null },
+  from: 'pending' | 'upload' = 'pending',
 ): Promise<void> {
   await ctx.em.fork().transactional(async (tx) => {
-    if (await endItem(tx, itemId, state, fields)) await resetBatchReservation(tx, batch.owner, batch.id);
+    if ((await endItem(tx, itemId, state, fields)) && from === 'pending') await resetBatchReservation(tx, batch.owner, batch.id);
   });
   await ctx.staging.remove(itemId);
 }
@@ -80,7 +85,8 @@ async function processPlainItem(ctx: JobContext, batch: ImportBatch, itemId: str
   if (batch.source === 'pdb_ids') {
     const { imports } = ctx.config;
     filename = pdbFilename(imports.pdbMirrorUrl, item.name);
-    if (!item.upload && !(await ctx.staging.exists(item.id))) {
+    // Fetched when not yet recorded as fetched (a crash may have left a partial file: it is fetched again).
+    if (!item.upload && (!item.receivedSha256 || !(await ctx.staging.exists(item.id)))) {
       const fetched = await fetchPdbEntry(ctx.staging, item.name, item.id, {
         mirrorUrl: imports.pdbMirrorUrl,
         timeoutMs: imports.pdbFetchTimeoutMs,
@@ -123,18 +129,22 @@ async function processPlainItem(ctx: JobContext, batch: ImportBatch, itemId: str
     const started = await startUpload(ctx, batch, item, { filename, claim: !compressed, params: batchParams(batch) });
     if (!started) return;
   }
+  // Content claimed before ingest (its received hash was its content hash) needs no second claim.
+  const claimed = (await freshItem(ctx.em, item.id)).sha256 !== null;
   await runUploadPipeline(
     ctx,
     { uploadId: item.id, ownerId: batch.owner },
-    {
-      afterIngest: async (upload) => {
-        const sha = upload.blob as string;
-        return ctx.em.fork().transactional(async (tx) => {
-          const duplicate = await claimContent(tx, batch, item.id, sha);
-          return duplicate ? { status: 409, ...duplicate } : undefined;
-        });
-      },
-    },
+    claimed
+      ? {}
+      : {
+          afterIngest: async (upload) => {
+            const sha = upload.blob as string;
+            return ctx.em.fork().transactional(async (tx) => {
+              const duplicate = await claimContent(tx, batch, item.id, sha);
+              return duplicate ? { status: 409, ...duplicate } : undefined;
+            });
+          },
+        },
   );
   await recordOutcome(ctx, batch, item.id);
 }
@@ -262,16 +272,20 @@ async function recordOutcome(ctx: JobContext, batch: ImportBatch, itemId: string
   if (!upload) throw new Error(`import item ${itemId} lost its upload`);
   if (upload.state === 'stored') {
     await afterStored?.(upload);
-    await finishItem(ctx, batch, itemId, 'stored', { structureId: upload.structureId, sha256: upload.blob ?? null, error: null });
+    await finishItem(ctx, batch, itemId, 'stored', { structureId: upload.structureId, sha256: upload.blob ?? null, error: null }, 'upload');
     return;
   }
   if (upload.state === 'rejected' || upload.state === 'failed') {
     const error = upload.error ?? { status: 500, code: 'failed', message: 'The file could not be stored.' };
     const duplicate = upload.state === 'rejected' && DUPLICATE_CODES.has(error.code);
-    await finishItem(ctx, batch, itemId, duplicate ? 'skipped' : upload.state, {
-      error: itemError(error),
-      structureId: (error.details?.structureId as string | undefined) ?? null,
-    });
+    await finishItem(
+      ctx,
+      batch,
+      itemId,
+      duplicate ? 'skipped' : upload.state,
+      { error: itemError(error), structureId: (error.details?.structureId as string | undefined) ?? null },
+      'upload',
+    );
     return;
   }
   // Still received or processing: a stage of ours failed in a way that should be retried.
