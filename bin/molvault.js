@@ -10,5 +10,11 @@ if (major < 22 || (major === 22 && minor < 17)) {
 }
 const { register } = await import('tsx/esm/api');
 register();
-const { main } = await import('../src/cli/main.ts');
-await main(process.argv.slice(2));
+if (process.argv[2] === 'import') {
+  // A client of some server: it loads none of the server's code, so it starts at once.
+  const { importCommand } = await import('../src/cli/import.ts');
+  process.exitCode = await importCommand(process.argv.slice(3));
+} else {
+  const { main } = await import('../src/cli/main.ts');
+  await main(process.argv.slice(2));
+}

@@ -13,6 +13,7 @@ import { exportRoutes } from './routes/exports/index.js';
 import { healthRoutes } from './routes/health/index.js';
 import { historyRoutes } from './routes/history/index.js';
 import { importRoutes } from './routes/imports/index.js';
+import { knownFilesRoutes } from './routes/imports/known.js';
 import { jobRoutes } from './routes/jobs/index.js';
 import { metadataRoutes } from './routes/metadata/index.js';
 import { projectRoutes } from './routes/projects/index.js';
@@ -52,6 +53,7 @@ export function createApp(app: AppContext): Koa {
     tagRoutes(app),
     relationshipRoutes(app),
     exportRoutes(app),
+    knownFilesRoutes(app),
     storageRoutes(app, storage),
   ]) {
     v1.use(routes.routes(), routes.allowedMethods());

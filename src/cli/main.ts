@@ -13,6 +13,7 @@ import { closeAppContext, createAppContext } from '../services/context.js';
 import { reindexAll } from '../services/searchMaintenance.js';
 import { startWorkers } from '../workers/main.js';
 import { cleanupCommand } from './cleanup.js';
+import { importCommand } from './import.js';
 import { progressBar } from './progress.js';
 
 const USAGE = `molvault — storage for molecular structures
@@ -31,6 +32,8 @@ Usage:
   molvault backup verify <id>|--latest     check every checksum and that the dump restores
   molvault backup restore <id>|--latest [--force]   into DATABASE_URL and DATA_DIR
   molvault cleanup [--dry-run]       stale staging, stuck uploads, reservations, orphaned blobs now (--dry-run: report only)
+  molvault import DIR|ARCHIVE --project NAME [--server URL] [--token T] [--create-project] [--tags a,b] [--json]
+                                     send a folder or an archive to a molvault server; resumable (molvault import --help)
 
 Configuration comes from the environment: DATABASE_URL, REDIS_URL, DATA_DIR, PORT, HOST, QUEUE_PREFIX,
 MAX_UPLOAD_BYTES, QUEUE_CONCURRENCY (e.g. ingest=4,validate=2), PARSE_THREADS, LOG_LEVEL.`;
@@ -108,6 +111,11 @@ async function welcome(orm: Awaited<ReturnType<typeof connectOrm>>, url: string,
 
 export async function main(argv: string[]): Promise<void> {
   const [command, sub, ...rest] = argv;
+  // A client of a server somewhere: it needs none of the server's configuration.
+  if (command === 'import') {
+    process.exitCode = await importCommand(argv.slice(1));
+    return;
+  }
   let config: Config;
   try {
     config = loadConfig();

@@ -1,0 +1,414 @@
+/**
+ * Bulk import benchmark: runs the real `molvault import` command (a child process, as a user
+ * would) against an in-process molvault (API + all workers, scratch database, queues and data dir)
+ * and measures, per data set:
+ *  - files/s and MB/s, and the time from starting the command to the last item stored;
+ *  - the time to the last item being searchable (GET /v1/search?project= until its total is reached);
+ *  - the latency of GET /v1/structures/:id on structures stored before the import, from a client
+ *    reading them while the import runs (p50/p95/p99).
+ *
+ * Data sets: (a) the corpus pdb/ and cif/ folders as they are; (b) N files (default 5,000) made by
+ * repeating the corpus pdb/ and cif/ files under 100 KB, each with one added comment line so every
+ * file has its own sha256 (a resumed import would otherwise skip them).
+ *
+ *   npm run bench:import -- [--files 5000] [--only corpus|small] [--readers 1] [--concurrency 4]
+ *                           [--files-per-import 2000] [--timeout 1800]
+ *
+ * Goal (issue 7): at least 150 files/s for files under 100 KB, GET /v1/structures/:id p95 under
+ * 50 ms while the import runs.
+ */
+import { execFile } from 'node:child_process';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { gunzipSync } from 'node:zlib';
+import { QUEUE_NAMES } from '../src/config/index.js';
+import { type BenchStack, createBenchUser, createProject, formatMB, MB, startBenchStack, stopOnSignals, UsageError } from './support/stack.js';
+
+const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const BIN = path.join(REPO_ROOT, 'bin/molvault.js');
+const CORPUS = path.resolve(REPO_ROOT, '../shared/corpus');
+const FIXTURES = path.join(REPO_ROOT, 'test/fixtures');
+const SMALL_BYTES = 100_000;
+/** Structures the reader client reads while imports run; stored before they start. */
+const READ_SET = 20;
+
+function parseOptions() {
+  const { values } = parseArgs({
+    options: {
+      files: { type: 'string', default: '5000' },
+      only: { type: 'string' },
+      readers: { type: 'string', default: '1' },
+      concurrency: { type: 'string', default: '4' },
+      'files-per-import': { type: 'string', default: '2000' },
+      timeout: { type: 'string', default: '1800' },
+    },
+  });
+  const whole = (name: string, text: string, min: number) => {
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be a whole number ≥ ${min}, not "${text}"`);
+    return n;
+  };
+  if (values.only !== undefined && values.only !== 'corpus' && values.only !== 'small') throw new UsageError('--only must be corpus or small');
+  return {
+    files: whole('files', values.files, 1),
+    only: values.only as 'corpus' | 'small' | undefined,
+    readers: whole('readers', values.readers, 0),
+    concurrency: whole('concurrency', values.concurrency, 1),
+    filesPerImport: whole('files-per-import', values['files-per-import'], 1),
+    timeoutMs: whole('timeout', values.timeout, 1) * 1000,
+  };
+}
+
+interface SourceFile {
+  file: string;
+  folder: 'pdb' | 'cif';
+}
+
+/** Corpus pdb/ and cif/ files (fixtures when the corpus is absent), as the folders hold them. */
+async function corpusFiles(): Promise<SourceFile[]> {
+  const files: SourceFile[] = [];
+  for (const folder of ['pdb', 'cif'] as const) {
+    const dir = path.join(CORPUS, folder);
+    const names = await fs.readdir(dir).catch(() => undefined);
+    if (!names) continue;
+    for (const name of names.sort()) files.push({ file: path.join(dir, name), folder });
+  }
+  if (files.length) return files;
+  for (const name of await fs.readdir(FIXTURES)) {
+    if (/\.pdb(\.gz)?$/.test(name)) files.push({ file: path.join(FIXTURES, name), folder: 'pdb' });
+    if (/\.cif(\.gz)?$/.test(name)) files.push({ file: path.join(FIXTURES, name), folder: 'cif' });
+  }
+  return files;
+}
+
+async function readContent(file: string): Promise<Buffer> {
+  const bytes = await fs.readFile(file);
+  return bytes[0] === 0x1f && bytes[1] === 0x8b ? gunzipSync(bytes) : bytes;
+}
+
+/** Set (a): the corpus folders copied as they are (a folder of links would be skipped: links are not followed). */
+async function makeCorpusSet(dir: string, sources: SourceFile[]): Promise<void> {
+  for (const source of sources) {
+    await fs.mkdir(path.join(dir, source.folder), { recursive: true });
+    await fs.copyFile(source.file, path.join(dir, source.folder, path.basename(source.file)));
+  }
+}
+
+/** Set (b): `count` files cycling over the small sources, each with a distinct comment line (PDB: a REMARK; mmCIF: a `#` line). */
+async function makeSmallSet(dir: string, sources: SourceFile[], count: number): Promise<{ sources: number }> {
+  const small: { folder: 'pdb' | 'cif'; name: string; content: Buffer }[] = [];
+  for (const source of sources) {
+    const content = await readContent(source.file);
+    if (content.length >= SMALL_BYTES) continue;
+    small.push({ folder: source.folder, name: path.basename(source.file).replace(/\.gz$/, ''), content });
+  }
+  if (small.length === 0) throw new Error('no corpus file under 100 KB to repeat');
+  for (const folder of ['pdb', 'cif']) await fs.mkdir(path.join(dir, folder), { recursive: true });
+  for (let i = 0; i < count; i++) {
+    const source = small[i % small.length];
+    const marker = source.folder === 'cif' ? `# molvault bench:import copy ${i}\n` : `REMARK 999 molvault bench:import copy ${i}\n`;
+    await fs.writeFile(path.join(dir, source.folder, `${String(i).padStart(5, '0')}_${source.name}`), Buffer.concat([Buffer.from(marker), source.content]));
+  }
+  return { sources: small.length };
+}
+
+interface CliSummary {
+  files: number;
+  sent: number;
+  bytesSent: number;
+  stored: number;
+  rejected: number;
+  failed: number;
+  skipped: number;
+  imports: string[];
+  checksumSeconds: number;
+  uploadSeconds: number;
+  processingSeconds: number;
+  filesPerSecond: number;
+  megabytesPerSecond: number;
+  elapsedSeconds: number;
+  failures: { name: string; message: string }[];
+}
+
+/** Runs `molvault import` as a child process; its progress lines pass through to our stderr. */
+function runCli(args: string[], timeoutMs: number): Promise<{ code: number; summary?: CliSummary; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = execFile(process.execPath, [BIN, 'import', ...args], { timeout: timeoutMs, maxBuffer: 64 * MB }, (error, stdout, stderr) => {
+      const code = error ? ((error as { code?: number }).code ?? 1) : 0;
+      let summary: CliSummary | undefined;
+      try {
+        summary = JSON.parse(stdout) as CliSummary;
+      } catch {
+        summary = undefined;
+      }
+      resolve({ code: typeof code === 'number' ? code : 1, summary, stderr });
+    });
+    child.stderr?.on('data', (chunk: Buffer) => process.stderr.write(`  | ${chunk.toString().replace(/\n(?=.)/g, '\n  | ')}`));
+  });
+}
+
+/** Nearest-rank percentile of sorted values. */
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
+
+/** Reads already-stored structures in a loop until stopped; the latencies of GET /v1/structures/:id. */
+function startReaders(url: string, token: string, ids: string[], readers: number) {
+  const latencies: number[] = [];
+  const errors: string[] = [];
+  let stopped = false;
+  let next = 0;
+  const loop = async () => {
+    while (!stopped) {
+      const id = ids[next++ % ids.length];
+      const started = performance.now();
+      try {
+        const response = await fetch(`${url}/v1/structures/${id}`, { headers: { authorization: `Bearer ${token}` } });
+        await response.arrayBuffer();
+        if (response.status !== 200) errors.push(`HTTP ${response.status}`);
+        else latencies.push(performance.now() - started);
+      } catch (error) {
+        errors.push((error as Error).message);
+      }
+      // A person or a viewer, not a load generator: a few reads a second per reader.
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  };
+  const loops = Array.from({ length: readers }, loop);
+  return {
+    async stop() {
+      stopped = true;
+      await Promise.all(loops);
+      return { latencies: latencies.sort((a, b) => a - b), errors };
+    },
+  };
+}
+
+/** Polls the search total of one project until stopped: (time, total) samples. */
+function startSearchWatch(url: string, token: string, projectId: string) {
+  const samples: { at: number; total: number }[] = [];
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      try {
+        const response = await fetch(`${url}/v1/search?project=${projectId}&limit=1`, { headers: { authorization: `Bearer ${token}` } });
+        const body = (await response.json()) as { total?: number };
+        if (typeof body.total === 'number') samples.push({ at: Date.now(), total: body.total });
+      } catch {
+        // The next poll tells.
+      }
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  })();
+  return {
+    samples,
+    /** First time the project's search total reached `expected`, waiting up to `timeoutMs` more for it. */
+    async reached(expected: number, timeoutMs: number): Promise<number | undefined> {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const hit = samples.find((s) => s.total >= expected);
+        if (hit) return hit.at;
+        if (Date.now() > deadline) return undefined;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    },
+    async stop() {
+      stopped = true;
+      await loop;
+    },
+  };
+}
+
+/** Stores a few structures before the import, for the reader client; returns their ids. */
+async function storeReadSet(stack: BenchStack, token: string, sources: SourceFile[]): Promise<string[]> {
+  const projectId = await createProject(stack.url, token, 'structures read during the import');
+  const ids: string[] = [];
+  const small = [];
+  for (const source of sources) {
+    const content = await readContent(source.file);
+    if (content.length < SMALL_BYTES) small.push({ name: path.basename(source.file).replace(/\.gz$/, ''), content });
+    if (small.length >= READ_SET) break;
+  }
+  for (const { name, content } of small) {
+    const form = new FormData();
+    form.append('file', new Blob([content]), name);
+    const response = await fetch(`${stack.url}/v1/projects/${projectId}/structures`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, prefer: 'wait=60' },
+      body: form,
+    });
+    const body = (await response.json()) as { structure?: { id: string } };
+    if (response.status === 201 && body.structure?.id) ids.push(body.structure.id);
+  }
+  if (ids.length === 0) throw new Error('could not store any structure for the reader client');
+  return ids;
+}
+
+interface SetResult {
+  name: string;
+  files: number;
+  bytes: number;
+  summary?: CliSummary;
+  exitCode: number;
+  wallMs: number;
+  lastStoredMs?: number;
+  lastSearchableMs?: number;
+  latencies: number[];
+  readErrors: string[];
+}
+
+async function runSet(
+  stack: BenchStack,
+  token: string,
+  readIds: string[],
+  options: ReturnType<typeof parseOptions>,
+  name: string,
+  dir: string,
+): Promise<SetResult> {
+  const entries = await fs.readdir(dir, { recursive: true, withFileTypes: true });
+  const files = entries.filter((e) => e.isFile());
+  let bytes = 0;
+  for (const entry of files) bytes += (await fs.stat(path.join(entry.parentPath, entry.name))).size;
+  const projectName = `bench import ${name} ${new Date().toISOString()}`;
+  const projectId = await createProject(stack.url, token, projectName);
+  process.stderr.write(`\n${name}: importing ${files.length} files (${formatMB(bytes)} MB) with molvault import...\n`);
+
+  const readers = startReaders(stack.url, token, readIds, options.readers);
+  const watch = startSearchWatch(stack.url, token, projectId);
+  const started = Date.now();
+  const cli = await runCli(
+    [
+      dir,
+      '--project',
+      projectName,
+      '--server',
+      stack.url,
+      '--token',
+      token,
+      '--json',
+      '--concurrency',
+      String(options.concurrency),
+      '--files-per-import',
+      String(options.filesPerImport),
+    ],
+    options.timeoutMs,
+  );
+  const wallMs = Date.now() - started;
+  const { latencies, errors } = await readers.stop();
+  if (!cli.summary) process.stderr.write(`molvault import exited ${cli.code} without a summary:\n${cli.stderr}\n`);
+
+  // When the last version of the project was made (the snapshot stores it), by Postgres's clock: the same host's.
+  const [row] = await stack.ctx.orm.em
+    .fork()
+    .execute<{ last: string | null }[]>(
+      'select (extract(epoch from max(v.created_at)) * 1000)::bigint as last from structure_versions v join structures s on s.id = v.structure_id where s.project_id = ?',
+      [projectId],
+    );
+  const lastStoredAt = row?.last ? Number(row.last) : undefined;
+  const searchableAt = cli.summary ? await watch.reached(cli.summary.stored, 120_000) : undefined;
+  await watch.stop();
+  return {
+    name,
+    files: files.length,
+    bytes,
+    summary: cli.summary,
+    exitCode: cli.code,
+    wallMs,
+    lastStoredMs: lastStoredAt ? lastStoredAt - started : undefined,
+    lastSearchableMs: searchableAt ? searchableAt - started : undefined,
+    latencies,
+    readErrors: errors,
+  };
+}
+
+function report(options: ReturnType<typeof parseOptions>, stack: BenchStack, startupMs: number, results: SetResult[]) {
+  const ms = (value: number) => (Number.isNaN(value) ? 'n/a' : `${value.toFixed(1)} ms`);
+  const seconds = (value: number | undefined) => (value === undefined ? 'n/a' : `${(value / 1000).toFixed(2)} s`);
+  const lines = [
+    '',
+    'molvault bulk import benchmark',
+    '==============================',
+    `command:          molvault import DIR --concurrency ${options.concurrency} --files-per-import ${options.filesPerImport} (child process)`,
+    `services:         Postgres ${stack.postgresSource}, Redis ${stack.ctx.config.redisUrl}; API and workers in-process (${os.cpus().length} CPUs); started in ${(startupMs / 1000).toFixed(1)} s`,
+    `reader client:    ${options.readers} loop(s) of GET /v1/structures/:id over ${READ_SET} structures stored before, 50 ms apart`,
+  ];
+  for (const r of results) {
+    const s = r.summary;
+    const perSecond = (count: number, timeMs: number | undefined) => (timeMs ? (count / (timeMs / 1000)).toFixed(1) : 'n/a');
+    lines.push(
+      '',
+      `${r.name}`,
+      `  files:                 ${r.files} (${formatMB(r.bytes)} MB; 1 MB = 10^6 bytes)`,
+      s
+        ? `  outcome:               ${s.stored} stored, ${s.rejected} rejected, ${s.failed} failed, ${s.skipped} skipped; ${s.imports.length} import(s); exit ${r.exitCode}`
+        : `  outcome:               molvault import exited ${r.exitCode} without a summary`,
+      `  command start → last item stored:      ${seconds(r.lastStoredMs)}  → ${perSecond(r.files, r.lastStoredMs)} files/s, ${r.lastStoredMs ? (r.bytes / MB / (r.lastStoredMs / 1000)).toFixed(2) : 'n/a'} MB/s`,
+      `  command start → last item searchable:  ${seconds(r.lastSearchableMs)}`,
+      `  command start → command ended:         ${seconds(r.wallMs)}`,
+      s
+        ? `  the command's own phases:              checksums ${s.checksumSeconds.toFixed(2)} s; upload until the last 202 ${s.uploadSeconds.toFixed(2)} s; first byte → all items ended ${s.processingSeconds.toFixed(2)} s (${s.filesPerSecond.toFixed(1)} files/s, ${s.megabytesPerSecond.toFixed(2)} MB/s)`
+        : '',
+      `  GET /v1/structures/:id during the import (${r.latencies.length} reads${r.readErrors.length ? `, ${r.readErrors.length} errors: ${[...new Set(r.readErrors)].slice(0, 3).join('; ')}` : ''}):`,
+      `    p50 ${ms(percentile(r.latencies, 50))}   p95 ${ms(percentile(r.latencies, 95))}   p99 ${ms(percentile(r.latencies, 99))}   max ${ms(r.latencies[r.latencies.length - 1] ?? Number.NaN)}`,
+    );
+    if (s?.failures.length) {
+      lines.push(`  not stored (${s.failures.length}):`);
+      for (const f of s.failures.slice(0, 15)) lines.push(`    ${f.name}: ${f.message}`);
+      if (s.failures.length > 15) lines.push(`    ... and ${s.failures.length - 15} more`);
+    }
+  }
+  lines.push('', 'goal: ≥ 150 files/s for files under 100 KB; GET /v1/structures/:id p95 < 50 ms while importing');
+  process.stdout.write(`${lines.join('\n')}\n\n`);
+}
+
+async function main() {
+  const options = parseOptions();
+  const sources = await corpusFiles();
+  if (sources.length === 0) throw new Error(`no pdb/ or cif/ files in ${CORPUS} or ${FIXTURES}`);
+  const scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'molvault-bench-import-'));
+  const startupStarted = performance.now();
+  process.stderr.write('starting an in-process molvault (scratch database, queues and data dir)...\n');
+  const stack = await startBenchStack({ workerQueues: [...QUEUE_NAMES] });
+  const stopAll = async () => {
+    await stack.stop();
+    await fs.rm(scratch, { recursive: true, force: true });
+  };
+  stopOnSignals(stopAll);
+  let exitCode = 0;
+  try {
+    const { token } = await createBenchUser(stack.ctx, 1024 ** 4);
+    const readIds = await storeReadSet(stack, token, sources);
+    const startupMs = performance.now() - startupStarted;
+    const sets: { name: string; dir: string }[] = [];
+    if (options.only !== 'small') {
+      const dir = path.join(scratch, 'corpus');
+      await makeCorpusSet(dir, sources);
+      sets.push({ name: '(a) corpus pdb/ and cif/ folders', dir });
+    }
+    if (options.only !== 'corpus') {
+      const dir = path.join(scratch, 'small');
+      const made = await makeSmallSet(dir, sources, options.files);
+      sets.push({ name: `(b) ${options.files} files under 100 KB (${made.sources} corpus files repeated, each with a distinct comment line)`, dir });
+    }
+    const results: SetResult[] = [];
+    for (const set of sets) results.push(await runSet(stack, token, readIds, options, set.name, set.dir));
+    report(options, stack, startupMs, results);
+    if (results.some((r) => !r.summary || r.exitCode > 1)) exitCode = 1;
+  } finally {
+    process.stderr.write('cleaning up (workers, API, queues, database, services, data dir)...\n');
+    await stopAll();
+  }
+  process.exit(exitCode);
+}
+
+main().catch((error) => {
+  process.stderr.write(
+    `bench:import failed: ${error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') ? (error as Error).message : ((error as Error).stack ?? error)}\n`,
+  );
+  process.exit(1);
+});

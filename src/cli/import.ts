@@ -1,0 +1,796 @@
+/**
+ * `molvault import DIR|ARCHIVE --project NAME`: a client of the HTTP API (no database, no Redis).
+ *
+ * A directory is walked, every file checksummed (streaming), and the server asked which of those
+ * checksums the project already stores; only the rest is sent, as one multipart request streamed
+ * from disk per group of at most --files-per-import files. So running it again after a crash or a
+ * Ctrl-C resumes the import instead of duplicating it. An archive is sent as it is (the server
+ * unpacks it and skips what it already stores). Progress goes to stderr, the summary to stdout.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { gunzipSync, constants as zlibConstants } from 'node:zlib';
+import { formatDuration, rateProgress } from './progress.js';
+
+export const IMPORT_USAGE = `molvault import DIR|ARCHIVE --project NAME [options]
+
+Imports a directory of structure files (walked recursively) or one archive (.zip, .tar, .tar.gz)
+into a project on a molvault server. Files the project already stores (same sha256) are not sent
+again, so re-running an interrupted import resumes it.
+
+Options:
+  --project NAME          the project to import into (required)
+  --create-project        create the project if you have none of that name
+  --server URL            the molvault server (default: $MOLVAULT_URL, else http://127.0.0.1:3000)
+  --token T               an API token (default: $MOLVAULT_TOKEN); molvault token create prints one
+  --tags a,b              tags for every imported structure
+  --concurrency N         files checksummed at once, and import requests sent at once (default 4)
+  --files-per-import N    a large directory is sent as several imports of at most N files (default 2000)
+  --json                  print the summary as JSON on stdout (progress stays on stderr)
+  -h, --help              this text
+
+Directories: files and folders whose names start with "." are left out; symbolic links are not
+followed (the summary lists them as skipped).
+
+Exit codes:
+  0  every file is stored (or was stored already)
+  1  some files were rejected or failed; the summary lists each with its reason
+  2  bad usage: a wrong option, a path that does not exist, no token, or no such project
+  3  nothing could be imported: the server could not be reached, refused the token, or refused
+     the import (quota, size); the message says why`;
+
+/** Exit codes, as --help lists them. */
+export const EXIT = { ok: 0, itemsFailed: 1, usage: 2, refused: 3 } as const;
+
+export class ImportUsageError extends Error {}
+/** The server could not be reached or refused a request; `status` is the HTTP status if there was one. */
+export class ImportRequestError extends Error {
+  constructor(
+    message: string,
+    readonly status?: number,
+    readonly code?: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A file of the import could not be read as measured (changed or removed while the import ran). */
+export class LocalFileError extends Error {}
+
+const DEFAULT_SERVER = 'http://127.0.0.1:3000';
+export const DEFAULT_FILES_PER_IMPORT = 2000;
+/** An import request also stays under this many bytes, so one request never carries a whole disk. */
+const MAX_BYTES_PER_IMPORT = 2 * 1024 ** 3;
+/** The known-files endpoint answers for at most this many checksums per call. */
+const KNOWN_QUERY_SIZE = 5000;
+const ITEMS_PAGE = 500;
+
+export interface ImportOptions {
+  source: string;
+  project: string;
+  server: string;
+  token: string;
+  createProject?: boolean;
+  tags?: string[];
+  concurrency?: number;
+  filesPerImport?: number;
+  /** Where the progress goes (stderr). */
+  progress?: NodeJS.WriteStream;
+  /** Poll interval for the server-side progress. */
+  pollIntervalMs?: number;
+}
+
+export interface ImportFailure {
+  name: string;
+  state: 'rejected' | 'failed';
+  code?: string;
+  message: string;
+}
+
+export interface ImportSummary {
+  source: string;
+  mode: 'directory' | 'archive' | 'file';
+  project: { id: string; name: string; created: boolean };
+  imports: string[];
+  /** Entries found, links and special files included (directory), or items the server counted (archive): stored + rejected + failed + skipped. */
+  files: number;
+  sent: number;
+  bytesSent: number;
+  stored: number;
+  rejected: number;
+  failed: number;
+  /** Everything not stored this time on purpose: already stored (client- or server-side), duplicates, links. */
+  skipped: number;
+  alreadyStored: number;
+  elapsedSeconds: number;
+  /** Reading and checksumming the files (directories only). */
+  checksumSeconds: number;
+  /** From the first byte sent until the server accepted the last import (202). */
+  uploadSeconds: number;
+  /** From the first byte sent until the last item ended. */
+  processingSeconds: number;
+  filesPerSecond: number;
+  megabytesPerSecond: number;
+  failures: ImportFailure[];
+  skippedFiles: { name: string; reason: string }[];
+}
+
+interface LocalFile {
+  /** As sent: relative to the directory, with forward slashes. */
+  name: string;
+  path: string;
+  size: number;
+  sha256?: string;
+}
+
+interface ImportItem {
+  name: string;
+  state: string;
+  structureId?: string;
+  error?: { code?: string; message?: string };
+}
+
+interface ImportStatus {
+  id: string;
+  state: string;
+  total: number;
+  succeeded: number;
+  failed: number;
+  skipped: number;
+  items: ImportItem[];
+  nextCursor?: string | null;
+  error?: { code?: string; message?: string } | null;
+}
+
+/** A small JSON client for the molvault API with the token; errors become ImportRequestError with the server's sentence. */
+export function apiClient(server: string, token: string) {
+  const base = server.replace(/\/+$/, '');
+  async function request<T>(method: string, urlPath: string, init: { json?: unknown; body?: RequestInit['body']; headers?: Record<string, string> } = {}) {
+    const headers: Record<string, string> = { authorization: `Bearer ${token}`, accept: 'application/json', ...init.headers };
+    let body = init.body;
+    if (init.json !== undefined) {
+      headers['content-type'] = 'application/json';
+      body = JSON.stringify(init.json);
+    }
+    let response: Response;
+    try {
+      response = await fetch(`${base}${urlPath}`, { method, headers, body, ...(body instanceof ReadableStream ? { duplex: 'half' } : {}) } as RequestInit);
+    } catch (error) {
+      const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+      // The request body failed on our side (a file changed while it was sent): that, not the network, is the story.
+      if (cause instanceof LocalFileError) throw cause;
+      throw new ImportRequestError(`cannot reach molvault at ${base}: ${cause?.code ?? cause?.message ?? (error as Error).message}`);
+    }
+    const text = await response.text();
+    let parsed: any;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      parsed = undefined;
+    }
+    if (!response.ok) {
+      const apiError = parsed?.error as { code?: string; message?: string } | undefined;
+      const what = apiError?.message ?? (text.trim().slice(0, 200) || response.statusText);
+      const hint = response.status === 401 ? ' (is the token right and not expired or revoked?)' : '';
+      throw new ImportRequestError(`${method} ${urlPath} answered ${response.status}: ${what}${hint}`, response.status, apiError?.code);
+    }
+    return { status: response.status, headers: response.headers, body: parsed as T };
+  }
+  return { base, request };
+}
+type ApiClient = ReturnType<typeof apiClient>;
+
+interface ProjectRow {
+  id: string;
+  name: string;
+}
+
+/** The user's project of that name (exact), creating it when asked; otherwise a usage error naming the projects there are. */
+export async function resolveProject(api: ApiClient, name: string, create: boolean): Promise<{ id: string; name: string; created: boolean }> {
+  const all: ProjectRow[] = [];
+  let cursor: string | null | undefined;
+  do {
+    const query = `/v1/projects?limit=500${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
+    const { body } = await api.request<{ items: ProjectRow[]; nextCursor: string | null }>('GET', query);
+    all.push(...body.items);
+    cursor = body.nextCursor;
+  } while (cursor);
+  const found = all.find((p) => p.name === name);
+  if (found) return { id: found.id, name: found.name, created: false };
+  if (create) {
+    const { body } = await api.request<ProjectRow>('POST', '/v1/projects', { json: { name } });
+    return { id: body.id, name: body.name, created: true };
+  }
+  const names = all.map((p) => `"${p.name}"`);
+  const listed =
+    names.length === 0
+      ? 'you have no projects yet'
+      : `your projects: ${names.slice(0, 20).join(', ')}${names.length > 20 ? `, and ${names.length - 20} more` : ''}`;
+  const similar = all.find((p) => p.name.toLowerCase() === name.toLowerCase());
+  throw new ImportUsageError(
+    `no project named "${name}" on ${api.base}; ${listed}.${similar ? ` Did you mean "${similar.name}"?` : ''} Add --create-project to create it.`,
+  );
+}
+
+/** Walks a directory: regular files, sorted; dot-names left out; links and special files reported, not followed. */
+export async function walkDirectory(root: string): Promise<{ files: LocalFile[]; skipped: { name: string; reason: string }[] }> {
+  const files: LocalFile[] = [];
+  const skipped: { name: string; reason: string }[] = [];
+  const visit = async (dir: string, prefix: string) => {
+    const entries = await fs.readdir(dir, { withFileTypes: true });
+    for (const entry of entries) {
+      if (entry.name.startsWith('.')) continue;
+      const full = path.join(dir, entry.name);
+      const name = prefix ? `${prefix}/${entry.name}` : entry.name;
+      if (entry.isSymbolicLink()) skipped.push({ name, reason: 'symbolic link, not followed' });
+      else if (entry.isDirectory()) await visit(full, name);
+      else if (entry.isFile()) files.push({ name, path: full, size: 0 });
+      else skipped.push({ name, reason: 'not a regular file (device, socket or pipe)' });
+    }
+  };
+  await visit(root, '');
+  await mapLimit(files, 16, async (file) => {
+    file.size = (await fs.lstat(file.path)).size;
+  });
+  files.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  skipped.sort((a, b) => (a.name < b.name ? -1 : 1));
+  return { files, skipped };
+}
+
+/** Runs `work` over `items` with at most `limit` at a time; the first error stops it. */
+async function mapLimit<T>(items: readonly T[], limit: number, work: (item: T, index: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lane = async () => {
+    while (next < items.length) {
+      const index = next++;
+      await work(items[index], index);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, lane));
+}
+
+export async function sha256File(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file, { highWaterMark: 256 * 1024 })) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+export type ArchiveKind = 'zip' | 'tar' | 'tar.gz';
+
+/** Whether the file is an archive, by its first bytes (a gzip is looked into for a tar header), then by its name. */
+export async function detectArchive(file: string): Promise<ArchiveKind | undefined> {
+  const handle = await fs.open(file, 'r');
+  let head: Buffer;
+  try {
+    const buffer = Buffer.alloc(64 * 1024);
+    const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
+    head = buffer.subarray(0, bytesRead);
+  } finally {
+    await handle.close();
+  }
+  const isTar = (bytes: Buffer) => bytes.length >= 262 && bytes.subarray(257, 262).toString('latin1') === 'ustar';
+  if (head.length >= 4 && head[0] === 0x50 && head[1] === 0x4b && (head[2] === 0x03 || head[2] === 0x05)) return 'zip';
+  if (isTar(head)) return 'tar';
+  if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) {
+    try {
+      // A prefix of the stream: decompress what there is without demanding the end.
+      if (isTar(gunzipSync(head, { finishFlush: zlibConstants.Z_SYNC_FLUSH }))) return 'tar.gz';
+    } catch {
+      // Not gzip after all, or damaged: the name decides below.
+    }
+  }
+  const lower = file.toLowerCase();
+  if (lower.endsWith('.tar.gz') || lower.endsWith('.tgz')) return 'tar.gz';
+  if (lower.endsWith('.tar')) return 'tar';
+  if (lower.endsWith('.zip')) return 'zip';
+  return undefined;
+}
+
+/** Quoted for a Content-Disposition parameter the way browsers do (WHATWG multipart/form-data). */
+function dispositionValue(value: string): string {
+  return value.replace(/\r/g, '%0D').replace(/\n/g, '%0A').replace(/"/g, '%22');
+}
+
+interface MultipartPart {
+  field: string;
+  value?: string;
+  file?: LocalFile;
+}
+
+/**
+ * A multipart/form-data body read from disk as it is sent: never more than one chunk of one file
+ * in memory. The length is known up front (the sizes were measured), so the server can refuse an
+ * import over quota before reading it. A file that shrank since it was measured stops the request.
+ */
+function multipartBody(parts: MultipartPart[], onFileBytes: (bytes: number, fileDone: boolean) => void) {
+  const boundary = `----molvault-${randomBytes(12).toString('hex')}`;
+  const heads = parts.map((part) => {
+    const disposition = `Content-Disposition: form-data; name="${part.field}"`;
+    const head = part.file
+      ? `--${boundary}\r\n${disposition}; filename="${dispositionValue(part.file.name)}"\r\nContent-Type: application/octet-stream\r\n\r\n`
+      : `--${boundary}\r\n${disposition}\r\n\r\n${part.value ?? ''}`;
+    return Buffer.from(head, 'utf8');
+  });
+  const tail = Buffer.from(`--${boundary}--\r\n`);
+  const length = heads.reduce((sum, head, i) => sum + head.length + (parts[i].file?.size ?? 0) + 2, 0) + tail.length;
+
+  async function* generate() {
+    for (const [i, part] of parts.entries()) {
+      yield heads[i];
+      const file = part.file;
+      if (file && file.size > 0) {
+        let sent = 0;
+        try {
+          for await (const chunk of createReadStream(file.path, { start: 0, end: file.size - 1, highWaterMark: 256 * 1024 })) {
+            sent += (chunk as Buffer).length;
+            onFileBytes((chunk as Buffer).length, false);
+            yield chunk as Buffer;
+          }
+        } catch (error) {
+          throw new LocalFileError(
+            `${file.name} could not be read while it was being sent (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); run the import again`,
+          );
+        }
+        if (sent !== file.size) throw new LocalFileError(`${file.name} changed while it was being sent (${sent} of ${file.size} bytes); run the import again`);
+      }
+      if (file) onFileBytes(0, true);
+      yield Buffer.from('\r\n');
+    }
+    yield tail;
+  }
+  const iterator = generate();
+  const stream = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const { value, done } = await iterator.next();
+      if (done) controller.close();
+      else controller.enqueue(value);
+    },
+    async cancel() {
+      await iterator.return(undefined);
+    },
+  });
+  return { stream, length, contentType: `multipart/form-data; boundary=${boundary}` };
+}
+
+/** Groups files into imports of at most `maxFiles` files and MAX_BYTES_PER_IMPORT bytes. */
+function groupFiles(files: LocalFile[], maxFiles: number): LocalFile[][] {
+  const groups: LocalFile[][] = [];
+  let current: LocalFile[] = [];
+  let bytes = 0;
+  for (const file of files) {
+    if (current.length > 0 && (current.length >= maxFiles || bytes + file.size > MAX_BYTES_PER_IMPORT)) {
+      groups.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(file);
+    bytes += file.size;
+  }
+  if (current.length) groups.push(current);
+  return groups;
+}
+
+/** An import has ended when it completed or failed as a whole (receiving, expanding and running are on the way). */
+const importEnded = (status: ImportStatus) => status.state === 'completed' || status.state === 'failed';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function classifyItem(item: ImportItem): 'stored' | 'rejected' | 'failed' | 'skipped' | 'pending' {
+  switch (item.state) {
+    case 'stored':
+    case 'succeeded':
+    case 'completed':
+      return 'stored';
+    case 'rejected':
+      return 'rejected';
+    case 'failed':
+      return 'failed';
+    case 'skipped':
+      return 'skipped';
+    default:
+      return 'pending';
+  }
+}
+
+/** Runs one import end to end and returns its summary. Throws ImportUsageError / ImportRequestError when nothing could be done. */
+export async function runImport(options: ImportOptions): Promise<ImportSummary> {
+  const started = Date.now();
+  const out = options.progress ?? process.stderr;
+  const concurrency = Math.max(1, options.concurrency ?? 4);
+  const filesPerImport = Math.max(1, options.filesPerImport ?? DEFAULT_FILES_PER_IMPORT);
+  const pollIntervalMs = options.pollIntervalMs ?? (out.isTTY ? 500 : 1000);
+  const tags = options.tags ?? [];
+  const note = (text: string) => out.write(`${text}\n`);
+
+  const source = path.resolve(options.source);
+  const stat = await fs.stat(source).catch(() => undefined);
+  if (!stat) throw new ImportUsageError(`${options.source} does not exist`);
+  if (!stat.isDirectory() && !stat.isFile()) throw new ImportUsageError(`${options.source} is neither a directory nor a file`);
+
+  const api = apiClient(options.server, options.token);
+  const project = await resolveProject(api, options.project, options.createProject ?? false);
+  if (project.created) note(`created project "${project.name}"`);
+
+  const archive = stat.isFile() ? await detectArchive(source) : undefined;
+  const mode: ImportSummary['mode'] = stat.isDirectory() ? 'directory' : archive ? 'archive' : 'file';
+  const skippedFiles: { name: string; reason: string }[] = [];
+  let toSend: LocalFile[][] = [];
+  let fileCount = 0;
+  let alreadyStored = 0;
+  let hashStarted = 0;
+  /** Files found but not readable: failed, with the reason. */
+  const unreadable: ImportFailure[] = [];
+  let checksumSeconds = 0;
+
+  if (archive) {
+    // Sent as it is: the server reads it entry by entry and skips what the project stores.
+    toSend = [[{ name: path.basename(source), path: source, size: stat.size }]];
+  } else {
+    let files: LocalFile[];
+    if (stat.isDirectory()) {
+      const walked = await walkDirectory(source);
+      files = walked.files;
+      skippedFiles.push(...walked.skipped);
+    } else {
+      files = [{ name: path.basename(source), path: source, size: stat.size }];
+    }
+    // Everything found counts, links too, so stored + rejected + failed + skipped adds up to it.
+    fileCount = files.length + skippedFiles.length;
+    const totalBytes = files.reduce((sum, f) => sum + f.size, 0);
+    if (files.length > 0) {
+      hashStarted = Date.now();
+      const hashing = rateProgress('checksums ', { total: files.length, totalBytes, stream: out });
+      let hashedFiles = 0;
+      let hashedBytes = 0;
+      await mapLimit(files, concurrency, async (file) => {
+        try {
+          file.sha256 = await sha256File(file.path);
+        } catch (error) {
+          unreadable.push({
+            name: file.name,
+            state: 'failed',
+            code: 'unreadable',
+            message: `could not be read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+          });
+        }
+        hashedFiles++;
+        hashedBytes += file.size;
+        hashing.update(hashedFiles, hashedBytes);
+      });
+      hashing.finish();
+      checksumSeconds = (Date.now() - hashStarted) / 1000;
+    }
+    files = files.filter((f) => f.sha256 !== undefined);
+    const known = await knownChecksums(
+      api,
+      project.id,
+      files.map((f) => f.sha256 as string),
+      note,
+    );
+    const firstOfContent = new Map<string, string>();
+    const remaining: LocalFile[] = [];
+    for (const file of files) {
+      const sha = file.sha256 as string;
+      if (known.has(sha)) {
+        alreadyStored++;
+        continue;
+      }
+      const first = firstOfContent.get(sha);
+      if (first) {
+        // Same bytes twice in one set: the project would hold one structure for them either way.
+        skippedFiles.push({ name: file.name, reason: `same content as ${first}` });
+        continue;
+      }
+      firstOfContent.set(sha, file.name);
+      remaining.push(file);
+    }
+    if (alreadyStored > 0) note(`${alreadyStored} already stored, skipped`);
+    toSend = groupFiles(remaining, filesPerImport);
+  }
+
+  const sendFiles = toSend.flat();
+  const sendBytes = sendFiles.reduce((sum, f) => sum + f.size, 0);
+  const imports: { id: string; files: LocalFile[]; status?: ImportStatus }[] = [];
+  const failures: ImportFailure[] = [...unreadable];
+  let firstByteAt: number | undefined;
+  let uploadSeconds = 0;
+  let bytesSent = 0;
+  let filesSent = 0;
+  let refusal: ImportRequestError | undefined;
+  let notSent = 0;
+
+  if (sendFiles.length > 0) {
+    const uploading = rateProgress('uploading ', { total: sendFiles.length, totalBytes: sendBytes, stream: out });
+    firstByteAt = Date.now();
+    // Groups are sent `concurrency` at a time; the first refusal (quota, size) stops the rest.
+    const markNotSent = (group: LocalFile[], error: ImportRequestError) => {
+      notSent += group.length;
+      for (const file of group) failures.push({ name: file.name, state: 'failed', code: error.code ?? 'not_sent', message: `not imported: ${error.message}` });
+    };
+    const sendGroup = async (group: LocalFile[]): Promise<void> => {
+      if (refusal) return markNotSent(group, refusal);
+      const parts: MultipartPart[] = [...tags.map((tag) => ({ field: 'tags', value: tag })), ...group.map((file) => ({ field: 'file', file }))];
+      let attemptBytes = 0;
+      let attemptFiles = 0;
+      const body = multipartBody(parts, (bytes, fileDone) => {
+        attemptBytes += bytes;
+        bytesSent += bytes;
+        if (fileDone) {
+          attemptFiles++;
+          filesSent++;
+        }
+        uploading.update(filesSent, bytesSent);
+      });
+      try {
+        const response = await api.request<{ import?: { id: string; state: string; jobId?: string } }>('POST', `/v1/projects/${project.id}/imports`, {
+          body: body.stream,
+          headers: { 'content-type': body.contentType, 'content-length': String(body.length) },
+        });
+        const id = response.body?.import?.id;
+        if (!id) throw new ImportRequestError(`the server accepted the import but named no import id (HTTP ${response.status})`);
+        imports.push({ id, files: group });
+      } catch (error) {
+        // Refused bytes were not sent, whatever the counter saw stream out.
+        bytesSent -= attemptBytes;
+        filesSent -= attemptFiles;
+        if (error instanceof LocalFileError) return markNotSent(group, new ImportRequestError(error.message, undefined, 'file_changed'));
+        if (!(error instanceof ImportRequestError)) throw error;
+        // A server with smaller limits than ours: the same files in two halves, then smaller still.
+        if (error.status === 413 && (error.code === 'import_too_large' || error.code === 'too_many_items') && group.length > 1) {
+          const half = Math.ceil(group.length / 2);
+          await sendGroup(group.slice(0, half));
+          await sendGroup(group.slice(half));
+          return;
+        }
+        refusal ??= error;
+        markNotSent(group, error);
+      }
+    };
+    await mapLimit(toSend, Math.min(concurrency, 4), sendGroup);
+    uploading.finish();
+    uploadSeconds = (Date.now() - firstByteAt) / 1000;
+  }
+
+  if (imports.length === 0 && refusal) throw refusal;
+
+  // Processing: counts from Postgres through GET /v1/imports/:id until every import has ended.
+  if (imports.length > 0) {
+    const expected = () => imports.reduce((sum, i) => sum + (i.status?.total ?? i.files.length), 0);
+    const processing = rateProgress('processing', { total: archive ? 0 : expected(), stream: out });
+    for (;;) {
+      await Promise.all(
+        imports
+          .filter((i) => !i.status || !importEnded(i.status))
+          .map(async (i) => {
+            i.status = (await api.request<ImportStatus>('GET', `/v1/imports/${i.id}?limit=1`)).body;
+          }),
+      );
+      const done = imports.reduce((sum, i) => sum + (i.status ? i.status.succeeded + i.status.failed + i.status.skipped : 0), 0);
+      processing.setTotal(expected());
+      processing.update(done);
+      if (imports.every((i) => i.status && importEnded(i.status))) break;
+      await sleep(pollIntervalMs);
+    }
+    processing.finish();
+  }
+  const endedAt = Date.now();
+
+  // The record of every item, for the counts and the reasons.
+  let stored = 0;
+  let rejected = 0;
+  let failed = 0;
+  let itemCount = 0;
+  for (const entry of imports) {
+    const itemsBefore = itemCount;
+    let cursor: string | null | undefined;
+    do {
+      const query = `/v1/imports/${entry.id}?limit=${ITEMS_PAGE}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
+      const { body } = await api.request<ImportStatus>('GET', query);
+      for (const item of body.items) {
+        itemCount++;
+        const kind = classifyItem(item);
+        if (kind === 'stored') stored++;
+        else if (kind === 'skipped') {
+          if (item.error?.code === 'already_stored') alreadyStored++;
+          else skippedFiles.push({ name: item.name, reason: item.error?.message ?? 'skipped by the server' });
+        } else {
+          const state = kind === 'rejected' ? 'rejected' : 'failed';
+          if (state === 'rejected') rejected++;
+          else failed++;
+          const message =
+            kind === 'pending' ? `did not finish (still "${item.state}" when the import ended as "${entry.status?.state}")` : (item.error?.message ?? state);
+          failures.push({ name: item.name, state, code: item.error?.code, message });
+        }
+      }
+      cursor = body.nextCursor;
+    } while (cursor);
+    // An import that failed as a whole (a refused archive, the quota) may list no items, or fewer than it was sent.
+    if (entry.status?.state === 'failed') {
+      const reason = entry.status.error?.message ?? 'the import failed as a whole';
+      const listed = itemCount - itemsBefore;
+      if (archive && listed === 0) {
+        failed++;
+        failures.push({ name: entry.files[0].name, state: 'failed', code: entry.status.error?.code, message: reason });
+      } else if (!archive && listed < entry.files.length) {
+        failed += entry.files.length - listed;
+        failures.push({
+          name: `${entry.files.length - listed} file(s) of import ${entry.id}`,
+          state: 'failed',
+          code: entry.status.error?.code,
+          message: reason,
+        });
+      }
+    }
+  }
+  failed += notSent + unreadable.length;
+  if (archive) fileCount = itemCount;
+
+  const processingSeconds = firstByteAt ? (endedAt - firstByteAt) / 1000 : 0;
+  const processed = stored + rejected + failed;
+  failures.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return {
+    source: options.source,
+    mode,
+    project,
+    imports: imports.map((i) => i.id),
+    files: fileCount,
+    sent: filesSent,
+    bytesSent,
+    stored,
+    rejected,
+    failed,
+    skipped: alreadyStored + skippedFiles.length,
+    alreadyStored,
+    elapsedSeconds: round((Date.now() - started) / 1000, 2),
+    checksumSeconds: round(checksumSeconds, 2),
+    uploadSeconds: round(uploadSeconds, 2),
+    processingSeconds: round(processingSeconds, 2),
+    filesPerSecond: processingSeconds > 0 ? round(processed / processingSeconds, 2) : 0,
+    megabytesPerSecond: processingSeconds > 0 ? round(bytesSent / 1e6 / processingSeconds, 3) : 0,
+    failures,
+    skippedFiles,
+  };
+}
+
+function round(value: number, digits: number): number {
+  const factor = 10 ** digits;
+  return Math.round(value * factor) / factor;
+}
+
+/** Which checksums the project stores, asked in groups of KNOWN_QUERY_SIZE. A server without the endpoint knows none. */
+async function knownChecksums(api: ApiClient, projectId: string, checksums: string[], note: (text: string) => void): Promise<Set<string>> {
+  const known = new Set<string>();
+  const unique = [...new Set(checksums)];
+  for (let i = 0; i < unique.length; i += KNOWN_QUERY_SIZE) {
+    try {
+      const { body } = await api.request<{ known: string[] }>('POST', `/v1/projects/${projectId}/imports/known`, {
+        json: { sha256: unique.slice(i, i + KNOWN_QUERY_SIZE) },
+      });
+      for (const sha of body.known) known.add(sha);
+    } catch (error) {
+      // An older server: no resume, but the import itself still works (the server skips what it stores).
+      if (error instanceof ImportRequestError && (error.status === 404 || error.status === 405) && error.code !== 'not_found') {
+        note('this server cannot tell which files it stores already; sending every file');
+        return known;
+      }
+      throw error;
+    }
+  }
+  return known;
+}
+
+/** The summary for people: counts, rate, and every file that was not stored with its reason. */
+export function formatSummary(summary: ImportSummary): string {
+  const lines: string[] = [];
+  const what = summary.mode === 'archive' ? `archive ${summary.source}` : summary.source;
+  lines.push(
+    `Imported ${what} into project "${summary.project.name}"${summary.imports.length > 1 ? ` (${summary.imports.length} imports)` : ''}: ${summary.files} file${summary.files === 1 ? '' : 's'}`,
+  );
+  const row = (label: string, count: number, extra = '') => lines.push(`  ${label.padEnd(9)} ${String(count).padStart(6)}${extra}`);
+  row('stored', summary.stored);
+  row('rejected', summary.rejected);
+  row('failed', summary.failed);
+  const skippedParts = [
+    summary.alreadyStored > 0 ? `${summary.alreadyStored} already stored, skipped` : '',
+    summary.skippedFiles.length > 0 ? `${summary.skippedFiles.length} other${summary.skippedFiles.length === 1 ? '' : 's'} listed below` : '',
+  ].filter(Boolean);
+  row('skipped', summary.skipped, skippedParts.length ? `   (${skippedParts.join('; ')})` : '');
+  const sentMB = (summary.bytesSent / 1e6).toFixed(1);
+  lines.push(
+    `  elapsed ${summary.elapsedSeconds < 60 ? `${summary.elapsedSeconds.toFixed(1)} s` : formatDuration(summary.elapsedSeconds)}; sent ${summary.sent} files, ${sentMB} MB` +
+      (summary.processingSeconds > 0 ? `; ${summary.filesPerSecond.toFixed(1)} files/s, ${summary.megabytesPerSecond.toFixed(2)} MB/s` : ''),
+  );
+  if (summary.failures.length) {
+    lines.push('', 'Not stored:');
+    for (const f of summary.failures) lines.push(`  ${f.name}: ${f.state === 'rejected' ? 'rejected: ' : ''}${f.message}`);
+  }
+  if (summary.skippedFiles.length) {
+    lines.push('', 'Skipped:');
+    for (const s of summary.skippedFiles) lines.push(`  ${s.name}: ${s.reason}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+export function exitCodeFor(summary: ImportSummary): number {
+  return summary.rejected + summary.failed > 0 ? EXIT.itemsFailed : EXIT.ok;
+}
+
+/** `molvault import ...`: parses the arguments, runs, prints; returns the exit code. */
+export async function importCommand(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const fail = (code: number, message: string, usage = false) => {
+    process.stderr.write(`molvault import: ${message}\n${usage ? `\n${IMPORT_USAGE}\n` : ''}`);
+    return code;
+  };
+  let parsed: ReturnType<typeof parseImportArgs>;
+  try {
+    parsed = parseImportArgs(args, env);
+  } catch (error) {
+    return fail(EXIT.usage, (error as Error).message, true);
+  }
+  if (parsed === 'help') {
+    process.stdout.write(`${IMPORT_USAGE}\n`);
+    return EXIT.ok;
+  }
+  try {
+    const summary = await runImport(parsed.options);
+    process.stdout.write(parsed.json ? `${JSON.stringify(summary, null, 2)}\n` : formatSummary(summary));
+    return exitCodeFor(summary);
+  } catch (error) {
+    if (error instanceof ImportUsageError) return fail(EXIT.usage, error.message);
+    if (error instanceof ImportRequestError) return fail(EXIT.refused, error.message);
+    // Anything else stopped the import midway; what the server accepted so far goes on there.
+    return fail(EXIT.refused, `the import stopped: ${(error as Error).message}`);
+  }
+}
+
+function parseImportArgs(args: string[], env: NodeJS.ProcessEnv): 'help' | { options: ImportOptions; json: boolean } {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      project: { type: 'string' },
+      server: { type: 'string' },
+      token: { type: 'string' },
+      'create-project': { type: 'boolean', default: false },
+      tags: { type: 'string', multiple: true },
+      concurrency: { type: 'string' },
+      'files-per-import': { type: 'string' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) return 'help';
+  if (positionals.length !== 1)
+    throw new ImportUsageError(positionals.length === 0 ? 'name a directory or an archive to import' : 'name one directory or archive');
+  if (!values.project?.trim()) throw new ImportUsageError('--project NAME is required');
+  const token = values.token ?? env.MOLVAULT_TOKEN;
+  if (!token) throw new ImportUsageError('no API token: pass --token or set MOLVAULT_TOKEN (molvault token create --email you@lab.org prints one)');
+  const server = values.server ?? env.MOLVAULT_URL ?? DEFAULT_SERVER;
+  if (!/^https?:\/\/[^/]+/.test(server)) throw new ImportUsageError(`--server must be an http(s) URL such as ${DEFAULT_SERVER}, not "${server}"`);
+  const whole = (name: string, text: string | undefined, fallback: number) => {
+    if (text === undefined) return fallback;
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < 1) throw new ImportUsageError(`--${name} must be a whole number ≥ 1, not "${text}"`);
+    return n;
+  };
+  const tags = (values.tags ?? [])
+    .flatMap((t) => t.split(','))
+    .map((t) => t.trim())
+    .filter(Boolean);
+  return {
+    json: values.json ?? false,
+    options: {
+      source: positionals[0],
+      project: values.project.trim(),
+      server,
+      token,
+      createProject: values['create-project'],
+      tags,
+      concurrency: whole('concurrency', values.concurrency, 4),
+      filesPerImport: whole('files-per-import', values['files-per-import'], DEFAULT_FILES_PER_IMPORT),
+    },
+  };
+}
