@@ -138,12 +138,15 @@ describe('imports after Redis or a worker lost their work', () => {
     const workers = await startWorkers(stack.ctx, QUEUE_NAMES);
     try {
       const reports = (await reconcileAll({ ...stack.ctx, em: stack.ctx.orm.em.fork() }, 0)) as Record<string, any>;
-      expect(reports.imports.reenqueued.map((r: any) => r.job).sort()).toEqual([`batch-${archive.body.import.id}`, `batch-${files.body.import.id}`].sort());
+      // Only this test's imports: other test files share the database (one leaves an import waiting for workers on purpose).
+      const ours = [`batch-${archive.body.import.id}`, `batch-${files.body.import.id}`].sort();
+      const mine = (report: Record<string, any>) => report.imports.reenqueued.map((r: any) => r.job).filter((job: string) => ours.includes(job));
+      expect(mine(reports).sort()).toEqual(ours);
       expect(await waitForImport(api, files.body.import.id)).toMatchObject({ state: 'completed', total: 3, succeeded: 3 });
       expect(await waitForImport(api, archive.body.import.id)).toMatchObject({ state: 'completed', total: 2, succeeded: 2 });
       // Nothing left to repair, and a second pass adds nothing.
       const again = (await reconcileAll({ ...stack.ctx, em: stack.ctx.orm.em.fork() }, 0)) as Record<string, any>;
-      expect(again.imports).toMatchObject({ examined: 0, reenqueued: [] });
+      expect(mine(again)).toEqual([]);
     } finally {
       await workers.close();
     }

@@ -16,6 +16,7 @@ describe('the job registry', () => {
       'diff',
       'export',
       'gc',
+      'importchunk',
       'importexpand',
       'importitem',
       'index',

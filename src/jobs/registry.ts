@@ -7,6 +7,7 @@ import { diffJob } from './handlers/diff.js';
 import { exportJob } from './handlers/export.js';
 import { gcJob } from './handlers/gc.js';
 import { importBatchJob } from './handlers/importBatch.js';
+import { importChunkJob } from './handlers/importChunk.js';
 import { importExpandJob } from './handlers/importExpand.js';
 import { importItemJob } from './handlers/importItem.js';
 import { indexJob } from './handlers/index.js';
@@ -35,6 +36,7 @@ export const JOBS: JobDefinition<never>[] = [
   gcJob,
   importBatchJob,
   importItemJob,
+  importChunkJob,
   importExpandJob,
 ] as JobDefinition<never>[];
 

@@ -1,8 +1,8 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { formatBytes } from '../../lib/bytes.js';
 import type { AppContext } from '../context.js';
-import { expiredExports } from './expiredExports.js';
 import { abandonedImports } from './abandonedImports.js';
+import { expiredExports } from './expiredExports.js';
 import { expiredDrafts, expiredTrash, staleDiffCache, versionPruning } from './retention.js';
 import { blobTempFiles, scratchDirs, staleStaging } from './staleFiles.js';
 import { staleReservations } from './staleReservations.js';

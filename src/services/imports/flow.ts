@@ -3,13 +3,14 @@ import { FlowProducer, type JobsOptions } from 'bullmq';
 import type { ImportBatch } from '../../entities/ImportBatch.js';
 import { DEFAULT_JOB_OPTIONS } from '../../jobs/queues.js';
 import type { AppContext } from '../context.js';
-import { batchJobId, expandJobId, itemJobId } from './ids.js';
+import { IMPORT_CHUNK_SIZE } from './chunk.js';
+import { batchJobId, chunkJobId, expandJobId, itemJobId } from './ids.js';
 
 /** A child of the batch job: one item (or one restored structure's versions), or the archive's expansion. */
 export interface BatchChild {
-  name: 'importitem' | 'importexpand';
+  name: 'importitem' | 'importchunk' | 'importexpand';
   jobId: string;
-  data: { batchId: string; ownerId: string; itemId?: string };
+  data: { batchId: string; ownerId: string; itemId?: string; chunk?: number };
 }
 
 /**
@@ -35,15 +36,15 @@ export function flowProducer(ctx: AppContext): FlowProducer {
 
 /**
  * The jobs Postgres says the batch still needs: the expansion while an archive is unpacked, else
- * one job per item not yet ended, except that the versions of one restored structure share the
- * job of the structure's first item (they must be stored in order).
+ * one job per chunk of plain files not yet ended, one per fetched PDB entry, and one per restored
+ * structure (its versions must be stored in order, by the job of its first item).
  */
-export async function expectedChildren(em: EntityManager, batch: Pick<ImportBatch, 'id' | 'owner' | 'state'>): Promise<BatchChild[]> {
+export async function expectedChildren(em: EntityManager, batch: Pick<ImportBatch, 'id' | 'owner' | 'state' | 'source'>): Promise<BatchChild[]> {
   const data = { batchId: batch.id, ownerId: batch.owner };
   if (batch.state === 'expanding') return [{ name: 'importexpand', jobId: expandJobId(batch.id), data }];
   if (batch.state !== 'running') return [];
-  const rows = await em.execute<{ id: string }[]>(
-    `select id from (
+  const rows = await em.execute<{ id: string; position: number; restore: boolean }[]>(
+    `select id, position, restore is not null as restore from (
        select id, position, state, restore,
               first_value(id) over (partition by restore->>'key' order by (restore->>'order')::int, position) as leader,
               bool_or(state in ('pending', 'processing')) over (partition by restore->>'key') as group_open
@@ -52,7 +53,20 @@ export async function expectedChildren(em: EntityManager, batch: Pick<ImportBatc
       order by position`,
     [batch.id],
   );
-  return rows.map((row) => ({ name: 'importitem', jobId: itemJobId(row.id), data: { ...data, itemId: row.id } }));
+  // Plain files go in chunks of consecutive positions (fetched PDB entries one by one, each fetch its own job).
+  const children: BatchChild[] = [];
+  const chunks = new Set<number>();
+  for (const row of rows) {
+    if (row.restore || batch.source === 'pdb_ids') {
+      children.push({ name: 'importitem', jobId: itemJobId(row.id), data: { ...data, itemId: row.id } });
+      continue;
+    }
+    const chunk = Math.floor(row.position / IMPORT_CHUNK_SIZE);
+    if (chunks.has(chunk)) continue;
+    chunks.add(chunk);
+    children.push({ name: 'importchunk', jobId: chunkJobId(batch.id, chunk), data: { ...data, chunk } });
+  }
+  return children;
 }
 
 /**

@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 export const batchJobId = (batchId: string) => `batch-${batchId}`;
 export const expandJobId = (batchId: string) => `importexpand-${batchId}`;
 export const itemJobId = (itemId: string) => `importitem-${itemId}`;
+export const chunkJobId = (batchId: string, chunk: number) => `importchunk-${batchId}-c${chunk}`;
 
 /** A UUID (version 5 layout) derived from a name, so the same input always gives the same id. */
 function uuidFrom(name: string): string {

@@ -16,7 +16,7 @@ import { endItem, resetBatchReservation } from './batches.js';
 import { fetchPdbEntry, pdbFilename } from './pdb.js';
 
 /** Codes of an upload ended because its content is already in the project: the item is skipped, not rejected. */
-const DUPLICATE_CODES = new Set(['already_stored', 'duplicate_content']);
+export const DUPLICATE_CODES = new Set(['already_stored', 'duplicate_content']);
 
 /** The structure file name of an item: the last part of its path, at most 255 characters. */
 export function itemFilename(name: string): string {
@@ -67,7 +67,7 @@ async function finishItem(
   await ctx.staging.remove(itemId);
 }
 
-async function isCompressed(file: string): Promise<boolean> {
+export async function isCompressed(file: string): Promise<boolean> {
   const handle = await fs.open(file, 'r');
   try {
     const head = Buffer.alloc(4);
@@ -150,7 +150,7 @@ async function processPlainItem(ctx: JobContext, batch: ImportBatch, itemId: str
 }
 
 /** Tags and metadata the request asked for, applied to every item. */
-function batchParams(batch: ImportBatch): UploadParams {
+export function batchParams(batch: ImportBatch): UploadParams {
   const params: UploadParams = {};
   if (batch.options.tags?.length) params.tags = batch.options.tags;
   if (batch.options.metadata && Object.keys(batch.options.metadata).length > 0) params.metadata = batch.options.metadata;
@@ -293,7 +293,7 @@ async function recordOutcome(ctx: JobContext, batch: ImportBatch, itemId: string
 }
 
 /** An upload's error as an item's: code and sentence, and the problems list when there is one. */
-function itemError(error: UploadError): ImportItemError {
+export function itemError(error: UploadError): ImportItemError {
   const problems = error.details?.problems;
   return { code: error.code, message: error.message, ...(Array.isArray(problems) ? { details: { problems: problems.slice(0, 20) } } : {}) };
 }

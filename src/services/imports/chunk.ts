@@ -1,0 +1,255 @@
+import { randomUUID } from 'node:crypto';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { ImportBatch } from '../../entities/ImportBatch.js';
+import type { ImportItemError } from '../../entities/ImportItem.js';
+import type { UploadError } from '../../entities/Upload.js';
+import type { JobContext } from '../../jobs/define.js';
+import { runUploadBatch } from '../bulkPipeline.js';
+import { metadataProblems, projectMetadataSchema } from '../metadata.js';
+import { lockQuota, refreshUsage, storedUsage } from '../usage.js';
+import { resetBatchReservation } from './batches.js';
+import { batchParams, DUPLICATE_CODES, isCompressed, itemError, itemFilename, processImportItem } from './process.js';
+
+/**
+ * Plain files (not PDB ids, not versions restored from a manifest) go through an import in chunks
+ * of this many consecutive positions, one child job per chunk. One job per file spent most of its
+ * time on per-file statements and transactions (about 11 files/s here); a chunk does each step
+ * for all its files at once (runUploadBatch).
+ */
+export const IMPORT_CHUNK_SIZE = 25;
+
+interface ChunkItem {
+  id: string;
+  position: number;
+  name: string;
+  state: string;
+  upload_id: string | null;
+  received_sha256: string | null;
+  sha256: string | null;
+  size: string | null;
+}
+
+/**
+ * One chunk of an import: its pending files become uploads in one transaction (claims, rows,
+ * quota), go through the upload stages together, and their outcomes are copied onto the items in
+ * one statement. Files the bulk path does not cover — gzip/bzip2 (their content, and so their
+ * duplicate check, is known only once unpacked), a staging file gone missing, a batch whose
+ * metadata the project's schema refuses — take the item-by-item path of `processImportItem`, which
+ * holds the rules for every case. Idempotent: every step is guarded by the item's state.
+ */
+export async function processImportChunk(ctx: JobContext, input: { batchId: string; chunk: number }): Promise<void> {
+  const batch = await ctx.em.findOne(ImportBatch, { id: input.batchId });
+  if (!batch || batch.state !== 'running') return;
+  const items = await ctx.em.execute<ChunkItem[]>(
+    `select id, position, name, state, upload_id, received_sha256, sha256, size from import_items
+      where batch_id = ? and position >= ? and position < ? and restore is null and state in ('pending', 'processing')
+      order by position`,
+    [batch.id, input.chunk * IMPORT_CHUNK_SIZE, (input.chunk + 1) * IMPORT_CHUNK_SIZE],
+  );
+  if (items.length === 0) return;
+  const oneByOne: ChunkItem[] = [];
+  const toStart: ChunkItem[] = [];
+  const running: ChunkItem[] = [];
+  const metadataRefused =
+    batch.source === 'archive' && metadataProblems(await projectMetadataSchema(ctx.em, batch.project), batch.options.metadata ?? {}).length > 0;
+  for (const item of items) {
+    if (batch.source === 'pdb_ids' || metadataRefused) oneByOne.push(item);
+    else if (item.upload_id)
+      (item.sha256 ? running : oneByOne).push(item); // an unclaimed upload was started one by one: it ends that way
+    else if (!item.received_sha256 || !(await ctx.staging.exists(item.id)) || (await isCompressed(ctx.staging.file(item.id)))) oneByOne.push(item);
+    else toStart.push(item);
+  }
+  const started = toStart.length > 0 ? await startUploads(ctx, batch, toStart) : [];
+  if (started === undefined) oneByOne.push(...toStart);
+  // Files skipped as already stored or duplicated are done with their staged copies.
+  else {
+    const startedIds = new Set(started.map((item) => item.id));
+    const ended = await ctx.em.execute<{ id: string }[]>(
+      `select id from import_items where id in (select jsonb_array_elements_text(?::jsonb)::uuid) and state not in ('pending', 'processing')`,
+      [JSON.stringify(toStart.filter((item) => !startedIds.has(item.id)).map((item) => item.id))],
+    );
+    await Promise.all(ended.map((item) => ctx.staging.remove(item.id)));
+  }
+  const uploads = [...running, ...(started ?? [])].map((item) => item.id);
+  if (uploads.length > 0) {
+    await runUploadBatch(ctx, uploads, `c${input.chunk}`);
+    await recordOutcomes(ctx.em, uploads);
+    await Promise.all(uploads.map((id) => ctx.staging.remove(id)));
+  }
+  for (const item of oneByOne) await processImportItem(ctx, { batchId: batch.id, itemId: item.id });
+}
+
+/**
+ * Makes the chunk's pending files uploads in one transaction: each file's content is claimed in
+ * the project (skipped when the project holds it as a current version, or another item — of this
+ * chunk or of any import — is importing it), the uploads recorded, and their bytes moved from the
+ * batch's quota reservation to their own. Returns the items that became uploads, or undefined when
+ * the quota no longer has room for the move (then the one-by-one path refuses each file it must).
+ */
+async function startUploads(ctx: JobContext, batch: ImportBatch, items: ChunkItem[]): Promise<ChunkItem[] | undefined> {
+  const NO_ROOM = Symbol('no room');
+  try {
+    return await ctx.em.fork().transactional(async (tx) => {
+      const ids = JSON.stringify(items.map((item) => item.id));
+      const locked = await tx.execute<ChunkItem[]>(
+        `select id, position, name, state, upload_id, received_sha256, sha256, size from import_items
+          where id in (select jsonb_array_elements_text(?::jsonb)::uuid) and state = 'pending' and upload_id is null
+          order by id for update`,
+        [ids],
+      );
+      locked.sort((a, b) => a.position - b.position);
+      const hashes = [...new Set(locked.map((item) => item.received_sha256 as string))].sort();
+      // The same locks, keyed by (project, content), as the one-by-one claim takes.
+      await tx.execute(
+        `select pg_advisory_xact_lock(hashtextextended('import-claim:' || ?::text || ':' || h, 0))
+           from (select value as h from jsonb_array_elements_text(?::jsonb) order by 1) ordered`,
+        [batch.project, JSON.stringify(hashes)],
+      );
+      const stored = new Map(
+        (
+          await tx.execute<{ sha256: string; id: string; name: string }[]>(
+            `select distinct on (v.blob_sha256) v.blob_sha256 as sha256, s.id, s.name
+               from structures s join structure_versions v on v.id = s.current_version_id
+              where s.project_id = ? and s.deleted_at is null and v.blob_sha256 in (select jsonb_array_elements_text(?::jsonb))`,
+            [batch.project, JSON.stringify(hashes)],
+          )
+        ).map((row) => [row.sha256, row]),
+      );
+      const inFlight = new Map(
+        (
+          await tx.execute<{ sha256: string; name: string; batch_id: string }[]>(
+            `select distinct on (i.sha256) i.sha256, i.name, i.batch_id from import_items i join import_batches b on b.id = i.batch_id
+              where b.project_id = ? and i.sha256 in (select jsonb_array_elements_text(?::jsonb)) and i.state = 'processing' and i.restore is null
+                and i.id not in (select jsonb_array_elements_text(?::jsonb)::uuid)`,
+            [batch.project, JSON.stringify(hashes), ids],
+          )
+        ).map((row) => [row.sha256, row]),
+      );
+      const skipped: { id: string; error: ImportItemError; structure_id: string | null; sha256: string }[] = [];
+      const starting: ChunkItem[] = [];
+      const claimedHere = new Map<string, string>();
+      for (const item of locked) {
+        const sha256 = item.received_sha256 as string;
+        const held = stored.get(sha256);
+        const other = inFlight.get(sha256);
+        const earlier = claimedHere.get(sha256);
+        if (held) {
+          skipped.push({
+            id: item.id,
+            sha256,
+            structure_id: held.id,
+            error: { code: 'already_stored', message: `The same content is already stored in this project as "${held.name}"; it was not imported again.` },
+          });
+        } else if (other || earlier) {
+          skipped.push({
+            id: item.id,
+            sha256,
+            structure_id: null,
+            error: {
+              code: 'duplicate_content',
+              message: `The same content is being imported as "${other?.name ?? earlier}"${!other || other.batch_id === batch.id ? ' in this import' : ' by another import'}; it is stored once.`,
+            },
+          });
+        } else {
+          claimedHere.set(sha256, item.name);
+          starting.push(item);
+        }
+      }
+      if (skipped.length > 0) {
+        await tx.execute(
+          `update import_items i set state = 'skipped', error = x.error, structure_id = x.structure_id, sha256 = x.sha256, updated_at = now()
+             from jsonb_to_recordset(?::jsonb) as x(id uuid, error jsonb, structure_id uuid, sha256 text)
+            where i.id = x.id and i.state = 'pending'`,
+          [JSON.stringify(skipped)],
+        );
+      }
+      const params = JSON.stringify(batchParams(batch));
+      if (starting.length > 0) {
+        await tx.execute(
+          `insert into uploads (id, owner_id, project_id, structure_id, creates_structure, state, filename, format_hint, format, compression,
+                                received_bytes, received_sha256, params, created_at, updated_at)
+           select x.id, ?, ?, x.structure_id, true, 'received', x.filename, null, null, null, x.size, x.sha256, ?::jsonb, now(), now()
+             from jsonb_to_recordset(?::jsonb) as x(id uuid, structure_id uuid, filename text, size bigint, sha256 text)
+           on conflict (id) do nothing`,
+          [
+            batch.owner,
+            batch.project,
+            params,
+            JSON.stringify(
+              starting.map((item) => ({
+                id: item.id,
+                structure_id: randomUUID(),
+                filename: itemFilename(item.name),
+                size: Number(item.size ?? 0),
+                sha256: item.received_sha256,
+              })),
+            ),
+          ],
+        );
+        await tx.execute(
+          `update import_items set state = 'processing', upload_id = id, sha256 = received_sha256, updated_at = now()
+            where id in (select jsonb_array_elements_text(?::jsonb)::uuid) and state = 'pending'`,
+          [JSON.stringify(starting.map((item) => item.id))],
+        );
+      }
+      // The bytes move from the batch's reservation (now only what is still pending) to each upload's own.
+      await resetBatchReservation(tx, batch.owner, batch.id);
+      if (starting.length > 0) {
+        await lockQuota(tx, batch.owner);
+        const moving = starting.reduce((sum, item) => sum + Number(item.size ?? 0), 0);
+        const [quota] = await tx.execute<{ quota_bytes: string; reserved: string }[]>(
+          `select u.quota_bytes, coalesce((select sum(bytes) from quota_reservations r where r.owner_id = u.id), 0) as reserved from users u where u.id = ?`,
+          [batch.owner],
+        );
+        const used = (await storedUsage(tx, batch.owner)) ?? (await refreshUsage(tx, batch.owner));
+        if (Number(quota?.quota_bytes ?? 0) - used.usedBytes - Number(quota?.reserved ?? 0) < moving) throw NO_ROOM;
+        await tx.execute(
+          `insert into quota_reservations (upload_id, owner_id, bytes, created_at, updated_at)
+           select x.id, ?, x.size, now(), now() from jsonb_to_recordset(?::jsonb) as x(id uuid, size bigint)
+           on conflict (upload_id) do update set bytes = excluded.bytes, updated_at = now()`,
+          [batch.owner, JSON.stringify(starting.map((item) => ({ id: item.id, size: Number(item.size ?? 0) })))],
+        );
+      }
+      return starting;
+    });
+  } catch (error) {
+    if (error === NO_ROOM) return undefined;
+    throw error;
+  }
+}
+
+/** Copies the uploads' ends onto their items in one statement; a duplicate found while storing makes the item skipped. */
+async function recordOutcomes(em: EntityManager, itemIds: string[]): Promise<void> {
+  const rows = await em.execute<{ id: string; state: string; structure_id: string; blob_sha256: string | null; error: UploadError | null }[]>(
+    `select i.id, u.state, u.structure_id, u.blob_sha256, u.error from import_items i join uploads u on u.id = i.upload_id
+      where i.id in (select jsonb_array_elements_text(?::jsonb)::uuid) and i.state = 'processing'`,
+    [JSON.stringify(itemIds)],
+  );
+  const ended = rows
+    .filter((row) => row.state === 'stored' || row.state === 'rejected' || row.state === 'failed')
+    .map((row) => {
+      if (row.state === 'stored') return { id: row.id, state: 'stored', structure_id: row.structure_id, sha256: row.blob_sha256, error: null };
+      const error = row.error ?? { status: 500, code: 'failed', message: 'The file could not be stored.' };
+      const duplicate = row.state === 'rejected' && DUPLICATE_CODES.has(error.code);
+      return {
+        id: row.id,
+        state: duplicate ? 'skipped' : row.state,
+        structure_id: (error.details?.structureId as string | undefined) ?? null,
+        sha256: null,
+        error: itemError(error),
+      };
+    });
+  if (ended.length > 0) {
+    await em.execute(
+      `update import_items i set state = x.state, error = x.error, structure_id = coalesce(x.structure_id, i.structure_id),
+              sha256 = coalesce(x.sha256, i.sha256), updated_at = now()
+         from jsonb_to_recordset(?::jsonb) as x(id uuid, state text, error jsonb, structure_id uuid, sha256 text)
+        where i.id = x.id and i.state in ('pending', 'processing')`,
+      [JSON.stringify(ended)],
+    );
+  }
+  if (ended.length < rows.length) {
+    // An upload still under way: a stage of ours failed in a way that should be retried.
+    throw new Error(`${rows.length - ended.length} upload(s) of this import chunk stopped before they ended`);
+  }
+}
