@@ -125,7 +125,8 @@ const envSchema = z.object({
     .number()
     .int()
     .min(1)
-    .default(Math.max(1, os.availableParallelism() - 1)),
+    // At least two: a thread waits on disk (fsync) as often as it parses, and one alone halves a bulk import.
+    .default(Math.max(2, os.availableParallelism() - 1)),
   PARSE_TIMEOUT_MS: z.coerce.number().int().positive().default(120_000),
   PARSE_MAX_MEMORY_MB: z.coerce.number().int().positive().default(4096),
   /** Requests per user per minute on /v1 before 429; 0 turns the limit off. */

@@ -4,7 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, createReadStream, createWriteStream, fsyncSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, createReadStream, createWriteStream, fsyncSync, linkSync, openSync, readFileSync, writeSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import { type Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -154,9 +154,21 @@ function ingestSmall(task: IngestTask, compression: Compression | undefined, com
     }
   }
   if (content.length === 0) return refuse.empty(compression);
-  const fd = openSync(task.tempFile, 'w');
+  // Uncompressed, the staged file already is the content: a second name for it (a hard link) spares
+  // a copy. The fsync then usually finds nothing to write (staging was synced on receipt), but
+  // makes sure of it before the blob is committed.
+  let linked = false;
+  if (!compression) {
+    try {
+      linkSync(task.stagingFile, task.tempFile);
+      linked = true;
+    } catch {
+      // Another filesystem, or links not allowed: copy instead.
+    }
+  }
+  const fd = openSync(task.tempFile, linked ? 'r' : 'w');
   try {
-    writeSync(fd, content);
+    if (!linked) writeSync(fd, content);
     fsyncSync(fd);
   } finally {
     closeSync(fd);
