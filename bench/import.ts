@@ -12,12 +12,15 @@
  * file has its own sha256 (a resumed import would otherwise skip them).
  *
  *   npm run bench:import -- [--files 5000] [--only corpus|small] [--readers 1] [--concurrency 4]
- *                           [--files-per-import 2000] [--timeout 1800]
+ *                           [--files-per-import 2000] [--timeout 1800] [--worker-process]
+ *
+ * --worker-process runs the workers in a `molvault worker` process of their own, as a deployment
+ * with separate api and worker processes does; without it, API and workers share this process.
  *
  * Goal (issue 7): at least 150 files/s for files under 100 KB, GET /v1/structures/:id p95 under
  * 50 ms while the import runs.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -45,6 +48,7 @@ function parseOptions() {
       concurrency: { type: 'string', default: '4' },
       'files-per-import': { type: 'string', default: '2000' },
       timeout: { type: 'string', default: '1800' },
+      'worker-process': { type: 'boolean', default: false },
     },
   });
   const whole = (name: string, text: string, min: number) => {
@@ -57,6 +61,7 @@ function parseOptions() {
     files: whole('files', values.files, 1),
     only: values.only as 'corpus' | 'small' | undefined,
     readers: whole('readers', values.readers, 0),
+    workerProcess: values['worker-process'] ?? false,
     concurrency: whole('concurrency', values.concurrency, 1),
     filesPerImport: whole('files-per-import', values['files-per-import'], 1),
     timeoutMs: whole('timeout', values.timeout, 1) * 1000,
@@ -334,7 +339,7 @@ function report(options: ReturnType<typeof parseOptions>, stack: BenchStack, sta
     'molvault bulk import benchmark',
     '==============================',
     `command:          molvault import DIR --concurrency ${options.concurrency} --files-per-import ${options.filesPerImport} (child process)`,
-    `services:         Postgres ${stack.postgresSource}, Redis ${stack.ctx.config.redisUrl}; API and workers in-process (${os.cpus().length} CPUs); started in ${(startupMs / 1000).toFixed(1)} s`,
+    `services:         Postgres ${stack.postgresSource}, Redis ${stack.ctx.config.redisUrl}; ${options.workerProcess ? 'API in-process, workers in a `molvault worker` process' : 'API and workers in-process'} (${os.cpus().length} CPUs, ${stack.ctx.config.parseThreads} parse threads); started in ${(startupMs / 1000).toFixed(1)} s`,
     `reader client:    ${options.readers} loop(s) of GET /v1/structures/:id over ${READ_SET} structures stored before, 50 ms apart`,
   ];
   for (const r of results) {
@@ -372,9 +377,30 @@ async function main() {
   if (sources.length === 0) throw new Error(`no pdb/ or cif/ files in ${CORPUS} or ${FIXTURES}`);
   const scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'molvault-bench-import-'));
   const startupStarted = performance.now();
-  process.stderr.write('starting an in-process molvault (scratch database, queues and data dir)...\n');
-  const stack = await startBenchStack({ workerQueues: [...QUEUE_NAMES] });
+  process.stderr.write(
+    `starting molvault (scratch database, queues and data dir): API ${options.workerProcess ? 'in this process, workers in a `molvault worker` process' : 'and workers in this process, as `molvault start` runs them'}...\n`,
+  );
+  const stack = await startBenchStack({ workerQueues: options.workerProcess ? [] : [...QUEUE_NAMES] });
+  // As deployed with separate api and worker processes (DESIGN.md): the API's event loop serves reads only.
+  const worker = options.workerProcess
+    ? spawn(process.execPath, [BIN, 'worker'], {
+        env: {
+          ...process.env,
+          DATABASE_URL: stack.ctx.config.databaseUrl,
+          REDIS_URL: stack.ctx.config.redisUrl,
+          QUEUE_PREFIX: stack.ctx.config.queuePrefix,
+          DATA_DIR: stack.ctx.config.dataDir,
+          LOG_LEVEL: 'warn',
+        },
+        stdio: ['ignore', 'ignore', 'inherit'],
+      })
+    : undefined;
   const stopAll = async () => {
+    if (worker && worker.exitCode === null) {
+      const exited = new Promise((resolve) => worker.once('exit', resolve));
+      worker.kill('SIGTERM');
+      await exited;
+    }
     await stack.stop();
     await fs.rm(scratch, { recursive: true, force: true });
   };
