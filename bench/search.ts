@@ -5,7 +5,10 @@
  * HTTP API with a fixed concurrency and prints p50/p95/p99 latency and queries/s.
  *
  *   npm run bench:search -- [--structures 100000] [--owners 10] [--concurrency 8] [--requests 4000]
- *                           [--backend postgres|typesense]
+ *                           [--backend postgres|typesense] [--keep-database NAME]
+ *
+ * `--keep-database NAME` seeds that database once and keeps it: a later run with the same name (and
+ * the same --structures and --owners) skips seeding and indexing and measures straight away.
  *
  * Structures are spread evenly over `--owners` users (every query is one owner's); `--owners 1`
  * puts them all in one account, the worst case for per-owner indexes.
@@ -23,6 +26,8 @@ import { parseStructure } from '../src/formats/parse.js';
 import { sniffFormat } from '../src/formats/sniff.js';
 import type { Format, ParseOutcome, StructureSummary } from '../src/formats/types.js';
 import { createSearchIndex } from '../src/search/create.js';
+import { createToken } from '../src/services/auth.js';
+import type { AppContext } from '../src/services/context.js';
 import { reindexAll } from '../src/services/searchMaintenance.js';
 import { createBenchUser, startBenchStack, stopOnSignals, UsageError } from './support/stack.js';
 
@@ -38,6 +43,7 @@ function parseOptions() {
       concurrency: { type: 'string', default: '8' },
       requests: { type: 'string', default: '4000' },
       backend: { type: 'string', default: 'postgres' },
+      'keep-database': { type: 'string' },
     },
   });
   const whole = (name: string, text: string, min: number) => {
@@ -46,17 +52,20 @@ function parseOptions() {
     return n;
   };
   if (values.backend !== 'postgres' && values.backend !== 'typesense') throw new UsageError(`--backend must be postgres or typesense`);
+  const keep = values['keep-database'];
+  if (keep !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(keep)) throw new UsageError(`--keep-database must be a plain database name (a-z, 0-9, _)`);
   return {
     structures: whole('structures', values.structures, 1),
     owners: whole('owners', values.owners, 1),
     concurrency: whole('concurrency', values.concurrency, 1),
     requests: whole('requests', values.requests, 1),
     backend: values.backend as 'postgres' | 'typesense',
+    keepDatabase: values['keep-database'],
   };
 }
 
 /** A small deterministic PRNG (mulberry32), so every run seeds and queries the same way. */
-function prng(seed: number) {
+export function prng(seed: number) {
   let a = seed >>> 0;
   const next = () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -305,7 +314,7 @@ interface QueryKind {
 }
 
 /** The fixed mix: each kind equally often, parameters from a seeded PRNG. */
-const MIX: QueryKind[] = [
+export const MIX: QueryKind[] = [
   { name: 'text: one word', make: (r) => `q=${r.pick(FAMILIES)}` },
   { name: 'text: two words', make: (r) => `q=${encodeURIComponent(`${r.pick(QUALIFIERS)} ${r.pick(FAMILIES)}`)}` },
   { name: 'text: typo', make: (r) => `q=${r.pick(Object.values(TYPOS))}` },
@@ -347,6 +356,29 @@ Promise.all(Array.from({ length: concurrency }, loop)).then(() => {
 });
 `;
 
+/**
+ * The bench users of a kept database, with fresh tokens, when it holds exactly the asked-for seed;
+ * undefined when it is empty; a usage error when it holds a different one.
+ */
+async function seededBefore(ctx: AppContext, options: { structures: number; owners: number; keepDatabase?: string }) {
+  const em = ctx.orm.em.fork();
+  const users = await em.execute<{ id: string; n: string }[]>(
+    `select u.id, count(s.id) as n from users u left join structures s on s.owner_id = u.id
+     where u.name = 'benchmark' group by u.id order by min(u.created_at), u.id`,
+  );
+  const structures = users.reduce((sum, u) => sum + Number(u.n), 0);
+  if (users.length === 0) return undefined;
+  if (users.length !== options.owners || structures !== options.structures) {
+    throw new UsageError(
+      `database ${options.keepDatabase} holds ${structures} structures over ${users.length} owner(s), not ${options.structures} over ${options.owners}; ` +
+        'use another --keep-database name, or drop that database',
+    );
+  }
+  const owners: { userId: string; token: string }[] = [];
+  for (const { id } of users) owners.push({ userId: id, token: (await createToken(em, id, { name: 'benchmark' })).token });
+  return owners;
+}
+
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
@@ -354,29 +386,38 @@ function percentile(sorted: number[], p: number): number {
 
 async function main() {
   const options = parseOptions();
-  const stack = await startBenchStack({ env: { SEARCH_BACKEND: options.backend, LOG_LEVEL: 'error' } });
+  const stack = await startBenchStack({ env: { SEARCH_BACKEND: options.backend, LOG_LEVEL: 'error' }, keepDatabase: options.keepDatabase });
   stopOnSignals(stack.stop);
   try {
     const em = stack.ctx.orm.em.fork();
-    process.stderr.write('parsing corpus files for summaries...\n');
-    const bases = await corpusSummaries();
     const owners: { userId: string; token: string }[] = [];
-    for (let i = 0; i < options.owners; i++) owners.push(await createBenchUser(stack.ctx, 1e12));
-    const seedStarted = performance.now();
-    await seed(em, owners, bases, options.structures);
-    const seedSeconds = (performance.now() - seedStarted) / 1000;
+    let bases: Base[] | undefined;
+    let seedSeconds = Number.NaN;
+    let indexSeconds = Number.NaN;
+    const seeded = options.keepDatabase ? await seededBefore(stack.ctx, options) : undefined;
+    if (seeded) {
+      process.stderr.write(`reusing the ${options.structures} structures already in ${options.keepDatabase}\n`);
+      owners.push(...seeded);
+    } else {
+      process.stderr.write('parsing corpus files for summaries...\n');
+      bases = await corpusSummaries();
+      for (let i = 0; i < options.owners; i++) owners.push(await createBenchUser(stack.ctx, 1e12));
+      const seedStarted = performance.now();
+      await seed(em, owners, bases, options.structures);
+      seedSeconds = (performance.now() - seedStarted) / 1000;
 
-    const index = createSearchIndex(stack.ctx.config, stack.ctx.orm, stack.log, options.backend);
-    const indexStarted = performance.now();
-    let lastDraw = 0;
-    await reindexAll(em.fork(), index, ({ done, total }) => {
-      if (Date.now() - lastDraw > 500 || done === total) {
-        lastDraw = Date.now();
-        process.stderr.write(`\rindexing: ${done}/${total}`);
-      }
-    });
-    process.stderr.write('\n');
-    const indexSeconds = (performance.now() - indexStarted) / 1000;
+      const index = createSearchIndex(stack.ctx.config, stack.ctx.orm, stack.log, options.backend);
+      const indexStarted = performance.now();
+      let lastDraw = 0;
+      await reindexAll(em.fork(), index, ({ done, total }) => {
+        if (Date.now() - lastDraw > 500 || done === total) {
+          lastDraw = Date.now();
+          process.stderr.write(`\rindexing: ${done}/${total}`);
+        }
+      });
+      process.stderr.write('\n');
+      indexSeconds = (performance.now() - indexStarted) / 1000;
+    }
     if (options.backend === 'postgres') await em.execute('vacuum analyze search_documents, search_terms, structures, structure_versions, blobs');
 
     // Project filter needs a real id: the sorted-resolution kind gets each owner's first project.
@@ -435,9 +476,13 @@ async function main() {
     const lines = [
       '',
       `search benchmark — ${options.backend} backend, ${stack.postgresSource} Postgres`,
-      `  structures:      ${options.structures} over ${options.owners} owner(s) (${Math.round(options.structures / options.owners)} each), from ${bases.length} corpus summaries`,
-      `  seeding:         ${seedSeconds.toFixed(1)} s (bulk SQL)`,
-      `  indexing:        ${indexSeconds.toFixed(1)} s (${Math.round(options.structures / indexSeconds)} documents/s through reindexAll)`,
+      `  structures:      ${options.structures} over ${options.owners} owner(s) (${Math.round(options.structures / options.owners)} each)${bases ? `, from ${bases.length} corpus summaries` : `, seeded before in ${options.keepDatabase}`}`,
+      ...(bases
+        ? [
+            `  seeding:         ${seedSeconds.toFixed(1)} s (bulk SQL)`,
+            `  indexing:        ${indexSeconds.toFixed(1)} s (${Math.round(options.structures / indexSeconds)} documents/s through reindexAll)`,
+          ]
+        : []),
       `  requests:        ${latencies.length} measured after ${warmup} warm-up, concurrency ${options.concurrency}, ${failures} failed`,
       `  queries/s:       ${(latencies.length / seconds).toFixed(0)}`,
       `  p50:             ${ms(percentile(latencies, 50))}`,
