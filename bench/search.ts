@@ -15,6 +15,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -360,7 +361,7 @@ async function loop() {
     const i = next++;
     if (i >= plan.length) return;
     const item = plan[i];
-    if (!item.warm && measuredStart === 0) measuredStart = performance.now();
+    if (measuredStart === 0) measuredStart = performance.now();
     const started = performance.now();
     const { status, body } = await get('/v1/search?' + item.query, item.token);
     const ms = performance.now() - started;
@@ -394,6 +395,42 @@ async function seededBefore(ctx: AppContext, options: { structures: number; owne
   const owners: { userId: string; token: string }[] = [];
   for (const { id } of users) owners.push({ userId: id, token: (await createToken(em, id, { name: 'benchmark' })).token });
   return owners;
+}
+
+interface CpuSample {
+  /** This process: the API and the load client's thread. */
+  process: NodeJS.CpuUsage;
+  /** Postgres backends serving the bench's database, by pid, in ms (when they run on this machine). */
+  postgres: Map<number, number>;
+}
+
+/** CPU a Postgres backend has used, from /proc, in ms; undefined when it is not on this machine. */
+async function backendCpuMs(pid: number): Promise<number | undefined> {
+  const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+  if (!stat) return undefined;
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+}
+/** USER_HZ: 100 on every Linux this runs on. */
+const CLOCK_TICKS = 100;
+
+async function cpuNow(em: EntityManager): Promise<CpuSample> {
+  const pids = await em.execute<{ pid: number }[]>('select pid from pg_stat_activity where datname = current_database()');
+  const postgres = new Map<number, number>();
+  for (const { pid } of pids) {
+    const ms = await backendCpuMs(pid);
+    if (ms !== undefined) postgres.set(pid, ms);
+  }
+  return { process: process.cpuUsage(), postgres };
+}
+
+function cpuPerRequest(before: CpuSample, after: CpuSample, requests: number): string {
+  const own = process.cpuUsage(before.process);
+  const api = (own.user + own.system) / 1000 / requests;
+  let postgres = 0;
+  for (const [pid, ms] of after.postgres) postgres += ms - (before.postgres.get(pid) ?? 0);
+  const pg = after.postgres.size ? `, Postgres ${(postgres / requests).toFixed(2)} ms` : ' (Postgres runs elsewhere: not counted)';
+  return `API + load client ${api.toFixed(2)} ms${pg}`;
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -455,21 +492,35 @@ async function main() {
 
     // The load comes from a worker thread, so the client's requests and JSON parsing do not queue on
     // the API's event loop (they still share the machine's cores, as a client on the same host would).
-    const client = new Worker(LOAD_CLIENT, {
-      eval: true,
-      workerData: { url: stack.url, concurrency: options.concurrency, plan: plan.map((p) => ({ ...p, token: p.owner.token, owner: undefined })) },
-    });
-    stopOnSignals(async () => {
-      await client.terminate();
-    });
-    const outcome = await new Promise<{
-      results: { kind: string; ms: number; total: number; status: number; warm: boolean; error?: string }[];
-      seconds: number;
-    }>((resolve, reject) => {
-      client.once('message', resolve);
-      client.once('error', reject);
-    });
-    await client.terminate();
+    // Warm-up and measurement are separate runs, so the CPU counted is the measured requests' alone.
+    const runLoad = async (items: typeof plan) => {
+      const client = new Worker(LOAD_CLIENT, {
+        eval: true,
+        workerData: { url: stack.url, concurrency: options.concurrency, plan: items.map((p) => ({ ...p, token: p.owner.token, owner: undefined })) },
+      });
+      stopOnSignals(async () => {
+        await client.terminate();
+      });
+      try {
+        return await new Promise<{
+          results: { kind: string; ms: number; total: number; status: number; warm: boolean; error?: string }[];
+          seconds: number;
+        }>((resolve, reject) => {
+          client.once('message', resolve);
+          client.once('error', reject);
+        });
+      } finally {
+        await client.terminate();
+      }
+    };
+    const warmed = await runLoad(plan.filter((p) => p.warm));
+    const measuring = plan.filter((p) => !p.warm);
+    const loadBefore = os.loadavg()[0];
+    const cpuBefore = await cpuNow(em);
+    const measured = await runLoad(measuring);
+    const cpuAfter = await cpuNow(em);
+    const loadAfter = os.loadavg()[0];
+    const outcome = { results: [...warmed.results, ...measured.results], seconds: measured.seconds };
     const latencies: number[] = [];
     const byKind = new Map<string, number[]>();
     const hits = new Map<string, number[]>();
@@ -506,6 +557,8 @@ async function main() {
       `  p95:             ${ms(percentile(latencies, 95))}   (goal < 25 ms)`,
       `  p99:             ${ms(percentile(latencies, 99))}   (goal < 60 ms)`,
       `  max:             ${ms(latencies[latencies.length - 1] ?? Number.NaN)}`,
+      `  CPU per request: ${cpuPerRequest(cpuBefore, cpuAfter, latencies.length)}`,
+      `  load average:    ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after (${os.cpus().length} cores; other work on the machine slows every figure above)`,
       '',
       '  by kind of query                 p50        p95     median hits',
     ];
