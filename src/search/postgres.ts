@@ -1,5 +1,6 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
-import type { Pool } from 'pg';
+import pg from 'pg';
+import type { Logger } from '../lib/logger.js';
 import { STRUCTURE_CARD_JOINS, STRUCTURE_CARD_JSON } from '../services/structureCards.js';
 import { highlighter } from './highlight.js';
 import { decodeSearchCursor, effectiveSort, encodeSearchCursor, queryWords } from './query.js';
@@ -137,6 +138,8 @@ interface SearchRow {
 
 /** Prepared statements kept per connection: search texts vary only with the filters used, so few recur. */
 const PREPARED_STATEMENTS = 200;
+/** Connections of the search pool (searches hold one for a single statement). */
+const SEARCH_CONNECTIONS = 10;
 
 /**
  * Postgres full-text search. Words and tags are indexed under their owner's key (see the
@@ -146,21 +149,27 @@ const PREPARED_STATEMENTS = 200;
  */
 export class PostgresSearchIndex implements SearchIndex {
   readonly backend = 'postgres' as const;
-  private pool?: Pool;
+  private pool?: pg.Pool;
   private readonly statementNames = new Map<string, string>();
 
-  constructor(private readonly orm: MikroORM) {}
+  constructor(
+    private readonly orm: MikroORM,
+    private readonly log?: Logger,
+  ) {}
 
   private get connection() {
     return this.orm.em.getConnection();
   }
 
   /**
-   * Searches go straight to the driver's pool: one statement with numbered parameters, no ORM layers,
-   * and prepared (named) once per connection, so Postgres plans each form of search once, not per request.
+   * Searches run on a small pool of their own: each statement is prepared (named) once per connection
+   * and always runs its generic plan (plan_cache_mode), so a search is planned once per connection
+   * instead of once per request. Planning these statements cost as much as running them, measured,
+   * and Postgres kept choosing custom plans by itself; the generic plans are the same ones (every
+   * search is led by its owner's index entries). No JIT: these statements are far too short for it.
    */
   private async query<T>(text: string, values: unknown[]): Promise<T[]> {
-    this.pool ??= await this.connection.getNativeClient();
+    this.pool ??= this.createPool();
     let name = this.statementNames.get(text);
     if (!name && this.statementNames.size < PREPARED_STATEMENTS) {
       name = `molvault_search_${this.statementNames.size}`;
@@ -169,13 +178,30 @@ export class PostgresSearchIndex implements SearchIndex {
     return (await this.pool.query({ name, text, values })).rows as T[];
   }
 
+  private createPool(): pg.Pool {
+    const pool = new pg.Pool({
+      connectionString: this.orm.config.get('clientUrl'),
+      max: SEARCH_CONNECTIONS,
+      application_name: 'molvault search',
+      options: '-c plan_cache_mode=force_generic_plan -c jit=off',
+    });
+    // An idle connection the server drops must not take the process down; the query in flight fails on its own.
+    pool.on('error', (error) => this.log?.warn({ err: error }, 'search connection to Postgres failed'));
+    return pool;
+  }
+
   async prepare(): Promise<void> {}
 
   async needsRebuild(): Promise<boolean> {
     return false;
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    const pool = this.pool;
+    this.pool = undefined;
+    this.statementNames.clear();
+    await pool?.end();
+  }
 
   async upsert(doc: SearchDocument): Promise<void> {
     await this.upsertMany([doc]);
