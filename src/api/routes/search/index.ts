@@ -115,9 +115,12 @@ export function searchRoutes(app: AppContext): Router {
         if (error instanceof InvalidCursorError) throw new ApiError(400, 'invalid_cursor', error.message);
         throw error;
       });
-      // The items arrive as JSON text (built by Postgres): the body is assembled around them, not parsed and serialised again.
+      // The items arrive as JSON text (built by Postgres): the body is assembled around them, not parsed and
+      // serialised again, and encoded once (a string body would be measured, then encoded, by Koa).
       koa.type = 'application/json';
-      koa.body = `{"items":${page.itemsJson},"facets":${JSON.stringify(page.facets)},"total":${page.total},"nextCursor":${JSON.stringify(page.nextCursor)}}`;
+      koa.body = Buffer.from(
+        `{"items":${page.itemsJson},"facets":${JSON.stringify(page.facets)},"total":${page.total},"nextCursor":${JSON.stringify(page.nextCursor)}}`,
+      );
       return undefined;
     },
   );
