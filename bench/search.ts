@@ -5,13 +5,17 @@
  * HTTP API with a fixed concurrency and prints p50/p95/p99 latency and queries/s.
  *
  *   npm run bench:search -- [--structures 100000] [--owners 10] [--concurrency 8] [--requests 4000]
- *                           [--backend postgres|typesense]
+ *                           [--backend postgres|typesense] [--keep-database NAME]
+ *
+ * `--keep-database NAME` seeds that database once and keeps it: a later run with the same name (and
+ * the same --structures and --owners) skips seeding and indexing and measures straight away.
  *
  * Structures are spread evenly over `--owners` users (every query is one owner's); `--owners 1`
  * puts them all in one account, the worst case for per-owner indexes.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -23,6 +27,8 @@ import { parseStructure } from '../src/formats/parse.js';
 import { sniffFormat } from '../src/formats/sniff.js';
 import type { Format, ParseOutcome, StructureSummary } from '../src/formats/types.js';
 import { createSearchIndex } from '../src/search/create.js';
+import { createToken } from '../src/services/auth.js';
+import type { AppContext } from '../src/services/context.js';
 import { reindexAll } from '../src/services/searchMaintenance.js';
 import { createBenchUser, startBenchStack, stopOnSignals, UsageError } from './support/stack.js';
 
@@ -38,6 +44,7 @@ function parseOptions() {
       concurrency: { type: 'string', default: '8' },
       requests: { type: 'string', default: '4000' },
       backend: { type: 'string', default: 'postgres' },
+      'keep-database': { type: 'string' },
     },
   });
   const whole = (name: string, text: string, min: number) => {
@@ -46,17 +53,20 @@ function parseOptions() {
     return n;
   };
   if (values.backend !== 'postgres' && values.backend !== 'typesense') throw new UsageError(`--backend must be postgres or typesense`);
+  const keep = values['keep-database'];
+  if (keep !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(keep)) throw new UsageError(`--keep-database must be a plain database name (a-z, 0-9, _)`);
   return {
     structures: whole('structures', values.structures, 1),
     owners: whole('owners', values.owners, 1),
     concurrency: whole('concurrency', values.concurrency, 1),
     requests: whole('requests', values.requests, 1),
     backend: values.backend as 'postgres' | 'typesense',
+    keepDatabase: values['keep-database'],
   };
 }
 
 /** A small deterministic PRNG (mulberry32), so every run seeds and queries the same way. */
-function prng(seed: number) {
+export function prng(seed: number) {
   let a = seed >>> 0;
   const next = () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -305,7 +315,7 @@ interface QueryKind {
 }
 
 /** The fixed mix: each kind equally often, parameters from a seeded PRNG. */
-const MIX: QueryKind[] = [
+export const MIX: QueryKind[] = [
   { name: 'text: one word', make: (r) => `q=${r.pick(FAMILIES)}` },
   { name: 'text: two words', make: (r) => `q=${encodeURIComponent(`${r.pick(QUALIFIERS)} ${r.pick(FAMILIES)}`)}` },
   { name: 'text: typo', make: (r) => `q=${r.pick(Object.values(TYPOS))}` },
@@ -321,31 +331,107 @@ const MIX: QueryKind[] = [
   { name: 'all facets, no filter', make: () => 'facets=tag,kind,format,method&limit=20' },
 ];
 
-/** The load generator (plain JS, run in a worker thread): `concurrency` loops over the plan, timing each request. */
+/**
+ * The load generator (plain JS, run in a worker thread): `concurrency` loops over the plan, timing each
+ * request until its body is read and parsed. node:http with a keep-alive agent, not fetch: on a shared
+ * 2-core machine the client's own cost is taken from the server, and undici's fetch costs about half a
+ * millisecond more per request than plain http (measured), which says nothing about molvault.
+ */
 const LOAD_CLIENT = `
 const { parentPort, workerData } = require('node:worker_threads');
+const http = require('node:http');
 const { url, concurrency, plan } = workerData;
+const { hostname, port } = new URL(url);
+const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
 const results = [];
 let next = 0;
 let measuredStart = 0;
+function get(path, token) {
+  return new Promise((resolve, reject) => {
+    http.get({ agent, host: hostname, port, path, headers: { authorization: 'Bearer ' + token } }, (response) => {
+      const chunks = [];
+      response.on('data', (chunk) => chunks.push(chunk));
+      response.on('end', () => resolve({ status: response.statusCode, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) }));
+      response.on('error', reject);
+    }).on('error', reject);
+  });
+}
 async function loop() {
   for (;;) {
     const i = next++;
     if (i >= plan.length) return;
     const item = plan[i];
-    if (!item.warm && measuredStart === 0) measuredStart = performance.now();
+    if (measuredStart === 0) measuredStart = performance.now();
     const started = performance.now();
-    const response = await fetch(url + '/v1/search?' + item.query, { headers: { authorization: 'Bearer ' + item.token } });
-    const body = await response.json();
+    const { status, body } = await get('/v1/search?' + item.query, item.token);
     const ms = performance.now() - started;
-    results.push({ kind: item.kind, ms, total: body.total ?? 0, status: response.status, warm: item.warm,
-      error: response.status === 200 ? undefined : JSON.stringify(body).slice(0, 300) });
+    results.push({ kind: item.kind, ms, total: body.total ?? 0, status, warm: item.warm,
+      error: status === 200 ? undefined : JSON.stringify(body).slice(0, 300) });
   }
 }
 Promise.all(Array.from({ length: concurrency }, loop)).then(() => {
   parentPort.postMessage({ results, seconds: (performance.now() - measuredStart) / 1000 });
 });
 `;
+
+/**
+ * The bench users of a kept database, with fresh tokens, when it holds exactly the asked-for seed;
+ * undefined when it is empty; a usage error when it holds a different one.
+ */
+async function seededBefore(ctx: AppContext, options: { structures: number; owners: number; keepDatabase?: string }) {
+  const em = ctx.orm.em.fork();
+  const users = await em.execute<{ id: string; n: string }[]>(
+    `select u.id, count(s.id) as n from users u left join structures s on s.owner_id = u.id
+     where u.name = 'benchmark' group by u.id order by min(u.created_at), u.id`,
+  );
+  const structures = users.reduce((sum, u) => sum + Number(u.n), 0);
+  if (users.length === 0) return undefined;
+  if (users.length !== options.owners || structures !== options.structures) {
+    throw new UsageError(
+      `database ${options.keepDatabase} holds ${structures} structures over ${users.length} owner(s), not ${options.structures} over ${options.owners}; ` +
+        'use another --keep-database name, or drop that database',
+    );
+  }
+  const owners: { userId: string; token: string }[] = [];
+  for (const { id } of users) owners.push({ userId: id, token: (await createToken(em, id, { name: 'benchmark' })).token });
+  return owners;
+}
+
+interface CpuSample {
+  /** This process: the API and the load client's thread. */
+  process: NodeJS.CpuUsage;
+  /** Postgres backends serving the bench's database, by pid, in ms (when they run on this machine). */
+  postgres: Map<number, number>;
+}
+
+/** CPU a Postgres backend has used, from /proc, in ms; undefined when it is not on this machine. */
+async function backendCpuMs(pid: number): Promise<number | undefined> {
+  const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+  if (!stat) return undefined;
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+}
+/** USER_HZ: 100 on every Linux this runs on. */
+const CLOCK_TICKS = 100;
+
+async function cpuNow(em: EntityManager): Promise<CpuSample> {
+  const pids = await em.execute<{ pid: number }[]>('select pid from pg_stat_activity where datname = current_database()');
+  const postgres = new Map<number, number>();
+  for (const { pid } of pids) {
+    const ms = await backendCpuMs(pid);
+    if (ms !== undefined) postgres.set(pid, ms);
+  }
+  return { process: process.cpuUsage(), postgres };
+}
+
+function cpuPerRequest(before: CpuSample, after: CpuSample, requests: number): string {
+  const own = process.cpuUsage(before.process);
+  const api = (own.user + own.system) / 1000 / requests;
+  let postgres = 0;
+  for (const [pid, ms] of after.postgres) postgres += ms - (before.postgres.get(pid) ?? 0);
+  const pg = after.postgres.size ? `, Postgres ${(postgres / requests).toFixed(2)} ms` : ' (Postgres runs elsewhere: not counted)';
+  return `API + load client ${api.toFixed(2)} ms${pg}`;
+}
 
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
@@ -354,29 +440,38 @@ function percentile(sorted: number[], p: number): number {
 
 async function main() {
   const options = parseOptions();
-  const stack = await startBenchStack({ env: { SEARCH_BACKEND: options.backend, LOG_LEVEL: 'error' } });
+  const stack = await startBenchStack({ env: { SEARCH_BACKEND: options.backend, LOG_LEVEL: 'error' }, keepDatabase: options.keepDatabase });
   stopOnSignals(stack.stop);
   try {
     const em = stack.ctx.orm.em.fork();
-    process.stderr.write('parsing corpus files for summaries...\n');
-    const bases = await corpusSummaries();
     const owners: { userId: string; token: string }[] = [];
-    for (let i = 0; i < options.owners; i++) owners.push(await createBenchUser(stack.ctx, 1e12));
-    const seedStarted = performance.now();
-    await seed(em, owners, bases, options.structures);
-    const seedSeconds = (performance.now() - seedStarted) / 1000;
+    let bases: Base[] | undefined;
+    let seedSeconds = Number.NaN;
+    let indexSeconds = Number.NaN;
+    const seeded = options.keepDatabase ? await seededBefore(stack.ctx, options) : undefined;
+    if (seeded) {
+      process.stderr.write(`reusing the ${options.structures} structures already in ${options.keepDatabase}\n`);
+      owners.push(...seeded);
+    } else {
+      process.stderr.write('parsing corpus files for summaries...\n');
+      bases = await corpusSummaries();
+      for (let i = 0; i < options.owners; i++) owners.push(await createBenchUser(stack.ctx, 1e12));
+      const seedStarted = performance.now();
+      await seed(em, owners, bases, options.structures);
+      seedSeconds = (performance.now() - seedStarted) / 1000;
 
-    const index = createSearchIndex(stack.ctx.config, stack.ctx.orm, stack.log, options.backend);
-    const indexStarted = performance.now();
-    let lastDraw = 0;
-    await reindexAll(em.fork(), index, ({ done, total }) => {
-      if (Date.now() - lastDraw > 500 || done === total) {
-        lastDraw = Date.now();
-        process.stderr.write(`\rindexing: ${done}/${total}`);
-      }
-    });
-    process.stderr.write('\n');
-    const indexSeconds = (performance.now() - indexStarted) / 1000;
+      const index = createSearchIndex(stack.ctx.config, stack.ctx.orm, stack.log, options.backend);
+      const indexStarted = performance.now();
+      let lastDraw = 0;
+      await reindexAll(em.fork(), index, ({ done, total }) => {
+        if (Date.now() - lastDraw > 500 || done === total) {
+          lastDraw = Date.now();
+          process.stderr.write(`\rindexing: ${done}/${total}`);
+        }
+      });
+      process.stderr.write('\n');
+      indexSeconds = (performance.now() - indexStarted) / 1000;
+    }
     if (options.backend === 'postgres') await em.execute('vacuum analyze search_documents, search_terms, structures, structure_versions, blobs');
 
     // Project filter needs a real id: the sorted-resolution kind gets each owner's first project.
@@ -397,21 +492,35 @@ async function main() {
 
     // The load comes from a worker thread, so the client's requests and JSON parsing do not queue on
     // the API's event loop (they still share the machine's cores, as a client on the same host would).
-    const client = new Worker(LOAD_CLIENT, {
-      eval: true,
-      workerData: { url: stack.url, concurrency: options.concurrency, plan: plan.map((p) => ({ ...p, token: p.owner.token, owner: undefined })) },
-    });
-    stopOnSignals(async () => {
-      await client.terminate();
-    });
-    const outcome = await new Promise<{
-      results: { kind: string; ms: number; total: number; status: number; warm: boolean; error?: string }[];
-      seconds: number;
-    }>((resolve, reject) => {
-      client.once('message', resolve);
-      client.once('error', reject);
-    });
-    await client.terminate();
+    // Warm-up and measurement are separate runs, so the CPU counted is the measured requests' alone.
+    const runLoad = async (items: typeof plan) => {
+      const client = new Worker(LOAD_CLIENT, {
+        eval: true,
+        workerData: { url: stack.url, concurrency: options.concurrency, plan: items.map((p) => ({ ...p, token: p.owner.token, owner: undefined })) },
+      });
+      stopOnSignals(async () => {
+        await client.terminate();
+      });
+      try {
+        return await new Promise<{
+          results: { kind: string; ms: number; total: number; status: number; warm: boolean; error?: string }[];
+          seconds: number;
+        }>((resolve, reject) => {
+          client.once('message', resolve);
+          client.once('error', reject);
+        });
+      } finally {
+        await client.terminate();
+      }
+    };
+    const warmed = await runLoad(plan.filter((p) => p.warm));
+    const measuring = plan.filter((p) => !p.warm);
+    const loadBefore = os.loadavg()[0];
+    const cpuBefore = await cpuNow(em);
+    const measured = await runLoad(measuring);
+    const cpuAfter = await cpuNow(em);
+    const loadAfter = os.loadavg()[0];
+    const outcome = { results: [...warmed.results, ...measured.results], seconds: measured.seconds };
     const latencies: number[] = [];
     const byKind = new Map<string, number[]>();
     const hits = new Map<string, number[]>();
@@ -435,15 +544,21 @@ async function main() {
     const lines = [
       '',
       `search benchmark — ${options.backend} backend, ${stack.postgresSource} Postgres`,
-      `  structures:      ${options.structures} over ${options.owners} owner(s) (${Math.round(options.structures / options.owners)} each), from ${bases.length} corpus summaries`,
-      `  seeding:         ${seedSeconds.toFixed(1)} s (bulk SQL)`,
-      `  indexing:        ${indexSeconds.toFixed(1)} s (${Math.round(options.structures / indexSeconds)} documents/s through reindexAll)`,
+      `  structures:      ${options.structures} over ${options.owners} owner(s) (${Math.round(options.structures / options.owners)} each)${bases ? `, from ${bases.length} corpus summaries` : `, seeded before in ${options.keepDatabase}`}`,
+      ...(bases
+        ? [
+            `  seeding:         ${seedSeconds.toFixed(1)} s (bulk SQL)`,
+            `  indexing:        ${indexSeconds.toFixed(1)} s (${Math.round(options.structures / indexSeconds)} documents/s through reindexAll)`,
+          ]
+        : []),
       `  requests:        ${latencies.length} measured after ${warmup} warm-up, concurrency ${options.concurrency}, ${failures} failed`,
       `  queries/s:       ${(latencies.length / seconds).toFixed(0)}`,
       `  p50:             ${ms(percentile(latencies, 50))}`,
       `  p95:             ${ms(percentile(latencies, 95))}   (goal < 25 ms)`,
       `  p99:             ${ms(percentile(latencies, 99))}   (goal < 60 ms)`,
       `  max:             ${ms(latencies[latencies.length - 1] ?? Number.NaN)}`,
+      `  CPU per request: ${cpuPerRequest(cpuBefore, cpuAfter, latencies.length)}`,
+      `  load average:    ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after (${os.cpus().length} cores; other work on the machine slows every figure above)`,
       '',
       '  by kind of query                 p50        p95     median hits',
     ];

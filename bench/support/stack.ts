@@ -31,6 +31,11 @@ export interface BenchStackOptions {
   workerQueues?: readonly QueueName[];
   /** Extra environment for loadConfig (e.g. MAX_UPLOAD_BYTES). */
   env?: Record<string, string>;
+  /**
+   * A database of the caller's choosing, created if missing and kept afterwards (for benchmarks
+   * that seed once and measure many times); by default each run gets a scratch database, dropped at the end.
+   */
+  keepDatabase?: string;
 }
 
 /**
@@ -42,7 +47,7 @@ export interface BenchStackOptions {
 export async function startBenchStack(options: BenchStackOptions = {}): Promise<BenchStack> {
   const suffix = randomBytes(4).toString('hex');
   const queuePrefix = `mvbench-${suffix}`;
-  const databaseName = `molvault_bench_${suffix}`;
+  const databaseName = options.keepDatabase ?? `molvault_bench_${suffix}`;
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'molvault-bench-'));
   // mkdtemp makes the dir 0700; as root the embedded Postgres runs as the `postgres` user,
   // which must be able to traverse DATA_DIR to reach DATA_DIR/postgres.
@@ -82,7 +87,7 @@ export async function startBenchStack(options: BenchStackOptions = {}): Promise<
     const services: Services = await bootstrapServices(config, log, { database: databaseName });
     cleanups.push({ what: 'stop the services the bench started', run: () => services.stop() });
     const databaseUrl = services.databaseUrl;
-    cleanups.push({ what: `drop database ${databaseName}`, run: () => dropDatabase(databaseUrl) });
+    if (!options.keepDatabase) cleanups.push({ what: `drop database ${databaseName}`, run: () => dropDatabase(databaseUrl) });
 
     const ctx = await createAppContext({ ...config, databaseUrl, redisUrl: services.redisUrl }, log);
     cleanups.push({ what: 'close the app context', run: () => closeAppContext(ctx) });

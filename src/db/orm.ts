@@ -20,8 +20,8 @@ export function ormOptions(databaseUrl: string, log?: Logger): Options {
     allowGlobalContext: false,
     forceUtcTimezone: true,
     logger: (message) => log?.debug({ orm: message }),
-    // search_documents and search_terms belong to the Postgres search index (raw SQL), not to entities.
-    schemaGenerator: { skipTables: ['search_documents', 'search_terms'] },
+    // search_documents, search_terms and the search counts belong to the Postgres search index (raw SQL), not to entities.
+    schemaGenerator: { skipTables: ['search_documents', 'search_terms', 'search_counts', 'search_tag_counts'] },
     migrations: {
       path: MIGRATIONS_DIR,
       glob: '!(*.d).{js,ts}',

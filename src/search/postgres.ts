@@ -1,6 +1,10 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
+import pg from 'pg';
+import type { Logger } from '../lib/logger.js';
+import { STRUCTURE_CARD_JOINS, STRUCTURE_CARD_JSON } from '../services/structureCards.js';
+import { highlighter } from './highlight.js';
 import { decodeSearchCursor, effectiveSort, encodeSearchCursor, queryWords } from './query.js';
-import type { RebuildProgress, SearchDocument, SearchFacet, SearchIndex, SearchQuery, SearchResult, SearchSort } from './types.js';
+import type { PresentedSearchPage, RebuildProgress, SearchDocument, SearchFacet, SearchIndex, SearchQuery, SearchResult, SearchSort } from './types.js';
 
 /** A word this long or longer may be a typo of a vocabulary term. */
 const TYPO_MIN_LENGTH = 4;
@@ -40,9 +44,21 @@ const CASTS: Record<string, string> = {
   score: 'double precision',
 };
 
+/** Facets the per-owner counts hold (search_counts), and the column each is counted by. */
+const COUNTED_FACETS: Record<Exclude<SearchFacet, 'tag'>, string> = { kind: 'kind', format: 'format', method: 'method' };
+
 type Cursor = [value: string | number | null, id: string];
 const isCursor = (v: unknown): v is Cursor =>
   Array.isArray(v) && v.length === 2 && (v[0] === null || typeof v[0] === 'string' || typeof v[0] === 'number') && typeof v[1] === 'string';
+
+/** Numbered parameters ($1, $2, …), so fragments can be written in any order. */
+class Params {
+  readonly values: unknown[] = [];
+  add(value: unknown, cast: string): string {
+    this.values.push(value);
+    return `$${this.values.length}::${cast}`;
+  }
+}
 
 function orderBy(spec: SortSpec, id: string): string {
   const nulls = spec.nullable ? ' nulls last' : '';
@@ -50,15 +66,12 @@ function orderBy(spec: SortSpec, id: string): string {
 }
 
 /** Rows strictly after the cursor in the order of `spec` (nulls last, id breaking ties in the same direction). */
-function keyset(spec: SortSpec, id: string, cursor: Cursor, params: unknown[], cast = CASTS[spec.expr]): string {
+function keyset(spec: SortSpec, id: string, cursor: Cursor, params: Params, cast = CASTS[spec.expr]): string {
   const [value, lastId] = cursor;
   const beyond = spec.direction === 'asc' ? '>' : '<';
-  if (value === null) {
-    params.push(lastId);
-    return `(${spec.expr} is null and ${id} ${beyond} ?::uuid)`;
-  }
-  params.push(value, value, lastId);
-  return `(${spec.expr} ${beyond} ?::${cast} or (${spec.expr} = ?::${cast} and ${id} ${beyond} ?::uuid)${spec.nullable ? ` or ${spec.expr} is null` : ''})`;
+  if (value === null) return `(${spec.expr} is null and ${id} ${beyond} ${params.add(lastId, 'uuid')})`;
+  const v = params.add(value, cast);
+  return `(${spec.expr} ${beyond} ${v} or (${spec.expr} = ${v} and ${id} ${beyond} ${params.add(lastId, 'uuid')})${spec.nullable ? ` or ${spec.expr} is null` : ''})`;
 }
 
 /** The text a document is found by, in three weights: A (name, PDB id), B (title, tags, file name, ligands), C (the rest). */
@@ -78,6 +91,7 @@ const COLUMNS = [
   'kind',
   'format',
   'tags',
+  'scoped_tags',
   'method',
   'atoms',
   'residues',
@@ -88,18 +102,92 @@ const COLUMNS = [
   'created_at',
   'updated_at',
   'body',
-  'document',
+  'scoped_document',
   'data',
 ] as const;
 
-/** Postgres full-text search: weighted tsvector + GIN, prefixes through `:*`, typos through a per-owner trigram vocabulary. */
+/** Vocabulary terms (for typo correction): a document's words of a useful length with a letter in them. */
+const VOCABULARY_TERM = `between ${TYPO_MIN_LENGTH} and 40`;
+
+/** The statement a search runs, and what reading its rows needs. */
+interface SearchStatement {
+  text: string;
+  values: unknown[];
+  sort: SearchSort;
+  facets: SearchFacet[];
+  words: string[];
+}
+
+/**
+ * A search's rows: first the header (ord null: total, next cursor, typo corrections, facets), then
+ * one row per hit shown, in order (item: the presented structure's JSON, or the bare structure id).
+ */
+interface SearchRow {
+  ord: string | null;
+  total: string | null;
+  /** JSON [key, id] of the page's last row, when there is a next page. */
+  next: string | null;
+  /** The vocabulary terms the words were taken to be typos of. */
+  corrections: string[] | null;
+  item: string | null;
+  score: string | null;
+  /** The text highlights are cut from (searches with words). */
+  body: string | null;
+  [facet: `facet_${string}`]: string | null;
+}
+
+/** Prepared statements kept per connection: search texts vary only with the filters used, so few recur. */
+const PREPARED_STATEMENTS = 200;
+/** Connections of the search pool (searches hold one for a single statement). */
+const SEARCH_CONNECTIONS = 10;
+
+/**
+ * Postgres full-text search. Words and tags are indexed under their owner's key (see the
+ * search_scoped migration), so an owner's search reads only that owner's index entries; prefixes
+ * match through `:*`, typos through a per-owner trigram vocabulary; totals and facets come from
+ * per-owner counts kept by triggers whenever a search has no words, tags or ranges.
+ */
 export class PostgresSearchIndex implements SearchIndex {
   readonly backend = 'postgres' as const;
+  private pool?: pg.Pool;
+  private readonly statementNames = new Map<string, string>();
 
-  constructor(private readonly orm: MikroORM) {}
+  constructor(
+    private readonly orm: MikroORM,
+    private readonly log?: Logger,
+  ) {}
 
   private get connection() {
     return this.orm.em.getConnection();
+  }
+
+  /**
+   * Searches run on a small pool of their own: each statement is prepared (named) once per connection
+   * and always runs its generic plan (plan_cache_mode), so a search is planned once per connection
+   * instead of once per request. Planning these statements cost as much as running them, measured,
+   * and Postgres kept choosing custom plans by itself; the generic plans are the same ones (every
+   * search is led by its owner's index entries). No JIT: these statements are far too short for it.
+   */
+  private async query<T>(text: string, values: unknown[]): Promise<T[]> {
+    this.pool ??= this.createPool();
+    let name = this.statementNames.get(text);
+    if (!name && this.statementNames.size < PREPARED_STATEMENTS) {
+      name = `molvault_search_${this.statementNames.size}`;
+      this.statementNames.set(text, name);
+    }
+    return (await this.pool.query({ name, text, values })).rows as T[];
+  }
+
+  private createPool(): pg.Pool {
+    const pool = new pg.Pool({
+      connectionString: this.orm.config.get('clientUrl'),
+      max: SEARCH_CONNECTIONS,
+      application_name: 'molvault search',
+      options: '-c plan_cache_mode=force_generic_plan -c jit=off',
+    });
+    // An idle connection the server drops must not take the process down; the query in flight fails on its own.
+    pool.on('error', (error) => this.log?.warn({ err: error }, 'search connection to Postgres failed'));
+    return pool;
   }
 
   async prepare(): Promise<void> {}
@@ -108,13 +196,21 @@ export class PostgresSearchIndex implements SearchIndex {
     return false;
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    const pool = this.pool;
+    this.pool = undefined;
+    this.statementNames.clear();
+    await pool?.end();
+  }
 
   async upsert(doc: SearchDocument): Promise<void> {
     await this.upsertMany([doc]);
   }
 
-  /** One statement: rows from a JSON array, the tsvector built in SQL, new words added to the owner's vocabulary. */
+  /**
+   * One statement: rows from a JSON array, the owner-scoped tsvector and tags built in SQL, new words
+   * added to the owner's vocabulary. The count triggers keep search_counts and search_tag_counts right.
+   */
   async upsertMany(docs: SearchDocument[]): Promise<void> {
     if (docs.length === 0) return;
     const rows = docs.map((doc) => {
@@ -146,26 +242,28 @@ export class PostgresSearchIndex implements SearchIndex {
     const updates = COLUMNS.filter((c) => c !== 'structure_id')
       .map((c) => `${c} = excluded.${c}`)
       .join(', ');
+    // Documents are written in id order, so concurrent batches lock rows (and then counts) in one order.
     await this.connection.execute(
       `with input as (
-         select * from jsonb_to_recordset(?::jsonb) as r(
+         select r.*, coalesce(r.tags, '{}') as all_tags,
+                setweight(to_tsvector('simple', r.strong), 'A') || setweight(to_tsvector('simple', r.medium), 'B')
+                  || setweight(to_tsvector('simple', r.weak), 'C') as vector
+         from jsonb_to_recordset(?::jsonb) as r(
            structure_id uuid, owner_id uuid, project_id uuid, name text, kind text, format text, tags text[], method text,
            atoms integer, residues integer, chains integer, resolution double precision, has_ligand boolean, deleted boolean,
            created_at timestamptz, updated_at timestamptz, body text, strong text, medium text, weak text, data jsonb)
        ),
        written as (
          insert into search_documents (${COLUMNS.join(', ')}, indexed_at)
-         select structure_id, owner_id, project_id, name, kind, format, coalesce(tags, '{}'), method, atoms, residues, chains,
-                resolution, has_ligand, deleted, created_at, updated_at, body,
-                setweight(to_tsvector('simple', strong), 'A') || setweight(to_tsvector('simple', medium), 'B') || setweight(to_tsvector('simple', weak), 'C'),
+         select structure_id, owner_id, project_id, name, kind, format, all_tags, search_scope_tags(owner_id, all_tags), method, atoms,
+                residues, chains, resolution, has_ligand, deleted, created_at, updated_at, body, search_scope_tsvector(owner_id, vector),
                 data, now()
-         from input
+         from input order by structure_id
          on conflict (structure_id) do update set ${updates}, indexed_at = now()
-         returning owner_id, document
        )
        insert into search_terms (owner_id, term)
-       select distinct w.owner_id, t.lexeme from written w, unnest(w.document) t
-       where length(t.lexeme) between ${TYPO_MIN_LENGTH} and 40 and t.lexeme ~ '[[:alpha:]]'
+       select distinct i.owner_id, t.lexeme from input i, unnest(i.vector) t
+       where length(t.lexeme) ${VOCABULARY_TERM} and t.lexeme ~ '[[:alpha:]]'
        on conflict do nothing`,
       [JSON.stringify(rows)],
     );
@@ -203,7 +301,8 @@ export class PostgresSearchIndex implements SearchIndex {
 
   /**
    * Upserts every document, then removes rows not written since the rebuild began (their structures
-   * are gone) and rebuilds the vocabulary in one transaction. Searches keep working throughout.
+   * are gone), and rebuilds the vocabulary and recounts the per-owner counts from the documents, in
+   * one transaction. Searches keep working throughout.
    */
   async rebuild(batches: AsyncIterable<SearchDocument[]>, total: number, onProgress?: (progress: RebuildProgress) => void): Promise<void> {
     const [{ started }] = await this.connection.execute<{ started: string }[]>('select now()::text as started');
@@ -220,147 +319,250 @@ export class PostgresSearchIndex implements SearchIndex {
       await tx.execute('delete from search_terms');
       await tx.execute(
         `insert into search_terms (owner_id, term)
-         select distinct d.owner_id, t.lexeme from search_documents d, unnest(d.document) t
-         where length(t.lexeme) between ${TYPO_MIN_LENGTH} and 40 and t.lexeme ~ '[[:alpha:]]'
+         select distinct d.owner_id, t.term from search_documents d,
+           lateral (select substr(u.lexeme, length(search_owner_key(d.owner_id)) + 2) as term from unnest(d.scoped_document) u) t
+         where length(t.term) ${VOCABULARY_TERM} and t.term ~ '[[:alpha:]]'
          on conflict do nothing`,
       );
+      await recountSearchCounts(tx);
     });
   }
 
-  /**
-   * One round trip: the typo-expanded tsquery, the total, the facets and the page come back as one
-   * row. With words or facets, the matched rows are gathered once (through the owner-led GIN index,
-   * or the owner's covering index) and counted, faceted and ordered in memory; a plain listing walks
-   * the sort's (owner, key, id) index from the keyset cursor and counts index-only.
-   */
   async search(query: SearchQuery): Promise<SearchResult> {
+    const statement = this.statement(query, false);
+    if (!statement) return { hits: [], total: 0, facets: {}, nextCursor: null };
+    const { header, items, highlight } = await this.run(statement);
+    return {
+      ...this.outcome(statement, header),
+      hits: items.map((row) => ({ structureId: row.item as string, score: Number(row.score), highlights: highlight(row) })),
+    };
+  }
+
+  /** The page presented as the API shows it, in the search's own statement (each structure checked against its owner). */
+  async searchPresented(query: SearchQuery): Promise<PresentedSearchPage> {
+    const statement = this.statement(query, true);
+    if (!statement) return { itemsJson: '[]', total: 0, facets: {}, nextCursor: null };
+    const { header, items, highlight } = await this.run(statement);
+    const itemsJson = `[${items.map((row) => `{"structure":${row.item},"score":${row.score},"highlights":${JSON.stringify(highlight(row))}}`).join(',')}]`;
+    return { ...this.outcome(statement, header), itemsJson };
+  }
+
+  private async run(statement: SearchStatement) {
+    const rows = await this.query<SearchRow>(statement.text, statement.values);
+    const header = rows.find((row) => row.ord === null) as SearchRow;
+    const items = rows.filter((row) => row.ord !== null).sort((a, b) => Number(a.ord) - Number(b.ord));
+    const cut = highlighter(statement.words, header.corrections ?? []);
+    const highlight = (row: SearchRow): string[] => {
+      const shown = row.body === null ? undefined : cut(row.body);
+      return shown ? [shown] : [];
+    };
+    return { header, items, highlight };
+  }
+
+  private outcome({ sort, facets }: SearchStatement, header: SearchRow) {
+    return {
+      total: Number(header.total),
+      facets: Object.fromEntries(facets.map((f) => [f, JSON.parse(header[`facet_${f}`] ?? '{}')])) as SearchResult['facets'],
+      nextCursor: header.next ? encodeSearchCursor(sort, JSON.parse(header.next)) : null,
+    };
+  }
+
+  /**
+   * One statement: a header row (total, facets, next cursor, typo corrections), then the page's rows.
+   *  - With words or tags, or facets the counts cannot give, the matched rows are gathered once
+   *    (words and tags through their owner-scoped GIN indexes) and counted, faceted and ordered from memory.
+   *  - Otherwise the page is an index-only walk of the sort's (owner, key, id) index from the keyset
+   *    cursor, and the total and facets come from the per-owner counts when the filters are ones they
+   *    are kept by (trash, kind, format, method, project, ligand), else from a count of the filter.
+   */
+  private statement(query: SearchQuery, present: boolean): SearchStatement | undefined {
     const words = queryWords(query.q);
-    if (query.q?.trim() && words.length === 0) return { hits: [], total: 0, facets: {}, nextCursor: null };
+    if (query.q?.trim() && words.length === 0) return undefined;
     const sort = effectiveSort(query);
     const spec = sort === 'relevance' ? RELEVANCE : SORT_SPECS[sort];
     const cursor = decodeSearchCursor(query.cursor, sort, isCursor);
-    const params: unknown[] = [];
+    const facets = [...new Set(query.facets ?? [])];
+    const params = new Params();
+    const owner = params.add(query.ownerId, 'uuid');
     const ctes: string[] = [];
     const hasText = words.length > 0;
 
     if (hasText) {
       // Each word matches as a prefix, or as one of the owner's vocabulary terms it is a likely typo of.
-      params.push(`{${words.map((w) => `"${w}"`).join(',')}}`, query.ownerId);
-      ctes.push(`words as (select w, ord from unnest(?::text[]) with ordinality as u(w, ord))`);
+      // `query` (unscoped) highlights the body; `scoped` finds and ranks; `scoped_strict` (the words
+      // without typo alternatives) adds to the rank of exact matches, and is null when nothing was added.
+      ctes.push(`words as (select w, ord from unnest(${params.add(words, 'text[]')}) with ordinality as u(w, ord))`);
+      ctes.push(`corrected as materialized (
+        select ord, w, array(
+          select t.term from search_terms t
+          where t.owner_id = ${owner} and length(w) >= ${TYPO_MIN_LENGTH} and t.term % w and t.term <> w
+            and similarity(t.term, w) >= ${TYPO_SIMILARITY}
+          order by similarity(t.term, w) desc, t.term limit ${TYPO_ALTERNATIVES}) as terms
+        from words
+      )`);
       ctes.push(`q as materialized (
-        select to_tsquery('simple', string_agg('(' || alternatives || ')', ' & ' order by ord)) as query,
-               to_tsquery('simple', string_agg(quote_literal(w) || ':*', ' & ' order by ord)) as strict
+        select query, search_scope_tsquery(${owner}, query) as scoped,
+               case when query = strict then null else search_scope_tsquery(${owner}, strict) end as scoped_strict,
+               (select coalesce(array_agg(term), '{}') from corrected, unnest(terms) as term) as corrections
         from (
-          select ord, w, array_to_string(array[quote_literal(w) || ':*'] || array(
-            select quote_literal(t.term) from search_terms t
-            where t.owner_id = ?::uuid and length(w) >= ${TYPO_MIN_LENGTH} and t.term % w and t.term <> w
-              and similarity(t.term, w) >= ${TYPO_SIMILARITY}
-            order by similarity(t.term, w) desc, t.term limit ${TYPO_ALTERNATIVES}), ' | ') as alternatives
-          from words
-        ) expanded
+          select to_tsquery('simple', string_agg(
+                   '(' || array_to_string(array[quote_literal(w) || ':*'] || array(select quote_literal(t) from unnest(terms) as t), ' | ') || ')',
+                   ' & ' order by ord)) as query,
+                 to_tsquery('simple', string_agg(quote_literal(w) || ':*', ' & ' order by ord)) as strict
+          from corrected
+        ) built
       )`);
     }
 
-    const where: string[] = ['d.owner_id = ?::uuid'];
-    const whereParams: unknown[] = [query.ownerId];
-    if (hasText) where.push('d.document @@ (select query from q)');
+    // With words or tags, the owner-scoped GIN entries already hold only this owner's documents, and the
+    // owner check is written so no index serves it: else the planner, not knowing that, would AND the
+    // bitmap with the owner's 10,000 entries from a btree. Without them, an owner-led index serves it.
+    const scopedByIndex = hasText || !!query.tags?.length;
+    const where: string[] = [scopedByIndex ? `(d.owner_id = ${owner}) is true` : `d.owner_id = ${owner}`];
+    const counted: string[] = [`c.owner_id = ${owner}`];
+    let countable = !hasText;
+    let countedDimensions = 0;
+    if (hasText) where.push('d.scoped_document @@ (select scoped from q)');
     const trash = query.trash ?? 'exclude';
-    if (trash === 'exclude') where.push('d.deleted = false');
-    if (trash === 'only') where.push('d.deleted = true');
-    if (query.tags?.length) {
-      where.push(query.tagMode === 'any' ? 'd.tags && ?::text[]' : 'd.tags @> ?::text[]');
-      whereParams.push(toPgArray(query.tags));
+    if (trash !== 'include') {
+      const deleted = trash === 'only' ? 'true' : 'false';
+      where.push(`d.deleted = ${deleted}`);
+      counted.push(`c.deleted = ${deleted}`);
     }
-    const equal = (column: string, value: unknown) => {
-      where.push(`${column} = ?`);
-      whereParams.push(value);
-    };
-    if (query.kind) equal('d.kind', query.kind);
-    if (query.format) equal('d.format', query.format);
-    if (query.projectId) equal('d.project_id', query.projectId);
-    if (query.method) equal('d.method', query.method.trim().toUpperCase());
-    if (query.hasLigand !== undefined) equal('d.has_ligand', query.hasLigand);
-    const range = (column: string, op: string, value: unknown, cast: string) => {
+    if (query.tags?.length) {
+      const tags = `search_scope_tags(${owner}, ${params.add(query.tags, 'text[]')})`;
+      where.push(query.tagMode === 'any' ? `d.scoped_tags && ${tags}` : `d.scoped_tags @> ${tags}`);
+      countable = false;
+    }
+    const equal = (column: string, value: unknown, cast: string) => {
       if (value === undefined) return;
-      where.push(`${column} ${op} ?::${cast}`);
-      whereParams.push(value instanceof Date ? value.toISOString() : value);
+      const v = params.add(value, cast);
+      where.push(`d.${column} = ${v}`);
+      counted.push(`c.${column} = ${v}`);
+      countedDimensions++;
     };
-    range('d.atoms', '>=', query.atomsMin, 'integer');
-    range('d.atoms', '<=', query.atomsMax, 'integer');
-    range('d.resolution', '>=', query.resolutionMin, 'double precision');
-    range('d.resolution', '<=', query.resolutionMax, 'double precision');
-    range('d.created_at', '>=', query.createdFrom, 'timestamptz');
-    range('d.created_at', '<=', query.createdTo, 'timestamptz');
-
-    const score = hasText ? '(ts_rank_cd(d.document, (select query from q)) + ts_rank_cd(d.document, (select strict from q)))::float8' : '0::float8';
-    const facets = [...new Set(query.facets ?? [])];
-    // Words or facets: the matched rows are gathered once (one scan beats one scan per facet).
-    const gather = hasText || facets.length > 0;
+    equal('kind', query.kind, 'text');
+    equal('format', query.format, 'text');
+    equal('project_id', query.projectId, 'uuid');
+    equal('method', query.method?.trim().toUpperCase(), 'text');
+    equal('has_ligand', query.hasLigand, 'boolean');
+    const range = (column: string, op: string, value: number | Date | undefined, cast: string) => {
+      if (value === undefined) return;
+      where.push(`d.${column} ${op} ${params.add(value instanceof Date ? value.toISOString() : value, cast)}`);
+      countable = false;
+    };
+    range('atoms', '>=', query.atomsMin, 'integer');
+    range('atoms', '<=', query.atomsMax, 'integer');
+    range('resolution', '>=', query.resolutionMin, 'double precision');
+    range('resolution', '<=', query.resolutionMax, 'double precision');
+    range('created_at', '>=', query.createdFrom, 'timestamptz');
+    range('created_at', '<=', query.createdTo, 'timestamptz');
     const filter = where.join(' and ');
+    const countFilter = counted.join(' and ');
+
+    // The tag counts are kept per owner and trash flag only: with other filters, tags are counted from the documents.
+    const countedFacet = (facet: SearchFacet) => countable && (facet !== 'tag' || countedDimensions === 0);
+    const gather = scopedByIndex || facets.some((f) => !countedFacet(f));
+    // ts_rank (field weights and frequency) rather than ts_rank_cd (cover density): a fifth of the cost
+    // per matched row, and every match is ranked. Exact words add to the rank of their typo corrections.
+    const rankExpr = (vector: string) =>
+      `(case when (select scoped_strict from q) is null then 2::real * ts_rank(${vector}, (select scoped from q))
+             else ts_rank(${vector}, (select scoped from q)) + ts_rank(${vector}, (select scoped_strict from q)) end)::float8`;
+    const limit = params.add(query.limit + 1, 'integer');
 
     let total: string;
-    const pageParams: unknown[] = [];
+    let facetSelects: string[];
     if (gather) {
-      // The matched rows, once: counted, faceted and ordered from memory.
-      params.push(...whereParams);
       const sortKey = sort === 'relevance' ? 'null::text' : spec.expr;
       ctes.push(`matched as materialized (
-        select d.structure_id, d.tags, d.kind, d.format, d.method, ${score} as score, ${sortKey} as sort_key
+        select d.structure_id, d.tags, d.kind, d.format, d.method, ${sort === 'relevance' ? rankExpr('d.scoped_document') : '0::float8'} as score,
+               ${sortKey} as sort_key
         from search_documents d where ${filter}
       )`);
       const inMemory: SortSpec = { ...spec, expr: sort === 'relevance' ? 'm.score' : 'm.sort_key' };
-      const conditions = cursor ? `where ${keyset(inMemory, 'm.structure_id', cursor, pageParams, CASTS[spec.expr])}` : '';
+      const conditions = cursor ? `where ${keyset(inMemory, 'm.structure_id', cursor, params, CASTS[spec.expr])}` : '';
       const order = orderBy(inMemory, 'm.structure_id');
       ctes.push(`page as (
         select m.structure_id, m.score, to_json(${inMemory.expr}) as key, row_number() over (order by ${order}) as ord
-        from matched m ${conditions} order by ${order} limit ?)`);
+        from matched m ${conditions} order by ${order} limit ${limit})`);
       total = '(select count(*) from matched)';
+      facetSelects = facets.map((facet) => {
+        // unnest in the select list (ProjectSet) is several times faster than a lateral function scan per row.
+        const values = `(select ${facet === 'tag' ? 'unnest(m.tags)' : `m.${facet}`} as value from matched m) v`;
+        return `(select json_object_agg(value, n order by n desc, value) from (
+                   select value, count(*) as n from ${values} where value is not null group by 1
+                   order by 2 desc, 1 limit ${FACET_VALUES}) f)`;
+      });
     } else {
       const conditions = [filter];
-      pageParams.push(...whereParams);
-      if (cursor) conditions.push(keyset(spec, 'd.structure_id', cursor, pageParams));
+      if (cursor) conditions.push(keyset(spec, 'd.structure_id', cursor, params));
       const order = orderBy(spec, 'd.structure_id');
       ctes.push(`page as (
-        select d.structure_id, ${score} as score, to_json(${spec.expr}) as key, row_number() over (order by ${order}) as ord
-        from search_documents d where ${conditions.join(' and ')} order by ${order} limit ?)`);
-      total = `(select count(*) from search_documents d where ${filter})`;
+        select d.structure_id, 0::float8 as score, to_json(${spec.expr}) as key, row_number() over (order by ${order}) as ord
+        from search_documents d where ${conditions.join(' and ')} order by ${order} limit ${limit})`);
+      total = countable
+        ? `(select coalesce(sum(c.documents), 0) from search_counts c where ${countFilter})`
+        : `(select count(*) from search_documents d where ${filter})`;
+      facetSelects = facets.map((facet) => {
+        const counts =
+          facet === 'tag'
+            ? `select c.tag as value, sum(c.documents) as n from search_tag_counts c where ${countFilter} group by 1`
+            : `select c.${COUNTED_FACETS[facet]} as value, sum(c.documents) as n from search_counts c
+               where ${countFilter} and c.${COUNTED_FACETS[facet]} <> '' group by 1`;
+        return `(select json_object_agg(value, n order by n desc, value) from (
+                   select value, n::integer as n from (${counts}) counted where n > 0
+                   order by 2 desc, 1 limit ${FACET_VALUES}) f)`;
+      });
     }
-    pageParams.push(query.limit + 1);
-    params.push(...pageParams);
-    if (!gather) params.push(...whereParams);
 
-    const facetSelects = facets.map((facet) => {
-      // unnest in the select list (ProjectSet) is several times faster than a lateral function scan per row.
-      const values = `(select ${facet === 'tag' ? 'unnest(m.tags)' : `m.${facet}`} as value from matched m) v`;
-      return `(select coalesce(json_object_agg(value, n order by n desc, value), '{}') from (
-                 select value, count(*) as n from ${values} where value is not null group by 1
-                 order by 2 desc, 1 limit ${FACET_VALUES}) f) as facet_${facet}`;
-    });
-    const headline = hasText
-      ? `ts_headline('simple', b.body, (select query from q), 'StartSel=<mark>, StopSel=</mark>, MaxFragments=2, MaxWords=14, MinWords=4, FragmentDelimiter=" … "')`
-      : 'null';
-    const sql = `with ${ctes.join(',\n')}
-      select ${total} as total,
-        (select coalesce(json_agg(json_build_object('id', p.structure_id, 'score', p.score, 'key', p.key, 'headline', ${headline}) order by p.ord), '[]')
-           from page p join search_documents b on b.structure_id = p.structure_id) as hits
-        ${facetSelects.length ? `, ${facetSelects.join(', ')}` : ''}`;
-    const [row] = await this.connection.execute<Record<string, unknown>[]>(sql, params);
-    const hits = (row.hits as { id: string; score: number; key: string | number | null; headline: string | null }[]) ?? [];
-    const more = hits.length > query.limit;
-    const shown = hits.slice(0, query.limit);
-    const last = shown[shown.length - 1];
-    return {
-      total: Number(row.total),
-      facets: Object.fromEntries(facets.map((f) => [f, (row[`facet_${f}`] as Record<string, number>) ?? {}])) as SearchResult['facets'],
-      hits: shown.map((h) => ({ structureId: h.id, score: Number(h.score), highlights: h.headline ? [h.headline] : [] })),
-      nextCursor: more && last ? encodeSearchCursor(sort, [last.key, last.id]) : null,
-    };
+    // The header row, then the page's rows: the structures as the API shows them (only the owner's:
+    // an index can lag, never leak), or bare ids; with the text highlights are cut from.
+    const shown = params.add(query.limit, 'integer');
+    const score = hasText && sort !== 'relevance' ? rankExpr('b.scoped_document') : 'p.score';
+    const next = `(select json_build_array(p.key, p.structure_id) from page p where p.ord = ${shown} and exists (select from page where ord > ${shown}))`;
+    const header = [
+      'null::bigint as ord',
+      `${total}::text as total`,
+      `${next}::text as next`,
+      `${hasText ? '(select corrections from q)' : 'null::text[]'} as corrections`,
+      ...facetSelects.map((select, i) => `${select}::text as facet_${facets[i]}`),
+      'null::text as item, null::text as score, null::text as body',
+    ];
+    const rows = [
+      'p.ord',
+      'null',
+      'null',
+      'null',
+      ...facets.map(() => 'null'),
+      present ? `${STRUCTURE_CARD_JSON}::text` : 'p.structure_id::text',
+      `(${score})::text`,
+      hasText ? 'b.body' : 'null',
+    ];
+    const text = `with ${ctes.join(',\n')}
+      select ${header.join(', ')}
+      union all
+      (select ${rows.join(', ')}
+       from page p
+       ${hasText ? 'join search_documents b on b.structure_id = p.structure_id' : ''}
+       ${present ? `join structures cs on cs.id = p.structure_id and cs.owner_id = ${owner} ${STRUCTURE_CARD_JOINS}` : ''}
+       where p.ord <= ${shown} order by p.ord)`;
+    return { text, values: params.values, sort, facets, words };
   }
 }
 
-/** A text[] literal; every element quoted, so commas and braces in tags are safe. */
-export function toPgArray(values: readonly string[]): string {
-  return `{${values.map((v) => `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`).join(',')}}`;
+/** Recounts search_counts and search_tag_counts from the documents (the rebuild's repair of anything the triggers missed). */
+export async function recountSearchCounts(em: { execute: (sql: string) => Promise<unknown> }): Promise<void> {
+  await em.execute('delete from search_counts');
+  await em.execute('delete from search_tag_counts');
+  await em.execute(
+    `insert into search_counts (owner_id, deleted, kind, format, method, project_id, has_ligand, documents)
+     select owner_id, deleted, kind, coalesce(format, ''), coalesce(method, ''), project_id, has_ligand, count(*)
+     from search_documents group by 1, 2, 3, 4, 5, 6, 7`,
+  );
+  await em.execute(
+    `insert into search_tag_counts (owner_id, deleted, tag, documents)
+     select owner_id, deleted, tag, count(*) from search_documents, unnest(tags) as tag group by 1, 2, 3`,
+  );
 }
 
 export type { SearchFacet };

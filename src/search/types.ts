@@ -88,6 +88,15 @@ export interface SearchResult {
   nextCursor: string | null;
 }
 
+/** A page of hits presented as the API shows them, as JSON text built where the documents are. */
+export interface PresentedSearchPage {
+  /** JSON array of `{structure, score, highlights}`, in order; structures not (or no longer) the owner's are left out. */
+  itemsJson: string;
+  total: number;
+  facets: SearchResult['facets'];
+  nextCursor: string | null;
+}
+
 /** A cursor that this backend did not issue, or one issued for another query's sort. */
 export class InvalidCursorError extends Error {
   constructor() {
@@ -111,6 +120,11 @@ export interface SearchIndex {
   upsertMany(documents: SearchDocument[]): Promise<void>;
   delete(structureId: string): Promise<void>;
   search(query: SearchQuery): Promise<SearchResult>;
+  /**
+   * Optional: searches and presents the page in one step (the Postgres backend builds the structures'
+   * JSON in the search's own statement). Without it, the API presents `search`'s hits itself.
+   */
+  searchPresented?(query: SearchQuery): Promise<PresentedSearchPage>;
   /** The stored documents for these ids (missing ids are absent from the map), to detect drift. */
   get(structureIds: string[]): Promise<Map<string, SearchDocument>>;
   /** Documents in the index, trashed ones included. */

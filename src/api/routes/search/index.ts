@@ -1,11 +1,11 @@
 import Router from '@koa/router';
 import { z } from 'zod';
 import { STRUCTURE_KINDS } from '../../../entities/Structure.js';
-import { InvalidCursorError, SEARCH_FACETS, SEARCH_SORTS, type SearchFacet, type SearchResult } from '../../../search/types.js';
+import { InvalidCursorError, type PresentedSearchPage, SEARCH_FACETS, SEARCH_SORTS, type SearchFacet, type SearchQuery } from '../../../search/types.js';
 import type { AppContext } from '../../../services/context.js';
 import { ApiError } from '../../errors.js';
 import { route } from '../../route.js';
-import { presentStructureCards } from '../structures/present.js';
+import { presentSearchItems } from '../structures/present.js';
 import { structureSchema } from '../structures/schema.js';
 
 const listOf = (text: string | string[] | undefined) =>
@@ -50,6 +50,13 @@ export const searchQuerySchema = z
     path: ['resolutionMin'],
   });
 
+/** The backend's own presented search when it has one (Postgres), else its hits presented from Postgres. */
+async function presentedSearch(app: AppContext, query: SearchQuery): Promise<PresentedSearchPage> {
+  if (app.search.searchPresented) return app.search.searchPresented(query);
+  const result = await app.search.search(query);
+  return { ...result, itemsJson: await presentSearchItems(app.orm.em.fork(), query.ownerId, result.hits) };
+}
+
 export function searchRoutes(app: AppContext): Router {
   const router = new Router();
   route(
@@ -74,7 +81,7 @@ export function searchRoutes(app: AppContext): Router {
         },
       },
     },
-    async ({ query, user }) => {
+    async ({ query, user, koa }) => {
       const facets = listOf(query.facets);
       const unknownFacet = facets.find((f) => !(SEARCH_FACETS as readonly string[]).includes(f));
       if (unknownFacet) {
@@ -82,44 +89,39 @@ export function searchRoutes(app: AppContext): Router {
           facets: SEARCH_FACETS,
         });
       }
-      const result = await app.search
-        .search({
-          ownerId: user.id,
-          q: query.q?.trim() || undefined,
-          tags: listOf(query.tag),
-          tagMode: query.tagMode,
-          kind: query.kind,
-          format: query.format?.toLowerCase(),
-          projectId: query.project,
-          atomsMin: query.atomsMin,
-          atomsMax: query.atomsMax,
-          resolutionMin: query.resolutionMin,
-          resolutionMax: query.resolutionMax,
-          method: query.method,
-          createdFrom: query.createdAfter,
-          createdTo: query.createdBefore,
-          hasLigand: query.hasLigand,
-          trash: query.trash,
-          sort: query.sort,
-          facets: facets as SearchFacet[],
-          limit: query.limit,
-          cursor: query.cursor,
-        })
-        .catch((error: unknown): SearchResult => {
-          if (error instanceof InvalidCursorError) throw new ApiError(400, 'invalid_cursor', error.message);
-          throw error;
-        });
-      const ids = result.hits.map((h) => h.structureId);
-      // The owner check again, against the source of truth: an index can lag, never leak.
-      const presented = new Map((await presentStructureCards(app.orm.em.fork(), user.id, ids)).map((s) => [s.id, s]));
-      return {
-        items: result.hits
-          .filter((h) => presented.has(h.structureId))
-          .map((h) => ({ structure: presented.get(h.structureId), score: h.score, highlights: h.highlights })),
-        facets: result.facets,
-        total: result.total,
-        nextCursor: result.nextCursor,
+      const search: SearchQuery = {
+        ownerId: user.id,
+        q: query.q?.trim() || undefined,
+        tags: listOf(query.tag),
+        tagMode: query.tagMode,
+        kind: query.kind,
+        format: query.format?.toLowerCase(),
+        projectId: query.project,
+        atomsMin: query.atomsMin,
+        atomsMax: query.atomsMax,
+        resolutionMin: query.resolutionMin,
+        resolutionMax: query.resolutionMax,
+        method: query.method,
+        createdFrom: query.createdAfter,
+        createdTo: query.createdBefore,
+        hasLigand: query.hasLigand,
+        trash: query.trash,
+        sort: query.sort,
+        facets: facets as SearchFacet[],
+        limit: query.limit,
+        cursor: query.cursor,
       };
+      const page = await presentedSearch(app, search).catch((error: unknown): never => {
+        if (error instanceof InvalidCursorError) throw new ApiError(400, 'invalid_cursor', error.message);
+        throw error;
+      });
+      // The items arrive as JSON text (built by Postgres): the body is assembled around them, not parsed and
+      // serialised again, and encoded once (a string body would be measured, then encoded, by Koa).
+      koa.type = 'application/json';
+      koa.body = Buffer.from(
+        `{"items":${page.itemsJson},"facets":${JSON.stringify(page.facets)},"total":${page.total},"nextCursor":${JSON.stringify(page.nextCursor)}}`,
+      );
+      return undefined;
     },
   );
   return router;

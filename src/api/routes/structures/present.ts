@@ -2,7 +2,9 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { Blob } from '../../../entities/Blob.js';
 import { Structure } from '../../../entities/Structure.js';
 import { StructureVersion } from '../../../entities/StructureVersion.js';
+import type { SearchHit } from '../../../search/types.js';
 import { serializeStructure } from '../../../services/serialize.js';
+import { STRUCTURE_CARD_JOINS, STRUCTURE_CARD_JSON } from '../../../services/structureCards.js';
 import { notFound } from '../../errors.js';
 
 /** Structures with their current versions and sizes, in two queries whatever the count. */
@@ -25,76 +27,19 @@ export async function presentStructure(em: EntityManager, structureId: string) {
   return presented;
 }
 
-interface CardRow {
-  id: string;
-  project_id: string;
-  name: string;
-  description: string;
-  kind: string;
-  tags: string[];
-  metadata: Record<string, unknown>;
-  view_count: string | number;
-  download_count: string | number;
-  created_at: Date;
-  updated_at: Date;
-  deleted_at: Date | null;
-  number: number | null;
-  format: string | null;
-  blob_sha256: string | null;
-  filename: string | null;
-  message: string | null;
-  author_id: string | null;
-  pinned: boolean | null;
-  version_created_at: Date | null;
-  summary: unknown;
-  size: string | number | null;
-}
-
 /**
- * Structures as search hits show them: the structure and its current version's record and summary,
- * without the validation warnings (GET /v1/structures/:id has those). One query and no entity
- * building, because a search answers many of these at once and must stay fast.
+ * Search hits as the API shows them, as JSON text: each structure's card (see services/structureCards.ts)
+ * with the hit's score and highlights, in the hits' order. Only the owner's structures: an index
+ * can lag, never leak. One query whatever the count.
  */
-export async function presentStructureCards(em: EntityManager, ownerId: string, ids: string[]) {
-  if (ids.length === 0) return [];
-  const rows = await em.execute<CardRow[]>(
-    `select s.id, s.project_id, s.name, s.description, s.kind, s.tags, s.metadata, s.view_count, s.download_count,
-            s.created_at, s.updated_at, s.deleted_at,
-            v.number, v.format, v.blob_sha256, v.filename, v.message, v.author_id, v.pinned, v.created_at as version_created_at,
-            v.summary, b.size
-       from structures s
-       left join structure_versions v on v.id = s.current_version_id
-       left join blobs b on b.sha256 = v.blob_sha256
-      where s.id in (select jsonb_array_elements_text(?::jsonb)::uuid) and s.owner_id = ?`,
-    [JSON.stringify(ids), ownerId],
+export async function presentSearchItems(em: EntityManager, ownerId: string, hits: SearchHit[]): Promise<string> {
+  if (hits.length === 0) return '[]';
+  const [row] = await em.execute<{ items: string | null }[]>(
+    `select json_agg(json_build_object('structure', ${STRUCTURE_CARD_JSON}, 'score', h.score, 'highlights', h.highlights) order by h.ord)::text as items
+       from jsonb_to_recordset(?::jsonb) as h(id uuid, score float8, highlights json, ord integer)
+       join structures cs on cs.id = h.id and cs.owner_id = ?
+       ${STRUCTURE_CARD_JOINS}`,
+    [JSON.stringify(hits.map((h, ord) => ({ id: h.structureId, score: h.score, highlights: h.highlights, ord }))), ownerId],
   );
-  return rows.map((row) => ({
-    id: row.id,
-    projectId: row.project_id,
-    name: row.name,
-    description: row.description,
-    kind: row.kind,
-    tags: row.tags,
-    metadata: row.metadata,
-    currentVersion:
-      row.number === null
-        ? null
-        : {
-            number: row.number,
-            format: row.format,
-            size: Number(row.size ?? 0),
-            sha256: row.blob_sha256,
-            filename: row.filename,
-            message: row.message,
-            author: row.author_id,
-            pinned: row.pinned,
-            createdAt: new Date(row.version_created_at as Date).toISOString(),
-            summary: row.summary,
-          },
-    viewCount: Number(row.view_count),
-    downloadCount: Number(row.download_count),
-    createdAt: new Date(row.created_at).toISOString(),
-    updatedAt: new Date(row.updated_at).toISOString(),
-    deletedAt: row.deleted_at ? new Date(row.deleted_at).toISOString() : null,
-  }));
+  return row?.items ?? '[]';
 }

@@ -1,0 +1,184 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { presentSearchItems } from '../src/api/routes/structures/present.js';
+import { reindexAll } from '../src/services/searchMaintenance.js';
+import { type Client, client, userFactory } from './helpers/factories.js';
+import { type Stack, startStack } from './helpers/stack.js';
+
+/**
+ * The Postgres index's per-owner counts (search_counts, search_tag_counts) are kept by triggers on
+ * search_documents and answer totals and facets without reading documents. Here every kind of change
+ * a structure goes through is made through the API, and after each the kept counts must equal the
+ * counts made from scratch from the documents; the searches they answer must equal the same searches
+ * answered from the documents; and the hits' structures must be what GET /v1/structures/:id says.
+ */
+
+const FIXTURES = path.join(import.meta.dirname, 'fixtures');
+const fixture = async (name: string) => ({ name, content: await fs.readFile(path.join(FIXTURES, name)) });
+
+describe('search counts kept by the Postgres index', () => {
+  let stack: Stack;
+  let api: Client;
+  let otherApi: Client;
+  let ownerId: string;
+  let projects: string[];
+  const ids: Record<string, string> = {};
+
+  /** Waits until no index job is waiting or running (the API enqueues before it answers). */
+  const indexSettled = async () => {
+    const queue = stack.ctx.queues.index;
+    for (let quiet = 0; quiet < 2; ) {
+      const counts = await queue.getJobCounts('waiting', 'active', 'prioritized');
+      quiet = Object.values(counts).every((n) => n === 0) ? quiet + 1 : 0;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+
+  /** Kept counts (zero rows are allowed leftovers) and counts made from the documents, in one order. */
+  const counts = async () => {
+    const em = stack.ctx.orm.em.fork();
+    const key = 'owner_id, deleted, kind, format, method, project_id, has_ligand';
+    const kept = await em.execute(`select ${key}, documents from search_counts where documents <> 0 order by ${key}`);
+    const fresh = await em.execute(
+      `select owner_id, deleted, kind, coalesce(format, '') as format, coalesce(method, '') as method, project_id, has_ligand,
+              count(*)::integer as documents
+       from search_documents group by 1, 2, 3, 4, 5, 6, 7 order by ${key}`,
+    );
+    const keptTags = await em.execute('select owner_id, deleted, tag, documents from search_tag_counts where documents <> 0 order by 1, 2, 3');
+    const freshTags = await em.execute(
+      'select owner_id, deleted, tag, count(*)::integer as documents from search_documents, unnest(tags) as tag group by 1, 2, 3 order by 1, 2, 3',
+    );
+    return { kept, fresh, keptTags, freshTags };
+  };
+
+  const expectCountsRight = async (step: string) => {
+    await indexSettled();
+    const { kept, fresh, keptTags, freshTags } = await counts();
+    expect(fresh.length, `${step}: documents to count`).toBeGreaterThan(0);
+    expect(kept, `${step}: search_counts`).toEqual(fresh);
+    expect(keptTags, `${step}: search_tag_counts`).toEqual(freshTags);
+  };
+
+  const search = async (query: string, as = api) => {
+    const response = await as.get(`/v1/search?${query}`);
+    expect(response.status, JSON.stringify(response.body)).toBe(200);
+    return response.body;
+  };
+
+  /**
+   * The same search answered from the counts and from the documents: createdAfter far in the past
+   * matches every document, but it is a range, which the counts cannot answer.
+   */
+  const countedAndGathered = async (query: string) => {
+    const counted = await search(`${query}&limit=500`);
+    const gathered = await search(`${query}&limit=500&createdAfter=2000-01-01T00:00:00Z`);
+    return { counted, gathered };
+  };
+
+  beforeAll(async () => {
+    stack = await startStack({ env: { SEARCH_BACKEND: 'postgres' } });
+    const user = await userFactory(stack.ctx);
+    ownerId = user.id;
+    api = client(stack.url, user.token);
+    otherApi = client(stack.url, (await userFactory(stack.ctx)).token);
+    projects = [(await api.post('/v1/projects', { name: 'one' })).body.id, (await api.post('/v1/projects', { name: 'two' })).body.id];
+    const upload = async (as: Client, project: string, file: string, fields: Record<string, string>) => {
+      const response = await as.upload(`/v1/projects/${project}/structures`, await fixture(file), fields, { prefer: 'wait=60' });
+      expect(response.status, JSON.stringify(response.body)).toBe(201);
+      return response.body.structure.id as string;
+    };
+    ids.crambin = await upload(api, projects[0], 'ngl_1crn.pdb', { name: 'Crambin', tags: 'plant,xray' });
+    ids.aspirin = await upload(api, projects[0], 'chemfiles_aspirin.sdf', { name: 'Aspirin', tags: 'fragment' });
+    ids.imatinib = await upload(api, projects[1], 'chemfiles_imatinib.mol2', { name: 'Imatinib', tags: 'fragment,kinase-panel' });
+    ids.models = await upload(api, projects[1], 'ngl_multi-models-example.pdb', { name: 'Models', tags: 'nmr' });
+    const theirs = (await otherApi.post('/v1/projects', { name: 'theirs' })).body.id;
+    ids.theirs = await upload(otherApi, theirs, 'ngl_1crn.pdb', { name: 'Their crambin', tags: 'plant' });
+  });
+  afterAll(() => stack?.stop());
+
+  it('stay equal to a count from scratch through create, update, new version, trash, restore and purge', async () => {
+    await expectCountsRight('after uploads');
+
+    expect((await api.patch(`/v1/structures/${ids.aspirin}`, { name: 'Acetylsalicylic acid', tags: ['fragment', 'nsaid'] })).status).toBe(200);
+    await expectCountsRight('after rename and retag');
+
+    const version = await api.upload(`/v1/structures/${ids.crambin}/versions`, await fixture('ngl_1CRN.cif'), { message: 'as mmCIF' }, { prefer: 'wait=60' });
+    expect(version.status, JSON.stringify(version.body)).toBe(201);
+    await expectCountsRight('after a new version in another format');
+
+    expect((await api.delete(`/v1/structures/${ids.imatinib}`)).status).toBe(204);
+    await expectCountsRight('after trash');
+    expect((await search('trash=only')).total).toBe(1);
+
+    expect((await api.post(`/v1/structures/${ids.imatinib}/restore`)).status).toBe(200);
+    await expectCountsRight('after restore');
+
+    expect((await api.delete(`/v1/structures/${ids.models}?purge=true`)).status).toBe(204);
+    await expectCountsRight('after purge');
+    expect((await search('trash=include')).total).toBe(3);
+
+    // Directly through the index too: a document deleted, and one written again unchanged.
+    await stack.ctx.search.delete(ids.aspirin);
+    const [document] = [...(await stack.ctx.search.get([ids.crambin])).values()];
+    await stack.ctx.search.upsert(document);
+    await expectCountsRight('after direct index writes');
+  });
+
+  it('are recounted by a rebuild, whatever they held', async () => {
+    await stack.ctx.orm.em.fork().execute('update search_counts set documents = documents + 7; update search_tag_counts set documents = 0');
+    await reindexAll(stack.ctx.orm.em.fork(), stack.ctx.search);
+    await expectCountsRight('after a rebuild');
+  });
+
+  it('answer totals and facets exactly as the documents do', async () => {
+    for (const query of [
+      'facets=tag,kind,format,method',
+      'trash=include&facets=tag,kind,format,method',
+      `kind=small-molecule&facets=kind,format,method`,
+      `project=${projects[1]}&facets=tag,kind,format,method`,
+      'format=pdb&hasLigand=false&facets=kind,method',
+      'sort=name',
+    ]) {
+      const { counted, gathered } = await countedAndGathered(query);
+      expect(counted.total, query).toBe(gathered.total);
+      expect(counted.facets, query).toEqual(gathered.facets);
+      expect(counted.items.map((i: { structure: { id: string } }) => i.structure.id)).toEqual(
+        gathered.items.map((i: { structure: { id: string } }) => i.structure.id),
+      );
+    }
+    // Each owner's counts are their own.
+    expect((await search('facets=tag')).facets.tag).toEqual({ fragment: 2, 'kinase-panel': 1, nsaid: 1, plant: 1, xray: 1 });
+    expect((await search('facets=tag', otherApi)).facets.tag).toEqual({ plant: 1 });
+  });
+
+  it('keep owners apart even when two share an index key', async () => {
+    // The other owner's document, its words and tags scoped under this owner's key, as a key collision would leave them.
+    await stack.ctx.orm.em
+      .fork()
+      .execute(
+        'update search_documents set scoped_document = search_scope_tsvector(?, to_tsvector(?, body)), scoped_tags = search_scope_tags(?, tags) where structure_id = ?',
+        [ownerId, 'simple', ownerId, ids.theirs],
+      );
+    const found = await search('q=crambin');
+    expect(found.items.map((i: { structure: { id: string } }) => i.structure.id)).toEqual([ids.crambin]);
+    expect(found.total).toBe(1);
+    expect((await search('tag=plant')).total).toBe(1);
+  });
+
+  it('present hits as GET /v1/structures/:id shows them, without the validation warnings', async () => {
+    const body = await search('limit=10');
+    expect(body.items.length).toBeGreaterThan(1);
+    for (const item of body.items) {
+      const { body: full } = await api.get(`/v1/structures/${item.structure.id}`);
+      const { warnings: _warnings, ...version } = full.currentVersion;
+      // Reading it counted a view, after the search.
+      expect(item.structure).toEqual({ ...full, currentVersion: version, viewCount: full.viewCount - 1 });
+    }
+    // The presenter the other backend uses builds the same cards, in the hits' order, and only the owner's.
+    const again = await search('limit=10');
+    const hits = again.items.map((i: { structure: { id: string }; score: number }) => ({ structureId: i.structure.id, score: i.score, highlights: [] }));
+    const presented = JSON.parse(await presentSearchItems(stack.ctx.orm.em.fork(), ownerId, [...hits, { structureId: ids.theirs, score: 0, highlights: [] }]));
+    expect(presented.map((p: { structure: unknown }) => p.structure)).toEqual(again.items.map((i: { structure: unknown }) => i.structure));
+  });
+});
