@@ -20,8 +20,9 @@ export function ormOptions(databaseUrl: string, log?: Logger): Options {
     allowGlobalContext: false,
     forceUtcTimezone: true,
     logger: (message) => log?.debug({ orm: message }),
-    // search_documents, search_terms and the search counts belong to the Postgres search index (raw SQL), not to entities.
-    schemaGenerator: { skipTables: ['search_documents', 'search_terms', 'search_counts', 'search_tag_counts'] },
+    // search_documents, search_terms and the search counts belong to the Postgres search index (raw SQL), not to entities;
+    // so do its functions, which a schema diff must not offer to drop.
+    schemaGenerator: { skipTables: ['search_documents', 'search_terms', 'search_counts', 'search_tag_counts'], ignoreRoutines: true },
     migrations: {
       path: MIGRATIONS_DIR,
       glob: '!(*.d).{js,ts}',
