@@ -22,7 +22,11 @@ import type { BackupManifest, TableDump } from './layout.js';
  */
 const MIGRATIONS_TABLE = 'mikro_orm_migrations';
 /** Not dumped as data: migrations are replayed by name, and the backup catalogue is rebuilt from the manifests. */
-const NOT_DUMPED = new Set([MIGRATIONS_TABLE, 'backups']);
+/**
+ * Left out of a dump: the migrations (replayed instead), the backup records themselves, and the
+ * search counts, which triggers on search_documents rebuild as its rows are loaded back.
+ */
+const NOT_DUMPED = new Set([MIGRATIONS_TABLE, 'backups', 'search_counts', 'search_tag_counts']);
 
 export type DatabaseDump = BackupManifest['database'] & { blobs: { sha256: string; size: number }[] };
 
@@ -123,6 +127,14 @@ export async function restoreDatabase(
   try {
     const existing = await publicTables(client);
     if (existing.length) await client.query(`drop table if exists ${existing.map(quoteIdent).join(', ')} cascade`);
+    // The migrations' own functions too (the search index's), so replaying them can create them again;
+    // an extension's functions stay with their extension.
+    const functions = await client.query<{ signature: string }>(
+      `select p.oid::regprocedure::text as signature from pg_proc p
+        where p.pronamespace = 'public'::regnamespace
+          and not exists (select 1 from pg_depend d where d.classid = 'pg_proc'::regclass and d.objid = p.oid and d.deptype = 'e')`,
+    );
+    for (const { signature } of functions.rows) await client.query(`drop function if exists ${signature} cascade`);
   } finally {
     await client.end();
   }
