@@ -82,8 +82,12 @@ export class Migration20261123011128_search_scoped extends Migration {
       primary key ("owner_id", "deleted", "tag")
     );`);
     // One function for the three statement triggers: each branch reads only its event's transition tables.
-    // Changes are applied in key order, so concurrent writers lock count rows in the same order.
+    // One owner's counts are changed by one transaction at a time (a lock per owner, taken in key order):
+    // an upsert fires its insert and its update trigger, each changing several count rows, and two
+    // writers taking those rows in different orders would deadlock.
     const apply = (rows: string) => `
+      perform pg_advisory_xact_lock(k) from (
+        select distinct hashtextextended('search-counts:' || owner_id::text, 0) as k from (${rows}) changes order by 1) owners;
       insert into search_counts as c (owner_id, deleted, kind, format, method, project_id, has_ligand, documents)
       select owner_id, deleted, kind, coalesce(format, ''), coalesce(method, ''), project_id, has_ligand, sum(change)::integer
       from (${rows}) changes

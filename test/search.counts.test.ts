@@ -131,6 +131,20 @@ describe('search counts kept by the Postgres index', () => {
     await expectCountsRight('after a rebuild');
   });
 
+  it('stay right when a rebuild and single writes of several owners run at once', async () => {
+    const documents = [...(await stack.ctx.search.get(Object.values(ids))).values()];
+    expect(documents.length).toBeGreaterThan(3);
+    const writes = Array.from({ length: 40 }, (_, i) => {
+      const document = documents[i % documents.length];
+      return stack.ctx.search.upsert({ ...document, deleted: i % 2 === 0, tags: i % 3 ? document.tags : [...document.tags, `busy-${i % 4}`] });
+    });
+    await Promise.all([reindexAll(stack.ctx.orm.em.fork(), stack.ctx.search), ...writes, stack.ctx.search.upsertMany(documents)]);
+    await expectCountsRight('after concurrent writes');
+    // The documents as Postgres has them again, for the tests after this one.
+    await reindexAll(stack.ctx.orm.em.fork(), stack.ctx.search);
+    await expectCountsRight('after putting them back');
+  });
+
   it('answer totals and facets exactly as the documents do', async () => {
     for (const query of [
       'facets=tag,kind,format,method',
