@@ -100,10 +100,12 @@ export async function releaseReservation(em: EntityManager, uploadId: string): P
 
 /**
  * The end of an upload that did not become a version: its reservation goes. Its blob was never
- * charged (an upload in flight is charged to nobody), so usage does not change.
+ * charged (an upload in flight is charged to nobody), so usage does not change. Freeing bytes can
+ * never let anyone pass their quota, so this takes no quota lock: a bulk import's refused files
+ * would otherwise queue on it one commit at a time. (`reserve` reads the reservations before the
+ * usage, so a release racing it can only make it count too much, never too little.)
  */
-export async function releaseUpload(tx: EntityManager, ownerId: string, uploadId: string): Promise<void> {
-  await lockQuota(tx, ownerId);
+export async function releaseUpload(tx: EntityManager, _ownerId: string, uploadId: string): Promise<void> {
   await releaseReservation(tx, uploadId);
 }
 
