@@ -2,26 +2,15 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { Transform, Writable } from 'node:stream';
+import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
+import { digester } from '../lib/digester.js';
 import { fsyncPath } from '../lib/fsync.js';
 import type { BlobStore } from '../storage/blobStore.js';
 import type { BackupLayout } from './layout.js';
 
-/** Passes bytes through while hashing and counting them. */
-export function digester() {
-  const hash = createHash('sha256');
-  let bytes = 0;
-  const stream = new Transform({
-    transform(chunk: Buffer, _encoding, done) {
-      hash.update(chunk);
-      bytes += chunk.length;
-      done(null, chunk);
-    },
-  });
-  return { stream, result: () => ({ sha256: hash.digest('hex'), bytes }) };
-}
+export { digester };
 
 export async function fileSize(file: string): Promise<number | undefined> {
   try {

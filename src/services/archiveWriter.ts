@@ -1,12 +1,12 @@
-import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
-import { type Readable, Transform } from 'node:stream';
+import type { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import tar from 'tar-stream';
 import yazl from 'yazl';
 import type { ArchiveKind } from '../entities/ExportArchive.js';
+import { digester } from '../lib/digester.js';
 import { fsyncPath } from '../lib/fsync.js';
 import type { BlobStore } from '../storage/blobStore.js';
 
@@ -38,27 +38,13 @@ export const ARCHIVE_EXTENSIONS: Record<ArchiveKind, string> = { zip: '.zip', 't
  * the expected size, so a damaged blob file can never slip into an archive unnoticed.
  */
 function verifiedRead(blobs: BlobStore, file: ArchiveFile): Readable {
-  const hash = createHash('sha256');
-  let size = 0;
-  const check = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      hash.update(chunk);
-      size += chunk.length;
-      callback(null, chunk);
-    },
-    flush(callback) {
-      const digest = hash.digest('hex');
-      if (digest !== file.sha256 || size !== file.size) {
-        callback(
-          new BlobIntegrityError(
-            `The stored file for ${file.path} is damaged (expected ${file.size} bytes with sha256 ${file.sha256}, read ${size} bytes with ${digest}); an administrator should restore it from a backup.`,
-          ),
-        );
-        return;
-      }
-      callback();
-    },
-  });
+  const check = digester(({ sha256, bytes }) =>
+    sha256 !== file.sha256 || bytes !== file.size
+      ? new BlobIntegrityError(
+          `The stored file for ${file.path} is damaged (expected ${file.size} bytes with sha256 ${file.sha256}, read ${bytes} bytes with ${sha256}); an administrator should restore it from a backup.`,
+        )
+      : undefined,
+  ).stream;
   const source = blobs.read(file.sha256);
   source.on('error', (error) => check.destroy(error));
   return source.pipe(check);
@@ -80,20 +66,13 @@ export async function writeArchive(
   files: ArchiveFile[],
   onFile: (index: number) => void = () => {},
 ): Promise<WrittenArchive> {
-  const hash = createHash('sha256');
-  let size = 0;
-  const measure = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      hash.update(chunk);
-      size += chunk.length;
-      callback(null, chunk);
-    },
-  });
+  const { stream: measure, result } = digester();
   const output = createWriteStream(target, { flags: 'wx' });
   if (kind === 'zip') await writeZip(blobs, manifest, files, onFile, measure, output);
   else await writeTarGz(blobs, manifest, files, onFile, measure, output);
   await fsyncPath(target);
-  return { sha256: hash.digest('hex'), size };
+  const { sha256, bytes } = result();
+  return { sha256, size: bytes };
 }
 
 async function writeZip(
