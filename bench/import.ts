@@ -28,6 +28,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { gunzipSync } from 'node:zlib';
+import type { ImportSummary } from '../src/cli/import.js';
 import { QUEUE_NAMES } from '../src/config/index.js';
 import { type BenchStack, createBenchUser, createProject, formatMB, MB, startBenchStack, stopOnSignals, UsageError } from './support/stack.js';
 
@@ -121,23 +122,8 @@ async function makeSmallSet(dir: string, sources: SourceFile[], count: number): 
   return { sources: small.length };
 }
 
-interface CliSummary {
-  files: number;
-  sent: number;
-  bytesSent: number;
-  stored: number;
-  rejected: number;
-  failed: number;
-  skipped: number;
-  imports: string[];
-  checksumSeconds: number;
-  uploadSeconds: number;
-  processingSeconds: number;
-  filesPerSecond: number;
-  megabytesPerSecond: number;
-  elapsedSeconds: number;
-  failures: { name: string; message: string }[];
-}
+/** What `molvault import --json` prints (the command's own type). */
+type CliSummary = ImportSummary;
 
 /** Runs `molvault import` as a child process; its progress lines pass through to our stderr. */
 function runCli(args: string[], timeoutMs: number): Promise<{ code: number; summary?: CliSummary; stderr: string }> {
