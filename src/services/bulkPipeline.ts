@@ -10,10 +10,9 @@ import { resolveFormat } from '../jobs/handlers/ingest.js';
 import { defaultName } from '../jobs/handlers/snapshot.js';
 import { invalidStructure, parseAborted } from '../jobs/handlers/validate.js';
 import type { IngestResult } from '../workers/pool/tasks.js';
-import { allBlobReferencesSql } from './blobReferences.js';
 import { runUploadPipeline } from './pipeline.js';
 import { pruneStructure } from './pruning.js';
-import { QuotaExceededError, reserve } from './quota.js';
+import { blobsHeldBy, QuotaExceededError, reserve } from './quota.js';
 import { endUpload } from './uploads.js';
 import { lockQuota, refreshUsage } from './usage.js';
 
@@ -108,18 +107,6 @@ async function lockBlobs(tx: EntityManager, hashes: readonly string[]): Promise<
        from (select value as h from jsonb_array_elements_text(?::jsonb) order by 1) ordered`,
     [JSON.stringify(sorted)],
   );
-}
-
-/** Which of these blobs the owner already holds through a charged reference (they cost nothing more). */
-async function blobsHeldBy(tx: EntityManager, ownerId: string, hashes: readonly string[]): Promise<Set<string>> {
-  if (hashes.length === 0) return new Set();
-  const rows = await tx.execute<{ blob_sha256: string }[]>(
-    `select distinct refs.blob_sha256 from (${allBlobReferencesSql()}) refs
-      where refs.owner_id = ? and refs.category is not null
-        and refs.blob_sha256 in (select jsonb_array_elements_text(?::jsonb))`,
-    [ownerId, JSON.stringify([...new Set(hashes)])],
-  );
-  return new Set(rows.map((r) => r.blob_sha256));
 }
 
 interface Ingested {

@@ -139,9 +139,17 @@ export async function chargeUpload(
 
 /** Whether the user already holds this blob through a charged reference (then it costs nothing more). */
 export async function userHoldsBlob(em: EntityManager, userId: string, sha256: string): Promise<boolean> {
-  const [row] = await em.execute<{ n: string }[]>(
-    `select count(*) as n from (${allBlobReferencesSql()}) refs where refs.owner_id = ? and refs.blob_sha256 = ? and refs.category is not null`,
-    [userId, sha256],
+  return (await blobsHeldBy(em, userId, [sha256])).has(sha256);
+}
+
+/** Which of these blobs the user already holds through a charged reference, in one query. */
+export async function blobsHeldBy(em: EntityManager, userId: string, hashes: readonly string[]): Promise<Set<string>> {
+  if (hashes.length === 0) return new Set();
+  const rows = await em.execute<{ blob_sha256: string }[]>(
+    `select distinct refs.blob_sha256 from (${allBlobReferencesSql()}) refs
+      where refs.owner_id = ? and refs.category is not null
+        and refs.blob_sha256 in (select jsonb_array_elements_text(?::jsonb))`,
+    [userId, JSON.stringify([...new Set(hashes)])],
   );
-  return Number(row?.n ?? 0) > 0;
+  return new Set(rows.map((r) => r.blob_sha256));
 }

@@ -8,7 +8,7 @@ import { runUploadBatch } from '../bulkPipeline.js';
 import { metadataProblems, projectMetadataSchema } from '../metadata.js';
 import { lockQuota, refreshUsage, storedUsage } from '../usage.js';
 import { resetBatchReservation } from './batches.js';
-import { batchParams, DUPLICATE_CODES, isCompressed, itemError, itemFilename, processImportItem } from './process.js';
+import { batchParams, isCompressed, itemEnding, itemFilename, processImportItem } from './process.js';
 
 /**
  * Plain files (not PDB ids, not versions restored from a manifest) go through an import in chunks
@@ -228,16 +228,8 @@ async function recordOutcomes(em: EntityManager, itemIds: string[]): Promise<voi
   const ended = rows
     .filter((row) => row.state === 'stored' || row.state === 'rejected' || row.state === 'failed')
     .map((row) => {
-      if (row.state === 'stored') return { id: row.id, state: 'stored', structure_id: row.structure_id, sha256: row.blob_sha256, error: null };
-      const error = row.error ?? { status: 500, code: 'failed', message: 'The file could not be stored.' };
-      const duplicate = row.state === 'rejected' && DUPLICATE_CODES.has(error.code);
-      return {
-        id: row.id,
-        state: duplicate ? 'skipped' : row.state,
-        structure_id: (error.details?.structureId as string | undefined) ?? null,
-        sha256: null,
-        error: itemError(error),
-      };
+      const { structureId, ...ending } = itemEnding({ state: row.state, structureId: row.structure_id, blob: row.blob_sha256, error: row.error });
+      return { id: row.id, ...ending, structure_id: structureId };
     });
   if (ended.length > 0) {
     await em.execute(

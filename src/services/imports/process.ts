@@ -4,7 +4,7 @@ import { LockMode } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { ImportBatch } from '../../entities/ImportBatch.js';
 import { ImportItem, type ImportItemError, type ImportItemState, TERMINAL_IMPORT_ITEM_STATES } from '../../entities/ImportItem.js';
-import { Upload, type UploadError, type UploadParams } from '../../entities/Upload.js';
+import { TERMINAL_UPLOAD_STATES, Upload, type UploadError, type UploadParams } from '../../entities/Upload.js';
 import { sniffCompression } from '../../formats/sniff.js';
 import type { JobContext } from '../../jobs/define.js';
 import { metadataProblems, projectMetadataSchema } from '../metadata.js';
@@ -266,30 +266,30 @@ async function startUpload(
   return false;
 }
 
-/** Copies the upload's end onto the item; a duplicate found after unpacking makes the item skipped. */
+/** How an ended upload ends its item: stored, or refused with the reason (a duplicate found after unpacking: skipped). */
+export function itemEnding(upload: { state: string; structureId: string; blob: string | null; error: UploadError | null }) {
+  if (upload.state === 'stored') return { state: 'stored' as const, structureId: upload.structureId, sha256: upload.blob, error: null };
+  const error = upload.error ?? { status: 500, code: 'failed', message: 'The file could not be stored.' };
+  const duplicate = upload.state === 'rejected' && DUPLICATE_CODES.has(error.code);
+  return {
+    state: duplicate ? ('skipped' as const) : (upload.state as 'rejected' | 'failed'),
+    structureId: (error.details?.structureId as string | undefined) ?? null,
+    sha256: null,
+    error: itemError(error),
+  };
+}
+
+/** Copies the upload's end onto the item. */
 async function recordOutcome(ctx: JobContext, batch: ImportBatch, itemId: string, afterStored?: (upload: Upload) => Promise<void>): Promise<void> {
   const upload = await ctx.em.fork().findOne(Upload, { id: itemId });
   if (!upload) throw new Error(`import item ${itemId} lost its upload`);
-  if (upload.state === 'stored') {
-    await afterStored?.(upload);
-    await finishItem(ctx, batch, itemId, 'stored', { structureId: upload.structureId, sha256: upload.blob ?? null, error: null }, 'upload');
-    return;
+  if (!TERMINAL_UPLOAD_STATES.includes(upload.state)) {
+    // Still received or processing: a stage of ours failed in a way that should be retried.
+    throw new Error(`the upload of import item ${itemId} stopped in state ${upload.state}`);
   }
-  if (upload.state === 'rejected' || upload.state === 'failed') {
-    const error = upload.error ?? { status: 500, code: 'failed', message: 'The file could not be stored.' };
-    const duplicate = upload.state === 'rejected' && DUPLICATE_CODES.has(error.code);
-    await finishItem(
-      ctx,
-      batch,
-      itemId,
-      duplicate ? 'skipped' : upload.state,
-      { error: itemError(error), structureId: (error.details?.structureId as string | undefined) ?? null },
-      'upload',
-    );
-    return;
-  }
-  // Still received or processing: a stage of ours failed in a way that should be retried.
-  throw new Error(`the upload of import item ${itemId} stopped in state ${upload.state}`);
+  if (upload.state === 'stored') await afterStored?.(upload);
+  const { state, ...fields } = itemEnding({ ...upload, blob: upload.blob ?? null, error: upload.error ?? null });
+  await finishItem(ctx, batch, itemId, state, fields, 'upload');
 }
 
 /** An upload's error as an item's: code and sentence, and the problems list when there is one. */
