@@ -107,6 +107,12 @@ const envSchema = z.object({
     .default('molvault_structures'),
   /** Which index serves searches; default Typesense when TYPESENSE_URL is set, else Postgres. */
   SEARCH_BACKEND: z.enum(['postgres', 'typesense']).optional(),
+  /**
+   * Connections the Postgres backend searches on, per API process. Few: searches are CPU work, and more
+   * running at once than there are cores only makes each wait longer (4 against 10 on 2 cores: same
+   * queries/s, p99 55 ms against 76 ms, measured with bench:search).
+   */
+  SEARCH_CONNECTIONS: z.coerce.number().int().min(1).max(100).default(4),
   /** How often the drift check compares the search index with Postgres. */
   SEARCH_DRIFT_EVERY_MS: z.coerce.number().int().positive().default(3_600_000),
   /** Structures whose documents the drift check compares each time. */
@@ -239,6 +245,7 @@ function buildConfig(env: z.infer<typeof envSchema>) {
     redisUrl: env.REDIS_URL,
     typesense: env.TYPESENSE_URL ? { url: env.TYPESENSE_URL, apiKey: env.TYPESENSE_API_KEY ?? '', collection: env.TYPESENSE_COLLECTION } : undefined,
     searchBackend: env.SEARCH_BACKEND ?? (env.TYPESENSE_URL ? 'typesense' : 'postgres'),
+    searchConnections: env.SEARCH_CONNECTIONS,
     searchDriftEveryMs: env.SEARCH_DRIFT_EVERY_MS,
     searchDriftSample: env.SEARCH_DRIFT_SAMPLE,
     dataDir,

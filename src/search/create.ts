@@ -11,5 +11,5 @@ export function createSearchIndex(config: Config, orm: Orm, log: Logger, backend
     if (!config.typesense) throw new Error('the Typesense search backend needs TYPESENSE_URL (and TYPESENSE_API_KEY)');
     return new TypesenseSearchIndex({ url: config.typesense.url, apiKey: config.typesense.apiKey, alias: config.typesense.collection, log });
   }
-  return new PostgresSearchIndex(orm, log);
+  return new PostgresSearchIndex(orm, log, config.searchConnections);
 }

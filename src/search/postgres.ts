@@ -138,8 +138,6 @@ interface SearchRow {
 
 /** Prepared statements kept per connection: search texts vary only with the filters used, so few recur. */
 const PREPARED_STATEMENTS = 200;
-/** Connections of the search pool (searches hold one for a single statement). */
-const SEARCH_CONNECTIONS = 10;
 
 /**
  * Postgres full-text search. Words and tags are indexed under their owner's key (see the
@@ -155,6 +153,8 @@ export class PostgresSearchIndex implements SearchIndex {
   constructor(
     private readonly orm: MikroORM,
     private readonly log?: Logger,
+    /** Connections of the search pool (a search holds one for a single statement). */
+    private readonly connections = 4,
   ) {}
 
   private get connection() {
@@ -183,7 +183,7 @@ export class PostgresSearchIndex implements SearchIndex {
   private createPool(): pg.Pool {
     const pool = new pg.Pool({
       connectionString: this.orm.config.get('clientUrl'),
-      max: SEARCH_CONNECTIONS,
+      max: this.connections,
       application_name: 'molvault search',
       options: '-c plan_cache_mode=force_generic_plan -c jit=off -c effective_io_concurrency=0',
     });
