@@ -1,5 +1,6 @@
 import fs from 'node:fs/promises';
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { sqlArray } from '../db/arrays.js';
 import type { UploadError, UploadParams } from '../entities/Upload.js';
 import type { Format, Problem, StructureSummary, ValidationReport } from '../formats/types.js';
 import { MEDIA_TYPES } from '../formats/types.js';
@@ -51,8 +52,8 @@ export async function runUploadBatch(ctx: JobContext, uploadIds: readonly string
   );
   // One index job for every stored upload of the chunk not yet searchable (this delivery's, or an earlier one's that stopped short).
   const unindexed = await ctx.em.execute<{ id: string; structure_id: string }[]>(
-    `select id, structure_id from uploads where id in (select jsonb_array_elements_text(?::jsonb)::uuid) and state = 'stored' and indexed_at is null order by id`,
-    [JSON.stringify(uploadIds.filter((id) => !singles.has(id)))],
+    `select id, structure_id from uploads where id = any(?::uuid[]) and state = 'stored' and indexed_at is null order by id`,
+    [sqlArray(uploadIds.filter((id) => !singles.has(id)))],
   );
   if (unindexed.length > 0) {
     await enqueue(ctx.queues, indexJob, {
@@ -93,8 +94,8 @@ async function loadUploads(em: EntityManager, ids: readonly string[]): Promise<U
   return em.execute<UploadRow[]>(
     `select id, owner_id, project_id, structure_id, creates_structure, state, filename, format_hint, received_sha256, params,
             blob_sha256, format, kind, summary, validation
-       from uploads where id in (select jsonb_array_elements_text(?::jsonb)::uuid) order by id`,
-    [JSON.stringify(ids)],
+       from uploads where id = any(?::uuid[]) order by id`,
+    [sqlArray(ids)],
   );
 }
 
@@ -284,10 +285,10 @@ async function snapshotMany(ctx: JobContext, uploadIds: string[]): Promise<void>
     const rows = await tx.execute<(UploadRow & { size: string })[]>(
       `select u.id, u.owner_id, u.project_id, u.structure_id, u.filename, u.params, u.blob_sha256, u.format, u.kind, u.summary, u.validation, b.size
          from uploads u join blobs b on b.sha256 = u.blob_sha256
-        where u.id in (select jsonb_array_elements_text(?::jsonb)::uuid) and u.state = 'processing' and u.creates_structure
+        where u.id = any(?::uuid[]) and u.state = 'processing' and u.creates_structure
           and u.summary is not null and u.validation is not null and u.format is not null
         order by u.id for update of u`,
-      [JSON.stringify(uploadIds)],
+      [sqlArray(uploadIds)],
     );
     if (rows.length === 0) return { gone: [], renumbered: [] };
     await lockBlobs(
@@ -332,8 +333,8 @@ async function snapshotMany(ctx: JobContext, uploadIds: string[]): Promise<void>
     // Normally each structure is new and gets version 1; numbered from what exists all the same.
     const existing = await tx.execute<{ id: string; deleted: boolean; last: number | null }[]>(
       `select s.id, s.deleted_at is not null as deleted, (select max(number) from structure_versions v where v.structure_id = s.id) as last
-         from structures s where s.id in (select jsonb_array_elements_text(?::jsonb)::uuid) order by s.id for update`,
-      [JSON.stringify(rows.map((row) => row.structure_id))],
+         from structures s where s.id = any(?::uuid[]) order by s.id for update`,
+      [sqlArray(rows.map((row) => row.structure_id))],
     );
     const byStructure = new Map(existing.map((s) => [s.id, s]));
     const live = rows.filter((row) => !byStructure.get(row.structure_id)?.deleted);
@@ -386,14 +387,11 @@ async function snapshotMany(ctx: JobContext, uploadIds: string[]): Promise<void>
       const sizeOf = new Map(owned.map((row) => [row.blob_sha256 as string, Number(row.size)]));
       const addedBytes = hashes.filter((h) => !held.has(h)).reduce((sum, h) => sum + (sizeOf.get(h) ?? 0), 0);
       // Bytes that already have derivatives bring those along (charged as derived), which only a recomputation counts.
-      const [derived] = await tx.execute<{ n: string }[]>(
-        'select count(*) as n from derivations where source_blob_sha256 in (select jsonb_array_elements_text(?::jsonb))',
-        [JSON.stringify(hashes)],
-      );
-      await lockQuota(tx, ownerId);
-      await tx.execute('delete from quota_reservations where upload_id in (select jsonb_array_elements_text(?::jsonb)::uuid)', [
-        JSON.stringify(owned.map((row) => row.id)),
+      const [derived] = await tx.execute<{ n: string }[]>('select count(*) as n from derivations where source_blob_sha256 = any(?::text[])', [
+        sqlArray(hashes),
       ]);
+      await lockQuota(tx, ownerId);
+      await tx.execute('delete from quota_reservations where upload_id = any(?::uuid[])', [sqlArray(owned.map((row) => row.id))]);
       const [updated] =
         Number(derived?.n ?? 0) > 0
           ? [{ n: '0' }]

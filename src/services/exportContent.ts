@@ -1,4 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { sqlArray } from '../db/arrays.js';
 import type { ExportArchive } from '../entities/ExportArchive.js';
 import type { Format } from '../formats/types.js';
 import { type ExportManifest, MANIFEST_VERSION, type ManifestStructure } from './exportManifest.js';
@@ -58,8 +59,6 @@ export interface ExportedFile {
   conversion: { engine: string; engineVersion: string | null } | null;
 }
 
-const uuidArray = (ids: string[]) => `{${ids.join(',')}}`;
-
 async function findProject(em: EntityManager, ownerId: string, projectId: string): Promise<ExportProject | null> {
   const [row] = await em.execute<{ id: string; name: string; description: string; tags: string[]; metadata: Record<string, unknown> }[]>(
     'select id, name, description, tags, metadata from projects where id = ? and owner_id = ?',
@@ -96,7 +95,7 @@ export async function collectExportContent(
        from structures
       where owner_id = ? and deleted_at is null and ${selection ? 'id = any(?::uuid[])' : 'project_id = ?'}
       order by created_at, id`,
-    [owner, selection ? uuidArray(selection) : exportRow.project],
+    [owner, selection ? sqlArray(selection) : exportRow.project],
   );
   const versionRows =
     structureRows.length === 0
@@ -123,7 +122,7 @@ export async function collectExportContent(
              join blobs b on b.sha256 = v.blob_sha256
             where v.structure_id = any(?::uuid[]) ${exportRow.versions === 'current' ? 'and v.id = s.current_version_id' : ''}
             order by v.structure_id, v.number`,
-          [uuidArray(structureRows.map((s) => s.id))],
+          [sqlArray(structureRows.map((s) => s.id))],
         );
   const versionsOf = new Map<string, ExportVersion[]>();
   const currentOf = new Map(structureRows.map((s) => [s.id, s.current_version_id]));
@@ -277,7 +276,7 @@ export async function estimateExportBytes(
      select (select sum(b.size) from blobs b where b.sha256 in (select blob_sha256 from chosen)) as bytes,
             (select count(distinct structure_id) from chosen) as structures,
             (select count(*) from chosen) as versions`,
-    [scope.owner, scope.selection ? uuidArray(scope.selection) : scope.project],
+    [scope.owner, scope.selection ? sqlArray(scope.selection) : scope.project],
   );
   return { bytes: Number(row?.bytes ?? 0), structures: Number(row?.structures ?? 0), versions: Number(row?.versions ?? 0) };
 }

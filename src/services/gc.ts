@@ -1,6 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { sqlArray } from '../db/arrays.js';
 import { formatBytes } from '../lib/bytes.js';
 import { allBlobReferencesSql } from './blobReferences.js';
 import { deleteBlobIfUnreferenced, lockBlob } from './blobs.js';
@@ -116,11 +117,9 @@ export async function collectGarbage(
     pending = [];
     if (names.length === 0) return;
     const known = new Set(
-      (
-        await em.execute<{ sha256: string }[]>('select sha256 from blobs where sha256 in (select jsonb_array_elements_text(?::jsonb))', [
-          JSON.stringify(names.map((n) => n.sha256)),
-        ])
-      ).map((r) => r.sha256),
+      (await em.execute<{ sha256: string }[]>('select sha256 from blobs where sha256 = any(?::text[])', [sqlArray(names.map((n) => n.sha256))])).map(
+        (r) => r.sha256,
+      ),
     );
     for (const { sha256, file } of names) {
       if (known.has(sha256)) continue;

@@ -1,4 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { sqlArray } from '../db/arrays.js';
 import type { BlobStore } from '../storage/blobStore.js';
 import { deleteBlobIfUnreferenced, lockBlob } from './blobs.js';
 import { refreshUsage } from './usage.js';
@@ -88,13 +89,8 @@ export async function pruneStructure(em: EntityManager, blobs: BlobStore, struct
     const now2 = await candidates(tx, structureId);
     const prunable = versionsToPrune(now2.versions, now2.current, policy, now).filter((v) => hashes.includes(v.blob));
     if (prunable.length === 0) return none;
-    await tx.execute(`delete from structure_versions where id in (select jsonb_array_elements_text(?::jsonb)::uuid)`, [
-      JSON.stringify(prunable.map((v) => v.id)),
-    ]);
-    const sizes = await tx.execute<{ sha256: string; size: string }[]>(
-      `select sha256, size from blobs where sha256 in (select jsonb_array_elements_text(?::jsonb))`,
-      [JSON.stringify(hashes)],
-    );
+    await tx.execute(`delete from structure_versions where id = any(?::uuid[])`, [sqlArray(prunable.map((v) => v.id))]);
+    const sizes = await tx.execute<{ sha256: string; size: string }[]>(`select sha256, size from blobs where sha256 = any(?::text[])`, [sqlArray(hashes)]);
     const sizeOf = new Map(sizes.map((r) => [r.sha256, Number(r.size)]));
     let blobsDeleted = 0;
     let bytesFreed = 0;

@@ -1,4 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { sqlArray } from '../db/arrays.js';
 import { formatBytes } from '../lib/bytes.js';
 import { allBlobReferencesSql } from './blobReferences.js';
 import { lockQuota, refreshUsage, storedUsage } from './usage.js';
@@ -142,14 +143,20 @@ export async function userHoldsBlob(em: EntityManager, userId: string, sha256: s
   return (await blobsHeldBy(em, userId, [sha256])).has(sha256);
 }
 
-/** Which of these blobs the user already holds through a charged reference, in one query. */
+/**
+ * Which of these blobs the user already holds through a charged reference, in one query. Each hash
+ * is looked up on its own (lateral, stopping at the first reference), so every source is reached
+ * through its blob index: as one filter over the union, the planner gathered all of the user's
+ * references first (84 ms at 10,000 structures, against 4).
+ */
 export async function blobsHeldBy(em: EntityManager, userId: string, hashes: readonly string[]): Promise<Set<string>> {
   if (hashes.length === 0) return new Set();
   const rows = await em.execute<{ blob_sha256: string }[]>(
-    `select distinct refs.blob_sha256 from (${allBlobReferencesSql()}) refs
-      where refs.owner_id = ? and refs.category is not null
-        and refs.blob_sha256 in (select jsonb_array_elements_text(?::jsonb))`,
-    [userId, JSON.stringify([...new Set(hashes)])],
+    `select h.sha256 as blob_sha256 from (select distinct unnest(?::text[]) as sha256) h
+       cross join lateral (
+         select 1 from (${allBlobReferencesSql()}) refs
+          where refs.blob_sha256 = h.sha256 and refs.owner_id = ? and refs.category is not null limit 1) held`,
+    [sqlArray(hashes), userId],
   );
   return new Set(rows.map((r) => r.blob_sha256));
 }

@@ -1,5 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Job } from 'bullmq';
+import { sqlArray } from '../db/arrays.js';
 import { ExportArchive } from '../entities/ExportArchive.js';
 import { Upload } from '../entities/Upload.js';
 import type { JobDefinition } from '../jobs/define.js';
@@ -63,11 +64,9 @@ export const uploadsReconciler: Reconciler = {
     const imported = new Set(
       uploads.length === 0
         ? []
-        : (
-            await ctx.em.execute<{ id: string }[]>('select id from import_items where id in (select jsonb_array_elements_text(?::jsonb)::uuid)', [
-              JSON.stringify(uploads.map((u) => u.id)),
-            ])
-          ).map((row) => row.id),
+        : (await ctx.em.execute<{ id: string }[]>('select id from import_items where id = any(?::uuid[])', [sqlArray(uploads.map((u) => u.id))])).map(
+            (row) => row.id,
+          ),
     );
     return uploads.flatMap((upload) => {
       // Stored but not yet searchable is the index job's business, whoever made the upload.

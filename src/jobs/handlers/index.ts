@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { sqlArray } from '../../db/arrays.js';
 import { Upload } from '../../entities/Upload.js';
 import { loadSearchDocuments } from '../../services/searchDocument.js';
 import { notifyUploadChanged } from '../../services/uploadEvents.js';
@@ -33,9 +34,7 @@ export const indexJob = defineJob({
       await ctx.search.upsertMany([...documents.values()]);
       for (const id of structureIds) if (!documents.has(id)) await ctx.search.delete(id);
       if (uploadIds?.length) {
-        await em.execute(`update uploads set indexed_at = now() where id in (select jsonb_array_elements_text(?::jsonb)::uuid) and indexed_at is null`, [
-          JSON.stringify(uploadIds),
-        ]);
+        await em.execute(`update uploads set indexed_at = now() where id = any(?::uuid[]) and indexed_at is null`, [sqlArray(uploadIds)]);
         await em.execute(`select pg_notify('molvault_upload', id) from jsonb_array_elements_text(?::jsonb) as id`, [JSON.stringify(uploadIds)]);
       }
       return { indexed: documents.size, deleted: structureIds.length - documents.size };

@@ -1,4 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { sqlArray } from '../../db/arrays.js';
 import type { ImportError } from '../../entities/ImportBatch.js';
 import type { ImportItemError, ImportItemState, ImportRestore } from '../../entities/ImportItem.js';
 import type { AppContext } from '../context.js';
@@ -60,8 +61,8 @@ export async function batchCounts(em: EntityManager, batchIds: string[]): Promis
   const result = new Map<string, BatchCounts>(batchIds.map((id) => [id, emptyCounts()]));
   if (batchIds.length === 0) return result;
   const rows = await em.execute<{ batch_id: string; state: ImportItemState; n: string }[]>(
-    `select batch_id, state, count(*) as n from import_items where batch_id in (select jsonb_array_elements_text(?::jsonb)::uuid) group by batch_id, state`,
-    [JSON.stringify(batchIds)],
+    `select batch_id, state, count(*) as n from import_items where batch_id = any(?::uuid[]) group by batch_id, state`,
+    [sqlArray(batchIds)],
   );
   for (const row of rows) {
     const counts = result.get(row.batch_id);

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { sqlArray } from '../../db/arrays.js';
 import { ImportBatch } from '../../entities/ImportBatch.js';
 import type { ImportItemError } from '../../entities/ImportItem.js';
 import type { UploadError } from '../../entities/Upload.js';
@@ -64,10 +65,9 @@ export async function processImportChunk(ctx: JobContext, input: { batchId: stri
   // Files skipped as already stored or duplicated are done with their staged copies.
   else {
     const startedIds = new Set(started.map((item) => item.id));
-    const ended = await ctx.em.execute<{ id: string }[]>(
-      `select id from import_items where id in (select jsonb_array_elements_text(?::jsonb)::uuid) and state not in ('pending', 'processing')`,
-      [JSON.stringify(toStart.filter((item) => !startedIds.has(item.id)).map((item) => item.id))],
-    );
+    const ended = await ctx.em.execute<{ id: string }[]>(`select id from import_items where id = any(?::uuid[]) and state not in ('pending', 'processing')`, [
+      sqlArray(toStart.filter((item) => !startedIds.has(item.id)).map((item) => item.id)),
+    ]);
     await Promise.all(ended.map((item) => ctx.staging.remove(item.id)));
   }
   const uploads = [...running, ...(started ?? [])].map((item) => item.id);
@@ -90,12 +90,12 @@ async function startUploads(ctx: JobContext, batch: ImportBatch, items: ChunkIte
   const NO_ROOM = Symbol('no room');
   try {
     return await ctx.em.fork().transactional(async (tx) => {
-      const ids = JSON.stringify(items.map((item) => item.id));
+      const itemIds = items.map((item) => item.id);
       const locked = await tx.execute<ChunkItem[]>(
         `select id, position, name, state, upload_id, received_sha256, sha256, size from import_items
-          where id in (select jsonb_array_elements_text(?::jsonb)::uuid) and state = 'pending' and upload_id is null
+          where id = any(?::uuid[]) and state = 'pending' and upload_id is null
           order by id for update`,
-        [ids],
+        [sqlArray(itemIds)],
       );
       locked.sort((a, b) => a.position - b.position);
       const hashes = [...new Set(locked.map((item) => item.received_sha256 as string))].sort();
@@ -110,8 +110,8 @@ async function startUploads(ctx: JobContext, batch: ImportBatch, items: ChunkIte
           await tx.execute<{ sha256: string; id: string; name: string }[]>(
             `select distinct on (v.blob_sha256) v.blob_sha256 as sha256, s.id, s.name
                from structures s join structure_versions v on v.id = s.current_version_id
-              where s.project_id = ? and s.deleted_at is null and v.blob_sha256 in (select jsonb_array_elements_text(?::jsonb))`,
-            [batch.project, JSON.stringify(hashes)],
+              where s.project_id = ? and s.deleted_at is null and v.blob_sha256 = any(?::text[])`,
+            [batch.project, sqlArray(hashes)],
           )
         ).map((row) => [row.sha256, row]),
       );
@@ -119,9 +119,9 @@ async function startUploads(ctx: JobContext, batch: ImportBatch, items: ChunkIte
         (
           await tx.execute<{ sha256: string; name: string; batch_id: string }[]>(
             `select distinct on (i.sha256) i.sha256, i.name, i.batch_id from import_items i join import_batches b on b.id = i.batch_id
-              where b.project_id = ? and i.sha256 in (select jsonb_array_elements_text(?::jsonb)) and i.state = 'processing' and i.restore is null
-                and i.id not in (select jsonb_array_elements_text(?::jsonb)::uuid)`,
-            [batch.project, JSON.stringify(hashes), ids],
+              where b.project_id = ? and i.sha256 = any(?::text[]) and i.state = 'processing' and i.restore is null
+                and i.id <> all(?::uuid[])`,
+            [batch.project, sqlArray(hashes), sqlArray(itemIds)],
           )
         ).map((row) => [row.sha256, row]),
       );
@@ -188,8 +188,8 @@ async function startUploads(ctx: JobContext, batch: ImportBatch, items: ChunkIte
         );
         await tx.execute(
           `update import_items set state = 'processing', upload_id = id, sha256 = received_sha256, updated_at = now()
-            where id in (select jsonb_array_elements_text(?::jsonb)::uuid) and state = 'pending'`,
-          [JSON.stringify(starting.map((item) => item.id))],
+            where id = any(?::uuid[]) and state = 'pending'`,
+          [sqlArray(starting.map((item) => item.id))],
         );
       }
       // The bytes move from the batch's reservation (now only what is still pending) to each upload's own.
@@ -222,8 +222,8 @@ async function startUploads(ctx: JobContext, batch: ImportBatch, items: ChunkIte
 async function recordOutcomes(em: EntityManager, itemIds: string[]): Promise<void> {
   const rows = await em.execute<{ id: string; state: string; structure_id: string; blob_sha256: string | null; error: UploadError | null }[]>(
     `select i.id, u.state, u.structure_id, u.blob_sha256, u.error from import_items i join uploads u on u.id = i.upload_id
-      where i.id in (select jsonb_array_elements_text(?::jsonb)::uuid) and i.state = 'processing'`,
-    [JSON.stringify(itemIds)],
+      where i.id = any(?::uuid[]) and i.state = 'processing'`,
+    [sqlArray(itemIds)],
   );
   const ended = rows
     .filter((row) => row.state === 'stored' || row.state === 'rejected' || row.state === 'failed')

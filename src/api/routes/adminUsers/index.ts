@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import Router from '@koa/router';
 import { z } from 'zod';
 import { parseByteSize } from '../../../config/index.js';
+import { sqlArray } from '../../../db/arrays.js';
 import { USER_ROLES, User } from '../../../entities/User.js';
 import { enqueue } from '../../../jobs/enqueue.js';
 import { usageJob } from '../../../jobs/handlers/usage.js';
@@ -47,8 +48,8 @@ async function present(app: AppContext, users: User[]) {
     ? await app.orm.em
         .fork()
         .execute<{ user_id: string; used_bytes: string; computed_at: Date }[]>(
-          'select user_id, used_bytes, computed_at from user_usage where user_id in (select jsonb_array_elements_text(?::jsonb)::uuid)',
-          [JSON.stringify(ids)],
+          'select user_id, used_bytes, computed_at from user_usage where user_id = any(?::uuid[])',
+          [sqlArray(ids)],
         )
     : [];
   const usage = new Map(rows.map((r) => [r.user_id, r]));

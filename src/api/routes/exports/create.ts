@@ -1,6 +1,7 @@
 import type Router from '@koa/router';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Context } from 'koa';
+import { sqlArray } from '../../../db/arrays.js';
 import { ExportArchive } from '../../../entities/ExportArchive.js';
 import { enqueue } from '../../../jobs/enqueue.js';
 import { exportJob } from '../../../jobs/handlers/export.js';
@@ -30,7 +31,7 @@ async function resolveScope(em: EntityManager, userId: string, body: { projectId
   const ids = [...new Set(body.structureIds as string[])];
   const rows = await em.execute<{ id: string; project_id: string; deleted_at: Date | null }[]>(
     'select id, project_id, deleted_at from structures where owner_id = ? and id = any(?::uuid[])',
-    [userId, `{${ids.join(',')}}`],
+    [userId, sqlArray(ids)],
   );
   const found = new Map(rows.map((r) => [r.id, r]));
   const missing = ids.filter((id) => !found.has(id));

@@ -1,5 +1,6 @@
 import Router from '@koa/router';
 import { z } from 'zod';
+import { sqlArray } from '../../../db/arrays.js';
 import { ImportBatch } from '../../../entities/ImportBatch.js';
 import { ImportItem } from '../../../entities/ImportItem.js';
 import type { AppContext } from '../../../services/context.js';
@@ -77,9 +78,9 @@ export function importRoutes(app: AppContext): Router {
       const rows = await em.execute<{ sha256: string; id: string; name: string }[]>(
         `select distinct on (v.blob_sha256) v.blob_sha256 as sha256, s.id, s.name
            from structures s join structure_versions v on v.id = s.current_version_id
-          where s.project_id = ? and s.deleted_at is null and v.blob_sha256 in (select jsonb_array_elements_text(?::jsonb))
+          where s.project_id = ? and s.deleted_at is null and v.blob_sha256 = any(?::text[])
           order by v.blob_sha256, s.created_at`,
-        [project.id, JSON.stringify([...new Set(body.sha256)])],
+        [project.id, sqlArray(new Set(body.sha256))],
       );
       return { stored: rows.map((row) => ({ sha256: row.sha256, structureId: row.id, name: row.name })) };
     },

@@ -1,5 +1,6 @@
 import Router from '@koa/router';
 import { z } from 'zod';
+import { sqlArray } from '../../../db/arrays.js';
 import type { AppContext } from '../../../services/context.js';
 import { idParams } from '../../common.js';
 import { errorSchema } from '../../openapi.js';
@@ -51,17 +52,17 @@ export function knownFilesRoutes(app: AppContext): Router {
       const project = await findOwnProject(em, user.id, params.id);
       const asked = [...new Set(body.sha256)];
       if (asked.length === 0) return { known: [] };
-      const list = JSON.stringify(asked);
+      const list = sqlArray(asked);
       const rows = await em.execute<{ sha256: string }[]>(
         `select u.received_sha256 as sha256
            from uploads u join structures s on s.id = u.structure_id
           where u.project_id = ? and u.state = 'stored' and s.project_id = ? and s.deleted_at is null
-            and u.received_sha256 in (select jsonb_array_elements_text(?::jsonb))
+            and u.received_sha256 = any(?::text[])
          union
          select v.blob_sha256 as sha256
            from structures s join structure_versions v on v.id = s.current_version_id
           where s.project_id = ? and s.deleted_at is null
-            and v.blob_sha256 in (select jsonb_array_elements_text(?::jsonb))`,
+            and v.blob_sha256 = any(?::text[])`,
         [project.id, project.id, list, project.id, list],
       );
       return { known: rows.map((row) => row.sha256) };

@@ -2,6 +2,7 @@ import Router from '@koa/router';
 import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { z } from 'zod';
+import { sqlArray } from '../../../db/arrays.js';
 import { Project } from '../../../entities/Project.js';
 import type { AppContext } from '../../../services/context.js';
 import { mergePatch } from '../../../services/metadata.js';
@@ -27,8 +28,8 @@ async function projectStats(em: EntityManager, ids: string[]) {
             (select count(*) from structures s where s.project_id = p.id and s.deleted_at is null) as structures,
             (select sum(b.size) from blobs b where b.sha256 in (
                select v.blob_sha256 from structure_versions v join structures s on s.id = v.structure_id where s.project_id = p.id)) as bytes
-     from projects p where p.id in (select jsonb_array_elements_text(?::jsonb)::uuid)`,
-    [JSON.stringify(ids)],
+     from projects p where p.id = any(?::uuid[])`,
+    [sqlArray(ids)],
   );
   return new Map(rows.map((r) => [r.project_id, { structureCount: Number(r.structures), usedBytes: Number(r.bytes ?? 0) }]));
 }
