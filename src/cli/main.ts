@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { startApiServer } from '../api/server.js';
 import { BackupRefused, createBackup, listBackups, resolveBackupId, restoreBackup, verifyBackup } from '../backup/service.js';
@@ -62,6 +63,14 @@ async function withServices<T>(config: Config, log: Logger, body: (services: Ser
 }
 
 async function runServer(role: 'start' | 'api' | 'worker', config: Config, log: Logger, queues: QueueName[]) {
+  // A worker process is background work: lowered before it starts any thread, so its threads inherit it.
+  if (role === 'worker' && config.backgroundNice > 0) {
+    try {
+      os.setPriority(Math.min(19, os.getPriority() + config.backgroundNice));
+    } catch (error) {
+      log.warn({ err: error }, 'could not lower the worker process priority');
+    }
+  }
   const services = await bootstrapServices(config, log, { migrate: role === 'start' });
   const ctx = await createAppContext({ ...config, databaseUrl: services.databaseUrl, redisUrl: services.redisUrl }, log);
   const api = role !== 'worker' ? await startApiServer(ctx) : undefined;

@@ -23,6 +23,8 @@ export class CpuPool {
     threads: number,
     private readonly timeoutMs: number,
     maxMemoryMb: number,
+    /** Nice value (at least) of the threads (Linux), so parsing yields to the API. */
+    nice = 0,
   ) {
     this.pool = new Piscina({
       filename: WORKER_FILE,
@@ -31,6 +33,7 @@ export class CpuPool {
       idleTimeout: 60_000,
       // A file that blows past this limit kills only its own thread; piscina replaces it.
       resourceLimits: { maxOldGenerationSizeMb: maxMemoryMb },
+      workerData: { nice },
     });
     // A thread that dies outside a task (out of memory while starting, say) is replaced by
     // piscina; without a listener its 'error' event would take the whole worker process down.

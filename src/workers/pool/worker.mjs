@@ -1,5 +1,20 @@
 // Piscina thread entry. Registers the TypeScript loader in this thread, then serves tasks.ts.
+import { readlinkSync } from 'node:fs';
+import { getPriority, setPriority } from 'node:os';
+import { workerData } from 'node:worker_threads';
 import { register } from 'tsx/esm/api';
+
+// Parsing is background work: at a lower priority than the thread serving the API, so reads stay
+// quick while an import keeps these threads busy. Linux keeps a nice value per thread; elsewhere
+// (or without /proc) the thread keeps the process's priority. At least this nice value: a worker
+// process already lowered as a whole is not lowered twice.
+const nice = workerData?.nice ?? 0;
+if (nice > 0) {
+  try {
+    const thread = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    setPriority(thread, Math.max(getPriority(thread), nice));
+  } catch {}
+}
 
 register();
 const tasks = await import('./tasks.ts');
