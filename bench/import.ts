@@ -126,7 +126,7 @@ async function makeSmallSet(dir: string, sources: SourceFile[], count: number): 
 type CliSummary = ImportSummary;
 
 /** Runs `molvault import` as a child process; its progress lines pass through to our stderr. */
-function runCli(args: string[], timeoutMs: number): Promise<{ code: number; summary?: CliSummary; stderr: string }> {
+function runCli(args: string[], timeoutMs: number, onStart?: (pid: number) => void): Promise<{ code: number; summary?: CliSummary; stderr: string }> {
   return new Promise((resolve) => {
     const child = execFile(process.execPath, [BIN, 'import', ...args], { timeout: timeoutMs, maxBuffer: 64 * MB }, (error, stdout, stderr) => {
       const code = error ? ((error as { code?: number }).code ?? 1) : 0;
@@ -139,7 +139,77 @@ function runCli(args: string[], timeoutMs: number): Promise<{ code: number; summ
       resolve({ code: typeof code === 'number' ? code : 1, summary, stderr });
     });
     child.stderr?.on('data', (chunk: Buffer) => process.stderr.write(`  | ${chunk.toString().replace(/\n(?=.)/g, '\n  | ')}`));
+    if (child.pid) onStart?.(child.pid);
   });
+}
+
+/** USER_HZ: 100 on every Linux this runs on. */
+const CLOCK_TICKS = 100;
+
+/** CPU seconds a process has used (all its threads; with `children`, also its waited-for children), from /proc. */
+async function processCpuSeconds(pid: number | 'self', children = false): Promise<number | undefined> {
+  const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+  if (!stat) return undefined;
+  const f = stat
+    .slice(stat.lastIndexOf(')') + 2)
+    .split(' ')
+    .map(Number);
+  return (f[11] + f[12] + (children ? f[13] + f[14] : 0)) / CLOCK_TICKS;
+}
+
+/** CPU seconds of every Postgres process on this machine (an exited backend's time is in the postmaster's children's). */
+async function postgresCpuSeconds(): Promise<number> {
+  let total = 0;
+  for (const entry of await fs.readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const comm = await fs.readFile(`/proc/${entry}/comm`, 'utf8').catch(() => '');
+    if (comm.trim() === 'postgres') total += (await processCpuSeconds(Number(entry), true)) ?? 0;
+  }
+  return total;
+}
+
+interface CpuUse {
+  molvault: number;
+  client: number;
+  postgres: number;
+  seconds: number;
+}
+
+/**
+ * Samples, while a set imports, the CPU of molvault's processes (this one, the worker process),
+ * of the `molvault import` client, and of Postgres (when it runs on this machine): CPU per file is
+ * steadier than files/s on a shared machine, and says where each file's cost goes.
+ */
+function startCpuMeter(workerPid: number | undefined) {
+  const molvault = async () => ((await processCpuSeconds('self')) ?? 0) + (workerPid ? ((await processCpuSeconds(workerPid)) ?? 0) : 0);
+  let clientPid: number | undefined;
+  let clientLast = 0;
+  let stopped = false;
+  const started = Promise.all([molvault(), postgresCpuSeconds()]);
+  const startedAt = performance.now();
+  const sampling = (async () => {
+    while (!stopped) {
+      if (clientPid) clientLast = (await processCpuSeconds(clientPid)) ?? clientLast;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  })();
+  return {
+    client(pid: number) {
+      clientPid = pid;
+    },
+    async stop(): Promise<CpuUse> {
+      const [molvaultAfter, postgresAfter] = await Promise.all([molvault(), postgresCpuSeconds()]);
+      stopped = true;
+      await sampling;
+      const [molvaultBefore, postgresBefore] = await started;
+      return {
+        molvault: molvaultAfter - molvaultBefore,
+        client: clientLast,
+        postgres: postgresAfter - postgresBefore,
+        seconds: (performance.now() - startedAt) / 1000,
+      };
+    },
+  };
 }
 
 /** Nearest-rank percentile of sorted values. */
@@ -251,6 +321,7 @@ interface SetResult {
   lastSearchableMs?: number;
   latencies: number[];
   readErrors: string[];
+  cpu: CpuUse;
 }
 
 async function runSet(
@@ -260,6 +331,7 @@ async function runSet(
   options: ReturnType<typeof parseOptions>,
   name: string,
   dir: string,
+  workerPid: number | undefined,
 ): Promise<SetResult> {
   const entries = await fs.readdir(dir, { recursive: true, withFileTypes: true });
   const files = entries.filter((e) => e.isFile());
@@ -271,6 +343,7 @@ async function runSet(
 
   const readers = startReaders(stack.url, token, readIds, options.readers);
   const watch = startSearchWatch(stack.url, token, projectId);
+  const cpu = startCpuMeter(workerPid);
   const started = Date.now();
   const cli = await runCli(
     [
@@ -288,6 +361,7 @@ async function runSet(
       String(options.filesPerImport),
     ],
     options.timeoutMs,
+    (pid) => cpu.client(pid),
   );
   const wallMs = Date.now() - started;
   const { latencies, errors } = await readers.stop();
@@ -302,6 +376,7 @@ async function runSet(
     );
   const lastStoredAt = row?.last ? Number(row.last) : undefined;
   const searchableAt = cli.summary ? await watch.reached(cli.summary.stored, 120_000) : undefined;
+  const cpuUse = await cpu.stop();
   await watch.stop();
   return {
     name,
@@ -314,8 +389,11 @@ async function runSet(
     lastSearchableMs: searchableAt ? searchableAt - started : undefined,
     latencies,
     readErrors: errors,
+    cpu: cpuUse,
   };
 }
+
+const perFile = (seconds: number, files: number) => `${((seconds * 1000) / files).toFixed(2)} ms`;
 
 function report(options: ReturnType<typeof parseOptions>, stack: BenchStack, startupMs: number, results: SetResult[]) {
   const ms = (value: number) => (Number.isNaN(value) ? 'n/a' : `${value.toFixed(1)} ms`);
@@ -346,6 +424,8 @@ function report(options: ReturnType<typeof parseOptions>, stack: BenchStack, sta
         : '',
       `  GET /v1/structures/:id during the import (${r.latencies.length} reads${r.readErrors.length ? `, ${r.readErrors.length} errors: ${[...new Set(r.readErrors)].slice(0, 3).join('; ')}` : ''}):`,
       `    p50 ${ms(percentile(r.latencies, 50))}   p95 ${ms(percentile(r.latencies, 95))}   p99 ${ms(percentile(r.latencies, 99))}   max ${ms(r.latencies[r.latencies.length - 1] ?? Number.NaN)}`,
+      `  CPU per file (command start → last searchable): molvault ${perFile(r.cpu.molvault, r.files)}, Postgres ${perFile(r.cpu.postgres, r.files)}, the import command ${perFile(r.cpu.client, r.files)}; ` +
+        `${((r.cpu.molvault + r.cpu.postgres + r.cpu.client) / r.cpu.seconds).toFixed(2)} of ${os.availableParallelism()} cores busy with them`,
     );
     if (s?.failures.length) {
       lines.push(`  not stored (${s.failures.length}):`);
@@ -408,7 +488,7 @@ async function main() {
       sets.push({ name: `(b) ${options.files} files under 100 KB (${made.sources} corpus files repeated, each with a distinct comment line)`, dir });
     }
     const results: SetResult[] = [];
-    for (const set of sets) results.push(await runSet(stack, token, readIds, options, set.name, set.dir));
+    for (const set of sets) results.push(await runSet(stack, token, readIds, options, set.name, set.dir, worker?.pid));
     report(options, stack, startupMs, results);
     if (results.some((r) => !r.summary || r.exitCode > 1)) exitCode = 1;
   } finally {

@@ -155,8 +155,9 @@ function ingestSmall(task: IngestTask, compression: Compression | undefined, com
   }
   if (content.length === 0) return refuse.empty(compression);
   // Uncompressed, the staged file already is the content: a second name for it (a hard link) spares
-  // a copy. The fsync then usually finds nothing to write (staging was synced on receipt), but
-  // makes sure of it before the blob is committed.
+  // a copy, and its bytes are on disk already (staging is fsynced on receipt, before the 202). The
+  // new name is made durable with the blob's directory when the blob is committed; an fsync here
+  // would only force a journal commit of the link count, one per file, while this thread waits.
   let linked = false;
   if (!compression) {
     try {
@@ -166,12 +167,14 @@ function ingestSmall(task: IngestTask, compression: Compression | undefined, com
       // Another filesystem, or links not allowed: copy instead.
     }
   }
-  const fd = openSync(task.tempFile, linked ? 'r' : 'w');
-  try {
-    if (!linked) writeSync(fd, content);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+  if (!linked) {
+    const fd = openSync(task.tempFile, 'w');
+    try {
+      writeSync(fd, content);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
   }
   return accepted(content.subarray(0, HEAD_BYTES), sha256Hex(content), content.length, compressedSize, compression);
 }
