@@ -125,10 +125,7 @@ async function ingestMany(ctx: JobContext, rows: UploadRow[], singles: Set<strin
     await Promise.all(
       rows.map(async (row): Promise<Ingested | undefined> => {
         try {
-          if (!(await ctx.staging.exists(row.id))) {
-            singles.add(row.id); // the one-by-one stage records the loss with its reason
-            return undefined;
-          }
+          // A staged file gone missing fails the task: the one-by-one stage then records the loss with its reason.
           const tempFile = await ctx.blobs.tempPath();
           const result = await ctx.cpu.ingest({
             stagingFile: ctx.staging.file(row.id),

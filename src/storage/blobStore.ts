@@ -30,9 +30,19 @@ function assertHash(sha256: string) {
 export class LocalBlobStore implements BlobStore {
   constructor(private readonly root: string) {}
 
+  /** The temp directory, made once per store (the cleanup sweeps what is in it, never the directory). */
+  private tempDir?: Promise<string>;
+
   async tempPath(): Promise<string> {
-    const dir = path.join(this.root, 'tmp');
-    await fs.mkdir(dir, { recursive: true });
+    this.tempDir ??= (async () => {
+      const dir = path.join(this.root, 'tmp');
+      await fs.mkdir(dir, { recursive: true });
+      return dir;
+    })();
+    const dir = await this.tempDir.catch((error: unknown) => {
+      this.tempDir = undefined;
+      throw error;
+    });
     return path.join(dir, `${randomUUID()}.part`);
   }
 

@@ -4,12 +4,13 @@ import { sqlArray } from '../../db/arrays.js';
 import { ImportBatch } from '../../entities/ImportBatch.js';
 import type { ImportItemError } from '../../entities/ImportItem.js';
 import type { UploadError } from '../../entities/Upload.js';
+import { sniffCompression } from '../../formats/sniff.js';
 import type { JobContext } from '../../jobs/define.js';
 import { runUploadBatch } from '../bulkPipeline.js';
 import { metadataProblems, projectMetadataSchema } from '../metadata.js';
 import { lockQuota, refreshUsage, storedUsage } from '../usage.js';
 import { resetBatchReservation } from './batches.js';
-import { batchParams, isCompressed, itemEnding, itemFilename, processImportItem } from './process.js';
+import { batchParams, itemEnding, itemFilename, processImportItem } from './process.js';
 
 /**
  * Plain files (not PDB ids, not versions restored from a manifest) go through an import in chunks
@@ -57,8 +58,11 @@ export async function processImportChunk(ctx: JobContext, input: { batchId: stri
     if (batch.source === 'pdb_ids' || metadataRefused) oneByOne.push(item);
     else if (item.upload_id)
       (item.sha256 ? running : oneByOne).push(item); // an unclaimed upload was started one by one: it ends that way
-    else if (!item.received_sha256 || !(await ctx.staging.exists(item.id)) || (await isCompressed(ctx.staging.file(item.id)))) oneByOne.push(item);
-    else toStart.push(item);
+    else if (!item.received_sha256) oneByOne.push(item);
+    else {
+      const head = await ctx.staging.head(item.id, 4);
+      (!head || sniffCompression(head) !== undefined ? oneByOne : toStart).push(item);
+    }
   }
   const started = toStart.length > 0 ? await startUploads(ctx, batch, toStart) : [];
   if (started === undefined) oneByOne.push(...toStart);

@@ -4,8 +4,9 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, createReadStream, createWriteStream, fsyncSync, linkSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, createReadStream, createWriteStream, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import fs from 'node:fs/promises';
+import path from 'node:path';
 import { type Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, gunzipSync } from 'node:zlib';
@@ -80,6 +81,9 @@ function accepted(head: Buffer, sha256: string, size: number, compressedSize: nu
 /** Unwraps gzip/bzip2, hashes the uncompressed bytes and writes them to `tempFile` (fsynced). */
 export async function ingest(task: IngestTask): Promise<IngestResult> {
   const { size: compressedSize } = await fs.stat(task.stagingFile);
+  // The blob store makes its temp directory once per process; made again here (cheaply, off the event
+  // loop) in case something removed it since.
+  mkdirSync(path.dirname(task.tempFile), { recursive: true });
   const handle = await fs.open(task.stagingFile, 'r');
   const magic = Buffer.alloc(4);
   await handle.read(magic, 0, 4, 0);
