@@ -39,12 +39,13 @@ export async function runUploadBatch(ctx: JobContext, uploadIds: readonly string
   const bulk = (state: string, test: (row: UploadRow) => boolean = () => true) =>
     rows.filter((row) => !singles.has(row.id) && row.state === state && test(row));
 
-  await ingestMany(ctx, bulk('received'), singles);
+  const parsedWhileIngested = await ingestMany(ctx, bulk('received'), singles);
   const afterIngest = await loadUploads(ctx.em, uploadIds);
   await validateMany(
     ctx,
     afterIngest.filter((row) => !singles.has(row.id) && row.state === 'processing' && !row.summary && row.blob_sha256 && row.format),
     singles,
+    parsedWhileIngested,
   );
   await snapshotMany(
     ctx,
@@ -118,9 +119,13 @@ interface Ingested {
   tempFile: string;
 }
 
-/** Ingest for many: unwrap and hash in piscina, then one transaction commits every blob and moves the uploads on. */
-async function ingestMany(ctx: JobContext, rows: UploadRow[], singles: Set<string>): Promise<void> {
-  if (rows.length === 0) return;
+/**
+ * Ingest for many: unwrap, hash (and parse, for small files) in piscina, then one transaction
+ * commits every blob and moves the uploads on. Returns the parse outcomes made on the way, by upload.
+ */
+async function ingestMany(ctx: JobContext, rows: UploadRow[], singles: Set<string>): Promise<Map<string, ParsedOnIngest>> {
+  const parsed = new Map<string, ParsedOnIngest>();
+  if (rows.length === 0) return parsed;
   const ready = (
     await Promise.all(
       rows.map(async (row): Promise<Ingested | undefined> => {
@@ -133,6 +138,7 @@ async function ingestMany(ctx: JobContext, rows: UploadRow[], singles: Set<strin
             maxExpandedBytes: ctx.config.maxExpandedBytes,
             maxExpansionRatio: ctx.config.maxExpansionRatio,
             expectedRawSha256: row.received_sha256 ?? undefined,
+            parse: true,
           });
           if (!result.ok) {
             await endUpload(ctx.em, ctx, row.id, result.status >= 500 ? 'failed' : 'rejected', {
@@ -157,7 +163,7 @@ async function ingestMany(ctx: JobContext, rows: UploadRow[], singles: Set<strin
       }),
     )
   ).filter((item): item is Ingested => item !== undefined);
-  if (ready.length === 0) return;
+  if (ready.length === 0) return parsed;
 
   const refused: { item: Ingested; error: UploadError }[] = [];
   const accepted = await ctx.em.transactional(async (tx) => {
@@ -234,16 +240,27 @@ async function ingestMany(ctx: JobContext, rows: UploadRow[], singles: Set<strin
     await endUpload(ctx.em, ctx, item.row.id, 'rejected', error);
   }
   await Promise.all(accepted.map((item) => ctx.staging.remove(item.row.id)));
+  for (const item of accepted) {
+    // Parsed as the format the content was detected as: of use only if the upload settled on that one.
+    if (item.result.parsed?.format === item.format) parsed.set(item.row.id, item.result.parsed);
+  }
+  return parsed;
 }
 
+type ParsedOnIngest = NonNullable<Extract<IngestResult, { ok: true }>['parsed']>;
+
 /** Validate for many: parse in piscina (all queued at once), then one statement records every summary. */
-async function validateMany(ctx: JobContext, rows: UploadRow[], singles: Set<string>): Promise<void> {
+async function validateMany(ctx: JobContext, rows: UploadRow[], singles: Set<string>, parsedWhileIngested: Map<string, ParsedOnIngest>): Promise<void> {
   if (rows.length === 0) return;
   const parsed = await Promise.all(
     rows.map(async (row) => {
       const earlier: Problem[] = row.validation?.warnings ?? [];
       try {
-        const outcome = await ctx.cpu.parse({ path: ctx.blobs.localPath(row.blob_sha256 as string), format: row.format as Format });
+        const ready = parsedWhileIngested.get(row.id);
+        const outcome =
+          ready?.format === row.format
+            ? ready.outcome
+            : await ctx.cpu.parse({ path: ctx.blobs.localPath(row.blob_sha256 as string), format: row.format as Format });
         if (!outcome.ok) {
           await endUpload(ctx.em, ctx, row.id, 'rejected', invalidStructure(outcome, earlier));
           return undefined;

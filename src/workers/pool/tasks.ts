@@ -24,10 +24,25 @@ export interface IngestTask {
   maxExpansionRatio: number;
   /** sha256 the API computed while receiving; the staged bytes must still match it. */
   expectedRawSha256?: string;
+  /**
+   * Also parse the content as the format it was detected as, while it is in memory (files under
+   * SMALL_FILE_BYTES): a bulk import then reads each file once and hands each to a thread once.
+   * The caller uses the outcome only if it settles on that same format.
+   */
+  parse?: boolean;
 }
 
 export type IngestResult =
-  | { ok: true; sha256: string; size: number; compressedSize: number; compression?: Compression; detected?: Format; sniffReason?: string }
+  | {
+      ok: true;
+      sha256: string;
+      size: number;
+      compressedSize: number;
+      compression?: Compression;
+      detected?: Format;
+      sniffReason?: string;
+      parsed?: { format: Format; outcome: ParseOutcome };
+    }
   | { ok: false; status: number; code: string; message: string };
 
 const HEAD_BYTES = 64 * 1024;
@@ -90,7 +105,15 @@ export async function ingest(task: IngestTask): Promise<IngestResult> {
   await handle.close();
   const compression = sniffCompression(magic);
   const limit = compression ? Math.min(task.maxExpandedBytes, Math.max(RATIO_FLOOR_BYTES, compressedSize * task.maxExpansionRatio)) : Number.POSITIVE_INFINITY;
-  if (compressedSize <= SMALL_FILE_BYTES && compression !== 'bzip2') return ingestSmall(task, compression, compressedSize, limit);
+  if (compressedSize <= SMALL_FILE_BYTES && compression !== 'bzip2') {
+    const { result, content } = ingestSmall(task, compression, compressedSize, limit);
+    // A session is read by its header from the stored file, as validation does; a failed parse is left to validation.
+    if (task.parse && result.ok && content && result.detected && result.detected !== 'cxs') {
+      const outcome = await parseStructure(content.toString('latin1'), result.detected).catch(() => undefined);
+      if (outcome) result.parsed = { format: result.detected, outcome };
+    }
+    return result;
+  }
   const hash = createHash('sha256');
   let size = 0;
   const head: Buffer[] = [];
@@ -145,19 +168,25 @@ export async function ingest(task: IngestTask): Promise<IngestResult> {
 const sha256Hex = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 
 /** The same as the streaming path, in memory, with synchronous I/O (this is a worker thread, not an event loop). */
-function ingestSmall(task: IngestTask, compression: Compression | undefined, compressedSize: number, limit: number): IngestResult {
+function ingestSmall(
+  task: IngestTask,
+  compression: Compression | undefined,
+  compressedSize: number,
+  limit: number,
+): { result: IngestResult; content?: Buffer } {
+  const refused = (result: Refused) => ({ result });
   const raw = readFileSync(task.stagingFile);
-  if (task.expectedRawSha256 && sha256Hex(raw) !== task.expectedRawSha256) return refuse.stagingCorrupted();
+  if (task.expectedRawSha256 && sha256Hex(raw) !== task.expectedRawSha256) return refused(refuse.stagingCorrupted());
   let content: Buffer = raw;
   if (compression === 'gzip') {
     try {
       content = gunzipSync(raw, { maxOutputLength: limit });
     } catch (error) {
-      if ((error as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') return refuse.tooLarge(compression, limit);
-      return refuse.corrupt(compression, (error as Error).message);
+      if ((error as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') return refused(refuse.tooLarge(compression, limit));
+      return refused(refuse.corrupt(compression, (error as Error).message));
     }
   }
-  if (content.length === 0) return refuse.empty(compression);
+  if (content.length === 0) return refused(refuse.empty(compression));
   // Uncompressed, the staged file already is the content: a second name for it (a hard link) spares
   // a copy, and its bytes are on disk already (staging is fsynced on receipt, before the 202). The
   // new name is made durable with the blob's directory when the blob is committed; an fsync here
@@ -180,7 +209,7 @@ function ingestSmall(task: IngestTask, compression: Compression | undefined, com
       closeSync(fd);
     }
   }
-  return accepted(content.subarray(0, HEAD_BYTES), sha256Hex(content), content.length, compressedSize, compression);
+  return { result: accepted(content.subarray(0, HEAD_BYTES), sha256Hex(content), content.length, compressedSize, compression), content };
 }
 
 /** bzip2 through the system `bzip2` tool: Node has no bzip2 codec and the npm ones are unmaintained. */
