@@ -34,7 +34,7 @@ export interface UploadError {
 export const Upload = defineEntity({
   name: 'Upload',
   tableName: 'uploads',
-  indexes: [{ properties: ['state', 'updatedAt'] }, { properties: ['project', 'receivedSha256'] }],
+  indexes: [{ properties: ['state', 'updatedAt'] }, { properties: ['project', 'receivedSha256'] }, { properties: ['blob'] }],
   properties: {
     id: idColumn(),
     owner: () => p.manyToOne(User).mapToPk().deleteRule('cascade').index(),
