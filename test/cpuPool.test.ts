@@ -59,25 +59,28 @@ describe('the parse pool bounds time and memory per file', () => {
     }
   });
 
-  // Linux keeps a nice value per thread (field 19 of /proc/<pid>/task/<tid>/stat); elsewhere there is nothing to read.
-  it.skipIf(process.platform !== 'linux')('runs its threads at (at least) the nice value it is given, below the API (Linux only)', async () => {
-    const threadNices = async () => {
-      const nices: number[] = [];
-      for (const tid of await fs.readdir('/proc/self/task')) {
-        const stat = await fs.readFile(`/proc/self/task/${tid}/stat`, 'utf8').catch(() => '');
-        if (stat) nices.push(Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]));
+  // Linux keeps a nice value per thread (field 19 of /proc/<pid>/task/<tid>/stat).
+  it.skipIf(process.platform !== 'linux' /* skipped when not on Linux: only Linux has per-thread nice values in /proc */)(
+    'runs its threads at (at least) the nice value it is given, below the API (skipped off Linux, where /proc has no per-thread nice)',
+    async () => {
+      const threadNices = async () => {
+        const nices: number[] = [];
+        for (const tid of await fs.readdir('/proc/self/task')) {
+          const stat = await fs.readFile(`/proc/self/task/${tid}/stat`, 'utf8').catch(() => '');
+          if (stat) nices.push(Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]));
+        }
+        return nices;
+      };
+      const base = os.getPriority();
+      const before = await threadNices();
+      const pool = new CpuPool(1, 60_000, 512, 7);
+      try {
+        expect(await pool.parse({ path: small, format: 'pdb' })).toMatchObject({ ok: true });
+        const after = await threadNices();
+        expect(after.filter((n) => n === Math.max(base, 7)).length).toBeGreaterThan(before.filter((n) => n === Math.max(base, 7)).length);
+      } finally {
+        await pool.close();
       }
-      return nices;
-    };
-    const base = os.getPriority();
-    const before = await threadNices();
-    const pool = new CpuPool(1, 60_000, 512, 7);
-    try {
-      expect(await pool.parse({ path: small, format: 'pdb' })).toMatchObject({ ok: true });
-      const after = await threadNices();
-      expect(after.filter((n) => n === Math.max(base, 7)).length).toBeGreaterThan(before.filter((n) => n === Math.max(base, 7)).length);
-    } finally {
-      await pool.close();
-    }
-  });
+    },
+  );
 });
