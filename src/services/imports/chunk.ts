@@ -263,12 +263,12 @@ const JOINED_TABLES = ['drafts', 'derivations', 'derivation_owners', 'export_arc
 /**
  * Refreshes the planner's statistics of a table an import grows once it has changed by as many
  * rows as it held when last analyzed (at least 1,000), and of the tables it joins that were never
- * analyzed. Autovacuum analyzes a table at most once a
- * minute; meanwhile an import can grow it from nothing to thousands of rows, and statements planned
- * for the tiny table it was (the owner's structures first, then each version) read all of it once
- * per file: seen in bench:import as lookups of 25 hashes reading 7,000 pages. Postgres's advice for
- * bulk loads is to ANALYZE after them; this does it as the load goes, each table about each time it
- * doubles. One chunk at a time: a chunk that finds another one analyzing goes on without.
+ * analyzed. Autovacuum analyzes a table at most once a minute; meanwhile an import can grow it from
+ * nothing to thousands of rows, and statements planned for the tiny table it was (the owner's
+ * structures first, then each version) read all of it once per file: seen in bench:import as
+ * lookups of 25 hashes reading 7,000 pages. Postgres's advice for bulk loads is to ANALYZE after
+ * them; this does it as the load goes, each table about each time it doubles. One chunk at a time:
+ * a chunk that finds another one analyzing goes on without.
  */
 async function refreshStatistics(em: EntityManager): Promise<void> {
   await em.transactional(async (tx) => {

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import fs from 'node:fs/promises';
 import { LockMode } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { ImportBatch } from '../../entities/ImportBatch.js';
@@ -67,17 +66,6 @@ async function finishItem(
   await ctx.staging.remove(itemId);
 }
 
-export async function isCompressed(file: string): Promise<boolean> {
-  const handle = await fs.open(file, 'r');
-  try {
-    const head = Buffer.alloc(4);
-    await handle.read(head, 0, 4, 0);
-    return sniffCompression(head) !== undefined;
-  } finally {
-    await handle.close();
-  }
-}
-
 async function processPlainItem(ctx: JobContext, batch: ImportBatch, itemId: string): Promise<void> {
   let item = await freshItem(ctx.em, itemId);
   if (isTerminal(item.state)) return;
@@ -125,7 +113,8 @@ async function processPlainItem(ctx: JobContext, batch: ImportBatch, itemId: str
       }
     }
     // Content that is not compressed is known by its received hash: a duplicate is skipped before it costs anything.
-    const compressed = await isCompressed(ctx.staging.file(item.id));
+    const head = await ctx.staging.head(item.id, 4);
+    const compressed = head !== undefined && sniffCompression(head) !== undefined;
     const started = await startUpload(ctx, batch, item, { filename, claim: !compressed, params: batchParams(batch) });
     if (!started) return;
   }
