@@ -349,7 +349,7 @@ let measuredStart = 0;
 // Warm-up answers are parsed whole (their shape checked); measured ones only have their total read from
 // the body's tail: parsing 50 structures costs the client ~0.6 ms of the same 2 cores the server runs on,
 // which is the client's cost, not molvault's. The latency is the same either way: the last byte read.
-const TOTAL = /"total":(\d+),"nextCursor":(?:null|"[^"]*")}$/;
+const TOTAL = /"total":(\\d+),"nextCursor":(?:null|"[^"]*")}$/;
 function get(path, token, parse) {
   return new Promise((resolve, reject) => {
     http.get({ agent, host: hostname, port, path, headers: { authorization: 'Bearer ' + token } }, (response) => {
