@@ -14,13 +14,6 @@ export const isoTime = (column: string) => `to_char(${column} at time zone 'UTC'
 export const STRUCTURE_CARD_JOINS = `left join structure_versions cv on cv.id = cs.current_version_id
        left join blobs cb on cb.sha256 = cv.blob_sha256`;
 
-/**
- * The structure as GET /v1/structures/:id shows it (`serializeStructure`): the card, with the
- * current version's validation warnings.
- */
-export const STRUCTURE_JSON = () =>
-  STRUCTURE_CARD_JSON.replace("'summary', cv.summary) end", "'summary', cv.summary, 'warnings', coalesce(cv.validation->'warnings', '[]'::jsonb)) end");
-
 export const STRUCTURE_CARD_JSON = `json_build_object(
   'id', cs.id, 'projectId', cs.project_id, 'name', cs.name, 'description', cs.description, 'kind', cs.kind,
   'tags', cs.tags, 'metadata', cs.metadata,
@@ -30,3 +23,12 @@ export const STRUCTURE_CARD_JSON = `json_build_object(
   'viewCount', cs.view_count, 'downloadCount', cs.download_count,
   'createdAt', ${isoTime('cs.created_at')}, 'updatedAt', ${isoTime('cs.updated_at')},
   'deletedAt', ${isoTime('cs.deleted_at')})`;
+
+/**
+ * The structure as GET /v1/structures/:id shows it (`serializeStructure`): the card, with the
+ * current version's validation warnings.
+ */
+export const STRUCTURE_JSON = STRUCTURE_CARD_JSON.replace(
+  "'summary', cv.summary) end",
+  "'summary', cv.summary, 'warnings', coalesce(cv.validation->'warnings', '[]'::jsonb)) end",
+);

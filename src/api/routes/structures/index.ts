@@ -153,13 +153,13 @@ export function structureRoutes(app: AppContext): Router {
       responses: { 200: { description: 'The structure', schema: structureSchema }, 404: { description: 'Not found', schema: errorSchema } },
     },
     async ({ params, user, koa }) => {
-      // One statement: the view counted (its own commit, not waiting for the WAL, as bumpCounter) and
+      // One statement: the view counted (its own commit, not waiting for the WAL: RELAXED_COMMIT) and
       // the structure presented by Postgres, as serializeStructure does. Reads are what an import slows
       // down, each round trip waiting for a core; this was five of them and an ORM hydration.
       const [row] = await app.orm.em.fork().execute<{ structure: string }[]>(
-        `with relaxed as (select set_config('synchronous_commit', 'off', true)),
+        `with ${RELAXED_COMMIT},
               cs as (update structures set view_count = view_count + 1 from relaxed where id = ? and owner_id = ? returning structures.*)
-         select ${STRUCTURE_JSON()}::text as structure from cs ${STRUCTURE_CARD_JOINS}`,
+         select ${STRUCTURE_JSON}::text as structure from cs ${STRUCTURE_CARD_JOINS}`,
         [params.id, user.id],
       );
       if (!row) throw notFound('structure');
@@ -410,15 +410,19 @@ export function parseRange(header: string, size: number, ifRange: string, etag: 
 }
 
 /**
- * Counts a view or a download. A counter is not worth a disk flush per read: committed without
- * waiting for the WAL, a read is not queued behind the fsyncs of an import (a crash may lose the
- * last few counts, nothing else). One statement, its own transaction: set_config(…, true) lasts
- * until that transaction's commit, which is where synchronous_commit is read (BEGIN, SET LOCAL,
- * UPDATE, COMMIT took four round trips, each one a wait for the CPU while an import runs).
+ * A CTE (`relaxed`, joined by the update) that commits its statement without waiting for the WAL:
+ * a view or download counter is not worth a disk flush per read, and a read is then not queued
+ * behind the fsyncs of an import (a crash may lose the last few counts, nothing else). set_config(…,
+ * true) lasts until the statement's own transaction commits, which is where synchronous_commit is
+ * read: one round trip instead of BEGIN, SET LOCAL, UPDATE, COMMIT, each a wait for the CPU while
+ * an import runs.
  */
+const RELAXED_COMMIT = "relaxed as (select set_config('synchronous_commit', 'off', true))";
+
+/** Counts a view or a download (see RELAXED_COMMIT). */
 async function bumpCounter(em: EntityManager, structureId: string, counter: 'view_count' | 'download_count'): Promise<number | undefined> {
   const [row] = await em.execute<{ n: string }[]>(
-    `with relaxed as (select set_config('synchronous_commit', 'off', true))
+    `with ${RELAXED_COMMIT}
      update structures set ${counter} = ${counter} + 1 from relaxed where id = ? returning ${counter} as n`,
     [structureId],
   );
