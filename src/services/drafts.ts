@@ -7,22 +7,14 @@ import { TERMINAL_UPLOAD_STATES, Upload } from '../entities/Upload.js';
 import { inspectSessionFile } from '../formats/session.js';
 import { extensionHint, formatsCompatible, sniffCompression, sniffFormat } from '../formats/sniff.js';
 import { FORMAT_LABELS, FORMATS, type Format, MEDIA_TYPES } from '../formats/types.js';
+import { Refusal } from '../lib/refusal.js';
 import type { BlobStore } from '../storage/blobStore.js';
 import { deleteBlobIfUnreferenced, lockBlob, recordBlob } from './blobs.js';
 import type { AppContext } from './context.js';
 import { refreshUsage } from './usage.js';
 
 /** A refusal with the HTTP status and stable code the API answers with. */
-export class DraftRefusal extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly details?: Record<string, unknown>,
-  ) {
-    super(message);
-  }
-}
+export class DraftRefusal extends Refusal {}
 
 export interface ReceivedDraft {
   /** The staging id the body was streamed under (removed whatever happens). */

@@ -1,6 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { ArchiveKind, ExportArchive, ExportError } from '../entities/ExportArchive.js';
 import { formatBytes } from '../lib/bytes.js';
+import { Refusal } from '../lib/refusal.js';
 import type { BlobStore } from '../storage/blobStore.js';
 import { ARCHIVE_EXTENSIONS } from './archiveWriter.js';
 import { deleteBlobIfUnreferenced, lockBlob } from './blobs.js';
@@ -13,17 +14,7 @@ export const exportJobId = (exportId: string) => `export-${exportId}`;
  * An export that cannot be written, for a reason retrying will not change (over quota, a damaged
  * blob, nothing left to export). The job records it on the row and fails at once.
  */
-export class ExportFailure extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly details?: Record<string, unknown>,
-  ) {
-    super(message);
-    this.name = 'ExportFailure';
-  }
-
+export class ExportFailure extends Refusal {
   toRecord(): ExportError & { status: number } {
     return { status: this.status, code: this.code, message: this.message, ...(this.details ? { details: this.details } : {}) };
   }
