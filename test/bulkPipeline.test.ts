@@ -75,7 +75,7 @@ describe('bulk upload stages', () => {
   async function outcome(user: TestUser, uploadIds: string[]) {
     const em = stack.ctx.orm.em.fork();
     const uploads = await em.execute<any[]>(
-      `select u.filename, u.state, u.format, u.kind, u.version, u.error->>'code' as error, u.summary->>'atoms' as atoms, u.validation->'warnings' as warnings
+      `select u.filename, u.state, u.format, u.kind, u.version, u.error, u.summary->>'atoms' as atoms, u.validation->'warnings' as warnings
          from uploads u where u.id in (select jsonb_array_elements_text(?::jsonb)::uuid) order by u.filename`,
       [JSON.stringify(uploadIds)],
     );
@@ -86,7 +86,12 @@ describe('bulk upload stages', () => {
     );
     const [usage] = await em.execute<{ used_bytes: string }[]>('select used_bytes from user_usage where user_id = ?', [user.id]);
     const reservations = await em.execute<any[]>('select * from quota_reservations where owner_id = ?', [user.id]);
-    return { uploads, structures, usedBytes: Number(usage?.used_bytes ?? 0), reservations, staging: await stack.ctx.staging.list() };
+    // Blobs nothing holds (this file's database only): a refused file's bytes must not stay behind.
+    const strayBlobs = await em.execute<any[]>(
+      `select b.sha256 from blobs b where not exists (select 1 from structure_versions v where v.blob_sha256 = b.sha256)
+          and not exists (select 1 from uploads u where u.blob_sha256 = b.sha256)`,
+    );
+    return { uploads, structures, usedBytes: Number(usage?.used_bytes ?? 0), reservations, strayBlobs, staging: await stack.ctx.staging.list() };
   }
 
   it('leaves what the one-by-one stages leave, and a second run changes nothing', async () => {
@@ -109,6 +114,7 @@ describe('bulk upload stages', () => {
     // The charge is the truth recomputed from scratch, with the duplicate counted once.
     expect(many.usedBytes).toBe((await computeUsage(stack.ctx.orm.em.fork(), bulk.id)).get(bulk.id)?.usedBytes);
     expect(many.reservations).toEqual([]);
+    expect(many.strayBlobs).toEqual([]);
     expect(many.staging).toEqual([]);
 
     await runUploadBatch(await context(), bulkIds, 'test');

@@ -14,7 +14,7 @@ import type { IngestResult } from '../workers/pool/tasks.js';
 import { runUploadPipeline } from './pipeline.js';
 import { pruneStructure } from './pruning.js';
 import { blobsHeldBy, QuotaExceededError, reserve } from './quota.js';
-import { endUpload } from './uploads.js';
+import { endUnstoredUploads, endUpload, type UploadEnd } from './uploads.js';
 import { lockQuota, refreshUsage } from './usage.js';
 
 /**
@@ -126,6 +126,8 @@ interface Ingested {
 async function ingestMany(ctx: JobContext, rows: UploadRow[], singles: Set<string>): Promise<Map<string, ParsedOnIngest>> {
   const parsed = new Map<string, ParsedOnIngest>();
   if (rows.length === 0) return parsed;
+  /** Refused before their bytes were stored: ended together, below. */
+  const refusedEarly: UploadEnd[] = [];
   const ready = (
     await Promise.all(
       rows.map(async (row): Promise<Ingested | undefined> => {
@@ -141,17 +143,30 @@ async function ingestMany(ctx: JobContext, rows: UploadRow[], singles: Set<strin
             parse: true,
           });
           if (!result.ok) {
-            await endUpload(ctx.em, ctx, row.id, result.status >= 500 ? 'failed' : 'rejected', {
-              status: result.status,
-              code: result.code,
-              message: result.message,
+            refusedEarly.push({
+              uploadId: row.id,
+              state: result.status >= 500 ? 'failed' : 'rejected',
+              error: { status: result.status, code: result.code, message: result.message },
             });
             return undefined;
           }
           const decision = resolveFormat(row.filename, row.format_hint as Format | null, result.detected, result.sniffReason);
           if ('error' in decision) {
             await fs.rm(tempFile, { force: true });
-            await endUpload(ctx.em, ctx, row.id, 'rejected', decision.error);
+            refusedEarly.push({ uploadId: row.id, state: 'rejected', error: decision.error });
+            return undefined;
+          }
+          // Parsed on ingest as the format it settled on, and unsound: refused as validation would
+          // refuse it, without storing bytes only to delete them again.
+          const outcome = result.parsed?.format === decision.format ? result.parsed.outcome : undefined;
+          if (outcome && !outcome.ok) {
+            await fs.rm(tempFile, { force: true });
+            refusedEarly.push({
+              uploadId: row.id,
+              state: 'rejected',
+              error: invalidStructure(outcome, decision.warning ? [decision.warning] : []),
+              learnt: { format: decision.format, compression: result.compression ?? null, validation: ingestValidation(decision.warning) },
+            });
             return undefined;
           }
           return { row, result, format: decision.format, warning: decision.warning, tempFile };
@@ -163,6 +178,7 @@ async function ingestMany(ctx: JobContext, rows: UploadRow[], singles: Set<strin
       }),
     )
   ).filter((item): item is Ingested => item !== undefined);
+  await endUnstoredUploads(ctx.em, ctx, refusedEarly);
   if (ready.length === 0) return parsed;
 
   const refused: { item: Ingested; error: UploadError }[] = [];
@@ -227,7 +243,7 @@ async function ingestMany(ctx: JobContext, rows: UploadRow[], singles: Set<strin
               sha256: item.result.sha256,
               format: item.format,
               compression: item.result.compression ?? null,
-              validation: item.warning ? { problems: [], warnings: [item.warning], parser: 'sniff', parseMs: 0 } : null,
+              validation: ingestValidation(item.warning),
             })),
           ),
         ],
@@ -245,6 +261,11 @@ async function ingestMany(ctx: JobContext, rows: UploadRow[], singles: Set<strin
     if (item.result.parsed?.format === item.format) parsed.set(item.row.id, item.result.parsed);
   }
   return parsed;
+}
+
+/** The report ingest leaves on an upload: its format warning, if any, until validation writes the whole one. */
+function ingestValidation(warning: Problem | undefined): ValidationReport | null {
+  return warning ? { problems: [], warnings: [warning], parser: 'sniff', parseMs: 0 } : null;
 }
 
 type ParsedOnIngest = NonNullable<Extract<IngestResult, { ok: true }>['parsed']>;
