@@ -139,6 +139,24 @@ describe('molvault import (the command)', () => {
     expect((await api.get(`/v1/projects/${project.id}`)).body.structureCount).toBe(3);
   });
 
+  it('checks and sends a folder group by group: content stored already or seen in an earlier group is not sent', async () => {
+    const { body: project } = await api.post('/v1/projects', { name: `groups-${randomBytes(3).toString('hex')}` });
+    const dir = path.join(scratch, 'groups');
+    const names = await structureSet(dir, 12);
+    // Stored before: three files of the second group. A copy of the first file, walked last (a later group).
+    for (const name of names.slice(5, 8)) await storedStructure(api, project.id, path.basename(name), await fs.readFile(path.join(dir, name)));
+    await fs.copyFile(path.join(dir, names[0]), path.join(dir, 'zz-copy-of-the-first.pdb'));
+
+    const result = await molvaultImport([dir, '--project', project.name, '--files-per-import', '4', '--json'], env);
+    expect(result.code, result.stderr).toBe(0);
+    const summary = await summaryOf(result);
+    // Groups of 4, 4, 4 and 1 files: the fourth holds only the copy, so three imports go out.
+    expect(summary).toMatchObject({ files: 13, sent: 9, stored: 9, alreadyStored: 3, skipped: 4, failed: 0, rejected: 0 });
+    expect(summary.imports).toHaveLength(3);
+    expect(summary.skippedFiles).toEqual([{ name: 'zz-copy-of-the-first.pdb', reason: `same content as ${names[0]}` }]);
+    expect((await api.get(`/v1/projects/${project.id}`)).body.structureCount).toBe(12);
+  });
+
   describe('against the import API', () => {
     let projectName: string;
     let projectId: string;

@@ -3,8 +3,9 @@
  *
  * A directory is walked, every file checksummed (streaming), and the server asked which of those
  * checksums the project already stores; only the rest is sent, as one multipart request streamed
- * from disk per group of at most --files-per-import files. So running it again after a crash or a
- * Ctrl-C resumes the import instead of duplicating it. An archive is sent as it is (the server
+ * from disk per group of at most --files-per-import files. Groups are checked and sent in turn, so
+ * the first is on its way while later ones are still being checksummed. Running it again after a
+ * crash or a Ctrl-C resumes the import instead of duplicating it. An archive is sent as it is (the server
  * unpacks it and skips what it already stores). Progress goes to stderr, the summary to stdout.
  */
 import { createHash, randomBytes } from 'node:crypto';
@@ -106,7 +107,7 @@ export interface ImportSummary {
   skipped: number;
   alreadyStored: number;
   elapsedSeconds: number;
-  /** Reading and checksumming the files (directories only). */
+  /** Reading and checksumming the files (directories only); it overlaps sending, after the first group. */
   checksumSeconds: number;
   /** From the first byte sent until the server accepted the last import (202). */
   uploadSeconds: number;
@@ -373,6 +374,97 @@ function groupFiles(files: LocalFile[], maxFiles: number): LocalFile[][] {
   return groups;
 }
 
+/** The first import goes out once this many files are checksummed, so the server has work while the rest are. */
+const FIRST_GROUP_FILES = 200;
+
+interface CheckOptions {
+  concurrency: number;
+  filesPerImport: number;
+  note: (text: string) => void;
+  /** Time spent checksumming one group. */
+  onHashed: (seconds: number) => void;
+  /** A file not sent: unreadable, skipped (with the reason), or else stored already. */
+  onPassedOver: (file: LocalFile, passed: { unreadable?: ImportFailure; skipped?: string }) => void;
+}
+
+/**
+ * The files to send, in groups of at most `filesPerImport` files (and MAX_BYTES_PER_IMPORT bytes),
+ * each yielded as soon as its files are checksummed and the server has said which of them the
+ * project stores, so sending one group overlaps checksumming the next. Only the first file of each
+ * content is sent. The first group is small: sending starts within a fraction of a second.
+ */
+async function* checkedGroups(api: ApiClient, projectId: string, files: LocalFile[], options: CheckOptions): AsyncGenerator<LocalFile[]> {
+  const first = Math.min(options.filesPerImport, FIRST_GROUP_FILES);
+  const batches = [...groupFiles(files.slice(0, first), first), ...groupFiles(files.slice(first), options.filesPerImport)];
+  const firstOfContent = new Map<string, string>();
+  let asksKnown = true;
+  for (const batch of batches) {
+    const started = Date.now();
+    await mapLimit(batch, options.concurrency, async (file) => {
+      try {
+        file.sha256 = await sha256File(file.path);
+      } catch (error) {
+        options.onPassedOver(file, {
+          unreadable: {
+            name: file.name,
+            state: 'failed',
+            code: 'unreadable',
+            message: `could not be read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+          },
+        });
+      }
+    });
+    options.onHashed((Date.now() - started) / 1000);
+    const readable = batch.filter((f) => f.sha256 !== undefined);
+    const known = asksKnown
+      ? await knownChecksums(
+          api,
+          projectId,
+          readable.map((f) => f.sha256 as string),
+          () => {
+            // Said once: an older server cannot tell, and every file is sent (the server still skips what it stores).
+            asksKnown = false;
+            options.note('this server cannot tell which files it stores already; sending every file');
+          },
+        )
+      : new Set<string>();
+    const toSend: LocalFile[] = [];
+    for (const file of readable) {
+      const sha = file.sha256 as string;
+      const earlier = firstOfContent.get(sha);
+      if (known.has(sha)) options.onPassedOver(file, {});
+      // Same bytes twice in one set: the project would hold one structure for them either way.
+      else if (earlier) options.onPassedOver(file, { skipped: `same content as ${earlier}` });
+      else {
+        firstOfContent.set(sha, file.name);
+        toSend.push(file);
+      }
+    }
+    if (toSend.length > 0) yield toSend;
+  }
+}
+
+/** At most `size` at once: take() waits for a free slot, give() hands it back. */
+class Slots {
+  private free: number;
+  private readonly waiting: (() => void)[] = [];
+  constructor(size: number) {
+    this.free = size;
+  }
+  async take(): Promise<void> {
+    if (this.free > 0) {
+      this.free--;
+      return;
+    }
+    await new Promise<void>((resolve) => this.waiting.push(resolve));
+  }
+  give(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.free++;
+  }
+}
+
 /** An import has ended when it completed or failed as a whole (receiving, expanding and running are on the way). */
 const importEnded = (status: ImportStatus) => status.state === 'completed' || status.state === 'failed';
 
@@ -417,142 +509,124 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
   const archive = stat.isFile() ? await detectArchive(source) : undefined;
   const mode: ImportSummary['mode'] = stat.isDirectory() ? 'directory' : archive ? 'archive' : 'file';
   const skippedFiles: { name: string; reason: string }[] = [];
-  let toSend: LocalFile[][] = [];
   let fileCount = 0;
   let alreadyStored = 0;
-  let hashStarted = 0;
   /** Files found but not readable: failed, with the reason. */
   const unreadable: ImportFailure[] = [];
   let checksumSeconds = 0;
-
-  if (archive) {
-    // Sent as it is: the server reads it entry by entry and skips what the project stores.
-    toSend = [[{ name: path.basename(source), path: source, size: stat.size }]];
-  } else {
-    let files: LocalFile[];
-    if (stat.isDirectory()) {
-      const walked = await walkDirectory(source);
-      files = walked.files;
-      skippedFiles.push(...walked.skipped);
-    } else {
-      files = [{ name: path.basename(source), path: source, size: stat.size }];
-    }
-    // Everything found counts, links too, so stored + rejected + failed + skipped adds up to it.
-    fileCount = files.length + skippedFiles.length;
-    const totalBytes = files.reduce((sum, f) => sum + f.size, 0);
-    if (files.length > 0) {
-      hashStarted = Date.now();
-      const hashing = rateProgress('checksums ', { total: files.length, totalBytes, stream: out });
-      let hashedFiles = 0;
-      let hashedBytes = 0;
-      await mapLimit(files, concurrency, async (file) => {
-        try {
-          file.sha256 = await sha256File(file.path);
-        } catch (error) {
-          unreadable.push({
-            name: file.name,
-            state: 'failed',
-            code: 'unreadable',
-            message: `could not be read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
-          });
-        }
-        hashedFiles++;
-        hashedBytes += file.size;
-        hashing.update(hashedFiles, hashedBytes);
-      });
-      hashing.finish();
-      checksumSeconds = (Date.now() - hashStarted) / 1000;
-    }
-    files = files.filter((f) => f.sha256 !== undefined);
-    const known = await knownChecksums(
-      api,
-      project.id,
-      files.map((f) => f.sha256 as string),
-      note,
-    );
-    const firstOfContent = new Map<string, string>();
-    const remaining: LocalFile[] = [];
-    for (const file of files) {
-      const sha = file.sha256 as string;
-      if (known.has(sha)) {
-        alreadyStored++;
-        continue;
-      }
-      const first = firstOfContent.get(sha);
-      if (first) {
-        // Same bytes twice in one set: the project would hold one structure for them either way.
-        skippedFiles.push({ name: file.name, reason: `same content as ${first}` });
-        continue;
-      }
-      firstOfContent.set(sha, file.name);
-      remaining.push(file);
-    }
-    if (alreadyStored > 0) note(`${alreadyStored} already stored, skipped`);
-    toSend = groupFiles(remaining, filesPerImport);
-  }
-
-  const sendFiles = toSend.flat();
-  const sendBytes = sendFiles.reduce((sum, f) => sum + f.size, 0);
   const imports: { id: string; files: LocalFile[]; status?: ImportStatus }[] = [];
-  const failures: ImportFailure[] = [...unreadable];
+  const failures: ImportFailure[] = [];
   let firstByteAt: number | undefined;
-  let uploadSeconds = 0;
+  let lastAcceptedAt: number | undefined;
   let bytesSent = 0;
   let filesSent = 0;
   let refusal: ImportRequestError | undefined;
   let notSent = 0;
 
-  if (sendFiles.length > 0) {
-    const uploading = rateProgress('uploading ', { total: sendFiles.length, totalBytes: sendBytes, stream: out });
-    firstByteAt = Date.now();
-    // Groups are sent `concurrency` at a time; the first refusal (quota, size) stops the rest.
-    const markNotSent = (group: LocalFile[], error: ImportRequestError) => {
-      notSent += group.length;
-      for (const file of group) failures.push({ name: file.name, state: 'failed', code: error.code ?? 'not_sent', message: `not imported: ${error.message}` });
-    };
-    const sendGroup = async (group: LocalFile[]): Promise<void> => {
-      if (refusal) return markNotSent(group, refusal);
-      const parts: MultipartPart[] = [...tags.map((tag) => ({ field: 'tags', value: tag })), ...group.map((file) => ({ field: 'file', file }))];
-      let attemptBytes = 0;
-      let attemptFiles = 0;
-      const body = multipartBody(parts, (bytes, fileDone) => {
-        attemptBytes += bytes;
-        bytesSent += bytes;
-        if (fileDone) {
-          attemptFiles++;
-          filesSent++;
-        }
-        uploading.update(filesSent, bytesSent);
-      });
-      try {
-        const response = await api.request<{ import?: { id: string; state: string; jobId?: string } }>('POST', `/v1/projects/${project.id}/imports`, {
-          body: body.stream,
-          headers: { 'content-type': body.contentType, 'content-length': String(body.length) },
-        });
-        const id = response.body?.import?.id;
-        if (!id) throw new ImportRequestError(`the server accepted the import but named no import id (HTTP ${response.status})`);
-        imports.push({ id, files: group });
-      } catch (error) {
-        // Refused bytes were not sent, whatever the counter saw stream out.
-        bytesSent -= attemptBytes;
-        filesSent -= attemptFiles;
-        if (error instanceof LocalFileError) return markNotSent(group, new ImportRequestError(error.message, undefined, 'file_changed'));
-        if (!(error instanceof ImportRequestError)) throw error;
-        // A server with smaller limits than ours: the same files in two halves, then smaller still.
-        if (error.status === 413 && (error.code === 'import_too_large' || error.code === 'too_many_items') && group.length > 1) {
-          const half = Math.ceil(group.length / 2);
-          await sendGroup(group.slice(0, half));
-          await sendGroup(group.slice(half));
-          return;
-        }
-        refusal ??= error;
-        markNotSent(group, error);
-      }
-    };
-    await mapLimit(toSend, Math.min(concurrency, 4), sendGroup);
-    uploading.finish();
-    uploadSeconds = (Date.now() - firstByteAt) / 1000;
+  let files: LocalFile[];
+  if (archive || !stat.isDirectory()) {
+    files = [{ name: path.basename(source), path: source, size: stat.size }];
+  } else {
+    const walked = await walkDirectory(source);
+    files = walked.files;
+    skippedFiles.push(...walked.skipped);
   }
+  // Everything found counts, links too, so stored + rejected + failed + skipped adds up to it.
+  fileCount = files.length + skippedFiles.length;
+
+  // One bar for checksumming, checking and sending, which overlap: a file counts as done once it is
+  // sent or passed over (stored already, the same content as another, unreadable).
+  const sending = rateProgress('sending   ', { total: files.length, totalBytes: files.reduce((sum, f) => sum + f.size, 0), stream: out });
+  let passedFiles = 0;
+  let passedBytes = 0;
+  const showSending = () => sending.update(filesSent + passedFiles, bytesSent + passedBytes);
+  /** Groups ready to send, each as soon as it is checksummed and checked. */
+  const groups: AsyncIterable<LocalFile[]> = archive
+    ? // Sent as it is: the server reads it entry by entry and skips what the project stores.
+      (async function* () {
+        yield files;
+      })()
+    : checkedGroups(api, project.id, files, {
+        concurrency,
+        filesPerImport,
+        note,
+        onHashed: (seconds) => {
+          checksumSeconds += seconds;
+        },
+        onPassedOver: (file, passed) => {
+          if (passed.unreadable) unreadable.push(passed.unreadable);
+          else if (passed.skipped) skippedFiles.push({ name: file.name, reason: passed.skipped });
+          else alreadyStored++;
+          passedFiles++;
+          passedBytes += file.size;
+          showSending();
+        },
+      });
+
+  const sendSlots = new Slots(Math.min(concurrency, 4));
+  const sends: Promise<void>[] = [];
+  // The first refusal (quota, size) stops the rest.
+  const markNotSent = (group: LocalFile[], error: ImportRequestError) => {
+    notSent += group.length;
+    for (const file of group) failures.push({ name: file.name, state: 'failed', code: error.code ?? 'not_sent', message: `not imported: ${error.message}` });
+  };
+  const sendGroup = async (group: LocalFile[]): Promise<void> => {
+    if (refusal) return markNotSent(group, refusal);
+    firstByteAt ??= Date.now();
+    const parts: MultipartPart[] = [...tags.map((tag) => ({ field: 'tags', value: tag })), ...group.map((file) => ({ field: 'file', file }))];
+    let attemptBytes = 0;
+    let attemptFiles = 0;
+    const body = multipartBody(parts, (bytes, fileDone) => {
+      attemptBytes += bytes;
+      bytesSent += bytes;
+      if (fileDone) {
+        attemptFiles++;
+        filesSent++;
+      }
+      showSending();
+    });
+    try {
+      const response = await api.request<{ import?: { id: string; state: string; jobId?: string } }>('POST', `/v1/projects/${project.id}/imports`, {
+        body: body.stream,
+        headers: { 'content-type': body.contentType, 'content-length': String(body.length) },
+      });
+      const id = response.body?.import?.id;
+      if (!id) throw new ImportRequestError(`the server accepted the import but named no import id (HTTP ${response.status})`);
+      imports.push({ id, files: group });
+      lastAcceptedAt = Date.now();
+    } catch (error) {
+      // Refused bytes were not sent, whatever the counter saw stream out.
+      bytesSent -= attemptBytes;
+      filesSent -= attemptFiles;
+      if (error instanceof LocalFileError) return markNotSent(group, new ImportRequestError(error.message, undefined, 'file_changed'));
+      if (!(error instanceof ImportRequestError)) throw error;
+      // A server with smaller limits than ours: the same files in two halves, then smaller still.
+      if (error.status === 413 && (error.code === 'import_too_large' || error.code === 'too_many_items') && group.length > 1) {
+        const half = Math.ceil(group.length / 2);
+        await sendGroup(group.slice(0, half));
+        await sendGroup(group.slice(half));
+        return;
+      }
+      refusal ??= error;
+      markNotSent(group, error);
+    }
+  };
+  try {
+    // A group goes out as soon as it is ready, while the next one is checksummed.
+    for await (const group of groups) {
+      await sendSlots.take();
+      sends.push(sendGroup(group).finally(() => sendSlots.give()));
+    }
+  } finally {
+    // A send that failed unexpectedly is reported once every request has settled.
+    const settled = await Promise.allSettled(sends);
+    const crashed = settled.find((result) => result.status === 'rejected');
+    if (crashed) throw crashed.reason;
+  }
+  if (files.length > 0) sending.finish();
+  if (alreadyStored > 0) note(`${alreadyStored} already stored, skipped`);
+  failures.push(...unreadable);
+  const uploadSeconds = firstByteAt && lastAcceptedAt ? (lastAcceptedAt - firstByteAt) / 1000 : 0;
 
   if (imports.length === 0 && refusal) throw refusal;
 
@@ -660,8 +734,8 @@ function round(value: number, digits: number): number {
   return Math.round(value * factor) / factor;
 }
 
-/** Which checksums the project stores, asked in groups of KNOWN_QUERY_SIZE. A server without the endpoint knows none. */
-async function knownChecksums(api: ApiClient, projectId: string, checksums: string[], note: (text: string) => void): Promise<Set<string>> {
+/** Which checksums the project stores, asked in groups of KNOWN_QUERY_SIZE. A server without the endpoint knows none (and `cannotTell` is called). */
+async function knownChecksums(api: ApiClient, projectId: string, checksums: string[], cannotTell: () => void): Promise<Set<string>> {
   const known = new Set<string>();
   const unique = [...new Set(checksums)];
   for (let i = 0; i < unique.length; i += KNOWN_QUERY_SIZE) {
@@ -673,7 +747,7 @@ async function knownChecksums(api: ApiClient, projectId: string, checksums: stri
     } catch (error) {
       // An older server: no resume, but the import itself still works (the server skips what it stores).
       if (error instanceof ImportRequestError && (error.status === 404 || error.status === 405) && error.code !== 'not_found') {
-        note('this server cannot tell which files it stores already; sending every file');
+        cannotTell();
         return known;
       }
       throw error;
