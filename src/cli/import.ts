@@ -611,18 +611,20 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
       markNotSent(group, error);
     }
   };
+  let checkFailed: { error: unknown } | undefined;
   try {
     // A group goes out as soon as it is ready, while the next one is checksummed.
     for await (const group of groups) {
       await sendSlots.take();
       sends.push(sendGroup(group).finally(() => sendSlots.give()));
     }
-  } finally {
-    // A send that failed unexpectedly is reported once every request has settled.
-    const settled = await Promise.allSettled(sends);
-    const crashed = settled.find((result) => result.status === 'rejected');
-    if (crashed) throw crashed.reason;
+  } catch (error) {
+    checkFailed = { error };
   }
+  // Whatever failed is reported once every request in flight has settled.
+  const crashed = (await Promise.allSettled(sends)).find((result) => result.status === 'rejected');
+  if (checkFailed) throw checkFailed.error;
+  if (crashed) throw crashed.reason;
   if (files.length > 0) sending.finish();
   if (alreadyStored > 0) note(`${alreadyStored} already stored, skipped`);
   failures.push(...unreadable);
