@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Job } from 'bullmq';
@@ -42,6 +43,9 @@ describe('bulk upload stages', () => {
     job: await Job.create(stack.ctx.queues.ingest, 'ingest', {}),
   });
 
+  /** The sha256 of every file the mix uploads. */
+  const mixHashes = new Set<string>();
+
   /** The same mix of files for each user: good ones of several formats, a gzip, a duplicate, broken ones. */
   async function uploadMix(user: TestUser): Promise<string[]> {
     const api = client(stack.url, user.token);
@@ -63,6 +67,7 @@ describe('bulk upload stages', () => {
       { name: 'notes.txt', content: Buffer.from('These are my notes, not a structure.\n'.repeat(10)) },
     ];
     const ids: string[] = [];
+    for (const file of files) mixHashes.add(createHash('sha256').update(file.content).digest('hex'));
     for (const file of files) {
       const fields: Record<string, string> = file.name === 'named.pdb' ? { name: 'Crambin, named', tags: 'a,b', metadata: '{"lab":"x"}' } : {};
       const response = await api.upload(`/v1/projects/${projectId}/structures`, file, fields);
@@ -86,10 +91,11 @@ describe('bulk upload stages', () => {
     );
     const [usage] = await em.execute<{ used_bytes: string }[]>('select used_bytes from user_usage where user_id = ?', [user.id]);
     const reservations = await em.execute<any[]>('select * from quota_reservations where owner_id = ?', [user.id]);
-    // Blobs nothing holds (this file's database only): a refused file's bytes must not stay behind.
+    // Blobs of the mix's contents that no version holds: a refused file's bytes must not stay behind.
     const strayBlobs = await em.execute<any[]>(
-      `select b.sha256 from blobs b where not exists (select 1 from structure_versions v where v.blob_sha256 = b.sha256)
-          and not exists (select 1 from uploads u where u.blob_sha256 = b.sha256)`,
+      `select b.sha256 from blobs b where b.sha256 = any(?::text[])
+          and not exists (select 1 from structure_versions v where v.blob_sha256 = b.sha256)`,
+      [`{${[...mixHashes].join(',')}}`],
     );
     return { uploads, structures, usedBytes: Number(usage?.used_bytes ?? 0), reservations, strayBlobs, staging: await stack.ctx.staging.list() };
   }
