@@ -20,9 +20,14 @@ export function ormOptions(databaseUrl: string, log?: Logger): Options {
     allowGlobalContext: false,
     forceUtcTimezone: true,
     logger: (message) => log?.debug({ orm: message }),
-    // search_documents, search_terms and the search counts belong to the Postgres search index (raw SQL), not to entities;
-    // so do its functions, which a schema diff must not offer to drop.
-    schemaGenerator: { skipTables: ['search_documents', 'search_terms', 'search_counts', 'search_tag_counts'], ignoreRoutines: true },
+    // search_documents, search_terms and the search counts belong to the Postgres search index (raw SQL), not to entities,
+    // as structure_cards belongs to presentation; so do their functions and triggers (the cards are kept by triggers on
+    // structures and structure_versions), which a schema diff must not offer to drop.
+    schemaGenerator: {
+      skipTables: ['search_documents', 'search_terms', 'search_counts', 'search_tag_counts', 'structure_cards'],
+      ignoreRoutines: true,
+      ignoreTriggers: true,
+    },
     migrations: {
       path: MIGRATIONS_DIR,
       glob: '!(*.d).{js,ts}',

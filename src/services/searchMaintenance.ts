@@ -12,7 +12,8 @@ async function structureCount(em: EntityManager): Promise<number> {
 
 /**
  * Rebuilds `index` from Postgres (every structure, trashed ones included), then re-sends the
- * structures changed while it ran, so a rebuild next to live traffic ends up current.
+ * structures changed while it ran, so a rebuild next to live traffic ends up current; and repairs
+ * the structure cards hits are shown from.
  */
 export async function reindexAll(em: EntityManager, index: SearchIndex, onProgress?: (progress: RebuildProgress) => void) {
   const [{ started }] = await em.execute<{ started: string }[]>('select now()::text as started');
@@ -24,7 +25,21 @@ export async function reindexAll(em: EntityManager, index: SearchIndex, onProgre
     changed.map((r) => r.id),
   );
   await index.upsertMany([...documents.values()]);
-  return { documents: total, replayed: documents.size };
+  return { documents: total, replayed: documents.size, cardsRepaired: await repairStructureCards(em) };
+}
+
+/**
+ * Rebuilds every kept structure card (structure_cards, which search hits are shown from) that is
+ * missing or says other than its structure now does; triggers keep them current, so this repairs
+ * only what went around them. Returns how many were rewritten.
+ */
+export async function repairStructureCards(em: EntityManager): Promise<number> {
+  const repaired = await em.execute<{ structure_id: string }[]>(
+    `insert into structure_cards (structure_id, members) select id, structure_card_members(id) from structures
+     on conflict (structure_id) do update set members = excluded.members where structure_cards.members is distinct from excluded.members
+     returning structure_id`,
+  );
+  return repaired.length;
 }
 
 export interface DriftReport {

@@ -11,7 +11,7 @@ import { chargeDerivative } from '../../../services/derivations.js';
 import { enqueueIndex } from '../../../services/indexing.js';
 import { mergePatch } from '../../../services/metadata.js';
 import { serializeVersion } from '../../../services/serialize.js';
-import { STRUCTURE_CARD_JOINS, STRUCTURE_JSON } from '../../../services/structureCards.js';
+import { STRUCTURE_JSON } from '../../../services/structureCards.js';
 import { purgeStructure } from '../../../services/trash.js';
 import { refreshUsage } from '../../../services/usage.js';
 import { acceptUpload } from '../../acceptUpload.js';
@@ -159,7 +159,7 @@ export function structureRoutes(app: AppContext): Router {
       const [row] = await app.orm.em.fork().execute<{ structure: string }[]>(
         `with ${RELAXED_COMMIT},
               cs as (update structures set view_count = view_count + 1 from relaxed where id = ? and owner_id = ? returning structures.*)
-         select ${STRUCTURE_JSON}::text as structure from cs ${STRUCTURE_CARD_JOINS}`,
+         select ${STRUCTURE_JSON} as structure from cs`,
         [params.id, user.id],
       );
       if (!row) throw notFound('structure');

@@ -4,7 +4,7 @@ import { Structure } from '../../../entities/Structure.js';
 import { StructureVersion } from '../../../entities/StructureVersion.js';
 import type { SearchHit } from '../../../search/types.js';
 import { serializeStructure } from '../../../services/serialize.js';
-import { STRUCTURE_CARD_JOINS, STRUCTURE_CARD_JSON } from '../../../services/structureCards.js';
+import { STRUCTURE_CARD_JOIN, STRUCTURE_CARD_JSON } from '../../../services/structureCards.js';
 import { notFound } from '../../errors.js';
 
 /** Structures with their current versions and sizes, in two queries whatever the count. */
@@ -35,10 +35,10 @@ export async function presentStructure(em: EntityManager, structureId: string) {
 export async function presentSearchItems(em: EntityManager, ownerId: string, hits: SearchHit[]): Promise<string> {
   if (hits.length === 0) return '[]';
   const [row] = await em.execute<{ items: string | null }[]>(
-    `select json_agg(json_build_object('structure', ${STRUCTURE_CARD_JSON}, 'score', h.score, 'highlights', h.highlights) order by h.ord)::text as items
-       from jsonb_to_recordset(?::jsonb) as h(id uuid, score float8, highlights json, ord integer)
+    `select '[' || string_agg('{"structure":' || ${STRUCTURE_CARD_JSON} || ',"score":' || to_json(h.score) || ',"highlights":' || h.highlights || '}', ',' order by h.ord) || ']' as items
+       from jsonb_to_recordset(?::jsonb) as h(id uuid, score float8, highlights text, ord integer)
        join structures cs on cs.id = h.id and cs.owner_id = ?
-       ${STRUCTURE_CARD_JOINS}`,
+       ${STRUCTURE_CARD_JOIN}`,
     [JSON.stringify(hits.map((h, ord) => ({ id: h.structureId, score: h.score, highlights: h.highlights, ord }))), ownerId],
   );
   return row?.items ?? '[]';
