@@ -6,7 +6,7 @@ import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../src/lib/logger.js';
 import { freePort } from '../src/runtime/net.js';
-import { startEmbeddedPostgres } from '../src/runtime/postgres.js';
+import { defaultSharedBuffersMb, startEmbeddedPostgres } from '../src/runtime/postgres.js';
 import { client, userFactory } from './helpers/factories.js';
 import { startStack } from './helpers/stack.js';
 
@@ -28,7 +28,7 @@ describe('runtime', () => {
     const parent = await fs.mkdtemp(path.join(os.tmpdir(), 'molvault-shared-pg-'));
     await fs.chmod(parent, 0o755);
     const dir = path.join(parent, 'postgres');
-    const first = await startEmbeddedPostgres(dir, await freePort(), log);
+    const first = await startEmbeddedPostgres(dir, await freePort(), log, { sharedBuffersMb: 96 });
     try {
       const second = await startEmbeddedPostgres(dir, await freePort(), log);
       expect(second.serverUrl).toBe(first.serverUrl);
@@ -36,11 +36,20 @@ describe('runtime', () => {
       const client = new pg.Client({ connectionString: first.serverUrl });
       await client.connect();
       expect((await client.query('select 1 as one')).rows[0].one).toBe(1);
+      // Started with the page cache it was given.
+      expect((await client.query('show shared_buffers')).rows[0].shared_buffers).toBe('96MB');
       await client.end();
     } finally {
       await first.stop();
       await fs.rm(parent, { recursive: true, force: true });
     }
+  });
+
+  it('gives an embedded Postgres a quarter of the memory for its page cache, within 128 MB and 8 GB', () => {
+    const GiB = 2 ** 30;
+    expect(defaultSharedBuffersMb(24 * GiB)).toBe(6144);
+    expect(defaultSharedBuffersMb(256 * GiB)).toBe(8192);
+    expect(defaultSharedBuffersMb(256 * 2 ** 20)).toBe(128);
   });
 
   it('stops the API within its grace period while a client keeps polling on a keep-alive connection', async () => {

@@ -155,6 +155,8 @@ const envSchema = z.object({
   /** Structures stay in the trash this long before the cleanup schedule purges them. */
   TRASH_RETENTION_DAYS: z.coerce.number().min(0).default(30),
   EMBEDDED_POSTGRES_PORT: z.coerce.number().int().min(1).max(65535).default(54329),
+  /** The embedded Postgres's page cache (shared_buffers), in MB; default a quarter of the memory, at most 8 GB. */
+  EMBEDDED_POSTGRES_SHARED_BUFFERS_MB: z.coerce.number().int().min(16).optional(),
   /** Drafts not saved for this many days are deleted by the cleanup schedule. */
   DRAFT_RETENTION_DAYS: z.coerce.number().positive().default(30),
   /** Where backups go (default DATA_DIR/backups); best on another disk. */
@@ -275,6 +277,7 @@ function buildConfig(env: z.infer<typeof envSchema>) {
     reconcileAfterMs: env.RECONCILE_AFTER_MS,
     trashRetentionDays: env.TRASH_RETENTION_DAYS,
     embeddedPostgresPort: env.EMBEDDED_POSTGRES_PORT,
+    embeddedPostgresSharedBuffersMb: env.EMBEDDED_POSTGRES_SHARED_BUFFERS_MB,
     draftRetentionDays: env.DRAFT_RETENTION_DAYS,
     backupDir: env.BACKUP_DIR ? path.resolve(env.BACKUP_DIR) : path.join(dataDir, 'backups'),
     backupSchedule: env.BACKUP_SCHEDULE,

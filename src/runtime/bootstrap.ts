@@ -29,7 +29,9 @@ export async function bootstrapServices(
   let postgres: PostgresHandle | undefined;
   let databaseUrl = config.databaseUrl;
   if (!databaseUrl) {
-    postgres = await startEmbeddedPostgres(path.join(config.dataDir, 'postgres'), config.embeddedPostgresPort, log);
+    postgres = await startEmbeddedPostgres(path.join(config.dataDir, 'postgres'), config.embeddedPostgresPort, log, {
+      sharedBuffersMb: config.embeddedPostgresSharedBuffersMb,
+    });
     databaseUrl = withDatabase(postgres.serverUrl, 'molvault');
   }
   if (options.database) databaseUrl = withDatabase(databaseUrl, options.database);
