@@ -477,7 +477,7 @@ export class PostgresSearchIndex implements SearchIndex {
     if (gather) {
       const sortKey = sort === 'relevance' ? 'null::text' : spec.expr;
       ctes.push(`matched as materialized (
-        select d.structure_id, d.tags, d.kind, d.format, d.method, ${sort === 'relevance' ? rankExpr('d.scoped_document') : '0::float8'} as score,
+        select d.structure_id, d.ctid, d.tags, d.kind, d.format, d.method, ${sort === 'relevance' ? rankExpr('d.scoped_document') : '0::float8'} as score,
                ${sortKey} as sort_key
         from search_documents d where ${filter}
       )`);
@@ -485,7 +485,7 @@ export class PostgresSearchIndex implements SearchIndex {
       const conditions = cursor ? `where ${keyset(inMemory, 'm.structure_id', cursor, params, CASTS[spec.expr])}` : '';
       const order = orderBy(inMemory, 'm.structure_id');
       ctes.push(`page as (
-        select m.structure_id, m.score, to_json(${inMemory.expr}) as key, row_number() over (order by ${order}) as ord
+        select m.structure_id, m.ctid, m.score, to_json(${inMemory.expr}) as key, row_number() over (order by ${order}) as ord
         from matched m ${conditions} order by ${order} limit ${limit})`);
       total = '(select count(*) from matched)';
       facetSelects = facets.map((facet) => {
@@ -518,7 +518,9 @@ export class PostgresSearchIndex implements SearchIndex {
     }
 
     // The header row, then the page's rows: the structures as the API shows them (only the owner's:
-    // an index can lag, never leak), or bare ids; with the text highlights are cut from.
+    // an index can lag, never leak), or bare ids; with the text highlights are cut from, fetched by
+    // the row's ctid (words always gather the matched rows; one statement, so the ctid is stable)
+    // rather than by a second walk of the primary key.
     const shown = params.add(query.limit, 'integer');
     const score = hasText && sort !== 'relevance' ? rankExpr('b.scoped_document') : 'p.score';
     const next = `(select json_build_array(p.key, p.structure_id) from page p where p.ord = ${shown} and exists (select from page where ord > ${shown}))`;
@@ -545,7 +547,7 @@ export class PostgresSearchIndex implements SearchIndex {
       union all
       (select ${rows.join(', ')}
        from page p
-       ${hasText ? 'join search_documents b on b.structure_id = p.structure_id' : ''}
+       ${hasText ? 'join search_documents b on b.ctid = p.ctid' : ''}
        ${present ? `join structures cs on cs.id = p.structure_id and cs.owner_id = ${owner} ${STRUCTURE_CARD_JOIN}` : ''}
        where p.ord <= ${shown} order by p.ord)`;
     return { text, values: params.values, sort, facets, words };
