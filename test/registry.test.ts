@@ -60,6 +60,12 @@ describe('configuration', () => {
     expect(config.maxUploadBytes).toBe(512 * 1024 * 1024);
     expect(config.concurrency).toMatchObject({ ingest: 8, validate: 1, snapshot: 4, index: 4, cleanup: 1 });
   });
+
+  it('reads the embedded Postgres page cache, an empty value as unset, and refuses one too small', () => {
+    expect(loadConfig({ EMBEDDED_POSTGRES_SHARED_BUFFERS_MB: '2048' }).embeddedPostgresSharedBuffersMb).toBe(2048);
+    expect(loadConfig({ EMBEDDED_POSTGRES_SHARED_BUFFERS_MB: ' ' }).embeddedPostgresSharedBuffersMb).toBeUndefined();
+    expect(() => loadConfig({ EMBEDDED_POSTGRES_SHARED_BUFFERS_MB: '8' })).toThrow(/EMBEDDED_POSTGRES_SHARED_BUFFERS_MB/);
+  });
 });
 
 describe('format sniffing', () => {
