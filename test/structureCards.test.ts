@@ -6,12 +6,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { presentSearchItems } from '../src/api/routes/structures/present.js';
-import { Blob } from '../src/entities/Blob.js';
-import { Structure } from '../src/entities/Structure.js';
-import { StructureVersion } from '../src/entities/StructureVersion.js';
 import { repairStructureCards } from '../src/services/searchMaintenance.js';
-import { serializeStructure } from '../src/services/serialize.js';
-import { type Client, client, userFactory } from './helpers/factories.js';
+import { type Client, client, serializedNow, userFactory } from './helpers/factories.js';
 import { type Stack, startStack } from './helpers/stack.js';
 
 const atom = (serial: number, residue: number, x: number) =>
@@ -37,11 +33,7 @@ describe('structure cards', () => {
 
   /** What serializeStructure says of the structure now, as a search hit shows it (no validation warnings). */
   const expected = async (id: string) => {
-    const em = stack.ctx.orm.em.fork();
-    const structure = await em.findOneOrFail(Structure, { id });
-    const version = await em.findOneOrFail(StructureVersion, { id: structure.currentVersion as string });
-    const blob = await em.findOneOrFail(Blob, { sha256: version.blob });
-    const shown = JSON.parse(JSON.stringify(serializeStructure(structure, { version, size: blob.size })));
+    const shown = await serializedNow(stack.ctx, id);
     delete shown.currentVersion.warnings;
     return shown;
   };

@@ -5,11 +5,7 @@
  * one in the trash; another user's structure is a 404, and every read counts a view.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Blob } from '../src/entities/Blob.js';
-import { Structure } from '../src/entities/Structure.js';
-import { StructureVersion } from '../src/entities/StructureVersion.js';
-import { serializeStructure } from '../src/services/serialize.js';
-import { type Client, client, userFactory } from './helpers/factories.js';
+import { type Client, client, serializedNow, userFactory } from './helpers/factories.js';
 import { type Stack, startStack } from './helpers/stack.js';
 
 const atom = (serial: number, chain: string, residue: number, x: number) =>
@@ -31,14 +27,7 @@ describe('GET /v1/structures/:id', () => {
   });
   afterAll(() => stack?.stop());
 
-  /** What serializeStructure says of the structure as it is now in Postgres. */
-  const serialized = async (id: string) => {
-    const em = stack.ctx.orm.em.fork();
-    const structure = await em.findOneOrFail(Structure, { id });
-    const version = await em.findOneOrFail(StructureVersion, { id: structure.currentVersion as string });
-    const blob = await em.findOneOrFail(Blob, { sha256: version.blob });
-    return JSON.parse(JSON.stringify(serializeStructure(structure, { version, size: blob.size })));
-  };
+  const serialized = (id: string) => serializedNow(stack.ctx, id);
 
   it('shows what serializeStructure shows, warnings, tags and metadata included, and counts each read', async () => {
     // Two-character chain ids: read, with a warning that must appear under currentVersion.warnings.

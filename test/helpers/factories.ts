@@ -1,6 +1,10 @@
 import { randomBytes } from 'node:crypto';
+import { Blob as BlobRow } from '../../src/entities/Blob.js';
+import { Structure } from '../../src/entities/Structure.js';
+import { StructureVersion } from '../../src/entities/StructureVersion.js';
 import { createToken, createUser } from '../../src/services/auth.js';
 import type { AppContext } from '../../src/services/context.js';
+import { serializeStructure } from '../../src/services/serialize.js';
 
 export interface TestUser {
   id: string;
@@ -92,4 +96,13 @@ export async function putDraft(api: Client, structureId: string, body: Uint8Arra
     body: body as Uint8Array<ArrayBuffer>,
   });
   return { status: response.status, body: (await response.json()) as any };
+}
+
+/** What serializeStructure says of a structure (with a current version) as it is now in Postgres, as JSON would carry it. */
+export async function serializedNow(ctx: AppContext, id: string) {
+  const em = ctx.orm.em.fork();
+  const structure = await em.findOneOrFail(Structure, { id });
+  const version = await em.findOneOrFail(StructureVersion, { id: structure.currentVersion as string });
+  const blob = await em.findOneOrFail(BlobRow, { sha256: version.blob });
+  return JSON.parse(JSON.stringify(serializeStructure(structure, { version, size: blob.size })));
 }
