@@ -267,6 +267,20 @@ for (const backend of backends) {
             .flatMap((s) => s.tags),
         ),
       );
+      // With a tag filter the matches are gathered, and kind, format and method are counted in one pass over them.
+      const tagged = await search('tag=fragment&facets=tag,kind,format,method');
+      const withFragment = visible().filter((s) => s.tags.includes('fragment'));
+      expect(tagged.total).toBe(withFragment.length);
+      expect(tagged.facets).toEqual({
+        tag: count(withFragment.flatMap((s) => s.tags)),
+        kind: count(withFragment.map((s) => s.kind)),
+        format: count(withFragment.map((s) => s.format)),
+        method: count(withFragment.map((s) => s.method)),
+      });
+      expect((await search('tag=fragment&facets=format,method')).facets).toEqual({
+        format: count(withFragment.map((s) => s.format)),
+        method: count(withFragment.map((s) => s.method)),
+      });
       expect((await api.get('/v1/search?facets=colour')).body.error.code).toBe('invalid_request');
     });
 
