@@ -156,7 +156,10 @@ const envSchema = z.object({
   TRASH_RETENTION_DAYS: z.coerce.number().min(0).default(30),
   EMBEDDED_POSTGRES_PORT: z.coerce.number().int().min(1).max(65535).default(54329),
   /** The embedded Postgres's page cache (shared_buffers), in MB; default a quarter of the memory, at most 8 GB. */
-  EMBEDDED_POSTGRES_SHARED_BUFFERS_MB: z.preprocess((v) => (typeof v === 'string' && v.trim() === '' ? undefined : v), z.coerce.number().int().min(16).optional()),
+  EMBEDDED_POSTGRES_SHARED_BUFFERS_MB: z.preprocess(
+    (v) => (typeof v === 'string' && v.trim() === '' ? undefined : v),
+    z.coerce.number().int().min(16).optional(),
+  ),
   /** Drafts not saved for this many days are deleted by the cleanup schedule. */
   DRAFT_RETENTION_DAYS: z.coerce.number().positive().default(30),
   /** Where backups go (default DATA_DIR/backups); best on another disk. */
