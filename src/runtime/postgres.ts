@@ -24,12 +24,7 @@ export function defaultSharedBuffersMb(totalBytes = os.totalmem()): number {
  * Starts (initialising on first use) an embedded Postgres whose data lives in `dir`.
  * Postgres refuses to run as root, so as root the cluster runs as the `postgres` user.
  */
-export async function startEmbeddedPostgres(
-  dir: string,
-  port: number,
-  log: Logger,
-  options: { sharedBuffersMb?: number } = {},
-): Promise<PostgresHandle> {
+export async function startEmbeddedPostgres(dir: string, port: number, log: Logger, options: { sharedBuffersMb?: number } = {}): Promise<PostgresHandle> {
   const sharedBuffersMb = options.sharedBuffersMb ?? defaultSharedBuffersMb();
   await fs.mkdir(path.dirname(dir), { recursive: true });
   const password = 'molvault';
