@@ -142,6 +142,30 @@ describe('bulk upload stages', () => {
     expect(Number(unindexed)).toBe(0);
   });
 
+  it('refuses a compressed file that unpacks past the quota as the one-by-one stages do, leaving nothing', async () => {
+    const gz = await fs.readFile(path.join(FIXTURES, 'ngl_1CRN.cif.gz'));
+    const refusedFor = async (bulk: boolean) => {
+      const user = await userFactory(stack.ctx, { quotaBytes: 30_000 }); // the .gz fits, its 56 KB of mmCIF do not
+      const api = client(stack.url, user.token);
+      const projectId = (await api.post('/v1/projects', { name: 'tight' })).body.id;
+      const accepted = await api.upload(`/v1/projects/${projectId}/structures`, { name: '1crn.cif.gz', content: gz });
+      expect(accepted.status).toBe(202);
+      const uploadId = accepted.body.upload.id as string;
+      if (bulk) await runUploadBatch(await context(), [uploadId], 'quota');
+      else await runUploadPipeline(await context(), { uploadId, ownerId: user.id }).catch(() => undefined);
+      return outcome(user, [uploadId]);
+    };
+    const one = await refusedFor(false);
+    const many = await refusedFor(true);
+    expect(many.uploads).toHaveLength(1);
+    expect(many.uploads[0]).toMatchObject({ state: 'rejected', error: { code: 'quota_exceeded' } });
+    expect({ ...many.uploads[0], error: { ...many.uploads[0].error, details: undefined } }).toEqual({
+      ...one.uploads[0],
+      error: { ...one.uploads[0].error, details: undefined },
+    });
+    expect(many).toMatchObject({ structures: [], reservations: [], staging: [] });
+  });
+
   it('resumes a chunk that stopped part-way: uploads already stored are not stored again', async () => {
     const user = await userFactory(stack.ctx);
     const ids = await uploadMix(user);

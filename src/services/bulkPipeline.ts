@@ -251,10 +251,13 @@ async function ingestMany(ctx: JobContext, rows: UploadRow[], singles: Set<strin
     }
     return kept;
   });
-  for (const { item, error } of refused) {
-    await fs.rm(item.tempFile, { force: true });
-    await endUpload(ctx.em, ctx, item.row.id, 'rejected', error);
-  }
+  // Refused for quota before their bytes were stored: ended together, as the early refusals were.
+  await Promise.all(refused.map(({ item }) => fs.rm(item.tempFile, { force: true })));
+  await endUnstoredUploads(
+    ctx.em,
+    ctx,
+    refused.map(({ item, error }) => ({ uploadId: item.row.id, state: 'rejected', error })),
+  );
   await Promise.all(accepted.map((item) => ctx.staging.remove(item.row.id)));
   for (const item of accepted) {
     // Parsed as the format the content was detected as: of use only if the upload settled on that one.
