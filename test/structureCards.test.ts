@@ -1,5 +1,5 @@
 /**
- * Search hits show each structure from its kept card (structure_cards, maintained by triggers; see
+ * Search hits show each structure from its kept card (structures.card_members, maintained by triggers; see
  * services/structureCards.ts). A kept card must never say anything other than serializeStructure says
  * of the structure as it is now: checked after each kind of change a structure or its current
  * version goes through. View and download counts are live, and counting them leaves the card alone.
@@ -39,8 +39,8 @@ describe('structure cards', () => {
   };
   /** The kept card as JSON text (kept as its members, without the opening brace). */
   const keptCard = async (id: string) => {
-    const [row] = await stack.ctx.orm.em.fork().execute<{ members: string }[]>('select members from structure_cards where structure_id = ?', [id]);
-    return row ? `{${row.members}` : undefined;
+    const [row] = await stack.ctx.orm.em.fork().execute<{ members: string | null }[]>('select card_members as members from structures where id = ?', [id]);
+    return row?.members ? `{${row.members}` : undefined;
   };
   /** The structure as a search listing of the project shows it (once the index holds it). */
   const hit = async (id: string) => {
@@ -111,7 +111,8 @@ describe('structure cards', () => {
     expect(created.status).toBe(201);
     const id = created.body.structure.id as string;
     await agrees(id);
-    await stack.ctx.orm.em.fork().execute('delete from structure_cards where structure_id = ?', [id]);
+    await stack.ctx.orm.em.fork().execute('update structures set card_members = null where id = ?', [id]);
+    expect(await keptCard(id)).toBeUndefined();
     expect(await hit(id)).toEqual(await expected(id));
 
     const stranger = client(stack.url, (await userFactory(stack.ctx)).token);
@@ -133,8 +134,8 @@ describe('structure cards', () => {
       ids.push(created.body.structure.id);
     }
     const em = stack.ctx.orm.em.fork();
-    await em.execute('delete from structure_cards where structure_id = ?', [ids[0]]);
-    await em.execute(`update structure_cards set members = '"stale": true}' where structure_id = ?`, [ids[1]]);
+    await em.execute('update structures set card_members = null where id = ?', [ids[0]]);
+    await em.execute(`update structures set card_members = '"stale": true}' where id = ?`, [ids[1]]);
     expect(await repairStructureCards(em)).toBeGreaterThanOrEqual(2);
     for (const id of ids) await agrees(id);
     expect(await repairStructureCards(em)).toBe(0);

@@ -26,6 +26,11 @@ export const Structure = defineEntity({
     downloadCount: p.bigint('number').default(0),
     createdAt: createdAtColumn(),
     updatedAt: updatedAtColumn(),
+    /**
+     * The structure as search hits show it, kept by triggers (see services/structureCards.ts); never
+     * written here, and lazy so that loading a structure does not read it.
+     */
+    cardMembers: p.text().lazy().nullable().hidden(),
   },
 });
 export type Structure = InferEntity<typeof Structure>;

@@ -1,7 +1,7 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
 import pg from 'pg';
 import type { Logger } from '../lib/logger.js';
-import { STRUCTURE_CARD_JOIN, STRUCTURE_CARD_JSON } from '../services/structureCards.js';
+import { STRUCTURE_CARD_JSON } from '../services/structureCards.js';
 import { highlighter } from './highlight.js';
 import { decodeSearchCursor, effectiveSort, encodeSearchCursor, queryWords } from './query.js';
 import type { PresentedSearchPage, RebuildProgress, SearchDocument, SearchFacet, SearchIndex, SearchQuery, SearchResult, SearchSort } from './types.js';
@@ -560,7 +560,7 @@ export class PostgresSearchIndex implements SearchIndex {
       (select ${rows.join(', ')}
        from page p
        ${hasText ? 'join search_documents b on b.ctid = p.ctid' : ''}
-       ${present ? `join structures cs on cs.id = p.structure_id and cs.owner_id = ${owner} ${STRUCTURE_CARD_JOIN}` : ''}
+       ${present ? `join structures cs on cs.id = p.structure_id and cs.owner_id = ${owner}` : ''}
        where p.ord <= ${shown} order by p.ord)`;
     return { text, values: params.values, sort, facets, words };
   }

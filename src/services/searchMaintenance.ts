@@ -29,15 +29,16 @@ export async function reindexAll(em: EntityManager, index: SearchIndex, onProgre
 }
 
 /**
- * Rebuilds every kept structure card (structure_cards, which search hits are shown from) that is
- * missing or says other than its structure now does; triggers keep them current, so this repairs
- * only what went around them. Returns how many were rewritten.
+ * Rebuilds every kept structure card (structures.card_members, which search hits are shown from)
+ * that is missing or says other than its structure now does; triggers keep them current, so this
+ * repairs only what went around them. Returns how many were rewritten.
  */
 export async function repairStructureCards(em: EntityManager): Promise<number> {
-  const repaired = await em.execute<{ structure_id: string }[]>(
-    `insert into structure_cards (structure_id, members) select id, structure_card_members(id) from structures
-     on conflict (structure_id) do update set members = excluded.members where structure_cards.members is distinct from excluded.members
-     returning structure_id`,
+  const repaired = await em.execute<{ id: string }[]>(
+    `update structures s set card_members = c.members
+     from (select id, case when current_version_id is not null then structure_card_members(id) end as members from structures) c
+     where s.id = c.id and s.card_members is distinct from c.members
+     returning s.id`,
   );
   return repaired.length;
 }

@@ -4,7 +4,7 @@ import { Structure } from '../../../entities/Structure.js';
 import { StructureVersion } from '../../../entities/StructureVersion.js';
 import type { SearchHit } from '../../../search/types.js';
 import { serializeStructure } from '../../../services/serialize.js';
-import { STRUCTURE_CARD_JOIN, STRUCTURE_CARD_JSON } from '../../../services/structureCards.js';
+import { STRUCTURE_CARD_JSON } from '../../../services/structureCards.js';
 import { notFound } from '../../errors.js';
 
 /** Structures with their current versions and sizes, in two queries whatever the count. */
@@ -37,8 +37,7 @@ export async function presentSearchItems(em: EntityManager, ownerId: string, hit
   const [row] = await em.execute<{ items: string | null }[]>(
     `select '[' || string_agg('{"structure":' || ${STRUCTURE_CARD_JSON} || ',"score":' || to_json(h.score) || ',"highlights":' || h.highlights || '}', ',' order by h.ord) || ']' as items
        from jsonb_to_recordset(?::jsonb) as h(id uuid, score float8, highlights text, ord integer)
-       join structures cs on cs.id = h.id and cs.owner_id = ?
-       ${STRUCTURE_CARD_JOIN}`,
+       join structures cs on cs.id = h.id and cs.owner_id = ?`,
     [JSON.stringify(hits.map((h, ord) => ({ id: h.structureId, score: h.score, highlights: h.highlights, ord }))), ownerId],
   );
   return row?.items ?? '[]';
