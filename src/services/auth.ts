@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { ApiToken } from '../entities/ApiToken.js';
 import { User, type UserRole } from '../entities/User.js';
@@ -6,7 +6,7 @@ import { User, type UserRole } from '../entities/User.js';
 export const TOKEN_PREFIX = 'mv_';
 
 export function hashToken(token: string): string {
-  return createHash('sha256').update(token).digest('hex');
+  return hash('sha256', token);
 }
 
 /** Issues a token: returns it once; only its hash is kept. */
@@ -51,14 +51,18 @@ export function forgetCachedAuth(): void {
   authCache.clear();
 }
 
-/** The user a bearer token belongs to, or undefined when the token is unknown, expired, revoked or its user disabled. */
-export async function authenticate(em: EntityManager, token: string): Promise<User | undefined> {
+/**
+ * The user a bearer token belongs to, or undefined when the token is unknown, expired, revoked or its
+ * user disabled. `em` is asked for only when the cache cannot answer (forking one costs more than a
+ * cached answer).
+ */
+export async function authenticate(em: () => EntityManager, token: string): Promise<User | undefined> {
   if (!token.startsWith(TOKEN_PREFIX)) return undefined;
   const tokenHash = hashToken(token);
   const now = Date.now();
   const cached = authCache.get(tokenHash);
   if (cached && cached.until > now && (cached.tokenExpiresAt === null || cached.tokenExpiresAt > now)) return cached.user;
-  const found = await authenticateUncached(em, tokenHash);
+  const found = await authenticateUncached(em(), tokenHash);
   if (!found) {
     authCache.delete(tokenHash);
     return undefined;

@@ -22,7 +22,7 @@ export function requireUser(app: AppContext) {
   return async (ctx: Context, next: Next) => {
     const token = tokenFromHeader(ctx.get('authorization'));
     if (!token) throw new ApiError(401, 'unauthenticated', 'This request needs an API token: send "Authorization: Bearer mv_…".');
-    const user = await authenticate(app.orm.em.fork(), token);
+    const user = await authenticate(() => app.orm.em.fork(), token);
     if (!user) throw new ApiError(401, 'invalid_token', 'The API token is unknown, expired or revoked, or its user is disabled.');
     ctx.state.user = user;
     await next();
