@@ -180,6 +180,25 @@ describe('search counts kept by the Postgres index', () => {
     expect((await search('tag=plant')).total).toBe(1);
   });
 
+  it('highlight each hit from its own text, even when a text held control characters', async () => {
+    // The page's texts come back joined by a control character: one inside a description must not shift them.
+    const created = await api.upload(
+      `/v1/projects/${projects[0]}/structures`,
+      await fixture('chemfiles_aspirin.sdf'),
+      { name: 'Described', description: 'crambin\u0001models\u0001 crambin-like' },
+      { prefer: 'wait=60' },
+    );
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const described = created.body.structure.id as string;
+    await indexSettled();
+    const found = await search('q=crambin&sort=name');
+    const highlights = Object.fromEntries(found.items.map((i: { structure: { id: string }; highlights: string[] }) => [i.structure.id, i.highlights]));
+    expect(Object.keys(highlights).sort()).toEqual([ids.crambin, described].sort());
+    expect(highlights[described]).toEqual([expect.stringContaining('<mark>crambin</mark> models <mark>crambin</mark>-like')]);
+    expect(highlights[ids.crambin].join(' ')).toMatch(/<mark>crambin<\/mark>/i);
+    expect(highlights[ids.crambin].join(' ')).not.toContain('models');
+  });
+
   it('present hits as GET /v1/structures/:id shows them, without the validation warnings', async () => {
     const body = await search('limit=10');
     expect(body.items.length).toBeGreaterThan(1);

@@ -19,5 +19,11 @@ const withCounts = (members: string) => `('{"viewCount" : ' || cs.view_count || 
  */
 export const STRUCTURE_CARD_JSON = withCounts('coalesce(cs.card_members, structure_card_members(cs.id))');
 
+/**
+ * The same card as {@link STRUCTURE_CARD_JSON}, as arguments of a `concat(...)` that may add more
+ * around it: concat builds its text once, where each `||` copies the text grown so far.
+ */
+export const STRUCTURE_CARD_CONCAT_ARGS = `'{"viewCount" : ', cs.view_count, ', "downloadCount" : ', cs.download_count, ', ', coalesce(cs.card_members, structure_card_members(cs.id))`;
+
 /** The structure as GET /v1/structures/:id shows it: the card with the current version's validation warnings, with the counts. Text. */
 export const STRUCTURE_JSON = withCounts('substr(structure_card(cs.id, true), 2)');
