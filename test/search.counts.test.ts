@@ -180,6 +180,22 @@ describe('search counts kept by the Postgres index', () => {
     expect((await search('tag=plant')).total).toBe(1);
   });
 
+  it('take a word the owner’s structures contain as typed, and look for typos of words they do not', async () => {
+    const named = async (name: string) => {
+      const created = await api.upload(`/v1/projects/${projects[1]}/structures`, await fixture('chemfiles_aspirin.sdf'), { name }, { prefer: 'wait=60' });
+      expect(created.status, JSON.stringify(created.body)).toBe(201);
+      return created.body.structure.id as string;
+    };
+    const spelled = await named('Lysozyme');
+    const misspelled = await named('Lysozme');
+    await indexSettled();
+    const found = async (q: string) => (await search(`q=${q}`)).items.map((i: { structure: { id: string } }) => i.structure.id);
+    expect(await found('lysozyme')).toEqual([spelled]);
+    expect(await found('lysozme')).toEqual([misspelled]);
+    // Not a word of theirs: its likely typos are searched for too (and the word as a prefix).
+    expect((await found('lysozymme')).sort()).toEqual([spelled, misspelled].sort());
+  });
+
   it('highlight each hit from its own text, even when a text held control characters', async () => {
     // The page's texts come back joined by a control character: one inside a description must not shift them.
     const created = await api.upload(
