@@ -500,7 +500,8 @@ async function main() {
       process.stderr.write('\n');
       indexSeconds = (performance.now() - indexStarted) / 1000;
     }
-    if (options.backend === 'postgres') await em.execute('vacuum analyze search_documents, search_terms, structures, structure_versions, blobs');
+    if (options.backend === 'postgres')
+      await em.execute('vacuum analyze search_documents, search_document_tags, search_terms, structures, structure_versions, blobs');
 
     // Project filter needs a real id: the sorted-resolution kind gets each owner's first project.
     const firstProjects = new Map<string, string>();

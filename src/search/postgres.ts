@@ -110,6 +110,22 @@ const COLUMNS = [
   'data',
 ] as const;
 
+/** The columns the tag index (search_document_tags) carries for each document and tag: all a search without words filters or sorts by. */
+const TAG_INDEX_COLUMNS = [
+  'owner_id',
+  'deleted',
+  'kind',
+  'format',
+  'method',
+  'project_id',
+  'has_ligand',
+  'atoms',
+  'resolution',
+  'created_at',
+  'updated_at',
+  'name',
+] as const;
+
 /** Vocabulary terms (for typo correction): a document's words of a useful length with a letter in them. */
 const VOCABULARY_TERM = `between ${TYPO_MIN_LENGTH} and 40`;
 
@@ -280,6 +296,19 @@ export class PostgresSearchIndex implements SearchIndex {
                 data, now()
          from input order by structure_id
          on conflict (structure_id) do update set ${updates}, indexed_at = now()
+         returning structure_id
+       ),
+       -- A document's tag rows are written only through its written row (and so after it, under its lock):
+       -- writers then take rows in one order, documents first.
+       untagged as (
+         delete from search_document_tags t using input i, written w
+         where w.structure_id = i.structure_id and t.structure_id = i.structure_id and not (t.tag = any(i.all_tags))
+       ),
+       tagged as (
+         insert into search_document_tags (structure_id, tag, ${TAG_INDEX_COLUMNS.join(', ')})
+         select distinct i.structure_id, tag, ${TAG_INDEX_COLUMNS.map((c) => `i.${c}`).join(', ')}
+         from written w join input i on i.structure_id = w.structure_id, unnest(i.all_tags) as tag order by 1, 2
+         on conflict (structure_id, tag) do update set ${TAG_INDEX_COLUMNS.map((c) => `${c} = excluded.${c}`).join(', ')}
        )
        insert into search_terms (owner_id, term)
        select distinct i.owner_id, t.lexeme from input i, unnest(i.vector) t
@@ -458,7 +487,13 @@ export class PostgresSearchIndex implements SearchIndex {
     // owner check is written so no index serves it: else the planner, not knowing that, would AND the
     // bitmap with the owner's 10,000 entries from a btree. Without them, an owner-led index serves it.
     const scopedByIndex = hasText || !!query.tags?.length;
-    const where: string[] = [scopedByIndex ? `(d.owner_id = ${owner}) is true` : `d.owner_id = ${owner}`];
+    // Tags without words are gathered from the tag index (search_document_tags: a row per document and
+    // tag, carrying every filter and sort column) by index-only reads of the asked tags' ranges, not by a
+    // visit to each tagged document's row; but for the tag facet, which counts the documents' other tags.
+    const tags = [...new Set(query.tags ?? [])];
+    const byTag = !hasText && tags.length > 0 && !facets.includes('tag');
+    const a = byTag ? 't' : 'd';
+    const where: string[] = [byTag ? `t.owner_id = ${owner}` : scopedByIndex ? `(d.owner_id = ${owner}) is true` : `d.owner_id = ${owner}`];
     const counted: string[] = [`c.owner_id = ${owner}`];
     let countable = !hasText;
     let countedDimensions = 0;
@@ -466,18 +501,21 @@ export class PostgresSearchIndex implements SearchIndex {
     const trash = query.trash ?? 'exclude';
     if (trash !== 'include') {
       const deleted = trash === 'only' ? 'true' : 'false';
-      where.push(`d.deleted = ${deleted}`);
+      where.push(`${a}.deleted = ${deleted}`);
       counted.push(`c.deleted = ${deleted}`);
     }
-    if (query.tags?.length) {
-      const tags = `search_scope_tags(${owner}, ${params.add(query.tags, 'text[]')})`;
-      where.push(query.tagMode === 'any' ? `d.scoped_tags && ${tags}` : `d.scoped_tags @> ${tags}`);
+    if (byTag) {
+      where.push(`t.tag = any(${params.add(tags, 'text[]')})`);
+      countable = false;
+    } else if (tags.length) {
+      const scoped = `search_scope_tags(${owner}, ${params.add(tags, 'text[]')})`;
+      where.push(query.tagMode === 'any' ? `d.scoped_tags && ${scoped}` : `d.scoped_tags @> ${scoped}`);
       countable = false;
     }
     const equal = (column: string, value: unknown, cast: string) => {
       if (value === undefined) return;
       const v = params.add(value, cast);
-      where.push(`d.${column} = ${v}`);
+      where.push(`${a}.${column} = ${v}`);
       counted.push(`c.${column} = ${v}`);
       countedDimensions++;
     };
@@ -488,7 +526,7 @@ export class PostgresSearchIndex implements SearchIndex {
     equal('has_ligand', query.hasLigand, 'boolean');
     const range = (column: string, op: string, value: number | Date | undefined, cast: string) => {
       if (value === undefined) return;
-      where.push(`d.${column} ${op} ${params.add(value instanceof Date ? value.toISOString() : value, cast)}`);
+      where.push(`${a}.${column} ${op} ${params.add(value instanceof Date ? value.toISOString() : value, cast)}`);
       countable = false;
     };
     range('atoms', '>=', query.atomsMin, 'integer');
@@ -513,14 +551,24 @@ export class PostgresSearchIndex implements SearchIndex {
     let total: string;
     let facetSelects: string[];
     if (gather) {
-      const sortKey = sort === 'relevance' ? 'null::text' : spec.expr;
+      const sortKey = sort === 'relevance' ? 'null::text' : spec.expr.replace('d.', `${a}.`);
       // Only the columns the asked facets count are carried: every matched row is copied into the CTE.
-      const facetColumns = facets.map((f) => `d.${f === 'tag' ? 'tags' : f}, `).join('');
-      ctes.push(`matched as materialized (
-        select d.structure_id, d.ctid, ${facetColumns}${sort === 'relevance' ? rankExpr('d.scoped_document') : '0::float8'} as score,
-               ${sortKey} as sort_key
-        from search_documents d where ${filter}
-      )`);
+      const facetColumns = facets.map((f) => `${a}.${f === 'tag' ? 'tags' : f}, `).join('');
+      if (byTag) {
+        // A document has a row per asked tag it carries: one group each; with every tag asked for, all of them.
+        ctes.push(`matched as materialized (
+          select t.structure_id, null::tid as ctid, ${facetColumns}0::float8 as score, ${sortKey} as sort_key
+          from search_document_tags t where ${filter}
+          group by t.structure_id, ${facetColumns}${sortKey}
+          ${query.tagMode === 'any' ? '' : `having count(*) = ${tags.length}`}
+        )`);
+      } else {
+        ctes.push(`matched as materialized (
+          select d.structure_id, d.ctid, ${facetColumns}${sort === 'relevance' ? rankExpr('d.scoped_document') : '0::float8'} as score,
+                 ${sortKey} as sort_key
+          from search_documents d where ${filter}
+        )`);
+      }
       const inMemory: SortSpec = { ...spec, expr: sort === 'relevance' ? 'm.score' : 'm.sort_key' };
       const conditions = cursor ? `where ${keyset(inMemory, 'm.structure_id', cursor, params, CASTS[spec.expr])}` : '';
       const order = orderBy(inMemory, 'm.structure_id');
