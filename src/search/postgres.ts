@@ -492,7 +492,7 @@ export class PostgresSearchIndex implements SearchIndex {
     // visit to each tagged document's row; but for the tag facet, which counts the documents' other tags.
     const tags = [...new Set(query.tags ?? [])];
     const byTag = !hasText && tags.length > 0 && !facets.includes('tag');
-    const a = byTag ? 't' : 'd';
+    const alias = byTag ? 't' : 'd';
     const where: string[] = [byTag ? `t.owner_id = ${owner}` : scopedByIndex ? `(d.owner_id = ${owner}) is true` : `d.owner_id = ${owner}`];
     const counted: string[] = [`c.owner_id = ${owner}`];
     let countable = !hasText;
@@ -501,7 +501,7 @@ export class PostgresSearchIndex implements SearchIndex {
     const trash = query.trash ?? 'exclude';
     if (trash !== 'include') {
       const deleted = trash === 'only' ? 'true' : 'false';
-      where.push(`${a}.deleted = ${deleted}`);
+      where.push(`${alias}.deleted = ${deleted}`);
       counted.push(`c.deleted = ${deleted}`);
     }
     if (byTag) {
@@ -515,7 +515,7 @@ export class PostgresSearchIndex implements SearchIndex {
     const equal = (column: string, value: unknown, cast: string) => {
       if (value === undefined) return;
       const v = params.add(value, cast);
-      where.push(`${a}.${column} = ${v}`);
+      where.push(`${alias}.${column} = ${v}`);
       counted.push(`c.${column} = ${v}`);
       countedDimensions++;
     };
@@ -526,7 +526,7 @@ export class PostgresSearchIndex implements SearchIndex {
     equal('has_ligand', query.hasLigand, 'boolean');
     const range = (column: string, op: string, value: number | Date | undefined, cast: string) => {
       if (value === undefined) return;
-      where.push(`${a}.${column} ${op} ${params.add(value instanceof Date ? value.toISOString() : value, cast)}`);
+      where.push(`${alias}.${column} ${op} ${params.add(value instanceof Date ? value.toISOString() : value, cast)}`);
       countable = false;
     };
     range('atoms', '>=', query.atomsMin, 'integer');
@@ -551,9 +551,9 @@ export class PostgresSearchIndex implements SearchIndex {
     let total: string;
     let facetSelects: string[];
     if (gather) {
-      const sortKey = sort === 'relevance' ? 'null::text' : spec.expr.replace('d.', `${a}.`);
+      const sortKey = sort === 'relevance' ? 'null::text' : spec.expr.replace('d.', `${alias}.`);
       // Only the columns the asked facets count are carried: every matched row is copied into the CTE.
-      const facetColumns = facets.map((f) => `${a}.${f === 'tag' ? 'tags' : f}, `).join('');
+      const facetColumns = facets.map((f) => `${alias}.${f === 'tag' ? 'tags' : f}, `).join('');
       if (byTag) {
         // A document has a row per asked tag it carries: one group each; with every tag asked for, all of them.
         ctes.push(`matched as materialized (
@@ -632,8 +632,8 @@ export class PostgresSearchIndex implements SearchIndex {
       ...facetSelects.map((select, i) => `${select}::text as facet_${facets[i]}`),
     ];
     if (present) {
-      // One row: the header, with the page's items joined into one JSON text (and their texts, for highlights).
-      // The items' JSON and texts are joined in one pass over the page, in a subquery of the header row.
+      // One row: the header, with the page's items joined into one JSON text (and their texts, for
+      // highlights) in one pass over the page, in a subquery of the header row.
       const highlights = hasText ? `chr(${HIGHLIGHTS_GAP.charCodeAt(0)})` : `'[]'`;
       const joined = `(
         select '[' || string_agg(concat('{"structure":', ${STRUCTURE_CARD_CONCAT_ARGS}, ',"score":', ${score}, ',"highlights":', ${highlights}, '}'),
