@@ -395,21 +395,22 @@ export class PostgresSearchIndex implements SearchIndex {
    */
   async searchPresented(query: SearchQuery): Promise<PresentedSearchPage> {
     const statement = this.statement(query, true);
-    if (!statement) return { itemsJson: '[]', total: 0, facets: {}, nextCursor: null };
+    if (!statement) return { itemsJson: ['[]'], total: 0, facets: {}, nextCursor: null };
     const [header] = await this.query<SearchRow>(statement.text, statement.values);
-    let itemsJson = header.items ?? '[]';
-    if (header.bodies !== null && header.bodies !== undefined) {
-      const bodies = header.bodies.split(HIGHLIGHTS_GAP);
-      const parts = itemsJson.split(HIGHLIGHTS_GAP);
-      // A text indexed before control characters were taken out could still hold the gap: then no highlights rather than wrong ones.
-      const cut = bodies.length === parts.length - 1 ? highlighter(statement.words, header.corrections ?? []) : () => undefined;
-      itemsJson = parts[0];
-      for (let i = 1; i < parts.length; i++) {
-        const shown = cut(bodies[i - 1]);
-        itemsJson += `${shown ? JSON.stringify([shown]) : '[]'}${parts[i]}`;
-      }
+    const items = header.items ?? '[]';
+    const page = this.outcome(statement, header);
+    if (header.bodies === null || header.bodies === undefined) return { ...page, itemsJson: [items] };
+    const bodies = header.bodies.split(HIGHLIGHTS_GAP);
+    const parts = items.split(HIGHLIGHTS_GAP);
+    // A text indexed before control characters were taken out could still hold the gap: then no highlights rather than wrong ones.
+    const cut = bodies.length === parts.length - 1 ? highlighter(statement.words, header.corrections ?? []) : () => undefined;
+    // The pieces stay apart: joined, one highlight's "…" would widen the whole page to two bytes a character.
+    const itemsJson = [parts[0]];
+    for (let i = 1; i < parts.length; i++) {
+      const shown = cut(bodies[i - 1]);
+      itemsJson.push(shown ? `[${JSON.stringify(shown)}]` : '[]', parts[i]);
     }
-    return { ...this.outcome(statement, header), itemsJson };
+    return { ...page, itemsJson };
   }
 
   private async run(statement: SearchStatement) {

@@ -90,8 +90,12 @@ export interface SearchResult {
 
 /** A page of hits presented as the API shows them, as JSON text built where the documents are. */
 export interface PresentedSearchPage {
-  /** JSON array of `{structure, score, highlights}`, in order; structures not (or no longer) the owner's are left out. */
-  itemsJson: string;
+  /**
+   * JSON array of `{structure, score, highlights}`, in order, as pieces of text that joined make the
+   * array (kept apart, to be encoded into the response piece by piece: utf8Bytes in lib/bytes.ts);
+   * structures not (or no longer) the owner's are left out.
+   */
+  itemsJson: readonly string[];
   total: number;
   facets: SearchResult['facets'];
   nextCursor: string | null;

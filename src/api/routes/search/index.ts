@@ -1,6 +1,7 @@
 import Router from '@koa/router';
 import { z } from 'zod';
 import { STRUCTURE_KINDS } from '../../../entities/Structure.js';
+import { utf8Bytes } from '../../../lib/bytes.js';
 import { InvalidCursorError, type PresentedSearchPage, SEARCH_FACETS, SEARCH_SORTS, type SearchFacet, type SearchQuery } from '../../../search/types.js';
 import type { AppContext } from '../../../services/context.js';
 import { ApiError } from '../../errors.js';
@@ -54,7 +55,7 @@ export const searchQuerySchema = z
 async function presentedSearch(app: AppContext, query: SearchQuery): Promise<PresentedSearchPage> {
   if (app.search.searchPresented) return app.search.searchPresented(query);
   const result = await app.search.search(query);
-  return { ...result, itemsJson: await presentSearchItems(app.orm.em.fork(), query.ownerId, result.hits) };
+  return { ...result, itemsJson: [await presentSearchItems(app.orm.em.fork(), query.ownerId, result.hits)] };
 }
 
 export function searchRoutes(app: AppContext): Router {
@@ -116,11 +117,13 @@ export function searchRoutes(app: AppContext): Router {
         throw error;
       });
       // The items arrive as JSON text (built by Postgres): the body is assembled around them, not parsed and
-      // serialised again, and encoded once (a string body would be measured, then encoded, by Koa).
+      // serialised again, and encoded once, piece by piece (a string body would be measured, then encoded, by Koa).
       koa.type = 'application/json';
-      koa.body = Buffer.from(
-        `{"items":${page.itemsJson},"facets":${JSON.stringify(page.facets)},"total":${page.total},"nextCursor":${JSON.stringify(page.nextCursor)}}`,
-      );
+      koa.body = utf8Bytes([
+        '{"items":',
+        ...page.itemsJson,
+        `,"facets":${JSON.stringify(page.facets)},"total":${page.total},"nextCursor":${JSON.stringify(page.nextCursor)}}`,
+      ]);
       return undefined;
     },
   );
