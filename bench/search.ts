@@ -332,17 +332,18 @@ export const MIX: QueryKind[] = [
 ];
 
 /**
- * The load generator (plain JS, run in a worker thread): `concurrency` loops over the plan, timing each
- * request until its body is read and parsed. node:http with a keep-alive agent, not fetch: on a shared
- * 2-core machine the client's own cost is taken from the server, and undici's fetch costs about half a
- * millisecond more per request than plain http (measured), which says nothing about molvault.
+ * The load generator (plain JS, run in a worker thread): `concurrency` keep-alive connections, each
+ * looping over the plan, timing each request from its first byte written to its last byte read, as
+ * wrk does. HTTP/1.1 is written and read by hand over node:net: on a shared 2-core machine the
+ * client's own cost is taken from the server, and node:http's request and response objects cost the
+ * client about twice as much per request (measured), which says nothing about molvault. molvault
+ * answers with Content-Length (Koa sets it for the buffers and JSON it sends).
  */
 const LOAD_CLIENT = `
 const { parentPort, workerData } = require('node:worker_threads');
-const http = require('node:http');
+const net = require('node:net');
 const { url, concurrency, plan } = workerData;
 const { hostname, port } = new URL(url);
-const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
 const results = [];
 let next = 0;
 let measuredStart = 0;
@@ -350,37 +351,87 @@ let measuredStart = 0;
 // the body's tail: parsing 50 structures costs the client ~0.6 ms of the same 2 cores the server runs on,
 // which is the client's cost, not molvault's. The latency is the same either way: the last byte read.
 const TOTAL = /"total":(\\d+),"nextCursor":(?:null|"[^"]*")}$/;
-function get(path, token, parse) {
+const HEAD_END = Buffer.from('\\r\\n\\r\\n');
+function connect() {
   return new Promise((resolve, reject) => {
-    http.get({ agent, host: hostname, port, path, headers: { authorization: 'Bearer ' + token } }, (response) => {
-      const chunks = [];
-      response.on('data', (chunk) => chunks.push(chunk));
-      response.on('end', () => {
-        const last = Buffer.concat(chunks.slice(-2));
-        const tail = last.subarray(Math.max(0, last.length - 4096)).toString('latin1');
-        const found = response.statusCode === 200 && !parse ? TOTAL.exec(tail) : null;
-        if (found) return resolve({ status: 200, body: { total: Number(found[1]) } });
-        const body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-        if (response.statusCode === 200 && !(Array.isArray(body.items) && typeof body.total === 'number' && body.facets)) {
-          return resolve({ status: 599, body: { error: 'answer is not a search page', got: Object.keys(body) } });
-        }
-        resolve({ status: response.statusCode, body });
-      });
-      response.on('error', reject);
-    }).on('error', reject);
+    const socket = net.connect({ host: hostname, port, noDelay: true }, () => resolve(socket));
+    socket.once('error', reject);
   });
 }
+/** One request on a kept-alive socket; resolves with the status and the body's bytes (only its last 4 KiB unless whole). */
+function exchange(socket, request, whole) {
+  return new Promise((resolve, reject) => {
+    const chunks = [];
+    let received = 0;
+    let status = 0;
+    let bodyStart = -1;
+    let length = -1;
+    const onData = (chunk) => {
+      chunks.push(chunk);
+      received += chunk.length;
+      if (bodyStart < 0) {
+        const head = chunks.length === 1 ? chunk : Buffer.concat(chunks);
+        const end = head.indexOf(HEAD_END);
+        if (end < 0) return;
+        const text = head.subarray(0, end).toString('latin1');
+        status = Number(text.slice(9, 12));
+        const found = /\\r\\ncontent-length: *(\\d+)/i.exec(text);
+        if (!found) return done(new Error('an answer without Content-Length: ' + text.slice(0, 200)));
+        length = Number(found[1]);
+        bodyStart = end + 4;
+      }
+      if (received - bodyStart >= length) done();
+    };
+    const onError = (error) => done(error);
+    const done = (error) => {
+      socket.off('data', onData);
+      socket.off('error', onError);
+      socket.off('close', onClose);
+      if (error) return reject(error);
+      // Unless the whole body is asked for, only its last 4 KiB are copied out of the chunks.
+      const need = whole ? length : Math.min(4096, length);
+      let first = 0;
+      let offset = 0;
+      while (first < chunks.length - 1 && received - (offset + chunks[first].length) >= need) offset += chunks[first++].length;
+      const kept = first === chunks.length - 1 ? chunks[first] : Buffer.concat(chunks.slice(first), received - offset);
+      const from = Math.max(0, bodyStart - offset);
+      resolve({ status, body: kept.subarray(from, bodyStart + length - offset), whole: offset <= bodyStart });
+    };
+    const onClose = () => done(new Error('the server closed the connection'));
+    socket.on('data', onData);
+    socket.on('error', onError);
+    socket.on('close', onClose);
+    socket.write(request);
+  });
+}
+async function get(socket, path, token, parse) {
+  const { status, body, whole } = await exchange(socket, 'GET ' + path + ' HTTP/1.1\\r\\nHost: ' + hostname + ':' + port + '\\r\\nAuthorization: Bearer ' + token + '\\r\\n\\r\\n', parse);
+  const tail = body.subarray(Math.max(0, body.length - 4096)).toString('latin1');
+  const found = status === 200 && !parse ? TOTAL.exec(tail) : null;
+  if (found) return { status: 200, body: { total: Number(found[1]) } };
+  if (!whole) return { status: 599, body: { error: 'no total at the end of the answer', tail: tail.slice(-200) } };
+  const parsed = JSON.parse(body.toString('utf8'));
+  if (status === 200 && !(Array.isArray(parsed.items) && typeof parsed.total === 'number' && parsed.facets)) {
+    return { status: 599, body: { error: 'answer is not a search page', got: Object.keys(parsed) } };
+  }
+  return { status, body: parsed };
+}
 async function loop() {
-  for (;;) {
-    const i = next++;
-    if (i >= plan.length) return;
-    const item = plan[i];
-    if (measuredStart === 0) measuredStart = performance.now();
-    const started = performance.now();
-    const { status, body } = await get('/v1/search?' + item.query, item.token, item.warm);
-    const ms = performance.now() - started;
-    results.push({ kind: item.kind, ms, total: body.total ?? 0, status, warm: item.warm,
-      error: status === 200 ? undefined : JSON.stringify(body).slice(0, 300) });
+  const socket = await connect();
+  try {
+    for (;;) {
+      const i = next++;
+      if (i >= plan.length) return;
+      const item = plan[i];
+      if (measuredStart === 0) measuredStart = performance.now();
+      const started = performance.now();
+      const { status, body } = await get(socket, '/v1/search?' + item.query, item.token, item.warm);
+      const ms = performance.now() - started;
+      results.push({ kind: item.kind, ms, total: body.total ?? 0, status, warm: item.warm,
+        error: status === 200 ? undefined : JSON.stringify(body).slice(0, 300) });
+    }
+  } finally {
+    socket.destroy();
   }
 }
 // This thread's own CPU (Linux), so the API's share can be told from the client's.
