@@ -218,6 +218,10 @@ export class PostgresSearchIndex implements SearchIndex {
     const pool = new pg.Pool({
       connectionString: this.orm.config.get('clientUrl'),
       max: this.connections,
+      // Kept open however long idle (pg closes an idle one after 10 s by default): a new connection's
+      // backend faults in each page of shared memory it touches, and runs at about two thirds of a
+      // warm one's pace over its first thousands of searches (bench:search, first second against last).
+      idleTimeoutMillis: 0,
       application_name: 'molvault search',
       options: '-c plan_cache_mode=force_generic_plan -c jit=off -c effective_io_concurrency=0',
     });
