@@ -108,11 +108,14 @@ const envSchema = z.object({
   /** Which index serves searches; default Typesense when TYPESENSE_URL is set, else Postgres. */
   SEARCH_BACKEND: z.enum(['postgres', 'typesense']).optional(),
   /**
-   * Connections the Postgres backend searches on, per API process. Few: searches are CPU work, and more
-   * running at once than there are cores only makes each wait longer (4 against 10 on 2 cores: same
-   * queries/s, p99 55 ms against 76 ms, measured with bench:search).
+   * Connections the Postgres backend searches on, per API process: as many as there are cores (at
+   * least 2). Searches are CPU work, and more running at once than there are cores only makes each
+   * wait longer: searches beyond them queue in arrival order instead of sharing the cores. bench:search
+   * on 2 cores (warm, three interleaved rounds): 2 connections against 4, p95 21.6-25.8 ms against
+   * 21.0-28.6 ms and p99 26.5-30.8 ms against 27.9-37.7 ms (p95 1.5 times the mean latency instead of
+   * 1.75), for 10% fewer queries/s at full load; 10 connections had given p99 76 ms.
    */
-  SEARCH_CONNECTIONS: z.coerce.number().int().min(1).max(100).default(4),
+  SEARCH_CONNECTIONS: z.coerce.number().int().min(1).max(100).default(Math.max(2, os.availableParallelism())),
   /** How often the drift check compares the search index with Postgres. */
   SEARCH_DRIFT_EVERY_MS: z.coerce.number().int().positive().default(3_600_000),
   /** Structures whose documents the drift check compares each time. */
