@@ -5,7 +5,7 @@
  * HTTP API with a fixed concurrency and prints p50/p95/p99 latency and queries/s.
  *
  *   npm run bench:search -- [--structures 100000] [--owners 10] [--concurrency 8] [--requests 4000]
- *                           [--warmup 4000] [--backend postgres|typesense] [--keep-database NAME]
+ *                           [--warmup 4000] [--backend postgres|typesense] [--keep-database NAME] [--in-process]
  *
  * The measured requests follow `--warmup` requests of the same mix, so that what is measured is the
  * service as it runs, not as it starts: a fresh API process is still compiling its hot paths, and a
@@ -16,10 +16,17 @@
  * `--keep-database NAME` seeds that database once and keeps it: a later run with the same name (and
  * the same --structures and --owners) skips seeding and indexing and measures straight away.
  *
+ * The API under test runs in a process that neither seeded nor indexed, as deployed (workers index):
+ * after seeding, this script measures by running itself again on the seeded database. A process that
+ * has just built 100,000 documents has its shared code (the Postgres driver's above all) compiled for
+ * that work too. `--in-process` measures in the seeding process instead.
+ *
  * Structures are spread evenly over `--owners` users (every query is one owner's); `--owners 1`
  * puts them all in one account, the worst case for per-owner indexes.
  */
+import { spawn } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
+import { once } from 'node:events';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -52,6 +59,7 @@ function parseOptions() {
       warmup: { type: 'string', default: '4000' },
       backend: { type: 'string', default: 'postgres' },
       'keep-database': { type: 'string' },
+      'in-process': { type: 'boolean', default: false },
     },
   });
   const whole = (name: string, text: string, min: number) => {
@@ -70,6 +78,7 @@ function parseOptions() {
     warmup: whole('warmup', values.warmup, 0),
     backend: values.backend as 'postgres' | 'typesense',
     keepDatabase: values['keep-database'],
+    inProcess: values['in-process'],
   };
 }
 
@@ -537,6 +546,19 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
 }
 
+/** Runs this script again on the seeded database (kept by this process, which drops it unless asked to keep it); its exit code. */
+async function measureInFreshProcess(databaseUrl: string, postgresSource: string, options: ReturnType<typeof parseOptions>): Promise<number> {
+  const database = decodeURIComponent(new URL(databaseUrl).pathname.slice(1));
+  const args = ['--structures', options.structures, '--owners', options.owners, '--concurrency', options.concurrency, '--requests', options.requests];
+  args.push('--warmup', options.warmup, '--backend', options.backend, '--keep-database', database);
+  const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), ...args.map(String)], {
+    env: { ...process.env, DATABASE_URL: databaseUrl, BENCH_POSTGRES_SOURCE: postgresSource },
+    stdio: 'inherit',
+  });
+  const [code] = (await once(child, 'exit')) as [number | null];
+  return code ?? 1;
+}
+
 async function main() {
   const options = parseOptions();
   const stack = await startBenchStack({ env: { SEARCH_BACKEND: options.backend, LOG_LEVEL: 'error' }, keepDatabase: options.keepDatabase });
@@ -576,6 +598,15 @@ async function main() {
     // Seeding leaves about a gigabyte of pages to write out: written now (a checkpoint), not by the
     // checkpointer while queries are measured. Only a superuser may ask; otherwise it is left to happen.
     await em.execute('checkpoint').catch((error: Error) => process.stderr.write(`no checkpoint before measuring: ${error.message}\n`));
+    if (bases && !options.inProcess) {
+      process.stdout.write(
+        `\nsearch benchmark: seeded ${options.structures} structures in ${seedSeconds.toFixed(1)} s (bulk SQL), indexed them in ` +
+          `${indexSeconds.toFixed(1)} s (${Math.round(options.structures / indexSeconds)} documents/s through reindexAll); measuring in a ` +
+          'fresh process, whose API neither seeded nor indexed (--in-process: measure in this one)\n',
+      );
+      process.exitCode = await measureInFreshProcess(stack.databaseUrl, stack.postgresSource, options);
+      return;
+    }
 
     // Project filter needs a real id: the sorted-resolution kind gets each owner's first project.
     const firstProjects = new Map<string, string>();
@@ -654,7 +685,7 @@ async function main() {
     const ms = (v: number) => `${v.toFixed(1)} ms`;
     const lines = [
       '',
-      `search benchmark — ${options.backend} backend, ${stack.postgresSource} Postgres`,
+      `search benchmark — ${options.backend} backend, ${process.env.BENCH_POSTGRES_SOURCE ?? stack.postgresSource} Postgres`,
       `  structures:      ${options.structures} over ${options.owners} owner(s) (${Math.round(options.structures / options.owners)} each)${bases ? `, from ${bases.length} corpus summaries` : `, seeded before in ${options.keepDatabase}`}`,
       ...(bases
         ? [
