@@ -549,8 +549,10 @@ function percentile(sorted: number[], p: number): number {
 /** Runs this script again on the seeded database (kept by this process, which drops it unless asked to keep it); its exit code. */
 async function measureInFreshProcess(databaseUrl: string, postgresSource: string, options: ReturnType<typeof parseOptions>): Promise<number> {
   const database = decodeURIComponent(new URL(databaseUrl).pathname.slice(1));
-  const args = ['--structures', options.structures, '--owners', options.owners, '--concurrency', options.concurrency, '--requests', options.requests];
-  args.push('--warmup', options.warmup, '--backend', options.backend, '--keep-database', database);
+  const args = [
+    ...['--structures', options.structures, '--owners', options.owners, '--concurrency', options.concurrency, '--requests', options.requests],
+    ...['--warmup', options.warmup, '--backend', options.backend, '--keep-database', database],
+  ];
   const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), ...args.map(String)], {
     env: { ...process.env, DATABASE_URL: databaseUrl, BENCH_POSTGRES_SOURCE: postgresSource },
     stdio: 'inherit',
@@ -593,11 +595,7 @@ async function main() {
       process.stderr.write('\n');
       indexSeconds = (performance.now() - indexStarted) / 1000;
     }
-    if (options.backend === 'postgres')
-      await em.execute('vacuum analyze search_documents, search_document_tags, search_terms, structures, structure_versions, blobs');
-    // Seeding leaves about a gigabyte of pages to write out: written now (a checkpoint), not by the
-    // checkpointer while queries are measured. Only a superuser may ask; otherwise it is left to happen.
-    await em.execute('checkpoint').catch((error: Error) => process.stderr.write(`no checkpoint before measuring: ${error.message}\n`));
+    // The measuring process vacuums and checkpoints for itself, just before it measures.
     if (bases && !options.inProcess) {
       process.stdout.write(
         `\nsearch benchmark: seeded ${options.structures} structures in ${seedSeconds.toFixed(1)} s (bulk SQL), indexed them in ` +
@@ -607,7 +605,11 @@ async function main() {
       process.exitCode = await measureInFreshProcess(stack.databaseUrl, stack.postgresSource, options);
       return;
     }
-
+    if (options.backend === 'postgres')
+      await em.execute('vacuum analyze search_documents, search_document_tags, search_terms, structures, structure_versions, blobs');
+    // Seeding leaves about a gigabyte of pages to write out: written now (a checkpoint), not by the
+    // checkpointer while queries are measured. Only a superuser may ask; otherwise it is left to happen.
+    await em.execute('checkpoint').catch((error: Error) => process.stderr.write(`no checkpoint before measuring: ${error.message}\n`));
     // Project filter needs a real id: the sorted-resolution kind gets each owner's first project.
     const firstProjects = new Map<string, string>();
     for (const { userId } of owners) {
