@@ -16,7 +16,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { sniffFormat } from '../src/formats/sniff.js';
-import { parse } from '../src/workers/pool/tasks.js';
+import { parse } from '../src/pool/tasks.js';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CORPUS = path.resolve(REPO_ROOT, '../shared/corpus');

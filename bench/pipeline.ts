@@ -12,9 +12,9 @@ import { fileURLToPath } from 'node:url';
 import { EnginePool } from '../src/engines/pool.js';
 import { Upload } from '../src/entities/Upload.js';
 import type { JobContext } from '../src/jobs/define.js';
-import { runUploadBatch } from '../src/services/bulkPipeline.js';
-import { runUploadPipeline } from '../src/services/pipeline.js';
-import { CpuPool } from '../src/workers/pool/cpuPool.js';
+import { CpuPool } from '../src/pool/cpuPool.js';
+import { runUploadBatch } from '../src/services/upload/bulk.js';
+import { runUploadPipeline } from '../src/services/upload/pipeline.js';
 import { createBenchUser, createProject, startBenchStack, stopOnSignals } from './support/stack.js';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');

@@ -6,9 +6,9 @@
  * the usage job over everyone, and of a GC dry run.
  */
 import { randomUUID } from 'node:crypto';
-import { collectGarbage } from '../src/services/gc.js';
-import { chargeUpload, releaseReservation, reserve } from '../src/services/quota.js';
-import { recomputeAllUsage, refreshUsage } from '../src/services/usage.js';
+import { collectGarbage } from '../src/services/maintenance/gc.js';
+import { chargeUpload, releaseReservation, reserve } from '../src/services/quota/quota.js';
+import { recomputeAllUsage, refreshUsage } from '../src/services/quota/usage.js';
 import { createBenchUser, createProject, startBenchStack, stopOnSignals } from './support/stack.js';
 
 const STRUCTURES = Number(process.env.STRUCTURES ?? 20_000);

@@ -39,10 +39,10 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { parseStructure } from '../src/formats/parse.js';
 import { sniffFormat } from '../src/formats/sniff.js';
 import type { Format, ParseOutcome, StructureSummary } from '../src/formats/types.js';
+import type { AppContext } from '../src/runtime/context.js';
 import { createSearchIndex } from '../src/search/create.js';
-import { createToken } from '../src/services/auth.js';
-import type { AppContext } from '../src/services/context.js';
-import { reindexAll } from '../src/services/searchMaintenance.js';
+import { createToken } from '../src/services/auth/auth.js';
+import { reindexAll } from '../src/services/search/maintenance.js';
 import { createBenchUser, startBenchStack, stopOnSignals, UsageError } from './support/stack.js';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');

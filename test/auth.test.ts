@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiToken } from '../src/entities/ApiToken.js';
 import { User } from '../src/entities/User.js';
-import { hashToken } from '../src/services/auth.js';
+import { hashToken } from '../src/services/auth/auth.js';
 import { type Client, client, type TestUser, userFactory } from './helpers/factories.js';
 import { type Stack, startStack } from './helpers/stack.js';
 

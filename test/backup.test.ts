@@ -231,7 +231,7 @@ describe('backup and restore', () => {
       `select v.structure_id, s.owner_id from structure_versions v join structures s on s.id = v.structure_id where v.blob_sha256 = ?`,
       [sha256(originals.cif)],
     );
-    const { createToken } = await import('../src/services/auth.js');
+    const { createToken } = await import('../src/services/auth/auth.js');
     const { token } = await createToken(em, version.owner_id);
     const download = await client(stack.url, token).raw(`/v1/structures/${version.structure_id}/download`);
     expect(download.status).toBe(200);

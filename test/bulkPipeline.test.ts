@@ -5,11 +5,11 @@ import { Job } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EnginePool } from '../src/engines/pool.js';
 import type { JobContext } from '../src/jobs/define.js';
-import { indexJob } from '../src/jobs/handlers/index.js';
-import { runUploadBatch } from '../src/services/bulkPipeline.js';
-import { runUploadPipeline } from '../src/services/pipeline.js';
-import { computeUsage } from '../src/services/usage.js';
-import { CpuPool } from '../src/workers/pool/cpuPool.js';
+import { indexJob } from '../src/jobs/handlers/searchIndex.js';
+import { CpuPool } from '../src/pool/cpuPool.js';
+import { computeUsage } from '../src/services/quota/usage.js';
+import { runUploadBatch } from '../src/services/upload/bulk.js';
+import { runUploadPipeline } from '../src/services/upload/pipeline.js';
 import { client, type TestUser, userFactory } from './helpers/factories.js';
 import { type Stack, startStack } from './helpers/stack.js';
 

@@ -143,7 +143,7 @@ describe('downloading a structure in another format (conversion jobs with gemmi 
   });
 
   it('charges a derivative as derived usage to each user who downloaded it, and to nobody else', async () => {
-    const { allBlobReferencesSql } = await import('../src/services/blobReferences.js');
+    const { allBlobReferencesSql } = await import('../src/services/quota/blobReferences.js');
     const derivedOf = async (userId: string) =>
       (await rows(stack, `select distinct blob_sha256 from (${allBlobReferencesSql()}) r where r.owner_id = ? and r.category = 'derived'`, [userId])).map(
         (r) => r.blob_sha256 as string,

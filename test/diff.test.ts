@@ -4,7 +4,7 @@ import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { diffStructures } from '../src/formats/diff.js';
-import { expireDiffCache } from '../src/services/diffs.js';
+import { expireDiffCache } from '../src/services/versions/diffs.js';
 import { type Client, client, userFactory } from './helpers/factories.js';
 import { type Stack, startStack } from './helpers/stack.js';
 

@@ -4,8 +4,8 @@ import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { compress as lz4Frame } from 'lz4js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { allBlobReferencesSql } from '../src/services/blobReferences.js';
-import { deleteExpiredDrafts } from '../src/services/drafts.js';
+import { allBlobReferencesSql } from '../src/services/quota/blobReferences.js';
+import { deleteExpiredDrafts } from '../src/services/versions/drafts.js';
 import { type Client, client, putDraft as saveDraft, storedStructure, type TestUser, userFactory, waitForUpload } from './helpers/factories.js';
 import { type Stack, startStack } from './helpers/stack.js';
 

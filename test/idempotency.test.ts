@@ -4,11 +4,11 @@ import { Job } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EnginePool } from '../src/engines/pool.js';
 import type { JobContext, JobDefinition } from '../src/jobs/define.js';
-import { indexJob } from '../src/jobs/handlers/index.js';
 import { ingestJob } from '../src/jobs/handlers/ingest.js';
+import { indexJob } from '../src/jobs/handlers/searchIndex.js';
 import { snapshotJob } from '../src/jobs/handlers/snapshot.js';
 import { validateJob } from '../src/jobs/handlers/validate.js';
-import { CpuPool } from '../src/workers/pool/cpuPool.js';
+import { CpuPool } from '../src/pool/cpuPool.js';
 import { type Client, client, type TestUser, userFactory } from './helpers/factories.js';
 import { type Stack, startStack } from './helpers/stack.js';
 

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QUEUE_NAMES } from '../src/config/index.js';
 import { ImportBatch } from '../src/entities/ImportBatch.js';
 import { expandArchive } from '../src/services/imports/expand.js';
-import { reconcileAll } from '../src/services/reconcile.js';
+import { reconcileAll } from '../src/services/maintenance/reconcile.js';
 import { startWorkers } from '../src/workers/main.js';
 import { client, userFactory } from './helpers/factories.js';
 import { buildTar, importArchive, importFiles, waitForImport } from './helpers/imports.js';

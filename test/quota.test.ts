@@ -4,7 +4,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { usageJob } from '../src/jobs/handlers/usage.js';
-import { QuotaExceededError, releaseReservation, reserve } from '../src/services/quota.js';
+import { QuotaExceededError, releaseReservation, reserve } from '../src/services/quota/quota.js';
 import { type Client, client, type TestUser, userFactory, waitForUpload } from './helpers/factories.js';
 import { runJob } from './helpers/jobs.js';
 import { leftovers } from './helpers/leftovers.js';

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QUEUE_NAMES } from '../src/config/index.js';
 import { reconcileJob } from '../src/jobs/handlers/reconcile.js';
-import { reconcileUploads } from '../src/services/reconcile.js';
+import { reconcileUploads } from '../src/services/maintenance/reconcile.js';
 import { startWorkers } from '../src/workers/main.js';
 import { type Client, client, type TestUser, userFactory, waitForUpload } from './helpers/factories.js';
 import { runJob } from './helpers/jobs.js';

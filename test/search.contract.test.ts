@@ -3,7 +3,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/index.js';
-import { checkSearchDrift, reindexAll } from '../src/services/searchMaintenance.js';
+import { checkSearchDrift, reindexAll } from '../src/services/search/maintenance.js';
 import { type Client, client, userFactory } from './helpers/factories.js';
 import { type Stack, startStack } from './helpers/stack.js';
 

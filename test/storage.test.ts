@@ -10,7 +10,7 @@ import { applyRetention, type BackupEnv, createBackup } from '../src/backup/serv
 import { QUEUE_NAMES } from '../src/config/index.js';
 import { backupJob } from '../src/jobs/handlers/backup.js';
 import { createLogger } from '../src/lib/logger.js';
-import { StorageMonitor } from '../src/services/storageMonitor.js';
+import { StorageMonitor } from '../src/services/maintenance/storageMonitor.js';
 import { LocalBlobStore } from '../src/storage/blobStore.js';
 import { ownDatabase } from './helpers/database.js';
 import { client, type TestUser, userFactory, waitForUpload } from './helpers/factories.js';

@@ -1,12 +1,12 @@
 /**
  * Search hits show each structure from its kept card (structures.card_members, maintained by triggers; see
- * services/structureCards.ts). A kept card must never say anything other than serializeStructure says
+ * search/cards.ts). A kept card must never say anything other than serializeStructure says
  * of the structure as it is now: checked after each kind of change a structure or its current
  * version goes through. View and download counts are live, and counting them leaves the card alone.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { presentSearchItems } from '../src/api/routes/structures/present.js';
-import { repairStructureCards } from '../src/services/searchMaintenance.js';
+import { repairStructureCards } from '../src/services/search/maintenance.js';
 import { type Client, client, serializedNow, userFactory } from './helpers/factories.js';
 import { type Stack, startStack } from './helpers/stack.js';
 

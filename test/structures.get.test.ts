@@ -1,5 +1,5 @@
 /**
- * GET /v1/structures/:id is answered by one statement that Postgres presents (services/structureCards.ts);
+ * GET /v1/structures/:id is answered by one statement that Postgres presents (search/cards.ts);
  * everything else serialises structures in Node (serializeStructure). Both must say the same thing:
  * compared here field for field, for a structure with validation warnings, tags and metadata, and
  * one in the trash; another user's structure is a 404, and every read counts a view.

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ingest } from '../src/workers/pool/tasks.js';
+import { ingest } from '../src/pool/tasks.js';
 
 const hasBzip2 = (() => {
   try {

@@ -8,7 +8,7 @@
 import fs from 'node:fs/promises';
 import { CIF } from 'molstar/lib/mol-io/reader/cif.js';
 import type { Format } from '../../src/formats/types.js';
-import { parse } from '../../src/workers/pool/tasks.js';
+import { parse } from '../../src/pool/tasks.js';
 
 const [mode, file, format] = process.argv.slice(2);
 const maxRssMb = () => Math.round(process.resourceUsage().maxRSS / 1024);

@@ -6,10 +6,10 @@ import { startApiServer } from '../../src/api/server.js';
 import { loadConfig, type QueueName } from '../../src/config/index.js';
 import { createLogger, type Logger } from '../../src/lib/logger.js';
 import { bootstrapServices, type Services } from '../../src/runtime/bootstrap.js';
+import { type AppContext, closeAppContext, createAppContext } from '../../src/runtime/context.js';
 import { freePort } from '../../src/runtime/net.js';
 import { dropDatabase } from '../../src/runtime/postgres.js';
-import { createToken, createUser } from '../../src/services/auth.js';
-import { type AppContext, closeAppContext, createAppContext } from '../../src/services/context.js';
+import { createToken, createUser } from '../../src/services/auth/auth.js';
 import { startWorkers, type WorkerSet } from '../../src/workers/main.js';
 
 /** A complete molvault running inside the benchmark process, with everything it made listed for cleanup. */

@@ -1,7 +1,7 @@
 import Router from '@koa/router';
 import Koa from 'koa';
-import type { AppContext } from '../services/context.js';
-import { StorageMonitor } from '../services/storageMonitor.js';
+import type { AppContext } from '../runtime/context.js';
+import { StorageMonitor } from '../services/maintenance/storageMonitor.js';
 import { bullBoard } from './admin/bullBoard.js';
 import { createMetrics } from './metrics.js';
 import { requireUser } from './middleware/auth.js';

@@ -1,7 +1,7 @@
 import type { Context, Next } from 'koa';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import type { AppContext } from '../services/context.js';
-import type { StorageMonitor, StorageReport } from '../services/storageMonitor.js';
+import type { AppContext } from '../runtime/context.js';
+import type { StorageMonitor, StorageReport } from '../services/maintenance/storageMonitor.js';
 
 export function createMetrics(app: AppContext, storage: StorageMonitor) {
   const registry = new Registry();

@@ -1,7 +1,7 @@
 import busboy from 'busboy';
 import type { Context } from 'koa';
 import { formatBytes } from '../lib/bytes.js';
-import type { AppContext } from '../services/context.js';
+import type { AppContext } from '../runtime/context.js';
 import { classifyEntry } from '../services/imports/archive.js';
 import type { ItemDraft } from '../services/imports/batches.js';
 import { importItemId } from '../services/imports/ids.js';

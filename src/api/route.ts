@@ -2,7 +2,7 @@ import type Router from '@koa/router';
 import type { Context } from 'koa';
 import type { z } from 'zod';
 import type { User } from '../entities/User.js';
-import type { AppContext } from '../services/context.js';
+import type { AppContext } from '../runtime/context.js';
 import { ApiError } from './errors.js';
 import { type RouteSpec, registerRouteDoc } from './openapi.js';
 

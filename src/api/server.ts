@@ -1,5 +1,5 @@
 import http from 'node:http';
-import type { AppContext } from '../services/context.js';
+import type { AppContext } from '../runtime/context.js';
 import { createApp } from './app.js';
 
 /** Listens; resolves with the server and its bound port. */

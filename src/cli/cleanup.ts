@@ -1,9 +1,9 @@
 import type { Config } from '../config/index.js';
 import type { Logger } from '../lib/logger.js';
 import { bootstrapServices } from '../runtime/bootstrap.js';
-import { runCleanup } from '../services/cleanup/index.js';
-import { closeAppContext, createAppContext } from '../services/context.js';
-import { collectGarbage } from '../services/gc.js';
+import { closeAppContext, createAppContext } from '../runtime/context.js';
+import { runCleanup } from '../services/maintenance/cleanup/index.js';
+import { collectGarbage } from '../services/maintenance/gc.js';
 
 /**
  * `molvault cleanup [--dry-run]`: the cleanup steps, then garbage collection, once, now; prints

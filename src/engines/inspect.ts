@@ -1,7 +1,7 @@
 /**
  * What a conversion can lose beyond the structure summary: bonds and charges. Read with Mol*'s
  * readers for the formats that carry them explicitly (SDF/MOL, MOL2, and XYZ, which has none).
- * Runs inside piscina threads (see src/workers/pool/tasks.ts).
+ * Runs inside piscina threads (see src/pool/tasks.ts).
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';

@@ -27,7 +27,7 @@ export const Structure = defineEntity({
     createdAt: createdAtColumn(),
     updatedAt: updatedAtColumn(),
     /**
-     * The structure as search hits show it, kept by triggers (see services/structureCards.ts); never
+     * The structure as search hits show it, kept by triggers (see search/cards.ts); never
      * written here, and lazy so that loading a structure does not read it.
      */
     cardMembers: p.text().lazy().nullable().hidden(),

@@ -1,7 +1,7 @@
 /**
  * Structure-aware comparison of two files: atoms are matched by chain, residue number, insertion
  * code, atom name and altloc (author numbering, as both PDB and mmCIF carry it), so a PDB file and
- * the mmCIF file of the same entry compare equal. Runs in a piscina thread (see workers/pool/tasks.ts).
+ * the mmCIF file of the same entry compare equal. Runs in a piscina thread (see pool/tasks.ts).
  */
 import type { Model } from 'molstar/lib/mol-model/structure.js';
 import { Task } from 'molstar/lib/mol-task/index.js';

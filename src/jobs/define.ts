@@ -3,8 +3,8 @@ import type { Job } from 'bullmq';
 import type { z } from 'zod';
 import type { QueueName } from '../config/index.js';
 import type { EnginePool } from '../engines/pool.js';
-import type { AppContext } from '../services/context.js';
-import type { CpuPool } from '../workers/pool/cpuPool.js';
+import type { CpuPool } from '../pool/cpuPool.js';
+import type { AppContext } from '../runtime/context.js';
 
 /** What a handler gets: the shared services, the CPU pool, and its own forked EntityManager. */
 export interface JobContext extends AppContext {

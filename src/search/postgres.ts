@@ -1,7 +1,7 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
 import pg from 'pg';
 import type { Logger } from '../lib/logger.js';
-import { STRUCTURE_CARD_CONCAT_ARGS } from '../services/structureCards.js';
+import { STRUCTURE_CARD_CONCAT_ARGS } from './cards.js';
 import { highlighter } from './highlight.js';
 import { decodeSearchCursor, effectiveSort, encodeSearchCursor, queryWords } from './query.js';
 import type { PresentedSearchPage, RebuildProgress, SearchDocument, SearchFacet, SearchIndex, SearchQuery, SearchResult, SearchSort } from './types.js';

@@ -5,8 +5,8 @@ import { EnginePool } from '../engines/pool.js';
 import type { JobDefinition } from '../jobs/define.js';
 import { redisConnection } from '../jobs/queues.js';
 import { checkRegistry, JOBS } from '../jobs/registry.js';
-import type { AppContext } from '../services/context.js';
-import { CpuPool } from './pool/cpuPool.js';
+import { CpuPool } from '../pool/cpuPool.js';
+import type { AppContext } from '../runtime/context.js';
 import { registerBackupSchedule, registerSchedules } from './scheduler.js';
 
 export interface WorkerSet {

@@ -1,5 +1,5 @@
 import type { QueueName } from '../config/index.js';
-import type { AppContext } from '../services/context.js';
+import type { AppContext } from '../runtime/context.js';
 
 /**
  * Registers the maintenance schedules. upsertJobScheduler is idempotent, so every worker may

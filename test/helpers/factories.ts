@@ -2,9 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { Blob as BlobRow } from '../../src/entities/Blob.js';
 import { Structure } from '../../src/entities/Structure.js';
 import { StructureVersion } from '../../src/entities/StructureVersion.js';
-import { createToken, createUser } from '../../src/services/auth.js';
-import type { AppContext } from '../../src/services/context.js';
-import { serializeStructure } from '../../src/services/serialize.js';
+import { serializeStructure } from '../../src/entities/serialize.js';
+import type { AppContext } from '../../src/runtime/context.js';
+import { createToken, createUser } from '../../src/services/auth/auth.js';
 
 export interface TestUser {
   id: string;

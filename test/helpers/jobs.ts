@@ -1,6 +1,6 @@
 import type { JobDefinition } from '../../src/jobs/define.js';
 import { enqueue } from '../../src/jobs/enqueue.js';
-import type { AppContext } from '../../src/services/context.js';
+import type { AppContext } from '../../src/runtime/context.js';
 
 /** Enqueues a job the way the app does and waits for the workers to finish it; returns its result. */
 export async function runJob<Data>(ctx: AppContext, definition: JobDefinition<Data>, data: Data, timeoutMs = 60_000): Promise<any> {

@@ -6,7 +6,7 @@ import { inject } from 'vitest';
 import { startApiServer } from '../../src/api/server.js';
 import { type Config, loadConfig, QUEUE_NAMES } from '../../src/config/index.js';
 import { createLogger } from '../../src/lib/logger.js';
-import { type AppContext, closeAppContext, createAppContext } from '../../src/services/context.js';
+import { type AppContext, closeAppContext, createAppContext } from '../../src/runtime/context.js';
 import { startWorkers, type WorkerSet } from '../../src/workers/main.js';
 
 export interface Stack {

@@ -2,7 +2,7 @@ import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { KoaAdapter } from '@bull-board/koa';
 import type { Context, Middleware, Next } from 'koa';
-import type { AppContext } from '../../services/context.js';
+import type { AppContext } from '../../runtime/context.js';
 import { requireAdmin, requireUser } from '../middleware/auth.js';
 
 export const BULL_BOARD_PATH = '/admin/queues';

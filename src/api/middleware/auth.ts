@@ -1,7 +1,7 @@
 import type { Context, Next } from 'koa';
 import type { User } from '../../entities/User.js';
-import { authenticate } from '../../services/auth.js';
-import type { AppContext } from '../../services/context.js';
+import type { AppContext } from '../../runtime/context.js';
+import { authenticate } from '../../services/auth/auth.js';
 import { ApiError } from '../errors.js';
 
 /** The token from `Authorization: Bearer …`, or from HTTP Basic's password (browsers, Bull Board). */

@@ -1,6 +1,6 @@
 import type { Context, Next } from 'koa';
 import type { User } from '../../entities/User.js';
-import type { AppContext } from '../../services/context.js';
+import type { AppContext } from '../../runtime/context.js';
 import { ApiError } from '../errors.js';
 
 const WINDOW_SECONDS = 60;

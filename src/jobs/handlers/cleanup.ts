@@ -1,8 +1,8 @@
 import { z } from 'zod';
-import { runCleanup } from '../../services/cleanup/index.js';
+import { runCleanup } from '../../services/maintenance/cleanup/index.js';
 import { defineJob } from '../define.js';
 
-/** Scheduled: stuck uploads, stale reservations, staging, temp files and scratch dirs (see services/cleanup). */
+/** Scheduled: stuck uploads, stale reservations, staging, temp files and scratch dirs (see services/maintenance/cleanup). */
 export const cleanupJob = defineJob({
   name: 'cleanup',
   queue: 'cleanup',

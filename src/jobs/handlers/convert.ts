@@ -8,9 +8,9 @@ import { StructureVersion } from '../../entities/StructureVersion.js';
 import { formatsCompatible } from '../../formats/sniff.js';
 import { FORMAT_LABELS, FORMATS, type Format, MEDIA_TYPES } from '../../formats/types.js';
 import { fsyncPath } from '../../lib/fsync.js';
-import { lockBlob, recordBlob } from '../../services/blobs.js';
-import { conversionJobId, findDerivation, optionsKey, presentDerivation } from '../../services/derivations.js';
-import { notifyUploadChanged } from '../../services/uploadEvents.js';
+import { conversionJobId, findDerivation, optionsKey, presentDerivation } from '../../services/conversions/derivations.js';
+import { lockBlob, recordBlob } from '../../services/quota/blobs.js';
+import { notifyUploadChanged } from '../../services/upload/events.js';
 import { defineJob, type JobContext } from '../define.js';
 
 const data = z.object({

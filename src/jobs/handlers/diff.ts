@@ -1,8 +1,8 @@
 import { UnrecoverableError } from 'bullmq';
 import { z } from 'zod';
 import { FORMATS } from '../../formats/types.js';
-import { diffKey, findCachedDiff, storeDiff } from '../../services/diffs.js';
-import { TaskTimeoutError } from '../../workers/pool/cpuPool.js';
+import { TaskTimeoutError } from '../../pool/cpuPool.js';
+import { diffKey, findCachedDiff, storeDiff } from '../../services/versions/diffs.js';
 import { defineJob } from '../define.js';
 import { isWorkerDeath } from './validate.js';
 

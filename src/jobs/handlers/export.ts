@@ -5,15 +5,15 @@ import { type ArchiveKind, ExportArchive, type ExportProblem } from '../../entit
 import { sessionConversionRefusal } from '../../formats/session.js';
 import { FORMAT_LABELS, type Format } from '../../formats/types.js';
 import { formatDuration } from '../../lib/bytes.js';
-import { ARCHIVE_MEDIA_TYPES, BlobIntegrityError, writeArchive } from '../../services/archiveWriter.js';
-import { lockBlob, recordBlob } from '../../services/blobs.js';
-import { conversionState, requestConversion } from '../../services/conversionRequests.js';
-import { buildManifest, collectExportContent, type ExportContent, type ExportedFile, structureFolders, versionPath } from '../../services/exportContent.js';
-import { MANIFEST_FILENAME } from '../../services/exportManifest.js';
-import { ExportFailure, exportJobId, exportQuotaFailure, failExport, quotaLeft } from '../../services/exports.js';
-import { userHoldsBlob } from '../../services/quota.js';
-import { notifyUploadChanged } from '../../services/uploadEvents.js';
-import { lockQuota, refreshUsage } from '../../services/usage.js';
+import { conversionState, requestConversion } from '../../services/conversions/requests.js';
+import { ARCHIVE_MEDIA_TYPES, BlobIntegrityError, writeArchive } from '../../services/exports/archiveWriter.js';
+import { buildManifest, collectExportContent, type ExportContent, type ExportedFile, structureFolders, versionPath } from '../../services/exports/content.js';
+import { ExportFailure, exportJobId, exportQuotaFailure, failExport, quotaLeft } from '../../services/exports/exports.js';
+import { MANIFEST_FILENAME } from '../../services/exports/manifest.js';
+import { lockBlob, recordBlob } from '../../services/quota/blobs.js';
+import { userHoldsBlob } from '../../services/quota/quota.js';
+import { lockQuota, refreshUsage } from '../../services/quota/usage.js';
+import { notifyUploadChanged } from '../../services/upload/events.js';
 import { defineJob, type JobContext } from '../define.js';
 
 const data = z.object({ exportId: z.uuid(), ownerId: z.uuid() });

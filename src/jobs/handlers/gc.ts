@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { collectGarbage } from '../../services/gc.js';
+import { collectGarbage } from '../../services/maintenance/gc.js';
 import { defineJob } from '../define.js';
 
 /** Scheduled: unreferenced blobs and blob files without rows, after the grace period (see services/gc). */

@@ -4,7 +4,7 @@ import { Upload } from '../../entities/Upload.js';
 import { endItem, reportProgress, resetBatchReservation } from '../../services/imports/batches.js';
 import { itemJobId } from '../../services/imports/ids.js';
 import { processImportItem } from '../../services/imports/process.js';
-import { endUpload } from '../../services/uploads.js';
+import { endUpload } from '../../services/upload/uploads.js';
 import { defineJob } from '../define.js';
 
 const data = z.object({ batchId: z.uuid(), itemId: z.uuid(), ownerId: z.uuid() });

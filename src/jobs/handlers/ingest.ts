@@ -4,9 +4,9 @@ import { z } from 'zod';
 import { Upload } from '../../entities/Upload.js';
 import { extensionHint, formatsCompatible } from '../../formats/sniff.js';
 import { FORMAT_LABELS, FORMATS, type Format, MEDIA_TYPES } from '../../formats/types.js';
-import { lockBlob, recordBlob } from '../../services/blobs.js';
-import { QuotaExceededError, reserve, shrinkReservation, userHoldsBlob } from '../../services/quota.js';
-import { endUpload } from '../../services/uploads.js';
+import { lockBlob, recordBlob } from '../../services/quota/blobs.js';
+import { QuotaExceededError, reserve, shrinkReservation, userHoldsBlob } from '../../services/quota/quota.js';
+import { endUpload } from '../../services/upload/uploads.js';
 import { defineJob, type JobContext, type StageOutcome } from '../define.js';
 import { enqueue } from '../enqueue.js';
 import { validateJob } from './validate.js';
@@ -31,7 +31,7 @@ export const ingestJob = defineJob({
 
 /**
  * The ingest stage without its hand-off: `next` says whether validation should follow. Shared by the
- * `ingest` job and by runUploadPipeline (services/pipeline.ts), which runs the stages in one job.
+ * `ingest` job and by runUploadPipeline (services/upload/pipeline.ts), which runs the stages in one job.
  */
 export async function ingestStage({ uploadId }: z.infer<typeof data>, ctx: JobContext): Promise<StageOutcome> {
   const { em } = ctx;

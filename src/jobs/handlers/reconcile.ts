@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { reconcileAll } from '../../services/reconcile.js';
+import { reconcileAll } from '../../services/maintenance/reconcile.js';
 import { defineJob } from '../define.js';
 
 /** Scheduled: re-enqueues accepted work (every reconciler in RECONCILERS) whose jobs are missing from Redis. */

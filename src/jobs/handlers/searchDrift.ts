@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { checkSearchDrift } from '../../services/searchMaintenance.js';
+import { checkSearchDrift } from '../../services/search/maintenance.js';
 import { defineJob } from '../define.js';
 
 /** Scheduled on the index queue: finds where the search index and Postgres disagree and re-enqueues it. */

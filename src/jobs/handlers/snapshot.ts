@@ -3,14 +3,14 @@ import { z } from 'zod';
 import { Structure } from '../../entities/Structure.js';
 import { StructureVersion } from '../../entities/StructureVersion.js';
 import { Upload } from '../../entities/Upload.js';
-import { lockBlob } from '../../services/blobs.js';
-import { removeCheckpointedDraft } from '../../services/drafts.js';
-import { pruneStructure } from '../../services/pruning.js';
-import { chargeUpload, userHoldsBlob } from '../../services/quota.js';
-import { endUpload } from '../../services/uploads.js';
+import { lockBlob } from '../../services/quota/blobs.js';
+import { chargeUpload, userHoldsBlob } from '../../services/quota/quota.js';
+import { endUpload } from '../../services/upload/uploads.js';
+import { removeCheckpointedDraft } from '../../services/versions/drafts.js';
+import { pruneStructure } from '../../services/versions/pruning.js';
 import { defineJob, type JobContext } from '../define.js';
 import { enqueue } from '../enqueue.js';
-import { indexJob } from './index.js';
+import { indexJob } from './searchIndex.js';
 
 const data = z.object({ uploadId: z.uuid(), ownerId: z.uuid() });
 

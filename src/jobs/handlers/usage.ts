@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { recomputeAllUsage } from '../../services/usage.js';
+import { recomputeAllUsage } from '../../services/quota/usage.js';
 import { defineJob } from '../define.js';
 
 /** Nightly and on demand: every user's usage recomputed from Postgres; drift is corrected and logged. */

@@ -5,7 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip, gunzipSync, constants as zlibConstants } from 'node:zlib';
 import * as tar from 'tar-stream';
 import * as yauzl from 'yauzl';
-import { MANIFEST_FILENAME } from '../exportManifest.js';
+import { MANIFEST_FILENAME } from '../exports/manifest.js';
 
 export const ARCHIVE_FORMATS = ['zip', 'tar', 'tar.gz'] as const;
 export type ArchiveFormat = (typeof ARCHIVE_FORMATS)[number];

@@ -2,8 +2,8 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { sqlArray } from '../../db/arrays.js';
 import type { ImportError } from '../../entities/ImportBatch.js';
 import type { ImportItemError, ImportItemState, ImportRestore } from '../../entities/ImportItem.js';
-import type { AppContext } from '../context.js';
-import { lockQuota } from '../usage.js';
+import type { AppContext } from '../../runtime/context.js';
+import { lockQuota } from '../quota/usage.js';
 import { batchJobId } from './ids.js';
 
 /** An item as it is first recorded (by the API, or by the expansion of an archive). */

@@ -6,9 +6,9 @@ import type { ImportItemError } from '../../entities/ImportItem.js';
 import type { UploadError } from '../../entities/Upload.js';
 import { sniffCompression } from '../../formats/sniff.js';
 import type { JobContext } from '../../jobs/define.js';
-import { runUploadBatch } from '../bulkPipeline.js';
-import { metadataProblems, projectMetadataSchema } from '../metadata.js';
-import { lockQuota, refreshUsage, storedUsage } from '../usage.js';
+import { metadataProblems, projectMetadataSchema } from '../metadata/metadata.js';
+import { lockQuota, refreshUsage, storedUsage } from '../quota/usage.js';
+import { runUploadBatch } from '../upload/bulk.js';
 import { resetBatchReservation } from './batches.js';
 import { batchParams, itemEnding, itemFilename, processImportItem } from './process.js';
 

@@ -5,9 +5,9 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { ImportBatch, type ImportError } from '../../entities/ImportBatch.js';
 import type { ImportRestore } from '../../entities/ImportItem.js';
 import { formatBytes } from '../../lib/bytes.js';
-import type { AppContext } from '../context.js';
-import { type ExportManifest, exportManifest } from '../exportManifest.js';
-import { QuotaExceededError, reserve } from '../quota.js';
+import type { AppContext } from '../../runtime/context.js';
+import { type ExportManifest, exportManifest } from '../exports/manifest.js';
+import { QuotaExceededError, reserve } from '../quota/quota.js';
 import {
   type ArchiveFormat,
   classifyEntry,

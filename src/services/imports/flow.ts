@@ -2,7 +2,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { FlowProducer, type JobsOptions } from 'bullmq';
 import type { ImportBatch } from '../../entities/ImportBatch.js';
 import { DEFAULT_JOB_OPTIONS } from '../../jobs/queues.js';
-import type { AppContext } from '../context.js';
+import type { AppContext } from '../../runtime/context.js';
 import { IMPORT_CHUNK_SIZE } from './chunk.js';
 import { batchJobId, chunkJobId, expandJobId, itemJobId } from './ids.js';
 

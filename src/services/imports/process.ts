@@ -6,10 +6,10 @@ import { ImportItem, type ImportItemError, type ImportItemState, TERMINAL_IMPORT
 import { TERMINAL_UPLOAD_STATES, Upload, type UploadError, type UploadParams } from '../../entities/Upload.js';
 import { sniffCompression } from '../../formats/sniff.js';
 import type { JobContext } from '../../jobs/define.js';
-import { metadataProblems, projectMetadataSchema } from '../metadata.js';
-import { runUploadPipeline } from '../pipeline.js';
-import { QuotaExceededError, reserve } from '../quota.js';
-import { setPinned } from '../versions.js';
+import { metadataProblems, projectMetadataSchema } from '../metadata/metadata.js';
+import { QuotaExceededError, reserve } from '../quota/quota.js';
+import { runUploadPipeline } from '../upload/pipeline.js';
+import { setPinned } from '../versions/versions.js';
 import { displayName } from './archive.js';
 import { endItem, resetBatchReservation } from './batches.js';
 import { fetchPdbEntry, pdbFilename } from './pdb.js';

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { ImportBatch } from '../../entities/ImportBatch.js';
-import type { ReconcileReport, Reconciler } from '../reconcile.js';
+import type { ReconcileReport, Reconciler } from '../maintenance/reconcile.js';
 import { addBatchChildren, addBatchFlow, type BatchChild, expectedChildren } from './flow.js';
 import { batchJobId } from './ids.js';
 

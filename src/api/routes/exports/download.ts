@@ -1,7 +1,7 @@
 import type Router from '@koa/router';
 import type { ArchiveKind } from '../../../entities/ExportArchive.js';
-import { ARCHIVE_MEDIA_TYPES } from '../../../services/archiveWriter.js';
-import type { AppContext } from '../../../services/context.js';
+import type { AppContext } from '../../../runtime/context.js';
+import { ARCHIVE_MEDIA_TYPES } from '../../../services/exports/archiveWriter.js';
 import { idParams } from '../../common.js';
 import { ApiError } from '../../errors.js';
 import { errorSchema } from '../../openapi.js';

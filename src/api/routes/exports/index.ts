@@ -1,8 +1,8 @@
 import Router from '@koa/router';
 import { z } from 'zod';
 import { ExportArchive } from '../../../entities/ExportArchive.js';
-import type { AppContext } from '../../../services/context.js';
-import { exportJobId, presentExport, releaseExport } from '../../../services/exports.js';
+import type { AppContext } from '../../../runtime/context.js';
+import { exportJobId, presentExport, releaseExport } from '../../../services/exports/exports.js';
 import { decodeCursor, encodeCursor, idParams } from '../../common.js';
 import { notFound } from '../../errors.js';
 import { errorSchema } from '../../openapi.js';

@@ -2,8 +2,8 @@ import fs from 'node:fs/promises';
 import Router from '@koa/router';
 import type { Registry } from 'prom-client';
 import { z } from 'zod';
-import type { AppContext } from '../../../services/context.js';
-import type { StorageMonitor } from '../../../services/storageMonitor.js';
+import type { AppContext } from '../../../runtime/context.js';
+import type { StorageMonitor } from '../../../services/maintenance/storageMonitor.js';
 import { openApiDocument, registerRouteDoc } from '../../openapi.js';
 
 async function check(name: string, probe: () => Promise<unknown>) {

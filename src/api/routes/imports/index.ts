@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { sqlArray } from '../../../db/arrays.js';
 import { ImportBatch } from '../../../entities/ImportBatch.js';
 import { ImportItem } from '../../../entities/ImportItem.js';
-import type { AppContext } from '../../../services/context.js';
+import type { AppContext } from '../../../runtime/context.js';
 import { countsOf } from '../../../services/imports/batches.js';
 import { acceptArchiveImport, acceptMultipartImport, acceptPdbImport } from '../../acceptImport.js';
 import { decodeCursor, encodeCursor, idParams } from '../../common.js';

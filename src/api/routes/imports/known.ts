@@ -1,7 +1,7 @@
 import Router from '@koa/router';
 import { z } from 'zod';
 import { sqlArray } from '../../../db/arrays.js';
-import type { AppContext } from '../../../services/context.js';
+import type { AppContext } from '../../../runtime/context.js';
 import { idParams } from '../../common.js';
 import { errorSchema } from '../../openapi.js';
 import { route } from '../../route.js';

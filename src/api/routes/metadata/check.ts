@@ -1,5 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { type Metadata, metadataProblems, projectMetadataSchema } from '../../../services/metadata.js';
+import { type Metadata, metadataProblems, projectMetadataSchema } from '../../../services/metadata/metadata.js';
 import { ApiError } from '../../errors.js';
 
 /** The metadata as given, once it fits the project's schema; otherwise 422 with each problem. */

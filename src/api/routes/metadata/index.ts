@@ -4,9 +4,8 @@ import type { Context } from 'koa';
 import { z } from 'zod';
 import { Project } from '../../../entities/Project.js';
 import { Structure } from '../../../entities/Structure.js';
-import type { AppContext } from '../../../services/context.js';
-import { enqueueIndex, enqueueIndexAll } from '../../../services/indexing.js';
-import { compileMetadataSchema, type Metadata, mergePatch, metadataProblems } from '../../../services/metadata.js';
+import type { AppContext } from '../../../runtime/context.js';
+import { compileMetadataSchema, type Metadata, mergePatch, metadataProblems } from '../../../services/metadata/metadata.js';
 import {
   applyImport,
   exportProjectMetadata,
@@ -15,7 +14,8 @@ import {
   planImport,
   rowsFromCsv,
   rowsFromJson,
-} from '../../../services/metadataTransfer.js';
+} from '../../../services/metadata/transfer.js';
+import { enqueueIndex, enqueueIndexAll } from '../../../services/search/indexing.js';
 import { idParams, metadataSchema } from '../../common.js';
 import { ApiError } from '../../errors.js';
 import { errorSchema } from '../../openapi.js';

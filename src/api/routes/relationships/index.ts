@@ -2,7 +2,7 @@ import Router from '@koa/router';
 import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import { z } from 'zod';
 import { RELATIONSHIP_TYPES, Relationship } from '../../../entities/Relationship.js';
-import type { AppContext } from '../../../services/context.js';
+import type { AppContext } from '../../../runtime/context.js';
 import { idParams } from '../../common.js';
 import { ApiError, conflict, notFound } from '../../errors.js';
 import { errorSchema } from '../../openapi.js';

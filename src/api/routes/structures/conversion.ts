@@ -6,8 +6,8 @@ import { ENGINE_LABELS, type EngineName } from '../../../engines/types.js';
 import type { Derivation } from '../../../entities/Derivation.js';
 import type { StructureVersion } from '../../../entities/StructureVersion.js';
 import { FORMAT_LABELS, type Format } from '../../../formats/types.js';
-import type { AppContext } from '../../../services/context.js';
-import { type ConversionState, conversionState, requestConversion } from '../../../services/conversionRequests.js';
+import type { AppContext } from '../../../runtime/context.js';
+import { type ConversionState, conversionState, requestConversion } from '../../../services/conversions/requests.js';
 import { preferWaitSeconds, waitFor } from '../../common.js';
 import { ApiError } from '../../errors.js';
 

@@ -2,9 +2,9 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { Blob } from '../../../entities/Blob.js';
 import { Structure } from '../../../entities/Structure.js';
 import { StructureVersion } from '../../../entities/StructureVersion.js';
+import { serializeStructure } from '../../../entities/serialize.js';
+import { STRUCTURE_CARD_JSON } from '../../../search/cards.js';
 import type { SearchHit } from '../../../search/types.js';
-import { serializeStructure } from '../../../services/serialize.js';
-import { STRUCTURE_CARD_JSON } from '../../../services/structureCards.js';
 import { notFound } from '../../errors.js';
 
 /** Structures with their current versions and sizes, in two queries whatever the count. */
@@ -28,7 +28,7 @@ export async function presentStructure(em: EntityManager, structureId: string) {
 }
 
 /**
- * Search hits as the API shows them, as JSON text: each structure's card (see services/structureCards.ts)
+ * Search hits as the API shows them, as JSON text: each structure's card (see search/cards.ts)
  * with the hit's score and highlights, in the hits' order. Only the owner's structures: an index
  * can lag, never leak. One query whatever the count.
  */

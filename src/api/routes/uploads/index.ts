@@ -1,7 +1,7 @@
 import Router from '@koa/router';
+import { serializeUpload } from '../../../entities/serialize.js';
 import { Upload } from '../../../entities/Upload.js';
-import type { AppContext } from '../../../services/context.js';
-import { serializeUpload } from '../../../services/serialize.js';
+import type { AppContext } from '../../../runtime/context.js';
 import { idParams } from '../../common.js';
 import { notFound } from '../../errors.js';
 import { errorSchema } from '../../openapi.js';

@@ -1,8 +1,8 @@
 import Router from '@koa/router';
 import { z } from 'zod';
-import { USAGE_CATEGORIES } from '../../../services/blobReferences.js';
-import type { AppContext } from '../../../services/context.js';
-import { projectUsage, refreshUsage } from '../../../services/usage.js';
+import type { AppContext } from '../../../runtime/context.js';
+import { USAGE_CATEGORIES } from '../../../services/quota/blobReferences.js';
+import { projectUsage, refreshUsage } from '../../../services/quota/usage.js';
 import { route } from '../../route.js';
 
 export const usageSchema = z.object({

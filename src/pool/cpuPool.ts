@@ -1,0 +1,78 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Piscina } from 'piscina';
+import type { InspectResult, InspectTask } from '../engines/inspect.js';
+import type { StructuralDiff } from '../formats/diff.js';
+import type { ParseOutcome } from '../formats/types.js';
+import type { DiffTask, IngestResult, IngestTask, ParseTask } from './tasks.js';
+
+const WORKER_FILE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'worker.mjs');
+
+export class TaskTimeoutError extends Error {
+  constructor(what: string, ms: number) {
+    super(`${what} took longer than ${Math.round(ms / 1000)} s and was stopped.`);
+    this.name = 'TaskTimeoutError';
+  }
+}
+
+/** The piscina pool for parsing, checking and hashing; one per worker process. */
+export class CpuPool {
+  private readonly pool: Piscina;
+
+  constructor(
+    threads: number,
+    private readonly timeoutMs: number,
+    maxMemoryMb: number,
+    /** Nice value (at least) of the threads (Linux), so parsing yields to the API. */
+    nice = 0,
+  ) {
+    this.pool = new Piscina({
+      filename: WORKER_FILE,
+      minThreads: 1,
+      maxThreads: threads,
+      idleTimeout: 60_000,
+      // A file that blows past this limit kills only its own thread; piscina replaces it.
+      resourceLimits: { maxOldGenerationSizeMb: maxMemoryMb },
+      workerData: { nice },
+    });
+    // A thread that dies outside a task (out of memory while starting, say) is replaced by
+    // piscina; without a listener its 'error' event would take the whole worker process down.
+    // A task whose thread died fails on its own, and one that never starts meets the timeout.
+    this.pool.on('error', () => {});
+  }
+
+  ingest(task: IngestTask): Promise<IngestResult> {
+    return this.run<IngestResult>('ingest', task, 'Unpacking and hashing the file');
+  }
+
+  parse(task: ParseTask): Promise<ParseOutcome> {
+    return this.run<ParseOutcome>('parse', task, 'Reading the structure');
+  }
+
+  diff(task: DiffTask): Promise<StructuralDiff> {
+    return this.run<StructuralDiff>('diff', task, 'Comparing the two versions');
+  }
+
+  /** A conversion's output parsed and checked, with its bonds and charges (or only those). */
+  inspect(task: InspectTask): Promise<InspectResult> {
+    return this.run<InspectResult>('inspect', task, 'Reading the converted structure');
+  }
+
+  private async run<T>(name: string, task: unknown, what: string): Promise<T> {
+    const signal = AbortSignal.timeout(this.timeoutMs);
+    try {
+      return (await this.pool.run(task, { name, signal })) as T;
+    } catch (error) {
+      if (signal.aborted) throw new TaskTimeoutError(what, this.timeoutMs);
+      throw error;
+    }
+  }
+
+  get threads(): number {
+    return this.pool.threads.length;
+  }
+
+  async close(): Promise<void> {
+    await this.pool.close({ force: true });
+  }
+}

@@ -1,0 +1,267 @@
+/**
+ * CPU work that must never run on a worker's event loop: unwrapping, hashing and parsing.
+ * Runs inside piscina threads; inputs and outputs are plain data (paths, numbers, strings).
+ */
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { closeSync, createReadStream, createWriteStream, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { type Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip, gunzipSync } from 'node:zlib';
+import { type DiffOptions, diffStructures, type StructuralDiff } from '../formats/diff.js';
+import { parseStructure } from '../formats/parse.js';
+import { inspectSessionFile } from '../formats/session.js';
+import { sniffCompression, sniffFormat } from '../formats/sniff.js';
+import type { Compression, Format, ParseOutcome } from '../formats/types.js';
+import { fsyncPath } from '../lib/fsync.js';
+
+export interface IngestTask {
+  stagingFile: string;
+  tempFile: string;
+  maxExpandedBytes: number;
+  maxExpansionRatio: number;
+  /** sha256 the API computed while receiving; the staged bytes must still match it. */
+  expectedRawSha256?: string;
+  /**
+   * Also parse the content as the format it was detected as, while it is in memory (files under
+   * SMALL_FILE_BYTES): a bulk import then reads each file once and hands each to a thread once.
+   * The caller uses the outcome only if it settles on that same format.
+   */
+  parse?: boolean;
+}
+
+export type IngestResult =
+  | {
+      ok: true;
+      sha256: string;
+      size: number;
+      compressedSize: number;
+      compression?: Compression;
+      detected?: Format;
+      sniffReason?: string;
+      parsed?: { format: Format; outcome: ParseOutcome };
+    }
+  | { ok: false; status: number; code: string; message: string };
+
+const HEAD_BYTES = 64 * 1024;
+const RATIO_FLOOR_BYTES = 64 * 1024 * 1024;
+/** Below this, a file is handled in one piece: streams cost more than they save. */
+const SMALL_FILE_BYTES = 4 * 1024 * 1024;
+
+type Refused = Extract<IngestResult, { ok: false }>;
+
+/** The answers both ingest paths give when a file cannot be stored. */
+const refuse = {
+  stagingCorrupted: (): Refused => ({
+    ok: false,
+    status: 500,
+    code: 'staging_corrupted',
+    message: 'The stored copy of the upload no longer matches what was received; please upload the file again.',
+  }),
+  tooLarge: (compression: Compression | undefined, limit: number): Refused => ({
+    ok: false,
+    status: 413,
+    code: 'decompressed_too_large',
+    message: `The ${compression} file expands to more than ${limit} bytes, past the limit molvault accepts (it may be a decompression bomb).`,
+  }),
+  corrupt: (compression: Compression, reason: string): Refused => ({
+    ok: false,
+    status: 422,
+    code: 'corrupt_compression',
+    message: `The ${compression} data is truncated or corrupt and cannot be unpacked (${reason}).`,
+  }),
+  empty: (compression: Compression | undefined): Refused => ({
+    ok: false,
+    status: 422,
+    code: 'empty_file',
+    message: compression ? `The ${compression} file unpacks to nothing.` : 'The file is empty.',
+  }),
+};
+
+/** A refusal raised inside a stream, carried out of the pipeline. */
+class Refusal extends Error {
+  constructor(readonly result: Refused) {
+    super(result.message);
+  }
+}
+
+/** The content is stored in the temp file: say what it is. */
+function accepted(head: Buffer, sha256: string, size: number, compressedSize: number, compression: Compression | undefined): IngestResult {
+  const sniff = sniffFormat(head);
+  return { ok: true, sha256, size, compressedSize, compression, detected: sniff.format, sniffReason: sniff.format ? undefined : sniff.reason };
+}
+
+/** Unwraps gzip/bzip2, hashes the uncompressed bytes and writes them to `tempFile` (fsynced). */
+export async function ingest(task: IngestTask): Promise<IngestResult> {
+  const { size: compressedSize } = await fs.stat(task.stagingFile);
+  // The blob store makes its temp directory once per process; made again here (cheaply, off the event
+  // loop) in case something removed it since.
+  mkdirSync(path.dirname(task.tempFile), { recursive: true });
+  const handle = await fs.open(task.stagingFile, 'r');
+  const magic = Buffer.alloc(4);
+  await handle.read(magic, 0, 4, 0);
+  await handle.close();
+  const compression = sniffCompression(magic);
+  const limit = compression ? Math.min(task.maxExpandedBytes, Math.max(RATIO_FLOOR_BYTES, compressedSize * task.maxExpansionRatio)) : Number.POSITIVE_INFINITY;
+  if (compressedSize <= SMALL_FILE_BYTES && compression !== 'bzip2') {
+    const { result, content } = ingestSmall(task, compression, compressedSize, limit);
+    // A session is read by its header from the stored file, as validation does; a failed parse is left to validation.
+    if (task.parse && result.ok && content && result.detected && result.detected !== 'cxs') {
+      const outcome = await parseStructure(content.toString('latin1'), result.detected).catch(() => undefined);
+      if (outcome) result.parsed = { format: result.detected, outcome };
+    }
+    return result;
+  }
+  const hash = createHash('sha256');
+  let size = 0;
+  const head: Buffer[] = [];
+  let headBytes = 0;
+  const meter = new Transform({
+    transform(chunk: Buffer, _enc, callback) {
+      size += chunk.length;
+      if (size > limit) {
+        callback(new Refusal(refuse.tooLarge(compression, limit)));
+        return;
+      }
+      hash.update(chunk);
+      if (headBytes < HEAD_BYTES) {
+        head.push(chunk.subarray(0, HEAD_BYTES - headBytes));
+        headBytes += Math.min(chunk.length, HEAD_BYTES - headBytes);
+      }
+      callback(null, chunk);
+    },
+  });
+  const out = createWriteStream(task.tempFile, { flags: 'w' });
+  const rawHash = createHash('sha256');
+  try {
+    const source = createReadStream(task.stagingFile);
+    source.on('data', (chunk) => rawHash.update(chunk));
+    if (compression === 'gzip') {
+      await pipeline(source, createGunzip(), meter, out);
+    } else if (compression === 'bzip2') {
+      const bz = bunzip(source);
+      await pipeline(bz.stream, meter, out);
+      await bz.exited; // a truncated stream may end its output cleanly: only the exit code says so
+    } else {
+      await pipeline(source, meter, out);
+    }
+    await fsyncPath(task.tempFile);
+  } catch (error) {
+    await fs.rm(task.tempFile, { force: true });
+    if (error instanceof Refusal) return error.result;
+    if (compression) return refuse.corrupt(compression, error instanceof Error ? error.message : String(error));
+    throw error;
+  }
+  if (task.expectedRawSha256 && rawHash.digest('hex') !== task.expectedRawSha256) {
+    await fs.rm(task.tempFile, { force: true });
+    return refuse.stagingCorrupted();
+  }
+  if (size === 0) {
+    await fs.rm(task.tempFile, { force: true });
+    return refuse.empty(compression);
+  }
+  return accepted(Buffer.concat(head), hash.digest('hex'), size, compressedSize, compression);
+}
+
+const sha256Hex = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
+
+/** The same as the streaming path, in memory, with synchronous I/O (this is a worker thread, not an event loop). */
+function ingestSmall(
+  task: IngestTask,
+  compression: Compression | undefined,
+  compressedSize: number,
+  limit: number,
+): { result: IngestResult; content?: Buffer } {
+  const refused = (result: Refused) => ({ result });
+  const raw = readFileSync(task.stagingFile);
+  if (task.expectedRawSha256 && sha256Hex(raw) !== task.expectedRawSha256) return refused(refuse.stagingCorrupted());
+  let content: Buffer = raw;
+  if (compression === 'gzip') {
+    try {
+      content = gunzipSync(raw, { maxOutputLength: limit });
+    } catch (error) {
+      if ((error as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') return refused(refuse.tooLarge(compression, limit));
+      return refused(refuse.corrupt(compression, (error as Error).message));
+    }
+  }
+  if (content.length === 0) return refused(refuse.empty(compression));
+  // Uncompressed, the staged file already is the content: a second name for it (a hard link) spares
+  // a copy, and its bytes are on disk already (staging is fsynced on receipt, before the 202). The
+  // new name is made durable with the blob's directory when the blob is committed; an fsync here
+  // would only force a journal commit of the link count, one per file, while this thread waits.
+  let linked = false;
+  if (!compression) {
+    try {
+      linkSync(task.stagingFile, task.tempFile);
+      linked = true;
+    } catch {
+      // Another filesystem, or links not allowed: copy instead.
+    }
+  }
+  if (!linked) {
+    const fd = openSync(task.tempFile, 'w');
+    try {
+      writeSync(fd, content);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  }
+  return { result: accepted(content.subarray(0, HEAD_BYTES), sha256Hex(content), content.length, compressedSize, compression), content };
+}
+
+/** bzip2 through the system `bzip2` tool: Node has no bzip2 codec and the npm ones are unmaintained. */
+function bunzip(source: Readable): { stream: Readable; exited: Promise<void> } {
+  const child = spawn('bzip2', ['-dc'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d) => {
+    stderr += String(d);
+  });
+  const exited = new Promise<void>((resolve, reject) => {
+    child.on('error', (error) => {
+      const failure = new Error(`bzip2 is not available on this server (${error.message})`);
+      child.stdout.destroy(failure);
+      reject(failure);
+    });
+    child.on('close', (code) => {
+      if (code === 0) return resolve();
+      const failure = new Error(stderr.trim() || `bzip2 exited with code ${code}`);
+      child.stdout.destroy(failure);
+      reject(failure);
+    });
+  });
+  exited.catch(() => {}); // handled by whoever awaits it; the pipeline may fail first
+  source.pipe(child.stdin);
+  child.stdin.on('error', () => {});
+  return { stream: child.stdout, exited };
+}
+
+export interface ParseTask {
+  path: string;
+  format: Format;
+}
+
+/** Parses and checks one stored file. */
+export async function parse(task: ParseTask): Promise<ParseOutcome> {
+  // A session is checked by its header: read its first bytes, not the whole (possibly huge) file.
+  if (task.format === 'cxs') return inspectSessionFile(task.path);
+  const bytes = await fs.readFile(task.path);
+  // latin1 keeps every byte (and byte offsets) whatever the encoding; the text formats are ASCII,
+  // and BinaryCIF is turned back into bytes from it.
+  return parseStructure(bytes.toString('latin1'), task.format);
+}
+
+export interface DiffTask {
+  from: { path: string; format: Format };
+  to: { path: string; format: Format };
+  options: DiffOptions;
+}
+
+/** Reads two stored files and compares them as structures (formats may differ). */
+export async function diff(task: DiffTask): Promise<StructuralDiff> {
+  const from = (await fs.readFile(task.from.path)).toString('latin1');
+  const to = (await fs.readFile(task.to.path)).toString('latin1');
+  return diffStructures({ text: from, format: task.from.format }, { text: to, format: task.to.format }, task.options);
+}

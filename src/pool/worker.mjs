@@ -1,0 +1,26 @@
+// Piscina thread entry. Registers the TypeScript loader in this thread, then serves tasks.ts.
+import { readlinkSync } from 'node:fs';
+import { getPriority, setPriority } from 'node:os';
+import { workerData } from 'node:worker_threads';
+import { register } from 'tsx/esm/api';
+
+// Parsing is background work: at a lower priority than the thread serving the API, so reads stay
+// quick while an import keeps these threads busy. Linux keeps a nice value per thread; elsewhere
+// (or without /proc) the thread keeps the process's priority. At least this nice value: a worker
+// process already lowered as a whole is not lowered twice.
+const nice = workerData?.nice ?? 0;
+if (nice > 0) {
+  try {
+    const thread = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    setPriority(thread, Math.max(getPriority(thread), nice));
+  } catch {}
+}
+
+register();
+const tasks = await import('./tasks.ts');
+
+export const ingest = (task) => tasks.ingest(task);
+export const parse = (task) => tasks.parse(task);
+export const diff = (task) => tasks.diff(task);
+// Loaded on first use, so threads that only ingest and parse start as fast as before.
+export const inspect = async (task) => (await import('../engines/inspect.ts')).inspect(task);

@@ -1,0 +1,57 @@
+import type { Redis } from 'ioredis';
+import type { Config } from '../config/index.js';
+import { connectOrm, type Orm } from '../db/orm.js';
+import { EngineCatalog } from '../engines/pool.js';
+import { closeQueues, createQueues, type QueueSet, redisConnection } from '../jobs/queues.js';
+import type { Logger } from '../lib/logger.js';
+import { createSearchIndex } from '../search/create.js';
+import type { SearchIndex } from '../search/types.js';
+import { UploadEvents } from '../services/upload/events.js';
+import { type BlobStore, LocalBlobStore } from '../storage/blobStore.js';
+import { Staging } from '../storage/staging.js';
+
+/** The shared services every process role (api, worker) is built from. */
+export interface AppContext {
+  config: Config & { databaseUrl: string; redisUrl: string };
+  log: Logger;
+  orm: Orm;
+  redis: Redis;
+  queues: QueueSet;
+  blobs: BlobStore;
+  staging: Staging;
+  search: SearchIndex;
+  uploadEvents: UploadEvents;
+  /** Conversion engines installed here, with versions, found once at start. */
+  engineCatalog: EngineCatalog;
+}
+
+export async function createAppContext(config: AppContext['config'], log: Logger): Promise<AppContext> {
+  const orm = await connectOrm(config.databaseUrl, log);
+  const redis = redisConnection(config.redisUrl);
+  redis.on('error', (error) => log.warn({ err: error }, 'redis connection error'));
+  const queues = createQueues(redis, config.queuePrefix);
+  const search = createSearchIndex(config, orm, log);
+  await search.prepare();
+  const engineCatalog = await EngineCatalog.detect(config.engines);
+  engineCatalog.report(log);
+  return {
+    config,
+    log,
+    orm,
+    redis,
+    queues,
+    blobs: new LocalBlobStore(config.blobDir),
+    staging: new Staging(config.stagingDir),
+    search,
+    uploadEvents: new UploadEvents(config.databaseUrl, log),
+    engineCatalog,
+  };
+}
+
+export async function closeAppContext(ctx: AppContext): Promise<void> {
+  await ctx.uploadEvents.close();
+  await closeQueues(ctx.queues);
+  await ctx.search.close();
+  ctx.redis.disconnect();
+  await ctx.orm.close();
+}

@@ -1,0 +1,97 @@
+import { hash, randomBytes } from 'node:crypto';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { ApiToken } from '../../entities/ApiToken.js';
+import { User, type UserRole } from '../../entities/User.js';
+
+export const TOKEN_PREFIX = 'mv_';
+
+export function hashToken(token: string): string {
+  return hash('sha256', token);
+}
+
+/** Issues a token: returns it once; only its hash is kept. */
+export async function createToken(em: EntityManager, userId: string, options: { name?: string; expiresAt?: Date } = {}) {
+  const token = `${TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
+  const row = em.create(ApiToken, {
+    user: userId,
+    name: options.name ?? null,
+    tokenHash: hashToken(token),
+    tokenPrefix: token.slice(0, 10),
+    expiresAt: options.expiresAt ?? null,
+    revokedAt: null,
+    lastUsedAt: null,
+  });
+  await em.flush();
+  return { token, id: row.id, expiresAt: row.expiresAt };
+}
+
+export async function createUser(em: EntityManager, input: { email: string; name?: string; role?: UserRole; quotaBytes: number }): Promise<User> {
+  const user = em.create(User, {
+    email: input.email.trim().toLowerCase(),
+    name: input.name ?? null,
+    role: input.role ?? 'user',
+    quotaBytes: input.quotaBytes,
+    disabled: false,
+  });
+  await em.flush();
+  return user;
+}
+
+/**
+ * Recently checked tokens, for a few seconds: every API request authenticates, and two queries per
+ * request were a large share of a search's cost. A revocation or a disabled user therefore takes
+ * effect within AUTH_CACHE_MS (at once in this process for changes made through its admin routes,
+ * which call forgetCachedAuth).
+ */
+const AUTH_CACHE_MS = 5_000;
+const AUTH_CACHE_MAX = 10_000;
+const authCache = new Map<string, { user: User; tokenExpiresAt: number | null; until: number }>();
+
+export function forgetCachedAuth(): void {
+  authCache.clear();
+}
+
+/**
+ * The user a bearer token belongs to, or undefined when the token is unknown, expired, revoked or its
+ * user disabled. `em` is asked for only when the cache cannot answer (forking one costs more than a
+ * cached answer).
+ */
+export async function authenticate(em: () => EntityManager, token: string): Promise<User | undefined> {
+  if (!token.startsWith(TOKEN_PREFIX)) return undefined;
+  const tokenHash = hashToken(token);
+  const now = Date.now();
+  const cached = authCache.get(tokenHash);
+  if (cached && cached.until > now && (cached.tokenExpiresAt === null || cached.tokenExpiresAt > now)) return cached.user;
+  const found = await authenticateUncached(em(), tokenHash);
+  if (!found) {
+    authCache.delete(tokenHash);
+    return undefined;
+  }
+  if (authCache.size >= AUTH_CACHE_MAX) authCache.clear();
+  authCache.set(tokenHash, { user: found.user, tokenExpiresAt: found.expiresAt?.getTime() ?? null, until: now + AUTH_CACHE_MS });
+  return found.user;
+}
+
+async function authenticateUncached(em: EntityManager, tokenHash: string): Promise<{ user: User; expiresAt: Date | null } | undefined> {
+  const row = await em.findOne(ApiToken, { tokenHash });
+  if (!row || row.revokedAt || (row.expiresAt && row.expiresAt.getTime() < Date.now())) return undefined;
+  const user = await em.findOne(User, { id: row.user, disabled: false });
+  if (!user) return undefined;
+  // Touch at most once a minute: a write per request would be wasted I/O.
+  if (!row.lastUsedAt || Date.now() - row.lastUsedAt.getTime() > 60_000) {
+    await em.nativeUpdate(ApiToken, { id: row.id }, { lastUsedAt: new Date() });
+  }
+  return { user, expiresAt: row.expiresAt ?? null };
+}
+
+export function serializeUser(user: User) {
+  return {
+    id: user.id,
+    email: user.email,
+    name: user.name,
+    role: user.role,
+    quotaBytes: user.quotaBytes,
+    disabled: user.disabled,
+    createdAt: user.createdAt.toISOString(),
+  };
+}
