@@ -2,15 +2,15 @@ import { randomUUID } from 'node:crypto';
 import Router from '@koa/router';
 import { z } from 'zod';
 import { parseByteSize } from '../../../config/index.js';
-import { sqlArray } from '../../../db/arrays.js';
 import { USER_ROLES, User } from '../../../entities/User.js';
 import { enqueue } from '../../../jobs/enqueue.js';
 import { usageJob } from '../../../jobs/handlers/usage.js';
 import type { AppContext } from '../../../runtime/context.js';
-import { forgetCachedAuth, serializeUser } from '../../../services/auth/auth.js';
+import { forgetCachedAuth } from '../../../services/auth/auth.js';
 import { decodeCursor, encodeCursor, idParams, listQuery } from '../../common.js';
 import { ApiError, notFound } from '../../errors.js';
 import { errorSchema } from '../../openapi.js';
+import { presentUsersForAdmin } from '../../presenters/users.js';
 import { route } from '../../route.js';
 
 const adminUserSchema = z.object({
@@ -42,23 +42,6 @@ function requireAdmin(user: User) {
   if (user.role !== 'admin') throw new ApiError(403, 'forbidden', 'Only administrators may use this endpoint.');
 }
 
-async function present(app: AppContext, users: User[]) {
-  const ids = users.map((u) => u.id);
-  const rows = ids.length
-    ? await app.orm.em
-        .fork()
-        .execute<{ user_id: string; used_bytes: string; computed_at: Date }[]>(
-          'select user_id, used_bytes, computed_at from user_usage where user_id = any(?::uuid[])',
-          [sqlArray(ids)],
-        )
-    : [];
-  const usage = new Map(rows.map((r) => [r.user_id, r]));
-  return users.map((u) => {
-    const row = usage.get(u.id);
-    return { ...serializeUser(u), usedBytes: Number(row?.used_bytes ?? 0), usageComputedAt: row ? new Date(row.computed_at).toISOString() : null };
-  });
-}
-
 /** Administrators: list users with their usage, change quotas, roles, and disable accounts. */
 export function adminUserRoutes(app: AppContext): Router {
   const router = new Router();
@@ -85,7 +68,10 @@ export function adminUserRoutes(app: AppContext): Router {
       const rows = await app.orm.em.fork().find(User, after ? { email: { $gt: after.email } } : {}, { orderBy: { email: 'asc' }, limit: query.limit + 1 });
       const page = rows.slice(0, query.limit);
       const last = page[page.length - 1];
-      return { items: await present(app, page), nextCursor: rows.length > query.limit && last ? encodeCursor({ email: last.email }) : null };
+      return {
+        items: await presentUsersForAdmin(app.orm.em.fork(), page),
+        nextCursor: rows.length > query.limit && last ? encodeCursor({ email: last.email }) : null,
+      };
     },
   );
 
@@ -117,7 +103,7 @@ export function adminUserRoutes(app: AppContext): Router {
       await em.flush();
       forgetCachedAuth(); // a disabled user or a changed role takes effect at once
       app.log.info({ admin: user.id, user: target.id, change: body }, 'admin changed a user');
-      return (await present(app, [target]))[0];
+      return (await presentUsersForAdmin(em, [target]))[0];
     },
   );
   route(
