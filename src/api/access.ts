@@ -129,6 +129,11 @@ export class Access {
   private allow(_need: Permission, _projectId: string): void {}
 }
 
+/** Administrators only (the users, storage and backup endpoints, the queue console). */
+export function requireAdministrator(user: User | undefined): void {
+  if (user?.role !== 'admin') throw new ApiError(403, 'forbidden', 'Only administrators may use this endpoint.');
+}
+
 /** What this caller may see, for the queries of lists, counts and searches. */
 export function visibleTo(user: User): Visibility {
   return visibilityOf(user.id);

@@ -59,3 +59,40 @@ export async function findProjectName(em: EntityManager, projectId: string): Pro
   const [row] = await em.execute<{ name: string }[]>('select name from projects where id = ?', [projectId]);
   return row?.name;
 }
+
+export interface ProjectFields {
+  name?: string;
+  description?: string;
+  tags?: string[];
+  metadata?: Record<string, unknown>;
+  /** Version retention; null turns a rule off. */
+  pruning?: { keepLast?: number | null; keepDays?: number | null };
+}
+
+/** A new project of `ownerId`; undefined when they already have a project of that name. */
+export async function createProject(em: EntityManager, ownerId: string, fields: ProjectFields & { name: string }): Promise<Project | undefined> {
+  const project = em.create(Project, {
+    owner: ownerId,
+    name: fields.name,
+    description: fields.description ?? '',
+    tags: fields.tags ?? [],
+    metadata: fields.metadata ?? {},
+    pruneKeepLast: fields.pruning?.keepLast ?? null,
+    pruneKeepDays: fields.pruning?.keepDays ?? null,
+  });
+  return (await saveProject(em)) ? project : undefined;
+}
+
+/**
+ * Changes what is given of a project (its metadata replaced by the whole new object); false when
+ * the new name is one its owner already uses.
+ */
+export async function changeProject(em: EntityManager, project: Project, fields: ProjectFields): Promise<boolean> {
+  if (fields.name !== undefined) project.name = fields.name;
+  if (fields.description !== undefined) project.description = fields.description;
+  if (fields.tags !== undefined) project.tags = fields.tags;
+  if (fields.metadata !== undefined) project.metadata = fields.metadata;
+  if (fields.pruning?.keepLast !== undefined) project.pruneKeepLast = fields.pruning.keepLast;
+  if (fields.pruning?.keepDays !== undefined) project.pruneKeepDays = fields.pruning.keepDays;
+  return saveProject(em);
+}

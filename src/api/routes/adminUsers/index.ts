@@ -2,13 +2,15 @@ import { randomUUID } from 'node:crypto';
 import Router from '@koa/router';
 import { z } from 'zod';
 import { parseByteSize } from '../../../config/index.js';
-import { USER_ROLES, User } from '../../../entities/User.js';
+import { USER_ROLES } from '../../../entities/User.js';
 import { enqueue } from '../../../jobs/enqueue.js';
 import { usageJob } from '../../../jobs/handlers/usage.js';
 import type { AppContext } from '../../../runtime/context.js';
 import { forgetCachedAuth } from '../../../services/auth/auth.js';
+import { changeUser, findUser, listUsers } from '../../../services/auth/users.js';
+import { requireAdministrator } from '../../access.js';
 import { decodeCursor, encodeCursor, idParams, listQuery } from '../../common.js';
-import { ApiError, notFound } from '../../errors.js';
+import { notFound } from '../../errors.js';
 import { errorSchema } from '../../openapi.js';
 import { presentUsersForAdmin } from '../../presenters/users.js';
 import { route } from '../../route.js';
@@ -38,10 +40,6 @@ const updateUserBody = z.object({ quotaBytes: quotaValue.optional(), role: z.enu
 
 const cursorSchema = z.object({ email: z.string() });
 
-function requireAdmin(user: User) {
-  if (user.role !== 'admin') throw new ApiError(403, 'forbidden', 'Only administrators may use this endpoint.');
-}
-
 /** Administrators: list users with their usage, change quotas, roles, and disable accounts. */
 export function adminUserRoutes(app: AppContext): Router {
   const router = new Router();
@@ -63,9 +61,9 @@ export function adminUserRoutes(app: AppContext): Router {
       },
     },
     async ({ query, user }) => {
-      requireAdmin(user);
+      requireAdministrator(user);
       const after = decodeCursor(query.cursor, cursorSchema);
-      const rows = await app.orm.em.fork().find(User, after ? { email: { $gt: after.email } } : {}, { orderBy: { email: 'asc' }, limit: query.limit + 1 });
+      const rows = await listUsers(app.orm.em.fork(), { limit: query.limit, afterEmail: after?.email });
       const page = rows.slice(0, query.limit);
       const last = page[page.length - 1];
       return {
@@ -93,14 +91,11 @@ export function adminUserRoutes(app: AppContext): Router {
       },
     },
     async ({ params, body, user }) => {
-      requireAdmin(user);
+      requireAdministrator(user);
       const em = app.orm.em.fork();
-      const target = await em.findOne(User, { id: params.id });
+      const target = await findUser(em, params.id);
       if (!target) throw notFound('user');
-      if (body.quotaBytes !== undefined) target.quotaBytes = body.quotaBytes;
-      if (body.role !== undefined) target.role = body.role;
-      if (body.disabled !== undefined) target.disabled = body.disabled;
-      await em.flush();
+      await changeUser(em, target, body);
       forgetCachedAuth(); // a disabled user or a changed role takes effect at once
       app.log.info({ admin: user.id, user: target.id, change: body }, 'admin changed a user');
       return (await presentUsersForAdmin(em, [target]))[0];
@@ -121,7 +116,7 @@ export function adminUserRoutes(app: AppContext): Router {
       },
     },
     async ({ user, koa }) => {
-      requireAdmin(user);
+      requireAdministrator(user);
       const jobId = await enqueue(app.queues, usageJob, { stamp: randomUUID() }); // job ids are <name>-<uuid>
       koa.status = 202;
       koa.set('Location', `/v1/jobs/${jobId}`);

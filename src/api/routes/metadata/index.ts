@@ -4,8 +4,8 @@ import type { Context } from 'koa';
 import { z } from 'zod';
 import type { User } from '../../../entities/User.js';
 import type { AppContext } from '../../../runtime/context.js';
+import { importProjectMetadata, metadataMisfits, setMetadataSchema, setProjectMetadata, setStructureMetadata } from '../../../services/metadata/changes.js';
 import { compileMetadataSchema, type Metadata, mergePatch } from '../../../services/metadata/metadata.js';
-import { importProjectMetadata, metadataMisfits, setMetadataSchema } from '../../../services/metadata/projectSchema.js';
 import { exportProjectMetadata, ImportFileError, metadataToCsv, rowsFromCsv, rowsFromJson } from '../../../services/metadata/transfer.js';
 import { enqueueIndex, enqueueIndexAll } from '../../../services/search/indexing.js';
 import { access } from '../../access.js';
@@ -43,9 +43,7 @@ export function metadataRoutes(app: AppContext): Router {
 
   const structureMetadata = async (em: EntityManager, user: User, id: string, change: (current: Metadata) => Metadata) => {
     const structure = await access(em, user).structure(id, 'write');
-    structure.metadata = await checkedMetadata(em, structure.project, change(structure.metadata));
-    structure.updatedAt = new Date();
-    await em.flush();
+    await setStructureMetadata(em, structure, await checkedMetadata(em, structure.project, change(structure.metadata)));
     await enqueueIndex(app.queues, structure.id);
     return structure.metadata;
   };
@@ -105,8 +103,7 @@ export function metadataRoutes(app: AppContext): Router {
   const projectMetadata = async (user: User, id: string, change: (current: Metadata) => Metadata) => {
     const em = app.orm.em.fork();
     const project = await access(em, user).project(id, 'write');
-    project.metadata = change(project.metadata);
-    await em.flush();
+    await setProjectMetadata(em, project, change(project.metadata));
     return project.metadata;
   };
   route(

@@ -1,9 +1,8 @@
 import Router from '@koa/router';
 import { z } from 'zod';
-import { Project } from '../../../entities/Project.js';
 import type { AppContext } from '../../../runtime/context.js';
 import { mergePatch } from '../../../services/metadata/metadata.js';
-import { deleteProject, listProjects, saveProject, structureCount } from '../../../services/projects/projects.js';
+import { changeProject, createProject, deleteProject, listProjects, structureCount } from '../../../services/projects/projects.js';
 import { pruneProject } from '../../../services/versions/pruning.js';
 import { access, visibleTo } from '../../access.js';
 import { decodeCursor, encodeCursor, idParams, listQuery } from '../../common.js';
@@ -32,16 +31,8 @@ export function projectRoutes(app: AppContext): Router {
     },
     async ({ body, user, koa }) => {
       const em = app.orm.em.fork();
-      const project = em.create(Project, {
-        owner: user.id,
-        name: body.name,
-        description: body.description ?? '',
-        tags: body.tags ?? [],
-        metadata: body.metadata ?? {},
-        pruneKeepLast: body.pruning?.keepLast ?? null,
-        pruneKeepDays: body.pruning?.keepDays ?? null,
-      });
-      if (!(await saveProject(em))) throw conflict(`You already have a project named "${body.name}".`);
+      const project = await createProject(em, user.id, body);
+      if (!project) throw conflict(`You already have a project named "${body.name}".`);
       koa.status = 201;
       koa.set('Location', `/v1/projects/${project.id}`);
       return presentProject(em, project);
@@ -108,13 +99,8 @@ export function projectRoutes(app: AppContext): Router {
       const em = app.orm.em.fork();
       // Pruning is the project's governance; names, descriptions, tags and metadata are its content.
       const project = await access(em, user).project(params.id, body.pruning ? 'own' : 'write');
-      if (body.name !== undefined) project.name = body.name;
-      if (body.description !== undefined) project.description = body.description;
-      if (body.tags !== undefined) project.tags = body.tags;
-      if (body.metadata !== undefined) project.metadata = mergePatch(project.metadata, body.metadata); // merge; PUT own-metadata replaces
-      if (body.pruning?.keepLast !== undefined) project.pruneKeepLast = body.pruning.keepLast;
-      if (body.pruning?.keepDays !== undefined) project.pruneKeepDays = body.pruning.keepDays;
-      if (!(await saveProject(em))) throw conflict(`You already have a project named "${body.name}".`);
+      const changes = { ...body, metadata: body.metadata === undefined ? undefined : mergePatch(project.metadata, body.metadata) }; // merge; PUT own-metadata replaces
+      if (!(await changeProject(em, project, changes))) throw conflict(`You already have a project named "${body.name}".`);
       // A new policy applies at once (no CPU work: rows and blob files), not only at the next upload.
       if (body.pruning) await pruneProject(em, app.blobs, project.id);
       return presentProject(em, project);

@@ -7,6 +7,7 @@ import { chargeDerivative } from '../../../services/conversions/derivations.js';
 import { mergePatch } from '../../../services/metadata/metadata.js';
 import { refreshUsage } from '../../../services/quota/usage.js';
 import { enqueueIndex } from '../../../services/search/indexing.js';
+import { changeStructure, restoreStructure, trashStructure } from '../../../services/structures/changes.js';
 import { countDownload } from '../../../services/structures/counters.js';
 import { listStructures } from '../../../services/structures/list.js';
 import { findVersion, listVersions, storedBlob, versionOrCurrent } from '../../../services/versions/lookup.js';
@@ -158,12 +159,13 @@ export function structureRoutes(app: AppContext): Router {
     async ({ params, body, user }) => {
       const em = app.orm.em.fork();
       const structure = await access(em, user).structure(params.id, 'write');
-      if (body.name !== undefined) structure.name = body.name;
-      if (body.description !== undefined) structure.description = body.description;
-      if (body.tags !== undefined) structure.tags = body.tags;
-      // Metadata merges (JSON merge patch: null removes a key); PUT /v1/structures/:id/metadata replaces.
-      if (body.metadata !== undefined) structure.metadata = await checkedMetadata(em, structure.project, mergePatch(structure.metadata, body.metadata));
-      await em.flush();
+      await changeStructure(em, structure, {
+        name: body.name,
+        description: body.description,
+        tags: body.tags,
+        // Metadata merges (JSON merge patch: null removes a key); PUT /v1/structures/:id/metadata replaces.
+        metadata: body.metadata === undefined ? undefined : await checkedMetadata(em, structure.project, mergePatch(structure.metadata, body.metadata)),
+      });
       await reindex(app, structure);
       return presentStructure(em, structure.id);
     },
@@ -187,9 +189,8 @@ export function structureRoutes(app: AppContext): Router {
       if (query.purge === 'true') {
         // Rows and every blob nothing else refers to, at once: usage drops now, not at the next GC.
         await purgeStructure(em, app.blobs, structure.id);
-      } else if (!structure.deletedAt) {
-        structure.deletedAt = new Date();
-        await em.flush();
+      } else {
+        await trashStructure(em, structure);
       }
       await refreshUsage(em, user.id); // trash still counts (in its own category); a purge frees the bytes
       await reindex(app, structure);
@@ -212,8 +213,7 @@ export function structureRoutes(app: AppContext): Router {
     async ({ params, user }) => {
       const em = app.orm.em.fork();
       const structure = await access(em, user).structure(params.id, 'write', { trashed: true });
-      structure.deletedAt = null;
-      await em.flush();
+      await restoreStructure(em, structure);
       await refreshUsage(em, user.id);
       await reindex(app, structure);
       return presentStructure(em, structure.id);

@@ -36,3 +36,16 @@ export async function importProjectMetadata(
     return { ok: true as const, changed };
   });
 }
+
+/** Replaces a structure's metadata (already checked against its project's schema); it counts as updated. */
+export async function setStructureMetadata(em: EntityManager, structure: Structure, metadata: Metadata): Promise<void> {
+  structure.metadata = metadata;
+  structure.updatedAt = new Date();
+  await em.flush();
+}
+
+/** Replaces a project's own metadata. */
+export async function setProjectMetadata(em: EntityManager, project: Project, metadata: Metadata): Promise<void> {
+  project.metadata = metadata;
+  await em.flush();
+}
