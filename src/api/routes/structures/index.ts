@@ -305,8 +305,13 @@ export function structureRoutes(app: AppContext): Router {
         }
         const sessionRefusal = sessionConversionRefusal(version.format, wanted);
         if (sessionRefusal) throw new ApiError(sessionRefusal.status, sessionRefusal.code, sessionRefusal.message, { from: version.format, to: wanted });
-        const derivation = await derivativeFor(app, koa, em, user.id, version, wanted as Format);
-        if (!derivation) return undefined; // 202: the conversion is under way
+        const converted = await derivativeFor(app, koa, em, user.id, version, wanted as Format);
+        if ('underWay' in converted) {
+          koa.status = 202;
+          koa.set('Location', `/v1/jobs/${converted.underWay.jobId}`);
+          return converted.underWay.body;
+        }
+        const { derivation } = converted;
         setDerivationHeaders(koa, derivation);
         await chargeDerivative(em, user.id, derivation.id);
         blobSha256 = derivation.blob;
