@@ -20,7 +20,8 @@ import { ApiError, notFound } from './errors.js';
  * - read: see it, download and convert it, compare versions, search it.
  * - write: change what it holds: uploads and versions, drafts, metadata, tags, relationships,
  *   rollback, pins, trash and restore, imports and exports.
- * - own: govern the project: rename or delete it, its pruning policy and metadata schema.
+ * - own: govern the project: delete it, purge structures for good, its pruning policy and
+ *   metadata schema.
  */
 export type Permission = 'read' | 'write' | 'own';
 
