@@ -9,11 +9,12 @@ import type { AppContext } from '../../../runtime/context.js';
 import { forgetCachedAuth } from '../../../services/auth/auth.js';
 import { changeUser, findUser, listUsers } from '../../../services/auth/users.js';
 import { requireAdministrator } from '../../access.js';
-import { decodeCursor, encodeCursor, idParams, listQuery } from '../../common.js';
 import { notFound } from '../../errors.js';
+import { decodeCursor, encodeCursor } from '../../http/cursor.js';
 import { errorSchema } from '../../openapi.js';
 import { presentUsersForAdmin } from '../../presenters/users.js';
 import { route } from '../../route.js';
+import { idParams, listQuery } from '../../schemas/common.js';
 
 const adminUserSchema = z.object({
   id: z.uuid(),

@@ -11,12 +11,12 @@ import { DraftRefusal, deleteDraft, saveDraft, serializeDraft, startCheckpoint }
 import { currentVersion, findDraft, storedBlob } from '../../../services/versions/lookup.js';
 import { answerUpload, quotaHold, safeFilename } from '../../acceptUpload.js';
 import { access } from '../../access.js';
-import { idParams } from '../../common.js';
 import { ApiError } from '../../errors.js';
 import { attachment, etagOf } from '../../http/download.js';
 import { errorSchema } from '../../openapi.js';
 import { receiveUpload } from '../../receiveUpload.js';
 import { route } from '../../route.js';
+import { idParams } from '../../schemas/common.js';
 import { acceptedSchema } from '../../schemas/structures.js';
 
 const draftSchema = z.object({

@@ -10,8 +10,8 @@ import { BEST_CASE_COMPRESSION, exportFilename, exportJobId, exportQuotaFailure,
 import { findExport, recordExport } from '../../../services/exports/requests.js';
 import { findProjectName } from '../../../services/projects/projects.js';
 import { access } from '../../access.js';
-import { preferWaitSeconds, waitFor } from '../../common.js';
 import { ApiError } from '../../errors.js';
+import { preferWaitSeconds, waitFor } from '../../http/prefer.js';
 import { errorSchema } from '../../openapi.js';
 import { route } from '../../route.js';
 import { acceptedExportSchema, createExportBody } from './schema.js';

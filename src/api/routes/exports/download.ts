@@ -3,11 +3,11 @@ import type { ArchiveKind } from '../../../entities/ExportArchive.js';
 import type { AppContext } from '../../../runtime/context.js';
 import { ARCHIVE_MEDIA_TYPES } from '../../../services/exports/archiveWriter.js';
 import { access } from '../../access.js';
-import { idParams } from '../../common.js';
 import { ApiError } from '../../errors.js';
 import { attachment, etagOf, sendStoredFile } from '../../http/download.js';
 import { errorSchema } from '../../openapi.js';
 import { route } from '../../route.js';
+import { idParams } from '../../schemas/common.js';
 
 export function downloadExportRoute(router: Router, app: AppContext) {
   route(

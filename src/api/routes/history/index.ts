@@ -13,12 +13,14 @@ import { findVersion, versionBefore, versionOrCurrent } from '../../../services/
 import { pruneStructure } from '../../../services/versions/pruning.js';
 import { rollbackStructure, setPinned } from '../../../services/versions/versions.js';
 import { access, visibleTo } from '../../access.js';
-import { decodeCursor, encodeCursor, idParams, preferWaitSeconds } from '../../common.js';
 import { ApiError, notFound } from '../../errors.js';
+import { decodeCursor, encodeCursor } from '../../http/cursor.js';
+import { preferWaitSeconds } from '../../http/prefer.js';
 import { errorSchema } from '../../openapi.js';
 import { presentDiff, presentVersionRef } from '../../presenters/diffs.js';
 import { presentStructure, presentStructures, presentVersion } from '../../presenters/structures.js';
 import { route } from '../../route.js';
+import { idParams } from '../../schemas/common.js';
 import { structureSchema, versionParams, versionSchema } from '../../schemas/structures.js';
 import { diffQuery, diffSchema, pinBody, rollbackBody, trashItemSchema, trashQuery } from './schema.js';
 

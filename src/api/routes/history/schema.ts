@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { DEFAULT_DIFF_OPTIONS } from '../../../formats/diff.js';
-import { listQuery } from '../../common.js';
+import { listQuery } from '../../schemas/common.js';
 import { structureSchema } from '../../schemas/structures.js';
 
 export const pinBody = z.object({ pinned: z.boolean() });

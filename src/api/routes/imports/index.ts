@@ -7,10 +7,11 @@ import { listImportBatches, listImportItems } from '../../../services/imports/it
 import { storedContents } from '../../../services/imports/known.js';
 import { acceptArchiveImport, acceptMultipartImport, acceptPdbImport } from '../../acceptImport.js';
 import { access, visibleTo } from '../../access.js';
-import { decodeCursor, encodeCursor, idParams } from '../../common.js';
+import { decodeCursor, encodeCursor } from '../../http/cursor.js';
 import { errorSchema } from '../../openapi.js';
 import { presentImportItem, presentImportSummaries, presentImportSummary } from '../../presenters/imports.js';
 import { route } from '../../route.js';
+import { idParams } from '../../schemas/common.js';
 import {
   acceptedImportSchema,
   checkContentBody,

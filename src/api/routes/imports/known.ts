@@ -3,9 +3,9 @@ import { z } from 'zod';
 import type { AppContext } from '../../../runtime/context.js';
 import { knownChecksums } from '../../../services/imports/known.js';
 import { access } from '../../access.js';
-import { idParams } from '../../common.js';
 import { errorSchema } from '../../openapi.js';
 import { route } from '../../route.js';
+import { idParams } from '../../schemas/common.js';
 
 /** One call answers for this many files; a client with more asks in several calls. */
 export const MAX_KNOWN_QUERY = 5000;

@@ -9,12 +9,12 @@ import { compileMetadataSchema, type Metadata, mergePatch } from '../../../servi
 import { exportProjectMetadata, ImportFileError, metadataToCsv, rowsFromCsv, rowsFromJson } from '../../../services/metadata/transfer.js';
 import { enqueueIndex, enqueueIndexAll } from '../../../services/search/indexing.js';
 import { access } from '../../access.js';
-import { idParams, metadataSchema } from '../../common.js';
 import { ApiError } from '../../errors.js';
 import { attachment } from '../../http/download.js';
 import { checkedMetadata } from '../../metadata.js';
 import { errorSchema } from '../../openapi.js';
 import { route } from '../../route.js';
+import { idParams, metadataSchema } from '../../schemas/common.js';
 
 const metadataResponse = { 200: { description: 'The metadata object', schema: metadataSchema } };
 const exportQuery = z.object({ format: z.enum(['json', 'csv']).default('json') });

@@ -5,11 +5,12 @@ import { mergePatch } from '../../../services/metadata/metadata.js';
 import { changeProject, createProject, deleteProject, listProjects, structureCount } from '../../../services/projects/projects.js';
 import { pruneProject } from '../../../services/versions/pruning.js';
 import { access, visibleTo } from '../../access.js';
-import { decodeCursor, encodeCursor, idParams, listQuery } from '../../common.js';
 import { ApiError, conflict } from '../../errors.js';
+import { decodeCursor, encodeCursor } from '../../http/cursor.js';
 import { errorSchema } from '../../openapi.js';
 import { presentProject, presentProjects } from '../../presenters/projects.js';
 import { route } from '../../route.js';
+import { idParams, listQuery } from '../../schemas/common.js';
 import { createProjectBody, projectSchema, updateProjectBody } from './schema.js';
 
 const cursorSchema = z.object({ createdAt: z.string(), id: z.uuid() });

@@ -4,11 +4,11 @@ import { RELATIONSHIP_TYPES } from '../../../entities/Relationship.js';
 import type { AppContext } from '../../../runtime/context.js';
 import { linkStructures, relationshipsOf, unlink } from '../../../services/structures/relationships.js';
 import { access } from '../../access.js';
-import { idParams } from '../../common.js';
 import { ApiError, conflict, notFound } from '../../errors.js';
 import { errorSchema } from '../../openapi.js';
 import { presentRelationship } from '../../presenters/relationships.js';
 import { route } from '../../route.js';
+import { idParams } from '../../schemas/common.js';
 
 const relationshipSchema = z.object({
   id: z.uuid(),

@@ -8,8 +8,8 @@ import type { StructureVersion } from '../../../entities/StructureVersion.js';
 import { FORMAT_LABELS, type Format } from '../../../formats/types.js';
 import type { AppContext } from '../../../runtime/context.js';
 import { type ConversionState, conversionState, requestConversion } from '../../../services/conversions/requests.js';
-import { preferWaitSeconds, waitFor } from '../../common.js';
 import { ApiError } from '../../errors.js';
+import { preferWaitSeconds, waitFor } from '../../http/prefer.js';
 
 /** A conversion under way: the job to follow and what it converts with. */
 export interface ConversionUnderWay {

@@ -14,13 +14,14 @@ import { findVersion, listVersions, storedBlob, versionOrCurrent } from '../../.
 import { purgeStructure } from '../../../services/versions/trash.js';
 import { acceptUpload } from '../../acceptUpload.js';
 import { access, visibleTo } from '../../access.js';
-import { decodeCursor, encodeCursor, idParams, listQuery } from '../../common.js';
 import { ApiError, notFound } from '../../errors.js';
+import { decodeCursor, encodeCursor } from '../../http/cursor.js';
 import { attachment, etagOf, sendStoredFile } from '../../http/download.js';
 import { checkedMetadata } from '../../metadata.js';
 import { errorSchema } from '../../openapi.js';
 import { presentStructure, presentStructures, presentVersion, presentVersions } from '../../presenters/structures.js';
 import { route } from '../../route.js';
+import { idParams, listQuery } from '../../schemas/common.js';
 import { acceptedSchema, structureSchema, versionParams, versionSchema } from '../../schemas/structures.js';
 import { derivativeFor, setDerivationHeaders } from './conversion.js';
 import { deleteQuery, downloadQuery, listStructuresQuery, updateStructureBody, uploadFieldsDoc } from './schema.js';

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { STRUCTURE_KINDS } from '../../../entities/Structure.js';
 import { FORMATS } from '../../../formats/types.js';
-import { listQuery, metadataSchema, tagsSchema } from '../../common.js';
+import { listQuery, metadataSchema, tagsSchema } from '../../schemas/common.js';
 
 export const uploadFieldsDoc = {
   file: 'The structure file (PDB, mmCIF, SDF/MOL, MOL2, XYZ; .gz or .bz2 accepted)',

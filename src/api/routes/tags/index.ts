@@ -4,10 +4,10 @@ import type { AppContext } from '../../../runtime/context.js';
 import { enqueueIndex, enqueueIndexAll } from '../../../services/search/indexing.js';
 import { retagProject, setStructureTags, tagCounts } from '../../../services/tags/tags.js';
 import { access, visibleTo } from '../../access.js';
-import { idParams, tagsSchema } from '../../common.js';
 import { ApiError } from '../../errors.js';
 import { errorSchema } from '../../openapi.js';
 import { route } from '../../route.js';
+import { idParams, tagsSchema } from '../../schemas/common.js';
 
 const tagText = z.string().trim().min(1).max(100);
 const tagParams = idParams.extend({ tag: tagText });

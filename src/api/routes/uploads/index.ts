@@ -2,9 +2,9 @@ import Router from '@koa/router';
 import { serializeUpload } from '../../../entities/serialize.js';
 import type { AppContext } from '../../../runtime/context.js';
 import { access } from '../../access.js';
-import { idParams } from '../../common.js';
 import { errorSchema } from '../../openapi.js';
 import { route } from '../../route.js';
+import { idParams } from '../../schemas/common.js';
 import { uploadSchema } from '../../schemas/structures.js';
 
 export function uploadRoutes(app: AppContext): Router {
