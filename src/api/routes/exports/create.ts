@@ -6,13 +6,14 @@ import { enqueue } from '../../../jobs/enqueue.js';
 import { exportJob } from '../../../jobs/handlers/export.js';
 import type { AppContext } from '../../../runtime/context.js';
 import { estimateExportBytes } from '../../../services/exports/content.js';
-import { BEST_CASE_COMPRESSION, exportFilename, exportJobId, exportQuotaFailure, presentExport, quotaLeft } from '../../../services/exports/exports.js';
+import { BEST_CASE_COMPRESSION, exportFilename, exportJobId, exportQuotaFailure, quotaLeft } from '../../../services/exports/exports.js';
 import { findExport, recordExport } from '../../../services/exports/requests.js';
 import { findProjectName } from '../../../services/projects/projects.js';
 import { access } from '../../access.js';
 import { ApiError } from '../../errors.js';
 import { preferWaitSeconds, waitFor } from '../../http/prefer.js';
 import { errorSchema } from '../../openapi.js';
+import { presentExport } from '../../presenters/exports.js';
 import { route } from '../../route.js';
 import { acceptedExportSchema, createExportBody } from './schema.js';
 
