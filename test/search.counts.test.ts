@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { presentSearchItems } from '../src/api/routes/structures/present.js';
+import { presentSearchItems } from '../src/api/presenters/search.js';
 import { reindexAll } from '../src/services/search/maintenance.js';
 import { type Client, client, userFactory } from './helpers/factories.js';
 import { type Stack, startStack } from './helpers/stack.js';

@@ -5,7 +5,7 @@
  * version goes through. View and download counts are live, and counting them leaves the card alone.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { presentSearchItems } from '../src/api/routes/structures/present.js';
+import { presentSearchItems } from '../src/api/presenters/search.js';
 import { repairStructureCards } from '../src/services/search/maintenance.js';
 import { type Client, client, serializedNow, userFactory } from './helpers/factories.js';
 import { type Stack, startStack } from './helpers/stack.js';

@@ -2,6 +2,7 @@ import type { Context, Next } from 'koa';
 import type { User } from '../../entities/User.js';
 import type { AppContext } from '../../runtime/context.js';
 import { authenticate } from '../../services/auth/auth.js';
+import { requireAdministrator } from '../access.js';
 import { ApiError } from '../errors.js';
 
 /** The token from `Authorization: Bearer …`, or from HTTP Basic's password (browsers, Bull Board). */
@@ -31,8 +32,7 @@ export function requireUser(app: AppContext) {
 
 export function requireAdmin() {
   return async (ctx: Context, next: Next) => {
-    const user = ctx.state.user as User | undefined;
-    if (user?.role !== 'admin') throw new ApiError(403, 'forbidden', 'Only administrators may use this endpoint.');
+    requireAdministrator(ctx.state.user as User | undefined);
     await next();
   };
 }

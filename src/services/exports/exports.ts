@@ -75,32 +75,6 @@ export function exportFilename(projectName: string | null, archive: ArchiveKind,
   return `${base}-${date.toISOString().slice(0, 10)}${ARCHIVE_EXTENSIONS[archive]}`;
 }
 
-/** GET /v1/exports/:id: the export as users see it. */
-export function presentExport(row: ExportArchive, progress?: unknown) {
-  const completed = row.state === 'completed';
-  return {
-    id: row.id,
-    state: row.state,
-    projectId: row.project ?? null,
-    structureIds: row.selection ?? null,
-    format: row.format,
-    versions: row.versions,
-    archive: row.archive,
-    filename: row.filename,
-    size: completed ? row.size : null,
-    sha256: completed ? (row.blob ?? null) : null,
-    files: completed ? row.fileCount : null,
-    problems: row.problems,
-    jobId: exportJobId(row.id),
-    ...(progress !== undefined && progress !== null && (row.state === 'pending' || row.state === 'running') ? { progress } : {}),
-    createdAt: row.createdAt.toISOString(),
-    finishedAt: row.finishedAt ? row.finishedAt.toISOString() : null,
-    expiresAt: row.expiresAt.toISOString(),
-    ...(row.error ? { error: { code: row.error.code, message: row.error.message } } : {}),
-    downloadUrl: completed ? `/v1/exports/${row.id}/download` : null,
-  };
-}
-
 /** Records a failure the user can read; only an export still under way can fail. */
 export async function failExport(em: EntityManager, exportId: string, error: ExportError & { status?: number }): Promise<boolean> {
   const [row] = await em.execute<{ id: string }[]>(

@@ -2,16 +2,19 @@ import { randomUUID } from 'node:crypto';
 import Router from '@koa/router';
 import { z } from 'zod';
 import { parseByteSize } from '../../../config/index.js';
-import { sqlArray } from '../../../db/arrays.js';
-import { USER_ROLES, User } from '../../../entities/User.js';
+import { USER_ROLES } from '../../../entities/User.js';
 import { enqueue } from '../../../jobs/enqueue.js';
 import { usageJob } from '../../../jobs/handlers/usage.js';
 import type { AppContext } from '../../../runtime/context.js';
-import { forgetCachedAuth, serializeUser } from '../../../services/auth/auth.js';
-import { decodeCursor, encodeCursor, idParams, listQuery } from '../../common.js';
-import { ApiError, notFound } from '../../errors.js';
+import { forgetCachedAuth } from '../../../services/auth/auth.js';
+import { changeUser, findUser, listUsers } from '../../../services/auth/users.js';
+import { requireAdministrator } from '../../access.js';
+import { notFound } from '../../errors.js';
+import { decodeCursor, encodeCursor } from '../../http/cursor.js';
 import { errorSchema } from '../../openapi.js';
+import { presentUsersForAdmin } from '../../presenters/users.js';
 import { route } from '../../route.js';
+import { idParams, listQuery } from '../../schemas/common.js';
 
 const adminUserSchema = z.object({
   id: z.uuid(),
@@ -38,27 +41,6 @@ const updateUserBody = z.object({ quotaBytes: quotaValue.optional(), role: z.enu
 
 const cursorSchema = z.object({ email: z.string() });
 
-function requireAdmin(user: User) {
-  if (user.role !== 'admin') throw new ApiError(403, 'forbidden', 'Only administrators may use this endpoint.');
-}
-
-async function present(app: AppContext, users: User[]) {
-  const ids = users.map((u) => u.id);
-  const rows = ids.length
-    ? await app.orm.em
-        .fork()
-        .execute<{ user_id: string; used_bytes: string; computed_at: Date }[]>(
-          'select user_id, used_bytes, computed_at from user_usage where user_id = any(?::uuid[])',
-          [sqlArray(ids)],
-        )
-    : [];
-  const usage = new Map(rows.map((r) => [r.user_id, r]));
-  return users.map((u) => {
-    const row = usage.get(u.id);
-    return { ...serializeUser(u), usedBytes: Number(row?.used_bytes ?? 0), usageComputedAt: row ? new Date(row.computed_at).toISOString() : null };
-  });
-}
-
 /** Administrators: list users with their usage, change quotas, roles, and disable accounts. */
 export function adminUserRoutes(app: AppContext): Router {
   const router = new Router();
@@ -80,12 +62,15 @@ export function adminUserRoutes(app: AppContext): Router {
       },
     },
     async ({ query, user }) => {
-      requireAdmin(user);
+      requireAdministrator(user);
       const after = decodeCursor(query.cursor, cursorSchema);
-      const rows = await app.orm.em.fork().find(User, after ? { email: { $gt: after.email } } : {}, { orderBy: { email: 'asc' }, limit: query.limit + 1 });
+      const rows = await listUsers(app.orm.em.fork(), { limit: query.limit, afterEmail: after?.email });
       const page = rows.slice(0, query.limit);
       const last = page[page.length - 1];
-      return { items: await present(app, page), nextCursor: rows.length > query.limit && last ? encodeCursor({ email: last.email }) : null };
+      return {
+        items: await presentUsersForAdmin(app.orm.em.fork(), page),
+        nextCursor: rows.length > query.limit && last ? encodeCursor({ email: last.email }) : null,
+      };
     },
   );
 
@@ -107,17 +92,14 @@ export function adminUserRoutes(app: AppContext): Router {
       },
     },
     async ({ params, body, user }) => {
-      requireAdmin(user);
+      requireAdministrator(user);
       const em = app.orm.em.fork();
-      const target = await em.findOne(User, { id: params.id });
+      const target = await findUser(em, params.id);
       if (!target) throw notFound('user');
-      if (body.quotaBytes !== undefined) target.quotaBytes = body.quotaBytes;
-      if (body.role !== undefined) target.role = body.role;
-      if (body.disabled !== undefined) target.disabled = body.disabled;
-      await em.flush();
+      await changeUser(em, target, body);
       forgetCachedAuth(); // a disabled user or a changed role takes effect at once
       app.log.info({ admin: user.id, user: target.id, change: body }, 'admin changed a user');
-      return (await present(app, [target]))[0];
+      return (await presentUsersForAdmin(em, [target]))[0];
     },
   );
   route(
@@ -135,7 +117,7 @@ export function adminUserRoutes(app: AppContext): Router {
       },
     },
     async ({ user, koa }) => {
-      requireAdmin(user);
+      requireAdministrator(user);
       const jobId = await enqueue(app.queues, usageJob, { stamp: randomUUID() }); // job ids are <name>-<uuid>
       koa.status = 202;
       koa.set('Location', `/v1/jobs/${jobId}`);

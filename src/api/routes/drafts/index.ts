@@ -1,9 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import Router from '@koa/router';
 import { z } from 'zod';
-import { Blob } from '../../../entities/Blob.js';
-import { Draft } from '../../../entities/Draft.js';
-import { StructureVersion } from '../../../entities/StructureVersion.js';
 import { FORMATS, type Format, MEDIA_TYPES } from '../../../formats/types.js';
 import { enqueue } from '../../../jobs/enqueue.js';
 import { validateJob } from '../../../jobs/handlers/validate.js';
@@ -11,14 +8,16 @@ import type { AppContext } from '../../../runtime/context.js';
 import { releaseReservation } from '../../../services/quota/quota.js';
 import { refreshUsage } from '../../../services/quota/usage.js';
 import { DraftRefusal, deleteDraft, saveDraft, serializeDraft, startCheckpoint } from '../../../services/versions/drafts.js';
+import { currentVersion, findDraft, storedBlob } from '../../../services/versions/lookup.js';
 import { answerUpload, quotaHold, safeFilename } from '../../acceptUpload.js';
-import { idParams } from '../../common.js';
+import { access } from '../../access.js';
 import { ApiError } from '../../errors.js';
+import { attachment, etagOf } from '../../http/download.js';
 import { errorSchema } from '../../openapi.js';
 import { receiveUpload } from '../../receiveUpload.js';
 import { route } from '../../route.js';
-import { findOwnStructure } from '../structures/index.js';
-import { acceptedSchema } from '../structures/schema.js';
+import { idParams } from '../../schemas/common.js';
+import { acceptedSchema } from '../../schemas/structures.js';
 
 const draftSchema = z.object({
   structureId: z.uuid(),
@@ -74,7 +73,7 @@ export function draftRoutes(app: AppContext): Router {
     },
     async ({ params, user, koa }) => {
       const em = app.orm.em.fork();
-      const structure = await findOwnStructure(em, user.id, params.id);
+      const structure = await access(em, user).structure(params.id, 'write');
       const stagingId = randomUUID();
       // A draft counts in its owner's usage (as drafts), so its bytes are held against the quota while they arrive.
       const release = () => releaseReservation(app.orm.em.fork(), stagingId);
@@ -92,7 +91,7 @@ export function draftRoutes(app: AppContext): Router {
         if (received.bytes === 0) throw new ApiError(422, 'empty_file', 'The draft is empty.');
         if (received.filename === 'upload' && structure.currentVersion) {
           // No name sent: keep the current version's, so the extension still says what the draft is.
-          filename = (await em.findOne(StructureVersion, { id: structure.currentVersion }))?.filename ?? filename;
+          filename = (await currentVersion(em, structure))?.filename ?? filename;
         }
       } catch (error) {
         await app.staging.remove(stagingId);
@@ -135,16 +134,16 @@ export function draftRoutes(app: AppContext): Router {
     },
     async ({ params, user, koa }) => {
       const em = app.orm.em.fork();
-      const structure = await findOwnStructure(em, user.id, params.id, { includeTrashed: true });
-      const draft = await em.findOne(Draft, { structure: structure.id });
+      const structure = await access(em, user).structure(params.id, 'read', { trashed: true });
+      const draft = await findDraft(em, structure.id);
       if (!draft) throw noDraft();
       // Bytes unless JSON is asked for by name: a viewer reopening its autosave wants the file.
       if (/(^|,)\s*application\/json/.test(koa.get('accept'))) return serializeDraft(draft);
-      const blob = await em.findOneOrFail(Blob, { sha256: draft.blob });
-      koa.set('ETag', `"${blob.sha256}"`);
+      const blob = await storedBlob(em, draft.blob);
+      koa.set('ETag', etagOf(blob.sha256));
       koa.set('Last-Modified', draft.updatedAt.toUTCString());
       koa.set('Cache-Control', 'private, no-cache');
-      koa.set('Content-Disposition', `attachment; filename="${draft.filename.replace(/\.(gz|bz2)$/i, '').replace(/["\\\r\n]/g, '_')}"`);
+      koa.set('Content-Disposition', attachment(draft.filename.replace(/\.(gz|bz2)$/i, '')));
       koa.type = MEDIA_TYPES[draft.format as Format] ?? 'application/octet-stream';
       koa.status = 200;
       koa.length = blob.size;
@@ -166,7 +165,7 @@ export function draftRoutes(app: AppContext): Router {
     },
     async ({ params, user, koa }) => {
       const em = app.orm.em.fork();
-      const structure = await findOwnStructure(em, user.id, params.id, { includeTrashed: true });
+      const structure = await access(em, user).structure(params.id, 'write', { trashed: true });
       if (!(await deleteDraft(em, app.blobs, structure.id))) throw noDraft();
       await refreshUsage(em, user.id);
       koa.status = 204;
@@ -193,7 +192,7 @@ export function draftRoutes(app: AppContext): Router {
     },
     async ({ params, body, user, koa }) => {
       const em = app.orm.em.fork();
-      const structure = await findOwnStructure(em, user.id, params.id);
+      const structure = await access(em, user).structure(params.id, 'write');
       const checkpoint = await startCheckpoint(em, structure, user.id, body.message);
       if (!checkpoint) throw noDraft();
       if (checkpoint.started) {

@@ -1,22 +1,24 @@
 import type Router from '@koa/router';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Context } from 'koa';
-import { sqlArray } from '../../../db/arrays.js';
-import { ExportArchive } from '../../../entities/ExportArchive.js';
+import type { User } from '../../../entities/User.js';
 import { enqueue } from '../../../jobs/enqueue.js';
 import { exportJob } from '../../../jobs/handlers/export.js';
 import type { AppContext } from '../../../runtime/context.js';
 import { estimateExportBytes } from '../../../services/exports/content.js';
-import { BEST_CASE_COMPRESSION, exportFilename, exportJobId, exportQuotaFailure, presentExport, quotaLeft } from '../../../services/exports/exports.js';
-import { preferWaitSeconds, waitFor } from '../../common.js';
+import { BEST_CASE_COMPRESSION, exportFilename, exportJobId, exportQuotaFailure, quotaLeft } from '../../../services/exports/exports.js';
+import { findExport, recordExport } from '../../../services/exports/requests.js';
+import { findProjectName } from '../../../services/projects/projects.js';
+import { access } from '../../access.js';
 import { ApiError } from '../../errors.js';
+import { preferWaitSeconds, waitFor } from '../../http/prefer.js';
 import { errorSchema } from '../../openapi.js';
+import { presentExport } from '../../presenters/exports.js';
 import { route } from '../../route.js';
-import { findOwnProject } from '../projects/index.js';
 import { acceptedExportSchema, createExportBody } from './schema.js';
 
-/** What the export covers: a project of the user's, or structures of theirs (live, deduplicated). */
-async function resolveScope(em: EntityManager, userId: string, body: { projectId?: string; structureIds?: string[] }) {
+/** What the export covers: a project the caller may see, or structures they may see (live, deduplicated). */
+async function resolveScope(em: EntityManager, user: User, body: { projectId?: string; structureIds?: string[] }) {
   if ((body.projectId === undefined) === (body.structureIds === undefined)) {
     throw new ApiError(
       400,
@@ -25,27 +27,12 @@ async function resolveScope(em: EntityManager, userId: string, body: { projectId
     );
   }
   if (body.projectId) {
-    const project = await findOwnProject(em, userId, body.projectId);
+    const project = await access(em, user).project(body.projectId, 'write');
     return { project: project.id as string, selection: null, projectName: project.name as string };
   }
   const ids = [...new Set(body.structureIds as string[])];
-  const rows = await em.execute<{ id: string; project_id: string; deleted_at: Date | null }[]>(
-    'select id, project_id, deleted_at from structures where owner_id = ? and id = any(?::uuid[])',
-    [userId, sqlArray(ids)],
-  );
-  const found = new Map(rows.map((r) => [r.id, r]));
-  const missing = ids.filter((id) => !found.has(id));
-  if (missing.length > 0) {
-    throw new ApiError(
-      404,
-      'not_found',
-      `No structure with ${missing.length === 1 ? 'the id' : 'the ids'} ${missing.slice(0, 10).join(', ')} exists, or it is not yours.`,
-      {
-        missing,
-      },
-    );
-  }
-  const trashed = rows.filter((r) => r.deleted_at !== null).map((r) => r.id);
+  const rows = await access(em, user).structures(ids, 'write');
+  const trashed = rows.filter((r) => r.deletedAt !== null).map((r) => r.id);
   if (trashed.length > 0) {
     throw new ApiError(
       409,
@@ -54,9 +41,9 @@ async function resolveScope(em: EntityManager, userId: string, body: { projectId
       { trashed },
     );
   }
-  const projects = [...new Set(rows.map((r) => r.project_id))];
-  const [project] = projects.length === 1 ? await em.execute<{ name: string }[]>('select name from projects where id = ?', [projects[0]]) : [];
-  return { project: null, selection: ids, projectName: project?.name ?? null };
+  const projects = [...new Set(rows.map((r) => r.projectId))];
+  const projectName = projects.length === 1 ? await findProjectName(em, projects[0]) : undefined;
+  return { project: null, selection: ids, projectName: projectName ?? null };
 }
 
 export function createExportRoute(router: Router, app: AppContext) {
@@ -80,7 +67,7 @@ export function createExportRoute(router: Router, app: AppContext) {
     },
     async ({ body, user, koa }) => {
       const em = app.orm.em.fork();
-      const scope = await resolveScope(em, user.id, body);
+      const scope = await resolveScope(em, user, body);
       const estimate = await estimateExportBytes(em, { owner: user.id, project: scope.project, selection: scope.selection, versions: body.versions });
       const leastBytes = Math.ceil(estimate.bytes / BEST_CASE_COMPRESSION);
       if (leastBytes > 0) {
@@ -91,7 +78,7 @@ export function createExportRoute(router: Router, app: AppContext) {
         }
       }
       const now = new Date();
-      const row = em.create(ExportArchive, {
+      const row = await recordExport(em, {
         owner: user.id,
         project: scope.project,
         selection: scope.selection,
@@ -102,7 +89,6 @@ export function createExportRoute(router: Router, app: AppContext) {
         // Provisional; set again from the moment the archive is finished.
         expiresAt: new Date(now.getTime() + app.config.exportRetentionMs),
       });
-      await em.flush();
       try {
         await enqueue(app.queues, exportJob, { exportId: row.id, ownerId: user.id });
       } catch (error) {
@@ -122,7 +108,7 @@ async function answerExport(app: AppContext, koa: Context, exportId: string) {
     const done = await waitFor(
       waitSeconds,
       async () => {
-        const row = await app.orm.em.fork().findOne(ExportArchive, { id: exportId });
+        const row = await findExport(app.orm.em.fork(), exportId);
         return row && row.state !== 'pending' && row.state !== 'running' ? row : undefined;
       },
       (ms) => app.uploadEvents.wait(exportId, ms),
@@ -139,7 +125,7 @@ async function answerExport(app: AppContext, koa: Context, exportId: string) {
       return;
     }
   }
-  const state = waitSeconds > 0 ? ((await app.orm.em.fork().findOne(ExportArchive, { id: exportId }))?.state ?? 'pending') : 'pending';
+  const state = waitSeconds > 0 ? ((await findExport(app.orm.em.fork(), exportId))?.state ?? 'pending') : 'pending';
   koa.status = 202;
   koa.set('Location', `/v1/exports/${exportId}`);
   koa.body = { export: { id: exportId, state, jobId: exportJobId(exportId) } };

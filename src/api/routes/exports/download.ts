@@ -2,12 +2,12 @@ import type Router from '@koa/router';
 import type { ArchiveKind } from '../../../entities/ExportArchive.js';
 import type { AppContext } from '../../../runtime/context.js';
 import { ARCHIVE_MEDIA_TYPES } from '../../../services/exports/archiveWriter.js';
-import { idParams } from '../../common.js';
+import { access } from '../../access.js';
 import { ApiError } from '../../errors.js';
+import { attachment, etagOf, sendStoredFile } from '../../http/download.js';
 import { errorSchema } from '../../openapi.js';
 import { route } from '../../route.js';
-import { parseRange } from '../structures/index.js';
-import { findOwnExport } from './find.js';
+import { idParams } from '../../schemas/common.js';
 
 export function downloadExportRoute(router: Router, app: AppContext) {
   route(
@@ -30,7 +30,7 @@ export function downloadExportRoute(router: Router, app: AppContext) {
       },
     },
     async ({ params, user, koa }) => {
-      const row = await findOwnExport(app.orm.em.fork(), user.id, params.id);
+      const row = await access(app.orm.em.fork(), user).exportArchive(params.id);
       const expired = row.state === 'expired' || (row.state === 'completed' && row.expiresAt.getTime() <= Date.now());
       if (expired) {
         throw new ApiError(
@@ -53,33 +53,11 @@ export function downloadExportRoute(router: Router, app: AppContext) {
           { state: row.state },
         );
       }
-      const size = row.size;
-      const etag = `"${row.blob}"`;
-      koa.set('ETag', etag);
-      koa.set('Accept-Ranges', 'bytes');
+      const blob = row.blob;
       koa.set('Cache-Control', 'private, max-age=0, must-revalidate');
-      koa.set('Content-Disposition', `attachment; filename="${row.filename.replace(/["\\\r\n]/g, '_')}"`);
+      koa.set('Content-Disposition', attachment(row.filename));
       koa.type = ARCHIVE_MEDIA_TYPES[row.archive as ArchiveKind];
-      const ifNoneMatch = koa.get('if-none-match');
-      if (ifNoneMatch && ifNoneMatch.split(',').some((t) => t.trim() === etag || t.trim() === '*')) {
-        koa.status = 304;
-        return undefined;
-      }
-      const range = parseRange(koa.get('range'), size, koa.get('if-range'), etag);
-      if (range === 'unsatisfiable') {
-        koa.set('Content-Range', `bytes */${size}`);
-        throw new ApiError(416, 'range_not_satisfiable', `The requested range is outside the archive (${size} bytes).`);
-      }
-      if (range) {
-        koa.status = 206;
-        koa.set('Content-Range', `bytes ${range.start}-${range.end}/${size}`);
-        koa.length = range.end - range.start + 1;
-        koa.body = app.blobs.read(row.blob, range);
-      } else {
-        koa.status = 200;
-        koa.length = size;
-        koa.body = app.blobs.read(row.blob);
-      }
+      sendStoredFile(koa, { etag: etagOf(blob), size: row.size, noun: 'archive', read: (range) => app.blobs.read(blob, range) });
       return undefined;
     },
   );

@@ -1,15 +1,18 @@
 import Router from '@koa/router';
 import { z } from 'zod';
-import { ExportArchive } from '../../../entities/ExportArchive.js';
+import type { ExportArchive } from '../../../entities/ExportArchive.js';
 import type { AppContext } from '../../../runtime/context.js';
-import { exportJobId, presentExport, releaseExport } from '../../../services/exports/exports.js';
-import { decodeCursor, encodeCursor, idParams } from '../../common.js';
+import { exportJobId, releaseExport } from '../../../services/exports/exports.js';
+import { listExports } from '../../../services/exports/requests.js';
+import { access, visibleTo } from '../../access.js';
 import { notFound } from '../../errors.js';
+import { decodeCursor, encodeCursor } from '../../http/cursor.js';
 import { errorSchema } from '../../openapi.js';
+import { presentExport } from '../../presenters/exports.js';
 import { route } from '../../route.js';
+import { idParams } from '../../schemas/common.js';
 import { createExportRoute } from './create.js';
 import { downloadExportRoute } from './download.js';
-import { findOwnExport } from './find.js';
 import { exportSchema, listExportsQuery } from './schema.js';
 
 const listCursor = z.object({ before: z.string(), id: z.uuid() });
@@ -40,14 +43,12 @@ export function exportRoutes(app: AppContext): Router {
     },
     async ({ query, user }) => {
       const em = app.orm.em.fork();
-      const where: Record<string, unknown> = { owner: user.id };
-      if (query.state) where.state = query.state;
       const before = decodeCursor(query.cursor, listCursor);
-      if (before) {
-        const at = new Date(before.before);
-        where.$or = [{ createdAt: { $lt: at } }, { createdAt: at, id: { $lt: before.id } }];
-      }
-      const rows = await em.find(ExportArchive, where, { orderBy: { createdAt: 'desc', id: 'desc' }, limit: query.limit + 1 });
+      const rows = await listExports(em, visibleTo(user), {
+        limit: query.limit,
+        state: query.state,
+        before: before && { createdAt: new Date(before.before), id: before.id },
+      });
       const page = rows.slice(0, query.limit);
       const last = page[page.length - 1];
       return {
@@ -69,7 +70,7 @@ export function exportRoutes(app: AppContext): Router {
       responses: { 200: { description: 'The export', schema: exportSchema }, 404: { description: 'Not found', schema: errorSchema } },
     },
     async ({ params, user }) => {
-      const row = await findOwnExport(app.orm.em.fork(), user.id, params.id);
+      const row = await access(app.orm.em.fork(), user).exportArchive(params.id);
       return presentExport(row, await progressOf(app, row));
     },
   );
@@ -87,7 +88,7 @@ export function exportRoutes(app: AppContext): Router {
     },
     async ({ params, user, koa }) => {
       const em = app.orm.em.fork();
-      const row = await findOwnExport(em, user.id, params.id);
+      const row = await access(em, user).exportArchive(params.id);
       // A job not yet started is dropped; a running one finds the row gone when it commits, and its archive goes.
       const job = await app.queues.export.getJob(exportJobId(row.id)).catch(() => undefined);
       if (job && ['waiting', 'delayed', 'prioritized'].includes(await job.getState())) await job.remove().catch(() => {});

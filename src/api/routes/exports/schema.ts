@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ARCHIVE_KINDS, EXPORT_STATES, EXPORT_VERSIONS } from '../../../entities/ExportArchive.js';
 import { FORMATS } from '../../../formats/types.js';
-import { listQuery } from '../../common.js';
+import { listQuery } from '../../schemas/common.js';
 
 export const EXPORT_FORMATS = ['original', ...FORMATS] as const;
 

@@ -1,11 +1,5 @@
 import Router from '@koa/router';
-import type { EntityManager } from '@mikro-orm/postgresql';
 import { z } from 'zod';
-import { Blob } from '../../../entities/Blob.js';
-import { Structure } from '../../../entities/Structure.js';
-import { StructureVersion } from '../../../entities/StructureVersion.js';
-import { serializeVersion } from '../../../entities/serialize.js';
-import type { VersionDiff } from '../../../entities/VersionDiff.js';
 import type { DiffOptions } from '../../../formats/diff.js';
 import { FORMAT_LABELS, type Format } from '../../../formats/types.js';
 import { enqueue } from '../../../jobs/enqueue.js';
@@ -13,64 +7,27 @@ import { type DiffJobData, diffJob, diffJobId } from '../../../jobs/handlers/dif
 import type { AppContext } from '../../../runtime/context.js';
 import { refreshUsage } from '../../../services/quota/usage.js';
 import { enqueueIndex } from '../../../services/search/indexing.js';
+import { listTrash } from '../../../services/structures/list.js';
 import { diffKey, findCachedDiff } from '../../../services/versions/diffs.js';
+import { findVersion, versionBefore, versionOrCurrent } from '../../../services/versions/lookup.js';
 import { pruneStructure } from '../../../services/versions/pruning.js';
 import { rollbackStructure, setPinned } from '../../../services/versions/versions.js';
-import { decodeCursor, encodeCursor, idParams, preferWaitSeconds } from '../../common.js';
+import { access, visibleTo } from '../../access.js';
 import { ApiError, notFound } from '../../errors.js';
+import { decodeCursor, encodeCursor } from '../../http/cursor.js';
+import { preferWaitSeconds } from '../../http/prefer.js';
 import { errorSchema } from '../../openapi.js';
+import { presentDiff, presentVersionRef } from '../../presenters/diffs.js';
+import { presentStructure, presentStructures, presentVersion } from '../../presenters/structures.js';
 import { route } from '../../route.js';
-import { findOwnStructure } from '../structures/index.js';
-import { presentStructure, presentStructures } from '../structures/present.js';
-import { structureSchema, versionParams, versionSchema } from '../structures/schema.js';
+import { idParams } from '../../schemas/common.js';
+import { structureSchema, versionParams, versionSchema } from '../../schemas/structures.js';
 import { diffQuery, diffSchema, pinBody, rollbackBody, trashItemSchema, trashQuery } from './schema.js';
 
 /** Formats whose files hold atoms Mol* reads; sessions are compared by nothing but their bytes. */
 const COMPARABLE: ReadonlySet<string> = new Set(['pdb', 'cif', 'bcif', 'sdf', 'mol', 'mol2', 'xyz']);
 
 const trashCursor = z.object({ after: z.string(), id: z.uuid() });
-
-async function blobSize(em: EntityManager, sha256: string): Promise<number> {
-  return (await em.findOne(Blob, { sha256 }))?.size ?? 0;
-}
-
-function versionRef(version: StructureVersion) {
-  return { number: version.number, format: version.format, sha256: version.blob, filename: version.filename, createdAt: version.createdAt.toISOString() };
-}
-
-/** Field-by-field differences of two plain objects (values compared as JSON). */
-function fieldChanges(from: Record<string, unknown>, to: Record<string, unknown>) {
-  const changes: Record<string, { from: unknown; to: unknown }> = {};
-  for (const key of new Set([...Object.keys(from), ...Object.keys(to)])) {
-    if (JSON.stringify(from[key] ?? null) !== JSON.stringify(to[key] ?? null)) changes[key] = { from: from[key] ?? null, to: to[key] ?? null };
-  }
-  return changes;
-}
-
-async function presentDiff(em: EntityManager, a: StructureVersion, b: StructureVersion, options: DiffOptions, cached: VersionDiff) {
-  const [sizeA, sizeB] = [await blobSize(em, a.blob), await blobSize(em, b.blob)];
-  const record = (v: StructureVersion, size: number) => ({
-    format: v.format,
-    filename: v.filename,
-    size,
-    sha256: v.blob,
-    message: v.message ?? null,
-    author: v.author ?? null,
-  });
-  return {
-    from: versionRef(a),
-    to: versionRef(b),
-    options,
-    identicalBytes: a.blob === b.blob,
-    structural: cached.result,
-    changes: {
-      version: fieldChanges(record(a, sizeA), record(b, sizeB)),
-      summary: fieldChanges(a.summary as unknown as Record<string, unknown>, b.summary as unknown as Record<string, unknown>),
-    },
-    computeMs: cached.computeMs,
-    computedAt: cached.createdAt.toISOString(),
-  };
-}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -92,10 +49,10 @@ export function historyRoutes(app: AppContext): Router {
     },
     async ({ params, body, user }) => {
       const em = app.orm.em.fork();
-      const structure = await findOwnStructure(em, user.id, params.id, { includeTrashed: true });
+      const structure = await access(em, user).structure(params.id, 'write', { trashed: true });
       const version = await setPinned(em, structure.id, params.n, body.pinned);
       if (!version) throw notFound('version');
-      return serializeVersion(version, await blobSize(em, version.blob));
+      return presentVersion(em, version);
     },
   );
 
@@ -117,7 +74,7 @@ export function historyRoutes(app: AppContext): Router {
     },
     async ({ params, body, user, koa }) => {
       const em = app.orm.em.fork();
-      const structure = await findOwnStructure(em, user.id, params.id);
+      const structure = await access(em, user).structure(params.id, 'write');
       const outcome = await rollbackStructure(em, {
         structureId: structure.id,
         ownerId: user.id,
@@ -140,7 +97,7 @@ export function historyRoutes(app: AppContext): Router {
       koa.set('Location', `/v1/structures/${structure.id}/versions/${outcome.version.number}`);
       return {
         structure: await presentStructure(em, structure.id),
-        version: serializeVersion(outcome.version, await blobSize(em, outcome.version.blob)),
+        version: await presentVersion(em, outcome.version),
       };
     },
   );
@@ -167,19 +124,15 @@ export function historyRoutes(app: AppContext): Router {
     },
     async ({ params, query, user, koa }) => {
       const em = app.orm.em.fork();
-      const structure = await findOwnStructure(em, user.id, params.id, { includeTrashed: true });
-      const to = query.to
-        ? await em.findOne(StructureVersion, { structure: structure.id, number: query.to })
-        : structure.currentVersion
-          ? await em.findOne(StructureVersion, { id: structure.currentVersion })
-          : null;
+      const structure = await access(em, user).structure(params.id, 'read', { trashed: true });
+      const to = await versionOrCurrent(em, structure, query.to);
       if (!to) throw notFound(query.to ? `version ${query.to} of this structure` : 'current version');
-      let from: StructureVersion | null;
+      let from: Awaited<ReturnType<typeof findVersion>>;
       if (query.from) {
-        from = await em.findOne(StructureVersion, { structure: structure.id, number: query.from });
+        from = await findVersion(em, structure.id, query.from);
         if (!from) throw notFound(`version ${query.from} of this structure`);
       } else {
-        from = await em.findOne(StructureVersion, { structure: structure.id, number: { $lt: to.number } }, { orderBy: { number: 'desc' } });
+        from = await versionBefore(em, structure.id, to.number);
         if (!from) throw new ApiError(400, 'no_earlier_version', `Version ${to.number} has no earlier version to compare with; name one with ?from=.`);
       }
       for (const v of [from, to]) {
@@ -239,7 +192,7 @@ export function historyRoutes(app: AppContext): Router {
       }
       koa.status = 202;
       koa.set('Location', `/v1/jobs/${jobId}`);
-      return { job: { id: jobId }, from: versionRef(from), to: versionRef(to) };
+      return { job: { id: jobId }, from: presentVersionRef(from), to: presentVersionRef(to) };
     },
   );
 
@@ -258,14 +211,11 @@ export function historyRoutes(app: AppContext): Router {
     },
     async ({ query, user }) => {
       const em = app.orm.em.fork();
-      const where: Record<string, unknown> = { owner: user.id, deletedAt: { $ne: null } };
-      if (query.project) where.project = query.project;
       const after = decodeCursor(query.cursor, trashCursor);
-      if (after) {
-        const at = new Date(after.after);
-        where.$or = [{ deletedAt: { $lt: at } }, { deletedAt: at, id: { $lt: after.id } }];
-      }
-      const rows = await em.find(Structure, where, { orderBy: { deletedAt: 'desc', id: 'desc' }, limit: query.limit + 1 });
+      const rows = await listTrash(em, visibleTo(user), query.project, {
+        limit: query.limit,
+        after: after && { deletedAt: new Date(after.after), id: after.id },
+      });
       const page = rows.slice(0, query.limit);
       const retentionMs = app.config.trashRetentionDays * 24 * 3600 * 1000;
       const presented = await presentStructures(em, page);

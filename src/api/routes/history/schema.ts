@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { DEFAULT_DIFF_OPTIONS } from '../../../formats/diff.js';
-import { listQuery } from '../../common.js';
-import { structureSchema } from '../structures/schema.js';
+import { listQuery } from '../../schemas/common.js';
+import { structureSchema } from '../../schemas/structures.js';
 
 export const pinBody = z.object({ pinned: z.boolean() });
 

@@ -1,17 +1,17 @@
 import Router from '@koa/router';
 import { z } from 'zod';
-import { sqlArray } from '../../../db/arrays.js';
-import { ImportBatch } from '../../../entities/ImportBatch.js';
-import { ImportItem } from '../../../entities/ImportItem.js';
+import type { ImportItem } from '../../../entities/ImportItem.js';
 import type { AppContext } from '../../../runtime/context.js';
 import { countsOf } from '../../../services/imports/batches.js';
+import { listImportBatches, listImportItems } from '../../../services/imports/items.js';
+import { storedContents } from '../../../services/imports/known.js';
 import { acceptArchiveImport, acceptMultipartImport, acceptPdbImport } from '../../acceptImport.js';
-import { decodeCursor, encodeCursor, idParams } from '../../common.js';
-import { notFound } from '../../errors.js';
+import { access, visibleTo } from '../../access.js';
+import { decodeCursor, encodeCursor } from '../../http/cursor.js';
 import { errorSchema } from '../../openapi.js';
+import { presentImportItem, presentImportSummaries, presentImportSummary } from '../../presenters/imports.js';
 import { route } from '../../route.js';
-import { findOwnProject } from '../projects/index.js';
-import { presentImportItem, presentImportSummaries, presentImportSummary } from './present.js';
+import { idParams } from '../../schemas/common.js';
 import {
   acceptedImportSchema,
   checkContentBody,
@@ -51,7 +51,7 @@ export function importRoutes(app: AppContext): Router {
       },
     },
     async ({ params, user, koa }) => {
-      const project = await findOwnProject(app.orm.em.fork(), user.id, params.id);
+      const project = await access(app.orm.em.fork(), user).project(params.id, 'write');
       if (koa.is('application/json')) await acceptPdbImport(app, koa, user, project.id, (koa.request as { body?: unknown }).body);
       else if (koa.is('multipart/form-data')) await acceptMultipartImport(app, koa, user, project.id);
       else await acceptArchiveImport(app, koa, user, project.id);
@@ -74,15 +74,8 @@ export function importRoutes(app: AppContext): Router {
     },
     async ({ params, body, user }) => {
       const em = app.orm.em.fork();
-      const project = await findOwnProject(em, user.id, params.id);
-      const rows = await em.execute<{ sha256: string; id: string; name: string }[]>(
-        `select distinct on (v.blob_sha256) v.blob_sha256 as sha256, s.id, s.name
-           from structures s join structure_versions v on v.id = s.current_version_id
-          where s.project_id = ? and s.deleted_at is null and v.blob_sha256 = any(?::text[])
-          order by v.blob_sha256, s.created_at`,
-        [project.id, sqlArray(new Set(body.sha256))],
-      );
-      return { stored: rows.map((row) => ({ sha256: row.sha256, structureId: row.id, name: row.name })) };
+      const project = await access(em, user).project(params.id, 'read');
+      return { stored: await storedContents(em, project.id, body.sha256) };
     },
   );
 
@@ -100,12 +93,11 @@ export function importRoutes(app: AppContext): Router {
     async ({ query, user }) => {
       const em = app.orm.em.fork();
       const after = decodeCursor(query.cursor, batchCursor);
-      const where = {
-        owner: user.id,
-        ...(query.project ? { project: query.project } : {}),
-        ...(after ? { $or: [{ createdAt: { $lt: new Date(after.createdAt) } }, { createdAt: new Date(after.createdAt), id: { $lt: after.id } }] } : {}),
-      };
-      const batches = await em.find(ImportBatch, where, { orderBy: { createdAt: 'desc', id: 'desc' }, limit: query.limit + 1 });
+      const batches = await listImportBatches(em, visibleTo(user), {
+        limit: query.limit,
+        project: query.project,
+        after: after && { createdAt: new Date(after.createdAt), id: after.id },
+      });
       const page = batches.slice(0, query.limit);
       const last = page[page.length - 1];
       return {
@@ -129,18 +121,13 @@ export function importRoutes(app: AppContext): Router {
     },
     async ({ params, query, user }) => {
       const em = app.orm.em.fork();
-      const batch = await em.findOne(ImportBatch, { id: params.id, owner: user.id });
-      if (!batch) throw notFound('import');
+      const batch = await access(em, user).importBatch(params.id);
       const after = decodeCursor(query.cursor, itemCursor);
-      const items = await em.find(
-        ImportItem,
-        {
-          batch: batch.id,
-          ...(query.state ? { state: { $in: query.state as ImportItem['state'][] } } : {}),
-          ...(after ? { position: { $gt: after.after } } : {}),
-        },
-        { orderBy: { position: 'asc' }, limit: query.limit + 1 },
-      );
+      const items = await listImportItems(em, batch.id, {
+        limit: query.limit,
+        states: query.state as ImportItem['state'][] | undefined,
+        after: after?.after,
+      });
       const page = items.slice(0, query.limit);
       const last = page[page.length - 1];
       return {

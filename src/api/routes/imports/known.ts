@@ -1,11 +1,11 @@
 import Router from '@koa/router';
 import { z } from 'zod';
-import { sqlArray } from '../../../db/arrays.js';
 import type { AppContext } from '../../../runtime/context.js';
-import { idParams } from '../../common.js';
+import { knownChecksums } from '../../../services/imports/known.js';
+import { access } from '../../access.js';
 import { errorSchema } from '../../openapi.js';
 import { route } from '../../route.js';
-import { findOwnProject } from '../projects/index.js';
+import { idParams } from '../../schemas/common.js';
 
 /** One call answers for this many files; a client with more asks in several calls. */
 export const MAX_KNOWN_QUERY = 5000;
@@ -22,13 +22,7 @@ const sha256List = z
 export const knownFilesBody = z.object({ sha256: sha256List });
 export const knownFilesResponse = z.object({ known: z.array(z.string()) });
 
-/**
- * Which of these checksums the project already stores, so a re-run import (the CLI's resume)
- * uploads only what is missing. A checksum is known when it is the sha256 of the raw bytes of an
- * upload stored into a live structure of this project (a `.gz` as sent), or of the content of a
- * live structure's current version (an uncompressed file: the same bytes). Structures in the
- * trash do not count: importing the file again makes it live again as a new structure.
- */
+/** Which of these checksums the project already stores, so a re-run import (the CLI's resume) uploads only what is missing (see knownChecksums). */
 export function knownFilesRoutes(app: AppContext): Router {
   const router = new Router();
   route(
@@ -49,23 +43,8 @@ export function knownFilesRoutes(app: AppContext): Router {
     },
     async ({ params, body, user }) => {
       const em = app.orm.em.fork();
-      const project = await findOwnProject(em, user.id, params.id);
-      const asked = [...new Set(body.sha256)];
-      if (asked.length === 0) return { known: [] };
-      const list = sqlArray(asked);
-      const rows = await em.execute<{ sha256: string }[]>(
-        `select u.received_sha256 as sha256
-           from uploads u join structures s on s.id = u.structure_id
-          where u.project_id = ? and u.state = 'stored' and s.project_id = ? and s.deleted_at is null
-            and u.received_sha256 = any(?::text[])
-         union
-         select v.blob_sha256 as sha256
-           from structures s join structure_versions v on v.id = s.current_version_id
-          where s.project_id = ? and s.deleted_at is null
-            and v.blob_sha256 = any(?::text[])`,
-        [project.id, project.id, list, project.id, list],
-      );
-      return { known: rows.map((row) => row.sha256) };
+      const project = await access(em, user).project(params.id, 'read');
+      return { known: await knownChecksums(em, project.id, [...new Set(body.sha256)]) };
     },
   );
   return router;

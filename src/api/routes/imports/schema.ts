@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { IMPORT_BATCH_STATES, IMPORT_SOURCES } from '../../../entities/ImportBatch.js';
 import { IMPORT_ITEM_STATES } from '../../../entities/ImportItem.js';
-import { listQuery } from '../../common.js';
+import { listQuery } from '../../schemas/common.js';
 
 const errorObject = z.object({ code: z.string(), message: z.string(), details: z.record(z.string(), z.unknown()).optional() });
 

@@ -1,14 +1,10 @@
 import { PassThrough } from 'node:stream';
 import Router from '@koa/router';
-import type { Job } from 'bullmq';
 import { z } from 'zod';
-import type { User } from '../../../entities/User.js';
-import { jobNameFromId } from '../../../jobs/define.js';
-import { jobDefinition } from '../../../jobs/registry.js';
 import type { AppContext } from '../../../runtime/context.js';
-import { userHasBlob } from '../../../services/conversions/derivations.js';
-import { notFound } from '../../errors.js';
+import { access } from '../../access.js';
 import { errorSchema } from '../../openapi.js';
+import { presentJob } from '../../presenters/jobs.js';
 import { route } from '../../route.js';
 
 const jobParams = z.object({ id: z.string().regex(/^[a-z]+-[0-9a-f-]{36}(-[A-Za-z0-9]+)?$/, 'is not a job id') });
@@ -26,36 +22,6 @@ export const jobSchema = z.object({
   finishedAt: z.string().optional(),
 });
 
-/** The job, if it exists and belongs to the user (admins see all). Another user's job is a 404. */
-async function findJob(app: AppContext, id: string, user: User): Promise<Job | undefined> {
-  const definition = jobDefinition(jobNameFromId(id));
-  if (!definition) return undefined;
-  const job = await app.queues[definition.queue].getJob(id);
-  if (!job) return undefined;
-  if (user.role === 'admin' || (job.data as { ownerId?: string }).ownerId === user.id) return job;
-  // A conversion is shared by everyone who stores its source: each of them may follow it.
-  const source = (job.data as { sourceSha256?: string }).sourceSha256;
-  if (job.name === 'convert' && source && (await userHasBlob(app.orm.em.fork(), user.id, source))) return job;
-  return undefined;
-}
-
-async function presentJob(job: Job) {
-  const rawState = await job.getState();
-  const state = rawState === 'prioritized' || rawState === 'waiting-children' ? 'waiting' : rawState;
-  return {
-    id: job.id as string,
-    queue: job.queueName,
-    name: job.name,
-    state,
-    progress: job.progress,
-    attempts: job.attemptsMade,
-    ...(state === 'completed' ? { result: job.returnvalue } : {}),
-    ...(state === 'failed' ? { error: { code: 'job_failed', message: job.failedReason } } : {}),
-    createdAt: new Date(job.timestamp).toISOString(),
-    ...(job.finishedOn ? { finishedAt: new Date(job.finishedOn).toISOString() } : {}),
-  };
-}
-
 export function jobRoutes(app: AppContext): Router {
   const router = new Router();
   route(
@@ -70,9 +36,7 @@ export function jobRoutes(app: AppContext): Router {
       responses: { 200: { description: 'The job', schema: jobSchema }, 404: { description: 'Not found', schema: errorSchema } },
     },
     async ({ params, user }) => {
-      const job = await findJob(app, params.id, user);
-      if (!job) throw notFound('job');
-      return presentJob(job);
+      return presentJob(await access(app.orm.em.fork(), user).job(app.queues, params.id));
     },
   );
 
@@ -88,8 +52,7 @@ export function jobRoutes(app: AppContext): Router {
       responses: { 200: { description: 'An event stream', contentType: 'text/event-stream' } },
     },
     async ({ params, user, koa }) => {
-      const first = await findJob(app, params.id, user);
-      if (!first) throw notFound('job');
+      const first = await access(app.orm.em.fork(), user).job(app.queues, params.id);
       const stream = new PassThrough();
       koa.req.socket.setTimeout(0);
       koa.set({ 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });

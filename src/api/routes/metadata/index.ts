@@ -2,27 +2,19 @@ import Router from '@koa/router';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Context } from 'koa';
 import { z } from 'zod';
-import { Project } from '../../../entities/Project.js';
-import { Structure } from '../../../entities/Structure.js';
+import type { User } from '../../../entities/User.js';
 import type { AppContext } from '../../../runtime/context.js';
-import { compileMetadataSchema, type Metadata, mergePatch, metadataProblems } from '../../../services/metadata/metadata.js';
-import {
-  applyImport,
-  exportProjectMetadata,
-  ImportFileError,
-  metadataToCsv,
-  planImport,
-  rowsFromCsv,
-  rowsFromJson,
-} from '../../../services/metadata/transfer.js';
+import { importProjectMetadata, metadataMisfits, setMetadataSchema, setProjectMetadata, setStructureMetadata } from '../../../services/metadata/changes.js';
+import { compileMetadataSchema, type Metadata, mergePatch } from '../../../services/metadata/metadata.js';
+import { exportProjectMetadata, ImportFileError, metadataToCsv, rowsFromCsv, rowsFromJson } from '../../../services/metadata/transfer.js';
 import { enqueueIndex, enqueueIndexAll } from '../../../services/search/indexing.js';
-import { idParams, metadataSchema } from '../../common.js';
+import { access } from '../../access.js';
 import { ApiError } from '../../errors.js';
+import { attachment } from '../../http/download.js';
+import { checkedMetadata } from '../../metadata.js';
 import { errorSchema } from '../../openapi.js';
 import { route } from '../../route.js';
-import { findOwnProject } from '../projects/index.js';
-import { findOwnStructure } from '../structures/index.js';
-import { checkedMetadata } from './check.js';
+import { idParams, metadataSchema } from '../../schemas/common.js';
 
 const metadataResponse = { 200: { description: 'The metadata object', schema: metadataSchema } };
 const exportQuery = z.object({ format: z.enum(['json', 'csv']).default('json') });
@@ -49,11 +41,9 @@ export function metadataRoutes(app: AppContext): Router {
   const router = new Router();
   const tag = 'Metadata';
 
-  const structureMetadata = async (em: EntityManager, userId: string, id: string, change: (current: Metadata) => Metadata) => {
-    const structure = await findOwnStructure(em, userId, id);
-    structure.metadata = await checkedMetadata(em, structure.project, change(structure.metadata));
-    structure.updatedAt = new Date();
-    await em.flush();
+  const structureMetadata = async (em: EntityManager, user: User, id: string, change: (current: Metadata) => Metadata) => {
+    const structure = await access(em, user).structure(id, 'write');
+    await setStructureMetadata(em, structure, await checkedMetadata(em, structure.project, change(structure.metadata)));
     await enqueueIndex(app.queues, structure.id);
     return structure.metadata;
   };
@@ -62,7 +52,7 @@ export function metadataRoutes(app: AppContext): Router {
     router,
     app,
     { method: 'get', path: '/v1/structures/:id/metadata', summary: 'The metadata of a structure', tag, params: idParams, responses: metadataResponse },
-    async ({ params, user }) => (await findOwnStructure(app.orm.em.fork(), user.id, params.id, { includeTrashed: true })).metadata,
+    async ({ params, user }) => (await access(app.orm.em.fork(), user).structure(params.id, 'read', { trashed: true })).metadata,
   );
   route(
     router,
@@ -76,7 +66,7 @@ export function metadataRoutes(app: AppContext): Router {
       body: metadataSchema,
       responses: { ...metadataResponse, 422: { description: "Does not fit the project's metadata schema", schema: errorSchema } },
     },
-    async ({ params, body, user }) => structureMetadata(app.orm.em.fork(), user.id, params.id, () => body),
+    async ({ params, body, user }) => structureMetadata(app.orm.em.fork(), user, params.id, () => body),
   );
   route(
     router,
@@ -90,7 +80,7 @@ export function metadataRoutes(app: AppContext): Router {
       body: metadataSchema,
       responses: { ...metadataResponse, 422: { description: "Does not fit the project's metadata schema", schema: errorSchema } },
     },
-    async ({ params, body, user }) => structureMetadata(app.orm.em.fork(), user.id, params.id, (current) => mergePatch(current, body)),
+    async ({ params, body, user }) => structureMetadata(app.orm.em.fork(), user, params.id, (current) => mergePatch(current, body)),
   );
   route(
     router,
@@ -104,17 +94,16 @@ export function metadataRoutes(app: AppContext): Router {
       responses: { 204: { description: 'Emptied' }, 422: { description: 'The project schema requires metadata', schema: errorSchema } },
     },
     async ({ params, user, koa }) => {
-      await structureMetadata(app.orm.em.fork(), user.id, params.id, () => ({}));
+      await structureMetadata(app.orm.em.fork(), user, params.id, () => ({}));
       koa.status = 204;
       return undefined;
     },
   );
 
-  const projectMetadata = async (userId: string, id: string, change: (current: Metadata) => Metadata) => {
+  const projectMetadata = async (user: User, id: string, change: (current: Metadata) => Metadata) => {
     const em = app.orm.em.fork();
-    const project = await findOwnProject(em, userId, id);
-    project.metadata = change(project.metadata);
-    await em.flush();
+    const project = await access(em, user).project(id, 'write');
+    await setProjectMetadata(em, project, change(project.metadata));
     return project.metadata;
   };
   route(
@@ -128,7 +117,7 @@ export function metadataRoutes(app: AppContext): Router {
       params: idParams,
       responses: metadataResponse,
     },
-    async ({ params, user }) => (await findOwnProject(app.orm.em.fork(), user.id, params.id)).metadata,
+    async ({ params, user }) => (await access(app.orm.em.fork(), user).project(params.id, 'read')).metadata,
   );
   route(
     router,
@@ -142,7 +131,7 @@ export function metadataRoutes(app: AppContext): Router {
       body: metadataSchema,
       responses: metadataResponse,
     },
-    async ({ params, body, user }) => projectMetadata(user.id, params.id, () => body),
+    async ({ params, body, user }) => projectMetadata(user, params.id, () => body),
   );
   route(
     router,
@@ -156,7 +145,7 @@ export function metadataRoutes(app: AppContext): Router {
       body: metadataSchema,
       responses: metadataResponse,
     },
-    async ({ params, body, user }) => projectMetadata(user.id, params.id, (current) => mergePatch(current, body)),
+    async ({ params, body, user }) => projectMetadata(user, params.id, (current) => mergePatch(current, body)),
   );
   route(
     router,
@@ -170,7 +159,7 @@ export function metadataRoutes(app: AppContext): Router {
       responses: { 204: { description: 'Emptied' } },
     },
     async ({ params, user, koa }) => {
-      await projectMetadata(user.id, params.id, () => ({}));
+      await projectMetadata(user, params.id, () => ({}));
       koa.status = 204;
       return undefined;
     },
@@ -187,7 +176,7 @@ export function metadataRoutes(app: AppContext): Router {
       params: idParams,
       responses: { 200: { description: 'The schema', schema: z.object({ schema: metadataSchema.nullable() }) } },
     },
-    async ({ params, user }) => ({ schema: (await findOwnProject(app.orm.em.fork(), user.id, params.id)).metadataSchema ?? null }),
+    async ({ params, user }) => ({ schema: (await access(app.orm.em.fork(), user).project(params.id, 'read')).metadataSchema ?? null }),
   );
   route(
     router,
@@ -207,14 +196,13 @@ export function metadataRoutes(app: AppContext): Router {
     },
     async ({ params, body, user }) => {
       const em = app.orm.em.fork();
-      const project = await findOwnProject(em, user.id, params.id);
+      const project = await access(em, user).project(params.id, 'own');
       try {
         compileMetadataSchema(body);
       } catch (error) {
         throw new ApiError(400, 'invalid_metadata_schema', `The metadata schema is not a usable JSON schema: ${(error as Error).message}`);
       }
-      const structures = await em.find(Structure, { project: project.id }, { fields: ['id', 'name', 'metadata'] });
-      const misfits = structures.map((s) => ({ id: s.id, name: s.name, problems: metadataProblems(body, s.metadata) })).filter((s) => s.problems.length > 0);
+      const misfits = await metadataMisfits(em, project.id, body);
       if (misfits.length > 0) {
         throw new ApiError(
           409,
@@ -223,8 +211,7 @@ export function metadataRoutes(app: AppContext): Router {
           { structures: misfits.slice(0, 50) },
         );
       }
-      project.metadataSchema = body;
-      await em.flush();
+      await setMetadataSchema(em, project, body);
       return { schema: body };
     },
   );
@@ -241,9 +228,8 @@ export function metadataRoutes(app: AppContext): Router {
     },
     async ({ params, user, koa }) => {
       const em = app.orm.em.fork();
-      const project = await findOwnProject(em, user.id, params.id);
-      project.metadataSchema = null;
-      await em.flush();
+      const project = await access(em, user).project(params.id, 'own');
+      await setMetadataSchema(em, project, null);
       koa.status = 204;
       return undefined;
     },
@@ -263,11 +249,11 @@ export function metadataRoutes(app: AppContext): Router {
     },
     async ({ params, query, user, koa }) => {
       const em = app.orm.em.fork();
-      const project = await findOwnProject(em, user.id, params.id);
+      const project = await access(em, user).project(params.id, 'read');
       const exported = await exportProjectMetadata(em, project);
       if (query.format === 'json') return exported;
       koa.type = 'text/csv; charset=utf-8';
-      koa.set('Content-Disposition', `attachment; filename="${project.name.replace(/[^A-Za-z0-9._-]+/g, '_')}-metadata.csv"`);
+      koa.set('Content-Disposition', attachment(`${project.name.replace(/[^A-Za-z0-9._-]+/g, '_')}-metadata.csv`));
       koa.body = metadataToCsv(exported);
       return undefined;
     },
@@ -290,7 +276,7 @@ export function metadataRoutes(app: AppContext): Router {
     },
     async ({ params, query, user, koa }) => {
       const em = app.orm.em.fork();
-      const project = await findOwnProject(em, user.id, params.id);
+      const project = await access(em, user).project(params.id, 'write');
       const isCsv = query.format === 'csv' || (!query.format && !!koa.is('text/csv', 'text/plain', 'application/csv'));
       let rows: { row: number; value: unknown }[];
       let projectMetadata: unknown;
@@ -304,23 +290,17 @@ export function metadataRoutes(app: AppContext): Router {
       if (projectMetadata !== undefined && (typeof projectMetadata !== 'object' || projectMetadata === null || Array.isArray(projectMetadata))) {
         throw new ApiError(422, 'import_invalid', 'project.metadata must be a JSON object.', { rows: [] });
       }
-      const changed = await em.transactional(async (tx) => {
-        const owned = await tx.findOneOrFail(Project, { id: project.id });
-        const plan = await planImport(tx, owned, rows);
-        if (plan.errors.length > 0) {
-          const first = plan.errors[0];
-          throw new ApiError(
-            422,
-            'import_invalid',
-            `Nothing was imported: ${plan.errors.length} row${plan.errors.length > 1 ? 's are' : ' is'} invalid (first: row ${first.row}, ${first.reason}).`,
-            { rows: plan.errors },
-          );
-        }
-        const updated = applyImport(plan);
-        if (projectMetadata !== undefined) owned.metadata = projectMetadata as Metadata;
-        await tx.flush();
-        return updated;
-      });
+      const outcome = await importProjectMetadata(em, project.id, rows, projectMetadata as Metadata | undefined);
+      if (!outcome.ok) {
+        const first = outcome.errors[0];
+        throw new ApiError(
+          422,
+          'import_invalid',
+          `Nothing was imported: ${outcome.errors.length} row${outcome.errors.length > 1 ? 's are' : ' is'} invalid (first: row ${first.row}, ${first.reason}).`,
+          { rows: outcome.errors },
+        );
+      }
+      const changed = outcome.changed;
       await enqueueIndexAll(
         app.queues,
         changed.map((s) => s.id),

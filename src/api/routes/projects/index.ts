@@ -1,43 +1,17 @@
 import Router from '@koa/router';
-import { UniqueConstraintViolationException } from '@mikro-orm/core';
-import type { EntityManager } from '@mikro-orm/postgresql';
 import { z } from 'zod';
-import { sqlArray } from '../../../db/arrays.js';
-import { Project } from '../../../entities/Project.js';
-import { serializeProject } from '../../../entities/serialize.js';
 import type { AppContext } from '../../../runtime/context.js';
 import { mergePatch } from '../../../services/metadata/metadata.js';
+import { changeProject, createProject, deleteProject, listProjects, structureCount } from '../../../services/projects/projects.js';
 import { pruneProject } from '../../../services/versions/pruning.js';
-import { decodeCursor, encodeCursor, idParams, listQuery } from '../../common.js';
-import { ApiError, conflict, notFound } from '../../errors.js';
+import { access, visibleTo } from '../../access.js';
+import { ApiError, conflict } from '../../errors.js';
+import { decodeCursor, encodeCursor } from '../../http/cursor.js';
 import { errorSchema } from '../../openapi.js';
+import { presentProject, presentProjects } from '../../presenters/projects.js';
 import { route } from '../../route.js';
+import { idParams, listQuery } from '../../schemas/common.js';
 import { createProjectBody, projectSchema, updateProjectBody } from './schema.js';
-
-export async function findOwnProject(em: EntityManager, userId: string, projectId: string): Promise<Project> {
-  const project = await em.findOne(Project, { id: projectId, owner: userId });
-  if (!project) throw notFound('project');
-  return project;
-}
-
-/** Structure counts and bytes per project: distinct blobs of all versions of its live structures. */
-async function projectStats(em: EntityManager, ids: string[]) {
-  if (ids.length === 0) return new Map<string, { structureCount: number; usedBytes: number }>();
-  const rows = await em.execute<{ project_id: string; structures: string; bytes: string | null }[]>(
-    `select p.id as project_id,
-            (select count(*) from structures s where s.project_id = p.id and s.deleted_at is null) as structures,
-            (select sum(b.size) from blobs b where b.sha256 in (
-               select v.blob_sha256 from structure_versions v join structures s on s.id = v.structure_id where s.project_id = p.id)) as bytes
-     from projects p where p.id = any(?::uuid[])`,
-    [sqlArray(ids)],
-  );
-  return new Map(rows.map((r) => [r.project_id, { structureCount: Number(r.structures), usedBytes: Number(r.bytes ?? 0) }]));
-}
-
-async function present(em: EntityManager, project: Project) {
-  const stats = await projectStats(em, [project.id]);
-  return serializeProject(project, stats.get(project.id) ?? { structureCount: 0, usedBytes: 0 });
-}
 
 const cursorSchema = z.object({ createdAt: z.string(), id: z.uuid() });
 
@@ -58,24 +32,11 @@ export function projectRoutes(app: AppContext): Router {
     },
     async ({ body, user, koa }) => {
       const em = app.orm.em.fork();
-      const project = em.create(Project, {
-        owner: user.id,
-        name: body.name,
-        description: body.description ?? '',
-        tags: body.tags ?? [],
-        metadata: body.metadata ?? {},
-        pruneKeepLast: body.pruning?.keepLast ?? null,
-        pruneKeepDays: body.pruning?.keepDays ?? null,
-      });
-      try {
-        await em.flush();
-      } catch (error) {
-        if (error instanceof UniqueConstraintViolationException) throw conflict(`You already have a project named "${body.name}".`);
-        throw error;
-      }
+      const project = await createProject(em, user.id, body);
+      if (!project) throw conflict(`You already have a project named "${body.name}".`);
       koa.status = 201;
       koa.set('Location', `/v1/projects/${project.id}`);
-      return present(em, project);
+      return presentProject(em, project);
     },
   );
 
@@ -93,21 +54,14 @@ export function projectRoutes(app: AppContext): Router {
     async ({ query, user }) => {
       const em = app.orm.em.fork();
       const after = decodeCursor(query.cursor, cursorSchema);
-      const where = after
-        ? {
-            owner: user.id,
-            $or: [{ createdAt: { $lt: new Date(after.createdAt) } }, { createdAt: new Date(after.createdAt), id: { $lt: after.id } }],
-          }
-        : { owner: user.id };
-      const projects = await em.find(Project, where, { orderBy: { createdAt: 'desc', id: 'desc' }, limit: query.limit + 1 });
+      const projects = await listProjects(em, visibleTo(user), {
+        limit: query.limit,
+        after: after && { createdAt: new Date(after.createdAt), id: after.id },
+      });
       const page = projects.slice(0, query.limit);
-      const stats = await projectStats(
-        em,
-        page.map((p) => p.id),
-      );
       const last = page[page.length - 1];
       return {
-        items: page.map((p) => serializeProject(p, stats.get(p.id) ?? { structureCount: 0, usedBytes: 0 })),
+        items: await presentProjects(em, page),
         nextCursor: projects.length > query.limit && last ? encodeCursor({ createdAt: last.createdAt.toISOString(), id: last.id }) : null,
       };
     },
@@ -126,7 +80,7 @@ export function projectRoutes(app: AppContext): Router {
     },
     async ({ params, user }) => {
       const em = app.orm.em.fork();
-      return present(em, await findOwnProject(em, user.id, params.id));
+      return presentProject(em, await access(em, user).project(params.id, 'read'));
     },
   );
 
@@ -144,22 +98,13 @@ export function projectRoutes(app: AppContext): Router {
     },
     async ({ params, body, user }) => {
       const em = app.orm.em.fork();
-      const project = await findOwnProject(em, user.id, params.id);
-      if (body.name !== undefined) project.name = body.name;
-      if (body.description !== undefined) project.description = body.description;
-      if (body.tags !== undefined) project.tags = body.tags;
-      if (body.metadata !== undefined) project.metadata = mergePatch(project.metadata, body.metadata); // merge; PUT own-metadata replaces
-      if (body.pruning?.keepLast !== undefined) project.pruneKeepLast = body.pruning.keepLast;
-      if (body.pruning?.keepDays !== undefined) project.pruneKeepDays = body.pruning.keepDays;
-      try {
-        await em.flush();
-      } catch (error) {
-        if (error instanceof UniqueConstraintViolationException) throw conflict(`You already have a project named "${body.name}".`);
-        throw error;
-      }
+      // Pruning is the project's governance; names, descriptions, tags and metadata are its content.
+      const project = await access(em, user).project(params.id, body.pruning ? 'own' : 'write');
+      const changes = { ...body, metadata: body.metadata === undefined ? undefined : mergePatch(project.metadata, body.metadata) }; // merge; PUT own-metadata replaces
+      if (!(await changeProject(em, project, changes))) throw conflict(`You already have a project named "${body.name}".`);
       // A new policy applies at once (no CPU work: rows and blob files), not only at the next upload.
       if (body.pruning) await pruneProject(em, app.blobs, project.id);
-      return present(em, project);
+      return presentProject(em, project);
     },
   );
 
@@ -176,14 +121,14 @@ export function projectRoutes(app: AppContext): Router {
     },
     async ({ params, user, koa }) => {
       const em = app.orm.em.fork();
-      const project = await findOwnProject(em, user.id, params.id);
-      const [row] = await em.execute<{ n: string }[]>('select count(*) as n from structures where project_id = ?', [project.id]);
-      if (Number(row?.n ?? 0) > 0) {
+      const project = await access(em, user).project(params.id, 'own');
+      const structures = await structureCount(em, project.id);
+      if (structures > 0) {
         throw new ApiError(409, 'project_not_empty', 'The project still holds structures (some may be in the trash); delete or purge them first.', {
-          structures: Number(row?.n),
+          structures,
         });
       }
-      await em.nativeDelete(Project, { id: project.id });
+      await deleteProject(em, project.id);
       koa.status = 204;
       return undefined;
     },

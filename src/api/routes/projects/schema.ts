@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { metadataSchema, tagsSchema } from '../../common.js';
+import { metadataSchema, tagsSchema } from '../../schemas/common.js';
 
 export const projectSchema = z.object({
   id: z.uuid(),

@@ -1,13 +1,14 @@
 import Router from '@koa/router';
-import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import { z } from 'zod';
-import { RELATIONSHIP_TYPES, Relationship } from '../../../entities/Relationship.js';
+import { RELATIONSHIP_TYPES } from '../../../entities/Relationship.js';
 import type { AppContext } from '../../../runtime/context.js';
-import { idParams } from '../../common.js';
+import { linkStructures, relationshipsOf, unlink } from '../../../services/structures/relationships.js';
+import { access } from '../../access.js';
 import { ApiError, conflict, notFound } from '../../errors.js';
 import { errorSchema } from '../../openapi.js';
+import { presentRelationship } from '../../presenters/relationships.js';
 import { route } from '../../route.js';
-import { findOwnStructure } from '../structures/index.js';
+import { idParams } from '../../schemas/common.js';
 
 const relationshipSchema = z.object({
   id: z.uuid(),
@@ -18,17 +19,6 @@ const relationshipSchema = z.object({
   direction: z.enum(['outgoing', 'incoming']),
   createdAt: z.string(),
 });
-
-function present(relationship: Relationship, from: string) {
-  return {
-    id: relationship.id,
-    type: relationship.type,
-    sourceId: relationship.source,
-    targetId: relationship.target,
-    direction: relationship.source === from ? ('outgoing' as const) : ('incoming' as const),
-    createdAt: relationship.createdAt.toISOString(),
-  };
-}
 
 /** Typed links between two structures of one owner: derived-from, ligand-of, related. */
 export function relationshipRoutes(app: AppContext): Router {
@@ -54,21 +44,18 @@ export function relationshipRoutes(app: AppContext): Router {
     },
     async ({ params, body, user, koa }) => {
       const em = app.orm.em.fork();
-      const source = await findOwnStructure(em, user.id, params.id);
+      const source = await access(em, user).structure(params.id, 'write');
       if (body.targetId === source.id) throw new ApiError(422, 'self_relationship', 'A structure cannot be related to itself.');
       // Another owner's structure answers 404 like a missing one: no existence leak.
-      const target = await findOwnStructure(em, user.id, body.targetId).catch(() => {
-        throw notFound('target structure');
-      });
-      const relationship = em.create(Relationship, { owner: user.id, source: source.id, target: target.id, type: body.type });
-      try {
-        await em.flush();
-      } catch (error) {
-        if (error instanceof UniqueConstraintViolationException) throw conflict(`"${source.name}" is already ${body.type} "${target.name}".`);
-        throw error;
-      }
+      const target = await access(em, user)
+        .structure(body.targetId, 'read')
+        .catch(() => {
+          throw notFound('target structure');
+        });
+      const relationship = await linkStructures(em, { owner: user.id, source: source.id, target: target.id, type: body.type });
+      if (!relationship) throw conflict(`"${source.name}" is already ${body.type} "${target.name}".`);
       koa.status = 201;
-      return present(relationship, source.id);
+      return presentRelationship(relationship, source.id);
     },
   );
 
@@ -86,10 +73,9 @@ export function relationshipRoutes(app: AppContext): Router {
     },
     async ({ params, query, user }) => {
       const em = app.orm.em.fork();
-      const structure = await findOwnStructure(em, user.id, params.id, { includeTrashed: true });
-      const where = { $or: [{ source: structure.id }, { target: structure.id }], ...(query.type ? { type: query.type } : {}) };
-      const links = await em.find(Relationship, where, { orderBy: { createdAt: 'asc', id: 'asc' } });
-      return { items: links.map((l) => present(l, structure.id)), nextCursor: null };
+      const structure = await access(em, user).structure(params.id, 'read', { trashed: true });
+      const links = await relationshipsOf(em, structure.id, query.type);
+      return { items: links.map((l) => presentRelationship(l, structure.id)), nextCursor: null };
     },
   );
 
@@ -106,13 +92,9 @@ export function relationshipRoutes(app: AppContext): Router {
     },
     async ({ params, user, koa }) => {
       const em = app.orm.em.fork();
-      const structure = await findOwnStructure(em, user.id, params.id, { includeTrashed: true });
-      const removed = await em.nativeDelete(Relationship, {
-        id: params.relationshipId,
-        owner: user.id,
-        $or: [{ source: structure.id }, { target: structure.id }],
-      });
-      if (removed === 0) throw notFound('relationship');
+      const structureAccess = access(em, user);
+      const structure = await structureAccess.structure(params.id, 'write', { trashed: true });
+      if (!(await unlink(em, structureAccess.visible, structure.id, params.relationshipId))) throw notFound('relationship');
       koa.status = 204;
       return undefined;
     },

@@ -4,10 +4,11 @@ import { STRUCTURE_KINDS } from '../../../entities/Structure.js';
 import { utf8Bytes } from '../../../lib/bytes.js';
 import type { AppContext } from '../../../runtime/context.js';
 import { InvalidCursorError, type PresentedSearchPage, SEARCH_FACETS, SEARCH_SORTS, type SearchFacet, type SearchQuery } from '../../../search/types.js';
+import { visibleTo } from '../../access.js';
 import { ApiError } from '../../errors.js';
+import { presentSearchItems } from '../../presenters/search.js';
 import { route } from '../../route.js';
-import { presentSearchItems } from '../structures/present.js';
-import { structureSchema } from '../structures/schema.js';
+import { structureSchema } from '../../schemas/structures.js';
 
 const listOf = (text: string | string[] | undefined) =>
   text === undefined
@@ -91,7 +92,8 @@ export function searchRoutes(app: AppContext): Router {
         });
       }
       const search: SearchQuery = {
-        ownerId: user.id,
+        // The search backends filter by owner; shared projects will widen this with the access module's visibility.
+        ownerId: visibleTo(user).userId,
         q: query.q?.trim() || undefined,
         tags: listOf(query.tag),
         tagMode: query.tagMode,

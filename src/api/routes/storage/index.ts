@@ -4,11 +4,11 @@ import { z } from 'zod';
 import { BACKUP_ID, BackupLayout, newBackupId } from '../../../backup/layout.js';
 import { listBackups } from '../../../backup/service.js';
 import { BACKUP_KINDS, BACKUP_STATES } from '../../../entities/Backup.js';
-import type { User } from '../../../entities/User.js';
 import { backupJob, verifyBackupJob } from '../../../jobs/handlers/backup.js';
 import type { AppContext } from '../../../runtime/context.js';
 import type { StorageMonitor } from '../../../services/maintenance/storageMonitor.js';
-import { ApiError, notFound } from '../../errors.js';
+import { requireAdministrator } from '../../access.js';
+import { notFound } from '../../errors.js';
 import { errorSchema } from '../../openapi.js';
 import { route } from '../../route.js';
 
@@ -57,10 +57,6 @@ export const backupSummarySchema = z.object({
   error: z.string().nullable(),
 });
 
-function assertAdmin(user: User) {
-  if (user.role !== 'admin') throw new ApiError(403, 'forbidden', 'Only administrators may use this endpoint.');
-}
-
 const acceptedJob = z.object({ job: z.object({ id: z.string(), queue: z.string(), name: z.string() }), backup: z.object({ id: z.string() }) });
 
 /** Administrators' view of the storage (disk, blobs, staging, orphans, backups, queues) and of the backups. */
@@ -81,7 +77,7 @@ export function storageRoutes(app: AppContext, monitor: StorageMonitor): Router 
       },
     },
     async ({ user }) => {
-      assertAdmin(user);
+      requireAdministrator(user);
       return monitor.report();
     },
   );
@@ -98,7 +94,7 @@ export function storageRoutes(app: AppContext, monitor: StorageMonitor): Router 
       responses: { 200: { description: 'Backups', schema: z.object({ items: z.array(backupSummarySchema) }) }, 403: { description: 'Not an administrator' } },
     },
     async ({ user }) => {
-      assertAdmin(user);
+      requireAdministrator(user);
       return { items: await listBackups(app.config.backupDir) };
     },
   );
@@ -115,7 +111,7 @@ export function storageRoutes(app: AppContext, monitor: StorageMonitor): Router 
       responses: { 202: { description: 'The backup job', schema: acceptedJob }, 403: { description: 'Not an administrator' } },
     },
     async ({ user, koa }) => {
-      assertAdmin(user);
+      requireAdministrator(user);
       const data = { backupId: newBackupId(), kind: 'manual' as const, requestId: randomUUID() };
       const jobId = backupJob.jobId(data);
       await app.queues.backup.add(backupJob.name, data, { jobId });
@@ -142,7 +138,7 @@ export function storageRoutes(app: AppContext, monitor: StorageMonitor): Router 
       },
     },
     async ({ params, user, koa }) => {
-      assertAdmin(user);
+      requireAdministrator(user);
       if (!(await new BackupLayout(app.config.backupDir).readManifest(params.id))) throw notFound('backup');
       const data = { backupId: params.id, requestId: randomUUID() };
       const jobId = verifyBackupJob.jobId(data);

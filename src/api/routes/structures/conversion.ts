@@ -8,15 +8,29 @@ import type { StructureVersion } from '../../../entities/StructureVersion.js';
 import { FORMAT_LABELS, type Format } from '../../../formats/types.js';
 import type { AppContext } from '../../../runtime/context.js';
 import { type ConversionState, conversionState, requestConversion } from '../../../services/conversions/requests.js';
-import { preferWaitSeconds, waitFor } from '../../common.js';
 import { ApiError } from '../../errors.js';
+import { preferWaitSeconds, waitFor } from '../../http/prefer.js';
+
+/** A conversion under way: the job to follow and what it converts with. */
+export interface ConversionUnderWay {
+  jobId: string;
+  body: { job: { id: string; state: 'waiting' }; conversion: { from: Format; to: Format; engine: string; engineVersion: string | undefined } };
+}
 
 /**
  * A version in another format: the stored derivative when there is one; otherwise the conversion
  * is enqueued (one job per source blob, format and options) and, with `Prefer: wait=N`, awaited.
- * Answers 415 when no installed engine can make the format, and undefined after answering 202.
+ * Refuses with 415 when no installed engine can make the format, 422 when the conversion failed;
+ * a conversion still under way comes back as such, for the route to answer 202.
  */
-export async function derivativeFor(app: AppContext, koa: Context, em: EntityManager, userId: string, version: StructureVersion, format: Format) {
+export async function derivativeFor(
+  app: AppContext,
+  koa: Context,
+  em: EntityManager,
+  userId: string,
+  version: StructureVersion,
+  format: Format,
+): Promise<{ derivation: Derivation } | { underWay: ConversionUnderWay }> {
   const from = version.format as Format;
   const plan = app.engineCatalog.plan({ format: from, dialect: version.summary.dialect }, format);
   if (!plan.ok) {
@@ -27,7 +41,7 @@ export async function derivativeFor(app: AppContext, koa: Context, em: EntityMan
     });
   }
   const requested = await requestConversion(app, em, version.blob, format, userId);
-  if (requested.state === 'ready') return requested.derivation;
+  if (requested.state === 'ready') return { derivation: requested.derivation };
   if (requested.state === 'failed') throw conversionFailed(requested.job);
   const jobId = requested.jobId;
 
@@ -44,17 +58,19 @@ export async function derivativeFor(app: AppContext, koa: Context, em: EntityMan
     );
     if (outcome) {
       koa.set('Preference-Applied', `wait=${waitSeconds}`);
-      if (outcome.state === 'ready') return outcome.derivation;
+      if (outcome.state === 'ready') return { derivation: outcome.derivation };
       if (outcome.state === 'failed') throw conversionFailed(outcome.job);
     }
   }
-  koa.status = 202;
-  koa.set('Location', `/v1/jobs/${jobId}`);
-  koa.body = {
-    job: { id: jobId, state: 'waiting' },
-    conversion: { from, to: format, engine: ENGINE_LABELS[plan.engine as EngineName], engineVersion: plan.version },
+  return {
+    underWay: {
+      jobId,
+      body: {
+        job: { id: jobId, state: 'waiting' },
+        conversion: { from, to: format, engine: ENGINE_LABELS[plan.engine as EngineName], engineVersion: plan.version },
+      },
+    },
   };
-  return undefined;
 }
 
 function conversionFailed(job: Job): ApiError {

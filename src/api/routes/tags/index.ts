@@ -1,16 +1,13 @@
 import Router from '@koa/router';
-import { LockMode } from '@mikro-orm/core';
-import type { EntityManager } from '@mikro-orm/postgresql';
 import { z } from 'zod';
-import { Structure } from '../../../entities/Structure.js';
 import type { AppContext } from '../../../runtime/context.js';
 import { enqueueIndex, enqueueIndexAll } from '../../../services/search/indexing.js';
-import { idParams, tagsSchema } from '../../common.js';
+import { retagProject, setStructureTags, tagCounts } from '../../../services/tags/tags.js';
+import { access, visibleTo } from '../../access.js';
 import { ApiError } from '../../errors.js';
 import { errorSchema } from '../../openapi.js';
 import { route } from '../../route.js';
-import { findOwnProject } from '../projects/index.js';
-import { findOwnStructure } from '../structures/index.js';
+import { idParams, tagsSchema } from '../../schemas/common.js';
 
 const tagText = z.string().trim().min(1).max(100);
 const tagParams = idParams.extend({ tag: tagText });
@@ -36,13 +33,11 @@ export function tagRoutes(app: AppContext): Router {
     },
     async ({ params, body, user }) => {
       const em = app.orm.em.fork();
-      const structure = await findOwnStructure(em, user.id, params.id);
+      const structure = await access(em, user).structure(params.id, 'write');
       const tags = [...new Set([...structure.tags, ...body.tags])];
       if (tags.length > MAX_TAGS) throw new ApiError(422, 'too_many_tags', `A structure may have at most ${MAX_TAGS} tags; this would make ${tags.length}.`);
       if (tags.length !== structure.tags.length) {
-        structure.tags = tags;
-        structure.updatedAt = new Date();
-        await em.flush();
+        await setStructureTags(em, structure, tags);
         await enqueueIndex(app.queues, structure.id);
       }
       return { tags: structure.tags };
@@ -62,11 +57,13 @@ export function tagRoutes(app: AppContext): Router {
     },
     async ({ params, user }) => {
       const em = app.orm.em.fork();
-      const structure = await findOwnStructure(em, user.id, params.id);
+      const structure = await access(em, user).structure(params.id, 'write');
       if (structure.tags.includes(params.tag)) {
-        structure.tags = structure.tags.filter((t) => t !== params.tag);
-        structure.updatedAt = new Date();
-        await em.flush();
+        await setStructureTags(
+          em,
+          structure,
+          structure.tags.filter((t) => t !== params.tag),
+        );
         await enqueueIndex(app.queues, structure.id);
       }
       return { tags: structure.tags };
@@ -87,9 +84,9 @@ export function tagRoutes(app: AppContext): Router {
     },
     async ({ params, body, user }) => {
       const em = app.orm.em.fork();
-      const project = await findOwnProject(em, user.id, params.id);
+      const project = await access(em, user).project(params.id, 'write');
       if (body.from === body.to) return { structures: 0 };
-      const changed = await retag(em, project.id, body.from, (tags) => [...new Set(tags.map((t) => (t === body.from ? body.to : t)))]);
+      const changed = await retagProject(em, project.id, body.from, (tags) => [...new Set(tags.map((t) => (t === body.from ? body.to : t)))]);
       await enqueueIndexAll(
         app.queues,
         changed.map((s) => s.id),
@@ -111,8 +108,8 @@ export function tagRoutes(app: AppContext): Router {
     },
     async ({ params, user }) => {
       const em = app.orm.em.fork();
-      const project = await findOwnProject(em, user.id, params.id);
-      const changed = await retag(em, project.id, params.tag, (tags) => tags.filter((t) => t !== params.tag));
+      const project = await access(em, user).project(params.id, 'write');
+      const changed = await retagProject(em, project.id, params.tag, (tags) => tags.filter((t) => t !== params.tag));
       await enqueueIndexAll(
         app.queues,
         changed.map((s) => s.id),
@@ -134,30 +131,10 @@ export function tagRoutes(app: AppContext): Router {
     },
     async ({ query, user }) => {
       const em = app.orm.em.fork();
-      if (query.project) await findOwnProject(em, user.id, query.project);
-      const rows = await em.execute<{ tag: string; count: string }[]>(
-        `select t.tag, count(*) as count
-           from structures s cross join lateral unnest(s.tags) as t(tag)
-          where s.owner_id = ? and s.deleted_at is null ${query.project ? 'and s.project_id = ?' : ''}
-          group by t.tag order by count(*) desc, t.tag asc`,
-        query.project ? [user.id, query.project] : [user.id],
-      );
-      return { items: rows.map((r) => ({ tag: r.tag, count: Number(r.count) })) };
+      if (query.project) await access(em, user).project(query.project, 'read');
+      return { items: await tagCounts(em, visibleTo(user), query.project) };
     },
   );
 
   return router;
-}
-
-/** Rewrites the tags of every structure in a project that carries `tag` (rows locked), returning those changed. */
-async function retag(em: EntityManager, projectId: string, tag: string, rewrite: (tags: string[]) => string[]) {
-  return em.transactional(async (tx) => {
-    const structures = await tx.find(Structure, { project: projectId, tags: { $contains: [tag] } }, { lockMode: LockMode.PESSIMISTIC_WRITE });
-    for (const structure of structures) {
-      structure.tags = rewrite(structure.tags);
-      structure.updatedAt = new Date();
-    }
-    await tx.flush();
-    return structures;
-  });
 }

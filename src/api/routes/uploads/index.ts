@@ -1,12 +1,11 @@
 import Router from '@koa/router';
 import { serializeUpload } from '../../../entities/serialize.js';
-import { Upload } from '../../../entities/Upload.js';
 import type { AppContext } from '../../../runtime/context.js';
-import { idParams } from '../../common.js';
-import { notFound } from '../../errors.js';
+import { access } from '../../access.js';
 import { errorSchema } from '../../openapi.js';
 import { route } from '../../route.js';
-import { uploadSchema } from '../structures/schema.js';
+import { idParams } from '../../schemas/common.js';
+import { uploadSchema } from '../../schemas/structures.js';
 
 export function uploadRoutes(app: AppContext): Router {
   const router = new Router();
@@ -22,9 +21,7 @@ export function uploadRoutes(app: AppContext): Router {
       responses: { 200: { description: 'The upload', schema: uploadSchema }, 404: { description: 'Not found', schema: errorSchema } },
     },
     async ({ params, user }) => {
-      const upload = await app.orm.em.fork().findOne(Upload, { id: params.id, owner: user.id });
-      if (!upload) throw notFound('upload');
-      return serializeUpload(upload);
+      return serializeUpload(await access(app.orm.em.fork(), user).upload(params.id));
     },
   );
   return router;

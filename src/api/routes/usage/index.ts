@@ -2,7 +2,9 @@ import Router from '@koa/router';
 import { z } from 'zod';
 import type { AppContext } from '../../../runtime/context.js';
 import { USAGE_CATEGORIES } from '../../../services/quota/blobReferences.js';
+import { reservedBytes } from '../../../services/quota/report.js';
 import { projectUsage, refreshUsage } from '../../../services/quota/usage.js';
+import { visibleTo } from '../../access.js';
 import { route } from '../../route.js';
 
 export const usageSchema = z.object({
@@ -31,13 +33,13 @@ export function usageRoutes(app: AppContext): Router {
       const em = app.orm.em.fork();
       // Read fresh (and stored, which also corrects any drift): this is the figure users act on.
       const figure = await refreshUsage(em, user.id);
-      const [reserved] = await em.execute<{ n: string | null }[]>('select sum(bytes) as n from quota_reservations where owner_id = ?', [user.id]);
       return {
         quotaBytes: user.quotaBytes,
         usedBytes: figure.usedBytes,
-        reservedBytes: Number(reserved?.n ?? 0),
+        reservedBytes: await reservedBytes(em, user.id),
         breakdown: figure.breakdown,
-        projects: await projectUsage(em, user.id),
+        // Per project: the projects the caller may see (today, their own).
+        projects: await projectUsage(em, visibleTo(user).userId),
         computedAt: new Date().toISOString(),
       };
     },

@@ -1,7 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import type { ImportBatch } from '../../../entities/ImportBatch.js';
-import type { ImportItem } from '../../../entities/ImportItem.js';
-import { type BatchCounts, batchCounts } from '../../../services/imports/batches.js';
+import type { ImportBatch } from '../../entities/ImportBatch.js';
+import type { ImportItem } from '../../entities/ImportItem.js';
+import { type BatchCounts, batchCounts } from '../../services/imports/batches.js';
 
 export function presentImportSummary(batch: ImportBatch, counts: BatchCounts) {
   return {
