@@ -2,10 +2,10 @@ import { type Job, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { QueueName } from '../config/index.js';
 import { EnginePool } from '../engines/pool.js';
-import type { JobDefinition } from '../jobs/define.js';
-import { redisConnection } from '../jobs/queues.js';
+import type { JobHandler } from '../jobs/define.js';
 import { checkRegistry, JOBS } from '../jobs/registry.js';
 import { CpuPool } from '../pool/cpuPool.js';
+import { redisConnection } from '../queue/queues.js';
 import type { AppContext } from '../runtime/context.js';
 import { registerBackupSchedule, registerSchedules } from './scheduler.js';
 
@@ -54,7 +54,7 @@ export async function startWorkers(ctx: AppContext, queues: readonly QueueName[]
     });
     worker.on('failed', (job, error) => {
       if (!job) return;
-      const definition = registry.get(job.name) as JobDefinition<unknown> | undefined;
+      const definition = registry.get(job.name) as JobHandler<unknown> | undefined;
       const final = error instanceof UnrecoverableError || error.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1);
       ctx.log[final ? 'warn' : 'info']({ queue, jobId: job.id, attempts: job.attemptsMade, err: error.message }, final ? 'job failed' : 'job will retry');
       if (final && definition?.onFinalFailure && !(error instanceof UnrecoverableError || error.name === 'UnrecoverableError')) {

@@ -1,27 +1,17 @@
 import { copyFile, rename, rm } from 'node:fs/promises';
 import { UnrecoverableError } from 'bullmq';
-import { z } from 'zod';
+import { notifyWorkChanged } from '../../db/notify.js';
 import { lossReport } from '../../engines/loss.js';
 import { EngineError } from '../../engines/process.js';
 import { ENGINE_LABELS } from '../../engines/types.js';
 import { StructureVersion } from '../../entities/StructureVersion.js';
 import { formatsCompatible } from '../../formats/sniff.js';
-import { FORMAT_LABELS, FORMATS, type Format, MEDIA_TYPES } from '../../formats/types.js';
+import { FORMAT_LABELS, type Format, MEDIA_TYPES } from '../../formats/types.js';
 import { fsyncPath } from '../../lib/fsync.js';
-import { conversionJobId, findDerivation, optionsKey, presentDerivation } from '../../services/conversions/derivations.js';
+import { type ConvertJobData, convertJob } from '../../queue/jobs.js';
+import { findDerivation, optionsKey, presentDerivation } from '../../services/conversions/derivations.js';
 import { lockBlob, recordBlob } from '../../services/quota/blobs.js';
-import { notifyUploadChanged } from '../../services/upload/events.js';
-import { defineJob, type JobContext } from '../define.js';
-
-const data = z.object({
-  /** The stored blob to convert (a content hash: the blob's id). */
-  sourceSha256: z.string().regex(/^[0-9a-f]{64}$/),
-  format: z.enum(FORMATS),
-  options: z.record(z.string(), z.unknown()).default({}),
-  /** Who asked first; anyone owning a version of the same blob may follow the job. */
-  ownerId: z.uuid(),
-});
-export type ConvertJobData = z.infer<typeof data>;
+import { handleJob, type JobContext } from '../define.js';
 
 /** Formats whose bonds and charges the loss report reads from the source file itself. */
 const CHEMISTRY_FORMATS: readonly Format[] = ['sdf', 'mol', 'mol2', 'xyz'];
@@ -32,11 +22,7 @@ const CHEMISTRY_FORMATS: readonly Format[] = ['sdf', 'mol', 'mol2', 'xyz'];
  * unique per (source, format, options): a repeated delivery or a second request finds it and runs
  * no engine.
  */
-export const convertJob = defineJob({
-  name: 'convert',
-  queue: 'convert',
-  data,
-  jobId: (d) => conversionJobId(d.sourceSha256, d.format, d.options),
+export const convertHandler = handleJob(convertJob, {
   async handle(input, ctx) {
     try {
       return await convert(input, ctx);
@@ -46,7 +32,7 @@ export const convertJob = defineJob({
       throw error;
     } finally {
       // Wakes API requests waiting on this conversion (Prefer: wait), whatever the outcome.
-      await notifyUploadChanged(ctx.em, ctx.job.id as string).catch(() => {});
+      await notifyWorkChanged(ctx.em, ctx.job.id as string).catch(() => {});
     }
   },
 });

@@ -1,11 +1,8 @@
-import { z } from 'zod';
 import { ImportBatch } from '../../entities/ImportBatch.js';
+import { importBatchJob, itemJobId } from '../../queue/jobs.js';
 import { batchCounts, failBatch, progressOf, releaseBatchReservation } from '../../services/imports/batches.js';
-import { batchJobId } from '../../services/imports/ids.js';
-import { defineJob } from '../define.js';
+import { handleJob } from '../define.js';
 import { failItem } from './importItem.js';
-
-const data = z.object({ batchId: z.uuid(), ownerId: z.uuid() });
 
 /**
  * The parent of an import's flow: runs once every child has ended (a child that failed for good
@@ -13,11 +10,7 @@ const data = z.object({ batchId: z.uuid(), ownerId: z.uuid() });
  * with the reason. The counts come from Postgres; the batch is `completed` however many items
  * were refused (`failed` is for a batch that could not be processed at all).
  */
-export const importBatchJob = defineJob({
-  name: 'batch',
-  queue: 'ingest',
-  data,
-  jobId: (d) => batchJobId(d.batchId),
+export const importBatchHandler = handleJob(importBatchJob, {
   async handle({ batchId }, ctx) {
     const batch = await ctx.em.findOne(ImportBatch, { id: batchId });
     if (!batch) return { skipped: 'missing' };
@@ -31,7 +24,9 @@ export const importBatchJob = defineJob({
       });
     } else if (batch.state === 'running') {
       const failures = await ctx.job.getIgnoredChildrenFailures().catch(() => ({}) as Record<string, string>);
-      const reasons = new Map(Object.entries(failures).map(([key, reason]) => [key.slice(key.lastIndexOf('importitem-') + 'importitem-'.length), reason]));
+      // Failures are keyed by the child job's Redis key, which ends in its id: `importitem-<item id>`.
+      const itemPrefix = itemJobId('');
+      const reasons = new Map(Object.entries(failures).map(([key, reason]) => [key.slice(key.lastIndexOf(itemPrefix) + itemPrefix.length), reason]));
       const open = await ctx.em.execute<{ id: string }[]>(`select id from import_items where batch_id = ? and state in ('pending', 'processing')`, [batchId]);
       for (const { id } of open) await failItem(ctx, batchId, id, reasons.get(id) ?? 'its job ended without finishing it');
       await ctx.em.fork().transactional(async (tx) => {

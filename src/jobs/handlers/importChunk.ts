@@ -1,18 +1,11 @@
-import { z } from 'zod';
+import { importChunkJob } from '../../queue/jobs.js';
 import { reportProgress } from '../../services/imports/batches.js';
 import { IMPORT_CHUNK_SIZE, processImportChunk } from '../../services/imports/chunk.js';
-import { chunkJobId } from '../../services/imports/ids.js';
-import { defineJob } from '../define.js';
+import { handleJob } from '../define.js';
 import { failItem } from './importItem.js';
 
-const data = z.object({ batchId: z.uuid(), ownerId: z.uuid(), chunk: z.number().int().min(0) });
-
 /** A child of the batch job: the plain files at positions [chunk × 25, chunk × 25 + 25) of an import, through the upload stages together. */
-export const importChunkJob = defineJob({
-  name: 'importchunk',
-  queue: 'ingest',
-  data,
-  jobId: (d) => chunkJobId(d.batchId, d.chunk),
+export const importChunkHandler = handleJob(importChunkJob, {
   async handle(input, ctx) {
     await processImportChunk(ctx, input);
     await reportProgress(ctx, ctx.em.fork(), input.batchId);

@@ -1,20 +1,13 @@
-import { z } from 'zod';
 import { ImportItem } from '../../entities/ImportItem.js';
 import { Upload } from '../../entities/Upload.js';
+import { importItemJob } from '../../queue/jobs.js';
 import { endItem, reportProgress, resetBatchReservation } from '../../services/imports/batches.js';
-import { itemJobId } from '../../services/imports/ids.js';
 import { processImportItem } from '../../services/imports/process.js';
 import { endUpload } from '../../services/upload/uploads.js';
-import { defineJob } from '../define.js';
-
-const data = z.object({ batchId: z.uuid(), itemId: z.uuid(), ownerId: z.uuid() });
+import { handleJob, type JobContext } from '../define.js';
 
 /** A child of the batch job: one file of an import through the upload pipeline, inline (or one restored structure's versions). */
-export const importItemJob = defineJob({
-  name: 'importitem',
-  queue: 'ingest',
-  data,
-  jobId: (d) => itemJobId(d.itemId),
+export const importItemHandler = handleJob(importItemJob, {
   async handle(input, ctx) {
     const state = await processImportItem(ctx, input);
     await reportProgress(ctx, ctx.em.fork(), input.batchId);
@@ -26,7 +19,7 @@ export const importItemJob = defineJob({
 });
 
 /** An item whose job failed for good: failed with the reason, its upload ended, nothing left held. */
-export async function failItem(ctx: Parameters<NonNullable<typeof importItemJob.onFinalFailure>>[2], batchId: string, itemId: string, reason: string) {
+export async function failItem(ctx: Omit<JobContext, 'job'>, batchId: string, itemId: string, reason: string) {
   const item = await ctx.em.fork().findOne(ImportItem, { id: itemId });
   if (!item) return;
   const message = `molvault could not process this file: ${reason}`;

@@ -2,8 +2,8 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Job } from 'bullmq';
 import type { Derivation } from '../../entities/Derivation.js';
 import type { Format } from '../../formats/types.js';
-import { enqueue } from '../../jobs/enqueue.js';
-import { convertJob } from '../../jobs/handlers/convert.js';
+import { enqueue } from '../../queue/enqueue.js';
+import { convertJob } from '../../queue/jobs.js';
 import type { AppContext } from '../../runtime/context.js';
 import { conversionJobId, findDerivation } from './derivations.js';
 

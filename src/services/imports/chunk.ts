@@ -1,16 +1,17 @@
-import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { sqlArray } from '../../db/arrays.js';
+import { LOCK_KEYS, tryLock } from '../../db/locks.js';
 import { ImportBatch } from '../../entities/ImportBatch.js';
 import type { ImportItemError } from '../../entities/ImportItem.js';
 import type { UploadError } from '../../entities/Upload.js';
 import { sniffCompression } from '../../formats/sniff.js';
-import type { JobContext } from '../../jobs/define.js';
+import type { WorkContext } from '../../runtime/context.js';
 import { metadataProblems, projectMetadataSchema } from '../metadata/metadata.js';
 import { lockQuota, refreshUsage, storedUsage } from '../quota/usage.js';
 import { runUploadBatch } from '../upload/bulk.js';
+import { createUploads } from '../upload/uploads.js';
 import { resetBatchReservation } from './batches.js';
-import { batchParams, itemEnding, itemFilename, processImportItem } from './process.js';
+import { batchParams, itemEnding, itemFilename, lockContentClaims, processImportItem } from './process.js';
 
 /**
  * Plain files (not PDB ids, not versions restored from a manifest) go through an import in chunks
@@ -39,7 +40,7 @@ interface ChunkItem {
  * metadata the project's schema refuses — take the item-by-item path of `processImportItem`, which
  * holds the rules for every case. Idempotent: every step is guarded by the item's state.
  */
-export async function processImportChunk(ctx: JobContext, input: { batchId: string; chunk: number }): Promise<void> {
+export async function processImportChunk(ctx: WorkContext, input: { batchId: string; chunk: number }): Promise<void> {
   const batch = await ctx.em.findOne(ImportBatch, { id: input.batchId });
   if (!batch || batch.state !== 'running') return;
   const items = await ctx.em.execute<ChunkItem[]>(
@@ -91,7 +92,7 @@ export async function processImportChunk(ctx: JobContext, input: { batchId: stri
  * batch's quota reservation to their own. Returns the items that became uploads, or undefined when
  * the quota no longer has room for the move (then the one-by-one path refuses each file it must).
  */
-async function startUploads(ctx: JobContext, batch: ImportBatch, items: ChunkItem[]): Promise<ChunkItem[] | undefined> {
+async function startUploads(ctx: WorkContext, batch: ImportBatch, items: ChunkItem[]): Promise<ChunkItem[] | undefined> {
   const NO_ROOM = Symbol('no room');
   try {
     return await ctx.em.fork().transactional(async (tx) => {
@@ -105,11 +106,7 @@ async function startUploads(ctx: JobContext, batch: ImportBatch, items: ChunkIte
       locked.sort((a, b) => a.position - b.position);
       const hashes = [...new Set(locked.map((item) => item.received_sha256 as string))].sort();
       // The same locks, keyed by (project, content), as the one-by-one claim takes.
-      await tx.execute(
-        `select pg_advisory_xact_lock(hashtextextended('import-claim:' || ?::text || ':' || h, 0))
-           from (select value as h from jsonb_array_elements_text(?::jsonb) order by 1) ordered`,
-        [batch.project, JSON.stringify(hashes)],
-      );
+      await lockContentClaims(tx, batch.project, hashes);
       const stored = new Map(
         (
           await tx.execute<{ sha256: string; id: string; name: string }[]>(
@@ -168,28 +165,20 @@ async function startUploads(ctx: JobContext, batch: ImportBatch, items: ChunkIte
           [JSON.stringify(skipped)],
         );
       }
-      const params = JSON.stringify(batchParams(batch));
+      const params = batchParams(batch);
       if (starting.length > 0) {
-        await tx.execute(
-          `insert into uploads (id, owner_id, project_id, structure_id, creates_structure, state, filename, format_hint, format, compression,
-                                received_bytes, received_sha256, params, created_at, updated_at)
-           select x.id, ?, ?, x.structure_id, true, 'received', x.filename, null, null, null, x.size, x.sha256, ?::jsonb, now(), now()
-             from jsonb_to_recordset(?::jsonb) as x(id uuid, structure_id uuid, filename text, size bigint, sha256 text)
-           on conflict (id) do nothing`,
-          [
-            batch.owner,
-            batch.project,
+        await createUploads(
+          tx,
+          starting.map((item) => ({
+            id: item.id,
+            ownerId: batch.owner,
+            projectId: batch.project,
+            createsStructure: true,
+            filename: itemFilename(item.name),
+            receivedBytes: Number(item.size ?? 0),
+            receivedSha256: item.received_sha256,
             params,
-            JSON.stringify(
-              starting.map((item) => ({
-                id: item.id,
-                structure_id: randomUUID(),
-                filename: itemFilename(item.name),
-                size: Number(item.size ?? 0),
-                sha256: item.received_sha256,
-              })),
-            ),
-          ],
+          })),
         );
         await tx.execute(
           `update import_items set state = 'processing', upload_id = id, sha256 = received_sha256, updated_at = now()
@@ -272,8 +261,7 @@ const JOINED_TABLES = ['drafts', 'derivations', 'derivation_owners', 'export_arc
  */
 async function refreshStatistics(em: EntityManager): Promise<void> {
   await em.transactional(async (tx) => {
-    const [{ locked }] = await tx.execute<{ locked: boolean }[]>("select pg_try_advisory_xact_lock(hashtextextended('import-analyze', 0)) as locked");
-    if (!locked) return;
+    if (!(await tryLock(tx, LOCK_KEYS.importAnalyze))) return;
     const stale = await tx.execute<{ relname: string }[]>(
       `select s.relname from pg_stat_user_tables s join pg_class c on c.oid = s.relid
         where s.schemaname = current_schema()

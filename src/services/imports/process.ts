@@ -1,14 +1,15 @@
-import { randomUUID } from 'node:crypto';
 import { LockMode } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { LOCK_KEYS, lockAll } from '../../db/locks.js';
 import { ImportBatch } from '../../entities/ImportBatch.js';
 import { ImportItem, type ImportItemError, type ImportItemState, TERMINAL_IMPORT_ITEM_STATES } from '../../entities/ImportItem.js';
 import { TERMINAL_UPLOAD_STATES, Upload, type UploadError, type UploadParams } from '../../entities/Upload.js';
 import { sniffCompression } from '../../formats/sniff.js';
-import type { JobContext } from '../../jobs/define.js';
+import type { WorkContext } from '../../runtime/context.js';
 import { metadataProblems, projectMetadataSchema } from '../metadata/metadata.js';
 import { QuotaExceededError, reserve } from '../quota/quota.js';
 import { runUploadPipeline } from '../upload/pipeline.js';
+import { createUploads } from '../upload/uploads.js';
 import { setPinned } from '../versions/versions.js';
 import { displayName } from './archive.js';
 import { endItem, resetBatchReservation } from './batches.js';
@@ -29,7 +30,7 @@ const isTerminal = (state: ImportItemState) => TERMINAL_IMPORT_ITEM_STATES.inclu
  * outcome is recorded on the item. For the versions of a structure restored from an export
  * manifest, the job stores them all, in order. Idempotent: every step looks at Postgres first.
  */
-export async function processImportItem(ctx: JobContext, input: { batchId: string; itemId: string }): Promise<ImportItemState | 'missing'> {
+export async function processImportItem(ctx: WorkContext, input: { batchId: string; itemId: string }): Promise<ImportItemState | 'missing'> {
   const em = ctx.em;
   const batch = await em.findOne(ImportBatch, { id: input.batchId });
   const item = await em.findOne(ImportItem, { id: input.itemId, batch: input.batchId });
@@ -53,7 +54,7 @@ async function freshItem(em: EntityManager, itemId: string): Promise<ImportItem>
  * own reservation went with it), so the batch's reservation is left alone.
  */
 async function finishItem(
-  ctx: JobContext,
+  ctx: WorkContext,
   batch: ImportBatch,
   itemId: string,
   state: 'stored' | 'rejected' | 'failed' | 'skipped',
@@ -66,7 +67,7 @@ async function finishItem(
   await ctx.staging.remove(itemId);
 }
 
-async function processPlainItem(ctx: JobContext, batch: ImportBatch, itemId: string): Promise<void> {
+async function processPlainItem(ctx: WorkContext, batch: ImportBatch, itemId: string): Promise<void> {
   let item = await freshItem(ctx.em, itemId);
   if (isTerminal(item.state)) return;
   let filename = itemFilename(item.name);
@@ -146,6 +147,11 @@ export function batchParams(batch: ImportBatch): UploadParams {
   return params;
 }
 
+/** Locks content in a project against being claimed by two import items at once (one lock per hash, in hash order). */
+export async function lockContentClaims(tx: EntityManager, projectId: string, hashes: readonly string[]): Promise<void> {
+  await lockAll(tx, `${LOCK_KEYS.importClaim}${projectId}:`, hashes);
+}
+
 /**
  * Claims content for this item within the project, under a lock on (project, content), so two
  * items with the same bytes are never both stored: the content is skipped when a live structure
@@ -158,7 +164,7 @@ async function claimContent(
   itemId: string,
   sha256: string,
 ): Promise<{ code: string; message: string; details?: Record<string, unknown> } | undefined> {
-  await tx.execute('select pg_advisory_xact_lock(hashtextextended(?, 0))', [`import-claim:${batch.project}:${sha256}`]);
+  await lockContentClaims(tx, batch.project, [sha256]);
   const [stored] = await tx.execute<{ id: string; name: string }[]>(
     `select s.id, s.name from structures s join structure_versions v on v.id = s.current_version_id
       where s.project_id = ? and s.deleted_at is null and v.blob_sha256 = ? limit 1`,
@@ -192,7 +198,7 @@ async function claimContent(
  * (a duplicate, over quota).
  */
 async function startUpload(
-  ctx: JobContext,
+  ctx: WorkContext,
   batch: ImportBatch,
   item: ImportItem,
   options: { filename: string; claim: boolean; params: UploadParams; structureId?: string; createsStructure?: boolean },
@@ -216,23 +222,19 @@ async function startUpload(
           return 'ended';
         }
       }
-      await tx.execute(
-        `insert into uploads (id, owner_id, project_id, structure_id, creates_structure, state, filename, format_hint, format, compression,
-                            received_bytes, received_sha256, params, created_at, updated_at)
-       values (?, ?, ?, ?, ?, 'received', ?, null, null, null, ?, ?, ?::jsonb, now(), now())
-       on conflict (id) do nothing`,
-        [
-          row.id,
-          batch.owner,
-          batch.project,
-          options.structureId ?? randomUUID(),
-          options.createsStructure ?? true,
-          options.filename,
-          row.size ?? 0,
-          sha256,
-          JSON.stringify(options.params),
-        ],
-      );
+      await createUploads(tx, [
+        {
+          id: row.id,
+          ownerId: batch.owner,
+          projectId: batch.project,
+          structureId: options.structureId,
+          createsStructure: options.createsStructure ?? true,
+          filename: options.filename,
+          receivedBytes: row.size ?? 0,
+          receivedSha256: sha256,
+          params: options.params,
+        },
+      ]);
       await tx.execute(`update import_items set state = 'processing', upload_id = ?, updated_at = now() where id = ?`, [row.id, row.id]);
       // The batch stops holding this item's bytes and the item holds them itself (ingest adjusts them to the unpacked content).
       // A refusal throws, which rolls all of this back.
@@ -269,7 +271,7 @@ export function itemEnding(upload: { state: string; structureId: string; blob: s
 }
 
 /** Copies the upload's end onto the item. */
-async function recordOutcome(ctx: JobContext, batch: ImportBatch, itemId: string, afterStored?: (upload: Upload) => Promise<void>): Promise<void> {
+async function recordOutcome(ctx: WorkContext, batch: ImportBatch, itemId: string, afterStored?: (upload: Upload) => Promise<void>): Promise<void> {
   const upload = await ctx.em.fork().findOne(Upload, { id: itemId });
   if (!upload) throw new Error(`import item ${itemId} lost its upload`);
   if (!TERMINAL_UPLOAD_STATES.includes(upload.state)) {
@@ -290,7 +292,7 @@ export function itemError(error: UploadError): ImportItemError {
 // ---------------------------------------------------------------------------------------------
 // Restoring a structure from an export manifest: its versions, in order, by one job.
 
-async function restoreStructure(ctx: JobContext, batch: ImportBatch, key: string): Promise<void> {
+async function restoreStructure(ctx: WorkContext, batch: ImportBatch, key: string): Promise<void> {
   const ids = await ctx.em.execute<{ id: string }[]>(
     `select id from import_items where batch_id = ? and restore->>'key' = ? order by (restore->>'order')::int, position`,
     [batch.id, key],
@@ -311,7 +313,7 @@ async function restoreStructure(ctx: JobContext, batch: ImportBatch, key: string
  * live structure of the same name whose current version holds the manifest's current content.
  * Then none of its versions is imported again.
  */
-async function skipRestoredAlready(ctx: JobContext, batch: ImportBatch, items: ImportItem[]): Promise<boolean> {
+async function skipRestoredAlready(ctx: WorkContext, batch: ImportBatch, items: ImportItem[]): Promise<boolean> {
   const restore = items[0].restore;
   if (!restore) return false;
   const current = items.find((i) => i.restore?.current) ?? items[items.length - 1];
@@ -330,7 +332,7 @@ async function skipRestoredAlready(ctx: JobContext, batch: ImportBatch, items: I
   return true;
 }
 
-async function restoreVersion(ctx: JobContext, batch: ImportBatch, item: ImportItem): Promise<void> {
+async function restoreVersion(ctx: WorkContext, batch: ImportBatch, item: ImportItem): Promise<void> {
   const restore = item.restore;
   if (!restore) return;
   if (!item.upload) {

@@ -1,4 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { LOCK_KEYS, lockAll } from '../../db/locks.js';
 import type { Logger } from '../../lib/logger.js';
 import { allBlobReferencesSql, USAGE_CATEGORIES, type UsageCategory } from './blobReferences.js';
 
@@ -58,7 +59,7 @@ export async function computeUsage(em: EntityManager, userId?: string): Promise<
  * order is the same everywhere.
  */
 export async function lockQuota(em: EntityManager, userId: string): Promise<void> {
-  await em.execute('select pg_advisory_xact_lock(hashtextextended(?, 0))', [`quota:${userId}`]);
+  await lockAll(em, LOCK_KEYS.quota, [userId]);
 }
 
 async function storeUsage(em: EntityManager, userId: string, figure: UsageFigure): Promise<void> {

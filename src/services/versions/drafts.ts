@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import { LockMode } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
@@ -12,6 +13,7 @@ import type { AppContext } from '../../runtime/context.js';
 import type { BlobStore } from '../../storage/blobStore.js';
 import { deleteBlobIfUnreferenced, lockBlob, recordBlob } from '../quota/blobs.js';
 import { refreshUsage } from '../quota/usage.js';
+import { createUploads } from '../upload/uploads.js';
 
 /** A refusal with the HTTP status and stable code the API answers with. */
 export class DraftRefusal extends Refusal {}
@@ -169,7 +171,7 @@ export async function startCheckpoint(
   structure: Structure,
   userId: string,
   message: string | undefined,
-): Promise<{ upload: Upload; started: boolean } | undefined> {
+): Promise<{ upload: Pick<Upload, 'id' | 'state'>; started: boolean } | undefined> {
   return em.transactional(async (tx) => {
     await tx.execute('select id from structures where id = ? for update', [structure.id]);
     const draft = await tx.findOne(Draft, { structure: structure.id }, { lockMode: LockMode.PESSIMISTIC_WRITE });
@@ -178,29 +180,25 @@ export async function startCheckpoint(
       const running = await tx.findOne(Upload, { id: draft.checkpointUpload });
       if (running && !TERMINAL_UPLOAD_STATES.includes(running.state)) return { upload: running, started: false };
     }
-    const upload = tx.create(Upload, {
-      owner: userId,
-      project: structure.project,
-      structureId: structure.id,
-      createsStructure: false,
-      state: 'processing',
-      filename: draft.filename,
-      formatHint: draft.format,
-      format: draft.format,
-      compression: null,
-      receivedBytes: draft.size,
-      receivedSha256: null,
-      params: { ...(message !== undefined ? { message } : {}), fromDraft: true },
-      blob: draft.blob,
-      kind: null,
-      summary: null,
-      validation: null,
-      error: null,
-      version: null,
-      indexedAt: null,
-    });
-    draft.checkpointUpload = upload.id;
+    const uploadId = randomUUID();
+    await createUploads(tx, [
+      {
+        id: uploadId,
+        ownerId: userId,
+        projectId: structure.project,
+        structureId: structure.id,
+        createsStructure: false,
+        filename: draft.filename,
+        formatHint: draft.format,
+        receivedBytes: draft.size,
+        receivedSha256: null,
+        params: { ...(message !== undefined ? { message } : {}), fromDraft: true },
+        stored: { blob: draft.blob, format: draft.format },
+      },
+    ]);
+    draft.checkpointUpload = uploadId;
     await tx.flush();
+    const upload = { id: uploadId, state: 'processing' as const };
     return { upload, started: true };
   });
 }

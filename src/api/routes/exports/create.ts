@@ -3,8 +3,8 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Context } from 'koa';
 import { sqlArray } from '../../../db/arrays.js';
 import { ExportArchive } from '../../../entities/ExportArchive.js';
-import { enqueue } from '../../../jobs/enqueue.js';
-import { exportJob } from '../../../jobs/handlers/export.js';
+import { enqueue } from '../../../queue/enqueue.js';
+import { exportJob } from '../../../queue/jobs.js';
 import type { AppContext } from '../../../runtime/context.js';
 import { estimateExportBytes } from '../../../services/exports/content.js';
 import { BEST_CASE_COMPRESSION, exportFilename, exportJobId, exportQuotaFailure, presentExport, quotaLeft } from '../../../services/exports/exports.js';
@@ -125,7 +125,7 @@ async function answerExport(app: AppContext, koa: Context, exportId: string) {
         const row = await app.orm.em.fork().findOne(ExportArchive, { id: exportId });
         return row && row.state !== 'pending' && row.state !== 'running' ? row : undefined;
       },
-      (ms) => app.uploadEvents.wait(exportId, ms),
+      (ms) => app.workEvents.wait(exportId, ms),
     );
     if (done) {
       koa.set('Preference-Applied', `wait=${waitSeconds}`);

@@ -3,8 +3,8 @@ import Router from '@koa/router';
 import type { Job } from 'bullmq';
 import { z } from 'zod';
 import type { User } from '../../../entities/User.js';
-import { jobNameFromId } from '../../../jobs/define.js';
-import { jobDefinition } from '../../../jobs/registry.js';
+import { jobNameFromId } from '../../../queue/contract.js';
+import { convertJob, jobContractNamed } from '../../../queue/jobs.js';
 import type { AppContext } from '../../../runtime/context.js';
 import { userHasBlob } from '../../../services/conversions/derivations.js';
 import { notFound } from '../../errors.js';
@@ -28,14 +28,14 @@ export const jobSchema = z.object({
 
 /** The job, if it exists and belongs to the user (admins see all). Another user's job is a 404. */
 async function findJob(app: AppContext, id: string, user: User): Promise<Job | undefined> {
-  const definition = jobDefinition(jobNameFromId(id));
+  const definition = jobContractNamed(jobNameFromId(id));
   if (!definition) return undefined;
   const job = await app.queues[definition.queue].getJob(id);
   if (!job) return undefined;
   if (user.role === 'admin' || (job.data as { ownerId?: string }).ownerId === user.id) return job;
   // A conversion is shared by everyone who stores its source: each of them may follow it.
   const source = (job.data as { sourceSha256?: string }).sourceSha256;
-  if (job.name === 'convert' && source && (await userHasBlob(app.orm.em.fork(), user.id, source))) return job;
+  if (job.name === convertJob.name && source && (await userHasBlob(app.orm.em.fork(), user.id, source))) return job;
   return undefined;
 }
 

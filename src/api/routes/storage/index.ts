@@ -5,7 +5,7 @@ import { BACKUP_ID, BackupLayout, newBackupId } from '../../../backup/layout.js'
 import { listBackups } from '../../../backup/service.js';
 import { BACKUP_KINDS, BACKUP_STATES } from '../../../entities/Backup.js';
 import type { User } from '../../../entities/User.js';
-import { backupJob, verifyBackupJob } from '../../../jobs/handlers/backup.js';
+import { backupJob, verifyBackupJob } from '../../../queue/jobs.js';
 import type { AppContext } from '../../../runtime/context.js';
 import type { StorageMonitor } from '../../../services/maintenance/storageMonitor.js';
 import { ApiError, notFound } from '../../errors.js';
