@@ -6,7 +6,7 @@ import { WorkEvents } from '../db/notify.js';
 import { connectOrm, type Orm } from '../db/orm.js';
 import { EngineCatalog } from '../engines/pool.js';
 import type { Logger } from '../lib/logger.js';
-import type { CpuPool } from '../pool/cpuPool.js';
+import { CpuPool } from '../pool/cpuPool.js';
 import { closeQueues, createQueues, type QueueSet, redisConnection } from '../queue/queues.js';
 import { createSearchIndex } from '../search/create.js';
 import type { SearchIndex } from '../search/types.js';
@@ -26,6 +26,11 @@ export interface AppContext {
   workEvents: WorkEvents;
   /** Conversion engines installed here, with versions, found once at start. */
   engineCatalog: EngineCatalog;
+  /**
+   * This process's CPU pool for the odd unpacking outside a job (a draft sent gzip-compressed to the
+   * API), started on first use so an API that never needs it runs no threads. Workers have their own.
+   */
+  sharedCpuPool(): CpuPool;
 }
 
 /**
@@ -38,6 +43,8 @@ export interface WorkContext extends AppContext {
   job?: Pick<Job, 'updateProgress'>;
 }
 
+const lazyPools = new WeakMap<AppContext, CpuPool>();
+
 export async function createAppContext(config: AppContext['config'], log: Logger): Promise<AppContext> {
   const orm = await connectOrm(config.databaseUrl, log);
   const redis = redisConnection(config.redisUrl);
@@ -47,7 +54,7 @@ export async function createAppContext(config: AppContext['config'], log: Logger
   await search.prepare();
   const engineCatalog = await EngineCatalog.detect(config.engines);
   engineCatalog.report(log);
-  return {
+  const ctx: AppContext = {
     config,
     log,
     orm,
@@ -58,11 +65,21 @@ export async function createAppContext(config: AppContext['config'], log: Logger
     search,
     workEvents: new WorkEvents(config.databaseUrl, log),
     engineCatalog,
+    sharedCpuPool() {
+      let pool = lazyPools.get(ctx);
+      if (!pool) {
+        pool = new CpuPool(config.parseThreads, config.parseTimeoutMs, config.parseMaxMemoryMb);
+        lazyPools.set(ctx, pool);
+      }
+      return pool;
+    },
   };
+  return ctx;
 }
 
 export async function closeAppContext(ctx: AppContext): Promise<void> {
   await ctx.workEvents.close();
+  await lazyPools.get(ctx)?.close();
   await closeQueues(ctx.queues);
   await ctx.search.close();
   ctx.redis.disconnect();

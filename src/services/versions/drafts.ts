@@ -9,6 +9,7 @@ import { inspectSessionFile } from '../../formats/session.js';
 import { extensionHint, formatsCompatible, sniffCompression, sniffFormat } from '../../formats/sniff.js';
 import { FORMAT_LABELS, FORMATS, type Format, MEDIA_TYPES } from '../../formats/types.js';
 import { Refusal } from '../../lib/refusal.js';
+import { type CpuPool, TaskTimeoutError } from '../../pool/cpuPool.js';
 import type { AppContext } from '../../runtime/context.js';
 import type { BlobStore } from '../../storage/blobStore.js';
 import { deleteBlobIfUnreferenced, lockBlob, recordBlob } from '../quota/blobs.js';
@@ -48,15 +49,21 @@ async function contentOf(app: AppContext, received: ReceivedDraft): Promise<Cont
     return { path: stagedFile, sha256: received.sha256, size: received.bytes, detected: sniff.format, reason: sniff.format ? undefined : sniff.reason };
   }
   const tempFile = await app.blobs.tempPath();
-  // Loaded only here: the task module brings the parsers, which the API needs for nothing else.
-  const { ingest } = await import('../../pool/tasks.js');
-  const result = await ingest({
-    stagingFile: stagedFile,
-    tempFile,
-    maxExpandedBytes: app.config.maxExpandedBytes,
-    maxExpansionRatio: app.config.maxExpansionRatio,
-    expectedRawSha256: received.sha256,
-  });
+  // In the CPU pool like every other unpacking: a large or hostile body must not hold up the API's event loop.
+  let result: Awaited<ReturnType<CpuPool['ingest']>>;
+  try {
+    result = await app.sharedCpuPool().ingest({
+      stagingFile: stagedFile,
+      tempFile,
+      maxExpandedBytes: app.config.maxExpandedBytes,
+      maxExpansionRatio: app.config.maxExpansionRatio,
+      expectedRawSha256: received.sha256,
+    });
+  } catch (error) {
+    await fs.rm(tempFile, { force: true });
+    if (error instanceof TaskTimeoutError) throw new DraftRefusal(422, 'unpack_aborted', error.message);
+    throw error;
+  }
   if (!result.ok) throw new DraftRefusal(result.status, result.code, result.message);
   return { path: tempFile, sha256: result.sha256, size: result.size, detected: result.detected, reason: result.sniffReason };
 }

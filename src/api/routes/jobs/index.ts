@@ -6,7 +6,7 @@ import type { User } from '../../../entities/User.js';
 import { jobNameFromId } from '../../../queue/contract.js';
 import { convertJob, jobContractNamed } from '../../../queue/jobs.js';
 import type { AppContext } from '../../../runtime/context.js';
-import { userHasBlob } from '../../../services/conversions/derivations.js';
+import { ownsVersionOfBlob } from '../../../services/conversions/derivations.js';
 import { notFound } from '../../errors.js';
 import { errorSchema } from '../../openapi.js';
 import { route } from '../../route.js';
@@ -35,7 +35,7 @@ async function findJob(app: AppContext, id: string, user: User): Promise<Job | u
   if (user.role === 'admin' || (job.data as { ownerId?: string }).ownerId === user.id) return job;
   // A conversion is shared by everyone who stores its source: each of them may follow it.
   const source = (job.data as { sourceSha256?: string }).sourceSha256;
-  if (job.name === convertJob.name && source && (await userHasBlob(app.orm.em.fork(), user.id, source))) return job;
+  if (job.name === convertJob.name && source && (await ownsVersionOfBlob(app.orm.em.fork(), user.id, source))) return job;
   return undefined;
 }
 
