@@ -1,9 +1,16 @@
 import { sqlArray } from '../../db/arrays.js';
 import { Upload } from '../../entities/Upload.js';
+import { ingestJob, snapshotJob, validateJob } from '../../queue/jobs.js';
 import type { Reconciler } from '../maintenance/reconciler.js';
 import type { UploadStage } from './refusals.js';
 import { nextUploadJob } from './stages.js';
 import { failUploadStage } from './uploads.js';
+
+const UPLOAD_STAGES: { stage: UploadStage; contract: unknown }[] = [
+  { stage: 'ingest', contract: ingestJob },
+  { stage: 'validate', contract: validateJob },
+  { stage: 'snapshot', contract: snapshotJob },
+];
 
 /** Uploads Postgres calls unfinished (received, processing, stored but not yet searchable) whose next job Redis may have lost. */
 export const uploadsReconciler: Reconciler = {
@@ -31,8 +38,7 @@ export const uploadsReconciler: Reconciler = {
   },
   async finalise(ctx, candidate, error) {
     // The index job has no final failure to record: the upload is stored, and reconcile tries again.
-    const stage = candidate.contract.name as UploadStage | 'index';
-    if (stage === 'index') return;
-    await failUploadStage(ctx.em, ctx, stage, candidate.subject, error);
+    const stage = UPLOAD_STAGES.find((s) => s.contract === candidate.contract)?.stage;
+    if (stage) await failUploadStage(ctx.em, ctx, stage, candidate.subject, error);
   },
 };

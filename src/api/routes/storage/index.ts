@@ -121,7 +121,7 @@ export function storageRoutes(app: AppContext, monitor: StorageMonitor): Router 
       await app.queues.backup.add(backupJob.name, data, { jobId });
       koa.status = 202;
       koa.set('Location', `/v1/jobs/${jobId}`);
-      return { job: { id: jobId, queue: 'backup', name: backupJob.name }, backup: { id: data.backupId } };
+      return { job: { id: jobId, queue: backupJob.queue, name: backupJob.name }, backup: { id: data.backupId } };
     },
   );
 
@@ -149,7 +149,7 @@ export function storageRoutes(app: AppContext, monitor: StorageMonitor): Router 
       await app.queues.backup.add(verifyBackupJob.name, data, { jobId, attempts: 1 });
       koa.status = 202;
       koa.set('Location', `/v1/jobs/${jobId}`);
-      return { job: { id: jobId, queue: 'backup', name: verifyBackupJob.name }, backup: { id: params.id } };
+      return { job: { id: jobId, queue: verifyBackupJob.queue, name: verifyBackupJob.name }, backup: { id: params.id } };
     },
   );
   return router;
