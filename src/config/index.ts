@@ -110,10 +110,8 @@ const envSchema = z.object({
   /**
    * Connections the Postgres backend searches on, per API process: as many as there are cores (at
    * least 2). Searches are CPU work, and more running at once than there are cores only makes each
-   * wait longer: searches beyond them queue in arrival order instead of sharing the cores. bench:search
-   * on 2 cores (warm, three interleaved rounds): 2 connections against 4, p95 21.6-25.8 ms against
-   * 21.0-28.6 ms and p99 26.5-30.8 ms against 27.9-37.7 ms (p95 1.5 times the mean latency instead of
-   * 1.75), for 10% fewer queries/s at full load; 10 connections had given p99 76 ms.
+   * wait longer: searches beyond them queue in arrival order instead of sharing the cores, which keeps the tail
+   * latency close to the mean (bench:search compares connection counts).
    */
   SEARCH_CONNECTIONS: z.coerce.number().int().min(1).max(100).default(Math.max(2, os.availableParallelism())),
   /** How often the drift check compares the search index with Postgres. */
@@ -139,7 +137,7 @@ const envSchema = z.object({
   /**
    * How far below the API background work runs (a Linux nice value, 0–19): the parse threads always,
    * and a `molvault worker` process as a whole. Reads then stay quick while an import keeps every
-   * core busy (bench:import: GET p50 15 ms instead of 21 at the same files/s).
+   * core busy (bench:import measures reads during an import).
    */
   BACKGROUND_NICE: z.coerce.number().int().min(0).max(19).default(10),
   PARSE_TIMEOUT_MS: z.coerce.number().int().positive().default(120_000),

@@ -15,9 +15,9 @@ import { batchParams, itemEnding, itemFilename, lockContentClaims, processImport
 
 /**
  * Plain files (not PDB ids, not versions restored from a manifest) go through an import in chunks
- * of this many consecutive positions, one child job per chunk. One job per file spent most of its
- * time on per-file statements and transactions (about 11 files/s here); a chunk does each step
- * for all its files at once (runUploadBatch).
+ * of this many consecutive positions, one child job per chunk. One job per file spends most of its
+ * time on per-file statements and transactions; a chunk does each step for all its files at once
+ * (runUploadBatch).
  */
 export const IMPORT_CHUNK_SIZE = 25;
 
@@ -254,8 +254,8 @@ const JOINED_TABLES = ['drafts', 'derivations', 'derivation_owners', 'export_arc
  * rows as it held when last analyzed (at least 1,000), and of the tables it joins that were never
  * analyzed. Autovacuum analyzes a table at most once a minute; meanwhile an import can grow it from
  * nothing to thousands of rows, and statements planned for the tiny table it was (the owner's
- * structures first, then each version) read all of it once per file: seen in bench:import as
- * lookups of 25 hashes reading 7,000 pages. Postgres's advice for bulk loads is to ANALYZE after
+ * structures first, then each version) read all of it once per file (bench:import shows it).
+ * Postgres's advice for bulk loads is to ANALYZE after
  * them; this does it as the load goes, each table about each time it doubles. One chunk at a time:
  * a chunk that finds another one analyzing goes on without.
  */
