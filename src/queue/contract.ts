@@ -18,9 +18,6 @@ export function jobContract<Data>(contract: JobContract<Data>): JobContract<Data
   return contract;
 }
 
-/** The data a contract's jobs carry. */
-export type JobData<C> = C extends JobContract<infer Data> ? Data : never;
-
 /** Job ids are `<job name>-<subject id...>`, so the name (and through it the queue) is in the id. */
 export function jobNameFromId(jobId: string): string {
   return jobId.split('-')[0] ?? '';

@@ -9,7 +9,6 @@ import { diffKey, optionsKey } from './keys.js';
 // imports the contract from here; src/jobs/registry.ts binds each one to its handler.
 
 const uploadStage = z.object({ uploadId: z.uuid(), ownerId: z.uuid() });
-export type UploadStageData = z.infer<typeof uploadStage>;
 
 /** Staged upload → unwrapped, hashed, format sniffed, content-addressed into the blob store. */
 export const ingestJob = jobContract({ name: 'ingest', queue: 'ingest', data: uploadStage, jobId: (d) => `ingest-${d.uploadId}` });
@@ -32,7 +31,6 @@ const indexData = z.object({
   structureIds: z.array(z.uuid()).max(1000).optional(),
   uploadIds: z.array(z.uuid()).max(1000).optional(),
 });
-export type IndexJobData = z.infer<typeof indexData>;
 
 /**
  * Structure → its search document upserted (or deleted once the structure is gone). The only index

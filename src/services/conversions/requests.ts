@@ -8,7 +8,7 @@ import type { AppContext } from '../../runtime/context.js';
 import { conversionJobId, findDerivation } from './derivations.js';
 
 /** Options are not settable yet; the column and the job id already carry them. */
-export const NO_OPTIONS: Record<string, unknown> = {};
+const NO_OPTIONS: Record<string, unknown> = {};
 
 export type ConversionState = { state: 'ready'; derivation: Derivation } | { state: 'failed'; job: Job } | { state: 'queued'; jobId: string; job?: Job };
 

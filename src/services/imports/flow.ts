@@ -26,7 +26,7 @@ const child = (contract: JobContract<never> | JobContract<unknown>) => contract 
 const producers = new WeakMap<object, FlowProducer>();
 
 /** One FlowProducer per process, on the context's Redis connection (closed with it). */
-export function flowProducer(ctx: AppContext): FlowProducer {
+function flowProducer(ctx: AppContext): FlowProducer {
   let producer = producers.get(ctx.redis);
   if (!producer) {
     producer = new FlowProducer({ connection: ctx.redis, prefix: ctx.config.queuePrefix });

@@ -16,7 +16,7 @@ import { endItem, resetBatchReservation } from './batches.js';
 import { fetchPdbEntry, pdbFilename } from './pdb.js';
 
 /** Codes of an upload ended because its content is already in the project: the item is skipped, not rejected. */
-export const DUPLICATE_CODES = new Set(['already_stored', 'duplicate_content']);
+const DUPLICATE_CODES = new Set(['already_stored', 'duplicate_content']);
 
 /** The structure file name of an item: the last part of its path, at most 255 characters. */
 export function itemFilename(name: string): string {
@@ -284,7 +284,7 @@ async function recordOutcome(ctx: WorkContext, batch: ImportBatch, itemId: strin
 }
 
 /** An upload's error as an item's: code and sentence, and the problems list when there is one. */
-export function itemError(error: UploadError): ImportItemError {
+function itemError(error: UploadError): ImportItemError {
   const problems = error.details?.problems;
   return { code: error.code, message: error.message, ...(Array.isArray(problems) ? { details: { problems: problems.slice(0, 20) } } : {}) };
 }

@@ -7,7 +7,7 @@ import { allBlobReferencesSql, USAGE_CATEGORIES, type UsageCategory } from './bl
  * A blob a user holds in several ways is charged once, to the first of these categories it is in
  * (a version that is current and also in the trash elsewhere counts as current).
  */
-export const CATEGORY_PRIORITY: readonly UsageCategory[] = ['current', 'drafts', 'history', 'derived', 'exports', 'trash'];
+const CATEGORY_PRIORITY: readonly UsageCategory[] = ['current', 'drafts', 'history', 'derived', 'exports', 'trash'];
 
 export type UsageBreakdown = Record<UsageCategory, number>;
 
