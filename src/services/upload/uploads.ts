@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { sqlArray } from '../../db/arrays.js';
-import { notifyWorkChanged } from '../../db/notify.js';
+import { notifyWorkChanged, WORK_EVENTS_CHANNEL } from '../../db/notify.js';
 import type { UploadError, UploadParams } from '../../entities/Upload.js';
 import type { StructureSummary, ValidationReport } from '../../formats/types.js';
 import type { BlobStore } from '../../storage/blobStore.js';
@@ -106,10 +106,10 @@ type EndServices = { blobs: BlobStore; staging: Staging };
 
 /**
  * Ends uploads that will not become versions: state rejected (the file is at fault) or failed
- * (molvault is), and nothing half-made left. The staging files go first; then, in one transaction,
- * the state changes, the blobs nothing else refers to and the uploads' quota reservations go
- * together, so whoever sees the final state also sees that nothing is left behind. An upload ended
- * meanwhile (another delivery of the same job) is left as it is.
+ * (molvault is), and nothing half-made left. The staging files go first; then, in one transaction
+ * (one statement when none holds a blob), the state changes, the blobs nothing else refers to and
+ * the uploads' quota reservations go together, so whoever sees the final state also sees that
+ * nothing is left behind. An upload ended meanwhile (another delivery of the same job) is left as it is.
  */
 export async function endUploads(em: EntityManager, services: EndServices, ends: readonly UploadEnd[]): Promise<void> {
   if (ends.length === 0) return;
@@ -120,17 +120,32 @@ export async function endUploads(em: EntityManager, services: EndServices, ends:
   if (open.length === 0) return;
   const blobOf = new Map(open.map((row) => [row.id, row.blob_sha256]));
   await Promise.all(open.map((row) => services.staging.remove(row.id)));
-  const ended = await em.transactional(async (tx) => {
-    const hashes = [...new Set(open.flatMap((row) => (row.blob_sha256 ? [row.blob_sha256] : [])))];
-    await lockBlobs(tx, hashes);
-    const rows = await tx.execute<{ id: string }[]>(
-      `update uploads u set state = x.state, error = x.error, blob_sha256 = null, format = coalesce(x.format, u.format),
-              compression = coalesce(x.compression, u.compression), validation = coalesce(x.validation, u.validation), updated_at = now()
-         from jsonb_to_recordset(?::jsonb) as x(id uuid, state text, error jsonb, format text, compression text, validation jsonb)
-        where u.id = x.id and u.state in ('received', 'processing')
-        returning u.id`,
-      [JSON.stringify(ends.filter((end) => blobOf.has(end.uploadId)).map((end) => ({ id: end.uploadId, state: end.state, error: end.error, ...end.learnt })))],
+  const changes = JSON.stringify(
+    ends.filter((end) => blobOf.has(end.uploadId)).map((end) => ({ id: end.uploadId, state: end.state, error: end.error, ...end.learnt })),
+  );
+  const setEnded = `update uploads u set state = x.state, error = x.error, blob_sha256 = null, format = coalesce(x.format, u.format),
+                            compression = coalesce(x.compression, u.compression), validation = coalesce(x.validation, u.validation), updated_at = now()
+                       from jsonb_to_recordset(?::jsonb) as x(id uuid, state text, error jsonb, format text, compression text, validation jsonb)
+                      where u.id = x.id and u.state in ('received', 'processing')`;
+  const hashes = [...new Set(open.flatMap((row) => (row.blob_sha256 ? [row.blob_sha256] : [])))];
+  if (hashes.length === 0) {
+    // Refused before any bytes were stored (the usual refusal): nothing to lock or delete, so one
+    // statement ends them, releases their reservations and tells listeners.
+    const ended = await em.execute<{ id: string }[]>(
+      `with ended as (${setEnded} and u.blob_sha256 is null returning u.id),
+            released as (delete from quota_reservations where upload_id in (select id from ended))
+       select id, pg_notify(?, id::text) from ended`,
+      [changes, WORK_EVENTS_CHANNEL],
     );
+    // Any that got a blob meanwhile (another delivery got further) end the long way.
+    const done = new Set(ended.map((row) => row.id));
+    const others = ends.filter((end) => blobOf.has(end.uploadId) && !done.has(end.uploadId));
+    if (others.length > 0) await endUploads(em, services, others);
+    return;
+  }
+  const ended = await em.transactional(async (tx) => {
+    await lockBlobs(tx, hashes);
+    const rows = await tx.execute<{ id: string }[]>(`${setEnded} returning u.id`, [changes]);
     const endedIds = rows.map((row) => row.id);
     const released = new Set(endedIds.map((id) => blobOf.get(id)).filter((hash): hash is string => !!hash));
     for (const hash of [...released].sort()) await deleteBlobIfUnreferenced(tx, services.blobs, hash);
