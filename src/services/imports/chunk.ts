@@ -11,7 +11,8 @@ import { lockQuota, refreshUsage, storedUsage } from '../quota/usage.js';
 import { runUploadBatch } from '../upload/bulk.js';
 import { createUploads } from '../upload/uploads.js';
 import { resetBatchReservation } from './batches.js';
-import { batchParams, itemEnding, itemFilename, lockContentClaims, processImportItem } from './process.js';
+import { claimContents } from './claims.js';
+import { batchParams, itemEnding, itemFilename, processImportItem } from './process.js';
 
 /**
  * Plain files (not PDB ids, not versions restored from a manifest) go through an import in chunks
@@ -96,66 +97,30 @@ async function startUploads(ctx: WorkContext, batch: ImportBatch, items: ChunkIt
   const NO_ROOM = Symbol('no room');
   try {
     return await ctx.em.fork().transactional(async (tx) => {
-      const itemIds = items.map((item) => item.id);
       const locked = await tx.execute<ChunkItem[]>(
         `select id, position, name, state, upload_id, received_sha256, sha256, size from import_items
           where id = any(?::uuid[]) and state = 'pending' and upload_id is null
           order by id for update`,
-        [sqlArray(itemIds)],
+        [sqlArray(items.map((item) => item.id))],
       );
       locked.sort((a, b) => a.position - b.position);
-      const hashes = [...new Set(locked.map((item) => item.received_sha256 as string))].sort();
-      // The same locks, keyed by (project, content), as the one-by-one claim takes.
-      await lockContentClaims(tx, batch.project, hashes);
-      const stored = new Map(
-        (
-          await tx.execute<{ sha256: string; id: string; name: string }[]>(
-            `select distinct on (v.blob_sha256) v.blob_sha256 as sha256, s.id, s.name
-               from structures s join structure_versions v on v.id = s.current_version_id
-              where s.project_id = ? and s.deleted_at is null and v.blob_sha256 = any(?::text[])`,
-            [batch.project, sqlArray(hashes)],
-          )
-        ).map((row) => [row.sha256, row]),
-      );
-      const inFlight = new Map(
-        (
-          await tx.execute<{ sha256: string; name: string; batch_id: string }[]>(
-            `select distinct on (i.sha256) i.sha256, i.name, i.batch_id from import_items i join import_batches b on b.id = i.batch_id
-              where b.project_id = ? and i.sha256 = any(?::text[]) and i.state = 'processing' and i.restore is null
-                and i.id <> all(?::uuid[])`,
-            [batch.project, sqlArray(hashes), sqlArray(itemIds)],
-          )
-        ).map((row) => [row.sha256, row]),
+      const refused = await claimContents(
+        tx,
+        batch,
+        locked.map((item) => ({ id: item.id, name: item.name, sha256: item.received_sha256 as string })),
       );
       const skipped: { id: string; error: ImportItemError; structure_id: string | null; sha256: string }[] = [];
       const starting: ChunkItem[] = [];
-      const claimedHere = new Map<string, string>();
       for (const item of locked) {
-        const sha256 = item.received_sha256 as string;
-        const held = stored.get(sha256);
-        const other = inFlight.get(sha256);
-        const earlier = claimedHere.get(sha256);
-        if (held) {
+        const refusal = refused.get(item.id);
+        if (!refusal) starting.push(item);
+        else
           skipped.push({
             id: item.id,
-            sha256,
-            structure_id: held.id,
-            error: { code: 'already_stored', message: `The same content is already stored in this project as "${held.name}"; it was not imported again.` },
+            sha256: item.received_sha256 as string,
+            structure_id: refusal.structureId ?? null,
+            error: { code: refusal.code, message: refusal.message },
           });
-        } else if (other || earlier) {
-          skipped.push({
-            id: item.id,
-            sha256,
-            structure_id: null,
-            error: {
-              code: 'duplicate_content',
-              message: `The same content is being imported as "${other?.name ?? earlier}"${!other || other.batch_id === batch.id ? ' in this import' : ' by another import'}; it is stored once.`,
-            },
-          });
-        } else {
-          claimedHere.set(sha256, item.name);
-          starting.push(item);
-        }
       }
       if (skipped.length > 0) {
         await tx.execute(

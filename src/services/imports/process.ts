@@ -1,6 +1,5 @@
 import { LockMode } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { LOCK_KEYS, lockAll } from '../../db/locks.js';
 import { ImportBatch } from '../../entities/ImportBatch.js';
 import { ImportItem, type ImportItemError, type ImportItemState, TERMINAL_IMPORT_ITEM_STATES } from '../../entities/ImportItem.js';
 import { TERMINAL_UPLOAD_STATES, Upload, type UploadError, type UploadParams } from '../../entities/Upload.js';
@@ -13,6 +12,7 @@ import { createUploads } from '../upload/uploads.js';
 import { setPinned } from '../versions/versions.js';
 import { displayName } from './archive.js';
 import { endItem, resetBatchReservation } from './batches.js';
+import { claimContents } from './claims.js';
 import { fetchPdbEntry, pdbFilename } from './pdb.js';
 
 /** Codes of an upload ended because its content is already in the project: the item is skipped, not rejected. */
@@ -130,7 +130,7 @@ async function processPlainItem(ctx: WorkContext, batch: ImportBatch, itemId: st
           afterIngest: async (upload) => {
             const sha = upload.blob as string;
             return ctx.em.fork().transactional(async (tx) => {
-              const duplicate = await claimContent(tx, batch, item.id, sha);
+              const duplicate = await claimContent(tx, batch, item, sha);
               return duplicate ? { status: 409, ...duplicate } : undefined;
             });
           },
@@ -147,49 +147,10 @@ export function batchParams(batch: ImportBatch): UploadParams {
   return params;
 }
 
-/** Locks content in a project against being claimed by two import items at once (one lock per hash, in hash order). */
-export async function lockContentClaims(tx: EntityManager, projectId: string, hashes: readonly string[]): Promise<void> {
-  await lockAll(tx, `${LOCK_KEYS.importClaim}${projectId}:`, hashes);
-}
-
-/**
- * Claims content for this item within the project, under a lock on (project, content), so two
- * items with the same bytes are never both stored: the content is skipped when a live structure
- * of the project has it as its current version, or another item is importing it right now.
- * Otherwise records the hash on the item (the claim). Returns the reason to skip, if any.
- */
-async function claimContent(
-  tx: EntityManager,
-  batch: ImportBatch,
-  itemId: string,
-  sha256: string,
-): Promise<{ code: string; message: string; details?: Record<string, unknown> } | undefined> {
-  await lockContentClaims(tx, batch.project, [sha256]);
-  const [stored] = await tx.execute<{ id: string; name: string }[]>(
-    `select s.id, s.name from structures s join structure_versions v on v.id = s.current_version_id
-      where s.project_id = ? and s.deleted_at is null and v.blob_sha256 = ? limit 1`,
-    [batch.project, sha256],
-  );
-  if (stored) {
-    return {
-      code: 'already_stored',
-      message: `The same content is already stored in this project as "${stored.name}"; it was not imported again.`,
-      details: { structureId: stored.id },
-    };
-  }
-  const [inFlight] = await tx.execute<{ name: string; batch_id: string }[]>(
-    `select i.name, i.batch_id from import_items i join import_batches b on b.id = i.batch_id
-      where b.project_id = ? and i.sha256 = ? and i.state = 'processing' and i.restore is null and i.id <> ? limit 1`,
-    [batch.project, sha256, itemId],
-  );
-  if (inFlight) {
-    return {
-      code: 'duplicate_content',
-      message: `The same content is being imported as "${inFlight.name}"${inFlight.batch_id === batch.id ? ' in this import' : ' by another import'}; it is stored once.`,
-    };
-  }
-  await tx.execute('update import_items set sha256 = ?, updated_at = now() where id = ?', [sha256, itemId]);
-  return undefined;
+/** One item's claim of its content (see claimContents): the reason to skip it, if any. */
+async function claimContent(tx: EntityManager, batch: ImportBatch, item: { id: string; name: string }, sha256: string) {
+  const refusal = (await claimContents(tx, batch, [{ ...item, sha256 }])).get(item.id);
+  return refusal && { code: refusal.code, message: refusal.message, details: refusal.structureId ? { structureId: refusal.structureId } : undefined };
 }
 
 /**
@@ -211,7 +172,7 @@ async function startUpload(
       if (row.upload) return 'started';
       const sha256 = row.receivedSha256 as string;
       if (options.claim) {
-        const duplicate = await claimContent(tx, batch, row.id, sha256);
+        const duplicate = await claimContent(tx, batch, row, sha256);
         if (duplicate) {
           await endItem(tx, row.id, 'skipped', {
             error: { code: duplicate.code, message: duplicate.message },
