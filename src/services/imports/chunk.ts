@@ -7,7 +7,7 @@ import type { UploadError } from '../../entities/Upload.js';
 import { sniffCompression } from '../../formats/sniff.js';
 import type { WorkContext } from '../../runtime/context.js';
 import { metadataProblems, projectMetadataSchema } from '../metadata/metadata.js';
-import { lockQuota, refreshUsage, storedUsage } from '../quota/usage.js';
+import { reserveAll } from '../quota/quota.js';
 import { runUploadBatch } from '../upload/bulk.js';
 import { createUploads } from '../upload/uploads.js';
 import { resetBatchReservation } from './batches.js';
@@ -153,22 +153,8 @@ async function startUploads(ctx: WorkContext, batch: ImportBatch, items: ChunkIt
       }
       // The bytes move from the batch's reservation (now only what is still pending) to each upload's own.
       await resetBatchReservation(tx, batch.owner, batch.id);
-      if (starting.length > 0) {
-        await lockQuota(tx, batch.owner);
-        const moving = starting.reduce((sum, item) => sum + Number(item.size ?? 0), 0);
-        const [quota] = await tx.execute<{ quota_bytes: string; reserved: string }[]>(
-          `select u.quota_bytes, coalesce((select sum(bytes) from quota_reservations r where r.owner_id = u.id), 0) as reserved from users u where u.id = ?`,
-          [batch.owner],
-        );
-        const used = (await storedUsage(tx, batch.owner)) ?? (await refreshUsage(tx, batch.owner));
-        if (Number(quota?.quota_bytes ?? 0) - used.usedBytes - Number(quota?.reserved ?? 0) < moving) throw NO_ROOM;
-        await tx.execute(
-          `insert into quota_reservations (upload_id, owner_id, bytes, created_at, updated_at)
-           select x.id, ?, x.size, now(), now() from jsonb_to_recordset(?::jsonb) as x(id uuid, size bigint)
-           on conflict (upload_id) do update set bytes = excluded.bytes, updated_at = now()`,
-          [batch.owner, JSON.stringify(starting.map((item) => ({ id: item.id, size: Number(item.size ?? 0) })))],
-        );
-      }
+      const holds = starting.map((item) => ({ uploadId: item.id, bytes: Number(item.size ?? 0) }));
+      if (!(await reserveAll(tx, batch.owner, holds))) throw NO_ROOM;
       return starting;
     });
   } catch (error) {

@@ -78,15 +78,39 @@ export async function reserve(em: EntityManager, input: { userId: string; upload
       if (input.needed > available) throw new QuotaExceededError(state.quotaBytes, state.usedBytes, state.reservedBytes, input.needed);
     }
     const granted = Math.max(input.needed, Math.min(wanted, available));
-    if (granted !== state.heldBytes || state.heldBytes === 0) {
-      await tx.execute(
-        `insert into quota_reservations (upload_id, owner_id, bytes, created_at, updated_at) values (?, ?, ?, now(), now())
-         on conflict (upload_id) do update set bytes = excluded.bytes, updated_at = now()`,
-        [input.uploadId, input.userId, granted],
-      );
-    }
+    if (granted !== state.heldBytes || state.heldBytes === 0) await setReservations(tx, input.userId, [{ uploadId: input.uploadId, bytes: granted }]);
     return granted;
   });
+}
+
+/**
+ * Holds bytes for several new uploads of one owner at once, all or none, in a transaction of the
+ * caller's (a bulk import's chunk). Returns false, holding nothing, when the quota has no room for
+ * all of them: the caller then takes them one by one through `reserve`, which also refreshes a
+ * stale usage figure before it refuses.
+ */
+export async function reserveAll(tx: EntityManager, ownerId: string, holds: readonly { uploadId: string; bytes: number }[]): Promise<boolean> {
+  if (holds.length === 0) return true;
+  await lockQuota(tx, ownerId);
+  const needed = holds.reduce((sum, hold) => sum + hold.bytes, 0);
+  const [quota] = await tx.execute<{ quota_bytes: string; reserved: string }[]>(
+    'select u.quota_bytes, coalesce((select sum(bytes) from quota_reservations r where r.owner_id = u.id), 0) as reserved from users u where u.id = ?',
+    [ownerId],
+  );
+  const used = (await storedUsage(tx, ownerId)) ?? (await refreshUsage(tx, ownerId));
+  if (Number(quota?.quota_bytes ?? 0) - used.usedBytes - Number(quota?.reserved ?? 0) < needed) return false;
+  await setReservations(tx, ownerId, holds);
+  return true;
+}
+
+/** Sets uploads' reservations (made or replaced) in one statement. A hold that grows needs the owner's quota lock. */
+async function setReservations(tx: EntityManager, ownerId: string, holds: readonly { uploadId: string; bytes: number }[]): Promise<void> {
+  await tx.execute(
+    `insert into quota_reservations (upload_id, owner_id, bytes, created_at, updated_at)
+     select x."uploadId", ?, x.bytes, now(), now() from jsonb_to_recordset(?::jsonb) as x("uploadId" uuid, bytes bigint)
+     on conflict (upload_id) do update set bytes = excluded.bytes, updated_at = now()`,
+    [ownerId, JSON.stringify(holds)],
+  );
 }
 
 /** Lowers a reservation to `bytes` (never raises it; that needs `reserve`). */
