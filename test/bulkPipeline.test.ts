@@ -5,7 +5,7 @@ import { Job } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EnginePool } from '../src/engines/pool.js';
 import type { JobContext } from '../src/jobs/define.js';
-import { indexJob } from '../src/jobs/handlers/searchIndex.js';
+import { indexHandler } from '../src/jobs/handlers/searchIndex.js';
 import { CpuPool } from '../src/pool/cpuPool.js';
 import { computeUsage } from '../src/services/quota/usage.js';
 import { runUploadBatch } from '../src/services/upload/bulk.js';
@@ -131,7 +131,7 @@ describe('bulk upload stages', () => {
       (job.data.uploadIds ?? []).some((id: string) => bulkIds.includes(id)),
     );
     expect(indexing.data.structureIds).toHaveLength(7);
-    await indexJob.handle(indexing.data, await context());
+    await indexHandler.handle(indexing.data, await context());
     const em = stack.ctx.orm.em.fork();
     const [{ n: documents }] = await em.execute<{ n: string }[]>('select count(*) as n from search_documents where owner_id = ?', [bulk.id]);
     expect(Number(documents)).toBe(7);

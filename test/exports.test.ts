@@ -5,8 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JobContext } from '../src/jobs/define.js';
-import { cleanupJob } from '../src/jobs/handlers/cleanup.js';
-import { exportJob } from '../src/jobs/handlers/export.js';
+import { exportHandler } from '../src/jobs/handlers/export.js';
+import { cleanupJob } from '../src/queue/jobs.js';
 import { type ExportManifest, exportManifest } from '../src/services/exports/manifest.js';
 import { exportsReconciler, reconcile } from '../src/services/maintenance/reconcile.js';
 import { readArchive } from './helpers/archives.js';
@@ -455,7 +455,7 @@ describe('exports: a project or a selection as a .zip or .tar.gz with manifest.j
       if (!job) throw new Error('no job');
       const workers = stack.workers as NonNullable<Stack['workers']>;
       const ctx: JobContext = { ...stack.ctx, cpu: workers.cpu, engines: workers.engines, em: stack.ctx.orm.em.fork(), job };
-      return exportJob.handle({ exportId, ownerId: user.id }, ctx);
+      return exportHandler.handle({ exportId, ownerId: user.id }, ctx);
     }
     async function state(exportId: string) {
       const em = stack.ctx.orm.em.fork();

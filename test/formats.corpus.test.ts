@@ -12,8 +12,8 @@ import { parseStructure } from '../src/formats/parse.js';
 import { sniffFormat } from '../src/formats/sniff.js';
 import { cifAtomTable } from '../src/formats/summarizeCif.js';
 import type { Format, ParseOutcome } from '../src/formats/types.js';
-import { resolveFormat } from '../src/jobs/handlers/ingest.js';
 import { CpuPool } from '../src/pool/cpuPool.js';
+import { resolveFormat } from '../src/services/upload/format.js';
 import { CORPUS, CORPUS_FOLDERS, type CorpusEntry, corpusContent, feature, hasCorpus, readManifest, trueFormats } from './helpers/corpus.js';
 
 if (!hasCorpus) process.stderr.write(`[molvault tests] corpus format suite skipped: ${CORPUS} does not exist (a fresh clone has no ../shared)\n`);

@@ -3,11 +3,11 @@ import path from 'node:path';
 import { Job } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EnginePool } from '../src/engines/pool.js';
-import type { JobContext, JobDefinition } from '../src/jobs/define.js';
-import { ingestJob } from '../src/jobs/handlers/ingest.js';
-import { indexJob } from '../src/jobs/handlers/searchIndex.js';
-import { snapshotJob } from '../src/jobs/handlers/snapshot.js';
-import { validateJob } from '../src/jobs/handlers/validate.js';
+import type { JobContext, JobHandler } from '../src/jobs/define.js';
+import { ingestHandler } from '../src/jobs/handlers/ingest.js';
+import { indexHandler } from '../src/jobs/handlers/searchIndex.js';
+import { snapshotHandler } from '../src/jobs/handlers/snapshot.js';
+import { validateHandler } from '../src/jobs/handlers/validate.js';
 import { CpuPool } from '../src/pool/cpuPool.js';
 import { type Client, client, type TestUser, userFactory } from './helpers/factories.js';
 import { type Stack, startStack } from './helpers/stack.js';
@@ -56,7 +56,7 @@ describe('job handlers are idempotent', () => {
     return { upload, structures, versions, blobs, documents, jobs, blobFiles: blobFiles.length, staging: await stack.ctx.staging.list() };
   }
 
-  async function runTwice<D>(definition: JobDefinition<D>, data: D) {
+  async function runTwice<D>(definition: JobHandler<D>, data: D) {
     const job = await Job.create(stack.ctx.queues[definition.queue], definition.name, data as object);
     const ctx = (): JobContext => ({ ...stack.ctx, cpu, engines, em: stack.ctx.orm.em.fork(), job });
     const uploadId = (data as { uploadId: string }).uploadId;
@@ -74,21 +74,21 @@ describe('job handlers are idempotent', () => {
     expect(accepted.status).toBe(202);
     const data = { uploadId: accepted.body.upload.id as string, ownerId: user.id };
 
-    const afterIngest = await runTwice(ingestJob, data);
+    const afterIngest = await runTwice(ingestHandler, data);
     expect(afterIngest.upload).toMatchObject({ state: 'processing', format: 'pdb' });
     expect(afterIngest.jobs.validate).toEqual([`validate-${data.uploadId}`]);
     expect(afterIngest.staging).toEqual([]);
 
-    const afterValidate = await runTwice(validateJob, data);
+    const afterValidate = await runTwice(validateHandler, data);
     expect(afterValidate.upload.summary.atoms).toBe(327);
     expect(afterValidate.jobs.snapshot).toEqual([`snapshot-${data.uploadId}`]);
 
-    const afterSnapshot = await runTwice(snapshotJob, data);
+    const afterSnapshot = await runTwice(snapshotHandler, data);
     expect(afterSnapshot.versions).toHaveLength(1);
     expect(afterSnapshot.upload).toMatchObject({ state: 'stored', version: 1 });
 
     const indexData = { structureId: afterSnapshot.upload.structure_id as string, ownerId: user.id, uploadId: data.uploadId };
-    const afterIndex = await runTwice(indexJob, indexData);
+    const afterIndex = await runTwice(indexHandler, indexData);
     expect(afterIndex.documents).toHaveLength(1);
     expect(afterIndex.documents[0].tags).toEqual(['replayed']);
   });
@@ -99,9 +99,9 @@ describe('job handlers are idempotent', () => {
     const data = { uploadId: accepted.body.upload.id as string, ownerId: user.id };
     const job = await Job.create(stack.ctx.queues.ingest, 'ingest', data);
     const ctx = (): JobContext => ({ ...stack.ctx, cpu, engines, em: stack.ctx.orm.em.fork(), job });
-    await ingestJob.handle(data, ctx());
-    await validateJob.handle(data, ctx());
-    await Promise.all([snapshotJob.handle(data, ctx()), snapshotJob.handle(data, ctx()), snapshotJob.handle(data, ctx())]);
+    await ingestHandler.handle(data, ctx());
+    await validateHandler.handle(data, ctx());
+    await Promise.all([snapshotHandler.handle(data, ctx()), snapshotHandler.handle(data, ctx()), snapshotHandler.handle(data, ctx())]);
     const { versions, upload } = await state(data.uploadId);
     expect(versions.filter((v: { blob_sha256: string }) => v.blob_sha256 === upload.blob_sha256)).toHaveLength(1);
   });
@@ -113,11 +113,11 @@ describe('job handlers are idempotent', () => {
     const pipeline = async (uploadId: string) => {
       const data = { uploadId, ownerId: user.id };
       const job = await Job.create(stack.ctx.queues.ingest, 'ingest', data);
-      await ingestJob.handle(data, ctx(job));
-      await validateJob.handle(data, ctx(job));
+      await ingestHandler.handle(data, ctx(job));
+      await validateHandler.handle(data, ctx(job));
       return data;
     };
-    await snapshotJob.handle(await pipeline(first.body.upload.id), ctx(await Job.create(stack.ctx.queues.snapshot, 'snapshot', {})));
+    await snapshotHandler.handle(await pipeline(first.body.upload.id), ctx(await Job.create(stack.ctx.queues.snapshot, 'snapshot', {})));
     const structureId = first.body.structure.id;
     const uploads = await Promise.all(
       [1, 2, 3, 4].map(async (i) => {
@@ -127,7 +127,7 @@ describe('job handlers are idempotent', () => {
       }),
     );
     const job = await Job.create(stack.ctx.queues.snapshot, 'snapshot', {});
-    await Promise.all(uploads.map((data) => snapshotJob.handle(data, ctx(job))));
+    await Promise.all(uploads.map((data) => snapshotHandler.handle(data, ctx(job))));
     const numbers = (
       await stack.ctx.orm.em.fork().execute<{ number: number }[]>('select number from structure_versions where structure_id = ? order by number', [structureId])
     ).map((r: { number: number }) => r.number);
@@ -143,7 +143,7 @@ describe('job handlers are idempotent', () => {
     corrupted[500] ^= 0x01;
     await fs.writeFile(staged, corrupted);
     const job = await Job.create(stack.ctx.queues.ingest, 'ingest', { uploadId, ownerId: user.id });
-    await expect(ingestJob.handle({ uploadId, ownerId: user.id }, { ...stack.ctx, cpu, engines, em: stack.ctx.orm.em.fork(), job })).rejects.toThrow(
+    await expect(ingestHandler.handle({ uploadId, ownerId: user.id }, { ...stack.ctx, cpu, engines, em: stack.ctx.orm.em.fork(), job })).rejects.toThrow(
       /no longer matches/,
     );
     const upload = (await api.get(`/v1/uploads/${uploadId}`)).body;

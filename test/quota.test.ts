@@ -3,7 +3,7 @@ import fs from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { usageJob } from '../src/jobs/handlers/usage.js';
+import { usageJob } from '../src/queue/jobs.js';
 import { QuotaExceededError, releaseReservation, reserve } from '../src/services/quota/quota.js';
 import { type Client, client, type TestUser, userFactory, waitForUpload } from './helpers/factories.js';
 import { runJob } from './helpers/jobs.js';

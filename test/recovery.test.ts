@@ -3,7 +3,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QUEUE_NAMES } from '../src/config/index.js';
-import { reconcileJob } from '../src/jobs/handlers/reconcile.js';
+import { reconcileJob } from '../src/queue/jobs.js';
 import { reconcileUploads } from '../src/services/maintenance/reconcile.js';
 import { startWorkers } from '../src/workers/main.js';
 import { type Client, client, type TestUser, userFactory, waitForUpload } from './helpers/factories.js';

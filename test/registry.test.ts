@@ -2,8 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { ConfigError, loadConfig } from '../src/config/index.js';
 import { sniffFormat } from '../src/formats/sniff.js';
-import { defineJob } from '../src/jobs/define.js';
+import { handleJob } from '../src/jobs/define.js';
 import { checkRegistry, JOBS } from '../src/jobs/registry.js';
+import { jobContract } from '../src/queue/contract.js';
+import { JOB_CONTRACTS } from '../src/queue/jobs.js';
 
 describe('the job registry', () => {
   it('accepts the real registry: every queue has a handler and every handler a queue', () => {
@@ -36,10 +38,27 @@ describe('the job registry', () => {
   });
 
   it('refuses a handler whose queue does not exist, or a job without a handler', () => {
-    const stray = defineJob({ name: 'stray', queue: 'nowhere' as never, data: z.object({}), jobId: () => 'stray-1', handle: async () => undefined });
-    expect(() => checkRegistry([...JOBS, stray as never])).toThrow(/names queue "nowhere", which does not exist/);
-    const hollow = { ...stray, queue: 'index', name: 'hollow', handle: undefined };
-    expect(() => checkRegistry([...JOBS, hollow as never])).toThrow(/job "hollow" has no handler/);
+    const strayContract = jobContract({ name: 'stray', queue: 'nowhere' as never, data: z.object({}), jobId: () => 'stray-1' });
+    const stray = handleJob(strayContract, { handle: async () => undefined });
+    expect(() => checkRegistry([...JOBS, stray as never], [...JOB_CONTRACTS, strayContract as never])).toThrow(/names queue "nowhere", which does not exist/);
+    const hollowContract = jobContract({ name: 'hollow', queue: 'index', data: z.object({}), jobId: () => 'hollow-1' });
+    const hollow = { ...handleJob(hollowContract, { handle: async () => undefined }), handle: undefined };
+    expect(() => checkRegistry([...JOBS, hollow as never], [...JOB_CONTRACTS, hollowContract as never])).toThrow(/job "hollow" has no handler/);
+  });
+
+  it('refuses to start when a contract has no handler, or a handler no contract', () => {
+    const unhandled = jobContract({ name: 'unhandled', queue: 'cleanup', data: z.object({}), jobId: () => 'unhandled-1' });
+    expect(() => checkRegistry(JOBS, [...JOB_CONTRACTS, unhandled as never])).toThrow(/job "unhandled" has no handler/);
+    const withoutIngest = JOBS.filter((job) => job.name !== 'ingest');
+    expect(() => checkRegistry(withoutIngest)).toThrow(/job "ingest" has no handler/);
+    const orphan = handleJob(jobContract({ name: 'orphan', queue: 'cleanup', data: z.object({}), jobId: () => 'orphan-1' }), { handle: async () => undefined });
+    expect(() => checkRegistry([...JOBS, orphan as never])).toThrow(/job "orphan" has a handler but no contract/);
+  });
+
+  it('has a contract for every handler, and binds each contract to exactly one handler', () => {
+    expect(JOBS.map((job) => job.contract).sort((a, b) => a.name.localeCompare(b.name))).toEqual(
+      [...JOB_CONTRACTS].sort((a, b) => a.name.localeCompare(b.name)),
+    );
   });
 });
 

@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanupJob } from '../src/jobs/handlers/cleanup.js';
+import { cleanupJob } from '../src/queue/jobs.js';
 import { type Client, client, putDraft as saveDraft, storedStructure, type TestUser, userFactory } from './helpers/factories.js';
 import { runJob } from './helpers/jobs.js';
 import { type Stack, startStack } from './helpers/stack.js';

@@ -7,10 +7,11 @@ import { TERMINAL_UPLOAD_STATES, Upload, type UploadParams } from '../entities/U
 import type { User } from '../entities/User.js';
 import { sniffCompression, sniffFormat } from '../formats/sniff.js';
 import { FORMATS, type Format } from '../formats/types.js';
-import { enqueue } from '../jobs/enqueue.js';
-import { ingestJob } from '../jobs/handlers/ingest.js';
+import { enqueue } from '../queue/enqueue.js';
+import { ingestJob } from '../queue/jobs.js';
 import type { AppContext } from '../runtime/context.js';
 import { QuotaExceededError, releaseReservation, reserve, shrinkReservation } from '../services/quota/quota.js';
+import { createUploads } from '../services/upload/uploads.js';
 import { preferWaitSeconds, waitFor } from './common.js';
 import { ApiError } from './errors.js';
 import { type QuotaHold, receiveUpload } from './receiveUpload.js';
@@ -96,31 +97,23 @@ export async function acceptUpload(app: AppContext, koa: Context, user: User, ta
   }
   const { format, ...rest } = params;
   const uploadParams: UploadParams = rest;
-  const em = app.orm.em.fork();
-  const upload = em.create(Upload, {
-    id: uploadId,
-    owner: user.id,
-    project: target.projectId,
-    structureId: target.structureId ?? randomUUID(),
-    createsStructure: !target.structureId,
-    state: 'received',
-    filename: safeFilename(received.filename),
-    formatHint: format ?? null,
-    format: null,
-    compression: null,
-    receivedBytes: received.bytes,
-    receivedSha256: received.sha256,
-    params: uploadParams,
-    blob: null,
-    kind: null,
-    summary: null,
-    validation: null,
-    error: null,
-    version: null,
-    indexedAt: null,
-  });
+  let structureId: string;
   try {
-    await em.flush();
+    const created = await createUploads(app.orm.em.fork(), [
+      {
+        id: uploadId,
+        ownerId: user.id,
+        projectId: target.projectId,
+        structureId: target.structureId,
+        createsStructure: !target.structureId,
+        filename: safeFilename(received.filename),
+        formatHint: format ?? null,
+        receivedBytes: received.bytes,
+        receivedSha256: received.sha256,
+        params: uploadParams,
+      },
+    ]);
+    structureId = created.get(uploadId) as string;
   } catch (error) {
     await app.staging.remove(uploadId);
     await release();
@@ -132,7 +125,7 @@ export async function acceptUpload(app: AppContext, koa: Context, user: User, ta
     // The upload is recorded in Postgres and its file staged: the reconcile schedule will pick it up.
     app.log.error({ err: error, uploadId }, 'could not enqueue ingest; the upload stays received');
   }
-  await answerUpload(app, koa, uploadId, upload.structureId, 'received');
+  await answerUpload(app, koa, uploadId, structureId, 'received');
 }
 
 /**
@@ -150,7 +143,7 @@ export async function answerUpload(app: AppContext, koa: Context, uploadId: stri
         if (row.state === 'stored' && !row.indexedAt) return undefined; // stored but not yet searchable
         return TERMINAL_UPLOAD_STATES.includes(row.state) ? row : undefined;
       },
-      (ms) => app.uploadEvents.wait(uploadId, ms),
+      (ms) => app.workEvents.wait(uploadId, ms),
     );
     if (done) {
       koa.set('Preference-Applied', `wait=${waitSeconds}`);

@@ -6,11 +6,11 @@ import { Project } from '../entities/Project.js';
 import { Structure } from '../entities/Structure.js';
 import { Upload } from '../entities/Upload.js';
 import type { User } from '../entities/User.js';
-import { jobNameFromId } from '../jobs/define.js';
-import type { QueueSet } from '../jobs/queues.js';
-import { jobDefinition } from '../jobs/registry.js';
+import { jobNameFromId } from '../queue/contract.js';
+import { convertJob, jobContractNamed } from '../queue/jobs.js';
+import type { QueueSet } from '../queue/queues.js';
 import { startedBy, type Visibility, visibilityOf, visibleProjects, visibleStructures } from '../services/auth/visibility.js';
-import { userHasBlob } from '../services/conversions/derivations.js';
+import { ownsVersionOfBlob } from '../services/conversions/derivations.js';
 import { viewStructureJson } from '../services/structures/counters.js';
 import { type SelectedStructure, visibleSelection } from '../services/structures/selection.js';
 import { ApiError, notFound } from './errors.js';
@@ -111,7 +111,7 @@ export class Access {
    * conversion serves everyone who stores its source). Administrators follow every job.
    */
   async job(queues: QueueSet, id: string): Promise<Job> {
-    const definition = jobDefinition(jobNameFromId(id));
+    const definition = jobContractNamed(jobNameFromId(id));
     const job = definition ? await queues[definition.queue].getJob(id) : undefined;
     if (!job || !(await this.mayFollow(job))) throw notFound('job');
     return job;
@@ -120,7 +120,7 @@ export class Access {
   private async mayFollow(job: Job): Promise<boolean> {
     if (this.user.role === 'admin' || (job.data as { ownerId?: string }).ownerId === this.user.id) return true;
     const source = (job.data as { sourceSha256?: string }).sourceSha256;
-    return job.name === 'convert' && !!source && (await userHasBlob(this.em, this.user.id, source));
+    return job.name === convertJob.name && !!source && (await ownsVersionOfBlob(this.em, this.user.id, source));
   }
 
   /**

@@ -1,6 +1,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { QUEUE_NAMES, type QueueName } from '../queue/names.js';
 
 /** Sizes may be given as bytes or with a unit: 10GB, 512MiB, 100kb. */
 const byteSize = z.union([z.number(), z.string()]).transform((value, ctx) => {
@@ -33,8 +34,7 @@ export function parseByteSize(text: string): number | undefined {
   return Math.round(Number(match[1]) * factor);
 }
 
-export const QUEUE_NAMES = ['ingest', 'validate', 'snapshot', 'index', 'cleanup', 'diff', 'backup', 'convert', 'export'] as const;
-export type QueueName = (typeof QUEUE_NAMES)[number];
+export { QUEUE_NAMES, type QueueName };
 
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 7 * 86_400_000 };
 

@@ -1,3 +1,4 @@
+import { UPLOAD_JOBS } from '../queue/jobs.js';
 import type { Project } from './Project.js';
 import type { Structure } from './Structure.js';
 import type { StructureVersion } from './StructureVersion.js';
@@ -67,7 +68,7 @@ export function serializeUpload(upload: Upload) {
     searchable: upload.indexedAt !== null && upload.indexedAt !== undefined,
     ...(upload.error ? { error } : {}),
     ...(upload.validation?.warnings?.length ? { warnings: upload.validation.warnings } : {}),
-    jobs: ['ingest', 'validate', 'snapshot', 'index'].map((name) => `${name}-${upload.id}`),
+    jobs: UPLOAD_JOBS.map((job) => job.jobId({ uploadId: upload.id, ownerId: upload.owner, structureId: upload.structureId })),
     createdAt: upload.createdAt.toISOString(),
     updatedAt: upload.updatedAt.toISOString(),
   };

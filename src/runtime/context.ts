@@ -1,12 +1,15 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config/index.js';
+import { WorkEvents } from '../db/notify.js';
 import { connectOrm, type Orm } from '../db/orm.js';
 import { EngineCatalog } from '../engines/pool.js';
-import { closeQueues, createQueues, type QueueSet, redisConnection } from '../jobs/queues.js';
 import type { Logger } from '../lib/logger.js';
+import { CpuPool } from '../pool/cpuPool.js';
+import { closeQueues, createQueues, type QueueSet, redisConnection } from '../queue/queues.js';
 import { createSearchIndex } from '../search/create.js';
 import type { SearchIndex } from '../search/types.js';
-import { UploadEvents } from '../services/upload/events.js';
 import { type BlobStore, LocalBlobStore } from '../storage/blobStore.js';
 import { Staging } from '../storage/staging.js';
 
@@ -20,10 +23,27 @@ export interface AppContext {
   blobs: BlobStore;
   staging: Staging;
   search: SearchIndex;
-  uploadEvents: UploadEvents;
+  workEvents: WorkEvents;
   /** Conversion engines installed here, with versions, found once at start. */
   engineCatalog: EngineCatalog;
+  /**
+   * This process's CPU pool for the odd unpacking outside a job (a draft sent gzip-compressed to the
+   * API), started on first use so an API that never needs it runs no threads. Workers have their own.
+   */
+  sharedCpuPool(): CpuPool;
 }
+
+/**
+ * What work outside a request runs with (a job, the upload stages it calls): the shared services,
+ * the CPU pool and an EntityManager of its own; and the job it runs in, if any, to report progress on.
+ */
+export interface WorkContext extends AppContext {
+  cpu: CpuPool;
+  em: EntityManager;
+  job?: Pick<Job, 'updateProgress'>;
+}
+
+const lazyPools = new WeakMap<AppContext, CpuPool>();
 
 export async function createAppContext(config: AppContext['config'], log: Logger): Promise<AppContext> {
   const orm = await connectOrm(config.databaseUrl, log);
@@ -34,7 +54,7 @@ export async function createAppContext(config: AppContext['config'], log: Logger
   await search.prepare();
   const engineCatalog = await EngineCatalog.detect(config.engines);
   engineCatalog.report(log);
-  return {
+  const ctx: AppContext = {
     config,
     log,
     orm,
@@ -43,13 +63,23 @@ export async function createAppContext(config: AppContext['config'], log: Logger
     blobs: new LocalBlobStore(config.blobDir),
     staging: new Staging(config.stagingDir),
     search,
-    uploadEvents: new UploadEvents(config.databaseUrl, log),
+    workEvents: new WorkEvents(config.databaseUrl, log),
     engineCatalog,
+    sharedCpuPool() {
+      let pool = lazyPools.get(ctx);
+      if (!pool) {
+        pool = new CpuPool(config.parseThreads, config.parseTimeoutMs, config.parseMaxMemoryMb);
+        lazyPools.set(ctx, pool);
+      }
+      return pool;
+    },
   };
+  return ctx;
 }
 
 export async function closeAppContext(ctx: AppContext): Promise<void> {
-  await ctx.uploadEvents.close();
+  await ctx.workEvents.close();
+  await lazyPools.get(ctx)?.close();
   await closeQueues(ctx.queues);
   await ctx.search.close();
   ctx.redis.disconnect();

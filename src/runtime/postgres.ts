@@ -13,8 +13,7 @@ export interface PostgresHandle {
 /**
  * Postgres's own page cache for an embedded server: a quarter of the machine's memory, at most
  * 8 GB, as the Postgres documentation suggests for a server of its own. At the stock 128 MB a
- * search index of 100,000 structures (800 MB) did not fit, and every miss was a copy from the OS
- * cache: bench:search measured a quarter of Postgres's time per search in those copies.
+ * large search index does not fit, and every miss is a copy from the OS cache (bench:search shows it).
  */
 export function defaultSharedBuffersMb(totalBytes = os.totalmem()): number {
   return Math.max(128, Math.min(8192, Math.floor(totalBytes / 4 / 2 ** 20)));

@@ -11,7 +11,7 @@ export interface RedisHandle {
 }
 
 /** Answers true when a Redis server replies PONG at host:port within the timeout. */
-export function pingRedis(host: string, port: number, timeoutMs = 500): Promise<boolean> {
+function pingRedis(host: string, port: number, timeoutMs = 500): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect({ host, port });
     const done = (ok: boolean) => {

@@ -2,10 +2,11 @@ import { type Job, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { QueueName } from '../config/index.js';
 import { EnginePool } from '../engines/pool.js';
-import type { JobDefinition } from '../jobs/define.js';
-import { redisConnection } from '../jobs/queues.js';
+import type { JobHandler } from '../jobs/define.js';
 import { checkRegistry, JOBS } from '../jobs/registry.js';
 import { CpuPool } from '../pool/cpuPool.js';
+import { backupJob, convertJob } from '../queue/jobs.js';
+import { redisConnection } from '../queue/queues.js';
 import type { AppContext } from '../runtime/context.js';
 import { registerBackupSchedule, registerSchedules } from './scheduler.js';
 
@@ -23,7 +24,7 @@ export async function startWorkers(ctx: AppContext, queues: readonly QueueName[]
   const cpu = new CpuPool(ctx.config.parseThreads, ctx.config.parseTimeoutMs, ctx.config.parseMaxMemoryMb, ctx.config.backgroundNice);
   const engines = new EnginePool(ctx.engineCatalog, ctx.config.engines, ctx.log);
   // Long-lived engines (ChimeraX) start now, so the first conversion does not wait for them.
-  if (queues.includes('convert')) {
+  if (queues.includes(convertJob.queue)) {
     await engines.warm().catch((error) => ctx.log.error({ err: error }, 'could not start the long-lived engines'));
     const swept = await engines.sweepScratch().catch(() => []);
     if (swept.length > 0) ctx.log.info({ swept }, 'removed scratch directories a crashed worker left behind');
@@ -54,7 +55,7 @@ export async function startWorkers(ctx: AppContext, queues: readonly QueueName[]
     });
     worker.on('failed', (job, error) => {
       if (!job) return;
-      const definition = registry.get(job.name) as JobDefinition<unknown> | undefined;
+      const definition = registry.get(job.name) as JobHandler<unknown> | undefined;
       const final = error instanceof UnrecoverableError || error.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1);
       ctx.log[final ? 'warn' : 'info']({ queue, jobId: job.id, attempts: job.attemptsMade, err: error.message }, final ? 'job failed' : 'job will retry');
       if (final && definition?.onFinalFailure && !(error instanceof UnrecoverableError || error.name === 'UnrecoverableError')) {
@@ -68,7 +69,7 @@ export async function startWorkers(ctx: AppContext, queues: readonly QueueName[]
   }
   await Promise.all(workers.map((w) => w.waitUntilReady()));
   await registerSchedules(ctx, queues);
-  if (queues.includes('backup')) await registerBackupSchedule(ctx);
+  if (queues.includes(backupJob.queue)) await registerBackupSchedule(ctx);
   ctx.log.info({ queues, threads: ctx.config.parseThreads }, 'workers started');
   let closing: Promise<void> | undefined;
   const close = () => {

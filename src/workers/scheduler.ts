@@ -1,33 +1,36 @@
-import type { QueueName } from '../config/index.js';
+import { backupJob, cleanupJob, gcJob, reconcileJob, searchDriftJob, usageJob } from '../queue/jobs.js';
+import type { QueueName } from '../queue/names.js';
 import type { AppContext } from '../runtime/context.js';
 
 /**
- * Registers the maintenance schedules. upsertJobScheduler is idempotent, so every worker may
- * call this on every start; the schedules show in Bull Board under their queues. Each one is
- * configurable (a cron pattern or a period in ms): RECONCILE_EVERY_MS, CLEANUP_SCHEDULE,
- * GC_SCHEDULE, USAGE_SCHEDULE.
+ * Registers the maintenance schedules, each under a scheduler key of its own. upsertJobScheduler is
+ * idempotent, so every worker may call this on every start; the schedules show in Bull Board under
+ * their queues. Each one is configurable (a cron pattern or a period in ms): RECONCILE_EVERY_MS,
+ * CLEANUP_SCHEDULE, GC_SCHEDULE, USAGE_SCHEDULE, SEARCH_DRIFT_EVERY_MS.
  */
-export async function registerSchedules(ctx: AppContext, queues: readonly QueueName[] = ['cleanup']): Promise<void> {
-  if (queues.includes('cleanup')) {
-    await ctx.queues.cleanup.upsertJobScheduler('reconcile-uploads', { every: ctx.config.reconcileEveryMs }, { name: 'reconcile', data: {} });
-    await ctx.queues.cleanup.upsertJobScheduler('cleanup', ctx.config.schedules.cleanup, { name: 'cleanup', data: {} });
-    await ctx.queues.cleanup.upsertJobScheduler('gc', ctx.config.schedules.gc, { name: 'gc', data: {} });
-    await ctx.queues.cleanup.upsertJobScheduler('usage', ctx.config.schedules.usage, { name: 'usage', data: {} });
-  }
-  if (queues.includes('index')) {
-    await ctx.queues.index.upsertJobScheduler('search-drift', { every: ctx.config.searchDriftEveryMs }, { name: 'searchDrift', data: {} });
+export async function registerSchedules(ctx: AppContext, queues: readonly QueueName[] = [reconcileJob.queue]): Promise<void> {
+  const schedules = [
+    { key: 'reconcile-uploads', contract: reconcileJob, repeat: { every: ctx.config.reconcileEveryMs } },
+    { key: 'cleanup', contract: cleanupJob, repeat: ctx.config.schedules.cleanup },
+    { key: 'gc', contract: gcJob, repeat: ctx.config.schedules.gc },
+    { key: 'usage', contract: usageJob, repeat: ctx.config.schedules.usage },
+    { key: 'search-drift', contract: searchDriftJob, repeat: { every: ctx.config.searchDriftEveryMs } },
+  ];
+  for (const { key, contract, repeat } of schedules) {
+    if (queues.includes(contract.queue)) await ctx.queues[contract.queue].upsertJobScheduler(key, repeat, { name: contract.name, data: {} });
   }
 }
 
 /** The daily backup (BACKUP_SCHEDULE, a cron pattern in UTC); "off" removes the schedule. Idempotent. */
 export async function registerBackupSchedule(ctx: AppContext): Promise<void> {
+  const queue = ctx.queues[backupJob.queue];
   if (ctx.config.backupSchedule === 'off') {
-    await ctx.queues.backup.removeJobScheduler('backup-daily');
+    await queue.removeJobScheduler('backup-daily');
     return;
   }
-  await ctx.queues.backup.upsertJobScheduler(
+  await queue.upsertJobScheduler(
     'backup-daily',
     { pattern: ctx.config.backupSchedule, tz: 'UTC' },
-    { name: 'backup', data: { kind: 'scheduled' }, opts: { attempts: 3, backoff: { type: 'exponential', delay: 60_000 } } },
+    { name: backupJob.name, data: { kind: 'scheduled' }, opts: { attempts: 3, backoff: { type: 'exponential', delay: 60_000 } } },
   );
 }

@@ -1,9 +1,9 @@
-import type { JobDefinition } from '../../src/jobs/define.js';
-import { enqueue } from '../../src/jobs/enqueue.js';
+import type { JobContract } from '../../src/queue/contract.js';
+import { enqueue } from '../../src/queue/enqueue.js';
 import type { AppContext } from '../../src/runtime/context.js';
 
 /** Enqueues a job the way the app does and waits for the workers to finish it; returns its result. */
-export async function runJob<Data>(ctx: AppContext, definition: JobDefinition<Data>, data: Data, timeoutMs = 60_000): Promise<any> {
+export async function runJob<Data>(ctx: AppContext, definition: JobContract<Data>, data: Data, timeoutMs = 60_000): Promise<any> {
   const jobId = await enqueue(ctx.queues, definition, data);
   const queue = ctx.queues[definition.queue];
   const deadline = Date.now() + timeoutMs;

@@ -1,123 +1,22 @@
-import { copyFile, rename, rm } from 'node:fs/promises';
 import { UnrecoverableError } from 'bullmq';
-import { z } from 'zod';
-import { lossReport } from '../../engines/loss.js';
+import { notifyWorkChanged } from '../../db/notify.js';
 import { EngineError } from '../../engines/process.js';
-import { ENGINE_LABELS } from '../../engines/types.js';
-import { StructureVersion } from '../../entities/StructureVersion.js';
-import { formatsCompatible } from '../../formats/sniff.js';
-import { FORMAT_LABELS, FORMATS, type Format, MEDIA_TYPES } from '../../formats/types.js';
-import { fsyncPath } from '../../lib/fsync.js';
-import { conversionJobId, findDerivation, optionsKey, presentDerivation } from '../../services/conversions/derivations.js';
-import { lockBlob, recordBlob } from '../../services/quota/blobs.js';
-import { notifyUploadChanged } from '../../services/upload/events.js';
-import { defineJob, type JobContext } from '../define.js';
+import { convertJob } from '../../queue/jobs.js';
+import { ConversionImpossible, convertBlob } from '../../services/conversions/convert.js';
+import { handleJob } from '../define.js';
 
-const data = z.object({
-  /** The stored blob to convert (a content hash: the blob's id). */
-  sourceSha256: z.string().regex(/^[0-9a-f]{64}$/),
-  format: z.enum(FORMATS),
-  options: z.record(z.string(), z.unknown()).default({}),
-  /** Who asked first; anyone owning a version of the same blob may follow the job. */
-  ownerId: z.uuid(),
-});
-export type ConvertJobData = z.infer<typeof data>;
-
-/** Formats whose bonds and charges the loss report reads from the source file itself. */
-const CHEMISTRY_FORMATS: readonly Format[] = ['sdf', 'mol', 'mol2', 'xyz'];
-
-/**
- * Stored blob + target format → derived blob via the engine pool. The output is parsed and checked
- * before it is stored, compared with the source (the loss report), and recorded as a Derivation,
- * unique per (source, format, options): a repeated delivery or a second request finds it and runs
- * no engine.
- */
-export const convertJob = defineJob({
-  name: 'convert',
-  queue: 'convert',
-  data,
-  jobId: (d) => conversionJobId(d.sourceSha256, d.format, d.options),
+/** Stored blob + target format → a derived blob (services/conversions/convert.ts). */
+export const convertHandler = handleJob(convertJob, {
   async handle(input, ctx) {
     try {
-      return await convert(input, ctx);
+      return await convertBlob(input, ctx);
     } catch (error) {
       // Conversions that fail for the file's sake would fail again: no retries.
-      if (error instanceof EngineError) throw new UnrecoverableError(error.message);
+      if (error instanceof EngineError || error instanceof ConversionImpossible) throw new UnrecoverableError(error.message);
       throw error;
     } finally {
       // Wakes API requests waiting on this conversion (Prefer: wait), whatever the outcome.
-      await notifyUploadChanged(ctx.em, ctx.job.id as string).catch(() => {});
+      await notifyWorkChanged(ctx.em, ctx.job.id as string).catch(() => {});
     }
   },
 });
-
-async function convert({ sourceSha256, format, options }: ConvertJobData, ctx: JobContext) {
-  const { em } = ctx;
-  const existing = await findDerivation(em, sourceSha256, format, options);
-  if (existing && (await ctx.blobs.has(existing.blob))) {
-    return { ...presentDerivation(existing, (await ctx.blobs.size(existing.blob)) ?? 0), reused: true };
-  }
-  const source = await em.findOne(StructureVersion, { blob: sourceSha256 }, { orderBy: { createdAt: 'asc' } });
-  if (!source) throw new UnrecoverableError('The file to convert is no longer stored.');
-  const from = source.format as Format;
-  await ctx.job.updateProgress(10);
-  const sourceChemistry = CHEMISTRY_FORMATS.includes(from)
-    ? (await ctx.cpu.inspect({ path: ctx.blobs.localPath(sourceSha256), format: from, validate: false })).chemistry
-    : {};
-  const input = { path: ctx.blobs.localPath(sourceSha256), format: from, dialect: source.summary.dialect };
-  // Where the job's time goes, for the job result and bench:convert.
-  const timings = { engineMs: 0, checkMs: 0, storeMs: 0 };
-  const started = performance.now();
-  const stored = await ctx.engines.convert(input, format, async (output, engine) => {
-    timings.engineMs = Math.round(performance.now() - started);
-    await ctx.job.updateProgress(60);
-    const engineLabel = `${ENGINE_LABELS[engine.name]} ${engine.version}`;
-    const checking = performance.now();
-    const inspected = await ctx.cpu.inspect({ path: output, format, validate: true });
-    timings.checkMs = Math.round(performance.now() - checking);
-    const outcome = inspected.outcome;
-    if (!outcome?.ok || !inspected.sha256 || inspected.size === undefined) {
-      const reason = outcome && !outcome.ok ? outcome.message : 'it could not be read';
-      throw new EngineError(`${engineLabel} wrote a ${FORMAT_LABELS[format]} file that molvault cannot read: ${reason}`, 'engine_output_invalid');
-    }
-    if (inspected.sniffed && !formatsCompatible(format, inspected.sniffed)) {
-      throw new EngineError(`${engineLabel} was asked for ${FORMAT_LABELS[format]} but wrote ${FORMAT_LABELS[inspected.sniffed]}.`, 'engine_output_invalid');
-    }
-    const loss = lossReport(
-      { format: from, summary: source.summary, chemistry: sourceChemistry },
-      { format, summary: outcome.summary, chemistry: inspected.chemistry },
-    );
-    await ctx.job.updateProgress(80);
-    const storing = performance.now();
-    // Into the blob store by rename (scratch and blobs share DATA_DIR); copy across filesystems.
-    const tempFile = await ctx.blobs.tempPath();
-    await rename(output, tempFile).catch(async (error: NodeJS.ErrnoException) => {
-      if (error.code !== 'EXDEV') throw error;
-      await copyFile(output, tempFile);
-    });
-    try {
-      await fsyncPath(tempFile);
-      const sha256 = inspected.sha256;
-      await em.transactional(async (tx) => {
-        await lockBlob(tx, sha256);
-        await ctx.blobs.commit(tempFile, sha256);
-        await recordBlob(tx, { sha256, size: inspected.size as number, storedSize: inspected.size as number, mediaType: MEDIA_TYPES[format] });
-        await tx.execute(
-          `insert into derivations (id, source_blob_sha256, format, options, options_key, engine, engine_version, blob_sha256, loss, created_at)
-           values (gen_random_uuid(), ?, ?, ?::jsonb, ?, ?, ?, ?, ?::jsonb, now())
-           on conflict (source_blob_sha256, format, options_key) do update
-             set blob_sha256 = excluded.blob_sha256, engine = excluded.engine, engine_version = excluded.engine_version,
-                 loss = excluded.loss, created_at = excluded.created_at`,
-          [sourceSha256, format, JSON.stringify(options), optionsKey(options), engine.name, engine.version, sha256, JSON.stringify(loss)],
-        );
-      });
-    } finally {
-      await rm(tempFile, { force: true });
-    }
-    timings.storeMs = Math.round(performance.now() - storing);
-    return findDerivation(em.fork(), sourceSha256, format, options);
-  });
-  if (!stored) throw new Error('The conversion was stored but its record cannot be found.');
-  await ctx.job.updateProgress(100);
-  return { ...presentDerivation(stored, (await ctx.blobs.size(stored.blob)) ?? 0), reused: false, timings };
-}

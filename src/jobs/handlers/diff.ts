@@ -1,33 +1,13 @@
 import { UnrecoverableError } from 'bullmq';
-import { z } from 'zod';
-import { FORMATS } from '../../formats/types.js';
 import { TaskTimeoutError } from '../../pool/cpuPool.js';
-import { diffKey, findCachedDiff, storeDiff } from '../../services/versions/diffs.js';
-import { defineJob } from '../define.js';
-import { isWorkerDeath } from './validate.js';
-
-const side = z.object({ sha256: z.string().regex(/^[0-9a-f]{64}$/), format: z.enum(FORMATS) });
-const data = z.object({
-  /** The structure the diff was asked for (ownership of the job, and its id); the cache itself is per blob pair. */
-  structureId: z.uuid(),
-  ownerId: z.uuid(),
-  from: side,
-  to: side,
-  options: z.object({ moveThreshold: z.number(), bfactorThreshold: z.number(), occupancyThreshold: z.number(), limit: z.number().int() }),
-});
-
-export type DiffJobData = z.infer<typeof data>;
-
-export function diffJobId(d: DiffJobData): string {
-  return `diff-${d.structureId}-${diffKey(d.from.sha256, d.to.sha256, d.options).slice(0, 32)}`;
-}
+import { diffJob } from '../../queue/jobs.js';
+import { diffKey } from '../../queue/keys.js';
+import { isWorkerDeath } from '../../services/upload/refusals.js';
+import { findCachedDiff, storeDiff } from '../../services/versions/diffs.js';
+import { handleJob } from '../define.js';
 
 /** Two stored blobs → their structural diff, computed in the piscina pool and cached in version_diffs. */
-export const diffJob = defineJob({
-  name: 'diff',
-  queue: 'diff',
-  data,
-  jobId: diffJobId,
+export const diffHandler = handleJob(diffJob, {
   async handle(d, ctx) {
     const key = diffKey(d.from.sha256, d.to.sha256, d.options);
     if (await findCachedDiff(ctx.em, key)) return { key, cached: true };

@@ -1,26 +1,23 @@
 import { rm } from 'node:fs/promises';
 import { UnrecoverableError } from 'bullmq';
-import { z } from 'zod';
+import { notifyWorkChanged } from '../../db/notify.js';
 import { type ArchiveKind, ExportArchive, type ExportProblem } from '../../entities/ExportArchive.js';
 import { sessionConversionRefusal } from '../../formats/session.js';
 import { FORMAT_LABELS, type Format } from '../../formats/types.js';
 import { formatDuration } from '../../lib/bytes.js';
+import { type ExportJobData, exportJob } from '../../queue/jobs.js';
 import { conversionState, requestConversion } from '../../services/conversions/requests.js';
 import { ARCHIVE_MEDIA_TYPES, BlobIntegrityError, writeArchive } from '../../services/exports/archiveWriter.js';
 import { buildManifest, collectExportContent, type ExportContent, type ExportedFile, structureFolders, versionPath } from '../../services/exports/content.js';
-import { ExportFailure, exportJobId, exportQuotaFailure, failExport, quotaLeft } from '../../services/exports/exports.js';
+import { ExportFailure, exportQuotaFailure, failExport, failExportJob, quotaLeft } from '../../services/exports/exports.js';
 import { MANIFEST_FILENAME } from '../../services/exports/manifest.js';
 import { lockBlob, recordBlob } from '../../services/quota/blobs.js';
-import { userHoldsBlob } from '../../services/quota/quota.js';
+import { isChargedForBlob } from '../../services/quota/quota.js';
 import { lockQuota, refreshUsage } from '../../services/quota/usage.js';
-import { notifyUploadChanged } from '../../services/upload/events.js';
-import { defineJob, type JobContext } from '../define.js';
-
-const data = z.object({ exportId: z.uuid(), ownerId: z.uuid() });
+import { handleJob, type JobContext } from '../define.js';
 
 /** Formats whose bytes are compressed already: deflating them again in a zip only costs time. */
 const PACKED_FORMATS: readonly Format[] = ['bcif', 'cxs'];
-export type ExportJobData = z.infer<typeof data>;
 
 /**
  * Writes an export archive: the owner's structures of the project or selection, each exported
@@ -29,11 +26,7 @@ export type ExportJobData = z.infer<typeof data>;
  * holds (charged as `exports` until it expires). Idempotent: a completed export is left alone; a
  * run that dies mid-write leaves only its temp file (swept by cleanup) and the retry starts over.
  */
-export const exportJob = defineJob({
-  name: 'export',
-  queue: 'export',
-  data,
-  jobId: (d) => exportJobId(d.exportId),
+export const exportHandler = handleJob(exportJob, {
   async handle(input, ctx) {
     try {
       return await runExport(input, ctx);
@@ -46,12 +39,11 @@ export const exportJob = defineJob({
       throw new UnrecoverableError(failure.message);
     } finally {
       // Wakes POST /v1/exports requests waiting with Prefer: wait, whatever the outcome.
-      await notifyUploadChanged(ctx.em, input.exportId).catch(() => {});
+      await notifyWorkChanged(ctx.em, input.exportId).catch(() => {});
     }
   },
   async onFinalFailure(input, error, ctx) {
-    await failExport(ctx.em, input.exportId, { status: 500, code: 'export_failed', message: `The export could not be written: ${error.message}` });
-    await notifyUploadChanged(ctx.em, input.exportId).catch(() => {});
+    await failExportJob(ctx.em, input.exportId, error);
   },
 });
 
@@ -266,7 +258,7 @@ async function waitForConversions(
         `${waiting.size} conversion(s) to ${FORMAT_LABELS[target]} waited ${formatDuration(stallLimitMs)} without starting; is a worker running the convert queue? Ask again later, or export the original format.`,
       );
     }
-    await Promise.race([...waiting.values()].map((jobId) => ctx.uploadEvents.wait(jobId, 1000)));
+    await Promise.race([...waiting.values()].map((jobId) => ctx.workEvents.wait(jobId, 1000)));
   }
 }
 
@@ -290,7 +282,7 @@ async function commitArchive(
     const [current] = await tx.execute<{ state: string }[]>('select state from export_archives where id = ? for update', [row.id]);
     if (!current || (current.state !== 'pending' && current.state !== 'running')) return false;
     await lockQuota(tx, row.owner);
-    if (!(await userHoldsBlob(tx, row.owner, written.sha256))) {
+    if (!(await isChargedForBlob(tx, row.owner, written.sha256))) {
       const figures = await quotaLeft(tx, row.owner);
       if (written.size > figures.leftBytes) throw exportQuotaFailure(figures, written.size, false);
     }

@@ -1,28 +1,17 @@
-import { z } from 'zod';
+import { importChunkJob } from '../../queue/jobs.js';
 import { reportProgress } from '../../services/imports/batches.js';
-import { IMPORT_CHUNK_SIZE, processImportChunk } from '../../services/imports/chunk.js';
-import { chunkJobId } from '../../services/imports/ids.js';
-import { defineJob } from '../define.js';
-import { failItem } from './importItem.js';
+import { processImportChunk } from '../../services/imports/chunk.js';
+import { failImportChunk } from '../../services/imports/finish.js';
+import { handleJob } from '../define.js';
 
-const data = z.object({ batchId: z.uuid(), ownerId: z.uuid(), chunk: z.number().int().min(0) });
-
-/** A child of the batch job: the plain files at positions [chunk × 25, chunk × 25 + 25) of an import, through the upload stages together. */
-export const importChunkJob = defineJob({
-  name: 'importchunk',
-  queue: 'ingest',
-  data,
-  jobId: (d) => chunkJobId(d.batchId, d.chunk),
+/** A child of the batch job: the plain files of one chunk of an import, through the upload stages together (services/imports/chunk.ts). */
+export const importChunkHandler = handleJob(importChunkJob, {
   async handle(input, ctx) {
     await processImportChunk(ctx, input);
     await reportProgress(ctx, ctx.em.fork(), input.batchId);
     return { chunk: input.chunk };
   },
   async onFinalFailure({ batchId, chunk }, error, ctx) {
-    const open = await ctx.em.execute<{ id: string }[]>(
-      `select id from import_items where batch_id = ? and position >= ? and position < ? and restore is null and state in ('pending', 'processing')`,
-      [batchId, chunk * IMPORT_CHUNK_SIZE, (chunk + 1) * IMPORT_CHUNK_SIZE],
-    );
-    for (const { id } of open) await failItem(ctx, batchId, id, error.message);
+    await failImportChunk(ctx, batchId, chunk, error.message);
   },
 });

@@ -1,12 +1,9 @@
-import { z } from 'zod';
 import { ImportBatch } from '../../entities/ImportBatch.js';
+import { importExpandJob } from '../../queue/jobs.js';
 import { failBatch, reportProgress } from '../../services/imports/batches.js';
 import { applyManifest, expandArchive, ImportRefusal, recordExpansion } from '../../services/imports/expand.js';
 import { addBatchChildren, expectedChildren } from '../../services/imports/flow.js';
-import { expandJobId } from '../../services/imports/ids.js';
-import { defineJob } from '../define.js';
-
-const data = z.object({ batchId: z.uuid(), ownerId: z.uuid() });
+import { handleJob } from '../define.js';
 
 /**
  * A child of the batch job for an archive: unpacks it entry by entry into staging, records an item
@@ -14,11 +11,7 @@ const data = z.object({ batchId: z.uuid(), ownerId: z.uuid() });
  * batch `expanding` with no items, and the next delivery unpacks again into the same item ids; once
  * the items are recorded, a repeated delivery only re-adds the children (a no-op for existing ones).
  */
-export const importExpandJob = defineJob({
-  name: 'importexpand',
-  queue: 'ingest',
-  data,
-  jobId: (d) => expandJobId(d.batchId),
+export const importExpandHandler = handleJob(importExpandJob, {
   async handle({ batchId }, ctx) {
     let batch = await ctx.em.findOne(ImportBatch, { id: batchId });
     if (!batch) return { skipped: 'missing' };

@@ -1,13 +1,9 @@
-import { z } from 'zod';
+import { reconcileJob } from '../../queue/jobs.js';
 import { reconcileAll } from '../../services/maintenance/reconcile.js';
-import { defineJob } from '../define.js';
+import { handleJob } from '../define.js';
 
 /** Scheduled: re-enqueues accepted work (every reconciler in RECONCILERS) whose jobs are missing from Redis. */
-export const reconcileJob = defineJob({
-  name: 'reconcile',
-  queue: 'cleanup',
-  data: z.object({ olderThanMs: z.number().int().min(0).optional(), stamp: z.string().optional() }),
-  jobId: (d) => `reconcile-${d.stamp ?? Date.now()}`,
+export const reconcileHandler = handleJob(reconcileJob, {
   async handle({ olderThanMs }, ctx) {
     const reports = await reconcileAll(ctx, olderThanMs ?? ctx.config.reconcileAfterMs);
     return Object.fromEntries(

@@ -1,26 +1,12 @@
-import { createHash } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { LossReport } from '../../engines/loss.js';
 import { Derivation } from '../../entities/Derivation.js';
+import { optionsKey } from '../../queue/keys.js';
 import { refreshUsage } from '../quota/usage.js';
 
-/** Options as canonical text (sorted keys): the same options always name the same derivation. */
-export function optionsKey(options: Record<string, unknown>): string {
-  const sorted = Object.fromEntries(Object.entries(options).sort(([a], [b]) => a.localeCompare(b)));
-  return JSON.stringify(sorted);
-}
-
-/**
- * The conversion job's id: one per (source blob, format, options), so asking twice, from anywhere,
- * enqueues one job. A UUID-shaped digest keeps it in the `<name>-<uuid>-<suffix>` job id form.
- */
-export function conversionJobId(sourceSha256: string, format: string, options: Record<string, unknown>): string {
-  const digest = createHash('sha256')
-    .update(`${sourceSha256}\n${format}\n${optionsKey(options)}`)
-    .digest('hex');
-  const uuid = `${digest.slice(0, 8)}-${digest.slice(8, 12)}-${digest.slice(12, 16)}-${digest.slice(16, 20)}-${digest.slice(20, 32)}`;
-  return `convert-${uuid}-${format}`;
-}
+/** The canonical text of conversion options, and the conversion job's id, live with the job contracts. */
+export { conversionJobId } from '../../queue/jobs.js';
+export { optionsKey };
 
 export function findDerivation(em: EntityManager, sourceSha256: string, format: string, options: Record<string, unknown>) {
   return em.findOne(Derivation, { sourceBlob: sourceSha256, format, optionsKey: optionsKey(options) });
@@ -40,8 +26,11 @@ export function presentDerivation(derivation: Derivation, size: number) {
   };
 }
 
-/** Whether the user owns a version stored as this blob: who may follow a conversion of it. */
-export async function userHasBlob(em: EntityManager, userId: string, sha256: string): Promise<boolean> {
+/**
+ * Whether the user owns a version stored as this blob: who may follow a conversion of it. (Not the
+ * same as being charged for the blob, quota's isChargedForBlob: a draft or an export charges too.)
+ */
+export async function ownsVersionOfBlob(em: EntityManager, userId: string, sha256: string): Promise<boolean> {
   const rows = await em.execute<{ one: number }[]>(
     `select 1 as one from structure_versions v join structures s on s.id = v.structure_id
       where v.blob_sha256 = ? and s.owner_id = ? limit 1`,

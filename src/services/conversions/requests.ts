@@ -2,13 +2,13 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Job } from 'bullmq';
 import type { Derivation } from '../../entities/Derivation.js';
 import type { Format } from '../../formats/types.js';
-import { enqueue } from '../../jobs/enqueue.js';
-import { convertJob } from '../../jobs/handlers/convert.js';
+import { enqueue } from '../../queue/enqueue.js';
+import { convertJob } from '../../queue/jobs.js';
 import type { AppContext } from '../../runtime/context.js';
 import { conversionJobId, findDerivation } from './derivations.js';
 
 /** Options are not settable yet; the column and the job id already carry them. */
-export const NO_OPTIONS: Record<string, unknown> = {};
+const NO_OPTIONS: Record<string, unknown> = {};
 
 export type ConversionState = { state: 'ready'; derivation: Derivation } | { state: 'failed'; job: Job } | { state: 'queued'; jobId: string; job?: Job };
 

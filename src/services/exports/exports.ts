@@ -1,14 +1,16 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import type { ArchiveKind, ExportArchive, ExportError } from '../../entities/ExportArchive.js';
+import { notifyWorkChanged } from '../../db/notify.js';
+import type { ArchiveKind, ExportError } from '../../entities/ExportArchive.js';
 import { formatBytes } from '../../lib/bytes.js';
 import { Refusal } from '../../lib/refusal.js';
+import { exportJobId } from '../../queue/jobs.js';
 import type { BlobStore } from '../../storage/blobStore.js';
 import { deleteBlobIfUnreferenced, lockBlob } from '../quota/blobs.js';
 import { refreshUsage } from '../quota/usage.js';
 import { ARCHIVE_EXTENSIONS } from './archiveWriter.js';
 
 /** Job ids of exports: `export-<export id>`. */
-export const exportJobId = (exportId: string) => `export-${exportId}`;
+export { exportJobId };
 
 /**
  * An export that cannot be written, for a reason retrying will not change (over quota, a damaged
@@ -83,6 +85,12 @@ export async function failExport(em: EntityManager, exportId: string, error: Exp
     [JSON.stringify(error), exportId],
   );
   return row !== undefined;
+}
+
+/** An export whose job failed for good (retries exhausted, or found so by reconcile): failed with the reason, and whoever waits told. */
+export async function failExportJob(em: EntityManager, exportId: string, error: Error): Promise<void> {
+  await failExport(em, exportId, { status: 500, code: 'export_failed', message: `The export could not be written: ${error.message}` });
+  await notifyWorkChanged(em, exportId).catch(() => {});
 }
 
 /**

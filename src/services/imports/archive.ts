@@ -7,13 +7,13 @@ import * as tar from 'tar-stream';
 import * as yauzl from 'yauzl';
 import { MANIFEST_FILENAME } from '../exports/manifest.js';
 
-export const ARCHIVE_FORMATS = ['zip', 'tar', 'tar.gz'] as const;
+const ARCHIVE_FORMATS = ['zip', 'tar', 'tar.gz'] as const;
 export type ArchiveFormat = (typeof ARCHIVE_FORMATS)[number];
 
 const TAR_BLOCK = 512;
 
 /** A tar header block: "ustar" magic (POSIX and GNU), or an old v7 header whose checksum adds up. */
-export function isTarHeader(block: Uint8Array): boolean {
+function isTarHeader(block: Uint8Array): boolean {
   if (block.length < TAR_BLOCK || block[0] === 0) return false;
   if (Buffer.from(block.subarray(257, 262)).toString('latin1') === 'ustar') return true;
   const stored = Number.parseInt(Buffer.from(block.subarray(148, 156)).toString('latin1').replace(/\0/g, ' ').trim(), 8);

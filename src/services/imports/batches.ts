@@ -2,9 +2,9 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { sqlArray } from '../../db/arrays.js';
 import type { ImportError } from '../../entities/ImportBatch.js';
 import type { ImportItemError, ImportItemState, ImportRestore } from '../../entities/ImportItem.js';
+import { batchJobId, importBatchJob } from '../../queue/jobs.js';
 import type { AppContext } from '../../runtime/context.js';
 import { lockQuota } from '../quota/usage.js';
-import { batchJobId } from './ids.js';
 
 /** An item as it is first recorded (by the API, or by the expansion of an archive). */
 export interface ItemDraft {
@@ -102,7 +102,7 @@ export async function reportProgress(ctx: AppContext, em: EntityManager, batchId
   if (now - (lastReported.get(batchId) ?? 0) < PROGRESS_EVERY_MS) return;
   lastReported.set(batchId, now);
   if (lastReported.size > 1000) for (const [id, at] of lastReported) if (now - at > 60_000) lastReported.delete(id);
-  const job = await ctx.queues.ingest.getJob(batchJobId(batchId));
+  const job = await ctx.queues[importBatchJob.queue].getJob(batchJobId(batchId));
   if (!job) return;
   await job.updateProgress(progressOf(await countsOf(em, batchId)));
 }

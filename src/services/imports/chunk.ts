@@ -1,22 +1,24 @@
-import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { sqlArray } from '../../db/arrays.js';
+import { LOCK_KEYS, tryLock } from '../../db/locks.js';
 import { ImportBatch } from '../../entities/ImportBatch.js';
 import type { ImportItemError } from '../../entities/ImportItem.js';
 import type { UploadError } from '../../entities/Upload.js';
 import { sniffCompression } from '../../formats/sniff.js';
-import type { JobContext } from '../../jobs/define.js';
+import type { WorkContext } from '../../runtime/context.js';
 import { metadataProblems, projectMetadataSchema } from '../metadata/metadata.js';
-import { lockQuota, refreshUsage, storedUsage } from '../quota/usage.js';
+import { reserveAll } from '../quota/quota.js';
 import { runUploadBatch } from '../upload/bulk.js';
+import { createUploads } from '../upload/uploads.js';
 import { resetBatchReservation } from './batches.js';
+import { claimContents } from './claims.js';
 import { batchParams, itemEnding, itemFilename, processImportItem } from './process.js';
 
 /**
  * Plain files (not PDB ids, not versions restored from a manifest) go through an import in chunks
- * of this many consecutive positions, one child job per chunk. One job per file spent most of its
- * time on per-file statements and transactions (about 11 files/s here); a chunk does each step
- * for all its files at once (runUploadBatch).
+ * of this many consecutive positions, one child job per chunk. One job per file spends most of its
+ * time on per-file statements and transactions; a chunk does each step for all its files at once
+ * (runUploadBatch).
  */
 export const IMPORT_CHUNK_SIZE = 25;
 
@@ -39,7 +41,7 @@ interface ChunkItem {
  * metadata the project's schema refuses — take the item-by-item path of `processImportItem`, which
  * holds the rules for every case. Idempotent: every step is guarded by the item's state.
  */
-export async function processImportChunk(ctx: JobContext, input: { batchId: string; chunk: number }): Promise<void> {
+export async function processImportChunk(ctx: WorkContext, input: { batchId: string; chunk: number }): Promise<void> {
   const batch = await ctx.em.findOne(ImportBatch, { id: input.batchId });
   if (!batch || batch.state !== 'running') return;
   const items = await ctx.em.execute<ChunkItem[]>(
@@ -91,74 +93,34 @@ export async function processImportChunk(ctx: JobContext, input: { batchId: stri
  * batch's quota reservation to their own. Returns the items that became uploads, or undefined when
  * the quota no longer has room for the move (then the one-by-one path refuses each file it must).
  */
-async function startUploads(ctx: JobContext, batch: ImportBatch, items: ChunkItem[]): Promise<ChunkItem[] | undefined> {
+async function startUploads(ctx: WorkContext, batch: ImportBatch, items: ChunkItem[]): Promise<ChunkItem[] | undefined> {
   const NO_ROOM = Symbol('no room');
   try {
     return await ctx.em.fork().transactional(async (tx) => {
-      const itemIds = items.map((item) => item.id);
       const locked = await tx.execute<ChunkItem[]>(
         `select id, position, name, state, upload_id, received_sha256, sha256, size from import_items
           where id = any(?::uuid[]) and state = 'pending' and upload_id is null
           order by id for update`,
-        [sqlArray(itemIds)],
+        [sqlArray(items.map((item) => item.id))],
       );
       locked.sort((a, b) => a.position - b.position);
-      const hashes = [...new Set(locked.map((item) => item.received_sha256 as string))].sort();
-      // The same locks, keyed by (project, content), as the one-by-one claim takes.
-      await tx.execute(
-        `select pg_advisory_xact_lock(hashtextextended('import-claim:' || ?::text || ':' || h, 0))
-           from (select value as h from jsonb_array_elements_text(?::jsonb) order by 1) ordered`,
-        [batch.project, JSON.stringify(hashes)],
-      );
-      const stored = new Map(
-        (
-          await tx.execute<{ sha256: string; id: string; name: string }[]>(
-            `select distinct on (v.blob_sha256) v.blob_sha256 as sha256, s.id, s.name
-               from structures s join structure_versions v on v.id = s.current_version_id
-              where s.project_id = ? and s.deleted_at is null and v.blob_sha256 = any(?::text[])`,
-            [batch.project, sqlArray(hashes)],
-          )
-        ).map((row) => [row.sha256, row]),
-      );
-      const inFlight = new Map(
-        (
-          await tx.execute<{ sha256: string; name: string; batch_id: string }[]>(
-            `select distinct on (i.sha256) i.sha256, i.name, i.batch_id from import_items i join import_batches b on b.id = i.batch_id
-              where b.project_id = ? and i.sha256 = any(?::text[]) and i.state = 'processing' and i.restore is null
-                and i.id <> all(?::uuid[])`,
-            [batch.project, sqlArray(hashes), sqlArray(itemIds)],
-          )
-        ).map((row) => [row.sha256, row]),
+      const refused = await claimContents(
+        tx,
+        batch,
+        locked.map((item) => ({ id: item.id, name: item.name, sha256: item.received_sha256 as string })),
       );
       const skipped: { id: string; error: ImportItemError; structure_id: string | null; sha256: string }[] = [];
       const starting: ChunkItem[] = [];
-      const claimedHere = new Map<string, string>();
       for (const item of locked) {
-        const sha256 = item.received_sha256 as string;
-        const held = stored.get(sha256);
-        const other = inFlight.get(sha256);
-        const earlier = claimedHere.get(sha256);
-        if (held) {
+        const refusal = refused.get(item.id);
+        if (!refusal) starting.push(item);
+        else
           skipped.push({
             id: item.id,
-            sha256,
-            structure_id: held.id,
-            error: { code: 'already_stored', message: `The same content is already stored in this project as "${held.name}"; it was not imported again.` },
+            sha256: item.received_sha256 as string,
+            structure_id: refusal.structureId ?? null,
+            error: { code: refusal.code, message: refusal.message },
           });
-        } else if (other || earlier) {
-          skipped.push({
-            id: item.id,
-            sha256,
-            structure_id: null,
-            error: {
-              code: 'duplicate_content',
-              message: `The same content is being imported as "${other?.name ?? earlier}"${!other || other.batch_id === batch.id ? ' in this import' : ' by another import'}; it is stored once.`,
-            },
-          });
-        } else {
-          claimedHere.set(sha256, item.name);
-          starting.push(item);
-        }
       }
       if (skipped.length > 0) {
         await tx.execute(
@@ -168,28 +130,20 @@ async function startUploads(ctx: JobContext, batch: ImportBatch, items: ChunkIte
           [JSON.stringify(skipped)],
         );
       }
-      const params = JSON.stringify(batchParams(batch));
+      const params = batchParams(batch);
       if (starting.length > 0) {
-        await tx.execute(
-          `insert into uploads (id, owner_id, project_id, structure_id, creates_structure, state, filename, format_hint, format, compression,
-                                received_bytes, received_sha256, params, created_at, updated_at)
-           select x.id, ?, ?, x.structure_id, true, 'received', x.filename, null, null, null, x.size, x.sha256, ?::jsonb, now(), now()
-             from jsonb_to_recordset(?::jsonb) as x(id uuid, structure_id uuid, filename text, size bigint, sha256 text)
-           on conflict (id) do nothing`,
-          [
-            batch.owner,
-            batch.project,
+        await createUploads(
+          tx,
+          starting.map((item) => ({
+            id: item.id,
+            ownerId: batch.owner,
+            projectId: batch.project,
+            createsStructure: true,
+            filename: itemFilename(item.name),
+            receivedBytes: Number(item.size ?? 0),
+            receivedSha256: item.received_sha256,
             params,
-            JSON.stringify(
-              starting.map((item) => ({
-                id: item.id,
-                structure_id: randomUUID(),
-                filename: itemFilename(item.name),
-                size: Number(item.size ?? 0),
-                sha256: item.received_sha256,
-              })),
-            ),
-          ],
+          })),
         );
         await tx.execute(
           `update import_items set state = 'processing', upload_id = id, sha256 = received_sha256, updated_at = now()
@@ -199,22 +153,8 @@ async function startUploads(ctx: JobContext, batch: ImportBatch, items: ChunkIte
       }
       // The bytes move from the batch's reservation (now only what is still pending) to each upload's own.
       await resetBatchReservation(tx, batch.owner, batch.id);
-      if (starting.length > 0) {
-        await lockQuota(tx, batch.owner);
-        const moving = starting.reduce((sum, item) => sum + Number(item.size ?? 0), 0);
-        const [quota] = await tx.execute<{ quota_bytes: string; reserved: string }[]>(
-          `select u.quota_bytes, coalesce((select sum(bytes) from quota_reservations r where r.owner_id = u.id), 0) as reserved from users u where u.id = ?`,
-          [batch.owner],
-        );
-        const used = (await storedUsage(tx, batch.owner)) ?? (await refreshUsage(tx, batch.owner));
-        if (Number(quota?.quota_bytes ?? 0) - used.usedBytes - Number(quota?.reserved ?? 0) < moving) throw NO_ROOM;
-        await tx.execute(
-          `insert into quota_reservations (upload_id, owner_id, bytes, created_at, updated_at)
-           select x.id, ?, x.size, now(), now() from jsonb_to_recordset(?::jsonb) as x(id uuid, size bigint)
-           on conflict (upload_id) do update set bytes = excluded.bytes, updated_at = now()`,
-          [batch.owner, JSON.stringify(starting.map((item) => ({ id: item.id, size: Number(item.size ?? 0) })))],
-        );
-      }
+      const holds = starting.map((item) => ({ uploadId: item.id, bytes: Number(item.size ?? 0) }));
+      if (!(await reserveAll(tx, batch.owner, holds))) throw NO_ROOM;
       return starting;
     });
   } catch (error) {
@@ -265,15 +205,14 @@ const JOINED_TABLES = ['drafts', 'derivations', 'derivation_owners', 'export_arc
  * rows as it held when last analyzed (at least 1,000), and of the tables it joins that were never
  * analyzed. Autovacuum analyzes a table at most once a minute; meanwhile an import can grow it from
  * nothing to thousands of rows, and statements planned for the tiny table it was (the owner's
- * structures first, then each version) read all of it once per file: seen in bench:import as
- * lookups of 25 hashes reading 7,000 pages. Postgres's advice for bulk loads is to ANALYZE after
+ * structures first, then each version) read all of it once per file (bench:import shows it).
+ * Postgres's advice for bulk loads is to ANALYZE after
  * them; this does it as the load goes, each table about each time it doubles. One chunk at a time:
  * a chunk that finds another one analyzing goes on without.
  */
 async function refreshStatistics(em: EntityManager): Promise<void> {
   await em.transactional(async (tx) => {
-    const [{ locked }] = await tx.execute<{ locked: boolean }[]>("select pg_try_advisory_xact_lock(hashtextextended('import-analyze', 0)) as locked");
-    if (!locked) return;
+    if (!(await tryLock(tx, LOCK_KEYS.importAnalyze))) return;
     const stale = await tx.execute<{ relname: string }[]>(
       `select s.relname from pg_stat_user_tables s join pg_class c on c.oid = s.relid
         where s.schemaname = current_schema()

@@ -40,7 +40,7 @@ export class ImportRefusal extends Error {
 }
 
 /** How far an archive may unpack: the configured ceiling, and the ratio to its packed size above a floor. */
-export function expansionLimit(ctx: AppContext, archiveBytes: number): number {
+function expansionLimit(ctx: AppContext, archiveBytes: number): number {
   return Math.min(ctx.config.maxExpandedBytes, Math.max(RATIO_FLOOR_BYTES, archiveBytes * ctx.config.maxExpansionRatio));
 }
 

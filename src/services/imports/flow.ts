@@ -1,14 +1,15 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { FlowProducer, type JobsOptions } from 'bullmq';
 import type { ImportBatch } from '../../entities/ImportBatch.js';
-import { DEFAULT_JOB_OPTIONS } from '../../jobs/queues.js';
+import type { JobContract } from '../../queue/contract.js';
+import { batchJobId, chunkJobId, expandJobId, importBatchJob, importChunkJob, importExpandJob, importItemJob, itemJobId } from '../../queue/jobs.js';
+import { DEFAULT_JOB_OPTIONS } from '../../queue/queues.js';
 import type { AppContext } from '../../runtime/context.js';
 import { IMPORT_CHUNK_SIZE } from './chunk.js';
-import { batchJobId, chunkJobId, expandJobId, itemJobId } from './ids.js';
 
 /** A child of the batch job: one item (or one restored structure's versions), or the archive's expansion. */
 export interface BatchChild {
-  name: 'importitem' | 'importchunk' | 'importexpand';
+  contract: JobContract<never>;
   jobId: string;
   data: { batchId: string; ownerId: string; itemId?: string; chunk?: number };
 }
@@ -20,11 +21,12 @@ export interface BatchChild {
  */
 const CHILD_OPTIONS: JobsOptions = { ...DEFAULT_JOB_OPTIONS, ignoreDependencyOnFailure: true, priority: 10 };
 const ADD_CHUNK = 500;
+const child = (contract: JobContract<never> | JobContract<unknown>) => contract as JobContract<never>;
 
 const producers = new WeakMap<object, FlowProducer>();
 
 /** One FlowProducer per process, on the context's Redis connection (closed with it). */
-export function flowProducer(ctx: AppContext): FlowProducer {
+function flowProducer(ctx: AppContext): FlowProducer {
   let producer = producers.get(ctx.redis);
   if (!producer) {
     producer = new FlowProducer({ connection: ctx.redis, prefix: ctx.config.queuePrefix });
@@ -41,7 +43,7 @@ export function flowProducer(ctx: AppContext): FlowProducer {
  */
 export async function expectedChildren(em: EntityManager, batch: Pick<ImportBatch, 'id' | 'owner' | 'state' | 'source'>): Promise<BatchChild[]> {
   const data = { batchId: batch.id, ownerId: batch.owner };
-  if (batch.state === 'expanding') return [{ name: 'importexpand', jobId: expandJobId(batch.id), data }];
+  if (batch.state === 'expanding') return [{ contract: child(importExpandJob), jobId: expandJobId(batch.id), data }];
   if (batch.state !== 'running') return [];
   const rows = await em.execute<{ id: string; position: number; restore: boolean }[]>(
     `select id, position, restore is not null as restore from (
@@ -58,13 +60,13 @@ export async function expectedChildren(em: EntityManager, batch: Pick<ImportBatc
   const chunks = new Set<number>();
   for (const row of rows) {
     if (row.restore || batch.source === 'pdb_ids') {
-      children.push({ name: 'importitem', jobId: itemJobId(row.id), data: { ...data, itemId: row.id } });
+      children.push({ contract: child(importItemJob), jobId: itemJobId(row.id), data: { ...data, itemId: row.id } });
       continue;
     }
     const chunk = Math.floor(row.position / IMPORT_CHUNK_SIZE);
     if (chunks.has(chunk)) continue;
     chunks.add(chunk);
-    children.push({ name: 'importchunk', jobId: chunkJobId(batch.id, chunk), data: { ...data, chunk } });
+    children.push({ contract: child(importChunkJob), jobId: chunkJobId(batch.id, chunk), data: { ...data, chunk } });
   }
   return children;
 }
@@ -76,20 +78,30 @@ export async function expectedChildren(em: EntityManager, batch: Pick<ImportBatc
  */
 export async function addBatchFlow(ctx: AppContext, batch: Pick<ImportBatch, 'id' | 'owner'>, children: BatchChild[]): Promise<void> {
   await flowProducer(ctx).add({
-    name: 'batch',
-    queueName: 'ingest',
+    name: importBatchJob.name,
+    queueName: importBatchJob.queue,
     data: { batchId: batch.id, ownerId: batch.owner },
     opts: { ...DEFAULT_JOB_OPTIONS, jobId: batchJobId(batch.id) },
-    children: children.map((child) => ({ name: child.name, queueName: 'ingest', data: child.data, opts: { ...CHILD_OPTIONS, jobId: child.jobId } })),
+    children: children.map((child) => ({
+      name: child.contract.name,
+      queueName: child.contract.queue,
+      data: child.data,
+      opts: { ...CHILD_OPTIONS, jobId: child.jobId },
+    })),
   });
 }
 
 /** Adds children to a batch job that exists (waiting for its children): the items an expansion found. */
 export async function addBatchChildren(ctx: AppContext, batchId: string, children: BatchChild[]): Promise<void> {
-  const parent = { id: batchJobId(batchId), queue: ctx.queues.ingest.qualifiedName };
+  const parent = { id: batchJobId(batchId), queue: ctx.queues[importBatchJob.queue].qualifiedName };
   for (let start = 0; start < children.length; start += ADD_CHUNK) {
-    await ctx.queues.ingest.addBulk(
-      children.slice(start, start + ADD_CHUNK).map((child) => ({ name: child.name, data: child.data, opts: { ...CHILD_OPTIONS, jobId: child.jobId, parent } })),
-    );
+    const slice = children.slice(start, start + ADD_CHUNK);
+    for (const queue of new Set(slice.map((child) => child.contract.queue))) {
+      await ctx.queues[queue].addBulk(
+        slice
+          .filter((child) => child.contract.queue === queue)
+          .map((child) => ({ name: child.contract.name, data: child.data, opts: { ...CHILD_OPTIONS, jobId: child.jobId, parent } })),
+      );
+    }
   }
 }

@@ -1,11 +1,5 @@
 import { createHash } from 'node:crypto';
 
-/** The flow's parent job: follow an import's progress on /v1/jobs/batch-<id>/events. */
-export const batchJobId = (batchId: string) => `batch-${batchId}`;
-export const expandJobId = (batchId: string) => `importexpand-${batchId}`;
-export const itemJobId = (itemId: string) => `importitem-${itemId}`;
-export const chunkJobId = (batchId: string, chunk: number) => `importchunk-${batchId}-c${chunk}`;
-
 /** A UUID (version 5 layout) derived from a name, so the same input always gives the same id. */
 function uuidFrom(name: string): string {
   const bytes = createHash('sha256').update(name).digest().subarray(0, 16);

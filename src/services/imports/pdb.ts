@@ -13,7 +13,7 @@ export function normalizePdbId(raw: string): string | undefined {
   return undefined;
 }
 
-export function pdbUrl(template: string, id: string): string {
+function pdbUrl(template: string, id: string): string {
   return template.replaceAll('{id}', encodeURIComponent(id));
 }
 

@@ -1,21 +1,22 @@
-import { randomUUID } from 'node:crypto';
 import { LockMode } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { ImportBatch } from '../../entities/ImportBatch.js';
 import { ImportItem, type ImportItemError, type ImportItemState, TERMINAL_IMPORT_ITEM_STATES } from '../../entities/ImportItem.js';
 import { TERMINAL_UPLOAD_STATES, Upload, type UploadError, type UploadParams } from '../../entities/Upload.js';
 import { sniffCompression } from '../../formats/sniff.js';
-import type { JobContext } from '../../jobs/define.js';
+import type { WorkContext } from '../../runtime/context.js';
 import { metadataProblems, projectMetadataSchema } from '../metadata/metadata.js';
 import { QuotaExceededError, reserve } from '../quota/quota.js';
 import { runUploadPipeline } from '../upload/pipeline.js';
+import { createUploads } from '../upload/uploads.js';
 import { setPinned } from '../versions/versions.js';
 import { displayName } from './archive.js';
 import { endItem, resetBatchReservation } from './batches.js';
+import { claimContents } from './claims.js';
 import { fetchPdbEntry, pdbFilename } from './pdb.js';
 
 /** Codes of an upload ended because its content is already in the project: the item is skipped, not rejected. */
-export const DUPLICATE_CODES = new Set(['already_stored', 'duplicate_content']);
+const DUPLICATE_CODES = new Set(['already_stored', 'duplicate_content']);
 
 /** The structure file name of an item: the last part of its path, at most 255 characters. */
 export function itemFilename(name: string): string {
@@ -29,7 +30,7 @@ const isTerminal = (state: ImportItemState) => TERMINAL_IMPORT_ITEM_STATES.inclu
  * outcome is recorded on the item. For the versions of a structure restored from an export
  * manifest, the job stores them all, in order. Idempotent: every step looks at Postgres first.
  */
-export async function processImportItem(ctx: JobContext, input: { batchId: string; itemId: string }): Promise<ImportItemState | 'missing'> {
+export async function processImportItem(ctx: WorkContext, input: { batchId: string; itemId: string }): Promise<ImportItemState | 'missing'> {
   const em = ctx.em;
   const batch = await em.findOne(ImportBatch, { id: input.batchId });
   const item = await em.findOne(ImportItem, { id: input.itemId, batch: input.batchId });
@@ -53,7 +54,7 @@ async function freshItem(em: EntityManager, itemId: string): Promise<ImportItem>
  * own reservation went with it), so the batch's reservation is left alone.
  */
 async function finishItem(
-  ctx: JobContext,
+  ctx: WorkContext,
   batch: ImportBatch,
   itemId: string,
   state: 'stored' | 'rejected' | 'failed' | 'skipped',
@@ -66,7 +67,7 @@ async function finishItem(
   await ctx.staging.remove(itemId);
 }
 
-async function processPlainItem(ctx: JobContext, batch: ImportBatch, itemId: string): Promise<void> {
+async function processPlainItem(ctx: WorkContext, batch: ImportBatch, itemId: string): Promise<void> {
   let item = await freshItem(ctx.em, itemId);
   if (isTerminal(item.state)) return;
   let filename = itemFilename(item.name);
@@ -129,7 +130,7 @@ async function processPlainItem(ctx: JobContext, batch: ImportBatch, itemId: str
           afterIngest: async (upload) => {
             const sha = upload.blob as string;
             return ctx.em.fork().transactional(async (tx) => {
-              const duplicate = await claimContent(tx, batch, item.id, sha);
+              const duplicate = await claimContent(tx, batch, item, sha);
               return duplicate ? { status: 409, ...duplicate } : undefined;
             });
           },
@@ -146,44 +147,10 @@ export function batchParams(batch: ImportBatch): UploadParams {
   return params;
 }
 
-/**
- * Claims content for this item within the project, under a lock on (project, content), so two
- * items with the same bytes are never both stored: the content is skipped when a live structure
- * of the project has it as its current version, or another item is importing it right now.
- * Otherwise records the hash on the item (the claim). Returns the reason to skip, if any.
- */
-async function claimContent(
-  tx: EntityManager,
-  batch: ImportBatch,
-  itemId: string,
-  sha256: string,
-): Promise<{ code: string; message: string; details?: Record<string, unknown> } | undefined> {
-  await tx.execute('select pg_advisory_xact_lock(hashtextextended(?, 0))', [`import-claim:${batch.project}:${sha256}`]);
-  const [stored] = await tx.execute<{ id: string; name: string }[]>(
-    `select s.id, s.name from structures s join structure_versions v on v.id = s.current_version_id
-      where s.project_id = ? and s.deleted_at is null and v.blob_sha256 = ? limit 1`,
-    [batch.project, sha256],
-  );
-  if (stored) {
-    return {
-      code: 'already_stored',
-      message: `The same content is already stored in this project as "${stored.name}"; it was not imported again.`,
-      details: { structureId: stored.id },
-    };
-  }
-  const [inFlight] = await tx.execute<{ name: string; batch_id: string }[]>(
-    `select i.name, i.batch_id from import_items i join import_batches b on b.id = i.batch_id
-      where b.project_id = ? and i.sha256 = ? and i.state = 'processing' and i.restore is null and i.id <> ? limit 1`,
-    [batch.project, sha256, itemId],
-  );
-  if (inFlight) {
-    return {
-      code: 'duplicate_content',
-      message: `The same content is being imported as "${inFlight.name}"${inFlight.batch_id === batch.id ? ' in this import' : ' by another import'}; it is stored once.`,
-    };
-  }
-  await tx.execute('update import_items set sha256 = ?, updated_at = now() where id = ?', [sha256, itemId]);
-  return undefined;
+/** One item's claim of its content (see claimContents): the reason to skip it, if any. */
+async function claimContent(tx: EntityManager, batch: ImportBatch, item: { id: string; name: string }, sha256: string) {
+  const refusal = (await claimContents(tx, batch, [{ ...item, sha256 }])).get(item.id);
+  return refusal && { code: refusal.code, message: refusal.message, details: refusal.structureId ? { structureId: refusal.structureId } : undefined };
 }
 
 /**
@@ -192,7 +159,7 @@ async function claimContent(
  * (a duplicate, over quota).
  */
 async function startUpload(
-  ctx: JobContext,
+  ctx: WorkContext,
   batch: ImportBatch,
   item: ImportItem,
   options: { filename: string; claim: boolean; params: UploadParams; structureId?: string; createsStructure?: boolean },
@@ -205,7 +172,7 @@ async function startUpload(
       if (row.upload) return 'started';
       const sha256 = row.receivedSha256 as string;
       if (options.claim) {
-        const duplicate = await claimContent(tx, batch, row.id, sha256);
+        const duplicate = await claimContent(tx, batch, row, sha256);
         if (duplicate) {
           await endItem(tx, row.id, 'skipped', {
             error: { code: duplicate.code, message: duplicate.message },
@@ -216,23 +183,19 @@ async function startUpload(
           return 'ended';
         }
       }
-      await tx.execute(
-        `insert into uploads (id, owner_id, project_id, structure_id, creates_structure, state, filename, format_hint, format, compression,
-                            received_bytes, received_sha256, params, created_at, updated_at)
-       values (?, ?, ?, ?, ?, 'received', ?, null, null, null, ?, ?, ?::jsonb, now(), now())
-       on conflict (id) do nothing`,
-        [
-          row.id,
-          batch.owner,
-          batch.project,
-          options.structureId ?? randomUUID(),
-          options.createsStructure ?? true,
-          options.filename,
-          row.size ?? 0,
-          sha256,
-          JSON.stringify(options.params),
-        ],
-      );
+      await createUploads(tx, [
+        {
+          id: row.id,
+          ownerId: batch.owner,
+          projectId: batch.project,
+          structureId: options.structureId,
+          createsStructure: options.createsStructure ?? true,
+          filename: options.filename,
+          receivedBytes: row.size ?? 0,
+          receivedSha256: sha256,
+          params: options.params,
+        },
+      ]);
       await tx.execute(`update import_items set state = 'processing', upload_id = ?, updated_at = now() where id = ?`, [row.id, row.id]);
       // The batch stops holding this item's bytes and the item holds them itself (ingest adjusts them to the unpacked content).
       // A refusal throws, which rolls all of this back.
@@ -269,7 +232,7 @@ export function itemEnding(upload: { state: string; structureId: string; blob: s
 }
 
 /** Copies the upload's end onto the item. */
-async function recordOutcome(ctx: JobContext, batch: ImportBatch, itemId: string, afterStored?: (upload: Upload) => Promise<void>): Promise<void> {
+async function recordOutcome(ctx: WorkContext, batch: ImportBatch, itemId: string, afterStored?: (upload: Upload) => Promise<void>): Promise<void> {
   const upload = await ctx.em.fork().findOne(Upload, { id: itemId });
   if (!upload) throw new Error(`import item ${itemId} lost its upload`);
   if (!TERMINAL_UPLOAD_STATES.includes(upload.state)) {
@@ -282,7 +245,7 @@ async function recordOutcome(ctx: JobContext, batch: ImportBatch, itemId: string
 }
 
 /** An upload's error as an item's: code and sentence, and the problems list when there is one. */
-export function itemError(error: UploadError): ImportItemError {
+function itemError(error: UploadError): ImportItemError {
   const problems = error.details?.problems;
   return { code: error.code, message: error.message, ...(Array.isArray(problems) ? { details: { problems: problems.slice(0, 20) } } : {}) };
 }
@@ -290,7 +253,7 @@ export function itemError(error: UploadError): ImportItemError {
 // ---------------------------------------------------------------------------------------------
 // Restoring a structure from an export manifest: its versions, in order, by one job.
 
-async function restoreStructure(ctx: JobContext, batch: ImportBatch, key: string): Promise<void> {
+async function restoreStructure(ctx: WorkContext, batch: ImportBatch, key: string): Promise<void> {
   const ids = await ctx.em.execute<{ id: string }[]>(
     `select id from import_items where batch_id = ? and restore->>'key' = ? order by (restore->>'order')::int, position`,
     [batch.id, key],
@@ -311,7 +274,7 @@ async function restoreStructure(ctx: JobContext, batch: ImportBatch, key: string
  * live structure of the same name whose current version holds the manifest's current content.
  * Then none of its versions is imported again.
  */
-async function skipRestoredAlready(ctx: JobContext, batch: ImportBatch, items: ImportItem[]): Promise<boolean> {
+async function skipRestoredAlready(ctx: WorkContext, batch: ImportBatch, items: ImportItem[]): Promise<boolean> {
   const restore = items[0].restore;
   if (!restore) return false;
   const current = items.find((i) => i.restore?.current) ?? items[items.length - 1];
@@ -330,7 +293,7 @@ async function skipRestoredAlready(ctx: JobContext, batch: ImportBatch, items: I
   return true;
 }
 
-async function restoreVersion(ctx: JobContext, batch: ImportBatch, item: ImportItem): Promise<void> {
+async function restoreVersion(ctx: WorkContext, batch: ImportBatch, item: ImportItem): Promise<void> {
   const restore = item.restore;
   if (!restore) return;
   if (!item.upload) {

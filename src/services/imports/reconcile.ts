@@ -1,8 +1,9 @@
 import type { Redis } from 'ioredis';
 import { ImportBatch } from '../../entities/ImportBatch.js';
-import type { ReconcileReport, Reconciler } from '../maintenance/reconcile.js';
+import { batchJobId, importBatchJob } from '../../queue/jobs.js';
+import type { QueueSet } from '../../queue/queues.js';
+import type { ReconcileReport, Reconciler } from '../maintenance/reconciler.js';
 import { addBatchChildren, addBatchFlow, type BatchChild, expectedChildren } from './flow.js';
-import { batchJobId } from './ids.js';
 
 /**
  * Imports Postgres calls unfinished (expanding, running) whose jobs Redis does not have: the
@@ -26,7 +27,7 @@ export const importsReconciler: Reconciler = {
       report.examined++;
       const parentId = batchJobId(batch.id);
       const children = await expectedChildren(ctx.em, batch);
-      const parent = await ctx.queues.ingest.getJob(parentId);
+      const parent = await ctx.queues[importBatchJob.queue].getJob(parentId);
       const state = parent ? await parent.getState() : 'missing';
       if (!parent || state === 'missing' || state === 'unknown') {
         await addBatchFlow(ctx, batch, children);
@@ -40,7 +41,7 @@ export const importsReconciler: Reconciler = {
         await addBatchFlow(ctx, batch, children);
         report.reenqueued.push({ subject: batch.id, job: parentId });
       } else if (state === 'waiting-children') {
-        const missing = await missingJobs(ctx.redis, ctx.queues.ingest, children);
+        const missing = await missingJobs(ctx, children);
         if (missing.length > 0) {
           await addBatchChildren(ctx, batch.id, missing);
           for (const child of missing) report.reenqueued.push({ subject: child.data.itemId ?? batch.id, job: child.jobId });
@@ -52,10 +53,10 @@ export const importsReconciler: Reconciler = {
 };
 
 /** The children whose jobs Redis does not hold, checked in one round trip. */
-async function missingJobs(redis: Redis, queue: { toKey(type: string): string }, children: BatchChild[]): Promise<BatchChild[]> {
+async function missingJobs(ctx: { redis: Redis; queues: QueueSet }, children: BatchChild[]): Promise<BatchChild[]> {
   if (children.length === 0) return [];
-  const pipeline = redis.pipeline();
-  for (const child of children) pipeline.exists(queue.toKey(child.jobId));
+  const pipeline = ctx.redis.pipeline();
+  for (const child of children) pipeline.exists(ctx.queues[child.contract.queue].toKey(child.jobId));
   const results = (await pipeline.exec()) as [Error | null, number][];
   return children.filter((_, i) => results[i]?.[1] === 0);
 }

@@ -1,4 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { LOCK_KEYS, lockAll } from '../../db/locks.js';
 import type { BlobStore } from '../../storage/blobStore.js';
 import { allBlobReferencesSql } from './blobReferences.js';
 
@@ -8,16 +9,35 @@ import { allBlobReferencesSql } from './blobReferences.js';
  * concurrent upload of the same content has just claimed.
  */
 export async function lockBlob(em: EntityManager, sha256: string): Promise<void> {
-  await em.execute('select pg_advisory_xact_lock(hashtextextended(?, 0))', [`blob:${sha256}`]);
+  await lockAll(em, LOCK_KEYS.blob, [sha256]);
+}
+
+/** lockBlob for several blobs in one statement, taken in hash order. */
+export async function lockBlobs(em: EntityManager, hashes: readonly string[]): Promise<void> {
+  await lockAll(em, LOCK_KEYS.blob, hashes);
+}
+
+export interface BlobRecord {
+  sha256: string;
+  size: number;
+  storedSize: number;
+  mediaType: string;
 }
 
 /** Records a committed blob (idempotent; clears an orphan mark). Call inside a transaction holding lockBlob. */
-export async function recordBlob(em: EntityManager, blob: { sha256: string; size: number; storedSize: number; mediaType: string }) {
+export async function recordBlob(em: EntityManager, blob: BlobRecord) {
+  await recordBlobs(em, [blob]);
+}
+
+/** recordBlob for many blobs in one statement. */
+export async function recordBlobs(em: EntityManager, blobs: readonly BlobRecord[]) {
+  if (blobs.length === 0) return;
   // Wanted again: garbage collection's grace period starts over.
   await em.execute(
-    `insert into blobs (sha256, size, stored_size, media_type, created_at) values (?, ?, ?, ?, now())
+    `insert into blobs (sha256, size, stored_size, media_type, created_at)
+     select x.sha256, x.size, x."storedSize", x."mediaType", now() from jsonb_to_recordset(?::jsonb) as x(sha256 text, size bigint, "storedSize" bigint, "mediaType" text)
      on conflict (sha256) do update set orphaned_at = null`,
-    [blob.sha256, blob.size, blob.storedSize, blob.mediaType],
+    [JSON.stringify(blobs)],
   );
 }
 

@@ -78,15 +78,39 @@ export async function reserve(em: EntityManager, input: { userId: string; upload
       if (input.needed > available) throw new QuotaExceededError(state.quotaBytes, state.usedBytes, state.reservedBytes, input.needed);
     }
     const granted = Math.max(input.needed, Math.min(wanted, available));
-    if (granted !== state.heldBytes || state.heldBytes === 0) {
-      await tx.execute(
-        `insert into quota_reservations (upload_id, owner_id, bytes, created_at, updated_at) values (?, ?, ?, now(), now())
-         on conflict (upload_id) do update set bytes = excluded.bytes, updated_at = now()`,
-        [input.uploadId, input.userId, granted],
-      );
-    }
+    if (granted !== state.heldBytes || state.heldBytes === 0) await setReservations(tx, input.userId, [{ uploadId: input.uploadId, bytes: granted }]);
     return granted;
   });
+}
+
+/**
+ * Holds bytes for several new uploads of one owner at once, all or none, in a transaction of the
+ * caller's (a bulk import's chunk). Returns false, holding nothing, when the quota has no room for
+ * all of them: the caller then takes them one by one through `reserve`, which also refreshes a
+ * stale usage figure before it refuses.
+ */
+export async function reserveAll(tx: EntityManager, ownerId: string, holds: readonly { uploadId: string; bytes: number }[]): Promise<boolean> {
+  if (holds.length === 0) return true;
+  await lockQuota(tx, ownerId);
+  const needed = holds.reduce((sum, hold) => sum + hold.bytes, 0);
+  const [quota] = await tx.execute<{ quota_bytes: string; reserved: string }[]>(
+    'select u.quota_bytes, coalesce((select sum(bytes) from quota_reservations r where r.owner_id = u.id), 0) as reserved from users u where u.id = ?',
+    [ownerId],
+  );
+  const used = (await storedUsage(tx, ownerId)) ?? (await refreshUsage(tx, ownerId));
+  if (Number(quota?.quota_bytes ?? 0) - used.usedBytes - Number(quota?.reserved ?? 0) < needed) return false;
+  await setReservations(tx, ownerId, holds);
+  return true;
+}
+
+/** Sets uploads' reservations (made or replaced) in one statement. A hold that grows needs the owner's quota lock. */
+async function setReservations(tx: EntityManager, ownerId: string, holds: readonly { uploadId: string; bytes: number }[]): Promise<void> {
+  await tx.execute(
+    `insert into quota_reservations (upload_id, owner_id, bytes, created_at, updated_at)
+     select x."uploadId", ?, x.bytes, now(), now() from jsonb_to_recordset(?::jsonb) as x("uploadId" uuid, bytes bigint)
+     on conflict (upload_id) do update set bytes = excluded.bytes, updated_at = now()`,
+    [ownerId, JSON.stringify(holds)],
+  );
 }
 
 /** Lowers a reservation to `bytes` (never raises it; that needs `reserve`). */
@@ -100,33 +124,35 @@ export async function releaseReservation(em: EntityManager, uploadId: string): P
 }
 
 /**
- * The end of an upload that did not become a version: its reservation goes. Its blob was never
+ * The end of uploads that did not become versions: their reservations go. Their blobs were never
  * charged (an upload in flight is charged to nobody), so usage does not change. Freeing bytes can
  * never let anyone pass their quota, so this takes no quota lock: a bulk import's refused files
  * would otherwise queue on it one commit at a time. (`reserve` reads the reservations before the
  * usage, so a release racing it can only make it count too much, never too little.)
  */
-export async function releaseUpload(tx: EntityManager, _ownerId: string, uploadId: string): Promise<void> {
-  await releaseReservation(tx, uploadId);
+export async function releaseUploads(tx: EntityManager, uploadIds: readonly string[]): Promise<void> {
+  if (uploadIds.length === 0) return;
+  await tx.execute('delete from quota_reservations where upload_id = any(?::uuid[])', [sqlArray(uploadIds)]);
 }
 
 /**
- * The hand-over when an upload becomes a version, in the snapshot's transaction: the reservation
- * goes and the blob's bytes are charged (`addedBytes`: its size, or 0 when the owner already held
- * those bytes, decided under the blob's lock before the version was written). An incremental
- * update, not a recomputation, so storing a version costs the same for a user with a hundred
- * versions as for one with a million; the breakdown by category is refreshed when read
- * (GET /v1/usage) and nightly, and the nightly job corrects any drift of the total.
+ * The hand-over when uploads of one owner become versions, in the snapshot's transaction: their
+ * reservations go and the bytes new to the owner are charged (`addedBytes`: the sizes of the blobs
+ * the owner was not charged for before, decided under the blobs' locks before the versions were
+ * written). An incremental update, not a recomputation, so storing a version costs the same for a
+ * user with a hundred versions as for one with a million; the breakdown by category is refreshed
+ * when read (GET /v1/usage) and nightly, and the nightly job corrects any drift of the total.
+ * `recompute` (bytes that bring derivatives along) computes the figure whole instead.
  */
-export async function chargeUpload(
+export async function chargeUploads(
   tx: EntityManager,
   ownerId: string,
-  uploadId: string,
+  uploadIds: readonly string[],
   addedBytes: number,
   options: { recompute?: boolean } = {},
 ): Promise<void> {
   await lockQuota(tx, ownerId);
-  await releaseReservation(tx, uploadId);
+  await releaseUploads(tx, uploadIds);
   if (options.recompute) {
     await refreshUsage(tx, ownerId);
     return;
@@ -138,18 +164,55 @@ export async function chargeUpload(
   if (Number(row?.n ?? 0) === 0) await refreshUsage(tx, ownerId); // first figure for this user: compute it whole
 }
 
-/** Whether the user already holds this blob through a charged reference (then it costs nothing more). */
-export async function userHoldsBlob(em: EntityManager, userId: string, sha256: string): Promise<boolean> {
-  return (await blobsHeldBy(em, userId, [sha256])).has(sha256);
+/** chargeUploads for one upload. */
+export async function chargeUpload(tx: EntityManager, ownerId: string, uploadId: string, addedBytes: number, options: { recompute?: boolean } = {}) {
+  await chargeUploads(tx, ownerId, [uploadId], addedBytes, options);
 }
 
 /**
- * Which of these blobs the user already holds through a charged reference, in one query. Each hash
- * is looked up on its own (lateral, stopping at the first reference), so every source is reached
- * through its blob index: as one filter over the union, the planner gathered all of the user's
- * references first (84 ms at 10,000 structures, against 4).
+ * Holds, for uploads of one owner whose content is now known, what that content costs (`bytes`:
+ * its unpacked size, or 0 when the owner is charged for those bytes already). Most holds only
+ * shrink (the bytes received usually cover the content), which one statement does without the
+ * quota lock; the rest go through `reserve`. Returns the uploads the quota refused, with why.
  */
-export async function blobsHeldBy(em: EntityManager, userId: string, hashes: readonly string[]): Promise<Set<string>> {
+export async function reserveContent(
+  tx: EntityManager,
+  ownerId: string,
+  needs: readonly { uploadId: string; bytes: number }[],
+): Promise<Map<string, QuotaExceededError>> {
+  const refused = new Map<string, QuotaExceededError>();
+  if (needs.length === 0) return refused;
+  const short = await tx.execute<{ upload_id: string; bytes: string }[]>(
+    `with wanted as (select * from jsonb_to_recordset(?::jsonb) as x("uploadId" uuid, bytes bigint)),
+          shrunk as (update quota_reservations q set bytes = w.bytes, updated_at = now()
+                       from wanted w where q.upload_id = w."uploadId" and q.bytes >= w.bytes returning q.upload_id)
+     select w."uploadId" as upload_id, w.bytes from wanted w
+      where w."uploadId" not in (select upload_id from shrunk)`,
+    [JSON.stringify(needs)],
+  );
+  for (const row of short) {
+    try {
+      await reserve(tx, { userId: ownerId, uploadId: row.upload_id, needed: Number(row.bytes) });
+    } catch (error) {
+      if (!(error instanceof QuotaExceededError)) throw error;
+      refused.set(row.upload_id, error);
+    }
+  }
+  return refused;
+}
+
+/** Whether the user is charged for this blob already, through any reference (then it costs nothing more). */
+export async function isChargedForBlob(em: EntityManager, userId: string, sha256: string): Promise<boolean> {
+  return (await blobsChargedTo(em, userId, [sha256])).has(sha256);
+}
+
+/**
+ * Which of these blobs the user is charged for already, through any reference, in one query. Each
+ * hash is looked up on its own (lateral, stopping at the first reference), so every source is
+ * reached through its blob index: as one filter over the union, the planner gathered all of the
+ * user's references first.
+ */
+export async function blobsChargedTo(em: EntityManager, userId: string, hashes: readonly string[]): Promise<Set<string>> {
   if (hashes.length === 0) return new Set();
   const rows = await em.execute<{ blob_sha256: string }[]>(
     `select h.sha256 as blob_sha256 from (select distinct unnest(?::text[]) as sha256) h

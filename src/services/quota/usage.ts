@@ -1,4 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { LOCK_KEYS, lockAll } from '../../db/locks.js';
 import type { Logger } from '../../lib/logger.js';
 import { allBlobReferencesSql, USAGE_CATEGORIES, type UsageCategory } from './blobReferences.js';
 
@@ -6,7 +7,7 @@ import { allBlobReferencesSql, USAGE_CATEGORIES, type UsageCategory } from './bl
  * A blob a user holds in several ways is charged once, to the first of these categories it is in
  * (a version that is current and also in the trash elsewhere counts as current).
  */
-export const CATEGORY_PRIORITY: readonly UsageCategory[] = ['current', 'drafts', 'history', 'derived', 'exports', 'trash'];
+const CATEGORY_PRIORITY: readonly UsageCategory[] = ['current', 'drafts', 'history', 'derived', 'exports', 'trash'];
 
 export type UsageBreakdown = Record<UsageCategory, number>;
 
@@ -58,7 +59,7 @@ export async function computeUsage(em: EntityManager, userId?: string): Promise<
  * order is the same everywhere.
  */
 export async function lockQuota(em: EntityManager, userId: string): Promise<void> {
-  await em.execute('select pg_advisory_xact_lock(hashtextextended(?, 0))', [`quota:${userId}`]);
+  await lockAll(em, LOCK_KEYS.quota, [userId]);
 }
 
 async function storeUsage(em: EntityManager, userId: string, figure: UsageFigure): Promise<void> {

@@ -1,7 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { enqueue } from '../../jobs/enqueue.js';
-import { indexJob } from '../../jobs/handlers/searchIndex.js';
-import type { QueueSet } from '../../jobs/queues.js';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { enqueue } from '../../queue/enqueue.js';
+import { indexJob } from '../../queue/jobs.js';
+import type { QueueSet } from '../../queue/queues.js';
+import { loadSearchDocuments } from '../../search/document.js';
+import type { SearchIndex } from '../../search/types.js';
 
 /**
  * THE way to keep search in step: call this after any committed change to a structure (new version,
@@ -17,4 +20,21 @@ export async function enqueueIndex(queues: QueueSet, structureId: string): Promi
 /** enqueueIndex for several structures at once (a tag renamed across a project, a metadata import). */
 export async function enqueueIndexAll(queues: QueueSet, structureIds: readonly string[]): Promise<void> {
   await Promise.all(structureIds.map((id) => enqueueIndex(queues, id)));
+}
+
+/**
+ * What the index job does: each structure's search document upserted as Postgres has it now, or
+ * deleted once the structure is gone. The only index writer besides `molvault reindex`.
+ */
+export async function indexStructures(ctx: { em: EntityManager; search: SearchIndex }, structureIds: readonly string[]) {
+  const documents = await loadSearchDocuments(ctx.em, [...structureIds]);
+  if (structureIds.length === 1) {
+    const document = documents.get(structureIds[0]);
+    if (document) await ctx.search.upsert(document);
+    else await ctx.search.delete(structureIds[0]);
+  } else {
+    await ctx.search.upsertMany([...documents.values()]);
+    for (const id of structureIds) if (!documents.has(id)) await ctx.search.delete(id);
+  }
+  return { indexed: documents.size, deleted: structureIds.length - documents.size };
 }

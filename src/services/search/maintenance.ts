@@ -1,6 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import type { QueueSet } from '../../jobs/queues.js';
 import type { Logger } from '../../lib/logger.js';
+import type { QueueSet } from '../../queue/queues.js';
 import { allSearchDocuments, documentFingerprint, loadSearchDocuments } from '../../search/document.js';
 import type { RebuildProgress, SearchIndex } from '../../search/types.js';
 import { enqueueIndex } from './indexing.js';

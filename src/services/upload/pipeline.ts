@@ -1,9 +1,6 @@
-import { UnrecoverableError } from 'bullmq';
 import { Upload, type UploadError } from '../../entities/Upload.js';
-import type { JobContext } from '../../jobs/define.js';
-import { ingestStage } from '../../jobs/handlers/ingest.js';
-import { snapshotStage } from '../../jobs/handlers/snapshot.js';
-import { validateStage } from '../../jobs/handlers/validate.js';
+import type { WorkContext } from '../../runtime/context.js';
+import { indexStoredUpload, ingestUpload, snapshotUpload, validateUpload } from './stages.js';
 import { endUpload } from './uploads.js';
 
 export interface PipelineHooks {
@@ -17,30 +14,30 @@ export interface PipelineHooks {
 
 /**
  * Runs ingest → validate → snapshot for one staged upload inside the calling job, instead of as
- * three chained jobs (bulk imports: one job per item, not three hand-offs through Redis). The
- * stages are the very ones the upload jobs run, so the rules and the Postgres states are the same;
- * indexing is still enqueued by the snapshot. Returns the upload's state when it stopped.
- * A rejection (the file's fault) ends the upload and is returned, not thrown; our own faults throw
- * so the calling job retries (every stage is idempotent).
+ * three chained jobs (an import item: one job, not three hand-offs through Redis). The stages are
+ * the very ones the upload jobs run, so the rules and the Postgres states are the same; indexing is
+ * still a job of its own. Returns the upload's state when it stopped. A refusal (the file's fault)
+ * ends the upload and is returned, not thrown; our own faults throw so the calling job retries
+ * (every stage is idempotent).
  */
 export async function runUploadPipeline(
-  ctx: JobContext,
+  ctx: WorkContext,
   input: { uploadId: string; ownerId: string },
   hooks: PipelineHooks = {},
 ): Promise<Upload['state'] | 'missing'> {
-  try {
-    if ((await ingestStage(input, ctx)).next && (await passesAfterIngest(ctx, input.uploadId, hooks)) && (await validateStage(input, ctx)).next) {
-      await snapshotStage(input, ctx);
-    }
-  } catch (error) {
-    if (!(error instanceof UnrecoverableError)) throw error;
-    // The stage has already recorded the refusal on the upload (endUpload) before throwing.
+  if (
+    (await ingestUpload(ctx, input.uploadId)).next &&
+    (await passesAfterIngest(ctx, input.uploadId, hooks)) &&
+    (await validateUpload(ctx, input.uploadId)).next
+  ) {
+    const stored = await snapshotUpload(ctx, input.uploadId);
+    if (stored.structureId) await indexStoredUpload(ctx, { ...input, structureId: stored.structureId });
   }
   const upload = await ctx.em.fork().findOne(Upload, { id: input.uploadId });
   return upload?.state ?? 'missing';
 }
 
-async function passesAfterIngest(ctx: JobContext, uploadId: string, hooks: PipelineHooks): Promise<boolean> {
+async function passesAfterIngest(ctx: WorkContext, uploadId: string, hooks: PipelineHooks): Promise<boolean> {
   if (!hooks.afterIngest) return true;
   const upload = await ctx.em.fork().findOne(Upload, { id: uploadId });
   if (!upload || upload.state !== 'processing' || !upload.blob) return false;

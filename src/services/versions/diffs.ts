@@ -1,16 +1,9 @@
-import { createHash } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { VersionDiff } from '../../entities/VersionDiff.js';
 import type { DiffOptions, StructuralDiff } from '../../formats/diff.js';
 
-/** Bumped whenever the diff's content changes, so cached answers of an older molvault are not served. */
-const DIFF_FORMAT = 2;
-
-/** The cache key: both blob hashes (order matters: from → to) and every option that changes the answer. */
-export function diffKey(fromSha: string, toSha: string, options: DiffOptions): string {
-  const canonical = JSON.stringify([DIFF_FORMAT, fromSha, toSha, options.moveThreshold, options.bfactorThreshold, options.occupancyThreshold, options.limit]);
-  return createHash('sha256').update(canonical).digest('hex');
-}
+/** The cache key of a diff (also in its job's id, so it lives with the job contracts). */
+export { diffKey } from '../../queue/keys.js';
 
 export async function findCachedDiff(em: EntityManager, key: string): Promise<VersionDiff | null> {
   return em.findOne(VersionDiff, { key }, { refresh: true });

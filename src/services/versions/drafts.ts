@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import { LockMode } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
@@ -8,10 +9,12 @@ import { inspectSessionFile } from '../../formats/session.js';
 import { extensionHint, formatsCompatible, sniffCompression, sniffFormat } from '../../formats/sniff.js';
 import { FORMAT_LABELS, FORMATS, type Format, MEDIA_TYPES } from '../../formats/types.js';
 import { Refusal } from '../../lib/refusal.js';
+import { type CpuPool, TaskTimeoutError } from '../../pool/cpuPool.js';
 import type { AppContext } from '../../runtime/context.js';
 import type { BlobStore } from '../../storage/blobStore.js';
 import { deleteBlobIfUnreferenced, lockBlob, recordBlob } from '../quota/blobs.js';
 import { refreshUsage } from '../quota/usage.js';
+import { createUploads } from '../upload/uploads.js';
 
 /** A refusal with the HTTP status and stable code the API answers with. */
 export class DraftRefusal extends Refusal {}
@@ -46,15 +49,21 @@ async function contentOf(app: AppContext, received: ReceivedDraft): Promise<Cont
     return { path: stagedFile, sha256: received.sha256, size: received.bytes, detected: sniff.format, reason: sniff.format ? undefined : sniff.reason };
   }
   const tempFile = await app.blobs.tempPath();
-  // Loaded only here: the task module brings the parsers, which the API needs for nothing else.
-  const { ingest } = await import('../../pool/tasks.js');
-  const result = await ingest({
-    stagingFile: stagedFile,
-    tempFile,
-    maxExpandedBytes: app.config.maxExpandedBytes,
-    maxExpansionRatio: app.config.maxExpansionRatio,
-    expectedRawSha256: received.sha256,
-  });
+  // In the CPU pool like every other unpacking: a large or hostile body must not hold up the API's event loop.
+  let result: Awaited<ReturnType<CpuPool['ingest']>>;
+  try {
+    result = await app.sharedCpuPool().ingest({
+      stagingFile: stagedFile,
+      tempFile,
+      maxExpandedBytes: app.config.maxExpandedBytes,
+      maxExpansionRatio: app.config.maxExpansionRatio,
+      expectedRawSha256: received.sha256,
+    });
+  } catch (error) {
+    await fs.rm(tempFile, { force: true });
+    if (error instanceof TaskTimeoutError) throw new DraftRefusal(422, 'unpack_aborted', error.message);
+    throw error;
+  }
   if (!result.ok) throw new DraftRefusal(result.status, result.code, result.message);
   return { path: tempFile, sha256: result.sha256, size: result.size, detected: result.detected, reason: result.sniffReason };
 }
@@ -169,7 +178,7 @@ export async function startCheckpoint(
   structure: Structure,
   userId: string,
   message: string | undefined,
-): Promise<{ upload: Upload; started: boolean } | undefined> {
+): Promise<{ upload: Pick<Upload, 'id' | 'state'>; started: boolean } | undefined> {
   return em.transactional(async (tx) => {
     await tx.execute('select id from structures where id = ? for update', [structure.id]);
     const draft = await tx.findOne(Draft, { structure: structure.id }, { lockMode: LockMode.PESSIMISTIC_WRITE });
@@ -178,29 +187,25 @@ export async function startCheckpoint(
       const running = await tx.findOne(Upload, { id: draft.checkpointUpload });
       if (running && !TERMINAL_UPLOAD_STATES.includes(running.state)) return { upload: running, started: false };
     }
-    const upload = tx.create(Upload, {
-      owner: userId,
-      project: structure.project,
-      structureId: structure.id,
-      createsStructure: false,
-      state: 'processing',
-      filename: draft.filename,
-      formatHint: draft.format,
-      format: draft.format,
-      compression: null,
-      receivedBytes: draft.size,
-      receivedSha256: null,
-      params: { ...(message !== undefined ? { message } : {}), fromDraft: true },
-      blob: draft.blob,
-      kind: null,
-      summary: null,
-      validation: null,
-      error: null,
-      version: null,
-      indexedAt: null,
-    });
-    draft.checkpointUpload = upload.id;
+    const uploadId = randomUUID();
+    await createUploads(tx, [
+      {
+        id: uploadId,
+        ownerId: userId,
+        projectId: structure.project,
+        structureId: structure.id,
+        createsStructure: false,
+        filename: draft.filename,
+        formatHint: draft.format,
+        receivedBytes: draft.size,
+        receivedSha256: null,
+        params: { ...(message !== undefined ? { message } : {}), fromDraft: true },
+        stored: { blob: draft.blob, format: draft.format },
+      },
+    ]);
+    draft.checkpointUpload = uploadId;
     await tx.flush();
+    const upload = { id: uploadId, state: 'processing' as const };
     return { upload, started: true };
   });
 }

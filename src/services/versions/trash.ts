@@ -1,5 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import type { QueueSet } from '../../jobs/queues.js';
+import type { QueueSet } from '../../queue/queues.js';
 import type { BlobStore } from '../../storage/blobStore.js';
 import { deleteBlobIfUnreferenced, lockBlob } from '../quota/blobs.js';
 import { refreshUsage } from '../quota/usage.js';

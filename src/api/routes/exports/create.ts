@@ -2,8 +2,8 @@ import type Router from '@koa/router';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Context } from 'koa';
 import type { User } from '../../../entities/User.js';
-import { enqueue } from '../../../jobs/enqueue.js';
-import { exportJob } from '../../../jobs/handlers/export.js';
+import { enqueue } from '../../../queue/enqueue.js';
+import { exportJob } from '../../../queue/jobs.js';
 import type { AppContext } from '../../../runtime/context.js';
 import { estimateExportBytes } from '../../../services/exports/content.js';
 import { BEST_CASE_COMPRESSION, exportFilename, exportJobId, exportQuotaFailure, quotaLeft } from '../../../services/exports/exports.js';
@@ -111,7 +111,7 @@ async function answerExport(app: AppContext, koa: Context, exportId: string) {
         const row = await findExport(app.orm.em.fork(), exportId);
         return row && row.state !== 'pending' && row.state !== 'running' ? row : undefined;
       },
-      (ms) => app.uploadEvents.wait(exportId, ms),
+      (ms) => app.workEvents.wait(exportId, ms),
     );
     if (done) {
       koa.set('Preference-Applied', `wait=${waitSeconds}`);

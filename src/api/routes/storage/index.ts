@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { BACKUP_ID, BackupLayout, newBackupId } from '../../../backup/layout.js';
 import { listBackups } from '../../../backup/service.js';
 import { BACKUP_KINDS, BACKUP_STATES } from '../../../entities/Backup.js';
-import { backupJob, verifyBackupJob } from '../../../jobs/handlers/backup.js';
+import { backupJob, verifyBackupJob } from '../../../queue/jobs.js';
 import type { AppContext } from '../../../runtime/context.js';
 import type { StorageMonitor } from '../../../services/maintenance/storageMonitor.js';
 import { requireAdministrator } from '../../access.js';
@@ -117,7 +117,7 @@ export function storageRoutes(app: AppContext, monitor: StorageMonitor): Router 
       await app.queues.backup.add(backupJob.name, data, { jobId });
       koa.status = 202;
       koa.set('Location', `/v1/jobs/${jobId}`);
-      return { job: { id: jobId, queue: 'backup', name: backupJob.name }, backup: { id: data.backupId } };
+      return { job: { id: jobId, queue: backupJob.queue, name: backupJob.name }, backup: { id: data.backupId } };
     },
   );
 
@@ -145,7 +145,7 @@ export function storageRoutes(app: AppContext, monitor: StorageMonitor): Router 
       await app.queues.backup.add(verifyBackupJob.name, data, { jobId, attempts: 1 });
       koa.status = 202;
       koa.set('Location', `/v1/jobs/${jobId}`);
-      return { job: { id: jobId, queue: 'backup', name: verifyBackupJob.name }, backup: { id: params.id } };
+      return { job: { id: jobId, queue: verifyBackupJob.queue, name: verifyBackupJob.name }, backup: { id: params.id } };
     },
   );
   return router;

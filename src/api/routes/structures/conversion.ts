@@ -54,7 +54,7 @@ export async function derivativeFor(
         return known.state === 'queued' ? undefined : known;
       },
       // The job notifies on this id when it ends; the pause is only the fallback.
-      (ms) => app.uploadEvents.wait(jobId, ms),
+      (ms) => app.workEvents.wait(jobId, ms),
     );
     if (outcome) {
       koa.set('Preference-Applied', `wait=${waitSeconds}`);

@@ -1,7 +1,7 @@
 import { TERMINAL_UPLOAD_STATES, Upload } from '../../../entities/Upload.js';
 import { formatDuration } from '../../../lib/bytes.js';
+import { nextUploadJob } from '../../upload/stages.js';
 import { endUpload } from '../../upload/uploads.js';
-import { nextUploadStep } from '../reconcile.js';
 import { type CleanupStep, measure, StepTally } from './types.js';
 
 /**
@@ -21,9 +21,9 @@ export const stuckUploads: CleanupStep = {
       { orderBy: { updatedAt: 'asc' }, limit: 1000 },
     );
     for (const upload of uploads) {
-      const step = nextUploadStep(upload);
+      const step = nextUploadJob(upload);
       if (step) {
-        const job = await ctx.queues[step.definition.queue].getJob(step.definition.jobId(step.data as never));
+        const job = await ctx.queues[step.contract.queue].getJob(step.contract.jobId(step.data as never));
         if (job && (await job.getState()) === 'active') continue;
       }
       const { bytes } = await measure(ctx.staging.dir(upload.id));

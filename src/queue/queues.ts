@@ -1,6 +1,6 @@
 import { type DefaultJobOptions, Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { QUEUE_NAMES, type QueueName } from '../config/index.js';
+import { QUEUE_NAMES, type QueueName } from './names.js';
 
 export { QUEUE_NAMES, type QueueName };
 

@@ -1,0 +1,71 @@
+import { ImportBatch } from '../../entities/ImportBatch.js';
+import { ImportItem } from '../../entities/ImportItem.js';
+import { Upload } from '../../entities/Upload.js';
+import { itemJobId } from '../../queue/jobs.js';
+import type { WorkContext } from '../../runtime/context.js';
+import { endUpload } from '../upload/uploads.js';
+import { batchCounts, endItem, failBatch, progressOf, releaseBatchReservation, resetBatchReservation } from './batches.js';
+import { IMPORT_CHUNK_SIZE } from './chunk.js';
+
+type FinishContext = Omit<WorkContext, 'cpu' | 'job'>;
+
+/** An item whose job failed for good: failed with the reason, its upload ended, nothing left held. */
+export async function failImportItem(ctx: FinishContext, batchId: string, itemId: string, reason: string): Promise<void> {
+  const item = await ctx.em.fork().findOne(ImportItem, { id: itemId });
+  if (!item) return;
+  const message = `molvault could not process this file: ${reason}`;
+  if (item.upload) {
+    const upload = await ctx.em.fork().findOne(Upload, { id: item.upload });
+    if (upload) await endUpload(ctx.em.fork(), ctx, upload.id, 'failed', { status: 500, code: 'import_failed', message });
+  }
+  await ctx.em.fork().transactional(async (tx) => {
+    if (await endItem(tx, itemId, 'failed', { error: { code: 'import_failed', message } })) {
+      const [batch] = await tx.execute<{ owner_id: string }[]>('select owner_id from import_batches where id = ?', [batchId]);
+      if (batch) await resetBatchReservation(tx, batch.owner_id, batchId);
+    }
+  });
+  await ctx.staging.remove(itemId);
+}
+
+/** A chunk whose job failed for good: its items still open fail with the reason. */
+export async function failImportChunk(ctx: FinishContext, batchId: string, chunk: number, reason: string): Promise<void> {
+  const open = await ctx.em.execute<{ id: string }[]>(
+    `select id from import_items where batch_id = ? and position >= ? and position < ? and restore is null and state in ('pending', 'processing')`,
+    [batchId, chunk * IMPORT_CHUNK_SIZE, (chunk + 1) * IMPORT_CHUNK_SIZE],
+  );
+  for (const { id } of open) await failImportItem(ctx, batchId, id, reason);
+}
+
+/**
+ * The end of an import, once every child job has ended (a child that failed for good does not
+ * block it). Items still unfinished then are the ones whose jobs failed: they are failed with the
+ * reason (`failures`: the failed children's reasons, keyed by their Redis keys). The batch is
+ * `completed` however many items were refused (`failed` is for a batch that could not be processed
+ * at all: an expansion that ended without recording items). Returns the batch's state and counts.
+ */
+export async function closeImport(ctx: FinishContext, batchId: string, failures: Record<string, string>) {
+  const batch = await ctx.em.findOne(ImportBatch, { id: batchId });
+  if (!batch) return undefined;
+  if (batch.state === 'receiving' || batch.state === 'expanding') {
+    const reason = Object.values(failures)[0];
+    await failBatch(ctx, ctx.em.fork(), batchId, {
+      code: 'expand_failed',
+      status: 500,
+      message: `Unpacking the archive failed${reason ? `: ${reason}` : ''}.`,
+    });
+  } else if (batch.state === 'running') {
+    // A failed child's key ends in its job id: `importitem-<item id>`.
+    const itemPrefix = itemJobId('');
+    const reasons = new Map(Object.entries(failures).map(([key, reason]) => [key.slice(key.lastIndexOf(itemPrefix) + itemPrefix.length), reason]));
+    const open = await ctx.em.execute<{ id: string }[]>(`select id from import_items where batch_id = ? and state in ('pending', 'processing')`, [batchId]);
+    for (const { id } of open) await failImportItem(ctx, batchId, id, reasons.get(id) ?? 'its job ended without finishing it');
+    await ctx.em.fork().transactional(async (tx) => {
+      await tx.execute(`update import_batches set state = 'completed', finished_at = now(), updated_at = now() where id = ? and state = 'running'`, [batchId]);
+      await releaseBatchReservation(tx, batch.owner, batchId);
+    });
+    await ctx.staging.remove(batchId);
+  }
+  const final = await ctx.em.fork().findOneOrFail(ImportBatch, { id: batchId });
+  const counts = (await batchCounts(ctx.em.fork(), [batchId])).get(batchId);
+  return { state: final.state, error: final.error, progress: counts ? progressOf(counts) : undefined };
+}
