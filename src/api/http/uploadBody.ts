@@ -4,10 +4,10 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import busboy from 'busboy';
 import type { Context } from 'koa';
-import { formatBytes } from '../lib/bytes.js';
-import { fsyncPath } from '../lib/fsync.js';
-import type { Staging } from '../storage/staging.js';
-import { ApiError } from './errors.js';
+import { formatBytes } from '../../lib/bytes.js';
+import { fsyncPath } from '../../lib/fsync.js';
+import type { Staging } from '../../storage/staging.js';
+import { ApiError } from '../errors.js';
 
 export interface ReceivedUpload {
   fields: Record<string, string[]>;
@@ -189,4 +189,13 @@ function receiveMultipart(ctx: Context, target: string, limits: StreamLimits): P
     ctx.req.on('aborted', () => fail(new ApiError(400, 'upload_aborted', 'The upload was interrupted before it finished.')));
     ctx.req.pipe(parser);
   });
+}
+
+/** The last path component, without control characters, at most 255 characters. */
+export function safeFilename(name: string): string {
+  const base = [...name.replace(/^.*[\\/]/, '')]
+    .filter((c) => c.charCodeAt(0) >= 0x20 && c.charCodeAt(0) !== 0x7f)
+    .join('')
+    .trim();
+  return (base || 'upload').slice(0, 255);
 }
