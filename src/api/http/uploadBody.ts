@@ -43,7 +43,7 @@ function tooLarge(max: number) {
 export async function receiveUpload(ctx: Context, staging: Staging, uploadId: string, maxBytes: number, quota?: QuotaHold): Promise<ReceivedUpload> {
   const declared = Number(ctx.get('content-length') || 0);
   if (declared > maxBytes + MULTIPART_OVERHEAD) {
-    drain(ctx);
+    drainRefused(ctx);
     throw tooLarge(maxBytes);
   }
   let reserved = 0;
@@ -51,7 +51,7 @@ export async function receiveUpload(ctx: Context, staging: Staging, uploadId: st
     try {
       reserved = await quota.reserve(declared, declared);
     } catch (error) {
-      drain(ctx);
+      drainRefused(ctx);
       throw error;
     }
   }
@@ -62,13 +62,13 @@ export async function receiveUpload(ctx: Context, staging: Staging, uploadId: st
     return await receiveRaw(ctx, target, limits);
   } catch (error) {
     await staging.remove(uploadId);
-    drain(ctx);
+    drainRefused(ctx);
     throw error;
   }
 }
 
 /** Keeps reading (and discarding) the rest of a refused body so the client can read the answer. */
-function drain(ctx: Context) {
+export function drainRefused(ctx: Context) {
   ctx.req.resume();
   ctx.set('Connection', 'close');
 }

@@ -14,6 +14,7 @@ import { StagingLimitError, stageStream } from '../../services/imports/stage.js'
 import { shrinkReservation } from '../../services/quota/quota.js';
 import { ApiError } from '../errors.js';
 import { receiveImportFiles } from '../http/multipartImport.js';
+import { drainRefused } from '../http/uploadBody.js';
 import { checkedMetadata } from '../metadata.js';
 import { quotaHold } from './quota.js';
 
@@ -125,8 +126,7 @@ export async function acceptMultipartImport(app: AppContext, koa: Context, user:
       () => touchBatch(em, batchId),
     );
   } catch (error) {
-    koa.req.resume();
-    koa.set('Connection', 'close');
+    drainRefused(koa);
     await failBatch(app, em, batchId, asImportError(error));
     throw error;
   }
@@ -171,8 +171,7 @@ export async function acceptArchiveImport(app: AppContext, koa: Context, user: U
   try {
     fields = parseImportFields(koa.query as Record<string, string | string[]>);
   } catch (error) {
-    koa.req.resume();
-    koa.set('Connection', 'close');
+    drainRefused(koa);
     throw error;
   }
   const batchId = await createBatch(app.orm.em.fork(), { ownerId: user.id, projectId, source: 'archive' });
@@ -212,8 +211,7 @@ export async function acceptArchiveImport(app: AppContext, koa: Context, user: U
       items: [],
     });
   } catch (error) {
-    koa.req.resume();
-    koa.set('Connection', 'close');
+    drainRefused(koa);
     const refusal = error instanceof StagingLimitError ? new ApiError(413, 'file_too_large', error.message, { maxBytes: max }) : error;
     await failBatch(app, em, batchId, asImportError(refusal));
     throw refusal;
