@@ -2,6 +2,9 @@
 export const FORMATS = ['pdb', 'cif', 'bcif', 'sdf', 'mol', 'mol2', 'xyz', 'cxs'] as const;
 export type Format = (typeof FORMATS)[number];
 
+/** Other names a client may give a format in an upload's or a draft's `format` field. */
+export const FORMAT_ALIASES: Record<string, Format> = { mmcif: 'cif', ent: 'pdb', sd: 'sdf' };
+
 export const FORMAT_LABELS: Record<Format, string> = {
   pdb: 'PDB',
   cif: 'mmCIF',

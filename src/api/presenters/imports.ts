@@ -3,6 +3,11 @@ import type { ImportBatch } from '../../entities/ImportBatch.js';
 import type { ImportItem } from '../../entities/ImportItem.js';
 import { type BatchCounts, batchCounts } from '../../services/imports/batches.js';
 
+/** The 202 body of an import taken in: the ids to follow it by. */
+export function presentAcceptedImport(batch: ImportBatch) {
+  return { import: { id: batch.id, state: batch.state, source: batch.source, jobId: batch.jobId } };
+}
+
 export function presentImportSummary(batch: ImportBatch, counts: BatchCounts) {
   return {
     id: batch.id,

@@ -1,6 +1,7 @@
+import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { sqlArray } from '../../db/arrays.js';
-import type { ImportError } from '../../entities/ImportBatch.js';
+import { ImportBatch, type ImportError, type ImportSource } from '../../entities/ImportBatch.js';
 import type { ImportItemError, ImportItemState, ImportRestore } from '../../entities/ImportItem.js';
 import { batchJobId, importBatchJob } from '../../queue/jobs.js';
 import type { AppContext } from '../../runtime/context.js';
@@ -16,6 +17,29 @@ export interface ItemDraft {
   size?: number;
   receivedSha256?: string;
   restore?: ImportRestore;
+}
+
+/** Records a batch whose files are still arriving (`receiving`); returns its id. */
+export async function createBatch(em: EntityManager, batch: { ownerId: string; projectId: string; source: ImportSource }): Promise<string> {
+  const id = randomUUID();
+  em.create(ImportBatch, {
+    id,
+    owner: batch.ownerId,
+    project: batch.projectId,
+    source: batch.source,
+    state: 'receiving',
+    error: null,
+    options: {},
+    jobId: batchJobId(id),
+    finishedAt: null,
+  });
+  await em.flush();
+  return id;
+}
+
+/** Touches a batch still receiving, so cleanup never takes a long request for an abandoned one. */
+export async function touchBatch(em: EntityManager, batchId: string): Promise<void> {
+  await em.execute('update import_batches set updated_at = now() where id = ?', [batchId]);
 }
 
 const INSERT_CHUNK = 1000;

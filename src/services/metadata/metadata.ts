@@ -3,6 +3,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { Ajv, type ValidateFunction } from 'ajv';
 import ajvFormats from 'ajv-formats';
 import { Project } from '../../entities/Project.js';
+import { Structure } from '../../entities/Structure.js';
 
 export type Metadata = Record<string, unknown>;
 
@@ -55,6 +56,12 @@ export function metadataProblems(schema: Metadata | null | undefined, metadata: 
 export async function projectMetadataSchema(em: EntityManager, projectId: string): Promise<Metadata | null> {
   const project = await em.findOne(Project, { id: projectId }, { fields: ['id', 'metadataSchema'] });
   return project?.metadataSchema ?? null;
+}
+
+/** The metadata a structure will have once an upload's metadata is merged in (a new structure has the upload's as it is). */
+export async function metadataAfterUpload(em: EntityManager, structureId: string | undefined, metadata: Metadata): Promise<Metadata> {
+  const existing = structureId ? await em.findOne(Structure, { id: structureId }) : null;
+  return existing ? { ...existing.metadata, ...metadata } : metadata;
 }
 
 /** JSON merge patch (RFC 7396): null removes a key, objects merge recursively, anything else replaces. */

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { sqlArray } from '../../db/arrays.js';
 import { notifyWorkChanged, WORK_EVENTS_CHANNEL } from '../../db/notify.js';
-import type { UploadError, UploadParams } from '../../entities/Upload.js';
+import { TERMINAL_UPLOAD_STATES, Upload, type UploadError, type UploadParams } from '../../entities/Upload.js';
 import type { StructureSummary, ValidationReport } from '../../formats/types.js';
 import type { BlobStore } from '../../storage/blobStore.js';
 import type { Staging } from '../../storage/staging.js';
@@ -170,4 +170,12 @@ export async function markIndexed(em: EntityManager, uploadIds: readonly string[
   if (uploadIds.length === 0) return;
   await em.execute('update uploads set indexed_at = now() where id = any(?::uuid[]) and indexed_at is null', [sqlArray(uploadIds)]);
   await notifyWorkChanged(em, uploadIds);
+}
+
+/** The upload once it has ended for whoever waits on it: stored and searchable, refused or failed; else undefined. */
+export async function finishedUpload(em: EntityManager, uploadId: string): Promise<Upload | undefined> {
+  const row = await em.findOne(Upload, { id: uploadId });
+  if (!row) return undefined;
+  if (row.state === 'stored' && !row.indexedAt) return undefined; // stored but not yet searchable
+  return TERMINAL_UPLOAD_STATES.includes(row.state) ? row : undefined;
 }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import Router from '@koa/router';
 import { z } from 'zod';
-import { FORMATS, type Format, MEDIA_TYPES } from '../../../formats/types.js';
+import { FORMAT_ALIASES, FORMATS, type Format, MEDIA_TYPES } from '../../../formats/types.js';
 import { enqueue } from '../../../queue/enqueue.js';
 import { validateJob } from '../../../queue/jobs.js';
 import type { AppContext } from '../../../runtime/context.js';
@@ -9,12 +9,15 @@ import { releaseReservation } from '../../../services/quota/quota.js';
 import { refreshUsage } from '../../../services/quota/usage.js';
 import { DraftRefusal, deleteDraft, saveDraft, serializeDraft, startCheckpoint } from '../../../services/versions/drafts.js';
 import { currentVersion, findDraft, storedBlob } from '../../../services/versions/lookup.js';
-import { answerUpload, quotaHold, safeFilename } from '../../acceptUpload.js';
 import { access } from '../../access.js';
 import { ApiError } from '../../errors.js';
 import { attachment, etagOf } from '../../http/download.js';
+import { preferWaitSeconds } from '../../http/prefer.js';
+import { receiveUpload, safeFilename } from '../../http/uploadBody.js';
+import { quotaHold } from '../../intake/quota.js';
+import { waitForUpload } from '../../intake/uploads.js';
 import { errorSchema } from '../../openapi.js';
-import { receiveUpload } from '../../receiveUpload.js';
+import { presentAcceptedUpload, presentStoredUpload, uploadRefusal } from '../../presenters/uploads.js';
 import { route } from '../../route.js';
 import { idParams } from '../../schemas/common.js';
 import { acceptedSchema } from '../../schemas/structures.js';
@@ -31,7 +34,6 @@ const draftSchema = z.object({
 });
 
 const checkpointBody = z.object({ message: z.string().max(10_000).optional() });
-const FORMAT_ALIASES: Record<string, Format> = { mmcif: 'cif', ent: 'pdb', sd: 'sdf' };
 
 const noDraft = () => new ApiError(404, 'no_draft', 'This structure has no draft: save one with PUT /v1/structures/:id/draft first.');
 
@@ -203,8 +205,18 @@ export function draftRoutes(app: AppContext): Router {
           app.log.error({ err: error, uploadId: checkpoint.upload.id }, 'could not enqueue the checkpoint; reconcile will');
         }
       }
-      await answerUpload(app, koa, checkpoint.upload.id, structure.id, checkpoint.upload.state);
-      return undefined;
+      const waitSeconds = preferWaitSeconds(koa.get('prefer'));
+      const finished = await waitForUpload(app, checkpoint.upload.id, waitSeconds);
+      if (!finished) {
+        koa.status = 202;
+        koa.set('Location', `/v1/uploads/${checkpoint.upload.id}`);
+        return presentAcceptedUpload({ uploadId: checkpoint.upload.id, structureId: structure.id, state: checkpoint.upload.state });
+      }
+      koa.set('Preference-Applied', `wait=${waitSeconds}`);
+      if (finished.state !== 'stored') throw uploadRefusal(finished);
+      koa.status = 201;
+      koa.set('Location', `/v1/structures/${finished.structureId}`);
+      return presentStoredUpload(app.orm.em.fork(), finished);
     },
   );
 

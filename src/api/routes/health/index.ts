@@ -57,6 +57,7 @@ export function healthRoutes(app: AppContext, metrics: Registry, storage: Storag
   });
   router.get('/readyz', async (ctx) => {
     const checks: z.infer<typeof checkSchema>[] = await Promise.all([
+      // The one statement a route runs itself: a probe of the connection, no domain query.
       check('postgres', () => app.orm.em.fork().execute('select 1')),
       check('redis', () => app.redis.ping()),
       check('blobStore', async () => {

@@ -5,11 +5,11 @@ import type { AppContext } from '../../../runtime/context.js';
 import { countsOf } from '../../../services/imports/batches.js';
 import { listImportBatches, listImportItems } from '../../../services/imports/items.js';
 import { storedContents } from '../../../services/imports/known.js';
-import { acceptArchiveImport, acceptMultipartImport, acceptPdbImport } from '../../acceptImport.js';
 import { access, visibleTo } from '../../access.js';
 import { decodeCursor, encodeCursor } from '../../http/cursor.js';
+import { acceptArchiveImport, acceptMultipartImport, acceptPdbImport } from '../../intake/imports.js';
 import { errorSchema } from '../../openapi.js';
-import { presentImportItem, presentImportSummaries, presentImportSummary } from '../../presenters/imports.js';
+import { presentAcceptedImport, presentImportItem, presentImportSummaries, presentImportSummary } from '../../presenters/imports.js';
 import { route } from '../../route.js';
 import { idParams } from '../../schemas/common.js';
 import {
@@ -52,10 +52,14 @@ export function importRoutes(app: AppContext): Router {
     },
     async ({ params, user, koa }) => {
       const project = await access(app.orm.em.fork(), user).project(params.id, 'write');
-      if (koa.is('application/json')) await acceptPdbImport(app, koa, user, project.id, (koa.request as { body?: unknown }).body);
-      else if (koa.is('multipart/form-data')) await acceptMultipartImport(app, koa, user, project.id);
-      else await acceptArchiveImport(app, koa, user, project.id);
-      return undefined;
+      const batch = koa.is('application/json')
+        ? await acceptPdbImport(app, user, project.id, (koa.request as { body?: unknown }).body)
+        : koa.is('multipart/form-data')
+          ? await acceptMultipartImport(app, koa, user, project.id)
+          : await acceptArchiveImport(app, koa, user, project.id);
+      koa.status = 202;
+      koa.set('Location', `/v1/imports/${batch.id}`);
+      return presentAcceptedImport(batch);
     },
   );
 

@@ -1,4 +1,5 @@
 import Router from '@koa/router';
+import type { Context } from 'koa';
 import { z } from 'zod';
 import { sessionConversionRefusal } from '../../../formats/session.js';
 import { FORMATS, type Format, MEDIA_TYPES } from '../../../formats/types.js';
@@ -12,14 +13,16 @@ import { countDownload } from '../../../services/structures/counters.js';
 import { listStructures } from '../../../services/structures/list.js';
 import { findVersion, listVersions, storedBlob, versionOrCurrent } from '../../../services/versions/lookup.js';
 import { purgeStructure } from '../../../services/versions/trash.js';
-import { acceptUpload } from '../../acceptUpload.js';
 import { access, visibleTo } from '../../access.js';
 import { ApiError, notFound } from '../../errors.js';
 import { decodeCursor, encodeCursor } from '../../http/cursor.js';
 import { attachment, etagOf, sendStoredFile } from '../../http/download.js';
+import { preferWaitSeconds } from '../../http/prefer.js';
+import { type AcceptedUpload, acceptUpload, waitForUpload } from '../../intake/uploads.js';
 import { checkedMetadata } from '../../metadata.js';
 import { errorSchema } from '../../openapi.js';
 import { presentStructure, presentStructures, presentVersion, presentVersions } from '../../presenters/structures.js';
+import { presentAcceptedUpload, presentStoredUpload, uploadRefusal } from '../../presenters/uploads.js';
 import { route } from '../../route.js';
 import { idParams, listQuery } from '../../schemas/common.js';
 import { acceptedSchema, structureSchema, versionParams, versionSchema } from '../../schemas/structures.js';
@@ -38,6 +41,25 @@ const uploadResponses = {
   507: { description: 'Over quota: details.quotaBytes, usedBytes, reservedBytes, requestedBytes', schema: errorSchema },
   422: { description: 'Invalid structure: details.problems says what is wrong', schema: errorSchema },
 };
+
+/**
+ * 202 with where to follow the upload; or, with `Prefer: wait=N` and the upload ended in time, 201
+ * with the structure, or the upload's refusal.
+ */
+async function answerUpload(app: AppContext, koa: Context, accepted: AcceptedUpload) {
+  const waitSeconds = preferWaitSeconds(koa.get('prefer'));
+  const finished = await waitForUpload(app, accepted.uploadId, waitSeconds);
+  if (!finished) {
+    koa.status = 202;
+    koa.set('Location', `/v1/uploads/${accepted.uploadId}`);
+    return presentAcceptedUpload(accepted);
+  }
+  koa.set('Preference-Applied', `wait=${waitSeconds}`);
+  if (finished.state !== 'stored') throw uploadRefusal(finished);
+  koa.status = 201;
+  koa.set('Location', `/v1/structures/${finished.structureId}`);
+  return presentStoredUpload(app.orm.em.fork(), finished);
+}
 
 /** Keyset cursor: the sort value and id of the last row, so inserts and deletes never shift a page. */
 const keysetCursor = z.object({ after: z.string(), id: z.uuid() });
@@ -61,8 +83,7 @@ export function structureRoutes(app: AppContext): Router {
     },
     async ({ params, user, koa }) => {
       const project = await access(app.orm.em.fork(), user).project(params.id, 'write');
-      await acceptUpload(app, koa, user, { projectId: project.id });
-      return undefined;
+      return answerUpload(app, koa, await acceptUpload(app, koa, user, { projectId: project.id }));
     },
   );
 
@@ -80,8 +101,7 @@ export function structureRoutes(app: AppContext): Router {
     },
     async ({ params, user, koa }) => {
       const structure = await access(app.orm.em.fork(), user).structure(params.id, 'write');
-      await acceptUpload(app, koa, user, { projectId: structure.project, structureId: structure.id });
-      return undefined;
+      return answerUpload(app, koa, await acceptUpload(app, koa, user, { projectId: structure.project, structureId: structure.id }));
     },
   );
 

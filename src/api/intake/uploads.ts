@@ -1,24 +1,21 @@
 import { randomUUID } from 'node:crypto';
 import type { Context } from 'koa';
 import { z } from 'zod';
-import { Structure } from '../entities/Structure.js';
-import { serializeUpload } from '../entities/serialize.js';
-import { TERMINAL_UPLOAD_STATES, Upload, type UploadParams } from '../entities/Upload.js';
-import type { User } from '../entities/User.js';
-import { sniffCompression, sniffFormat } from '../formats/sniff.js';
-import { FORMATS, type Format } from '../formats/types.js';
-import { enqueue } from '../queue/enqueue.js';
-import { ingestJob } from '../queue/jobs.js';
-import type { AppContext } from '../runtime/context.js';
-import { QuotaExceededError, releaseReservation, reserve, shrinkReservation } from '../services/quota/quota.js';
-import { createUploads } from '../services/upload/uploads.js';
-import { preferWaitSeconds, waitFor } from './common.js';
-import { ApiError } from './errors.js';
-import { type QuotaHold, receiveUpload } from './receiveUpload.js';
-import { checkedMetadata } from './routes/metadata/check.js';
-import { presentStructure } from './routes/structures/present.js';
-
-const FORMAT_ALIASES: Record<string, Format> = { mmcif: 'cif', ent: 'pdb', sd: 'sdf' };
+import type { Upload, UploadParams, UploadState } from '../../entities/Upload.js';
+import type { User } from '../../entities/User.js';
+import { sniffCompression, sniffFormat } from '../../formats/sniff.js';
+import { FORMAT_ALIASES, FORMATS } from '../../formats/types.js';
+import { enqueue } from '../../queue/enqueue.js';
+import { ingestJob } from '../../queue/jobs.js';
+import type { AppContext } from '../../runtime/context.js';
+import { metadataAfterUpload } from '../../services/metadata/metadata.js';
+import { releaseReservation, shrinkReservation } from '../../services/quota/quota.js';
+import { createUploads, finishedUpload } from '../../services/upload/uploads.js';
+import { ApiError } from '../errors.js';
+import { waitFor } from '../http/prefer.js';
+import { receiveUpload, safeFilename } from '../http/uploadBody.js';
+import { checkedMetadata } from '../metadata.js';
+import { quotaHold } from './quota.js';
 
 const uploadFields = z.object({
   name: z.string().trim().min(1).max(255).optional(),
@@ -61,11 +58,18 @@ function parseFields(fields: Record<string, string[]>) {
   return result.data;
 }
 
+/** An upload taken in: the route answers with where to follow it, or waits for it with `waitForUpload`. */
+export interface AcceptedUpload {
+  uploadId: string;
+  structureId: string;
+  state: UploadState;
+}
+
 /**
  * The whole synchronous half of an upload: stream to staging, refuse what is plainly not a
- * structure, record the Upload row, enqueue ingest, and answer 202 (or wait, if asked to).
+ * structure (thrown as the answer), record the Upload row and enqueue ingest.
  */
-export async function acceptUpload(app: AppContext, koa: Context, user: User, target: { projectId: string; structureId?: string }): Promise<void> {
+export async function acceptUpload(app: AppContext, koa: Context, user: User, target: { projectId: string; structureId?: string }): Promise<AcceptedUpload> {
   const uploadId = randomUUID();
   const quota = quotaHold(app, user.id, uploadId);
   const release = () => releaseReservation(app.orm.em.fork(), uploadId);
@@ -125,69 +129,24 @@ export async function acceptUpload(app: AppContext, koa: Context, user: User, ta
     // The upload is recorded in Postgres and its file staged: the reconcile schedule will pick it up.
     app.log.error({ err: error, uploadId }, 'could not enqueue ingest; the upload stays received');
   }
-  await answerUpload(app, koa, uploadId, structureId, 'received');
+  return { uploadId, structureId, state: 'received' };
 }
 
 /**
- * Answers for an upload in the pipeline: 202 with where to poll, or, with `Prefer: wait=N` and the
- * pipeline done in time, 201 with the structure (or the refusal's status and reason).
+ * With `Prefer: wait=N` (N > 0): the upload once it has ended (stored and searchable, refused or
+ * failed) within N seconds; otherwise, or once N seconds have passed, undefined.
  */
-export async function answerUpload(app: AppContext, koa: Context, uploadId: string, structureId: string, state: string): Promise<void> {
-  const waitSeconds = preferWaitSeconds(koa.get('prefer'));
-  if (waitSeconds > 0) {
-    const done = await waitFor(
-      waitSeconds,
-      async () => {
-        const row = await app.orm.em.fork().findOne(Upload, { id: uploadId });
-        if (!row) return undefined;
-        if (row.state === 'stored' && !row.indexedAt) return undefined; // stored but not yet searchable
-        return TERMINAL_UPLOAD_STATES.includes(row.state) ? row : undefined;
-      },
-      (ms) => app.workEvents.wait(uploadId, ms),
-    );
-    if (done) {
-      koa.set('Preference-Applied', `wait=${waitSeconds}`);
-      if (done.state === 'stored') {
-        koa.status = 201;
-        koa.set('Location', `/v1/structures/${done.structureId}`);
-        koa.body = { upload: serializeUpload(done), structure: await presentStructure(app.orm.em.fork(), done.structureId) };
-        return;
-      }
-      const error = done.error ?? { status: 500, code: 'failed', message: 'The upload failed.' };
-      throw new ApiError(error.status, error.code, error.message, { ...(error.details ?? {}), uploadId });
-    }
-  }
-  koa.status = 202;
-  koa.set('Location', `/v1/uploads/${uploadId}`);
-  koa.body = { upload: { id: uploadId, state }, structure: { id: structureId } };
-}
-
-/** The upload's hold on its owner's quota; a refusal becomes the 507 answer. */
-export function quotaHold(app: AppContext, userId: string, uploadId: string): QuotaHold {
-  return {
-    async reserve(needed, wanted) {
-      try {
-        return await reserve(app.orm.em.fork(), { userId, uploadId, needed, wanted });
-      } catch (error) {
-        if (error instanceof QuotaExceededError) throw new ApiError(507, error.code, error.message, error.details);
-        throw error;
-      }
-    },
-  };
+export async function waitForUpload(app: AppContext, uploadId: string, seconds: number): Promise<Upload | undefined> {
+  if (seconds <= 0) return undefined;
+  return waitFor(
+    seconds,
+    () => finishedUpload(app.orm.em.fork(), uploadId),
+    (ms) => app.workEvents.wait(uploadId, ms),
+  );
 }
 
 /** Metadata sent with an upload must fit the project's schema as the structure will have it (a new version merges it in). */
 async function checkUploadMetadata(app: AppContext, target: { projectId: string; structureId?: string }, metadata: Record<string, unknown>) {
   const em = app.orm.em.fork();
-  const existing = target.structureId ? await em.findOne(Structure, { id: target.structureId }) : null;
-  await checkedMetadata(em, target.projectId, existing ? { ...existing.metadata, ...metadata } : metadata);
-}
-
-/** The last path component, without control characters, at most 255 characters. */
-export function safeFilename(name: string): string {
-  const base = [...name.replace(/^.*[\\/]/, '')]
-    .filter((c) => c.charCodeAt(0) >= 0x20 && c.charCodeAt(0) !== 0x7f)
-    .join('')
-    .trim();
-  return (base || 'upload').slice(0, 255);
+  await checkedMetadata(em, target.projectId, await metadataAfterUpload(em, target.structureId, metadata));
 }

@@ -1,13 +1,13 @@
 import busboy from 'busboy';
 import type { Context } from 'koa';
-import { formatBytes } from '../lib/bytes.js';
-import type { AppContext } from '../runtime/context.js';
-import { classifyEntry } from '../services/imports/archive.js';
-import type { ItemDraft } from '../services/imports/batches.js';
-import { importItemId } from '../services/imports/ids.js';
-import { StagingLimitError, stageStream } from '../services/imports/stage.js';
-import { ApiError } from './errors.js';
-import type { QuotaHold } from './receiveUpload.js';
+import { formatBytes } from '../../lib/bytes.js';
+import type { AppContext } from '../../runtime/context.js';
+import { classifyEntry } from '../../services/imports/archive.js';
+import type { ItemDraft } from '../../services/imports/batches.js';
+import { importItemId } from '../../services/imports/ids.js';
+import { StagingLimitError, stageStream } from '../../services/imports/stage.js';
+import { ApiError } from '../errors.js';
+import type { QuotaHold } from './uploadBody.js';
 
 /** Without a Content-Length, quota is reserved in steps of this size as the files arrive. */
 const RESERVE_STEP_BYTES = 64 * 1024 * 1024;

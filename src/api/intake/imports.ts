@@ -1,23 +1,22 @@
-import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import type { Context } from 'koa';
 import { z } from 'zod';
-import { ImportBatch, type ImportError, type ImportOptions, type ImportSource } from '../entities/ImportBatch.js';
-import type { User } from '../entities/User.js';
-import { formatBytes } from '../lib/bytes.js';
-import { batchJobId } from '../queue/jobs.js';
-import type { AppContext } from '../runtime/context.js';
-import { detectArchiveFile } from '../services/imports/archive.js';
-import { failBatch, type ItemDraft, insertItems, reportProgress, resetBatchReservation } from '../services/imports/batches.js';
-import { addBatchFlow, expectedChildren } from '../services/imports/flow.js';
-import { importItemId } from '../services/imports/ids.js';
-import { normalizePdbId } from '../services/imports/pdb.js';
-import { StagingLimitError, stageStream } from '../services/imports/stage.js';
-import { shrinkReservation } from '../services/quota/quota.js';
-import { quotaHold } from './acceptUpload.js';
-import { ApiError } from './errors.js';
-import { receiveImportFiles } from './receiveImport.js';
-import { checkedMetadata } from './routes/metadata/check.js';
+import type { ImportBatch, ImportError, ImportOptions } from '../../entities/ImportBatch.js';
+import type { User } from '../../entities/User.js';
+import { formatBytes } from '../../lib/bytes.js';
+import type { AppContext } from '../../runtime/context.js';
+import { detectArchiveFile } from '../../services/imports/archive.js';
+import { createBatch, failBatch, type ItemDraft, touchBatch } from '../../services/imports/batches.js';
+import { importItemId } from '../../services/imports/ids.js';
+import { launchBatch } from '../../services/imports/launch.js';
+import { normalizePdbId } from '../../services/imports/pdb.js';
+import { StagingLimitError, stageStream } from '../../services/imports/stage.js';
+import { shrinkReservation } from '../../services/quota/quota.js';
+import { ApiError } from '../errors.js';
+import { receiveImportFiles } from '../http/multipartImport.js';
+import { drainRefused } from '../http/uploadBody.js';
+import { checkedMetadata } from '../metadata.js';
+import { quotaHold } from './quota.js';
 
 const MULTIPART_OVERHEAD = 1024 * 1024;
 
@@ -26,7 +25,7 @@ const importFields = z.object({
   metadata: z.record(z.string(), z.unknown()).optional(),
 });
 
-export const pdbImportBody = z.object({
+const pdbImportBody = z.object({
   pdbIds: z.array(z.string().max(64)).min(1, 'list at least one PDB id'),
   tags: z.array(z.string().trim().min(1).max(100)).max(100).optional(),
   metadata: z.record(z.string(), z.unknown()).optional(),
@@ -59,70 +58,14 @@ function parseImportFields(fields: Record<string, string[] | string | undefined>
   return result.data;
 }
 
-async function createBatch(app: AppContext, user: User, projectId: string, source: ImportSource): Promise<string> {
-  const id = randomUUID();
-  const em = app.orm.em.fork();
-  em.create(ImportBatch, {
-    id,
-    owner: user.id,
-    project: projectId,
-    source,
-    state: 'receiving',
-    error: null,
-    options: {},
-    jobId: batchJobId(id),
-    finishedAt: null,
-  });
-  await em.flush();
-  return id;
-}
-
 function asImportError(error: unknown): ImportError {
   if (error instanceof ApiError)
     return { code: error.code, status: error.status, message: error.message, ...(error.details ? { details: error.details } : {}) };
   return { code: 'receive_failed', status: 500, message: 'molvault hit an unexpected error while receiving the files.' };
 }
 
-/**
- * The batch is received: its items are recorded and it moves on (running, or expanding for an
- * archive) in one transaction, then its flow is added. If Redis cannot take the flow now, the
- * batch is in Postgres and the import reconciler adds it.
- */
-async function launch(
-  app: AppContext,
-  batchId: string,
-  user: User,
-  change: { state: 'running' | 'expanding'; source: ImportSource; options: ImportOptions; items: ItemDraft[] },
-) {
-  const em = app.orm.em.fork();
-  const batch = await em.transactional(async (tx) => {
-    const row = await tx.findOneOrFail(ImportBatch, { id: batchId });
-    await insertItems(tx, batchId, change.items);
-    row.state = change.state;
-    row.source = change.source;
-    row.options = change.options;
-    await tx.flush();
-    if (change.state === 'running') await resetBatchReservation(tx, user.id, batchId);
-    return row;
-  });
-  try {
-    await addBatchFlow(app, batch, await expectedChildren(app.orm.em.fork(), batch));
-    // Counts from the first moment, for whoever follows the batch job's events.
-    await reportProgress(app, app.orm.em.fork(), batchId);
-  } catch (error) {
-    app.log.error({ err: error, batchId }, 'could not add the import flow; the reconcile schedule will');
-  }
-  return batch;
-}
-
-function answer(koa: Context, batch: ImportBatch) {
-  koa.status = 202;
-  koa.set('Location', `/v1/imports/${batch.id}`);
-  koa.body = { import: { id: batch.id, state: batch.state, source: batch.source, jobId: batch.jobId } };
-}
-
-/** A JSON list of PDB ids: recorded as items and fetched by the workers. */
-export async function acceptPdbImport(app: AppContext, koa: Context, user: User, projectId: string, body: unknown): Promise<void> {
+/** A JSON list of PDB ids: recorded as items and fetched by the workers. Returns the batch, running. */
+export async function acceptPdbImport(app: AppContext, user: User, projectId: string, body: unknown): Promise<ImportBatch> {
   const parsed = pdbImportBody.safeParse(body);
   if (!parsed.success) {
     const issues = parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message }));
@@ -141,7 +84,7 @@ export async function acceptPdbImport(app: AppContext, koa: Context, user: User,
   const maxItems = app.config.imports.maxItems;
   if (pdbIds.length > maxItems) throw new ApiError(413, 'too_many_items', `One import takes at most ${maxItems} PDB ids; split the list.`, { maxItems });
   await checkedMetadata(app.orm.em.fork(), projectId, metadata ?? {});
-  const batchId = await createBatch(app, user, projectId, 'pdb_ids');
+  const batchId = await createBatch(app.orm.em.fork(), { ownerId: user.id, projectId, source: 'pdb_ids' });
   const seen = new Set<string>();
   const items: ItemDraft[] = pdbIds.map((raw, position) => {
     const id = normalizePdbId(raw) as string;
@@ -153,12 +96,15 @@ export async function acceptPdbImport(app: AppContext, koa: Context, user: User,
     seen.add(id);
     return draft;
   });
-  answer(koa, await launch(app, batchId, user, { state: 'running', source: 'pdb_ids', options: { tags, metadata }, items }));
+  return launchBatch(app, app.orm.em.fork(), batchId, user.id, { state: 'running', source: 'pdb_ids', options: { tags, metadata }, items });
 }
 
-/** Many files in one multipart request, or one archive in it (recognised by its bytes). */
-export async function acceptMultipartImport(app: AppContext, koa: Context, user: User, projectId: string): Promise<void> {
-  const batchId = await createBatch(app, user, projectId, 'files');
+/**
+ * Many files in one multipart request, or one archive in it (recognised by its bytes). Returns the
+ * batch, running (or expanding); a refusal fails the batch and drains the request before it is thrown.
+ */
+export async function acceptMultipartImport(app: AppContext, koa: Context, user: User, projectId: string): Promise<ImportBatch> {
+  const batchId = await createBatch(app.orm.em.fork(), { ownerId: user.id, projectId, source: 'files' });
   const em = app.orm.em.fork();
   const hold = quotaHold(app, user.id, batchId);
   const quota = { reserve: hold.reserve, reserved: 0 };
@@ -177,11 +123,10 @@ export async function acceptMultipartImport(app: AppContext, koa: Context, user:
       batchId,
       { maxItems: app.config.imports.maxItems, maxFileBytes: app.config.maxUploadBytes, maxTotalBytes: maxTotal },
       quota,
-      () => em.execute('update import_batches set updated_at = now() where id = ?', [batchId]).then(() => undefined),
+      () => touchBatch(em, batchId),
     );
   } catch (error) {
-    koa.req.resume();
-    koa.set('Connection', 'close');
+    drainRefused(koa);
     await failBatch(app, em, batchId, asImportError(error));
     throw error;
   }
@@ -201,11 +146,10 @@ export async function acceptMultipartImport(app: AppContext, koa: Context, user:
       await app.staging.remove(only.id);
       await shrinkReservation(em, batchId, only.size ?? 0);
       options.archive = { format: archive, bytes: only.size ?? 0, filename: only.name };
-      answer(koa, await launch(app, batchId, user, { state: 'expanding', source: 'archive', options, items: [] }));
-      return;
+      return await launchBatch(app, app.orm.em.fork(), batchId, user.id, { state: 'expanding', source: 'archive', options, items: [] });
     }
     await checkedMetadata(em, projectId, fields.metadata ?? {});
-    answer(koa, await launch(app, batchId, user, { state: 'running', source: 'files', options, items: received.items }));
+    return await launchBatch(app, app.orm.em.fork(), batchId, user.id, { state: 'running', source: 'files', options, items: received.items });
   } catch (error) {
     await failBatch(
       app,
@@ -218,17 +162,19 @@ export async function acceptMultipartImport(app: AppContext, koa: Context, user:
   }
 }
 
-/** One archive as the request body (zip, tar, tar.gz); `tags` and `metadata` in the query string. */
-export async function acceptArchiveImport(app: AppContext, koa: Context, user: User, projectId: string): Promise<void> {
+/**
+ * One archive as the request body (zip, tar, tar.gz); `tags` and `metadata` in the query string.
+ * Returns the batch, expanding; a refusal fails the batch and drains the request before it is thrown.
+ */
+export async function acceptArchiveImport(app: AppContext, koa: Context, user: User, projectId: string): Promise<ImportBatch> {
   let fields: z.infer<typeof importFields>;
   try {
     fields = parseImportFields(koa.query as Record<string, string | string[]>);
   } catch (error) {
-    koa.req.resume();
-    koa.set('Connection', 'close');
+    drainRefused(koa);
     throw error;
   }
-  const batchId = await createBatch(app, user, projectId, 'archive');
+  const batchId = await createBatch(app.orm.em.fork(), { ownerId: user.id, projectId, source: 'archive' });
   const em = app.orm.em.fork();
   const hold = quotaHold(app, user.id, batchId);
   const max = app.config.maxUploadBytes;
@@ -244,7 +190,7 @@ export async function acceptArchiveImport(app: AppContext, koa: Context, user: U
         if (bytes > reserved) reserved = await hold.reserve(bytes, Math.min(max, bytes + 64 * 1024 * 1024));
         if (Date.now() - lastKeepAlive > 60_000) {
           lastKeepAlive = Date.now();
-          await em.execute('update import_batches set updated_at = now() where id = ?', [batchId]);
+          await touchBatch(em, batchId);
         }
       },
     });
@@ -258,18 +204,14 @@ export async function acceptArchiveImport(app: AppContext, koa: Context, user: U
     }
     await shrinkReservation(em, batchId, staged.bytes);
     const filename = /filename\*?=(?:UTF-8'')?"?([^";]+)"?/i.exec(koa.get('content-disposition'))?.[1] ?? `archive.${format}`;
-    answer(
-      koa,
-      await launch(app, batchId, user, {
-        state: 'expanding',
-        source: 'archive',
-        options: { tags: fields.tags, metadata: fields.metadata, archive: { format, bytes: staged.bytes, filename } },
-        items: [],
-      }),
-    );
+    return await launchBatch(app, app.orm.em.fork(), batchId, user.id, {
+      state: 'expanding',
+      source: 'archive',
+      options: { tags: fields.tags, metadata: fields.metadata, archive: { format, bytes: staged.bytes, filename } },
+      items: [],
+    });
   } catch (error) {
-    koa.req.resume();
-    koa.set('Connection', 'close');
+    drainRefused(koa);
     const refusal = error instanceof StagingLimitError ? new ApiError(413, 'file_too_large', error.message, { maxBytes: max }) : error;
     await failBatch(app, em, batchId, asImportError(refusal));
     throw refusal;

@@ -4,10 +4,10 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import busboy from 'busboy';
 import type { Context } from 'koa';
-import { formatBytes } from '../lib/bytes.js';
-import { fsyncPath } from '../lib/fsync.js';
-import type { Staging } from '../storage/staging.js';
-import { ApiError } from './errors.js';
+import { formatBytes } from '../../lib/bytes.js';
+import { fsyncPath } from '../../lib/fsync.js';
+import type { Staging } from '../../storage/staging.js';
+import { ApiError } from '../errors.js';
 
 export interface ReceivedUpload {
   fields: Record<string, string[]>;
@@ -43,7 +43,7 @@ function tooLarge(max: number) {
 export async function receiveUpload(ctx: Context, staging: Staging, uploadId: string, maxBytes: number, quota?: QuotaHold): Promise<ReceivedUpload> {
   const declared = Number(ctx.get('content-length') || 0);
   if (declared > maxBytes + MULTIPART_OVERHEAD) {
-    drain(ctx);
+    drainRefused(ctx);
     throw tooLarge(maxBytes);
   }
   let reserved = 0;
@@ -51,7 +51,7 @@ export async function receiveUpload(ctx: Context, staging: Staging, uploadId: st
     try {
       reserved = await quota.reserve(declared, declared);
     } catch (error) {
-      drain(ctx);
+      drainRefused(ctx);
       throw error;
     }
   }
@@ -62,13 +62,13 @@ export async function receiveUpload(ctx: Context, staging: Staging, uploadId: st
     return await receiveRaw(ctx, target, limits);
   } catch (error) {
     await staging.remove(uploadId);
-    drain(ctx);
+    drainRefused(ctx);
     throw error;
   }
 }
 
 /** Keeps reading (and discarding) the rest of a refused body so the client can read the answer. */
-function drain(ctx: Context) {
+export function drainRefused(ctx: Context) {
   ctx.req.resume();
   ctx.set('Connection', 'close');
 }
@@ -189,4 +189,13 @@ function receiveMultipart(ctx: Context, target: string, limits: StreamLimits): P
     ctx.req.on('aborted', () => fail(new ApiError(400, 'upload_aborted', 'The upload was interrupted before it finished.')));
     ctx.req.pipe(parser);
   });
+}
+
+/** The last path component, without control characters, at most 255 characters. */
+export function safeFilename(name: string): string {
+  const base = [...name.replace(/^.*[\\/]/, '')]
+    .filter((c) => c.charCodeAt(0) >= 0x20 && c.charCodeAt(0) !== 0x7f)
+    .join('')
+    .trim();
+  return (base || 'upload').slice(0, 255);
 }
