@@ -19,6 +19,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { QUEUE_NAMES } from '../src/config/index.js';
+import { convertJob } from '../src/queue/jobs.js';
 import { createBenchUser, createProject, formatMB, startBenchStack, stopOnSignals, UsageError } from './support/stack.js';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -97,7 +98,7 @@ async function main() {
     for (let i = 1; i < options.gemmiRuns; i++) gemmiTimes.push(await gemmiDirect(options.file, path.join(scratch, 'direct.cif')));
     const directSize = (await fs.stat(path.join(scratch, 'direct.cif'))).size;
 
-    const jobs = await stack.ctx.queues.convert.getJobs(['completed']);
+    const jobs = await stack.ctx.queues[convertJob.queue].getJobs(['completed']);
     const job = jobs[0];
     const result = job?.returnvalue as {
       engine: string;

@@ -7,11 +7,12 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { QUEUE_NAMES } from '../src/config/index.js';
+import { UPLOAD_JOBS } from '../src/queue/jobs.js';
 import { createBenchUser, createProject, startBenchStack, stopOnSignals } from './support/stack.js';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CORPUS = path.resolve(REPO_ROOT, '../shared/corpus/pdb');
-const STAGES = ['ingest', 'validate', 'snapshot', 'index'] as const;
+const STAGES = UPLOAD_JOBS.map((contract) => contract.name);
 
 function quantile(values: number[], q: number): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -43,11 +44,15 @@ try {
     const body = (await response.json()) as { upload?: { id: string } };
     const ended = Date.now();
     if (response.status !== 201 || !body.upload) continue;
-    const first = await stack.ctx.queues.ingest.getJob(`ingest-${body.upload.id}`);
+    // The upload's own ids: the structure id only matters to index jobs not made by an upload.
+    const data = { uploadId: body.upload.id, ownerId: '', structureId: '' };
+    const [ingest] = UPLOAD_JOBS;
+    const first = await stack.ctx.queues[ingest.queue].getJob(ingest.jobId(data));
     let previous = first?.timestamp ?? started;
     columns.accept.push(previous - started);
-    for (const stage of STAGES) {
-      const job = await stack.ctx.queues[stage].getJob(`${stage}-${body.upload.id}`);
+    for (const contract of UPLOAD_JOBS) {
+      const stage = contract.name;
+      const job = await stack.ctx.queues[contract.queue].getJob(contract.jobId(data));
       if (!job?.processedOn || !job.finishedOn) continue;
       columns[`${stage} wait`].push(job.processedOn - Math.max(previous, job.timestamp));
       columns[`${stage} run`].push(job.finishedOn - job.processedOn);

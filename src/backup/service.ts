@@ -3,6 +3,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import type { Config } from '../config/index.js';
+import { SESSION_LOCK_KEYS } from '../db/locks.js';
 import type { BackupKind } from '../entities/Backup.js';
 import type { Logger } from '../lib/logger.js';
 import { dropDatabase, ensureDatabase, withDatabase } from '../runtime/postgres.js';
@@ -39,8 +40,8 @@ export interface BackupSummary {
   error: string | null;
 }
 
-/** Any key; one for "a backup or its retention is running on this database". */
-const BACKUP_LOCK = 0x6d76_6263;
+/** "A backup or its retention is running on this database". */
+const BACKUP_LOCK = SESSION_LOCK_KEYS.backup;
 
 export function summarize(layout: BackupLayout, manifest: BackupManifest): BackupSummary {
   return {

@@ -16,6 +16,15 @@ export const LOCK_KEYS = {
   importAnalyze: 'import-analyze',
 } as const;
 
+/**
+ * The session-level advisory locks (pg_advisory_lock on a connection of its own, held across many
+ * transactions and released by hand), keyed by a number.
+ */
+export const SESSION_LOCK_KEYS = {
+  /** A backup or its retention is running on this database (src/backup/service.ts). */
+  backup: 0x6d76_6263,
+} as const;
+
 /** Takes the lock of each subject (sorted and distinct, so two holders of several never deadlock), in one statement. */
 export async function lockAll(em: EntityManager, prefix: string, subjects: readonly string[]): Promise<void> {
   const sorted = [...new Set(subjects)].sort();

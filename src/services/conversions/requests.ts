@@ -22,10 +22,10 @@ export async function conversionState(app: AppContext, em: EntityManager, source
   // A row whose bytes are gone (a restored database, a lost disk) is converted again.
   if (derivation && (await app.blobs.has(derivation.blob))) return { state: 'ready', derivation };
   const jobId = conversionJobId(sourceSha256, format, NO_OPTIONS);
-  const job = await app.queues.convert.getJob(jobId);
+  const job = await app.queues[convertJob.queue].getJob(jobId);
   if (job && (await job.getState()) === 'failed') {
     // Read again: the copy above may predate the failure, without its reason.
-    return { state: 'failed', job: (await app.queues.convert.getJob(jobId)) ?? job };
+    return { state: 'failed', job: (await app.queues[convertJob.queue].getJob(jobId)) ?? job };
   }
   return { state: 'queued', jobId, job };
 }

@@ -5,7 +5,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { ImportBatch, type ImportError } from '../../entities/ImportBatch.js';
 import type { ImportRestore } from '../../entities/ImportItem.js';
 import { formatBytes } from '../../lib/bytes.js';
-import type { AppContext } from '../../runtime/context.js';
+import type { AppContext, WorkContext } from '../../runtime/context.js';
 import { type ExportManifest, exportManifest } from '../exports/manifest.js';
 import { QuotaExceededError, reserve } from '../quota/quota.js';
 import {
@@ -20,7 +20,8 @@ import {
   TooManyEntries,
   walkTar,
 } from './archive.js';
-import { type ItemDraft, insertItems, resetBatchReservation } from './batches.js';
+import { failBatch, type ItemDraft, insertItems, reportProgress, resetBatchReservation } from './batches.js';
+import { addBatchChildren, expectedChildren } from './flow.js';
 import { importItemId, restoredStructureId } from './ids.js';
 import { stageStream } from './stage.js';
 
@@ -355,4 +356,42 @@ export async function recordExpansion(em: EntityManager, batch: ImportBatch, exp
     await resetBatchReservation(tx, batch.owner, batch.id);
     return true;
   });
+}
+
+/**
+ * The expansion step of an archive's import: unpacks it entry by entry into staging, records an
+ * item per entry, then adds one child per item to the batch job. Idempotent: a crash mid-way leaves
+ * the batch `expanding` with no items, and the next run unpacks again into the same item ids; once
+ * the items are recorded, a repeated run only re-adds the children (a no-op for existing ones).
+ * An archive refused for its own sake fails the batch and is not thrown.
+ */
+export async function expandImport(ctx: WorkContext, batchId: string): Promise<{ skipped: string } | { refused: string } | { items: number }> {
+  let batch = await ctx.em.findOne(ImportBatch, { id: batchId });
+  if (!batch) return { skipped: 'missing' };
+  if (batch.state === 'expanding') {
+    let expansion: Expansion;
+    try {
+      expansion = await expandArchive(ctx, ctx.em, batch);
+    } catch (error) {
+      if (!(error instanceof ImportRefusal)) throw error;
+      await failBatch(ctx, ctx.em.fork(), batchId, error.error);
+      return { refused: error.error.code };
+    }
+    const manifest = applyManifest(batch, expansion);
+    await recordExpansion(ctx.em.fork(), batch, expansion, manifest);
+    // Unpacked and recorded: the archive itself is no longer needed.
+    await ctx.staging.remove(batchId);
+    batch = await ctx.em.fork().findOneOrFail(ImportBatch, { id: batchId });
+  }
+  if (batch.state !== 'running') return { skipped: batch.state };
+  const children = await expectedChildren(ctx.em, batch);
+  await addBatchChildren(ctx, batchId, children);
+  await ctx.job?.updateProgress(100);
+  await reportProgress(ctx, ctx.em.fork(), batchId);
+  return { items: children.length };
+}
+
+/** An expansion whose job failed for good: the batch fails with the reason. */
+export async function failExpansion(ctx: AppContext, em: EntityManager, batchId: string, error: Error): Promise<void> {
+  await failBatch(ctx, em, batchId, { code: 'expand_failed', status: 500, message: `Unpacking the archive failed: ${error.message}` });
 }

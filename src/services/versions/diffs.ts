@@ -1,9 +1,49 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { VersionDiff } from '../../entities/VersionDiff.js';
 import type { DiffOptions, StructuralDiff } from '../../formats/diff.js';
+import { TaskTimeoutError } from '../../pool/cpuPool.js';
+import type { DiffJobData } from '../../queue/jobs.js';
+import { diffKey } from '../../queue/keys.js';
+import type { WorkContext } from '../../runtime/context.js';
+import { isWorkerDeath } from '../upload/refusals.js';
 
 /** The cache key of a diff (also in its job's id, so it lives with the job contracts). */
 export { diffKey } from '../../queue/keys.js';
+
+/** A diff that cannot be computed, for a reason trying again will not change. */
+export class DiffImpossible extends Error {}
+
+/**
+ * Two stored blobs → their structural diff, computed in the CPU pool and cached in version_diffs.
+ * A cached diff is returned at once, so a repeated delivery computes nothing. Throws DiffImpossible
+ * when a blob is gone, or when the comparison ran out of time or memory (it would again).
+ */
+export async function computeDiff(ctx: WorkContext, d: DiffJobData) {
+  const key = diffKey(d.from.sha256, d.to.sha256, d.options);
+  if (await findCachedDiff(ctx.em, key)) return { key, cached: true };
+  const present = await ctx.em.execute<{ n: string }[]>('select count(*) as n from blobs where sha256 in (?, ?)', [d.from.sha256, d.to.sha256]);
+  const expected = d.from.sha256 === d.to.sha256 ? 1 : 2;
+  if (Number(present[0]?.n ?? 0) < expected) throw new DiffImpossible('One of the two versions was deleted before it could be compared.');
+  await ctx.job?.updateProgress(10);
+  const started = performance.now();
+  let result: StructuralDiff;
+  try {
+    result = await ctx.cpu.diff({
+      from: { path: ctx.blobs.localPath(d.from.sha256), format: d.from.format },
+      to: { path: ctx.blobs.localPath(d.to.sha256), format: d.to.format },
+      options: d.options,
+    });
+  } catch (error) {
+    // Too slow or too big once is too slow or too big again: fail for good with the reason.
+    if (error instanceof TaskTimeoutError) throw new DiffImpossible(error.message);
+    if (isWorkerDeath(error)) throw new DiffImpossible(`Comparing these versions exhausted the parser's memory limit (${(error as Error).message}).`);
+    throw error;
+  }
+  const computeMs = Math.round(performance.now() - started);
+  await storeDiff(ctx.em, { key, fromSha: d.from.sha256, toSha: d.to.sha256, options: d.options, result, computeMs });
+  await ctx.job?.updateProgress(100);
+  return { key, computeMs, structurallyIdentical: result.structurallyIdentical };
+}
 
 export async function findCachedDiff(em: EntityManager, key: string): Promise<VersionDiff | null> {
   return em.findOne(VersionDiff, { key }, { refresh: true });
