@@ -13,6 +13,7 @@ import { trajectoryFromSdf } from 'molstar/lib/mol-model-formats/structure/sdf.j
 import { trajectoryFromXyz } from 'molstar/lib/mol-model-formats/structure/xyz.js';
 import { Task } from 'molstar/lib/mol-task/index.js';
 import { type RecordScan, type RecordSpan, recordText, scanMol2, scanSdf, scanXyz } from './checks.js';
+import { pdbAtomTable, readPdbAtoms } from './pdbFast.js';
 import { inspectSessionBytes } from './session.js';
 import { summarizeAtoms, summarizeModel } from './summarize.js';
 import { type CifAtoms, cifAtomTable } from './summarizeCif.js';
@@ -126,6 +127,52 @@ export async function parseStructure(text: string, format: Format, options: { di
     problems.push({ code: 'parse_error', message: line !== undefined ? `${message} (line ${line})` : message, ...(line !== undefined ? { line } : {}) });
     return { ok: false, format, status: 422, code: 'invalid_structure', message: problems[problems.length - 1].message, report: report() };
   }
+}
+
+/**
+ * Parses a stored file's bytes: PDB through the byte-level reader (pdbFast.ts) when it can read
+ * the file, everything else (and the PDB files it leaves) through parseStructure.
+ */
+export async function parseStructureBytes(bytes: Uint8Array, format: Format): Promise<ParseOutcome> {
+  if (format === 'pdb') {
+    const fast = parsePdbFast(bytes);
+    if (fast) return fast;
+  }
+  return parseStructure(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1'), format);
+}
+
+/** Parser name in reports of files the byte-level PDB reader read. */
+export const FAST_PDB_PARSER = 'molvault pdb reader (as molstar 5.11.0)';
+
+/**
+ * The same outcome as parseStructure(text, 'pdb') from the bytes, or undefined when the byte-level
+ * reader leaves the file to the reference path (or fails, which the agreement test would show).
+ */
+export function parsePdbFast(bytes: Uint8Array): ParseOutcome | undefined {
+  const started = performance.now();
+  let atoms: ReturnType<typeof readPdbAtoms>;
+  try {
+    atoms = readPdbAtoms(bytes);
+  } catch {
+    return undefined;
+  }
+  if (!atoms) return undefined;
+  const problems: Problem[] = [];
+  const warnings: Problem[] = [...atoms.warnings];
+  const summary = summarizeAtoms(pdbAtomTable(atoms), problems, warnings, true);
+  summary.models = atoms.models;
+  const { idCode, depDate } = atoms.header;
+  const fromMolstar: Partial<StructureSummary> = {};
+  if (idCode && /^[0-9][A-Za-z0-9]{3}$/.test(idCode)) fromMolstar.pdbId = idCode.toUpperCase();
+  if (depDate && depDate !== '?' && depDate !== '.') fromMolstar.depositionDate = depDate;
+  const head = Buffer.from(bytes.buffer, bytes.byteOffset, Math.min(bytes.byteLength, 200_000)).toString('latin1');
+  Object.assign(summary, fromMolstar, pdbHeader(head));
+  const report = () => ({ problems, warnings, parser: FAST_PDB_PARSER, parseMs: Math.round(performance.now() - started) });
+  if (summary.atoms === 0) problems.push({ code: 'no_atoms', message: 'The PDB file contains no atoms (no ATOM or HETATM records).' });
+  if (problems.length > 0) {
+    return { ok: false, format: 'pdb', status: 422, code: 'invalid_structure', message: problems.map((p) => p.message).join(' '), report: report() };
+  }
+  return { ok: true, format: 'pdb', kind: kindOf(summary, 'pdb'), summary, report: report() };
 }
 
 export type Read =

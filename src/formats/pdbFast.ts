@@ -1,0 +1,927 @@
+/**
+ * A PDB reader that works on the file's bytes by their fixed columns and builds only what the
+ * summary and the structure diff read. Written by hand because Mol*'s PDB path (the reference,
+ * parse.ts) splits the whole text into lines, turns every record into an mmCIF-like token table
+ * and then builds a full model (indexes, sequences, secondary structure, bonds) of which the
+ * summary reads a few columns; that costs several times the read itself, and twice for a diff.
+ *
+ * Exactness comes first: this reader reproduces what Mol* 5.11 makes of a PDB file, step by step
+ * (the same column cuts, number parsing, label_asym_id and label_seq_id assignment, component
+ * and entity inference, atom sorting and residue/chain segmentation), and uses Mol*'s own helpers
+ * where they are cheap (component and entity builders, HETNAM/SEQRES/COMPND parsers, SEQRES
+ * alignment). Wherever the reference would do something this reader does not (old Mac line ends,
+ * MODEL records it would rewrite, frames separated by END, atom lines too short for their
+ * coordinates, files without atoms), it declines and the caller uses the reference path. A test
+ * compares both on every PDB file of the corpus and on files written by gemmi and Open Babel.
+ */
+
+import { align } from 'molstar/lib/mol-model/sequence/alignment/alignment.js';
+import { ElementSymbol, getMoleculeType } from 'molstar/lib/mol-model/structure/model/types.js';
+import { ComponentBuilder } from 'molstar/lib/mol-model-formats/structure/common/component.js';
+import { EntityBuilder } from 'molstar/lib/mol-model-formats/structure/common/entity.js';
+import { getEntityPolySeq, parseCmpnd, parseHetnam, parseSeqres } from 'molstar/lib/mol-model-formats/structure/pdb/entity.js';
+import type { AtomTable } from './summarize.js';
+import type { Problem } from './types.js';
+
+const SP = 32;
+const TAB = 9;
+
+/** Mol*'s Tokenizer.trim over bytes: [start, end) without leading/trailing spaces and tabs. */
+function trimStart(b: Uint8Array, s: number, e: number): number {
+  let c = b[s];
+  const last = e - 1;
+  while ((c === TAB || c === SP) && s <= last) c = b[++s];
+  return s;
+}
+function trimEnd(b: Uint8Array, s: number, e: number): number {
+  let last = e - 1;
+  let c = b[last];
+  while ((c === TAB || c === SP) && last >= s) c = b[--last];
+  return last + 1;
+}
+
+/** Mol*'s number-parser parseInt over bytes (stops at the first non-digit). */
+function parseIntBytes(b: Uint8Array, start: number, end: number): number {
+  let i = start;
+  let ret = 0;
+  let neg = 1;
+  if (b[i] === 45) {
+    neg = -1;
+    ++i;
+  } else if (b[i] === 43) ++i;
+  for (; i < end; i++) {
+    const c = b[i] - 48;
+    if (c > 9 || c < 0 || Number.isNaN(c)) return (neg * ret) | 0;
+    ret = (10 * ret + c) | 0;
+  }
+  return neg * ret;
+}
+
+/** Mol*'s number-parser parseFloat over bytes, with the same arithmetic (so the same doubles). */
+function parseFloatBytes(b: Uint8Array, start: number, end: number): number {
+  let i = start;
+  let neg = 1.0;
+  let ret = 0.0;
+  let point = 0.0;
+  let div = 1.0;
+  if (b[i] === 45) {
+    neg = -1;
+    ++i;
+  } else if (b[i] === 43) ++i;
+  while (i < end) {
+    let c = b[i] - 48;
+    if (c >= 0 && c < 10) {
+      ret = ret * 10 + c;
+      ++i;
+    } else if (c === -2) {
+      ++i;
+      while (i < end) {
+        c = b[i] - 48;
+        if (c >= 0 && c < 10) {
+          point = 10.0 * point + c;
+          div = 10.0 * div;
+          ++i;
+        } else if (c === 53 || c === 21) {
+          return scientific(neg * (ret + point / div), b, i + 1, end);
+        } else {
+          return neg * (ret + point / div);
+        }
+      }
+      return neg * (ret + point / div);
+    } else if (c === 53 || c === 21) {
+      return scientific(neg * ret, b, i + 1, end);
+    } else break;
+  }
+  return neg * ret;
+}
+function scientific(main: number, b: Uint8Array, start: number, end: number): number {
+  if (b[start] === 43) start++;
+  return main * 10.0 ** parseIntBytes(b, start, end);
+}
+
+/** A trimmed field as Mol*'s token column reads it: value 0 when empty; a float the way CifField.float does (`|| 0`). */
+function fieldFloat(b: Uint8Array, s: number, e: number): number {
+  const ts = trimStart(b, s, e);
+  const te = trimEnd(b, ts, e);
+  return parseFloatBytes(b, ts, te) || 0;
+}
+
+/**
+ * A short token (up to 4 bytes) as a number: equal codes ⇔ equal tokens. Longer tokens never occur
+ * for the fields coded (they are cut from at most 4 columns).
+ */
+function code(b: Uint8Array, s: number, e: number): number {
+  let v = e - s;
+  for (let i = s; i < e; i++) v = v * 256 + b[i];
+  return v + (e - s) * 2 ** 40;
+}
+
+const latin1 = (b: Uint8Array, s: number, e: number): string => {
+  let out = '';
+  for (let i = s; i < e; i++) out += String.fromCharCode(b[i]);
+  return out;
+};
+
+/** What CifField.str gives for a token: '' for '.' and '?'. */
+const tokenStr = (t: string): string => (t === '.' || t === '?' ? '' : t);
+
+const startsWith = (b: Uint8Array, s: number, e: number, word: string): boolean => {
+  if (word.length > e - s) return false;
+  for (let i = 0; i < word.length; i++) if (b[s + i] !== word.charCodeAt(i)) return false;
+  return true;
+};
+
+/** JavaScript's \s over latin1. */
+const isSpace = (c: number): boolean => c === SP || (c >= 9 && c <= 13) || c === 0xa0;
+
+class Growable {
+  array: Int32Array;
+  length = 0;
+  constructor(capacity = 1024) {
+    this.array = new Int32Array(capacity);
+  }
+  push(v: number) {
+    if (this.length === this.array.length) {
+      const next = new Int32Array(this.array.length * 2);
+      next.set(this.array);
+      this.array = next;
+    }
+    this.array[this.length++] = v;
+  }
+}
+
+/** Mol*'s LabelAsymIdHelper (pdb/atom-site.js), called once per run of atoms rather than per atom. */
+class LabelAsym {
+  private counts = new Map<string, number>();
+  private currModel: number | undefined = undefined;
+  private currAsym = '';
+  private currLabel = '';
+  constructor(private readonly hasAssemblies: boolean) {}
+  clear() {
+    this.counts.clear();
+    this.currModel = undefined;
+  }
+  private get(asym: string, model: number, ter: boolean): string {
+    if (this.hasAssemblies) return asym;
+    if (model !== this.currModel) {
+      this.counts.clear();
+      this.currModel = model;
+      this.currLabel = asym;
+    } else if (this.currAsym !== asym) {
+      this.currAsym = asym;
+      this.currLabel = asym;
+    }
+    const count = this.counts.get(asym);
+    if (count !== undefined) {
+      if (ter) {
+        this.counts.set(asym, count + 1);
+        this.currLabel = `${asym}_${count + 1}`;
+      }
+    } else this.counts.set(asym, 0);
+    return this.currLabel;
+  }
+  /** The label of every atom of a run (constant over it); the second atom's call keeps the state exact. */
+  run(asym: string, model: number, ter: boolean, length: number): string {
+    const label = this.get(asym, model, ter);
+    if (length > 1) this.get(asym, model, false);
+    return label;
+  }
+}
+
+const UNALIGNED = -1;
+
+/** Every atom of the first model, in the order Mol* puts them, with what the summary and the diff read. */
+export interface PdbAtoms {
+  bytes: Uint8Array;
+  /** Atoms in the first model. */
+  atomCount: number;
+  /** Line start of each atom of the first model, in Mol*'s (sorted) order. */
+  lineStart: Int32Array;
+  /** Line length (without the line end) of the same atoms, capped at 255. */
+  lineLength: Uint8Array;
+  residueOffsets: Int32Array;
+  residueCount: number;
+  chainOffsets: Int32Array;
+  chainCount: number;
+  /** Entity type of each residue's chain. */
+  residueEntityType: (string | undefined)[];
+  entityCount: number;
+  componentName(comp: string): string | undefined;
+  models: number;
+  /** label_atom_id suffixes Mol* gives repeated atom names within a residue (sorted atom index → n of name_n). */
+  nameSuffix: Map<number, number>;
+  /** True when every occupancy field is blank (Mol* then reads occupancy 1 for all). */
+  occupancyBlank: boolean;
+  warnings: Problem[];
+  /** Deposition date and PDB id from the last HEADER record, as Mol* keeps them. */
+  header: { idCode?: string; depDate?: string };
+}
+
+/** Why the fast reader left a file to the reference path (for tests and profiling). */
+export let lastDecline = '';
+const decline = (why: string): undefined => {
+  lastDecline = why;
+  return undefined;
+};
+
+/**
+ * Reads a PDB file's atoms the way Mol* does. Returns undefined when the file needs something
+ * only the reference path does (see the module comment); `minLineLength` is how many columns
+ * every atom line must have (54 for the coordinates, 60 when occupancy is read).
+ */
+export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54): PdbAtoms | undefined {
+  lastDecline = '';
+  const n = bytes.length;
+  // A lone carriage return ends a line for Mol* but not for the text checks before it.
+  for (let cr = bytes.indexOf(13); cr >= 0; cr = bytes.indexOf(13, cr + 1)) {
+    if (bytes[cr + 1] !== 10) return decline('lone carriage return');
+  }
+
+  const atomLines = new Growable(Math.max(1024, Math.ceil(n / 81)));
+  const atomModel = new Growable(Math.max(1024, Math.ceil(n / 81)));
+  const atomLength = new Growable(Math.max(1024, Math.ceil(n / 81)));
+  /** Atom index at which each model number starts (model numbers are 1-based, consecutive). */
+  const modelStarts: number[] = [];
+  const terIndices = new Set<number>();
+  let modelNum = 0;
+  let anyModelLine = false;
+  let endThenAtoms = false;
+  let sawEndLine = false;
+  // normalisePdbModels (parse.ts) state: the reference rewrites such files; they are left to it.
+  let normModel = 0;
+  let normInModel = false;
+  let wide = false;
+  let hasAssemblies = false;
+  let anyInsCode = false;
+  let occupancyBlank = true;
+  const hetnamBlocks: string[][] = [];
+  let seqresLines: string[] | undefined;
+  let seqresOpen = false;
+  const compndBlocks: string[][] = [];
+  let compndOpen = false;
+  let hetnamOpen = false;
+  let idCode: string | undefined;
+  let depDate: string | undefined;
+
+  let pos = 0;
+  while (pos < n) {
+    let nl = bytes.indexOf(10, pos);
+    if (nl < 0) nl = n;
+    const s = pos;
+    const e = nl > s && bytes[nl - 1] === 13 ? nl - 1 : nl;
+    pos = nl + 1;
+    const c0 = bytes[s];
+    const isSeqres = c0 === 83 && startsWith(bytes, s, e, 'SEQRES');
+    const isCompnd = c0 === 67 && startsWith(bytes, s, e, 'COMPND');
+    const isHetnam = c0 === 72 && startsWith(bytes, s, e, 'HETNAM');
+    // Mol* reads SEQRES and COMPND and HETNAM in blocks of consecutive lines; only the first SEQRES block counts.
+    if (seqresOpen && !isSeqres) seqresOpen = false;
+    if (compndOpen && !isCompnd) compndOpen = false;
+    if (hetnamOpen && !isHetnam) hetnamOpen = false;
+    if (c0 === 65 || c0 === 72) {
+      const isAtom = (c0 === 65 && startsWith(bytes, s, e, 'ATOM  ')) || (c0 === 72 && startsWith(bytes, s, e, 'HETATM'));
+      if (isAtom) {
+        if (e - s < minLineLength) return decline('atom line too short');
+        if (!modelNum) {
+          modelNum = 1;
+          modelStarts.push(atomLines.length);
+        }
+        if (!normInModel && normModel > 0) return decline('atoms after ENDMDL without MODEL');
+        if (sawEndLine && !anyModelLine) endThenAtoms = true;
+        if (!wide && nl - s > 21 && bytes[s + 20] !== SP) wide = true;
+        const ins = bytes[s + 26];
+        if (!anyInsCode && ins !== SP && ins !== 46 && ins !== 63) anyInsCode = true;
+        if (occupancyBlank && trimStart(bytes, s + 54, s + 60) < trimEnd(bytes, s + 54, s + 60)) occupancyBlank = false;
+        atomLines.push(s);
+        atomLength.push(e - s);
+        atomModel.push(modelNum);
+        continue;
+      }
+      if (isHetnam) {
+        if (!hetnamOpen) hetnamBlocks.push([]);
+        hetnamOpen = true;
+        hetnamBlocks[hetnamBlocks.length - 1].push(latin1(bytes, s, e));
+        continue;
+      }
+      if (c0 === 72 && startsWith(bytes, s, e, 'HEADER')) {
+        const line = latin1(bytes, s, e);
+        idCode = line.substring(62, 66).trim() || undefined;
+        depDate = line.substring(50, 59).trim() || undefined;
+      }
+      continue;
+    }
+    if (isSeqres) {
+      if (!seqresLines) {
+        seqresLines = [];
+        seqresOpen = true;
+      }
+      if (seqresOpen) seqresLines.push(latin1(bytes, s, e));
+      continue;
+    }
+    if (isCompnd) {
+      if (!compndOpen) compndBlocks.push([]);
+      compndOpen = true;
+      compndBlocks[compndBlocks.length - 1].push(latin1(bytes, s, e));
+      continue;
+    }
+    if (c0 === 77) {
+      if (startsWith(bytes, s, e, 'MODEL')) {
+        anyModelLine = true;
+        normModel++;
+        normInModel = true;
+        // The reference rewrites MODEL lines without a number (normalisePdbModels).
+        let k = s + 5;
+        let ok = true;
+        for (; k < s + 10; k++) if (bytes[k] !== SP || k >= nl) ok = false;
+        while (k < nl && isSpace(bytes[k])) k++;
+        if (!ok || !(bytes[k] >= 48 && bytes[k] <= 57) || k >= nl) return decline('MODEL without a number');
+        if (startsWith(bytes, s, e, 'MODEL ')) {
+          modelNum++;
+          modelStarts.push(atomLines.length);
+        }
+      }
+      continue;
+    }
+    if (c0 === 69) {
+      if (startsWith(bytes, s, e, 'ENDMDL')) normInModel = false;
+      else if (startsWith(bytes, s, e, 'END')) {
+        let blank = true;
+        for (let k = s + 3; k < nl; k++) if (!isSpace(bytes[k])) blank = false;
+        if (blank) sawEndLine = true;
+      }
+      continue;
+    }
+    if (c0 === 84) {
+      if (startsWith(bytes, s, e, 'TER')) terIndices.add(atomLines.length);
+      continue;
+    }
+    if (c0 === 82) {
+      if (!hasAssemblies && startsWith(bytes, s, e, 'REMARK 350')) hasAssemblies = true;
+    }
+  }
+  // The reference splits frames at END records when there are no MODEL records (framesSeparatedByEnd).
+  if (endThenAtoms && !anyModelLine) return decline('frames separated by END');
+  // Any bare "MODEL" line or ENDMDL makes the reference rewrite the text; the rewrite is a no-op
+  // exactly when every MODEL line is numbered and no atom follows ENDMDL outside a model: checked above.
+  const total = atomLines.length;
+  if (total === 0) return decline('no atoms');
+
+  const warnings: Problem[] = [];
+  if (wide) {
+    warnings.push({
+      code: 'wide_chain_ids',
+      message:
+        'Atom records use 2-character chain ids (columns 21-22), which the PDB format does not define; chains were read from column 22 only, so chain and residue counts are low. mmCIF keeps such ids intact.',
+    });
+    seqresLines = undefined;
+  }
+
+  const lines = (list: string[]) => {
+    const data = list.join('\n');
+    const indices: number[] = [];
+    let at = 0;
+    for (const l of list) {
+      indices.push(at, at + l.length);
+      at += l.length + 1;
+    }
+    return { data, indices, count: list.length } as never;
+  };
+  // One parse per block, as Mol* does: a name continued in a later block replaces the earlier one.
+  const heteroNames: [string, string][] = hetnamBlocks.flatMap((block) => [...parseHetnam(lines(block), 0, block.length).entries()]);
+  const seqresMap: Map<string, string[]> | undefined = seqresLines ? parseSeqres(lines(seqresLines), 0, seqresLines.length) : undefined;
+
+  const lineAt = atomLines.array;
+  const b = bytes;
+  // Per-atom accessors over the bytes, as Mol*'s token columns read them.
+  const atomNameStr = (i: number) => {
+    const s = lineAt[i];
+    const ts = trimStart(b, s + 12, s + 16);
+    return latin1(b, ts, trimEnd(b, ts, s + 16));
+  };
+  const seqInt = (i: number) => {
+    const s = lineAt[i];
+    const ts = trimStart(b, s + 22, s + 26);
+    return parseIntBytes(b, ts, trimEnd(b, ts, s + 26)) || 0;
+  };
+
+  // Runs: consecutive atoms that share model, chain, residue number, insertion code and residue
+  // name, with no TER between. Everything Mol* derives per atom below is constant over a run.
+  const runStart = new Growable(Math.max(1024, total >> 3));
+  {
+    let prevModel = -1;
+    let prevAsym = -1;
+    let prevSeq = -1;
+    let prevIns = -1;
+    let prevComp = -1;
+    for (let i = 0; i < total; i++) {
+      const s = lineAt[i];
+      const model = atomModel.array[i];
+      const asym = b[s + 21];
+      const seq = b[s + 22] * 16777216 + b[s + 23] * 65536 + b[s + 24] * 256 + b[s + 25];
+      const ins = b[s + 26];
+      const comp = b[s + 17] * 16777216 + b[s + 18] * 65536 + b[s + 19] * 256 + b[s + 20];
+      if (model !== prevModel || asym !== prevAsym || seq !== prevSeq || ins !== prevIns || comp !== prevComp || terIndices.has(i)) {
+        runStart.push(i);
+        prevModel = model;
+        prevAsym = asym;
+        prevSeq = seq;
+        prevIns = ins;
+        prevComp = comp;
+      }
+    }
+  }
+  const runCount = runStart.length;
+  const starts = runStart.array;
+  const runEnd = (r: number) => (r + 1 < runCount ? starts[r + 1] : total);
+
+  const compStrings = new Map<number, string>();
+  const compOf = (i: number): string => {
+    const s = lineAt[i];
+    const ts = trimStart(b, s + 17, s + 21);
+    const te = trimEnd(b, ts, s + 21);
+    const k = code(b, ts, te);
+    let v = compStrings.get(k);
+    if (v === undefined) {
+      v = tokenStr(latin1(b, ts, te));
+      compStrings.set(k, v);
+    }
+    return v;
+  };
+  const asymOf = (i: number): string => {
+    const ch = b[lineAt[i] + 21];
+    return ch === 46 || ch === 63 ? '' : String.fromCharCode(ch);
+  };
+
+  // Components and entities, over every model's atoms in file order (pdbToMmCif).
+  const componentBuilder = new ComponentBuilder(
+    { rowCount: total, value: seqInt } as never,
+    {
+      rowCount: total,
+      value: (i: number) => {
+        const s = lineAt[i];
+        const ts = trimStart(b, s + 12, s + 16);
+        return latin1(b, ts, trimEnd(b, ts, s + 16));
+      },
+    } as never,
+  );
+  componentBuilder.setNames(heteroNames);
+  const entityBuilder = new EntityBuilder();
+  for (const block of compndBlocks) entityBuilder.setCompounds(parseCmpnd(lines(block), 0, block.length));
+  if (seqresMap) entityBuilder.setSeqres(seqresMap);
+  entityBuilder.setNames(heteroNames);
+  const pass1 = new LabelAsym(hasAssemblies);
+  const runEntity: string[] = new Array(runCount);
+  for (let r = 0; r < runCount; r++) {
+    const i = starts[r];
+    const comp = compOf(i);
+    const moleculeType = getMoleculeType(componentBuilder.add(comp, i).type, comp);
+    const asym = pass1.run(asymOf(i), atomModel.array[i], terIndices.has(i), runEnd(r) - i);
+    runEntity[r] = entityBuilder.getEntityId(comp, moleculeType, asym);
+  }
+  if (seqresMap) {
+    // The reference fails here when SEQRES names chains but no atom is a polymer: leave that to it.
+    try {
+      getEntityPolySeq(seqresMap, (chainId: string) => entityBuilder.getEntityIdForChain(chainId));
+    } catch {
+      return decline('SEQRES without polymer atoms');
+    }
+  }
+
+  // The first model only from here on (the summary and the diff read the first model).
+  const firstEnd = modelStarts.length > 1 ? modelStarts.findIndex((start, k) => k > 0 && start > 0) : -1;
+  const atomCount = firstEnd > 0 ? modelStarts[firstEnd] : total;
+  // Mol* makes one model per run of equal model numbers: MODEL records without atoms make none.
+  let models = 0;
+  for (let k = 0; k < modelStarts.length; k++) if ((k + 1 < modelStarts.length ? modelStarts[k + 1] : total) > modelStarts[k]) models++;
+  let firstRuns = 0;
+  while (firstRuns < runCount && starts[firstRuns] < atomCount) firstRuns++;
+
+  // label_asym_id (second pass of the helper, after clear()) and label_seq_id (getAtomSite).
+  const useLinear = !!seqresMap || anyInsCode;
+  const pass2 = pass1;
+  pass2.clear();
+  const runLabel: string[] = new Array(firstRuns);
+  const runSeq = new Int32Array(firstRuns);
+  const alignments = new Map<string, number[]>();
+  if (seqresMap) {
+    const observed = new Map<string, string[]>();
+    let prevChain = '';
+    let prevSeqId = -99999;
+    let prevIns = '___';
+    for (let r = 0; r < firstRuns; r++) {
+      const i = starts[r];
+      const chain = asymOf(i);
+      const seqId = seqInt(i);
+      const ins = insStr(b, lineAt[i]);
+      if (chain !== prevChain || seqId !== prevSeqId || ins !== prevIns) {
+        let list = observed.get(chain);
+        if (!list) observed.set(chain, (list = []));
+        list.push(compOf(i));
+        prevChain = chain;
+        prevSeqId = seqId;
+        prevIns = ins;
+      }
+    }
+    for (const [chain, list] of observed) {
+      const seqres = seqresMap.get(chain);
+      if (seqres && seqres.length > 0) alignments.set(chain, alignToSeqres(seqres, list));
+    }
+  }
+  {
+    const first = starts[0];
+    let currModel = atomModel.array[first];
+    let currAsym = asymOf(first);
+    let currSeq = seqInt(first);
+    let currIns = insStr(b, lineAt[first]);
+    let alignment = alignments.get(currAsym);
+    let residueIdx = 0;
+    const initial = (seqId: number) => {
+      const pos0 = alignment ? alignment[0] : UNALIGNED;
+      return pos0 !== UNALIGNED ? pos0 : useLinear ? 1 : seqId;
+    };
+    let label = initial(currSeq);
+    for (let r = 0; r < firstRuns; r++) {
+      const i = starts[r];
+      const model = atomModel.array[i];
+      const asym = asymOf(i);
+      const seqId = seqInt(i);
+      const ins = insStr(b, lineAt[i]);
+      if (model !== currModel) {
+        currModel = model;
+        currAsym = asym;
+        currSeq = seqId;
+        currIns = ins;
+        alignment = alignments.get(asym);
+        residueIdx = 0;
+        label = initial(currSeq);
+      } else if (currAsym !== asym) {
+        currAsym = asym;
+        currSeq = seqId;
+        currIns = ins;
+        alignment = alignments.get(asym);
+        residueIdx = 0;
+        label = initial(seqId);
+      } else if (currSeq !== seqId || currIns !== ins) {
+        residueIdx++;
+        const aligned = alignment && residueIdx < alignment.length ? alignment[residueIdx] : UNALIGNED;
+        if (aligned !== UNALIGNED) label = aligned;
+        else if (currSeq === label && !useLinear) label = seqId;
+        else label += 1;
+        currSeq = seqId;
+        currIns = ins;
+      }
+      runLabel[r] = pass2.run(asym, model, terIndices.has(i), runEnd(r) - i);
+      runSeq[r] = label;
+    }
+  }
+
+  // Without linear label_seq_ids Mol* substitutes auth_seq_id for label_seq_id (getNormalizedAtomSite).
+  if (!useLinear) {
+    for (let r = 0; r < firstRuns; r++) {
+      const s = lineAt[starts[r]];
+      const ts = trimStart(b, s + 22, s + 26);
+      const te = trimEnd(b, ts, s + 26);
+      // Blank, '.' or '?': sortAtomSite's check of whether to sort would read another atom's value kind.
+      if (te === ts || (te - ts === 1 && (b[ts] === 46 || b[ts] === 63))) return decline('residue number missing');
+      runSeq[r] = seqInt(starts[r]);
+    }
+  }
+
+  // Mol*'s sortAtomSite: atoms grouped by entity, then by chain (first appearance), then by
+  // label_seq_id. A stable sort of the runs gives the same order.
+  const order = new Int32Array(firstRuns);
+  for (let r = 0; r < firstRuns; r++) order[r] = r;
+  {
+    const entityRank = new Map<string, number>();
+    const chainRank = new Map<string, number>();
+    const entityKey = new Int32Array(firstRuns);
+    const chainKey = new Int32Array(firstRuns);
+    for (let r = 0; r < firstRuns; r++) {
+      const entity = runEntity[r];
+      let er = entityRank.get(entity);
+      if (er === undefined) entityRank.set(entity, (er = entityRank.size));
+      entityKey[r] = er;
+      const key = `${entity}\u0000${runLabel[r]}`;
+      let cr = chainRank.get(key);
+      if (cr === undefined) chainRank.set(key, (cr = chainRank.size));
+      chainKey[r] = cr;
+    }
+    let sorted = true;
+    for (let r = 1; r < firstRuns && sorted; r++) {
+      const a = r - 1;
+      if (
+        entityKey[a] > entityKey[r] ||
+        (entityKey[a] === entityKey[r] && (chainKey[a] > chainKey[r] || (chainKey[a] === chainKey[r] && runSeq[a] > runSeq[r])))
+      )
+        sorted = false;
+    }
+    if (!sorted) {
+      const list = Array.from(order);
+      // Chain ranks are by first appearance over the file; within an entity that is also the order of first appearance within it.
+      list.sort((a, c) => entityKey[a] - entityKey[c] || chainKey[a] - chainKey[c] || runSeq[a] - runSeq[c]);
+      order.set(list);
+    }
+  }
+
+  // Atom order and the residue and chain cuts (findHierarchyOffsets) over the sorted runs.
+  const lineStart = new Int32Array(atomCount);
+  const lineLength = new Uint8Array(atomCount);
+  const residueOffsets = new Growable(Math.max(16, firstRuns + 1));
+  const chainOffsets = new Growable(64);
+  const residueEntityType: (string | undefined)[] = [];
+  const entityTypes = (entityBuilder as unknown as { types: string[]; ids: string[] }).types;
+  const entityIds = (entityBuilder as unknown as { ids: string[] }).ids;
+  const typeOfEntity = new Map<string, string>();
+  for (let k = 0; k < entityIds.length; k++) typeOfEntity.set(entityIds[k], entityTypes[k]);
+  const seqTok = (i: number) => {
+    const s = lineAt[i];
+    const ts = trimStart(b, s + 22, s + 26);
+    return code(b, ts, trimEnd(b, ts, s + 26));
+  };
+  const insTok = (i: number) => (b[lineAt[i] + 26] === SP ? -1 : b[lineAt[i] + 26]);
+  let at = 0;
+  let prevRun = -1;
+  let chainType: string | undefined;
+  for (let k = 0; k < firstRuns; k++) {
+    const r = order[k];
+    const i0 = starts[r];
+    const end = runEnd(r);
+    if (prevRun < 0) {
+      residueOffsets.push(at);
+      chainOffsets.push(at);
+      chainType = typeOfEntity.get(runEntity[r]);
+      residueEntityType.push(chainType);
+    } else {
+      const p = prevRun;
+      const newChain = runEntity[p] !== runEntity[r] || runLabel[p] !== runLabel[r];
+      const pi = starts[p];
+      const newResidue = newChain || (useLinear && runSeq[p] !== runSeq[r]) || seqTok(pi) !== seqTok(i0) || insTok(pi) !== insTok(i0);
+      if (newChain) {
+        chainOffsets.push(at);
+        chainType = typeOfEntity.get(runEntity[r]);
+      }
+      if (newResidue) {
+        residueOffsets.push(at);
+        residueEntityType.push(chainType);
+      }
+    }
+    for (let i = i0; i < end; i++) {
+      lineStart[at] = lineAt[i];
+      lineLength[at] = Math.min(255, atomLength.array[i]);
+      at++;
+    }
+    prevRun = r;
+  }
+  const residueCount = residueOffsets.length;
+  residueOffsets.push(atomCount);
+  const chainCount = chainOffsets.length;
+  chainOffsets.push(atomCount);
+
+  // label_atom_id: getAtomSite makes repeated names unique within a residue of the file (name_1, name_2, ...).
+  const nameSuffix = new Map<number, number>();
+  {
+    // Sorted position of each file atom of the first model, to key suffixes by sorted index.
+    let identity = true;
+    for (let k = 0; k < firstRuns && identity; k++) if (order[k] !== k) identity = false;
+    let positionOf: Int32Array | undefined;
+    if (!identity) {
+      positionOf = new Int32Array(atomCount);
+      let p = 0;
+      for (let k = 0; k < firstRuns; k++) {
+        const r = order[k];
+        for (let i = starts[r]; i < runEnd(r); i++) positionOf[i] = p++;
+      }
+    }
+    const names: number[] = [];
+    const counts = new Map<number, number>();
+    for (let i = 0; i < atomCount; i++) {
+      const s = lineAt[i];
+      if (i > 0) {
+        const p = lineAt[i - 1];
+        // A new residue for getAtomSite: model, chain, residue number (as an integer) or insertion code changes.
+        const sameSeq = b[p + 22] === b[s + 22] && b[p + 23] === b[s + 23] && b[p + 24] === b[s + 24] && b[p + 25] === b[s + 25];
+        if ((b[p + 21] !== b[s + 21] && asymOf(i - 1) !== asymOf(i)) || insStr(b, p) !== insStr(b, s) || (!sameSeq && seqInt(i - 1) !== seqInt(i))) {
+          names.length = 0;
+          counts.clear();
+        }
+      }
+      const ts = trimStart(b, s + 12, s + 16);
+      const te = trimEnd(b, ts, s + 16);
+      const t = te - ts === 1 && (b[ts] === 46 || b[ts] === 63) ? 0 : code(b, ts, te);
+      let seen = false;
+      if (names.length < 64) {
+        for (let k = 0; k < names.length; k++)
+          if (names[k] === t) {
+            seen = true;
+            break;
+          }
+        if (!seen) {
+          names.push(t);
+          if (names.length === 64) for (const v of names) counts.set(v, counts.get(v) ?? 0);
+        }
+      } else {
+        seen = counts.has(t);
+        if (!seen) counts.set(t, 0);
+      }
+      if (seen) {
+        const next = (counts.get(t) ?? 0) + 1;
+        counts.set(t, next);
+        nameSuffix.set(positionOf ? positionOf[i] : i, next);
+      }
+    }
+  }
+
+  return {
+    bytes,
+    atomCount,
+    lineStart,
+    lineLength,
+    residueOffsets: residueOffsets.array.subarray(0, residueCount + 1),
+    residueCount,
+    chainOffsets: chainOffsets.array.subarray(0, chainCount + 1),
+    chainCount,
+    residueEntityType,
+    entityCount: entityIds.length,
+    componentName: (comp) => componentBuilder.get(comp)?.name,
+    models,
+    nameSuffix,
+    occupancyBlank,
+    warnings,
+    header: { idCode, depDate },
+  };
+}
+
+function insStr(b: Uint8Array, s: number): string {
+  const c = b[s + 26];
+  return c === SP || c === 46 || c === 63 ? '' : String.fromCharCode(c);
+}
+
+/** Mol*'s alignCompIdsToSeqres (pdb/atom-site.js): 1-based SEQRES positions of observed residues. */
+function alignToSeqres(seqres: string[], observed: string[]): number[] {
+  const n = observed.length;
+  if (n === 0) return [];
+  if (seqres.length === 0) return new Array(n).fill(UNALIGNED);
+  const { aliA, aliB } = align(observed, seqres) as { aliA: ArrayLike<string>; aliB: ArrayLike<string> };
+  const result = new Array(n).fill(UNALIGNED);
+  let o = 0;
+  let q = 0;
+  for (let k = 0; k < aliA.length; k++) {
+    const hasObs = aliA[k] !== '-';
+    const hasSeqres = aliB[k] !== '-';
+    if (hasObs && hasSeqres) {
+      result[o] = q + 1;
+      o++;
+      q++;
+    } else if (hasObs) o++;
+    else q++;
+  }
+  return result;
+}
+
+/** Per-atom readers over the sorted atoms, the values Mol*'s model would hold. */
+export function pdbAtomReaders(atoms: PdbAtoms) {
+  const { bytes: b, lineStart, lineLength, nameSuffix } = atoms;
+  const symbols = new Map<number, string>();
+  const alts = new Map<number, string>();
+  const comps = new Map<number, string>();
+  const chars = new Map<number, string>();
+  const char = (c: number) => {
+    let v = chars.get(c);
+    if (v === undefined) chars.set(c, (v = String.fromCharCode(c)));
+    return v;
+  };
+  const typeSymbol = (i: number): string => {
+    const s = lineStart[i];
+    let ts: number;
+    let te: number;
+    if (lineLength[i] >= 78) {
+      ts = trimStart(b, s + 76, s + 78);
+      te = trimEnd(b, ts, s + 78);
+      if (ts >= te) [ts, te] = guessElement(b, s + 12, s + 16);
+    } else [ts, te] = guessElement(b, s + 12, s + 16);
+    const k = code(b, ts, te);
+    let v = symbols.get(k);
+    if (v === undefined) symbols.set(k, (v = ElementSymbol(tokenStr(latin1(b, ts, te))) as string));
+    return v;
+  };
+  const altId = (i: number): string => {
+    const c = b[lineStart[i] + 16];
+    if (c === SP) return '';
+    let v = alts.get(c);
+    if (v === undefined) alts.set(c, (v = tokenStr(String.fromCharCode(c))));
+    return v;
+  };
+  const authAtomName = (i: number): string => {
+    const s = lineStart[i];
+    const ts = trimStart(b, s + 12, s + 16);
+    return tokenStr(latin1(b, ts, trimEnd(b, ts, s + 16)));
+  };
+  const atomName = (i: number): string => {
+    const suffix = nameSuffix.get(i);
+    return suffix === undefined ? authAtomName(i) : `${authAtomName(i)}_${suffix}`;
+  };
+  const compId = (i: number): string => {
+    const s = lineStart[i];
+    const ts = trimStart(b, s + 17, s + 21);
+    const te = trimEnd(b, ts, s + 21);
+    const k = code(b, ts, te);
+    let v = comps.get(k);
+    if (v === undefined) comps.set(k, (v = tokenStr(latin1(b, ts, te))));
+    return v;
+  };
+  const coordinate = (offset: number) => (i: number) => Math.fround(fieldFloat(b, lineStart[i] + offset, lineStart[i] + offset + 8));
+  const authSeqId = (i: number): number => {
+    const s = lineStart[i];
+    const ts = trimStart(b, s + 22, s + 26);
+    return parseIntBytes(b, ts, trimEnd(b, ts, s + 26)) || 0;
+  };
+  const insCode = (i: number): string => insStr(b, lineStart[i]);
+  const chainName = (i: number): string => {
+    const c = b[lineStart[i] + 21];
+    return c === 46 || c === 63 ? '' : char(c);
+  };
+  const bFactor = (i: number): number => (lineLength[i] >= 66 ? fieldFloat(b, lineStart[i] + 60, lineStart[i] + 66) : 0);
+  const occupancy = (i: number): number => (atoms.occupancyBlank ? 1 : fieldFloat(b, lineStart[i] + 54, lineStart[i] + 60));
+  return {
+    typeSymbol,
+    altId,
+    atomName,
+    authAtomName,
+    compId,
+    x: coordinate(30),
+    y: coordinate(38),
+    z: coordinate(46),
+    authSeqId,
+    insCode,
+    chainName,
+    bFactor,
+    occupancy,
+  };
+}
+
+/** Mol*'s guessElementSymbolTokens over bytes: [start, end) of the guessed symbol. */
+function guessElement(b: Uint8Array, start: number, end: number): [number, number] {
+  let s = start;
+  let e = end - 1;
+  let c = b[s];
+  while ((c === SP || (c >= 48 && c <= 57)) && s <= e) c = b[++s];
+  c = b[e];
+  while ((c === SP || (c >= 48 && c <= 57)) && e >= s) c = b[--e];
+  ++e;
+  if (s === e) return [s, e];
+  if (s + 1 === e) return [s, e];
+  c = b[s];
+  if (s + 2 === e) {
+    const c2 = b[s + 1];
+    if (
+      ((c === 78 || c === 110) && (c2 === 65 || c2 === 97)) ||
+      ((c === 67 || c === 99) && (c2 === 76 || c2 === 108)) ||
+      ((c === 70 || c === 102) && (c2 === 69 || c2 === 101)) ||
+      ((c === 83 || c === 115) && (c2 === 73 || c2 === 105)) ||
+      ((c === 66 || c === 98) && (c2 === 82 || c2 === 114)) ||
+      ((c === 65 || c === 97) && (c2 === 83 || c2 === 115)) ||
+      ((c === 76 || c === 108) && (c2 === 73 || c2 === 105)) ||
+      ((c === 71 || c === 103) && (c2 === 65 || c2 === 97))
+    )
+      return [s, s + 2];
+  }
+  if (c === 67 || c === 99 || c === 72 || c === 104 || c === 78 || c === 110 || c === 79 || c === 111 || c === 80 || c === 112 || c === 83 || c === 115)
+    return [s, s + 1];
+  return [s, s];
+}
+
+/** The summary's view (summarize.ts) of the atoms read above. */
+export function pdbAtomTable(atoms: PdbAtoms): AtomTable {
+  const read = pdbAtomReaders(atoms);
+  const { residueOffsets, chainOffsets, residueEntityType } = atoms;
+  const chainOfAtom = (atom: number): number => {
+    let lo = 0;
+    let hi = atoms.chainCount - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (chainOffsets[mid] <= atom) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  };
+  return {
+    atomCount: atoms.atomCount,
+    typeSymbol: read.typeSymbol,
+    atomName: read.atomName,
+    altId: read.altId,
+    compId: read.compId,
+    x: read.x,
+    y: read.y,
+    z: read.z,
+    residueCount: atoms.residueCount,
+    residueOffsets,
+    insCode: (r) => read.insCode(residueOffsets[r]),
+    authSeqId: (r) => read.authSeqId(residueOffsets[r]),
+    chainName: (a) => read.chainName(chainOffsets[chainOfAtom(a)]),
+    chainCount: atoms.chainCount,
+    chainNameAt: (c) => read.chainName(chainOffsets[c]),
+    entityType: (r) => residueEntityType[r],
+    entityCount: atoms.entityCount,
+    componentName: atoms.componentName,
+  };
+}
