@@ -515,7 +515,10 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54): PdbAtoms | 
       const ins = insStr(b, lineAt[i]);
       if (chain !== prevChain || seqId !== prevSeqId || ins !== prevIns) {
         let list = observed.get(chain);
-        if (!list) observed.set(chain, (list = []));
+        if (!list) {
+          list = [];
+          observed.set(chain, list);
+        }
         list.push(compOf(i));
         prevChain = chain;
         prevSeqId = seqId;
@@ -599,11 +602,17 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54): PdbAtoms | 
     for (let r = 0; r < firstRuns; r++) {
       const entity = runEntity[r];
       let er = entityRank.get(entity);
-      if (er === undefined) entityRank.set(entity, (er = entityRank.size));
+      if (er === undefined) {
+        er = entityRank.size;
+        entityRank.set(entity, er);
+      }
       entityKey[r] = er;
       const key = `${entity}\u0000${runLabel[r]}`;
       let cr = chainRank.get(key);
-      if (cr === undefined) chainRank.set(key, (cr = chainRank.size));
+      if (cr === undefined) {
+        cr = chainRank.size;
+        chainRank.set(key, cr);
+      }
       chainKey[r] = cr;
     }
     let sorted = true;
@@ -787,7 +796,10 @@ export function pdbAtomReaders(atoms: PdbAtoms) {
   const chars = new Map<number, string>();
   const char = (c: number) => {
     let v = chars.get(c);
-    if (v === undefined) chars.set(c, (v = String.fromCharCode(c)));
+    if (v === undefined) {
+      v = String.fromCharCode(c);
+      chars.set(c, v);
+    }
     return v;
   };
   const typeSymbol = (i: number): string => {
@@ -801,14 +813,20 @@ export function pdbAtomReaders(atoms: PdbAtoms) {
     } else [ts, te] = guessElement(b, s + 12, s + 16);
     const k = code(b, ts, te);
     let v = symbols.get(k);
-    if (v === undefined) symbols.set(k, (v = ElementSymbol(tokenStr(latin1(b, ts, te))) as string));
+    if (v === undefined) {
+      v = ElementSymbol(tokenStr(latin1(b, ts, te))) as string;
+      symbols.set(k, v);
+    }
     return v;
   };
   const altId = (i: number): string => {
     const c = b[lineStart[i] + 16];
     if (c === SP) return '';
     let v = alts.get(c);
-    if (v === undefined) alts.set(c, (v = tokenStr(String.fromCharCode(c))));
+    if (v === undefined) {
+      v = tokenStr(String.fromCharCode(c));
+      alts.set(c, v);
+    }
     return v;
   };
   const authAtomName = (i: number): string => {
@@ -826,7 +844,10 @@ export function pdbAtomReaders(atoms: PdbAtoms) {
     const te = trimEnd(b, ts, s + 21);
     const k = code(b, ts, te);
     let v = comps.get(k);
-    if (v === undefined) comps.set(k, (v = tokenStr(latin1(b, ts, te))));
+    if (v === undefined) {
+      v = tokenStr(latin1(b, ts, te));
+      comps.set(k, v);
+    }
     return v;
   };
   const coordinate = (offset: number) => (i: number) => Math.fround(fieldFloat(b, lineStart[i] + offset, lineStart[i] + offset + 8));
