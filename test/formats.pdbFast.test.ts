@@ -11,10 +11,11 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import { align } from 'molstar/lib/mol-model/sequence/alignment/alignment.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { diffStructures } from '../src/formats/diff.js';
 import { parsePdbFast, parseStructure, parseStructureBytes } from '../src/formats/parse.js';
-import { lastDecline, readPdbAtoms } from '../src/formats/pdbFast.js';
+import { alignSequences, lastDecline, readPdbAtoms } from '../src/formats/pdbFast.js';
 import type { ParseOutcome } from '../src/formats/types.js';
 import { CORPUS, hasCorpus } from './helpers/corpus.js';
 
@@ -57,6 +58,23 @@ function atomsReversed(bytes: Buffer): Buffer {
 }
 
 describe('the fast PDB reader agrees with the reference path', () => {
+  it('aligns observed residues to SEQRES exactly as Mol* does (random sequences with gaps, mismatches, waters)', () => {
+    const alphabet = ['ALA', 'GLY', 'SER', 'HOH', 'A', 'U'];
+    let seed = 7;
+    const random = () => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return seed / 2147483648;
+    };
+    for (let t = 0; t < 2000; t++) {
+      const letters = Math.floor(random() * (t % 7 === 0 ? 3 : 6)) + 1;
+      const seqres = Array.from({ length: Math.floor(random() * 60) }, () => alphabet[Math.floor(random() * letters)]);
+      const observed = seqres.filter(() => random() > 0.2).map((x) => (random() < 0.1 ? alphabet[Math.floor(random() * 6)] : x));
+      if (random() < 0.3) observed.push(...Array.from({ length: Math.floor(random() * 10) }, () => 'HOH'));
+      const expected = align(observed, seqres);
+      expect(alignSequences(observed, seqres), JSON.stringify({ observed, seqres })).toEqual({ aliA: expected.aliA, aliB: expected.aliB });
+    }
+  });
+
   it('on the fixtures, and reads them itself', async () => {
     const names = (await fs.readdir(FIXTURES)).filter((n) => /\.pdb(\.gz)?$/.test(n));
     expect(names.length).toBeGreaterThan(0);

@@ -15,7 +15,6 @@
  * compares both on every PDB file of the corpus and on files written by gemmi and Open Babel.
  */
 
-import { align } from 'molstar/lib/mol-model/sequence/alignment/alignment.js';
 import { ElementSymbol, getMoleculeType } from 'molstar/lib/mol-model/structure/model/types.js';
 import { ComponentBuilder } from 'molstar/lib/mol-model-formats/structure/common/component.js';
 import { EntityBuilder } from 'molstar/lib/mol-model-formats/structure/common/entity.js';
@@ -770,7 +769,7 @@ function alignToSeqres(seqres: string[], observed: string[]): number[] {
   const n = observed.length;
   if (n === 0) return [];
   if (seqres.length === 0) return new Array(n).fill(UNALIGNED);
-  const { aliA, aliB } = align(observed, seqres) as { aliA: ArrayLike<string>; aliB: ArrayLike<string> };
+  const { aliA, aliB } = alignSequences(observed, seqres);
   const result = new Array(n).fill(UNALIGNED);
   let o = 0;
   let q = 0;
@@ -945,4 +944,117 @@ export function pdbAtomTable(atoms: PdbAtoms): AtomTable {
     entityCount: atoms.entityCount,
     componentName: atoms.componentName,
   };
+}
+
+/**
+ * Mol*'s sequence alignment (mol-model/sequence/alignment/alignment.js: affine gaps -11/-1, match
+ * 5, mismatch -3, the same traceback and tie-breaking), over typed arrays: Mol*'s version fills
+ * three matrices of nested JavaScript arrays, which for chains of a thousand residues costs more
+ * than reading the rest of the file. Borders Mol* sets to -Infinity hold a sentinel no reachable
+ * score comes near; a test compares both on random sequences.
+ */
+export function alignSequences(seqA: readonly string[], seqB: readonly string[]): { aliA: string[]; aliB: string[] } {
+  const GAP = -11;
+  const EXT = -1;
+  const NEG = -(2 ** 30);
+  const n = seqA.length;
+  const m = seqB.length;
+  const w = m + 1;
+  const ids = new Map<string, number>();
+  const idOf = (s: string) => {
+    let v = ids.get(s);
+    if (v === undefined) {
+      v = ids.size;
+      ids.set(s, v);
+    }
+    return v;
+  };
+  const a = Int32Array.from(seqA, idOf);
+  const bq = Int32Array.from(seqB, idOf);
+  const S = new Int32Array((n + 1) * w);
+  const V = new Int32Array((n + 1) * w);
+  const H = new Int32Array((n + 1) * w);
+  for (let i = 0; i <= n; i++) {
+    S[i * w] = GAP;
+    H[i * w] = NEG;
+  }
+  for (let j = 0; j <= m; j++) {
+    S[j] = GAP;
+    V[j] = NEG;
+  }
+  S[0] = 0;
+  for (let i = 1; i <= n; i++) {
+    const row = i * w;
+    const up = row - w;
+    const ai = a[i - 1];
+    for (let j = 1; j <= m; j++) {
+      const v1 = S[up + j] + GAP;
+      const v2 = V[up + j] + EXT;
+      const v = v1 > v2 ? v1 : v2;
+      V[row + j] = v;
+      const h1 = S[row + j - 1] + GAP;
+      const h2 = H[row + j - 1] + EXT;
+      const h = h1 > h2 ? h1 : h2;
+      H[row + j] = h;
+      const d = S[up + j - 1] + (ai === bq[j - 1] ? 5 : -3);
+      S[row + j] = d > v ? (d > h ? d : h) : v > h ? v : h;
+    }
+  }
+  const score = (i: number, j: number) => (a[i] === bq[j] ? 5 : -3);
+  let i = n;
+  let j = m;
+  const at = (M: Int32Array, x: number, y: number) => M[x * w + y];
+  let mat: 'S' | 'V' | 'H' = at(S, i, j) >= at(V, i, j) ? 'S' : at(V, i, j) >= at(H, i, j) ? 'V' : 'H';
+  const aliA: string[] = [];
+  const aliB: string[] = [];
+  while (i > 0 && j > 0) {
+    if (mat === 'S') {
+      if (at(S, i, j) === at(S, i - 1, j - 1) + score(i - 1, j - 1)) {
+        aliA.push(seqA[i - 1]);
+        aliB.push(seqB[j - 1]);
+        --i;
+        --j;
+      } else if (at(S, i, j) === at(V, i, j)) mat = 'V';
+      else if (at(S, i, j) === at(H, i, j)) mat = 'H';
+      else {
+        --i;
+        --j;
+      }
+    } else if (mat === 'V') {
+      if (at(V, i, j) === at(V, i - 1, j) + EXT) {
+        aliA.push(seqA[i - 1]);
+        aliB.push('-');
+        --i;
+      } else if (at(V, i, j) === at(S, i - 1, j) + GAP) {
+        aliA.push(seqA[i - 1]);
+        aliB.push('-');
+        --i;
+        mat = 'S';
+      } else --i;
+    } else {
+      if (at(H, i, j) === at(H, i, j - 1) + EXT) {
+        aliA.push('-');
+        aliB.push(seqB[j - 1]);
+        --j;
+      } else if (at(H, i, j) === at(S, i, j - 1) + GAP) {
+        aliA.push('-');
+        aliB.push(seqB[j - 1]);
+        --j;
+        mat = 'S';
+      } else --j;
+    }
+  }
+  while (i > 0) {
+    aliA.push(seqA[i - 1]);
+    aliB.push('-');
+    --i;
+  }
+  while (j > 0) {
+    aliA.push('-');
+    aliB.push(seqB[j - 1]);
+    --j;
+  }
+  aliA.reverse();
+  aliB.reverse();
+  return { aliA, aliB };
 }
