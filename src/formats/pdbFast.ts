@@ -115,6 +115,13 @@ function code(b: Uint8Array, s: number, e: number): number {
   return v + (e - s) * 2 ** 40;
 }
 
+/** code() of a string's (latin1) characters. */
+function stringCode(text: string): number {
+  let v = text.length;
+  for (let i = 0; i < text.length; i++) v = v * 256 + text.charCodeAt(i);
+  return v + text.length * 2 ** 40;
+}
+
 const latin1 = (b: Uint8Array, s: number, e: number): string => {
   let out = '';
   for (let i = s; i < e; i++) out += String.fromCharCode(b[i]);
@@ -189,15 +196,23 @@ class LabelAsym {
 
 const UNALIGNED = -1;
 
-/** Every atom of the first model, in the order Mol* puts them, with what the summary and the diff read. */
+/** Every atom of the first model, with what the summary and the diff read, and Mol*'s order of them. */
 export interface PdbAtoms {
   bytes: Uint8Array;
   /** Atoms in the first model. */
   atomCount: number;
-  /** Line start of each atom of the first model, in Mol*'s (sorted) order. */
+  /** File index (within the first model) of the atom at each position of Mol*'s sorted order; undefined when that order is the file's. */
+  order: Int32Array | undefined;
+  /** Per atom, in file order: line start, line length (capped at 255), coordinates as Mol* stores them (32-bit floats). */
   lineStart: Int32Array;
-  /** Line length (without the line end) of the same atoms, capped at 255. */
   lineLength: Uint8Array;
+  x: Float32Array;
+  y: Float32Array;
+  z: Float32Array;
+  /** Per atom, in file order: index into `symbols` of its element symbol (as Mol*'s ElementSymbol gives it). */
+  element: Uint8Array;
+  symbols: string[];
+  /** Residue and chain starts, as positions in Mol*'s order. */
   residueOffsets: Int32Array;
   residueCount: number;
   chainOffsets: Int32Array;
@@ -207,8 +222,11 @@ export interface PdbAtoms {
   entityCount: number;
   componentName(comp: string): string | undefined;
   models: number;
-  /** label_atom_id suffixes Mol* gives repeated atom names within a residue (sorted atom index → n of name_n). */
+  /** label_atom_id suffixes Mol* gives repeated atom names within a residue (file index → n of name_n). */
   nameSuffix: Map<number, number>;
+  /** Name and altloc as one value (AtomTable.atomKey), by file index. */
+  atomKeys: Float64Array;
+  atomKeyStrings: Map<number, string>;
   /** True when every occupancy field is blank (Mol* then reads occupancy 1 for all). */
   occupancyBlank: boolean;
   warnings: Problem[];
@@ -223,6 +241,58 @@ const decline = (why: string): undefined => {
   return undefined;
 };
 
+class Growable8 {
+  array: Uint8Array;
+  length = 0;
+  constructor(capacity: number) {
+    this.array = new Uint8Array(capacity);
+  }
+  push(v: number) {
+    if (this.length === this.array.length) {
+      const next = new Uint8Array(this.array.length * 2);
+      next.set(this.array);
+      this.array = next;
+    }
+    this.array[this.length++] = v;
+  }
+}
+
+class GrowableF32 {
+  array: Float32Array;
+  length = 0;
+  constructor(capacity: number) {
+    this.array = new Float32Array(capacity);
+  }
+  push(v: number) {
+    if (this.length === this.array.length) {
+      const next = new Float32Array(this.array.length * 2);
+      next.set(this.array);
+      this.array = next;
+    }
+    this.array[this.length++] = v;
+  }
+}
+
+class GrowableF64 {
+  array: Float64Array;
+  length = 0;
+  constructor(capacity: number) {
+    this.array = new Float64Array(capacity);
+  }
+  push(v: number) {
+    if (this.length === this.array.length) {
+      const next = new Float64Array(this.array.length * 2);
+      next.set(this.array);
+      this.array = next;
+    }
+    this.array[this.length++] = v;
+  }
+}
+
+// guessElement's result (two numbers; a tuple per atom would be garbage to collect).
+let guessStart = 0;
+let guessEnd = 0;
+
 /**
  * Reads a PDB file's atoms the way Mol* does. Returns undefined when the file needs something
  * only the reference path does (see the module comment); `minLineLength` is how many columns
@@ -231,17 +301,17 @@ const decline = (why: string): undefined => {
 export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54): PdbAtoms | undefined {
   lastDecline = '';
   const n = bytes.length;
+  const b = bytes;
   // A lone carriage return ends a line for Mol* but not for the text checks before it.
-  for (let cr = bytes.indexOf(13); cr >= 0; cr = bytes.indexOf(13, cr + 1)) {
-    if (bytes[cr + 1] !== 10) return decline('lone carriage return');
+  for (let cr = b.indexOf(13); cr >= 0; cr = b.indexOf(13, cr + 1)) {
+    if (b[cr + 1] !== 10) return decline('lone carriage return');
   }
 
-  const atomLines = new Growable(Math.max(1024, Math.ceil(n / 81)));
-  const atomModel = new Growable(Math.max(1024, Math.ceil(n / 81)));
-  const atomLength = new Growable(Math.max(1024, Math.ceil(n / 81)));
+  const guess = Math.max(1024, Math.ceil(n / 81));
+  const atomLines = new Growable(guess);
+  const atomLength = new Growable8(guess);
   /** Atom index at which each model number starts (model numbers are 1-based, consecutive). */
   const modelStarts: number[] = [];
-  const terIndices = new Set<number>();
   let modelNum = 0;
   let anyModelLine = false;
   let endThenAtoms = false;
@@ -262,100 +332,213 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54): PdbAtoms | 
   let idCode: string | undefined;
   let depDate: string | undefined;
 
+  // Runs: consecutive atoms that share model, chain, residue number, insertion code and residue
+  // name, with no TER between. Everything Mol* derives per atom (component, entity, label_asym_id,
+  // label_seq_id) is constant over a run, so it is worked out once per run.
+  const runStart = new Growable(Math.max(1024, guess >> 3));
+  const runTer = new Growable8(Math.max(1024, guess >> 3));
+  const runModel = new Growable(Math.max(1024, guess >> 3));
+  let terPending = false;
+  let prevLine = -1;
+  let prevModel = -1;
+
+  // The first model's atoms: coordinates, element, and name + altloc keys, read while the line is at hand.
+  let firstModel = 0;
+  const xs = new GrowableF32(guess);
+  const ys = new GrowableF32(guess);
+  const zs = new GrowableF32(guess);
+  const elements = new Growable8(guess);
+  const keys = new GrowableF64(guess);
+  const symbolIndex = new Map<number, number>();
+  const symbols: string[] = [];
+  const nameSuffix = new Map<number, number>();
+  const atomKeyStrings = new Map<number, string>();
+  // getAtomSite's label_atom_id: repeated names within a residue become name_1, name_2, ...
+  const names: number[] = [];
+  const nameCounts = new Map<number, number>();
+
   let pos = 0;
   while (pos < n) {
-    let nl = bytes.indexOf(10, pos);
+    let nl = b.indexOf(10, pos);
     if (nl < 0) nl = n;
     const s = pos;
-    const e = nl > s && bytes[nl - 1] === 13 ? nl - 1 : nl;
+    const e = nl > s && b[nl - 1] === 13 ? nl - 1 : nl;
     pos = nl + 1;
-    const c0 = bytes[s];
-    const isSeqres = c0 === 83 && startsWith(bytes, s, e, 'SEQRES');
-    const isCompnd = c0 === 67 && startsWith(bytes, s, e, 'COMPND');
-    const isHetnam = c0 === 72 && startsWith(bytes, s, e, 'HETNAM');
-    // Mol* reads SEQRES and COMPND and HETNAM in blocks of consecutive lines; only the first SEQRES block counts.
-    if (seqresOpen && !isSeqres) seqresOpen = false;
-    if (compndOpen && !isCompnd) compndOpen = false;
-    if (hetnamOpen && !isHetnam) hetnamOpen = false;
+    const c0 = b[s];
     if (c0 === 65 || c0 === 72) {
-      const isAtom = (c0 === 65 && startsWith(bytes, s, e, 'ATOM  ')) || (c0 === 72 && startsWith(bytes, s, e, 'HETATM'));
+      const isAtom = (c0 === 65 && startsWith(b, s, e, 'ATOM  ')) || (c0 === 72 && startsWith(b, s, e, 'HETATM'));
       if (isAtom) {
-        if (e - s < minLineLength) return decline('atom line too short');
+        seqresOpen = false;
+        compndOpen = false;
+        hetnamOpen = false;
+        const length = e - s;
+        if (length < minLineLength) return decline('atom line too short');
         if (!modelNum) {
           modelNum = 1;
           modelStarts.push(atomLines.length);
         }
         if (!normInModel && normModel > 0) return decline('atoms after ENDMDL without MODEL');
         if (sawEndLine && !anyModelLine) endThenAtoms = true;
-        if (!wide && nl - s > 21 && bytes[s + 20] !== SP) wide = true;
-        const ins = bytes[s + 26];
+        if (!wide && nl - s > 21 && b[s + 20] !== SP) wide = true;
+        const ins = b[s + 26];
         if (!anyInsCode && ins !== SP && ins !== 46 && ins !== 63) anyInsCode = true;
-        if (occupancyBlank && trimStart(bytes, s + 54, s + 60) < trimEnd(bytes, s + 54, s + 60)) occupancyBlank = false;
+        if (occupancyBlank && trimStart(b, s + 54, s + 60) < trimEnd(b, s + 54, s + 60)) occupancyBlank = false;
+        const i = atomLines.length;
+        const p = prevLine;
+        // A new run?
+        if (
+          terPending ||
+          p < 0 ||
+          modelNum !== prevModel ||
+          b[p + 21] !== b[s + 21] ||
+          b[p + 26] !== ins ||
+          b[p + 22] !== b[s + 22] ||
+          b[p + 23] !== b[s + 23] ||
+          b[p + 24] !== b[s + 24] ||
+          b[p + 25] !== b[s + 25] ||
+          b[p + 17] !== b[s + 17] ||
+          b[p + 18] !== b[s + 18] ||
+          b[p + 19] !== b[s + 19] ||
+          b[p + 20] !== b[s + 20]
+        ) {
+          runStart.push(i);
+          runTer.push(terPending ? 1 : 0);
+          runModel.push(modelNum);
+        }
+        terPending = false;
+        if (firstModel === 0) firstModel = modelNum;
+        if (modelNum === firstModel) {
+          xs.push(Math.fround(fieldFloat(b, s + 30, s + 38)));
+          ys.push(Math.fround(fieldFloat(b, s + 38, s + 46)));
+          zs.push(Math.fround(fieldFloat(b, s + 46, s + 54)));
+          // Element: columns 77-78 when the line reaches them and they are not blank, else guessed from the name.
+          let ts = s;
+          let te = s;
+          if (length >= 78) {
+            ts = trimStart(b, s + 76, s + 78);
+            te = trimEnd(b, ts, s + 78);
+          }
+          if (ts >= te) {
+            guessElement(b, s + 12, s + 16);
+            ts = guessStart;
+            te = guessEnd;
+          }
+          const symbolCode = code(b, ts, te);
+          let symbol = symbolIndex.get(symbolCode);
+          if (symbol === undefined) {
+            symbol = symbols.length;
+            if (symbol > 255) return decline('too many distinct element symbols');
+            symbols.push(ElementSymbol(tokenStr(latin1(b, ts, te))) as string);
+            symbolIndex.set(symbolCode, symbol);
+          }
+          elements.push(symbol);
+          // A residue for getAtomSite ends where the chain, residue number (as an integer) or insertion code changes.
+          if (
+            p >= 0 &&
+            i > 0 &&
+            ((b[p + 21] !== b[s + 21] && chainStr(b, p) !== chainStr(b, s)) ||
+              (b[p + 26] !== ins && insStr(b, p) !== insStr(b, s)) ||
+              ((b[p + 22] !== b[s + 22] || b[p + 23] !== b[s + 23] || b[p + 24] !== b[s + 24] || b[p + 25] !== b[s + 25]) &&
+                seqNumber(b, p) !== seqNumber(b, s)))
+          ) {
+            names.length = 0;
+            nameCounts.clear();
+          }
+          const nts = trimStart(b, s + 12, s + 16);
+          const nte = trimEnd(b, nts, s + 16);
+          const t = nte - nts === 1 && (b[nts] === 46 || b[nts] === 63) ? 0 : code(b, nts, nte);
+          let seen = false;
+          if (names.length < 64) {
+            for (let k = 0; k < names.length; k++) {
+              if (names[k] === t) {
+                seen = true;
+                break;
+              }
+            }
+            if (!seen) {
+              names.push(t);
+              if (names.length === 64) for (const v of names) nameCounts.set(v, nameCounts.get(v) ?? 0);
+            }
+          } else {
+            seen = nameCounts.has(t);
+            if (!seen) nameCounts.set(t, 0);
+          }
+          const alt = b[s + 16];
+          const altCode = alt === SP || alt === 46 || alt === 63 ? 0 : alt + 1;
+          let nameCode = t;
+          if (seen) {
+            const next = (nameCounts.get(t) ?? 0) + 1;
+            nameCounts.set(t, next);
+            nameSuffix.set(i, next);
+            const label = `${tokenStr(latin1(b, nts, nte))}_${next}`;
+            if (label.length > 4) {
+              atomKeyStrings.set(i, `${label}\u0000${altCode ? String.fromCharCode(alt) : ''}`);
+              nameCode = -1;
+            } else nameCode = stringCode(label);
+          }
+          keys.push(nameCode * 512 + altCode);
+        }
         atomLines.push(s);
-        atomLength.push(e - s);
-        atomModel.push(modelNum);
+        atomLength.push(length > 255 ? 255 : length);
+        prevLine = s;
+        prevModel = modelNum;
         continue;
       }
-      if (isHetnam) {
-        if (!hetnamOpen) hetnamBlocks.push([]);
-        hetnamOpen = true;
-        hetnamBlocks[hetnamBlocks.length - 1].push(latin1(bytes, s, e));
-        continue;
-      }
-      if (c0 === 72 && startsWith(bytes, s, e, 'HEADER')) {
-        const line = latin1(bytes, s, e);
+    }
+    const isSeqres = c0 === 83 && startsWith(b, s, e, 'SEQRES');
+    const isCompnd = c0 === 67 && startsWith(b, s, e, 'COMPND');
+    const isHetnam = c0 === 72 && startsWith(b, s, e, 'HETNAM');
+    // Mol* reads SEQRES, COMPND and HETNAM in blocks of consecutive lines; only the first SEQRES block counts.
+    if (seqresOpen && !isSeqres) seqresOpen = false;
+    if (compndOpen && !isCompnd) compndOpen = false;
+    if (hetnamOpen && !isHetnam) hetnamOpen = false;
+    if (isHetnam) {
+      if (!hetnamOpen) hetnamBlocks.push([]);
+      hetnamOpen = true;
+      hetnamBlocks[hetnamBlocks.length - 1].push(latin1(b, s, e));
+    } else if (c0 === 72) {
+      if (startsWith(b, s, e, 'HEADER')) {
+        const line = latin1(b, s, e);
         idCode = line.substring(62, 66).trim() || undefined;
         depDate = line.substring(50, 59).trim() || undefined;
       }
-      continue;
-    }
-    if (isSeqres) {
+    } else if (isSeqres) {
       if (!seqresLines) {
         seqresLines = [];
         seqresOpen = true;
       }
-      if (seqresOpen) seqresLines.push(latin1(bytes, s, e));
-      continue;
-    }
-    if (isCompnd) {
+      if (seqresOpen) seqresLines.push(latin1(b, s, e));
+    } else if (isCompnd) {
       if (!compndOpen) compndBlocks.push([]);
       compndOpen = true;
-      compndBlocks[compndBlocks.length - 1].push(latin1(bytes, s, e));
-      continue;
-    }
-    if (c0 === 77) {
-      if (startsWith(bytes, s, e, 'MODEL')) {
+      compndBlocks[compndBlocks.length - 1].push(latin1(b, s, e));
+    } else if (c0 === 77) {
+      if (startsWith(b, s, e, 'MODEL')) {
         anyModelLine = true;
         normModel++;
         normInModel = true;
         // The reference rewrites MODEL lines without a number (normalisePdbModels).
         let k = s + 5;
         let ok = true;
-        for (; k < s + 10; k++) if (bytes[k] !== SP || k >= nl) ok = false;
-        while (k < nl && isSpace(bytes[k])) k++;
-        if (!ok || !(bytes[k] >= 48 && bytes[k] <= 57) || k >= nl) return decline('MODEL without a number');
-        if (startsWith(bytes, s, e, 'MODEL ')) {
+        for (; k < s + 10; k++) if (b[k] !== SP || k >= nl) ok = false;
+        while (k < nl && isSpace(b[k])) k++;
+        if (!ok || !(b[k] >= 48 && b[k] <= 57) || k >= nl) return decline('MODEL without a number');
+        if (startsWith(b, s, e, 'MODEL ')) {
           modelNum++;
           modelStarts.push(atomLines.length);
         }
       }
-      continue;
-    }
-    if (c0 === 69) {
-      if (startsWith(bytes, s, e, 'ENDMDL')) normInModel = false;
-      else if (startsWith(bytes, s, e, 'END')) {
+    } else if (c0 === 69) {
+      if (startsWith(b, s, e, 'ENDMDL')) normInModel = false;
+      else if (startsWith(b, s, e, 'END')) {
         let blank = true;
-        for (let k = s + 3; k < nl; k++) if (!isSpace(bytes[k])) blank = false;
+        for (let k = s + 3; k < nl; k++) if (!isSpace(b[k])) blank = false;
         if (blank) sawEndLine = true;
       }
-      continue;
-    }
-    if (c0 === 84) {
-      if (startsWith(bytes, s, e, 'TER')) terIndices.add(atomLines.length);
-      continue;
-    }
-    if (c0 === 82) {
-      if (!hasAssemblies && startsWith(bytes, s, e, 'REMARK 350')) hasAssemblies = true;
+    } else if (c0 === 84) {
+      if (startsWith(b, s, e, 'TER')) terPending = true;
+    } else if (c0 === 82) {
+      if (!hasAssemblies && startsWith(b, s, e, 'REMARK 350')) hasAssemblies = true;
     }
   }
   // The reference splits frames at END records when there are no MODEL records (framesSeparatedByEnd).
@@ -390,45 +573,7 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54): PdbAtoms | 
   const seqresMap: Map<string, string[]> | undefined = seqresLines ? parseSeqres(lines(seqresLines), 0, seqresLines.length) : undefined;
 
   const lineAt = atomLines.array;
-  const b = bytes;
-  // Per-atom accessors over the bytes, as Mol*'s token columns read them.
-  const atomNameStr = (i: number) => {
-    const s = lineAt[i];
-    const ts = trimStart(b, s + 12, s + 16);
-    return latin1(b, ts, trimEnd(b, ts, s + 16));
-  };
-  const seqInt = (i: number) => {
-    const s = lineAt[i];
-    const ts = trimStart(b, s + 22, s + 26);
-    return parseIntBytes(b, ts, trimEnd(b, ts, s + 26)) || 0;
-  };
-
-  // Runs: consecutive atoms that share model, chain, residue number, insertion code and residue
-  // name, with no TER between. Everything Mol* derives per atom below is constant over a run.
-  const runStart = new Growable(Math.max(1024, total >> 3));
-  {
-    let prevModel = -1;
-    let prevAsym = -1;
-    let prevSeq = -1;
-    let prevIns = -1;
-    let prevComp = -1;
-    for (let i = 0; i < total; i++) {
-      const s = lineAt[i];
-      const model = atomModel.array[i];
-      const asym = b[s + 21];
-      const seq = b[s + 22] * 16777216 + b[s + 23] * 65536 + b[s + 24] * 256 + b[s + 25];
-      const ins = b[s + 26];
-      const comp = b[s + 17] * 16777216 + b[s + 18] * 65536 + b[s + 19] * 256 + b[s + 20];
-      if (model !== prevModel || asym !== prevAsym || seq !== prevSeq || ins !== prevIns || comp !== prevComp || terIndices.has(i)) {
-        runStart.push(i);
-        prevModel = model;
-        prevAsym = asym;
-        prevSeq = seq;
-        prevIns = ins;
-        prevComp = comp;
-      }
-    }
-  }
+  const seqInt = (i: number) => seqNumber(b, lineAt[i]);
   const runCount = runStart.length;
   const starts = runStart.array;
   const runEnd = (r: number) => (r + 1 < runCount ? starts[r + 1] : total);
@@ -446,10 +591,7 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54): PdbAtoms | 
     }
     return v;
   };
-  const asymOf = (i: number): string => {
-    const ch = b[lineAt[i] + 21];
-    return ch === 46 || ch === 63 ? '' : String.fromCharCode(ch);
-  };
+  const asymOf = (i: number): string => chainStr(b, lineAt[i]);
 
   // Components and entities, over every model's atoms in file order (pdbToMmCif).
   const componentBuilder = new ComponentBuilder(
@@ -468,13 +610,13 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54): PdbAtoms | 
   for (const block of compndBlocks) entityBuilder.setCompounds(parseCmpnd(lines(block), 0, block.length));
   if (seqresMap) entityBuilder.setSeqres(seqresMap);
   entityBuilder.setNames(heteroNames);
-  const pass1 = new LabelAsym(hasAssemblies);
+  const labels = new LabelAsym(hasAssemblies);
   const runEntity: string[] = new Array(runCount);
   for (let r = 0; r < runCount; r++) {
     const i = starts[r];
     const comp = compOf(i);
     const moleculeType = getMoleculeType(componentBuilder.add(comp, i).type, comp);
-    const asym = pass1.run(asymOf(i), atomModel.array[i], terIndices.has(i), runEnd(r) - i);
+    const asym = labels.run(asymOf(i), runModel.array[r], runTer.array[r] === 1, runEnd(r) - i);
     runEntity[r] = entityBuilder.getEntityId(comp, moleculeType, asym);
   }
   if (seqresMap) {
@@ -487,18 +629,16 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54): PdbAtoms | 
   }
 
   // The first model only from here on (the summary and the diff read the first model).
-  const firstEnd = modelStarts.length > 1 ? modelStarts.findIndex((start, k) => k > 0 && start > 0) : -1;
-  const atomCount = firstEnd > 0 ? modelStarts[firstEnd] : total;
+  const atomCount = xs.length;
   // Mol* makes one model per run of equal model numbers: MODEL records without atoms make none.
   let models = 0;
   for (let k = 0; k < modelStarts.length; k++) if ((k + 1 < modelStarts.length ? modelStarts[k + 1] : total) > modelStarts[k]) models++;
   let firstRuns = 0;
   while (firstRuns < runCount && starts[firstRuns] < atomCount) firstRuns++;
 
-  // label_asym_id (second pass of the helper, after clear()) and label_seq_id (getAtomSite).
+  // label_asym_id (the helper's second pass, after clear()) and label_seq_id (getAtomSite).
   const useLinear = !!seqresMap || anyInsCode;
-  const pass2 = pass1;
-  pass2.clear();
+  labels.clear();
   const runLabel: string[] = new Array(firstRuns);
   const runSeq = new Int32Array(firstRuns);
   const alignments = new Map<string, number[]>();
@@ -531,7 +671,7 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54): PdbAtoms | 
   }
   {
     const first = starts[0];
-    let currModel = atomModel.array[first];
+    let currModel = runModel.array[0];
     let currAsym = asymOf(first);
     let currSeq = seqInt(first);
     let currIns = insStr(b, lineAt[first]);
@@ -544,7 +684,7 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54): PdbAtoms | 
     let label = initial(currSeq);
     for (let r = 0; r < firstRuns; r++) {
       const i = starts[r];
-      const model = atomModel.array[i];
+      const model = runModel.array[r];
       const asym = asymOf(i);
       const seqId = seqInt(i);
       const ins = insStr(b, lineAt[i]);
@@ -572,11 +712,10 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54): PdbAtoms | 
         currSeq = seqId;
         currIns = ins;
       }
-      runLabel[r] = pass2.run(asym, model, terIndices.has(i), runEnd(r) - i);
+      runLabel[r] = labels.run(asym, model, runTer.array[r] === 1, runEnd(r) - i);
       runSeq[r] = label;
     }
   }
-
   // Without linear label_seq_ids Mol* substitutes auth_seq_id for label_seq_id (getNormalizedAtomSite).
   if (!useLinear) {
     for (let r = 0; r < firstRuns; r++) {
@@ -591,13 +730,15 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54): PdbAtoms | 
 
   // Mol*'s sortAtomSite: atoms grouped by entity, then by chain (first appearance), then by
   // label_seq_id. A stable sort of the runs gives the same order.
-  const order = new Int32Array(firstRuns);
-  for (let r = 0; r < firstRuns; r++) order[r] = r;
+  let runOrder: Int32Array | undefined;
   {
     const entityRank = new Map<string, number>();
     const chainRank = new Map<string, number>();
     const entityKey = new Int32Array(firstRuns);
     const chainKey = new Int32Array(firstRuns);
+    let lastEntity = '';
+    let lastLabel = '';
+    let lastChainRank = -1;
     for (let r = 0; r < firstRuns; r++) {
       const entity = runEntity[r];
       let er = entityRank.get(entity);
@@ -606,13 +747,19 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54): PdbAtoms | 
         entityRank.set(entity, er);
       }
       entityKey[r] = er;
-      const key = `${entity}\u0000${runLabel[r]}`;
-      let cr = chainRank.get(key);
-      if (cr === undefined) {
-        cr = chainRank.size;
-        chainRank.set(key, cr);
+      if (r > 0 && entity === lastEntity && runLabel[r] === lastLabel) chainKey[r] = lastChainRank;
+      else {
+        const key = `${entity}\u0000${runLabel[r]}`;
+        let cr = chainRank.get(key);
+        if (cr === undefined) {
+          cr = chainRank.size;
+          chainRank.set(key, cr);
+        }
+        chainKey[r] = cr;
+        lastEntity = entity;
+        lastLabel = runLabel[r];
+        lastChainRank = cr;
       }
-      chainKey[r] = cr;
     }
     let sorted = true;
     for (let r = 1; r < firstRuns && sorted; r++) {
@@ -624,34 +771,35 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54): PdbAtoms | 
         sorted = false;
     }
     if (!sorted) {
-      const list = Array.from(order);
+      const list = Array.from({ length: firstRuns }, (_, r) => r);
       // Chain ranks are by first appearance over the file; within an entity that is also the order of first appearance within it.
       list.sort((a, c) => entityKey[a] - entityKey[c] || chainKey[a] - chainKey[c] || runSeq[a] - runSeq[c]);
-      order.set(list);
+      runOrder = Int32Array.from(list);
     }
   }
 
-  // Atom order and the residue and chain cuts (findHierarchyOffsets) over the sorted runs.
-  const lineStart = new Int32Array(atomCount);
-  const lineLength = new Uint8Array(atomCount);
+  // The residue and chain cuts (findHierarchyOffsets) over the sorted runs.
   const residueOffsets = new Growable(Math.max(16, firstRuns + 1));
   const chainOffsets = new Growable(64);
   const residueEntityType: (string | undefined)[] = [];
-  const entityTypes = (entityBuilder as unknown as { types: string[]; ids: string[] }).types;
+  const entityTypes = (entityBuilder as unknown as { types: string[] }).types;
   const entityIds = (entityBuilder as unknown as { ids: string[] }).ids;
   const typeOfEntity = new Map<string, string>();
   for (let k = 0; k < entityIds.length; k++) typeOfEntity.set(entityIds[k], entityTypes[k]);
-  const seqTok = (i: number) => {
+  const sameSeqToken = (i: number, j: number) => {
     const s = lineAt[i];
-    const ts = trimStart(b, s + 22, s + 26);
-    return code(b, ts, trimEnd(b, ts, s + 26));
+    const t = lineAt[j];
+    if (b[s + 22] === b[t + 22] && b[s + 23] === b[t + 23] && b[s + 24] === b[t + 24] && b[s + 25] === b[t + 25]) return true;
+    const ss = trimStart(b, s + 22, s + 26);
+    const st = trimStart(b, t + 22, t + 26);
+    return code(b, ss, trimEnd(b, ss, s + 26)) === code(b, st, trimEnd(b, st, t + 26));
   };
-  const insTok = (i: number) => (b[lineAt[i] + 26] === SP ? -1 : b[lineAt[i] + 26]);
+  const order = runOrder ? new Int32Array(atomCount) : undefined;
   let at = 0;
   let prevRun = -1;
   let chainType: string | undefined;
   for (let k = 0; k < firstRuns; k++) {
-    const r = order[k];
+    const r = runOrder ? runOrder[k] : k;
     const i0 = starts[r];
     const end = runEnd(r);
     if (prevRun < 0) {
@@ -663,7 +811,7 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54): PdbAtoms | 
       const p = prevRun;
       const newChain = runEntity[p] !== runEntity[r] || runLabel[p] !== runLabel[r];
       const pi = starts[p];
-      const newResidue = newChain || (useLinear && runSeq[p] !== runSeq[r]) || seqTok(pi) !== seqTok(i0) || insTok(pi) !== insTok(i0);
+      const newResidue = newChain || (useLinear && runSeq[p] !== runSeq[r]) || !sameSeqToken(pi, i0) || b[lineAt[pi] + 26] !== b[lineAt[i0] + 26];
       if (newChain) {
         chainOffsets.push(at);
         chainType = typeOfEntity.get(runEntity[r]);
@@ -673,11 +821,8 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54): PdbAtoms | 
         residueEntityType.push(chainType);
       }
     }
-    for (let i = i0; i < end; i++) {
-      lineStart[at] = lineAt[i];
-      lineLength[at] = Math.min(255, atomLength.array[i]);
-      at++;
-    }
+    if (order) for (let i = i0; i < end; i++) order[at++] = i;
+    else at += end - i0;
     prevRun = r;
   }
   const residueCount = residueOffsets.length;
@@ -685,65 +830,17 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54): PdbAtoms | 
   const chainCount = chainOffsets.length;
   chainOffsets.push(atomCount);
 
-  // label_atom_id: getAtomSite makes repeated names unique within a residue of the file (name_1, name_2, ...).
-  const nameSuffix = new Map<number, number>();
-  {
-    // Sorted position of each file atom of the first model, to key suffixes by sorted index.
-    let identity = true;
-    for (let k = 0; k < firstRuns && identity; k++) if (order[k] !== k) identity = false;
-    let positionOf: Int32Array | undefined;
-    if (!identity) {
-      positionOf = new Int32Array(atomCount);
-      let p = 0;
-      for (let k = 0; k < firstRuns; k++) {
-        const r = order[k];
-        for (let i = starts[r]; i < runEnd(r); i++) positionOf[i] = p++;
-      }
-    }
-    const names: number[] = [];
-    const counts = new Map<number, number>();
-    for (let i = 0; i < atomCount; i++) {
-      const s = lineAt[i];
-      if (i > 0) {
-        const p = lineAt[i - 1];
-        // A new residue for getAtomSite: model, chain, residue number (as an integer) or insertion code changes.
-        const sameSeq = b[p + 22] === b[s + 22] && b[p + 23] === b[s + 23] && b[p + 24] === b[s + 24] && b[p + 25] === b[s + 25];
-        if ((b[p + 21] !== b[s + 21] && asymOf(i - 1) !== asymOf(i)) || insStr(b, p) !== insStr(b, s) || (!sameSeq && seqInt(i - 1) !== seqInt(i))) {
-          names.length = 0;
-          counts.clear();
-        }
-      }
-      const ts = trimStart(b, s + 12, s + 16);
-      const te = trimEnd(b, ts, s + 16);
-      const t = te - ts === 1 && (b[ts] === 46 || b[ts] === 63) ? 0 : code(b, ts, te);
-      let seen = false;
-      if (names.length < 64) {
-        for (let k = 0; k < names.length; k++)
-          if (names[k] === t) {
-            seen = true;
-            break;
-          }
-        if (!seen) {
-          names.push(t);
-          if (names.length === 64) for (const v of names) counts.set(v, counts.get(v) ?? 0);
-        }
-      } else {
-        seen = counts.has(t);
-        if (!seen) counts.set(t, 0);
-      }
-      if (seen) {
-        const next = (counts.get(t) ?? 0) + 1;
-        counts.set(t, next);
-        nameSuffix.set(positionOf ? positionOf[i] : i, next);
-      }
-    }
-  }
-
   return {
     bytes,
     atomCount,
-    lineStart,
-    lineLength,
+    order,
+    lineStart: lineAt.subarray(0, total),
+    lineLength: atomLength.array.subarray(0, total),
+    x: xs.array.subarray(0, atomCount),
+    y: ys.array.subarray(0, atomCount),
+    z: zs.array.subarray(0, atomCount),
+    element: elements.array.subarray(0, atomCount),
+    symbols,
     residueOffsets: residueOffsets.array.subarray(0, residueCount + 1),
     residueCount,
     chainOffsets: chainOffsets.array.subarray(0, chainCount + 1),
@@ -753,6 +850,8 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54): PdbAtoms | 
     componentName: (comp) => componentBuilder.get(comp)?.name,
     models,
     nameSuffix,
+    atomKeys: keys.array.subarray(0, atomCount),
+    atomKeyStrings,
     occupancyBlank,
     warnings,
     header: { idCode, depDate },
@@ -762,6 +861,18 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54): PdbAtoms | 
 function insStr(b: Uint8Array, s: number): string {
   const c = b[s + 26];
   return c === SP || c === 46 || c === 63 ? '' : String.fromCharCode(c);
+}
+
+/** The chain id as Mol* reads it: column 22 alone ('' for '.' and '?'). */
+function chainStr(b: Uint8Array, s: number): string {
+  const c = b[s + 21];
+  return c === 46 || c === 63 ? '' : String.fromCharCode(c);
+}
+
+/** The residue number as Mol*'s integer column reads it. */
+function seqNumber(b: Uint8Array, s: number): number {
+  const ts = trimStart(b, s + 22, s + 26);
+  return parseIntBytes(b, ts, trimEnd(b, ts, s + 26)) || 0;
 }
 
 /** Mol*'s alignCompIdsToSeqres (pdb/atom-site.js): 1-based SEQRES positions of observed residues. */
@@ -786,40 +897,14 @@ function alignToSeqres(seqres: string[], observed: string[]): number[] {
   return result;
 }
 
-/** Per-atom readers over the sorted atoms, the values Mol*'s model would hold. */
+/** Per-atom readers over the atoms in Mol*'s order (position → file index through `order`). */
 export function pdbAtomReaders(atoms: PdbAtoms) {
-  const { bytes: b, lineStart, lineLength, nameSuffix } = atoms;
-  const symbols = new Map<number, string>();
-  const alts = new Map<number, string>();
+  const { bytes: b, lineStart, lineLength, nameSuffix, order, x, y, z, element, symbols, atomKeys, atomKeyStrings } = atoms;
   const comps = new Map<number, string>();
-  const chars = new Map<number, string>();
-  const char = (c: number) => {
-    let v = chars.get(c);
-    if (v === undefined) {
-      v = String.fromCharCode(c);
-      chars.set(c, v);
-    }
-    return v;
-  };
-  const typeSymbol = (i: number): string => {
-    const s = lineStart[i];
-    let ts: number;
-    let te: number;
-    if (lineLength[i] >= 78) {
-      ts = trimStart(b, s + 76, s + 78);
-      te = trimEnd(b, ts, s + 78);
-      if (ts >= te) [ts, te] = guessElement(b, s + 12, s + 16);
-    } else [ts, te] = guessElement(b, s + 12, s + 16);
-    const k = code(b, ts, te);
-    let v = symbols.get(k);
-    if (v === undefined) {
-      v = ElementSymbol(tokenStr(latin1(b, ts, te))) as string;
-      symbols.set(k, v);
-    }
-    return v;
-  };
+  const alts = new Map<number, string>();
+  const file = order ? (i: number) => order[i] : (i: number) => i;
   const altId = (i: number): string => {
-    const c = b[lineStart[i] + 16];
+    const c = b[lineStart[file(i)] + 16];
     if (c === SP) return '';
     let v = alts.get(c);
     if (v === undefined) {
@@ -829,16 +914,16 @@ export function pdbAtomReaders(atoms: PdbAtoms) {
     return v;
   };
   const authAtomName = (i: number): string => {
-    const s = lineStart[i];
+    const s = lineStart[file(i)];
     const ts = trimStart(b, s + 12, s + 16);
     return tokenStr(latin1(b, ts, trimEnd(b, ts, s + 16)));
   };
   const atomName = (i: number): string => {
-    const suffix = nameSuffix.get(i);
+    const suffix = nameSuffix.get(file(i));
     return suffix === undefined ? authAtomName(i) : `${authAtomName(i)}_${suffix}`;
   };
   const compId = (i: number): string => {
-    const s = lineStart[i];
+    const s = lineStart[file(i)];
     const ts = trimStart(b, s + 17, s + 21);
     const te = trimEnd(b, ts, s + 21);
     const k = code(b, ts, te);
@@ -849,38 +934,32 @@ export function pdbAtomReaders(atoms: PdbAtoms) {
     }
     return v;
   };
-  const coordinate = (offset: number) => (i: number) => Math.fround(fieldFloat(b, lineStart[i] + offset, lineStart[i] + offset + 8));
-  const authSeqId = (i: number): number => {
-    const s = lineStart[i];
-    const ts = trimStart(b, s + 22, s + 26);
-    return parseIntBytes(b, ts, trimEnd(b, ts, s + 26)) || 0;
-  };
-  const insCode = (i: number): string => insStr(b, lineStart[i]);
-  const chainName = (i: number): string => {
-    const c = b[lineStart[i] + 21];
-    return c === 46 || c === 63 ? '' : char(c);
-  };
-  const bFactor = (i: number): number => (lineLength[i] >= 66 ? fieldFloat(b, lineStart[i] + 60, lineStart[i] + 66) : 0);
-  const occupancy = (i: number): number => (atoms.occupancyBlank ? 1 : fieldFloat(b, lineStart[i] + 54, lineStart[i] + 60));
   return {
-    typeSymbol,
+    typeSymbol: order ? (i: number) => symbols[element[order[i]]] : (i: number) => symbols[element[i]],
     altId,
     atomName,
     authAtomName,
     compId,
-    x: coordinate(30),
-    y: coordinate(38),
-    z: coordinate(46),
-    authSeqId,
-    insCode,
-    chainName,
-    bFactor,
-    occupancy,
+    x: order ? (i: number) => x[order[i]] : (i: number) => x[i],
+    y: order ? (i: number) => y[order[i]] : (i: number) => y[i],
+    z: order ? (i: number) => z[order[i]] : (i: number) => z[i],
+    authSeqId: (i: number): number => seqNumber(b, lineStart[file(i)]),
+    insCode: (i: number): string => insStr(b, lineStart[file(i)]),
+    chainName: (i: number): string => chainStr(b, lineStart[file(i)]),
+    bFactor: (i: number): number => {
+      const f = file(i);
+      return lineLength[f] >= 66 ? fieldFloat(b, lineStart[f] + 60, lineStart[f] + 66) : 0;
+    },
+    occupancy: (i: number): number => (atoms.occupancyBlank ? 1 : fieldFloat(b, lineStart[file(i)] + 54, lineStart[file(i)] + 60)),
+    atomKey: (i: number): number | string => {
+      const f = file(i);
+      return atomKeys[f] < 0 ? (atomKeyStrings.get(f) as string) : atomKeys[f];
+    },
   };
 }
 
 /** Mol*'s guessElementSymbolTokens over bytes: [start, end) of the guessed symbol. */
-function guessElement(b: Uint8Array, start: number, end: number): [number, number] {
+function guessElement(b: Uint8Array, start: number, end: number): void {
   let s = start;
   let e = end - 1;
   let c = b[s];
@@ -888,8 +967,11 @@ function guessElement(b: Uint8Array, start: number, end: number): [number, numbe
   c = b[e];
   while ((c === SP || (c >= 48 && c <= 57)) && e >= s) c = b[--e];
   ++e;
-  if (s === e) return [s, e];
-  if (s + 1 === e) return [s, e];
+  if (s === e || s + 1 === e) {
+    guessStart = s;
+    guessEnd = e;
+    return;
+  }
   c = b[s];
   if (s + 2 === e) {
     const c2 = b[s + 1];
@@ -902,12 +984,17 @@ function guessElement(b: Uint8Array, start: number, end: number): [number, numbe
       ((c === 65 || c === 97) && (c2 === 83 || c2 === 115)) ||
       ((c === 76 || c === 108) && (c2 === 73 || c2 === 105)) ||
       ((c === 71 || c === 103) && (c2 === 65 || c2 === 97))
-    )
-      return [s, s + 2];
+    ) {
+      guessStart = s;
+      guessEnd = s + 2;
+      return;
+    }
   }
-  if (c === 67 || c === 99 || c === 72 || c === 104 || c === 78 || c === 110 || c === 79 || c === 111 || c === 80 || c === 112 || c === 83 || c === 115)
-    return [s, s + 1];
-  return [s, s];
+  guessStart = s;
+  guessEnd =
+    c === 67 || c === 99 || c === 72 || c === 104 || c === 78 || c === 110 || c === 79 || c === 111 || c === 80 || c === 112 || c === 83 || c === 115
+      ? s + 1
+      : s;
 }
 
 /** The summary's view (summarize.ts) of the atoms read above. */
@@ -943,6 +1030,7 @@ export function pdbAtomTable(atoms: PdbAtoms): AtomTable {
     entityType: (r) => residueEntityType[r],
     entityCount: atoms.entityCount,
     componentName: atoms.componentName,
+    atomKey: read.atomKey,
   };
 }
 

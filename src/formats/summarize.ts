@@ -59,6 +59,11 @@ export interface AtomTable {
   entityType(residue: number): string | undefined;
   entityCount: number;
   componentName(compId: string): string | undefined;
+  /**
+   * Optional: a value equal for two atoms exactly when their atomName and altId both are. Spares
+   * building a string per atom for the duplicate-atom check (large files).
+   */
+  atomKey?(atom: number): number | string;
 }
 
 /** The atom table of a Mol* model. */
@@ -169,7 +174,7 @@ export function summarizeAtoms(table: AtomTable, problems: Problem[], warnings: 
   let firstDuplicate: string | undefined;
   let waters = 0;
   let hasInsertionCodes = false;
-  const names = new Set<string>();
+  const names = new Set<string | number>();
   const offsets = table.residueOffsets;
   for (let r = 0; r < table.residueCount; r++) {
     if (!hasInsertionCodes && table.insCode(r) !== '') hasInsertionCodes = true;
@@ -179,7 +184,7 @@ export function summarizeAtoms(table: AtomTable, problems: Problem[], warnings: 
       const end = offsets[r + 1];
       names.clear();
       for (let a = firstAtom; a < end; a++) {
-        const key = `${table.atomName(a)}\u0000${table.altId(a)}`;
+        const key = table.atomKey ? table.atomKey(a) : `${table.atomName(a)}\u0000${table.altId(a)}`;
         if (names.has(key)) {
           duplicates++;
           firstDuplicate ??= `${table.atomName(a)} of ${comp} ${table.authSeqId(r)}${table.insCode(r)} in chain ${table.chainName(a)}`;
