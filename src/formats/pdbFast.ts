@@ -123,6 +123,7 @@ function stringCode(text: string): number {
 }
 
 const latin1 = (b: Uint8Array, s: number, e: number): string => {
+  if (e - s > 16) return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1', s, e);
   let out = '';
   for (let i = s; i < e; i++) out += String.fromCharCode(b[i]);
   return out;
@@ -263,14 +264,61 @@ class GrowableF32 {
   constructor(capacity: number) {
     this.array = new Float32Array(capacity);
   }
-  push(v: number) {
-    if (this.length === this.array.length) {
-      const next = new Float32Array(this.array.length * 2);
-      next.set(this.array);
-      this.array = next;
-    }
-    this.array[this.length++] = v;
+  grow() {
+    const next = new Float32Array(this.array.length * 2);
+    next.set(this.array);
+    this.array = next;
   }
+}
+
+/**
+ * fieldFloat over the 8 columns at `start`, stored straight into `into[at]` (as Mol*'s Float32Array
+ * does): returning the double would box it, three times per atom.
+ */
+function coordinateInto(b: Uint8Array, start: number, into: Float32Array, at: number): void {
+  const end = start + 8;
+  let i = start;
+  let c = b[i];
+  while ((c === TAB || c === SP) && i < end) c = b[++i];
+  let last = end - 1;
+  c = b[last];
+  while ((c === TAB || c === SP) && last >= i) c = b[--last];
+  const stop = last + 1;
+  let neg = 1.0;
+  let ret = 0.0;
+  if (b[i] === 45) {
+    neg = -1;
+    ++i;
+  } else if (b[i] === 43) ++i;
+  while (i < stop) {
+    const d = b[i] - 48;
+    if (d >= 0 && d < 10) {
+      ret = ret * 10 + d;
+      ++i;
+    } else if (d === -2) {
+      ++i;
+      let point = 0.0;
+      let div = 1.0;
+      while (i < stop) {
+        const f = b[i] - 48;
+        if (f >= 0 && f < 10) {
+          point = 10.0 * point + f;
+          div = 10.0 * div;
+          ++i;
+        } else break;
+      }
+      if (i < stop && (b[i] === 101 || b[i] === 69)) {
+        into[at] = scientific(neg * (ret + point / div), b, i + 1, stop) || 0;
+        return;
+      }
+      into[at] = neg * (ret + point / div) || 0;
+      return;
+    } else if (d === 53 || d === 21) {
+      into[at] = scientific(neg * ret, b, i + 1, stop) || 0;
+      return;
+    } else break;
+  }
+  into[at] = neg * ret || 0;
 }
 
 class GrowableF64 {
@@ -408,9 +456,14 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54): PdbAtoms | 
         terPending = false;
         if (firstModel === 0) firstModel = modelNum;
         if (modelNum === firstModel) {
-          xs.push(Math.fround(fieldFloat(b, s + 30, s + 38)));
-          ys.push(Math.fround(fieldFloat(b, s + 38, s + 46)));
-          zs.push(Math.fround(fieldFloat(b, s + 46, s + 54)));
+          if (xs.length === xs.array.length) {
+            xs.grow();
+            ys.grow();
+            zs.grow();
+          }
+          coordinateInto(b, s + 30, xs.array, xs.length++);
+          coordinateInto(b, s + 38, ys.array, ys.length++);
+          coordinateInto(b, s + 46, zs.array, zs.length++);
           // Element: columns 77-78 when the line reaches them and they are not blank, else guessed from the name.
           let ts = s;
           let te = s;
@@ -423,7 +476,8 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54): PdbAtoms | 
             ts = guessStart;
             te = guessEnd;
           }
-          const symbolCode = code(b, ts, te);
+          // A small integer (no boxing as a Map key): symbols are at most 2 characters, guesses too.
+          const symbolCode = te - ts <= 2 ? ((te - ts) << 16) | (te > ts ? b[ts] << 8 : 0) | (te - ts === 2 ? b[ts + 1] : 0) : -1 - code(b, ts, te);
           let symbol = symbolIndex.get(symbolCode);
           if (symbol === undefined) {
             symbol = symbols.length;
@@ -442,7 +496,8 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54): PdbAtoms | 
                 seqNumber(b, p) !== seqNumber(b, s)))
           ) {
             names.length = 0;
-            nameCounts.clear();
+            // Map.clear() allocates a new table: only when the map was used (long residues, repeats).
+            if (nameCounts.size > 0) nameCounts.clear();
           }
           const nts = trimStart(b, s + 12, s + 16);
           const nte = trimEnd(b, nts, s + 16);
@@ -1031,6 +1086,7 @@ export function pdbAtomTable(atoms: PdbAtoms): AtomTable {
     entityCount: atoms.entityCount,
     componentName: atoms.componentName,
     atomKey: read.atomKey,
+    coordinates: atoms.order ? undefined : { x: atoms.x, y: atoms.y, z: atoms.z },
   };
 }
 
