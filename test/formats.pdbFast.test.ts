@@ -13,7 +13,7 @@ import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { align } from 'molstar/lib/mol-model/sequence/alignment/alignment.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { diffStructures } from '../src/formats/diff.js';
+import { diffStructures, readAtoms } from '../src/formats/diff.js';
 import { parsePdbFast, parseStructure, parseStructureBytes } from '../src/formats/parse.js';
 import { alignSequences, lastDecline, readPdbAtoms } from '../src/formats/pdbFast.js';
 import type { ParseOutcome } from '../src/formats/types.js';
@@ -218,6 +218,18 @@ describe.skipIf(!hasCorpus /* ../shared/corpus is absent in a fresh clone */)(
       },
       600_000,
     );
+
+    it('gives the structure diff the same atom table as the reference for every corpus PDB file', async () => {
+      let compared = 0;
+      for (const file of pdbFiles) {
+        const bytes = await content(file);
+        const reference = await readAtoms({ bytes, format: 'pdb' }, { reference: true }).catch((error: Error) => error.message);
+        const fast = await readAtoms({ bytes, format: 'pdb' }).catch((error: Error) => error.message);
+        expect(fast, path.basename(file)).toEqual(reference);
+        compared++;
+      }
+      expect(compared).toBe(pdbFiles.length);
+    }, 300_000);
 
     it('gives the structure diff the same atoms as the reference (gemmi-written 1FFK, moved)', async () => {
       const out = path.join(scratch, '1ffk.pdb');

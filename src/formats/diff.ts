@@ -5,8 +5,8 @@
  */
 import type { Model } from 'molstar/lib/mol-model/structure.js';
 import { Task } from 'molstar/lib/mol-task/index.js';
-import { readTrajectory } from './parse.js';
-import { type PdbAtoms, pdbAtomReaders, readPdbAtoms } from './pdbFast.js';
+import { framesSeparatedByEnd, normalisePdbModels, readTrajectory } from './parse.js';
+import { lastDecline, MODEL_REWRITE, type PdbAtoms, pdbAtomReaders, readPdbAtoms } from './pdbFast.js';
 import type { Format, Problem } from './types.js';
 
 export interface DiffOptions {
@@ -110,7 +110,12 @@ export async function readAtoms(source: DiffInput, options: { reference?: boolea
   if (source.format === 'pdb' && !options.reference) {
     const bytes = 'bytes' in source ? source.bytes : Buffer.from(source.text, 'latin1');
     // Occupancy is compared, so atom lines must reach its columns.
-    const atoms = readPdbAtoms(bytes, 60);
+    let atoms = readPdbAtoms(bytes, 60);
+    if (!atoms && lastDecline === MODEL_REWRITE) {
+      // The same rewrites as readTrajectory, then the byte-level reader on their result.
+      const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+      atoms = readPdbAtoms(Buffer.from(normalisePdbModels(framesSeparatedByEnd(text, []), []), 'latin1'), 60, true);
+    }
     if (atoms) return pdbTable(atoms);
   }
   return readAtomsReference(textOf(source), source.format);

@@ -13,7 +13,7 @@ import { trajectoryFromSdf } from 'molstar/lib/mol-model-formats/structure/sdf.j
 import { trajectoryFromXyz } from 'molstar/lib/mol-model-formats/structure/xyz.js';
 import { Task } from 'molstar/lib/mol-task/index.js';
 import { type RecordScan, type RecordSpan, recordText, scanMol2, scanSdf, scanXyz } from './checks.js';
-import { pdbAtomTable, readPdbAtoms } from './pdbFast.js';
+import { lastDecline, MODEL_REWRITE, pdbAtomTable, readPdbAtoms } from './pdbFast.js';
 import { inspectSessionBytes } from './session.js';
 import { summarizeAtoms, summarizeModel } from './summarize.js';
 import { type CifAtoms, cifAtomTable } from './summarizeCif.js';
@@ -151,14 +151,20 @@ export const FAST_PDB_PARSER = 'molvault pdb reader (as molstar 5.11.0)';
 export function parsePdbFast(bytes: Uint8Array): ParseOutcome | undefined {
   const started = performance.now();
   let atoms: ReturnType<typeof readPdbAtoms>;
+  const warnings: Problem[] = [];
   try {
     atoms = readPdbAtoms(bytes);
+    if (!atoms && lastDecline === MODEL_REWRITE) {
+      // The same rewrites as readTrajectory, then the byte-level reader on their result.
+      const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+      atoms = readPdbAtoms(Buffer.from(normalisePdbModels(framesSeparatedByEnd(text, warnings), warnings), 'latin1'), 54, true);
+    }
   } catch {
     return undefined;
   }
   if (!atoms) return undefined;
   const problems: Problem[] = [];
-  const warnings: Problem[] = [...atoms.warnings];
+  warnings.push(...atoms.warnings);
   const summary = summarizeAtoms(pdbAtomTable(atoms), problems, warnings, true);
   summary.models = atoms.models;
   const { idCode, depDate } = atoms.header;

@@ -235,6 +235,13 @@ export interface PdbAtoms {
   header: { idCode?: string; depDate?: string };
 }
 
+/**
+ * The decline that means: the reference rewrites this file's MODEL/ENDMDL/END records first
+ * (framesSeparatedByEnd, normalisePdbModels in parse.ts). The caller can apply the same rewrite and
+ * read the result with `modelsNormalised`.
+ */
+export const MODEL_REWRITE = 'the reference rewrites MODEL records';
+
 /** Why the fast reader left a file to the reference path (for tests and profiling). */
 export let lastDecline = '';
 const decline = (why: string): undefined => {
@@ -344,9 +351,10 @@ let guessEnd = 0;
 /**
  * Reads a PDB file's atoms the way Mol* does. Returns undefined when the file needs something
  * only the reference path does (see the module comment); `minLineLength` is how many columns
- * every atom line must have (54 for the coordinates, 60 when occupancy is read).
+ * every atom line must have (54 for the coordinates, 60 when occupancy is read); `modelsNormalised`
+ * says the text already went through the reference's MODEL rewrites.
  */
-export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54): PdbAtoms | undefined {
+export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54, modelsNormalised = false): PdbAtoms | undefined {
   lastDecline = '';
   const n = bytes.length;
   const b = bytes;
@@ -425,7 +433,7 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54): PdbAtoms | 
           modelNum = 1;
           modelStarts.push(atomLines.length);
         }
-        if (!normInModel && normModel > 0) return decline('atoms after ENDMDL without MODEL');
+        if (!normInModel && normModel > 0 && !modelsNormalised) return decline(MODEL_REWRITE);
         if (sawEndLine && !anyModelLine) endThenAtoms = true;
         if (!wide && nl - s > 21 && b[s + 20] !== SP) wide = true;
         const ins = b[s + 26];
@@ -577,7 +585,7 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54): PdbAtoms | 
         let ok = true;
         for (; k < s + 10; k++) if (b[k] !== SP || k >= nl) ok = false;
         while (k < nl && isSpace(b[k])) k++;
-        if (!ok || !(b[k] >= 48 && b[k] <= 57) || k >= nl) return decline('MODEL without a number');
+        if ((!ok || !(b[k] >= 48 && b[k] <= 57) || k >= nl) && !modelsNormalised) return decline(MODEL_REWRITE);
         if (startsWith(b, s, e, 'MODEL ')) {
           modelNum++;
           modelStarts.push(atomLines.length);
@@ -597,7 +605,7 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54): PdbAtoms | 
     }
   }
   // The reference splits frames at END records when there are no MODEL records (framesSeparatedByEnd).
-  if (endThenAtoms && !anyModelLine) return decline('frames separated by END');
+  if (endThenAtoms && !anyModelLine && !modelsNormalised) return decline(MODEL_REWRITE);
   // Any bare "MODEL" line or ENDMDL makes the reference rewrite the text; the rewrite is a no-op
   // exactly when every MODEL line is numbered and no atom follows ENDMDL outside a model: checked above.
   const total = atomLines.length;
