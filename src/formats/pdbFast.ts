@@ -646,7 +646,7 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54, modelsNormal
     const s = lineAt[i];
     const ts = trimStart(b, s + 17, s + 21);
     const te = trimEnd(b, ts, s + 21);
-    const k = code(b, ts, te);
+    const k = smallCode(b, ts, te);
     let v = compStrings.get(k);
     if (v === undefined) {
       v = tokenStr(latin1(b, ts, te));
@@ -655,6 +655,9 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54, modelsNormal
     return v;
   };
   const asymOf = (i: number): string => chainStr(b, lineAt[i]);
+  const moleculeTypes = new Map<string, ReturnType<typeof getMoleculeType>>();
+  // getEntityId gives the same entity for the same label_asym_id and component every time: worked out once per pair.
+  const entities = new Map<string, Map<string, string>>();
 
   // Components and entities, over every model's atoms in file order (pdbToMmCif).
   const componentBuilder = new ComponentBuilder(
@@ -678,9 +681,24 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54, modelsNormal
   for (let r = 0; r < runCount; r++) {
     const i = starts[r];
     const comp = compOf(i);
-    const moleculeType = getMoleculeType(componentBuilder.add(comp, i).type, comp);
+    let moleculeType = moleculeTypes.get(comp);
+    if (moleculeType === undefined) {
+      // The first atom of a component decides its type (ComponentBuilder.add reads its residue's atom names).
+      moleculeType = getMoleculeType(componentBuilder.add(comp, i).type, comp);
+      moleculeTypes.set(comp, moleculeType);
+    }
     const asym = labels.run(asymOf(i), runModel.array[r], runTer.array[r] === 1, runEnd(r) - i);
-    runEntity[r] = entityBuilder.getEntityId(comp, moleculeType, asym);
+    let byComp = entities.get(asym);
+    if (!byComp) {
+      byComp = new Map();
+      entities.set(asym, byComp);
+    }
+    let entity = byComp.get(comp);
+    if (entity === undefined) {
+      entity = entityBuilder.getEntityId(comp, moleculeType, asym) as string;
+      byComp.set(comp, entity);
+    }
+    runEntity[r] = entity;
   }
   if (seqresMap) {
     // The reference fails here when SEQRES names chains but no atom is a polymer: leave that to it.
@@ -921,15 +939,29 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54, modelsNormal
   };
 }
 
+/** One-character strings, made once. */
+const CHARS = Array.from({ length: 256 }, (_, c) => String.fromCharCode(c));
+
 function insStr(b: Uint8Array, s: number): string {
   const c = b[s + 26];
-  return c === SP || c === 46 || c === 63 ? '' : String.fromCharCode(c);
+  return c === SP || c === 46 || c === 63 ? '' : CHARS[c];
 }
 
 /** The chain id as Mol* reads it: column 22 alone ('' for '.' and '?'). */
 function chainStr(b: Uint8Array, s: number): string {
   const c = b[s + 21];
-  return c === 46 || c === 63 ? '' : String.fromCharCode(c);
+  return c === 46 || c === 63 ? '' : CHARS[c];
+}
+
+/** code() for tokens of up to 3 bytes as a small integer (no boxing as a Map key); longer ones as negative codes. */
+function smallCode(b: Uint8Array, s: number, e: number): number {
+  const len = e - s;
+  if (len > 3) return -1 - code(b, s, e);
+  let v = len << 24;
+  if (len > 0) v |= b[s] << 16;
+  if (len > 1) v |= b[s + 1] << 8;
+  if (len > 2) v |= b[s + 2];
+  return v;
 }
 
 /** The residue number as Mol*'s integer column reads it. */
