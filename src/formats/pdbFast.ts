@@ -204,13 +204,13 @@ export interface PdbAtoms {
   atomCount: number;
   /** File index (within the first model) of the atom at each position of Mol*'s sorted order; undefined when that order is the file's. */
   order: Int32Array | undefined;
-  /** Per atom, in file order: line start, line length (capped at 255), coordinates as Mol* stores them (32-bit floats). */
+  /** Per atom, in file order: line start and line length (capped at 255). */
   lineStart: Int32Array;
   lineLength: Uint8Array;
+  /** Per atom, in Mol*'s order: coordinates as Mol* stores them (32-bit floats), index into `symbols` of the element symbol. */
   x: Float32Array;
   y: Float32Array;
   z: Float32Array;
-  /** Per atom, in file order: index into `symbols` of its element symbol (as Mol*'s ElementSymbol gives it). */
   element: Uint8Array;
   symbols: string[];
   /** Residue and chain starts, as positions in Mol*'s order. */
@@ -225,7 +225,7 @@ export interface PdbAtoms {
   models: number;
   /** label_atom_id suffixes Mol* gives repeated atom names within a residue (file index → n of name_n). */
   nameSuffix: Map<number, number>;
-  /** Name and altloc as one value (AtomTable.atomKey), by file index. */
+  /** Name and altloc as one value (AtomTable.atomKey), in Mol*'s order; a negative value means: the string in atomKeyStrings (by file index). */
   atomKeys: Float64Array;
   atomKeyStrings: Map<number, string>;
   /** True when every occupancy field is blank (Mol* then reads occupancy 1 for all). */
@@ -344,6 +344,291 @@ class GrowableF64 {
   }
 }
 
+/** What the pass over the lines collects. */
+interface ScanState {
+  atomLines: Growable;
+  atomLength: Growable8;
+  modelStarts: number[];
+  modelNum: number;
+  anyModelLine: boolean;
+  endThenAtoms: boolean;
+  sawEndLine: boolean;
+  normModel: number;
+  normInModel: boolean;
+  wide: boolean;
+  hasAssemblies: boolean;
+  anyInsCode: boolean;
+  occupancyBlank: boolean;
+  hetnamBlocks: string[][];
+  seqresLines: string[] | undefined;
+  seqresOpen: boolean;
+  compndBlocks: string[][];
+  compndOpen: boolean;
+  hetnamOpen: boolean;
+  idCode: string | undefined;
+  depDate: string | undefined;
+  runStart: Growable;
+  runTer: Growable8;
+  runModel: Growable;
+  terPending: boolean;
+  prevLine: number;
+  prevModel: number;
+  firstModel: number;
+  xs: GrowableF32;
+  ys: GrowableF32;
+  zs: GrowableF32;
+  elements: Growable8;
+  keys: GrowableF64;
+  symbolIndex: Map<number, number>;
+  symbols: string[];
+  nameSuffix: Map<number, number>;
+  atomKeyStrings: Map<number, string>;
+  names: number[];
+  nameCounts: Map<number, number>;
+}
+
+function newScanState(n: number): ScanState {
+  const guess = Math.max(1024, Math.ceil(n / 81));
+  return {
+    atomLines: new Growable(guess),
+    atomLength: new Growable8(guess),
+    modelStarts: [],
+    modelNum: 0,
+    anyModelLine: false,
+    endThenAtoms: false,
+    sawEndLine: false,
+    normModel: 0,
+    normInModel: false,
+    wide: false,
+    hasAssemblies: false,
+    anyInsCode: false,
+    occupancyBlank: true,
+    hetnamBlocks: [],
+    seqresLines: undefined,
+    seqresOpen: false,
+    compndBlocks: [],
+    compndOpen: false,
+    hetnamOpen: false,
+    idCode: undefined,
+    depDate: undefined,
+    runStart: new Growable(Math.max(1024, guess >> 3)),
+    runTer: new Growable8(Math.max(1024, guess >> 3)),
+    runModel: new Growable(Math.max(1024, guess >> 3)),
+    terPending: false,
+    prevLine: -1,
+    prevModel: -1,
+    firstModel: 0,
+    xs: new GrowableF32(guess),
+    ys: new GrowableF32(guess),
+    zs: new GrowableF32(guess),
+    elements: new Growable8(guess),
+    keys: new GrowableF64(guess),
+    symbolIndex: new Map<number, number>(),
+    symbols: [],
+    nameSuffix: new Map<number, number>(),
+    atomKeyStrings: new Map<number, string>(),
+    names: [],
+    nameCounts: new Map<number, number>(),
+  };
+}
+
+/** The one pass over the lines, in a function of its own so the optimiser keeps it whatever the later phases do. Returns a decline reason, or ''. */
+function scanLines(b: Uint8Array, minLineLength: number, modelsNormalised: boolean, st: ScanState): string {
+  const n = b.length;
+  let pos = 0;
+  while (pos < n) {
+    let nl = b.indexOf(10, pos);
+    if (nl < 0) nl = n;
+    const s = pos;
+    const e = nl > s && b[nl - 1] === 13 ? nl - 1 : nl;
+    pos = nl + 1;
+    const c0 = b[s];
+    if (c0 === 65 || c0 === 72) {
+      const isAtom = (c0 === 65 && startsWith(b, s, e, 'ATOM  ')) || (c0 === 72 && startsWith(b, s, e, 'HETATM'));
+      if (isAtom) {
+        st.seqresOpen = false;
+        st.compndOpen = false;
+        st.hetnamOpen = false;
+        const length = e - s;
+        if (length < minLineLength) return 'atom line too short';
+        if (!st.modelNum) {
+          st.modelNum = 1;
+          st.modelStarts.push(st.atomLines.length);
+        }
+        if (!st.normInModel && st.normModel > 0 && !modelsNormalised) return MODEL_REWRITE;
+        if (st.sawEndLine && !st.anyModelLine) st.endThenAtoms = true;
+        if (!st.wide && nl - s > 21 && b[s + 20] !== SP) st.wide = true;
+        const ins = b[s + 26];
+        if (!st.anyInsCode && ins !== SP && ins !== 46 && ins !== 63) st.anyInsCode = true;
+        if (st.occupancyBlank && trimStart(b, s + 54, s + 60) < trimEnd(b, s + 54, s + 60)) st.occupancyBlank = false;
+        const i = st.atomLines.length;
+        const p = st.prevLine;
+        // A new run?
+        if (
+          st.terPending ||
+          p < 0 ||
+          st.modelNum !== st.prevModel ||
+          b[p + 21] !== b[s + 21] ||
+          b[p + 26] !== ins ||
+          b[p + 22] !== b[s + 22] ||
+          b[p + 23] !== b[s + 23] ||
+          b[p + 24] !== b[s + 24] ||
+          b[p + 25] !== b[s + 25] ||
+          b[p + 17] !== b[s + 17] ||
+          b[p + 18] !== b[s + 18] ||
+          b[p + 19] !== b[s + 19] ||
+          b[p + 20] !== b[s + 20]
+        ) {
+          st.runStart.push(i);
+          st.runTer.push(st.terPending ? 1 : 0);
+          st.runModel.push(st.modelNum);
+        }
+        st.terPending = false;
+        if (st.firstModel === 0) st.firstModel = st.modelNum;
+        if (st.modelNum === st.firstModel) {
+          if (st.xs.length === st.xs.array.length) {
+            st.xs.grow();
+            st.ys.grow();
+            st.zs.grow();
+          }
+          coordinateInto(b, s + 30, st.xs.array, st.xs.length++);
+          coordinateInto(b, s + 38, st.ys.array, st.ys.length++);
+          coordinateInto(b, s + 46, st.zs.array, st.zs.length++);
+          // Element: columns 77-78 when the line reaches them and they are not blank, else guessed from the name.
+          let ts = s;
+          let te = s;
+          if (length >= 78) {
+            ts = trimStart(b, s + 76, s + 78);
+            te = trimEnd(b, ts, s + 78);
+          }
+          if (ts >= te) {
+            guessElement(b, s + 12, s + 16);
+            ts = guessStart;
+            te = guessEnd;
+          }
+          // A small integer (no boxing as a Map key): st.symbols are at most 2 characters, guesses too.
+          const symbolCode = te - ts <= 2 ? ((te - ts) << 16) | (te > ts ? b[ts] << 8 : 0) | (te - ts === 2 ? b[ts + 1] : 0) : -1 - code(b, ts, te);
+          let symbol = st.symbolIndex.get(symbolCode);
+          if (symbol === undefined) {
+            symbol = st.symbols.length;
+            if (symbol > 255) return 'too many distinct element st.symbols';
+            st.symbols.push(ElementSymbol(tokenStr(latin1(b, ts, te))) as string);
+            st.symbolIndex.set(symbolCode, symbol);
+          }
+          st.elements.push(symbol);
+          // A residue for getAtomSite ends where the chain, residue number (as an integer) or insertion code changes.
+          if (
+            p >= 0 &&
+            i > 0 &&
+            ((b[p + 21] !== b[s + 21] && chainStr(b, p) !== chainStr(b, s)) ||
+              (b[p + 26] !== ins && insStr(b, p) !== insStr(b, s)) ||
+              ((b[p + 22] !== b[s + 22] || b[p + 23] !== b[s + 23] || b[p + 24] !== b[s + 24] || b[p + 25] !== b[s + 25]) &&
+                seqNumber(b, p) !== seqNumber(b, s)))
+          ) {
+            st.names.length = 0;
+            // Map.clear() allocates a new table: only when the map was used (long residues, repeats).
+            if (st.nameCounts.size > 0) st.nameCounts.clear();
+          }
+          const nts = trimStart(b, s + 12, s + 16);
+          const nte = trimEnd(b, nts, s + 16);
+          const t = nte - nts === 1 && (b[nts] === 46 || b[nts] === 63) ? 0 : code(b, nts, nte);
+          let seen = false;
+          if (st.names.length < 64) {
+            for (let k = 0; k < st.names.length; k++) {
+              if (st.names[k] === t) {
+                seen = true;
+                break;
+              }
+            }
+            if (!seen) {
+              st.names.push(t);
+              if (st.names.length === 64) for (const v of st.names) st.nameCounts.set(v, st.nameCounts.get(v) ?? 0);
+            }
+          } else {
+            seen = st.nameCounts.has(t);
+            if (!seen) st.nameCounts.set(t, 0);
+          }
+          const alt = b[s + 16];
+          const altCode = alt === SP || alt === 46 || alt === 63 ? 0 : alt + 1;
+          let nameCode = t;
+          if (seen) {
+            const next = (st.nameCounts.get(t) ?? 0) + 1;
+            st.nameCounts.set(t, next);
+            st.nameSuffix.set(i, next);
+            const label = `${tokenStr(latin1(b, nts, nte))}_${next}`;
+            if (label.length > 4) {
+              st.atomKeyStrings.set(i, `${label}\u0000${altCode ? String.fromCharCode(alt) : ''}`);
+              nameCode = -1;
+            } else nameCode = stringCode(label);
+          }
+          st.keys.push(nameCode * 512 + altCode);
+        }
+        st.atomLines.push(s);
+        st.atomLength.push(length > 255 ? 255 : length);
+        st.prevLine = s;
+        st.prevModel = st.modelNum;
+        continue;
+      }
+    }
+    const isSeqres = c0 === 83 && startsWith(b, s, e, 'SEQRES');
+    const isCompnd = c0 === 67 && startsWith(b, s, e, 'COMPND');
+    const isHetnam = c0 === 72 && startsWith(b, s, e, 'HETNAM');
+    // Mol* reads SEQRES, COMPND and HETNAM in blocks of consecutive lines; only the first SEQRES block counts.
+    if (st.seqresOpen && !isSeqres) st.seqresOpen = false;
+    if (st.compndOpen && !isCompnd) st.compndOpen = false;
+    if (st.hetnamOpen && !isHetnam) st.hetnamOpen = false;
+    if (isHetnam) {
+      if (!st.hetnamOpen) st.hetnamBlocks.push([]);
+      st.hetnamOpen = true;
+      st.hetnamBlocks[st.hetnamBlocks.length - 1].push(latin1(b, s, e));
+    } else if (c0 === 72) {
+      if (startsWith(b, s, e, 'HEADER')) {
+        const line = latin1(b, s, e);
+        st.idCode = line.substring(62, 66).trim() || undefined;
+        st.depDate = line.substring(50, 59).trim() || undefined;
+      }
+    } else if (isSeqres) {
+      if (!st.seqresLines) {
+        st.seqresLines = [];
+        st.seqresOpen = true;
+      }
+      if (st.seqresOpen) st.seqresLines.push(latin1(b, s, e));
+    } else if (isCompnd) {
+      if (!st.compndOpen) st.compndBlocks.push([]);
+      st.compndOpen = true;
+      st.compndBlocks[st.compndBlocks.length - 1].push(latin1(b, s, e));
+    } else if (c0 === 77) {
+      if (startsWith(b, s, e, 'MODEL')) {
+        st.anyModelLine = true;
+        st.normModel++;
+        st.normInModel = true;
+        // The reference rewrites MODEL lines without a number (normalisePdbModels).
+        let k = s + 5;
+        let ok = true;
+        for (; k < s + 10; k++) if (b[k] !== SP || k >= nl) ok = false;
+        while (k < nl && isSpace(b[k])) k++;
+        if ((!ok || !(b[k] >= 48 && b[k] <= 57) || k >= nl) && !modelsNormalised) return MODEL_REWRITE;
+        if (startsWith(b, s, e, 'MODEL ')) {
+          st.modelNum++;
+          st.modelStarts.push(st.atomLines.length);
+        }
+      }
+    } else if (c0 === 69) {
+      if (startsWith(b, s, e, 'ENDMDL')) st.normInModel = false;
+      else if (startsWith(b, s, e, 'END')) {
+        let blank = true;
+        for (let k = s + 3; k < nl; k++) if (!isSpace(b[k])) blank = false;
+        if (blank) st.sawEndLine = true;
+      }
+    } else if (c0 === 84) {
+      if (startsWith(b, s, e, 'TER')) st.terPending = true;
+    } else if (c0 === 82) {
+      if (!st.hasAssemblies && startsWith(b, s, e, 'REMARK 350')) st.hasAssemblies = true;
+    }
+  }
+  return '';
+}
+
 // guessElement's result (two numbers; a tuple per atom would be garbage to collect).
 let guessStart = 0;
 let guessEnd = 0;
@@ -363,247 +648,36 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54, modelsNormal
     if (b[cr + 1] !== 10) return decline('lone carriage return');
   }
 
-  const guess = Math.max(1024, Math.ceil(n / 81));
-  const atomLines = new Growable(guess);
-  const atomLength = new Growable8(guess);
-  /** Atom index at which each model number starts (model numbers are 1-based, consecutive). */
-  const modelStarts: number[] = [];
-  let modelNum = 0;
-  let anyModelLine = false;
-  let endThenAtoms = false;
-  let sawEndLine = false;
-  // normalisePdbModels (parse.ts) state: the reference rewrites such files; they are left to it.
-  let normModel = 0;
-  let normInModel = false;
-  let wide = false;
-  let hasAssemblies = false;
-  let anyInsCode = false;
-  let occupancyBlank = true;
-  const hetnamBlocks: string[][] = [];
-  let seqresLines: string[] | undefined;
-  let seqresOpen = false;
-  const compndBlocks: string[][] = [];
-  let compndOpen = false;
-  let hetnamOpen = false;
-  let idCode: string | undefined;
-  let depDate: string | undefined;
-
-  // Runs: consecutive atoms that share model, chain, residue number, insertion code and residue
-  // name, with no TER between. Everything Mol* derives per atom (component, entity, label_asym_id,
-  // label_seq_id) is constant over a run, so it is worked out once per run.
-  const runStart = new Growable(Math.max(1024, guess >> 3));
-  const runTer = new Growable8(Math.max(1024, guess >> 3));
-  const runModel = new Growable(Math.max(1024, guess >> 3));
-  let terPending = false;
-  let prevLine = -1;
-  let prevModel = -1;
-
-  // The first model's atoms: coordinates, element, and name + altloc keys, read while the line is at hand.
-  let firstModel = 0;
-  const xs = new GrowableF32(guess);
-  const ys = new GrowableF32(guess);
-  const zs = new GrowableF32(guess);
-  const elements = new Growable8(guess);
-  const keys = new GrowableF64(guess);
-  const symbolIndex = new Map<number, number>();
-  const symbols: string[] = [];
-  const nameSuffix = new Map<number, number>();
-  const atomKeyStrings = new Map<number, string>();
-  // getAtomSite's label_atom_id: repeated names within a residue become name_1, name_2, ...
-  const names: number[] = [];
-  const nameCounts = new Map<number, number>();
-
-  let pos = 0;
-  while (pos < n) {
-    let nl = b.indexOf(10, pos);
-    if (nl < 0) nl = n;
-    const s = pos;
-    const e = nl > s && b[nl - 1] === 13 ? nl - 1 : nl;
-    pos = nl + 1;
-    const c0 = b[s];
-    if (c0 === 65 || c0 === 72) {
-      const isAtom = (c0 === 65 && startsWith(b, s, e, 'ATOM  ')) || (c0 === 72 && startsWith(b, s, e, 'HETATM'));
-      if (isAtom) {
-        seqresOpen = false;
-        compndOpen = false;
-        hetnamOpen = false;
-        const length = e - s;
-        if (length < minLineLength) return decline('atom line too short');
-        if (!modelNum) {
-          modelNum = 1;
-          modelStarts.push(atomLines.length);
-        }
-        if (!normInModel && normModel > 0 && !modelsNormalised) return decline(MODEL_REWRITE);
-        if (sawEndLine && !anyModelLine) endThenAtoms = true;
-        if (!wide && nl - s > 21 && b[s + 20] !== SP) wide = true;
-        const ins = b[s + 26];
-        if (!anyInsCode && ins !== SP && ins !== 46 && ins !== 63) anyInsCode = true;
-        if (occupancyBlank && trimStart(b, s + 54, s + 60) < trimEnd(b, s + 54, s + 60)) occupancyBlank = false;
-        const i = atomLines.length;
-        const p = prevLine;
-        // A new run?
-        if (
-          terPending ||
-          p < 0 ||
-          modelNum !== prevModel ||
-          b[p + 21] !== b[s + 21] ||
-          b[p + 26] !== ins ||
-          b[p + 22] !== b[s + 22] ||
-          b[p + 23] !== b[s + 23] ||
-          b[p + 24] !== b[s + 24] ||
-          b[p + 25] !== b[s + 25] ||
-          b[p + 17] !== b[s + 17] ||
-          b[p + 18] !== b[s + 18] ||
-          b[p + 19] !== b[s + 19] ||
-          b[p + 20] !== b[s + 20]
-        ) {
-          runStart.push(i);
-          runTer.push(terPending ? 1 : 0);
-          runModel.push(modelNum);
-        }
-        terPending = false;
-        if (firstModel === 0) firstModel = modelNum;
-        if (modelNum === firstModel) {
-          if (xs.length === xs.array.length) {
-            xs.grow();
-            ys.grow();
-            zs.grow();
-          }
-          coordinateInto(b, s + 30, xs.array, xs.length++);
-          coordinateInto(b, s + 38, ys.array, ys.length++);
-          coordinateInto(b, s + 46, zs.array, zs.length++);
-          // Element: columns 77-78 when the line reaches them and they are not blank, else guessed from the name.
-          let ts = s;
-          let te = s;
-          if (length >= 78) {
-            ts = trimStart(b, s + 76, s + 78);
-            te = trimEnd(b, ts, s + 78);
-          }
-          if (ts >= te) {
-            guessElement(b, s + 12, s + 16);
-            ts = guessStart;
-            te = guessEnd;
-          }
-          // A small integer (no boxing as a Map key): symbols are at most 2 characters, guesses too.
-          const symbolCode = te - ts <= 2 ? ((te - ts) << 16) | (te > ts ? b[ts] << 8 : 0) | (te - ts === 2 ? b[ts + 1] : 0) : -1 - code(b, ts, te);
-          let symbol = symbolIndex.get(symbolCode);
-          if (symbol === undefined) {
-            symbol = symbols.length;
-            if (symbol > 255) return decline('too many distinct element symbols');
-            symbols.push(ElementSymbol(tokenStr(latin1(b, ts, te))) as string);
-            symbolIndex.set(symbolCode, symbol);
-          }
-          elements.push(symbol);
-          // A residue for getAtomSite ends where the chain, residue number (as an integer) or insertion code changes.
-          if (
-            p >= 0 &&
-            i > 0 &&
-            ((b[p + 21] !== b[s + 21] && chainStr(b, p) !== chainStr(b, s)) ||
-              (b[p + 26] !== ins && insStr(b, p) !== insStr(b, s)) ||
-              ((b[p + 22] !== b[s + 22] || b[p + 23] !== b[s + 23] || b[p + 24] !== b[s + 24] || b[p + 25] !== b[s + 25]) &&
-                seqNumber(b, p) !== seqNumber(b, s)))
-          ) {
-            names.length = 0;
-            // Map.clear() allocates a new table: only when the map was used (long residues, repeats).
-            if (nameCounts.size > 0) nameCounts.clear();
-          }
-          const nts = trimStart(b, s + 12, s + 16);
-          const nte = trimEnd(b, nts, s + 16);
-          const t = nte - nts === 1 && (b[nts] === 46 || b[nts] === 63) ? 0 : code(b, nts, nte);
-          let seen = false;
-          if (names.length < 64) {
-            for (let k = 0; k < names.length; k++) {
-              if (names[k] === t) {
-                seen = true;
-                break;
-              }
-            }
-            if (!seen) {
-              names.push(t);
-              if (names.length === 64) for (const v of names) nameCounts.set(v, nameCounts.get(v) ?? 0);
-            }
-          } else {
-            seen = nameCounts.has(t);
-            if (!seen) nameCounts.set(t, 0);
-          }
-          const alt = b[s + 16];
-          const altCode = alt === SP || alt === 46 || alt === 63 ? 0 : alt + 1;
-          let nameCode = t;
-          if (seen) {
-            const next = (nameCounts.get(t) ?? 0) + 1;
-            nameCounts.set(t, next);
-            nameSuffix.set(i, next);
-            const label = `${tokenStr(latin1(b, nts, nte))}_${next}`;
-            if (label.length > 4) {
-              atomKeyStrings.set(i, `${label}\u0000${altCode ? String.fromCharCode(alt) : ''}`);
-              nameCode = -1;
-            } else nameCode = stringCode(label);
-          }
-          keys.push(nameCode * 512 + altCode);
-        }
-        atomLines.push(s);
-        atomLength.push(length > 255 ? 255 : length);
-        prevLine = s;
-        prevModel = modelNum;
-        continue;
-      }
-    }
-    const isSeqres = c0 === 83 && startsWith(b, s, e, 'SEQRES');
-    const isCompnd = c0 === 67 && startsWith(b, s, e, 'COMPND');
-    const isHetnam = c0 === 72 && startsWith(b, s, e, 'HETNAM');
-    // Mol* reads SEQRES, COMPND and HETNAM in blocks of consecutive lines; only the first SEQRES block counts.
-    if (seqresOpen && !isSeqres) seqresOpen = false;
-    if (compndOpen && !isCompnd) compndOpen = false;
-    if (hetnamOpen && !isHetnam) hetnamOpen = false;
-    if (isHetnam) {
-      if (!hetnamOpen) hetnamBlocks.push([]);
-      hetnamOpen = true;
-      hetnamBlocks[hetnamBlocks.length - 1].push(latin1(b, s, e));
-    } else if (c0 === 72) {
-      if (startsWith(b, s, e, 'HEADER')) {
-        const line = latin1(b, s, e);
-        idCode = line.substring(62, 66).trim() || undefined;
-        depDate = line.substring(50, 59).trim() || undefined;
-      }
-    } else if (isSeqres) {
-      if (!seqresLines) {
-        seqresLines = [];
-        seqresOpen = true;
-      }
-      if (seqresOpen) seqresLines.push(latin1(b, s, e));
-    } else if (isCompnd) {
-      if (!compndOpen) compndBlocks.push([]);
-      compndOpen = true;
-      compndBlocks[compndBlocks.length - 1].push(latin1(b, s, e));
-    } else if (c0 === 77) {
-      if (startsWith(b, s, e, 'MODEL')) {
-        anyModelLine = true;
-        normModel++;
-        normInModel = true;
-        // The reference rewrites MODEL lines without a number (normalisePdbModels).
-        let k = s + 5;
-        let ok = true;
-        for (; k < s + 10; k++) if (b[k] !== SP || k >= nl) ok = false;
-        while (k < nl && isSpace(b[k])) k++;
-        if ((!ok || !(b[k] >= 48 && b[k] <= 57) || k >= nl) && !modelsNormalised) return decline(MODEL_REWRITE);
-        if (startsWith(b, s, e, 'MODEL ')) {
-          modelNum++;
-          modelStarts.push(atomLines.length);
-        }
-      }
-    } else if (c0 === 69) {
-      if (startsWith(b, s, e, 'ENDMDL')) normInModel = false;
-      else if (startsWith(b, s, e, 'END')) {
-        let blank = true;
-        for (let k = s + 3; k < nl; k++) if (!isSpace(b[k])) blank = false;
-        if (blank) sawEndLine = true;
-      }
-    } else if (c0 === 84) {
-      if (startsWith(b, s, e, 'TER')) terPending = true;
-    } else if (c0 === 82) {
-      if (!hasAssemblies && startsWith(b, s, e, 'REMARK 350')) hasAssemblies = true;
-    }
-  }
+  const st = newScanState(n);
+  const reason = scanLines(b, minLineLength, modelsNormalised, st);
+  if (reason) return decline(reason);
+  const {
+    atomLines,
+    atomLength,
+    modelStarts,
+    anyModelLine,
+    endThenAtoms,
+    wide,
+    hasAssemblies,
+    anyInsCode,
+    occupancyBlank,
+    hetnamBlocks,
+    compndBlocks,
+    idCode,
+    depDate,
+    runStart,
+    runTer,
+    runModel,
+    xs,
+    ys,
+    zs,
+    elements,
+    keys,
+    symbols,
+    nameSuffix,
+    atomKeyStrings,
+  } = st;
+  let { seqresLines } = st;
   // The reference splits frames at END records when there are no MODEL records (framesSeparatedByEnd).
   if (endThenAtoms && !anyModelLine && !modelsNormalised) return decline(MODEL_REWRITE);
   // Any bare "MODEL" line or ENDMDL makes the reference rewrite the text; the rewrite is a no-op
@@ -906,6 +980,8 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54, modelsNormal
     else at += end - i0;
     prevRun = r;
   }
+  // The per-atom arrays the summary reads atom by atom go into Mol*'s order, in place (memory stays flat).
+  if (order) permuteInPlace(order, xs.array, ys.array, zs.array, elements.array, keys.array);
   const residueCount = residueOffsets.length;
   residueOffsets.push(atomCount);
   const chainCount = chainOffsets.length;
@@ -941,6 +1017,26 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54, modelsNormal
 
 /** One-character strings, made once. */
 const CHARS = Array.from({ length: 256 }, (_, c) => String.fromCharCode(c));
+
+/**
+ * a[k] = a[order[k]] for each array, through one scratch buffer the size of the widest array
+ * (memory stays near flat). `order` is made of runs of consecutive indices, so the reads stay local.
+ */
+function permuteInPlace(order: Int32Array, x: Float32Array, y: Float32Array, z: Float32Array, element: Uint8Array, key: Float64Array): void {
+  const n = order.length;
+  const scratch = new ArrayBuffer(n * 8);
+  const wide = new Float64Array(scratch, 0, n);
+  wide.set(key.subarray(0, n));
+  for (let k = 0; k < n; k++) key[k] = wide[order[k]];
+  const single = new Float32Array(scratch, 0, n);
+  for (const a of [x, y, z]) {
+    single.set(a.subarray(0, n));
+    for (let k = 0; k < n; k++) a[k] = single[order[k]];
+  }
+  const bytes = new Uint8Array(scratch, 0, n);
+  bytes.set(element.subarray(0, n));
+  for (let k = 0; k < n; k++) element[k] = bytes[order[k]];
+}
 
 function insStr(b: Uint8Array, s: number): string {
   const c = b[s + 26];
@@ -1030,14 +1126,14 @@ export function pdbAtomReaders(atoms: PdbAtoms) {
     return v;
   };
   return {
-    typeSymbol: order ? (i: number) => symbols[element[order[i]]] : (i: number) => symbols[element[i]],
+    typeSymbol: (i: number) => symbols[element[i]],
     altId,
     atomName,
     authAtomName,
     compId,
-    x: order ? (i: number) => x[order[i]] : (i: number) => x[i],
-    y: order ? (i: number) => y[order[i]] : (i: number) => y[i],
-    z: order ? (i: number) => z[order[i]] : (i: number) => z[i],
+    x: (i: number) => x[i],
+    y: (i: number) => y[i],
+    z: (i: number) => z[i],
     authSeqId: (i: number): number => seqNumber(b, lineStart[file(i)]),
     insCode: (i: number): string => insStr(b, lineStart[file(i)]),
     chainName: (i: number): string => chainStr(b, lineStart[file(i)]),
@@ -1046,10 +1142,7 @@ export function pdbAtomReaders(atoms: PdbAtoms) {
       return lineLength[f] >= 66 ? fieldFloat(b, lineStart[f] + 60, lineStart[f] + 66) : 0;
     },
     occupancy: (i: number): number => (atoms.occupancyBlank ? 1 : fieldFloat(b, lineStart[file(i)] + 54, lineStart[file(i)] + 60)),
-    atomKey: (i: number): number | string => {
-      const f = file(i);
-      return atomKeys[f] < 0 ? (atomKeyStrings.get(f) as string) : atomKeys[f];
-    },
+    atomKey: (i: number): number | string => (atomKeys[i] < 0 ? (atomKeyStrings.get(file(i)) as string) : atomKeys[i]),
   };
 }
 
@@ -1126,7 +1219,7 @@ export function pdbAtomTable(atoms: PdbAtoms): AtomTable {
     entityCount: atoms.entityCount,
     componentName: atoms.componentName,
     atomKey: read.atomKey,
-    coordinates: atoms.order ? undefined : { x: atoms.x, y: atoms.y, z: atoms.z },
+    coordinates: { x: atoms.x, y: atoms.y, z: atoms.z },
   };
 }
 
