@@ -1225,15 +1225,15 @@ export function pdbAtomTable(atoms: PdbAtoms): AtomTable {
 
 /**
  * Mol*'s sequence alignment (mol-model/sequence/alignment/alignment.js: affine gaps -11/-1, match
- * 5, mismatch -3, the same traceback and tie-breaking), over typed arrays: Mol*'s version fills
- * three matrices of nested JavaScript arrays, which for chains of a thousand residues costs more
- * than reading the rest of the file. Borders Mol* sets to -Infinity hold a sentinel no reachable
- * score comes near; a test compares both on random sequences.
+ * 5, mismatch -3, the same traceback and tie-breaking). Mol*'s version fills three matrices of
+ * nested JavaScript arrays, which for chains of a thousand residues costs more than reading the
+ * rest of the file. Here the forward pass keeps two rows of scores and records, per cell, the
+ * outcome of each equality the traceback tests (7 bits), so the traceback takes the same path
+ * from a byte per cell. A test compares both on random sequences.
  */
 export function alignSequences(seqA: readonly string[], seqB: readonly string[]): { aliA: string[]; aliB: string[] } {
   const GAP = -11;
   const EXT = -1;
-  const NEG = -(2 ** 30);
   const n = seqA.length;
   const m = seqB.length;
   const w = m + 1;
@@ -1248,72 +1248,104 @@ export function alignSequences(seqA: readonly string[], seqB: readonly string[])
   };
   const a = Int32Array.from(seqA, idOf);
   const bq = Int32Array.from(seqB, idOf);
-  const S = new Int32Array((n + 1) * w);
-  const V = new Int32Array((n + 1) * w);
-  const H = new Int32Array((n + 1) * w);
-  for (let i = 0; i <= n; i++) {
-    S[i * w] = GAP;
-    H[i * w] = NEG;
-  }
+  // Traceback bits per cell (i, j): which of the tests trace() makes hold there.
+  const S_DIAG = 1; // S[i][j] === S[i-1][j-1] + score
+  const S_IS_V = 2; // S[i][j] === V[i][j]
+  const S_IS_H = 4; // S[i][j] === H[i][j]
+  const V_EXT = 8; // V[i][j] === V[i-1][j] + EXT
+  const V_OPEN = 16; // V[i][j] === S[i-1][j] + GAP
+  const H_EXT = 32; // H[i][j] === H[i][j-1] + EXT
+  const H_OPEN = 64; // H[i][j] === S[i][j-1] + GAP
+  const bits = new Uint8Array((n + 1) * w);
+  // Rows i-1 and i of S, V, H (doubles: the borders are -Infinity, as in Mol*).
+  let sPrev = new Float64Array(w);
+  let vPrev = new Float64Array(w);
+  let hPrev = new Float64Array(w);
+  let sRow = new Float64Array(w);
+  let vRow = new Float64Array(w);
+  let hRow = new Float64Array(w);
+  // Row 0: S[0][j] = GAP (S[0][0] = 0), V[0][j] = -Infinity, H[0][j] = 0 (H[0][0] = -Infinity).
   for (let j = 0; j <= m; j++) {
-    S[j] = GAP;
-    V[j] = NEG;
+    sPrev[j] = GAP;
+    vPrev[j] = Number.NEGATIVE_INFINITY;
+    hPrev[j] = 0;
   }
-  S[0] = 0;
+  sPrev[0] = 0;
+  hPrev[0] = Number.NEGATIVE_INFINITY;
+  let lastS = sPrev[m];
+  let lastV = vPrev[m];
+  let lastH = hPrev[m];
   for (let i = 1; i <= n; i++) {
-    const row = i * w;
-    const up = row - w;
+    // Column 0: S[i][0] = GAP, V[i][0] = 0, H[i][0] = -Infinity.
+    sRow[0] = GAP;
+    vRow[0] = 0;
+    hRow[0] = Number.NEGATIVE_INFINITY;
     const ai = a[i - 1];
+    const row = i * w;
     for (let j = 1; j <= m; j++) {
-      const v1 = S[up + j] + GAP;
-      const v2 = V[up + j] + EXT;
+      const v1 = sPrev[j] + GAP;
+      const v2 = vPrev[j] + EXT;
       const v = v1 > v2 ? v1 : v2;
-      V[row + j] = v;
-      const h1 = S[row + j - 1] + GAP;
-      const h2 = H[row + j - 1] + EXT;
+      const h1 = sRow[j - 1] + GAP;
+      const h2 = hRow[j - 1] + EXT;
       const h = h1 > h2 ? h1 : h2;
-      H[row + j] = h;
-      const d = S[up + j - 1] + (ai === bq[j - 1] ? 5 : -3);
-      S[row + j] = d > v ? (d > h ? d : h) : v > h ? v : h;
+      const d = sPrev[j - 1] + (ai === bq[j - 1] ? 5 : -3);
+      const sc = d > v ? (d > h ? d : h) : v > h ? v : h;
+      vRow[j] = v;
+      hRow[j] = h;
+      sRow[j] = sc;
+      bits[row + j] =
+        (sc === d ? S_DIAG : 0) |
+        (sc === v ? S_IS_V : 0) |
+        (sc === h ? S_IS_H : 0) |
+        (v === v2 ? V_EXT : 0) |
+        (v === v1 ? V_OPEN : 0) |
+        (h === h2 ? H_EXT : 0) |
+        (h === h1 ? H_OPEN : 0);
     }
+    lastS = sRow[m];
+    lastV = vRow[m];
+    lastH = hRow[m];
+    [sPrev, sRow] = [sRow, sPrev];
+    [vPrev, vRow] = [vRow, vPrev];
+    [hPrev, hRow] = [hRow, hPrev];
   }
-  const score = (i: number, j: number) => (a[i] === bq[j] ? 5 : -3);
   let i = n;
   let j = m;
-  const at = (M: Int32Array, x: number, y: number) => M[x * w + y];
-  let mat: 'S' | 'V' | 'H' = at(S, i, j) >= at(V, i, j) ? 'S' : at(V, i, j) >= at(H, i, j) ? 'V' : 'H';
+  let mat: 'S' | 'V' | 'H' = lastS >= lastV ? 'S' : lastV >= lastH ? 'V' : 'H';
   const aliA: string[] = [];
   const aliB: string[] = [];
   while (i > 0 && j > 0) {
+    const cell = bits[i * w + j];
     if (mat === 'S') {
-      if (at(S, i, j) === at(S, i - 1, j - 1) + score(i - 1, j - 1)) {
+      if (cell & S_DIAG) {
         aliA.push(seqA[i - 1]);
         aliB.push(seqB[j - 1]);
         --i;
         --j;
-      } else if (at(S, i, j) === at(V, i, j)) mat = 'V';
-      else if (at(S, i, j) === at(H, i, j)) mat = 'H';
+      } else if (cell & S_IS_V) mat = 'V';
+      else if (cell & S_IS_H) mat = 'H';
       else {
         --i;
         --j;
       }
     } else if (mat === 'V') {
-      if (at(V, i, j) === at(V, i - 1, j) + EXT) {
+      if (cell & V_EXT) {
         aliA.push(seqA[i - 1]);
         aliB.push('-');
         --i;
-      } else if (at(V, i, j) === at(S, i - 1, j) + GAP) {
+      } else if (cell & V_OPEN) {
         aliA.push(seqA[i - 1]);
         aliB.push('-');
         --i;
         mat = 'S';
       } else --i;
     } else {
-      if (at(H, i, j) === at(H, i, j - 1) + EXT) {
+      if (cell & H_EXT) {
         aliA.push('-');
         aliB.push(seqB[j - 1]);
         --j;
-      } else if (at(H, i, j) === at(S, i, j - 1) + GAP) {
+      } else if (cell & H_OPEN) {
         aliA.push('-');
         aliB.push(seqB[j - 1]);
         --j;
