@@ -1227,7 +1227,7 @@ export function pdbAtomTable(atoms: PdbAtoms): AtomTable {
  * Mol*'s sequence alignment (mol-model/sequence/alignment/alignment.js: affine gaps -11/-1, match
  * 5, mismatch -3, the same traceback and tie-breaking). Mol*'s version fills three matrices of
  * nested JavaScript arrays, which for chains of a thousand residues costs more than reading the
- * rest of the file. Here the forward pass keeps two rows of scores and records, per cell, the
+ * rest of the file. Here the forward pass keeps two rows of integer scores and records, per cell, the
  * outcome of each equality the traceback tests (7 bits), so the traceback takes the same path
  * from a byte per cell. A test compares both on random sequences.
  */
@@ -1257,21 +1257,23 @@ export function alignSequences(seqA: readonly string[], seqB: readonly string[])
   const H_EXT = 32; // H[i][j] === H[i][j-1] + EXT
   const H_OPEN = 64; // H[i][j] === S[i][j-1] + GAP
   const bits = new Uint8Array((n + 1) * w);
-  // Rows i-1 and i of S, V, H (doubles: the borders are -Infinity, as in Mol*).
-  let sPrev = new Float64Array(w);
-  let vPrev = new Float64Array(w);
-  let hPrev = new Float64Array(w);
-  let sRow = new Float64Array(w);
-  let vRow = new Float64Array(w);
-  let hRow = new Float64Array(w);
+  // Rows i-1 and i of S, V, H as integers. Mol* sets some borders to -Infinity; NEG stands for it:
+  // no reachable score comes near it, so every comparison and equality comes out the same.
+  const NEG = -(2 ** 29);
+  let sPrev = new Int32Array(w);
+  let vPrev = new Int32Array(w);
+  let hPrev = new Int32Array(w);
+  let sRow = new Int32Array(w);
+  let vRow = new Int32Array(w);
+  let hRow = new Int32Array(w);
   // Row 0: S[0][j] = GAP (S[0][0] = 0), V[0][j] = -Infinity, H[0][j] = 0 (H[0][0] = -Infinity).
   for (let j = 0; j <= m; j++) {
     sPrev[j] = GAP;
-    vPrev[j] = Number.NEGATIVE_INFINITY;
+    vPrev[j] = NEG;
     hPrev[j] = 0;
   }
   sPrev[0] = 0;
-  hPrev[0] = Number.NEGATIVE_INFINITY;
+  hPrev[0] = NEG;
   let lastS = sPrev[m];
   let lastV = vPrev[m];
   let lastH = hPrev[m];
@@ -1279,7 +1281,7 @@ export function alignSequences(seqA: readonly string[], seqB: readonly string[])
     // Column 0: S[i][0] = GAP, V[i][0] = 0, H[i][0] = -Infinity.
     sRow[0] = GAP;
     vRow[0] = 0;
-    hRow[0] = Number.NEGATIVE_INFINITY;
+    hRow[0] = NEG;
     const ai = a[i - 1];
     const row = i * w;
     for (let j = 1; j <= m; j++) {
