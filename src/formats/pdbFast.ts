@@ -819,9 +819,19 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54, modelsNormal
         prevIns = ins;
       }
     }
+    // Identical chains (homo-oligomers) align the same way: once.
+    const done = new Map<string, number[]>();
     for (const [chain, list] of observed) {
       const seqres = seqresMap.get(chain);
-      if (seqres && seqres.length > 0) alignments.set(chain, alignToSeqres(seqres, list));
+      if (seqres && seqres.length > 0) {
+        const key = `${seqres.join(' ')}\u0000${list.join(' ')}`;
+        let alignment = done.get(key);
+        if (!alignment) {
+          alignment = alignToSeqres(seqres, list);
+          done.set(key, alignment);
+        }
+        alignments.set(chain, alignment);
+      }
     }
   }
   {
