@@ -824,7 +824,7 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54, modelsNormal
     for (const [chain, list] of observed) {
       const seqres = seqresMap.get(chain);
       if (seqres && seqres.length > 0) {
-        const key = `${seqres.join(' ')}\u0000${list.join(' ')}`;
+        const key = JSON.stringify([seqres, list]);
         let alignment = done.get(key);
         if (!alignment) {
           alignment = alignToSeqres(seqres, list);
