@@ -90,6 +90,23 @@ describe('the fast PDB reader agrees with the reference path', () => {
     }
   });
 
+  it('on MODEL, ENDMDL and END records the reference rewrites or reads as they are', async () => {
+    const text = (await content(path.join(FIXTURES, 'ngl_multi-models-example.pdb'))).toString('latin1');
+    const variants: Record<string, string> = {
+      'MODEL n without column alignment': text.replace(/^MODEL +(\d+).*$/gm, 'MODEL $1'),
+      'MODEL n without ENDMDL': text.replace(/^MODEL +(\d+).*$/gm, 'MODEL $1').replace(/^ENDMDL.*\n/gm, ''),
+      'bare MODEL': text.replace(/^MODEL.*$/gm, 'MODEL'),
+      'MODEL and spaces': text.replace(/^MODEL.*$/gm, 'MODEL    '),
+      'no MODEL, ENDMDL only': text.replace(/^MODEL.*\n/gm, ''),
+      'frames separated by END': text.replace(/^MODEL.*\n/gm, '').replace(/^ENDMDL.*$/gm, 'END'),
+      'atoms after the last ENDMDL': text.replace(/^END\s*$/m, 'ATOM     99  CA  GLY A  99       1.000   2.000   3.000  1.00  0.00           C\nEND'),
+    };
+    for (const [name, variant] of Object.entries(variants)) {
+      expect(variant, name).not.toBe(text);
+      await expectAgreement(Buffer.from(variant, 'latin1'), name);
+    }
+  });
+
   it('on altered fixtures: CRLF line ends, atom records in reverse order, 2-character chain ids', async () => {
     const bytes = await content(path.join(FIXTURES, 'chemfiles_4hhb.pdb.gz'));
     expect(await expectAgreement(withCrlf(bytes), 'crlf')).toBe(true);

@@ -346,6 +346,10 @@ class GrowableF64 {
 
 /** What the pass over the lines collects. */
 interface ScanState {
+  /** MODEL records without a number the reference renumbers: (1-based line, model ordinal) pairs. */
+  unnumberedModels: number[];
+  /** A MODEL record with nothing after it (opens the reference's MODEL rewrite). */
+  bareModelLine: boolean;
   atomLines: Growable;
   atomLength: Growable8;
   modelStarts: number[];
@@ -390,6 +394,8 @@ interface ScanState {
 function newScanState(n: number): ScanState {
   const guess = Math.max(1024, Math.ceil(n / 81));
   return {
+    unnumberedModels: [],
+    bareModelLine: false,
     atomLines: new Growable(guess),
     atomLength: new Growable8(guess),
     modelStarts: [],
@@ -436,7 +442,9 @@ function newScanState(n: number): ScanState {
 function scanLines(b: Uint8Array, minLineLength: number, modelsNormalised: boolean, st: ScanState): string {
   const n = b.length;
   let pos = 0;
+  let lineNo = -1;
   while (pos < n) {
+    lineNo++;
     let nl = b.indexOf(10, pos);
     if (nl < 0) nl = n;
     const s = pos;
@@ -607,7 +615,15 @@ function scanLines(b: Uint8Array, minLineLength: number, modelsNormalised: boole
         let ok = true;
         for (; k < s + 10; k++) if (b[k] !== SP || k >= nl) ok = false;
         while (k < nl && isSpace(b[k])) k++;
-        if ((!ok || !(b[k] >= 48 && b[k] <= 57) || k >= nl) && !modelsNormalised) return MODEL_REWRITE;
+        if ((!ok || !(b[k] >= 48 && b[k] <= 57) || k >= nl) && !modelsNormalised) {
+          // normalisePdbModels gives it a number. When it starts with "MODEL " Mol* starts a model at it
+          // either way, so only the warning differs; otherwise (a bare "MODEL") leave the file to the rewrite.
+          if (!startsWith(b, s, e, 'MODEL ')) return MODEL_REWRITE;
+          st.unnumberedModels.push(lineNo + 1, st.normModel);
+          let blank = true;
+          for (let q = s + 5; q < nl; q++) if (!isSpace(b[q])) blank = false;
+          if (blank) st.bareModelLine = true;
+        }
         if (startsWith(b, s, e, 'MODEL ')) {
           st.modelNum++;
           st.modelStarts.push(st.atomLines.length);
@@ -686,6 +702,17 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54, modelsNormal
   if (total === 0) return decline('no atoms');
 
   const warnings: Problem[] = [];
+  // normalisePdbModels rewrites only when the text holds ENDMDL or a bare MODEL line.
+  if (st.unnumberedModels.length > 0 && (st.bareModelLine || Buffer.from(b.buffer, b.byteOffset, b.byteLength).indexOf('ENDMDL') >= 0)) {
+    for (let k = 0; k < st.unnumberedModels.length; k += 2) {
+      const model = st.unnumberedModels[k + 1];
+      warnings.push({
+        code: 'model_without_number',
+        message: `A MODEL record has no model number; it was read as model ${model}.`,
+        line: st.unnumberedModels[k],
+      });
+    }
+  }
   if (wide) {
     warnings.push({
       code: 'wide_chain_ids',
