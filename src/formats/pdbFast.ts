@@ -346,6 +346,14 @@ class GrowableF64 {
 
 /** What the pass over the lines collects. */
 interface ScanState {
+  /** Per run: component (index into compNames), chain byte, insertion code byte, residue number (as Mol*'s integer column reads it) and its token (code()). */
+  runComp: Growable;
+  runAsym: Growable8;
+  runIns: Growable8;
+  runSeqInt: Growable;
+  runSeqTok: GrowableF64;
+  compNames: string[];
+  compIndex: Map<number, number>;
   /** MODEL records without a number the reference renumbers: (1-based line, model ordinal) pairs. */
   unnumberedModels: number[];
   /** A MODEL record with nothing after it (opens the reference's MODEL rewrite). */
@@ -394,6 +402,13 @@ interface ScanState {
 function newScanState(n: number): ScanState {
   const guess = Math.max(1024, Math.ceil(n / 81));
   return {
+    runComp: new Growable(Math.max(1024, guess >> 3)),
+    runAsym: new Growable8(Math.max(1024, guess >> 3)),
+    runIns: new Growable8(Math.max(1024, guess >> 3)),
+    runSeqInt: new Growable(Math.max(1024, guess >> 3)),
+    runSeqTok: new GrowableF64(Math.max(1024, guess >> 3)),
+    compNames: [],
+    compIndex: new Map(),
     unnumberedModels: [],
     bareModelLine: false,
     atomLines: new Growable(guess),
@@ -490,6 +505,23 @@ function scanLines(b: Uint8Array, minLineLength: number, modelsNormalised: boole
           st.runStart.push(i);
           st.runTer.push(st.terPending ? 1 : 0);
           st.runModel.push(st.modelNum);
+          // What the later phases read of a run, taken now that the line is in cache.
+          const cts = trimStart(b, s + 17, s + 21);
+          const cte = trimEnd(b, cts, s + 21);
+          const compKey = smallCode(b, cts, cte);
+          let comp = st.compIndex.get(compKey);
+          if (comp === undefined) {
+            comp = st.compNames.length;
+            st.compNames.push(tokenStr(latin1(b, cts, cte)));
+            st.compIndex.set(compKey, comp);
+          }
+          st.runComp.push(comp);
+          st.runAsym.push(b[s + 21]);
+          st.runIns.push(ins);
+          const sts = trimStart(b, s + 22, s + 26);
+          const ste = trimEnd(b, sts, s + 26);
+          st.runSeqInt.push(parseIntBytes(b, sts, ste) || 0);
+          st.runSeqTok.push(code(b, sts, ste));
         }
         st.terPending = false;
         if (st.firstModel === 0) st.firstModel = st.modelNum;
@@ -739,23 +771,18 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54, modelsNormal
   const lineAt = atomLines.array;
   const seqInt = (i: number) => seqNumber(b, lineAt[i]);
   const runCount = runStart.length;
+  const { compNames } = st;
+  const runComp = st.runComp.array;
+  const runAsym = st.runAsym.array;
+  const runIns = st.runIns.array;
+  const runSeqInt = st.runSeqInt.array;
+  const runSeqTok = st.runSeqTok.array;
+  const compOfRun = (r: number) => compNames[runComp[r]];
+  const asymOfRun = (r: number) => (runAsym[r] === 46 || runAsym[r] === 63 ? '' : CHARS[runAsym[r]]);
+  const insOfRun = (r: number) => (runIns[r] === SP || runIns[r] === 46 || runIns[r] === 63 ? '' : CHARS[runIns[r]]);
   const starts = runStart.array;
   const runEnd = (r: number) => (r + 1 < runCount ? starts[r + 1] : total);
 
-  const compStrings = new Map<number, string>();
-  const compOf = (i: number): string => {
-    const s = lineAt[i];
-    const ts = trimStart(b, s + 17, s + 21);
-    const te = trimEnd(b, ts, s + 21);
-    const k = smallCode(b, ts, te);
-    let v = compStrings.get(k);
-    if (v === undefined) {
-      v = tokenStr(latin1(b, ts, te));
-      compStrings.set(k, v);
-    }
-    return v;
-  };
-  const asymOf = (i: number): string => chainStr(b, lineAt[i]);
   const moleculeTypes = new Map<string, ReturnType<typeof getMoleculeType>>();
   // getEntityId gives the same entity for the same label_asym_id and component every time: worked out once per pair.
   const entities = new Map<string, Map<string, string>>();
@@ -781,14 +808,14 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54, modelsNormal
   const runEntity: string[] = new Array(runCount);
   for (let r = 0; r < runCount; r++) {
     const i = starts[r];
-    const comp = compOf(i);
+    const comp = compOfRun(r);
     let moleculeType = moleculeTypes.get(comp);
     if (moleculeType === undefined) {
       // The first atom of a component decides its type (ComponentBuilder.add reads its residue's atom names).
       moleculeType = getMoleculeType(componentBuilder.add(comp, i).type, comp);
       moleculeTypes.set(comp, moleculeType);
     }
-    const asym = labels.run(asymOf(i), runModel.array[r], runTer.array[r] === 1, runEnd(r) - i);
+    const asym = labels.run(asymOfRun(r), runModel.array[r], runTer.array[r] === 1, runEnd(r) - i);
     let byComp = entities.get(asym);
     if (!byComp) {
       byComp = new Map();
@@ -831,16 +858,16 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54, modelsNormal
     let prevIns = '___';
     for (let r = 0; r < firstRuns; r++) {
       const i = starts[r];
-      const chain = asymOf(i);
-      const seqId = seqInt(i);
-      const ins = insStr(b, lineAt[i]);
+      const chain = asymOfRun(r);
+      const seqId = runSeqInt[r];
+      const ins = insOfRun(r);
       if (chain !== prevChain || seqId !== prevSeqId || ins !== prevIns) {
         let list = observed.get(chain);
         if (!list) {
           list = [];
           observed.set(chain, list);
         }
-        list.push(compOf(i));
+        list.push(compOfRun(r));
         prevChain = chain;
         prevSeqId = seqId;
         prevIns = ins;
@@ -862,11 +889,10 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54, modelsNormal
     }
   }
   {
-    const first = starts[0];
     let currModel = runModel.array[0];
-    let currAsym = asymOf(first);
-    let currSeq = seqInt(first);
-    let currIns = insStr(b, lineAt[first]);
+    let currAsym = asymOfRun(0);
+    let currSeq = runSeqInt[0];
+    let currIns = insOfRun(0);
     let alignment = alignments.get(currAsym);
     let residueIdx = 0;
     const initial = (seqId: number) => {
@@ -877,9 +903,9 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54, modelsNormal
     for (let r = 0; r < firstRuns; r++) {
       const i = starts[r];
       const model = runModel.array[r];
-      const asym = asymOf(i);
-      const seqId = seqInt(i);
-      const ins = insStr(b, lineAt[i]);
+      const asym = asymOfRun(r);
+      const seqId = runSeqInt[r];
+      const ins = insOfRun(r);
       if (model !== currModel) {
         currModel = model;
         currAsym = asym;
@@ -910,13 +936,13 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54, modelsNormal
   }
   // Without linear label_seq_ids Mol* substitutes auth_seq_id for label_seq_id (getNormalizedAtomSite).
   if (!useLinear) {
+    const dot = stringCode('.');
+    const question = stringCode('?');
     for (let r = 0; r < firstRuns; r++) {
-      const s = lineAt[starts[r]];
-      const ts = trimStart(b, s + 22, s + 26);
-      const te = trimEnd(b, ts, s + 26);
+      const token = runSeqTok[r];
       // Blank, '.' or '?': sortAtomSite's check of whether to sort would read another atom's value kind.
-      if (te === ts || (te - ts === 1 && (b[ts] === 46 || b[ts] === 63))) return decline('residue number missing');
-      runSeq[r] = seqInt(starts[r]);
+      if (token === 0 || token === dot || token === question) return decline('residue number missing');
+      runSeq[r] = runSeqInt[r];
     }
   }
 
@@ -978,14 +1004,6 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54, modelsNormal
   const entityIds = (entityBuilder as unknown as { ids: string[] }).ids;
   const typeOfEntity = new Map<string, string>();
   for (let k = 0; k < entityIds.length; k++) typeOfEntity.set(entityIds[k], entityTypes[k]);
-  const sameSeqToken = (i: number, j: number) => {
-    const s = lineAt[i];
-    const t = lineAt[j];
-    if (b[s + 22] === b[t + 22] && b[s + 23] === b[t + 23] && b[s + 24] === b[t + 24] && b[s + 25] === b[t + 25]) return true;
-    const ss = trimStart(b, s + 22, s + 26);
-    const st = trimStart(b, t + 22, t + 26);
-    return code(b, ss, trimEnd(b, ss, s + 26)) === code(b, st, trimEnd(b, st, t + 26));
-  };
   const order = runOrder ? new Int32Array(atomCount) : undefined;
   let at = 0;
   let prevRun = -1;
@@ -1003,7 +1021,7 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54, modelsNormal
       const p = prevRun;
       const newChain = runEntity[p] !== runEntity[r] || runLabel[p] !== runLabel[r];
       const pi = starts[p];
-      const newResidue = newChain || (useLinear && runSeq[p] !== runSeq[r]) || !sameSeqToken(pi, i0) || b[lineAt[pi] + 26] !== b[lineAt[i0] + 26];
+      const newResidue = newChain || (useLinear && runSeq[p] !== runSeq[r]) || runSeqTok[p] !== runSeqTok[r] || tokenIns(runIns[p]) !== tokenIns(runIns[r]);
       if (newChain) {
         chainOffsets.push(at);
         chainType = typeOfEntity.get(runEntity[r]);
@@ -1074,6 +1092,9 @@ function permuteInPlace(order: Int32Array, x: Float32Array, y: Float32Array, z: 
   bytes.set(element.subarray(0, n));
   for (let k = 0; k < n; k++) element[k] = bytes[order[k]];
 }
+
+/** The insertion code token as Mol*'s token column holds it: empty for a blank column (for comparing tokens). */
+const tokenIns = (c: number): number => (c === SP ? -1 : c);
 
 function insStr(b: Uint8Array, s: number): string {
   const c = b[s + 26];
