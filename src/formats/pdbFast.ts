@@ -8,11 +8,13 @@
  * Exactness comes first: this reader reproduces what Mol* 5.11 makes of a PDB file, step by step
  * (the same column cuts, number parsing, label_asym_id and label_seq_id assignment, component
  * and entity inference, atom sorting and residue/chain segmentation), and uses Mol*'s own helpers
- * where they are cheap (component and entity builders, HETNAM/SEQRES/COMPND parsers, SEQRES
- * alignment). Wherever the reference would do something this reader does not (old Mac line ends,
- * MODEL records it would rewrite, frames separated by END, atom lines too short for their
- * coordinates, files without atoms), it declines and the caller uses the reference path. A test
- * compares both on every PDB file of the corpus and on files written by gemmi and Open Babel.
+ * where they are cheap (component and entity builders, HETNAM/SEQRES/COMPND parsers; its SEQRES
+ * alignment is redone over typed arrays with the same traceback). Wherever the reference would do
+ * something this reader does not (old Mac line ends, atom lines too short for their coordinates,
+ * files without atoms), it declines and the caller uses the reference path; files whose MODEL or
+ * END records the reference rewrites first are rewritten the same way by the caller and read here
+ * (MODEL_REWRITE). A test compares both paths on every PDB file of the corpus, altered copies of
+ * them, and files written by gemmi and Open Babel.
  */
 
 import { ElementSymbol, getMoleculeType } from 'molstar/lib/mol-model/structure/model/types.js';
@@ -857,7 +859,6 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54, modelsNormal
     let prevSeqId = -99999;
     let prevIns = '___';
     for (let r = 0; r < firstRuns; r++) {
-      const i = starts[r];
       const chain = asymOfRun(r);
       const seqId = runSeqInt[r];
       const ins = insOfRun(r);
@@ -1020,7 +1021,6 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54, modelsNormal
     } else {
       const p = prevRun;
       const newChain = runEntity[p] !== runEntity[r] || runLabel[p] !== runLabel[r];
-      const pi = starts[p];
       const newResidue = newChain || (useLinear && runSeq[p] !== runSeq[r]) || runSeqTok[p] !== runSeqTok[r] || tokenIns(runIns[p]) !== tokenIns(runIns[r]);
       if (newChain) {
         chainOffsets.push(at);
