@@ -397,7 +397,9 @@ interface ScanState {
   symbols: string[];
   nameSuffix: Map<number, number>;
   atomKeyStrings: Map<number, string>;
-  names: number[];
+  /** The residue's names so far (codes), a fixed buffer: emptying a JS array per residue reallocates it. */
+  names: Float64Array;
+  nameCount: number;
   nameCounts: Map<number, number>;
 }
 
@@ -450,7 +452,8 @@ function newScanState(n: number): ScanState {
     symbols: [],
     nameSuffix: new Map<number, number>(),
     atomKeyStrings: new Map<number, string>(),
-    names: [],
+    names: new Float64Array(64),
+    nameCount: 0,
     nameCounts: new Map<number, number>(),
   };
 }
@@ -528,14 +531,18 @@ function scanLines(b: Uint8Array, minLineLength: number, modelsNormalised: boole
         st.terPending = false;
         if (st.firstModel === 0) st.firstModel = st.modelNum;
         if (st.modelNum === st.firstModel) {
-          if (st.xs.length === st.xs.array.length) {
-            st.xs.grow();
+          const xs = st.xs;
+          if (xs.length === xs.array.length) {
+            xs.grow();
             st.ys.grow();
             st.zs.grow();
           }
-          coordinateInto(b, s + 30, st.xs.array, st.xs.length++);
-          coordinateInto(b, s + 38, st.ys.array, st.ys.length++);
-          coordinateInto(b, s + 46, st.zs.array, st.zs.length++);
+          const at = xs.length++;
+          st.ys.length++;
+          st.zs.length++;
+          coordinateInto(b, s + 30, xs.array, at);
+          coordinateInto(b, s + 38, st.ys.array, at);
+          coordinateInto(b, s + 46, st.zs.array, at);
           // Element: columns 77-78 when the line reaches them and they are not blank, else guessed from the name.
           let ts = s;
           let te = s;
@@ -567,7 +574,7 @@ function scanLines(b: Uint8Array, minLineLength: number, modelsNormalised: boole
               ((b[p + 22] !== b[s + 22] || b[p + 23] !== b[s + 23] || b[p + 24] !== b[s + 24] || b[p + 25] !== b[s + 25]) &&
                 seqNumber(b, p) !== seqNumber(b, s)))
           ) {
-            st.names.length = 0;
+            st.nameCount = 0;
             // Map.clear() allocates a new table: only when the map was used (long residues, repeats).
             if (st.nameCounts.size > 0) st.nameCounts.clear();
           }
@@ -575,16 +582,17 @@ function scanLines(b: Uint8Array, minLineLength: number, modelsNormalised: boole
           const nte = trimEnd(b, nts, s + 16);
           const t = nte - nts === 1 && (b[nts] === 46 || b[nts] === 63) ? 0 : code(b, nts, nte);
           let seen = false;
-          if (st.names.length < 64) {
-            for (let k = 0; k < st.names.length; k++) {
-              if (st.names[k] === t) {
+          if (st.nameCount < 64) {
+            const names = st.names;
+            for (let k = 0; k < st.nameCount; k++) {
+              if (names[k] === t) {
                 seen = true;
                 break;
               }
             }
             if (!seen) {
-              st.names.push(t);
-              if (st.names.length === 64) for (const v of st.names) st.nameCounts.set(v, st.nameCounts.get(v) ?? 0);
+              st.names[st.nameCount++] = t;
+              if (st.nameCount === 64) for (const v of st.names) st.nameCounts.set(v, st.nameCounts.get(v) ?? 0);
             }
           } else {
             seen = st.nameCounts.has(t);
