@@ -701,6 +701,8 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54, modelsNormal
   lastDecline = '';
   const n = bytes.length;
   const b = bytes;
+  // Line starts are kept as 32-bit integers.
+  if (n >= 2 ** 31) return decline('file too large for 32-bit offsets');
   // A lone carriage return ends a line for Mol* but not for the text checks before it.
   for (let cr = b.indexOf(13); cr >= 0; cr = b.indexOf(13, cr + 1)) {
     if (b[cr + 1] !== 10) return decline('lone carriage return');
