@@ -1304,6 +1304,9 @@ export function alignSequences(seqA: readonly string[], seqB: readonly string[])
   const EXT = -1;
   const n = seqA.length;
   const m = seqB.length;
+  // Identical sequences: the all-match diagonal scores 5 per residue and any path with a gap less,
+  // at every diagonal cell, so Mol*'s traceback walks the diagonal. No need to fill the matrix.
+  if (n === m && seqA.every((x, k) => x === seqB[k])) return { aliA: [...seqA], aliB: [...seqB] };
   const w = m + 1;
   const ids = new Map<string, number>();
   const idOf = (s: string) => {
