@@ -2,7 +2,8 @@
  * The mmCIF summary read straight from the tokens (summarizeCif.ts, used for large files) against
  * the summary of Mol*'s model, on mmCIF that gemmi writes from the corpus's PDB files: gemmi leaves
  * label_seq_id empty for chains without SEQRES and auth_asym_id empty for blank chains, which Mol*
- * fills from the counterpart columns. formats.corpus.test.ts compares both on the corpus's mmCIF.
+ * fills from the counterpart columns; on mmCIF Open Babel writes; on the corpus's mmCIF with CRLF
+ * line ends. formats.corpus.test.ts compares both on the corpus's mmCIF as they are.
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs/promises';
@@ -40,4 +41,42 @@ describe.skipIf(!hasCorpus || !gemmi /* needs ../shared/corpus and the gemmi CLI
       await fs.rm(scratch, { recursive: true, force: true });
     }
   }, 300_000);
+
+  it('on the corpus mmCIF files with CRLF line ends', async () => {
+    let compared = 0;
+    for (const name of (await fs.readdir(path.join(CORPUS, 'cif'))).sort()) {
+      let bytes = await fs.readFile(path.join(CORPUS, 'cif', name));
+      if (bytes[0] === 0x1f && bytes[1] === 0x8b) bytes = gunzipSync(bytes);
+      const text = bytes.toString('latin1').replace(/\r?\n/g, '\r\n');
+      const viaModel = await parseStructure(text, 'cif', { directCif: false });
+      const viaTokens = await parseStructure(text, 'cif', { directCif: true });
+      expect(comparable(viaTokens), name).toEqual(comparable(viaModel));
+      compared++;
+    }
+    expect(compared).toBeGreaterThan(50);
+  }, 300_000);
+
+  it.skipIf(spawnSync('obabel', ['-V']).status !== 0 /* Open Babel CLI not installed */)(
+    'on mmCIF written by Open Babel',
+    async () => {
+      const scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'molvault-cifdirect-'));
+      try {
+        let compared = 0;
+        for (const name of (await fs.readdir(path.join(CORPUS, 'pdb'))).filter((n) => n.endsWith('.pdb')).slice(0, 30)) {
+          const out = path.join(scratch, 'out.cif');
+          if (spawnSync('obabel', ['-ipdb', path.join(CORPUS, 'pdb', name), '-ommcif', '-O', out], { stdio: 'ignore', timeout: 60_000 }).status !== 0) continue;
+          const text = await fs.readFile(out, 'latin1').catch(() => '');
+          if (!text) continue;
+          const viaModel = await parseStructure(text, 'cif', { directCif: false });
+          const viaTokens = await parseStructure(text, 'cif', { directCif: true });
+          expect(comparable(viaTokens), name).toEqual(comparable(viaModel));
+          compared++;
+        }
+        expect(compared).toBeGreaterThan(20);
+      } finally {
+        await fs.rm(scratch, { recursive: true, force: true });
+      }
+    },
+    300_000,
+  );
 });

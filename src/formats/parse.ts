@@ -186,8 +186,13 @@ export type Read =
   /** A large mmCIF summarised straight from its tokens (summarizeCif.ts). */
   | { direct: CifAtoms; frame: CifFrame; extra: Partial<StructureSummary> };
 
-/** From this size on, an mmCIF is summarised without building a Mol* model, when it can be. */
-export const DIRECT_CIF_BYTES = 16 * 1024 * 1024;
+/**
+ * From this size on, an mmCIF is summarised without building a Mol* model, when it can be. Every
+ * size: the token summary agrees with the model's on the corpus's mmCIF, on mmCIF written by gemmi
+ * and Open Babel, and with CRLF line ends (formats.corpus and formats.cifDirect tests), and the model
+ * costs more than the tokenizer at every size.
+ */
+export const DIRECT_CIF_BYTES = 0;
 
 /** Reads `text` as `format` into a Mol* trajectory (or, for a large mmCIF when `direct`, straight from its tokens). Throws on unreadable input. */
 export async function readTrajectory(text: string, format: Format, warnings: Problem[], direct = false): Promise<Read> {
