@@ -1,12 +1,15 @@
 /**
  * One measurement in a fresh process, so its peak memory (max RSS) is its own:
  *   molvault <file> <format>  — the validate task (read file, check, summarise) as the pool runs it
- *   tokenizer <file>          — Mol*'s bare CIF tokenizer (CIF.parse) on the same text, nothing else
+ *   reference <file> <format> — the same through Mol*'s readers only (parseStructure on the text: PDB as before the byte-level reader)
+ *   tokenizer <file> <format> — Mol*'s bare tokenizer on the same text, nothing else (CIF.parse; for PDB its line splitter, parsePDB)
  * Prints one JSON line: { ms, cpuMs, readMs, readCpuMs, atoms, models, ok, maxRssMb }. CPU time is
  * reported next to wall time because the machine may be shared: it suffers less from contention.
  */
 import fs from 'node:fs/promises';
 import { CIF } from 'molstar/lib/mol-io/reader/cif.js';
+import { parsePDB } from 'molstar/lib/mol-io/reader/pdb/parser.js';
+import { parseStructure } from '../../src/formats/parse.js';
 import type { Format } from '../../src/formats/types.js';
 import { parse } from '../../src/pool/tasks.js';
 
@@ -25,15 +28,27 @@ if (mode === 'tokenizer') {
   const readCpuMs = cpu() - readCpu;
   const started = performance.now();
   const startCpu = cpu();
-  const result = await CIF.parse(text).run();
+  let ok: boolean;
+  let atoms = 0;
+  if (format === 'pdb') {
+    const result = await parsePDB(text).run();
+    ok = !result.isError;
+    atoms = result.isError ? 0 : result.result.lines.count;
+  } else {
+    const result = await CIF.parse(text).run();
+    ok = !result.isError;
+    atoms = result.isError ? 0 : (result.result.blocks[0]?.categories.atom_site?.rowCount ?? 0);
+  }
   const ms = performance.now() - started;
   const cpuMs = cpu() - startCpu;
-  const sites = result.isError ? undefined : result.result.blocks[0]?.categories.atom_site;
-  process.stdout.write(`${JSON.stringify({ ms, cpuMs, readMs, readCpuMs, ok: !result.isError, atoms: sites?.rowCount ?? 0, maxRssMb: maxRssMb() })}\n`);
+  process.stdout.write(`${JSON.stringify({ ms, cpuMs, readMs, readCpuMs, ok, atoms, maxRssMb: maxRssMb() })}\n`);
 } else {
   const started = performance.now();
   const startCpu = cpu();
-  const outcome = await parse({ path: file, format: format as Format });
+  const outcome =
+    mode === 'reference'
+      ? await parseStructure((await fs.readFile(file)).toString('latin1'), format as Format)
+      : await parse({ path: file, format: format as Format });
   const ms = performance.now() - started;
   const cpuMs = cpu() - startCpu;
   const summary = outcome.ok ? outcome.summary : undefined;

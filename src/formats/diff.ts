@@ -5,7 +5,8 @@
  */
 import type { Model } from 'molstar/lib/mol-model/structure.js';
 import { Task } from 'molstar/lib/mol-task/index.js';
-import { readTrajectory } from './parse.js';
+import { framesSeparatedByEnd, normalisePdbModels, readTrajectory } from './parse.js';
+import { lastDecline, MODEL_REWRITE, type PdbAtoms, pdbAtomReaders, readPdbAtoms } from './pdbFast.js';
 import type { Format, Problem } from './types.js';
 
 export interface DiffOptions {
@@ -95,8 +96,32 @@ function push<T>(list: Listed<T>, item: () => T, limit: number) {
   else list.truncated = true;
 }
 
-/** The first model of a file as a table of atoms keyed for matching. */
-export async function readAtoms(text: string, format: Format): Promise<AtomTable> {
+/** A file to compare: its text (latin1), or its bytes (read as latin1 where a reader needs text). */
+export type DiffInput = { text: string; format: Format } | { bytes: Uint8Array; format: Format };
+
+const textOf = (input: DiffInput) =>
+  'text' in input ? input.text : Buffer.from(input.bytes.buffer, input.bytes.byteOffset, input.bytes.byteLength).toString('latin1');
+
+/**
+ * The first model of a file as a table of atoms keyed for matching. PDB goes through the byte-level
+ * reader (pdbFast.ts) unless `reference` is set or it leaves the file to Mol*; both give the same table.
+ */
+export async function readAtoms(source: DiffInput, options: { reference?: boolean } = {}): Promise<AtomTable> {
+  if (source.format === 'pdb' && !options.reference) {
+    const bytes = 'bytes' in source ? source.bytes : Buffer.from(source.text, 'latin1');
+    // Occupancy is compared, so atom lines must reach its columns.
+    let atoms = readPdbAtoms(bytes, 60);
+    if (!atoms && lastDecline === MODEL_REWRITE) {
+      // The same rewrites as readTrajectory, then the byte-level reader on their result.
+      const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+      atoms = readPdbAtoms(Buffer.from(normalisePdbModels(framesSeparatedByEnd(text, []), []), 'latin1'), 60, true);
+    }
+    if (atoms) return pdbTable(atoms);
+  }
+  return readAtomsReference(textOf(source), source.format);
+}
+
+async function readAtomsReference(text: string, format: Format): Promise<AtomTable> {
   const warnings: Problem[] = [];
   const read = await readTrajectory(text, format, warnings, false);
   if (!('trajectory' in read)) throw new Error('the reader gave no model to compare');
@@ -159,6 +184,65 @@ function atomTable(model: Model): AtomTable {
     } else if (!existing.name.split('/').includes(residueName)) {
       // Microheterogeneity: one position, two residue types (altlocs); both names are kept.
       existing.name = `${existing.name}/${residueName}`;
+    }
+  }
+  return table;
+}
+
+/** The same table as atomTable(model) builds from Mol*'s model, from the byte-level PDB reader. */
+function pdbTable(atoms: PdbAtoms): AtomTable {
+  const read = pdbAtomReaders(atoms);
+  const count = atoms.atomCount;
+  const table: AtomTable = {
+    keys: new Array(count),
+    refs: new Array(count),
+    xyz: new Float64Array(count * 3),
+    b: new Float64Array(count),
+    occupancy: new Float64Array(count),
+    residues: new Map(),
+    chains: new Set(),
+    models: atoms.models,
+  };
+  const seen = new Map<string, number>();
+  const { residueOffsets, chainOffsets, residueEntityType } = atoms;
+  let c = 0;
+  let chain = '';
+  for (let r = 0; r < atoms.residueCount; r++) {
+    const first = residueOffsets[r];
+    while (c < atoms.chainCount && chainOffsets[c] <= first) {
+      chain = read.chainName(chainOffsets[c]);
+      c++;
+    }
+    const number = read.authSeqId(first);
+    const insertionCode = read.insCode(first).trim();
+    const residueKey = `${chain}${SEP}${number}${SEP}${insertionCode}`;
+    const type = residueEntityType[r];
+    for (let i = first; i < residueOffsets[r + 1]; i++) {
+      const residueName = read.compId(i);
+      const atom = read.authAtomName(i) || read.atomName(i);
+      const altloc = read.altId(i).trim();
+      let key = `${residueKey}${SEP}${atom}${SEP}${altloc}`;
+      const n = seen.get(key);
+      if (n === undefined) seen.set(key, 1);
+      else {
+        seen.set(key, n + 1);
+        key = `${key}${SEP}#${n + 1}`;
+      }
+      table.keys[i] = key;
+      table.refs[i] = { chain, residue: number, insertionCode, residueName, atom, altloc };
+      table.xyz[3 * i] = read.x(i);
+      table.xyz[3 * i + 1] = read.y(i);
+      table.xyz[3 * i + 2] = read.z(i);
+      table.b[i] = read.bFactor(i);
+      table.occupancy[i] = read.occupancy(i);
+      table.chains.add(chain);
+      const existing = table.residues.get(residueKey);
+      if (!existing) {
+        const kind: ResidueKind = type === 'water' || WATER.has(residueName) ? 'water' : type === 'non-polymer' ? 'ligand' : 'polymer';
+        table.residues.set(residueKey, { chain, number, insertionCode, name: residueName, kind });
+      } else if (!existing.name.split('/').includes(residueName)) {
+        existing.name = `${existing.name}/${residueName}`;
+      }
     }
   }
   return table;
@@ -353,11 +437,12 @@ function symmetricEigenvalues(matrix: number[][]): number[] {
 
 /** Reads both files (one after the other, to bound memory) and compares them. */
 export async function diffStructures(
-  from: { text: string; format: Format },
-  to: { text: string; format: Format },
+  from: DiffInput,
+  to: DiffInput,
   options: DiffOptions = DEFAULT_DIFF_OPTIONS,
+  read: { reference?: boolean } = {},
 ): Promise<StructuralDiff> {
-  const a = await readAtoms(from.text, from.format);
-  const b = await readAtoms(to.text, to.format);
+  const a = await readAtoms(from, read);
+  const b = await readAtoms(to, read);
   return compareAtoms(a, b, options, from.format === to.format || (MACROMOLECULAR.has(from.format) && MACROMOLECULAR.has(to.format)));
 }

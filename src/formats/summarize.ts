@@ -59,6 +59,13 @@ export interface AtomTable {
   entityType(residue: number): string | undefined;
   entityCount: number;
   componentName(compId: string): string | undefined;
+  /**
+   * Optional: a value equal for two atoms exactly when their atomName and altId both are. Spares
+   * building a string per atom for the duplicate-atom check (large files).
+   */
+  atomKey?(atom: number): number | string;
+  /** Optional: x, y, z of every atom as arrays (the values x(i), y(i), z(i) give), read without a call per atom. */
+  coordinates?: { x: ArrayLike<number>; y: ArrayLike<number>; z: ArrayLike<number> };
 }
 
 /** The atom table of a Mol* model. */
@@ -79,6 +86,7 @@ export function modelAtomTable(model: Model): AtomTable {
     x: (i) => x[i],
     y: (i) => y[i],
     z: (i) => z[i],
+    coordinates: { x, y, z },
     residueCount: residues._rowCount,
     residueOffsets: residueAtomSegments.offsets,
     insCode: (r) => residues.pdbx_PDB_ins_code.value(r),
@@ -118,6 +126,9 @@ export function summarizeAtoms(table: AtomTable, problems: Problem[], warnings: 
   let absurd = 0;
   // Symbol → element, or '' when the symbol is not an element: a few distinct symbols, millions of atoms.
   const known = new Map<string, string>();
+  const xs = table.coordinates?.x;
+  const ys = table.coordinates?.y;
+  const zs = table.coordinates?.z;
   for (let i = 0; i < atomCount; i++) {
     const symbol = table.typeSymbol(i);
     let element = known.get(symbol);
@@ -134,9 +145,9 @@ export function summarizeAtoms(table: AtomTable, problems: Problem[], warnings: 
     }
     elements[element || '?'] = (elements[element || '?'] ?? 0) + 1;
     if (!hasAltlocs && table.altId(i) !== '') hasAltlocs = true;
-    const cx = table.x(i);
-    const cy = table.y(i);
-    const cz = table.z(i);
+    const cx = xs ? xs[i] : table.x(i);
+    const cy = ys ? ys[i] : table.y(i);
+    const cz = zs ? zs[i] : table.z(i);
     if (!Number.isFinite(cx) || !Number.isFinite(cy) || !Number.isFinite(cz)) {
       nonFinite++;
       continue;
@@ -169,7 +180,8 @@ export function summarizeAtoms(table: AtomTable, problems: Problem[], warnings: 
   let firstDuplicate: string | undefined;
   let waters = 0;
   let hasInsertionCodes = false;
-  const names = new Set<string>();
+  const names = new Set<string | number>();
+  const seenKeys: (string | number)[] = [];
   const offsets = table.residueOffsets;
   for (let r = 0; r < table.residueCount; r++) {
     if (!hasInsertionCodes && table.insCode(r) !== '') hasInsertionCodes = true;
@@ -177,13 +189,17 @@ export function summarizeAtoms(table: AtomTable, problems: Problem[], warnings: 
     const comp = table.compId(firstAtom);
     if (residueChecks) {
       const end = offsets[r + 1];
-      names.clear();
+      // Small residues are checked against a list (Set.clear() allocates a new table per residue).
+      const small = end - firstAtom <= 32;
+      if (small) seenKeys.length = 0;
+      else names.clear();
       for (let a = firstAtom; a < end; a++) {
-        const key = `${table.atomName(a)}\u0000${table.altId(a)}`;
-        if (names.has(key)) {
+        const key = table.atomKey ? table.atomKey(a) : `${table.atomName(a)}\u0000${table.altId(a)}`;
+        if (small ? seenKeys.includes(key) : names.has(key)) {
           duplicates++;
           firstDuplicate ??= `${table.atomName(a)} of ${comp} ${table.authSeqId(r)}${table.insCode(r)} in chain ${table.chainName(a)}`;
-        } else names.add(key);
+        } else if (small) seenKeys.push(key);
+        else names.add(key);
       }
       if (!checkedComponents.has(comp)) {
         checkedComponents.add(comp);

@@ -24,6 +24,11 @@ function field(category: CifCategory | undefined, name: string): CifField | unde
 const text = (f: CifField | undefined, row: number): string => (f && f.valueKind(row) === PRESENT ? f.str(row) : '');
 const same = (f: CifField | undefined, a: number, b: number): boolean => !f || f.areValuesEqual(a, b);
 
+function hasPresentValue(field: CifField): boolean {
+  for (let row = 0; row < field.rowCount; row++) if (field.valueKind(row) === PRESENT) return true;
+  return false;
+}
+
 export interface CifAtoms {
   table: AtomTable;
   models: number;
@@ -48,6 +53,13 @@ export function cifAtomTable(frame: CifFrame): CifAtoms | undefined {
   const altId = f('label_alt_id');
   const modelNum = f('pdbx_PDB_model_num');
   if (!x || !y || !z || !typeSymbol || !labelAtom || !labelComp || !labelAsym || !labelEntity || !authAsym || !authSeq) return undefined;
+  // Mol*'s getNormalizedAtomSite replaces a label_ or auth_ column without any value by its
+  // counterpart (label_seq_id by auth_seq_id, which it then sorts by; auth_asym_id by label_asym_id,
+  // ...). This reader does not: such files go through the model.
+  for (const column of [labelAtom, labelComp, labelAsym, labelEntity, authAsym, authSeq, labelSeq, f('auth_atom_id'), f('auth_comp_id')]) {
+    if (column === labelSeq && !column) return undefined;
+    if (column && !hasPresentValue(column)) return undefined;
+  }
 
   const entityIds = field(entity, 'id');
   const entityTypes = field(entity, 'type');

@@ -11,7 +11,7 @@ import { type Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, gunzipSync } from 'node:zlib';
 import { type DiffOptions, diffStructures, type StructuralDiff } from '../formats/diff.js';
-import { parseStructure } from '../formats/parse.js';
+import { parseStructureBytes } from '../formats/parse.js';
 import { inspectSessionFile } from '../formats/session.js';
 import { sniffCompression, sniffFormat } from '../formats/sniff.js';
 import type { Compression, Format, ParseOutcome } from '../formats/types.js';
@@ -109,7 +109,7 @@ export async function ingest(task: IngestTask): Promise<IngestResult> {
     const { result, content } = ingestSmall(task, compression, compressedSize, limit);
     // A session is read by its header from the stored file, as validation does; a failed parse is left to validation.
     if (task.parse && result.ok && content && result.detected && result.detected !== 'cxs') {
-      const outcome = await parseStructure(content.toString('latin1'), result.detected).catch(() => undefined);
+      const outcome = await parseStructureBytes(content, result.detected).catch(() => undefined);
       if (outcome) result.parsed = { format: result.detected, outcome };
     }
     return result;
@@ -247,10 +247,8 @@ export interface ParseTask {
 export async function parse(task: ParseTask): Promise<ParseOutcome> {
   // A session is checked by its header: read its first bytes, not the whole (possibly huge) file.
   if (task.format === 'cxs') return inspectSessionFile(task.path);
-  const bytes = await fs.readFile(task.path);
-  // latin1 keeps every byte (and byte offsets) whatever the encoding; the text formats are ASCII,
-  // and BinaryCIF is turned back into bytes from it.
-  return parseStructure(bytes.toString('latin1'), task.format);
+  // PDB is read from the bytes; the other readers get latin1 text (every byte kept, BinaryCIF too).
+  return parseStructureBytes(await fs.readFile(task.path), task.format);
 }
 
 export interface DiffTask {
@@ -261,7 +259,7 @@ export interface DiffTask {
 
 /** Reads two stored files and compares them as structures (formats may differ). */
 export async function diff(task: DiffTask): Promise<StructuralDiff> {
-  const from = (await fs.readFile(task.from.path)).toString('latin1');
-  const to = (await fs.readFile(task.to.path)).toString('latin1');
-  return diffStructures({ text: from, format: task.from.format }, { text: to, format: task.to.format }, task.options);
+  const from = await fs.readFile(task.from.path);
+  const to = await fs.readFile(task.to.path);
+  return diffStructures({ bytes: from, format: task.from.format }, { bytes: to, format: task.to.format }, task.options);
 }

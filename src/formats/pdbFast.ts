@@ -1,0 +1,1442 @@
+/**
+ * A PDB reader that works on the file's bytes by their fixed columns and builds only what the
+ * summary and the structure diff read. Written by hand because Mol*'s PDB path (the reference,
+ * parse.ts) splits the whole text into lines, turns every record into an mmCIF-like token table
+ * and then builds a full model (indexes, sequences, secondary structure, bonds) of which the
+ * summary reads a few columns; that costs several times the read itself, and twice for a diff.
+ *
+ * Exactness comes first: this reader reproduces what Mol* 5.11 makes of a PDB file, step by step
+ * (the same column cuts, number parsing, label_asym_id and label_seq_id assignment, component
+ * and entity inference, atom sorting and residue/chain segmentation), and uses Mol*'s own helpers
+ * where they are cheap (component and entity builders, HETNAM/SEQRES/COMPND parsers; its SEQRES
+ * alignment is redone over typed arrays with the same traceback). Wherever the reference would do
+ * something this reader does not (old Mac line ends, atom lines too short for their coordinates,
+ * files without atoms), it declines and the caller uses the reference path; files whose MODEL or
+ * END records the reference rewrites first are rewritten the same way by the caller and read here
+ * (MODEL_REWRITE). A test compares both paths on every PDB file of the corpus, altered copies of
+ * them, and files written by gemmi and Open Babel.
+ */
+
+import { ElementSymbol, getMoleculeType } from 'molstar/lib/mol-model/structure/model/types.js';
+import { ComponentBuilder } from 'molstar/lib/mol-model-formats/structure/common/component.js';
+import { EntityBuilder } from 'molstar/lib/mol-model-formats/structure/common/entity.js';
+import { getEntityPolySeq, parseCmpnd, parseHetnam, parseSeqres } from 'molstar/lib/mol-model-formats/structure/pdb/entity.js';
+import type { AtomTable } from './summarize.js';
+import type { Problem } from './types.js';
+
+const SP = 32;
+const TAB = 9;
+
+/** Mol*'s Tokenizer.trim over bytes: [start, end) without leading/trailing spaces and tabs. */
+function trimStart(b: Uint8Array, s: number, e: number): number {
+  let c = b[s];
+  const last = e - 1;
+  while ((c === TAB || c === SP) && s <= last) c = b[++s];
+  return s;
+}
+function trimEnd(b: Uint8Array, s: number, e: number): number {
+  let last = e - 1;
+  let c = b[last];
+  while ((c === TAB || c === SP) && last >= s) c = b[--last];
+  return last + 1;
+}
+
+/** Mol*'s number-parser parseInt over bytes (stops at the first non-digit). */
+function parseIntBytes(b: Uint8Array, start: number, end: number): number {
+  let i = start;
+  let ret = 0;
+  let neg = 1;
+  if (b[i] === 45) {
+    neg = -1;
+    ++i;
+  } else if (b[i] === 43) ++i;
+  for (; i < end; i++) {
+    const c = b[i] - 48;
+    if (c > 9 || c < 0 || Number.isNaN(c)) return (neg * ret) | 0;
+    ret = (10 * ret + c) | 0;
+  }
+  return neg * ret;
+}
+
+/** Mol*'s number-parser parseFloat over bytes, with the same arithmetic (so the same doubles). */
+function parseFloatBytes(b: Uint8Array, start: number, end: number): number {
+  let i = start;
+  let neg = 1.0;
+  let ret = 0.0;
+  let point = 0.0;
+  let div = 1.0;
+  if (b[i] === 45) {
+    neg = -1;
+    ++i;
+  } else if (b[i] === 43) ++i;
+  while (i < end) {
+    let c = b[i] - 48;
+    if (c >= 0 && c < 10) {
+      ret = ret * 10 + c;
+      ++i;
+    } else if (c === -2) {
+      ++i;
+      while (i < end) {
+        c = b[i] - 48;
+        if (c >= 0 && c < 10) {
+          point = 10.0 * point + c;
+          div = 10.0 * div;
+          ++i;
+        } else if (c === 53 || c === 21) {
+          return scientific(neg * (ret + point / div), b, i + 1, end);
+        } else {
+          return neg * (ret + point / div);
+        }
+      }
+      return neg * (ret + point / div);
+    } else if (c === 53 || c === 21) {
+      return scientific(neg * ret, b, i + 1, end);
+    } else break;
+  }
+  return neg * ret;
+}
+function scientific(main: number, b: Uint8Array, start: number, end: number): number {
+  if (b[start] === 43) start++;
+  return main * 10.0 ** parseIntBytes(b, start, end);
+}
+
+/** A trimmed field as Mol*'s token column reads it: value 0 when empty; a float the way CifField.float does (`|| 0`). */
+function fieldFloat(b: Uint8Array, s: number, e: number): number {
+  const ts = trimStart(b, s, e);
+  const te = trimEnd(b, ts, e);
+  return parseFloatBytes(b, ts, te) || 0;
+}
+
+/**
+ * A short token (up to 4 bytes) as a number: equal codes ⇔ equal tokens. Longer tokens never occur
+ * for the fields coded (they are cut from at most 4 columns).
+ */
+function code(b: Uint8Array, s: number, e: number): number {
+  let v = e - s;
+  for (let i = s; i < e; i++) v = v * 256 + b[i];
+  return v + (e - s) * 2 ** 40;
+}
+
+/** code() of a string's (latin1) characters. */
+function stringCode(text: string): number {
+  let v = text.length;
+  for (let i = 0; i < text.length; i++) v = v * 256 + text.charCodeAt(i);
+  return v + text.length * 2 ** 40;
+}
+
+const latin1 = (b: Uint8Array, s: number, e: number): string => {
+  if (e - s > 16) return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1', s, e);
+  let out = '';
+  for (let i = s; i < e; i++) out += String.fromCharCode(b[i]);
+  return out;
+};
+
+/** What CifField.str gives for a token: '' for '.' and '?'. */
+const tokenStr = (t: string): string => (t === '.' || t === '?' ? '' : t);
+
+const startsWith = (b: Uint8Array, s: number, e: number, word: string): boolean => {
+  if (word.length > e - s) return false;
+  for (let i = 0; i < word.length; i++) if (b[s + i] !== word.charCodeAt(i)) return false;
+  return true;
+};
+
+/** JavaScript's \s over latin1. */
+const isSpace = (c: number): boolean => c === SP || (c >= 9 && c <= 13) || c === 0xa0;
+
+class Growable {
+  array: Int32Array;
+  length = 0;
+  constructor(capacity = 1024) {
+    this.array = new Int32Array(capacity);
+  }
+  push(v: number) {
+    if (this.length === this.array.length) {
+      const next = new Int32Array(this.array.length * 2);
+      next.set(this.array);
+      this.array = next;
+    }
+    this.array[this.length++] = v;
+  }
+}
+
+/** Mol*'s LabelAsymIdHelper (pdb/atom-site.js), called once per run of atoms rather than per atom. */
+class LabelAsym {
+  private counts = new Map<string, number>();
+  private currModel: number | undefined = undefined;
+  private currAsym = '';
+  private currLabel = '';
+  constructor(private readonly hasAssemblies: boolean) {}
+  clear() {
+    this.counts.clear();
+    this.currModel = undefined;
+  }
+  private get(asym: string, model: number, ter: boolean): string {
+    if (this.hasAssemblies) return asym;
+    if (model !== this.currModel) {
+      this.counts.clear();
+      this.currModel = model;
+      this.currLabel = asym;
+    } else if (this.currAsym !== asym) {
+      this.currAsym = asym;
+      this.currLabel = asym;
+    }
+    const count = this.counts.get(asym);
+    if (count !== undefined) {
+      if (ter) {
+        this.counts.set(asym, count + 1);
+        this.currLabel = `${asym}_${count + 1}`;
+      }
+    } else this.counts.set(asym, 0);
+    return this.currLabel;
+  }
+  /** The label of every atom of a run (constant over it); the second atom's call keeps the state exact. */
+  run(asym: string, model: number, ter: boolean, length: number): string {
+    const label = this.get(asym, model, ter);
+    if (length > 1) this.get(asym, model, false);
+    return label;
+  }
+}
+
+const UNALIGNED = -1;
+
+/** Every atom of the first model, with what the summary and the diff read, and Mol*'s order of them. */
+export interface PdbAtoms {
+  bytes: Uint8Array;
+  /** Atoms in the first model. */
+  atomCount: number;
+  /** File index (within the first model) of the atom at each position of Mol*'s sorted order; undefined when that order is the file's. */
+  order: Int32Array | undefined;
+  /** Per atom, in file order: line start and line length (capped at 255). */
+  lineStart: Int32Array;
+  lineLength: Uint8Array;
+  /** Per atom, in Mol*'s order: coordinates as Mol* stores them (32-bit floats), index into `symbols` of the element symbol. */
+  x: Float32Array;
+  y: Float32Array;
+  z: Float32Array;
+  element: Uint8Array;
+  symbols: string[];
+  /** Residue and chain starts, as positions in Mol*'s order. */
+  residueOffsets: Int32Array;
+  residueCount: number;
+  chainOffsets: Int32Array;
+  chainCount: number;
+  /** Entity type of each residue's chain. */
+  residueEntityType: (string | undefined)[];
+  entityCount: number;
+  componentName(comp: string): string | undefined;
+  models: number;
+  /** label_atom_id suffixes Mol* gives repeated atom names within a residue (file index → n of name_n). */
+  nameSuffix: Map<number, number>;
+  /** Name and altloc as one value (AtomTable.atomKey), in Mol*'s order; a negative value means: the string in atomKeyStrings (by file index). */
+  atomKeys: Float64Array;
+  atomKeyStrings: Map<number, string>;
+  /** True when every occupancy field is blank (Mol* then reads occupancy 1 for all). */
+  occupancyBlank: boolean;
+  warnings: Problem[];
+  /** Deposition date and PDB id from the last HEADER record, as Mol* keeps them. */
+  header: { idCode?: string; depDate?: string };
+}
+
+/**
+ * The decline that means: the reference rewrites this file's MODEL/ENDMDL/END records first
+ * (framesSeparatedByEnd, normalisePdbModels in parse.ts). The caller can apply the same rewrite and
+ * read the result with `modelsNormalised`.
+ */
+export const MODEL_REWRITE = 'the reference rewrites MODEL records';
+
+/** Why the fast reader left a file to the reference path (for tests and profiling). */
+export let lastDecline = '';
+const decline = (why: string): undefined => {
+  lastDecline = why;
+  return undefined;
+};
+
+class Growable8 {
+  array: Uint8Array;
+  length = 0;
+  constructor(capacity: number) {
+    this.array = new Uint8Array(capacity);
+  }
+  push(v: number) {
+    if (this.length === this.array.length) {
+      const next = new Uint8Array(this.array.length * 2);
+      next.set(this.array);
+      this.array = next;
+    }
+    this.array[this.length++] = v;
+  }
+}
+
+class GrowableF32 {
+  array: Float32Array;
+  length = 0;
+  constructor(capacity: number) {
+    this.array = new Float32Array(capacity);
+  }
+  grow() {
+    const next = new Float32Array(this.array.length * 2);
+    next.set(this.array);
+    this.array = next;
+  }
+}
+
+/**
+ * fieldFloat over the 8 columns at `start`, stored straight into `into[at]` (as Mol*'s Float32Array
+ * does): returning the double would box it, three times per atom.
+ */
+function coordinateInto(b: Uint8Array, start: number, into: Float32Array, at: number): void {
+  const end = start + 8;
+  let i = start;
+  let c = b[i];
+  while ((c === TAB || c === SP) && i < end) c = b[++i];
+  let last = end - 1;
+  c = b[last];
+  while ((c === TAB || c === SP) && last >= i) c = b[--last];
+  const stop = last + 1;
+  let neg = 1.0;
+  let ret = 0.0;
+  if (b[i] === 45) {
+    neg = -1;
+    ++i;
+  } else if (b[i] === 43) ++i;
+  while (i < stop) {
+    const d = b[i] - 48;
+    if (d >= 0 && d < 10) {
+      ret = ret * 10 + d;
+      ++i;
+    } else if (d === -2) {
+      ++i;
+      let point = 0.0;
+      let div = 1.0;
+      while (i < stop) {
+        const f = b[i] - 48;
+        if (f >= 0 && f < 10) {
+          point = 10.0 * point + f;
+          div = 10.0 * div;
+          ++i;
+        } else break;
+      }
+      if (i < stop && (b[i] === 101 || b[i] === 69)) {
+        into[at] = scientific(neg * (ret + point / div), b, i + 1, stop) || 0;
+        return;
+      }
+      into[at] = neg * (ret + point / div) || 0;
+      return;
+    } else if (d === 53 || d === 21) {
+      into[at] = scientific(neg * ret, b, i + 1, stop) || 0;
+      return;
+    } else break;
+  }
+  into[at] = neg * ret || 0;
+}
+
+class GrowableF64 {
+  array: Float64Array;
+  length = 0;
+  constructor(capacity: number) {
+    this.array = new Float64Array(capacity);
+  }
+  push(v: number) {
+    if (this.length === this.array.length) {
+      const next = new Float64Array(this.array.length * 2);
+      next.set(this.array);
+      this.array = next;
+    }
+    this.array[this.length++] = v;
+  }
+}
+
+/** What the pass over the lines collects. */
+interface ScanState {
+  /** Per run: component (index into compNames), chain byte, insertion code byte, residue number (as Mol*'s integer column reads it) and its token (code()). */
+  runComp: Growable;
+  runAsym: Growable8;
+  runIns: Growable8;
+  runSeqInt: Growable;
+  runSeqTok: GrowableF64;
+  compNames: string[];
+  compIndex: Map<number, number>;
+  /** MODEL records without a number the reference renumbers: (1-based line, model ordinal) pairs. */
+  unnumberedModels: number[];
+  /** A MODEL record with nothing after it (opens the reference's MODEL rewrite). */
+  bareModelLine: boolean;
+  atomLines: Growable;
+  atomLength: Growable8;
+  modelStarts: number[];
+  modelNum: number;
+  anyModelLine: boolean;
+  endThenAtoms: boolean;
+  sawEndLine: boolean;
+  normModel: number;
+  normInModel: boolean;
+  wide: boolean;
+  hasAssemblies: boolean;
+  anyInsCode: boolean;
+  occupancyBlank: boolean;
+  hetnamBlocks: string[][];
+  seqresLines: string[] | undefined;
+  seqresOpen: boolean;
+  compndBlocks: string[][];
+  compndOpen: boolean;
+  hetnamOpen: boolean;
+  idCode: string | undefined;
+  depDate: string | undefined;
+  runStart: Growable;
+  runTer: Growable8;
+  runModel: Growable;
+  terPending: boolean;
+  prevLine: number;
+  prevModel: number;
+  firstModel: number;
+  xs: GrowableF32;
+  ys: GrowableF32;
+  zs: GrowableF32;
+  elements: Growable8;
+  keys: GrowableF64;
+  symbolIndex: Map<number, number>;
+  symbols: string[];
+  nameSuffix: Map<number, number>;
+  atomKeyStrings: Map<number, string>;
+  /** The residue's names so far (codes), a fixed buffer: emptying a JS array per residue reallocates it. */
+  names: Float64Array;
+  nameCount: number;
+  nameCounts: Map<number, number>;
+}
+
+function newScanState(n: number): ScanState {
+  const guess = Math.max(1024, Math.ceil(n / 81));
+  return {
+    runComp: new Growable(Math.max(1024, guess >> 3)),
+    runAsym: new Growable8(Math.max(1024, guess >> 3)),
+    runIns: new Growable8(Math.max(1024, guess >> 3)),
+    runSeqInt: new Growable(Math.max(1024, guess >> 3)),
+    runSeqTok: new GrowableF64(Math.max(1024, guess >> 3)),
+    compNames: [],
+    compIndex: new Map(),
+    unnumberedModels: [],
+    bareModelLine: false,
+    atomLines: new Growable(guess),
+    atomLength: new Growable8(guess),
+    modelStarts: [],
+    modelNum: 0,
+    anyModelLine: false,
+    endThenAtoms: false,
+    sawEndLine: false,
+    normModel: 0,
+    normInModel: false,
+    wide: false,
+    hasAssemblies: false,
+    anyInsCode: false,
+    occupancyBlank: true,
+    hetnamBlocks: [],
+    seqresLines: undefined,
+    seqresOpen: false,
+    compndBlocks: [],
+    compndOpen: false,
+    hetnamOpen: false,
+    idCode: undefined,
+    depDate: undefined,
+    runStart: new Growable(Math.max(1024, guess >> 3)),
+    runTer: new Growable8(Math.max(1024, guess >> 3)),
+    runModel: new Growable(Math.max(1024, guess >> 3)),
+    terPending: false,
+    prevLine: -1,
+    prevModel: -1,
+    firstModel: 0,
+    xs: new GrowableF32(guess),
+    ys: new GrowableF32(guess),
+    zs: new GrowableF32(guess),
+    elements: new Growable8(guess),
+    keys: new GrowableF64(guess),
+    symbolIndex: new Map<number, number>(),
+    symbols: [],
+    nameSuffix: new Map<number, number>(),
+    atomKeyStrings: new Map<number, string>(),
+    names: new Float64Array(64),
+    nameCount: 0,
+    nameCounts: new Map<number, number>(),
+  };
+}
+
+/** The one pass over the lines, in a function of its own so the optimiser keeps it whatever the later phases do. Returns a decline reason, or ''. */
+function scanLines(b: Uint8Array, minLineLength: number, modelsNormalised: boolean, st: ScanState): string {
+  const n = b.length;
+  let pos = 0;
+  let lineNo = -1;
+  while (pos < n) {
+    lineNo++;
+    let nl = b.indexOf(10, pos);
+    if (nl < 0) nl = n;
+    const s = pos;
+    const e = nl > s && b[nl - 1] === 13 ? nl - 1 : nl;
+    pos = nl + 1;
+    const c0 = b[s];
+    if (c0 === 65 || c0 === 72) {
+      const isAtom = (c0 === 65 && startsWith(b, s, e, 'ATOM  ')) || (c0 === 72 && startsWith(b, s, e, 'HETATM'));
+      if (isAtom) {
+        st.seqresOpen = false;
+        st.compndOpen = false;
+        st.hetnamOpen = false;
+        const length = e - s;
+        if (length < minLineLength) return 'atom line too short';
+        if (!st.modelNum) {
+          st.modelNum = 1;
+          st.modelStarts.push(st.atomLines.length);
+        }
+        if (!st.normInModel && st.normModel > 0 && !modelsNormalised) return MODEL_REWRITE;
+        if (st.sawEndLine && !st.anyModelLine) st.endThenAtoms = true;
+        if (!st.wide && nl - s > 21 && b[s + 20] !== SP) st.wide = true;
+        const ins = b[s + 26];
+        if (!st.anyInsCode && ins !== SP && ins !== 46 && ins !== 63) st.anyInsCode = true;
+        if (st.occupancyBlank && trimStart(b, s + 54, s + 60) < trimEnd(b, s + 54, s + 60)) st.occupancyBlank = false;
+        const i = st.atomLines.length;
+        const p = st.prevLine;
+        // A new run?
+        if (
+          st.terPending ||
+          p < 0 ||
+          st.modelNum !== st.prevModel ||
+          b[p + 21] !== b[s + 21] ||
+          b[p + 26] !== ins ||
+          b[p + 22] !== b[s + 22] ||
+          b[p + 23] !== b[s + 23] ||
+          b[p + 24] !== b[s + 24] ||
+          b[p + 25] !== b[s + 25] ||
+          b[p + 17] !== b[s + 17] ||
+          b[p + 18] !== b[s + 18] ||
+          b[p + 19] !== b[s + 19] ||
+          b[p + 20] !== b[s + 20]
+        ) {
+          st.runStart.push(i);
+          st.runTer.push(st.terPending ? 1 : 0);
+          st.runModel.push(st.modelNum);
+          // What the later phases read of a run, taken now that the line is in cache.
+          const cts = trimStart(b, s + 17, s + 21);
+          const cte = trimEnd(b, cts, s + 21);
+          const compKey = smallCode(b, cts, cte);
+          let comp = st.compIndex.get(compKey);
+          if (comp === undefined) {
+            comp = st.compNames.length;
+            st.compNames.push(tokenStr(latin1(b, cts, cte)));
+            st.compIndex.set(compKey, comp);
+          }
+          st.runComp.push(comp);
+          st.runAsym.push(b[s + 21]);
+          st.runIns.push(ins);
+          const sts = trimStart(b, s + 22, s + 26);
+          const ste = trimEnd(b, sts, s + 26);
+          st.runSeqInt.push(parseIntBytes(b, sts, ste) || 0);
+          st.runSeqTok.push(code(b, sts, ste));
+        }
+        st.terPending = false;
+        if (st.firstModel === 0) st.firstModel = st.modelNum;
+        if (st.modelNum === st.firstModel) {
+          const xs = st.xs;
+          if (xs.length === xs.array.length) {
+            xs.grow();
+            st.ys.grow();
+            st.zs.grow();
+          }
+          const at = xs.length++;
+          st.ys.length++;
+          st.zs.length++;
+          coordinateInto(b, s + 30, xs.array, at);
+          coordinateInto(b, s + 38, st.ys.array, at);
+          coordinateInto(b, s + 46, st.zs.array, at);
+          // Element: columns 77-78 when the line reaches them and they are not blank, else guessed from the name.
+          let ts = s;
+          let te = s;
+          if (length >= 78) {
+            ts = trimStart(b, s + 76, s + 78);
+            te = trimEnd(b, ts, s + 78);
+          }
+          if (ts >= te) {
+            guessElement(b, s + 12, s + 16);
+            ts = guessStart;
+            te = guessEnd;
+          }
+          // A small integer (no boxing as a Map key): st.symbols are at most 2 characters, guesses too.
+          const symbolCode = te - ts <= 2 ? ((te - ts) << 16) | (te > ts ? b[ts] << 8 : 0) | (te - ts === 2 ? b[ts + 1] : 0) : -1 - code(b, ts, te);
+          let symbol = st.symbolIndex.get(symbolCode);
+          if (symbol === undefined) {
+            symbol = st.symbols.length;
+            if (symbol > 255) return 'too many distinct element st.symbols';
+            st.symbols.push(ElementSymbol(tokenStr(latin1(b, ts, te))) as string);
+            st.symbolIndex.set(symbolCode, symbol);
+          }
+          st.elements.push(symbol);
+          // A residue for getAtomSite ends where the chain, residue number (as an integer) or insertion code changes.
+          if (
+            p >= 0 &&
+            i > 0 &&
+            ((b[p + 21] !== b[s + 21] && chainStr(b, p) !== chainStr(b, s)) ||
+              (b[p + 26] !== ins && insStr(b, p) !== insStr(b, s)) ||
+              ((b[p + 22] !== b[s + 22] || b[p + 23] !== b[s + 23] || b[p + 24] !== b[s + 24] || b[p + 25] !== b[s + 25]) &&
+                seqNumber(b, p) !== seqNumber(b, s)))
+          ) {
+            st.nameCount = 0;
+            // Map.clear() allocates a new table: only when the map was used (long residues, repeats).
+            if (st.nameCounts.size > 0) st.nameCounts.clear();
+          }
+          const nts = trimStart(b, s + 12, s + 16);
+          const nte = trimEnd(b, nts, s + 16);
+          const t = nte - nts === 1 && (b[nts] === 46 || b[nts] === 63) ? 0 : code(b, nts, nte);
+          let seen = false;
+          if (st.nameCount < 64) {
+            const names = st.names;
+            for (let k = 0; k < st.nameCount; k++) {
+              if (names[k] === t) {
+                seen = true;
+                break;
+              }
+            }
+            if (!seen) {
+              st.names[st.nameCount++] = t;
+              if (st.nameCount === 64) for (const v of st.names) st.nameCounts.set(v, st.nameCounts.get(v) ?? 0);
+            }
+          } else {
+            seen = st.nameCounts.has(t);
+            if (!seen) st.nameCounts.set(t, 0);
+          }
+          const alt = b[s + 16];
+          const altCode = alt === SP || alt === 46 || alt === 63 ? 0 : alt + 1;
+          let nameCode = t;
+          if (seen) {
+            const next = (st.nameCounts.get(t) ?? 0) + 1;
+            st.nameCounts.set(t, next);
+            st.nameSuffix.set(i, next);
+            const label = `${tokenStr(latin1(b, nts, nte))}_${next}`;
+            if (label.length > 4) {
+              st.atomKeyStrings.set(i, `${label}\u0000${altCode ? String.fromCharCode(alt) : ''}`);
+              nameCode = -1;
+            } else nameCode = stringCode(label);
+          }
+          st.keys.push(nameCode * 512 + altCode);
+        }
+        st.atomLines.push(s);
+        st.atomLength.push(length > 255 ? 255 : length);
+        st.prevLine = s;
+        st.prevModel = st.modelNum;
+        continue;
+      }
+    }
+    const isSeqres = c0 === 83 && startsWith(b, s, e, 'SEQRES');
+    const isCompnd = c0 === 67 && startsWith(b, s, e, 'COMPND');
+    const isHetnam = c0 === 72 && startsWith(b, s, e, 'HETNAM');
+    // Mol* reads SEQRES, COMPND and HETNAM in blocks of consecutive lines; only the first SEQRES block counts.
+    if (st.seqresOpen && !isSeqres) st.seqresOpen = false;
+    if (st.compndOpen && !isCompnd) st.compndOpen = false;
+    if (st.hetnamOpen && !isHetnam) st.hetnamOpen = false;
+    if (isHetnam) {
+      if (!st.hetnamOpen) st.hetnamBlocks.push([]);
+      st.hetnamOpen = true;
+      st.hetnamBlocks[st.hetnamBlocks.length - 1].push(latin1(b, s, e));
+    } else if (c0 === 72) {
+      if (startsWith(b, s, e, 'HEADER')) {
+        const line = latin1(b, s, e);
+        st.idCode = line.substring(62, 66).trim() || undefined;
+        st.depDate = line.substring(50, 59).trim() || undefined;
+      }
+    } else if (isSeqres) {
+      if (!st.seqresLines) {
+        st.seqresLines = [];
+        st.seqresOpen = true;
+      }
+      if (st.seqresOpen) st.seqresLines.push(latin1(b, s, e));
+    } else if (isCompnd) {
+      if (!st.compndOpen) st.compndBlocks.push([]);
+      st.compndOpen = true;
+      st.compndBlocks[st.compndBlocks.length - 1].push(latin1(b, s, e));
+    } else if (c0 === 77) {
+      if (startsWith(b, s, e, 'MODEL')) {
+        st.anyModelLine = true;
+        st.normModel++;
+        st.normInModel = true;
+        // The reference rewrites MODEL lines without a number (normalisePdbModels).
+        let k = s + 5;
+        let ok = true;
+        for (; k < s + 10; k++) if (b[k] !== SP || k >= nl) ok = false;
+        while (k < nl && isSpace(b[k])) k++;
+        if ((!ok || !(b[k] >= 48 && b[k] <= 57) || k >= nl) && !modelsNormalised) {
+          // normalisePdbModels gives it a number. When it starts with "MODEL " Mol* starts a model at it
+          // either way, so only the warning differs; otherwise (a bare "MODEL") leave the file to the rewrite.
+          if (!startsWith(b, s, e, 'MODEL ')) return MODEL_REWRITE;
+          st.unnumberedModels.push(lineNo + 1, st.normModel);
+          let blank = true;
+          for (let q = s + 5; q < nl; q++) if (!isSpace(b[q])) blank = false;
+          if (blank) st.bareModelLine = true;
+        }
+        if (startsWith(b, s, e, 'MODEL ')) {
+          st.modelNum++;
+          st.modelStarts.push(st.atomLines.length);
+        }
+      }
+    } else if (c0 === 69) {
+      if (startsWith(b, s, e, 'ENDMDL')) st.normInModel = false;
+      else if (startsWith(b, s, e, 'END')) {
+        let blank = true;
+        for (let k = s + 3; k < nl; k++) if (!isSpace(b[k])) blank = false;
+        if (blank) st.sawEndLine = true;
+      }
+    } else if (c0 === 84) {
+      if (startsWith(b, s, e, 'TER')) st.terPending = true;
+    } else if (c0 === 82) {
+      if (!st.hasAssemblies && startsWith(b, s, e, 'REMARK 350')) st.hasAssemblies = true;
+    }
+  }
+  return '';
+}
+
+// guessElement's result (two numbers; a tuple per atom would be garbage to collect).
+let guessStart = 0;
+let guessEnd = 0;
+
+/**
+ * Reads a PDB file's atoms the way Mol* does. Returns undefined when the file needs something
+ * only the reference path does (see the module comment); `minLineLength` is how many columns
+ * every atom line must have (54 for the coordinates, 60 when occupancy is read); `modelsNormalised`
+ * says the text already went through the reference's MODEL rewrites.
+ */
+export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54, modelsNormalised = false): PdbAtoms | undefined {
+  lastDecline = '';
+  const n = bytes.length;
+  const b = bytes;
+  // Line starts are kept as 32-bit integers.
+  if (n >= 2 ** 31) return decline('file too large for 32-bit offsets');
+  // A lone carriage return ends a line for Mol* but not for the text checks before it.
+  for (let cr = b.indexOf(13); cr >= 0; cr = b.indexOf(13, cr + 1)) {
+    if (b[cr + 1] !== 10) return decline('lone carriage return');
+  }
+
+  const st = newScanState(n);
+  const reason = scanLines(b, minLineLength, modelsNormalised, st);
+  if (reason) return decline(reason);
+  const {
+    atomLines,
+    atomLength,
+    modelStarts,
+    anyModelLine,
+    endThenAtoms,
+    wide,
+    hasAssemblies,
+    anyInsCode,
+    occupancyBlank,
+    hetnamBlocks,
+    compndBlocks,
+    idCode,
+    depDate,
+    runStart,
+    runTer,
+    runModel,
+    xs,
+    ys,
+    zs,
+    elements,
+    keys,
+    symbols,
+    nameSuffix,
+    atomKeyStrings,
+  } = st;
+  let { seqresLines } = st;
+  // The reference splits frames at END records when there are no MODEL records (framesSeparatedByEnd).
+  if (endThenAtoms && !anyModelLine && !modelsNormalised) return decline(MODEL_REWRITE);
+  // Any bare "MODEL" line or ENDMDL makes the reference rewrite the text; the rewrite is a no-op
+  // exactly when every MODEL line is numbered and no atom follows ENDMDL outside a model: checked above.
+  const total = atomLines.length;
+  if (total === 0) return decline('no atoms');
+
+  const warnings: Problem[] = [];
+  // normalisePdbModels rewrites only when the text holds ENDMDL or a bare MODEL line.
+  if (st.unnumberedModels.length > 0 && (st.bareModelLine || Buffer.from(b.buffer, b.byteOffset, b.byteLength).indexOf('ENDMDL') >= 0)) {
+    for (let k = 0; k < st.unnumberedModels.length; k += 2) {
+      const model = st.unnumberedModels[k + 1];
+      warnings.push({
+        code: 'model_without_number',
+        message: `A MODEL record has no model number; it was read as model ${model}.`,
+        line: st.unnumberedModels[k],
+      });
+    }
+  }
+  if (wide) {
+    warnings.push({
+      code: 'wide_chain_ids',
+      message:
+        'Atom records use 2-character chain ids (columns 21-22), which the PDB format does not define; chains were read from column 22 only, so chain and residue counts are low. mmCIF keeps such ids intact.',
+    });
+    seqresLines = undefined;
+  }
+
+  const lines = (list: string[]) => {
+    const data = list.join('\n');
+    const indices: number[] = [];
+    let at = 0;
+    for (const l of list) {
+      indices.push(at, at + l.length);
+      at += l.length + 1;
+    }
+    return { data, indices, count: list.length } as never;
+  };
+  // One parse per block, as Mol* does: a name continued in a later block replaces the earlier one.
+  const heteroNames: [string, string][] = hetnamBlocks.flatMap((block) => [...parseHetnam(lines(block), 0, block.length).entries()]);
+  const seqresMap: Map<string, string[]> | undefined = seqresLines ? parseSeqres(lines(seqresLines), 0, seqresLines.length) : undefined;
+
+  const lineAt = atomLines.array;
+  const seqInt = (i: number) => seqNumber(b, lineAt[i]);
+  const runCount = runStart.length;
+  const { compNames } = st;
+  const runComp = st.runComp.array;
+  const runAsym = st.runAsym.array;
+  const runIns = st.runIns.array;
+  const runSeqInt = st.runSeqInt.array;
+  const runSeqTok = st.runSeqTok.array;
+  const compOfRun = (r: number) => compNames[runComp[r]];
+  const asymOfRun = (r: number) => (runAsym[r] === 46 || runAsym[r] === 63 ? '' : CHARS[runAsym[r]]);
+  const insOfRun = (r: number) => (runIns[r] === SP || runIns[r] === 46 || runIns[r] === 63 ? '' : CHARS[runIns[r]]);
+  const starts = runStart.array;
+  const runEnd = (r: number) => (r + 1 < runCount ? starts[r + 1] : total);
+
+  const moleculeTypes = new Map<string, ReturnType<typeof getMoleculeType>>();
+  // getEntityId gives the same entity for the same label_asym_id and component every time: worked out once per pair.
+  const entities = new Map<string, Map<string, string>>();
+
+  // Components and entities, over every model's atoms in file order (pdbToMmCif).
+  const componentBuilder = new ComponentBuilder(
+    { rowCount: total, value: seqInt } as never,
+    {
+      rowCount: total,
+      value: (i: number) => {
+        const s = lineAt[i];
+        const ts = trimStart(b, s + 12, s + 16);
+        return latin1(b, ts, trimEnd(b, ts, s + 16));
+      },
+    } as never,
+  );
+  componentBuilder.setNames(heteroNames);
+  const entityBuilder = new EntityBuilder();
+  for (const block of compndBlocks) entityBuilder.setCompounds(parseCmpnd(lines(block), 0, block.length));
+  if (seqresMap) entityBuilder.setSeqres(seqresMap);
+  entityBuilder.setNames(heteroNames);
+  const labels = new LabelAsym(hasAssemblies);
+  const runEntity: string[] = new Array(runCount);
+  for (let r = 0; r < runCount; r++) {
+    const i = starts[r];
+    const comp = compOfRun(r);
+    let moleculeType = moleculeTypes.get(comp);
+    if (moleculeType === undefined) {
+      // The first atom of a component decides its type (ComponentBuilder.add reads its residue's atom names).
+      moleculeType = getMoleculeType(componentBuilder.add(comp, i).type, comp);
+      moleculeTypes.set(comp, moleculeType);
+    }
+    const asym = labels.run(asymOfRun(r), runModel.array[r], runTer.array[r] === 1, runEnd(r) - i);
+    let byComp = entities.get(asym);
+    if (!byComp) {
+      byComp = new Map();
+      entities.set(asym, byComp);
+    }
+    let entity = byComp.get(comp);
+    if (entity === undefined) {
+      entity = entityBuilder.getEntityId(comp, moleculeType, asym) as string;
+      byComp.set(comp, entity);
+    }
+    runEntity[r] = entity;
+  }
+  if (seqresMap) {
+    // The reference fails here when SEQRES names chains but no atom is a polymer: leave that to it.
+    try {
+      getEntityPolySeq(seqresMap, (chainId: string) => entityBuilder.getEntityIdForChain(chainId));
+    } catch {
+      return decline('SEQRES without polymer atoms');
+    }
+  }
+
+  // The first model only from here on (the summary and the diff read the first model).
+  const atomCount = xs.length;
+  // Mol* makes one model per run of equal model numbers: MODEL records without atoms make none.
+  let models = 0;
+  for (let k = 0; k < modelStarts.length; k++) if ((k + 1 < modelStarts.length ? modelStarts[k + 1] : total) > modelStarts[k]) models++;
+  let firstRuns = 0;
+  while (firstRuns < runCount && starts[firstRuns] < atomCount) firstRuns++;
+
+  // label_asym_id (the helper's second pass, after clear()) and label_seq_id (getAtomSite).
+  const useLinear = !!seqresMap || anyInsCode;
+  labels.clear();
+  const runLabel: string[] = new Array(firstRuns);
+  const runSeq = new Int32Array(firstRuns);
+  const alignments = new Map<string, number[]>();
+  if (seqresMap) {
+    const observed = new Map<string, string[]>();
+    let prevChain = '';
+    let prevSeqId = -99999;
+    let prevIns = '___';
+    for (let r = 0; r < firstRuns; r++) {
+      const chain = asymOfRun(r);
+      const seqId = runSeqInt[r];
+      const ins = insOfRun(r);
+      if (chain !== prevChain || seqId !== prevSeqId || ins !== prevIns) {
+        let list = observed.get(chain);
+        if (!list) {
+          list = [];
+          observed.set(chain, list);
+        }
+        list.push(compOfRun(r));
+        prevChain = chain;
+        prevSeqId = seqId;
+        prevIns = ins;
+      }
+    }
+    // Identical chains (homo-oligomers) align the same way: once.
+    const done = new Map<string, number[]>();
+    for (const [chain, list] of observed) {
+      const seqres = seqresMap.get(chain);
+      if (seqres && seqres.length > 0) {
+        const key = JSON.stringify([seqres, list]);
+        let alignment = done.get(key);
+        if (!alignment) {
+          alignment = alignToSeqres(seqres, list);
+          done.set(key, alignment);
+        }
+        alignments.set(chain, alignment);
+      }
+    }
+  }
+  {
+    let currModel = runModel.array[0];
+    let currAsym = asymOfRun(0);
+    let currSeq = runSeqInt[0];
+    let currIns = insOfRun(0);
+    let alignment = alignments.get(currAsym);
+    let residueIdx = 0;
+    const initial = (seqId: number) => {
+      const pos0 = alignment ? alignment[0] : UNALIGNED;
+      return pos0 !== UNALIGNED ? pos0 : useLinear ? 1 : seqId;
+    };
+    let label = initial(currSeq);
+    for (let r = 0; r < firstRuns; r++) {
+      const i = starts[r];
+      const model = runModel.array[r];
+      const asym = asymOfRun(r);
+      const seqId = runSeqInt[r];
+      const ins = insOfRun(r);
+      if (model !== currModel) {
+        currModel = model;
+        currAsym = asym;
+        currSeq = seqId;
+        currIns = ins;
+        alignment = alignments.get(asym);
+        residueIdx = 0;
+        label = initial(currSeq);
+      } else if (currAsym !== asym) {
+        currAsym = asym;
+        currSeq = seqId;
+        currIns = ins;
+        alignment = alignments.get(asym);
+        residueIdx = 0;
+        label = initial(seqId);
+      } else if (currSeq !== seqId || currIns !== ins) {
+        residueIdx++;
+        const aligned = alignment && residueIdx < alignment.length ? alignment[residueIdx] : UNALIGNED;
+        if (aligned !== UNALIGNED) label = aligned;
+        else if (currSeq === label && !useLinear) label = seqId;
+        else label += 1;
+        currSeq = seqId;
+        currIns = ins;
+      }
+      runLabel[r] = labels.run(asym, model, runTer.array[r] === 1, runEnd(r) - i);
+      runSeq[r] = label;
+    }
+  }
+  // Without linear label_seq_ids Mol* substitutes auth_seq_id for label_seq_id (getNormalizedAtomSite).
+  if (!useLinear) {
+    const dot = stringCode('.');
+    const question = stringCode('?');
+    for (let r = 0; r < firstRuns; r++) {
+      const token = runSeqTok[r];
+      // Blank, '.' or '?': sortAtomSite's check of whether to sort would read another atom's value kind.
+      if (token === 0 || token === dot || token === question) return decline('residue number missing');
+      runSeq[r] = runSeqInt[r];
+    }
+  }
+
+  // Mol*'s sortAtomSite: atoms grouped by entity, then by chain (first appearance), then by
+  // label_seq_id. A stable sort of the runs gives the same order.
+  let runOrder: Int32Array | undefined;
+  {
+    const entityRank = new Map<string, number>();
+    const chainRank = new Map<string, number>();
+    const entityKey = new Int32Array(firstRuns);
+    const chainKey = new Int32Array(firstRuns);
+    let lastEntity = '';
+    let lastLabel = '';
+    let lastChainRank = -1;
+    for (let r = 0; r < firstRuns; r++) {
+      const entity = runEntity[r];
+      let er = entityRank.get(entity);
+      if (er === undefined) {
+        er = entityRank.size;
+        entityRank.set(entity, er);
+      }
+      entityKey[r] = er;
+      if (r > 0 && entity === lastEntity && runLabel[r] === lastLabel) chainKey[r] = lastChainRank;
+      else {
+        const key = `${entity}\u0000${runLabel[r]}`;
+        let cr = chainRank.get(key);
+        if (cr === undefined) {
+          cr = chainRank.size;
+          chainRank.set(key, cr);
+        }
+        chainKey[r] = cr;
+        lastEntity = entity;
+        lastLabel = runLabel[r];
+        lastChainRank = cr;
+      }
+    }
+    let sorted = true;
+    for (let r = 1; r < firstRuns && sorted; r++) {
+      const a = r - 1;
+      if (
+        entityKey[a] > entityKey[r] ||
+        (entityKey[a] === entityKey[r] && (chainKey[a] > chainKey[r] || (chainKey[a] === chainKey[r] && runSeq[a] > runSeq[r])))
+      )
+        sorted = false;
+    }
+    if (!sorted) {
+      const list = Array.from({ length: firstRuns }, (_, r) => r);
+      // Chain ranks are by first appearance over the file; within an entity that is also the order of first appearance within it.
+      list.sort((a, c) => entityKey[a] - entityKey[c] || chainKey[a] - chainKey[c] || runSeq[a] - runSeq[c]);
+      runOrder = Int32Array.from(list);
+    }
+  }
+
+  // The residue and chain cuts (findHierarchyOffsets) over the sorted runs.
+  const residueOffsets = new Growable(Math.max(16, firstRuns + 1));
+  const chainOffsets = new Growable(64);
+  const residueEntityType: (string | undefined)[] = [];
+  const entityTypes = (entityBuilder as unknown as { types: string[] }).types;
+  const entityIds = (entityBuilder as unknown as { ids: string[] }).ids;
+  const typeOfEntity = new Map<string, string>();
+  for (let k = 0; k < entityIds.length; k++) typeOfEntity.set(entityIds[k], entityTypes[k]);
+  const order = runOrder ? new Int32Array(atomCount) : undefined;
+  let at = 0;
+  let prevRun = -1;
+  let chainType: string | undefined;
+  for (let k = 0; k < firstRuns; k++) {
+    const r = runOrder ? runOrder[k] : k;
+    const i0 = starts[r];
+    const end = runEnd(r);
+    if (prevRun < 0) {
+      residueOffsets.push(at);
+      chainOffsets.push(at);
+      chainType = typeOfEntity.get(runEntity[r]);
+      residueEntityType.push(chainType);
+    } else {
+      const p = prevRun;
+      const newChain = runEntity[p] !== runEntity[r] || runLabel[p] !== runLabel[r];
+      const newResidue = newChain || (useLinear && runSeq[p] !== runSeq[r]) || runSeqTok[p] !== runSeqTok[r] || tokenIns(runIns[p]) !== tokenIns(runIns[r]);
+      if (newChain) {
+        chainOffsets.push(at);
+        chainType = typeOfEntity.get(runEntity[r]);
+      }
+      if (newResidue) {
+        residueOffsets.push(at);
+        residueEntityType.push(chainType);
+      }
+    }
+    if (order) for (let i = i0; i < end; i++) order[at++] = i;
+    else at += end - i0;
+    prevRun = r;
+  }
+  // The per-atom arrays the summary reads atom by atom go into Mol*'s order, in place (memory stays flat).
+  if (order) permuteInPlace(order, xs.array, ys.array, zs.array, elements.array, keys.array);
+  const residueCount = residueOffsets.length;
+  residueOffsets.push(atomCount);
+  const chainCount = chainOffsets.length;
+  chainOffsets.push(atomCount);
+
+  return {
+    bytes,
+    atomCount,
+    order,
+    lineStart: lineAt.subarray(0, total),
+    lineLength: atomLength.array.subarray(0, total),
+    x: xs.array.subarray(0, atomCount),
+    y: ys.array.subarray(0, atomCount),
+    z: zs.array.subarray(0, atomCount),
+    element: elements.array.subarray(0, atomCount),
+    symbols,
+    residueOffsets: residueOffsets.array.subarray(0, residueCount + 1),
+    residueCount,
+    chainOffsets: chainOffsets.array.subarray(0, chainCount + 1),
+    chainCount,
+    residueEntityType,
+    entityCount: entityIds.length,
+    componentName: (comp) => componentBuilder.get(comp)?.name,
+    models,
+    nameSuffix,
+    atomKeys: keys.array.subarray(0, atomCount),
+    atomKeyStrings,
+    occupancyBlank,
+    warnings,
+    header: { idCode, depDate },
+  };
+}
+
+/** One-character strings, made once. */
+const CHARS = Array.from({ length: 256 }, (_, c) => String.fromCharCode(c));
+
+/**
+ * a[k] = a[order[k]] for each array, through one scratch buffer the size of the widest array
+ * (memory stays near flat). `order` is made of runs of consecutive indices, so the reads stay local.
+ */
+function permuteInPlace(order: Int32Array, x: Float32Array, y: Float32Array, z: Float32Array, element: Uint8Array, key: Float64Array): void {
+  const n = order.length;
+  const scratch = new ArrayBuffer(n * 8);
+  const wide = new Float64Array(scratch, 0, n);
+  wide.set(key.subarray(0, n));
+  for (let k = 0; k < n; k++) key[k] = wide[order[k]];
+  const single = new Float32Array(scratch, 0, n);
+  for (const a of [x, y, z]) {
+    single.set(a.subarray(0, n));
+    for (let k = 0; k < n; k++) a[k] = single[order[k]];
+  }
+  const bytes = new Uint8Array(scratch, 0, n);
+  bytes.set(element.subarray(0, n));
+  for (let k = 0; k < n; k++) element[k] = bytes[order[k]];
+}
+
+/** The insertion code token as Mol*'s token column holds it: empty for a blank column (for comparing tokens). */
+const tokenIns = (c: number): number => (c === SP ? -1 : c);
+
+function insStr(b: Uint8Array, s: number): string {
+  const c = b[s + 26];
+  return c === SP || c === 46 || c === 63 ? '' : CHARS[c];
+}
+
+/** The chain id as Mol* reads it: column 22 alone ('' for '.' and '?'). */
+function chainStr(b: Uint8Array, s: number): string {
+  const c = b[s + 21];
+  return c === 46 || c === 63 ? '' : CHARS[c];
+}
+
+/** code() for tokens of up to 3 bytes as a small integer (no boxing as a Map key); longer ones as negative codes. */
+function smallCode(b: Uint8Array, s: number, e: number): number {
+  const len = e - s;
+  if (len > 3) return -1 - code(b, s, e);
+  let v = len << 24;
+  if (len > 0) v |= b[s] << 16;
+  if (len > 1) v |= b[s + 1] << 8;
+  if (len > 2) v |= b[s + 2];
+  return v;
+}
+
+/** The residue number as Mol*'s integer column reads it. */
+function seqNumber(b: Uint8Array, s: number): number {
+  const ts = trimStart(b, s + 22, s + 26);
+  return parseIntBytes(b, ts, trimEnd(b, ts, s + 26)) || 0;
+}
+
+/** Mol*'s alignCompIdsToSeqres (pdb/atom-site.js): 1-based SEQRES positions of observed residues. */
+function alignToSeqres(seqres: string[], observed: string[]): number[] {
+  const n = observed.length;
+  if (n === 0) return [];
+  if (seqres.length === 0) return new Array(n).fill(UNALIGNED);
+  const { aliA, aliB } = alignSequences(observed, seqres);
+  const result = new Array(n).fill(UNALIGNED);
+  let o = 0;
+  let q = 0;
+  for (let k = 0; k < aliA.length; k++) {
+    const hasObs = aliA[k] !== '-';
+    const hasSeqres = aliB[k] !== '-';
+    if (hasObs && hasSeqres) {
+      result[o] = q + 1;
+      o++;
+      q++;
+    } else if (hasObs) o++;
+    else q++;
+  }
+  return result;
+}
+
+/** Per-atom readers over the atoms in Mol*'s order (position → file index through `order`). */
+export function pdbAtomReaders(atoms: PdbAtoms) {
+  const { bytes: b, lineStart, lineLength, nameSuffix, order, x, y, z, element, symbols, atomKeys, atomKeyStrings } = atoms;
+  const comps = new Map<number, string>();
+  const alts = new Map<number, string>();
+  const file = order ? (i: number) => order[i] : (i: number) => i;
+  const altId = (i: number): string => {
+    const c = b[lineStart[file(i)] + 16];
+    if (c === SP) return '';
+    let v = alts.get(c);
+    if (v === undefined) {
+      v = tokenStr(String.fromCharCode(c));
+      alts.set(c, v);
+    }
+    return v;
+  };
+  const authAtomName = (i: number): string => {
+    const s = lineStart[file(i)];
+    const ts = trimStart(b, s + 12, s + 16);
+    return tokenStr(latin1(b, ts, trimEnd(b, ts, s + 16)));
+  };
+  const atomName = (i: number): string => {
+    const suffix = nameSuffix.get(file(i));
+    return suffix === undefined ? authAtomName(i) : `${authAtomName(i)}_${suffix}`;
+  };
+  const compId = (i: number): string => {
+    const s = lineStart[file(i)];
+    const ts = trimStart(b, s + 17, s + 21);
+    const te = trimEnd(b, ts, s + 21);
+    const k = code(b, ts, te);
+    let v = comps.get(k);
+    if (v === undefined) {
+      v = tokenStr(latin1(b, ts, te));
+      comps.set(k, v);
+    }
+    return v;
+  };
+  return {
+    typeSymbol: (i: number) => symbols[element[i]],
+    altId,
+    atomName,
+    authAtomName,
+    compId,
+    x: (i: number) => x[i],
+    y: (i: number) => y[i],
+    z: (i: number) => z[i],
+    authSeqId: (i: number): number => seqNumber(b, lineStart[file(i)]),
+    insCode: (i: number): string => insStr(b, lineStart[file(i)]),
+    chainName: (i: number): string => chainStr(b, lineStart[file(i)]),
+    bFactor: (i: number): number => {
+      const f = file(i);
+      return lineLength[f] >= 66 ? fieldFloat(b, lineStart[f] + 60, lineStart[f] + 66) : 0;
+    },
+    occupancy: (i: number): number => (atoms.occupancyBlank ? 1 : fieldFloat(b, lineStart[file(i)] + 54, lineStart[file(i)] + 60)),
+    atomKey: (i: number): number | string => (atomKeys[i] < 0 ? (atomKeyStrings.get(file(i)) as string) : atomKeys[i]),
+  };
+}
+
+/** Mol*'s guessElementSymbolTokens over bytes: [start, end) of the guessed symbol. */
+function guessElement(b: Uint8Array, start: number, end: number): void {
+  let s = start;
+  let e = end - 1;
+  let c = b[s];
+  while ((c === SP || (c >= 48 && c <= 57)) && s <= e) c = b[++s];
+  c = b[e];
+  while ((c === SP || (c >= 48 && c <= 57)) && e >= s) c = b[--e];
+  ++e;
+  if (s === e || s + 1 === e) {
+    guessStart = s;
+    guessEnd = e;
+    return;
+  }
+  c = b[s];
+  if (s + 2 === e) {
+    const c2 = b[s + 1];
+    if (
+      ((c === 78 || c === 110) && (c2 === 65 || c2 === 97)) ||
+      ((c === 67 || c === 99) && (c2 === 76 || c2 === 108)) ||
+      ((c === 70 || c === 102) && (c2 === 69 || c2 === 101)) ||
+      ((c === 83 || c === 115) && (c2 === 73 || c2 === 105)) ||
+      ((c === 66 || c === 98) && (c2 === 82 || c2 === 114)) ||
+      ((c === 65 || c === 97) && (c2 === 83 || c2 === 115)) ||
+      ((c === 76 || c === 108) && (c2 === 73 || c2 === 105)) ||
+      ((c === 71 || c === 103) && (c2 === 65 || c2 === 97))
+    ) {
+      guessStart = s;
+      guessEnd = s + 2;
+      return;
+    }
+  }
+  guessStart = s;
+  guessEnd =
+    c === 67 || c === 99 || c === 72 || c === 104 || c === 78 || c === 110 || c === 79 || c === 111 || c === 80 || c === 112 || c === 83 || c === 115
+      ? s + 1
+      : s;
+}
+
+/** The summary's view (summarize.ts) of the atoms read above. */
+export function pdbAtomTable(atoms: PdbAtoms): AtomTable {
+  const read = pdbAtomReaders(atoms);
+  const { residueOffsets, chainOffsets, residueEntityType } = atoms;
+  const chainOfAtom = (atom: number): number => {
+    let lo = 0;
+    let hi = atoms.chainCount - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (chainOffsets[mid] <= atom) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  };
+  return {
+    atomCount: atoms.atomCount,
+    typeSymbol: read.typeSymbol,
+    atomName: read.atomName,
+    altId: read.altId,
+    compId: read.compId,
+    x: read.x,
+    y: read.y,
+    z: read.z,
+    residueCount: atoms.residueCount,
+    residueOffsets,
+    insCode: (r) => read.insCode(residueOffsets[r]),
+    authSeqId: (r) => read.authSeqId(residueOffsets[r]),
+    chainName: (a) => read.chainName(chainOffsets[chainOfAtom(a)]),
+    chainCount: atoms.chainCount,
+    chainNameAt: (c) => read.chainName(chainOffsets[c]),
+    entityType: (r) => residueEntityType[r],
+    entityCount: atoms.entityCount,
+    componentName: atoms.componentName,
+    atomKey: read.atomKey,
+    coordinates: { x: atoms.x, y: atoms.y, z: atoms.z },
+  };
+}
+
+/**
+ * Mol*'s sequence alignment (mol-model/sequence/alignment/alignment.js: affine gaps -11/-1, match
+ * 5, mismatch -3, the same traceback and tie-breaking). Mol*'s version fills three matrices of
+ * nested JavaScript arrays, which for chains of a thousand residues costs more than reading the
+ * rest of the file. Here the forward pass keeps two rows of integer scores and records, per cell, the
+ * outcome of each equality the traceback tests (7 bits), so the traceback takes the same path
+ * from a byte per cell. A test compares both on random sequences.
+ */
+export function alignSequences(seqA: readonly string[], seqB: readonly string[]): { aliA: string[]; aliB: string[] } {
+  const GAP = -11;
+  const EXT = -1;
+  const n = seqA.length;
+  const m = seqB.length;
+  // Identical sequences: the all-match diagonal scores 5 per residue and any path with a gap less,
+  // at every diagonal cell, so Mol*'s traceback walks the diagonal. No need to fill the matrix.
+  if (n === m && seqA.every((x, k) => x === seqB[k])) return { aliA: [...seqA], aliB: [...seqB] };
+  const w = m + 1;
+  const ids = new Map<string, number>();
+  const idOf = (s: string) => {
+    let v = ids.get(s);
+    if (v === undefined) {
+      v = ids.size;
+      ids.set(s, v);
+    }
+    return v;
+  };
+  const a = Int32Array.from(seqA, idOf);
+  const bq = Int32Array.from(seqB, idOf);
+  // Traceback bits per cell (i, j): which of the tests trace() makes hold there.
+  const S_DIAG = 1; // S[i][j] === S[i-1][j-1] + score
+  const S_IS_V = 2; // S[i][j] === V[i][j]
+  const S_IS_H = 4; // S[i][j] === H[i][j]
+  const V_EXT = 8; // V[i][j] === V[i-1][j] + EXT
+  const V_OPEN = 16; // V[i][j] === S[i-1][j] + GAP
+  const H_EXT = 32; // H[i][j] === H[i][j-1] + EXT
+  const H_OPEN = 64; // H[i][j] === S[i][j-1] + GAP
+  const bits = new Uint8Array((n + 1) * w);
+  // Rows i-1 and i of S, V, H as integers. Mol* sets some borders to -Infinity; NEG stands for it:
+  // no reachable score comes near it, so every comparison and equality comes out the same.
+  const NEG = -(2 ** 29);
+  let sPrev = new Int32Array(w);
+  let vPrev = new Int32Array(w);
+  let hPrev = new Int32Array(w);
+  let sRow = new Int32Array(w);
+  let vRow = new Int32Array(w);
+  let hRow = new Int32Array(w);
+  // Row 0: S[0][j] = GAP (S[0][0] = 0), V[0][j] = -Infinity, H[0][j] = 0 (H[0][0] = -Infinity).
+  for (let j = 0; j <= m; j++) {
+    sPrev[j] = GAP;
+    vPrev[j] = NEG;
+    hPrev[j] = 0;
+  }
+  sPrev[0] = 0;
+  hPrev[0] = NEG;
+  let lastS = sPrev[m];
+  let lastV = vPrev[m];
+  let lastH = hPrev[m];
+  for (let i = 1; i <= n; i++) {
+    // Column 0: S[i][0] = GAP, V[i][0] = 0, H[i][0] = -Infinity.
+    sRow[0] = GAP;
+    vRow[0] = 0;
+    hRow[0] = NEG;
+    const ai = a[i - 1];
+    const row = i * w;
+    for (let j = 1; j <= m; j++) {
+      const v1 = sPrev[j] + GAP;
+      const v2 = vPrev[j] + EXT;
+      const v = v1 > v2 ? v1 : v2;
+      const h1 = sRow[j - 1] + GAP;
+      const h2 = hRow[j - 1] + EXT;
+      const h = h1 > h2 ? h1 : h2;
+      const d = sPrev[j - 1] + (ai === bq[j - 1] ? 5 : -3);
+      const sc = d > v ? (d > h ? d : h) : v > h ? v : h;
+      vRow[j] = v;
+      hRow[j] = h;
+      sRow[j] = sc;
+      bits[row + j] =
+        (sc === d ? S_DIAG : 0) |
+        (sc === v ? S_IS_V : 0) |
+        (sc === h ? S_IS_H : 0) |
+        (v === v2 ? V_EXT : 0) |
+        (v === v1 ? V_OPEN : 0) |
+        (h === h2 ? H_EXT : 0) |
+        (h === h1 ? H_OPEN : 0);
+    }
+    lastS = sRow[m];
+    lastV = vRow[m];
+    lastH = hRow[m];
+    [sPrev, sRow] = [sRow, sPrev];
+    [vPrev, vRow] = [vRow, vPrev];
+    [hPrev, hRow] = [hRow, hPrev];
+  }
+  let i = n;
+  let j = m;
+  let mat: 'S' | 'V' | 'H' = lastS >= lastV ? 'S' : lastV >= lastH ? 'V' : 'H';
+  const aliA: string[] = [];
+  const aliB: string[] = [];
+  while (i > 0 && j > 0) {
+    const cell = bits[i * w + j];
+    if (mat === 'S') {
+      if (cell & S_DIAG) {
+        aliA.push(seqA[i - 1]);
+        aliB.push(seqB[j - 1]);
+        --i;
+        --j;
+      } else if (cell & S_IS_V) mat = 'V';
+      else if (cell & S_IS_H) mat = 'H';
+      else {
+        --i;
+        --j;
+      }
+    } else if (mat === 'V') {
+      if (cell & V_EXT) {
+        aliA.push(seqA[i - 1]);
+        aliB.push('-');
+        --i;
+      } else if (cell & V_OPEN) {
+        aliA.push(seqA[i - 1]);
+        aliB.push('-');
+        --i;
+        mat = 'S';
+      } else --i;
+    } else {
+      if (cell & H_EXT) {
+        aliA.push('-');
+        aliB.push(seqB[j - 1]);
+        --j;
+      } else if (cell & H_OPEN) {
+        aliA.push('-');
+        aliB.push(seqB[j - 1]);
+        --j;
+        mat = 'S';
+      } else --j;
+    }
+  }
+  while (i > 0) {
+    aliA.push(seqA[i - 1]);
+    aliB.push('-');
+    --i;
+  }
+  while (j > 0) {
+    aliA.push('-');
+    aliB.push(seqB[j - 1]);
+    --j;
+  }
+  aliA.reverse();
+  aliB.reverse();
+  return { aliA, aliB };
+}
