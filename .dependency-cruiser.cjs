@@ -1,6 +1,6 @@
 // The layer rules of docs/ARCHITECTURE.md, enforced by `npm run lint`.
 // Layers point down: api, cli → workers → jobs → services → the low layers.
-const LOW = '^src/(search|storage|formats|engines|entities|db|lib|config|queue|pool)/';
+const LOW = '^src/(search|storage|formats|engines|entities|db|lib|config|queue|pool|runtime|backup)/';
 
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
@@ -29,7 +29,7 @@ module.exports = {
     {
       name: 'low-layers-point-down',
       severity: 'error',
-      comment: 'search, storage, formats, engines, entities, db, lib, config, queue and pool know nothing of the layers above.',
+      comment: 'search, storage, formats, engines, entities, db, lib, config, queue, pool, runtime and backup know nothing of the layers above.',
       from: { path: LOW },
       to: { path: '^src/(services|jobs|workers|api|cli)/' },
     },

@@ -1,17 +1,13 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { Job } from 'bullmq';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EnginePool } from '../src/engines/pool.js';
-import type { JobContext } from '../src/jobs/define.js';
+import { describe, expect, it } from 'vitest';
 import { indexHandler } from '../src/jobs/handlers/searchIndex.js';
-import { CpuPool } from '../src/pool/cpuPool.js';
 import { computeUsage } from '../src/services/quota/usage.js';
 import { runUploadBatch } from '../src/services/upload/bulk.js';
 import { runUploadPipeline } from '../src/services/upload/pipeline.js';
 import { client, type TestUser, userFactory } from './helpers/factories.js';
-import { type Stack, startStack } from './helpers/stack.js';
+import { stageHarness } from './helpers/stages.js';
 
 const FIXTURES = path.join(import.meta.dirname, 'fixtures');
 
@@ -21,34 +17,15 @@ const FIXTURES = path.join(import.meta.dirname, 'fixtures');
  * again must change nothing. No workers run: the test drives the stages, as a worker's job would.
  */
 describe('bulk upload stages', () => {
-  let stack: Stack;
-  let cpu: CpuPool;
-  let engines: EnginePool;
-
-  beforeAll(async () => {
-    stack = await startStack({ workers: false });
-    cpu = new CpuPool(2, 60_000, 2048);
-    engines = new EnginePool(stack.ctx.engineCatalog, stack.ctx.config.engines, stack.ctx.log);
-  });
-  afterAll(async () => {
-    await cpu?.close();
-    await stack?.stop();
-  });
-
-  const context = async (): Promise<JobContext> => ({
-    ...stack.ctx,
-    cpu,
-    engines,
-    em: stack.ctx.orm.em.fork(),
-    job: await Job.create(stack.ctx.queues.ingest, 'ingest', {}),
-  });
+  const harness = stageHarness();
+  const context = harness.context;
 
   /** The sha256 of every file the mix uploads. */
   const mixHashes = new Set<string>();
 
   /** The same mix of files for each user: good ones of several formats, a gzip, a duplicate, broken ones. */
   async function uploadMix(user: TestUser): Promise<string[]> {
-    const api = client(stack.url, user.token);
+    const api = client(harness.stack.url, user.token);
     const projectId = (await api.post('/v1/projects', { name: 'mix' })).body.id;
     const pdb = await fs.readFile(path.join(FIXTURES, 'ngl_1crn.pdb'));
     const files: { name: string; content: Buffer }[] = [
@@ -78,7 +55,7 @@ describe('bulk upload stages', () => {
   }
 
   async function outcome(user: TestUser, uploadIds: string[]) {
-    const em = stack.ctx.orm.em.fork();
+    const em = harness.stack.ctx.orm.em.fork();
     const uploads = await em.execute<any[]>(
       `select u.filename, u.state, u.format, u.kind, u.version, u.error, u.summary->>'atoms' as atoms, u.validation->'warnings' as warnings
          from uploads u where u.id in (select jsonb_array_elements_text(?::jsonb)::uuid) order by u.filename`,
@@ -97,12 +74,12 @@ describe('bulk upload stages', () => {
           and not exists (select 1 from structure_versions v where v.blob_sha256 = b.sha256)`,
       [`{${[...mixHashes].join(',')}}`],
     );
-    return { uploads, structures, usedBytes: Number(usage?.used_bytes ?? 0), reservations, strayBlobs, staging: await stack.ctx.staging.list() };
+    return { uploads, structures, usedBytes: Number(usage?.used_bytes ?? 0), reservations, strayBlobs, staging: await harness.stack.ctx.staging.list() };
   }
 
   it('leaves what the one-by-one stages leave, and a second run changes nothing', async () => {
-    const single = await userFactory(stack.ctx);
-    const bulk = await userFactory(stack.ctx);
+    const single = await userFactory(harness.stack.ctx);
+    const bulk = await userFactory(harness.stack.ctx);
     const singleIds = await uploadMix(single);
     const bulkIds = await uploadMix(bulk);
     expect(bulkIds.length).toBe(9);
@@ -118,7 +95,7 @@ describe('bulk upload stages', () => {
     expect(many.structures.find((s: any) => s.filename === 'named.pdb')).toMatchObject({ name: 'Crambin, named', tags: ['a', 'b'], metadata: { lab: 'x' } });
     expect(many.usedBytes).toBe(one.usedBytes);
     // The charge is the truth recomputed from scratch, with the duplicate counted once.
-    expect(many.usedBytes).toBe((await computeUsage(stack.ctx.orm.em.fork(), bulk.id)).get(bulk.id)?.usedBytes);
+    expect(many.usedBytes).toBe((await computeUsage(harness.stack.ctx.orm.em.fork(), bulk.id)).get(bulk.id)?.usedBytes);
     expect(many.reservations).toEqual([]);
     expect(many.strayBlobs).toEqual([]);
     expect(many.staging).toEqual([]);
@@ -127,12 +104,12 @@ describe('bulk upload stages', () => {
     expect(await outcome(bulk, bulkIds)).toEqual(many);
 
     // One index job for the chunk makes every stored structure searchable and marks its upload.
-    const [indexing] = (await stack.ctx.queues.index.getJobs(['waiting'])).filter((job) =>
+    const [indexing] = (await harness.stack.ctx.queues.index.getJobs(['waiting'])).filter((job) =>
       (job.data.uploadIds ?? []).some((id: string) => bulkIds.includes(id)),
     );
     expect(indexing.data.structureIds).toHaveLength(7);
     await indexHandler.handle(indexing.data, await context());
-    const em = stack.ctx.orm.em.fork();
+    const em = harness.stack.ctx.orm.em.fork();
     const [{ n: documents }] = await em.execute<{ n: string }[]>('select count(*) as n from search_documents where owner_id = ?', [bulk.id]);
     expect(Number(documents)).toBe(7);
     const [{ n: unindexed }] = await em.execute<{ n: string }[]>(
@@ -145,8 +122,8 @@ describe('bulk upload stages', () => {
   it('refuses a compressed file that unpacks past the quota as the one-by-one stages do, leaving nothing', async () => {
     const gz = await fs.readFile(path.join(FIXTURES, 'ngl_1CRN.cif.gz'));
     const refusedFor = async (bulk: boolean) => {
-      const user = await userFactory(stack.ctx, { quotaBytes: 30_000 }); // the .gz fits, its 56 KB of mmCIF do not
-      const api = client(stack.url, user.token);
+      const user = await userFactory(harness.stack.ctx, { quotaBytes: 30_000 }); // the .gz fits, its 56 KB of mmCIF do not
+      const api = client(harness.stack.url, user.token);
       const projectId = (await api.post('/v1/projects', { name: 'tight' })).body.id;
       const accepted = await api.upload(`/v1/projects/${projectId}/structures`, { name: '1crn.cif.gz', content: gz });
       expect(accepted.status).toBe(202);
@@ -167,7 +144,7 @@ describe('bulk upload stages', () => {
   });
 
   it('resumes a chunk that stopped part-way: uploads already stored are not stored again', async () => {
-    const user = await userFactory(stack.ctx);
+    const user = await userFactory(harness.stack.ctx);
     const ids = await uploadMix(user);
     // A first delivery that got through three uploads one by one before its worker died.
     for (const uploadId of ids.slice(0, 3)) await runUploadPipeline(await context(), { uploadId, ownerId: user.id });
@@ -175,6 +152,6 @@ describe('bulk upload stages', () => {
     const after = await outcome(user, ids);
     expect(after.structures).toHaveLength(7);
     expect(new Set(after.structures.map((s: any) => s.filename)).size).toBe(7);
-    expect(after.usedBytes).toBe((await computeUsage(stack.ctx.orm.em.fork(), user.id)).get(user.id)?.usedBytes);
+    expect(after.usedBytes).toBe((await computeUsage(harness.stack.ctx.orm.em.fork(), user.id)).get(user.id)?.usedBytes);
   });
 });

@@ -55,6 +55,8 @@ describe('layer rules', () => {
     { rule: 'low-layers-point-down', from: 'src/storage/probe.ts', to: 'src/api/probe.ts' },
     { rule: 'low-layers-point-down', from: 'src/queue/probe.ts', to: 'src/jobs/probe.ts' },
     { rule: 'low-layers-point-down', from: 'src/pool/probe.ts', to: 'src/workers/probe.ts' },
+    { rule: 'low-layers-point-down', from: 'src/runtime/probe.ts', to: 'src/services/upload/probe.ts' },
+    { rule: 'low-layers-point-down', from: 'src/backup/probe.ts', to: 'src/cli/probe.ts' },
     { rule: 'services-point-down', from: 'src/services/quota/probe.ts', to: 'src/jobs/handlers/probe.ts' },
     { rule: 'services-point-down', from: 'src/services/upload/probe.ts', to: 'src/workers/probe.ts' },
     { rule: 'jobs-point-down', from: 'src/jobs/handlers/probe.ts', to: 'src/workers/probe.ts' },

@@ -1,16 +1,12 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { Job } from 'bullmq';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EnginePool } from '../src/engines/pool.js';
-import type { JobContext } from '../src/jobs/define.js';
-import { CpuPool } from '../src/pool/cpuPool.js';
+import { describe, expect, it } from 'vitest';
 import { computeUsage } from '../src/services/quota/usage.js';
 import { runUploadBatch } from '../src/services/upload/bulk.js';
 import { runUploadPipeline } from '../src/services/upload/pipeline.js';
 import { type Client, client, type TestUser, userFactory } from './helpers/factories.js';
-import { type Stack, startStack } from './helpers/stack.js';
+import { stageHarness } from './helpers/stages.js';
 
 const FIXTURES = path.join(import.meta.dirname, 'fixtures');
 
@@ -22,27 +18,8 @@ const FIXTURES = path.join(import.meta.dirname, 'fixtures');
  * lost — must leave the same rows, field by field, the same usage and the same refusals.
  */
 describe('the one-by-one and the bulk upload paths', () => {
-  let stack: Stack;
-  let cpu: CpuPool;
-  let engines: EnginePool;
-
-  beforeAll(async () => {
-    stack = await startStack({ workers: false });
-    cpu = new CpuPool(2, 60_000, 2048);
-    engines = new EnginePool(stack.ctx.engineCatalog, stack.ctx.config.engines, stack.ctx.log);
-  });
-  afterAll(async () => {
-    await cpu?.close();
-    await stack?.stop();
-  });
-
-  const context = async (): Promise<JobContext> => ({
-    ...stack.ctx,
-    cpu,
-    engines,
-    em: stack.ctx.orm.em.fork(),
-    job: await Job.create(stack.ctx.queues.ingest, 'ingest', {}),
-  });
+  const harness = stageHarness();
+  const context = harness.context;
 
   async function accepted(api: Client, target: string, file: { name: string; content: Uint8Array }, fields: Record<string, string> = {}) {
     const response = await api.upload(target, file, fields);
@@ -54,13 +31,13 @@ describe('the one-by-one and the bulk upload paths', () => {
   async function structureOf(user: TestUser, api: Client, projectId: string, name: string, content: Uint8Array) {
     const uploadId = await accepted(api, `/v1/projects/${projectId}/structures`, { name, content });
     expect(await runUploadPipeline(await context(), { uploadId, ownerId: user.id })).toBe('stored');
-    const [row] = await stack.ctx.orm.em.fork().execute<{ structure_id: string }[]>('select structure_id from uploads where id = ?', [uploadId]);
+    const [row] = await harness.stack.ctx.orm.em.fork().execute<{ structure_id: string }[]>('select structure_id from uploads where id = ?', [uploadId]);
     return row.structure_id;
   }
 
   /** Every case, accepted by the API for this user; returns the upload ids and the file names by case. */
   async function acceptEveryCase(user: TestUser): Promise<string[]> {
-    const api = client(stack.url, user.token);
+    const api = client(harness.stack.url, user.token);
     const projectId = (await api.post('/v1/projects', { name: 'cases' })).body.id as string;
     const pdb = await fs.readFile(path.join(FIXTURES, 'ngl_1crn.pdb'));
     const variant = (text: string) => Buffer.concat([pdb, Buffer.from(`REMARK 999 ${text}\n`, 'latin1')]);
@@ -106,17 +83,17 @@ describe('the one-by-one and the bulk upload paths', () => {
       // A new version of a structure deleted before the version was stored.
       await accepted(api, `/v1/structures/${doomed}/versions`, { name: 'doomed-v2.pdb', content: variant('DOOMED 2') }),
     ];
-    const [lost] = await stack.ctx.orm.em
+    const [lost] = await harness.stack.ctx.orm.em
       .fork()
       .execute<{ id: string }[]>(`select id from uploads where id = any(?::uuid[]) and filename = 'lost.pdb'`, [`{${ids.join(',')}}`]);
-    await stack.ctx.staging.remove(lost.id);
+    await harness.stack.ctx.staging.remove(lost.id);
     expect((await api.delete(`/v1/structures/${doomed}`)).status).toBe(204);
     return ids;
   }
 
   /** What the stages left for a user, without what differs by nature (ids, times, owners, how long a parse took). */
   async function leftFor(user: TestUser, uploadIds: string[]) {
-    const em = stack.ctx.orm.em.fork();
+    const em = harness.stack.ctx.orm.em.fork();
     const uploads = await em.execute<any[]>(
       `select u.filename, u.state, u.creates_structure, u.format_hint, u.format, u.compression, u.received_bytes, u.received_sha256, u.params,
               u.blob_sha256, u.kind, u.summary, u.validation - 'parseMs' as validation, u.error, u.version, u.indexed_at is null as unindexed,
@@ -139,7 +116,7 @@ describe('the one-by-one and the bulk upload paths', () => {
     );
     const [usage] = await em.execute<{ used_bytes: string }[]>('select used_bytes from user_usage where user_id = ?', [user.id]);
     const reservations = await em.execute<any[]>('select bytes from quota_reservations where owner_id = ?', [user.id]);
-    const staged = (await stack.ctx.staging.list()).filter((id) => uploadIds.includes(id));
+    const staged = (await harness.stack.ctx.staging.list()).filter((id) => uploadIds.includes(id));
     return { uploads, structures, versions, usedBytes: Number(usage?.used_bytes ?? 0), reservations, staged };
   }
 
@@ -147,8 +124,8 @@ describe('the one-by-one and the bulk upload paths', () => {
     Object.fromEntries(left.uploads.filter((u) => u.state !== 'stored').map((u) => [u.filename, `${u.state} ${u.error.status} ${u.error.code}`]));
 
   it('leave the same rows, usage and refusals for every case', async () => {
-    const single = await userFactory(stack.ctx);
-    const bulk = await userFactory(stack.ctx);
+    const single = await userFactory(harness.stack.ctx);
+    const bulk = await userFactory(harness.stack.ctx);
     const singleIds = await acceptEveryCase(single);
     const bulkIds = await acceptEveryCase(bulk);
 
@@ -181,7 +158,7 @@ describe('the one-by-one and the bulk upload paths', () => {
     expect(many.versions.filter((v: any) => v.upload === 'misnamed.sdf')[0].validation.warnings[0].code).toBe('extension_mismatch');
     // Charged the same, the duplicate once, and the figure is the truth recomputed from scratch.
     expect(many.usedBytes).toBe(one.usedBytes);
-    expect(many.usedBytes).toBe((await computeUsage(stack.ctx.orm.em.fork(), bulk.id)).get(bulk.id)?.usedBytes);
+    expect(many.usedBytes).toBe((await computeUsage(harness.stack.ctx.orm.em.fork(), bulk.id)).get(bulk.id)?.usedBytes);
     expect(one.reservations).toEqual([]);
     expect(many.reservations).toEqual([]);
     expect(many.staged).toEqual([]);
@@ -195,8 +172,8 @@ describe('the one-by-one and the bulk upload paths', () => {
     const quotaBytes = gz.length + Math.floor((unpacked - gz.length) / 2);
     const results = [];
     for (const run of ['single', 'bulk'] as const) {
-      const user = await userFactory(stack.ctx, { quotaBytes });
-      const api = client(stack.url, user.token);
+      const user = await userFactory(harness.stack.ctx, { quotaBytes });
+      const api = client(harness.stack.url, user.token);
       const projectId = (await api.post('/v1/projects', { name: 'tight' })).body.id as string;
       const uploadId = await accepted(api, `/v1/projects/${projectId}/structures`, { name: '1crn.cif.gz', content: gz });
       if (run === 'single') await runUploadPipeline(await context(), { uploadId, ownerId: user.id });

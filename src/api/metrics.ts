@@ -1,6 +1,7 @@
 import type { Context, Next } from 'koa';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { AppContext } from '../runtime/context.js';
+import { countExportsByState } from '../services/exports/requests.js';
 import type { StorageMonitor, StorageReport } from '../services/maintenance/storageMonitor.js';
 
 export function createMetrics(app: AppContext, storage: StorageMonitor) {
@@ -27,10 +28,7 @@ export function createMetrics(app: AppContext, storage: StorageMonitor) {
     },
   });
   // Read from Postgres at scrape time, so they count what every worker process did.
-  const exportCounts = async () =>
-    app.orm.em
-      .fork()
-      .execute<{ state: string; n: string; bytes: string | null }[]>('select state, count(*) as n, sum(size) as bytes from export_archives group by state');
+  const exportCounts = () => countExportsByState(app.orm.em.fork());
   new Gauge({
     name: 'molvault_exports',
     help: 'Export archives by state (pending, running, completed, failed, expired)',

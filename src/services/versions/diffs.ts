@@ -2,8 +2,10 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { VersionDiff } from '../../entities/VersionDiff.js';
 import type { DiffOptions, StructuralDiff } from '../../formats/diff.js';
 import { TaskTimeoutError } from '../../pool/cpuPool.js';
-import type { DiffJobData } from '../../queue/jobs.js';
+import { enqueue } from '../../queue/enqueue.js';
+import { type DiffJobData, diffJob } from '../../queue/jobs.js';
 import { diffKey } from '../../queue/keys.js';
+import type { QueueSet } from '../../queue/queues.js';
 import type { WorkContext } from '../../runtime/context.js';
 import { isWorkerDeath } from '../upload/refusals.js';
 
@@ -43,6 +45,51 @@ export async function computeDiff(ctx: WorkContext, d: DiffJobData) {
   await storeDiff(ctx.em, { key, fromSha: d.from.sha256, toSha: d.to.sha256, options: d.options, result, computeMs });
   await ctx.job?.updateProgress(100);
   return { key, computeMs, structurallyIdentical: result.structurallyIdentical };
+}
+
+export type DiffRequest = { state: 'ready'; diff: VersionDiff } | { state: 'failed'; reason: string } | { state: 'queued'; jobId: string };
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * A diff of two stored blobs: cached (ready), its job having failed (failed, reported once: the job
+ * is removed so the next request tries again), or enqueued and waited for up to `waitMs` (queued
+ * when it has not finished by then).
+ */
+export async function requestDiff(queues: QueueSet, em: EntityManager, data: DiffJobData, waitMs: number): Promise<DiffRequest> {
+  const key = diffKey(data.from.sha256, data.to.sha256, data.options);
+  const cached = await findCachedDiff(em, key);
+  if (cached) return { state: 'ready', diff: cached };
+
+  const jobId = diffJob.jobId(data);
+  const failure = async () => {
+    const job = await queues[diffJob.queue].getJob(jobId);
+    if (!job) return undefined;
+    const state = await job.getState();
+    if (state === 'failed') {
+      await job.remove().catch(() => {});
+      return job.failedReason || 'the comparison failed';
+    }
+    if (state === 'completed' && !(await findCachedDiff(em, key))) {
+      // Finished earlier but its cache row is gone (e.g. a blob was re-stored): run it again.
+      await job.remove().catch(() => {});
+      await enqueue(queues, diffJob, data);
+    }
+    return undefined;
+  };
+  const earlier = await failure();
+  if (earlier) return { state: 'failed', reason: earlier };
+  await enqueue(queues, diffJob, data);
+
+  const deadline = Date.now() + waitMs;
+  for (let pause = 50; Date.now() < deadline; pause = Math.min(pause * 2, 500)) {
+    await sleep(Math.min(pause, Math.max(0, deadline - Date.now())));
+    const row = await findCachedDiff(em, key);
+    if (row) return { state: 'ready', diff: row };
+    const reason = await failure();
+    if (reason) return { state: 'failed', reason };
+  }
+  return { state: 'queued', jobId };
 }
 
 export async function findCachedDiff(em: EntityManager, key: string): Promise<VersionDiff | null> {

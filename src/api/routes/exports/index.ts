@@ -1,9 +1,8 @@
 import Router from '@koa/router';
 import { z } from 'zod';
-import type { ExportArchive } from '../../../entities/ExportArchive.js';
 import type { AppContext } from '../../../runtime/context.js';
-import { exportJobId, releaseExport } from '../../../services/exports/exports.js';
-import { listExports } from '../../../services/exports/requests.js';
+import { releaseExport } from '../../../services/exports/exports.js';
+import { dropPendingExportJob, exportProgress, listExports } from '../../../services/exports/requests.js';
 import { access, visibleTo } from '../../access.js';
 import { notFound } from '../../errors.js';
 import { decodeCursor, encodeCursor } from '../../http/cursor.js';
@@ -16,13 +15,6 @@ import { downloadExportRoute } from './download.js';
 import { exportSchema, listExportsQuery } from './schema.js';
 
 const listCursor = z.object({ before: z.string(), id: z.uuid() });
-
-/** The job's progress while an export is under way ({phase, done, total}); nothing once Redis has forgotten it. */
-async function progressOf(app: AppContext, row: ExportArchive): Promise<unknown> {
-  if (row.state !== 'pending' && row.state !== 'running') return undefined;
-  const job = await app.queues.export.getJob(exportJobId(row.id)).catch(() => undefined);
-  return job?.progress || undefined;
-}
 
 export function exportRoutes(app: AppContext): Router {
   const router = new Router();
@@ -52,7 +44,7 @@ export function exportRoutes(app: AppContext): Router {
       const page = rows.slice(0, query.limit);
       const last = page[page.length - 1];
       return {
-        items: await Promise.all(page.map(async (row) => presentExport(row, await progressOf(app, row)))),
+        items: await Promise.all(page.map(async (row) => presentExport(row, await exportProgress(app.queues, row)))),
         nextCursor: rows.length > query.limit && last ? encodeCursor({ before: last.createdAt.toISOString(), id: last.id }) : null,
       };
     },
@@ -71,7 +63,7 @@ export function exportRoutes(app: AppContext): Router {
     },
     async ({ params, user }) => {
       const row = await access(app.orm.em.fork(), user).exportArchive(params.id);
-      return presentExport(row, await progressOf(app, row));
+      return presentExport(row, await exportProgress(app.queues, row));
     },
   );
 
@@ -89,9 +81,7 @@ export function exportRoutes(app: AppContext): Router {
     async ({ params, user, koa }) => {
       const em = app.orm.em.fork();
       const row = await access(em, user).exportArchive(params.id);
-      // A job not yet started is dropped; a running one finds the row gone when it commits, and its archive goes.
-      const job = await app.queues.export.getJob(exportJobId(row.id)).catch(() => undefined);
-      if (job && ['waiting', 'delayed', 'prioritized'].includes(await job.getState())) await job.remove().catch(() => {});
+      await dropPendingExportJob(app.queues, row.id);
       const released = await releaseExport(em, app.blobs, row.id, { remove: true });
       if (!released) throw notFound('export');
       koa.status = 204;

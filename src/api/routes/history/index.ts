@@ -2,13 +2,12 @@ import Router from '@koa/router';
 import { z } from 'zod';
 import type { DiffOptions } from '../../../formats/diff.js';
 import { FORMAT_LABELS, type Format } from '../../../formats/types.js';
-import { enqueue } from '../../../queue/enqueue.js';
-import { type DiffJobData, diffJob, diffJobId } from '../../../queue/jobs.js';
+import type { DiffJobData } from '../../../queue/jobs.js';
 import type { AppContext } from '../../../runtime/context.js';
 import { refreshUsage } from '../../../services/quota/usage.js';
 import { enqueueIndex } from '../../../services/search/indexing.js';
 import { listTrash } from '../../../services/structures/list.js';
-import { diffKey, findCachedDiff } from '../../../services/versions/diffs.js';
+import { requestDiff } from '../../../services/versions/diffs.js';
 import { findVersion, versionBefore, versionOrCurrent } from '../../../services/versions/lookup.js';
 import { pruneStructure } from '../../../services/versions/pruning.js';
 import { rollbackStructure, setPinned } from '../../../services/versions/versions.js';
@@ -28,8 +27,6 @@ import { diffQuery, diffSchema, pinBody, rollbackBody, trashItemSchema, trashQue
 const COMPARABLE: ReadonlySet<string> = new Set(['pdb', 'cif', 'bcif', 'sdf', 'mol', 'mol2', 'xyz']);
 
 const trashCursor = z.object({ after: z.string(), id: z.uuid() });
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export function historyRoutes(app: AppContext): Router {
   const router = new Router();
@@ -150,10 +147,6 @@ export function historyRoutes(app: AppContext): Router {
         occupancyThreshold: query.occupancyThreshold,
         limit: query.limit,
       };
-      const key = diffKey(from.blob, to.blob, options);
-      const cached = await findCachedDiff(em, key);
-      if (cached) return presentDiff(em, from, to, options, cached);
-
       const data: DiffJobData = {
         structureId: structure.id,
         ownerId: structure.owner,
@@ -161,35 +154,10 @@ export function historyRoutes(app: AppContext): Router {
         to: { sha256: to.blob, format: to.format as Format },
         options,
       };
-      const jobId = diffJobId(data);
-      const failure = async () => {
-        const job = await app.queues.diff.getJob(jobId);
-        if (!job) return undefined;
-        const state = await job.getState();
-        if (state === 'failed') {
-          // Reported once; the next request tries again.
-          await job.remove().catch(() => {});
-          return job.failedReason || 'the comparison failed';
-        }
-        if (state === 'completed' && !(await findCachedDiff(em, key))) {
-          // Finished earlier but its cache row is gone (e.g. a blob was re-stored): run it again.
-          await job.remove().catch(() => {});
-          await enqueue(app.queues, diffJob, data);
-        }
-        return undefined;
-      };
-      const earlier = await failure();
-      if (earlier) throw new ApiError(422, 'diff_failed', `The versions could not be compared: ${earlier}`);
-      await enqueue(app.queues, diffJob, data);
-
-      const deadline = Date.now() + preferWaitSeconds(koa.get('prefer')) * 1000;
-      for (let pause = 50; Date.now() < deadline; pause = Math.min(pause * 2, 500)) {
-        await sleep(Math.min(pause, Math.max(0, deadline - Date.now())));
-        const row = await findCachedDiff(em, key);
-        if (row) return presentDiff(em, from, to, options, row);
-        const reason = await failure();
-        if (reason) throw new ApiError(422, 'diff_failed', `The versions could not be compared: ${reason}`);
-      }
+      const outcome = await requestDiff(app.queues, em, data, preferWaitSeconds(koa.get('prefer')) * 1000);
+      if (outcome.state === 'ready') return presentDiff(em, from, to, options, outcome.diff);
+      if (outcome.state === 'failed') throw new ApiError(422, 'diff_failed', `The versions could not be compared: ${outcome.reason}`);
+      const jobId = outcome.jobId;
       koa.status = 202;
       koa.set('Location', `/v1/jobs/${jobId}`);
       return { job: { id: jobId }, from: presentVersionRef(from), to: presentVersionRef(to) };

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { BACKUP_ID, BackupLayout, newBackupId } from '../../../backup/layout.js';
 import { listBackups } from '../../../backup/service.js';
 import { BACKUP_KINDS, BACKUP_STATES } from '../../../entities/Backup.js';
+import { enqueue } from '../../../queue/enqueue.js';
 import { backupJob, verifyBackupJob } from '../../../queue/jobs.js';
 import type { AppContext } from '../../../runtime/context.js';
 import type { StorageMonitor } from '../../../services/maintenance/storageMonitor.js';
@@ -113,8 +114,7 @@ export function storageRoutes(app: AppContext, monitor: StorageMonitor): Router 
     async ({ user, koa }) => {
       requireAdministrator(user);
       const data = { backupId: newBackupId(), kind: 'manual' as const, requestId: randomUUID() };
-      const jobId = backupJob.jobId(data);
-      await app.queues.backup.add(backupJob.name, data, { jobId });
+      const jobId = await enqueue(app.queues, backupJob, data);
       koa.status = 202;
       koa.set('Location', `/v1/jobs/${jobId}`);
       return { job: { id: jobId, queue: backupJob.queue, name: backupJob.name }, backup: { id: data.backupId } };
@@ -141,8 +141,7 @@ export function storageRoutes(app: AppContext, monitor: StorageMonitor): Router 
       requireAdministrator(user);
       if (!(await new BackupLayout(app.config.backupDir).readManifest(params.id))) throw notFound('backup');
       const data = { backupId: params.id, requestId: randomUUID() };
-      const jobId = verifyBackupJob.jobId(data);
-      await app.queues.backup.add(verifyBackupJob.name, data, { jobId, attempts: 1 });
+      const jobId = await enqueue(app.queues, verifyBackupJob, data, { attempts: 1 });
       koa.status = 202;
       koa.set('Location', `/v1/jobs/${jobId}`);
       return { job: { id: jobId, queue: verifyBackupJob.queue, name: verifyBackupJob.name }, backup: { id: params.id } };
