@@ -1297,11 +1297,10 @@ export function pdbAtomTable(atoms: PdbAtoms): AtomTable {
  * nested JavaScript arrays, which for chains of a thousand residues costs more than reading the
  * rest of the file. Here the forward pass keeps two rows of integer scores and records, per cell, the
  * outcome of each equality the traceback tests (7 bits), so the traceback takes the same path
- * from a byte per cell. A test compares both on random sequences.
+ * from a byte per cell; and it fills only the band of cells an optimal path can pass through
+ * (fillBand). A test compares both on random sequences, short and long.
  */
 export function alignSequences(seqA: readonly string[], seqB: readonly string[]): { aliA: string[]; aliB: string[] } {
-  const GAP = -11;
-  const EXT = -1;
   const n = seqA.length;
   const m = seqB.length;
   // Identical sequences: the all-match diagonal scores 5 per residue and any path with a gap less,
@@ -1317,72 +1316,20 @@ export function alignSequences(seqA: readonly string[], seqB: readonly string[])
     }
     return v;
   };
-  const a = Int32Array.from(seqA, idOf);
   const bq = Int32Array.from(seqB, idOf);
-  // Traceback bits per cell (i, j): which of the tests trace() makes hold there.
-  const S_DIAG = 1; // S[i][j] === S[i-1][j-1] + score
-  const S_IS_V = 2; // S[i][j] === V[i][j]
-  const S_IS_H = 4; // S[i][j] === H[i][j]
-  const V_EXT = 8; // V[i][j] === V[i-1][j] + EXT
-  const V_OPEN = 16; // V[i][j] === S[i-1][j] + GAP
-  const H_EXT = 32; // H[i][j] === H[i][j-1] + EXT
-  const H_OPEN = 64; // H[i][j] === S[i][j-1] + GAP
+  const inB = ids.size;
+  const a = Int32Array.from(seqA, idOf);
+  // cA[i]: how many of the first i residues of A occur in B at all (only those can score a match).
+  const cA = new Int32Array(n + 1);
+  for (let i = 0; i < n; i++) cA[i + 1] = cA[i] + (a[i] < inB ? 1 : 0);
   const bits = new Uint8Array((n + 1) * w);
-  // Rows i-1 and i of S, V, H as integers. Mol* sets some borders to -Infinity; NEG stands for it:
-  // no reachable score comes near it, so every comparison and equality comes out the same.
-  const NEG = -(2 ** 29);
-  let sPrev = new Int32Array(w);
-  let vPrev = new Int32Array(w);
-  let hPrev = new Int32Array(w);
-  let sRow = new Int32Array(w);
-  let vRow = new Int32Array(w);
-  let hRow = new Int32Array(w);
-  // Row 0: S[0][j] = GAP (S[0][0] = 0), V[0][j] = -Infinity, H[0][j] = 0 (H[0][0] = -Infinity).
-  for (let j = 0; j <= m; j++) {
-    sPrev[j] = GAP;
-    vPrev[j] = NEG;
-    hPrev[j] = 0;
-  }
-  sPrev[0] = 0;
-  hPrev[0] = NEG;
-  let lastS = sPrev[m];
-  let lastV = vPrev[m];
-  let lastH = hPrev[m];
-  for (let i = 1; i <= n; i++) {
-    // Column 0: S[i][0] = GAP, V[i][0] = 0, H[i][0] = -Infinity.
-    sRow[0] = GAP;
-    vRow[0] = 0;
-    hRow[0] = NEG;
-    const ai = a[i - 1];
-    const row = i * w;
-    for (let j = 1; j <= m; j++) {
-      const v1 = sPrev[j] + GAP;
-      const v2 = vPrev[j] + EXT;
-      const v = v1 > v2 ? v1 : v2;
-      const h1 = sRow[j - 1] + GAP;
-      const h2 = hRow[j - 1] + EXT;
-      const h = h1 > h2 ? h1 : h2;
-      const d = sPrev[j - 1] + (ai === bq[j - 1] ? 5 : -3);
-      const sc = d > v ? (d > h ? d : h) : v > h ? v : h;
-      vRow[j] = v;
-      hRow[j] = h;
-      sRow[j] = sc;
-      bits[row + j] =
-        (sc === d ? S_DIAG : 0) |
-        (sc === v ? S_IS_V : 0) |
-        (sc === h ? S_IS_H : 0) |
-        (v === v2 ? V_EXT : 0) |
-        (v === v1 ? V_OPEN : 0) |
-        (h === h2 ? H_EXT : 0) |
-        (h === h1 ? H_OPEN : 0);
-    }
-    lastS = sRow[m];
-    lastV = vRow[m];
-    lastH = hRow[m];
-    [sPrev, sRow] = [sRow, sPrev];
-    [vPrev, vRow] = [vRow, vPrev];
-    [hPrev, hRow] = [hRow, hPrev];
-  }
+  // A first band from a guess of the optimal score; when the band's best path scores less than the
+  // guess, that score is a true lower bound and the second band is exact (see fillBand).
+  const top = 5 * Math.min(cA[n], m);
+  const guess = top - 64 - (top >> 5);
+  let last = fillBand(a, bq, cA, bits, guess);
+  if (last.best < guess) last = fillBand(a, bq, cA, bits, last.best);
+  const { lastS, lastV, lastH } = last;
   let i = n;
   let j = m;
   let mat: 'S' | 'V' | 'H' = lastS >= lastV ? 'S' : lastV >= lastH ? 'V' : 'H';
@@ -1439,4 +1386,145 @@ export function alignSequences(seqA: readonly string[], seqB: readonly string[])
   aliA.reverse();
   aliB.reverse();
   return { aliA, aliB };
+}
+
+// Traceback bits per cell (i, j): which of the tests Mol*'s trace() makes hold there.
+const S_DIAG = 1; // S[i][j] === S[i-1][j-1] + score
+const S_IS_V = 2; // S[i][j] === V[i][j]
+const S_IS_H = 4; // S[i][j] === H[i][j]
+const V_EXT = 8; // V[i][j] === V[i-1][j] + EXT
+const V_OPEN = 16; // V[i][j] === S[i-1][j] + GAP
+const H_EXT = 32; // H[i][j] === H[i][j-1] + EXT
+const H_OPEN = 64; // H[i][j] === S[i][j-1] + GAP
+const GAP = -11;
+const EXT = -1;
+// Mol* sets some borders to -Infinity; NEG stands for it (and for cells outside the band): no
+// reachable score comes near it, so every comparison and equality comes out the same.
+const NEG = -(2 ** 29);
+
+/**
+ * The forward pass over the cells (i, j) that lie on some path from (0, 0) to (n, m) scoring at
+ * least `floor`, cells outside counting as -Infinity; returns the scores at (n, m) and the best
+ * score found. Why this is Mol*'s result when `floor` is at most the optimal score: a path's score
+ * is its matches (+5), mismatches (-3) and gap runs (-11, then -1 per further step; Mol*'s border
+ * makes a leading gap cost -11 whatever its length). So a path through (i, j) scores at most
+ *   5·min(cA[i], j) − 11·[i ≠ j]  +  5·min(cA[n] − cA[i], m − j) − |(n − i) − (m − j)|
+ * (matches before and after the cell, at least one gap run before it when i ≠ j, at least one gap
+ * step per diagonal it still has to shift). Every optimal path stays where that bound is at least
+ * `floor`, so every cell on one, and every cell whose value equals an optimal path's there, has
+ * its true value; cells off every optimal path only get lower values, which makes none of the
+ * traceback's equalities hold that did not hold before. The traceback therefore follows the same
+ * cells and takes the same turns. When `floor` is above the optimum, the band may miss optimal
+ * paths, but its best is the score of a real path, hence a floor for a second, exact pass.
+ */
+function fillBand(
+  a: Int32Array,
+  bq: Int32Array,
+  cA: Int32Array,
+  bits: Uint8Array,
+  floor: number,
+): { best: number; lastS: number; lastV: number; lastH: number } {
+  const n = a.length;
+  const m = bq.length;
+  const w = m + 1;
+  let sPrev = new Int32Array(w);
+  let vPrev = new Int32Array(w);
+  let sRow = new Int32Array(w).fill(NEG);
+  let vRow = new Int32Array(w).fill(NEG);
+  // Row 0: S[0][j] = GAP (S[0][0] = 0), V[0][j] = -Infinity (H[0][j] is never read).
+  sPrev.fill(GAP);
+  vPrev.fill(NEG);
+  sPrev[0] = 0;
+  let lastS = sPrev[m];
+  let lastV = vPrev[m];
+  let lastH = m === 0 ? NEG : 0;
+  // What sRow/vRow hold from two rows back, to be reset: row 0 fills them all.
+  let oldLo = 0;
+  let oldHi = m;
+  let prevLo = 0;
+  let prevHi = m;
+  const total = cA[n];
+  for (let i = 1; i <= n; i++) {
+    // The band of row i: the j where the bound is at least floor. Without the −11 term the bound is
+    // concave in j, so its cells form an interval around its maximum, which lies at a breakpoint.
+    const c = cA[i];
+    const r = total - c;
+    const bound = (j: number) => 5 * (c < j ? c : j) + 5 * (r < m - j ? r : m - j) - Math.abs(n - i - (m - j));
+    let peak = 1;
+    let peakValue = bound(1);
+    for (const k of [m, c, m - r, m - n + i]) {
+      if (k >= 1 && k <= m) {
+        const v = bound(k);
+        if (v > peakValue) {
+          peak = k;
+          peakValue = v;
+        }
+      }
+    }
+    let lo = m + 1;
+    let hi = 0;
+    if (m > 0 && peakValue - 11 >= floor) {
+      lo = peak;
+      hi = peak;
+      while (lo > 1 && bound(lo - 1) - 11 >= floor) lo--;
+      while (hi < m && bound(hi + 1) - 11 >= floor) hi++;
+    }
+    if (i <= m && bound(i) >= floor) {
+      if (i < lo) lo = i;
+      if (i > hi) hi = i;
+    }
+    // Row i - 2's cells become -Infinity again, then column 0: S[i][0] = GAP, V[i][0] = 0.
+    if (oldLo <= oldHi) {
+      sRow.fill(NEG, oldLo, oldHi + 1);
+      vRow.fill(NEG, oldLo, oldHi + 1);
+    }
+    sRow[0] = GAP;
+    vRow[0] = 0;
+    if (lo <= hi) {
+      const ai = a[i - 1];
+      let row = i * w + lo - 1;
+      let sLeft = sRow[lo - 1]; // S[i][j-1]: GAP at column 0, else outside the band
+      let hLeft = NEG; // H[i][j-1]: -Infinity at column 0 and outside the band
+      let sDiag = sPrev[lo - 1]; // S[i-1][j-1]
+      for (let j = lo; j <= hi; j++) {
+        const sUp = sPrev[j];
+        const v1 = sUp + GAP;
+        const v2 = vPrev[j] + EXT;
+        const v = v1 > v2 ? v1 : v2;
+        const h1 = sLeft + GAP;
+        const h2 = hLeft + EXT;
+        const h = h1 > h2 ? h1 : h2;
+        const d = sDiag + (ai === bq[j - 1] ? 5 : -3);
+        const sc = d > v ? (d > h ? d : h) : v > h ? v : h;
+        vRow[j] = v;
+        sRow[j] = sc;
+        bits[++row] =
+          (sc === d ? S_DIAG : 0) |
+          (sc === v ? S_IS_V : 0) |
+          (sc === h ? S_IS_H : 0) |
+          (v === v2 ? V_EXT : 0) |
+          (v === v1 ? V_OPEN : 0) |
+          (h === h2 ? H_EXT : 0) |
+          (h === h1 ? H_OPEN : 0);
+        sDiag = sUp;
+        sLeft = sc;
+        hLeft = h;
+      }
+      lastH = hi === m ? hLeft : NEG;
+    } else lastH = NEG;
+    lastS = sRow[m];
+    lastV = vRow[m];
+    oldLo = prevLo;
+    oldHi = prevHi;
+    prevLo = lo;
+    prevHi = hi;
+    const s = sPrev;
+    sPrev = sRow;
+    sRow = s;
+    const v = vPrev;
+    vPrev = vRow;
+    vRow = v;
+  }
+  const best = Math.max(lastS, lastV, lastH);
+  return { best, lastS, lastV, lastH };
 }
