@@ -140,6 +140,13 @@ const startsWith = (b: Uint8Array, s: number, e: number, word: string): boolean 
   return true;
 };
 
+/** Whether a line of the file starts with `word` (the reference's /^word/m). */
+function lineStartsWith(b: Uint8Array, word: string): boolean {
+  const buffer = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+  for (let at = buffer.indexOf(word); at >= 0; at = buffer.indexOf(word, at + 1)) if (at === 0 || b[at - 1] === 10) return true;
+  return false;
+}
+
 /** JavaScript's \s over latin1. */
 const isSpace = (c: number): boolean => c === SP || (c >= 9 && c <= 13) || c === 0xa0;
 
@@ -360,6 +367,15 @@ interface ScanState {
   unnumberedModels: number[];
   /** A MODEL record with nothing after it (opens the reference's MODEL rewrite). */
   bareModelLine: boolean;
+  /**
+   * No line starts with MODEL: END records may separate frames, which the reference makes models
+   * (framesSeparatedByEnd). They are read as such while scanning; whether the reference does so
+   * too is known at the end (endThenAtoms).
+   */
+  endFrames: boolean;
+  frameOpen: boolean;
+  frames: number;
+  endmdlLine: boolean;
   atomLines: Growable;
   atomLength: Growable8;
   modelStarts: number[];
@@ -415,6 +431,10 @@ function newScanState(n: number): ScanState {
     compIndex: new Map(),
     unnumberedModels: [],
     bareModelLine: false,
+    endFrames: false,
+    frameOpen: false,
+    frames: 0,
+    endmdlLine: false,
     atomLines: new Growable(guess),
     atomLength: new Growable8(guess),
     modelStarts: [],
@@ -479,6 +499,14 @@ function scanLines(b: Uint8Array, minLineLength: number, modelsNormalised: boole
         st.hetnamOpen = false;
         const length = e - s;
         if (length < minLineLength) return 'atom line too short';
+        if (st.endFrames && !st.frameOpen) {
+          // A new frame: a new model, as the MODEL record the reference would insert here starts one.
+          st.frameOpen = true;
+          if (st.frames++ > 0) {
+            st.modelNum++;
+            st.modelStarts.push(st.atomLines.length);
+          }
+        }
         if (!st.modelNum) {
           st.modelNum = 1;
           st.modelStarts.push(st.atomLines.length);
@@ -672,11 +700,16 @@ function scanLines(b: Uint8Array, minLineLength: number, modelsNormalised: boole
         }
       }
     } else if (c0 === 69) {
-      if (startsWith(b, s, e, 'ENDMDL')) st.normInModel = false;
-      else if (startsWith(b, s, e, 'END')) {
+      if (startsWith(b, s, e, 'ENDMDL')) {
+        st.normInModel = false;
+        st.endmdlLine = true;
+      } else if (startsWith(b, s, e, 'END')) {
         let blank = true;
         for (let k = s + 3; k < nl; k++) if (!isSpace(b[k])) blank = false;
-        if (blank) st.sawEndLine = true;
+        if (blank) {
+          st.sawEndLine = true;
+          st.frameOpen = false;
+        }
       }
     } else if (c0 === 84) {
       if (startsWith(b, s, e, 'TER')) st.terPending = true;
@@ -709,6 +742,7 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54, modelsNormal
   }
 
   const st = newScanState(n);
+  st.endFrames = !modelsNormalised && !lineStartsWith(b, 'MODEL');
   const reason = scanLines(b, minLineLength, modelsNormalised, st);
   if (reason) return decline(reason);
   const {
@@ -738,14 +772,22 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54, modelsNormal
     atomKeyStrings,
   } = st;
   let { seqresLines } = st;
-  // The reference splits frames at END records when there are no MODEL records (framesSeparatedByEnd).
-  if (endThenAtoms && !anyModelLine && !modelsNormalised) return decline(MODEL_REWRITE);
+  // The reference splits frames at END records when there are no MODEL records (framesSeparatedByEnd),
+  // as the scan did. With ENDMDL records too its second rewrite (normalisePdbModels) may add models: left to it.
+  const endSeparated = endThenAtoms && !anyModelLine && !modelsNormalised;
+  if (endSeparated && st.endmdlLine) return decline(MODEL_REWRITE);
   // Any bare "MODEL" line or ENDMDL makes the reference rewrite the text; the rewrite is a no-op
   // exactly when every MODEL line is numbered and no atom follows ENDMDL outside a model: checked above.
   const total = atomLines.length;
   if (total === 0) return decline('no atoms');
 
   const warnings: Problem[] = [];
+  if (endSeparated) {
+    warnings.push({
+      code: 'frames_separated_by_end',
+      message: `The file holds ${st.frames} frames separated by END records (no MODEL records); each frame was read as a model.`,
+    });
+  }
   // normalisePdbModels rewrites only when the text holds ENDMDL or a bare MODEL line.
   if (st.unnumberedModels.length > 0 && (st.bareModelLine || Buffer.from(b.buffer, b.byteOffset, b.byteLength).indexOf('ENDMDL') >= 0)) {
     for (let k = 0; k < st.unnumberedModels.length; k += 2) {
