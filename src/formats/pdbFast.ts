@@ -1367,8 +1367,10 @@ export function alignSequences(seqA: readonly string[], seqB: readonly string[])
   const bits = new Uint8Array((n + 1) * w);
   // A first band from a guess of the optimal score; when the band's best path scores less than the
   // guess, that score is a true lower bound and the second band is exact (see fillBand).
+  // The guess charges what usually costs: a few gap runs, residues of A that match nothing in B
+  // (waters, ligands) and residues of B without a partner. It only decides the band's width.
   const top = 5 * Math.min(cA[n], m);
-  const guess = top - 64 - (top >> 5);
+  const guess = top - 64 - (top >> 5) - (n - cA[n]) - Math.abs(m - cA[n]);
   let last = fillBand(a, bq, cA, bits, guess);
   if (last.best < guess) last = fillBand(a, bq, cA, bits, last.best);
   const { lastS, lastV, lastH } = last;
@@ -1445,14 +1447,26 @@ const EXT = -1;
 const NEG = -(2 ** 29);
 
 /**
+ * The bound of fillBand at (i, j) without its −11 term: c = cA[i], r = cA[n] − c, rest = n − i.
+ * Concave in j (a sum of concave pieces).
+ */
+function bandBound(j: number, c: number, r: number, m: number, rest: number): number {
+  const after = m - j;
+  return 5 * (c < j ? c : j) + 7 * (r < after ? r : after) - rest - after;
+}
+
+/**
  * The forward pass over the cells (i, j) that lie on some path from (0, 0) to (n, m) scoring at
  * least `floor`, cells outside counting as -Infinity; returns the scores at (n, m) and the best
  * score found. Why this is Mol*'s result when `floor` is at most the optimal score: a path's score
  * is its matches (+5), mismatches (-3) and gap runs (-11, then -1 per further step; Mol*'s border
  * makes a leading gap cost -11 whatever its length). So a path through (i, j) scores at most
- *   5·min(cA[i], j) − 11·[i ≠ j]  +  5·min(cA[n] − cA[i], m − j) − |(n − i) − (m − j)|
- * (matches before and after the cell, at least one gap run before it when i ≠ j, at least one gap
- * step per diagonal it still has to shift). Every optimal path stays where that bound is at least
+ *   5·min(cA[i], j) − 11·[i ≠ j]  +  7·min(cA[n] − cA[i], m − j) − (n − i) − (m − j)
+ * Before the cell: at most 5 per match, and at least one gap run when i ≠ j. After it, with x
+ * matches, y mismatches and g gap steps (each at most −1; a match or mismatch takes a residue of
+ * each side, a gap step one of one side): (n − i) + (m − j) = 2x + 2y + g, so the score is at most
+ * 5x − 3y − g = 7x − y − (n − i) − (m − j), with x at most the residues of A left that occur in B
+ * (cA) and at most m − j. Every optimal path stays where that bound is at least
  * `floor`, so every cell on one, and every cell whose value equals an optimal path's there, has
  * its true value; cells off every optimal path only get lower values, which makes none of the
  * traceback's equalities hold that did not hold before. The traceback therefore follows the same
@@ -1491,27 +1505,42 @@ function fillBand(
     // concave in j, so its cells form an interval around its maximum, which lies at a breakpoint.
     const c = cA[i];
     const r = total - c;
-    const bound = (j: number) => 5 * (c < j ? c : j) + 5 * (r < m - j ? r : m - j) - Math.abs(n - i - (m - j));
+    const rest = n - i;
+    // The peak lies at a breakpoint (c, m - r) or an end; the bound rises to it and falls after it.
     let peak = 1;
-    let peakValue = bound(1);
-    for (const k of [m, c, m - r, m - n + i]) {
-      if (k >= 1 && k <= m) {
-        const v = bound(k);
-        if (v > peakValue) {
-          peak = k;
-          peakValue = v;
-        }
+    let peakValue = bandBound(1, c, r, m, rest);
+    const k1 = c < 1 ? 1 : c > m ? m : c;
+    const k2 = m - r < 1 ? 1 : m - r;
+    for (let q = 0; q < 3; q++) {
+      const k = q === 0 ? m : q === 1 ? k1 : k2;
+      const v = bandBound(k, c, r, m, rest);
+      if (v > peakValue) {
+        peak = k;
+        peakValue = v;
       }
     }
     let lo = m + 1;
     let hi = 0;
     if (m > 0 && peakValue - 11 >= floor) {
-      lo = peak;
-      hi = peak;
-      while (lo > 1 && bound(lo - 1) - 11 >= floor) lo--;
-      while (hi < m && bound(hi + 1) - 11 >= floor) hi++;
+      // The first j in [1, peak] and the last in [peak, m] where the bound reaches floor.
+      let below = 0;
+      let at = peak;
+      while (at - below > 1) {
+        const mid = (below + at) >> 1;
+        if (bandBound(mid, c, r, m, rest) - 11 >= floor) at = mid;
+        else below = mid;
+      }
+      lo = at;
+      at = peak;
+      let above = m + 1;
+      while (above - at > 1) {
+        const mid = (at + above) >> 1;
+        if (bandBound(mid, c, r, m, rest) - 11 >= floor) at = mid;
+        else above = mid;
+      }
+      hi = at;
     }
-    if (i <= m && bound(i) >= floor) {
+    if (i <= m && bandBound(i, c, r, m, rest) >= floor) {
       if (i < lo) lo = i;
       if (i > hi) hi = i;
     }
