@@ -239,6 +239,8 @@ export interface PdbAtoms {
   atomKeyStrings: Map<number, string>;
   /** True when every occupancy field is blank (Mol* then reads occupancy 1 for all). */
   occupancyBlank: boolean;
+  /** Whether an atom of the first model has an alternate location (not blank, '.' or '?'). */
+  hasAltlocs: boolean;
   warnings: Problem[];
   /** Deposition date and PDB id from the last HEADER record, as Mol* keeps them. */
   header: { idCode?: string; depDate?: string };
@@ -389,6 +391,7 @@ interface ScanState {
   hasAssemblies: boolean;
   anyInsCode: boolean;
   occupancyBlank: boolean;
+  anyAltloc: boolean;
   hetnamBlocks: string[][];
   seqresLines: string[] | undefined;
   seqresOpen: boolean;
@@ -448,6 +451,7 @@ function newScanState(n: number): ScanState {
     hasAssemblies: false,
     anyInsCode: false,
     occupancyBlank: true,
+    anyAltloc: false,
     hetnamBlocks: [],
     seqresLines: undefined,
     seqresOpen: false,
@@ -628,6 +632,7 @@ function scanLines(b: Uint8Array, minLineLength: number, modelsNormalised: boole
           }
           const alt = b[s + 16];
           const altCode = alt === SP || alt === 46 || alt === 63 ? 0 : alt + 1;
+          if (altCode) st.anyAltloc = true;
           let nameCode = t;
           if (seen) {
             const next = (st.nameCounts.get(t) ?? 0) + 1;
@@ -1117,6 +1122,7 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54, modelsNormal
     atomKeys: keys.array.subarray(0, atomCount),
     atomKeyStrings,
     occupancyBlank,
+    hasAltlocs: st.anyAltloc,
     warnings,
     header: { idCode, depDate },
   };
@@ -1330,6 +1336,8 @@ export function pdbAtomTable(atoms: PdbAtoms): AtomTable {
     componentName: atoms.componentName,
     atomKey: read.atomKey,
     coordinates: { x: atoms.x, y: atoms.y, z: atoms.z },
+    symbolIndex: { index: atoms.element, symbols: atoms.symbols },
+    hasAltlocs: atoms.hasAltlocs,
   };
 }
 
