@@ -1301,44 +1301,123 @@ function guessElement(b: Uint8Array, start: number, end: number): void {
       : s;
 }
 
-/** The summary's view (summarize.ts) of the atoms read above. */
-export function pdbAtomTable(atoms: PdbAtoms): AtomTable {
-  const read = pdbAtomReaders(atoms);
-  const { residueOffsets, chainOffsets, residueEntityType } = atoms;
-  const chainOfAtom = (atom: number): number => {
+/**
+ * The summary's view (summarize.ts) of the atoms read above: the same values as pdbAtomReaders,
+ * as a class, so every file's table has one shape and the summary's calls one target each (a
+ * literal of fresh closures per file made the optimised summary start over).
+ */
+class PdbAtomTable implements AtomTable {
+  readonly atomCount: number;
+  readonly residueCount: number;
+  readonly residueOffsets: Int32Array;
+  readonly chainCount: number;
+  readonly entityCount: number;
+  readonly coordinates: { x: Float32Array; y: Float32Array; z: Float32Array };
+  readonly symbolIndex: { index: Uint8Array; symbols: readonly string[] };
+  readonly hasAltlocs: boolean;
+  private readonly b: Uint8Array;
+  private readonly lineStart: Int32Array;
+  private readonly order: Int32Array | undefined;
+  private readonly comps = new Map<number, string>();
+  private readonly alts = new Map<number, string>();
+
+  constructor(private readonly atoms: PdbAtoms) {
+    this.atomCount = atoms.atomCount;
+    this.residueCount = atoms.residueCount;
+    this.residueOffsets = atoms.residueOffsets;
+    this.chainCount = atoms.chainCount;
+    this.entityCount = atoms.entityCount;
+    this.coordinates = { x: atoms.x, y: atoms.y, z: atoms.z };
+    this.symbolIndex = { index: atoms.element, symbols: atoms.symbols };
+    this.hasAltlocs = atoms.hasAltlocs;
+    this.b = atoms.bytes;
+    this.lineStart = atoms.lineStart;
+    this.order = atoms.order;
+  }
+  private line(i: number): number {
+    return this.lineStart[this.order ? this.order[i] : i];
+  }
+  typeSymbol(i: number): string {
+    return this.atoms.symbols[this.atoms.element[i]];
+  }
+  altId(i: number): string {
+    const c = this.b[this.line(i) + 16];
+    if (c === SP) return '';
+    let v = this.alts.get(c);
+    if (v === undefined) {
+      v = tokenStr(String.fromCharCode(c));
+      this.alts.set(c, v);
+    }
+    return v;
+  }
+  private authAtomName(i: number): string {
+    const s = this.line(i);
+    const ts = trimStart(this.b, s + 12, s + 16);
+    return tokenStr(latin1(this.b, ts, trimEnd(this.b, ts, s + 16)));
+  }
+  atomName(i: number): string {
+    const suffix = this.atoms.nameSuffix.get(this.order ? this.order[i] : i);
+    return suffix === undefined ? this.authAtomName(i) : `${this.authAtomName(i)}_${suffix}`;
+  }
+  compId(i: number): string {
+    const s = this.line(i);
+    const ts = trimStart(this.b, s + 17, s + 21);
+    const te = trimEnd(this.b, ts, s + 21);
+    const k = code(this.b, ts, te);
+    let v = this.comps.get(k);
+    if (v === undefined) {
+      v = tokenStr(latin1(this.b, ts, te));
+      this.comps.set(k, v);
+    }
+    return v;
+  }
+  x(i: number): number {
+    return this.atoms.x[i];
+  }
+  y(i: number): number {
+    return this.atoms.y[i];
+  }
+  z(i: number): number {
+    return this.atoms.z[i];
+  }
+  insCode(r: number): string {
+    return insStr(this.b, this.line(this.residueOffsets[r]));
+  }
+  authSeqId(r: number): number {
+    return seqNumber(this.b, this.line(this.residueOffsets[r]));
+  }
+  private chainOfAtom(atom: number): number {
+    const offsets = this.atoms.chainOffsets;
     let lo = 0;
-    let hi = atoms.chainCount - 1;
+    let hi = this.chainCount - 1;
     while (lo < hi) {
       const mid = (lo + hi + 1) >> 1;
-      if (chainOffsets[mid] <= atom) lo = mid;
+      if (offsets[mid] <= atom) lo = mid;
       else hi = mid - 1;
     }
     return lo;
-  };
-  return {
-    atomCount: atoms.atomCount,
-    typeSymbol: read.typeSymbol,
-    atomName: read.atomName,
-    altId: read.altId,
-    compId: read.compId,
-    x: read.x,
-    y: read.y,
-    z: read.z,
-    residueCount: atoms.residueCount,
-    residueOffsets,
-    insCode: (r) => read.insCode(residueOffsets[r]),
-    authSeqId: (r) => read.authSeqId(residueOffsets[r]),
-    chainName: (a) => read.chainName(chainOffsets[chainOfAtom(a)]),
-    chainCount: atoms.chainCount,
-    chainNameAt: (c) => read.chainName(chainOffsets[c]),
-    entityType: (r) => residueEntityType[r],
-    entityCount: atoms.entityCount,
-    componentName: atoms.componentName,
-    atomKey: read.atomKey,
-    coordinates: { x: atoms.x, y: atoms.y, z: atoms.z },
-    symbolIndex: { index: atoms.element, symbols: atoms.symbols },
-    hasAltlocs: atoms.hasAltlocs,
-  };
+  }
+  chainName(a: number): string {
+    return chainStr(this.b, this.line(this.atoms.chainOffsets[this.chainOfAtom(a)]));
+  }
+  chainNameAt(c: number): string {
+    return chainStr(this.b, this.line(this.atoms.chainOffsets[c]));
+  }
+  entityType(r: number): string | undefined {
+    return this.atoms.residueEntityType[r];
+  }
+  componentName(comp: string): string | undefined {
+    return this.atoms.componentName(comp);
+  }
+  atomKey(i: number): number | string {
+    const key = this.atoms.atomKeys[i];
+    return key < 0 ? (this.atoms.atomKeyStrings.get(this.order ? this.order[i] : i) as string) : key;
+  }
+}
+
+/** The summary's view (summarize.ts) of the atoms read above. */
+export function pdbAtomTable(atoms: PdbAtoms): AtomTable {
+  return new PdbAtomTable(atoms);
 }
 
 /**
