@@ -140,12 +140,8 @@ const startsWith = (b: Uint8Array, s: number, e: number, word: string): boolean 
   return true;
 };
 
-/** Whether a line of the file starts with `word` (the reference's /^word/m). */
-function lineStartsWith(b: Uint8Array, word: string): boolean {
-  const buffer = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
-  for (let at = buffer.indexOf(word); at >= 0; at = buffer.indexOf(word, at + 1)) if (at === 0 || b[at - 1] === 10) return true;
-  return false;
-}
+/** scanLines split frames at END records, then met a MODEL line: the reference splits none. */
+const RESCAN_WITHOUT_END_FRAMES = 'rescan without END frames';
 
 /** JavaScript's \s over latin1. */
 const isSpace = (c: number): boolean => c === SP || (c >= 9 && c <= 13) || c === 0xa0;
@@ -370,9 +366,9 @@ interface ScanState {
   /** A MODEL record with nothing after it (opens the reference's MODEL rewrite). */
   bareModelLine: boolean;
   /**
-   * No line starts with MODEL: END records may separate frames, which the reference makes models
-   * (framesSeparatedByEnd). They are read as such while scanning; whether the reference does so
-   * too is known at the end (endThenAtoms).
+   * No MODEL line so far: END records may separate frames, which the reference makes models
+   * (framesSeparatedByEnd) when no line starts with MODEL. They are read as such while scanning;
+   * whether the reference does so too is known at the end (endThenAtoms, no MODEL line).
    */
   endFrames: boolean;
   frameOpen: boolean;
@@ -682,6 +678,10 @@ function scanLines(b: Uint8Array, minLineLength: number, modelsNormalised: boole
       st.compndBlocks[st.compndBlocks.length - 1].push(latin1(b, s, e));
     } else if (c0 === 77) {
       if (startsWith(b, s, e, 'MODEL')) {
+        if (st.endFrames) {
+          if (st.frames > 1) return RESCAN_WITHOUT_END_FRAMES;
+          st.endFrames = false;
+        }
         st.anyModelLine = true;
         st.normModel++;
         st.normInModel = true;
@@ -746,9 +746,15 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54, modelsNormal
     if (b[cr + 1] !== 10) return decline('lone carriage return');
   }
 
-  const st = newScanState(n);
-  st.endFrames = !modelsNormalised && !lineStartsWith(b, 'MODEL');
-  const reason = scanLines(b, minLineLength, modelsNormalised, st);
+  // Frames split at END records as long as no MODEL line is seen; one after a split means the
+  // reference does not split: scanned again without.
+  let st = newScanState(n);
+  st.endFrames = !modelsNormalised;
+  let reason = scanLines(b, minLineLength, modelsNormalised, st);
+  if (reason === RESCAN_WITHOUT_END_FRAMES) {
+    st = newScanState(n);
+    reason = scanLines(b, minLineLength, modelsNormalised, st);
+  }
   if (reason) return decline(reason);
   const {
     atomLines,
