@@ -649,78 +649,88 @@ function scanLines(b: Uint8Array, minLineLength: number, modelsNormalised: boole
         continue;
       }
     }
-    const isSeqres = c0 === 83 && startsWith(b, s, e, 'SEQRES');
-    const isCompnd = c0 === 67 && startsWith(b, s, e, 'COMPND');
-    const isHetnam = c0 === 72 && startsWith(b, s, e, 'HETNAM');
-    // Mol* reads SEQRES, COMPND and HETNAM in blocks of consecutive lines; only the first SEQRES block counts.
-    if (st.seqresOpen && !isSeqres) st.seqresOpen = false;
-    if (st.compndOpen && !isCompnd) st.compndOpen = false;
-    if (st.hetnamOpen && !isHetnam) st.hetnamOpen = false;
-    if (isHetnam) {
-      if (!st.hetnamOpen) st.hetnamBlocks.push([]);
-      st.hetnamOpen = true;
-      st.hetnamBlocks[st.hetnamBlocks.length - 1].push(latin1(b, s, e));
-    } else if (c0 === 72) {
-      if (startsWith(b, s, e, 'HEADER')) {
-        const line = latin1(b, s, e);
-        st.idCode = line.substring(62, 66).trim() || undefined;
-        st.depDate = line.substring(50, 59).trim() || undefined;
-      }
-    } else if (isSeqres) {
-      if (!st.seqresLines) {
-        st.seqresLines = [];
-        st.seqresOpen = true;
-      }
-      if (st.seqresOpen) st.seqresLines.push(latin1(b, s, e));
-    } else if (isCompnd) {
-      if (!st.compndOpen) st.compndBlocks.push([]);
-      st.compndOpen = true;
-      st.compndBlocks[st.compndBlocks.length - 1].push(latin1(b, s, e));
-    } else if (c0 === 77) {
-      if (startsWith(b, s, e, 'MODEL')) {
-        if (st.endFrames) {
-          if (st.frames > 1) return RESCAN_WITHOUT_END_FRAMES;
-          st.endFrames = false;
-        }
-        st.anyModelLine = true;
-        st.normModel++;
-        st.normInModel = true;
-        // The reference rewrites MODEL lines without a number (normalisePdbModels).
-        let k = s + 5;
-        let ok = true;
-        for (; k < s + 10; k++) if (b[k] !== SP || k >= nl) ok = false;
-        while (k < nl && isSpace(b[k])) k++;
-        if ((!ok || !(b[k] >= 48 && b[k] <= 57) || k >= nl) && !modelsNormalised) {
-          // normalisePdbModels gives it a number. When it starts with "MODEL " Mol* starts a model at it
-          // either way, so only the warning differs; otherwise (a bare "MODEL") leave the file to the rewrite.
-          if (!startsWith(b, s, e, 'MODEL ')) return MODEL_REWRITE;
-          st.unnumberedModels.push(lineNo + 1, st.normModel);
-          let blank = true;
-          for (let q = s + 5; q < nl; q++) if (!isSpace(b[q])) blank = false;
-          if (blank) st.bareModelLine = true;
-        }
-        if (startsWith(b, s, e, 'MODEL ')) {
-          st.modelNum++;
-          st.modelStarts.push(st.atomLines.length);
-        }
-      }
-    } else if (c0 === 69) {
-      if (startsWith(b, s, e, 'ENDMDL')) {
-        st.normInModel = false;
-        st.endmdlLine = true;
-      } else if (startsWith(b, s, e, 'END')) {
-        let blank = true;
-        for (let k = s + 3; k < nl; k++) if (!isSpace(b[k])) blank = false;
-        if (blank) {
-          st.sawEndLine = true;
-          st.frameOpen = false;
-        }
-      }
-    } else if (c0 === 84) {
-      if (startsWith(b, s, e, 'TER')) st.terPending = true;
-    } else if (c0 === 82) {
-      if (!st.hasAssemblies && startsWith(b, s, e, 'REMARK 350')) st.hasAssemblies = true;
+    const why = otherRecord(b, s, e, nl, c0, lineNo, modelsNormalised, st);
+    if (why) return why;
+  }
+  return '';
+}
+
+/**
+ * The records other than ATOM/HETATM, in a function of its own: rare next to atom lines, and
+ * kept out of scanLines so the optimiser compiles that loop smaller (and recompiles it less).
+ */
+function otherRecord(b: Uint8Array, s: number, e: number, nl: number, c0: number, lineNo: number, modelsNormalised: boolean, st: ScanState): string {
+  const isSeqres = c0 === 83 && startsWith(b, s, e, 'SEQRES');
+  const isCompnd = c0 === 67 && startsWith(b, s, e, 'COMPND');
+  const isHetnam = c0 === 72 && startsWith(b, s, e, 'HETNAM');
+  // Mol* reads SEQRES, COMPND and HETNAM in blocks of consecutive lines; only the first SEQRES block counts.
+  if (st.seqresOpen && !isSeqres) st.seqresOpen = false;
+  if (st.compndOpen && !isCompnd) st.compndOpen = false;
+  if (st.hetnamOpen && !isHetnam) st.hetnamOpen = false;
+  if (isHetnam) {
+    if (!st.hetnamOpen) st.hetnamBlocks.push([]);
+    st.hetnamOpen = true;
+    st.hetnamBlocks[st.hetnamBlocks.length - 1].push(latin1(b, s, e));
+  } else if (c0 === 72) {
+    if (startsWith(b, s, e, 'HEADER')) {
+      const line = latin1(b, s, e);
+      st.idCode = line.substring(62, 66).trim() || undefined;
+      st.depDate = line.substring(50, 59).trim() || undefined;
     }
+  } else if (isSeqres) {
+    if (!st.seqresLines) {
+      st.seqresLines = [];
+      st.seqresOpen = true;
+    }
+    if (st.seqresOpen) st.seqresLines.push(latin1(b, s, e));
+  } else if (isCompnd) {
+    if (!st.compndOpen) st.compndBlocks.push([]);
+    st.compndOpen = true;
+    st.compndBlocks[st.compndBlocks.length - 1].push(latin1(b, s, e));
+  } else if (c0 === 77) {
+    if (startsWith(b, s, e, 'MODEL')) {
+      if (st.endFrames) {
+        if (st.frames > 1) return RESCAN_WITHOUT_END_FRAMES;
+        st.endFrames = false;
+      }
+      st.anyModelLine = true;
+      st.normModel++;
+      st.normInModel = true;
+      // The reference rewrites MODEL lines without a number (normalisePdbModels).
+      let k = s + 5;
+      let ok = true;
+      for (; k < s + 10; k++) if (b[k] !== SP || k >= nl) ok = false;
+      while (k < nl && isSpace(b[k])) k++;
+      if ((!ok || !(b[k] >= 48 && b[k] <= 57) || k >= nl) && !modelsNormalised) {
+        // normalisePdbModels gives it a number. When it starts with "MODEL " Mol* starts a model at it
+        // either way, so only the warning differs; otherwise (a bare "MODEL") leave the file to the rewrite.
+        if (!startsWith(b, s, e, 'MODEL ')) return MODEL_REWRITE;
+        st.unnumberedModels.push(lineNo + 1, st.normModel);
+        let blank = true;
+        for (let q = s + 5; q < nl; q++) if (!isSpace(b[q])) blank = false;
+        if (blank) st.bareModelLine = true;
+      }
+      if (startsWith(b, s, e, 'MODEL ')) {
+        st.modelNum++;
+        st.modelStarts.push(st.atomLines.length);
+      }
+    }
+  } else if (c0 === 69) {
+    if (startsWith(b, s, e, 'ENDMDL')) {
+      st.normInModel = false;
+      st.endmdlLine = true;
+    } else if (startsWith(b, s, e, 'END')) {
+      let blank = true;
+      for (let k = s + 3; k < nl; k++) if (!isSpace(b[k])) blank = false;
+      if (blank) {
+        st.sawEndLine = true;
+        st.frameOpen = false;
+      }
+    }
+  } else if (c0 === 84) {
+    if (startsWith(b, s, e, 'TER')) st.terPending = true;
+  } else if (c0 === 82) {
+    if (!st.hasAssemblies && startsWith(b, s, e, 'REMARK 350')) st.hasAssemblies = true;
   }
   return '';
 }
