@@ -77,6 +77,32 @@ describe('the fast PDB reader agrees with the reference path', () => {
     }
   });
 
+  it('aligns long chains exactly as Mol* does (missing segments and ends, mutations, ligands and waters, repeats)', () => {
+    const amino = ['ALA', 'GLY', 'SER', 'LEU', 'VAL', 'ILE', 'LYS', 'GLU', 'ASP', 'THR', 'PRO', 'ASN', 'GLN', 'ARG', 'HIS', 'PHE', 'TYR', 'TRP', 'MET', 'CYS'];
+    let seed = 11;
+    const random = () => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return seed / 2147483648;
+    };
+    for (let t = 0; t < 16; t++) {
+      // Low-complexity chains (few letters) make many ties; long ones make wide bands.
+      const letters = t % 4 === 3 ? 3 : 20;
+      const seqres = Array.from({ length: 150 + Math.floor(random() * 700) }, () => amino[Math.floor(random() * letters)]);
+      let observed = [...seqres];
+      const cuts = t % 5;
+      for (let k = 0; k < cuts; k++) {
+        const at = Math.floor(random() * observed.length);
+        observed.splice(at, Math.floor(random() * 40) + 1);
+      }
+      if (t % 3 === 0) observed = observed.slice(Math.floor(random() * 20), observed.length - Math.floor(random() * 20));
+      observed = observed.map((x) => (random() < (t % 2 ? 0.05 : 0) ? amino[Math.floor(random() * 20)] : x));
+      if (t % 2 === 0) observed.push('HEM', 'SO4', ...Array.from({ length: Math.floor(random() * 300) }, () => 'HOH'));
+      if (t === 7) observed.push(...seqres.slice(0, 30)); // a repeat after the chain
+      const expected = align(observed, seqres);
+      expect(alignSequences(observed, seqres), `case ${t}`).toEqual({ aliA: expected.aliA, aliB: expected.aliB });
+    }
+  }, 120_000);
+
   it('on the fixtures, and reads them itself', async () => {
     const names = (await fs.readdir(FIXTURES)).filter((n) => /\.pdb(\.gz)?$/.test(n));
     expect(names.length).toBeGreaterThan(0);
@@ -102,10 +128,28 @@ describe('the fast PDB reader agrees with the reference path', () => {
       'no MODEL, ENDMDL only': text.replace(/^MODEL.*\n/gm, ''),
       'frames separated by END': text.replace(/^MODEL.*\n/gm, '').replace(/^ENDMDL.*$/gm, 'END'),
       'atoms after the last ENDMDL': text.replace(/^END\s*$/m, 'ATOM     99  CA  GLY A  99       1.000   2.000   3.000  1.00  0.00           C\nEND'),
+      // The reader splits END frames until it meets a MODEL line, then reads the file again without.
+      'frames separated by END, then a MODEL record': `${text.replace(/^MODEL.*\n/gm, '').replace(/^ENDMDL.*$/gm, 'END')}\nMODEL        9\n`,
+      'frames separated by END, ENDMDL too': text.replace(/^MODEL.*\n/gm, '').replace(/^ENDMDL.*$/m, 'END'),
     };
     for (const [name, variant] of Object.entries(variants)) {
       expect(variant, name).not.toBe(text);
       await expectAgreement(Buffer.from(variant, 'latin1'), name);
+    }
+  });
+
+  it('on header records: resolution on its line, over two lines, or after a first unreadable one; TITLE and EXPDTA continued; CRLF', async () => {
+    const atoms = 'ATOM      1  N   ALA A   1      11.104   6.134  -6.504  1.00  0.00           N\n';
+    const headers = [
+      'HEADER    HYDROLASE                               01-JAN-99   1ABC              \nREMARK   2 RESOLUTION.    2.10 ANGSTROMS.\n',
+      'REMARK   2 RESOLUTION.\n   2.10 ANGSTROMS.\n',
+      'REMARK   2 RESOLUTION.    NOT APPLICABLE.\nREMARK   2 RESOLUTION.    1.50 ANGSTROMS.\n',
+      'REMARK   2 RESOLUTION.    3.0\n ANGSTROMS.\nREMARK   2 RESOLUTION.    1.50 ANGSTROMS.\n',
+      'TITLE     FIRST PART\nTITLE    2 SECOND  PART\nEXPDTA    X-RAY DIFFRACTION\nEXPDTA   2 ; NEUTRON\n',
+    ];
+    for (const header of headers) {
+      await expectAgreement(Buffer.from(header + atoms, 'latin1'), header);
+      await expectAgreement(Buffer.from((header + atoms).replace(/\n/g, '\r\n'), 'latin1'), `${header} (CRLF)`);
     }
   });
 

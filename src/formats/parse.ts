@@ -171,8 +171,7 @@ export function parsePdbFast(bytes: Uint8Array): ParseOutcome | undefined {
   const fromMolstar: Partial<StructureSummary> = {};
   if (idCode && /^[0-9][A-Za-z0-9]{3}$/.test(idCode)) fromMolstar.pdbId = idCode.toUpperCase();
   if (depDate && depDate !== '?' && depDate !== '.') fromMolstar.depositionDate = depDate;
-  const head = Buffer.from(bytes.buffer, bytes.byteOffset, Math.min(bytes.byteLength, 200_000)).toString('latin1');
-  Object.assign(summary, fromMolstar, pdbHeader(head));
+  Object.assign(summary, fromMolstar, pdbHeaderFromBytes(bytes));
   const report = () => ({ problems, warnings, parser: FAST_PDB_PARSER, parseMs: Math.round(performance.now() - started) });
   if (summary.atoms === 0) problems.push({ code: 'no_atoms', message: 'The PDB file contains no atoms (no ATOM or HETATM records).' });
   if (problems.length > 0) {
@@ -356,6 +355,38 @@ function cifResolution(frame: CifFrame): Partial<StructureSummary> {
     if (value !== undefined && Number.isFinite(value) && value > 0) return { resolution: value };
   }
   return {};
+}
+
+const RESOLUTION = /^REMARK {3}2 RESOLUTION\.\s+([0-9.]+)\s+ANGSTROM/;
+
+/**
+ * pdbHeader of the file's first 200,000 bytes, decoding only the lines its patterns can match:
+ * those starting with HEADER, TITLE, EXPDTA or REMARK   2 RESOLUTION. (each pattern but the
+ * resolution's stays within a line). The resolution's may run on over whitespace into the next
+ * lines: when the first such line does not match on its own, the whole head is decoded as before.
+ */
+function pdbHeaderFromBytes(bytes: Uint8Array): Partial<StructureSummary> {
+  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, Math.min(bytes.byteLength, 200_000));
+  const end = buffer.length;
+  const lines: string[] = [];
+  let remarkSeen = false;
+  for (let s = 0; s < end; ) {
+    let nl = buffer.indexOf(10, s);
+    if (nl < 0) nl = end;
+    const c = buffer[s];
+    if (c === 72 || c === 84 || c === 69 || c === 82) {
+      const start = buffer.toString('latin1', s, Math.min(s + 22, nl));
+      if (start.startsWith('HEADER') || start.startsWith('TITLE ') || start.startsWith('EXPDTA')) lines.push(buffer.toString('latin1', s, nl));
+      else if (start === 'REMARK   2 RESOLUTION.') {
+        const line = buffer.toString('latin1', s, nl);
+        if (!remarkSeen && !RESOLUTION.test(line)) return pdbHeader(buffer.toString('latin1'));
+        remarkSeen = true;
+        lines.push(line);
+      }
+    }
+    s = nl + 1;
+  }
+  return pdbHeader(lines.join('\n'));
 }
 
 /** What Mol*'s PDB reader does not carry over: resolution (REMARK 2), id and date (HEADER), method (EXPDTA). */

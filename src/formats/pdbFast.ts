@@ -140,6 +140,9 @@ const startsWith = (b: Uint8Array, s: number, e: number, word: string): boolean 
   return true;
 };
 
+/** scanLines split frames at END records, then met a MODEL line: the reference splits none. */
+const RESCAN_WITHOUT_END_FRAMES = 'rescan without END frames';
+
 /** JavaScript's \s over latin1. */
 const isSpace = (c: number): boolean => c === SP || (c >= 9 && c <= 13) || c === 0xa0;
 
@@ -232,6 +235,8 @@ export interface PdbAtoms {
   atomKeyStrings: Map<number, string>;
   /** True when every occupancy field is blank (Mol* then reads occupancy 1 for all). */
   occupancyBlank: boolean;
+  /** Whether an atom of the first model has an alternate location (not blank, '.' or '?'). */
+  hasAltlocs: boolean;
   warnings: Problem[];
   /** Deposition date and PDB id from the last HEADER record, as Mol* keeps them. */
   header: { idCode?: string; depDate?: string };
@@ -360,6 +365,15 @@ interface ScanState {
   unnumberedModels: number[];
   /** A MODEL record with nothing after it (opens the reference's MODEL rewrite). */
   bareModelLine: boolean;
+  /**
+   * No MODEL line so far: END records may separate frames, which the reference makes models
+   * (framesSeparatedByEnd) when no line starts with MODEL. They are read as such while scanning;
+   * whether the reference does so too is known at the end (endThenAtoms, no MODEL line).
+   */
+  endFrames: boolean;
+  frameOpen: boolean;
+  frames: number;
+  endmdlLine: boolean;
   atomLines: Growable;
   atomLength: Growable8;
   modelStarts: number[];
@@ -373,6 +387,7 @@ interface ScanState {
   hasAssemblies: boolean;
   anyInsCode: boolean;
   occupancyBlank: boolean;
+  anyAltloc: boolean;
   hetnamBlocks: string[][];
   seqresLines: string[] | undefined;
   seqresOpen: boolean;
@@ -415,6 +430,10 @@ function newScanState(n: number): ScanState {
     compIndex: new Map(),
     unnumberedModels: [],
     bareModelLine: false,
+    endFrames: false,
+    frameOpen: false,
+    frames: 0,
+    endmdlLine: false,
     atomLines: new Growable(guess),
     atomLength: new Growable8(guess),
     modelStarts: [],
@@ -428,6 +447,7 @@ function newScanState(n: number): ScanState {
     hasAssemblies: false,
     anyInsCode: false,
     occupancyBlank: true,
+    anyAltloc: false,
     hetnamBlocks: [],
     seqresLines: undefined,
     seqresOpen: false,
@@ -479,6 +499,14 @@ function scanLines(b: Uint8Array, minLineLength: number, modelsNormalised: boole
         st.hetnamOpen = false;
         const length = e - s;
         if (length < minLineLength) return 'atom line too short';
+        if (st.endFrames && !st.frameOpen) {
+          // A new frame: a new model, as the MODEL record the reference would insert here starts one.
+          st.frameOpen = true;
+          if (st.frames++ > 0) {
+            st.modelNum++;
+            st.modelStarts.push(st.atomLines.length);
+          }
+        }
         if (!st.modelNum) {
           st.modelNum = 1;
           st.modelStarts.push(st.atomLines.length);
@@ -600,6 +628,7 @@ function scanLines(b: Uint8Array, minLineLength: number, modelsNormalised: boole
           }
           const alt = b[s + 16];
           const altCode = alt === SP || alt === 46 || alt === 63 ? 0 : alt + 1;
+          if (altCode) st.anyAltloc = true;
           let nameCode = t;
           if (seen) {
             const next = (st.nameCounts.get(t) ?? 0) + 1;
@@ -620,69 +649,88 @@ function scanLines(b: Uint8Array, minLineLength: number, modelsNormalised: boole
         continue;
       }
     }
-    const isSeqres = c0 === 83 && startsWith(b, s, e, 'SEQRES');
-    const isCompnd = c0 === 67 && startsWith(b, s, e, 'COMPND');
-    const isHetnam = c0 === 72 && startsWith(b, s, e, 'HETNAM');
-    // Mol* reads SEQRES, COMPND and HETNAM in blocks of consecutive lines; only the first SEQRES block counts.
-    if (st.seqresOpen && !isSeqres) st.seqresOpen = false;
-    if (st.compndOpen && !isCompnd) st.compndOpen = false;
-    if (st.hetnamOpen && !isHetnam) st.hetnamOpen = false;
-    if (isHetnam) {
-      if (!st.hetnamOpen) st.hetnamBlocks.push([]);
-      st.hetnamOpen = true;
-      st.hetnamBlocks[st.hetnamBlocks.length - 1].push(latin1(b, s, e));
-    } else if (c0 === 72) {
-      if (startsWith(b, s, e, 'HEADER')) {
-        const line = latin1(b, s, e);
-        st.idCode = line.substring(62, 66).trim() || undefined;
-        st.depDate = line.substring(50, 59).trim() || undefined;
-      }
-    } else if (isSeqres) {
-      if (!st.seqresLines) {
-        st.seqresLines = [];
-        st.seqresOpen = true;
-      }
-      if (st.seqresOpen) st.seqresLines.push(latin1(b, s, e));
-    } else if (isCompnd) {
-      if (!st.compndOpen) st.compndBlocks.push([]);
-      st.compndOpen = true;
-      st.compndBlocks[st.compndBlocks.length - 1].push(latin1(b, s, e));
-    } else if (c0 === 77) {
-      if (startsWith(b, s, e, 'MODEL')) {
-        st.anyModelLine = true;
-        st.normModel++;
-        st.normInModel = true;
-        // The reference rewrites MODEL lines without a number (normalisePdbModels).
-        let k = s + 5;
-        let ok = true;
-        for (; k < s + 10; k++) if (b[k] !== SP || k >= nl) ok = false;
-        while (k < nl && isSpace(b[k])) k++;
-        if ((!ok || !(b[k] >= 48 && b[k] <= 57) || k >= nl) && !modelsNormalised) {
-          // normalisePdbModels gives it a number. When it starts with "MODEL " Mol* starts a model at it
-          // either way, so only the warning differs; otherwise (a bare "MODEL") leave the file to the rewrite.
-          if (!startsWith(b, s, e, 'MODEL ')) return MODEL_REWRITE;
-          st.unnumberedModels.push(lineNo + 1, st.normModel);
-          let blank = true;
-          for (let q = s + 5; q < nl; q++) if (!isSpace(b[q])) blank = false;
-          if (blank) st.bareModelLine = true;
-        }
-        if (startsWith(b, s, e, 'MODEL ')) {
-          st.modelNum++;
-          st.modelStarts.push(st.atomLines.length);
-        }
-      }
-    } else if (c0 === 69) {
-      if (startsWith(b, s, e, 'ENDMDL')) st.normInModel = false;
-      else if (startsWith(b, s, e, 'END')) {
-        let blank = true;
-        for (let k = s + 3; k < nl; k++) if (!isSpace(b[k])) blank = false;
-        if (blank) st.sawEndLine = true;
-      }
-    } else if (c0 === 84) {
-      if (startsWith(b, s, e, 'TER')) st.terPending = true;
-    } else if (c0 === 82) {
-      if (!st.hasAssemblies && startsWith(b, s, e, 'REMARK 350')) st.hasAssemblies = true;
+    const why = otherRecord(b, s, e, nl, c0, lineNo, modelsNormalised, st);
+    if (why) return why;
+  }
+  return '';
+}
+
+/**
+ * The records other than ATOM/HETATM, in a function of its own: rare next to atom lines, and
+ * kept out of scanLines so the optimiser compiles that loop smaller (and recompiles it less).
+ */
+function otherRecord(b: Uint8Array, s: number, e: number, nl: number, c0: number, lineNo: number, modelsNormalised: boolean, st: ScanState): string {
+  const isSeqres = c0 === 83 && startsWith(b, s, e, 'SEQRES');
+  const isCompnd = c0 === 67 && startsWith(b, s, e, 'COMPND');
+  const isHetnam = c0 === 72 && startsWith(b, s, e, 'HETNAM');
+  // Mol* reads SEQRES, COMPND and HETNAM in blocks of consecutive lines; only the first SEQRES block counts.
+  if (st.seqresOpen && !isSeqres) st.seqresOpen = false;
+  if (st.compndOpen && !isCompnd) st.compndOpen = false;
+  if (st.hetnamOpen && !isHetnam) st.hetnamOpen = false;
+  if (isHetnam) {
+    if (!st.hetnamOpen) st.hetnamBlocks.push([]);
+    st.hetnamOpen = true;
+    st.hetnamBlocks[st.hetnamBlocks.length - 1].push(latin1(b, s, e));
+  } else if (c0 === 72) {
+    if (startsWith(b, s, e, 'HEADER')) {
+      const line = latin1(b, s, e);
+      st.idCode = line.substring(62, 66).trim() || undefined;
+      st.depDate = line.substring(50, 59).trim() || undefined;
     }
+  } else if (isSeqres) {
+    if (!st.seqresLines) {
+      st.seqresLines = [];
+      st.seqresOpen = true;
+    }
+    if (st.seqresOpen) st.seqresLines.push(latin1(b, s, e));
+  } else if (isCompnd) {
+    if (!st.compndOpen) st.compndBlocks.push([]);
+    st.compndOpen = true;
+    st.compndBlocks[st.compndBlocks.length - 1].push(latin1(b, s, e));
+  } else if (c0 === 77) {
+    if (startsWith(b, s, e, 'MODEL')) {
+      if (st.endFrames) {
+        if (st.frames > 1) return RESCAN_WITHOUT_END_FRAMES;
+        st.endFrames = false;
+      }
+      st.anyModelLine = true;
+      st.normModel++;
+      st.normInModel = true;
+      // The reference rewrites MODEL lines without a number (normalisePdbModels).
+      let k = s + 5;
+      let ok = true;
+      for (; k < s + 10; k++) if (b[k] !== SP || k >= nl) ok = false;
+      while (k < nl && isSpace(b[k])) k++;
+      if ((!ok || !(b[k] >= 48 && b[k] <= 57) || k >= nl) && !modelsNormalised) {
+        // normalisePdbModels gives it a number. When it starts with "MODEL " Mol* starts a model at it
+        // either way, so only the warning differs; otherwise (a bare "MODEL") leave the file to the rewrite.
+        if (!startsWith(b, s, e, 'MODEL ')) return MODEL_REWRITE;
+        st.unnumberedModels.push(lineNo + 1, st.normModel);
+        let blank = true;
+        for (let q = s + 5; q < nl; q++) if (!isSpace(b[q])) blank = false;
+        if (blank) st.bareModelLine = true;
+      }
+      if (startsWith(b, s, e, 'MODEL ')) {
+        st.modelNum++;
+        st.modelStarts.push(st.atomLines.length);
+      }
+    }
+  } else if (c0 === 69) {
+    if (startsWith(b, s, e, 'ENDMDL')) {
+      st.normInModel = false;
+      st.endmdlLine = true;
+    } else if (startsWith(b, s, e, 'END')) {
+      let blank = true;
+      for (let k = s + 3; k < nl; k++) if (!isSpace(b[k])) blank = false;
+      if (blank) {
+        st.sawEndLine = true;
+        st.frameOpen = false;
+      }
+    }
+  } else if (c0 === 84) {
+    if (startsWith(b, s, e, 'TER')) st.terPending = true;
+  } else if (c0 === 82) {
+    if (!st.hasAssemblies && startsWith(b, s, e, 'REMARK 350')) st.hasAssemblies = true;
   }
   return '';
 }
@@ -708,8 +756,15 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54, modelsNormal
     if (b[cr + 1] !== 10) return decline('lone carriage return');
   }
 
-  const st = newScanState(n);
-  const reason = scanLines(b, minLineLength, modelsNormalised, st);
+  // Frames split at END records as long as no MODEL line is seen; one after a split means the
+  // reference does not split: scanned again without.
+  let st = newScanState(n);
+  st.endFrames = !modelsNormalised;
+  let reason = scanLines(b, minLineLength, modelsNormalised, st);
+  if (reason === RESCAN_WITHOUT_END_FRAMES) {
+    st = newScanState(n);
+    reason = scanLines(b, minLineLength, modelsNormalised, st);
+  }
   if (reason) return decline(reason);
   const {
     atomLines,
@@ -738,14 +793,22 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54, modelsNormal
     atomKeyStrings,
   } = st;
   let { seqresLines } = st;
-  // The reference splits frames at END records when there are no MODEL records (framesSeparatedByEnd).
-  if (endThenAtoms && !anyModelLine && !modelsNormalised) return decline(MODEL_REWRITE);
+  // The reference splits frames at END records when there are no MODEL records (framesSeparatedByEnd),
+  // as the scan did. With ENDMDL records too its second rewrite (normalisePdbModels) may add models: left to it.
+  const endSeparated = endThenAtoms && !anyModelLine && !modelsNormalised;
+  if (endSeparated && st.endmdlLine) return decline(MODEL_REWRITE);
   // Any bare "MODEL" line or ENDMDL makes the reference rewrite the text; the rewrite is a no-op
   // exactly when every MODEL line is numbered and no atom follows ENDMDL outside a model: checked above.
   const total = atomLines.length;
   if (total === 0) return decline('no atoms');
 
   const warnings: Problem[] = [];
+  if (endSeparated) {
+    warnings.push({
+      code: 'frames_separated_by_end',
+      message: `The file holds ${st.frames} frames separated by END records (no MODEL records); each frame was read as a model.`,
+    });
+  }
   // normalisePdbModels rewrites only when the text holds ENDMDL or a bare MODEL line.
   if (st.unnumberedModels.length > 0 && (st.bareModelLine || Buffer.from(b.buffer, b.byteOffset, b.byteLength).indexOf('ENDMDL') >= 0)) {
     for (let k = 0; k < st.unnumberedModels.length; k += 2) {
@@ -1075,6 +1138,7 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54, modelsNormal
     atomKeys: keys.array.subarray(0, atomCount),
     atomKeyStrings,
     occupancyBlank,
+    hasAltlocs: st.anyAltloc,
     warnings,
     header: { idCode, depDate },
   };
@@ -1253,42 +1317,123 @@ function guessElement(b: Uint8Array, start: number, end: number): void {
       : s;
 }
 
-/** The summary's view (summarize.ts) of the atoms read above. */
-export function pdbAtomTable(atoms: PdbAtoms): AtomTable {
-  const read = pdbAtomReaders(atoms);
-  const { residueOffsets, chainOffsets, residueEntityType } = atoms;
-  const chainOfAtom = (atom: number): number => {
+/**
+ * The summary's view (summarize.ts) of the atoms read above: the same values as pdbAtomReaders,
+ * as a class, so every file's table has one shape and the summary's calls one target each (a
+ * literal of fresh closures per file made the optimised summary start over).
+ */
+class PdbAtomTable implements AtomTable {
+  readonly atomCount: number;
+  readonly residueCount: number;
+  readonly residueOffsets: Int32Array;
+  readonly chainCount: number;
+  readonly entityCount: number;
+  readonly coordinates: { x: Float32Array; y: Float32Array; z: Float32Array };
+  readonly symbolIndex: { index: Uint8Array; symbols: readonly string[] };
+  readonly hasAltlocs: boolean;
+  private readonly b: Uint8Array;
+  private readonly lineStart: Int32Array;
+  private readonly order: Int32Array | undefined;
+  private readonly comps = new Map<number, string>();
+  private readonly alts = new Map<number, string>();
+
+  constructor(private readonly atoms: PdbAtoms) {
+    this.atomCount = atoms.atomCount;
+    this.residueCount = atoms.residueCount;
+    this.residueOffsets = atoms.residueOffsets;
+    this.chainCount = atoms.chainCount;
+    this.entityCount = atoms.entityCount;
+    this.coordinates = { x: atoms.x, y: atoms.y, z: atoms.z };
+    this.symbolIndex = { index: atoms.element, symbols: atoms.symbols };
+    this.hasAltlocs = atoms.hasAltlocs;
+    this.b = atoms.bytes;
+    this.lineStart = atoms.lineStart;
+    this.order = atoms.order;
+  }
+  private line(i: number): number {
+    return this.lineStart[this.order ? this.order[i] : i];
+  }
+  typeSymbol(i: number): string {
+    return this.atoms.symbols[this.atoms.element[i]];
+  }
+  altId(i: number): string {
+    const c = this.b[this.line(i) + 16];
+    if (c === SP) return '';
+    let v = this.alts.get(c);
+    if (v === undefined) {
+      v = tokenStr(String.fromCharCode(c));
+      this.alts.set(c, v);
+    }
+    return v;
+  }
+  private authAtomName(i: number): string {
+    const s = this.line(i);
+    const ts = trimStart(this.b, s + 12, s + 16);
+    return tokenStr(latin1(this.b, ts, trimEnd(this.b, ts, s + 16)));
+  }
+  atomName(i: number): string {
+    const suffix = this.atoms.nameSuffix.get(this.order ? this.order[i] : i);
+    return suffix === undefined ? this.authAtomName(i) : `${this.authAtomName(i)}_${suffix}`;
+  }
+  compId(i: number): string {
+    const s = this.line(i);
+    const ts = trimStart(this.b, s + 17, s + 21);
+    const te = trimEnd(this.b, ts, s + 21);
+    const k = code(this.b, ts, te);
+    let v = this.comps.get(k);
+    if (v === undefined) {
+      v = tokenStr(latin1(this.b, ts, te));
+      this.comps.set(k, v);
+    }
+    return v;
+  }
+  x(i: number): number {
+    return this.atoms.x[i];
+  }
+  y(i: number): number {
+    return this.atoms.y[i];
+  }
+  z(i: number): number {
+    return this.atoms.z[i];
+  }
+  insCode(r: number): string {
+    return insStr(this.b, this.line(this.residueOffsets[r]));
+  }
+  authSeqId(r: number): number {
+    return seqNumber(this.b, this.line(this.residueOffsets[r]));
+  }
+  private chainOfAtom(atom: number): number {
+    const offsets = this.atoms.chainOffsets;
     let lo = 0;
-    let hi = atoms.chainCount - 1;
+    let hi = this.chainCount - 1;
     while (lo < hi) {
       const mid = (lo + hi + 1) >> 1;
-      if (chainOffsets[mid] <= atom) lo = mid;
+      if (offsets[mid] <= atom) lo = mid;
       else hi = mid - 1;
     }
     return lo;
-  };
-  return {
-    atomCount: atoms.atomCount,
-    typeSymbol: read.typeSymbol,
-    atomName: read.atomName,
-    altId: read.altId,
-    compId: read.compId,
-    x: read.x,
-    y: read.y,
-    z: read.z,
-    residueCount: atoms.residueCount,
-    residueOffsets,
-    insCode: (r) => read.insCode(residueOffsets[r]),
-    authSeqId: (r) => read.authSeqId(residueOffsets[r]),
-    chainName: (a) => read.chainName(chainOffsets[chainOfAtom(a)]),
-    chainCount: atoms.chainCount,
-    chainNameAt: (c) => read.chainName(chainOffsets[c]),
-    entityType: (r) => residueEntityType[r],
-    entityCount: atoms.entityCount,
-    componentName: atoms.componentName,
-    atomKey: read.atomKey,
-    coordinates: { x: atoms.x, y: atoms.y, z: atoms.z },
-  };
+  }
+  chainName(a: number): string {
+    return chainStr(this.b, this.line(this.atoms.chainOffsets[this.chainOfAtom(a)]));
+  }
+  chainNameAt(c: number): string {
+    return chainStr(this.b, this.line(this.atoms.chainOffsets[c]));
+  }
+  entityType(r: number): string | undefined {
+    return this.atoms.residueEntityType[r];
+  }
+  componentName(comp: string): string | undefined {
+    return this.atoms.componentName(comp);
+  }
+  atomKey(i: number): number | string {
+    const key = this.atoms.atomKeys[i];
+    return key < 0 ? (this.atoms.atomKeyStrings.get(this.order ? this.order[i] : i) as string) : key;
+  }
+}
+
+/** The summary's view (summarize.ts) of the atoms read above. */
+export function pdbAtomTable(atoms: PdbAtoms): AtomTable {
+  return new PdbAtomTable(atoms);
 }
 
 /**
@@ -1297,11 +1442,10 @@ export function pdbAtomTable(atoms: PdbAtoms): AtomTable {
  * nested JavaScript arrays, which for chains of a thousand residues costs more than reading the
  * rest of the file. Here the forward pass keeps two rows of integer scores and records, per cell, the
  * outcome of each equality the traceback tests (7 bits), so the traceback takes the same path
- * from a byte per cell. A test compares both on random sequences.
+ * from a byte per cell; and it fills only the band of cells an optimal path can pass through
+ * (fillBand). A test compares both on random sequences, short and long.
  */
 export function alignSequences(seqA: readonly string[], seqB: readonly string[]): { aliA: string[]; aliB: string[] } {
-  const GAP = -11;
-  const EXT = -1;
   const n = seqA.length;
   const m = seqB.length;
   // Identical sequences: the all-match diagonal scores 5 per residue and any path with a gap less,
@@ -1317,72 +1461,22 @@ export function alignSequences(seqA: readonly string[], seqB: readonly string[])
     }
     return v;
   };
-  const a = Int32Array.from(seqA, idOf);
   const bq = Int32Array.from(seqB, idOf);
-  // Traceback bits per cell (i, j): which of the tests trace() makes hold there.
-  const S_DIAG = 1; // S[i][j] === S[i-1][j-1] + score
-  const S_IS_V = 2; // S[i][j] === V[i][j]
-  const S_IS_H = 4; // S[i][j] === H[i][j]
-  const V_EXT = 8; // V[i][j] === V[i-1][j] + EXT
-  const V_OPEN = 16; // V[i][j] === S[i-1][j] + GAP
-  const H_EXT = 32; // H[i][j] === H[i][j-1] + EXT
-  const H_OPEN = 64; // H[i][j] === S[i][j-1] + GAP
+  const inB = ids.size;
+  const a = Int32Array.from(seqA, idOf);
+  // cA[i]: how many of the first i residues of A occur in B at all (only those can score a match).
+  const cA = new Int32Array(n + 1);
+  for (let i = 0; i < n; i++) cA[i + 1] = cA[i] + (a[i] < inB ? 1 : 0);
   const bits = new Uint8Array((n + 1) * w);
-  // Rows i-1 and i of S, V, H as integers. Mol* sets some borders to -Infinity; NEG stands for it:
-  // no reachable score comes near it, so every comparison and equality comes out the same.
-  const NEG = -(2 ** 29);
-  let sPrev = new Int32Array(w);
-  let vPrev = new Int32Array(w);
-  let hPrev = new Int32Array(w);
-  let sRow = new Int32Array(w);
-  let vRow = new Int32Array(w);
-  let hRow = new Int32Array(w);
-  // Row 0: S[0][j] = GAP (S[0][0] = 0), V[0][j] = -Infinity, H[0][j] = 0 (H[0][0] = -Infinity).
-  for (let j = 0; j <= m; j++) {
-    sPrev[j] = GAP;
-    vPrev[j] = NEG;
-    hPrev[j] = 0;
-  }
-  sPrev[0] = 0;
-  hPrev[0] = NEG;
-  let lastS = sPrev[m];
-  let lastV = vPrev[m];
-  let lastH = hPrev[m];
-  for (let i = 1; i <= n; i++) {
-    // Column 0: S[i][0] = GAP, V[i][0] = 0, H[i][0] = -Infinity.
-    sRow[0] = GAP;
-    vRow[0] = 0;
-    hRow[0] = NEG;
-    const ai = a[i - 1];
-    const row = i * w;
-    for (let j = 1; j <= m; j++) {
-      const v1 = sPrev[j] + GAP;
-      const v2 = vPrev[j] + EXT;
-      const v = v1 > v2 ? v1 : v2;
-      const h1 = sRow[j - 1] + GAP;
-      const h2 = hRow[j - 1] + EXT;
-      const h = h1 > h2 ? h1 : h2;
-      const d = sPrev[j - 1] + (ai === bq[j - 1] ? 5 : -3);
-      const sc = d > v ? (d > h ? d : h) : v > h ? v : h;
-      vRow[j] = v;
-      hRow[j] = h;
-      sRow[j] = sc;
-      bits[row + j] =
-        (sc === d ? S_DIAG : 0) |
-        (sc === v ? S_IS_V : 0) |
-        (sc === h ? S_IS_H : 0) |
-        (v === v2 ? V_EXT : 0) |
-        (v === v1 ? V_OPEN : 0) |
-        (h === h2 ? H_EXT : 0) |
-        (h === h1 ? H_OPEN : 0);
-    }
-    lastS = sRow[m];
-    lastV = vRow[m];
-    lastH = hRow[m];
-    [sPrev, sRow] = [sRow, sPrev];
-    [vPrev, vRow] = [vRow, vPrev];
-    [hPrev, hRow] = [hRow, hPrev];
-  }
+  // A first band from a guess of the optimal score; when the band's best path scores less than the
+  // guess, that score is a true lower bound and the second band is exact (see fillBand).
+  // The guess charges what usually costs: a few gap runs, residues of A that match nothing in B
+  // (waters, ligands) and residues of B without a partner. It only decides the band's width.
+  const top = 5 * Math.min(cA[n], m);
+  const guess = top - 64 - (top >> 5) - (n - cA[n]) - Math.abs(m - cA[n]);
+  let last = fillBand(a, bq, cA, bits, guess);
+  if (last.best < guess) last = fillBand(a, bq, cA, bits, last.best);
+  const { lastS, lastV, lastH } = last;
   let i = n;
   let j = m;
   let mat: 'S' | 'V' | 'H' = lastS >= lastV ? 'S' : lastV >= lastH ? 'V' : 'H';
@@ -1439,4 +1533,172 @@ export function alignSequences(seqA: readonly string[], seqB: readonly string[])
   aliA.reverse();
   aliB.reverse();
   return { aliA, aliB };
+}
+
+// Traceback bits per cell (i, j): which of the tests Mol*'s trace() makes hold there.
+const S_DIAG = 1; // S[i][j] === S[i-1][j-1] + score
+const S_IS_V = 2; // S[i][j] === V[i][j]
+const S_IS_H = 4; // S[i][j] === H[i][j]
+const V_EXT = 8; // V[i][j] === V[i-1][j] + EXT
+const V_OPEN = 16; // V[i][j] === S[i-1][j] + GAP
+const H_EXT = 32; // H[i][j] === H[i][j-1] + EXT
+const H_OPEN = 64; // H[i][j] === S[i][j-1] + GAP
+const GAP = -11;
+const EXT = -1;
+// Mol* sets some borders to -Infinity; NEG stands for it (and for cells outside the band): no
+// reachable score comes near it, so every comparison and equality comes out the same.
+const NEG = -(2 ** 29);
+
+/**
+ * The bound of fillBand at (i, j) without its −11 term: c = cA[i], r = cA[n] − c, rest = n − i.
+ * Concave in j (a sum of concave pieces).
+ */
+function bandBound(j: number, c: number, r: number, m: number, rest: number): number {
+  const after = m - j;
+  return 5 * (c < j ? c : j) + 7 * (r < after ? r : after) - rest - after;
+}
+
+/**
+ * The forward pass over the cells (i, j) that lie on some path from (0, 0) to (n, m) scoring at
+ * least `floor`, cells outside counting as -Infinity; returns the scores at (n, m) and the best
+ * score found. Why this is Mol*'s result when `floor` is at most the optimal score: a path's score
+ * is its matches (+5), mismatches (-3) and gap runs (-11, then -1 per further step; Mol*'s border
+ * makes a leading gap cost -11 whatever its length). So a path through (i, j) scores at most
+ *   5·min(cA[i], j) − 11·[i ≠ j]  +  7·min(cA[n] − cA[i], m − j) − (n − i) − (m − j)
+ * Before the cell: at most 5 per match, and at least one gap run when i ≠ j. After it, with x
+ * matches, y mismatches and g gap steps (each at most −1; a match or mismatch takes a residue of
+ * each side, a gap step one of one side): (n − i) + (m − j) = 2x + 2y + g, so the score is at most
+ * 5x − 3y − g = 7x − y − (n − i) − (m − j), with x at most the residues of A left that occur in B
+ * (cA) and at most m − j. Every optimal path stays where that bound is at least
+ * `floor`, so every cell on one, and every cell whose value equals an optimal path's there, has
+ * its true value; cells off every optimal path only get lower values, which makes none of the
+ * traceback's equalities hold that did not hold before. The traceback therefore follows the same
+ * cells and takes the same turns. When `floor` is above the optimum, the band may miss optimal
+ * paths, but its best is the score of a real path, hence a floor for a second, exact pass.
+ */
+function fillBand(
+  a: Int32Array,
+  bq: Int32Array,
+  cA: Int32Array,
+  bits: Uint8Array,
+  floor: number,
+): { best: number; lastS: number; lastV: number; lastH: number } {
+  const n = a.length;
+  const m = bq.length;
+  const w = m + 1;
+  let sPrev = new Int32Array(w);
+  let vPrev = new Int32Array(w);
+  let sRow = new Int32Array(w).fill(NEG);
+  let vRow = new Int32Array(w).fill(NEG);
+  // Row 0: S[0][j] = GAP (S[0][0] = 0), V[0][j] = -Infinity (H[0][j] is never read).
+  sPrev.fill(GAP);
+  vPrev.fill(NEG);
+  sPrev[0] = 0;
+  let lastS = sPrev[m];
+  let lastV = vPrev[m];
+  let lastH = m === 0 ? NEG : 0;
+  // What sRow/vRow hold from two rows back, to be reset: row 0 fills them all.
+  let oldLo = 0;
+  let oldHi = m;
+  let prevLo = 0;
+  let prevHi = m;
+  const total = cA[n];
+  for (let i = 1; i <= n; i++) {
+    // The band of row i: the j where the bound is at least floor. Without the −11 term the bound is
+    // concave in j, so its cells form an interval around its maximum, which lies at a breakpoint.
+    const c = cA[i];
+    const r = total - c;
+    const rest = n - i;
+    // The peak lies at a breakpoint (c, m - r) or an end; the bound rises to it and falls after it.
+    let peak = 1;
+    let peakValue = bandBound(1, c, r, m, rest);
+    const k1 = c < 1 ? 1 : c > m ? m : c;
+    const k2 = m - r < 1 ? 1 : m - r;
+    for (let q = 0; q < 3; q++) {
+      const k = q === 0 ? m : q === 1 ? k1 : k2;
+      const v = bandBound(k, c, r, m, rest);
+      if (v > peakValue) {
+        peak = k;
+        peakValue = v;
+      }
+    }
+    let lo = m + 1;
+    let hi = 0;
+    if (m > 0 && peakValue - 11 >= floor) {
+      // The first j in [1, peak] and the last in [peak, m] where the bound reaches floor.
+      let below = 0;
+      let at = peak;
+      while (at - below > 1) {
+        const mid = (below + at) >> 1;
+        if (bandBound(mid, c, r, m, rest) - 11 >= floor) at = mid;
+        else below = mid;
+      }
+      lo = at;
+      at = peak;
+      let above = m + 1;
+      while (above - at > 1) {
+        const mid = (at + above) >> 1;
+        if (bandBound(mid, c, r, m, rest) - 11 >= floor) at = mid;
+        else above = mid;
+      }
+      hi = at;
+    }
+    if (i <= m && bandBound(i, c, r, m, rest) >= floor) {
+      if (i < lo) lo = i;
+      if (i > hi) hi = i;
+    }
+    // Row i - 2's cells become -Infinity again, then column 0: S[i][0] = GAP, V[i][0] = 0.
+    if (oldLo <= oldHi) {
+      sRow.fill(NEG, oldLo, oldHi + 1);
+      vRow.fill(NEG, oldLo, oldHi + 1);
+    }
+    sRow[0] = GAP;
+    vRow[0] = 0;
+    if (lo <= hi) {
+      const ai = a[i - 1];
+      let row = i * w + lo - 1;
+      let sLeft = sRow[lo - 1]; // S[i][j-1]: GAP at column 0, else outside the band
+      let hLeft = NEG; // H[i][j-1]: -Infinity at column 0 and outside the band
+      let sDiag = sPrev[lo - 1]; // S[i-1][j-1]
+      for (let j = lo; j <= hi; j++) {
+        const sUp = sPrev[j];
+        const v1 = sUp + GAP;
+        const v2 = vPrev[j] + EXT;
+        const v = v1 > v2 ? v1 : v2;
+        const h1 = sLeft + GAP;
+        const h2 = hLeft + EXT;
+        const h = h1 > h2 ? h1 : h2;
+        const d = sDiag + (ai === bq[j - 1] ? 5 : -3);
+        const sc = d > v ? (d > h ? d : h) : v > h ? v : h;
+        vRow[j] = v;
+        sRow[j] = sc;
+        bits[++row] =
+          (sc === d ? S_DIAG : 0) |
+          (sc === v ? S_IS_V : 0) |
+          (sc === h ? S_IS_H : 0) |
+          (v === v2 ? V_EXT : 0) |
+          (v === v1 ? V_OPEN : 0) |
+          (h === h2 ? H_EXT : 0) |
+          (h === h1 ? H_OPEN : 0);
+        sDiag = sUp;
+        sLeft = sc;
+        hLeft = h;
+      }
+      lastH = hi === m ? hLeft : NEG;
+    } else lastH = NEG;
+    lastS = sRow[m];
+    lastV = vRow[m];
+    oldLo = prevLo;
+    oldHi = prevHi;
+    prevLo = lo;
+    prevHi = hi;
+    const s = sPrev;
+    sPrev = sRow;
+    sRow = s;
+    const v = vPrev;
+    vPrev = vRow;
+    vRow = v;
+  }
+  const best = Math.max(lastS, lastV, lastH);
+  return { best, lastS, lastV, lastH };
 }

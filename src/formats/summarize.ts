@@ -66,6 +66,10 @@ export interface AtomTable {
   atomKey?(atom: number): number | string;
   /** Optional: x, y, z of every atom as arrays (the values x(i), y(i), z(i) give), read without a call per atom. */
   coordinates?: { x: ArrayLike<number>; y: ArrayLike<number>; z: ArrayLike<number> };
+  /** Optional: typeSymbol(i) as symbols[index[i]], counted per symbol rather than per atom. */
+  symbolIndex?: { index: ArrayLike<number>; symbols: readonly string[] };
+  /** Optional: whether altId(i) is non-empty for some atom, known without asking every atom. */
+  hasAltlocs?: boolean;
 }
 
 /** The atom table of a Mol* model. */
@@ -117,9 +121,12 @@ export function summarizeModel(model: Model, problems: Problem[], warnings: Prob
 export function summarizeAtoms(table: AtomTable, problems: Problem[], warnings: Problem[], residueChecks = false): StructureSummary {
   const atomCount = table.atomCount;
 
-  const elements: Record<string, number> = {};
+  // Counted in a Map (insertion order: the order of first appearance, as the object keeps it):
+  // an object gaining keys changes shape with every file's element set.
+  const elementCounts = new Map<string, number>();
   let missingElements = 0;
-  let hasAltlocs = false;
+  const altlocsKnown = table.hasAltlocs !== undefined;
+  let hasAltlocs = table.hasAltlocs ?? false;
   const min: [number, number, number] = [Infinity, Infinity, Infinity];
   const max: [number, number, number] = [-Infinity, -Infinity, -Infinity];
   let nonFinite = 0;
@@ -129,22 +136,59 @@ export function summarizeAtoms(table: AtomTable, problems: Problem[], warnings: 
   const xs = table.coordinates?.x;
   const ys = table.coordinates?.y;
   const zs = table.coordinates?.z;
-  for (let i = 0; i < atomCount; i++) {
-    const symbol = table.typeSymbol(i);
+  const elementOf = (symbol: string): string => {
     let element = known.get(symbol);
     if (element === undefined) {
       const normalised = normaliseElement(symbol);
       element = ELEMENT_SYMBOL.test(normalised) && normalised !== 'X' ? normalised : '';
       known.set(symbol, element);
     }
-    if (element === '') {
-      // No element, or junk where it belongs (old PDB files keep ids in columns 73-80): the
-      // atom name's first letter is the usual guess (CA → C), and the report says so.
-      missingElements++;
-      element = /[A-Za-z]/.exec(table.atomName(i))?.[0].toUpperCase() ?? '';
+    return element;
+  };
+  // No element, or junk where it belongs (old PDB files keep ids in columns 73-80): the atom
+  // name's first letter is the usual guess (CA → C), and the report says so.
+  const guessed = (i: number) => /[A-Za-z]/.exec(table.atomName(i))?.[0].toUpperCase() || '?';
+  const bySymbol = table.symbolIndex;
+  if (bySymbol) {
+    // Per symbol: how many atoms and the first of them; atoms of symbols that are no element one by one.
+    const { index, symbols } = bySymbol;
+    const counts = new Int32Array(symbols.length);
+    const first = new Int32Array(symbols.length).fill(-1);
+    for (let i = 0; i < atomCount; i++) {
+      const k = index[i];
+      if (counts[k]++ === 0) first[k] = i;
     }
-    elements[element || '?'] = (elements[element || '?'] ?? 0) + 1;
-    if (!hasAltlocs && table.altId(i) !== '') hasAltlocs = true;
+    const firstOf = new Map<string, number>();
+    const add = (key: string, count: number, at: number) => {
+      elementCounts.set(key, (elementCounts.get(key) ?? 0) + count);
+      const seen = firstOf.get(key);
+      if (seen === undefined || at < seen) firstOf.set(key, at);
+    };
+    for (let k = 0; k < symbols.length; k++) {
+      if (counts[k] === 0) continue;
+      const element = elementOf(symbols[k]);
+      if (element !== '') add(element, counts[k], first[k]);
+      else {
+        missingElements += counts[k];
+        for (let i = first[k]; i < atomCount; i++) if (index[i] === k) add(guessed(i), 1, i);
+      }
+    }
+    const order = [...firstOf.entries()].sort((p, q) => p[1] - q[1]);
+    const sorted = new Map<string, number>();
+    for (const [key] of order) sorted.set(key, elementCounts.get(key) as number);
+    elementCounts.clear();
+    for (const [key, count] of sorted) elementCounts.set(key, count);
+  }
+  for (let i = 0; i < atomCount; i++) {
+    if (!bySymbol) {
+      let element = elementOf(table.typeSymbol(i));
+      if (element === '') {
+        missingElements++;
+        element = guessed(i);
+      }
+      elementCounts.set(element, (elementCounts.get(element) ?? 0) + 1);
+    }
+    if (!altlocsKnown && !hasAltlocs && table.altId(i) !== '') hasAltlocs = true;
     const cx = xs ? xs[i] : table.x(i);
     const cy = ys ? ys[i] : table.y(i);
     const cz = zs ? zs[i] : table.z(i);
@@ -160,6 +204,8 @@ export function summarizeAtoms(table: AtomTable, problems: Problem[], warnings: 
     if (cy > max[1]) max[1] = cy;
     if (cz > max[2]) max[2] = cz;
   }
+  const elements: Record<string, number> = {};
+  for (const [key, count] of elementCounts) elements[key] = count;
   if (nonFinite > 0) {
     problems.push({ code: 'non_finite_coordinates', message: `${nonFinite} atom(s) have coordinates that are not finite numbers.` });
   }
