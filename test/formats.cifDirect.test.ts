@@ -18,65 +18,69 @@ import { CORPUS, hasCorpus } from './helpers/corpus.js';
 const gemmi = spawnSync('gemmi', ['--version']).status === 0;
 const comparable = (o: ParseOutcome) => ({ ...o, report: { ...o.report, parseMs: 0 } });
 
-describe.skipIf(!hasCorpus || !gemmi /* needs ../shared/corpus and the gemmi CLI */)('mmCIF summarised from tokens and from the model agree', () => {
-  it('on mmCIF written by gemmi from every PDB file of the corpus', async () => {
-    const scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'molvault-cifdirect-'));
-    try {
+describe.skipIf(!hasCorpus || !gemmi /* needs ../shared/corpus and the gemmi CLI */)(
+  'mmCIF summarised from tokens and from the model agree (skipped without ../shared/corpus or the gemmi CLI)',
+  () => {
+    it('on mmCIF written by gemmi from every PDB file of the corpus', async () => {
+      const scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'molvault-cifdirect-'));
+      try {
+        let compared = 0;
+        for (const name of (await fs.readdir(path.join(CORPUS, 'pdb'))).sort()) {
+          let bytes = await fs.readFile(path.join(CORPUS, 'pdb', name));
+          if (bytes[0] === 0x1f && bytes[1] === 0x8b) bytes = gunzipSync(bytes);
+          const source = path.join(scratch, 'in.pdb');
+          const out = path.join(scratch, 'out.cif');
+          await fs.writeFile(source, bytes);
+          if (spawnSync('gemmi', ['convert', '--from=pdb', '--to=mmcif', source, out], { stdio: 'ignore' }).status !== 0) continue;
+          const text = await fs.readFile(out, 'latin1');
+          const viaModel = await parseStructure(text, 'cif', { directCif: false });
+          const viaTokens = await parseStructure(text, 'cif', { directCif: true });
+          expect(comparable(viaTokens), name).toEqual(comparable(viaModel));
+          compared++;
+        }
+        expect(compared).toBeGreaterThan(50);
+      } finally {
+        await fs.rm(scratch, { recursive: true, force: true });
+      }
+    }, 300_000);
+
+    it('on the corpus mmCIF files with CRLF line ends', async () => {
       let compared = 0;
-      for (const name of (await fs.readdir(path.join(CORPUS, 'pdb'))).sort()) {
-        let bytes = await fs.readFile(path.join(CORPUS, 'pdb', name));
+      for (const name of (await fs.readdir(path.join(CORPUS, 'cif'))).sort()) {
+        let bytes = await fs.readFile(path.join(CORPUS, 'cif', name));
         if (bytes[0] === 0x1f && bytes[1] === 0x8b) bytes = gunzipSync(bytes);
-        const source = path.join(scratch, 'in.pdb');
-        const out = path.join(scratch, 'out.cif');
-        await fs.writeFile(source, bytes);
-        if (spawnSync('gemmi', ['convert', '--from=pdb', '--to=mmcif', source, out], { stdio: 'ignore' }).status !== 0) continue;
-        const text = await fs.readFile(out, 'latin1');
+        const text = bytes.toString('latin1').replace(/\r?\n/g, '\r\n');
         const viaModel = await parseStructure(text, 'cif', { directCif: false });
         const viaTokens = await parseStructure(text, 'cif', { directCif: true });
         expect(comparable(viaTokens), name).toEqual(comparable(viaModel));
         compared++;
       }
       expect(compared).toBeGreaterThan(50);
-    } finally {
-      await fs.rm(scratch, { recursive: true, force: true });
-    }
-  }, 300_000);
+    }, 300_000);
 
-  it('on the corpus mmCIF files with CRLF line ends', async () => {
-    let compared = 0;
-    for (const name of (await fs.readdir(path.join(CORPUS, 'cif'))).sort()) {
-      let bytes = await fs.readFile(path.join(CORPUS, 'cif', name));
-      if (bytes[0] === 0x1f && bytes[1] === 0x8b) bytes = gunzipSync(bytes);
-      const text = bytes.toString('latin1').replace(/\r?\n/g, '\r\n');
-      const viaModel = await parseStructure(text, 'cif', { directCif: false });
-      const viaTokens = await parseStructure(text, 'cif', { directCif: true });
-      expect(comparable(viaTokens), name).toEqual(comparable(viaModel));
-      compared++;
-    }
-    expect(compared).toBeGreaterThan(50);
-  }, 300_000);
-
-  it.skipIf(spawnSync('obabel', ['-V']).status !== 0 /* Open Babel CLI not installed */)(
-    'on mmCIF written by Open Babel',
-    async () => {
-      const scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'molvault-cifdirect-'));
-      try {
-        let compared = 0;
-        for (const name of (await fs.readdir(path.join(CORPUS, 'pdb'))).filter((n) => n.endsWith('.pdb')).slice(0, 30)) {
-          const out = path.join(scratch, 'out.cif');
-          if (spawnSync('obabel', ['-ipdb', path.join(CORPUS, 'pdb', name), '-ommcif', '-O', out], { stdio: 'ignore', timeout: 60_000 }).status !== 0) continue;
-          const text = await fs.readFile(out, 'latin1').catch(() => '');
-          if (!text) continue;
-          const viaModel = await parseStructure(text, 'cif', { directCif: false });
-          const viaTokens = await parseStructure(text, 'cif', { directCif: true });
-          expect(comparable(viaTokens), name).toEqual(comparable(viaModel));
-          compared++;
+    it.skipIf(spawnSync('obabel', ['-V']).status !== 0 /* Open Babel CLI not installed */)(
+      'on mmCIF written by Open Babel (skipped without the obabel CLI)',
+      async () => {
+        const scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'molvault-cifdirect-'));
+        try {
+          let compared = 0;
+          for (const name of (await fs.readdir(path.join(CORPUS, 'pdb'))).filter((n) => n.endsWith('.pdb')).slice(0, 30)) {
+            const out = path.join(scratch, 'out.cif');
+            if (spawnSync('obabel', ['-ipdb', path.join(CORPUS, 'pdb', name), '-ommcif', '-O', out], { stdio: 'ignore', timeout: 60_000 }).status !== 0)
+              continue;
+            const text = await fs.readFile(out, 'latin1').catch(() => '');
+            if (!text) continue;
+            const viaModel = await parseStructure(text, 'cif', { directCif: false });
+            const viaTokens = await parseStructure(text, 'cif', { directCif: true });
+            expect(comparable(viaTokens), name).toEqual(comparable(viaModel));
+            compared++;
+          }
+          expect(compared).toBeGreaterThan(20);
+        } finally {
+          await fs.rm(scratch, { recursive: true, force: true });
         }
-        expect(compared).toBeGreaterThan(20);
-      } finally {
-        await fs.rm(scratch, { recursive: true, force: true });
-      }
-    },
-    300_000,
-  );
-});
+      },
+      300_000,
+    );
+  },
+);

@@ -220,7 +220,7 @@ describe.skipIf(!hasCorpus /* ../shared/corpus is absent in a fresh clone */)(
     const obabel = spawnSync('obabel', ['-V']).status === 0;
 
     it.skipIf(!gemmi /* gemmi CLI not installed */)(
-      'agrees on PDB files gemmi writes, and they read back with the same counts',
+      'agrees on PDB files gemmi writes, and they read back with the same counts (skipped without the gemmi CLI)',
       async () => {
         let compared = 0;
         for (const file of pdbFiles) {
@@ -255,7 +255,7 @@ describe.skipIf(!hasCorpus /* ../shared/corpus is absent in a fresh clone */)(
     );
 
     it.skipIf(!obabel /* Open Babel CLI not installed */)(
-      'agrees on PDB files Open Babel writes, and they read back with the same atom counts',
+      'agrees on PDB files Open Babel writes, and they read back with the same atom counts (skipped without the obabel CLI)',
       async () => {
         let compared = 0;
         for (const file of pdbFiles.filter((f) => !f.endsWith('.gz')).slice(0, 40)) {

@@ -138,16 +138,11 @@ function atomTable(model: Model): AtomTable {
   const { x, y, z, B_iso_or_equiv, occupancy } = model.atomicConformation;
   const count = atoms._rowCount;
   const entityTypes = model.entities.data.type;
-  const table: AtomTable = {
-    keys: new Array(count),
-    refs: new Array(count),
-    xyz: new Float64Array(count * 3),
-    b: new Float64Array(count),
-    occupancy: new Float64Array(count),
-    residues: new Map(),
-    chains: new Set(),
-    models: 1,
+  const entityTypeOfChain = (c: number): string | undefined => {
+    const entity = index.getEntityFromChain(c as never);
+    return entity >= 0 ? entityTypes.value(entity) : undefined;
   };
+  const table = emptyTable(count, 1);
   const seen = new Map<string, number>();
   for (let i = 0; i < count; i++) {
     const r = residueAtomSegments.index[i];
@@ -159,32 +154,9 @@ function atomTable(model: Model): AtomTable {
     const atom = atoms.auth_atom_id.value(i) || atoms.label_atom_id.value(i);
     const altloc = atoms.label_alt_id.value(i).trim();
     const residueKey = `${chain}${SEP}${number}${SEP}${insertionCode}`;
-    let key = `${residueKey}${SEP}${atom}${SEP}${altloc}`;
-    // Files without atom names (some XYZ, SDF) repeat keys: the n-th occurrence matches the n-th.
-    const n = seen.get(key);
-    if (n === undefined) seen.set(key, 1);
-    else {
-      seen.set(key, n + 1);
-      key = `${key}${SEP}#${n + 1}`;
-    }
-    table.keys[i] = key;
-    table.refs[i] = { chain, residue: number, insertionCode, residueName, atom, altloc };
-    table.xyz[3 * i] = x[i];
-    table.xyz[3 * i + 1] = y[i];
-    table.xyz[3 * i + 2] = z[i];
-    table.b[i] = B_iso_or_equiv.value(i);
-    table.occupancy[i] = occupancy.value(i);
-    table.chains.add(chain);
-    const existing = table.residues.get(residueKey);
-    if (!existing) {
-      const entity = index.getEntityFromChain(c as never);
-      const type = entity >= 0 ? entityTypes.value(entity) : undefined;
-      const kind: ResidueKind = type === 'water' || WATER.has(residueName) ? 'water' : type === 'non-polymer' ? 'ligand' : 'polymer';
-      table.residues.set(residueKey, { chain, number, insertionCode, name: residueName, kind });
-    } else if (!existing.name.split('/').includes(residueName)) {
-      // Microheterogeneity: one position, two residue types (altlocs); both names are kept.
-      existing.name = `${existing.name}/${residueName}`;
-    }
+    const ref = { chain, residue: number, insertionCode, residueName, atom, altloc };
+    const entityType = table.residues.has(residueKey) ? undefined : entityTypeOfChain(c);
+    recordAtom(table, seen, i, residueKey, ref, x[i], y[i], z[i], B_iso_or_equiv.value(i), occupancy.value(i), entityType);
   }
   return table;
 }
@@ -193,16 +165,7 @@ function atomTable(model: Model): AtomTable {
 function pdbTable(atoms: PdbAtoms): AtomTable {
   const read = pdbAtomReaders(atoms);
   const count = atoms.atomCount;
-  const table: AtomTable = {
-    keys: new Array(count),
-    refs: new Array(count),
-    xyz: new Float64Array(count * 3),
-    b: new Float64Array(count),
-    occupancy: new Float64Array(count),
-    residues: new Map(),
-    chains: new Set(),
-    models: atoms.models,
-  };
+  const table = emptyTable(count, atoms.models);
   const seen = new Map<string, number>();
   const { residueOffsets, chainOffsets, residueEntityType } = atoms;
   let c = 0;
@@ -221,31 +184,69 @@ function pdbTable(atoms: PdbAtoms): AtomTable {
       const residueName = read.compId(i);
       const atom = read.authAtomName(i) || read.atomName(i);
       const altloc = read.altId(i).trim();
-      let key = `${residueKey}${SEP}${atom}${SEP}${altloc}`;
-      const n = seen.get(key);
-      if (n === undefined) seen.set(key, 1);
-      else {
-        seen.set(key, n + 1);
-        key = `${key}${SEP}#${n + 1}`;
-      }
-      table.keys[i] = key;
-      table.refs[i] = { chain, residue: number, insertionCode, residueName, atom, altloc };
-      table.xyz[3 * i] = read.x(i);
-      table.xyz[3 * i + 1] = read.y(i);
-      table.xyz[3 * i + 2] = read.z(i);
-      table.b[i] = read.bFactor(i);
-      table.occupancy[i] = read.occupancy(i);
-      table.chains.add(chain);
-      const existing = table.residues.get(residueKey);
-      if (!existing) {
-        const kind: ResidueKind = type === 'water' || WATER.has(residueName) ? 'water' : type === 'non-polymer' ? 'ligand' : 'polymer';
-        table.residues.set(residueKey, { chain, number, insertionCode, name: residueName, kind });
-      } else if (!existing.name.split('/').includes(residueName)) {
-        existing.name = `${existing.name}/${residueName}`;
-      }
+      const ref = { chain, residue: number, insertionCode, residueName, atom, altloc };
+      recordAtom(table, seen, i, residueKey, ref, read.x(i), read.y(i), read.z(i), read.bFactor(i), read.occupancy(i), type);
     }
   }
   return table;
+}
+
+function emptyTable(count: number, models: number): AtomTable {
+  return {
+    keys: new Array(count),
+    refs: new Array(count),
+    xyz: new Float64Array(count * 3),
+    b: new Float64Array(count),
+    occupancy: new Float64Array(count),
+    residues: new Map(),
+    chains: new Set(),
+    models,
+  };
+}
+
+/**
+ * Puts atom `i` in the table, under its key, and its residue the first time the residue is met
+ * (`entityType` is read only then). Both readers (Mol*'s model and the byte-level PDB reader) call
+ * this, so they key and classify atoms alike.
+ */
+function recordAtom(
+  table: AtomTable,
+  seen: Map<string, number>,
+  i: number,
+  residueKey: string,
+  ref: AtomTable['refs'][number],
+  x: number,
+  y: number,
+  z: number,
+  b: number,
+  occupancy: number,
+  entityType: string | undefined,
+): void {
+  let key = `${residueKey}${SEP}${ref.atom}${SEP}${ref.altloc}`;
+  // Files without atom names (some XYZ, SDF) repeat keys: the n-th occurrence matches the n-th.
+  const n = seen.get(key);
+  if (n === undefined) seen.set(key, 1);
+  else {
+    seen.set(key, n + 1);
+    key = `${key}${SEP}#${n + 1}`;
+  }
+  table.keys[i] = key;
+  table.refs[i] = ref;
+  table.xyz[3 * i] = x;
+  table.xyz[3 * i + 1] = y;
+  table.xyz[3 * i + 2] = z;
+  table.b[i] = b;
+  table.occupancy[i] = occupancy;
+  table.chains.add(ref.chain);
+  const residueName = ref.residueName;
+  const existing = table.residues.get(residueKey);
+  if (!existing) {
+    const kind: ResidueKind = entityType === 'water' || WATER.has(residueName) ? 'water' : entityType === 'non-polymer' ? 'ligand' : 'polymer';
+    table.residues.set(residueKey, { chain: ref.chain, number: ref.residue, insertionCode: ref.insertionCode, name: residueName, kind });
+  } else if (!existing.name.split('/').includes(residueName)) {
+    // Microheterogeneity: one position, two residue types (altlocs); both names are kept.
+    existing.name = `${existing.name}/${residueName}`;
+  }
 }
 
 const WATER = new Set(['HOH', 'WAT', 'DOD', 'H2O', 'SOL', 'TIP', 'TIP3', 'SPC']);
