@@ -1,5 +1,5 @@
 import type { ExportArchive } from '../../entities/ExportArchive.js';
-import { exportJobId } from '../../services/exports/exports.js';
+import { exportJobId } from '../../queue/jobs.js';
 
 /** An export as users see it (GET /v1/exports/:id), with the job's progress while it is under way. */
 export function presentExport(row: ExportArchive, progress?: unknown) {

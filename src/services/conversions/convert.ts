@@ -8,9 +8,10 @@ import { formatsCompatible } from '../../formats/sniff.js';
 import { FORMAT_LABELS, type Format, MEDIA_TYPES } from '../../formats/types.js';
 import { fsyncPath } from '../../lib/fsync.js';
 import type { ConvertJobData } from '../../queue/jobs.js';
+import { optionsKey } from '../../queue/keys.js';
 import type { WorkContext } from '../../runtime/context.js';
 import { lockBlob, recordBlob } from '../quota/blobs.js';
-import { findDerivation, optionsKey, presentDerivation } from './derivations.js';
+import { findDerivation, presentDerivation } from './derivations.js';
 
 /** A conversion that cannot be made, for a reason trying again will not change. */
 export class ConversionImpossible extends Error {}

@@ -5,8 +5,6 @@ import { optionsKey } from '../../queue/keys.js';
 import { refreshUsage } from '../quota/usage.js';
 
 /** The canonical text of conversion options, and the conversion job's id, live with the job contracts. */
-export { conversionJobId } from '../../queue/jobs.js';
-export { optionsKey };
 
 export function findDerivation(em: EntityManager, sourceSha256: string, format: string, options: Record<string, unknown>) {
   return em.findOne(Derivation, { sourceBlob: sourceSha256, format, optionsKey: optionsKey(options) });

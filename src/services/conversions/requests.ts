@@ -3,9 +3,9 @@ import type { Job } from 'bullmq';
 import type { Derivation } from '../../entities/Derivation.js';
 import type { Format } from '../../formats/types.js';
 import { enqueue } from '../../queue/enqueue.js';
-import { convertJob } from '../../queue/jobs.js';
+import { conversionJobId, convertJob } from '../../queue/jobs.js';
 import type { AppContext } from '../../runtime/context.js';
-import { conversionJobId, findDerivation } from './derivations.js';
+import { findDerivation } from './derivations.js';
 
 /** Options are not settable yet; the column and the job id already carry them. */
 const NO_OPTIONS: Record<string, unknown> = {};

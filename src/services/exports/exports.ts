@@ -3,14 +3,12 @@ import { notifyWorkChanged } from '../../db/notify.js';
 import type { ArchiveKind, ExportError } from '../../entities/ExportArchive.js';
 import { formatBytes } from '../../lib/bytes.js';
 import { Refusal } from '../../lib/refusal.js';
-import { exportJobId } from '../../queue/jobs.js';
 import type { BlobStore } from '../../storage/blobStore.js';
 import { deleteBlobIfUnreferenced, lockBlob } from '../quota/blobs.js';
 import { refreshUsage } from '../quota/usage.js';
 import { ARCHIVE_EXTENSIONS } from './archiveWriter.js';
 
 /** Job ids of exports: `export-<export id>`. */
-export { exportJobId };
 
 /**
  * An export that cannot be written, for a reason retrying will not change (over quota, a damaged

@@ -10,7 +10,6 @@ import type { WorkContext } from '../../runtime/context.js';
 import { isWorkerDeath } from '../upload/refusals.js';
 
 /** The cache key of a diff (also in its job's id, so it lives with the job contracts). */
-export { diffKey } from '../../queue/keys.js';
 
 /** A diff that cannot be computed, for a reason trying again will not change. */
 export class DiffImpossible extends Error {}
