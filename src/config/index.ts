@@ -155,6 +155,8 @@ const envSchema = z.object({
   RECONCILE_AFTER_MS: z.coerce.number().int().min(0).default(60_000),
   /** Structures stay in the trash this long before the cleanup schedule purges them. */
   TRASH_RETENTION_DAYS: z.coerce.number().min(0).default(30),
+  /** Audit events older than this many days are deleted by the cleanup schedule (the only way they go). */
+  AUDIT_RETENTION_DAYS: z.coerce.number().positive().default(365),
   EMBEDDED_POSTGRES_PORT: z.coerce.number().int().min(1).max(65535).default(54329),
   /** The embedded Postgres's page cache (shared_buffers), in MB; default a quarter of the memory, at most 8 GB. */
   EMBEDDED_POSTGRES_SHARED_BUFFERS_MB: z.preprocess(
@@ -280,6 +282,7 @@ function buildConfig(env: z.infer<typeof envSchema>) {
     reconcileEveryMs: env.RECONCILE_EVERY_MS,
     reconcileAfterMs: env.RECONCILE_AFTER_MS,
     trashRetentionDays: env.TRASH_RETENTION_DAYS,
+    auditRetentionDays: env.AUDIT_RETENTION_DAYS,
     embeddedPostgresPort: env.EMBEDDED_POSTGRES_PORT,
     embeddedPostgresSharedBuffersMb: env.EMBEDDED_POSTGRES_SHARED_BUFFERS_MB,
     draftRetentionDays: env.DRAFT_RETENTION_DAYS,

@@ -1,4 +1,5 @@
 import { ApiToken } from './ApiToken.js';
+import { AuditEvent } from './AuditEvent.js';
 import { Backup } from './Backup.js';
 import { Blob } from './Blob.js';
 import { Derivation } from './Derivation.js';
@@ -19,6 +20,7 @@ import { VersionDiff } from './VersionDiff.js';
 
 export {
   ApiToken,
+  AuditEvent,
   Backup,
   Blob,
   Derivation,
@@ -40,6 +42,7 @@ export {
 export const entities = [
   User,
   ApiToken,
+  AuditEvent,
   Project,
   Blob,
   Structure,

@@ -2,6 +2,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { formatBytes } from '../../../lib/bytes.js';
 import type { AppContext } from '../../../runtime/context.js';
 import { abandonedImports } from './abandonedImports.js';
+import { expiredAudit } from './expiredAudit.js';
 import { expiredExports } from './expiredExports.js';
 import { expiredDrafts, expiredTrash, staleDiffCache, versionPruning } from './retention.js';
 import { blobTempFiles, scratchDirs, staleStaging } from './staleFiles.js';
@@ -27,6 +28,7 @@ export const CLEANUP_STEPS: CleanupStep[] = [
   expiredExports,
   versionPruning,
   staleDiffCache,
+  expiredAudit,
   staleStaging,
   blobTempFiles,
   scratchDirs,
