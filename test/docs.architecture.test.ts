@@ -13,7 +13,7 @@ import { describe, expect, it } from 'vitest';
  */
 const root = path.resolve(import.meta.dirname, '..');
 const markdown = fs.readFileSync(path.join(root, 'docs', 'ARCHITECTURE.md'), 'utf8');
-const ROOT_PREFIXES = ['src/', 'test/', 'bench/', 'migrations/', 'docs/', 'bin/', '.ci/'];
+const ROOT_PREFIXES = ['ops/', 'src/', 'test/', 'bench/', 'migrations/', 'docs/', 'bin/', '.ci/'];
 const CODE_DIRS = ['src', 'test', 'bench'];
 /** Files the page names that are not in the repository: the manifest inside an export archive. */
 const NOT_REPOSITORY_FILES = new Set(['manifest.json']);
