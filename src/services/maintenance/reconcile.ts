@@ -1,6 +1,7 @@
 import type { Job } from 'bullmq';
 import { ExportArchive } from '../../entities/ExportArchive.js';
 import type { JobContract } from '../../queue/contract.js';
+import { isInfrastructureError } from '../../lib/infrastructure.js';
 import { enqueue } from '../../queue/enqueue.js';
 import { exportJob } from '../../queue/jobs.js';
 import { failExportJob } from '../exports/exports.js';
@@ -51,6 +52,13 @@ export async function reconcile(ctx: ReconcileContext, reconciler: Reconciler, o
     const existing: Job | undefined = await ctx.queues[contract.queue].getJob(jobId);
     if (existing) {
       const state = await existing.getState();
+      if (state === 'failed' && isInfrastructureError(existing.failedReason ?? '')) {
+        // Given up for the infrastructure's sake (an outage, a stall limit): not the work's fault, so it starts again.
+        await existing.remove();
+        await enqueue(ctx.queues, contract, data as never);
+        report.reenqueued.push({ subject: candidate.subject, job: jobId });
+        continue;
+      }
       if (state === 'failed' && existing.attemptsMade >= (existing.opts.attempts ?? 1)) {
         await reconciler.finalise?.({ ...ctx, em: ctx.em.fork() }, candidate, new Error(existing.failedReason || 'the job failed'));
         report.finalised.push(candidate.subject);
