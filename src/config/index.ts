@@ -165,7 +165,11 @@ const envSchema = z.object({
    * such a failure never ends a user's work as failed. Retries wait a doubling delay, at most
    * INFRA_RETRY_MAX_DELAY_MS.
    */
-  INFRA_RETRY_FOR_MS: z.coerce.number().int().positive().default(48 * 3600 * 1000),
+  INFRA_RETRY_FOR_MS: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(48 * 3600 * 1000),
   INFRA_RETRY_BASE_DELAY_MS: z.coerce.number().int().positive().default(1_000),
   INFRA_RETRY_MAX_DELAY_MS: z.coerce.number().int().positive().default(60_000),
   /**

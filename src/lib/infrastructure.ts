@@ -24,8 +24,14 @@ function postgresCodeIsInfrastructure(code: string): boolean {
 
 /** Messages of drivers and of BullMQ that carry no code (pg, ioredis, MikroORM's pool, BullMQ's stall check). */
 const MESSAGE_PATTERNS: [RegExp, InfrastructureCause][] = [
-  [/Connection terminated|terminating connection|the database system is (starting up|shutting down|in recovery mode)|Client has encountered a connection error|timeout exceeded when trying to connect|Connection ended unexpectedly|server closed the connection unexpectedly|could not connect to (the )?(database|server)|connect ECONNREFUSED [^ ]*:(5432|543\d\d)\b/i, 'postgres'],
-  [/Connection is closed|Stream isn't writeable|MaxRetriesPerRequest|READONLY You can't write|LOADING Redis|connect ECONNREFUSED [^ ]*:6379\b|Missing lock for job|Lock mismatch for job/i, 'redis'],
+  [
+    /Connection terminated|terminating connection|the database system is (starting up|shutting down|in recovery mode)|Client has encountered a connection error|timeout exceeded when trying to connect|Connection ended unexpectedly|server closed the connection unexpectedly|could not connect to (the )?(database|server)|connect ECONNREFUSED [^ ]*:(5432|543\d\d)\b/i,
+    'postgres',
+  ],
+  [
+    /Connection is closed|Stream isn't writeable|MaxRetriesPerRequest|READONLY You can't write|LOADING Redis|connect ECONNREFUSED [^ ]*:6379\b|Missing lock for job|Lock mismatch for job/i,
+    'redis',
+  ],
   [/\bENOSPC\b|no space left on device|disk quota exceeded|\bEDQUOT\b|read-only file system|\bEROFS\b/i, 'disk'],
   [/job stalled more than allowable limit|worker (thread|process) (exited|died|was killed)|Terminating worker thread/i, 'worker'],
   [/engine (process )?(exited|was killed|crashed|died)|killed by signal SIG(KILL|TERM|SEGV)|exited with signal/i, 'engine'],

@@ -25,7 +25,8 @@ export async function failImportItem(ctx: FinishContext, batchId: string, itemId
       if (batch) await resetBatchReservation(tx, batch.owner_id, batchId);
     }
   });
-  await ctx.staging.remove(itemId);
+  // Failed for the infrastructure's sake: the staged bytes stay, and reconcile opens the item again (maintenance/reopen.ts).
+  if (!isInfrastructureError(reason)) await ctx.staging.remove(itemId);
 }
 
 /** A chunk whose job failed for good: its items still open fail with the reason. */

@@ -1,13 +1,14 @@
 import type { Job } from 'bullmq';
 import { ExportArchive } from '../../entities/ExportArchive.js';
-import type { JobContract } from '../../queue/contract.js';
 import { isInfrastructureError } from '../../lib/infrastructure.js';
+import type { JobContract } from '../../queue/contract.js';
 import { enqueue } from '../../queue/enqueue.js';
 import { exportJob } from '../../queue/jobs.js';
 import { failExportJob } from '../exports/exports.js';
 import { importsReconciler } from '../imports/reconcile.js';
 import { uploadsReconciler } from '../upload/reconcile.js';
 import type { ReconcileContext, ReconcileReport, Reconciler } from './reconciler.js';
+import { reopenReconciler } from './reopen.js';
 
 export type { ReconcileCandidate, ReconcileContext, ReconcileReport, Reconciler } from './reconciler.js';
 export { uploadsReconciler };
@@ -28,8 +29,11 @@ export const exportsReconciler: Reconciler = {
   },
 };
 
-/** Every kind of work reconcile looks after: uploads, exports and imports. */
-export const RECONCILERS: Reconciler[] = [uploadsReconciler, exportsReconciler, importsReconciler];
+/**
+ * Every kind of work reconcile looks after: work failed for the infrastructure's sake (opened
+ * again first, so the others move it on in the same pass), uploads, exports and imports.
+ */
+export const RECONCILERS: Reconciler[] = [reopenReconciler, uploadsReconciler, exportsReconciler, importsReconciler];
 
 /**
  * Postgres is the truth: everything it calls unfinished must have its next job in Redis. Re-adds

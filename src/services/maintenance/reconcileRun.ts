@@ -1,9 +1,9 @@
 import os from 'node:os';
 import pg from 'pg';
 import { SESSION_LOCK_KEYS } from '../../db/locks.js';
-import type { ReconcileReport } from './reconciler.js';
 import type { ReconcileContext } from './reconcile.js';
 import { reconcileAll } from './reconcile.js';
+import type { ReconcileReport } from './reconciler.js';
 
 const RUN_NAME = 'reconcile';
 
