@@ -145,10 +145,39 @@ export const envSchema = z.object({
   /** Requests per user per minute on /v1 before 429; 0 turns the limit off. */
   RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).default(1200),
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),
-  /** A job whose worker stops renewing its lock for this long is handed to another worker. */
-  WORKER_LOCK_MS: z.coerce.number().int().positive().default(60_000),
+  /**
+   * A job whose worker stops renewing its lock for this long is handed to another worker. A live
+   * worker renews at half this, and parsing runs off its event loop, so a short lock costs little;
+   * with the stalled check below, a killed worker's jobs move on within about 15 s.
+   */
+  WORKER_LOCK_MS: z.coerce.number().int().positive().default(10_000),
   /** How often workers look for such stalled jobs. */
-  WORKER_STALLED_INTERVAL_MS: z.coerce.number().int().positive().default(30_000),
+  WORKER_STALLED_INTERVAL_MS: z.coerce.number().int().positive().default(5_000),
+  /**
+   * How many times a job may be found stalled (its worker died) before BullMQ fails it. Handlers
+   * are idempotent, so a re-run is harmless; a stall-failed job is the infrastructure's, and
+   * reconcile starts it again anyway.
+   */
+  WORKER_MAX_STALLED_COUNT: z.coerce.number().int().min(1).default(20),
+  /**
+   * How long a job keeps retrying a failure of the infrastructure (Postgres, Redis, the blob store,
+   * a full disk, a killed engine) before it gives the job up to reconcile, which starts it again:
+   * such a failure never ends a user's work as failed. Retries wait a doubling delay, at most
+   * INFRA_RETRY_MAX_DELAY_MS.
+   */
+  INFRA_RETRY_FOR_MS: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(48 * 3600 * 1000),
+  INFRA_RETRY_BASE_DELAY_MS: z.coerce.number().int().positive().default(1_000),
+  INFRA_RETRY_MAX_DELAY_MS: z.coerce.number().int().positive().default(60_000),
+  /**
+   * How often each worker process's watchdog checks that the schedules still exist in Redis
+   * (re-registering them after a FLUSHALL or a Redis restarted empty) and runs reconcile itself when
+   * none has run for two RECONCILE_EVERY_MS.
+   */
+  WATCHDOG_EVERY_MS: z.coerce.number().int().positive().default(15_000),
   /** How often the reconcile schedule looks for accepted uploads whose jobs Redis lost. */
   RECONCILE_EVERY_MS: z.coerce.number().int().positive().default(60_000),
   /** Uploads untouched for this long are considered for re-enqueueing. */
@@ -279,6 +308,11 @@ function buildConfig(env: z.infer<typeof envSchema>) {
     rateLimitPerMinute: env.RATE_LIMIT_PER_MINUTE,
     workerLockMs: env.WORKER_LOCK_MS,
     workerStalledIntervalMs: env.WORKER_STALLED_INTERVAL_MS,
+    workerMaxStalledCount: env.WORKER_MAX_STALLED_COUNT,
+    infraRetryForMs: env.INFRA_RETRY_FOR_MS,
+    infraRetryBaseDelayMs: env.INFRA_RETRY_BASE_DELAY_MS,
+    infraRetryMaxDelayMs: env.INFRA_RETRY_MAX_DELAY_MS,
+    watchdogEveryMs: env.WATCHDOG_EVERY_MS,
     reconcileEveryMs: env.RECONCILE_EVERY_MS,
     reconcileAfterMs: env.RECONCILE_AFTER_MS,
     trashRetentionDays: env.TRASH_RETENTION_DAYS,

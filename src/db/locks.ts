@@ -23,6 +23,8 @@ export const LOCK_KEYS = {
 export const SESSION_LOCK_KEYS = {
   /** A backup or its retention is running on this database (src/backup/service.ts). */
   backup: 0x6d76_6263,
+  /** A reconcile pass is running (the schedule's or a watchdog's): one at a time across processes. */
+  reconcile: 0x6d76_7263,
 } as const;
 
 /** Takes the lock of each subject (sorted and distinct, so two holders of several never deadlock), in one statement. */

@@ -12,9 +12,14 @@ export const DEFAULT_JOB_OPTIONS: DefaultJobOptions = {
   removeOnFail: { age: 30 * 24 * 3600 },
 };
 
-export function redisConnection(url: string): Redis {
-  // BullMQ's blocking commands need unlimited retries per request.
-  return new Redis(url, { maxRetriesPerRequest: null, enableReadyCheck: true, lazyConnect: false });
+/**
+ * A Redis connection for BullMQ: unlimited retries per request, which its blocking commands need.
+ * `failFast` (the connection that adds jobs and answers the API) refuses commands at once while
+ * Redis is away instead of queueing them until it returns: a request then gets its 503 (or, for
+ * an upload already recorded in Postgres, its 202, reconcile enqueueing it later) instead of hanging.
+ */
+export function redisConnection(url: string, options: { failFast?: boolean } = {}): Redis {
+  return new Redis(url, { maxRetriesPerRequest: null, enableReadyCheck: true, lazyConnect: false, enableOfflineQueue: !options.failFast });
 }
 
 export type QueueSet = Record<QueueName, Queue>;

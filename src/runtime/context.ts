@@ -47,7 +47,13 @@ const lazyPools = new WeakMap<AppContext, CpuPool>();
 
 export async function createAppContext(config: AppContext['config'], log: Logger): Promise<AppContext> {
   const orm = await connectOrm(config.databaseUrl, log);
-  const redis = redisConnection(config.redisUrl);
+  const redis = redisConnection(config.redisUrl, { failFast: true });
+  // Commands fail while it is away, so wait for the first connection before anything uses it.
+  if (redis.status !== 'ready')
+    await new Promise<void>((resolve, reject) => {
+      redis.once('ready', () => resolve());
+      redis.once('end', () => reject(new Error(`Redis at ${config.redisUrl} could not be reached`)));
+    });
   redis.on('error', (error) => log.warn({ err: error }, 'redis connection error'));
   const queues = createQueues(redis, config.queuePrefix);
   const search = createSearchIndex(config, orm, log);

@@ -70,17 +70,71 @@ export async function startEmbeddedPostgres(dir: string, port: number, log: Logg
         'Is another server using that port? Set EMBEDDED_POSTGRES_PORT or DATABASE_URL.',
     );
   }
-  // If molvault exits without stopping it (an uncaught error), take the server down too (fast shutdown).
-  const child = (server as unknown as { process?: import('node:child_process').ChildProcess }).process;
-  const killOnExit = () => child?.kill('SIGINT');
-  process.once('exit', killOnExit);
+  const supervisor = superviseEmbeddedPostgres(server, log, { dir, port });
   const serverUrl = `postgres://postgres:${password}@127.0.0.1:${port}/postgres`;
   log.info({ port, dir, sharedBuffersMb }, 'embedded Postgres running');
   return {
     serverUrl,
     stop: async () => {
-      process.removeListener('exit', killOnExit);
+      await supervisor.stop();
       await server.stop();
+    },
+  };
+}
+
+/** How long the supervisor waits before restarting a dead embedded Postgres: doubling from 500 ms, at most 30 s. */
+const RESTART_FIRST_DELAY_MS = 500;
+const RESTART_MAX_DELAY_MS = 30_000;
+
+type ServerWithProcess = { process?: import('node:child_process').ChildProcess; start(): Promise<void> };
+
+/**
+ * The process that started the embedded Postgres owns it: when the server dies (killed, crashed,
+ * out of memory) it is started again on the same data directory and port, with a doubling delay
+ * between tries (a killed postmaster's backends must exit before a new one may start), for as long
+ * as it takes. Every process reconnects on its own: connection pools open new connections, the
+ * work-event listener reconnects on its next wait, and jobs wait out the outage (lib/infrastructure.ts).
+ * If molvault exits without stopping it (an uncaught error), the server is taken down too.
+ */
+function superviseEmbeddedPostgres(server: unknown, log: Logger, where: { dir: string; port: number }): { stop(): Promise<void> } {
+  const embedded = server as ServerWithProcess;
+  let stopping = false;
+  let restarting: Promise<void> | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const killOnExit = () => embedded.process?.kill('SIGINT');
+  process.on('exit', killOnExit);
+  const watch = () => {
+    const child = embedded.process;
+    child?.once('exit', (code, signal) => {
+      if (stopping || embedded.process !== child) return;
+      log.error({ ...where, code, signal }, 'the embedded Postgres died; restarting it');
+      restarting ??= restart(1).finally(() => {
+        restarting = undefined;
+      });
+    });
+  };
+  const restart = async (attempt: number): Promise<void> => {
+    const delay = Math.min(RESTART_MAX_DELAY_MS, RESTART_FIRST_DELAY_MS * 2 ** (attempt - 1));
+    await new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, delay);
+    });
+    if (stopping) return;
+    try {
+      await embedded.start();
+      log.warn({ ...where, attempt }, 'the embedded Postgres is running again');
+      watch();
+    } catch (error) {
+      log.warn({ ...where, attempt, err: error ? String(error) : 'it exited' }, 'the embedded Postgres did not restart yet; trying again');
+      return restart(attempt + 1);
+    }
+  };
+  watch();
+  return {
+    async stop() {
+      stopping = true;
+      if (timer) clearTimeout(timer);
+      process.removeListener('exit', killOnExit);
+      await restarting?.catch(() => {});
     },
   };
 }

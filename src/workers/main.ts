@@ -1,14 +1,16 @@
-import { type Job, UnrecoverableError, Worker } from 'bullmq';
+import { DelayedError, type Job, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { QueueName } from '../config/index.js';
 import { EnginePool } from '../engines/pool.js';
 import type { JobHandler } from '../jobs/define.js';
 import { checkRegistry, JOBS } from '../jobs/registry.js';
+import { cappedBackoffMs, InfrastructureError, infrastructureCause, isInfrastructureError } from '../lib/infrastructure.js';
 import { CpuPool } from '../pool/cpuPool.js';
 import { backupJob, convertJob } from '../queue/jobs.js';
 import { redisConnection } from '../queue/queues.js';
 import type { AppContext } from '../runtime/context.js';
 import { registerBackupSchedule, registerSchedules } from './scheduler.js';
+import { startWatchdog } from './watchdog.js';
 
 export interface WorkerSet {
   workers: Worker[];
@@ -32,13 +34,25 @@ export async function startWorkers(ctx: AppContext, queues: readonly QueueName[]
   const workers: Worker[] = [];
   const connections: Redis[] = [];
   for (const queue of queues) {
-    const processor = async (job: Job) => {
+    const processor = async (job: Job, token?: string) => {
       const definition = registry.get(job.name);
       if (!definition || definition.queue !== queue) throw new UnrecoverableError(`no handler for job "${job.name}" on queue "${queue}"`);
       const parsed = definition.data.safeParse(job.data);
       if (!parsed.success) throw new UnrecoverableError(`job data is invalid: ${parsed.error.message}`);
       const em = ctx.orm.em.fork();
-      return definition.handle(parsed.data as never, { ...ctx, cpu, engines, em, job });
+      try {
+        return await definition.handle(parsed.data as never, { ...ctx, cpu, engines, em, job });
+      } catch (error) {
+        const cause = error instanceof UnrecoverableError ? undefined : infrastructureCause(error);
+        if (!cause) throw error;
+        // A sick system is not a bad file: wait and try again, without spending one of the job's
+        // attempts (those are for our own faults), for as long as INFRA_RETRY_FOR_MS allows.
+        if (Date.now() - job.timestamp >= ctx.config.infraRetryForMs) throw new InfrastructureError(cause, error);
+        const delay = cappedBackoffMs(job.attemptsStarted, ctx.config.infraRetryBaseDelayMs, ctx.config.infraRetryMaxDelayMs);
+        ctx.log.warn({ queue, jobId: job.id, infrastructure: cause, delayMs: delay, err: (error as Error).message }, 'job waits for the infrastructure');
+        await job.moveToDelayed(Date.now() + delay, token);
+        throw new DelayedError();
+      }
     };
     // BullMQ treats a passed-in connection as shared and leaves it open: close() below ends it.
     const connection = redisConnection(ctx.config.redisUrl);
@@ -51,6 +65,7 @@ export async function startWorkers(ctx: AppContext, queues: readonly QueueName[]
       // the lock lapses and another worker takes the job over (handlers are idempotent).
       lockDuration: ctx.config.workerLockMs,
       stalledInterval: ctx.config.workerStalledIntervalMs,
+      maxStalledCount: ctx.config.workerMaxStalledCount,
       autorun: true,
     });
     worker.on('failed', (job, error) => {
@@ -58,6 +73,9 @@ export async function startWorkers(ctx: AppContext, queues: readonly QueueName[]
       const definition = registry.get(job.name) as JobHandler<unknown> | undefined;
       const final = error instanceof UnrecoverableError || error.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1);
       ctx.log[final ? 'warn' : 'info']({ queue, jobId: job.id, attempts: job.attemptsMade, err: error.message }, final ? 'job failed' : 'job will retry');
+      // A job given up for the infrastructure's sake (a stall limit, an outage past INFRA_RETRY_FOR_MS)
+      // records nothing: Postgres still calls its work unfinished, and reconcile starts it again.
+      if (final && isInfrastructureError(error)) return;
       if (final && definition?.onFinalFailure && !(error instanceof UnrecoverableError || error.name === 'UnrecoverableError')) {
         definition
           .onFinalFailure(job.data, error, { ...ctx, cpu, engines, em: ctx.orm.em.fork() })
@@ -70,10 +88,12 @@ export async function startWorkers(ctx: AppContext, queues: readonly QueueName[]
   await Promise.all(workers.map((w) => w.waitUntilReady()));
   await registerSchedules(ctx, queues);
   if (queues.includes(backupJob.queue)) await registerBackupSchedule(ctx);
+  const watchdog = startWatchdog(ctx, queues);
   ctx.log.info({ queues, threads: ctx.config.parseThreads }, 'workers started');
   let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= (async () => {
+      await watchdog.stop();
       const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), ctx.config.shutdownTimeoutMs).unref());
       const graceful = Promise.all(workers.map((w) => w.close())).then(() => 'done' as const);
       if ((await Promise.race([graceful, timeout])) === 'timeout') {

@@ -2,6 +2,9 @@ import { backupJob, cleanupJob, gcJob, reconcileJob, searchDriftJob, usageJob } 
 import type { QueueName } from '../queue/names.js';
 import type { AppContext } from '../runtime/context.js';
 
+/** The reconcile schedule's key: the watchdog (watchdog.ts) reads it to tell whether Redis still has the schedules. */
+export const RECONCILE_SCHEDULER_KEY = 'reconcile-uploads';
+
 /**
  * Registers the maintenance schedules, each under a scheduler key of its own. upsertJobScheduler is
  * idempotent, so every worker may call this on every start; the schedules show in Bull Board under
@@ -10,7 +13,7 @@ import type { AppContext } from '../runtime/context.js';
  */
 export async function registerSchedules(ctx: AppContext, queues: readonly QueueName[] = [reconcileJob.queue]): Promise<void> {
   const schedules = [
-    { key: 'reconcile-uploads', contract: reconcileJob, repeat: { every: ctx.config.reconcileEveryMs } },
+    { key: RECONCILE_SCHEDULER_KEY, contract: reconcileJob, repeat: { every: ctx.config.reconcileEveryMs } },
     { key: 'cleanup', contract: cleanupJob, repeat: ctx.config.schedules.cleanup },
     { key: 'gc', contract: gcJob, repeat: ctx.config.schedules.gc },
     { key: 'usage', contract: usageJob, repeat: ctx.config.schedules.usage },

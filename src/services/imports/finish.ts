@@ -1,7 +1,8 @@
 import { ImportBatch } from '../../entities/ImportBatch.js';
 import { ImportItem } from '../../entities/ImportItem.js';
 import { Upload } from '../../entities/Upload.js';
-import { itemJobId } from '../../queue/jobs.js';
+import { isInfrastructureError } from '../../lib/infrastructure.js';
+import { chunkJobId, itemJobId } from '../../queue/jobs.js';
 import type { WorkContext } from '../../runtime/context.js';
 import { endUpload } from '../upload/uploads.js';
 import { batchCounts, endItem, failBatch, progressOf, releaseBatchReservation, resetBatchReservation } from './batches.js';
@@ -24,7 +25,8 @@ export async function failImportItem(ctx: FinishContext, batchId: string, itemId
       if (batch) await resetBatchReservation(tx, batch.owner_id, batchId);
     }
   });
-  await ctx.staging.remove(itemId);
+  // Failed for the infrastructure's sake: the staged bytes stay, and reconcile opens the item again (maintenance/reopen.ts).
+  if (!isInfrastructureError(reason)) await ctx.staging.remove(itemId);
 }
 
 /** A chunk whose job failed for good: its items still open fail with the reason. */
@@ -48,17 +50,30 @@ export async function closeImport(ctx: FinishContext, batchId: string, failures:
   if (!batch) return undefined;
   if (batch.state === 'receiving' || batch.state === 'expanding') {
     const reason = Object.values(failures)[0];
+    // Unpacking stopped by an outage (or for no reason known): the archive is still staged, and
+    // reconcile adds the expansion again once this batch job has ended.
+    if (batch.state === 'expanding' && (!reason || isInfrastructureError(reason))) return await leftOpen(ctx, batchId);
     await failBatch(ctx, ctx.em.fork(), batchId, {
       code: 'expand_failed',
       status: 500,
       message: `Unpacking the archive failed${reason ? `: ${reason}` : ''}.`,
     });
   } else if (batch.state === 'running') {
-    // A failed child's key ends in its job id: `importitem-<item id>`.
-    const itemPrefix = itemJobId('');
-    const reasons = new Map(Object.entries(failures).map(([key, reason]) => [key.slice(key.lastIndexOf(itemPrefix) + itemPrefix.length), reason]));
-    const open = await ctx.em.execute<{ id: string }[]>(`select id from import_items where batch_id = ? and state in ('pending', 'processing')`, [batchId]);
-    for (const { id } of open) await failImportItem(ctx, batchId, id, reasons.get(id) ?? 'its job ended without finishing it');
+    const reasons = childFailureReasons(batchId, failures);
+    const open = await ctx.em.execute<{ id: string; position: number }[]>(
+      `select id, position from import_items where batch_id = ? and state in ('pending', 'processing')`,
+      [batchId],
+    );
+    // Only a fault of the work itself fails an item. An item whose job gave up on the infrastructure
+    // (an outage, a stall limit), or ended with no reason at all, stays open: the batch stays
+    // running, and reconcile adds its flow again with just those items.
+    let waiting = 0;
+    for (const { id, position } of open) {
+      const reason = reasons.items.get(id) ?? reasons.chunks.get(Math.floor(position / IMPORT_CHUNK_SIZE));
+      if (reason && !isInfrastructureError(reason)) await failImportItem(ctx, batchId, id, reason);
+      else waiting++;
+    }
+    if (waiting > 0) return await leftOpen(ctx, batchId);
     await ctx.em.fork().transactional(async (tx) => {
       await tx.execute(`update import_batches set state = 'completed', finished_at = now(), updated_at = now() where id = ? and state = 'running'`, [batchId]);
       await releaseBatchReservation(tx, batch.owner, batchId);
@@ -67,5 +82,30 @@ export async function closeImport(ctx: FinishContext, batchId: string, failures:
   }
   const final = await ctx.em.fork().findOneOrFail(ImportBatch, { id: batchId });
   const counts = (await batchCounts(ctx.em.fork(), [batchId])).get(batchId);
+  return { state: final.state, error: final.error, progress: counts ? progressOf(counts) : undefined };
+}
+
+/**
+ * The failed children's reasons by item and by chunk. A failed child's Redis key ends in its job
+ * id: `importitem-<item id>` or `importchunk-<batch id>-c<chunk>`.
+ */
+function childFailureReasons(batchId: string, failures: Record<string, string>) {
+  const itemPrefix = itemJobId('');
+  const chunkPrefix = chunkJobId(batchId, 0).slice(0, -1);
+  const items = new Map<string, string>();
+  const chunks = new Map<number, string>();
+  for (const [key, reason] of Object.entries(failures)) {
+    const chunkAt = key.lastIndexOf(chunkPrefix);
+    if (chunkAt >= 0) chunks.set(Number(key.slice(chunkAt + chunkPrefix.length)), reason);
+    else if (key.includes(itemPrefix)) items.set(key.slice(key.lastIndexOf(itemPrefix) + itemPrefix.length), reason);
+  }
+  return { items, chunks };
+}
+
+/** A batch that must wait for its open work: left as it is, for reconcile to pick up. */
+async function leftOpen(ctx: FinishContext, batchId: string) {
+  const final = await ctx.em.fork().findOneOrFail(ImportBatch, { id: batchId });
+  const counts = (await batchCounts(ctx.em.fork(), [batchId])).get(batchId);
+  ctx.log.warn({ batchId, state: final.state }, 'import left open: some of its work waits for the infrastructure; reconcile will take it up again');
   return { state: final.state, error: final.error, progress: counts ? progressOf(counts) : undefined };
 }

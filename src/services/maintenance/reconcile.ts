@@ -1,5 +1,6 @@
 import type { Job } from 'bullmq';
 import { ExportArchive } from '../../entities/ExportArchive.js';
+import { isInfrastructureError } from '../../lib/infrastructure.js';
 import type { JobContract } from '../../queue/contract.js';
 import { enqueue } from '../../queue/enqueue.js';
 import { exportJob } from '../../queue/jobs.js';
@@ -7,6 +8,7 @@ import { failExportJob } from '../exports/exports.js';
 import { importsReconciler } from '../imports/reconcile.js';
 import { uploadsReconciler } from '../upload/reconcile.js';
 import type { ReconcileContext, ReconcileReport, Reconciler } from './reconciler.js';
+import { reopenReconciler } from './reopen.js';
 
 export type { ReconcileCandidate, ReconcileContext, ReconcileReport, Reconciler } from './reconciler.js';
 export { uploadsReconciler };
@@ -27,8 +29,11 @@ export const exportsReconciler: Reconciler = {
   },
 };
 
-/** Every kind of work reconcile looks after: uploads, exports and imports. */
-export const RECONCILERS: Reconciler[] = [uploadsReconciler, exportsReconciler, importsReconciler];
+/**
+ * Every kind of work reconcile looks after: work failed for the infrastructure's sake (opened
+ * again first, so the others move it on in the same pass), uploads, exports and imports.
+ */
+export const RECONCILERS: Reconciler[] = [reopenReconciler, uploadsReconciler, exportsReconciler, importsReconciler];
 
 /**
  * Postgres is the truth: everything it calls unfinished must have its next job in Redis. Re-adds
@@ -51,6 +56,13 @@ export async function reconcile(ctx: ReconcileContext, reconciler: Reconciler, o
     const existing: Job | undefined = await ctx.queues[contract.queue].getJob(jobId);
     if (existing) {
       const state = await existing.getState();
+      if (state === 'failed' && isInfrastructureError(existing.failedReason ?? '')) {
+        // Given up for the infrastructure's sake (an outage, a stall limit): not the work's fault, so it starts again.
+        await existing.remove();
+        await enqueue(ctx.queues, contract, data as never);
+        report.reenqueued.push({ subject: candidate.subject, job: jobId });
+        continue;
+      }
       if (state === 'failed' && existing.attemptsMade >= (existing.opts.attempts ?? 1)) {
         await reconciler.finalise?.({ ...ctx, em: ctx.em.fork() }, candidate, new Error(existing.failedReason || 'the job failed'));
         report.finalised.push(candidate.subject);

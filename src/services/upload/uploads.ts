@@ -4,6 +4,7 @@ import { sqlArray } from '../../db/arrays.js';
 import { notifyWorkChanged, WORK_EVENTS_CHANNEL } from '../../db/notify.js';
 import { TERMINAL_UPLOAD_STATES, Upload, type UploadError, type UploadParams } from '../../entities/Upload.js';
 import type { StructureSummary, ValidationReport } from '../../formats/types.js';
+import { isInfrastructureError } from '../../lib/infrastructure.js';
 import type { BlobStore } from '../../storage/blobStore.js';
 import type { Staging } from '../../storage/staging.js';
 import { deleteBlobIfUnreferenced, lockBlobs } from '../quota/blobs.js';
@@ -119,7 +120,9 @@ export async function endUploads(em: EntityManager, services: EndServices, ends:
   );
   if (open.length === 0) return;
   const blobOf = new Map(open.map((row) => [row.id, row.blob_sha256]));
-  await Promise.all(open.map((row) => services.staging.remove(row.id)));
+  // An upload failed for the infrastructure's sake keeps its staged bytes: reconcile opens it again (maintenance/reopen.ts).
+  const keepStaged = new Set(ends.filter((end) => end.state === 'failed' && isInfrastructureError(end.error.message)).map((end) => end.uploadId));
+  await Promise.all(open.filter((row) => !keepStaged.has(row.id)).map((row) => services.staging.remove(row.id)));
   const changes = JSON.stringify(
     ends.filter((end) => blobOf.has(end.uploadId)).map((end) => ({ id: end.uploadId, state: end.state, error: end.error, ...end.learnt })),
   );

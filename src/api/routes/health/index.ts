@@ -41,7 +41,16 @@ export function healthRoutes(app: AppContext, metrics: Registry, storage: Storag
         description: 'Ready (warnings, such as low disk space, do not make it unready)',
         schema: z.object({ ok: z.boolean(), checks: z.array(checkSchema), warnings: z.array(z.string()) }),
       },
-      503: { description: 'Not ready: the failing checks say why' },
+      503: {
+        description: 'Not ready: `unavailable` names what cannot be reached (postgres, redis, blobStore) and `message` says so in a sentence',
+        schema: z.object({
+          ok: z.boolean(),
+          checks: z.array(checkSchema),
+          warnings: z.array(z.string()),
+          unavailable: z.array(z.string()),
+          message: z.string(),
+        }),
+      },
     },
   });
   registerRouteDoc({
@@ -76,7 +85,19 @@ export function healthRoutes(app: AppContext, metrics: Registry, storage: Storag
     }
     const ok = checks.every((c) => c.ok);
     ctx.status = ok ? 200 : 503;
-    ctx.body = { ok, checks, warnings };
+    const unavailable = checks.filter((c) => !c.ok).map((c) => c.name);
+    if (!ok) ctx.set('Retry-After', '5');
+    ctx.body = {
+      ok,
+      checks,
+      warnings,
+      ...(ok
+        ? {}
+        : {
+            unavailable,
+            message: `Not ready: ${unavailable.join(' and ')} ${unavailable.length > 1 ? 'are' : 'is'} unreachable; work already accepted waits and resumes once ${unavailable.length > 1 ? 'they are' : 'it is'} back.`,
+          }),
+    };
   });
   router.get('/metrics', async (ctx) => {
     ctx.type = metrics.contentType;
