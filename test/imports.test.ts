@@ -434,7 +434,9 @@ describe('a refused import leaves nothing', () => {
     const refused = await importFiles(api, projectId, files);
     expect(refused.status).toBe(413);
     expect(refused.body.error).toMatchObject({ code: 'too_many_items', details: { maxItems: MAX_ITEMS } });
-    await expectNothingLeft(user.id, (await api.get('/v1/imports')).body.items[0].id);
+    // A refused request leaves nothing, not even a failed import.
+    expect((await api.get('/v1/imports')).body.items).toEqual([]);
+    expect(await reservations(stack, user.id)).toBe(0);
     const archived = await waitForImport(api, (await importArchive(api, projectId, await buildTar(files))).body.import.id);
     expect(archived).toMatchObject({ state: 'failed', total: 0, error: { code: 'too_many_items' } });
     await expectNothingLeft(user.id, archived.id);
@@ -450,9 +452,10 @@ describe('a refused import leaves nothing', () => {
     const refused = await importFiles(api, projectId, files);
     expect(refused.status).toBe(507);
     expect(refused.body.error).toMatchObject({ code: 'quota_exceeded', details: { quotaBytes: Math.floor(total / 2) } });
-    const [batch] = (await api.get('/v1/imports')).body.items;
-    expect(batch).toMatchObject({ state: 'failed', total: 0, error: { code: 'quota_exceeded' } });
-    await expectNothingLeft(user.id, batch.id);
+    // A refused request leaves nothing, not even a failed import.
+    expect((await api.get('/v1/imports')).body.items).toEqual([]);
+    expect(await leftovers(stack.ctx, user.id)).toMatchObject({ structures: 0, versions: 0, blobFiles: 0, tempFiles: 0, stagingEntries: 0 });
+    expect(await reservations(stack, user.id)).toBe(0);
   });
 
   it('fails an archive whose contents pass the remaining quota, in the worker, with the 507 reason', async () => {

@@ -5,7 +5,9 @@ import { StorageMonitor } from '../services/maintenance/storageMonitor.js';
 import { bullBoard } from './admin/bullBoard.js';
 import { createMetrics } from './metrics.js';
 import { requireUser } from './middleware/auth.js';
-import { errorHandler, jsonBody } from './middleware/errors.js';
+import { errorHandler } from './middleware/errors.js';
+import { jsonBody } from './middleware/jsonBody.js';
+import { methodAnswers } from './middleware/methodNotAllowed.js';
 import { rateLimit } from './middleware/rateLimit.js';
 import { adminUserRoutes } from './routes/adminUsers/index.js';
 import { draftRoutes } from './routes/drafts/index.js';
@@ -58,6 +60,7 @@ export function createApp(app: AppContext): Koa {
   ]) {
     v1.use(routes.routes(), routes.allowedMethods());
   }
+  koa.use(methodAnswers());
   koa.use(jsonBody());
   koa.use(v1.routes());
   koa.use(v1.allowedMethods());

@@ -4,7 +4,9 @@ import type { z } from 'zod';
 import type { User } from '../entities/User.js';
 import type { AppContext } from '../runtime/context.js';
 import { ApiError } from './errors.js';
+import { requestJson } from './middleware/jsonBody.js';
 import { type RouteSpec, registerRouteDoc } from './openapi.js';
+import { assertSafeJson } from './text.js';
 
 export interface RequestContext<P, Q, B> {
   params: P;
@@ -18,6 +20,8 @@ export interface RequestContext<P, Q, B> {
 type Infer<T> = T extends z.ZodType ? z.infer<T> : undefined;
 
 function parseOrThrow<T extends z.ZodType>(schema: T, value: unknown, where: string): z.infer<T> {
+  // Every text a request carries, whatever its schema says of it: no NUL, no absurd nesting.
+  assertSafeJson(value, `The request ${where}`);
   const result = schema.safeParse(value);
   if (!result.success) {
     const issues = result.error.issues.map((issue) => ({ path: issue.path.join('.'), message: issue.message }));
@@ -41,7 +45,7 @@ export function route<S extends RouteSpec>(
   router[spec.method](spec.path, async (koa) => {
     const params = spec.params ? parseOrThrow(spec.params, koa.params, 'path') : undefined;
     const query = spec.query ? parseOrThrow(spec.query, koa.query, 'query string') : undefined;
-    const body = spec.body ? parseOrThrow(spec.body, (koa.request as { body?: unknown }).body ?? {}, 'body') : undefined;
+    const body = spec.body ? parseOrThrow(spec.body, requestJson(koa) ?? {}, 'body') : undefined;
     const result = await handler({
       params: params as never,
       query: query as never,

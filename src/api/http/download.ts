@@ -3,9 +3,40 @@ import type { Context } from 'koa';
 import { ApiError } from '../errors.js';
 import { type ByteRange, parseRange } from './range.js';
 
-/** `Content-Disposition` for a download: the file name with quotes, backslashes and line breaks made harmless. */
+// Bidi controls (U+061C, U+200E/F, U+202A-E, U+2066-9) make "evil\u202Egpj.exe" read as "evilexe.jpg".
+const BIDI_CONTROLS = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+// C0 and C1 control characters, DEL included (CR and LF would split the header).
+const CONTROLS = /[\p{Cc}]/gu;
+const MAX_NAME = 200;
+
+/** The file name with what never belongs in one removed: controls, bidi controls, path separators. */
+function cleanFilename(filename: string): string {
+  const cleaned = filename.normalize('NFC').replace(BIDI_CONTROLS, '').replace(CONTROLS, '').replace(/[/\\]/g, '_').trim().replace(/^\.+/, '');
+  return [...cleaned].slice(0, MAX_NAME).join('') || 'download';
+}
+
+/** The ASCII fallback of RFC 6266: accents dropped, anything else outside printable ASCII, and quotes, made '_'. */
+function asciiFallback(name: string): string {
+  const ascii = name
+    .normalize('NFKD')
+    .replace(/\p{M}/gu, '')
+    .replace(/[^\x20-\x7e]/g, '_')
+    .replace(/["%;\\]/g, '_');
+  return ascii.replace(/^\.+/, '') || 'download';
+}
+
+/** RFC 5987 `value-chars`: attr-chars as they are, every other byte of the UTF-8 percent-encoded. */
+function encodeRfc5987(value: string): string {
+  return encodeURIComponent(value).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+/**
+ * `Content-Disposition` for a download (RFC 6266): an ASCII `filename` for old clients and the exact
+ * name as `filename*=UTF-8''…`; both without controls, bidi controls, quotes or path separators.
+ */
 export function attachment(filename: string): string {
-  return `attachment; filename="${filename.replace(/["\\\r\n]/g, '_')}"`;
+  const name = cleanFilename(filename);
+  return `attachment; filename="${asciiFallback(name)}"; filename*=UTF-8''${encodeRfc5987(name)}`;
 }
 
 /** The strong ETag of stored bytes: their sha256, which never names other content. */

@@ -7,7 +7,7 @@ import type { ItemDraft } from '../../services/imports/batches.js';
 import { importItemId } from '../../services/imports/ids.js';
 import { StagingLimitError, stageStream } from '../../services/imports/stage.js';
 import { ApiError } from '../errors.js';
-import type { QuotaHold } from './uploadBody.js';
+import { multipartError, type QuotaHold } from './uploadBody.js';
 
 /** Without a Content-Length, quota is reserved in steps of this size as the files arrive. */
 const RESERVE_STEP_BYTES = 64 * 1024 * 1024;
@@ -131,7 +131,7 @@ export async function receiveImportFiles(
       parser.on('partsLimit', () =>
         fail(new ApiError(413, 'too_many_items', `One import takes at most ${limits.maxItems} files; split the import.`, { maxItems: limits.maxItems })),
       );
-      parser.on('error', (error) => fail(new ApiError(400, 'invalid_multipart', `The multipart body cannot be read: ${(error as Error).message}`)));
+      parser.on('error', (error) => fail(multipartError(error as Error)));
       parser.on('close', () => {
         if (failed) return;
         Promise.all(pending).then(() => resolve(), fail);

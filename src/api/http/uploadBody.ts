@@ -8,6 +8,7 @@ import { formatBytes } from '../../lib/bytes.js';
 import { fsyncPath } from '../../lib/fsync.js';
 import type { Staging } from '../../storage/staging.js';
 import { ApiError } from '../errors.js';
+import { sentJson } from '../middleware/jsonBody.js';
 
 export interface ReceivedUpload {
   fields: Record<string, string[]>;
@@ -34,6 +35,19 @@ function tooLarge(max: number) {
 }
 
 /**
+ * 415: the request carried JSON where a file belongs. Said plainly, because the body is gone by now
+ * and would otherwise look like an empty file.
+ */
+function fileExpected(ctx: Context) {
+  return new ApiError(
+    415,
+    'file_expected',
+    `A structure file was expected, as the multipart/form-data field "file" or as the raw request body (e.g. Content-Type: application/octet-stream or chemical/x-pdb), but the request sent ${ctx.get('content-type') || 'JSON'}. Send name, tags and metadata as multipart fields (metadata as JSON text) or in the query string.`,
+    { expected: ['multipart/form-data (field "file")', 'the raw file as the body'] },
+  );
+}
+
+/**
  * Streams one uploaded file into staging (never into memory), counting bytes and stopping at
  * `maxBytes`. Accepts multipart/form-data (field `file` plus text fields) or a raw body.
  * With `quota`, the declared Content-Length is reserved before a byte is stored (or, without one,
@@ -41,6 +55,8 @@ function tooLarge(max: number) {
  * On any refusal the staging directory is removed before the error propagates.
  */
 export async function receiveUpload(ctx: Context, staging: Staging, uploadId: string, maxBytes: number, quota?: QuotaHold): Promise<ReceivedUpload> {
+  // The JSON body parser has read (or refused) a JSON body already; a structure is never sent as JSON.
+  if (sentJson(ctx)) throw fileExpected(ctx);
   const declared = Number(ctx.get('content-length') || 0);
   if (declared > maxBytes + MULTIPART_OVERHEAD) {
     drainRefused(ctx);
@@ -177,7 +193,7 @@ function receiveMultipart(ctx: Context, target: string, limits: StreamLimits): P
       fileDone.catch(fail);
     });
     parser.on('filesLimit', () => fail(new ApiError(400, 'too_many_files', 'Send one file per upload; use the bulk import endpoint for many.')));
-    parser.on('error', (error) => fail(new ApiError(400, 'invalid_multipart', `The multipart body cannot be read: ${(error as Error).message}`)));
+    parser.on('error', (error) => fail(multipartError(error as Error)));
     parser.on('close', () => {
       if (failed) return;
       if (!fileDone) {
@@ -198,4 +214,12 @@ export function safeFilename(name: string): string {
     .join('')
     .trim();
   return (base || 'upload').slice(0, 255);
+}
+
+/** A multipart body busboy cannot read, said so that the usual cause (a name breaking a part's header) can be fixed. */
+export function multipartError(error: Error): ApiError {
+  const hint = /part header/i.test(error.message)
+    ? ' (a file name or field name holding a line break or a NUL character breaks the header of its part; rename the file)'
+    : '';
+  return new ApiError(400, 'invalid_multipart', `The multipart body cannot be read: ${error.message}${hint}.`);
 }

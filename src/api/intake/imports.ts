@@ -1,4 +1,5 @@
 import fs from 'node:fs/promises';
+import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Context } from 'koa';
 import { z } from 'zod';
 import type { ImportBatch, ImportError, ImportOptions } from '../../entities/ImportBatch.js';
@@ -6,7 +7,7 @@ import type { User } from '../../entities/User.js';
 import { formatBytes } from '../../lib/bytes.js';
 import type { AppContext } from '../../runtime/context.js';
 import { detectArchiveFile } from '../../services/imports/archive.js';
-import { createBatch, failBatch, type ItemDraft, touchBatch } from '../../services/imports/batches.js';
+import { createBatch, discardRefusedBatch, failBatch, type ItemDraft, touchBatch } from '../../services/imports/batches.js';
 import { importItemId } from '../../services/imports/ids.js';
 import { launchBatch } from '../../services/imports/launch.js';
 import { normalizePdbId } from '../../services/imports/pdb.js';
@@ -16,36 +17,33 @@ import { ApiError } from '../errors.js';
 import { receiveImportFiles } from '../http/multipartImport.js';
 import { drainRefused } from '../http/uploadBody.js';
 import { checkedMetadata } from '../metadata.js';
+import { metadataSchema, tagsSchema } from '../schemas/common.js';
+import { assertSafeFields, parseMetadataField, text } from '../text.js';
 import { quotaHold } from './quota.js';
 
 const MULTIPART_OVERHEAD = 1024 * 1024;
 
 const importFields = z.object({
-  tags: z.array(z.string().trim().min(1).max(100)).max(100).optional(),
-  metadata: z.record(z.string(), z.unknown()).optional(),
+  tags: tagsSchema.optional(),
+  metadata: metadataSchema.optional(),
 });
 
 const pdbImportBody = z.object({
-  pdbIds: z.array(z.string().max(64)).min(1, 'list at least one PDB id'),
-  tags: z.array(z.string().trim().min(1).max(100)).max(100).optional(),
-  metadata: z.record(z.string(), z.unknown()).optional(),
+  pdbIds: z.array(text().max(64)).min(1, 'list at least one PDB id'),
+  tags: tagsSchema.optional(),
+  metadata: metadataSchema.optional(),
 });
 
 /** `tags` (repeated or comma-separated) and `metadata` (JSON text) from multipart fields or the query string. */
 function parseImportFields(fields: Record<string, string[] | string | undefined>): z.infer<typeof importFields> {
+  assertSafeFields(fields, 'The import fields');
   const list = (name: string) => {
     const value = fields[name];
     return value === undefined ? [] : Array.isArray(value) ? value : [value];
   };
   const metadataText = list('metadata').at(-1);
   let metadata: unknown;
-  if (metadataText) {
-    try {
-      metadata = JSON.parse(metadataText);
-    } catch {
-      throw new ApiError(400, 'invalid_metadata', 'The "metadata" field must be a JSON object, e.g. {"organism": "E. coli"}.');
-    }
-  }
+  if (metadataText) metadata = parseMetadataField(metadataText);
   const tags = list('tags')
     .flatMap((t) => t.split(','))
     .map((t) => t.trim())
@@ -62,6 +60,11 @@ function asImportError(error: unknown): ImportError {
   if (error instanceof ApiError)
     return { code: error.code, status: error.status, message: error.message, ...(error.details ? { details: error.details } : {}) };
   return { code: 'receive_failed', status: 500, message: 'molvault hit an unexpected error while receiving the files.' };
+}
+
+/** A refused request leaves nothing: the batch still receiving goes entirely; one already launched is failed with the reason. */
+async function refuseBatch(app: AppContext, em: EntityManager, batchId: string, error: unknown, stagedIds: string[] = []) {
+  if (!(await discardRefusedBatch(app, em, batchId, stagedIds))) await failBatch(app, em, batchId, asImportError(error), stagedIds);
 }
 
 /** A JSON list of PDB ids: recorded as items and fetched by the workers. Returns the batch, running. */
@@ -127,7 +130,7 @@ export async function acceptMultipartImport(app: AppContext, koa: Context, user:
     );
   } catch (error) {
     drainRefused(koa);
-    await failBatch(app, em, batchId, asImportError(error));
+    await refuseBatch(app, em, batchId, error);
     throw error;
   }
   const staged = received.items.filter((item) => item.state === 'pending');
@@ -151,11 +154,11 @@ export async function acceptMultipartImport(app: AppContext, koa: Context, user:
     await checkedMetadata(em, projectId, fields.metadata ?? {});
     return await launchBatch(app, app.orm.em.fork(), batchId, user.id, { state: 'running', source: 'files', options, items: received.items });
   } catch (error) {
-    await failBatch(
+    await refuseBatch(
       app,
       em,
       batchId,
-      asImportError(error),
+      error,
       received.items.map((i) => i.id),
     );
     throw error;
@@ -213,7 +216,7 @@ export async function acceptArchiveImport(app: AppContext, koa: Context, user: U
   } catch (error) {
     drainRefused(koa);
     const refusal = error instanceof StagingLimitError ? new ApiError(413, 'file_too_large', error.message, { maxBytes: max }) : error;
-    await failBatch(app, em, batchId, asImportError(refusal));
+    await refuseBatch(app, em, batchId, refusal);
     throw refusal;
   }
 }

@@ -15,29 +15,26 @@ import { ApiError } from '../errors.js';
 import { waitFor } from '../http/prefer.js';
 import { receiveUpload, safeFilename } from '../http/uploadBody.js';
 import { checkedMetadata } from '../metadata.js';
+import { metadataSchema, tagsSchema } from '../schemas/common.js';
+import { assertSafeFields, parseMetadataField, text } from '../text.js';
 import { quotaHold } from './quota.js';
 
 const uploadFields = z.object({
-  name: z.string().trim().min(1).max(255).optional(),
-  description: z.string().max(10_000).optional(),
-  tags: z.array(z.string().trim().min(1).max(100)).max(100).optional(),
-  metadata: z.record(z.string(), z.unknown()).optional(),
-  message: z.string().max(10_000).optional(),
+  name: text().trim().min(1).max(255).optional(),
+  description: text().max(10_000).optional(),
+  tags: tagsSchema.optional(),
+  metadata: metadataSchema.optional(),
+  message: text().max(10_000).optional(),
   format: z.enum(FORMATS).optional(),
 });
 
 /** Text fields of a multipart upload → validated parameters. Tags may repeat or be comma-separated. */
 function parseFields(fields: Record<string, string[]>) {
+  assertSafeFields(fields, 'The upload fields');
   const one = (name: string) => fields[name]?.[fields[name].length - 1];
   let metadata: unknown;
   const metadataText = one('metadata');
-  if (metadataText !== undefined && metadataText !== '') {
-    try {
-      metadata = JSON.parse(metadataText);
-    } catch {
-      throw new ApiError(400, 'invalid_metadata', 'The "metadata" field must be a JSON object, e.g. {"organism": "E. coli"}.');
-    }
-  }
+  if (metadataText !== undefined && metadataText !== '') metadata = parseMetadataField(metadataText);
   const tags = fields.tags
     ?.flatMap((t) => t.split(','))
     .map((t) => t.trim())

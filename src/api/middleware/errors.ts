@@ -53,25 +53,3 @@ export function errorHandler(log: Logger) {
     }
   };
 }
-
-/** Reads a JSON body (up to 1 MiB) into ctx.request.body. Uploads are streamed elsewhere. */
-export function jsonBody(limitBytes = 1024 * 1024) {
-  return async (ctx: Context, next: Next) => {
-    if (['POST', 'PUT', 'PATCH'].includes(ctx.method) && ctx.is('application/json')) {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      for await (const chunk of ctx.req) {
-        size += (chunk as Buffer).length;
-        if (size > limitBytes) throw new ApiError(413, 'body_too_large', `JSON bodies may be at most ${limitBytes} bytes.`);
-        chunks.push(chunk as Buffer);
-      }
-      const text = Buffer.concat(chunks).toString('utf8');
-      try {
-        (ctx.request as { body?: unknown }).body = text ? JSON.parse(text) : {};
-      } catch (error) {
-        throw new ApiError(400, 'invalid_json', `The request body is not valid JSON: ${(error as Error).message}`);
-      }
-    }
-    await next();
-  };
-}

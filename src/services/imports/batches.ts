@@ -173,6 +173,25 @@ export async function failBatch(ctx: AppContext, em: EntityManager, batchId: str
   return failed;
 }
 
+/**
+ * Removes a batch whose request was refused before it was accepted (still receiving): its items,
+ * staged files and reservation, and the row itself, so a refused request leaves nothing. A batch
+ * that has moved on (accepted) is left alone; returns whether this call removed it.
+ */
+export async function discardRefusedBatch(ctx: AppContext, em: EntityManager, batchId: string, stagedIds: string[] = []): Promise<boolean> {
+  const items = await em.execute<{ id: string }[]>('select id from import_items where batch_id = ?', [batchId]);
+  const removed = await em.transactional(async (tx) => {
+    const [batch] = await tx.execute<{ owner_id: string; state: string }[]>('select owner_id, state from import_batches where id = ? for update', [batchId]);
+    if (!batch || batch.state !== 'receiving') return false;
+    await tx.execute('delete from import_items where batch_id = ?', [batchId]);
+    await releaseBatchReservation(tx, batch.owner_id, batchId);
+    await tx.execute('delete from import_batches where id = ?', [batchId]);
+    return true;
+  });
+  for (const id of new Set([...stagedIds, ...items.map((i) => i.id), batchId])) await ctx.staging.remove(id);
+  return removed;
+}
+
 /** Ends an item (conditionally: a repeated delivery finds it ended). Returns whether this call ended it. */
 export async function endItem(
   tx: EntityManager,

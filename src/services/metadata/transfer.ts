@@ -89,6 +89,11 @@ export class ImportFileError extends Error {}
 
 /** CSV text → rows; a row number is its record's place in the file, the header being row 1. */
 export function rowsFromCsv(text: string): { row: number; value: MetadataRow }[] {
+  const nulAt = text.indexOf('\u0000');
+  if (nulAt >= 0) {
+    const line = text.slice(0, nulAt).split('\n').length;
+    throw new ImportFileError(`The CSV holds a NUL character (\\u0000) on line ${line}, which molvault cannot store; remove it.`);
+  }
   let records: string[][];
   try {
     records = parseCsv(text, { bom: true, skip_empty_lines: true, relax_column_count: false });

@@ -21,6 +21,7 @@ import { presentAcceptedUpload, presentStoredUpload, uploadRefusal } from '../..
 import { route } from '../../route.js';
 import { idParams } from '../../schemas/common.js';
 import { acceptedSchema } from '../../schemas/structures.js';
+import { text } from '../../text.js';
 
 const draftSchema = z.object({
   structureId: z.uuid(),
@@ -33,7 +34,7 @@ const draftSchema = z.object({
   updatedAt: z.string(),
 });
 
-const checkpointBody = z.object({ message: z.string().max(10_000).optional() });
+const checkpointBody = z.object({ message: text().max(10_000).optional() });
 
 const noDraft = () => new ApiError(404, 'no_draft', 'This structure has no draft: save one with PUT /v1/structures/:id/draft first.');
 

@@ -2,12 +2,13 @@ import { z } from 'zod';
 import { DEFAULT_DIFF_OPTIONS } from '../../../formats/diff.js';
 import { listQuery } from '../../schemas/common.js';
 import { structureSchema } from '../../schemas/structures.js';
+import { text } from '../../text.js';
 
 export const pinBody = z.object({ pinned: z.boolean() });
 
 export const rollbackBody = z.object({
   version: z.number().int().min(1),
-  message: z.string().max(10_000).optional(),
+  message: text().max(10_000).optional(),
 });
 
 export const diffQuery = z.object({

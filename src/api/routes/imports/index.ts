@@ -8,6 +8,7 @@ import { storedContents } from '../../../services/imports/known.js';
 import { access, visibleTo } from '../../access.js';
 import { decodeCursor, encodeCursor } from '../../http/cursor.js';
 import { acceptArchiveImport, acceptMultipartImport, acceptPdbImport } from '../../intake/imports.js';
+import { requestJson } from '../../middleware/jsonBody.js';
 import { errorSchema } from '../../openapi.js';
 import { presentAcceptedImport, presentImportItem, presentImportSummaries, presentImportSummary } from '../../presenters/imports.js';
 import { route } from '../../route.js';
@@ -53,7 +54,7 @@ export function importRoutes(app: AppContext): Router {
     async ({ params, user, koa }) => {
       const project = await access(app.orm.em.fork(), user).project(params.id, 'write');
       const batch = koa.is('application/json')
-        ? await acceptPdbImport(app, user, project.id, (koa.request as { body?: unknown }).body)
+        ? await acceptPdbImport(app, user, project.id, requestJson(koa))
         : koa.is('multipart/form-data')
           ? await acceptMultipartImport(app, koa, user, project.id)
           : await acceptArchiveImport(app, koa, user, project.id);

@@ -12,6 +12,7 @@ import { access } from '../../access.js';
 import { ApiError } from '../../errors.js';
 import { attachment } from '../../http/download.js';
 import { checkedMetadata } from '../../metadata.js';
+import { requestJson } from '../../middleware/jsonBody.js';
 import { errorSchema } from '../../openapi.js';
 import { route } from '../../route.js';
 import { idParams, metadataSchema } from '../../schemas/common.js';
@@ -184,17 +185,20 @@ export function metadataRoutes(app: AppContext): Router {
     {
       method: 'put',
       path: '/v1/projects/:id/metadata-schema',
-      summary: "Set the JSON schema (draft 7 / 2019 keywords, ajv) for the project's structure metadata; existing metadata must fit it",
+      summary:
+        'Set the JSON schema (draft 7 / 2019 keywords, ajv) for the project\'s structure metadata, sent as {"schema": …} like GET answers (the bare schema is accepted too); existing metadata must fit it',
       tag,
       params: idParams,
-      body: metadataSchema,
+      // {"schema": …} mirrors GET; a bare schema is taken as well (JSON Schema has no "schema" keyword, so the two never clash).
+      body: z.union([z.strictObject({ schema: metadataSchema }), metadataSchema]),
       responses: {
         200: { description: 'The schema', schema: z.object({ schema: metadataSchema }) },
         400: { description: 'Not a usable JSON schema', schema: errorSchema },
         409: { description: 'Metadata of existing structures does not fit', schema: errorSchema },
       },
     },
-    async ({ params, body, user }) => {
+    async ({ params, body: sent, user }) => {
+      const body = (isWrappedSchema(sent) ? sent.schema : sent) as Metadata;
       const em = app.orm.em.fork();
       const project = await access(em, user).project(params.id, 'own');
       try {
@@ -282,7 +286,7 @@ export function metadataRoutes(app: AppContext): Router {
       let projectMetadata: unknown;
       try {
         if (isCsv) rows = rowsFromCsv(await readText(koa, MAX_CSV_BYTES)).map((r) => ({ row: r.row, value: r.value }));
-        else ({ rows, projectMetadata } = rowsFromJson((koa.request as { body?: unknown }).body));
+        else ({ rows, projectMetadata } = rowsFromJson(requestJson(koa)));
       } catch (error) {
         if (error instanceof ImportFileError) throw new ApiError(400, 'invalid_import', error.message);
         throw error;
@@ -310,4 +314,9 @@ export function metadataRoutes(app: AppContext): Router {
   );
 
   return router;
+}
+
+function isWrappedSchema(body: Record<string, unknown>): body is { schema: Metadata } {
+  const keys = Object.keys(body);
+  return keys.length === 1 && keys[0] === 'schema' && typeof body.schema === 'object' && body.schema !== null && !Array.isArray(body.schema);
 }

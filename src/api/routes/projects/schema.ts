@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { metadataSchema, tagsSchema } from '../../schemas/common.js';
+import { text } from '../../text.js';
 
 export const projectSchema = z.object({
   id: z.uuid(),
@@ -15,8 +16,8 @@ export const projectSchema = z.object({
 });
 
 export const createProjectBody = z.object({
-  name: z.string().trim().min(1).max(200),
-  description: z.string().max(10_000).optional(),
+  name: text().trim().min(1).max(200),
+  description: text().max(10_000).optional(),
   tags: tagsSchema.optional(),
   metadata: metadataSchema.optional(),
   /** Version retention: keep the newest keepLast versions and/or those younger than keepDays; null turns a rule off. Pinned and current versions are always kept. */

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { STRUCTURE_KINDS } from '../../../entities/Structure.js';
 import { FORMATS } from '../../../formats/types.js';
 import { listQuery, metadataSchema, tagsSchema } from '../../schemas/common.js';
+import { text } from '../../text.js';
 
 export const uploadFieldsDoc = {
   file: 'The structure file (PDB, mmCIF, SDF/MOL, MOL2, XYZ; .gz or .bz2 accepted)',
@@ -24,8 +25,8 @@ export const listStructuresQuery = listQuery.extend({
 });
 
 export const updateStructureBody = z.object({
-  name: z.string().trim().min(1).max(255).optional(),
-  description: z.string().max(10_000).optional(),
+  name: text().trim().min(1).max(255).optional(),
+  description: text().max(10_000).optional(),
   tags: tagsSchema.optional(),
   metadata: metadataSchema.optional(),
 });

@@ -8,8 +8,9 @@ import { ApiError } from '../../errors.js';
 import { errorSchema } from '../../openapi.js';
 import { route } from '../../route.js';
 import { idParams, tagsSchema } from '../../schemas/common.js';
+import { text } from '../../text.js';
 
-const tagText = z.string().trim().min(1).max(100);
+const tagText = text().trim().min(1).max(100);
 const tagParams = idParams.extend({ tag: tagText });
 const tagsResponse = { 200: { description: "The structure's tags", schema: z.object({ tags: z.array(z.string()) }) } };
 const MAX_TAGS = 100;
