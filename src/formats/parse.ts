@@ -13,9 +13,10 @@ import { trajectoryFromSdf } from 'molstar/lib/mol-model-formats/structure/sdf.j
 import { trajectoryFromXyz } from 'molstar/lib/mol-model-formats/structure/xyz.js';
 import { Task } from 'molstar/lib/mol-task/index.js';
 import { type RecordScan, type RecordSpan, recordText, scanMol2, scanSdf, scanXyz } from './checks.js';
+import { coreCifElements } from './cifElements.js';
 import { lastDecline, MODEL_REWRITE, pdbAtomTable, readPdbAtoms } from './pdbFast.js';
 import { inspectSessionBytes } from './session.js';
-import { summarizeAtoms, summarizeModel } from './summarize.js';
+import { modelAtomTable, summarizeAtoms } from './summarize.js';
 import { type CifAtoms, cifAtomTable } from './summarizeCif.js';
 import { FORMAT_LABELS, type Format, type ParseOutcome, type Problem, type StructureSummary } from './types.js';
 
@@ -96,14 +97,16 @@ export async function parseStructure(text: string, format: Format, options: { di
       summary.models = read.direct.models;
       Object.assign(summary, headerInfo(frameHeader(read.frame)), read.extra);
     } else {
-      const { trajectory, extra, molecules } = read;
+      const { trajectory, extra, molecules, typeSymbols } = read;
       if (trajectory.frameCount === 0) {
         problems.push({ code: 'no_atoms', message: noAtoms });
         return { ok: false, format, status: 422, code: 'invalid_structure', message: noAtoms, report: report() };
       }
       const first = await Task.resolveInContext(trajectory.getFrameAtIndex(0));
       // Residue checks for residue-based files only (a small-molecule CIF's one "residue" is made up).
-      summary = summarizeModel(first, problems, warnings, (format === 'pdb' || format === 'cif' || format === 'bcif') && !extra.dialect);
+      const table = modelAtomTable(first);
+      if (typeSymbols) table.typeSymbol = (i) => typeSymbols[i];
+      summary = summarizeAtoms(table, problems, warnings, (format === 'pdb' || format === 'cif' || format === 'bcif') && !extra.dialect);
       summary.models = trajectory.frameCount;
       if (molecules !== undefined) summary.molecules = molecules;
       Object.assign(summary, headerInfo(modelHeader(first)), extra);
@@ -181,7 +184,13 @@ export function parsePdbFast(bytes: Uint8Array): ParseOutcome | undefined {
 }
 
 export type Read =
-  | { trajectory: Trajectory; extra: Partial<StructureSummary>; molecules?: number }
+  | {
+      trajectory: Trajectory;
+      extra: Partial<StructureSummary>;
+      molecules?: number;
+      /** Elements molvault read itself, in atom order, where Mol*'s would be wrong (core CIF without type symbols). */
+      typeSymbols?: string[];
+    }
   /** A large mmCIF summarised straight from its tokens (summarizeCif.ts). */
   | { direct: CifAtoms; frame: CifFrame; extra: Partial<StructureSummary> };
 
@@ -217,7 +226,8 @@ export async function readTrajectory(text: string, format: Format, warnings: Pro
           return { trajectory: await trajectoryFromMmCIF(frame, file).run(), extra: cifResolution(frame) };
         }
         if (frame.categories.atom_site_fract_x || frame.categories.atom_site_Cartn_x) {
-          return { trajectory: await trajectoryFromCifCore(frame).run(), extra: { dialect: 'coreCIF' } };
+          const typeSymbols = coreCifElements(frame, warnings);
+          return { trajectory: await trajectoryFromCifCore(frame).run(), extra: { dialect: 'coreCIF' }, ...(typeSymbols ? { typeSymbols } : {}) };
         }
         if (frame.categories.chem_comp_atom) return { trajectory: await trajectoryFromCCD(frame).run(), extra: { dialect: 'chemical component' } };
       }
