@@ -53,10 +53,15 @@ const ethanol = [sdfAtom(0, 'C'), sdfAtom(1.5, 'C'), sdfAtom(2.2, 'O')];
 const ethanolBonds = ['  1  2  1  0', '  2  3  1  0'];
 
 describe('checking small-molecule records against their count lines', () => {
-  it('summarises a multi-record SDF: molecules, bonds, title, formula and weight', async () => {
+  it('summarises a multi-record SDF as a whole: molecules, atoms and bonds of all, the shared formula and weight, the first title as the first record', async () => {
     const text = `${molRecord('ethanol', ethanol, ethanolBonds)}\n${molRecord('ethanol again', ethanol, ethanolBonds)}\n`;
     const outcome = await parseStructure(text, 'sdf');
-    expect(outcome).toMatchObject({ ok: true, kind: 'small-molecule', summary: { atoms: 3, molecules: 2, bonds: 2, title: 'ethanol', formula: 'C2 O' } });
+    expect(outcome).toMatchObject({
+      ok: true,
+      kind: 'small-molecule',
+      summary: { atoms: 6, molecules: 2, bonds: 4, formula: 'C2 O', records: { count: 2 }, firstRecord: { atoms: 3, bonds: 2, title: 'ethanol' } },
+    });
+    if (outcome.ok) expect(outcome.summary.title).toBeUndefined();
     if (outcome.ok) expect(outcome.summary.molecularWeight).toBeCloseTo(2 * 12.011 + 15.999, 3);
   });
 
@@ -119,7 +124,11 @@ describe('checking small-molecule records against their count lines', () => {
   it('reads a multi-frame XYZ as models and warns nothing', async () => {
     const frame = (z: number) => `3\nwater z=${z}\nO 0 0 ${z}\nH 0.76 0.59 ${z}\nH -0.76 0.59 ${z}\n`;
     const outcome = await parseStructure(frame(0) + frame(1) + frame(2), 'xyz');
-    expect(outcome).toMatchObject({ ok: true, summary: { atoms: 3, models: 3, title: 'water z=0', formula: 'H2 O' }, report: { warnings: [] } });
+    expect(outcome).toMatchObject({
+      ok: true,
+      summary: { atoms: 9, models: 3, formula: 'H2 O', records: { count: 3 }, firstRecord: { atoms: 3, title: 'water z=0' } },
+      report: { warnings: [] },
+    });
   });
 });
 

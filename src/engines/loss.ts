@@ -32,10 +32,33 @@ export interface Side {
   chemistry: ChemistryFacts;
 }
 
-const SUMMARY_PROPERTIES = ['atoms', 'models', 'chains', 'residues', 'molecules', 'formula'] as const;
+const SUMMARY_PROPERTIES = ['atoms', 'chains', 'residues'] as const;
+const MODEL_FORMATS: readonly Format[] = ['pdb', 'cif', 'bcif'];
+
+/**
+ * How many records a file holds: SDF/MOL and MOL2 molecules, XYZ frames, PDB/mmCIF models. A
+ * 5-frame XYZ written as SDF is 5 records either way, though one calls them models and the other
+ * molecules.
+ */
+export function recordCount(format: Format, summary: StructureSummary): number {
+  if (summary.records) return summary.records.count;
+  if (format === 'sdf' || format === 'mol' || format === 'mol2') return summary.molecules ?? 1;
+  return summary.models;
+}
+
+/** The formula, or for a file of records with several, its distinct formulas. */
+function formulaOf(summary: StructureSummary): string | undefined {
+  if (summary.formula !== undefined) return summary.formula;
+  const records = summary.records;
+  if (!records) return undefined;
+  return `${records.formulas.join(', ')}${records.distinctFormulas > records.formulas.length ? `, ... (${records.distinctFormulas} formulas)` : ''}`;
+}
 const CHEMISTRY_PROPERTIES = ['bonds', 'formalCharge', 'chargedAtoms', 'partialCharges'] as const;
 
-/** Compares source and output: atoms, models, chains, residues, molecules, formula, bonds, charges. */
+/**
+ * Compares source and output: atoms, models (between PDB and mmCIF) or records (SDF/MOL2
+ * molecules, XYZ frames and models across formats), chains, residues, formula, bonds, charges.
+ */
 export function lossReport(source: Side, output: Side): LossReport {
   const changes: LossChange[] = [];
   const kept: string[] = [];
@@ -67,6 +90,12 @@ export function lossReport(source: Side, output: Side): LossReport {
   for (const property of SUMMARY_PROPERTIES) {
     compare(property, source.summary[property], output.summary[property], false);
   }
+  if (MODEL_FORMATS.includes(source.format) && MODEL_FORMATS.includes(output.format)) {
+    compare('models', source.summary.models, output.summary.models, false);
+  } else {
+    compare('records', recordCount(source.format, source.summary), recordCount(output.format, output.summary), false);
+  }
+  compare('formula', formulaOf(source.summary), formulaOf(output.summary), false);
   for (const property of CHEMISTRY_PROPERTIES) {
     const b = output.chemistry[property];
     compare(property, source.chemistry[property], b, b === null);

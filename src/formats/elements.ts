@@ -17,3 +17,8 @@ export function atomicWeight(symbol: string): number | undefined {
   if (!symbol) return undefined;
   return TABLE.get(symbol[0].toUpperCase() + symbol.slice(1).toLowerCase());
 }
+
+/** Whether `symbol`, written as an element symbol is (Fe, not FE), names an element (or D, T). */
+export function isElementSymbol(symbol: string): boolean {
+  return TABLE.has(symbol);
+}

@@ -13,9 +13,11 @@ import { trajectoryFromSdf } from 'molstar/lib/mol-model-formats/structure/sdf.j
 import { trajectoryFromXyz } from 'molstar/lib/mol-model-formats/structure/xyz.js';
 import { Task } from 'molstar/lib/mol-task/index.js';
 import { type RecordScan, type RecordSpan, recordText, scanMol2, scanSdf, scanXyz } from './checks.js';
+import { coreCifElements } from './cifElements.js';
 import { lastDecline, MODEL_REWRITE, pdbAtomTable, readPdbAtoms } from './pdbFast.js';
+import { describeRecords, mol2Compositions, type RecordComposition, sdfCompositions, xyzCompositions } from './records.js';
 import { inspectSessionBytes } from './session.js';
-import { summarizeAtoms, summarizeModel } from './summarize.js';
+import { modelAtomTable, summarizeAtoms } from './summarize.js';
 import { type CifAtoms, cifAtomTable } from './summarizeCif.js';
 import { FORMAT_LABELS, type Format, type ParseOutcome, type Problem, type StructureSummary } from './types.js';
 
@@ -37,7 +39,7 @@ class ParseFailure extends Error {
  * (the file is kept, and the report says which records a reader will skip); a file with no sound
  * record is refused with the problems of its records.
  */
-function soundRecords(scan: RecordScan, format: Format, warnings: Problem[]): { first: RecordSpan; count: number } {
+function soundRecords(scan: RecordScan, format: Format, warnings: Problem[]): { first: RecordSpan; count: number; sound: RecordSpan[] } {
   const label = FORMAT_LABELS[format];
   if (scan.fileProblems.length > 0 && scan.records.every((r) => r.problems.length > 0)) {
     const all = [...scan.records.flatMap((r) => r.problems), ...scan.fileProblems].slice(0, 20);
@@ -54,7 +56,7 @@ function soundRecords(scan: RecordScan, format: Format, warnings: Problem[]): { 
       warnings.push({ ...p, code: `record_skipped_${p.code}`, message: `${p.message} This record is skipped; the others are read.` });
   }
   for (const p of scan.fileProblems) warnings.push({ ...p, message: `${p.message} The records before it are read.` });
-  return { first: sound[0], count: sound.length };
+  return { first: sound[0], count: sound.length, sound };
 }
 
 function recordExtra(record: RecordSpan): Partial<StructureSummary> {
@@ -91,22 +93,30 @@ export async function parseStructure(text: string, format: Format, options: { di
     const read = await readTrajectory(text, format, warnings, options.directCif ?? text.length >= DIRECT_CIF_BYTES);
     const noAtoms = `The ${label} file contains no atoms${format === 'pdb' ? ' (no ATOM or HETATM records)' : ''}.`;
     let summary: StructureSummary;
+    // The kind of a multi-record file is its first record's (a trajectory of water is no macromolecule).
+    let kind: ReturnType<typeof kindOf> | undefined;
     if ('direct' in read) {
       summary = summarizeAtoms(read.direct.table, problems, warnings, true);
       summary.models = read.direct.models;
       Object.assign(summary, headerInfo(frameHeader(read.frame)), read.extra);
     } else {
-      const { trajectory, extra, molecules } = read;
+      const { trajectory, extra, molecules, typeSymbols, compositions } = read;
       if (trajectory.frameCount === 0) {
         problems.push({ code: 'no_atoms', message: noAtoms });
         return { ok: false, format, status: 422, code: 'invalid_structure', message: noAtoms, report: report() };
       }
       const first = await Task.resolveInContext(trajectory.getFrameAtIndex(0));
       // Residue checks for residue-based files only (a small-molecule CIF's one "residue" is made up).
-      summary = summarizeModel(first, problems, warnings, (format === 'pdb' || format === 'cif' || format === 'bcif') && !extra.dialect);
+      const table = modelAtomTable(first);
+      if (typeSymbols) table.typeSymbol = (i) => typeSymbols[i];
+      summary = summarizeAtoms(table, problems, warnings, (format === 'pdb' || format === 'cif' || format === 'bcif') && !extra.dialect);
       summary.models = trajectory.frameCount;
       if (molecules !== undefined) summary.molecules = molecules;
       Object.assign(summary, headerInfo(modelHeader(first)), extra);
+      if (compositions) {
+        kind = kindOf(summary, format);
+        describeRecords(summary, compositions);
+      }
     }
     if (summary.atoms === 0) {
       problems.push({ code: 'no_atoms', message: noAtoms });
@@ -114,7 +124,7 @@ export async function parseStructure(text: string, format: Format, options: { di
     if (problems.length > 0) {
       return { ok: false, format, status: 422, code: 'invalid_structure', message: problems.map((p) => p.message).join(' '), report: report() };
     }
-    return { ok: true, format, kind: kindOf(summary, format), summary, report: report() };
+    return { ok: true, format, kind: kind ?? kindOf(summary, format), summary, report: report() };
   } catch (error) {
     const line = error instanceof ParseFailure ? error.line : undefined;
     const message = error instanceof ParseFailure ? error.message : `The ${label} reader failed: ${error instanceof Error ? error.message : String(error)}`;
@@ -181,7 +191,15 @@ export function parsePdbFast(bytes: Uint8Array): ParseOutcome | undefined {
 }
 
 export type Read =
-  | { trajectory: Trajectory; extra: Partial<StructureSummary>; molecules?: number }
+  | {
+      trajectory: Trajectory;
+      extra: Partial<StructureSummary>;
+      molecules?: number;
+      /** The composition of every record read, for a multi-record file's summary. */
+      compositions?: RecordComposition[];
+      /** Elements molvault read itself, in atom order, where Mol*'s would be wrong (core CIF without type symbols). */
+      typeSymbols?: string[];
+    }
   /** A large mmCIF summarised straight from its tokens (summarizeCif.ts). */
   | { direct: CifAtoms; frame: CifFrame; extra: Partial<StructureSummary> };
 
@@ -217,7 +235,8 @@ export async function readTrajectory(text: string, format: Format, warnings: Pro
           return { trajectory: await trajectoryFromMmCIF(frame, file).run(), extra: cifResolution(frame) };
         }
         if (frame.categories.atom_site_fract_x || frame.categories.atom_site_Cartn_x) {
-          return { trajectory: await trajectoryFromCifCore(frame).run(), extra: { dialect: 'coreCIF' } };
+          const typeSymbols = coreCifElements(frame, warnings);
+          return { trajectory: await trajectoryFromCifCore(frame).run(), extra: { dialect: 'coreCIF' }, ...(typeSymbols ? { typeSymbols } : {}) };
         }
         if (frame.categories.chem_comp_atom) return { trajectory: await trajectoryFromCCD(frame).run(), extra: { dialect: 'chemical component' } };
       }
@@ -236,28 +255,61 @@ export async function readTrajectory(text: string, format: Format, warnings: Pro
     case 'mol': {
       // One reader for both: a MOL file is a one-record SDF, and Mol*'s MOL reader has no V3000.
       const scan = scanSdf(text);
-      const { first, count } = soundRecords(scan, format, warnings);
-      const sdf = unwrap(await parseSdf(recordText(scan, first, '\n$$$$\n')).run(), label, warnings);
+      const { first, count, sound } = soundRecords(scan, format, warnings);
+      // Every sound record is read (the summary describes the whole file); the model is the first's.
+      const sdf = unwrap(await parseSdf(sound.map((r) => recordText(scan, r, '\n$$$$\n')).join('')).run(), label, warnings);
       if (sdf.compounds.length === 0) throw new ParseFailure(`Record ${first.index} of the ${label} file could not be read.`, first.startLine + 1);
-      return { trajectory: await trajectoryFromSdf(sdf.compounds[0]).run(), extra: recordExtra(first), molecules: count };
+      const compositions =
+        sdf.compounds.length === sound.length
+          ? sdfCompositions(
+              sdf.compounds.map((c) => c.molFile),
+              sound.map((r) => r.index),
+              sound.map((r) => r.bonds),
+            )
+          : undefined;
+      return { trajectory: await trajectoryFromSdf(sdf.compounds[0]).run(), extra: recordExtra(first), molecules: count, compositions };
     }
     case 'mol2': {
       const scan = scanMol2(text);
-      const { first, count } = soundRecords(scan, format, warnings);
+      const { first, count, sound } = soundRecords(scan, format, warnings);
       const mol2 = unwrap(await parseMol2(recordText(scan, first, '\n'), 'upload').run(), label, warnings);
       if (mol2.structures.length === 0) throw new ParseFailure(`Molecule ${first.index} of the MOL2 file could not be read.`, first.startLine + 1);
-      return { trajectory: await trajectoryFromMol2(mol2).run(), extra: recordExtra(first), molecules: count };
+      // Every sound molecule is read for the summary, one at a time: Mol*'s reader looks for a
+      // SUBSTRUCTURE section past the end of a molecule that has none, into the next one.
+      const structures = [mol2.structures[0]];
+      for (const record of sound.slice(1)) {
+        const result = await parseMol2(recordText(scan, record, '\n'), 'upload').run();
+        if (result.isError || result.result.structures.length === 0) break;
+        structures.push(result.result.structures[0]);
+      }
+      const compositions =
+        structures.length === sound.length
+          ? mol2Compositions(
+              { ...mol2, structures },
+              sound.map((r) => r.index),
+              sound.map((r) => r.bonds),
+            )
+          : undefined;
+      return { trajectory: await trajectoryFromMol2(mol2).run(), extra: recordExtra(first), molecules: count, compositions };
     }
     case 'xyz': {
       const scan = scanXyz(text);
-      const { first } = soundRecords(scan, format, warnings);
+      const { first, sound } = soundRecords(scan, format, warnings);
       // Frames are one trajectory: read the sound ones (all of them, unless the file breaks off).
-      const last = scan.records.filter((r) => r.problems.length === 0).at(-1) ?? first;
+      const last = sound.at(-1) ?? first;
       const frames = last.index === scan.records.length && scan.fileProblems.length === 0 ? text : scan.lines.slice(0, last.endLine).join('\n');
       const xyz = unwrap(await parseXyz(frames).run(), label, warnings);
       const extended = /Properties=/i.test(scan.lines[first.startLine + 1] ?? '');
       const title = !extended && first.title && first.title.length <= 200 ? { title: first.title } : {};
-      return { trajectory: await trajectoryFromXyz(xyz).run(), extra: title };
+      const read = scan.records.slice(0, last.index);
+      const compositions =
+        xyz.molecules.length === read.length
+          ? xyzCompositions(
+              xyz,
+              read.map((r) => r.index),
+            )
+          : undefined;
+      return { trajectory: await trajectoryFromXyz(xyz).run(), extra: title, compositions };
     }
     default:
       throw new ParseFailure(`molvault has no reader for ${label}.`);

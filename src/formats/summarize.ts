@@ -25,6 +25,20 @@ function normaliseElement(symbol: string): string {
   return s[0].toUpperCase() + s.slice(1).toLowerCase();
 }
 
+/**
+ * Element counts of a list of atoms, read as summarizeAtoms reads them: a symbol that is no
+ * element counts as the first letter of the atom's name. For the records of a multi-record file.
+ */
+export function countElements(count: number, symbol: (atom: number) => string, name: (atom: number) => string): Record<string, number> {
+  const elements: Record<string, number> = {};
+  for (let i = 0; i < count; i++) {
+    const normalised = normaliseElement(symbol(i));
+    const element = ELEMENT_SYMBOL.test(normalised) && normalised !== 'X' ? normalised : /[A-Za-z]/.exec(name(i))?.[0].toUpperCase() || '?';
+    elements[element] = (elements[element] ?? 0) + 1;
+  }
+  return elements;
+}
+
 /** Sum of standard atomic weights; symbols that are not elements (?, X, LP) count as nothing. */
 export function molecularWeight(elements: Record<string, number>): number {
   let total = 0;

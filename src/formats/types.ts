@@ -30,7 +30,7 @@ export const MEDIA_TYPES: Record<Format, string> = {
 export type Compression = 'gzip' | 'bzip2';
 
 export interface StructureSummary {
-  /** Atoms in the first model. */
+  /** Atoms in the first model; in a file of several records (`records` set), atoms in all of them. */
   atoms: number;
   models: number;
   chains: number;
@@ -56,10 +56,43 @@ export interface StructureSummary {
   dialect?: 'coreCIF' | 'chemical component';
   /** Readable records in a multi-record file (SDF, MOL2); `models` counts frames or MODELs. */
   molecules?: number;
+  /**
+   * A file of more than one record (SDF/MOL2 molecules, XYZ frames) described as a whole. Then
+   * `atoms`, `elements` and `bonds` count every record; `formula` and `molecularWeight` are set
+   * only when every record has the same formula; the first record's own details are `firstRecord`.
+   */
+  records?: RecordsSummary;
+  /** The first readable record of a multi-record file, labelled as such. */
+  firstRecord?: FirstRecordSummary;
   bounds?: { min: [number, number, number]; max: [number, number, number] };
   /** ChimeraX sessions: the header's version, how the stored bytes are compressed, their size. */
   session?: { version: number; compression: 'lz4' | 'none'; bytes: number };
 }
+
+export interface RecordsSummary {
+  /** Readable records (broken ones are skipped and reported). */
+  count: number;
+  totalAtoms: number;
+  /** Fewest and most atoms in one record. */
+  atomsPerRecord: { min: number; max: number };
+  distinctFormulas: number;
+  /** Distinct formulas (Hill order) in order of first appearance, at most RECORD_FORMULAS_LISTED. */
+  formulas: string[];
+}
+
+export interface FirstRecordSummary {
+  /** 1-based position of the record in the file. */
+  index: number;
+  atoms: number;
+  formula: string;
+  molecularWeight: number;
+  elements: Record<string, number>;
+  bonds?: number;
+  title?: string;
+}
+
+/** How many distinct formulas a multi-record summary lists. */
+export const RECORD_FORMULAS_LISTED = 20;
 
 export interface Problem {
   code: string;

@@ -29,6 +29,12 @@ function organismOf(summary: Record<string, unknown>, metadata: Record<string, u
   return text(fromSummary) ?? text(metadata.organism);
 }
 
+/** A multi-record file has no one formula: its distinct formulas (as listed in the summary) are searched instead. */
+function recordFormulas(records: unknown): string | undefined {
+  const formulas = (records as { formulas?: unknown } | null | undefined)?.formulas;
+  return Array.isArray(formulas) ? text(formulas.filter((f) => typeof f === 'string').join(', ')) : undefined;
+}
+
 export function buildSearchDocument(structure: Structure, version: StructureVersion | null): SearchDocument {
   const summary = (version?.summary ?? {}) as unknown as Record<string, unknown>;
   const metadata = (structure.metadata ?? {}) as Record<string, unknown>;
@@ -42,12 +48,13 @@ export function buildSearchDocument(structure: Structure, version: StructureVers
     format: version?.format,
     tags: [...new Set(structure.tags ?? [])],
     metadataText: flattenMetadata(metadata),
-    title: text(summary.title),
+    // A multi-record file's summary keeps its first record's title apart, labelled as such.
+    title: text(summary.title) ?? text((summary.firstRecord as { title?: unknown } | undefined)?.title),
     method: text(summary.method)?.toUpperCase(),
     resolution: decimal(summary.resolution),
     organism: organismOf(summary, metadata),
     pdbId: text(summary.pdbId)?.toUpperCase(),
-    formula: text(summary.formula),
+    formula: text(summary.formula) ?? recordFormulas(summary.records),
     ligands: ligandNames(summary.ligands),
     filename: version?.filename,
     atoms: count(summary.atoms),
