@@ -3,14 +3,21 @@ import pg from 'pg';
 import type { Logger } from '../lib/logger.js';
 import { STRUCTURE_CARD_CONCAT_ARGS } from './cards.js';
 import { highlighter } from './highlight.js';
-import { decodeSearchCursor, effectiveSort, encodeSearchCursor, queryWords } from './query.js';
+import { decodeSearchCursor, effectiveSort, encodeSearchCursor, indexTokens, queryTerms, typosAllowed } from './query.js';
+import { searchText } from './text.js';
 import type { PresentedSearchPage, RebuildProgress, SearchDocument, SearchFacet, SearchIndex, SearchQuery, SearchResult, SearchSort } from './types.js';
 
-/** A word this long or longer may be a typo of a vocabulary term. */
+/** Vocabulary terms a mistyped word may stand for, closest first. */
+const TYPO_ALTERNATIVES = 8;
+/** Vocabulary terms are at least this long: shorter words are not searched for typos (as Typesense does). */
 const TYPO_MIN_LENGTH = 4;
-/** How alike (pg_trgm similarity) a vocabulary term must be to count as the word mistyped. */
-const TYPO_SIMILARITY = 0.45;
-const TYPO_ALTERNATIVES = 4;
+/** What a rank adds when a document matches the words as typed (each as a word or a prefix): those come before typo matches. */
+const AS_TYPED = 100;
+/**
+ * Bump when indexTokens or vectorText change what a document is indexed by: the drift check then
+ * rebuilds the index (search_index_state holds the version the stored documents were built with).
+ */
+export const SEARCH_TOKENS_VERSION = 2;
 /** Facet values returned per facet, most frequent first. */
 const FACET_VALUES = 100;
 
@@ -74,17 +81,32 @@ function keyset(spec: SortSpec, id: string, cursor: Cursor, params: Params, cast
   return `(${spec.expr} ${beyond} ${v} or (${spec.expr} = ${v} and ${id} ${beyond} ${params.add(lastId, 'uuid')})${spec.nullable ? ` or ${spec.expr} is null` : ''})`;
 }
 
-/** The text a document is found by, in three weights: A (name, PDB id), B (title, tags, file name, ligands), C (the rest). */
+/** A document's highlight text and its tsvector's text. */
 function weightedText(doc: SearchDocument) {
-  const strong = [doc.name, doc.pdbId ?? ''].join(' ');
-  const medium = [doc.title ?? '', doc.tags.join(' '), doc.filename ?? '', doc.ligands.join(' ')].join(' ');
-  const weak = [doc.description, doc.metadataText.join(' '), doc.method ?? '', doc.formula ?? '', doc.organism ?? ''].join(' ');
-  // Control characters become spaces too: searches return the page's texts joined by one (HIGHLIGHTS_GAP).
-  const body = [strong, medium, weak]
-    .join(' ')
-    .replace(/[\s\p{Cc}]+/gu, ' ')
-    .trim();
-  return { strong, medium, weak, body };
+  const { strong, medium, weak, body } = searchText(doc);
+  return { body, vector: vectorText([strong, 'A'], [medium, 'B'], [weak, 'C']) };
+}
+
+/**
+ * The document's tsvector as text: the tokens both backends index (indexTokens: compounds whole and
+ * by their parts), numbered in order and weighted by the field they came from. Built here rather
+ * than by to_tsvector, whose parser keeps "1hpv.pdb" or "first_200" whole and nothing else, or
+ * splits them differently from the query. Tokens hold only letters, digits, dots, underscores and
+ * hyphens: nothing to escape between the quotes. Postgres keeps the first 256 positions of a lexeme
+ * and caps positions at 16383 itself.
+ */
+export function vectorText(...fields: [text: string, weight: 'A' | 'B' | 'C'][]): string {
+  const positions = new Map<string, string[]>();
+  let position = 0;
+  for (const [text, weight] of fields) {
+    for (const token of indexTokens(text)) {
+      position = Math.min(position + 1, 16383);
+      const list = positions.get(token);
+      if (!list) positions.set(token, [`${position}${weight}`]);
+      else if (list.length < 256) list.push(`${position}${weight}`);
+    }
+  }
+  return [...positions].map(([token, at]) => `'${token}':${at.join(',')}`).join(' ');
 }
 
 const COLUMNS = [
@@ -126,8 +148,12 @@ const TAG_INDEX_COLUMNS = [
   'name',
 ] as const;
 
-/** Vocabulary terms (for typo correction): a document's words of a useful length with a letter in them. */
-const VOCABULARY_TERM = `between ${TYPO_MIN_LENGTH} and 40`;
+/**
+ * Vocabulary terms (for typo correction): a document's words (not compounds: their parts are words)
+ * of a useful length with a letter in them. Inserting one adds its deletion variants
+ * (search_term_variants, by trigger), through which a mistyped word finds it.
+ */
+const vocabularyTerm = (column: string) => `length(${column}) between ${TYPO_MIN_LENGTH} and 40 and ${column} ~ '[[:alpha:]]' and ${column} !~ '[._-]'`;
 
 /** The statement a search runs, and what reading its rows needs. */
 interface SearchStatement {
@@ -232,8 +258,10 @@ export class PostgresSearchIndex implements SearchIndex {
 
   async prepare(): Promise<void> {}
 
+  /** True when documents were indexed by an older tokenizer (SEARCH_TOKENS_VERSION): a rebuild re-tokenizes them. */
   async needsRebuild(): Promise<boolean> {
-    return false;
+    const [state] = await this.connection.execute<{ tokens_version: number }[]>('select tokens_version from search_index_state');
+    return (state?.tokens_version ?? 0) < SEARCH_TOKENS_VERSION;
   }
 
   async close(): Promise<void> {
@@ -254,7 +282,7 @@ export class PostgresSearchIndex implements SearchIndex {
   async upsertMany(docs: SearchDocument[]): Promise<void> {
     if (docs.length === 0) return;
     const rows = docs.map((doc) => {
-      const { strong, medium, weak, body } = weightedText(doc);
+      const { body, vector } = weightedText(doc);
       return {
         structure_id: doc.structureId,
         owner_id: doc.ownerId,
@@ -273,9 +301,7 @@ export class PostgresSearchIndex implements SearchIndex {
         created_at: new Date(doc.createdAt).toISOString(),
         updated_at: new Date(doc.updatedAt).toISOString(),
         body,
-        strong,
-        medium,
-        weak,
+        vector_text: vector,
         data: doc,
       };
     });
@@ -285,13 +311,11 @@ export class PostgresSearchIndex implements SearchIndex {
     // Documents are written in id order, so concurrent batches lock rows (and then counts) in one order.
     await this.connection.execute(
       `with input as (
-         select r.*, coalesce(r.tags, '{}') as all_tags,
-                setweight(to_tsvector('simple', r.strong), 'A') || setweight(to_tsvector('simple', r.medium), 'B')
-                  || setweight(to_tsvector('simple', r.weak), 'C') as vector
+         select r.*, coalesce(r.tags, '{}') as all_tags, r.vector_text::tsvector as vector
          from jsonb_to_recordset(?::jsonb) as r(
            structure_id uuid, owner_id uuid, project_id uuid, name text, kind text, format text, tags text[], method text,
            atoms integer, residues integer, chains integer, resolution double precision, has_ligand boolean, deleted boolean,
-           created_at timestamptz, updated_at timestamptz, body text, strong text, medium text, weak text, data jsonb)
+           created_at timestamptz, updated_at timestamptz, body text, vector_text text, data jsonb)
        ),
        written as (
          insert into search_documents (${COLUMNS.join(', ')}, indexed_at)
@@ -316,7 +340,7 @@ export class PostgresSearchIndex implements SearchIndex {
        )
        insert into search_terms (owner_id, term)
        select distinct i.owner_id, t.lexeme from input i, unnest(i.vector) t
-       where length(t.lexeme) ${VOCABULARY_TERM} and t.lexeme ~ '[[:alpha:]]'
+       where ${vocabularyTerm('t.lexeme')}
        on conflict do nothing`,
       [JSON.stringify(rows)],
     );
@@ -370,14 +394,17 @@ export class PostgresSearchIndex implements SearchIndex {
     await em.transactional(async (tx) => {
       await tx.execute('delete from search_documents where indexed_at < ?::timestamptz', [started]);
       await tx.execute('delete from search_terms');
+      // Refilled by the trigger on search_terms as the terms go back in: variants of words no longer used go.
+      await tx.execute('delete from search_term_variants');
       await tx.execute(
         `insert into search_terms (owner_id, term)
          select distinct d.owner_id, t.term from search_documents d,
            lateral (select substr(u.lexeme, length(search_owner_key(d.owner_id)) + 2) as term from unnest(d.scoped_document) u) t
-         where length(t.term) ${VOCABULARY_TERM} and t.term ~ '[[:alpha:]]'
+         where ${vocabularyTerm('t.term')}
          on conflict do nothing`,
       );
       await recountSearchCounts(tx);
+      await tx.execute('update search_index_state set tokens_version = ?', [SEARCH_TOKENS_VERSION]);
     });
   }
 
@@ -446,7 +473,10 @@ export class PostgresSearchIndex implements SearchIndex {
    *    are kept by (trash, kind, format, method, project, ligand), else from a count of the filter.
    */
   private statement(query: SearchQuery, present: boolean): SearchStatement | undefined {
-    const words = queryWords(query.q);
+    const terms = queryTerms(query.q);
+    const words = terms.flatMap((t) => t.parts);
+    const groups = terms.flatMap((t, i) => t.parts.map(() => i + 1));
+    const typos = words.map(typosAllowed);
     if (query.q?.trim() && words.length === 0) return undefined;
     const sort = effectiveSort(query);
     const spec = sort === 'relevance' ? RELEVANCE : SORT_SPECS[sort];
@@ -458,32 +488,50 @@ export class PostgresSearchIndex implements SearchIndex {
     const hasText = words.length > 0;
 
     if (hasText) {
-      // Each word matches as a prefix, or as one of the owner's vocabulary terms it is a likely typo of.
-      // A word that is itself one of the owner's terms is taken as typed, as Typesense takes a word
-      // that finds enough: its typos are not searched for (the trigram lookup was an eighth of a
-      // one-word search's time in Postgres, measured).
-      // `query` (unscoped) highlights the body; `scoped` finds and ranks; `scoped_strict` (the words
-      // without typo alternatives) adds to the rank of exact matches, and is null when nothing was added.
-      ctes.push(`words as (select w, ord from unnest(${params.add(words, 'text[]')}) with ordinality as u(w, ord))`);
+      // Each word matches as a prefix, or as one of the owner's vocabulary terms within its typo
+      // allowance (typosAllowed: Damerau–Levenshtein 1 from 4 letters, 2 from 8, as Typesense counts).
+      // Candidates come from the terms' deletion variants (search_term_variants): two strings within
+      // distance k share a string made by deleting at most k letters from each, so the lookup misses
+      // none; search_typo_distance then keeps those truly within k. A word that is itself one of the
+      // owner's terms is taken as typed, as Typesense takes a word that finds enough: its typos are not
+      // searched for. A compound ("1hpv.pdb") matches by its parts, every one, or as a whole (which
+      // only adds to the rank of documents holding it whole).
+      // `scoped` finds and ranks; `scoped_strict` (the words as typed, without typo alternatives) puts
+      // the documents matching them first, and is null when no alternative was added.
+      ctes.push(`words as (
+        select w, g, k, ord from unnest(${params.add(words, 'text[]')}, ${params.add(groups, 'integer[]')}, ${params.add(typos, 'integer[]')})
+          with ordinality as u(w, g, k, ord))`);
       ctes.push(`corrected as materialized (
-        select ord, w, array(
-          select t.term from search_terms t
-          where t.owner_id = ${owner} and length(w) >= ${TYPO_MIN_LENGTH}
-            and not exists (select from search_terms known where known.owner_id = ${owner} and known.term = w)
-            and t.term % w and t.term <> w and similarity(t.term, w) >= ${TYPO_SIMILARITY}
-          order by similarity(t.term, w) desc, t.term limit ${TYPO_ALTERNATIVES}) as terms
+        select ord, g, w, array(
+          select c.term from (
+            select distinct v.term from search_term_variants v
+            where k > 0 and v.variant = any(search_typo_variants(w, k)) and v.term <> w
+              and not exists (select from search_terms known where known.owner_id = ${owner} and known.term = w)
+          ) c
+          join search_terms t on t.owner_id = ${owner} and t.term = c.term
+          cross join lateral (select search_typo_distance(c.term, w) as distance) d
+          where d.distance <= k
+          order by d.distance, c.term limit ${TYPO_ALTERNATIVES}) as terms
         from words
       )`);
+      const wholes = params.add(
+        terms.map((t) => t.whole ?? null),
+        'text[]',
+      );
+      const asWhole = (parts: string) =>
+        `case when (${wholes})[g] is null then ${parts} else '(' || quote_literal((${wholes})[g]) || ':* | ' || ${parts} || ')' end`;
       ctes.push(`q as materialized (
-        select query, search_scope_tsquery(${owner}, query) as scoped,
+        select search_scope_tsquery(${owner}, query) as scoped,
                case when query = strict then null else search_scope_tsquery(${owner}, strict) end as scoped_strict,
                (select coalesce(array_agg(term), '{}') from corrected, unnest(terms) as term) as corrections
         from (
-          select to_tsquery('simple', string_agg(
-                   '(' || array_to_string(array[quote_literal(w) || ':*'] || array(select quote_literal(t) from unnest(terms) as t), ' | ') || ')',
-                   ' & ' order by ord)) as query,
-                 to_tsquery('simple', string_agg(quote_literal(w) || ':*', ' & ' order by ord)) as strict
-          from corrected
+          select string_agg(loose, ' & ' order by g)::tsquery as query, string_agg(strict, ' & ' order by g)::tsquery as strict
+          from (
+            select g,
+                   ${asWhole(`'(' || string_agg('(' || array_to_string(array[quote_literal(w) || ':*'] || array(select quote_literal(t) from unnest(terms) as t), ' | ') || ')', ' & ' order by ord) || ')'`)} as loose,
+                   ${asWhole(`'(' || string_agg(quote_literal(w) || ':*', ' & ' order by ord) || ')'`)} as strict
+            from corrected group by g
+          ) per_term
         ) built
       )`);
     }
@@ -547,10 +595,12 @@ export class PostgresSearchIndex implements SearchIndex {
     const countedFacet = (facet: SearchFacet) => countable && (facet !== 'tag' || countedDimensions === 0);
     const gather = scopedByIndex || facets.some((f) => !countedFacet(f));
     // ts_rank (field weights and frequency) rather than ts_rank_cd (cover density): a fifth of the cost
-    // per matched row, and every match is ranked. Exact words add to the rank of their typo corrections.
+    // per matched row, and every match is ranked. Documents matching the words as typed come before
+    // those found through typo corrections (AS_TYPED), and as-typed words add to the rank of corrections.
     const rankExpr = (vector: string) =>
-      `(case when (select scoped_strict from q) is null then 2::real * ts_rank(${vector}, (select scoped from q))
-             else ts_rank(${vector}, (select scoped from q)) + ts_rank(${vector}, (select scoped_strict from q)) end)::float8`;
+      `(case when (select scoped_strict from q) is null then ${AS_TYPED} + 2::real * ts_rank(${vector}, (select scoped from q))
+             else (case when ${vector} @@ (select scoped_strict from q) then ${AS_TYPED} else 0 end)
+                  + ts_rank(${vector}, (select scoped from q)) + ts_rank(${vector}, (select scoped_strict from q)) end)::float8`;
     const limit = params.add(query.limit + 1, 'integer');
 
     let total: string;

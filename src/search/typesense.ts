@@ -3,14 +3,16 @@ import type { CollectionFieldSchema } from 'typesense/lib/Typesense/Collection.j
 import type { SearchParams } from 'typesense/lib/Typesense/Documents.js';
 import type { StructureKind } from '../entities/Structure.js';
 import type { Logger } from '../lib/logger.js';
-import { decodeSearchCursor, effectiveSort, encodeSearchCursor, queryWords } from './query.js';
+import { highlighter } from './highlight.js';
+import { decodeSearchCursor, effectiveSort, encodeSearchCursor, queryWords, TYPO_ONE_FROM, TYPO_TWO_FROM } from './query.js';
+import { searchText, tokenText } from './text.js';
 import type { RebuildProgress, SearchDocument, SearchFacet, SearchIndex, SearchQuery, SearchResult, SearchSort } from './types.js';
 
 /**
  * Bump when the fields below change: workers then see the alias pointing at an older collection
  * (needsRebuild), rebuild into a new one and swap the alias, so searches never stop.
  */
-export const TYPESENSE_SCHEMA_VERSION = 1;
+export const TYPESENSE_SCHEMA_VERSION = 2;
 /** Typesense answers at most 250 hits per request. */
 const MAX_PAGE = 250;
 const IMPORT_BATCH = 500;
@@ -42,7 +44,15 @@ interface TypesenseDocument {
   deleted: boolean;
   created_at: number;
   updated_at: number;
+  /** The index tokens (indexTokens) of the A, B and C texts (searchText), and of all three. */
+  words_a: string;
+  words_b: string;
+  words_c: string;
+  words_all: string;
 }
+
+/** Kept whole in the index (symbols_to_index), as the compounds of the words fields hold them: "1hpv.pdb". */
+const COMPOUND_SYMBOLS = ['.', '_', '-'];
 
 const FIELDS: CollectionFieldSchema[] = [
   { name: 'owner_id', type: 'string' },
@@ -69,11 +79,19 @@ const FIELDS: CollectionFieldSchema[] = [
   { name: 'deleted', type: 'bool' },
   { name: 'created_at', type: 'int64', sort: true },
   { name: 'updated_at', type: 'int64', sort: true },
+  { name: 'words_a', type: 'string' },
+  { name: 'words_b', type: 'string' },
+  { name: 'words_c', type: 'string' },
+  { name: 'words_all', type: 'string' },
 ];
 
-/** Same fields, same weights as the Postgres backend's A/B/C: name and PDB id first, then title, tags, file, ligands. */
-const QUERY_BY = ['name', 'pdb_id', 'title', 'tags', 'filename', 'ligands', 'description', 'metadata_text', 'method', 'formula', 'organism'];
-const QUERY_WEIGHTS = [4, 4, 2, 2, 2, 2, 1, 1, 1, 1, 1];
+/**
+ * The Postgres backend's texts and weights: A (name and PDB id), then B (title, tags, file name,
+ * ligands), then C, each as the tokens both backends index; and all of them in one field, so a query
+ * whose words are spread over several texts matches as it does in Postgres.
+ */
+const QUERY_BY = ['words_a', 'words_b', 'words_c', 'words_all'];
+const QUERY_WEIGHTS = [4, 2, 1, 1];
 
 const SORT_BY: Record<SearchSort, string> = {
   relevance: '_text_match:desc,created_at:desc',
@@ -95,7 +113,12 @@ const FACET_FIELDS: Record<SearchFacet, keyof TypesenseDocument> = { tag: 'tags'
 const quote = (value: string) => `\`${value.replace(/`/g, '')}\``;
 
 function toTypesense(doc: SearchDocument): TypesenseDocument {
+  const text = searchText(doc);
   return {
+    words_a: tokenText(text.strong),
+    words_b: tokenText(text.medium),
+    words_c: tokenText(text.weak),
+    words_all: tokenText(text.body),
     id: doc.structureId,
     owner_id: doc.ownerId,
     project_id: doc.projectId,
@@ -150,6 +173,13 @@ function fromTypesense(doc: TypesenseDocument): SearchDocument {
     createdAt: new Date(doc.created_at),
     updatedAt: new Date(doc.updated_at),
   };
+}
+
+/** The Postgres backend's highlight of a hit: its text, with the words as typed and the tokens they matched marked. */
+function highlightsOf(doc: TypesenseDocument, words: string[], matched: string[]): string[] {
+  if (words.length === 0) return [];
+  const shown = highlighter(words, matched)(searchText(fromTypesense(doc)).body);
+  return shown ? [shown] : [];
 }
 
 /** Typesense's filter_by for a query: always the owner, then each filter given. */
@@ -224,7 +254,7 @@ export class TypesenseSearchIndex implements SearchIndex {
 
   private async createCollection(): Promise<string> {
     const name = `${this.alias}_v${TYPESENSE_SCHEMA_VERSION}_${Date.now()}`;
-    await this.client.collections().create({ name, fields: FIELDS, default_sorting_field: 'created_at' });
+    await this.client.collections().create({ name, fields: FIELDS, default_sorting_field: 'created_at', symbols_to_index: COMPOUND_SYMBOLS });
     return name;
   }
 
@@ -324,17 +354,19 @@ export class TypesenseSearchIndex implements SearchIndex {
       query_by_weights: QUERY_WEIGHTS.join(','),
       filter_by: typesenseFilter(query),
       sort_by: SORT_BY[sort],
-      // Every word must match (as the Postgres backend's AND), each as a prefix or with typos.
+      // Every word must match (as the Postgres backend's AND), each as a prefix or within its typos
+      // (typosAllowed: Damerau–Levenshtein 1 from 4 letters, 2 from 8); fewer typos rank first.
       prefix: true,
       num_typos: 2,
-      min_len_1typo: 4,
-      min_len_2typo: 7,
+      min_len_1typo: TYPO_ONE_FROM,
+      min_len_2typo: TYPO_TWO_FROM,
       drop_tokens_threshold: 0,
       typo_tokens_threshold: limit + offset + 1,
       offset,
       limit,
-      highlight_start_tag: '<mark>',
-      highlight_end_tag: '</mark>',
+      // Highlights are cut here from the document's text, as the Postgres backend cuts them, around
+      // the words typed and the tokens Typesense matched them to.
+      highlight_fields: 'words_all',
       ...(facets.length ? { facet_by: facets.map((f) => FACET_FIELDS[f]).join(','), max_facet_values: FACET_VALUES } : {}),
     };
     const result = await this.documents().search(params);
@@ -351,7 +383,11 @@ export class TypesenseSearchIndex implements SearchIndex {
       hits: hits.map((hit) => ({
         structureId: hit.document.id,
         score: words.length ? hit.text_match : 0,
-        highlights: (hit.highlights ?? []).flatMap((h) => (h.snippets ?? (h.snippet ? [h.snippet] : [])) as string[]),
+        highlights: highlightsOf(
+          hit.document,
+          words,
+          (hit.highlights ?? []).flatMap((h) => ((h.matched_tokens ?? []) as (string | string[])[]).flat()),
+        ),
       })),
       nextCursor: hits.length > 0 && next < result.found ? encodeSearchCursor(sort, next) : null,
     };
