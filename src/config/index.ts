@@ -265,9 +265,13 @@ const envSchema = z.object({
         .map((s) => s.trim())
         .filter(Boolean)
         .flatMap((part) => {
-          const match = /^([A-Za-z0-9_-]{1,32}):(.{32,})$/.exec(part);
+          const match = /^((?!db-)[A-Za-z0-9_-]{1,32}):(.{32,})$/.exec(part);
           if (!match) {
-            ctx.addIssue({ code: 'custom', message: 'each key is kid:secret, the kid letters, digits, dash or underscore, the secret 32 characters or more' });
+            ctx.addIssue({
+              code: 'custom',
+              message:
+                'each key is kid:secret: the kid letters, digits, dash or underscore (not starting db-, which names generated keys), the secret 32 characters or more',
+            });
             return [];
           }
           return [{ kid: match[1], secret: match[2] }];

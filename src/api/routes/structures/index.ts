@@ -1,8 +1,7 @@
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import { z } from 'zod';
-import { sessionConversionRefusal } from '../../../formats/session.js';
-import { FORMATS, type Format, MEDIA_TYPES } from '../../../formats/types.js';
+import { MEDIA_TYPES } from '../../../formats/types.js';
 import type { AppContext } from '../../../runtime/context.js';
 import { chargeDerivative } from '../../../services/conversions/derivations.js';
 import { mergePatch } from '../../../services/metadata/metadata.js';
@@ -16,7 +15,7 @@ import { purgeStructure } from '../../../services/versions/trash.js';
 import { access, visibleTo } from '../../access.js';
 import { setDerivationHeaders } from '../../downloads/conversion.js';
 import { versionFile } from '../../downloads/versionFile.js';
-import { ApiError, notFound } from '../../errors.js';
+import { notFound } from '../../errors.js';
 import { decodeCursor, encodeCursor } from '../../http/cursor.js';
 import { attachment, etagOf, sendStoredFile } from '../../http/download.js';
 import { preferWaitSeconds } from '../../http/prefer.js';
