@@ -5,6 +5,7 @@ import { StorageMonitor } from '../services/maintenance/storageMonitor.js';
 import { bullBoard } from './admin/bullBoard.js';
 import { createMetrics } from './metrics.js';
 import { requireUser } from './middleware/auth.js';
+import { corsPolicy } from './middleware/cors.js';
 import { errorHandler } from './middleware/errors.js';
 import { jsonBody } from './middleware/jsonBody.js';
 import { methodAnswers } from './middleware/methodNotAllowed.js';
@@ -17,21 +18,25 @@ import { historyRoutes } from './routes/history/index.js';
 import { importRoutes } from './routes/imports/index.js';
 import { knownFilesRoutes } from './routes/imports/known.js';
 import { jobRoutes } from './routes/jobs/index.js';
+import { linkRoutes } from './routes/links/index.js';
 import { metadataRoutes } from './routes/metadata/index.js';
 import { projectRoutes } from './routes/projects/index.js';
 import { relationshipRoutes } from './routes/relationships/index.js';
 import { searchRoutes } from './routes/search/index.js';
+import { signedRoutes } from './routes/signed/index.js';
 import { storageRoutes } from './routes/storage/index.js';
 import { structureRoutes } from './routes/structures/index.js';
 import { tagRoutes } from './routes/tags/index.js';
 import { uploadRoutes } from './routes/uploads/index.js';
 import { usageRoutes } from './routes/usage/index.js';
+import { viewerRoutes } from './routes/viewer/index.js';
 
 /** Builds the Koa application (no listen): health, metrics, docs, Bull Board and the /v1 API. */
 export function createApp(app: AppContext): Koa {
   const koa = new Koa({ proxy: false });
   const storage = new StorageMonitor(app);
   const metrics = createMetrics(app, storage);
+  koa.use(corsPolicy(app.config.corsOrigins));
   koa.use(errorHandler(app.log));
   koa.use(metrics.middleware);
   const health = healthRoutes(app, metrics.registry, storage);
@@ -57,6 +62,10 @@ export function createApp(app: AppContext): Koa {
     exportRoutes(app),
     knownFilesRoutes(app),
     storageRoutes(app, storage),
+    // Their /v1 routes are behind the token like the rest; /s/, /l/ and /viewer/ carry their own authorization.
+    signedRoutes(app),
+    linkRoutes(app),
+    viewerRoutes(app),
   ]) {
     v1.use(routes.routes(), routes.allowedMethods());
   }

@@ -270,6 +270,47 @@ export const envSchema = z.object({
   PDB_FETCH_BACKOFF_MS: z.coerce.number().int().min(0).default(1000),
   /** PDB fetches at once per worker process. */
   PDB_FETCH_CONCURRENCY: z.coerce.number().int().min(1).default(4),
+  /** Web app origins allowed to call /v1 from a browser with a bearer token (comma-separated, e.g. https://viewer.lab.org). */
+  CORS_ORIGINS: z
+    .string()
+    .default('')
+    .transform((text) =>
+      text
+        .split(',')
+        .map((s) => s.trim().replace(/\/+$/, ''))
+        .filter(Boolean),
+    ),
+  /**
+   * Keys that sign download URLs, `kid:secret,kid:secret` (a secret of at least 32 characters); the
+   * first signs, every one verifies, so a key is rotated by putting a new one first and dropping the
+   * old one once its URLs have expired. Without any, molvault generates one and keeps it in Postgres.
+   */
+  SIGNING_KEYS: z
+    .string()
+    .default('')
+    .transform((text, ctx) =>
+      text
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean)
+        .flatMap((part) => {
+          const match = /^((?!db-)[A-Za-z0-9_-]{1,32}):(.{32,})$/.exec(part);
+          if (!match) {
+            ctx.addIssue({
+              code: 'custom',
+              message:
+                'each key is kid:secret: the kid letters, digits, dash or underscore (not starting db-, which names generated keys), the secret 32 characters or more',
+            });
+            return [];
+          }
+          return [{ kid: match[1], secret: match[2] }];
+        }),
+    ),
+  /** The longest a signed download URL may live (default 7 days): 7d, 12h, 90m or ms. */
+  SIGNED_URL_MAX_TTL: duration.default(7 * 86_400_000),
+  /** The longest a share link may live (default 30 days), and whether one may never expire. */
+  SHARE_LINK_MAX_TTL: duration.default(30 * 86_400_000),
+  SHARE_LINK_ALLOW_NEVER: z.enum(['true', 'false']).default('false'),
 });
 
 export type Config = ReturnType<typeof buildConfig>;
@@ -348,6 +389,13 @@ function buildConfig(env: z.infer<typeof envSchema>) {
     gcGraceMs: env.GC_GRACE_MS,
     gcBatchSize: env.GC_BATCH_SIZE,
     exportRetentionMs: env.EXPORT_RETENTION,
+    corsOrigins: env.CORS_ORIGINS,
+    sharing: {
+      signingKeys: env.SIGNING_KEYS,
+      signedUrlMaxTtlMs: env.SIGNED_URL_MAX_TTL,
+      shareLinkMaxTtlMs: env.SHARE_LINK_MAX_TTL,
+      shareLinkAllowNever: env.SHARE_LINK_ALLOW_NEVER === 'true',
+    },
     imports: {
       maxItems: env.IMPORT_MAX_ITEMS,
       pdbMirrorUrl: env.PDB_MIRROR_URL,

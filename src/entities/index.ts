@@ -11,6 +11,8 @@ import { ImportItem } from './ImportItem.js';
 import { Project } from './Project.js';
 import { QuotaReservation } from './QuotaReservation.js';
 import { Relationship } from './Relationship.js';
+import { ShareLink } from './ShareLink.js';
+import { SigningKey } from './SigningKey.js';
 import { Structure } from './Structure.js';
 import { StructureVersion } from './StructureVersion.js';
 import { Upload } from './Upload.js';
@@ -32,6 +34,8 @@ export {
   Project,
   QuotaReservation,
   Relationship,
+  ShareLink,
+  SigningKey,
   Structure,
   StructureVersion,
   Upload,
@@ -59,4 +63,6 @@ export const entities = [
   ExportArchive,
   ImportBatch,
   ImportItem,
+  ShareLink,
+  SigningKey,
 ];

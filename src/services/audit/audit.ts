@@ -19,6 +19,7 @@ export const AUDIT_ACTIONS = [
   'link.use',
   'link.revoke',
   'link.password_refused',
+  'link.download',
   'signed_url.issue',
   'signed_url.download',
   'structure.delete',

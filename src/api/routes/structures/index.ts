@@ -1,8 +1,7 @@
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import { z } from 'zod';
-import { sessionConversionRefusal } from '../../../formats/session.js';
-import { FORMATS, type Format, MEDIA_TYPES } from '../../../formats/types.js';
+import { MEDIA_TYPES } from '../../../formats/types.js';
 import type { AppContext } from '../../../runtime/context.js';
 import { chargeDerivative } from '../../../services/conversions/derivations.js';
 import { mergePatch } from '../../../services/metadata/metadata.js';
@@ -14,7 +13,9 @@ import { listStructures } from '../../../services/structures/list.js';
 import { findVersion, listVersions, storedBlob, versionOrCurrent } from '../../../services/versions/lookup.js';
 import { purgeStructure } from '../../../services/versions/trash.js';
 import { access, visibleTo } from '../../access.js';
-import { ApiError, notFound } from '../../errors.js';
+import { setDerivationHeaders } from '../../downloads/conversion.js';
+import { versionFile } from '../../downloads/versionFile.js';
+import { notFound } from '../../errors.js';
 import { decodeCursor, encodeCursor } from '../../http/cursor.js';
 import { attachment, etagOf, sendStoredFile } from '../../http/download.js';
 import { preferWaitSeconds } from '../../http/prefer.js';
@@ -26,7 +27,6 @@ import { presentAcceptedUpload, presentStoredUpload, uploadRefusal } from '../..
 import { route } from '../../route.js';
 import { idParams, listQuery } from '../../schemas/common.js';
 import { acceptedSchema, structureSchema, versionParams, versionSchema } from '../../schemas/structures.js';
-import { derivativeFor, setDerivationHeaders } from './conversion.js';
 import { deleteQuery, downloadQuery, listStructuresQuery, updateStructureBody, uploadFieldsDoc } from './schema.js';
 
 async function reindex(app: AppContext, structure: { id: string }) {
@@ -316,28 +316,16 @@ export function structureRoutes(app: AppContext): Router {
       const structure = await access(em, user).structure(params.id, 'read', { trashed: true });
       const version = await versionOrCurrent(em, structure, query.version);
       if (!version) throw notFound('version');
-      const wanted = query.format?.toLowerCase();
-      let blobSha256 = version.blob;
-      let format = version.format as Format;
-      let filename = version.filename.replace(/\.(gz|bz2)$/i, '');
-      if (wanted && wanted !== 'original' && wanted !== version.format) {
-        if (!(FORMATS as readonly string[]).includes(wanted)) {
-          throw new ApiError(400, 'unknown_format', `"${query.format}" is not a format name; use one of ${FORMATS.join(', ')}.`);
-        }
-        const sessionRefusal = sessionConversionRefusal(version.format, wanted);
-        if (sessionRefusal) throw new ApiError(sessionRefusal.status, sessionRefusal.code, sessionRefusal.message, { from: version.format, to: wanted });
-        const converted = await derivativeFor(app, koa, em, user.id, version, wanted as Format);
-        if ('underWay' in converted) {
-          koa.status = 202;
-          koa.set('Location', `/v1/jobs/${converted.underWay.jobId}`);
-          return converted.underWay.body;
-        }
-        const { derivation } = converted;
-        setDerivationHeaders(koa, derivation);
-        await chargeDerivative(em, user.id, derivation.id);
-        blobSha256 = derivation.blob;
-        format = wanted as Format;
-        filename = `${filename.replace(/\.[A-Za-z0-9]{1,5}$/, '')}.${format}`;
+      const file = await versionFile(app, koa, em, user.id, version, query.format);
+      if ('underWay' in file) {
+        koa.status = 202;
+        koa.set('Location', `/v1/jobs/${file.underWay.jobId}`);
+        return file.underWay.body;
+      }
+      const { blobSha256, format, filename } = file;
+      if (file.derivation) {
+        setDerivationHeaders(koa, file.derivation);
+        await chargeDerivative(em, user.id, file.derivation.id);
       }
       const blob = await storedBlob(em, blobSha256);
       koa.set('Cache-Control', 'private, max-age=31536000, immutable');

@@ -1,15 +1,15 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Job } from 'bullmq';
 import type { Context } from 'koa';
-import { lossHeader } from '../../../engines/loss.js';
-import { ENGINE_LABELS, type EngineName } from '../../../engines/types.js';
-import type { Derivation } from '../../../entities/Derivation.js';
-import type { StructureVersion } from '../../../entities/StructureVersion.js';
-import { FORMAT_LABELS, type Format } from '../../../formats/types.js';
-import type { AppContext } from '../../../runtime/context.js';
-import { type ConversionState, conversionState, requestConversion } from '../../../services/conversions/requests.js';
-import { ApiError } from '../../errors.js';
-import { preferWaitSeconds, waitFor } from '../../http/prefer.js';
+import { lossHeader } from '../../engines/loss.js';
+import { ENGINE_LABELS, type EngineName } from '../../engines/types.js';
+import type { Derivation } from '../../entities/Derivation.js';
+import type { StructureVersion } from '../../entities/StructureVersion.js';
+import { FORMAT_LABELS, type Format } from '../../formats/types.js';
+import type { AppContext } from '../../runtime/context.js';
+import { type ConversionState, conversionState, requestConversion } from '../../services/conversions/requests.js';
+import { ApiError } from '../errors.js';
+import { preferWaitSeconds, waitFor } from '../http/prefer.js';
 
 /** A conversion under way: the job to follow and what it converts with. */
 export interface ConversionUnderWay {
@@ -21,7 +21,8 @@ export interface ConversionUnderWay {
  * A version in another format: the stored derivative when there is one; otherwise the conversion
  * is enqueued (one job per source blob, format and options) and, with `Prefer: wait=N`, awaited.
  * Refuses with 415 when no installed engine can make the format, 422 when the conversion failed;
- * a conversion still under way comes back as such, for the route to answer 202.
+ * a conversion still under way comes back as such, for the route to answer 202. It waits as long
+ * as `Prefer: wait=N` asks, or `waitSeconds` when given (clients that cannot send headers).
  */
 export async function derivativeFor(
   app: AppContext,
@@ -30,6 +31,7 @@ export async function derivativeFor(
   userId: string,
   version: StructureVersion,
   format: Format,
+  waitSeconds = preferWaitSeconds(koa.get('prefer')),
 ): Promise<{ derivation: Derivation } | { underWay: ConversionUnderWay }> {
   const from = version.format as Format;
   const plan = app.engineCatalog.plan({ format: from, dialect: version.summary.dialect }, format);
@@ -45,7 +47,6 @@ export async function derivativeFor(
   if (requested.state === 'failed') throw conversionFailed(requested.job);
   const jobId = requested.jobId;
 
-  const waitSeconds = preferWaitSeconds(koa.get('prefer'));
   if (waitSeconds > 0) {
     const outcome = await waitFor<ConversionState>(
       waitSeconds,
@@ -57,7 +58,7 @@ export async function derivativeFor(
       (ms) => app.workEvents.wait(jobId, ms),
     );
     if (outcome) {
-      koa.set('Preference-Applied', `wait=${waitSeconds}`);
+      if (koa.get('prefer')) koa.set('Preference-Applied', `wait=${waitSeconds}`);
       if (outcome.state === 'ready') return { derivation: outcome.derivation };
       if (outcome.state === 'failed') throw conversionFailed(outcome.job);
     }
