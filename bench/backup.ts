@@ -11,6 +11,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { walkFiles } from '../src/backup/blobs.js';
@@ -19,7 +20,7 @@ import { createBackup } from '../src/backup/service.js';
 import { connectOrm, migrate } from '../src/db/orm.js';
 import { createLogger } from '../src/lib/logger.js';
 import { dropDatabase, ensureDatabase, withDatabase } from '../src/runtime/postgres.js';
-import { LocalBlobStore } from '../src/storage/blobStore.js';
+import { LocalBlobStore } from '../src/storage/localBlobStore.js';
 
 const run = promisify(execFile);
 const serverUrl = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -132,9 +133,7 @@ try {
   for (let i = 0; i < BLOB_FILES; i++) {
     const content = Buffer.from(`REMARK ${i} ${randomBytes(8).toString('hex')}\n${atoms(2000 + (i % 7) * 500)}`);
     const hash = createHash('sha256').update(content).digest('hex');
-    const temp = await store.tempPath();
-    await fs.writeFile(temp, content);
-    await store.commit(temp, hash);
+    await store.put(Readable.from([content]), { sha256: hash, size: content.length });
     await db2.query(`insert into blobs (sha256, size, stored_size, media_type, created_at) values ($1, $2, $2, 'chemical/x-pdb', now())`, [
       hash,
       content.length,

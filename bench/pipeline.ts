@@ -8,6 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { EnginePool } from '../src/engines/pool.js';
 import { Upload } from '../src/entities/Upload.js';
@@ -84,7 +85,7 @@ try {
     const marker = source.name.match(/\.(cif|mmcif)$/i) ? `# copy ${i}\n` : `REMARK 999 COPY ${i}\n`;
     const bytes = Buffer.concat([Buffer.from(marker), source.bytes]);
     totalBytes += bytes.length;
-    await fs.writeFile(await stack.ctx.staging.create(id), bytes);
+    await stack.ctx.staging.write(id, Readable.from([bytes]));
     em.create(Upload, {
       id,
       owner: userId,

@@ -143,7 +143,7 @@ describe('exports: a project or a selection as a .zip or .tar.gz with manifest.j
         expect(version.path.endsWith(`/v${version.number}.${version.format}`)).toBe(true);
         if (!version.conversion) {
           expect(version.sha256).toBe(version.originalSha256);
-          const stored = await fs.readFile(stack.ctx.blobs.localPath(version.originalSha256));
+          const stored = await fs.readFile(stack.ctx.blobs.location(version.originalSha256));
           expect(stored.equals(files.get(version.path) as Buffer)).toBe(true);
         }
       }
@@ -409,7 +409,7 @@ describe('exports: a project or a selection as a .zip or .tar.gz with manifest.j
     expect(usageWith.usedBytes).toBe(usageBefore.usedBytes + exported.size);
     const metrics = await (await fetch(`${stack.url}/metrics`)).text();
     expect(metrics).toMatch(/molvault_exports\{state="completed"\} [1-9]/);
-    const blobFile = stack.ctx.blobs.localPath(exported.sha256);
+    const blobFile = stack.ctx.blobs.location(exported.sha256);
     await fs.access(blobFile);
 
     await em.execute('update export_archives set expires_at = ? where id = ?', [new Date(Date.now() - 60_000), exported.id]);
@@ -444,7 +444,7 @@ describe('exports: a project or a selection as a .zip or .tar.gz with manifest.j
     expect((await api.get('/v1/usage')).body.usedBytes).toBe(usageBefore + exported.size);
     expect((await api.delete(`/v1/exports/${exported.id}`)).status).toBe(204);
     expect((await api.get(`/v1/exports/${exported.id}`)).status).toBe(404);
-    await expect(fs.access(stack.ctx.blobs.localPath(exported.sha256))).rejects.toThrow();
+    await expect(fs.access(stack.ctx.blobs.location(exported.sha256))).rejects.toThrow();
     expect((await api.get('/v1/usage')).body.usedBytes).toBe(usageBefore);
   });
 
@@ -509,7 +509,7 @@ describe('exports: a project or a selection as a .zip or .tar.gz with manifest.j
       const exportId = await pendingExport({ structureIds: [ids.aspirin, ids.crambinCif], archive: 'tar.gz' });
       const before = await state(exportId);
       // The second file cannot be read (a directory stands where its blob should be).
-      const cifBlob = stack.ctx.blobs.localPath(sha256(await fixture('ngl_1CRN.cif')));
+      const cifBlob = stack.ctx.blobs.location(sha256(await fixture('ngl_1CRN.cif')));
       await fs.rename(cifBlob, `${cifBlob}.aside`);
       await fs.mkdir(cifBlob);
       try {

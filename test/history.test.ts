@@ -55,7 +55,7 @@ describe('version history: versions, pins, rollback, pruning, trash, counts', ()
     return Number(row.n);
   }
   const blobFile = (hash: string) =>
-    fs.access(stack.ctx.blobs.localPath(hash)).then(
+    fs.access(stack.ctx.blobs.location(hash)).then(
       () => true,
       () => false,
     );

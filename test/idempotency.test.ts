@@ -9,6 +9,7 @@ import { indexHandler } from '../src/jobs/handlers/searchIndex.js';
 import { snapshotHandler } from '../src/jobs/handlers/snapshot.js';
 import { validateHandler } from '../src/jobs/handlers/validate.js';
 import { CpuPool } from '../src/pool/cpuPool.js';
+import type { LocalStaging } from '../src/storage/staging.js';
 import { type Client, client, type TestUser, userFactory } from './helpers/factories.js';
 import { type Stack, startStack } from './helpers/stack.js';
 
@@ -138,7 +139,7 @@ describe('job handlers are idempotent', () => {
     const bytes = await fs.readFile(path.join(import.meta.dirname, 'fixtures', 'ngl_1crn.pdb'));
     const accepted = await api.upload(`/v1/projects/${projectId}/structures`, { name: '1crn.pdb', content: bytes });
     const uploadId = accepted.body.upload.id as string;
-    const staged = stack.ctx.staging.file(uploadId);
+    const staged = (stack.ctx.staging as LocalStaging).file(uploadId);
     const corrupted = Buffer.from(bytes);
     corrupted[500] ^= 0x01;
     await fs.writeFile(staged, corrupted);

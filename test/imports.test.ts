@@ -3,6 +3,7 @@ import fs from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MANIFEST_VERSION } from '../src/services/exports/manifest.js';
@@ -588,7 +589,7 @@ describe('cleanup around imports', () => {
       user.id,
     ]);
     const orphan = '5d2c9e7a-1b3f-4a6c-8e0d-2f4a6b8c0d1e';
-    await fs.writeFile(await stack.ctx.staging.create(orphan), 'half a file');
+    await stack.ctx.staging.write(orphan, Readable.from([Buffer.from('half a file')]));
 
     const later = new Date(Date.now() + 48 * 3600_000);
     const report = await runCleanup({ ...stack.ctx, em: stack.ctx.orm.em.fork() }, { now: later });

@@ -2,11 +2,13 @@ import { execFile } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupJob, gcJob } from '../src/queue/jobs.js';
 import { collectGarbage } from '../src/services/maintenance/gc.js';
 import { lockBlob, recordBlob } from '../src/services/quota/blobs.js';
+import type { LocalStaging } from '../src/storage/staging.js';
 import { client, type TestUser, userFactory } from './helpers/factories.js';
 import { runJob } from './helpers/jobs.js';
 import { type Stack, startStack } from './helpers/stack.js';
@@ -47,11 +49,9 @@ describe('maintenance: garbage collection and cleanup', () => {
   async function orphanBlob(createdAt: Date, orphanedAt: Date | null): Promise<string> {
     const bytes = randomBytes(2048);
     const sha256 = createHash('sha256').update(bytes).digest('hex');
-    const temp = await stack.ctx.blobs.tempPath();
-    await fs.writeFile(temp, bytes);
     await stack.ctx.orm.em.fork().transactional(async (tx) => {
       await lockBlob(tx, sha256);
-      await stack.ctx.blobs.commit(temp, sha256);
+      await stack.ctx.blobs.put(Readable.from([bytes]), { sha256, size: bytes.length });
       await recordBlob(tx, { sha256, size: bytes.length, storedSize: bytes.length, mediaType: 'application/octet-stream' });
       await tx.execute('update blobs set created_at = ?, orphaned_at = ? where sha256 = ?', [createdAt, orphanedAt, sha256]);
     });
@@ -82,10 +82,10 @@ describe('maintenance: garbage collection and cleanup', () => {
     const report = await runJob(stack.ctx, gcJob, { stamp: 'first' });
     expect(report.blobs.items.map((i: { sha256: string }) => i.sha256)).toContain(old);
     expect(await blobRow(old)).toBeUndefined();
-    expect(await exists(stack.ctx.blobs.localPath(old))).toBe(false);
+    expect(await exists(stack.ctx.blobs.location(old))).toBe(false);
     for (const kept of [unmarked, young, referenced]) {
       expect(await blobRow(kept)).toBeDefined();
-      expect(await exists(stack.ctx.blobs.localPath(kept))).toBe(true);
+      expect(await exists(stack.ctx.blobs.location(kept))).toBe(true);
     }
     // Marks: the unreferenced ones now carry the time they were found; the referenced one is cleared.
     expect((await blobRow(unmarked)).orphaned_at).not.toBeNull();
@@ -132,7 +132,7 @@ describe('maintenance: garbage collection and cleanup', () => {
     expect(report?.blobs.keptReferenced).toBeGreaterThanOrEqual(1);
     expect(report?.blobs.items.map((i) => i.sha256)).not.toContain(sha256);
     expect(await blobRow(sha256)).toBeDefined();
-    expect(await exists(stack.ctx.blobs.localPath(sha256))).toBe(true);
+    expect(await exists(stack.ctx.blobs.location(sha256))).toBe(true);
     await stack.ctx.orm.em.fork().execute(`update uploads set state = 'failed', blob_sha256 = null where id = ?`, [uploadId]);
   });
 
@@ -152,7 +152,7 @@ describe('maintenance: garbage collection and cleanup', () => {
     const plant = async (mtime: Date) => {
       const bytes = randomBytes(1000);
       const sha256 = createHash('sha256').update(bytes).digest('hex');
-      const file = stack.ctx.blobs.localPath(sha256);
+      const file = stack.ctx.blobs.location(sha256);
       await fs.mkdir(path.dirname(file), { recursive: true });
       await fs.writeFile(file, bytes);
       await fs.utimes(file, mtime, mtime);
@@ -181,17 +181,18 @@ describe('maintenance: garbage collection and cleanup', () => {
     const old = ago(3 * HOUR);
     const age = async (target: string) => fs.utimes(target, old, old);
     // A staging entry of an upload that never finished streaming, and a fresh one (still streaming).
+    const staging = () => stack.ctx.staging as LocalStaging;
     const staleUpload = randomUUID();
-    await fs.writeFile(await stack.ctx.staging.create(staleUpload), randomBytes(500));
-    await age(stack.ctx.staging.file(staleUpload));
-    await age(stack.ctx.staging.dir(staleUpload));
+    await staging().write(staleUpload, Readable.from([randomBytes(500)]));
+    await age(staging().file(staleUpload));
+    await age(staging().dir(staleUpload));
     const streaming = randomUUID();
-    await fs.writeFile(await stack.ctx.staging.create(streaming), randomBytes(100));
+    await staging().write(streaming, Readable.from([randomBytes(100)]));
     // An old staged file of an upload still waiting for ingest (live: kept).
     const waiting = randomUUID();
-    await fs.writeFile(await stack.ctx.staging.create(waiting), 'ATOM');
-    await age(stack.ctx.staging.file(waiting));
-    await age(stack.ctx.staging.dir(waiting));
+    await staging().write(waiting, Readable.from([Buffer.from('ATOM')]));
+    await age(staging().file(waiting));
+    await age(staging().dir(waiting));
     await em.execute(
       `insert into uploads (id, owner_id, project_id, structure_id, creates_structure, state, filename, received_bytes, created_at, updated_at)
        values (?, ?, ?, ?, true, 'received', 'waiting.pdb', 4, now(), now())`,
@@ -212,7 +213,8 @@ describe('maintenance: garbage collection and cleanup', () => {
       old,
     ]);
     // A blob-store temp file and an engine scratch dir left by killed jobs.
-    const temp = await stack.ctx.blobs.tempPath();
+    const temp = path.join(stack.ctx.config.blobDir, 'tmp', `${randomUUID()}.part`);
+    await fs.mkdir(path.dirname(temp), { recursive: true });
     await fs.writeFile(temp, randomBytes(300));
     await age(temp);
     const scratch = path.join(stack.ctx.config.scratchDir, 'job-1');

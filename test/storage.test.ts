@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupLayout } from '../src/backup/layout.js';
@@ -11,7 +11,7 @@ import { QUEUE_NAMES } from '../src/config/index.js';
 import { createLogger } from '../src/lib/logger.js';
 import { backupJob } from '../src/queue/jobs.js';
 import { StorageMonitor } from '../src/services/maintenance/storageMonitor.js';
-import { LocalBlobStore } from '../src/storage/blobStore.js';
+import { LocalBlobStore } from '../src/storage/localBlobStore.js';
 import { ownDatabase } from './helpers/database.js';
 import { client, type TestUser, userFactory, waitForUpload } from './helpers/factories.js';
 import { type Stack, startStack } from './helpers/stack.js';
@@ -24,9 +24,7 @@ async function seedBlob(stack: Stack, content: string, options: { row?: boolean;
   const hash = sha256(content);
   if (options.file !== false) {
     const store = new LocalBlobStore(stack.ctx.config.blobDir);
-    const temp = await store.tempPath();
-    await fs.writeFile(temp, content);
-    await store.commit(temp, hash);
+    await store.put(Readable.from([Buffer.from(content)]), { sha256: hash, size: Buffer.byteLength(content) });
   }
   if (options.row !== false) {
     await stack.ctx.orm.em

@@ -81,6 +81,8 @@ function storageGauges(registry: Registry, storage: StorageMonitor) {
   gauge('molvault_blob_bytes', 'Bytes of all blobs (uncompressed content)', (r) => r.blobs.bytes);
   gauge('molvault_staging_bytes', 'Bytes in staging (uploads in flight and leftovers)', (r) => r.staging.bytes);
   gauge('molvault_staging_files', 'Files in staging', (r) => r.staging.files);
+  gauge('molvault_blob_store_objects', 'Blobs in the blob store, a directory or an S3 bucket (last blob store scan)', (r) => r.blobStore.objects);
+  gauge('molvault_blob_store_bytes', 'Bytes of the blobs in the blob store (last blob store scan)', (r) => r.blobStore.bytes);
   gauge('molvault_orphan_blob_rows', 'Blob rows without a file (last blob store scan)', (r) => r.orphans.blobRowsWithoutFiles);
   gauge('molvault_orphan_blob_files', 'Blob store files without a row (last blob store scan)', (r) => r.orphans.blobFilesWithoutRows);
   gauge('molvault_last_backup_timestamp_seconds', 'When the last successful backup finished (unix time; 0: none yet)', (r) =>

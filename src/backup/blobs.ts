@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
 import { digester } from '../lib/digester.js';
 import { fsyncPath } from '../lib/fsync.js';
-import type { BlobStore } from '../storage/blobStore.js';
+import { BlobMismatchError, type BlobStore } from '../storage/blobStore.js';
 import type { BackupLayout } from './layout.js';
 
 export { digester };
@@ -80,18 +80,15 @@ export async function checkBackedUpBlob(layout: BackupLayout, sha256: string, si
   return undefined;
 }
 
-/** Puts a backed-up blob back into the blob store (temp file, hash checked, committed). */
-export async function restoreBlob(blobs: BlobStore, layout: BackupLayout, sha256: string): Promise<void> {
-  const temp = await blobs.tempPath();
-  const content = digester();
+/** Puts a backed-up blob back into the blob store, which checks its sha256 and size before it is visible. */
+export async function restoreBlob(blobs: BlobStore, layout: BackupLayout, sha256: string, size: number): Promise<void> {
+  const source = createReadStream(layout.blobPath(sha256));
+  const unpacked = createGunzip();
+  source.once('error', (error) => unpacked.destroy(error));
   try {
-    await pipeline(createReadStream(layout.blobPath(sha256)), createGunzip(), content.stream, createWriteStream(temp));
-    const actual = content.result().sha256;
-    if (actual !== sha256) throw new Error(`blob ${sha256} in the backup is corrupted (its content hashes to ${actual})`);
-    await fsyncPath(temp);
-    await blobs.commit(temp, sha256);
+    await blobs.put(source.pipe(unpacked), { sha256, size });
   } catch (error) {
-    await fs.rm(temp, { force: true });
+    if (error instanceof BlobMismatchError) throw new Error(`blob ${sha256} in the backup is corrupted (${error.message})`);
     throw error;
   }
 }

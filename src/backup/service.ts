@@ -7,16 +7,36 @@ import { SESSION_LOCK_KEYS } from '../db/locks.js';
 import type { BackupKind } from '../entities/Backup.js';
 import type { Logger } from '../lib/logger.js';
 import { dropDatabase, ensureDatabase, withDatabase } from '../runtime/postgres.js';
-import { LocalBlobStore } from '../storage/blobStore.js';
+import type { BlobStore } from '../storage/blobStore.js';
+import { openBlobStore } from '../storage/create.js';
 import { BLOB_COPY_CONCURRENCY, checkBackedUpBlob, copyBlobIntoBackup, fileSize, forEachConcurrently, hashFile, restoreBlob, walkFiles } from './blobs.js';
 import { databaseRowCount, dumpDatabase, restoreDatabase } from './dump.js';
 import { BACKUP_ID, BackupLayout, type BackupManifest, MANIFEST_FORMAT, MANIFEST_VERSION, newBackupId } from './layout.js';
 
 /** What backups need: where the data is (DATABASE_URL, DATA_DIR) and where backups go. No Redis. */
 export interface BackupEnv {
-  config: Pick<Config, 'backupDir' | 'blobDir' | 'backupKeepLast' | 'backupKeepDays'>;
+  config: Pick<Config, 'backupDir' | 'blobDir' | 'backupKeepLast' | 'backupKeepDays'> & Partial<Pick<Config, 'blobStore' | 's3' | 'scratchDir'>>;
   databaseUrl: string;
   log: Logger;
+  /** The blob store backed up and restored into; the one the config names when absent. */
+  blobs?: BlobStore;
+}
+
+/** The env's blob store, or the one its config names (closed by `done`). */
+async function blobStoreOf(env: BackupEnv): Promise<{ blobs: BlobStore; done: () => Promise<void> }> {
+  if (env.blobs) return { blobs: env.blobs, done: async () => {} };
+  const { config } = env;
+  const blobs = await openBlobStore(
+    {
+      blobStore: config.blobStore ?? 'local',
+      blobDir: config.blobDir,
+      scratchDir: config.scratchDir ?? config.blobDir,
+      s3: config.s3 as Config['s3'],
+      stagingDir: '',
+    },
+    config.blobStore ?? 'local',
+  );
+  return { blobs, done: () => blobs.close() };
 }
 
 /** A refusal the caller should show as is (exit code 2 from the CLI, 409 from the API). */
@@ -105,7 +125,7 @@ export async function createBackup(
   options: { kind: BackupKind; id?: string; retention?: boolean } = { kind: 'manual' },
 ): Promise<BackupSummary> {
   const layout = new BackupLayout(env.config.backupDir);
-  const blobs = new LocalBlobStore(env.config.blobDir);
+  const { blobs, done } = await blobStoreOf(env);
   const id = options.id ?? newBackupId();
   return withClient(env.databaseUrl, async (client) => {
     await client.query('select pg_advisory_lock($1)', [BACKUP_LOCK]);
@@ -174,6 +194,7 @@ export async function createBackup(
       return summarize(layout, manifest);
     } finally {
       await client.query('select pg_advisory_unlock($1)', [BACKUP_LOCK]).catch(() => {});
+      await done();
     }
   });
 }
@@ -260,8 +281,8 @@ export async function verifyBackup(env: BackupEnv, id: string): Promise<VerifyRe
   return report;
 }
 
-async function blobStoreHasFiles(blobDir: string): Promise<boolean> {
-  for await (const _ of walkFiles(path.join(blobDir, 'sha256'))) return true;
+async function blobStoreHasFiles(blobs: BlobStore): Promise<boolean> {
+  for await (const _ of blobs.list()) return true;
   return false;
 }
 
@@ -286,40 +307,44 @@ export async function restoreBackup(env: BackupEnv, id: string, options: { force
   const manifest = await completeManifest(layout, id);
   await ensureDatabase(env.databaseUrl);
   const rows = await databaseRowCount(env.databaseUrl);
-  const hasBlobs = await blobStoreHasFiles(env.config.blobDir);
-  let restorePoint: string | null = null;
-  if (rows > 0 || hasBlobs) {
-    const what = [rows > 0 ? 'the database holds data' : '', hasBlobs ? 'the blob store holds files' : ''].filter(Boolean).join(' and ');
-    if (!options.force)
-      throw new BackupRefused(`refusing to restore over a target that is not empty (${what}); pass --force to replace it (a restore point is taken first)`);
-    const point = await createBackup(env, { kind: 'restore-point', retention: false });
-    restorePoint = point.id;
-    env.log.warn({ restorePoint, backup: id }, 'restore over a non-empty target: restore point taken');
-  }
-  const restored = await restoreDatabase(env.databaseUrl, manifest.database, (file) => layout.tableFile(id, file), env.log);
-  const blobs = new LocalBlobStore(env.config.blobDir);
-  let blobsRestored = 0;
-  let blobsPresent = 0;
-  await forEachConcurrently(manifest.blobs, BLOB_COPY_CONCURRENCY, async (blob) => {
-    if ((await blobs.size(blob.sha256)) === blob.size) {
-      blobsPresent++;
-      return;
+  const { blobs, done } = await blobStoreOf(env);
+  try {
+    const hasBlobs = await blobStoreHasFiles(blobs);
+    let restorePoint: string | null = null;
+    if (rows > 0 || hasBlobs) {
+      const what = [rows > 0 ? 'the database holds data' : '', hasBlobs ? 'the blob store holds files' : ''].filter(Boolean).join(' and ');
+      if (!options.force)
+        throw new BackupRefused(`refusing to restore over a target that is not empty (${what}); pass --force to replace it (a restore point is taken first)`);
+      const point = await createBackup(env, { kind: 'restore-point', retention: false });
+      restorePoint = point.id;
+      env.log.warn({ restorePoint, backup: id }, 'restore over a non-empty target: restore point taken');
     }
-    await restoreBlob(blobs, layout, blob.sha256);
-    blobsRestored++;
-  });
-  await syncCatalogue(env);
-  env.log.info({ backup: id, restorePoint, tables: restored.tables, rows: restored.rows, blobsRestored }, 'restore complete');
-  return {
-    id,
-    restorePoint,
-    tables: restored.tables,
-    rows: restored.rows,
-    blobsRestored,
-    blobsPresent,
-    missingBlobs: manifest.missingBlobs,
-    laterMigrations: restored.laterMigrations,
-  };
+    const restored = await restoreDatabase(env.databaseUrl, manifest.database, (file) => layout.tableFile(id, file), env.log);
+    let blobsRestored = 0;
+    let blobsPresent = 0;
+    await forEachConcurrently(manifest.blobs, BLOB_COPY_CONCURRENCY, async (blob) => {
+      if ((await blobs.size(blob.sha256)) === blob.size) {
+        blobsPresent++;
+        return;
+      }
+      await restoreBlob(blobs, layout, blob.sha256, blob.size);
+      blobsRestored++;
+    });
+    await syncCatalogue(env);
+    env.log.info({ backup: id, restorePoint, tables: restored.tables, rows: restored.rows, blobsRestored }, 'restore complete');
+    return {
+      id,
+      restorePoint,
+      tables: restored.tables,
+      rows: restored.rows,
+      blobsRestored,
+      blobsPresent,
+      missingBlobs: manifest.missingBlobs,
+      laterMigrations: restored.laterMigrations,
+    };
+  } finally {
+    await done();
+  }
 }
 
 /** Makes the `backups` table say what the manifests on disk say (after a restore, it says what the backup knew). */

@@ -231,6 +231,37 @@ export const envSchema = z.object({
   CLEANUP_SCHEDULE: schedule('15 * * * *'),
   GC_SCHEDULE: schedule('45 3 * * *'),
   USAGE_SCHEDULE: schedule('30 2 * * *'),
+  /** Where blobs and staged uploads live: `local` (DATA_DIR) or `s3` (an S3-compatible bucket shared by every host). */
+  BLOB_STORE: z.enum(['local', 's3']).default('local'),
+  /** The S3 server (Ceph RGW, MinIO, Garage: http(s)://host:port); AWS's regional endpoint when empty. */
+  S3_ENDPOINT: z
+    .string()
+    .trim()
+    .url()
+    .optional()
+    .or(z.literal('').transform(() => undefined)),
+  S3_REGION: z.string().trim().default('us-east-1'),
+  S3_BUCKET: z.string().trim().default('molvault'),
+  /** Prepended to every key, so one bucket can hold several installations ("lab-a/"). */
+  S3_PREFIX: z
+    .string()
+    .trim()
+    .default('')
+    .transform((v) => (v && !v.endsWith('/') ? `${v}/` : v)),
+  S3_ACCESS_KEY_ID: z.string().trim().optional(),
+  S3_SECRET_ACCESS_KEY: z.string().trim().optional(),
+  /** Path-style URLs (http://host/bucket/key): needed by most servers that are not AWS. */
+  S3_FORCE_PATH_STYLE: z
+    .enum(['true', 'false', '1', '0'])
+    .default('true')
+    .transform((v) => v === 'true' || v === '1'),
+  /** `1`: a download answers 302 to a short-lived presigned URL of the object store instead of streaming the bytes. */
+  DOWNLOAD_REDIRECT: z
+    .enum(['0', '1', 'true', 'false'])
+    .default('0')
+    .transform((v) => v === '1' || v === 'true'),
+  /** How long a presigned download URL stays valid. */
+  DOWNLOAD_REDIRECT_TTL: duration.default(300_000),
   /** Staging entries, blob-store temp files and scratch dirs untouched this long, with no live upload, are removed. */
   STAGING_MAX_AGE_MS: z.coerce
     .number()
@@ -336,6 +367,18 @@ function buildConfig(env: z.infer<typeof envSchema>) {
     stagingDir: path.join(dataDir, 'staging'),
     blobDir: path.join(dataDir, 'blobs'),
     queuePrefix: env.QUEUE_PREFIX,
+    blobStore: env.BLOB_STORE,
+    s3: {
+      endpoint: env.S3_ENDPOINT,
+      region: env.S3_REGION,
+      bucket: env.S3_BUCKET,
+      prefix: env.S3_PREFIX,
+      accessKeyId: env.S3_ACCESS_KEY_ID,
+      secretAccessKey: env.S3_SECRET_ACCESS_KEY,
+      forcePathStyle: env.S3_FORCE_PATH_STYLE,
+    },
+    downloadRedirect: env.DOWNLOAD_REDIRECT,
+    downloadRedirectTtlMs: env.DOWNLOAD_REDIRECT_TTL,
     maxUploadBytes: env.MAX_UPLOAD_BYTES,
     maxExpandedBytes: env.MAX_EXPANDED_BYTES,
     maxExpansionRatio: env.MAX_EXPANSION_RATIO,

@@ -10,8 +10,9 @@ import { CpuPool } from '../pool/cpuPool.js';
 import { closeQueues, createQueues, type QueueSet, redisConnection } from '../queue/queues.js';
 import { createSearchIndex } from '../search/create.js';
 import type { SearchIndex } from '../search/types.js';
-import { type BlobStore, LocalBlobStore } from '../storage/blobStore.js';
-import { Staging } from '../storage/staging.js';
+import type { BlobStore } from '../storage/blobStore.js';
+import { openStores } from '../storage/create.js';
+import type { Staging } from '../storage/staging.js';
 
 /** The shared services every process role (api, worker) is built from. */
 export interface AppContext {
@@ -58,6 +59,7 @@ export async function createAppContext(config: AppContext['config'], log: Logger
   const queues = createQueues(redis, config.queuePrefix);
   const search = createSearchIndex(config, orm, log);
   await search.prepare();
+  const { blobs, staging } = await openStores(config);
   const engineCatalog = await EngineCatalog.detect(config.engines);
   engineCatalog.report(log);
   const ctx: AppContext = {
@@ -66,8 +68,8 @@ export async function createAppContext(config: AppContext['config'], log: Logger
     orm,
     redis,
     queues,
-    blobs: new LocalBlobStore(config.blobDir),
-    staging: new Staging(config.stagingDir),
+    blobs,
+    staging,
     search,
     workEvents: new WorkEvents(config.databaseUrl, log),
     engineCatalog,
@@ -88,6 +90,7 @@ export async function closeAppContext(ctx: AppContext): Promise<void> {
   await lazyPools.get(ctx)?.close();
   await closeQueues(ctx.queues);
   await ctx.search.close();
+  await ctx.blobs.close();
   ctx.redis.disconnect();
   await ctx.orm.close();
 }

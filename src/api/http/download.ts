@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { Context } from 'koa';
+import type { BlobStore } from '../../storage/blobStore.js';
 import { ApiError } from '../errors.js';
 import { type ByteRange, parseRange } from './range.js';
 
@@ -84,4 +85,36 @@ export function sendStoredFile(koa: Context, file: StoredFile): 'not_modified' |
   koa.length = file.size;
   koa.body = file.read();
   return 'whole';
+}
+
+/**
+ * With DOWNLOAD_REDIRECT=1 and a store that signs URLs (S3), answers 302 to a presigned GET of the
+ * blob, valid for DOWNLOAD_REDIRECT_TTL, carrying the Content-Disposition and Content-Type already
+ * set, so the bytes go from the store to the client without passing through the API. A client whose
+ * copy is current still gets 304 here. False when it did not answer (the caller streams the bytes).
+ */
+export async function redirectToStore(
+  koa: Context,
+  blobs: BlobStore,
+  settings: { downloadRedirect: boolean; downloadRedirectTtlMs: number },
+  sha256: string,
+): Promise<boolean> {
+  if (!settings.downloadRedirect || !blobs.presignGet) return false;
+  const etag = etagOf(sha256);
+  koa.set('ETag', etag);
+  if (clientHasCurrent(koa, etag)) {
+    koa.status = 304;
+    return true;
+  }
+  const url = await blobs.presignGet(sha256, {
+    expiresInSeconds: Math.max(1, Math.round(settings.downloadRedirectTtlMs / 1000)),
+    contentDisposition: koa.response.get('Content-Disposition') || undefined,
+    contentType: koa.response.get('Content-Type') || undefined,
+  });
+  // The URL expires; a cache must not keep the redirect longer than the URL lives.
+  koa.set('Cache-Control', 'private, no-store');
+  koa.status = 302;
+  koa.set('Location', url);
+  koa.body = null;
+  return true;
 }

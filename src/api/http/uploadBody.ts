@@ -1,12 +1,9 @@
 import { createHash, type Hash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
 import { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import busboy from 'busboy';
 import type { Context } from 'koa';
 import { formatBytes } from '../../lib/bytes.js';
-import { fsyncPath } from '../../lib/fsync.js';
-import type { Staging } from '../../storage/staging.js';
+import { type Staging, stageThrough } from '../../storage/staging.js';
 import { ApiError } from '../errors.js';
 import { sentJson } from '../middleware/jsonBody.js';
 
@@ -72,10 +69,9 @@ export async function receiveUpload(ctx: Context, staging: Staging, uploadId: st
     }
   }
   const limits: StreamLimits = { maxBytes, quota, reserved };
-  const target = await staging.create(uploadId);
   try {
-    if (ctx.is('multipart/form-data')) return await receiveMultipart(ctx, target, limits);
-    return await receiveRaw(ctx, target, limits);
+    if (ctx.is('multipart/form-data')) return await receiveMultipart(ctx, staging, uploadId, limits);
+    return await receiveRaw(ctx, staging, uploadId, limits);
   } catch (error) {
     await staging.remove(uploadId);
     drainRefused(ctx);
@@ -142,10 +138,10 @@ function pass(chunk: Buffer, state: MeterState, callback: (error?: Error | null,
   callback(null, chunk);
 }
 
-async function receiveRaw(ctx: Context, target: string, limits: StreamLimits): Promise<ReceivedUpload> {
+async function receiveRaw(ctx: Context, staging: Staging, uploadId: string, limits: StreamLimits): Promise<ReceivedUpload> {
   const state = newMeterState();
-  await pipeline(ctx.req, meter(limits, state), createWriteStream(target));
-  await fsyncPath(target); // answered 202, it must survive a crash of the machine
+  // Durable once written (fsynced, or in the object store): answered 202, it must survive a crash.
+  await stageThrough(staging, uploadId, ctx.req, meter(limits, state));
   const fields: Record<string, string[]> = {};
   for (const [key, value] of Object.entries(ctx.query)) {
     fields[key] = Array.isArray(value) ? value : value !== undefined ? [value] : [];
@@ -155,7 +151,7 @@ async function receiveRaw(ctx: Context, target: string, limits: StreamLimits): P
   return { fields, filename, bytes: state.bytes, sha256: state.hash.digest('hex'), head: Buffer.concat(state.head) };
 }
 
-function receiveMultipart(ctx: Context, target: string, limits: StreamLimits): Promise<ReceivedUpload> {
+function receiveMultipart(ctx: Context, staging: Staging, uploadId: string, limits: StreamLimits): Promise<ReceivedUpload> {
   return new Promise((resolve, reject) => {
     const fields: Record<string, string[]> = {};
     let parser: busboy.Busboy;
@@ -182,14 +178,12 @@ function receiveMultipart(ctx: Context, target: string, limits: StreamLimits): P
         return;
       }
       const state = newMeterState();
-      fileDone = pipeline(stream, meter(limits, state), createWriteStream(target))
-        .then(() => fsyncPath(target)) // answered 202, it must survive a crash of the machine
-        .then(() => ({
-          filename: info.filename || 'upload',
-          bytes: state.bytes,
-          sha256: state.hash.digest('hex'),
-          head: Buffer.concat(state.head),
-        }));
+      fileDone = stageThrough(staging, uploadId, stream, meter(limits, state)).then(() => ({
+        filename: info.filename || 'upload',
+        bytes: state.bytes,
+        sha256: state.hash.digest('hex'),
+        head: Buffer.concat(state.head),
+      }));
       fileDone.catch(fail);
     });
     parser.on('filesLimit', () => fail(new ApiError(400, 'too_many_files', 'Send one file per upload; use the bulk import endpoint for many.')));

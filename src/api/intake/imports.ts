@@ -1,4 +1,3 @@
-import fs from 'node:fs/promises';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Context } from 'koa';
 import { z } from 'zod';
@@ -6,7 +5,7 @@ import type { ImportBatch, ImportError, ImportOptions } from '../../entities/Imp
 import type { User } from '../../entities/User.js';
 import { formatBytes } from '../../lib/bytes.js';
 import type { AppContext } from '../../runtime/context.js';
-import { detectArchiveFile } from '../../services/imports/archive.js';
+import { detectStagedArchive } from '../../services/imports/archive.js';
 import { createBatch, discardRefusedBatch, failBatch, type ItemDraft, touchBatch } from '../../services/imports/batches.js';
 import { importItemId } from '../../services/imports/ids.js';
 import { launchBatch } from '../../services/imports/launch.js';
@@ -141,12 +140,10 @@ export async function acceptMultipartImport(app: AppContext, koa: Context, user:
     const fields = parseImportFields(received.fields);
     const options: ImportOptions = { tags: fields.tags, metadata: fields.metadata };
     const only = staged.length === 1 && received.items.length === 1 ? staged[0] : undefined;
-    const archive = only ? await detectArchiveFile(app.staging.file(only.id)) : undefined;
+    const archive = only ? await detectStagedArchive(app.staging, only.id) : undefined;
     if (only && archive) {
       // One archive sent as a file: it is unpacked by a worker, like an archive sent as the body.
-      await app.staging.create(batchId);
-      await fs.rename(app.staging.file(only.id), app.staging.file(batchId));
-      await app.staging.remove(only.id);
+      await app.staging.move(only.id, batchId);
       await shrinkReservation(em, batchId, only.size ?? 0);
       options.archive = { format: archive, bytes: only.size ?? 0, filename: only.name };
       return await launchBatch(app, app.orm.em.fork(), batchId, user.id, { state: 'expanding', source: 'archive', options, items: [] });
@@ -197,7 +194,7 @@ export async function acceptArchiveImport(app: AppContext, koa: Context, user: U
         }
       },
     });
-    const format = await detectArchiveFile(app.staging.file(batchId));
+    const format = await detectStagedArchive(app.staging, batchId);
     if (!format) {
       throw new ApiError(
         415,

@@ -1,6 +1,7 @@
 import type { Context, Next } from 'koa';
 import { type InfrastructureCause, infrastructureCause } from '../../lib/infrastructure.js';
 import type { Logger } from '../../lib/logger.js';
+import { StorageFullError, StoreUnavailableError } from '../../storage/blobStore.js';
 import { ApiError } from '../errors.js';
 
 /** How long a client is asked to wait before it tries again while a part of the system is away. */
@@ -30,6 +31,13 @@ export function errorHandler(log: Logger) {
         ctx.status = error.status;
         ctx.body = { error: { code: error.code, message: error.message, ...(error.details ? { details: error.details } : {}) } };
         if (error.status === 401 && ctx.path.startsWith('/admin')) ctx.set('WWW-Authenticate', 'Basic realm="molvault admin"');
+        return;
+      }
+      if (error instanceof StorageFullError || error instanceof StoreUnavailableError) {
+        // The object store is full or out of reach: the request is refused as a whole, with nothing kept.
+        log.warn({ err: error, method: ctx.method, path: ctx.path }, 'storage refused the request');
+        ctx.status = error.status;
+        ctx.body = { error: { code: error.code, message: error.message } };
         return;
       }
       const status = (error as { status?: number; expose?: boolean }).status;

@@ -1,4 +1,3 @@
-import { copyFile, rename, rm } from 'node:fs/promises';
 import { lossReport } from '../../engines/loss.js';
 import type { EnginePool } from '../../engines/pool.js';
 import { EngineError } from '../../engines/process.js';
@@ -6,7 +5,6 @@ import { ENGINE_LABELS } from '../../engines/types.js';
 import { StructureVersion } from '../../entities/StructureVersion.js';
 import { formatsCompatible } from '../../formats/sniff.js';
 import { FORMAT_LABELS, type Format, MEDIA_TYPES } from '../../formats/types.js';
-import { fsyncPath } from '../../lib/fsync.js';
 import type { ConvertJobData } from '../../queue/jobs.js';
 import { optionsKey } from '../../queue/keys.js';
 import type { WorkContext } from '../../runtime/context.js';
@@ -35,61 +33,54 @@ export async function convertBlob({ sourceSha256, format, options }: ConvertJobD
   if (!source) throw new ConversionImpossible('The file to convert is no longer stored.');
   const from = source.format as Format;
   await ctx.job?.updateProgress(10);
-  const sourceChemistry = CHEMISTRY_FORMATS.includes(from)
-    ? (await ctx.cpu.inspect({ path: ctx.blobs.localPath(sourceSha256), format: from, validate: false })).chemistry
-    : {};
-  const input = { path: ctx.blobs.localPath(sourceSha256), format: from, dialect: source.summary.dialect };
   // Where the job's time goes, for the job result and bench:convert.
   const timings = { engineMs: 0, checkMs: 0, storeMs: 0 };
-  const started = performance.now();
-  const stored = await ctx.engines.convert(input, format, async (output, engine) => {
-    timings.engineMs = Math.round(performance.now() - started);
-    await ctx.job?.updateProgress(60);
-    const engineLabel = `${ENGINE_LABELS[engine.name]} ${engine.version}`;
-    const checking = performance.now();
-    const inspected = await ctx.cpu.inspect({ path: output, format, validate: true });
-    timings.checkMs = Math.round(performance.now() - checking);
-    const outcome = inspected.outcome;
-    if (!outcome?.ok || !inspected.sha256 || inspected.size === undefined) {
-      const reason = outcome && !outcome.ok ? outcome.message : 'it could not be read';
-      throw new EngineError(`${engineLabel} wrote a ${FORMAT_LABELS[format]} file that molvault cannot read: ${reason}`, 'engine_output_invalid');
-    }
-    if (inspected.sniffed && !formatsCompatible(format, inspected.sniffed)) {
-      throw new EngineError(`${engineLabel} was asked for ${FORMAT_LABELS[format]} but wrote ${FORMAT_LABELS[inspected.sniffed]}.`, 'engine_output_invalid');
-    }
-    const loss = lossReport(
-      { format: from, summary: source.summary, chemistry: sourceChemistry },
-      { format, summary: outcome.summary, chemistry: inspected.chemistry },
-    );
-    await ctx.job?.updateProgress(80);
-    const storing = performance.now();
-    // Into the blob store by rename (scratch and blobs share DATA_DIR); copy across filesystems.
-    const tempFile = await ctx.blobs.tempPath();
-    await rename(output, tempFile).catch(async (error: NodeJS.ErrnoException) => {
-      if (error.code !== 'EXDEV') throw error;
-      await copyFile(output, tempFile);
-    });
-    try {
-      await fsyncPath(tempFile);
-      const sha256 = inspected.sha256;
-      await em.transactional(async (tx) => {
-        await lockBlob(tx, sha256);
-        await ctx.blobs.commit(tempFile, sha256);
-        await recordBlob(tx, { sha256, size: inspected.size as number, storedSize: inspected.size as number, mediaType: MEDIA_TYPES[format] });
-        await tx.execute(
-          `insert into derivations (id, source_blob_sha256, format, options, options_key, engine, engine_version, blob_sha256, loss, created_at)
+  // The engines read a file: the blob's own on a local store, a copy in scratch from S3.
+  const stored = await ctx.blobs.withFile(sourceSha256, async (sourceFile) => {
+    const sourceChemistry = CHEMISTRY_FORMATS.includes(from) ? (await ctx.cpu.inspect({ path: sourceFile, format: from, validate: false })).chemistry : {};
+    const input = { path: sourceFile, format: from, dialect: source.summary.dialect };
+    const started = performance.now();
+    return ctx.engines.convert(input, format, async (output, engine) => {
+      timings.engineMs = Math.round(performance.now() - started);
+      await ctx.job?.updateProgress(60);
+      const engineLabel = `${ENGINE_LABELS[engine.name]} ${engine.version}`;
+      const checking = performance.now();
+      const inspected = await ctx.cpu.inspect({ path: output, format, validate: true });
+      timings.checkMs = Math.round(performance.now() - checking);
+      const outcome = inspected.outcome;
+      if (!outcome?.ok || !inspected.sha256 || inspected.size === undefined) {
+        const reason = outcome && !outcome.ok ? outcome.message : 'it could not be read';
+        throw new EngineError(`${engineLabel} wrote a ${FORMAT_LABELS[format]} file that molvault cannot read: ${reason}`, 'engine_output_invalid');
+      }
+      if (inspected.sniffed && !formatsCompatible(format, inspected.sniffed)) {
+        throw new EngineError(`${engineLabel} was asked for ${FORMAT_LABELS[format]} but wrote ${FORMAT_LABELS[inspected.sniffed]}.`, 'engine_output_invalid');
+      }
+      const loss = lossReport(
+        { format: from, summary: source.summary, chemistry: sourceChemistry },
+        { format, summary: outcome.summary, chemistry: inspected.chemistry },
+      );
+      await ctx.job?.updateProgress(80);
+      const storing = performance.now();
+      {
+        const sha256 = inspected.sha256;
+        await em.transactional(async (tx) => {
+          await lockBlob(tx, sha256);
+          // The engine's output is the store's now: renamed in on a local store (scratch and blobs share DATA_DIR), uploaded to S3.
+          await ctx.blobs.putFile(output, { sha256, size: inspected.size as number }, { move: true });
+          await recordBlob(tx, { sha256, size: inspected.size as number, storedSize: inspected.size as number, mediaType: MEDIA_TYPES[format] });
+          await tx.execute(
+            `insert into derivations (id, source_blob_sha256, format, options, options_key, engine, engine_version, blob_sha256, loss, created_at)
            values (gen_random_uuid(), ?, ?, ?::jsonb, ?, ?, ?, ?, ?::jsonb, now())
            on conflict (source_blob_sha256, format, options_key) do update
              set blob_sha256 = excluded.blob_sha256, engine = excluded.engine, engine_version = excluded.engine_version,
                  loss = excluded.loss, created_at = excluded.created_at`,
-          [sourceSha256, format, JSON.stringify(options), optionsKey(options), engine.name, engine.version, sha256, JSON.stringify(loss)],
-        );
-      });
-    } finally {
-      await rm(tempFile, { force: true });
-    }
-    timings.storeMs = Math.round(performance.now() - storing);
-    return findDerivation(em.fork(), sourceSha256, format, options);
+            [sourceSha256, format, JSON.stringify(options), optionsKey(options), engine.name, engine.version, sha256, JSON.stringify(loss)],
+          );
+        });
+      }
+      timings.storeMs = Math.round(performance.now() - storing);
+      return findDerivation(em.fork(), sourceSha256, format, options);
+    });
   });
   if (!stored) throw new Error('The conversion was stored but its record cannot be found.');
   await ctx.job?.updateProgress(100);

@@ -5,6 +5,7 @@ import { sessionConversionRefusal } from '../../formats/session.js';
 import { FORMAT_LABELS, type Format } from '../../formats/types.js';
 import { formatDuration } from '../../lib/bytes.js';
 import type { WorkContext } from '../../runtime/context.js';
+import { scratchFile } from '../../storage/create.js';
 import { conversionState, requestConversion } from '../conversions/requests.js';
 import { lockBlob, recordBlob } from '../quota/blobs.js';
 import { isChargedForBlob } from '../quota/quota.js';
@@ -78,7 +79,7 @@ async function runExport(ctx: WorkContext, exportId: string) {
     void ctx.job?.updateProgress({ phase: 'writing', done, total }).catch(() => {});
   };
   report(0);
-  const tempFile = await ctx.blobs.tempPath();
+  const tempFile = await scratchFile(ctx.config, 'export');
   try {
     const written = await writeArchive(
       row.archive as ArchiveKind,
@@ -100,7 +101,7 @@ async function runExport(ctx: WorkContext, exportId: string) {
     ctx.log.info({ exportId, bytes: written.size, files: total, problems: problems.length }, 'export written');
     return { exportId, sha256: written.sha256, size: written.size, files: total, problems };
   } finally {
-    // Committed files were renamed away; anything left is a failed or superseded attempt.
+    // A committed file is the store's; anything left is a failed or superseded attempt.
     await rm(tempFile, { force: true });
   }
 }
@@ -282,7 +283,7 @@ async function commitArchive(
       const figures = await quotaLeft(tx, row.owner);
       if (written.size > figures.leftBytes) throw exportQuotaFailure(figures, written.size, false);
     }
-    await ctx.blobs.commit(tempFile, written.sha256);
+    await ctx.blobs.putFile(tempFile, { sha256: written.sha256, size: written.size }, { move: true });
     await recordBlob(tx, { sha256: written.sha256, size: written.size, storedSize: written.size, mediaType: ARCHIVE_MEDIA_TYPES[row.archive as ArchiveKind] });
     const finishedAt = new Date();
     await tx.execute(

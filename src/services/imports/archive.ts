@@ -1,10 +1,10 @@
 import { createReadStream } from 'node:fs';
-import fs from 'node:fs/promises';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, gunzipSync, constants as zlibConstants } from 'node:zlib';
 import * as tar from 'tar-stream';
 import * as yauzl from 'yauzl';
+import type { Staging } from '../../storage/staging.js';
 import { MANIFEST_FILENAME } from '../exports/manifest.js';
 
 const ARCHIVE_FORMATS = ['zip', 'tar', 'tar.gz'] as const;
@@ -41,15 +41,10 @@ export function detectArchive(head: Uint8Array): ArchiveFormat | undefined {
   return isTarHeader(head.subarray(0, TAR_BLOCK)) ? 'tar' : undefined;
 }
 
-export async function detectArchiveFile(file: string): Promise<ArchiveFormat | undefined> {
-  const handle = await fs.open(file, 'r');
-  try {
-    const head = Buffer.alloc(64 * 1024);
-    const { bytesRead } = await handle.read(head, 0, head.length, 0);
-    return detectArchive(head.subarray(0, bytesRead));
-  } finally {
-    await handle.close();
-  }
+/** What archive a staged entry is, from its first bytes (undefined when it is none, or gone). */
+export async function detectStagedArchive(staging: Staging, id: string): Promise<ArchiveFormat | undefined> {
+  const head = await staging.head(id, 64 * 1024);
+  return head ? detectArchive(head) : undefined;
 }
 
 export type EntryType = 'file' | 'directory' | 'symlink' | 'hardlink' | 'special';

@@ -1,4 +1,3 @@
-import fs from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { LockMode } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
@@ -58,16 +57,15 @@ interface Expansion {
  */
 export async function expandArchive(ctx: AppContext, em: EntityManager, batch: ImportBatch): Promise<Expansion> {
   const archive = batch.options.archive;
-  const file = ctx.staging.file(batch.id);
-  const stat = await fs.stat(file).catch(() => undefined);
-  if (!archive || !stat) {
+  const stagedBytes = await ctx.staging.size(batch.id);
+  if (!archive || stagedBytes === undefined) {
     throw new ImportRefusal({
       code: 'staging_lost',
       status: 500,
       message: 'The uploaded archive was lost before molvault could unpack it; please send it again.',
     });
   }
-  const limit = expansionLimit(ctx, stat.size);
+  const limit = expansionLimit(ctx, stagedBytes);
   const expansion: Expansion = { drafts: [], expandedBytes: 0 };
   let reserved = 0;
   const holdQuota = async (needed: number, wanted: number) => {
@@ -81,8 +79,11 @@ export async function expandArchive(ctx: AppContext, em: EntityManager, batch: I
   };
   const context: EntryContext = { ctx, batch, expansion, limit };
   try {
-    if (archive.format === 'zip') await expandZip(context, file, holdQuota);
-    else await expandTar(context, file, archive.format, holdQuota);
+    // A zip is read by its central directory, so the archive is a file here (a copy in scratch from S3).
+    await ctx.staging.withFile(batch.id, async (file) => {
+      if (archive.format === 'zip') await expandZip(context, file, holdQuota);
+      else await expandTar(context, file, archive.format, holdQuota);
+    });
   } catch (error) {
     for (const draft of expansion.drafts) await ctx.staging.remove(draft.id);
     if (error instanceof TooManyEntries)

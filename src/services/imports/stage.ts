@@ -1,10 +1,7 @@
 import { createHash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { fsyncPath } from '../../lib/fsync.js';
-import type { Staging } from '../../storage/staging.js';
+import { type Staging, stageThrough } from '../../storage/staging.js';
 
 export interface StagedFile {
   bytes: number;
@@ -26,7 +23,7 @@ export class StagingLimitError extends Error {
 }
 
 /**
- * Streams `source` into staging under `id` (DATA_DIR/staging/<id>/upload), counting and hashing,
+ * Streams `source` into staging under `id` (DATA_DIR/staging/<id>/upload, or the object store's staging area), counting and hashing,
  * never holding more than a chunk in memory; fsynced before it returns. `onBytes` sees the running
  * count and may refuse (throw) or wait (e.g. for quota) before a chunk is written. On any error
  * the entry is removed.
@@ -44,7 +41,6 @@ export async function stageStream(
     signal?: AbortSignal;
   },
 ): Promise<StagedFile> {
-  const target = await staging.create(id);
   const hash = createHash('sha256');
   let bytes = 0;
   let overflowed = false;
@@ -81,8 +77,7 @@ export async function stageStream(
     },
   });
   try {
-    await pipeline(source, meter, createWriteStream(target), options.signal ? { signal: options.signal } : {});
-    await fsyncPath(target);
+    await stageThrough(staging, id, source, meter, { signal: options.signal });
   } catch (error) {
     await staging.remove(id);
     throw error;

@@ -1,14 +1,12 @@
-import fs from 'node:fs/promises';
-import path from 'node:path';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { sqlArray } from '../../db/arrays.js';
 import { formatBytes } from '../../lib/bytes.js';
 import type { AppContext } from '../../runtime/context.js';
+import type { ListedBlob } from '../../storage/blobStore.js';
 import { allBlobReferencesSql } from '../quota/blobReferences.js';
 import { deleteBlobIfUnreferenced, lockBlob } from '../quota/blobs.js';
 
 const ITEMS_KEPT = 200;
-const SHA256 = /^[0-9a-f]{64}$/;
 
 export interface GcReport {
   dryRun: boolean;
@@ -110,8 +108,7 @@ export async function collectGarbage(
   }
 
   // 3. Files without rows.
-  const root = path.join(ctx.config.blobDir, 'sha256');
-  let pending: { sha256: string; file: string }[] = [];
+  let pending: ListedBlob[] = [];
   const flush = async () => {
     const names = pending;
     pending = [];
@@ -121,13 +118,11 @@ export async function collectGarbage(
         (r) => r.sha256,
       ),
     );
-    for (const { sha256, file } of names) {
+    for (const { sha256, size, modifiedAt } of names) {
       if (known.has(sha256)) continue;
-      const stat = await fs.stat(file).catch(() => undefined);
-      if (!stat) continue;
       report.files.orphans++;
-      report.files.orphanBytes += stat.size;
-      if (stat.mtime >= cutoff) continue;
+      report.files.orphanBytes += size;
+      if (modifiedAt >= cutoff) continue;
       if (!dryRun) {
         const removed = await em.fork().transactional(async (tx) => {
           await lockBlob(tx, sha256);
@@ -139,21 +134,22 @@ export async function collectGarbage(
         if (!removed) continue;
       }
       report.files.removed++;
-      report.files.bytesFreed += stat.size;
-      keep(report.files.items, { path: file, bytes: stat.size });
+      report.files.bytesFreed += size;
+      keep(report.files.items, { path: ctx.blobs.location(sha256), bytes: size });
     }
   };
-  for await (const file of walk(root)) {
-    const name = path.basename(file);
-    const expected = SHA256.test(name) ? ctx.blobs.localPath(name) : undefined;
-    if (!expected || path.resolve(expected) !== path.resolve(file)) {
-      if (report.files.strays.length < ITEMS_KEPT) report.files.strays.push(file);
-      continue;
-    }
-    pending.push({ sha256: name, file });
+  // A listing of the store (a directory walk, or S3 ListObjectsV2 pages), checked against the rows a thousand at a time.
+  for await (const listed of ctx.blobs.list()) {
+    pending.push(listed);
     if (pending.length >= 1000) await flush();
   }
   await flush();
+  if (ctx.blobs.strays) {
+    for await (const stray of ctx.blobs.strays()) {
+      if (report.files.strays.length >= ITEMS_KEPT) break;
+      report.files.strays.push(stray);
+    }
+  }
 
   const summary = `gc ${dryRun ? '(dry run) would remove' : 'removed'} ${report.blobs.removed} unreferenced blob(s) (${formatBytes(report.blobs.bytesFreed)}) and ${report.files.removed} file(s) without a row (${formatBytes(report.files.bytesFreed)})`;
   ctx.log.info(
@@ -173,13 +169,4 @@ async function countUpdated(em: EntityManager, update: string, params: unknown[]
 
 function keep<T>(list: T[], item: T) {
   if (list.length < ITEMS_KEPT) list.push(item);
-}
-
-async function* walk(dir: string): AsyncGenerator<string> {
-  const entries = await fs.readdir(dir, { withFileTypes: true }).catch(() => []);
-  for (const entry of entries) {
-    const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) yield* walk(full);
-    else if (entry.isFile()) yield full;
-  }
 }

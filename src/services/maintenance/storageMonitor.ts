@@ -1,6 +1,4 @@
 import fs from 'node:fs/promises';
-import path from 'node:path';
-import { walkFiles } from '../../backup/blobs.js';
 import type { AppContext } from '../../runtime/context.js';
 
 export interface DiskReport {
@@ -21,8 +19,19 @@ export interface OrphanScan {
   scannedAt: string;
 }
 
+/** Where the blobs are: on S3, the objects and bytes under the installation's prefix stand in for disk free. */
+export interface BlobStoreReport {
+  kind: 'local' | 's3';
+  /** A path, or s3://bucket/prefix. */
+  location: string;
+  objects: number;
+  bytes: number;
+  scannedAt: string;
+}
+
 export interface StorageReport {
   dataDir: string;
+  blobStore: BlobStoreReport;
   disk: DiskReport;
   blobs: { count: number; bytes: number; storedBytes: number };
   staging: { files: number; bytes: number };
@@ -47,7 +56,7 @@ function formatGiB(bytes: number) {
  * store against the blob rows, reused for STORAGE_SCAN_TTL_MS because it grows with the store.
  */
 export class StorageMonitor {
-  private scan?: { at: number; result: Promise<OrphanScan> };
+  private scan?: { at: number; result: Promise<OrphanScan & { objects: number; bytes: number }> };
   private lastWarnLoggedAt = 0;
   private recent?: { at: number; result: Promise<StorageReport> };
 
@@ -75,7 +84,7 @@ export class StorageMonitor {
     return { path: dataDir, totalBytes, freeBytes, usedBytes, freePercent, warning };
   }
 
-  orphans(): Promise<OrphanScan> {
+  orphans(): Promise<OrphanScan & { objects: number; bytes: number }> {
     const now = Date.now();
     if (!this.scan || now - this.scan.at > this.app.config.storageScanTtlMs) {
       const result = this.scanBlobStore();
@@ -87,15 +96,20 @@ export class StorageMonitor {
     return this.scan.result;
   }
 
-  private async scanBlobStore(): Promise<OrphanScan> {
+  private async scanBlobStore(): Promise<OrphanScan & { objects: number; bytes: number }> {
     const onDisk = new Set<string>();
-    for await (const file of walkFiles(path.join(this.app.config.blobDir, 'sha256'))) onDisk.add(path.basename(file));
+    let bytes = 0;
+    for await (const blob of this.app.blobs.list()) {
+      onDisk.add(blob.sha256);
+      bytes += blob.size;
+    }
+    const objects = onDisk.size;
     const rows = (await this.app.orm.em.fork().getConnection().execute<{ sha256: string }[]>('select sha256 from blobs')).map((r) => r.sha256);
     let blobRowsWithoutFiles = 0;
     for (const sha256 of rows) {
       if (!onDisk.delete(sha256)) blobRowsWithoutFiles++;
     }
-    return { blobRowsWithoutFiles, blobFilesWithoutRows: onDisk.size, scannedAt: new Date().toISOString() };
+    return { blobRowsWithoutFiles, blobFilesWithoutRows: onDisk.size, scannedAt: new Date().toISOString(), objects, bytes };
   }
 
   /** The whole report; reused for a second so one /metrics scrape computes it once. */
@@ -128,12 +142,16 @@ export class StorageMonitor {
       this.queueCounts(),
     ]);
     const last = lastBackupRows[0];
+    const { objects, bytes, ...orphanCounts } = orphans;
+    const { blobs } = this.app;
+    const location = blobs.kind === 's3' ? `s3://${config.s3.bucket}/${config.s3.prefix}` : config.blobDir;
     return {
       dataDir: config.dataDir,
+      blobStore: { kind: blobs.kind, location, objects, bytes, scannedAt: orphans.scannedAt },
       disk,
       blobs: { count: Number(blobRows[0]?.count ?? 0), bytes: Number(blobRows[0]?.bytes ?? 0), storedBytes: Number(blobRows[0]?.stored ?? 0) },
       staging,
-      orphans: { ...orphans, source: 'scan', maxAgeMs: config.storageScanTtlMs },
+      orphans: { ...orphanCounts, source: 'scan', maxAgeMs: config.storageScanTtlMs },
       backups: {
         dir: config.backupDir,
         count: Number(backupRows[0]?.count ?? 0),
@@ -154,14 +172,9 @@ export class StorageMonitor {
   private async stagingUsage() {
     let files = 0;
     let bytes = 0;
-    for await (const file of walkFiles(this.app.config.stagingDir)) {
-      const size = await fs
-        .stat(file)
-        .then((s) => s.size)
-        .catch(() => undefined);
-      if (size === undefined) continue; // finished and removed while we looked
+    for (const entry of await this.app.staging.entries()) {
       files++;
-      bytes += size;
+      bytes += entry.bytes;
     }
     return { files, bytes };
   }

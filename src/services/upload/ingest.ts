@@ -3,6 +3,7 @@ import type { Format, Problem } from '../../formats/types.js';
 import { MEDIA_TYPES } from '../../formats/types.js';
 import type { IngestResult } from '../../pool/tasks.js';
 import type { WorkContext } from '../../runtime/context.js';
+import { scratchFile } from '../../storage/create.js';
 import { lockBlobs, recordBlobs } from '../quota/blobs.js';
 import { blobsChargedTo, reserveContent } from '../quota/quota.js';
 import { ingestValidation, resolveFormat } from './format.js';
@@ -44,15 +45,19 @@ export async function ingestUploads(ctx: WorkContext, rows: readonly UploadRow[]
       rows.map(async (row): Promise<Ready | undefined> => {
         let tempFile: string | undefined;
         try {
-          tempFile = await ctx.blobs.tempPath();
-          const result = await ctx.cpu.ingest({
-            stagingFile: ctx.staging.file(row.id),
-            tempFile,
-            maxExpandedBytes: ctx.config.maxExpandedBytes,
-            maxExpansionRatio: ctx.config.maxExpansionRatio,
-            expectedRawSha256: row.received_sha256 ?? undefined,
-            parse: options.parse,
-          });
+          const unpacked = await scratchFile(ctx.config, 'ingest');
+          tempFile = unpacked;
+          // On S3 the staged upload is streamed here from the bucket; locally it is read where it lies.
+          const result = await ctx.staging.withFile(row.id, (stagingFile) =>
+            ctx.cpu.ingest({
+              stagingFile,
+              tempFile: unpacked,
+              maxExpandedBytes: ctx.config.maxExpandedBytes,
+              maxExpansionRatio: ctx.config.maxExpansionRatio,
+              expectedRawSha256: row.received_sha256 ?? undefined,
+              parse: options.parse,
+            }),
+          );
           if (!result.ok) {
             // A fault of ours (5xx) fails the upload; a fault of the file rejects it.
             refuse({
@@ -81,7 +86,7 @@ export async function ingestUploads(ctx: WorkContext, rows: readonly UploadRow[]
             });
             return undefined;
           }
-          return { row, result, format: decision.format, warning: decision.warning, tempFile };
+          return { row, result, format: decision.format, warning: decision.warning, tempFile: unpacked };
         } catch (error) {
           if (tempFile) await fs.rm(tempFile, { force: true }).catch(() => {});
           outcome.errors.set(row.id, error);
@@ -117,7 +122,15 @@ export async function ingestUploads(ctx: WorkContext, rows: readonly UploadRow[]
         else accepted.push(item);
       }
     }
-    await Promise.all(accepted.map((item) => ctx.blobs.commit(item.tempFile, item.result.sha256)));
+    // Two uploads of the same content in one batch share a blob: it is put once, every temp file removed.
+    const firsts = new Map(accepted.map((item) => [item.result.sha256, item]));
+    await Promise.all(
+      accepted.map((item) =>
+        firsts.get(item.result.sha256) === item
+          ? ctx.blobs.putFile(item.tempFile, { sha256: item.result.sha256, size: item.result.size }, { move: true })
+          : fs.rm(item.tempFile, { force: true }),
+      ),
+    );
     await recordBlobs(
       tx,
       [...new Map(accepted.map((item) => [item.result.sha256, item])).values()].map((item) => ({

@@ -32,7 +32,7 @@ export async function validateUploads(
         const result =
           ready?.format === row.format
             ? ready.outcome
-            : await ctx.cpu.parse({ path: ctx.blobs.localPath(row.blob_sha256 as string), format: row.format as Format });
+            : await ctx.blobs.withFile(row.blob_sha256 as string, (file) => ctx.cpu.parse({ path: file, format: row.format as Format }));
         if (!result.ok) {
           outcome.refused.set(row.id, { uploadId: row.id, state: 'rejected', error: invalidStructure(result, earlier) });
           return undefined;

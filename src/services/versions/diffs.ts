@@ -29,11 +29,11 @@ export async function computeDiff(ctx: WorkContext, d: DiffJobData) {
   const started = performance.now();
   let result: StructuralDiff;
   try {
-    result = await ctx.cpu.diff({
-      from: { path: ctx.blobs.localPath(d.from.sha256), format: d.from.format },
-      to: { path: ctx.blobs.localPath(d.to.sha256), format: d.to.format },
-      options: d.options,
-    });
+    result = await ctx.blobs.withFile(d.from.sha256, (fromFile) =>
+      ctx.blobs.withFile(d.to.sha256, (toFile) =>
+        ctx.cpu.diff({ from: { path: fromFile, format: d.from.format }, to: { path: toFile, format: d.to.format }, options: d.options }),
+      ),
+    );
   } catch (error) {
     // Too slow or too big once is too slow or too big again: fail for good with the reason.
     if (error instanceof TaskTimeoutError) throw new DiffImpossible(error.message);

@@ -12,6 +12,7 @@ import { Refusal } from '../../lib/refusal.js';
 import { type CpuPool, TaskTimeoutError } from '../../pool/cpuPool.js';
 import type { AppContext } from '../../runtime/context.js';
 import type { BlobStore } from '../../storage/blobStore.js';
+import { scratchFile } from '../../storage/create.js';
 import { deleteBlobIfUnreferenced, lockBlob, recordBlob } from '../quota/blobs.js';
 import { refreshUsage } from '../quota/usage.js';
 import { createUploads } from '../upload/uploads.js';
@@ -42,13 +43,12 @@ interface Content {
  * is already hashed and fsynced by the receiver, so it moves into the blob store as it is; a gzip or
  * bzip2 body is unwrapped with ingest's limits, like an upload.
  */
-async function contentOf(app: AppContext, received: ReceivedDraft): Promise<Content> {
-  const stagedFile = app.staging.file(received.stagingId);
+async function contentOf(app: AppContext, received: ReceivedDraft, stagedFile: string): Promise<Content> {
   if (!sniffCompression(received.head)) {
     const sniff = sniffFormat(received.head);
     return { path: stagedFile, sha256: received.sha256, size: received.bytes, detected: sniff.format, reason: sniff.format ? undefined : sniff.reason };
   }
-  const tempFile = await app.blobs.tempPath();
+  const tempFile = await scratchFile(app.config, 'draft');
   // In the CPU pool like every other unpacking: a large or hostile body must not hold up the API's event loop.
   let result: Awaited<ReturnType<CpuPool['ingest']>>;
   try {
@@ -114,42 +114,45 @@ async function checkFormat(structure: Structure, received: ReceivedDraft, conten
 export async function saveDraft(app: AppContext, em: EntityManager, structure: Structure, received: ReceivedDraft): Promise<Draft> {
   let content: Content | undefined;
   try {
-    content = await contentOf(app, received);
-    const format = await checkFormat(structure, received, content);
-    const saved = content;
-    return await em.transactional(async (tx) => {
-      // The structure row serialises saves, checkpoints and deletes of its draft.
-      await tx.execute('select id from structures where id = ? for update', [structure.id]);
-      const previous = await tx.findOne(Draft, { structure: structure.id });
-      const oldBlob = previous?.blob;
-      const held = [...new Set([saved.sha256, oldBlob].filter((b): b is string => !!b))].sort();
-      for (const sha256 of held) await lockBlob(tx, sha256); // in one order, so two saves cannot deadlock
-      await app.blobs.commit(saved.path, saved.sha256);
-      await recordBlob(tx, { sha256: saved.sha256, size: saved.size, storedSize: saved.size, mediaType: MEDIA_TYPES[format] });
-      const draft =
-        previous ??
-        tx.create(Draft, {
-          structure: structure.id,
-          owner: structure.owner,
-          blob: saved.sha256,
-          format,
-          filename: received.filename,
-          size: saved.size,
-          checkpointUpload: null,
-        });
-      draft.blob = saved.sha256;
-      draft.format = format;
-      draft.filename = received.filename;
-      draft.size = saved.size;
-      draft.checkpointUpload = null; // new content: a running checkpoint of the old one must not delete it
-      draft.updatedAt = new Date();
-      await tx.flush();
-      if (oldBlob && oldBlob !== saved.sha256) await deleteBlobIfUnreferenced(tx, app.blobs, oldBlob);
-      return draft;
+    // The body as a file (the staged one, or a copy from S3) for as long as it is checked and stored.
+    return await app.staging.withFile(received.stagingId, async (stagedFile) => {
+      content = await contentOf(app, received, stagedFile);
+      const format = await checkFormat(structure, received, content);
+      const saved = content;
+      return await em.transactional(async (tx) => {
+        // The structure row serialises saves, checkpoints and deletes of its draft.
+        await tx.execute('select id from structures where id = ? for update', [structure.id]);
+        const previous = await tx.findOne(Draft, { structure: structure.id });
+        const oldBlob = previous?.blob;
+        const held = [...new Set([saved.sha256, oldBlob].filter((b): b is string => !!b))].sort();
+        for (const sha256 of held) await lockBlob(tx, sha256); // in one order, so two saves cannot deadlock
+        await app.blobs.putFile(saved.path, { sha256: saved.sha256, size: saved.size }, { move: true });
+        await recordBlob(tx, { sha256: saved.sha256, size: saved.size, storedSize: saved.size, mediaType: MEDIA_TYPES[format] });
+        const draft =
+          previous ??
+          tx.create(Draft, {
+            structure: structure.id,
+            owner: structure.owner,
+            blob: saved.sha256,
+            format,
+            filename: received.filename,
+            size: saved.size,
+            checkpointUpload: null,
+          });
+        draft.blob = saved.sha256;
+        draft.format = format;
+        draft.filename = received.filename;
+        draft.size = saved.size;
+        draft.checkpointUpload = null; // new content: a running checkpoint of the old one must not delete it
+        draft.updatedAt = new Date();
+        await tx.flush();
+        if (oldBlob && oldBlob !== saved.sha256) await deleteBlobIfUnreferenced(tx, app.blobs, oldBlob);
+        return draft;
+      });
     });
   } finally {
     await app.staging.remove(received.stagingId);
-    if (content && content.path !== app.staging.file(received.stagingId)) await fs.rm(content.path, { force: true });
+    if (content) await fs.rm(content.path, { force: true });
   }
 }
 

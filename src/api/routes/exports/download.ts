@@ -4,7 +4,7 @@ import type { AppContext } from '../../../runtime/context.js';
 import { ARCHIVE_MEDIA_TYPES } from '../../../services/exports/archiveWriter.js';
 import { access } from '../../access.js';
 import { ApiError } from '../../errors.js';
-import { attachment, etagOf, sendStoredFile } from '../../http/download.js';
+import { attachment, etagOf, redirectToStore, sendStoredFile } from '../../http/download.js';
 import { errorSchema } from '../../openapi.js';
 import { route } from '../../route.js';
 import { idParams } from '../../schemas/common.js';
@@ -22,6 +22,7 @@ export function downloadExportRoute(router: Router, app: AppContext) {
       responses: {
         200: { description: 'The archive (application/zip or application/gzip)', contentType: 'application/octet-stream' },
         206: { description: 'The requested range', contentType: 'application/octet-stream' },
+        302: { description: 'With DOWNLOAD_REDIRECT=1 on an S3 store: a short-lived presigned URL of the archive (Location header)' },
         304: { description: 'Not modified (If-None-Match)' },
         404: { description: 'No such export of yours', schema: errorSchema },
         409: { description: 'The export is not finished (or failed): there is no archive to download', schema: errorSchema },
@@ -57,6 +58,7 @@ export function downloadExportRoute(router: Router, app: AppContext) {
       koa.set('Cache-Control', 'private, max-age=0, must-revalidate');
       koa.set('Content-Disposition', attachment(row.filename));
       koa.type = ARCHIVE_MEDIA_TYPES[row.archive as ArchiveKind];
+      if (await redirectToStore(koa, app.blobs, app.config, blob)) return undefined;
       sendStoredFile(koa, { etag: etagOf(blob), size: row.size, noun: 'archive', read: (range) => app.blobs.read(blob, range) });
       return undefined;
     },

@@ -70,6 +70,11 @@ export function healthRoutes(app: AppContext, metrics: Registry, storage: Storag
       check('postgres', () => app.orm.em.fork().execute('select 1')),
       check('redis', () => app.redis.ping()),
       check('blobStore', async () => {
+        if (app.blobs.kind === 's3') {
+          // The bucket answers (a head of a name no blob has).
+          await app.blobs.head('0'.repeat(64));
+          return;
+        }
         await fs.mkdir(app.config.blobDir, { recursive: true });
         await fs.access(app.config.blobDir, fs.constants.W_OK);
       }),

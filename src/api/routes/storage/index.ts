@@ -17,6 +17,7 @@ const queueCounts = z.object({ waiting: z.number(), active: z.number(), delayed:
 
 export const storageReportSchema = z.object({
   dataDir: z.string(),
+  blobStore: z.object({ kind: z.enum(['local', 's3']), location: z.string(), objects: z.number(), bytes: z.number(), scannedAt: z.string() }),
   disk: z.object({
     path: z.string(),
     totalBytes: z.number(),

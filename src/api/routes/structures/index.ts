@@ -17,7 +17,7 @@ import { setDerivationHeaders } from '../../downloads/conversion.js';
 import { versionFile } from '../../downloads/versionFile.js';
 import { notFound } from '../../errors.js';
 import { decodeCursor, encodeCursor } from '../../http/cursor.js';
-import { attachment, etagOf, sendStoredFile } from '../../http/download.js';
+import { attachment, etagOf, redirectToStore, sendStoredFile } from '../../http/download.js';
 import { preferWaitSeconds } from '../../http/prefer.js';
 import { type AcceptedUpload, acceptUpload, waitForUpload } from '../../intake/uploads.js';
 import { checkedMetadata } from '../../metadata.js';
@@ -305,6 +305,7 @@ export function structureRoutes(app: AppContext): Router {
         },
         202: { description: 'The conversion is under way: poll the job (Location header)' },
         206: { description: 'The requested range', contentType: 'application/octet-stream' },
+        302: { description: 'With DOWNLOAD_REDIRECT=1 on an S3 store: a short-lived presigned URL of the bytes (Location header)' },
         304: { description: 'Not modified (If-None-Match)' },
         415: { description: 'No installed engine can produce that format (the message names the engine that would)', schema: errorSchema },
         422: { description: 'The conversion failed (the engine could not read the file, or wrote something unreadable)', schema: errorSchema },
@@ -331,6 +332,10 @@ export function structureRoutes(app: AppContext): Router {
       koa.set('Cache-Control', 'private, max-age=31536000, immutable');
       koa.set('Content-Disposition', attachment(filename));
       koa.type = MEDIA_TYPES[format] ?? 'application/octet-stream';
+      if (await redirectToStore(koa, app.blobs, app.config, blob.sha256)) {
+        if (koa.status === 302) await countDownload(em, structure.id);
+        return undefined;
+      }
       const sent = sendStoredFile(koa, { etag: etagOf(blob.sha256), size: blob.size, noun: 'file', read: (range) => app.blobs.read(blob.sha256, range) });
       if (sent === 'whole') await countDownload(em, structure.id);
       return undefined;

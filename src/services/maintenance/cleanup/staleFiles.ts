@@ -27,22 +27,23 @@ export const staleStaging: CleanupStep = {
   name: 'stale staging',
   async run(ctx) {
     const tally = new StepTally();
-    await sweep(
-      ctx,
-      ctx.staging.root,
-      'staging',
-      async (name) => {
-        if (!UUID.test(name)) return false;
-        const [row] = await ctx.em.execute<{ live: boolean }[]>(
-          `select exists (select 1 from uploads where id = ? and state = 'received')
+    const cutoff = ctx.now.getTime() - ctx.config.stagingMaxAgeMs;
+    const live = async (name: string) => {
+      if (!UUID.test(name)) return false;
+      const [row] = await ctx.em.execute<{ live: boolean }[]>(
+        `select exists (select 1 from uploads where id = ? and state = 'received')
                or exists (select 1 from import_items where id = ? and state in ('pending', 'processing'))
                or exists (select 1 from import_batches where id = ? and state in ('receiving', 'expanding')) as live`,
-          [name, name, name],
-        );
-        return row?.live === true;
-      },
-      tally,
-    );
+        [name, name, name],
+      );
+      return row?.live === true;
+    };
+    // Through the staging interface, so entries in the object store's staging area are swept like files.
+    for (const entry of await ctx.staging.entries()) {
+      if (entry.modifiedAt.getTime() >= cutoff || (await live(entry.id))) continue;
+      tally.add({ what: `staging ${entry.id}`, bytes: entry.bytes, reason: `untouched since ${entry.modifiedAt.toISOString()}` });
+      if (!ctx.dryRun) await ctx.staging.remove(entry.id);
+    }
     return tally.result();
   },
 };

@@ -1,6 +1,6 @@
 import { formatBytes } from '../../../lib/bytes.js';
 import { lockQuota } from '../../quota/usage.js';
-import { type CleanupStep, measure, StepTally } from './types.js';
+import { type CleanupStep, StepTally } from './types.js';
 
 /**
  * Quota held by uploads that will never finish: reservations older than RESERVATION_MAX_AGE_MS
@@ -22,8 +22,8 @@ export const staleReservations: CleanupStep = {
       [cutoff],
     );
     for (const row of rows) {
-      const staged = await measure(ctx.staging.dir(row.upload_id));
-      if (!row.state && staged.newestMs !== undefined && staged.newestMs >= cutoff.getTime()) continue;
+      const staged = await ctx.staging.stat(row.upload_id);
+      if (!row.state && staged && staged.modifiedAt.getTime() >= cutoff.getTime()) continue;
       const bytes = Number(row.bytes);
       tally.add({ what: `reservation of upload ${row.upload_id}`, bytes, reason: `${formatBytes(bytes)} of quota released` }, false);
       if (ctx.dryRun) continue;

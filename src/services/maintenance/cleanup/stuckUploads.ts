@@ -2,7 +2,7 @@ import { TERMINAL_UPLOAD_STATES, Upload } from '../../../entities/Upload.js';
 import { formatDuration } from '../../../lib/bytes.js';
 import { nextUploadJob } from '../../upload/stages.js';
 import { endUpload } from '../../upload/uploads.js';
-import { type CleanupStep, measure, StepTally } from './types.js';
+import { type CleanupStep, StepTally } from './types.js';
 
 /**
  * Uploads that have not moved for STUCK_UPLOAD_AFTER_MS (reconcile kept re-enqueueing them, or
@@ -26,7 +26,7 @@ export const stuckUploads: CleanupStep = {
         const job = await ctx.queues[step.contract.queue].getJob(step.contract.jobId(step.data as never));
         if (job && (await job.getState()) === 'active') continue;
       }
-      const { bytes } = await measure(ctx.staging.dir(upload.id));
+      const bytes = (await ctx.staging.size(upload.id)) ?? 0;
       tally.add({ what: `upload ${upload.id} (${upload.state} since ${upload.updatedAt.toISOString()})`, bytes, reason: 'stuck' });
       if (ctx.dryRun) continue;
       await endUpload(ctx.em.fork(), ctx, upload.id, 'failed', {

@@ -1,0 +1,143 @@
+import { PassThrough, type Readable } from 'node:stream';
+import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import type { ByteRange } from './blobStore.js';
+import { createS3Client, isConditionFailed, isNotFound, mapS3Error, presignGetUrl, type S3Settings } from './s3Client.js';
+
+/** Parts of a multipart upload: small enough to keep a few in memory per upload, large enough to stay under 10,000 parts. */
+const PART_BYTES = 8 * 1024 * 1024;
+/** Parts in flight per upload. */
+const PART_QUEUE = 4;
+
+export interface ObjectHead {
+  size: number;
+  modifiedAt: Date;
+}
+
+/** The few S3 operations the blob store and staging share, on keys under the installation's prefix. */
+export class S3Objects {
+  readonly client: S3Client;
+  constructor(readonly settings: S3Settings) {
+    this.client = createS3Client(settings);
+  }
+
+  key(name: string): string {
+    return `${this.settings.prefix}${name}`;
+  }
+
+  /**
+   * Streams `body` to `name`: one PutObject below a part's size, a multipart upload above it
+   * (lib-storage). The object becomes visible only when `body` ends cleanly: a body that fails (a
+   * broken connection, a promise not kept) aborts the multipart upload, and a single put is sent
+   * only once the whole body has been read. With `ifNoneMatch`, an existing object is kept:
+   * `{ created: false }` (RGW ignores the condition on CompleteMultipartUpload, so callers head first).
+   */
+  async put(name: string, body: Readable, options: { ifNoneMatch?: boolean; contentType?: string } = {}): Promise<{ created: boolean }> {
+    const upload = new Upload({
+      client: this.client,
+      partSize: PART_BYTES,
+      queueSize: PART_QUEUE,
+      params: {
+        Bucket: this.settings.bucket,
+        Key: this.key(name),
+        Body: body,
+        ContentType: options.contentType ?? 'application/octet-stream',
+        ...(options.ifNoneMatch ? { IfNoneMatch: '*' } : {}),
+      },
+    });
+    try {
+      // RGW answers CompleteMultipartUpload with an empty ETag: nothing here reads it.
+      await upload.done();
+      return { created: true };
+    } catch (error) {
+      body.destroy();
+      if (options.ifNoneMatch && isConditionFailed(error)) return { created: false };
+      throw mapS3Error(error, `storing ${name}`);
+    }
+  }
+
+  /** A small object from memory, in one request. */
+  async putBuffer(name: string, data: Buffer, options: { ifNoneMatch?: boolean } = {}): Promise<{ created: boolean }> {
+    try {
+      await this.client.send(
+        new PutObjectCommand({
+          Bucket: this.settings.bucket,
+          Key: this.key(name),
+          Body: data,
+          ContentLength: data.length,
+          ...(options.ifNoneMatch ? { IfNoneMatch: '*' } : {}),
+        }),
+      );
+      return { created: true };
+    } catch (error) {
+      if (options.ifNoneMatch && isConditionFailed(error)) return { created: false };
+      throw mapS3Error(error, `storing ${name}`);
+    }
+  }
+
+  /** The object's bytes as a stream at once; `missing` makes the error when it does not exist. */
+  read(name: string, range: ByteRange | undefined, missing: () => Error): Readable {
+    const out = new PassThrough();
+    const abort = new AbortController();
+    out.once('close', () => abort.abort());
+    this.client
+      .send(new GetObjectCommand({ Bucket: this.settings.bucket, Key: this.key(name), Range: range ? `bytes=${range.start}-${range.end}` : undefined }), {
+        abortSignal: abort.signal,
+      })
+      .then(
+        (result) => {
+          const body = result.Body as Readable;
+          body.once('error', (error) => out.destroy(mapS3Error(error, `reading ${name}`)));
+          body.pipe(out);
+        },
+        (error) => {
+          if (out.destroyed) return;
+          out.destroy(isNotFound(error) ? missing() : mapS3Error(error, `reading ${name}`));
+        },
+      );
+    return out;
+  }
+
+  async head(name: string): Promise<ObjectHead | undefined> {
+    try {
+      const result = await this.client.send(new HeadObjectCommand({ Bucket: this.settings.bucket, Key: this.key(name) }));
+      return { size: result.ContentLength ?? 0, modifiedAt: result.LastModified ?? new Date(0) };
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw mapS3Error(error, `looking up ${name}`);
+    }
+  }
+
+  async delete(name: string): Promise<void> {
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.settings.bucket, Key: this.key(name) }));
+    } catch (error) {
+      if (!isNotFound(error)) throw mapS3Error(error, `deleting ${name}`);
+    }
+  }
+
+  /** Objects whose names start with `namePrefix`, page by page (names without the installation prefix). */
+  async *list(namePrefix: string): AsyncIterable<{ name: string; size: number; modifiedAt: Date }> {
+    let token: string | undefined;
+    const strip = this.settings.prefix.length;
+    do {
+      const page = await this.client
+        .send(new ListObjectsV2Command({ Bucket: this.settings.bucket, Prefix: this.key(namePrefix), ContinuationToken: token }))
+        .catch((error) => {
+          throw mapS3Error(error, `listing ${namePrefix}`);
+        });
+      for (const item of page.Contents ?? []) {
+        if (item.Key) yield { name: item.Key.slice(strip), size: item.Size ?? 0, modifiedAt: item.LastModified ?? new Date(0) };
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+  }
+
+  presign(name: string, expiresInSeconds: number, query?: Record<string, string>): string {
+    return presignGetUrl(this.settings, this.key(name), { expiresInSeconds, query });
+  }
+
+  close() {
+    this.client.destroy();
+  }
+}
