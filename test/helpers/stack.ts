@@ -33,7 +33,12 @@ export async function startStack(options: { workers?: boolean; config?: Partial<
     RATE_LIMIT_PER_MINUTE: '0',
     ...options.env,
   });
-  const config = { ...base, ...options.config, databaseUrl: options.config?.databaseUrl ?? inject('databaseUrl'), redisUrl: options.config?.redisUrl ?? inject('redisUrl') };
+  const config = {
+    ...base,
+    ...options.config,
+    databaseUrl: options.config?.databaseUrl ?? inject('databaseUrl'),
+    redisUrl: options.config?.redisUrl ?? inject('redisUrl'),
+  };
   const log = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
   const ctx = await createAppContext(config, log);
   const api = await startApiServer(ctx, 0, '127.0.0.1');
