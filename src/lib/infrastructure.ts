@@ -8,6 +8,23 @@
 /** Which part of the infrastructure failed; the API names it in its 503 and /readyz. */
 export type InfrastructureCause = 'postgres' | 'redis' | 'storage' | 'disk' | 'engine' | 'worker';
 
+/** The ports this process reaches Postgres and Redis on (rememberEndpoint), to name which one a refused connection was. */
+const KNOWN_PORTS = new Map<InfrastructureCause, Set<number>>([
+  ['postgres', new Set([5432])],
+  ['redis', new Set([6379])],
+]);
+
+/** Remembers where Postgres or Redis is (a URL), so a refused connection to it is named after it. */
+export function rememberEndpoint(service: 'postgres' | 'redis', url: string): void {
+  try {
+    const parsed = new URL(url);
+    const port = Number(parsed.port || (service === 'postgres' ? 5432 : 6379));
+    KNOWN_PORTS.get(service)?.add(port);
+  } catch {
+    // not a URL: nothing to remember
+  }
+}
+
 /** Node's system error codes of a connection or a filesystem that is away, full or read-only. */
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ECONNABORTED']);
 const DISK_CODES = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'EIO']);
@@ -29,7 +46,7 @@ const MESSAGE_PATTERNS: [RegExp, InfrastructureCause][] = [
     'postgres',
   ],
   [
-    /Connection is closed|Stream isn't writeable|MaxRetriesPerRequest|READONLY You can't write|LOADING Redis|connect ECONNREFUSED [^ ]*:6379\b|Missing lock for job|Lock mismatch for job/i,
+    /Connection is closed|Stream isn't writeable|MaxRetriesPerRequest|READONLY You can't write|LOADING Redis|Missing lock for job|Lock mismatch for job/i,
     'redis',
   ],
   [/\bENOSPC\b|no space left on device|disk quota exceeded|\bEDQUOT\b|read-only file system|\bEROFS\b/i, 'disk'],
@@ -74,9 +91,10 @@ export function infrastructureCause(error: unknown): InfrastructureCause | undef
     const code = typeof record.code === 'string' ? record.code : undefined;
     if (code && DISK_CODES.has(code)) return 'disk';
     if (code && NETWORK_CODES.has(code)) {
-      if (record.port === 6379) return 'redis';
-      if (typeof record.port === 'number' && (record.port === 5432 || (record.port >= 54000 && record.port <= 54999))) return 'postgres';
-      return byMessage(typeof record.message === 'string' ? record.message : '') ?? 'storage';
+      const message = typeof record.message === 'string' ? record.message : '';
+      const port = typeof record.port === 'number' ? record.port : Number(/:(\d+)\b(?!.*:\d)/.exec(message)?.[1] ?? Number.NaN);
+      for (const [service, ports] of KNOWN_PORTS) if (ports.has(port)) return service;
+      return byMessage(message) ?? 'storage';
     }
     // A SQLSTATE: five characters, digits and capitals.
     if (code && /^[0-9A-Z]{5}$/.test(code) && postgresCodeIsInfrastructure(code)) return 'postgres';

@@ -5,6 +5,7 @@ import type { Config } from '../config/index.js';
 import { WorkEvents } from '../db/notify.js';
 import { connectOrm, type Orm } from '../db/orm.js';
 import { EngineCatalog } from '../engines/pool.js';
+import { rememberEndpoint } from '../lib/infrastructure.js';
 import type { Logger } from '../lib/logger.js';
 import { CpuPool } from '../pool/cpuPool.js';
 import { closeQueues, createQueues, type QueueSet, redisConnection } from '../queue/queues.js';
@@ -47,6 +48,8 @@ export interface WorkContext extends AppContext {
 const lazyPools = new WeakMap<AppContext, CpuPool>();
 
 export async function createAppContext(config: AppContext['config'], log: Logger): Promise<AppContext> {
+  rememberEndpoint('postgres', config.databaseUrl);
+  rememberEndpoint('redis', config.redisUrl);
   const orm = await connectOrm(config.databaseUrl, log);
   const redis = redisConnection(config.redisUrl, { failFast: true });
   // Commands fail while it is away, so wait for the first connection before anything uses it.
