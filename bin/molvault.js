@@ -8,6 +8,18 @@ if (major < 22 || (major === 22 && minor < 17)) {
   );
   process.exit(1);
 }
+// Started through npm (npm start, npm run, npx) molvault runs under npm and a shell: a SIGTERM sent
+// to npm ends the shell but never reaches this process, which would keep running as an orphan. So
+// when the launcher goes away, this process takes it as the SIGTERM it was meant to get.
+if (process.env.npm_command) {
+  const launcher = process.ppid;
+  const watch = setInterval(() => {
+    if (process.ppid === launcher) return;
+    clearInterval(watch);
+    process.kill(process.pid, 'SIGTERM');
+  }, 500);
+  watch.unref();
+}
 const { register } = await import('tsx/esm/api');
 register();
 if (process.argv[2] === 'import') {

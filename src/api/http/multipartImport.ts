@@ -64,6 +64,8 @@ export async function receiveImportFiles(
       try {
         parser = busboy({
           headers: koa.req.headers,
+          // Browsers and fetch send file names as raw UTF-8; busboy's default (latin1) would garble every non-ASCII name.
+          defParamCharset: 'utf8',
           preservePath: true,
           limits: { files: limits.maxItems, fields: 100, fieldSize: 1024 * 1024, parts: limits.maxItems + 100 },
         });

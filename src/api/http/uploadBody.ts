@@ -156,7 +156,8 @@ function receiveMultipart(ctx: Context, staging: Staging, uploadId: string, limi
     const fields: Record<string, string[]> = {};
     let parser: busboy.Busboy;
     try {
-      parser = busboy({ headers: ctx.req.headers, limits: { files: 1, fields: 100, fieldSize: 1024 * 1024, parts: 200 } });
+      // Browsers and fetch send file names as raw UTF-8; busboy's default (latin1) would garble every non-ASCII name.
+      parser = busboy({ headers: ctx.req.headers, defParamCharset: 'utf8', limits: { files: 1, fields: 100, fieldSize: 1024 * 1024, parts: 200 } });
     } catch (error) {
       reject(new ApiError(400, 'invalid_multipart', `The multipart body cannot be read: ${(error as Error).message}`));
       return;
