@@ -9,7 +9,7 @@ import { FORMAT_LABELS, type Format } from '../../../formats/types.js';
 import type { AppContext } from '../../../runtime/context.js';
 import { type ConversionState, conversionState, requestConversion } from '../../../services/conversions/requests.js';
 import { ApiError } from '../../errors.js';
-import { preferWaitSeconds, waitFor } from '../../http/prefer.js';
+import { preferredWait, waitFor } from '../../http/prefer.js';
 
 /** A conversion under way: the job to follow and what it converts with. */
 export interface ConversionUnderWay {
@@ -45,7 +45,7 @@ export async function derivativeFor(
   if (requested.state === 'failed') throw conversionFailed(requested.job);
   const jobId = requested.jobId;
 
-  const waitSeconds = preferWaitSeconds(koa.get('prefer'));
+  const waitSeconds = preferredWait(koa);
   if (waitSeconds > 0) {
     const outcome = await waitFor<ConversionState>(
       waitSeconds,
@@ -57,7 +57,6 @@ export async function derivativeFor(
       (ms) => app.workEvents.wait(jobId, ms),
     );
     if (outcome) {
-      koa.set('Preference-Applied', `wait=${waitSeconds}`);
       if (outcome.state === 'ready') return { derivation: outcome.derivation };
       if (outcome.state === 'failed') throw conversionFailed(outcome.job);
     }
