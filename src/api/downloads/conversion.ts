@@ -9,7 +9,7 @@ import { FORMAT_LABELS, type Format } from '../../formats/types.js';
 import type { AppContext } from '../../runtime/context.js';
 import { type ConversionState, conversionState, requestConversion } from '../../services/conversions/requests.js';
 import { ApiError } from '../errors.js';
-import { preferWaitSeconds, waitFor } from '../http/prefer.js';
+import { preferredWait, waitFor } from '../http/prefer.js';
 
 /** A conversion under way: the job to follow and what it converts with. */
 export interface ConversionUnderWay {
@@ -31,7 +31,7 @@ export async function derivativeFor(
   userId: string,
   version: StructureVersion,
   format: Format,
-  waitSeconds = preferWaitSeconds(koa.get('prefer')),
+  waitSeconds = preferredWait(koa),
 ): Promise<{ derivation: Derivation } | { underWay: ConversionUnderWay }> {
   const from = version.format as Format;
   const plan = app.engineCatalog.plan({ format: from, dialect: version.summary.dialect }, format);
@@ -58,7 +58,6 @@ export async function derivativeFor(
       (ms) => app.workEvents.wait(jobId, ms),
     );
     if (outcome) {
-      if (koa.get('prefer')) koa.set('Preference-Applied', `wait=${waitSeconds}`);
       if (outcome.state === 'ready') return { derivation: outcome.derivation };
       if (outcome.state === 'failed') throw conversionFailed(outcome.job);
     }

@@ -11,10 +11,13 @@ import { changeUser, findUser, listUsers } from '../../../services/auth/users.js
 import { requireAdministrator } from '../../access.js';
 import { notFound } from '../../errors.js';
 import { decodeCursor, encodeCursor } from '../../http/cursor.js';
+import { preferredWait, waitForJobEnd } from '../../http/prefer.js';
 import { errorSchema } from '../../openapi.js';
+import { presentJob } from '../../presenters/jobs.js';
 import { presentUsersForAdmin } from '../../presenters/users.js';
 import { route } from '../../route.js';
 import { idParams, listQuery } from '../../schemas/common.js';
+import { jobSchema } from '../../schemas/jobs.js';
 
 const adminUserSchema = z.object({
   id: z.uuid(),
@@ -112,6 +115,7 @@ export function adminUserRoutes(app: AppContext): Router {
       tag,
       auth: 'admin',
       responses: {
+        200: { description: 'With Prefer: wait=N, the job once it ended in time', schema: z.object({ job: jobSchema }) },
         202: { description: 'Enqueued: poll the job (Location header)', schema: z.object({ job: z.object({ id: z.string() }) }) },
         403: { description: 'Not an administrator', schema: errorSchema },
       },
@@ -119,8 +123,10 @@ export function adminUserRoutes(app: AppContext): Router {
     async ({ user, koa }) => {
       requireAdministrator(user);
       const jobId = await enqueue(app.queues, usageJob, { stamp: randomUUID() }); // job ids are <name>-<uuid>
-      koa.status = 202;
       koa.set('Location', `/v1/jobs/${jobId}`);
+      const ended = await waitForJobEnd(app.queues[usageJob.queue], jobId, preferredWait(koa));
+      if (ended) return { job: await presentJob(ended) };
+      koa.status = 202;
       return { job: { id: jobId } };
     },
   );

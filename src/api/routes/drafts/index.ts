@@ -12,7 +12,7 @@ import { currentVersion, findDraft, storedBlob } from '../../../services/version
 import { access } from '../../access.js';
 import { ApiError } from '../../errors.js';
 import { attachment, etagOf } from '../../http/download.js';
-import { preferWaitSeconds } from '../../http/prefer.js';
+import { preferredWait } from '../../http/prefer.js';
 import { receiveUpload, safeFilename } from '../../http/uploadBody.js';
 import { quotaHold } from '../../intake/quota.js';
 import { waitForUpload } from '../../intake/uploads.js';
@@ -206,14 +206,12 @@ export function draftRoutes(app: AppContext): Router {
           app.log.error({ err: error, uploadId: checkpoint.upload.id }, 'could not enqueue the checkpoint; reconcile will');
         }
       }
-      const waitSeconds = preferWaitSeconds(koa.get('prefer'));
-      const finished = await waitForUpload(app, checkpoint.upload.id, waitSeconds);
+      const finished = await waitForUpload(app, checkpoint.upload.id, preferredWait(koa));
       if (!finished) {
         koa.status = 202;
         koa.set('Location', `/v1/uploads/${checkpoint.upload.id}`);
         return presentAcceptedUpload({ uploadId: checkpoint.upload.id, structureId: structure.id, state: checkpoint.upload.state });
       }
-      koa.set('Preference-Applied', `wait=${waitSeconds}`);
       if (finished.state !== 'stored') throw uploadRefusal(finished);
       koa.status = 201;
       koa.set('Location', `/v1/structures/${finished.structureId}`);

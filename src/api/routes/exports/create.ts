@@ -11,7 +11,7 @@ import { findExport, recordExport } from '../../../services/exports/requests.js'
 import { findProjectName } from '../../../services/projects/projects.js';
 import { access } from '../../access.js';
 import { ApiError } from '../../errors.js';
-import { preferWaitSeconds, waitFor } from '../../http/prefer.js';
+import { preferredWait, waitFor } from '../../http/prefer.js';
 import { errorSchema } from '../../openapi.js';
 import { presentExport } from '../../presenters/exports.js';
 import { route } from '../../route.js';
@@ -103,7 +103,7 @@ export function createExportRoute(router: Router, app: AppContext) {
 
 /** 202 with where to poll; or, with `Prefer: wait=N` and the export finished in time, 200 with it (or its failure). */
 async function answerExport(app: AppContext, koa: Context, exportId: string) {
-  const waitSeconds = preferWaitSeconds(koa.get('prefer'));
+  const waitSeconds = preferredWait(koa);
   if (waitSeconds > 0) {
     const done = await waitFor(
       waitSeconds,
@@ -114,7 +114,6 @@ async function answerExport(app: AppContext, koa: Context, exportId: string) {
       (ms) => app.workEvents.wait(exportId, ms),
     );
     if (done) {
-      koa.set('Preference-Applied', `wait=${waitSeconds}`);
       if (done.state === 'failed' && done.error) {
         const status = (done.error as { status?: number }).status ?? 500;
         throw new ApiError(status, done.error.code, done.error.message, { ...(done.error.details ?? {}), exportId });

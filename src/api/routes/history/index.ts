@@ -14,7 +14,7 @@ import { rollbackStructure, setPinned } from '../../../services/versions/version
 import { access, visibleTo } from '../../access.js';
 import { ApiError, notFound } from '../../errors.js';
 import { decodeCursor, encodeCursor } from '../../http/cursor.js';
-import { preferWaitSeconds } from '../../http/prefer.js';
+import { preferredWait } from '../../http/prefer.js';
 import { errorSchema } from '../../openapi.js';
 import { presentDiff, presentVersionRef } from '../../presenters/diffs.js';
 import { presentStructure, presentStructures, presentVersion } from '../../presenters/structures.js';
@@ -154,7 +154,7 @@ export function historyRoutes(app: AppContext): Router {
         to: { sha256: to.blob, format: to.format as Format },
         options,
       };
-      const outcome = await requestDiff(app.queues, em, data, preferWaitSeconds(koa.get('prefer')) * 1000);
+      const outcome = await requestDiff(app.queues, em, data, preferredWait(koa) * 1000);
       if (outcome.state === 'ready') return presentDiff(em, from, to, options, outcome.diff);
       if (outcome.state === 'failed') throw new ApiError(422, 'diff_failed', `The versions could not be compared: ${outcome.reason}`);
       const jobId = outcome.jobId;

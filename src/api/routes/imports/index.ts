@@ -1,5 +1,6 @@
 import Router from '@koa/router';
 import { z } from 'zod';
+import { LIVE_IMPORT_BATCH_STATES } from '../../../entities/ImportBatch.js';
 import type { ImportItem } from '../../../entities/ImportItem.js';
 import type { AppContext } from '../../../runtime/context.js';
 import { countsOf } from '../../../services/imports/batches.js';
@@ -7,6 +8,7 @@ import { listImportBatches, listImportItems } from '../../../services/imports/it
 import { storedContents } from '../../../services/imports/known.js';
 import { access, visibleTo } from '../../access.js';
 import { decodeCursor, encodeCursor } from '../../http/cursor.js';
+import { poll, preferredWait, waitFor } from '../../http/prefer.js';
 import { acceptArchiveImport, acceptMultipartImport, acceptPdbImport } from '../../intake/imports.js';
 import { requestJson } from '../../middleware/jsonBody.js';
 import { errorSchema } from '../../openapi.js';
@@ -43,6 +45,7 @@ export function importRoutes(app: AppContext): Router {
       params: idParams,
       rawBody: { contentType: 'multipart/form-data', description: 'The files (or one archive) and fields applied to every item', fields: importFieldsDoc },
       responses: {
+        200: { description: 'With Prefer: wait=N, the import once it ended in time (state and counts)', schema: z.object({ import: importSummarySchema }) },
         202: { description: 'Accepted: follow the import (Location) or its job (jobId, with /v1/jobs/:id/events)', schema: acceptedImportSchema },
         400: { description: 'Bad request (invalid PDB ids, fields or multipart)', schema: errorSchema },
         413: { description: 'Too many files or too many bytes for one import', schema: errorSchema },
@@ -58,8 +61,18 @@ export function importRoutes(app: AppContext): Router {
         : koa.is('multipart/form-data')
           ? await acceptMultipartImport(app, koa, user, project.id)
           : await acceptArchiveImport(app, koa, user, project.id);
-      koa.status = 202;
       koa.set('Location', `/v1/imports/${batch.id}`);
+      const ended = await waitFor(
+        preferredWait(koa),
+        async () => {
+          const em = app.orm.em.fork();
+          const now = await access(em, user).importBatch(batch.id);
+          return LIVE_IMPORT_BATCH_STATES.includes(now.state) ? undefined : presentImportSummary(now, await countsOf(em, now.id));
+        },
+        poll,
+      );
+      if (ended) return { import: ended };
+      koa.status = 202;
       return presentAcceptedImport(batch);
     },
   );

@@ -6,21 +6,11 @@ import { access } from '../../access.js';
 import { errorSchema } from '../../openapi.js';
 import { presentJob } from '../../presenters/jobs.js';
 import { route } from '../../route.js';
+import { jobSchema } from '../../schemas/jobs.js';
 
 const jobParams = z.object({ id: z.string().regex(/^[a-z]+-[0-9a-f-]{36}(-[A-Za-z0-9]+)?$/, 'is not a job id') });
 
-export const jobSchema = z.object({
-  id: z.string(),
-  queue: z.string(),
-  name: z.string(),
-  state: z.string(),
-  progress: z.unknown(),
-  attempts: z.number(),
-  result: z.unknown().optional(),
-  error: z.object({ code: z.string(), message: z.string() }).optional(),
-  createdAt: z.string(),
-  finishedAt: z.string().optional(),
-});
+export { jobSchema };
 
 export function jobRoutes(app: AppContext): Router {
   const router = new Router();

@@ -10,8 +10,11 @@ import type { AppContext } from '../../../runtime/context.js';
 import type { StorageMonitor } from '../../../services/maintenance/storageMonitor.js';
 import { requireAdministrator } from '../../access.js';
 import { notFound } from '../../errors.js';
+import { preferredWait, waitForJobEnd } from '../../http/prefer.js';
 import { errorSchema } from '../../openapi.js';
+import { presentJob } from '../../presenters/jobs.js';
 import { route } from '../../route.js';
+import { jobSchema } from '../../schemas/jobs.js';
 
 const queueCounts = z.object({ waiting: z.number(), active: z.number(), delayed: z.number(), failed: z.number(), completed: z.number() });
 
@@ -60,6 +63,7 @@ export const backupSummarySchema = z.object({
 });
 
 const acceptedJob = z.object({ job: z.object({ id: z.string(), queue: z.string(), name: z.string() }), backup: z.object({ id: z.string() }) });
+const endedJob = z.object({ job: jobSchema, backup: z.object({ id: z.string() }) });
 
 /** Administrators' view of the storage (disk, blobs, staging, orphans, backups, queues) and of the backups. */
 export function storageRoutes(app: AppContext, monitor: StorageMonitor): Router {
@@ -110,14 +114,20 @@ export function storageRoutes(app: AppContext, monitor: StorageMonitor): Router 
       summary: 'Make a backup now (a job on the backup queue; follow it at /v1/jobs/:id)',
       tag: 'Administration',
       auth: 'admin',
-      responses: { 202: { description: 'The backup job', schema: acceptedJob }, 403: { description: 'Not an administrator' } },
+      responses: {
+        200: { description: 'With Prefer: wait=N, the backup job once it ended in time (its state, result or error)', schema: endedJob },
+        202: { description: 'The backup job', schema: acceptedJob },
+        403: { description: 'Not an administrator' },
+      },
     },
     async ({ user, koa }) => {
       requireAdministrator(user);
       const data = { backupId: newBackupId(), kind: 'manual' as const, requestId: randomUUID() };
       const jobId = await enqueue(app.queues, backupJob, data);
-      koa.status = 202;
       koa.set('Location', `/v1/jobs/${jobId}`);
+      const ended = await waitForJobEnd(app.queues[backupJob.queue], jobId, preferredWait(koa));
+      if (ended) return { job: await presentJob(ended), backup: { id: data.backupId } };
+      koa.status = 202;
       return { job: { id: jobId, queue: backupJob.queue, name: backupJob.name }, backup: { id: data.backupId } };
     },
   );
@@ -133,6 +143,7 @@ export function storageRoutes(app: AppContext, monitor: StorageMonitor): Router 
       auth: 'admin',
       params: z.object({ id: z.string().regex(BACKUP_ID, 'is not a backup id (they look like 20261122T221000Z-3f9a1c)') }),
       responses: {
+        200: { description: 'With Prefer: wait=N, the verify job once it ended in time: its result says ok and lists any problems', schema: endedJob },
         202: { description: 'The verify job; its result says ok and lists any problems', schema: acceptedJob },
         403: { description: 'Not an administrator' },
         404: { description: 'No such backup', schema: errorSchema },
@@ -143,8 +154,10 @@ export function storageRoutes(app: AppContext, monitor: StorageMonitor): Router 
       if (!(await new BackupLayout(app.config.backupDir).readManifest(params.id))) throw notFound('backup');
       const data = { backupId: params.id, requestId: randomUUID() };
       const jobId = await enqueue(app.queues, verifyBackupJob, data, { attempts: 1 });
-      koa.status = 202;
       koa.set('Location', `/v1/jobs/${jobId}`);
+      const ended = await waitForJobEnd(app.queues[verifyBackupJob.queue], jobId, preferredWait(koa));
+      if (ended) return { job: await presentJob(ended), backup: { id: params.id } };
+      koa.status = 202;
       return { job: { id: jobId, queue: verifyBackupJob.queue, name: verifyBackupJob.name }, backup: { id: params.id } };
     },
   );

@@ -18,7 +18,7 @@ import { versionFile } from '../../downloads/versionFile.js';
 import { notFound } from '../../errors.js';
 import { decodeCursor, encodeCursor } from '../../http/cursor.js';
 import { attachment, etagOf, redirectToStore, sendStoredFile } from '../../http/download.js';
-import { preferWaitSeconds } from '../../http/prefer.js';
+import { preferredWait } from '../../http/prefer.js';
 import { type AcceptedUpload, acceptUpload, waitForUpload } from '../../intake/uploads.js';
 import { checkedMetadata } from '../../metadata.js';
 import { errorSchema } from '../../openapi.js';
@@ -47,14 +47,12 @@ const uploadResponses = {
  * with the structure, or the upload's refusal.
  */
 async function answerUpload(app: AppContext, koa: Context, accepted: AcceptedUpload) {
-  const waitSeconds = preferWaitSeconds(koa.get('prefer'));
-  const finished = await waitForUpload(app, accepted.uploadId, waitSeconds);
+  const finished = await waitForUpload(app, accepted.uploadId, preferredWait(koa));
   if (!finished) {
     koa.status = 202;
     koa.set('Location', `/v1/uploads/${accepted.uploadId}`);
     return presentAcceptedUpload(accepted);
   }
-  koa.set('Preference-Applied', `wait=${waitSeconds}`);
   if (finished.state !== 'stored') throw uploadRefusal(finished);
   koa.status = 201;
   koa.set('Location', `/v1/structures/${finished.structureId}`);
