@@ -52,7 +52,7 @@ const STORED_KID_PREFIX = 'db-';
  * both insert, and both then sign with the oldest.
  */
 async function storedSigningKey(em: EntityManager): Promise<UrlSigningKey> {
-  const oldest = async () => em.findOne(SigningKey, {}, { orderBy: { createdAt: 'asc', kid: 'asc' } });
+  const oldest = async () => (await em.execute<{ kid: string; secret: string }[]>('select kid, secret from signing_keys order by created_at, kid limit 1'))[0];
   let row = await oldest();
   if (!row) {
     await em.execute('insert into signing_keys (kid, secret) values (?, ?) on conflict do nothing', [

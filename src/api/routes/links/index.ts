@@ -20,6 +20,7 @@ import { normalizedFormat, versionFile, versionFilename } from '../../downloads/
 import { ApiError, notFound } from '../../errors.js';
 import { auditFrom } from '../../http/audit.js';
 import { attachment, etagOf, sendStoredFile } from '../../http/download.js';
+import { publicBaseUrl } from '../../http/publicUrl.js';
 import { errorSchema } from '../../openapi.js';
 import { route } from '../../route.js';
 import { idParams } from '../../schemas/common.js';
@@ -77,7 +78,7 @@ function wantsPage(koa: Context, download: string | undefined): boolean {
 export function linkRoutes(app: AppContext): Router {
   const router = new Router();
   const tag = 'Sharing';
-  const baseOf = (koa: Context) => (app.config.publicUrl ?? koa.origin).replace(/\/+$/, '');
+  const baseOf = (koa: Context) => publicBaseUrl(app, koa);
 
   route(
     router,

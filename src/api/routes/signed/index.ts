@@ -15,6 +15,7 @@ import { normalizedFormat, versionFile, versionFilename } from '../../downloads/
 import { ApiError, notFound } from '../../errors.js';
 import { auditFrom } from '../../http/audit.js';
 import { attachment, etagOf, sendStoredFile } from '../../http/download.js';
+import { publicBaseUrl } from '../../http/publicUrl.js';
 import { errorSchema } from '../../openapi.js';
 import { route } from '../../route.js';
 import { idParams } from '../../schemas/common.js';
@@ -101,7 +102,7 @@ export function signedRoutes(app: AppContext): Router {
         projectId: structure.project,
         details: { version: version.number, format, expiresAt: new Date(expiresAt * 1000).toISOString() },
       });
-      const base = (app.config.publicUrl ?? koa.origin).replace(/\/+$/, '');
+      const base = publicBaseUrl(app, koa);
       return {
         url: `${base}/s/${token}/${encodeURIComponent(versionFilename(version, format))}`,
         expiresAt: new Date(expiresAt * 1000).toISOString(),
