@@ -14,6 +14,7 @@ import { trajectoryFromXyz } from 'molstar/lib/mol-model-formats/structure/xyz.j
 import { Task } from 'molstar/lib/mol-task/index.js';
 import { type RecordScan, type RecordSpan, recordText, scanMol2, scanSdf, scanXyz } from './checks.js';
 import { lastDecline, MODEL_REWRITE, pdbAtomTable, readPdbAtoms } from './pdbFast.js';
+import { escapeControlCharacters, isNumberToken, refusedBeforeReading, safeOutcome } from './safeText.js';
 import { inspectSessionBytes } from './session.js';
 import { summarizeAtoms, summarizeModel } from './summarize.js';
 import { type CifAtoms, cifAtomTable } from './summarizeCif.js';
@@ -75,9 +76,14 @@ function unwrap<T>(result: ReaderResult<T>, label: string, warnings: Problem[]):
 
 /**
  * Parses `text` as `format` with Mol*'s readers, summarises the first model and checks it.
- * Never throws: every reader exception becomes a rejection with a reason.
+ * Never throws: every reader exception becomes a rejection with a reason. The outcome's text is
+ * safe to store (safeText.ts).
  */
 export async function parseStructure(text: string, format: Format, options: { directCif?: boolean } = {}): Promise<ParseOutcome> {
+  return refusedBeforeReading(text, format, PARSER) ?? safeOutcome(await readStructure(text, format, options), text);
+}
+
+async function readStructure(text: string, format: Format, options: { directCif?: boolean }): Promise<ParseOutcome> {
   const started = performance.now();
   const problems: Problem[] = [];
   const warnings: Problem[] = [];
@@ -134,11 +140,14 @@ export async function parseStructure(text: string, format: Format, options: { di
  * the file, everything else (and the PDB files it leaves) through parseStructure.
  */
 export async function parseStructureBytes(bytes: Uint8Array, format: Format): Promise<ParseOutcome> {
+  const refused = refusedBeforeReading(bytes, format, format === 'pdb' ? FAST_PDB_PARSER : PARSER);
+  if (refused) return refused;
   if (format === 'pdb') {
     const fast = parsePdbFast(bytes);
-    if (fast) return fast;
+    if (fast) return safeOutcome(fast, bytes);
   }
-  return parseStructure(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1'), format);
+  const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+  return safeOutcome(await readStructure(text, format, {}), text);
 }
 
 /** Parser name in reports of files the byte-level PDB reader read. */
@@ -330,6 +339,12 @@ function checkCifCoordinates(frame: CifFrame, warnings: Problem[]): number {
         missing++;
         if (firstRow < 0) firstRow = row;
         break;
+      }
+      // Mol*'s reader takes "nan", "inf" or "abc" as 0; only a written zero may be 0 (safeText.ts).
+      if (column.float(row) === 0 && !isNumberToken(column.str(row))) {
+        throw new ParseFailure(
+          `_atom_site row ${row + 1} gives a coordinate that is not a number ("${escapeControlCharacters(column.str(row))}"): the atom has no position.`,
+        );
       }
     }
   }

@@ -9,6 +9,7 @@ import { backupJob, convertJob } from '../queue/jobs.js';
 import { redisConnection } from '../queue/queues.js';
 import type { AppContext } from '../runtime/context.js';
 import { registerBackupSchedule, registerSchedules } from './scheduler.js';
+import { waitOutFullStorage } from './storageFull.js';
 
 export interface WorkerSet {
   workers: Worker[];
@@ -32,13 +33,17 @@ export async function startWorkers(ctx: AppContext, queues: readonly QueueName[]
   const workers: Worker[] = [];
   const connections: Redis[] = [];
   for (const queue of queues) {
-    const processor = async (job: Job) => {
+    const processor = async (job: Job, token?: string) => {
       const definition = registry.get(job.name);
       if (!definition || definition.queue !== queue) throw new UnrecoverableError(`no handler for job "${job.name}" on queue "${queue}"`);
       const parsed = definition.data.safeParse(job.data);
       if (!parsed.success) throw new UnrecoverableError(`job data is invalid: ${parsed.error.message}`);
       const em = ctx.orm.em.fork();
-      return definition.handle(parsed.data as never, { ...ctx, cpu, engines, em, job });
+      try {
+        return await definition.handle(parsed.data as never, { ...ctx, cpu, engines, em, job });
+      } catch (error) {
+        return waitOutFullStorage(job, token, error, ctx.config.storageFullRetryMs, ctx.log);
+      }
     };
     // BullMQ treats a passed-in connection as shared and leaves it open: close() below ends it.
     const connection = redisConnection(ctx.config.redisUrl);

@@ -16,6 +16,7 @@ import { waitFor } from '../http/prefer.js';
 import { receiveUpload, safeFilename } from '../http/uploadBody.js';
 import { checkedMetadata } from '../metadata.js';
 import { quotaHold } from './quota.js';
+import { refuseWhenStorageFull, storageFullRefusal } from './storageFull.js';
 
 const uploadFields = z.object({
   name: z.string().trim().min(1).max(255).optional(),
@@ -70,6 +71,8 @@ export interface AcceptedUpload {
  * structure (thrown as the answer), record the Upload row and enqueue ingest.
  */
 export async function acceptUpload(app: AppContext, koa: Context, user: User, target: { projectId: string; structureId?: string }): Promise<AcceptedUpload> {
+  // A full disk refuses at once, before a byte is kept or quota held.
+  await refuseWhenStorageFull(app, Number(koa.get('content-length') || 0));
   const uploadId = randomUUID();
   const quota = quotaHold(app, user.id, uploadId);
   const release = () => releaseReservation(app.orm.em.fork(), uploadId);
@@ -80,7 +83,7 @@ export async function acceptUpload(app: AppContext, koa: Context, user: User, ta
     await shrinkReservation(app.orm.em.fork(), uploadId, received.bytes);
   } catch (error) {
     await release();
-    throw error;
+    throw storageFullRefusal(error);
   }
   let params: ReturnType<typeof parseFields>;
   try {
