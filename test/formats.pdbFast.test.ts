@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { diffStructures, readAtoms } from '../src/formats/diff.js';
 import { parsePdbFast, parseStructure, parseStructureBytes } from '../src/formats/parse.js';
 import { alignSequences, lastDecline, readPdbAtoms } from '../src/formats/pdbFast.js';
+import { refusedBeforeReading, safeOutcome } from '../src/formats/safeText.js';
 import type { ParseOutcome } from '../src/formats/types.js';
 import { CORPUS, hasCorpus } from './helpers/corpus.js';
 
@@ -38,7 +39,8 @@ async function expectAgreement(bytes: Buffer, label: string): Promise<boolean> {
   expect(() => readPdbAtoms(bytes), label).not.toThrow();
   const fast = parsePdbFast(bytes);
   const reference = await parseStructure(bytes.toString('latin1'), 'pdb');
-  if (fast) expect(comparable(fast), label).toEqual(comparable(reference));
+  // Both paths pass through the same safety rules (safeText.ts) on their way out.
+  if (fast) expect(comparable(refusedBeforeReading(bytes, 'pdb', '') ?? safeOutcome(fast, bytes)), label).toEqual(comparable(reference));
   // What the pool runs (fast reader, or the reference for the files it declines) agrees too.
   expect(comparable(await parseStructureBytes(bytes, 'pdb')), label).toEqual(comparable(reference));
   return fast !== undefined;

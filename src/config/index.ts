@@ -208,6 +208,10 @@ export const envSchema = z.object({
   /** A warning (log, /readyz) when the disk under DATA_DIR has less free space than this or this share. */
   DISK_FREE_WARN_BYTES: byteSize.default(1024 ** 3),
   DISK_FREE_WARN_PERCENT: z.coerce.number().min(0).max(100).default(5),
+  /** Below this free space where molvault keeps files, uploads and imports are refused (507 storage_full); 0 turns it off. */
+  DISK_FREE_MIN_BYTES: byteSize.default(256 * 1024 ** 2),
+  /** Work that met a full disk tries again after this long, for as long as it takes (never marked failed for it). */
+  STORAGE_FULL_RETRY_MS: z.coerce.number().int().positive().default(30_000),
   /** How long the blob store scan for orphans (rows without files, files without rows) is reused. */
   STORAGE_SCAN_TTL_MS: z.coerce.number().int().min(0).default(600_000),
   /** Conversion engines: command names or paths; an engine that does not answer is reported as not installed. */
@@ -410,6 +414,8 @@ function buildConfig(env: z.infer<typeof envSchema>) {
     backupKeepDays: env.BACKUP_KEEP_DAYS,
     diskFreeWarnBytes: env.DISK_FREE_WARN_BYTES,
     diskFreeWarnPercent: env.DISK_FREE_WARN_PERCENT,
+    diskFreeMinBytes: env.DISK_FREE_MIN_BYTES,
+    storageFullRetryMs: env.STORAGE_FULL_RETRY_MS,
     storageScanTtlMs: env.STORAGE_SCAN_TTL_MS,
     engines: {
       gemmiBin: env.GEMMI_BIN,

@@ -16,6 +16,7 @@ import { type RecordScan, type RecordSpan, recordText, scanMol2, scanSdf, scanXy
 import { coreCifElements } from './cifElements.js';
 import { lastDecline, MODEL_REWRITE, pdbAtomTable, readPdbAtoms } from './pdbFast.js';
 import { describeRecords, mol2Compositions, type RecordComposition, sdfCompositions, xyzCompositions } from './records.js';
+import { escapeControlCharacters, isNumberToken, refusedBeforeReading, safeOutcome } from './safeText.js';
 import { inspectSessionBytes } from './session.js';
 import { modelAtomTable, summarizeAtoms } from './summarize.js';
 import { type CifAtoms, cifAtomTable } from './summarizeCif.js';
@@ -77,9 +78,14 @@ function unwrap<T>(result: ReaderResult<T>, label: string, warnings: Problem[]):
 
 /**
  * Parses `text` as `format` with Mol*'s readers, summarises the first model and checks it.
- * Never throws: every reader exception becomes a rejection with a reason.
+ * Never throws: every reader exception becomes a rejection with a reason. The outcome's text is
+ * safe to store (safeText.ts).
  */
 export async function parseStructure(text: string, format: Format, options: { directCif?: boolean } = {}): Promise<ParseOutcome> {
+  return refusedBeforeReading(text, format, PARSER) ?? safeOutcome(await readStructure(text, format, options), text);
+}
+
+async function readStructure(text: string, format: Format, options: { directCif?: boolean }): Promise<ParseOutcome> {
   const started = performance.now();
   const problems: Problem[] = [];
   const warnings: Problem[] = [];
@@ -144,11 +150,14 @@ export async function parseStructure(text: string, format: Format, options: { di
  * the file, everything else (and the PDB files it leaves) through parseStructure.
  */
 export async function parseStructureBytes(bytes: Uint8Array, format: Format): Promise<ParseOutcome> {
+  const refused = refusedBeforeReading(bytes, format, format === 'pdb' ? FAST_PDB_PARSER : PARSER);
+  if (refused) return refused;
   if (format === 'pdb') {
     const fast = parsePdbFast(bytes);
-    if (fast) return fast;
+    if (fast) return safeOutcome(fast, bytes);
   }
-  return parseStructure(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1'), format);
+  const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+  return safeOutcome(await readStructure(text, format, {}), text);
 }
 
 /** Parser name in reports of files the byte-level PDB reader read. */
@@ -382,6 +391,12 @@ function checkCifCoordinates(frame: CifFrame, warnings: Problem[]): number {
         missing++;
         if (firstRow < 0) firstRow = row;
         break;
+      }
+      // Mol*'s reader takes "nan", "inf" or "abc" as 0; only a written zero may be 0 (safeText.ts).
+      if (column.float(row) === 0 && !isNumberToken(column.str(row))) {
+        throw new ParseFailure(
+          `_atom_site row ${row + 1} gives a coordinate that is not a number ("${escapeControlCharacters(column.str(row))}"): the atom has no position.`,
+        );
       }
     }
   }

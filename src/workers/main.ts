@@ -9,7 +9,9 @@ import { CpuPool } from '../pool/cpuPool.js';
 import { backupJob, convertJob } from '../queue/jobs.js';
 import { redisConnection } from '../queue/queues.js';
 import type { AppContext } from '../runtime/context.js';
+import { isStorageFull } from '../storage/freeSpace.js';
 import { registerBackupSchedule, registerSchedules } from './scheduler.js';
+import { waitOutFullStorage } from './storageFull.js';
 import { startWatchdog } from './watchdog.js';
 
 export interface WorkerSet {
@@ -43,6 +45,9 @@ export async function startWorkers(ctx: AppContext, queues: readonly QueueName[]
       try {
         return await definition.handle(parsed.data as never, { ...ctx, cpu, engines, em, job });
       } catch (error) {
+        // A full disk waits, uncounted, for as long as it takes: space comes back when someone frees it.
+        if (!(error instanceof UnrecoverableError) && isStorageFull(error))
+          return waitOutFullStorage(job, token, error, ctx.config.storageFullRetryMs, ctx.log);
         const cause = error instanceof UnrecoverableError ? undefined : infrastructureCause(error);
         if (!cause) throw error;
         // A sick system is not a bad file: wait and try again, without spending one of the job's

@@ -19,6 +19,7 @@ import { checkedMetadata } from '../metadata.js';
 import { metadataSchema, tagsSchema } from '../schemas/common.js';
 import { assertSafeFields, parseMetadataField, text } from '../text.js';
 import { quotaHold } from './quota.js';
+import { refuseWhenStorageFull, storageFullRefusal } from './storageFull.js';
 
 const MULTIPART_OVERHEAD = 1024 * 1024;
 
@@ -86,6 +87,7 @@ export async function acceptPdbImport(app: AppContext, user: User, projectId: st
   const maxItems = app.config.imports.maxItems;
   if (pdbIds.length > maxItems) throw new ApiError(413, 'too_many_items', `One import takes at most ${maxItems} PDB ids; split the list.`, { maxItems });
   await checkedMetadata(app.orm.em.fork(), projectId, metadata ?? {});
+  await refuseWhenStorageFull(app);
   const batchId = await createBatch(app.orm.em.fork(), { ownerId: user.id, projectId, source: 'pdb_ids' });
   const seen = new Set<string>();
   const items: ItemDraft[] = pdbIds.map((raw, position) => {
@@ -106,6 +108,13 @@ export async function acceptPdbImport(app: AppContext, user: User, projectId: st
  * batch, running (or expanding); a refusal fails the batch and drains the request before it is thrown.
  */
 export async function acceptMultipartImport(app: AppContext, koa: Context, user: User, projectId: string): Promise<ImportBatch> {
+  try {
+    // A full disk refuses at once: no batch, no staging, no quota held.
+    await refuseWhenStorageFull(app, Number(koa.get('content-length') || 0));
+  } catch (error) {
+    drainRefused(koa);
+    throw error;
+  }
   const batchId = await createBatch(app.orm.em.fork(), { ownerId: user.id, projectId, source: 'files' });
   const em = app.orm.em.fork();
   const hold = quotaHold(app, user.id, batchId);
@@ -127,7 +136,8 @@ export async function acceptMultipartImport(app: AppContext, koa: Context, user:
       quota,
       () => touchBatch(em, batchId),
     );
-  } catch (error) {
+  } catch (caught) {
+    const error = storageFullRefusal(caught);
     drainRefused(koa);
     await refuseBatch(app, em, batchId, error);
     throw error;
@@ -170,6 +180,7 @@ export async function acceptArchiveImport(app: AppContext, koa: Context, user: U
   let fields: z.infer<typeof importFields>;
   try {
     fields = parseImportFields(koa.query as Record<string, string | string[]>);
+    await refuseWhenStorageFull(app, Number(koa.get('content-length') || 0));
   } catch (error) {
     drainRefused(koa);
     throw error;
@@ -212,7 +223,7 @@ export async function acceptArchiveImport(app: AppContext, koa: Context, user: U
     });
   } catch (error) {
     drainRefused(koa);
-    const refusal = error instanceof StagingLimitError ? new ApiError(413, 'file_too_large', error.message, { maxBytes: max }) : error;
+    const refusal = error instanceof StagingLimitError ? new ApiError(413, 'file_too_large', error.message, { maxBytes: max }) : storageFullRefusal(error);
     await refuseBatch(app, em, batchId, refusal);
     throw refusal;
   }

@@ -18,6 +18,7 @@ import { checkedMetadata } from '../metadata.js';
 import { metadataSchema, tagsSchema } from '../schemas/common.js';
 import { assertSafeFields, parseMetadataField, text } from '../text.js';
 import { quotaHold } from './quota.js';
+import { refuseWhenStorageFull, storageFullRefusal } from './storageFull.js';
 
 const uploadFields = z.object({
   name: text().trim().min(1).max(255).optional(),
@@ -67,6 +68,8 @@ export interface AcceptedUpload {
  * structure (thrown as the answer), record the Upload row and enqueue ingest.
  */
 export async function acceptUpload(app: AppContext, koa: Context, user: User, target: { projectId: string; structureId?: string }): Promise<AcceptedUpload> {
+  // A full disk refuses at once, before a byte is kept or quota held.
+  await refuseWhenStorageFull(app, Number(koa.get('content-length') || 0));
   const uploadId = randomUUID();
   const quota = quotaHold(app, user.id, uploadId);
   const release = () => releaseReservation(app.orm.em.fork(), uploadId);
@@ -77,7 +80,7 @@ export async function acceptUpload(app: AppContext, koa: Context, user: User, ta
     await shrinkReservation(app.orm.em.fork(), uploadId, received.bytes);
   } catch (error) {
     await release();
-    throw error;
+    throw storageFullRefusal(error);
   }
   let params: ReturnType<typeof parseFields>;
   try {

@@ -31,6 +31,8 @@ export function errorHandler(log: Logger) {
         ctx.status = error.status;
         ctx.body = { error: { code: error.code, message: error.message, ...(error.details ? { details: error.details } : {}) } };
         if (error.status === 401 && ctx.path.startsWith('/admin')) ctx.set('WWW-Authenticate', 'Basic realm="molvault admin"');
+        // "Not now" rather than "never": a refusal that passes by itself says when to try again.
+        if (typeof error.details?.retryAfterSeconds === 'number') ctx.set('Retry-After', String(error.details.retryAfterSeconds));
         return;
       }
       if (error instanceof StorageFullError || error instanceof StoreUnavailableError) {

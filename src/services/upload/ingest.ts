@@ -4,6 +4,7 @@ import { MEDIA_TYPES } from '../../formats/types.js';
 import type { IngestResult } from '../../pool/tasks.js';
 import type { WorkContext } from '../../runtime/context.js';
 import { scratchFile } from '../../storage/create.js';
+import { asStorageFull, storageFullAware } from '../../storage/freeSpace.js';
 import { lockBlobs, recordBlobs } from '../quota/blobs.js';
 import { blobsChargedTo, reserveContent } from '../quota/quota.js';
 import { ingestValidation, resolveFormat } from './format.js';
@@ -89,77 +90,84 @@ export async function ingestUploads(ctx: WorkContext, rows: readonly UploadRow[]
           return { row, result, format: decision.format, warning: decision.warning, tempFile: unpacked };
         } catch (error) {
           if (tempFile) await fs.rm(tempFile, { force: true }).catch(() => {});
-          outcome.errors.set(row.id, error);
+          // A full disk is no fault of the file: surfaced as such, so the job waits for space.
+          outcome.errors.set(row.id, asStorageFull(error) ?? error);
           return undefined;
         }
       }),
     )
   ).filter((item): item is Ready => item !== undefined);
 
-  const kept = await ctx.em.transactional(async (tx) => {
-    if (ready.length === 0) return [];
-    await lockBlobs(
-      tx,
-      ready.map((item) => item.result.sha256),
-    );
-    const accepted: Ready[] = [];
-    for (const [ownerId, items] of groupBy(ready, (item) => item.row.owner_id)) {
-      // The content is known now: it costs its unpacked size, or nothing when the owner is charged
-      // for the same bytes already. A .gz that unpacks past the quota is refused here, before its blob is kept.
-      const charged = await blobsChargedTo(
+  const kept = await storageFullAware(() =>
+    ctx.em.transactional(async (tx) => {
+      if (ready.length === 0) return [];
+      await lockBlobs(
         tx,
-        ownerId,
-        items.map((item) => item.result.sha256),
+        ready.map((item) => item.result.sha256),
       );
-      const refusedByQuota = await reserveContent(
-        tx,
-        ownerId,
-        items.map((item) => ({ uploadId: item.row.id, bytes: charged.has(item.result.sha256) ? 0 : item.result.size })),
-      );
-      for (const item of items) {
-        const over = refusedByQuota.get(item.row.id);
-        if (over) refuse({ uploadId: item.row.id, state: 'rejected', error: overQuota(over) });
-        else accepted.push(item);
+      const accepted: Ready[] = [];
+      for (const [ownerId, items] of groupBy(ready, (item) => item.row.owner_id)) {
+        // The content is known now: it costs its unpacked size, or nothing when the owner is charged
+        // for the same bytes already. A .gz that unpacks past the quota is refused here, before its blob is kept.
+        const charged = await blobsChargedTo(
+          tx,
+          ownerId,
+          items.map((item) => item.result.sha256),
+        );
+        const refusedByQuota = await reserveContent(
+          tx,
+          ownerId,
+          items.map((item) => ({ uploadId: item.row.id, bytes: charged.has(item.result.sha256) ? 0 : item.result.size })),
+        );
+        for (const item of items) {
+          const over = refusedByQuota.get(item.row.id);
+          if (over) refuse({ uploadId: item.row.id, state: 'rejected', error: overQuota(over) });
+          else accepted.push(item);
+        }
       }
-    }
-    // Two uploads of the same content in one batch share a blob: it is put once, every temp file removed.
-    const firsts = new Map(accepted.map((item) => [item.result.sha256, item]));
-    await Promise.all(
-      accepted.map((item) =>
-        firsts.get(item.result.sha256) === item
-          ? ctx.blobs.putFile(item.tempFile, { sha256: item.result.sha256, size: item.result.size }, { move: true })
-          : fs.rm(item.tempFile, { force: true }),
-      ),
-    );
-    await recordBlobs(
-      tx,
-      [...new Map(accepted.map((item) => [item.result.sha256, item])).values()].map((item) => ({
-        sha256: item.result.sha256,
-        size: item.result.size,
-        storedSize: item.result.size,
-        mediaType: MEDIA_TYPES[item.format],
-      })),
-    );
-    if (accepted.length > 0) {
-      await tx.execute(
-        `update uploads u set state = 'processing', blob_sha256 = x.sha256, format = x.format, compression = x.compression,
+      // Two uploads of the same content in one batch share a blob: it is put once, every temp file removed.
+      const firsts = new Map(accepted.map((item) => [item.result.sha256, item]));
+      await Promise.all(
+        accepted.map((item) =>
+          firsts.get(item.result.sha256) === item
+            ? ctx.blobs.putFile(item.tempFile, { sha256: item.result.sha256, size: item.result.size }, { move: true })
+            : fs.rm(item.tempFile, { force: true }),
+        ),
+      );
+      await recordBlobs(
+        tx,
+        [...new Map(accepted.map((item) => [item.result.sha256, item])).values()].map((item) => ({
+          sha256: item.result.sha256,
+          size: item.result.size,
+          storedSize: item.result.size,
+          mediaType: MEDIA_TYPES[item.format],
+        })),
+      );
+      if (accepted.length > 0) {
+        await tx.execute(
+          `update uploads u set state = 'processing', blob_sha256 = x.sha256, format = x.format, compression = x.compression,
                 validation = coalesce(x.validation, u.validation), updated_at = now()
            from jsonb_to_recordset(?::jsonb) as x(id uuid, sha256 text, format text, compression text, validation jsonb)
           where u.id = x.id and u.state = 'received'`,
-        [
-          JSON.stringify(
-            accepted.map((item) => ({
-              id: item.row.id,
-              sha256: item.result.sha256,
-              format: item.format,
-              compression: item.result.compression ?? null,
-              validation: ingestValidation(item.warning),
-            })),
-          ),
-        ],
-      );
-    }
-    return accepted;
+          [
+            JSON.stringify(
+              accepted.map((item) => ({
+                id: item.row.id,
+                sha256: item.result.sha256,
+                format: item.format,
+                compression: item.result.compression ?? null,
+                validation: ingestValidation(item.warning),
+              })),
+            ),
+          ],
+        );
+      }
+      return accepted;
+    }),
+  ).catch(async (error) => {
+    // Nothing was committed: the temp files are all there is; the uploads stay received and are retried.
+    await Promise.all(ready.map((item) => fs.rm(item.tempFile, { force: true }).catch(() => {})));
+    throw error;
   });
   // Refused for quota before their bytes were stored: their temp files are all there is.
   const keptIds = new Set(kept.map((item) => item.row.id));

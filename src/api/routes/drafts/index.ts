@@ -15,6 +15,7 @@ import { attachment, etagOf } from '../../http/download.js';
 import { preferredWait } from '../../http/prefer.js';
 import { receiveUpload, safeFilename } from '../../http/uploadBody.js';
 import { quotaHold } from '../../intake/quota.js';
+import { refuseWhenStorageFull, storageFullRefusal } from '../../intake/storageFull.js';
 import { waitForUpload } from '../../intake/uploads.js';
 import { errorSchema } from '../../openapi.js';
 import { presentAcceptedUpload, presentStoredUpload, uploadRefusal } from '../../presenters/uploads.js';
@@ -77,6 +78,7 @@ export function draftRoutes(app: AppContext): Router {
     async ({ params, user, koa }) => {
       const em = app.orm.em.fork();
       const structure = await access(em, user).structure(params.id, 'write');
+      await refuseWhenStorageFull(app, Number(koa.get('content-length') || 0));
       const stagingId = randomUUID();
       // A draft counts in its owner's usage (as drafts), so its bytes are held against the quota while they arrive.
       const release = () => releaseReservation(app.orm.em.fork(), stagingId);
@@ -85,7 +87,7 @@ export function draftRoutes(app: AppContext): Router {
         received = await receiveUpload(koa, app.staging, stagingId, app.config.maxUploadBytes, quotaHold(app, user.id, stagingId));
       } catch (error) {
         await release();
-        throw error;
+        throw storageFullRefusal(error);
       }
       let format: Format | undefined;
       let filename = safeFilename(received.filename);
@@ -114,7 +116,7 @@ export function draftRoutes(app: AppContext): Router {
         return serializeDraft(draft);
       } catch (error) {
         if (error instanceof DraftRefusal) throw new ApiError(error.status, error.code, error.message, error.details);
-        throw error;
+        throw storageFullRefusal(error);
       } finally {
         await release();
       }
