@@ -8,6 +8,7 @@ import { requireUser } from './middleware/auth.js';
 import { errorHandler, jsonBody } from './middleware/errors.js';
 import { rateLimit } from './middleware/rateLimit.js';
 import { adminUserRoutes } from './routes/adminUsers/index.js';
+import { auditRoutes } from './routes/audit/index.js';
 import { draftRoutes } from './routes/drafts/index.js';
 import { exportRoutes } from './routes/exports/index.js';
 import { healthRoutes } from './routes/health/index.js';
@@ -15,6 +16,7 @@ import { historyRoutes } from './routes/history/index.js';
 import { importRoutes } from './routes/imports/index.js';
 import { knownFilesRoutes } from './routes/imports/known.js';
 import { jobRoutes } from './routes/jobs/index.js';
+import { memberRoutes } from './routes/members/index.js';
 import { metadataRoutes } from './routes/metadata/index.js';
 import { projectRoutes } from './routes/projects/index.js';
 import { relationshipRoutes } from './routes/relationships/index.js';
@@ -22,6 +24,8 @@ import { searchRoutes } from './routes/search/index.js';
 import { storageRoutes } from './routes/storage/index.js';
 import { structureRoutes } from './routes/structures/index.js';
 import { tagRoutes } from './routes/tags/index.js';
+import { teamRoutes } from './routes/teams/index.js';
+import { tokenRoutes } from './routes/tokens/index.js';
 import { uploadRoutes } from './routes/uploads/index.js';
 import { usageRoutes } from './routes/usage/index.js';
 
@@ -55,6 +59,10 @@ export function createApp(app: AppContext): Koa {
     exportRoutes(app),
     knownFilesRoutes(app),
     storageRoutes(app, storage),
+    memberRoutes(app),
+    teamRoutes(app),
+    tokenRoutes(app),
+    auditRoutes(app),
   ]) {
     v1.use(routes.routes(), routes.allowedMethods());
   }

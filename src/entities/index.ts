@@ -9,10 +9,13 @@ import { ExportArchive } from './ExportArchive.js';
 import { ImportBatch } from './ImportBatch.js';
 import { ImportItem } from './ImportItem.js';
 import { Project } from './Project.js';
+import { ProjectMember } from './ProjectMember.js';
 import { QuotaReservation } from './QuotaReservation.js';
 import { Relationship } from './Relationship.js';
 import { Structure } from './Structure.js';
 import { StructureVersion } from './StructureVersion.js';
+import { Team } from './Team.js';
+import { TeamMember } from './TeamMember.js';
 import { Upload } from './Upload.js';
 import { User } from './User.js';
 import { UserUsage } from './UserUsage.js';
@@ -30,10 +33,13 @@ export {
   ImportBatch,
   ImportItem,
   Project,
+  ProjectMember,
   QuotaReservation,
   Relationship,
   Structure,
   StructureVersion,
+  Team,
+  TeamMember,
   Upload,
   User,
   UserUsage,
@@ -47,6 +53,8 @@ export const entities = [
   Blob,
   Structure,
   StructureVersion,
+  Team,
+  TeamMember,
   Upload,
   Draft,
   Relationship,
@@ -59,4 +67,5 @@ export const entities = [
   ExportArchive,
   ImportBatch,
   ImportItem,
+  ProjectMember,
 ];

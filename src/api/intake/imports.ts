@@ -2,7 +2,6 @@ import fs from 'node:fs/promises';
 import type { Context } from 'koa';
 import { z } from 'zod';
 import type { ImportBatch, ImportError, ImportOptions } from '../../entities/ImportBatch.js';
-import type { User } from '../../entities/User.js';
 import { formatBytes } from '../../lib/bytes.js';
 import type { AppContext } from '../../runtime/context.js';
 import { detectArchiveFile } from '../../services/imports/archive.js';
@@ -65,7 +64,7 @@ function asImportError(error: unknown): ImportError {
 }
 
 /** A JSON list of PDB ids: recorded as items and fetched by the workers. Returns the batch, running. */
-export async function acceptPdbImport(app: AppContext, user: User, projectId: string, body: unknown): Promise<ImportBatch> {
+export async function acceptPdbImport(app: AppContext, payerId: string, projectId: string, body: unknown): Promise<ImportBatch> {
   const parsed = pdbImportBody.safeParse(body);
   if (!parsed.success) {
     const issues = parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message }));
@@ -84,7 +83,7 @@ export async function acceptPdbImport(app: AppContext, user: User, projectId: st
   const maxItems = app.config.imports.maxItems;
   if (pdbIds.length > maxItems) throw new ApiError(413, 'too_many_items', `One import takes at most ${maxItems} PDB ids; split the list.`, { maxItems });
   await checkedMetadata(app.orm.em.fork(), projectId, metadata ?? {});
-  const batchId = await createBatch(app.orm.em.fork(), { ownerId: user.id, projectId, source: 'pdb_ids' });
+  const batchId = await createBatch(app.orm.em.fork(), { ownerId: payerId, projectId, source: 'pdb_ids' });
   const seen = new Set<string>();
   const items: ItemDraft[] = pdbIds.map((raw, position) => {
     const id = normalizePdbId(raw) as string;
@@ -96,17 +95,18 @@ export async function acceptPdbImport(app: AppContext, user: User, projectId: st
     seen.add(id);
     return draft;
   });
-  return launchBatch(app, app.orm.em.fork(), batchId, user.id, { state: 'running', source: 'pdb_ids', options: { tags, metadata }, items });
+  return launchBatch(app, app.orm.em.fork(), batchId, payerId, { state: 'running', source: 'pdb_ids', options: { tags, metadata }, items });
 }
 
 /**
  * Many files in one multipart request, or one archive in it (recognised by its bytes). Returns the
  * batch, running (or expanding); a refusal fails the batch and drains the request before it is thrown.
  */
-export async function acceptMultipartImport(app: AppContext, koa: Context, user: User, projectId: string): Promise<ImportBatch> {
-  const batchId = await createBatch(app.orm.em.fork(), { ownerId: user.id, projectId, source: 'files' });
+/** `payerId`: the project's owner of record, charged for the import; `actorId`: the caller. */
+export async function acceptMultipartImport(app: AppContext, koa: Context, payerId: string, projectId: string, actorId: string): Promise<ImportBatch> {
+  const batchId = await createBatch(app.orm.em.fork(), { ownerId: payerId, projectId, source: 'files' });
   const em = app.orm.em.fork();
-  const hold = quotaHold(app, user.id, batchId);
+  const hold = quotaHold(app, payerId, batchId, actorId);
   const quota = { reserve: hold.reserve, reserved: 0 };
   let received: Awaited<ReturnType<typeof receiveImportFiles>>;
   try {
@@ -146,10 +146,10 @@ export async function acceptMultipartImport(app: AppContext, koa: Context, user:
       await app.staging.remove(only.id);
       await shrinkReservation(em, batchId, only.size ?? 0);
       options.archive = { format: archive, bytes: only.size ?? 0, filename: only.name };
-      return await launchBatch(app, app.orm.em.fork(), batchId, user.id, { state: 'expanding', source: 'archive', options, items: [] });
+      return await launchBatch(app, app.orm.em.fork(), batchId, payerId, { state: 'expanding', source: 'archive', options, items: [] });
     }
     await checkedMetadata(em, projectId, fields.metadata ?? {});
-    return await launchBatch(app, app.orm.em.fork(), batchId, user.id, { state: 'running', source: 'files', options, items: received.items });
+    return await launchBatch(app, app.orm.em.fork(), batchId, payerId, { state: 'running', source: 'files', options, items: received.items });
   } catch (error) {
     await failBatch(
       app,
@@ -166,7 +166,7 @@ export async function acceptMultipartImport(app: AppContext, koa: Context, user:
  * One archive as the request body (zip, tar, tar.gz); `tags` and `metadata` in the query string.
  * Returns the batch, expanding; a refusal fails the batch and drains the request before it is thrown.
  */
-export async function acceptArchiveImport(app: AppContext, koa: Context, user: User, projectId: string): Promise<ImportBatch> {
+export async function acceptArchiveImport(app: AppContext, koa: Context, payerId: string, projectId: string, actorId: string): Promise<ImportBatch> {
   let fields: z.infer<typeof importFields>;
   try {
     fields = parseImportFields(koa.query as Record<string, string | string[]>);
@@ -174,9 +174,9 @@ export async function acceptArchiveImport(app: AppContext, koa: Context, user: U
     drainRefused(koa);
     throw error;
   }
-  const batchId = await createBatch(app.orm.em.fork(), { ownerId: user.id, projectId, source: 'archive' });
+  const batchId = await createBatch(app.orm.em.fork(), { ownerId: payerId, projectId, source: 'archive' });
   const em = app.orm.em.fork();
-  const hold = quotaHold(app, user.id, batchId);
+  const hold = quotaHold(app, payerId, batchId, actorId);
   const max = app.config.maxUploadBytes;
   try {
     const declared = Number(koa.get('content-length') || 0);
@@ -204,7 +204,7 @@ export async function acceptArchiveImport(app: AppContext, koa: Context, user: U
     }
     await shrinkReservation(em, batchId, staged.bytes);
     const filename = /filename\*?=(?:UTF-8'')?"?([^";]+)"?/i.exec(koa.get('content-disposition'))?.[1] ?? `archive.${format}`;
-    return await launchBatch(app, app.orm.em.fork(), batchId, user.id, {
+    return await launchBatch(app, app.orm.em.fork(), batchId, payerId, {
       state: 'expanding',
       source: 'archive',
       options: { tags: fields.tags, metadata: fields.metadata, archive: { format, bytes: staged.bytes, filename } },

@@ -36,6 +36,7 @@ export function importRoutes(app: AppContext): Router {
     {
       method: 'post',
       path: '/v1/projects/:id/imports',
+      access: { on: 'project', need: 'write' },
       summary:
         'Bulk import: many files (multipart, repeat the "file" field), one archive (zip, tar, tar.gz; as the body or as the one file), or JSON {"pdbIds": [...]} fetched from the PDB mirror',
       tag,
@@ -53,10 +54,10 @@ export function importRoutes(app: AppContext): Router {
     async ({ params, user, koa }) => {
       const project = await access(app.orm.em.fork(), user).project(params.id, 'write');
       const batch = koa.is('application/json')
-        ? await acceptPdbImport(app, user, project.id, (koa.request as { body?: unknown }).body)
+        ? await acceptPdbImport(app, project.owner, project.id, (koa.request as { body?: unknown }).body)
         : koa.is('multipart/form-data')
-          ? await acceptMultipartImport(app, koa, user, project.id)
-          : await acceptArchiveImport(app, koa, user, project.id);
+          ? await acceptMultipartImport(app, koa, project.owner, project.id, user.id)
+          : await acceptArchiveImport(app, koa, project.owner, project.id, user.id);
       koa.status = 202;
       koa.set('Location', `/v1/imports/${batch.id}`);
       return presentAcceptedImport(batch);
@@ -69,6 +70,7 @@ export function importRoutes(app: AppContext): Router {
     {
       method: 'post',
       path: '/v1/projects/:id/imports/check',
+      access: { on: 'project', need: 'read' },
       summary:
         'Which of these contents (sha256 of the unpacked bytes) the project already holds as a current version: what an import would skip as already_stored, so a client can leave those files out',
       tag,
@@ -89,6 +91,7 @@ export function importRoutes(app: AppContext): Router {
     {
       method: 'get',
       path: '/v1/imports',
+      access: { user: 'read' },
       summary: 'Your imports, newest first (counts, no items)',
       tag,
       query: listImportsQuery,
@@ -97,7 +100,7 @@ export function importRoutes(app: AppContext): Router {
     async ({ query, user }) => {
       const em = app.orm.em.fork();
       const after = decodeCursor(query.cursor, batchCursor);
-      const batches = await listImportBatches(em, visibleTo(user), {
+      const batches = await listImportBatches(em, await visibleTo(em, user), {
         limit: query.limit,
         project: query.project,
         after: after && { createdAt: new Date(after.createdAt), id: after.id },
@@ -117,6 +120,7 @@ export function importRoutes(app: AppContext): Router {
     {
       method: 'get',
       path: '/v1/imports/:id',
+      access: { on: 'import', need: 'read' },
       summary: 'An import: state, counts and its items (paged, ?state= filter), read from Postgres (it survives a Redis loss)',
       tag,
       params: idParams,

@@ -15,6 +15,7 @@ import { findVersion, listVersions, storedBlob, versionOrCurrent } from '../../.
 import { purgeStructure } from '../../../services/versions/trash.js';
 import { access, visibleTo } from '../../access.js';
 import { ApiError, notFound } from '../../errors.js';
+import { auditRequest } from '../../http/audit.js';
 import { decodeCursor, encodeCursor } from '../../http/cursor.js';
 import { attachment, etagOf, sendStoredFile } from '../../http/download.js';
 import { preferWaitSeconds } from '../../http/prefer.js';
@@ -75,6 +76,7 @@ export function structureRoutes(app: AppContext): Router {
     {
       method: 'post',
       path: '/v1/projects/:id/structures',
+      access: { on: 'project', need: 'write' },
       summary: 'Upload a structure file as a new structure',
       tag,
       params: idParams,
@@ -83,7 +85,7 @@ export function structureRoutes(app: AppContext): Router {
     },
     async ({ params, user, koa }) => {
       const project = await access(app.orm.em.fork(), user).project(params.id, 'write');
-      return answerUpload(app, koa, await acceptUpload(app, koa, user, { projectId: project.id }));
+      return answerUpload(app, koa, await acceptUpload(app, koa, user, { projectId: project.id, payerId: project.owner }));
     },
   );
 
@@ -93,6 +95,7 @@ export function structureRoutes(app: AppContext): Router {
     {
       method: 'post',
       path: '/v1/structures/:id/versions',
+      access: { on: 'structure', need: 'write' },
       summary: 'Upload a new version of a structure',
       tag,
       params: idParams,
@@ -101,7 +104,7 @@ export function structureRoutes(app: AppContext): Router {
     },
     async ({ params, user, koa }) => {
       const structure = await access(app.orm.em.fork(), user).structure(params.id, 'write');
-      return answerUpload(app, koa, await acceptUpload(app, koa, user, { projectId: structure.project, structureId: structure.id }));
+      return answerUpload(app, koa, await acceptUpload(app, koa, user, { projectId: structure.project, structureId: structure.id, payerId: structure.owner }));
     },
   );
 
@@ -111,6 +114,7 @@ export function structureRoutes(app: AppContext): Router {
     {
       method: 'get',
       path: '/v1/structures',
+      access: { user: 'read' },
       summary: 'List your structures',
       tag,
       query: listStructuresQuery,
@@ -123,7 +127,7 @@ export function structureRoutes(app: AppContext): Router {
       const after = decodeCursor(query.cursor, keysetCursor);
       const rows = await listStructures(
         em,
-        visibleTo(user),
+        await visibleTo(em, user),
         {
           project: query.project,
           kind: query.kind,
@@ -151,6 +155,7 @@ export function structureRoutes(app: AppContext): Router {
     {
       method: 'get',
       path: '/v1/structures/:id',
+      access: { on: 'structure', need: 'read' },
       summary: 'Get a structure with its current version and summary',
       tag,
       params: idParams,
@@ -171,6 +176,7 @@ export function structureRoutes(app: AppContext): Router {
     {
       method: 'patch',
       path: '/v1/structures/:id',
+      access: { on: 'structure', need: 'write' },
       summary: 'Change name, description, tags or metadata',
       tag,
       params: idParams,
@@ -198,6 +204,7 @@ export function structureRoutes(app: AppContext): Router {
     {
       method: 'delete',
       path: '/v1/structures/:id',
+      access: { on: 'structure', need: 'write' },
       summary: 'Move a structure to the trash, or purge it with ?purge=true',
       tag,
       params: idParams,
@@ -207,13 +214,18 @@ export function structureRoutes(app: AppContext): Router {
     async ({ params, query, user, koa }) => {
       const em = app.orm.em.fork();
       const structure = await access(em, user).structure(params.id, query.purge === 'true' ? 'own' : 'write', { trashed: true });
-      if (query.purge === 'true') {
-        // Rows and every blob nothing else refers to, at once: usage drops now, not at the next GC.
-        await purgeStructure(em, app.blobs, structure.id);
-      } else {
-        await trashStructure(em, structure);
-      }
-      await refreshUsage(em, user.id); // trash still counts (in its own category); a purge frees the bytes
+      const target = { targetType: 'structure', targetId: structure.id, projectId: structure.project, details: { name: structure.name } };
+      await em.transactional(async (tx) => {
+        if (query.purge === 'true') {
+          // Rows and every blob nothing else refers to, at once: usage drops now, not at the next GC.
+          await purgeStructure(tx, app.blobs, structure.id);
+          await auditRequest(tx, koa, { action: 'structure.purge', ...target });
+        } else {
+          await trashStructure(tx, structure);
+          await auditRequest(tx, koa, { action: 'structure.delete', ...target });
+        }
+      });
+      await refreshUsage(em, structure.owner); // trash still counts (in its own category); a purge frees the bytes
       await reindex(app, structure);
       koa.status = 204;
       return undefined;
@@ -226,16 +238,20 @@ export function structureRoutes(app: AppContext): Router {
     {
       method: 'post',
       path: '/v1/structures/:id/restore',
+      access: { on: 'structure', need: 'write' },
       summary: 'Restore a structure from the trash',
       tag,
       params: idParams,
       responses: { 200: { description: 'The structure', schema: structureSchema } },
     },
-    async ({ params, user }) => {
+    async ({ params, user, koa }) => {
       const em = app.orm.em.fork();
       const structure = await access(em, user).structure(params.id, 'write', { trashed: true });
-      await restoreStructure(em, structure);
-      await refreshUsage(em, user.id);
+      await em.transactional(async (tx) => {
+        await restoreStructure(tx, structure);
+        await auditRequest(tx, koa, { action: 'structure.restore', targetType: 'structure', targetId: structure.id, projectId: structure.project });
+      });
+      await refreshUsage(em, structure.owner);
       await reindex(app, structure);
       return presentStructure(em, structure.id);
     },
@@ -247,6 +263,7 @@ export function structureRoutes(app: AppContext): Router {
     {
       method: 'get',
       path: '/v1/structures/:id/versions',
+      access: { on: 'structure', need: 'read' },
       summary: 'List the versions of a structure, newest first',
       tag,
       params: idParams,
@@ -273,6 +290,7 @@ export function structureRoutes(app: AppContext): Router {
     {
       method: 'get',
       path: '/v1/structures/:id/versions/:n',
+      access: { on: 'structure', need: 'read' },
       summary: 'Get one version',
       tag,
       params: versionParams,
@@ -293,6 +311,7 @@ export function structureRoutes(app: AppContext): Router {
     {
       method: 'get',
       path: '/v1/structures/:id/download',
+      access: { on: 'structure', need: 'read' },
       summary: 'Download a version (default: current) in its original format or converted (?format=); supports ETag and Range',
       tag,
       params: idParams,
@@ -326,7 +345,7 @@ export function structureRoutes(app: AppContext): Router {
         }
         const sessionRefusal = sessionConversionRefusal(version.format, wanted);
         if (sessionRefusal) throw new ApiError(sessionRefusal.status, sessionRefusal.code, sessionRefusal.message, { from: version.format, to: wanted });
-        const converted = await derivativeFor(app, koa, em, user.id, version, wanted as Format);
+        const converted = await derivativeFor(app, koa, em, structure.owner, version, wanted as Format);
         if ('underWay' in converted) {
           koa.status = 202;
           koa.set('Location', `/v1/jobs/${converted.underWay.jobId}`);
@@ -334,7 +353,7 @@ export function structureRoutes(app: AppContext): Router {
         }
         const { derivation } = converted;
         setDerivationHeaders(koa, derivation);
-        await chargeDerivative(em, user.id, derivation.id);
+        await chargeDerivative(em, structure.owner, derivation.id);
         blobSha256 = derivation.blob;
         format = wanted as Format;
         filename = `${filename.replace(/\.[A-Za-z0-9]{1,5}$/, '')}.${format}`;
