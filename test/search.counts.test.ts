@@ -2,6 +2,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { presentSearchItems } from '../src/api/presenters/search.js';
+import { visibilityOf } from '../src/services/auth/visibility.js';
 import { reindexAll } from '../src/services/search/maintenance.js';
 import { type Client, client, userFactory } from './helpers/factories.js';
 import { type Stack, startStack } from './helpers/stack.js';
@@ -227,7 +228,9 @@ describe('search counts kept by the Postgres index', () => {
     // The presenter the other backend uses builds the same cards, in the hits' order, and only the owner's.
     const again = await search('limit=10');
     const hits = again.items.map((i: { structure: { id: string }; score: number }) => ({ structureId: i.structure.id, score: i.score, highlights: [] }));
-    const presented = JSON.parse(await presentSearchItems(stack.ctx.orm.em.fork(), ownerId, [...hits, { structureId: ids.theirs, score: 0, highlights: [] }]));
+    const presented = JSON.parse(
+      await presentSearchItems(stack.ctx.orm.em.fork(), visibilityOf(ownerId), [...hits, { structureId: ids.theirs, score: 0, highlights: [] }]),
+    );
     expect(presented.map((p: { structure: unknown }) => p.structure)).toEqual(again.items.map((i: { structure: unknown }) => i.structure));
   });
 });

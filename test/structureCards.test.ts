@@ -6,6 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { presentSearchItems } from '../src/api/presenters/search.js';
+import { visibilityOf } from '../src/services/auth/visibility.js';
 import { repairStructureCards } from '../src/services/search/maintenance.js';
 import { type Client, client, serializedNow, userFactory } from './helpers/factories.js';
 import { type Stack, startStack } from './helpers/stack.js';
@@ -119,7 +120,7 @@ describe('structure cards', () => {
     const theirs = await stranger.post('/v1/projects', { name: 'theirs' });
     const foreign = await stranger.upload(`/v1/projects/${theirs.body.id}/structures`, { name: 'x.pdb', content: pdb(2) }, {}, { prefer: 'wait=30' });
     expect(foreign.status).toBe(201);
-    const presented = await presentSearchItems(stack.ctx.orm.em.fork(), ownerId, [
+    const presented = await presentSearchItems(stack.ctx.orm.em.fork(), visibilityOf(ownerId), [
       { structureId: id, score: 1.5, highlights: ['a <mark>lost</mark> one'] },
       { structureId: foreign.body.structure.id, score: 1, highlights: [] },
     ]);

@@ -3,17 +3,21 @@ import type { Job } from 'bullmq';
 import { ExportArchive } from '../entities/ExportArchive.js';
 import { ImportBatch } from '../entities/ImportBatch.js';
 import { Project } from '../entities/Project.js';
+import type { ProjectRole } from '../entities/ProjectMember.js';
 import { Structure } from '../entities/Structure.js';
 import { Upload } from '../entities/Upload.js';
 import type { User } from '../entities/User.js';
 import { jobNameFromId } from '../queue/contract.js';
 import { convertJob, jobContractNamed } from '../queue/jobs.js';
 import type { QueueSet } from '../queue/queues.js';
-import { startedBy, type Visibility, visibilityOf, visibleProjects, visibleStructures } from '../services/auth/visibility.js';
-import { ownsVersionOfBlob } from '../services/conversions/derivations.js';
+import { grantWrites, type TokenGrant } from '../services/auth/grant.js';
+import { inVisibleProjects, startedBy, type Visibility } from '../services/auth/visibility.js';
+import { seesVersionOfBlob } from '../services/conversions/derivations.js';
+import { projectRank, rankRole, roleRank, visibilityFor } from '../services/sharing/roles.js';
 import { viewStructureJson } from '../services/structures/counters.js';
 import { type SelectedStructure, visibleSelection } from '../services/structures/selection.js';
 import { ApiError, notFound } from './errors.js';
+import { grantOf } from './principal.js';
 
 /**
  * What a route is about to do with a project or a structure in it.
@@ -30,47 +34,65 @@ export type Permission = 'read' | 'write' | 'own';
  * 404", and for lists, the Visibility their queries filter by. Something the caller may not see
  * answers exactly like something that does not exist, so ids reveal nothing.
  *
- * Today a user sees and may do everything with what they own, and nothing else (administrators
- * also follow every job). Project roles plug in here: `visible` widens to the projects a user is a
- * member of, and {@link Access.allow} refuses with 403, naming the role needed, what a member's
- * role is too low for; a non-member still gets 404.
+ * Roles: a user sees the projects they own of record and those they are a member of, directly or
+ * through a team; their effective role in one is the highest of those (the owner of record is an
+ * owner). {@link Access.allow} refuses with 403, naming the role needed, what a member's role is
+ * too low for, and what a read-only token would change; a non-member gets 404. A token limited to
+ * projects sees nothing else (404).
  */
 export class Access {
-  readonly visible: Visibility;
+  private readonly grant: TokenGrant | undefined;
+  private visibility?: Promise<Visibility>;
+  private readonly ranks = new Map<string, number>();
 
   constructor(
     private readonly em: EntityManager,
     readonly user: User,
   ) {
-    this.visible = visibleTo(user);
+    this.grant = grantOf(user);
+  }
+
+  /** What this caller may see, for the queries of lists, counts and searches (looked up once). */
+  visible(): Promise<Visibility> {
+    this.visibility ??= visibilityFor(this.em, this.user.id, this.grant);
+    return this.visibility;
   }
 
   /** The project, if the caller may see it and do `need` with it. */
   async project(id: string, need: Permission): Promise<Project> {
-    const project = await this.em.findOne(Project, { id, ...visibleProjects(this.visible) });
+    const project = await this.em.findOne(Project, { id });
     if (!project) throw notFound('project');
-    this.allow(need, project.id);
+    await this.allow(need, project.id, project.owner, 'project');
     return project;
+  }
+
+  /** The caller's effective role in a project they may see (404 otherwise). */
+  async roleIn(projectId: string, ownerId?: string): Promise<ProjectRole> {
+    const rank = await this.rank(projectId, ownerId);
+    const role = rankRole(rank);
+    if (!role) throw notFound('project');
+    return role;
   }
 
   /** The structure, if the caller may see it and do `need` with it; one in the trash only when `trashed` says so. */
   async structure(id: string, need: Permission, options: { trashed?: boolean } = {}): Promise<Structure> {
-    const structure = await this.em.findOne(Structure, { id, ...visibleStructures(this.visible) });
-    if (!structure || (structure.deletedAt && !options.trashed)) throw notFound('structure');
-    this.allow(need, structure.project);
+    const structure = await this.em.findOne(Structure, { id });
+    if (!structure) throw notFound('structure');
+    await this.allow(need, structure.project, structure.owner, 'structure');
+    if (structure.deletedAt && !options.trashed) throw notFound('structure');
     return structure;
   }
 
   /** The structure as the API shows it (JSON text built by Postgres), its view counted, in one statement. */
   async viewStructure(id: string): Promise<string> {
-    const json = await viewStructureJson(this.em, this.visible, id);
+    const json = await viewStructureJson(this.em, await this.visible(), id);
     if (json === undefined) throw notFound('structure');
     return json;
   }
 
   /** Every one of these structures (the trash included), or 404 listing those the caller cannot see. */
   async structures(ids: string[], need: Permission): Promise<SelectedStructure[]> {
-    const rows = await visibleSelection(this.em, this.visible, ids);
+    const rows = await visibleSelection(this.em, await this.visible(), ids);
     const found = new Set(rows.map((r) => r.id));
     const missing = ids.filter((id) => !found.has(id));
     if (missing.length > 0) {
@@ -81,34 +103,35 @@ export class Access {
         { missing },
       );
     }
-    for (const projectId of new Set(rows.map((r) => r.projectId))) this.allow(need, projectId);
+    for (const projectId of new Set(rows.map((r) => r.projectId))) await this.allow(need, projectId, undefined, 'structure');
     return rows;
   }
 
-  /** An upload the caller started. */
+  /** An upload into a project the caller may see. */
   async upload(id: string): Promise<Upload> {
-    const upload = await this.em.findOne(Upload, { id, ...startedBy(this.visible) });
+    const upload = await this.em.findOne(Upload, { id, ...inVisibleProjects(await this.visible()) });
     if (!upload) throw notFound('upload');
     return upload;
   }
 
-  /** An import the caller started. */
+  /** An import into a project the caller may see. */
   async importBatch(id: string): Promise<ImportBatch> {
-    const batch = await this.em.findOne(ImportBatch, { id, ...startedBy(this.visible) });
+    const batch = await this.em.findOne(ImportBatch, { id, ...inVisibleProjects(await this.visible()) });
     if (!batch) throw notFound('import');
     return batch;
   }
 
   /** An export the caller asked for. */
   async exportArchive(id: string): Promise<ExportArchive> {
-    const row = await this.em.findOne(ExportArchive, { id, ...startedBy(this.visible) });
+    const row = await this.em.findOne(ExportArchive, { id, ...startedBy(await this.visible()) });
     if (!row) throw notFound('export');
     return row;
   }
 
   /**
-   * A job the caller may follow: one they started, or a conversion of a file they store (one
-   * conversion serves everyone who stores its source). Administrators follow every job.
+   * A job the caller may follow: one about an upload or import in a project they may see, an
+   * export they asked for, or a conversion of a file in a structure they may see (one conversion
+   * serves everyone who stores its source). Administrators (unscoped tokens) follow every job.
    */
   async job(queues: QueueSet, id: string): Promise<Job> {
     const definition = jobContractNamed(jobNameFromId(id));
@@ -118,26 +141,73 @@ export class Access {
   }
 
   private async mayFollow(job: Job): Promise<boolean> {
-    if (this.user.role === 'admin' || (job.data as { ownerId?: string }).ownerId === this.user.id) return true;
-    const source = (job.data as { sourceSha256?: string }).sourceSha256;
-    return job.name === convertJob.name && !!source && (await ownsVersionOfBlob(this.em, this.user.id, source));
+    if (this.user.role === 'admin') return true;
+    const data = job.data as { ownerId?: string; uploadId?: string; batchId?: string; exportId?: string; sourceSha256?: string };
+    const visible = await this.visible();
+    if (data.exportId) return (await this.em.count(ExportArchive, { id: data.exportId, ...startedBy(visible) })) > 0;
+    if (data.uploadId) return (await this.em.count(Upload, { id: data.uploadId, ...inVisibleProjects(visible) })) > 0;
+    if (data.batchId) return (await this.em.count(ImportBatch, { id: data.batchId, ...inVisibleProjects(visible) })) > 0;
+    if (job.name === convertJob.name && data.sourceSha256) return seesVersionOfBlob(this.em, visible, data.sourceSha256);
+    return visible.allOwn && data.ownerId === this.user.id;
+  }
+
+  private async rank(projectId: string, ownerId?: string): Promise<number> {
+    if (this.grant?.projectIds && !this.grant.projectIds.includes(projectId)) return 0;
+    let rank = this.ranks.get(projectId);
+    if (rank === undefined) {
+      rank = await projectRank(this.em, this.user.id, projectId, ownerId);
+      this.ranks.set(projectId, rank);
+    }
+    return rank;
   }
 
   /**
-   * Where a role too low for `need` will be refused (403, naming the role it takes). Today whoever
-   * sees a project owns it, so everything visible is allowed.
+   * Refuses what the caller may not do in this project: 404 when they have no role there (or their
+   * token does not reach it), 403 naming the role needed when theirs is too low, 403 when their
+   * token may only read.
    */
-  private allow(_need: Permission, _projectId: string): void {}
+  private async allow(need: Permission, projectId: string, ownerId: string | undefined, what: string): Promise<void> {
+    const rank = await this.rank(projectId, ownerId);
+    if (rank === 0) throw notFound(what);
+    const needed = NEEDED_ROLE[need];
+    if (rank < roleRank(needed)) {
+      throw new ApiError(
+        403,
+        'forbidden',
+        `This needs the ${needed} role in the project (${PERMISSION_WORDS[need]}); you are ${article(rankRole(rank) as ProjectRole)} there.`,
+        { needed, role: rankRole(rank) },
+      );
+    }
+    if (need !== 'read' && !grantWrites(this.grant)) {
+      throw new ApiError(403, 'forbidden', 'This token may only read; use a token with the "write" scope to change anything.', { needed: 'write' });
+    }
+  }
 }
 
-/** Administrators only (the users, storage and backup endpoints, the queue console). */
+/** The lowest project role that has each permission. */
+const NEEDED_ROLE: Record<Permission, ProjectRole> = { read: 'viewer', write: 'editor', own: 'owner' };
+const PERMISSION_WORDS: Record<Permission, string> = {
+  read: 'to see it',
+  write: 'to change what it holds',
+  own: 'to govern it: members, links, purges, its policies and the audit log',
+};
+const article = (role: ProjectRole) => (role === 'owner' || role === 'editor' ? `an ${role}` : `a ${role}`);
+
+/** Administrators only (the users, storage and backup endpoints, the queue console), with an unscoped token. */
 export function requireAdministrator(user: User | undefined): void {
-  if (user?.role !== 'admin') throw new ApiError(403, 'forbidden', 'Only administrators may use this endpoint.');
+  if (user?.role !== 'admin') throw new ApiError(403, 'forbidden', 'Only administrators may use this endpoint, with a token that has no scopes.');
 }
 
 /** What this caller may see, for the queries of lists, counts and searches. */
-export function visibleTo(user: User): Visibility {
-  return visibilityOf(user.id);
+export function visibleTo(em: EntityManager, user: User): Promise<Visibility> {
+  return access(em, user).visible();
+}
+
+/** Refuses a change made with a read-only token (routes about the caller's own account: teams, tokens, projects they create). */
+export function requireWriteScope(user: User): void {
+  if (!grantWrites(grantOf(user))) {
+    throw new ApiError(403, 'forbidden', 'This token may only read; use a token with the "write" scope to change anything.', { needed: 'write' });
+  }
 }
 
 /** The caller's access, looked up through this entity manager. */

@@ -11,6 +11,7 @@ import { jsonBody } from './middleware/jsonBody.js';
 import { methodAnswers } from './middleware/methodNotAllowed.js';
 import { rateLimit } from './middleware/rateLimit.js';
 import { adminUserRoutes } from './routes/adminUsers/index.js';
+import { auditRoutes } from './routes/audit/index.js';
 import { draftRoutes } from './routes/drafts/index.js';
 import { exportRoutes } from './routes/exports/index.js';
 import { healthRoutes } from './routes/health/index.js';
@@ -19,6 +20,7 @@ import { importRoutes } from './routes/imports/index.js';
 import { knownFilesRoutes } from './routes/imports/known.js';
 import { jobRoutes } from './routes/jobs/index.js';
 import { linkRoutes } from './routes/links/index.js';
+import { memberRoutes } from './routes/members/index.js';
 import { metadataRoutes } from './routes/metadata/index.js';
 import { projectRoutes } from './routes/projects/index.js';
 import { relationshipRoutes } from './routes/relationships/index.js';
@@ -27,6 +29,8 @@ import { signedRoutes } from './routes/signed/index.js';
 import { storageRoutes } from './routes/storage/index.js';
 import { structureRoutes } from './routes/structures/index.js';
 import { tagRoutes } from './routes/tags/index.js';
+import { teamRoutes } from './routes/teams/index.js';
+import { tokenRoutes } from './routes/tokens/index.js';
 import { uploadRoutes } from './routes/uploads/index.js';
 import { usageRoutes } from './routes/usage/index.js';
 import { viewerRoutes } from './routes/viewer/index.js';
@@ -66,6 +70,10 @@ export function createApp(app: AppContext): Koa {
     signedRoutes(app),
     linkRoutes(app),
     viewerRoutes(app),
+    memberRoutes(app),
+    teamRoutes(app),
+    tokenRoutes(app),
+    auditRoutes(app),
   ]) {
     v1.use(routes.routes(), routes.allowedMethods());
   }

@@ -1,5 +1,26 @@
 import { z } from 'zod';
 
+/** What a route does with what it finds (see Permission in access.ts). */
+export type AccessNeed = 'read' | 'write' | 'own';
+
+/**
+ * Who may call a route, declared with it, checked by route() before the request is read, and
+ * published as `x-molvault-access` (test/authz.matrix.test.ts derives every expected status from it):
+ *  - `public`: anyone, no token;
+ *  - `admin`: administrators, with a token that has no scopes;
+ *  - `{ user }`: any signed-in user, about their own account (a read-only token only for `read`);
+ *  - `{ on: 'project' | 'structure', need }`: the project or structure in the `:id` path
+ *    parameter, with the project role `need` takes (404 to whoever has no role, 403 to a role too low);
+ *  - `{ on: 'upload' | 'import' | 'export' | 'job', need }`: a row the caller may see through its
+ *    project (or that is their own: exports), found by the handler;
+ *  - `{ on: 'team', need }`: a team the caller is in (`own`: its maintainers) or any team for an administrator.
+ */
+export type RouteAccess =
+  | 'public'
+  | 'admin'
+  | { user: 'read' | 'write' }
+  | { on: 'project' | 'structure' | 'upload' | 'import' | 'export' | 'job' | 'team'; need: AccessNeed };
+
 export interface RouteSpec {
   method: 'get' | 'post' | 'put' | 'patch' | 'delete';
   /** Koa-style path, e.g. /v1/projects/:id */
@@ -12,10 +33,16 @@ export interface RouteSpec {
   /** Documented request body that is not JSON (multipart uploads, raw bytes). */
   rawBody?: { contentType: string; description: string; fields?: Record<string, string> };
   responses: Record<number, { description: string; schema?: z.ZodType; contentType?: string }>;
-  auth?: 'token' | 'admin' | 'none';
+  /** Required: who may call it (see RouteAccess). */
+  access: RouteAccess;
 }
 
 const routes: RouteSpec[] = [];
+
+/** Every declared route (the authorization matrix walks them). */
+export function declaredRoutes(): readonly RouteSpec[] {
+  return routes;
+}
 
 export function registerRouteDoc(spec: RouteSpec) {
   if (!routes.some((r) => r.method === spec.method && r.path === spec.path)) routes.push(spec);
@@ -45,7 +72,8 @@ export function openApiDocument(serverUrl?: string) {
       summary: route.summary,
       tags: [route.tag],
       parameters,
-      security: route.auth === 'none' ? [] : [{ bearer: [] }],
+      security: route.access === 'public' ? [] : [{ bearer: [] }],
+      'x-molvault-access': route.access,
       responses: Object.fromEntries(
         Object.entries(route.responses).map(([status, response]) => [
           status,

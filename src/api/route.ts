@@ -3,9 +3,10 @@ import type { Context } from 'koa';
 import type { z } from 'zod';
 import type { User } from '../entities/User.js';
 import type { AppContext } from '../runtime/context.js';
+import { access, requireAdministrator, requireWriteScope } from './access.js';
 import { ApiError } from './errors.js';
 import { requestJson } from './middleware/jsonBody.js';
-import { type RouteSpec, registerRouteDoc } from './openapi.js';
+import { type RouteAccess, type RouteSpec, registerRouteDoc } from './openapi.js';
 import { assertSafeJson } from './text.js';
 
 export interface RequestContext<P, Q, B> {
@@ -32,6 +33,25 @@ function parseOrThrow<T extends z.ZodType>(schema: T, value: unknown, where: str
 }
 
 /**
+ * The route's declared access, checked before its query and body are read, so that whoever may not
+ * call it learns nothing from validation either. Handlers still find what they act on through
+ * access(); this makes the declaration true for every route, and the matrix test trust it.
+ */
+async function enforceAccess(app: AppContext, rule: RouteAccess, user: User, params: { id?: string } | undefined): Promise<void> {
+  if (rule === 'public') return;
+  if (rule === 'admin') return requireAdministrator(user);
+  if ('user' in rule) {
+    if (rule.user === 'write') requireWriteScope(user);
+    return;
+  }
+  if ((rule.on === 'project' || rule.on === 'structure') && params?.id) {
+    const em = app.orm.em.fork();
+    if (rule.on === 'project') await access(em, user).project(params.id, rule.need);
+    else await access(em, user).structure(params.id, rule.need, { trashed: true });
+  }
+}
+
+/**
  * Declares a route once: its zod schemas validate the request and feed the OpenAPI document.
  * The handler returns the JSON body (status 200 unless it sets koa.status), or sets koa.body itself.
  */
@@ -44,6 +64,7 @@ export function route<S extends RouteSpec>(
   registerRouteDoc(spec);
   router[spec.method](spec.path, async (koa) => {
     const params = spec.params ? parseOrThrow(spec.params, koa.params, 'path') : undefined;
+    await enforceAccess(app, spec.access, koa.state.user as User, params as { id?: string } | undefined);
     const query = spec.query ? parseOrThrow(spec.query, koa.query, 'query string') : undefined;
     const body = spec.body ? parseOrThrow(spec.body, requestJson(koa) ?? {}, 'body') : undefined;
     const result = await handler({

@@ -11,6 +11,7 @@ import { bootstrapServices, type Services } from '../runtime/bootstrap.js';
 import { closeAppContext, createAppContext } from '../runtime/context.js';
 import { createSearchIndex } from '../search/create.js';
 import { createToken, createUser, serializeUser } from '../services/auth/auth.js';
+import { TOKEN_SCOPES, type TokenScope } from '../services/auth/grant.js';
 import { reindexAll } from '../services/search/maintenance.js';
 import { startWorkers } from '../workers/main.js';
 import { cleanupCommand } from './cleanup.js';
@@ -27,7 +28,7 @@ Usage:
   molvault reindex [--backend postgres|typesense]
                                      rebuild the search index from Postgres (default: the configured backend)
   molvault user create --email E [--name N] [--admin] [--quota 10GB]
-  molvault token create --email E [--name N] [--expires 30d]
+  molvault token create --email E [--name N] [--expires 30d] [--scopes read|read,write] [--projects ID,ID]
   molvault backup create             a backup now (database + blobs, incremental) into BACKUP_DIR
   molvault backup list [--json]      the backups in BACKUP_DIR (read from their manifests)
   molvault backup verify <id>|--latest     check every checksum and that the dump restores
@@ -194,8 +195,23 @@ export async function main(argv: string[]): Promise<void> {
             admin: { type: 'boolean', default: false },
             quota: { type: 'string' },
             expires: { type: 'string' },
+            scopes: { type: 'string' },
+            projects: { type: 'string' },
           },
         });
+        const listed = (text: string | undefined) =>
+          text
+            ?.split(',')
+            .map((v) => v.trim())
+            .filter(Boolean);
+        const scopes = listed(values.scopes);
+        if (scopes && (!scopes.includes('read') || scopes.some((s) => !(TOKEN_SCOPES as readonly string[]).includes(s)))) {
+          throw new UsageError('--scopes is "read" or "read,write"');
+        }
+        const projectIds = listed(values.projects);
+        if (projectIds?.some((id) => !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id))) {
+          throw new UsageError('--projects is a comma-separated list of project ids (UUIDs)');
+        }
         if (!values.email) throw new UsageError('--email is required');
         const email = values.email;
         await withServices(config, log, async ({ databaseUrl }) => {
@@ -213,9 +229,14 @@ export async function main(argv: string[]): Promise<void> {
               const user = await em.findOne(User, { email: email.toLowerCase() });
               if (!user) throw new UsageError(`no user has the email ${email}`);
               const expiresAt = values.expires ? new Date(Date.now() + parseDuration(values.expires)) : undefined;
-              const { token, id } = await createToken(em, user.id, { name: values.name, expiresAt });
+              const { token, id } = await createToken(em, user.id, {
+                name: values.name,
+                expiresAt,
+                scopes: scopes as TokenScope[] | undefined,
+                projectIds: projectIds ?? null,
+              });
               const row = await em.findOneOrFail(ApiToken, { id });
-              print({ token, id, expiresAt: row.expiresAt?.toISOString() ?? null });
+              print({ token, id, expiresAt: row.expiresAt?.toISOString() ?? null, scopes: row.scopes ?? null, projectIds: row.projectIds ?? null });
             }
           } finally {
             await orm.close();

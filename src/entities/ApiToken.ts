@@ -16,6 +16,10 @@ export const ApiToken = defineEntity({
     expiresAt: p.datetime().columnType('timestamptz').nullable(),
     revokedAt: p.datetime().columnType('timestamptz').nullable(),
     lastUsedAt: p.datetime().columnType('timestamptz').nullable(),
+    /** What the token may do ("read", "write"); null: whatever its user may, administration included. */
+    scopes: p.array().columnType('text[]').nullable(),
+    /** The only projects the token reaches; null: every project its user may see. */
+    projectIds: p.array().columnType('uuid[]').nullable(),
     createdAt: createdAtColumn(),
   },
 });

@@ -9,12 +9,15 @@ import { ExportArchive } from './ExportArchive.js';
 import { ImportBatch } from './ImportBatch.js';
 import { ImportItem } from './ImportItem.js';
 import { Project } from './Project.js';
+import { ProjectMember } from './ProjectMember.js';
 import { QuotaReservation } from './QuotaReservation.js';
 import { Relationship } from './Relationship.js';
 import { ShareLink } from './ShareLink.js';
 import { SigningKey } from './SigningKey.js';
 import { Structure } from './Structure.js';
 import { StructureVersion } from './StructureVersion.js';
+import { Team } from './Team.js';
+import { TeamMember } from './TeamMember.js';
 import { Upload } from './Upload.js';
 import { User } from './User.js';
 import { UserUsage } from './UserUsage.js';
@@ -32,12 +35,15 @@ export {
   ImportBatch,
   ImportItem,
   Project,
+  ProjectMember,
   QuotaReservation,
   Relationship,
   ShareLink,
   SigningKey,
   Structure,
   StructureVersion,
+  Team,
+  TeamMember,
   Upload,
   User,
   UserUsage,
@@ -51,6 +57,8 @@ export const entities = [
   Blob,
   Structure,
   StructureVersion,
+  Team,
+  TeamMember,
   Upload,
   Draft,
   Relationship,
@@ -65,4 +73,5 @@ export const entities = [
   ImportItem,
   ShareLink,
   SigningKey,
+  ProjectMember,
 ];

@@ -483,9 +483,38 @@ export class PostgresSearchIndex implements SearchIndex {
     const cursor = decodeSearchCursor(query.cursor, sort, isCursor);
     const facets = [...new Set(query.facets ?? [])];
     const params = new Params();
-    const owner = params.add(query.ownerId, 'uuid');
+    // Shared projects: the caller's own documents (owner-led, as without sharing), or'ed with each
+    // sharing owner's documents in the shared projects. Without shares the statement is unchanged.
+    // (Parameters are added only where used: Postgres cannot type one the text never mentions.)
+    const ownAll = query.ownAll ?? true;
+    const shared = (query.shared ?? []).filter((group) => group.projectIds.length > 0);
+    if (!ownAll && shared.length === 0) return undefined;
+    const sharing = !ownAll || shared.length > 0;
+    const owner = ownAll ? params.add(query.ownerId, 'uuid') : 'null::uuid';
+    const ownerIds = [...new Set([...(ownAll ? [query.ownerId] : []), ...shared.map((group) => group.ownerId)])];
+    let ownersParam: string | undefined;
+    const ownersOf = () => {
+      ownersParam ??= params.add(ownerIds, 'uuid[]');
+      return ownersParam;
+    };
     const ctes: string[] = [];
     const hasText = words.length > 0;
+    const arms = [
+      ...(ownAll ? [(a: string) => `${a}.owner_id = ${owner}`] : []),
+      ...shared.map((group) => {
+        const groupOwner = params.add(group.ownerId, 'uuid');
+        const projects = params.add(group.projectIds, 'uuid[]');
+        return (a: string) => `(${a}.owner_id = ${groupOwner} and ${a}.project_id = any(${projects}))`;
+      }),
+    ];
+    /** The visibility condition on a row with owner_id and project_id under alias `a`. */
+    const visibleTo = (a: string) => (sharing ? `(${arms.map((arm) => arm(a)).join(' or ')})` : `${a}.owner_id = ${owner}`);
+    const ownerMatch = (a: string) => (sharing ? `${a}.owner_id = any(${ownersOf()})` : `${a}.owner_id = ${owner}`);
+    /** A tsquery scoped to every owner searched (or'ed), each term keyed as that owner's index stores it. */
+    const scopeQuery = (expr: string) =>
+      sharing
+        ? `(select string_agg('(' || search_scope_tsquery(o, ${expr})::text || ')', ' | ')::tsquery from unnest(${ownersOf()}) as o)`
+        : `search_scope_tsquery(${owner}, ${expr})`;
 
     if (hasText) {
       // Each word matches as a prefix, or as one of the owner's vocabulary terms within its typo
@@ -506,11 +535,10 @@ export class PostgresSearchIndex implements SearchIndex {
           select c.term from (
             select distinct v.term from search_term_variants v
             where k > 0 and v.variant = any(search_typo_variants(w, k)) and v.term <> w
-              and not exists (select from search_terms known where known.owner_id = ${owner} and known.term = w)
+              and not exists (select from search_terms known where ${ownerMatch('known')} and known.term = w)
           ) c
-          join search_terms t on t.owner_id = ${owner} and t.term = c.term
           cross join lateral (select search_typo_distance(c.term, w) as distance) d
-          where d.distance <= k
+          where d.distance <= k and exists (select from search_terms t where ${ownerMatch('t')} and t.term = c.term)
           order by d.distance, c.term limit ${TYPO_ALTERNATIVES}) as terms
         from words
       )`);
@@ -521,8 +549,8 @@ export class PostgresSearchIndex implements SearchIndex {
       const asWhole = (parts: string) =>
         `case when (${wholes})[g] is null then ${parts} else '(' || quote_literal((${wholes})[g]) || ':* | ' || ${parts} || ')' end`;
       ctes.push(`q as materialized (
-        select search_scope_tsquery(${owner}, query) as scoped,
-               case when query = strict then null else search_scope_tsquery(${owner}, strict) end as scoped_strict,
+        select ${scopeQuery('query')} as scoped,
+               case when query = strict then null else ${scopeQuery('strict')} end as scoped_strict,
                (select coalesce(array_agg(term), '{}') from corrected, unnest(terms) as term) as corrections
         from (
           select string_agg(loose, ' & ' order by g)::tsquery as query, string_agg(strict, ' & ' order by g)::tsquery as strict
@@ -546,8 +574,12 @@ export class PostgresSearchIndex implements SearchIndex {
     const tags = [...new Set(query.tags ?? [])];
     const byTag = !hasText && tags.length > 0 && !facets.includes('tag');
     const alias = byTag ? 't' : 'd';
-    const where: string[] = [byTag ? `t.owner_id = ${owner}` : scopedByIndex ? `(d.owner_id = ${owner}) is true` : `d.owner_id = ${owner}`];
-    const counted: string[] = [`c.owner_id = ${owner}`];
+    // With shares, the unsorted (gathered) paths filter by the visibility condition; the sorted walk
+    // runs one owner-led walk per arm (see `page` below), so `where` starts without it there.
+    const where: string[] = [
+      byTag ? (sharing ? `${ownerMatch('t')} and ${visibleTo('t')}` : `t.owner_id = ${owner}`) : scopedByIndex ? `${visibleTo('d')} is true` : visibleTo('d'),
+    ];
+    const counted: string[] = [visibleTo('c')];
     let countable = !hasText;
     let countedDimensions = 0;
     if (hasText) where.push('d.scoped_document @@ (select scoped from q)');
@@ -559,6 +591,12 @@ export class PostgresSearchIndex implements SearchIndex {
     }
     if (byTag) {
       where.push(`t.tag = any(${params.add(tags, 'text[]')})`);
+      countable = false;
+    } else if (tags.length && sharing) {
+      // Any owner's scoped tag finds the candidates through the index; the plain tags decide.
+      const plain = params.add(tags, 'text[]');
+      where.push(`d.scoped_tags && (select array_agg(k) from unnest(${ownersOf()}) as o, unnest(search_scope_tags(o, ${plain})) as k)`);
+      where.push(query.tagMode === 'any' ? `d.tags && ${plain}` : `d.tags @> ${plain}`);
       countable = false;
     } else if (tags.length) {
       const scoped = `search_scope_tags(${owner}, ${params.add(tags, 'text[]')})`;
@@ -592,7 +630,8 @@ export class PostgresSearchIndex implements SearchIndex {
     const countFilter = counted.join(' and ');
 
     // The tag counts are kept per owner and trash flag only: with other filters, tags are counted from the documents.
-    const countedFacet = (facet: SearchFacet) => countable && (facet !== 'tag' || countedDimensions === 0);
+    // The tag counts are not kept per project either: with shares, tags are counted from the documents.
+    const countedFacet = (facet: SearchFacet) => countable && (facet !== 'tag' || (countedDimensions === 0 && !sharing));
     const gather = scopedByIndex || facets.some((f) => !countedFacet(f));
     // ts_rank (field weights and frequency) rather than ts_rank_cd (cover density): a fifth of the cost
     // per matched row, and every match is ranked. Documents matching the words as typed come before
@@ -649,6 +688,31 @@ export class PostgresSearchIndex implements SearchIndex {
         return `(select json_object_agg(value, n order by n desc, value) from (
                    ${counts} order by 2 desc, 1 limit ${FACET_VALUES}) f)`;
       });
+    } else if (sharing) {
+      // One owner-led, index-ordered walk per arm of the visibility condition, each cut at the page
+      // size, then merged: the same index-only walks as an owner's own search, not a sort of every match.
+      const conditions = where.slice(1);
+      if (cursor) conditions.push(keyset(spec, 'd.structure_id', cursor, params));
+      const order = orderBy(spec, 'd.structure_id');
+      const walks = arms.map(
+        (arm) => `(select d.structure_id, ${spec.expr} as sort_key from search_documents d
+          where ${[arm('d'), ...conditions].join(' and ')} order by ${order} limit ${limit})`,
+      );
+      const merged: SortSpec = { ...spec, expr: 'u.sort_key' };
+      const mergedOrder = orderBy(merged, 'u.structure_id');
+      ctes.push(`page as (
+        select u.structure_id, 0::float8 as score, to_json(u.sort_key) as key, row_number() over (order by ${mergedOrder}) as ord
+        from (${walks.join(' union all ')}) u order by ${mergedOrder} limit ${limit})`);
+      total = countable
+        ? `(select coalesce(sum(c.documents), 0) from search_counts c where ${countFilter})`
+        : `(select count(*) from search_documents d where ${filter})`;
+      facetSelects = facets.map((facet) => {
+        const counts = `select c.${COUNTED_FACETS[facet as Exclude<SearchFacet, 'tag'>]} as value, sum(c.documents) as n from search_counts c
+               where ${countFilter} and c.${COUNTED_FACETS[facet as Exclude<SearchFacet, 'tag'>]} <> '' group by 1`;
+        return `(select json_object_agg(value, n order by n desc, value) from (
+                   select value, n::integer as n from (${counts}) counted where n > 0
+                   order by 2 desc, 1 limit ${FACET_VALUES}) f)`;
+      });
     } else {
       const conditions = [filter];
       if (cursor) conditions.push(keyset(spec, 'd.structure_id', cursor, params));
@@ -695,7 +759,7 @@ export class PostgresSearchIndex implements SearchIndex {
                ${hasText ? `string_agg(b.body, ${highlights} order by p.ord)` : 'null::text'} as bodies
         from page p
         ${hasText ? 'join search_documents b on b.ctid = p.ctid' : ''}
-        join structures cs on cs.id = p.structure_id and cs.owner_id = ${owner}
+        join structures cs on cs.id = p.structure_id and ${visibleTo('cs')}
         where p.ord <= ${shown}) shown`;
       return {
         text: `with ${ctes.join(',\n')}\n      select ${header.join(', ')}, shown.items, shown.bodies from ${joined}`,

@@ -48,7 +48,12 @@ export const SEARCH_FACETS = ['tag', 'kind', 'format', 'method'] as const;
 export type SearchFacet = (typeof SEARCH_FACETS)[number];
 
 export interface SearchQuery {
+  /** The caller: every document they own of record matches, unless `ownAll` is false. */
   ownerId: string;
+  /** False: only `shared` matches (a token limited to projects, or `scope=shared`). Default true. */
+  ownAll?: boolean;
+  /** Projects of other owners (or, with `ownAll` false, any owner) that match too, grouped by owner of record. */
+  shared?: readonly { ownerId: string; projectIds: readonly string[] }[];
   q?: string;
   tags?: string[];
   /** `all` (default): every tag must be present; `any`: at least one. */
@@ -93,7 +98,7 @@ export interface PresentedSearchPage {
   /**
    * JSON array of `{structure, score, highlights}`, in order, as pieces of text that joined make the
    * array (kept apart, to be encoded into the response piece by piece: utf8Bytes in lib/bytes.ts);
-   * structures not (or no longer) the owner's are left out.
+   * structures the caller may not (or no longer) see are left out.
    */
   itemsJson: readonly string[];
   total: number;

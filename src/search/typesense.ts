@@ -182,9 +182,22 @@ function highlightsOf(doc: TypesenseDocument, words: string[], matched: string[]
   return shown ? [shown] : [];
 }
 
-/** Typesense's filter_by for a query: always the owner, then each filter given. */
+/** Who may see: the caller's own documents, or'ed with each sharing owner's documents in the shared projects. */
+function visibilityFilter(query: SearchQuery): string {
+  const arms = [
+    ...((query.ownAll ?? true) ? [`owner_id:=${quote(query.ownerId)}`] : []),
+    ...(query.shared ?? [])
+      .filter((group) => group.projectIds.length > 0)
+      .map((group) => `(owner_id:=${quote(group.ownerId)} && project_id:=[${group.projectIds.map(quote).join(',')}])`),
+  ];
+  // Nothing visible: a condition no document meets.
+  if (arms.length === 0) return 'owner_id:=`none`';
+  return arms.length === 1 ? arms[0] : `(${arms.join(' || ')})`;
+}
+
+/** Typesense's filter_by for a query: always who may see, then each filter given. */
 export function typesenseFilter(query: SearchQuery): string {
-  const parts = [`owner_id:=${quote(query.ownerId)}`];
+  const parts = [visibilityFilter(query)];
   const trash = query.trash ?? 'exclude';
   if (trash !== 'include') parts.push(`deleted:=${trash === 'only'}`);
   if (query.tags?.length) {

@@ -1,5 +1,6 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Context } from 'koa';
-import type { AuditActor, AuditOrigin } from '../../services/audit/audit.js';
+import { type AuditActor, type AuditEntry, type AuditOrigin, recordAudit } from '../../services/audit/audit.js';
 
 /**
  * Who is acting and from where, as the audit log records it: the authenticated user, the token
@@ -11,4 +12,9 @@ export function auditFrom(koa: Context): { actor: AuditActor; origin: AuditOrigi
     actor: { userId: state.user?.id ?? null, tokenId: state.tokenId ?? null, linkId: state.linkId ?? null },
     origin: { ip: koa.ip || null, userAgent: koa.get('user-agent') || null },
   };
+}
+
+/** Records one audit event of this request (actor and origin from the request), in `em`'s transaction. */
+export function auditRequest(em: EntityManager, koa: Context, entry: Omit<AuditEntry, 'actor' | 'origin'>): Promise<void> {
+  return recordAudit(em, { ...entry, ...auditFrom(koa) });
 }

@@ -2,7 +2,6 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Context } from 'koa';
 import { z } from 'zod';
 import type { ImportBatch, ImportError, ImportOptions } from '../../entities/ImportBatch.js';
-import type { User } from '../../entities/User.js';
 import { formatBytes } from '../../lib/bytes.js';
 import type { AppContext } from '../../runtime/context.js';
 import { detectStagedArchive } from '../../services/imports/archive.js';
@@ -68,7 +67,7 @@ async function refuseBatch(app: AppContext, em: EntityManager, batchId: string, 
 }
 
 /** A JSON list of PDB ids: recorded as items and fetched by the workers. Returns the batch, running. */
-export async function acceptPdbImport(app: AppContext, user: User, projectId: string, body: unknown): Promise<ImportBatch> {
+export async function acceptPdbImport(app: AppContext, payerId: string, projectId: string, body: unknown): Promise<ImportBatch> {
   const parsed = pdbImportBody.safeParse(body);
   if (!parsed.success) {
     const issues = parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message }));
@@ -88,7 +87,7 @@ export async function acceptPdbImport(app: AppContext, user: User, projectId: st
   if (pdbIds.length > maxItems) throw new ApiError(413, 'too_many_items', `One import takes at most ${maxItems} PDB ids; split the list.`, { maxItems });
   await checkedMetadata(app.orm.em.fork(), projectId, metadata ?? {});
   await refuseWhenStorageFull(app);
-  const batchId = await createBatch(app.orm.em.fork(), { ownerId: user.id, projectId, source: 'pdb_ids' });
+  const batchId = await createBatch(app.orm.em.fork(), { ownerId: payerId, projectId, source: 'pdb_ids' });
   const seen = new Set<string>();
   const items: ItemDraft[] = pdbIds.map((raw, position) => {
     const id = normalizePdbId(raw) as string;
@@ -100,14 +99,15 @@ export async function acceptPdbImport(app: AppContext, user: User, projectId: st
     seen.add(id);
     return draft;
   });
-  return launchBatch(app, app.orm.em.fork(), batchId, user.id, { state: 'running', source: 'pdb_ids', options: { tags, metadata }, items });
+  return launchBatch(app, app.orm.em.fork(), batchId, payerId, { state: 'running', source: 'pdb_ids', options: { tags, metadata }, items });
 }
 
 /**
  * Many files in one multipart request, or one archive in it (recognised by its bytes). Returns the
  * batch, running (or expanding); a refusal fails the batch and drains the request before it is thrown.
  */
-export async function acceptMultipartImport(app: AppContext, koa: Context, user: User, projectId: string): Promise<ImportBatch> {
+/** `payerId`: the project's owner of record, charged for the import; `actorId`: the caller. */
+export async function acceptMultipartImport(app: AppContext, koa: Context, payerId: string, projectId: string, actorId: string): Promise<ImportBatch> {
   try {
     // A full disk refuses at once: no batch, no staging, no quota held.
     await refuseWhenStorageFull(app, Number(koa.get('content-length') || 0));
@@ -115,9 +115,9 @@ export async function acceptMultipartImport(app: AppContext, koa: Context, user:
     drainRefused(koa);
     throw error;
   }
-  const batchId = await createBatch(app.orm.em.fork(), { ownerId: user.id, projectId, source: 'files' });
+  const batchId = await createBatch(app.orm.em.fork(), { ownerId: payerId, projectId, source: 'files' });
   const em = app.orm.em.fork();
-  const hold = quotaHold(app, user.id, batchId);
+  const hold = quotaHold(app, payerId, batchId, actorId);
   const quota = { reserve: hold.reserve, reserved: 0 };
   let received: Awaited<ReturnType<typeof receiveImportFiles>>;
   try {
@@ -156,10 +156,10 @@ export async function acceptMultipartImport(app: AppContext, koa: Context, user:
       await app.staging.move(only.id, batchId);
       await shrinkReservation(em, batchId, only.size ?? 0);
       options.archive = { format: archive, bytes: only.size ?? 0, filename: only.name };
-      return await launchBatch(app, app.orm.em.fork(), batchId, user.id, { state: 'expanding', source: 'archive', options, items: [] });
+      return await launchBatch(app, app.orm.em.fork(), batchId, payerId, { state: 'expanding', source: 'archive', options, items: [] });
     }
     await checkedMetadata(em, projectId, fields.metadata ?? {});
-    return await launchBatch(app, app.orm.em.fork(), batchId, user.id, { state: 'running', source: 'files', options, items: received.items });
+    return await launchBatch(app, app.orm.em.fork(), batchId, payerId, { state: 'running', source: 'files', options, items: received.items });
   } catch (error) {
     await refuseBatch(
       app,
@@ -176,7 +176,7 @@ export async function acceptMultipartImport(app: AppContext, koa: Context, user:
  * One archive as the request body (zip, tar, tar.gz); `tags` and `metadata` in the query string.
  * Returns the batch, expanding; a refusal fails the batch and drains the request before it is thrown.
  */
-export async function acceptArchiveImport(app: AppContext, koa: Context, user: User, projectId: string): Promise<ImportBatch> {
+export async function acceptArchiveImport(app: AppContext, koa: Context, payerId: string, projectId: string, actorId: string): Promise<ImportBatch> {
   let fields: z.infer<typeof importFields>;
   try {
     fields = parseImportFields(koa.query as Record<string, string | string[]>);
@@ -185,9 +185,9 @@ export async function acceptArchiveImport(app: AppContext, koa: Context, user: U
     drainRefused(koa);
     throw error;
   }
-  const batchId = await createBatch(app.orm.em.fork(), { ownerId: user.id, projectId, source: 'archive' });
+  const batchId = await createBatch(app.orm.em.fork(), { ownerId: payerId, projectId, source: 'archive' });
   const em = app.orm.em.fork();
-  const hold = quotaHold(app, user.id, batchId);
+  const hold = quotaHold(app, payerId, batchId, actorId);
   const max = app.config.maxUploadBytes;
   try {
     const declared = Number(koa.get('content-length') || 0);
@@ -215,7 +215,7 @@ export async function acceptArchiveImport(app: AppContext, koa: Context, user: U
     }
     await shrinkReservation(em, batchId, staged.bytes);
     const filename = /filename\*?=(?:UTF-8'')?"?([^";]+)"?/i.exec(koa.get('content-disposition'))?.[1] ?? `archive.${format}`;
-    return await launchBatch(app, app.orm.em.fork(), batchId, user.id, {
+    return await launchBatch(app, app.orm.em.fork(), batchId, payerId, {
       state: 'expanding',
       source: 'archive',
       options: { tags: fields.tags, metadata: fields.metadata, archive: { format, bytes: staged.bytes, filename } },

@@ -67,11 +67,17 @@ export interface AcceptedUpload {
  * The whole synchronous half of an upload: stream to staging, refuse what is plainly not a
  * structure (thrown as the answer), record the Upload row and enqueue ingest.
  */
-export async function acceptUpload(app: AppContext, koa: Context, user: User, target: { projectId: string; structureId?: string }): Promise<AcceptedUpload> {
+/** `target.payerId`: the project's owner of record, whose quota the upload is charged to (the caller may be an editor). */
+export async function acceptUpload(
+  app: AppContext,
+  koa: Context,
+  user: User,
+  target: { projectId: string; structureId?: string; payerId: string },
+): Promise<AcceptedUpload> {
   // A full disk refuses at once, before a byte is kept or quota held.
   await refuseWhenStorageFull(app, Number(koa.get('content-length') || 0));
   const uploadId = randomUUID();
-  const quota = quotaHold(app, user.id, uploadId);
+  const quota = quotaHold(app, target.payerId, uploadId, user.id);
   const release = () => releaseReservation(app.orm.em.fork(), uploadId);
   let received: Awaited<ReturnType<typeof receiveUpload>>;
   try {
@@ -106,7 +112,7 @@ export async function acceptUpload(app: AppContext, koa: Context, user: User, ta
     const created = await createUploads(app.orm.em.fork(), [
       {
         id: uploadId,
-        ownerId: user.id,
+        ownerId: target.payerId,
         projectId: target.projectId,
         structureId: target.structureId,
         createsStructure: !target.structureId,
@@ -124,7 +130,7 @@ export async function acceptUpload(app: AppContext, koa: Context, user: User, ta
     throw error;
   }
   try {
-    await enqueue(app.queues, ingestJob, { uploadId, ownerId: user.id });
+    await enqueue(app.queues, ingestJob, { uploadId, ownerId: target.payerId });
   } catch (error) {
     // The upload is recorded in Postgres and its file staged: the reconcile schedule will pick it up.
     app.log.error({ err: error, uploadId }, 'could not enqueue ingest; the upload stays received');

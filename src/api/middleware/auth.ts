@@ -4,6 +4,7 @@ import type { AppContext } from '../../runtime/context.js';
 import { authenticate } from '../../services/auth/auth.js';
 import { requireAdministrator } from '../access.js';
 import { ApiError } from '../errors.js';
+import { actingUser } from '../principal.js';
 
 /** The token from `Authorization: Bearer …`, or from HTTP Basic's password (browsers, Bull Board). */
 export function tokenFromHeader(header: string | undefined): string | undefined {
@@ -23,9 +24,10 @@ export function requireUser(app: AppContext) {
   return async (ctx: Context, next: Next) => {
     const token = tokenFromHeader(ctx.get('authorization'));
     if (!token) throw new ApiError(401, 'unauthenticated', 'This request needs an API token: send "Authorization: Bearer mv_…".');
-    const user = await authenticate(() => app.orm.em.fork(), token);
-    if (!user) throw new ApiError(401, 'invalid_token', 'The API token is unknown, expired or revoked, or its user is disabled.');
-    ctx.state.user = user;
+    const found = await authenticate(() => app.orm.em.fork(), token);
+    if (!found) throw new ApiError(401, 'invalid_token', 'The API token is unknown, expired or revoked, or its user is disabled.');
+    ctx.state.user = actingUser(found.user, found.grant);
+    ctx.state.tokenId = found.grant.tokenId;
     await next();
   };
 }

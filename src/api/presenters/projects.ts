@@ -11,7 +11,7 @@ export async function presentProjects(em: EntityManager, projects: Project[]) {
     em,
     projects.map((p) => p.id),
   );
-  return projects.map((p) => serializeProject(p, stats.get(p.id) ?? EMPTY));
+  return projects.map((p) => ({ ...serializeProject(p, stats.get(p.id) ?? EMPTY), ownerId: p.owner }));
 }
 
 export async function presentProject(em: EntityManager, project: Project) {

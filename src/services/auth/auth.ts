@@ -2,6 +2,7 @@ import { hash, randomBytes } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { ApiToken } from '../../entities/ApiToken.js';
 import { User, type UserRole } from '../../entities/User.js';
+import type { TokenGrant, TokenScope } from './grant.js';
 
 export const TOKEN_PREFIX = 'mv_';
 
@@ -10,7 +11,11 @@ export function hashToken(token: string): string {
 }
 
 /** Issues a token: returns it once; only its hash is kept. */
-export async function createToken(em: EntityManager, userId: string, options: { name?: string; expiresAt?: Date } = {}) {
+export async function createToken(
+  em: EntityManager,
+  userId: string,
+  options: { name?: string; expiresAt?: Date; scopes?: readonly TokenScope[] | null; projectIds?: readonly string[] | null } = {},
+) {
   const token = `${TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
   const row = em.create(ApiToken, {
     user: userId,
@@ -20,9 +25,11 @@ export async function createToken(em: EntityManager, userId: string, options: { 
     expiresAt: options.expiresAt ?? null,
     revokedAt: null,
     lastUsedAt: null,
+    scopes: options.scopes ? [...options.scopes] : null,
+    projectIds: options.projectIds ? [...options.projectIds] : null,
   });
   await em.flush();
-  return { token, id: row.id, expiresAt: row.expiresAt };
+  return { token, id: row.id, expiresAt: row.expiresAt, row };
 }
 
 export async function createUser(em: EntityManager, input: { email: string; name?: string; role?: UserRole; quotaBytes: number }): Promise<User> {
@@ -45,34 +52,34 @@ export async function createUser(em: EntityManager, input: { email: string; name
  */
 const AUTH_CACHE_MS = 5_000;
 const AUTH_CACHE_MAX = 10_000;
-const authCache = new Map<string, { user: User; tokenExpiresAt: number | null; until: number }>();
+const authCache = new Map<string, { user: User; grant: TokenGrant; tokenExpiresAt: number | null; until: number }>();
 
 export function forgetCachedAuth(): void {
   authCache.clear();
 }
 
 /**
- * The user a bearer token belongs to, or undefined when the token is unknown, expired, revoked or its
+ * The user a bearer token belongs to, with what the token is limited to, or undefined when the token is unknown, expired, revoked or its
  * user disabled. `em` is asked for only when the cache cannot answer (forking one costs more than a
  * cached answer).
  */
-export async function authenticate(em: () => EntityManager, token: string): Promise<User | undefined> {
+export async function authenticate(em: () => EntityManager, token: string): Promise<{ user: User; grant: TokenGrant } | undefined> {
   if (!token.startsWith(TOKEN_PREFIX)) return undefined;
   const tokenHash = hashToken(token);
   const now = Date.now();
   const cached = authCache.get(tokenHash);
-  if (cached && cached.until > now && (cached.tokenExpiresAt === null || cached.tokenExpiresAt > now)) return cached.user;
+  if (cached && cached.until > now && (cached.tokenExpiresAt === null || cached.tokenExpiresAt > now)) return cached;
   const found = await authenticateUncached(em(), tokenHash);
   if (!found) {
     authCache.delete(tokenHash);
     return undefined;
   }
   if (authCache.size >= AUTH_CACHE_MAX) authCache.clear();
-  authCache.set(tokenHash, { user: found.user, tokenExpiresAt: found.expiresAt?.getTime() ?? null, until: now + AUTH_CACHE_MS });
-  return found.user;
+  authCache.set(tokenHash, { user: found.user, grant: found.grant, tokenExpiresAt: found.expiresAt?.getTime() ?? null, until: now + AUTH_CACHE_MS });
+  return found;
 }
 
-async function authenticateUncached(em: EntityManager, tokenHash: string): Promise<{ user: User; expiresAt: Date | null } | undefined> {
+async function authenticateUncached(em: EntityManager, tokenHash: string): Promise<{ user: User; grant: TokenGrant; expiresAt: Date | null } | undefined> {
   const row = await em.findOne(ApiToken, { tokenHash });
   if (!row || row.revokedAt || (row.expiresAt && row.expiresAt.getTime() < Date.now())) return undefined;
   const user = await em.findOne(User, { id: row.user, disabled: false });
@@ -81,7 +88,12 @@ async function authenticateUncached(em: EntityManager, tokenHash: string): Promi
   if (!row.lastUsedAt || Date.now() - row.lastUsedAt.getTime() > 60_000) {
     await em.nativeUpdate(ApiToken, { id: row.id }, { lastUsedAt: new Date() });
   }
-  return { user, expiresAt: row.expiresAt ?? null };
+  const grant: TokenGrant = {
+    tokenId: row.id,
+    scopes: (row.scopes as TokenScope[] | null | undefined) ?? null,
+    projectIds: (row.projectIds as string[] | null | undefined) ?? null,
+  };
+  return { user, grant, expiresAt: row.expiresAt ?? null };
 }
 
 export function serializeUser(user: User) {

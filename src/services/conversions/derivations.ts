@@ -2,6 +2,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import type { LossReport } from '../../engines/loss.js';
 import { Derivation } from '../../entities/Derivation.js';
 import { optionsKey } from '../../queue/keys.js';
+import { type Visibility, visibleStructuresSql } from '../auth/visibility.js';
 import { refreshUsage } from '../quota/usage.js';
 
 /** The canonical text of conversion options, and the conversion job's id, live with the job contracts. */
@@ -25,14 +26,15 @@ export function presentDerivation(derivation: Derivation, size: number) {
 }
 
 /**
- * Whether the user owns a version stored as this blob: who may follow a conversion of it. (Not the
+ * Whether the caller sees a version stored as this blob: who may follow a conversion of it. (Not the
  * same as being charged for the blob, quota's isChargedForBlob: a draft or an export charges too.)
  */
-export async function ownsVersionOfBlob(em: EntityManager, userId: string, sha256: string): Promise<boolean> {
+export async function seesVersionOfBlob(em: EntityManager, visible: Visibility, sha256: string): Promise<boolean> {
+  const condition = visibleStructuresSql(visible, 's');
   const rows = await em.execute<{ one: number }[]>(
     `select 1 as one from structure_versions v join structures s on s.id = v.structure_id
-      where v.blob_sha256 = ? and s.owner_id = ? limit 1`,
-    [sha256, userId],
+      where v.blob_sha256 = ? and ${condition.sql} limit 1`,
+    [sha256, ...condition.params],
   );
   return rows.length > 0;
 }

@@ -2,6 +2,7 @@ import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { sqlArray } from '../../db/arrays.js';
 import { Project } from '../../entities/Project.js';
+import { ProjectMember } from '../../entities/ProjectMember.js';
 import { type Visibility, visibleProjects } from '../auth/visibility.js';
 
 export interface ProjectStats {
@@ -80,6 +81,8 @@ export async function createProject(em: EntityManager, ownerId: string, fields: 
     pruneKeepLast: fields.pruning?.keepLast ?? null,
     pruneKeepDays: fields.pruning?.keepDays ?? null,
   });
+  // Its creator is its first owner member (and its owner of record, charged for what it stores).
+  em.create(ProjectMember, { project: project.id, user: ownerId, team: null, role: 'owner' });
   return (await saveProject(em)) ? project : undefined;
 }
 

@@ -1,6 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { LOCK_KEYS, lockAll } from '../../db/locks.js';
 import type { Logger } from '../../lib/logger.js';
+import type { Visibility } from '../auth/visibility.js';
 import { allBlobReferencesSql, USAGE_CATEGORIES, type UsageCategory } from './blobReferences.js';
 
 /**
@@ -122,13 +123,15 @@ export async function recomputeAllUsage(em: EntityManager, log: Logger): Promise
 }
 
 /** Bytes per project: distinct blobs of the versions of its structures (trashed ones included). */
-export async function projectUsage(em: EntityManager, userId: string): Promise<{ id: string; name: string; usedBytes: number }[]> {
+export async function projectUsage(em: EntityManager, visible: Visibility): Promise<{ id: string; name: string; usedBytes: number }[]> {
+  // The projects charged to the caller (owned of record) that they may see through this token.
+  const limit = visible.allOwn ? '' : ' and p.id = any(?::uuid[])';
   const rows = await em.execute<{ id: string; name: string; bytes: string | null }[]>(
     `select p.id, p.name,
             (select sum(b.size) from blobs b where b.sha256 in (
                select v.blob_sha256 from structure_versions v join structures s on s.id = v.structure_id where s.project_id = p.id)) as bytes
-       from projects p where p.owner_id = ? order by p.name`,
-    [userId],
+       from projects p where p.owner_id = ?${limit} order by p.name`,
+    visible.allOwn ? [visible.userId] : [visible.userId, `{${visible.projectIds.join(',')}}`],
   );
   return rows.map((r) => ({ id: r.id, name: r.name, usedBytes: Number(r.bytes ?? 0) }));
 }

@@ -1,7 +1,6 @@
 import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Relationship, type RelationshipType } from '../../entities/Relationship.js';
-import { startedBy, type Visibility } from '../auth/visibility.js';
 
 /** Links `source` to `target`; undefined when the same link exists. */
 export async function linkStructures(
@@ -24,11 +23,10 @@ export function relationshipsOf(em: EntityManager, structureId: string, type?: R
   return em.find(Relationship, where, { orderBy: { createdAt: 'asc', id: 'asc' } });
 }
 
-/** Removes a link of this structure (either direction) that the caller made; false when there is none. */
-export async function unlink(em: EntityManager, visible: Visibility, structureId: string, relationshipId: string): Promise<boolean> {
+/** Removes a link of this structure (either direction; the caller may change it); false when there is none. */
+export async function unlink(em: EntityManager, structureId: string, relationshipId: string): Promise<boolean> {
   const removed = await em.nativeDelete(Relationship, {
     id: relationshipId,
-    ...startedBy(visible),
     $or: [{ source: structureId }, { target: structureId }],
   });
   return removed > 0;

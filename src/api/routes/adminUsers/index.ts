@@ -10,6 +10,7 @@ import { forgetCachedAuth } from '../../../services/auth/auth.js';
 import { changeUser, findUser, listUsers } from '../../../services/auth/users.js';
 import { requireAdministrator } from '../../access.js';
 import { notFound } from '../../errors.js';
+import { auditRequest } from '../../http/audit.js';
 import { decodeCursor, encodeCursor } from '../../http/cursor.js';
 import { preferredWait, waitForJobEnd } from '../../http/prefer.js';
 import { errorSchema } from '../../openapi.js';
@@ -55,9 +56,9 @@ export function adminUserRoutes(app: AppContext): Router {
     {
       method: 'get',
       path: '/v1/admin/users',
+      access: 'admin',
       summary: 'List users with their quota and stored usage (administrators)',
       tag,
-      auth: 'admin',
       query: listQuery,
       responses: {
         200: { description: 'A page of users', schema: z.object({ items: z.array(adminUserSchema), nextCursor: z.string().nullable() }) },
@@ -83,9 +84,9 @@ export function adminUserRoutes(app: AppContext): Router {
     {
       method: 'patch',
       path: '/v1/admin/users/:id',
+      access: 'admin',
       summary: 'Change a user\'s quota (bytes, or a size like "20GB"), role or disabled flag (administrators)',
       tag,
-      auth: 'admin',
       params: idParams,
       body: updateUserBody,
       responses: {
@@ -94,12 +95,33 @@ export function adminUserRoutes(app: AppContext): Router {
         404: { description: 'No such user', schema: errorSchema },
       },
     },
-    async ({ params, body, user }) => {
+    async ({ params, body, user, koa }) => {
       requireAdministrator(user);
       const em = app.orm.em.fork();
       const target = await findUser(em, params.id);
       if (!target) throw notFound('user');
-      await changeUser(em, target, body);
+      const before = { quotaBytes: target.quotaBytes, role: target.role, disabled: target.disabled };
+      await em.transactional(async (tx) => {
+        await changeUser(tx, target, body);
+        const { quotaBytes, ...rest } = body;
+        if (quotaBytes !== undefined && quotaBytes !== before.quotaBytes) {
+          await auditRequest(tx, koa, {
+            action: 'admin.quota.update',
+            targetType: 'user',
+            targetId: target.id,
+            details: { from: before.quotaBytes, to: quotaBytes },
+          });
+        }
+        const changed = Object.entries(rest).filter(([key, value]) => value !== undefined && before[key as keyof typeof before] !== value);
+        if (changed.length > 0) {
+          await auditRequest(tx, koa, {
+            action: 'admin.user.update',
+            targetType: 'user',
+            targetId: target.id,
+            details: Object.fromEntries(changed.map(([key, value]) => [key, { from: before[key as keyof typeof before], to: value }])),
+          });
+        }
+      });
       forgetCachedAuth(); // a disabled user or a changed role takes effect at once
       app.log.info({ admin: user.id, user: target.id, change: body }, 'admin changed a user');
       return (await presentUsersForAdmin(em, [target]))[0];
@@ -111,9 +133,9 @@ export function adminUserRoutes(app: AppContext): Router {
     {
       method: 'post',
       path: '/v1/admin/usage/recompute',
+      access: 'admin',
       summary: "Recompute every user's usage now (the nightly usage job, on demand; administrators)",
       tag,
-      auth: 'admin',
       responses: {
         200: { description: 'With Prefer: wait=N, the job once it ended in time', schema: z.object({ job: jobSchema }) },
         202: { description: 'Enqueued: poll the job (Location header)', schema: z.object({ job: z.object({ id: z.string() }) }) },

@@ -60,6 +60,7 @@ export function draftRoutes(app: AppContext): Router {
     {
       method: 'put',
       path: '/v1/structures/:id/draft',
+      access: { on: 'structure', need: 'write' },
       summary: 'Save (autosave) the draft of a structure, replacing the previous draft; makes no version',
       tag,
       params: idParams,
@@ -84,7 +85,7 @@ export function draftRoutes(app: AppContext): Router {
       const release = () => releaseReservation(app.orm.em.fork(), stagingId);
       let received: Awaited<ReturnType<typeof receiveUpload>>;
       try {
-        received = await receiveUpload(koa, app.staging, stagingId, app.config.maxUploadBytes, quotaHold(app, user.id, stagingId));
+        received = await receiveUpload(koa, app.staging, stagingId, app.config.maxUploadBytes, quotaHold(app, structure.owner, stagingId, user.id));
       } catch (error) {
         await release();
         throw storageFullRefusal(error);
@@ -112,7 +113,7 @@ export function draftRoutes(app: AppContext): Router {
           head: received.head,
           declaredFormat: format,
         });
-        await refreshUsage(em, user.id);
+        await refreshUsage(em, structure.owner);
         return serializeDraft(draft);
       } catch (error) {
         if (error instanceof DraftRefusal) throw new ApiError(error.status, error.code, error.message, error.details);
@@ -129,6 +130,7 @@ export function draftRoutes(app: AppContext): Router {
     {
       method: 'get',
       path: '/v1/structures/:id/draft',
+      access: { on: 'structure', need: 'read' },
       summary: 'The draft: its bytes, or its description with Accept: application/json',
       tag,
       params: idParams,
@@ -163,6 +165,7 @@ export function draftRoutes(app: AppContext): Router {
     {
       method: 'delete',
       path: '/v1/structures/:id/draft',
+      access: { on: 'structure', need: 'write' },
       summary: 'Discard the draft',
       tag,
       params: idParams,
@@ -172,7 +175,7 @@ export function draftRoutes(app: AppContext): Router {
       const em = app.orm.em.fork();
       const structure = await access(em, user).structure(params.id, 'write', { trashed: true });
       if (!(await deleteDraft(em, app.blobs, structure.id))) throw noDraft();
-      await refreshUsage(em, user.id);
+      await refreshUsage(em, structure.owner);
       koa.status = 204;
       return undefined;
     },
@@ -184,6 +187,7 @@ export function draftRoutes(app: AppContext): Router {
     {
       method: 'post',
       path: '/v1/structures/:id/checkpoint',
+      access: { on: 'structure', need: 'write' },
       summary: 'Turn the draft into a new version (validated, summarised, indexed like an upload); the draft goes once the version is stored',
       tag,
       params: idParams,
@@ -198,11 +202,11 @@ export function draftRoutes(app: AppContext): Router {
     async ({ params, body, user, koa }) => {
       const em = app.orm.em.fork();
       const structure = await access(em, user).structure(params.id, 'write');
-      const checkpoint = await startCheckpoint(em, structure, user.id, body.message);
+      const checkpoint = await startCheckpoint(em, structure, structure.owner, body.message);
       if (!checkpoint) throw noDraft();
       if (checkpoint.started) {
         try {
-          await enqueue(app.queues, validateJob, { uploadId: checkpoint.upload.id, ownerId: user.id });
+          await enqueue(app.queues, validateJob, { uploadId: checkpoint.upload.id, ownerId: structure.owner });
         } catch (error) {
           // Recorded in Postgres: the reconcile schedule re-enqueues it.
           app.log.error({ err: error, uploadId: checkpoint.upload.id }, 'could not enqueue the checkpoint; reconcile will');

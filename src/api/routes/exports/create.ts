@@ -53,6 +53,7 @@ export function createExportRoute(router: Router, app: AppContext) {
     {
       method: 'post',
       path: '/v1/exports',
+      access: { user: 'write' },
       summary: 'Export a project or a selection of structures as a .zip or .tar.gz with manifest.json (Prefer: wait=N to wait for it)',
       tag: 'Exports',
       body: createExportBody,

@@ -16,6 +16,7 @@ export function downloadExportRoute(router: Router, app: AppContext) {
     {
       method: 'get',
       path: '/v1/exports/:id/download',
+      access: { on: 'export', need: 'read' },
       summary: 'Download a finished export archive (ETag and Range supported)',
       tag: 'Exports',
       params: idParams,

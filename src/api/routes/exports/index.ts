@@ -28,6 +28,7 @@ export function exportRoutes(app: AppContext): Router {
     {
       method: 'get',
       path: '/v1/exports',
+      access: { user: 'read' },
       summary: 'Your exports, newest first',
       tag,
       query: listExportsQuery,
@@ -36,7 +37,7 @@ export function exportRoutes(app: AppContext): Router {
     async ({ query, user }) => {
       const em = app.orm.em.fork();
       const before = decodeCursor(query.cursor, listCursor);
-      const rows = await listExports(em, visibleTo(user), {
+      const rows = await listExports(em, await visibleTo(em, user), {
         limit: query.limit,
         state: query.state,
         before: before && { createdAt: new Date(before.before), id: before.id },
@@ -56,6 +57,7 @@ export function exportRoutes(app: AppContext): Router {
     {
       method: 'get',
       path: '/v1/exports/:id',
+      access: { on: 'export', need: 'read' },
       summary: 'An export: state, progress, size, problems, expiry and where to download it (read from Postgres)',
       tag,
       params: idParams,
@@ -73,6 +75,7 @@ export function exportRoutes(app: AppContext): Router {
     {
       method: 'delete',
       path: '/v1/exports/:id',
+      access: { on: 'export', need: 'write' },
       summary: 'Delete an export and its archive (your usage drops at once); an export still being written is abandoned',
       tag,
       params: idParams,

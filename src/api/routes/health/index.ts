@@ -29,13 +29,13 @@ const checkSchema = z.object({ name: z.string(), ok: z.boolean(), ms: z.number()
 export function healthRoutes(app: AppContext, metrics: Registry, storage: StorageMonitor): Router {
   const router = new Router();
   const tag = 'Operations';
-  registerRouteDoc({ method: 'get', path: '/healthz', summary: 'Alive', tag, auth: 'none', responses: { 200: { description: 'The process answers' } } });
+  registerRouteDoc({ method: 'get', path: '/healthz', summary: 'Alive', tag, access: 'public', responses: { 200: { description: 'The process answers' } } });
   registerRouteDoc({
     method: 'get',
     path: '/readyz',
     summary: 'Ready: Postgres, Redis and the blob store reachable',
     tag,
-    auth: 'none',
+    access: 'public',
     responses: {
       200: {
         description: 'Ready (warnings, such as low disk space, do not make it unready)',
@@ -58,7 +58,7 @@ export function healthRoutes(app: AppContext, metrics: Registry, storage: Storag
     path: '/metrics',
     summary: 'Prometheus metrics',
     tag,
-    auth: 'none',
+    access: 'public',
     responses: { 200: { description: 'Text exposition format', contentType: 'text/plain' } },
   });
   router.get('/healthz', (ctx) => {

@@ -13,6 +13,7 @@ import { pruneStructure } from '../../../services/versions/pruning.js';
 import { rollbackStructure, setPinned } from '../../../services/versions/versions.js';
 import { access, visibleTo } from '../../access.js';
 import { ApiError, notFound } from '../../errors.js';
+import { auditRequest } from '../../http/audit.js';
 import { decodeCursor, encodeCursor } from '../../http/cursor.js';
 import { preferredWait } from '../../http/prefer.js';
 import { errorSchema } from '../../openapi.js';
@@ -38,6 +39,7 @@ export function historyRoutes(app: AppContext): Router {
     {
       method: 'patch',
       path: '/v1/structures/:id/versions/:n',
+      access: { on: 'structure', need: 'write' },
       summary: 'Pin or unpin a version (pinned versions are never pruned)',
       tag,
       params: versionParams,
@@ -59,6 +61,7 @@ export function historyRoutes(app: AppContext): Router {
     {
       method: 'post',
       path: '/v1/structures/:id/rollback',
+      access: { on: 'structure', need: 'write' },
       summary: 'Make a new version whose content is an earlier version (history is kept)',
       tag,
       params: idParams,
@@ -72,12 +75,24 @@ export function historyRoutes(app: AppContext): Router {
     async ({ params, body, user, koa }) => {
       const em = app.orm.em.fork();
       const structure = await access(em, user).structure(params.id, 'write');
-      const outcome = await rollbackStructure(em, {
-        structureId: structure.id,
-        ownerId: user.id,
-        authorId: user.id,
-        number: body.version,
-        message: body.message,
+      const outcome = await em.transactional(async (tx) => {
+        const done = await rollbackStructure(tx, {
+          structureId: structure.id,
+          ownerId: structure.owner,
+          authorId: user.id,
+          number: body.version,
+          message: body.message,
+        });
+        if (done.ok) {
+          await auditRequest(tx, koa, {
+            action: 'structure.rollback',
+            targetType: 'structure',
+            targetId: structure.id,
+            projectId: structure.project,
+            details: { toVersion: body.version, newVersion: done.version.number },
+          });
+        }
+        return done;
       });
       if (!outcome.ok) {
         if (outcome.reason === 'already_current') {
@@ -88,7 +103,7 @@ export function historyRoutes(app: AppContext): Router {
         throw notFound(outcome.reason === 'version_not_found' ? `version ${body.version} of this structure` : 'structure');
       }
       await pruneStructure(em, app.blobs, structure.id);
-      await refreshUsage(em, user.id); // the rolled-back-to bytes are current again, the replaced ones history
+      await refreshUsage(em, structure.owner); // the rolled-back-to bytes are current again, the replaced ones history
       await enqueueIndex(app.queues, structure.id);
       koa.status = 201;
       koa.set('Location', `/v1/structures/${structure.id}/versions/${outcome.version.number}`);
@@ -105,6 +120,7 @@ export function historyRoutes(app: AppContext): Router {
     {
       method: 'get',
       path: '/v1/structures/:id/diff',
+      access: { on: 'structure', need: 'read' },
       summary:
         'Compare two versions as structures: chains, residues, ligands and atoms added or removed, atoms moved, RMSD, B-factor and occupancy changes (default: the previous version against the current one)',
       tag,
@@ -170,6 +186,7 @@ export function historyRoutes(app: AppContext): Router {
     {
       method: 'get',
       path: '/v1/trash',
+      access: { user: 'read' },
       summary: 'Structures in the trash, most recently deleted first, with when each will be purged',
       tag,
       query: trashQuery,
@@ -180,7 +197,7 @@ export function historyRoutes(app: AppContext): Router {
     async ({ query, user }) => {
       const em = app.orm.em.fork();
       const after = decodeCursor(query.cursor, trashCursor);
-      const rows = await listTrash(em, visibleTo(user), query.project, {
+      const rows = await listTrash(em, await visibleTo(em, user), query.project, {
         limit: query.limit,
         after: after && { deletedAt: new Date(after.after), id: after.id },
       });

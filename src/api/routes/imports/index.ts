@@ -39,6 +39,7 @@ export function importRoutes(app: AppContext): Router {
     {
       method: 'post',
       path: '/v1/projects/:id/imports',
+      access: { on: 'project', need: 'write' },
       summary:
         'Bulk import: many files (multipart, repeat the "file" field), one archive (zip, tar, tar.gz; as the body or as the one file), or JSON {"pdbIds": [...]} fetched from the PDB mirror',
       tag,
@@ -57,10 +58,10 @@ export function importRoutes(app: AppContext): Router {
     async ({ params, user, koa }) => {
       const project = await access(app.orm.em.fork(), user).project(params.id, 'write');
       const batch = koa.is('application/json')
-        ? await acceptPdbImport(app, user, project.id, requestJson(koa))
+        ? await acceptPdbImport(app, project.owner, project.id, requestJson(koa))
         : koa.is('multipart/form-data')
-          ? await acceptMultipartImport(app, koa, user, project.id)
-          : await acceptArchiveImport(app, koa, user, project.id);
+          ? await acceptMultipartImport(app, koa, project.owner, project.id, user.id)
+          : await acceptArchiveImport(app, koa, project.owner, project.id, user.id);
       koa.set('Location', `/v1/imports/${batch.id}`);
       const ended = await waitFor(
         preferredWait(koa),
@@ -83,6 +84,7 @@ export function importRoutes(app: AppContext): Router {
     {
       method: 'post',
       path: '/v1/projects/:id/imports/check',
+      access: { on: 'project', need: 'read' },
       summary:
         'Which of these contents (sha256 of the unpacked bytes) the project already holds as a current version: what an import would skip as already_stored, so a client can leave those files out',
       tag,
@@ -103,6 +105,7 @@ export function importRoutes(app: AppContext): Router {
     {
       method: 'get',
       path: '/v1/imports',
+      access: { user: 'read' },
       summary: 'Your imports, newest first (counts, no items)',
       tag,
       query: listImportsQuery,
@@ -111,7 +114,7 @@ export function importRoutes(app: AppContext): Router {
     async ({ query, user }) => {
       const em = app.orm.em.fork();
       const after = decodeCursor(query.cursor, batchCursor);
-      const batches = await listImportBatches(em, visibleTo(user), {
+      const batches = await listImportBatches(em, await visibleTo(em, user), {
         limit: query.limit,
         project: query.project,
         after: after && { createdAt: new Date(after.createdAt), id: after.id },
@@ -131,6 +134,7 @@ export function importRoutes(app: AppContext): Router {
     {
       method: 'get',
       path: '/v1/imports/:id',
+      access: { on: 'import', need: 'read' },
       summary: 'An import: state, counts and its items (paged, ?state= filter), read from Postgres (it survives a Redis loss)',
       tag,
       params: idParams,

@@ -31,6 +31,7 @@ export function knownFilesRoutes(app: AppContext): Router {
     {
       method: 'post',
       path: '/v1/projects/:id/imports/known',
+      access: { on: 'project', need: 'read' },
       summary: 'Which of these file checksums (sha256 of the bytes as they would be sent) the project already stores; for resuming an import',
       tag: 'Imports',
       params: idParams,

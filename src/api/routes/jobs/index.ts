@@ -20,6 +20,7 @@ export function jobRoutes(app: AppContext): Router {
     {
       method: 'get',
       path: '/v1/jobs/:id',
+      access: { on: 'job', need: 'read' },
       summary: 'A job: state, progress, result or error',
       tag: 'Jobs',
       params: jobParams,
@@ -36,6 +37,7 @@ export function jobRoutes(app: AppContext): Router {
     {
       method: 'get',
       path: '/v1/jobs/:id/events',
+      access: { on: 'job', need: 'read' },
       summary: 'Server-sent events: progress and the final state of a job',
       tag: 'Jobs',
       params: jobParams,

@@ -86,6 +86,7 @@ export function linkRoutes(app: AppContext): Router {
     {
       method: 'post',
       path: '/v1/structures/:id/links',
+      access: { on: 'structure', need: 'own' },
       summary: 'Create a share link to a structure (owners): a page with a 3D viewer and a download, optionally with a password',
       tag,
       params: idParams,
@@ -124,7 +125,7 @@ export function linkRoutes(app: AppContext): Router {
       }
       const format = normalizedFormat(version, body.format);
       // Refuses impossible conversions now, and starts a possible one so it is ready when the link is opened.
-      await versionFile(app, koa, em, user.id, version, format, 0);
+      await versionFile(app, koa, em, structure.owner, version, format, 0);
       const link = await createShareLink(
         em,
         {
@@ -149,6 +150,7 @@ export function linkRoutes(app: AppContext): Router {
     {
       method: 'get',
       path: '/v1/structures/:id/links',
+      access: { on: 'structure', need: 'own' },
       summary: "List a structure's share links (owners), newest first, revoked and expired ones included",
       tag,
       params: idParams,
@@ -168,6 +170,8 @@ export function linkRoutes(app: AppContext): Router {
     {
       method: 'delete',
       path: '/v1/links/:id',
+      // The link's structure is found, and its owner role checked, by the handler: the id is a link's.
+      access: { user: 'write' },
       summary: 'Revoke a share link (owners of its project); it stops working at once',
       tag,
       params: linkIdParams,
@@ -241,14 +245,14 @@ export function linkRoutes(app: AppContext): Router {
   /** The file of a link: the version in the link's format, with Range, ETag and HEAD. */
   async function sendLinkFile(em: EntityManager, koa: Context, opened: { link: ShareLink; structure: Structure; version: StructureVersion }) {
     const { link, structure, version } = opened;
-    const file = await versionFile(app, koa, em, link.createdBy, version, link.format, CONVERSION_WAIT_SECONDS);
+    const file = await versionFile(app, koa, em, structure.owner, version, link.format, CONVERSION_WAIT_SECONDS);
     if ('underWay' in file) {
       koa.set('Retry-After', '10');
       throw new ApiError(503, 'conversion_under_way', 'This file is still being converted; try again in a few seconds.');
     }
     if (file.derivation) {
       setDerivationHeaders(koa, file.derivation);
-      await chargeDerivative(em, link.createdBy, file.derivation.id);
+      await chargeDerivative(em, structure.owner, file.derivation.id);
     }
     const blob = await storedBlob(em, file.blobSha256);
     koa.set('Cache-Control', 'private, no-cache');
@@ -284,7 +288,7 @@ export function linkRoutes(app: AppContext): Router {
       path: '/l/:id',
       summary: 'Open a share link: a browser gets a page with the structure in Mol*; ?download=1 or a non-HTML Accept gets the file',
       tag,
-      auth: 'none',
+      access: 'public',
       params: linkIdParams,
       query: linkOpenQuery,
       responses: { ...fileResponses, 200: { description: 'The page (text/html) or the file', contentType: 'text/html' } },
@@ -336,7 +340,7 @@ export function linkRoutes(app: AppContext): Router {
       path: '/l/:id/:filename',
       summary: "A share link's file under its name (what viewers load); ?version=N for a link that follows the current version",
       tag,
-      auth: 'none',
+      access: 'public',
       params: linkFileParams,
       query: linkOpenQuery,
       responses: fileResponses,

@@ -52,7 +52,15 @@ export function metadataRoutes(app: AppContext): Router {
   route(
     router,
     app,
-    { method: 'get', path: '/v1/structures/:id/metadata', summary: 'The metadata of a structure', tag, params: idParams, responses: metadataResponse },
+    {
+      method: 'get',
+      path: '/v1/structures/:id/metadata',
+      access: { on: 'structure', need: 'read' },
+      summary: 'The metadata of a structure',
+      tag,
+      params: idParams,
+      responses: metadataResponse,
+    },
     async ({ params, user }) => (await access(app.orm.em.fork(), user).structure(params.id, 'read', { trashed: true })).metadata,
   );
   route(
@@ -61,6 +69,7 @@ export function metadataRoutes(app: AppContext): Router {
     {
       method: 'put',
       path: '/v1/structures/:id/metadata',
+      access: { on: 'structure', need: 'write' },
       summary: "Replace a structure's metadata (checked against the project's metadata schema)",
       tag,
       params: idParams,
@@ -75,6 +84,7 @@ export function metadataRoutes(app: AppContext): Router {
     {
       method: 'patch',
       path: '/v1/structures/:id/metadata',
+      access: { on: 'structure', need: 'write' },
       summary: "Merge into a structure's metadata (JSON merge patch: null removes a key)",
       tag,
       params: idParams,
@@ -89,6 +99,7 @@ export function metadataRoutes(app: AppContext): Router {
     {
       method: 'delete',
       path: '/v1/structures/:id/metadata',
+      access: { on: 'structure', need: 'write' },
       summary: "Empty a structure's metadata",
       tag,
       params: idParams,
@@ -113,6 +124,7 @@ export function metadataRoutes(app: AppContext): Router {
     {
       method: 'get',
       path: '/v1/projects/:id/own-metadata',
+      access: { on: 'project', need: 'read' },
       summary: "The project's own metadata (not its structures')",
       tag,
       params: idParams,
@@ -126,6 +138,7 @@ export function metadataRoutes(app: AppContext): Router {
     {
       method: 'put',
       path: '/v1/projects/:id/own-metadata',
+      access: { on: 'project', need: 'write' },
       summary: "Replace the project's own metadata",
       tag,
       params: idParams,
@@ -140,6 +153,7 @@ export function metadataRoutes(app: AppContext): Router {
     {
       method: 'patch',
       path: '/v1/projects/:id/own-metadata',
+      access: { on: 'project', need: 'write' },
       summary: "Merge into the project's own metadata (JSON merge patch)",
       tag,
       params: idParams,
@@ -154,6 +168,7 @@ export function metadataRoutes(app: AppContext): Router {
     {
       method: 'delete',
       path: '/v1/projects/:id/own-metadata',
+      access: { on: 'project', need: 'write' },
       summary: "Empty the project's own metadata",
       tag,
       params: idParams,
@@ -172,6 +187,7 @@ export function metadataRoutes(app: AppContext): Router {
     {
       method: 'get',
       path: '/v1/projects/:id/metadata-schema',
+      access: { on: 'project', need: 'read' },
       summary: "The JSON schema the project's structure metadata must fit (null: none)",
       tag,
       params: idParams,
@@ -185,6 +201,7 @@ export function metadataRoutes(app: AppContext): Router {
     {
       method: 'put',
       path: '/v1/projects/:id/metadata-schema',
+      access: { on: 'project', need: 'own' },
       summary:
         'Set the JSON schema (draft 7 / 2019 keywords, ajv) for the project\'s structure metadata, sent as {"schema": …} like GET answers (the bare schema is accepted too); existing metadata must fit it',
       tag,
@@ -225,6 +242,7 @@ export function metadataRoutes(app: AppContext): Router {
     {
       method: 'delete',
       path: '/v1/projects/:id/metadata-schema',
+      access: { on: 'project', need: 'own' },
       summary: 'Remove the metadata schema',
       tag,
       params: idParams,
@@ -245,6 +263,7 @@ export function metadataRoutes(app: AppContext): Router {
     {
       method: 'get',
       path: '/v1/projects/:id/metadata',
+      access: { on: 'project', need: 'read' },
       summary: "Export the metadata, names, descriptions and tags of a project's structures as JSON or CSV (trash excluded)",
       tag,
       params: idParams,
@@ -268,6 +287,7 @@ export function metadataRoutes(app: AppContext): Router {
     {
       method: 'post',
       path: '/v1/projects/:id/metadata',
+      access: { on: 'project', need: 'write' },
       summary: 'Import metadata for a whole project (JSON as exported, or CSV): rows matched by id, else by name; all rows or none',
       tag,
       params: idParams,

@@ -1,11 +1,18 @@
 import Router from '@koa/router';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { Context } from 'koa';
 import { z } from 'zod';
+import type { Project } from '../../../entities/Project.js';
 import type { AppContext } from '../../../runtime/context.js';
 import { mergePatch } from '../../../services/metadata/metadata.js';
 import { changeProject, createProject, deleteProject, listProjects, structureCount } from '../../../services/projects/projects.js';
+import { refreshUsage } from '../../../services/quota/usage.js';
+import { enqueueIndex } from '../../../services/search/indexing.js';
+import { isOwnerMember, projectStructureIds, transferProject } from '../../../services/sharing/members.js';
 import { pruneProject } from '../../../services/versions/pruning.js';
 import { access, visibleTo } from '../../access.js';
 import { ApiError, conflict } from '../../errors.js';
+import { auditRequest } from '../../http/audit.js';
 import { decodeCursor, encodeCursor } from '../../http/cursor.js';
 import { errorSchema } from '../../openapi.js';
 import { presentProject, presentProjects } from '../../presenters/projects.js';
@@ -14,6 +21,35 @@ import { idParams, listQuery } from '../../schemas/common.js';
 import { createProjectBody, projectSchema, updateProjectBody } from './schema.js';
 
 const cursorSchema = z.object({ createdAt: z.string(), id: z.uuid() });
+
+/** Hands the project to another owner member: their quota pays for it from now on; the index follows. */
+async function transfer(app: AppContext, em: EntityManager, koa: Context, project: Project, newOwnerId: string): Promise<void> {
+  if (!(await isOwnerMember(em, project.id, newOwnerId))) {
+    throw new ApiError(
+      422,
+      'not_an_owner',
+      'A project can only be transferred to one of its owners: give them the owner role first (POST /v1/projects/:id/members).',
+    );
+  }
+  const formerOwnerId = project.owner;
+  const moved = await em.transactional(async (tx) => {
+    const done = await transferProject(tx, project, newOwnerId);
+    if (done) {
+      await auditRequest(tx, koa, {
+        action: 'project.owner.transfer',
+        targetType: 'project',
+        targetId: project.id,
+        projectId: project.id,
+        details: { from: formerOwnerId, to: newOwnerId },
+      });
+    }
+    return done;
+  });
+  if (!moved) throw conflict(`The new owner already has a project named "${project.name}"; rename one of them first.`);
+  await refreshUsage(em, formerOwnerId);
+  await refreshUsage(em, newOwnerId);
+  for (const id of await projectStructureIds(em, project.id)) await enqueueIndex(app.queues, id);
+}
 
 export function projectRoutes(app: AppContext): Router {
   const router = new Router();
@@ -25,6 +61,7 @@ export function projectRoutes(app: AppContext): Router {
     {
       method: 'post',
       path: '/v1/projects',
+      access: { user: 'write' },
       summary: 'Create a project',
       tag,
       body: createProjectBody,
@@ -46,7 +83,8 @@ export function projectRoutes(app: AppContext): Router {
     {
       method: 'get',
       path: '/v1/projects',
-      summary: 'List your projects, newest first',
+      access: { user: 'read' },
+      summary: 'List the projects you may see (yours and those shared with you), newest first',
       tag,
       query: listQuery,
       responses: { 200: { description: 'A page of projects', schema: z.object({ items: z.array(projectSchema), nextCursor: z.string().nullable() }) } },
@@ -54,7 +92,7 @@ export function projectRoutes(app: AppContext): Router {
     async ({ query, user }) => {
       const em = app.orm.em.fork();
       const after = decodeCursor(query.cursor, cursorSchema);
-      const projects = await listProjects(em, visibleTo(user), {
+      const projects = await listProjects(em, await visibleTo(em, user), {
         limit: query.limit,
         after: after && { createdAt: new Date(after.createdAt), id: after.id },
       });
@@ -73,6 +111,7 @@ export function projectRoutes(app: AppContext): Router {
     {
       method: 'get',
       path: '/v1/projects/:id',
+      access: { on: 'project', need: 'read' },
       summary: 'Get a project',
       tag,
       params: idParams,
@@ -90,16 +129,18 @@ export function projectRoutes(app: AppContext): Router {
     {
       method: 'patch',
       path: '/v1/projects/:id',
+      access: { on: 'project', need: 'write' },
       summary: 'Change a project',
       tag,
       params: idParams,
       body: updateProjectBody,
       responses: { 200: { description: 'The project', schema: projectSchema }, 409: { description: 'Name taken', schema: errorSchema } },
     },
-    async ({ params, body, user }) => {
+    async ({ params, body, user, koa }) => {
       const em = app.orm.em.fork();
-      // Pruning is the project's governance; names, descriptions, tags and metadata are its content.
-      const project = await access(em, user).project(params.id, body.pruning ? 'own' : 'write');
+      // Pruning and ownership are the project's governance; names, descriptions, tags and metadata are its content.
+      const project = await access(em, user).project(params.id, body.pruning || body.ownerId ? 'own' : 'write');
+      if (body.ownerId && body.ownerId !== project.owner) await transfer(app, em, koa, project, body.ownerId);
       const changes = { ...body, metadata: body.metadata === undefined ? undefined : mergePatch(project.metadata, body.metadata) }; // merge; PUT own-metadata replaces
       if (!(await changeProject(em, project, changes))) throw conflict(`You already have a project named "${body.name}".`);
       // A new policy applies at once (no CPU work: rows and blob files), not only at the next upload.
@@ -114,6 +155,7 @@ export function projectRoutes(app: AppContext): Router {
     {
       method: 'delete',
       path: '/v1/projects/:id',
+      access: { on: 'project', need: 'own' },
       summary: 'Delete an empty project',
       tag,
       params: idParams,
@@ -128,7 +170,16 @@ export function projectRoutes(app: AppContext): Router {
           structures,
         });
       }
-      await deleteProject(em, project.id);
+      await em.transactional(async (tx) => {
+        await deleteProject(tx, project.id);
+        await auditRequest(tx, koa, {
+          action: 'project.delete',
+          targetType: 'project',
+          targetId: project.id,
+          projectId: project.id,
+          details: { name: project.name },
+        });
+      });
       koa.status = 204;
       return undefined;
     },

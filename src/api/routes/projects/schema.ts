@@ -11,6 +11,8 @@ export const projectSchema = z.object({
   pruning: z.object({ keepLast: z.number().nullable(), keepDays: z.number().nullable() }),
   structureCount: z.number(),
   usedBytes: z.number(),
+  /** The owner of record: the user whose quota the project's storage counts against. */
+  ownerId: z.uuid(),
   createdAt: z.string(),
   updatedAt: z.string(),
 });
@@ -29,4 +31,7 @@ export const createProjectBody = z.object({
     .optional(),
 });
 
-export const updateProjectBody = createProjectBody.partial();
+export const updateProjectBody = createProjectBody.partial().extend({
+  /** Transfers the project to another of its owner members, who is charged for it from then on. */
+  ownerId: z.uuid({ error: 'must be a user id (UUID)' }).optional(),
+});

@@ -31,6 +31,7 @@ export function relationshipRoutes(app: AppContext): Router {
     {
       method: 'post',
       path: '/v1/structures/:id/relationships',
+      access: { on: 'structure', need: 'write' },
       summary: 'Link this structure (source) to another of yours (target), e.g. this derived-from that',
       tag,
       params: idParams,
@@ -52,7 +53,7 @@ export function relationshipRoutes(app: AppContext): Router {
         .catch(() => {
           throw notFound('target structure');
         });
-      const relationship = await linkStructures(em, { owner: user.id, source: source.id, target: target.id, type: body.type });
+      const relationship = await linkStructures(em, { owner: source.owner, source: source.id, target: target.id, type: body.type });
       if (!relationship) throw conflict(`"${source.name}" is already ${body.type} "${target.name}".`);
       koa.status = 201;
       return presentRelationship(relationship, source.id);
@@ -65,6 +66,7 @@ export function relationshipRoutes(app: AppContext): Router {
     {
       method: 'get',
       path: '/v1/structures/:id/relationships',
+      access: { on: 'structure', need: 'read' },
       summary: "A structure's links, both directions",
       tag,
       params: idParams,
@@ -85,6 +87,7 @@ export function relationshipRoutes(app: AppContext): Router {
     {
       method: 'delete',
       path: '/v1/structures/:id/relationships/:relationshipId',
+      access: { on: 'structure', need: 'write' },
       summary: 'Remove a link of this structure (either direction)',
       tag,
       params: idParams.extend({ relationshipId: z.uuid() }),
@@ -94,7 +97,7 @@ export function relationshipRoutes(app: AppContext): Router {
       const em = app.orm.em.fork();
       const structureAccess = access(em, user);
       const structure = await structureAccess.structure(params.id, 'write', { trashed: true });
-      if (!(await unlink(em, structureAccess.visible, structure.id, params.relationshipId))) throw notFound('relationship');
+      if (!(await unlink(em, structure.id, params.relationshipId))) throw notFound('relationship');
       koa.status = 204;
       return undefined;
     },

@@ -4,6 +4,7 @@ import { STRUCTURE_KINDS } from '../../../entities/Structure.js';
 import { utf8Bytes } from '../../../lib/bytes.js';
 import type { AppContext } from '../../../runtime/context.js';
 import { InvalidCursorError, type PresentedSearchPage, SEARCH_FACETS, SEARCH_SORTS, type SearchFacet, type SearchQuery } from '../../../search/types.js';
+import type { Visibility } from '../../../services/auth/visibility.js';
 import { visibleTo } from '../../access.js';
 import { ApiError } from '../../errors.js';
 import { presentSearchItems } from '../../presenters/search.js';
@@ -42,6 +43,7 @@ export const searchQuerySchema = z
     facets: z.union([z.string(), z.array(z.string())]).optional(),
     limit: z.coerce.number().int().min(1).max(500).default(50),
     cursor: z.string().max(2000).optional(),
+    scope: z.enum(['mine', 'shared', 'all']).default('all'),
   })
   .refine((q) => q.atomsMin === undefined || q.atomsMax === undefined || q.atomsMin <= q.atomsMax, {
     message: 'atomsMin is larger than atomsMax, so nothing could match',
@@ -53,10 +55,29 @@ export const searchQuerySchema = z
   });
 
 /** The backend's own presented search when it has one (Postgres), else its hits presented from Postgres. */
-async function presentedSearch(app: AppContext, query: SearchQuery): Promise<PresentedSearchPage> {
+async function presentedSearch(app: AppContext, query: SearchQuery, visible: Visibility): Promise<PresentedSearchPage> {
   if (app.search.searchPresented) return app.search.searchPresented(query);
   const result = await app.search.search(query);
-  return { ...result, itemsJson: [await presentSearchItems(app.orm.em.fork(), query.ownerId, result.hits)] };
+  return { ...result, itemsJson: [await presentSearchItems(app.orm.em.fork(), visible, result.hits)] };
+}
+
+/**
+ * Whose documents a search reads: `mine`, the projects the caller owns of record; `shared`, those
+ * shared with them; `all`, both. Shared projects are grouped by their owner of record, whose index
+ * entries the backends read.
+ */
+export function searchScope(visible: Visibility, scope: 'mine' | 'shared' | 'all'): Pick<SearchQuery, 'ownerId' | 'ownAll' | 'shared'> {
+  const groups = new Map<string, string[]>();
+  for (const { projectId, ownerId } of visible.shared) {
+    const mine = ownerId === visible.userId;
+    if ((scope === 'mine' && !mine) || (scope === 'shared' && mine)) continue;
+    groups.set(ownerId, [...(groups.get(ownerId) ?? []), projectId]);
+  }
+  return {
+    ownerId: visible.userId,
+    ownAll: visible.allOwn && scope !== 'shared',
+    shared: [...groups].map(([ownerId, projectIds]) => ({ ownerId, projectIds })),
+  };
 }
 
 export function searchRoutes(app: AppContext): Router {
@@ -67,8 +88,9 @@ export function searchRoutes(app: AppContext): Router {
     {
       method: 'get',
       path: '/v1/search',
+      access: { user: 'read' },
       summary:
-        'Search your structures: words (prefixes and small typos match), tags (all or any), kind, format, project, atom and resolution ranges, method, creation time, ligands, trash; sorted, faceted, paged by cursor',
+        'Search the structures you may see (scope: mine, shared or all): words (prefixes and small typos match), tags (all or any), kind, format, project, atom and resolution ranges, method, creation time, ligands, trash; sorted, faceted, paged by cursor',
       tag: 'Search',
       query: searchQuerySchema,
       responses: {
@@ -91,9 +113,9 @@ export function searchRoutes(app: AppContext): Router {
           facets: SEARCH_FACETS,
         });
       }
+      const visible = await visibleTo(app.orm.em.fork(), user);
       const search: SearchQuery = {
-        // The search backends filter by owner; shared projects will widen this with the access module's visibility.
-        ownerId: visibleTo(user).userId,
+        ...searchScope(visible, query.scope),
         q: query.q?.trim() || undefined,
         tags: listOf(query.tag),
         tagMode: query.tagMode,
@@ -114,7 +136,7 @@ export function searchRoutes(app: AppContext): Router {
         limit: query.limit,
         cursor: query.cursor,
       };
-      const page = await presentedSearch(app, search).catch((error: unknown): never => {
+      const page = await presentedSearch(app, search, visible).catch((error: unknown): never => {
         if (error instanceof InvalidCursorError) throw new ApiError(400, 'invalid_cursor', error.message);
         throw error;
       });

@@ -56,6 +56,7 @@ export function signedRoutes(app: AppContext): Router {
     {
       method: 'get',
       path: '/v1/structures/:id/download-url',
+      access: { on: 'structure', need: 'read' },
       summary: 'A signed URL that downloads a version (default: current) in a format without any header, for viewers and scripts',
       tag,
       params: idParams,
@@ -89,7 +90,7 @@ export function signedRoutes(app: AppContext): Router {
       }
       const format = normalizedFormat(version, query.format);
       // Refuses impossible conversions now, and starts a possible one so it is ready when the URL is used.
-      await versionFile(app, koa, em, user.id, version, format, 0);
+      await versionFile(app, koa, em, structure.owner, version, format, 0);
       const expiresAt = Math.ceil((Date.now() + ttl) / 1000);
       const token = await signDownload(em, keys, { structureId: structure.id, version: version.number, format, expiresAt, signerId: user.id });
       const { actor, origin } = auditFrom(koa);
@@ -120,7 +121,7 @@ export function signedRoutes(app: AppContext): Router {
       path: '/s/:token/:filename',
       summary: 'Download through a signed URL (no header needed; HEAD, Range and If-None-Match work; any origin may read it)',
       tag,
-      auth: 'none',
+      access: 'public',
       params: signedParams,
       responses: {
         200: { description: 'The file', contentType: 'application/octet-stream' },
@@ -140,14 +141,14 @@ export function signedRoutes(app: AppContext): Router {
       const structure = await readableOnBehalfOf(em, download.signerId, download.structureId);
       const version = structure && (await findVersion(em, structure.id, download.version));
       if (!structure || !version) throw gone();
-      const file = await versionFile(app, koa, em, download.signerId, version, download.format, CONVERSION_WAIT_SECONDS);
+      const file = await versionFile(app, koa, em, structure.owner, version, download.format, CONVERSION_WAIT_SECONDS);
       if ('underWay' in file) {
         koa.set('Retry-After', '10');
         throw new ApiError(503, 'conversion_under_way', 'This file is still being converted; try again in a few seconds.');
       }
       if (file.derivation) {
         setDerivationHeaders(koa, file.derivation);
-        await chargeDerivative(em, download.signerId, file.derivation.id);
+        await chargeDerivative(em, structure.owner, file.derivation.id);
       }
       const blob = await storedBlob(em, file.blobSha256);
       // Revalidated on every use (cheaply, by ETag), so a revoked URL is not served from a cache.

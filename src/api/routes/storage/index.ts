@@ -10,6 +10,7 @@ import type { AppContext } from '../../../runtime/context.js';
 import type { StorageMonitor } from '../../../services/maintenance/storageMonitor.js';
 import { requireAdministrator } from '../../access.js';
 import { notFound } from '../../errors.js';
+import { auditRequest } from '../../http/audit.js';
 import { preferredWait, waitForJobEnd } from '../../http/prefer.js';
 import { errorSchema } from '../../openapi.js';
 import { presentJob } from '../../presenters/jobs.js';
@@ -74,9 +75,9 @@ export function storageRoutes(app: AppContext, monitor: StorageMonitor): Router 
     {
       method: 'get',
       path: '/v1/admin/storage',
+      access: 'admin',
       summary: 'Disk free and used, blob count and bytes, staging, orphans, last backup and queue depths (administrators)',
       tag: 'Administration',
-      auth: 'admin',
       responses: {
         200: { description: 'The storage as it is now (orphan counts from a scan at most STORAGE_SCAN_TTL_MS old)', schema: storageReportSchema },
         403: { description: 'Not an administrator' },
@@ -94,9 +95,9 @@ export function storageRoutes(app: AppContext, monitor: StorageMonitor): Router 
     {
       method: 'get',
       path: '/v1/admin/backups',
+      access: 'admin',
       summary: 'The backups in BACKUP_DIR, oldest first (read from their manifests)',
       tag: 'Administration',
-      auth: 'admin',
       responses: { 200: { description: 'Backups', schema: z.object({ items: z.array(backupSummarySchema) }) }, 403: { description: 'Not an administrator' } },
     },
     async ({ user }) => {
@@ -111,9 +112,9 @@ export function storageRoutes(app: AppContext, monitor: StorageMonitor): Router 
     {
       method: 'post',
       path: '/v1/admin/backups',
+      access: 'admin',
       summary: 'Make a backup now (a job on the backup queue; follow it at /v1/jobs/:id)',
       tag: 'Administration',
-      auth: 'admin',
       responses: {
         200: { description: 'With Prefer: wait=N, the backup job once it ended in time (its state, result or error)', schema: endedJob },
         202: { description: 'The backup job', schema: acceptedJob },
@@ -124,6 +125,7 @@ export function storageRoutes(app: AppContext, monitor: StorageMonitor): Router 
       requireAdministrator(user);
       const data = { backupId: newBackupId(), kind: 'manual' as const, requestId: randomUUID() };
       const jobId = await enqueue(app.queues, backupJob, data);
+      await auditRequest(app.orm.em.fork(), koa, { action: 'admin.backup.create', targetType: 'backup', targetId: data.backupId, details: { jobId } });
       koa.set('Location', `/v1/jobs/${jobId}`);
       const ended = await waitForJobEnd(app.queues[backupJob.queue], jobId, preferredWait(koa));
       if (ended) return { job: await presentJob(ended), backup: { id: data.backupId } };
@@ -138,9 +140,9 @@ export function storageRoutes(app: AppContext, monitor: StorageMonitor): Router 
     {
       method: 'post',
       path: '/v1/admin/backups/:id/verify',
+      access: 'admin',
       summary: 'Verify a backup: every checksum, and a restore of its dump into a scratch database (a job)',
       tag: 'Administration',
-      auth: 'admin',
       params: z.object({ id: z.string().regex(BACKUP_ID, 'is not a backup id (they look like 20261122T221000Z-3f9a1c)') }),
       responses: {
         200: { description: 'With Prefer: wait=N, the verify job once it ended in time: its result says ok and lists any problems', schema: endedJob },
@@ -154,6 +156,7 @@ export function storageRoutes(app: AppContext, monitor: StorageMonitor): Router 
       if (!(await new BackupLayout(app.config.backupDir).readManifest(params.id))) throw notFound('backup');
       const data = { backupId: params.id, requestId: randomUUID() };
       const jobId = await enqueue(app.queues, verifyBackupJob, data, { attempts: 1 });
+      await auditRequest(app.orm.em.fork(), koa, { action: 'admin.backup.verify', targetType: 'backup', targetId: params.id, details: { jobId } });
       koa.set('Location', `/v1/jobs/${jobId}`);
       const ended = await waitForJobEnd(app.queues[verifyBackupJob.queue], jobId, preferredWait(koa));
       if (ended) return { job: await presentJob(ended), backup: { id: params.id } };

@@ -16,6 +16,7 @@ import { access, visibleTo } from '../../access.js';
 import { setDerivationHeaders } from '../../downloads/conversion.js';
 import { versionFile } from '../../downloads/versionFile.js';
 import { notFound } from '../../errors.js';
+import { auditRequest } from '../../http/audit.js';
 import { decodeCursor, encodeCursor } from '../../http/cursor.js';
 import { attachment, etagOf, redirectToStore, sendStoredFile } from '../../http/download.js';
 import { preferredWait } from '../../http/prefer.js';
@@ -73,6 +74,7 @@ export function structureRoutes(app: AppContext): Router {
     {
       method: 'post',
       path: '/v1/projects/:id/structures',
+      access: { on: 'project', need: 'write' },
       summary: 'Upload a structure file as a new structure',
       tag,
       params: idParams,
@@ -81,7 +83,7 @@ export function structureRoutes(app: AppContext): Router {
     },
     async ({ params, user, koa }) => {
       const project = await access(app.orm.em.fork(), user).project(params.id, 'write');
-      return answerUpload(app, koa, await acceptUpload(app, koa, user, { projectId: project.id }));
+      return answerUpload(app, koa, await acceptUpload(app, koa, user, { projectId: project.id, payerId: project.owner }));
     },
   );
 
@@ -91,6 +93,7 @@ export function structureRoutes(app: AppContext): Router {
     {
       method: 'post',
       path: '/v1/structures/:id/versions',
+      access: { on: 'structure', need: 'write' },
       summary: 'Upload a new version of a structure',
       tag,
       params: idParams,
@@ -99,7 +102,7 @@ export function structureRoutes(app: AppContext): Router {
     },
     async ({ params, user, koa }) => {
       const structure = await access(app.orm.em.fork(), user).structure(params.id, 'write');
-      return answerUpload(app, koa, await acceptUpload(app, koa, user, { projectId: structure.project, structureId: structure.id }));
+      return answerUpload(app, koa, await acceptUpload(app, koa, user, { projectId: structure.project, structureId: structure.id, payerId: structure.owner }));
     },
   );
 
@@ -109,6 +112,7 @@ export function structureRoutes(app: AppContext): Router {
     {
       method: 'get',
       path: '/v1/structures',
+      access: { user: 'read' },
       summary: 'List your structures',
       tag,
       query: listStructuresQuery,
@@ -121,7 +125,7 @@ export function structureRoutes(app: AppContext): Router {
       const after = decodeCursor(query.cursor, keysetCursor);
       const rows = await listStructures(
         em,
-        visibleTo(user),
+        await visibleTo(em, user),
         {
           project: query.project,
           kind: query.kind,
@@ -149,6 +153,7 @@ export function structureRoutes(app: AppContext): Router {
     {
       method: 'get',
       path: '/v1/structures/:id',
+      access: { on: 'structure', need: 'read' },
       summary: 'Get a structure with its current version and summary',
       tag,
       params: idParams,
@@ -169,6 +174,7 @@ export function structureRoutes(app: AppContext): Router {
     {
       method: 'patch',
       path: '/v1/structures/:id',
+      access: { on: 'structure', need: 'write' },
       summary: 'Change name, description, tags or metadata',
       tag,
       params: idParams,
@@ -196,6 +202,7 @@ export function structureRoutes(app: AppContext): Router {
     {
       method: 'delete',
       path: '/v1/structures/:id',
+      access: { on: 'structure', need: 'write' },
       summary: 'Move a structure to the trash, or purge it with ?purge=true',
       tag,
       params: idParams,
@@ -205,13 +212,18 @@ export function structureRoutes(app: AppContext): Router {
     async ({ params, query, user, koa }) => {
       const em = app.orm.em.fork();
       const structure = await access(em, user).structure(params.id, query.purge === 'true' ? 'own' : 'write', { trashed: true });
-      if (query.purge === 'true') {
-        // Rows and every blob nothing else refers to, at once: usage drops now, not at the next GC.
-        await purgeStructure(em, app.blobs, structure.id);
-      } else {
-        await trashStructure(em, structure);
-      }
-      await refreshUsage(em, user.id); // trash still counts (in its own category); a purge frees the bytes
+      const target = { targetType: 'structure', targetId: structure.id, projectId: structure.project, details: { name: structure.name } };
+      await em.transactional(async (tx) => {
+        if (query.purge === 'true') {
+          // Rows and every blob nothing else refers to, at once: usage drops now, not at the next GC.
+          await purgeStructure(tx, app.blobs, structure.id);
+          await auditRequest(tx, koa, { action: 'structure.purge', ...target });
+        } else {
+          await trashStructure(tx, structure);
+          await auditRequest(tx, koa, { action: 'structure.delete', ...target });
+        }
+      });
+      await refreshUsage(em, structure.owner); // trash still counts (in its own category); a purge frees the bytes
       await reindex(app, structure);
       koa.status = 204;
       return undefined;
@@ -224,16 +236,20 @@ export function structureRoutes(app: AppContext): Router {
     {
       method: 'post',
       path: '/v1/structures/:id/restore',
+      access: { on: 'structure', need: 'write' },
       summary: 'Restore a structure from the trash',
       tag,
       params: idParams,
       responses: { 200: { description: 'The structure', schema: structureSchema } },
     },
-    async ({ params, user }) => {
+    async ({ params, user, koa }) => {
       const em = app.orm.em.fork();
       const structure = await access(em, user).structure(params.id, 'write', { trashed: true });
-      await restoreStructure(em, structure);
-      await refreshUsage(em, user.id);
+      await em.transactional(async (tx) => {
+        await restoreStructure(tx, structure);
+        await auditRequest(tx, koa, { action: 'structure.restore', targetType: 'structure', targetId: structure.id, projectId: structure.project });
+      });
+      await refreshUsage(em, structure.owner);
       await reindex(app, structure);
       return presentStructure(em, structure.id);
     },
@@ -245,6 +261,7 @@ export function structureRoutes(app: AppContext): Router {
     {
       method: 'get',
       path: '/v1/structures/:id/versions',
+      access: { on: 'structure', need: 'read' },
       summary: 'List the versions of a structure, newest first',
       tag,
       params: idParams,
@@ -271,6 +288,7 @@ export function structureRoutes(app: AppContext): Router {
     {
       method: 'get',
       path: '/v1/structures/:id/versions/:n',
+      access: { on: 'structure', need: 'read' },
       summary: 'Get one version',
       tag,
       params: versionParams,
@@ -291,6 +309,7 @@ export function structureRoutes(app: AppContext): Router {
     {
       method: 'get',
       path: '/v1/structures/:id/download',
+      access: { on: 'structure', need: 'read' },
       summary: 'Download a version (default: current) in its original format or converted (?format=); supports ETag and Range',
       tag,
       params: idParams,
@@ -315,7 +334,7 @@ export function structureRoutes(app: AppContext): Router {
       const structure = await access(em, user).structure(params.id, 'read', { trashed: true });
       const version = await versionOrCurrent(em, structure, query.version);
       if (!version) throw notFound('version');
-      const file = await versionFile(app, koa, em, user.id, version, query.format);
+      const file = await versionFile(app, koa, em, structure.owner, version, query.format);
       if ('underWay' in file) {
         koa.status = 202;
         koa.set('Location', `/v1/jobs/${file.underWay.jobId}`);
@@ -324,7 +343,7 @@ export function structureRoutes(app: AppContext): Router {
       const { blobSha256, format, filename } = file;
       if (file.derivation) {
         setDerivationHeaders(koa, file.derivation);
-        await chargeDerivative(em, user.id, file.derivation.id);
+        await chargeDerivative(em, structure.owner, file.derivation.id);
       }
       const blob = await storedBlob(em, blobSha256);
       koa.set('Cache-Control', 'private, max-age=31536000, immutable');

@@ -26,6 +26,7 @@ export function tagRoutes(app: AppContext): Router {
     {
       method: 'post',
       path: '/v1/structures/:id/tags',
+      access: { on: 'structure', need: 'write' },
       summary: 'Add tags to a structure (tags it already has are kept once)',
       tag,
       params: idParams,
@@ -51,6 +52,7 @@ export function tagRoutes(app: AppContext): Router {
     {
       method: 'delete',
       path: '/v1/structures/:id/tags/:tag',
+      access: { on: 'structure', need: 'write' },
       summary: 'Remove a tag from a structure (no change if it does not have it)',
       tag,
       params: tagParams,
@@ -77,6 +79,7 @@ export function tagRoutes(app: AppContext): Router {
     {
       method: 'post',
       path: '/v1/projects/:id/tags/rename',
+      access: { on: 'project', need: 'write' },
       summary: 'Rename a tag on every structure of a project, trash included (merges into the new tag where both exist)',
       tag,
       params: idParams,
@@ -102,6 +105,7 @@ export function tagRoutes(app: AppContext): Router {
     {
       method: 'delete',
       path: '/v1/projects/:id/tags/:tag',
+      access: { on: 'project', need: 'write' },
       summary: 'Remove a tag from every structure of a project, trash included',
       tag,
       params: tagParams,
@@ -125,6 +129,7 @@ export function tagRoutes(app: AppContext): Router {
     {
       method: 'get',
       path: '/v1/tags',
+      access: { user: 'read' },
       summary: 'Your tags with how many structures carry each (trash excluded), most used first',
       tag,
       query: z.object({ project: z.uuid().optional() }),
@@ -133,7 +138,7 @@ export function tagRoutes(app: AppContext): Router {
     async ({ query, user }) => {
       const em = app.orm.em.fork();
       if (query.project) await access(em, user).project(query.project, 'read');
-      return { items: await tagCounts(em, visibleTo(user), query.project) };
+      return { items: await tagCounts(em, await visibleTo(em, user), query.project) };
     },
   );
 

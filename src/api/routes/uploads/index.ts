@@ -15,6 +15,7 @@ export function uploadRoutes(app: AppContext): Router {
     {
       method: 'get',
       path: '/v1/uploads/:id',
+      access: { on: 'upload', need: 'read' },
       summary: "An upload's state, read from Postgres (it survives a Redis loss)",
       tag: 'Structures',
       params: idParams,

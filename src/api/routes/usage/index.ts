@@ -25,6 +25,7 @@ export function usageRoutes(app: AppContext): Router {
     {
       method: 'get',
       path: '/v1/usage',
+      access: { user: 'read' },
       summary: 'Your quota and the bytes you use: each distinct file once, by category and by project',
       tag: 'Usage',
       responses: { 200: { description: 'Quota and usage', schema: usageSchema } },
@@ -38,8 +39,8 @@ export function usageRoutes(app: AppContext): Router {
         usedBytes: figure.usedBytes,
         reservedBytes: await reservedBytes(em, user.id),
         breakdown: figure.breakdown,
-        // Per project: the projects the caller may see (today, their own).
-        projects: await projectUsage(em, visibleTo(user).userId),
+        // Per project: the projects charged to the caller that this token may see.
+        projects: await projectUsage(em, await visibleTo(em, user)),
         computedAt: new Date().toISOString(),
       };
     },
