@@ -3,9 +3,11 @@ import { ImportItem } from '../../entities/ImportItem.js';
 import { Upload } from '../../entities/Upload.js';
 import { itemJobId } from '../../queue/jobs.js';
 import type { WorkContext } from '../../runtime/context.js';
+import { enqueueIndexAll } from '../search/indexing.js';
 import { endUpload } from '../upload/uploads.js';
 import { batchCounts, endItem, failBatch, progressOf, releaseBatchReservation, resetBatchReservation } from './batches.js';
 import { IMPORT_CHUNK_SIZE } from './chunk.js';
+import { restoreRelationships } from './restoreHistory.js';
 
 type FinishContext = Omit<WorkContext, 'cpu' | 'job'>;
 
@@ -59,6 +61,8 @@ export async function closeImport(ctx: FinishContext, batchId: string, failures:
     const reasons = new Map(Object.entries(failures).map(([key, reason]) => [key.slice(key.lastIndexOf(itemPrefix) + itemPrefix.length), reason]));
     const open = await ctx.em.execute<{ id: string }[]>(`select id from import_items where batch_id = ? and state in ('pending', 'processing')`, [batchId]);
     for (const { id } of open) await failImportItem(ctx, batchId, id, reasons.get(id) ?? 'its job ended without finishing it');
+    // An export's relationships, once every structure they join is restored.
+    if (batch.options.manifest) await enqueueIndexAll(ctx.queues, await restoreRelationships(ctx.em.fork(), batchId));
     await ctx.em.fork().transactional(async (tx) => {
       await tx.execute(`update import_batches set state = 'completed', finished_at = now(), updated_at = now() where id = ? and state = 'running'`, [batchId]);
       await releaseBatchReservation(tx, batch.owner, batchId);
