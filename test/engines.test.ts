@@ -73,9 +73,10 @@ describe('the engine pool with the command-line engines', () => {
     expect(catalog.engines.chimerax.installed).toBe(false);
     expect(catalog.plan({ format: 'pdb' }, 'cif')).toMatchObject({ ok: true, engine: 'gemmi' });
     expect(catalog.plan({ format: 'mol2' }, 'xyz')).toMatchObject({ ok: true, engine: 'openbabel' });
-    // Nothing writes BinaryCIF, and gemmi does not read small-molecule CIF.
+    // Nothing writes BinaryCIF; gemmi does not read small-molecule CIF, Open Babel does; nothing reads a chemical component.
     expect(catalog.plan({ format: 'pdb' }, 'bcif')).toMatchObject({ ok: false, wouldWork: [] });
-    expect(catalog.plan({ format: 'cif', dialect: 'coreCIF' }, 'pdb')).toMatchObject({ ok: false });
+    expect(catalog.plan({ format: 'cif', dialect: 'coreCIF' }, 'pdb')).toMatchObject({ ok: true, engine: 'openbabel' });
+    expect(catalog.plan({ format: 'cif', dialect: 'chemical component' }, 'pdb')).toMatchObject({ ok: false });
   });
 
   it('says which conversions are unavailable without an engine, and which engine would make them', async () => {

@@ -195,9 +195,11 @@ describe('exports: a project or a selection as a .zip or .tar.gz with manifest.j
         pinned: false,
         current: true,
         createdAt: current.currentVersion.createdAt,
+        author: current.currentVersion.author,
         conversion: null,
       },
     ]);
+    expect(crambin.relationships).toEqual([]);
     expect(structureIn(manifest, ids.aspirin)).toMatchObject({ kind: 'small-molecule', tags: ['ligand'], metadata: { source: 'chemfiles' } });
     expect(structureIn(manifest, ids.imatinib).versions[0].path).toBe(`structures/imatinib_Gleevec--${ids.imatinib.slice(0, 8)}/v1.mol2`);
     expect(structureIn(manifest, ids.crambinCif).versions[0].path).toBe(`structures/crambin_mmCIF--${ids.crambinCif.slice(0, 8)}/v1.cif`);

@@ -233,7 +233,7 @@ export class ChimeraXDriver implements EngineDriver {
     }
   }
 
-  async convert(request: ConversionRequest): Promise<void> {
+  async convert(request: ConversionRequest): Promise<undefined> {
     const from = CHIMERAX_FORMATS[request.from];
     const to = CHIMERAX_FORMATS[request.to];
     if (!from || !to) throw new EngineError(`ChimeraX cannot convert ${request.from} to ${request.to}.`, 'engine_unavailable');
@@ -251,6 +251,7 @@ export class ChimeraXDriver implements EngineDriver {
       process.jobs++;
       keep = process.jobs < this.options.jobsPerProcess;
       if (!keep) this.retire(process, 'recycled');
+      return undefined;
     } catch (error) {
       const code = error instanceof EngineError ? error.code : 'engine_failed';
       if (code === 'engine_timeout' || code === 'engine_crashed' || !process.alive) {

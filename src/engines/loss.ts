@@ -24,6 +24,10 @@ export interface LossReport {
   kept: string[];
   /** Properties one side does not record, so they could not be compared. */
   notCompared: string[];
+  /** What the engines had to do to the input to convert it (an engine that refused it, a record read differently). */
+  notes?: string[];
+  /** Chain names the target format cannot hold, and what they became (old → new). */
+  chainNames?: Record<string, string>;
 }
 
 export interface Side {
@@ -54,6 +58,28 @@ function formulaOf(summary: StructureSummary): string | undefined {
   return `${records.formulas.join(', ')}${records.distinctFormulas > records.formulas.length ? `, ... (${records.distinctFormulas} formulas)` : ''}`;
 }
 const CHEMISTRY_PROPERTIES = ['bonds', 'formalCharge', 'chargedAtoms', 'partialCharges'] as const;
+
+/** The loss report with what the engine said it had to do: its notes, and renamed chains as a change. */
+export function withEngineNotes(report: LossReport, notes: { notes: string[]; chainNames?: Record<string, string> } | undefined): LossReport {
+  if (!notes) return report;
+  const result: LossReport = { ...report, notes: notes.notes };
+  const renamed = Object.entries(notes.chainNames ?? {});
+  if (renamed.length > 0) {
+    result.chainNames = notes.chainNames;
+    result.changes = [
+      ...report.changes,
+      {
+        property: 'chainNames',
+        kind: 'changed',
+        source: renamed.map(([old]) => old).join(','),
+        output: renamed.map(([, now]) => now).join(','),
+        note: `${FORMAT_LABELS[report.to]} files cannot hold chain names this long.`,
+      },
+    ];
+    result.lossy = true;
+  }
+  return result;
+}
 
 /**
  * Compares source and output: atoms, models (between PDB and mmCIF) or records (SDF/MOL2

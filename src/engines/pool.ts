@@ -6,7 +6,7 @@ import type { Logger } from '../lib/logger.js';
 import { ChimeraXDriver } from './chimerax.js';
 import { GemmiDriver, OpenBabelDriver, probeVersion } from './cli.js';
 import { EngineError } from './process.js';
-import { type ConversionSource, ENGINE_LABELS, ENGINE_NAMES, type EngineDriver, type EngineName, enginesFor } from './types.js';
+import { type ConversionNotes, type ConversionSource, ENGINE_LABELS, ENGINE_NAMES, type EngineDriver, type EngineName, enginesFor } from './types.js';
 
 export type EngineSettings = Config['engines'];
 
@@ -92,6 +92,8 @@ export interface ConversionInput extends ConversionSource {
 export interface EngineUsed {
   name: EngineName;
   version: string;
+  /** What the engine had to do to the input, and engines that failed before it (for the loss report). */
+  notes?: ConversionNotes;
 }
 
 /**
@@ -149,17 +151,35 @@ export class EnginePool {
     if (!plan.ok) throw new EngineError(plan.message, 'engine_unavailable');
     const driver = this.drivers.get(plan.engine);
     if (!driver) throw new EngineError(`${ENGINE_LABELS[plan.engine]} is installed but not loaded in this worker.`, 'engine_unavailable');
-    await fs.mkdir(this.settings.scratchDir, { recursive: true });
-    const scratch = await fs.mkdtemp(path.join(this.settings.scratchDir, `${plan.engine}-`));
-    try {
-      const output = path.join(scratch, `output.${EXTENSIONS[to]}`);
-      await this.slot(() =>
-        driver.convert({ input: input.path, from: input.format, to, output, scratch, timeoutMs: options.timeoutMs ?? this.settings.timeoutMs }),
-      );
-      return await use(output, { name: driver.name, version: driver.version });
-    } finally {
-      await fs.rm(scratch, { recursive: true, force: true });
+    // The preferred engine first; when it refuses the file, the next one that can make the format.
+    const drivers = [driver, ...enginesFor(input, to).flatMap((name) => (name !== driver.name && this.drivers.get(name)) || [])];
+    const refused: string[] = [];
+    for (const [i, current] of drivers.entries()) {
+      await fs.mkdir(this.settings.scratchDir, { recursive: true });
+      const scratch = await fs.mkdtemp(path.join(this.settings.scratchDir, `${current.name}-`));
+      try {
+        const output = path.join(scratch, `output.${EXTENSIONS[to]}`);
+        let notes: ConversionNotes | undefined;
+        try {
+          notes = await this.slot(() =>
+            current.convert({ input: input.path, from: input.format, to, output, scratch, timeoutMs: options.timeoutMs ?? this.settings.timeoutMs }),
+          );
+        } catch (error) {
+          // A timeout would likely repeat; a refusal of the file may not, with another engine.
+          const retry = error instanceof EngineError && error.code === 'engine_failed' && i < drivers.length - 1;
+          if (!retry) throw error;
+          refused.push(`${ENGINE_LABELS[current.name]} could not convert the file (${error.message}), so ${ENGINE_LABELS[drivers[i + 1].name]} was used.`);
+          continue;
+        }
+        const all = [...refused, ...(notes?.notes ?? [])];
+        const used: EngineUsed = { name: current.name, version: current.version };
+        if (all.length > 0) used.notes = { ...notes, notes: all };
+        return await use(output, used);
+      } finally {
+        await fs.rm(scratch, { recursive: true, force: true });
+      }
     }
+    throw new EngineError('No engine could convert the file.');
   }
 
   /**

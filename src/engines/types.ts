@@ -22,11 +22,20 @@ export interface ConversionRequest {
   timeoutMs: number;
 }
 
+/**
+ * What an engine had to do to the input to convert it, for the loss report: sentences, and chain
+ * names it had to change (old → new).
+ */
+export interface ConversionNotes {
+  notes: string[];
+  chainNames?: Record<string, string>;
+}
+
 /** One way of running an engine: a command per job, or a long-lived process. */
 export interface EngineDriver {
   readonly name: EngineName;
   readonly version: string;
-  convert(request: ConversionRequest): Promise<void>;
+  convert(request: ConversionRequest): Promise<ConversionNotes | undefined>;
   /** Starts long-lived processes ahead of the first job (no-op for command-line engines). */
   warm?(): Promise<void>;
   close?(): Promise<void>;
@@ -39,19 +48,24 @@ export interface EngineDriver {
 export const ENGINE_CAPABILITIES: Record<EngineName, { reads: readonly Format[]; writes: readonly Format[]; note: string }> = {
   chimerax: { reads: ['pdb', 'cif', 'sdf', 'mol', 'mol2'], writes: ['pdb', 'cif', 'mol2'], note: 'macromolecules and small molecules' },
   gemmi: { reads: ['pdb', 'cif'], writes: ['pdb', 'cif'], note: 'PDB ↔ mmCIF' },
-  openbabel: { reads: ['sdf', 'mol', 'mol2', 'xyz', 'pdb'], writes: ['sdf', 'mol', 'mol2', 'xyz', 'pdb'], note: 'small molecules' },
+  openbabel: {
+    reads: ['sdf', 'mol', 'mol2', 'xyz', 'pdb', 'cif'],
+    writes: ['sdf', 'mol', 'mol2', 'xyz', 'pdb'],
+    note: 'small molecules (and small-molecule CIF)',
+  },
 };
 
 export const ENGINE_PREFERENCE: readonly EngineName[] = ['chimerax', 'gemmi', 'openbabel'];
 
 /**
- * Whether `engine` can turn `source` into `to`. A CIF is read as mmCIF by every driver, so a
- * small-molecule (coreCIF) or chemical-component CIF is left to no engine rather than misread.
+ * Whether `engine` can turn `source` into `to`. gemmi and ChimeraX read a CIF as mmCIF, Open Babel
+ * reads it as a small-molecule (core) CIF: each is given only the CIF it reads; a chemical-component
+ * CIF is left to no engine rather than misread.
  */
 export function engineCan(engine: EngineName, source: ConversionSource, to: Format): boolean {
   const capability = ENGINE_CAPABILITIES[engine];
   if (!capability.reads.includes(source.format) || !capability.writes.includes(to)) return false;
-  if (source.format === 'cif' && source.dialect) return false;
+  if (source.format === 'cif') return engine === 'openbabel' ? source.dialect === 'coreCIF' : !source.dialect;
   return source.format !== to;
 }
 

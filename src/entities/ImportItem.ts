@@ -34,6 +34,12 @@ export interface ImportRestore {
   tags: string[];
   metadata: Record<string, unknown>;
   filename: string;
+  /** When the version and the structure were created, and by whom, in the exporting molvault. */
+  createdAt?: string;
+  author?: string | null;
+  structureCreatedAt?: string;
+  /** On the first version's item only: the structure's relationships, targets by manifest id. */
+  relationships?: { type: string; targetKey: string; createdAt: string }[];
 }
 
 /**

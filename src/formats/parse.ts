@@ -236,7 +236,8 @@ export async function readTrajectory(text: string, format: Format, warnings: Pro
       const file = unwrap(await CIF.parse(text).run(), label, warnings);
       if (file.blocks.length === 0) throw new ParseFailure('The CIF file has no data block.');
       // The first block with coordinates decides the dialect: mmCIF, small-molecule (coreCIF) or a chemical component.
-      for (const frame of file.blocks) {
+      for (const block of file.blocks) {
+        const frame = block.categories.atom_site ? withEntitiesItDescribes(block, warnings) : block;
         if (frame.categories.atom_site) {
           const missingCoordinates = checkCifCoordinates(frame, warnings);
           const table = direct && missingCoordinates === 0 ? cifAtomTable(frame) : undefined;
@@ -409,6 +410,33 @@ function checkCifCoordinates(frame: CifFrame, warnings: Problem[]): number {
     message: `${missing} _atom_site row(s) have no coordinates ('?' or '.'), starting with row ${firstRow + 1}; they are read at the origin.`,
   });
   return missing;
+}
+
+/**
+ * An mmCIF whose `_atom_site.label_entity_id` names entities its `_entity` does not describe (gemmi
+ * writes '.' there for atoms it could not assign, e.g. from a CHARMM/NAMD-style PDB without chain
+ * ids): Mol* refuses such a file ("Missing entity entry"). Without the `_entity` category Mol*
+ * infers the entities from the atoms, as it does for files that have none; the report says so.
+ */
+function withEntitiesItDescribes(frame: CifFrame, warnings: Problem[]): CifFrame {
+  const entity = frame.categories.entity;
+  const sites = frame.categories.atom_site;
+  const column = sites.getField('label_entity_id');
+  if (!entity || !column) return frame;
+  const ids = entity.getField('id');
+  const described = new Set<string>();
+  for (let row = 0; row < (ids?.rowCount ?? 0); row++) described.add(ids?.str(row) ?? '');
+  let undescribed = 0;
+  for (let row = 0; row < sites.rowCount; row++) {
+    if (column.valueKind(row) !== 0 /* Column.ValueKinds.Present */ || !described.has(column.str(row))) undescribed++;
+  }
+  if (undescribed === 0) return frame;
+  warnings.push({
+    code: 'entities_inferred',
+    message: `${undescribed} _atom_site row(s) name no entity the _entity category describes; entities were inferred from the atoms instead.`,
+  });
+  const { entity: _dropped, ...categories } = frame.categories;
+  return { ...frame, categories, categoryNames: frame.categoryNames.filter((name) => name !== 'entity') };
 }
 
 function cifResolution(frame: CifFrame): Partial<StructureSummary> {

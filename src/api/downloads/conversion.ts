@@ -36,7 +36,8 @@ export async function derivativeFor(
   const from = version.format as Format;
   const plan = app.engineCatalog.plan({ format: from, dialect: version.summary.dialect }, format);
   if (!plan.ok) {
-    throw new ApiError(415, 'conversion_unavailable', `${plan.message} Download the original (${FORMAT_LABELS[from] ?? from}) instead.`, {
+    const original = from === 'cif' && version.summary.dialect ? `CIF (${version.summary.dialect})` : (FORMAT_LABELS[from] ?? from);
+    throw new ApiError(415, 'conversion_unavailable', `${plan.message} Download the original (${original}) instead.`, {
       from,
       to: format,
       engines: plan.wouldWork.map((name) => ENGINE_LABELS[name]),

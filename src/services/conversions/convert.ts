@@ -1,4 +1,4 @@
-import { lossReport } from '../../engines/loss.js';
+import { lossReport, withEngineNotes } from '../../engines/loss.js';
 import type { EnginePool } from '../../engines/pool.js';
 import { EngineError } from '../../engines/process.js';
 import { ENGINE_LABELS } from '../../engines/types.js';
@@ -55,9 +55,9 @@ export async function convertBlob({ sourceSha256, format, options }: ConvertJobD
       if (inspected.sniffed && !formatsCompatible(format, inspected.sniffed)) {
         throw new EngineError(`${engineLabel} was asked for ${FORMAT_LABELS[format]} but wrote ${FORMAT_LABELS[inspected.sniffed]}.`, 'engine_output_invalid');
       }
-      const loss = lossReport(
-        { format: from, summary: source.summary, chemistry: sourceChemistry },
-        { format, summary: outcome.summary, chemistry: inspected.chemistry },
+      const loss = withEngineNotes(
+        lossReport({ format: from, summary: source.summary, chemistry: sourceChemistry }, { format, summary: outcome.summary, chemistry: inspected.chemistry }),
+        engine.notes,
       );
       await ctx.job?.updateProgress(80);
       const storing = performance.now();

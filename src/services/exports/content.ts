@@ -18,6 +18,15 @@ export interface ExportVersion {
   pinned: boolean;
   current: boolean;
   createdAt: Date;
+  /** The uploading user's id (null when that user is gone). */
+  author: string | null;
+}
+
+/** A relationship from an exported structure to another structure of the same export. */
+export interface ExportRelationship {
+  type: string;
+  targetId: string;
+  createdAt: Date;
 }
 
 export interface ExportStructure {
@@ -31,6 +40,8 @@ export interface ExportStructure {
   createdAt: Date;
   /** Oldest first. */
   versions: ExportVersion[];
+  /** Outgoing relationships to structures the export also holds. */
+  relationships: ExportRelationship[];
 }
 
 export interface ExportProject {
@@ -113,10 +124,11 @@ export async function collectExportContent(
             message: string | null;
             pinned: boolean;
             created_at: Date;
+            author_id: string | null;
           }[]
         >(
           `select v.id, v.structure_id, v.number, v.blob_sha256, b.size, v.format, v.summary->>'dialect' as dialect,
-                  v.filename, v.message, v.pinned, v.created_at
+                  v.filename, v.message, v.pinned, v.created_at, v.author_id
              from structure_versions v
              join structures s on s.id = v.structure_id
              join blobs b on b.sha256 = v.blob_sha256
@@ -140,8 +152,24 @@ export async function collectExportContent(
       pinned: row.pinned,
       current: currentOf.get(row.structure_id) === row.id,
       createdAt: new Date(row.created_at),
+      author: row.author_id,
     });
     versionsOf.set(row.structure_id, list);
+  }
+  const structureIds = sqlArray(structureRows.map((s) => s.id));
+  const relationshipRows =
+    structureRows.length === 0
+      ? []
+      : await em.execute<{ source_id: string; target_id: string; type: string; created_at: Date }[]>(
+          `select source_id, target_id, type, created_at from relationships
+            where source_id = any(?::uuid[]) and target_id = any(?::uuid[]) order by created_at, id`,
+          [structureIds, structureIds],
+        );
+  const relationshipsOf = new Map<string, ExportRelationship[]>();
+  for (const row of relationshipRows) {
+    const list = relationshipsOf.get(row.source_id) ?? [];
+    list.push({ type: row.type, targetId: row.target_id, createdAt: new Date(row.created_at) });
+    relationshipsOf.set(row.source_id, list);
   }
   const structures: ExportStructure[] = structureRows
     .map((row) => ({
@@ -154,6 +182,7 @@ export async function collectExportContent(
       metadata: row.metadata ?? {},
       createdAt: new Date(row.created_at),
       versions: versionsOf.get(row.id) ?? [],
+      relationships: relationshipsOf.get(row.id) ?? [],
     }))
     // A structure exists only with a version; one without is mid-purge and has nothing to export.
     .filter((s) => s.versions.length > 0);
@@ -231,6 +260,7 @@ export function buildManifest(
           pinned: version.pinned,
           current: version.current,
           createdAt: version.createdAt.toISOString(),
+          author: version.author,
           conversion: file.conversion,
         },
       ];
@@ -245,6 +275,7 @@ export function buildManifest(
       metadata: structure.metadata,
       createdAt: structure.createdAt.toISOString(),
       versions,
+      relationships: structure.relationships.map((r) => ({ type: r.type, targetId: r.targetId, createdAt: r.createdAt.toISOString() })),
     });
   }
   return {

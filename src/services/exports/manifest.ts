@@ -30,6 +30,8 @@ export const manifestVersion = z.object({
   pinned: z.boolean(),
   current: z.boolean(),
   createdAt: iso,
+  /** The uploading user's id in the exporting molvault (absent in manifests written before it was recorded). */
+  author: z.uuid().nullable().optional(),
   /** Set when the file was converted for the export: which engine made it. */
   conversion: z.object({ engine: z.string(), engineVersion: z.string().nullable() }).nullable(),
 });
@@ -44,6 +46,8 @@ export const manifestStructure = z.object({
   createdAt: iso,
   /** Oldest first; with versions "current", only the current one. */
   versions: z.array(manifestVersion).min(1),
+  /** Relationships from this structure to others of the export, by their manifest ids (absent in older manifests). */
+  relationships: z.array(z.object({ type: z.string(), targetId: z.uuid(), createdAt: iso })).optional(),
 });
 
 export const exportManifest = z.object({

@@ -22,6 +22,7 @@ import {
 import { failBatch, type ItemDraft, insertItems, reportProgress, resetBatchReservation } from './batches.js';
 import { addBatchChildren, expectedChildren } from './flow.js';
 import { importItemId, restoredStructureId } from './ids.js';
+import { restoreProjectFields } from './restoreHistory.js';
 import { stageStream } from './stage.js';
 
 /** Below this an archive's expansion ratio is not judged: small archives of text compress well. */
@@ -310,6 +311,12 @@ export function applyManifest(batch: ImportBatch, expansion: Expansion): ExportM
         tags: structure.tags,
         metadata: structure.metadata,
         filename: version.filename,
+        createdAt: version.createdAt,
+        author: version.author ?? null,
+        structureCreatedAt: structure.createdAt,
+        ...(order === 0 && structure.relationships?.length
+          ? { relationships: structure.relationships.map((r) => ({ type: r.type, targetKey: r.targetId, createdAt: r.createdAt })) }
+          : {}),
       };
       const draft = byName.get(path);
       if (!draft) {
@@ -354,6 +361,7 @@ export async function recordExpansion(em: EntityManager, batch: ImportBatch, exp
     row.state = 'running';
     if (manifest) row.options = { ...row.options, manifest: { exportId: manifest.exportId, structures: manifest.structures.length } };
     await tx.flush();
+    if (manifest) await restoreProjectFields(tx, batch.project, manifest.project);
     await resetBatchReservation(tx, batch.owner, batch.id);
     return true;
   });

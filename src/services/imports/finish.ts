@@ -4,9 +4,11 @@ import { Upload } from '../../entities/Upload.js';
 import { isInfrastructureError } from '../../lib/infrastructure.js';
 import { chunkJobId, itemJobId } from '../../queue/jobs.js';
 import type { WorkContext } from '../../runtime/context.js';
+import { enqueueIndexAll } from '../search/indexing.js';
 import { endUpload } from '../upload/uploads.js';
 import { batchCounts, endItem, failBatch, progressOf, releaseBatchReservation, resetBatchReservation } from './batches.js';
 import { IMPORT_CHUNK_SIZE } from './chunk.js';
+import { restoreRelationships } from './restoreHistory.js';
 
 type FinishContext = Omit<WorkContext, 'cpu' | 'job'>;
 
@@ -74,6 +76,8 @@ export async function closeImport(ctx: FinishContext, batchId: string, failures:
       else waiting++;
     }
     if (waiting > 0) return await leftOpen(ctx, batchId);
+    // An export's relationships, once every structure they join is restored.
+    if (batch.options.manifest) await enqueueIndexAll(ctx.queues, await restoreRelationships(ctx.em.fork(), batchId));
     await ctx.em.fork().transactional(async (tx) => {
       await tx.execute(`update import_batches set state = 'completed', finished_at = now(), updated_at = now() where id = ? and state = 'running'`, [batchId]);
       await releaseBatchReservation(tx, batch.owner, batchId);

@@ -7,6 +7,7 @@ import { sniffCompression } from '../../formats/sniff.js';
 import type { WorkContext } from '../../runtime/context.js';
 import { metadataProblems, projectMetadataSchema } from '../metadata/metadata.js';
 import { QuotaExceededError, reserve } from '../quota/quota.js';
+import { enqueueIndex } from '../search/indexing.js';
 import { runUploadPipeline } from '../upload/pipeline.js';
 import { createUploads } from '../upload/uploads.js';
 import { setPinned } from '../versions/versions.js';
@@ -14,6 +15,7 @@ import { displayName } from './archive.js';
 import { endItem, resetBatchReservation } from './batches.js';
 import { claimContents } from './claims.js';
 import { fetchPdbEntry, pdbFilename } from './pdb.js';
+import { restoreVersionHistory } from './restoreHistory.js';
 
 /** Codes of an upload ended because its content is already in the project: the item is skipped, not rejected. */
 const DUPLICATE_CODES = new Set(['already_stored', 'duplicate_content']);
@@ -338,7 +340,10 @@ async function restoreVersion(ctx: WorkContext, batch: ImportBatch, item: Import
   }
   await runUploadPipeline(ctx, { uploadId: item.id, ownerId: batch.owner });
   await recordOutcome(ctx, batch, item.id, async (upload) => {
-    // Before the item says stored, so a crash in between pins on the next delivery.
-    if (restore.pinned && upload.version) await setPinned(ctx.em.fork(), upload.structureId, upload.version, true);
+    // Before the item says stored, so a crash in between restores and pins on the next delivery.
+    await restoreVersionHistory(ctx.em.fork(), upload.id, upload.structureId, restore);
+    if (restore.pinned) await setPinned(ctx.em.fork(), upload.structureId, restore.number, true);
+    // The structure's creation time is part of its search document.
+    if (restore.order === 0 && restore.structureCreatedAt) await enqueueIndex(ctx.queues, upload.structureId);
   });
 }
