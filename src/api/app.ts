@@ -9,6 +9,7 @@ import { errorHandler } from './middleware/errors.js';
 import { jsonBody } from './middleware/jsonBody.js';
 import { methodAnswers } from './middleware/methodNotAllowed.js';
 import { rateLimit } from './middleware/rateLimit.js';
+import { logStreamError } from './middleware/streamErrors.js';
 import { adminUserRoutes } from './routes/adminUsers/index.js';
 import { draftRoutes } from './routes/drafts/index.js';
 import { exportRoutes } from './routes/exports/index.js';
@@ -32,6 +33,8 @@ export function createApp(app: AppContext): Koa {
   const koa = new Koa({ proxy: false });
   const storage = new StorageMonitor(app);
   const metrics = createMetrics(app, storage);
+  // Koa's own handler prints errors raised outside the middleware (a download stream cut off) as raw stacks.
+  koa.on('error', (error: Error & { code?: string }, ctx?: Koa.Context) => logStreamError(app.log, error, ctx));
   koa.use(errorHandler(app.log));
   koa.use(metrics.middleware);
   const health = healthRoutes(app, metrics.registry, storage);

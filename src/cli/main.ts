@@ -6,6 +6,7 @@ import { type Config, ConfigError, loadConfig, parseByteSize, QUEUE_NAMES, type 
 import { connectOrm, migrateReport } from '../db/orm.js';
 import { ApiToken } from '../entities/ApiToken.js';
 import { User } from '../entities/User.js';
+import { routeConsoleToLog } from '../lib/consoleLog.js';
 import { createLogger, type Logger } from '../lib/logger.js';
 import { bootstrapServices, type Services } from '../runtime/bootstrap.js';
 import { closeAppContext, createAppContext } from '../runtime/context.js';
@@ -142,6 +143,7 @@ export async function main(argv: string[]): Promise<void> {
   }
   const oneShot = command !== 'start' && command !== 'api' && command !== 'worker';
   const log = createLogger(oneShot && config.logLevel === 'info' ? 'warn' : config.logLevel, { stderr: oneShot });
+  routeConsoleToLog(log);
   try {
     switch (command) {
       case 'start':
