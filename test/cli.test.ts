@@ -1,5 +1,8 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -63,9 +66,63 @@ describe('the molvault command', () => {
     expect(config.stderr).toContain('MAX_UPLOAD_BYTES');
   });
 
-  it('migrates an up-to-date database without changes', async () => {
+  it('migrates an up-to-date database without changes, and says why nothing was applied', async () => {
     const result = await molvault(['migrate']);
     expect(result.code).toBe(0);
-    expect(JSON.parse(result.stdout)).toEqual({ applied: [] });
+    const report = JSON.parse(result.stdout);
+    expect(report).toMatchObject({
+      applied: [],
+      appliedInAll: expect.any(Number),
+      message: expect.stringMatching(/^already up to date: \d+ migrations applied, none pending/),
+    });
+    expect(report.appliedInAll).toBeGreaterThan(10);
+    expect(result.stderr).toContain('already up to date');
   });
+
+  it.each([
+    ['user', 'create', '--email', 'nobody@example.org'],
+    ['token', 'create', '--email', 'nobody@example.org'],
+    ['backup', 'create'],
+  ])(
+    'refuses "%s %s" pointed at no DATA_DIR beside a running molvault, names the DATA_DIR to use, and creates nothing',
+    async (...args) => {
+      const folder = await fs.mkdtemp(path.join(os.tmpdir(), 'molvault-elsewhere-'));
+      // This run's Postgres stands in for a running molvault's embedded one, on the port molvault would take.
+      const port = new URL(inject('databaseUrl')).port || '5432';
+      const env = { ...process.env, LOG_LEVEL: 'warn', EMBEDDED_POSTGRES_PORT: port } as Record<string, string>;
+      delete env.DATABASE_URL;
+      delete env.DATA_DIR;
+      const beside = await runIn(folder, args, env);
+      expect(beside.code).toBe(2);
+      expect(beside.stderr).toMatch(/A molvault is already running with its database on 127\.0\.0\.1:\d+, kept in DATA_DIR=\S+/);
+      expect(beside.stderr).toContain('Run it again with DATA_DIR=');
+      // With nothing on the port and no DATA_DIR, no new empty database is made in the current folder either.
+      const alone = await runIn(folder, args, { ...env, EMBEDDED_POSTGRES_PORT: String(await freePort()) });
+      expect(alone.code).toBe(2);
+      expect(alone.stderr).toContain('DATA_DIR is not set');
+      expect(await fs.readdir(folder)).toEqual([]);
+      await fs.rm(folder, { recursive: true, force: true });
+    },
+    180_000,
+  );
 });
+
+async function runIn(cwd: string, args: string[], env: Record<string, string>) {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { cwd, env, timeout: 60_000 });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}

@@ -10,6 +10,7 @@ import { errorHandler } from './middleware/errors.js';
 import { jsonBody } from './middleware/jsonBody.js';
 import { methodAnswers } from './middleware/methodNotAllowed.js';
 import { rateLimit } from './middleware/rateLimit.js';
+import { logStreamError } from './middleware/streamErrors.js';
 import { adminUserRoutes } from './routes/adminUsers/index.js';
 import { auditRoutes } from './routes/audit/index.js';
 import { draftRoutes } from './routes/drafts/index.js';
@@ -40,6 +41,8 @@ export function createApp(app: AppContext): Koa {
   const koa = new Koa({ proxy: false });
   const storage = new StorageMonitor(app);
   const metrics = createMetrics(app, storage);
+  // Koa's own handler prints errors raised outside the middleware (a download stream cut off) as raw stacks.
+  koa.on('error', (error: Error & { code?: string }, ctx?: Koa.Context) => logStreamError(app.log, error, ctx));
   koa.use(corsPolicy(app.config.corsOrigins));
   koa.use(errorHandler(app.log));
   koa.use(metrics.middleware);

@@ -3,9 +3,10 @@ import { parseArgs } from 'node:util';
 import { startApiServer } from '../api/server.js';
 import { BackupRefused, createBackup, listBackups, resolveBackupId, restoreBackup, verifyBackup } from '../backup/service.js';
 import { type Config, ConfigError, loadConfig, parseByteSize, QUEUE_NAMES, type QueueName } from '../config/index.js';
-import { connectOrm, migrate } from '../db/orm.js';
+import { connectOrm, migrateReport } from '../db/orm.js';
 import { ApiToken } from '../entities/ApiToken.js';
 import { User } from '../entities/User.js';
+import { routeConsoleToLog } from '../lib/consoleLog.js';
 import { createLogger, type Logger } from '../lib/logger.js';
 import { bootstrapServices, type Services } from '../runtime/bootstrap.js';
 import { closeAppContext, createAppContext } from '../runtime/context.js';
@@ -16,6 +17,7 @@ import { reindexAll } from '../services/search/maintenance.js';
 import { startWorkers } from '../workers/main.js';
 import { cleanupCommand } from './cleanup.js';
 import { importCommand } from './import.js';
+import { otherServerProblem } from './otherServer.js';
 import { progressBar } from './progress.js';
 
 const USAGE = `molvault — storage for molecular structures
@@ -41,6 +43,8 @@ Configuration comes from the environment: DATABASE_URL, REDIS_URL, DATA_DIR, POR
 MAX_UPLOAD_BYTES, QUEUE_CONCURRENCY (e.g. ingest=4,validate=2), PARSE_THREADS, LOG_LEVEL.`;
 
 class UsageError extends Error {}
+/** A one-shot command pointed at no database, or beside another molvault's: said, with exit code 2. */
+class WrongDataDir extends Error {}
 
 function parseDuration(text: string): number {
   const match = /^(\d+)\s*([smhdw])$/.exec(text.trim());
@@ -55,6 +59,8 @@ function print(value: unknown) {
 
 /** Runs `body` with services up and a migrated database, and shuts them down after. */
 async function withServices<T>(config: Config, log: Logger, body: (services: Services) => Promise<T>, options: { migrate?: boolean } = {}): Promise<T> {
+  const problem = await otherServerProblem(config);
+  if (problem) throw new WrongDataDir(problem);
   const services = await bootstrapServices(config, log, { redis: false, ...options });
   try {
     return await body(services);
@@ -138,6 +144,7 @@ export async function main(argv: string[]): Promise<void> {
   }
   const oneShot = command !== 'start' && command !== 'api' && command !== 'worker';
   const log = createLogger(oneShot && config.logLevel === 'info' ? 'warn' : config.logLevel, { stderr: oneShot });
+  routeConsoleToLog(log);
   try {
     switch (command) {
       case 'start':
@@ -156,7 +163,9 @@ export async function main(argv: string[]): Promise<void> {
         await withServices(config, log, async ({ databaseUrl }) => {
           const orm = await connectOrm(databaseUrl, log);
           try {
-            print({ applied: await migrate(orm) });
+            const report = await migrateReport(orm);
+            print(report);
+            process.stderr.write(`molvault: ${report.message}\n`);
           } finally {
             await orm.close();
           }
@@ -249,6 +258,8 @@ export async function main(argv: string[]): Promise<void> {
         return;
       case 'cleanup': {
         const { values } = parseArgs({ args: [sub, ...rest].filter(Boolean) as string[], options: { 'dry-run': { type: 'boolean', default: false } } });
+        const problem = await otherServerProblem(config);
+        if (problem) throw new WrongDataDir(problem);
         print(await cleanupCommand(config, log, { dryRun: values['dry-run'] ?? false }));
         return;
       }
@@ -262,7 +273,7 @@ export async function main(argv: string[]): Promise<void> {
         throw new UsageError(`unknown command: ${command}`);
     }
   } catch (error) {
-    if (error instanceof BackupRefused) {
+    if (error instanceof BackupRefused || error instanceof WrongDataDir) {
       process.stderr.write(`molvault: ${error.message}\n`);
       process.exit(2);
     }

@@ -50,3 +50,13 @@ export async function migrate(orm: Orm): Promise<string[]> {
   const applied = await orm.migrator.up();
   return applied.map((m) => m.name);
 }
+
+/** What `molvault migrate` reports: what it applied now, and how many are applied in all. */
+export async function migrateReport(orm: Orm): Promise<{ applied: string[]; appliedInAll: number; message: string }> {
+  const applied = await migrate(orm);
+  const appliedInAll = (await orm.migrator.getExecuted()).length;
+  const message = applied.length
+    ? `applied ${applied.length} migration${applied.length > 1 ? 's' : ''}; ${appliedInAll} applied in all`
+    : `already up to date: ${appliedInAll} migrations applied, none pending (molvault start and the other server commands migrate on their own)`;
+  return { applied, appliedInAll, message };
+}

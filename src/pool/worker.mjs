@@ -17,6 +17,9 @@ if (nice > 0) {
 }
 
 register();
+// Mol* reports what it meets in a file with console.warn ("Unknown spacegroup …"): into the JSON log with the rest.
+const [{ createLogger }, { routeConsoleToLog }] = await Promise.all([import('../lib/logger.ts'), import('../lib/consoleLog.ts')]);
+routeConsoleToLog(createLogger(workerData?.logLevel ?? process.env.LOG_LEVEL ?? 'info').child({ thread: 'cpu-pool' }));
 const tasks = await import('./tasks.ts');
 
 export const ingest = (task) => tasks.ingest(task);
