@@ -100,7 +100,7 @@ describe('the embedded Postgres killed in the middle of an import', () => {
     const accepted = await importFiles(api, projectId, files);
     expect(accepted.status, JSON.stringify(accepted.body)).toBe(202);
     const importId = accepted.body.import.id;
-    await expect.poll(async () => (await api.get(`/v1/imports/${importId}?limit=1`)).body.succeeded, { timeout: 240_000, interval: 50 }).toBeGreaterThan(0);
+    await expect.poll(async () => (await api.get(`/v1/imports/${importId}?limit=1`)).body.succeeded, { timeout: 600_000, interval: 200 }).toBeGreaterThan(0);
 
     // kill -9 the postmaster, as an operator's bad day would.
     const pidFile = path.join(dataDir, 'postgres', 'postmaster.pid');
@@ -132,7 +132,8 @@ describe('the embedded Postgres killed in the middle of an import', () => {
     expect(unavailable?.retryAfter).toMatch(/^\d+$/);
     expect(unavailable?.body.error).toMatchObject({ code: 'service_unavailable', details: { unavailable: 'postgres' } });
     expect(unavailable?.body.error.message).toMatch(/database is unreachable/);
-    expect(readyDown).toMatchObject({ ok: false, unavailable: ['postgres'] });
+    expect(readyDown).toMatchObject({ ok: false });
+    expect(readyDown.unavailable).toContain('postgres');
     expect(back, 'Postgres came back by itself').toBe(true);
     // A new postmaster, started by molvault's supervisor (no process was restarted by the test).
     const newPid = Number((await fs.readFile(pidFile, 'utf8')).split('\n')[0]);

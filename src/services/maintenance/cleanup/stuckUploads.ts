@@ -1,5 +1,6 @@
 import { TERMINAL_UPLOAD_STATES, Upload } from '../../../entities/Upload.js';
 import { formatDuration } from '../../../lib/bytes.js';
+import { isInfrastructureError } from '../../../lib/infrastructure.js';
 import { nextUploadJob } from '../../upload/stages.js';
 import { endUpload } from '../../upload/uploads.js';
 import { type CleanupStep, StepTally } from './types.js';
@@ -8,7 +9,7 @@ import { type CleanupStep, StepTally } from './types.js';
  * Uploads that have not moved for STUCK_UPLOAD_AFTER_MS (reconcile kept re-enqueueing them, or
  * their job keeps failing) are failed with a reason the user can read; endUpload removes their
  * staging file, releases their blob and their quota reservation. An upload whose job is running
- * right now is left alone.
+ * right now, or waiting out an outage of the infrastructure, is left alone.
  */
 export const stuckUploads: CleanupStep = {
   name: 'stuck uploads',
@@ -24,7 +25,9 @@ export const stuckUploads: CleanupStep = {
       const step = nextUploadJob(upload);
       if (step) {
         const job = await ctx.queues[step.contract.queue].getJob(step.contract.jobId(step.data as never));
-        if (job && (await job.getState()) === 'active') continue;
+        const state = job ? await job.getState() : 'missing';
+        // Running, or waiting out an outage (a sick system is not a bad file): not stuck, only slow.
+        if (state === 'active' || state === 'delayed' || (state === 'failed' && isInfrastructureError(job?.failedReason ?? ''))) continue;
       }
       const bytes = (await ctx.staging.size(upload.id)) ?? 0;
       tally.add({ what: `upload ${upload.id} (${upload.state} since ${upload.updatedAt.toISOString()})`, bytes, reason: 'stuck' });
