@@ -66,7 +66,7 @@ describe.skipIf(S3_TESTS_OFF)(`backups and blobs migrate on S3 (Ceph RGW)${S3_TE
     await database?.drop();
     await server?.stop();
     if (work) await fs.rm(work, { recursive: true, force: true });
-  });
+  }, 300_000);
 
   it('backup → wipe the bucket and the database → restore: every blob is back with its sha256', async () => {
     const config = (stack as Stack).ctx.config;
@@ -85,7 +85,7 @@ describe.skipIf(S3_TESTS_OFF)(`backups and blobs migrate on S3 (Ceph RGW)${S3_TE
     const restored = await restoreBackup({ config, databaseUrl: database.url, log }, backup.id);
     expect(restored).toMatchObject({ blobsRestored: 3, missingBlobs: [] });
     expect(await blobsVerifiedIn(bucket)).toEqual(before);
-  });
+  }, 300_000);
 
   it('blobs migrate: S3 → local → S3, every blob verified each way; processes with the other BLOB_STORE refuse to start', async () => {
     const dataDir = path.join(work, 'data');
@@ -135,5 +135,5 @@ describe.skipIf(S3_TESTS_OFF)(`backups and blobs migrate on S3 (Ceph RGW)${S3_TE
     expect(incomplete.code).toBe(1);
     expect(JSON.parse(incomplete.stdout)).toMatchObject({ missing: [first], switched: false });
     expect(incomplete.stderr).toMatch(/not switched to s3: 1 blob\(s\) missing/);
-  });
+  }, 300_000);
 });

@@ -86,7 +86,7 @@ describe.skipIf(S3_TESTS_OFF)(`molvault on S3 (Ceph RGW)${S3_TESTS_OFF ? ` (${S3
     expect(await listFiles(path.join(stack.dataDir, 'staging'))).toEqual([]);
     expect(await listFiles(path.join(stack.dataDir, 'scratch'))).toEqual([]);
     expect(await objectsUnder('staging/')).toEqual([]);
-  });
+  }, 300_000);
 
   it('DOWNLOAD_REDIRECT=1 answers 302 to a presigned URL that serves the bytes with their name', async () => {
     const bytes = await fixture('chemfiles_aspirin.sdf');
@@ -108,7 +108,7 @@ describe.skipIf(S3_TESTS_OFF)(`molvault on S3 (Ceph RGW)${S3_TESTS_OFF ? ` (${S3
     } finally {
       stack.ctx.config.downloadRedirect = false;
     }
-  });
+  }, 300_000);
 
   it('bulk imports many files and an archive through the object store', async () => {
     const pdb = await fixture('ngl_1crn.pdb');
@@ -128,7 +128,7 @@ describe.skipIf(S3_TESTS_OFF)(`molvault on S3 (Ceph RGW)${S3_TESTS_OFF ? ` (${S3
     expect(expanded).toMatchObject({ state: 'completed', total: 2, succeeded: 2 });
     expect(await objectsUnder('staging/')).toEqual([]);
     expect(await listFiles(path.join(stack.dataDir, 'blobs'))).toEqual([]);
-  });
+  }, 300_000);
 
   it('the gateway stopped mid-upload: the upload fails with a clear error and leaves no rows; restarted, the next upload works', async () => {
     const before = await stack.ctx.orm.em.fork().execute<{ n: string }[]>('select count(*) as n from uploads');
@@ -171,7 +171,7 @@ describe.skipIf(S3_TESTS_OFF)(`molvault on S3 (Ceph RGW)${S3_TESTS_OFF ? ` (${S3
     const again = await api.upload(`/v1/projects/${projectId}/structures`, { name: 'outage.pdb', content: bytes }, {}, { prefer: 'wait=60' });
     expect(again.status).toBe(201);
     expect(await objectsUnder('staging/')).toEqual([]);
-  });
+  }, 300_000);
 
   it('an upload accepted before the gateway went down is finished once it is back', async () => {
     const bytes = Buffer.concat([Buffer.from('REMARK 999 ACCEPTED BEFORE\n'), await fixture('ngl_1crn.pdb')]);
@@ -189,7 +189,7 @@ describe.skipIf(S3_TESTS_OFF)(`molvault on S3 (Ceph RGW)${S3_TESTS_OFF ? ` (${S3
     const done = await waitForUpload(api, uploadId, 90_000);
     expect(done.state).toBe('stored');
     expect(await stack.ctx.staging.exists(uploadId)).toBe(false);
-  });
+  }, 300_000);
 
   it('garbage collection finds an object without a row through the bucket listing and removes it after the grace period', async () => {
     const { Readable } = await import('node:stream');
@@ -202,5 +202,5 @@ describe.skipIf(S3_TESTS_OFF)(`molvault on S3 (Ceph RGW)${S3_TESTS_OFF ? ` (${S3
     const report = await collectGarbage({ ...stack.ctx, em: stack.ctx.orm.em.fork() }, { dryRun: false, now: later });
     expect(report.files.items.map((i) => i.path)).toContain(stack.ctx.blobs.location(sha256(stray)));
     expect(await stack.ctx.blobs.has(sha256(stray))).toBe(false);
-  });
+  }, 300_000);
 });
