@@ -93,8 +93,8 @@ describe.skipIf(S3_TESTS_OFF)(`API and worker on separate DATA_DIRs over S3 (Cep
     expect(converted.status).toBe(200);
     expect((await converted.text()).startsWith('data_')).toBe(true);
     const exported = await api.post('/v1/exports', { projectId, archive: 'tar.gz' }, { prefer: 'wait=120' });
-    expect(exported.body.state).toBe('completed');
-    expect((await api.raw(`/v1/exports/${exported.body.id}/download`)).status).toBe(200);
+    expect(exported.body.export?.state, JSON.stringify(exported.body)).toBe('completed');
+    expect((await api.raw(`/v1/exports/${exported.body.export.id}/download`)).status).toBe(200);
 
     const files = Array.from({ length: 5 }, (_, i) => ({ name: `c${i}.pdb`, content: Buffer.concat([Buffer.from(`REMARK 999 HOST ${i}\n`), bytes]) }));
     const accepted = await importFiles(api, projectId, files);
