@@ -30,6 +30,7 @@ import { parseArgs } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import type { ImportSummary } from '../src/cli/import.js';
 import { QUEUE_NAMES } from '../src/config/index.js';
+import { startRgw } from './support/rgw.js';
 import { type BenchStack, createBenchUser, createProject, formatMB, MB, startBenchStack, stopOnSignals, UsageError } from './support/stack.js';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -50,6 +51,8 @@ function parseOptions() {
       'files-per-import': { type: 'string', default: '2000' },
       timeout: { type: 'string', default: '1800' },
       'worker-process': { type: 'boolean', default: false },
+      /** Blob stores to compare in one run; s3 starts a throw-away Ceph RGW (test/support/rgw-start.sh). */
+      stores: { type: 'string', default: 'local,s3' },
     },
   });
   const whole = (name: string, text: string, min: number) => {
@@ -66,6 +69,10 @@ function parseOptions() {
     concurrency: whole('concurrency', values.concurrency, 1),
     filesPerImport: whole('files-per-import', values['files-per-import'], 1),
     timeoutMs: whole('timeout', values.timeout, 1) * 1000,
+    stores: (values.stores ?? 'local,s3').split(',').map((store) => {
+      if (store !== 'local' && store !== 's3') throw new UsageError(`--stores takes local and/or s3, not "${store}"`);
+      return store;
+    }),
   };
 }
 
@@ -439,6 +446,26 @@ function report(options: ReturnType<typeof parseOptions>, stack: BenchStack, sta
 
 async function main() {
   const options = parseOptions();
+  const byStore: { store: string; results: SetResult[] }[] = [];
+  let exitCode = 0;
+  for (const store of options.stores) {
+    const outcome = await benchStore(options, store);
+    byStore.push({ store, results: outcome.results });
+    exitCode = Math.max(exitCode, outcome.exitCode);
+  }
+  // The comparison the object store is held to: files under 100 KB per second, S3 against local.
+  const small = (store: string) => byStore.find((b) => b.store === store)?.results.find((r) => r.name.startsWith('(b)'))?.summary?.filesPerSecond;
+  const local = small('local');
+  const s3 = small('s3');
+  if (local && s3) {
+    process.stdout.write(
+      `blob stores, files under 100 KB: local ${local.toFixed(1)} files/s, s3 ${s3.toFixed(1)} files/s: s3 at ${((s3 / local) * 100).toFixed(0)}% of local (goal ≥ 70%)\n`,
+    );
+  }
+  process.exit(exitCode);
+}
+
+async function benchStore(options: ReturnType<typeof parseOptions>, store: 'local' | 's3'): Promise<{ results: SetResult[]; exitCode: number }> {
   const sources = await corpusFiles();
   if (sources.length === 0) throw new Error(`no pdb/ or cif/ files in ${CORPUS} or ${FIXTURES}`);
   const scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'molvault-bench-import-'));
@@ -446,7 +473,9 @@ async function main() {
   process.stderr.write(
     `starting molvault (scratch database, queues and data dir): API ${options.workerProcess ? 'in this process, workers in a `molvault worker` process' : 'and workers in this process, as `molvault start` runs them'}...\n`,
   );
-  const stack = await startBenchStack({ workerQueues: options.workerProcess ? [] : [...QUEUE_NAMES] });
+  process.stderr.write(`blob store: ${store}\n`);
+  const rgw = store === 's3' ? await startRgw() : undefined;
+  const stack = await startBenchStack({ workerQueues: options.workerProcess ? [] : [...QUEUE_NAMES], env: rgw?.env });
   // As deployed with separate api and worker processes (DESIGN.md): the API's event loop serves reads only.
   const worker = options.workerProcess
     ? spawn(process.execPath, [BIN, 'worker'], {
@@ -457,6 +486,7 @@ async function main() {
           QUEUE_PREFIX: stack.ctx.config.queuePrefix,
           DATA_DIR: stack.ctx.config.dataDir,
           LOG_LEVEL: 'warn',
+          ...rgw?.env,
         },
         stdio: ['ignore', 'ignore', 'inherit'],
       })
@@ -468,6 +498,7 @@ async function main() {
       await exited;
     }
     await stack.stop();
+    await rgw?.stop();
     await fs.rm(scratch, { recursive: true, force: true });
   };
   stopOnSignals(stopAll);
@@ -480,22 +511,22 @@ async function main() {
     if (options.only !== 'small') {
       const dir = path.join(scratch, 'corpus');
       await makeCorpusSet(dir, sources);
-      sets.push({ name: '(a) corpus pdb/ and cif/ folders', dir });
+      sets.push({ name: `(a) corpus pdb/ and cif/ folders [${store}]`, dir });
     }
     if (options.only !== 'corpus') {
       const dir = path.join(scratch, 'small');
       const made = await makeSmallSet(dir, sources, options.files);
-      sets.push({ name: `(b) ${options.files} files under 100 KB (${made.sources} corpus files repeated, each with a distinct comment line)`, dir });
+      sets.push({ name: `(b) ${options.files} files under 100 KB (${made.sources} corpus files repeated, each with a distinct comment line) [${store}]`, dir });
     }
     const results: SetResult[] = [];
     for (const set of sets) results.push(await runSet(stack, token, readIds, options, set.name, set.dir, worker?.pid));
     report(options, stack, startupMs, results);
     if (results.some((r) => !r.summary || r.exitCode > 1)) exitCode = 1;
+    return { results, exitCode };
   } finally {
     process.stderr.write('cleaning up (workers, API, queues, database, services, data dir)...\n');
     await stopAll();
   }
-  process.exit(exitCode);
 }
 
 main().catch((error) => {

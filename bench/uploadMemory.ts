@@ -6,7 +6,7 @@
  * it, so the client's buffers never count. Meanwhile the RSS of this process (the API) is
  * sampled every 50 ms. Exits 1 if RSS grew by 100 MB or more, or the upload was not accepted.
  *
- *   npm run bench:upload-memory -- [--size 1GiB]      (sizes as in MAX_UPLOAD_BYTES: 256MB, 1GB, 1GiB...)
+ *   npm run bench:upload-memory -- [--size 1GiB] [--store local|s3]      (sizes as in MAX_UPLOAD_BYTES: 256MB, 1GB, 1GiB...)
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
@@ -17,6 +17,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { parseByteSize } from '../src/config/index.js';
+import { startRgw } from './support/rgw.js';
 import { createBenchUser, createProject, formatMB, MB, startBenchStack, stopOnSignals, UsageError } from './support/stack.js';
 
 const SAMPLE_INTERVAL_MS = 50;
@@ -31,10 +32,13 @@ function track(child: ChildProcess): void {
 }
 
 function parseOptions() {
-  const { values } = parseArgs({ options: { size: { type: 'string', default: '1GiB' }, 'generate-to': { type: 'string' } } });
+  const { values } = parseArgs({
+    options: { size: { type: 'string', default: '1GiB' }, 'generate-to': { type: 'string' }, store: { type: 'string', default: 'local' } },
+  });
+  if (values.store !== 'local' && values.store !== 's3') throw new UsageError(`--store is local or s3, not "${values.store}"`);
   const size = parseByteSize(values.size);
   if (size === undefined || size < 64 * 1024) throw new UsageError(`--size must be a size of at least 64KiB (e.g. 256MB, 1GB, 1GiB), not "${values.size}"`);
-  return { size, sizeText: values.size, generateTo: values['generate-to'] };
+  return { size, sizeText: values.size, generateTo: values['generate-to'], store: values.store };
 }
 
 const RESIDUE_ATOMS = [
@@ -184,9 +188,11 @@ async function main() {
 
   const tempDir = await fs.mkdtemp(path.join(os.tmpdir(), 'molvault-bench-upload-'));
   let stack: Awaited<ReturnType<typeof startBenchStack>> | undefined;
+  let rgw: Awaited<ReturnType<typeof startRgw>> | undefined;
   const cleanup = async () => {
     for (const child of children) child.kill('SIGTERM');
     await stack?.stop();
+    await rgw?.stop();
     await fs.rm(tempDir, { recursive: true, force: true });
   };
   stopOnSignals(cleanup);
@@ -201,7 +207,9 @@ async function main() {
     await writeLargePdb(warmupFile, 64 * 1024);
 
     process.stderr.write('starting an in-process molvault API (no workers; scratch database, queues and data dir)...\n');
-    stack = await startBenchStack({ env: { MAX_UPLOAD_BYTES: String(Math.max(2 * 1024 ** 3, fileBytes + 64 * MiB)) } });
+    // With --store s3 the upload streams into the object store's staging area (a multipart upload), as on separate hosts.
+    if (options.store === 's3') rgw = await startRgw();
+    stack = await startBenchStack({ env: { MAX_UPLOAD_BYTES: String(Math.max(2 * 1024 ** 3, fileBytes + 64 * MiB)), ...rgw?.env } });
     const { token } = await createBenchUser(stack.ctx, 1024 ** 4);
     const projectId = await createProject(stack.url, token, `upload memory benchmark ${new Date().toISOString()}`);
     const uploadUrl = `${stack.url}/v1/projects/${projectId}/structures`;
@@ -258,7 +266,7 @@ async function main() {
       'molvault upload memory benchmark',
       '================================',
       `file:             ${fileBytes} bytes (${formatMB(fileBytes)} MB, ${(fileBytes / MiB).toFixed(1)} MiB), synthetic PDB, sent by curl (separate process), multipart field "file"`,
-      `services:         Postgres ${stack.postgresSource}, Redis ${stack.ctx.config.redisUrl}; API only, no workers`,
+      `services:         Postgres ${stack.postgresSource}, Redis ${stack.ctx.config.redisUrl}; API only, no workers; staging on ${options.store === 's3' ? 'S3 (Ceph RGW)' : 'the local disk'}`,
       `answer:           HTTP ${httpStatus}${body?.error ? ` ${body.error.code}: ${body.error.message}` : ''}; upload ${received?.state ?? '?'}, receivedBytes ${received?.receivedBytes ?? '?'}${received?.receivedBytes === fileBytes ? ' (all bytes)' : ' (MISMATCH)'}`,
       `curl:             exit ${upload.exitCode}${upload.stderr.trim() ? `, ${upload.stderr.trim()}` : ''}`,
       '',

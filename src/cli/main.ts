@@ -13,6 +13,7 @@ import { closeAppContext, createAppContext } from '../runtime/context.js';
 import { createSearchIndex } from '../search/create.js';
 import { createToken, createUser, serializeUser } from '../services/auth/auth.js';
 import { TOKEN_SCOPES, type TokenScope } from '../services/auth/grant.js';
+import { migrateBlobs } from '../services/blobs/migrate.js';
 import { reindexAll } from '../services/search/maintenance.js';
 import { startWorkers } from '../workers/main.js';
 import { cleanupCommand } from './cleanup.js';
@@ -35,6 +36,7 @@ Usage:
   molvault backup list [--json]      the backups in BACKUP_DIR (read from their manifests)
   molvault backup verify <id>|--latest     check every checksum and that the dump restores
   molvault backup restore <id>|--latest [--force]   into DATABASE_URL and DATA_DIR
+  molvault blobs migrate --to s3|local   copy every blob into that store, verify each, then switch to it (resumable)
   molvault cleanup [--dry-run]       stale staging, stuck uploads, reservations, orphaned blobs now (--dry-run: report only)
   molvault import DIR|ARCHIVE --project NAME [--server URL] [--token T] [--create-project] [--tags a,b] [--json]
                                      send a folder or an archive to a molvault server; resumable (molvault import --help)
@@ -256,6 +258,28 @@ export async function main(argv: string[]): Promise<void> {
       case 'backup':
         await backupCommand(config, log, sub, rest);
         return;
+      case 'blobs': {
+        if (sub !== 'migrate') throw new UsageError(`unknown command: blobs ${sub ?? ''}; try blobs migrate --to s3|local`);
+        const { values } = parseArgs({ args: rest, options: { to: { type: 'string' } } });
+        if (values.to !== 's3' && values.to !== 'local') throw new UsageError('blobs migrate needs --to s3 or --to local');
+        const to = values.to;
+        const report = await withServices(config, log, async ({ databaseUrl }) => {
+          const orm = await connectOrm(databaseUrl, log);
+          try {
+            return await migrateBlobs({ execute: (sql, params) => orm.em.fork().getConnection().execute(sql, params), config, log }, to);
+          } finally {
+            await orm.close();
+          }
+        });
+        print(report);
+        if (!report.switched) {
+          process.stderr.write(
+            `molvault: not switched to ${to}: ${report.missing.length} blob(s) missing, ${report.failed.length} failed; fix them and run it again (it resumes)\n`,
+          );
+          process.exitCode = 1;
+        } else process.stderr.write(`molvault: every blob is verified in ${to}; set BLOB_STORE=${to} on every host and restart\n`);
+        return;
+      }
       case 'cleanup': {
         const { values } = parseArgs({ args: [sub, ...rest].filter(Boolean) as string[], options: { 'dry-run': { type: 'boolean', default: false } } });
         const problem = await otherServerProblem(config);

@@ -14,6 +14,7 @@ import type { SearchIndex } from '../search/types.js';
 import type { BlobStore } from '../storage/blobStore.js';
 import { openStores } from '../storage/create.js';
 import type { Staging } from '../storage/staging.js';
+import { assertBlobStoreAgrees } from '../storage/switch.js';
 
 /** The shared services every process role (api, worker) is built from. */
 export interface AppContext {
@@ -62,6 +63,8 @@ export async function createAppContext(config: AppContext['config'], log: Logger
   const queues = createQueues(redis, config.queuePrefix);
   const search = createSearchIndex(config, orm, log);
   await search.prepare();
+  // A process configured for another store than the one the blobs were moved to must not start.
+  await assertBlobStoreAgrees((sql, params) => orm.em.fork().getConnection().execute(sql, params), config);
   const { blobs, staging } = await openStores(config);
   const engineCatalog = await EngineCatalog.detect(config.engines);
   engineCatalog.report(log);

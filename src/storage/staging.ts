@@ -272,7 +272,7 @@ export async function stageThrough(staging: Staging, id: string, source: Readabl
   const [piped, written] = await Promise.allSettled([piping, writing]);
   const prematureClose = (error: unknown) => (error as NodeJS.ErrnoException)?.code === 'ERR_STREAM_PREMATURE_CLOSE';
   if (piped.status === 'rejected' && !(written.status === 'rejected' && prematureClose(piped.reason))) {
-    if (written.status === 'fulfilled') await staging.remove(id);
+    if (written.status === 'fulfilled') await staging.remove(id).catch(() => {});
     throw piped.reason;
   }
   if (written.status === 'rejected') throw written.reason;

@@ -113,8 +113,6 @@ export async function redirectToStore(
   });
   // The URL expires; a cache must not keep the redirect longer than the URL lives.
   koa.set('Cache-Control', 'private, no-store');
-  koa.status = 302;
-  koa.set('Location', url);
-  koa.body = null;
+  koa.redirect(url);
   return true;
 }

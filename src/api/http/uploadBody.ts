@@ -73,7 +73,8 @@ export async function receiveUpload(ctx: Context, staging: Staging, uploadId: st
     if (ctx.is('multipart/form-data')) return await receiveMultipart(ctx, staging, uploadId, limits);
     return await receiveRaw(ctx, staging, uploadId, limits);
   } catch (error) {
-    await staging.remove(uploadId);
+    // The store may be what failed: its refusal is the answer, not a failure to clean up after it.
+    await staging.remove(uploadId).catch(() => {});
     drainRefused(ctx);
     throw error;
   }
