@@ -45,7 +45,7 @@ describe(`${COUNT} seeded mutants of corpus files through the real API and worke
       uploadEvery: 5,
       importSize: 40,
       concurrency: 4,
-      timeoutMs: 240_000,
+      timeoutMs: 360_000,
     });
     const findings = fuzzFindings(report);
     expect(findings, JSON.stringify(fuzzCodes(report))).toEqual([]);
@@ -65,5 +65,5 @@ describe(`${COUNT} seeded mutants of corpus files through the real API and worke
       expect((await queue.getJobCounts('delayed')).delayed, queue.name).toBe(0);
     }
     console.info(`fuzz: ${COUNT} mutants, seed ${SEED}:`, JSON.stringify(fuzzTable(report)), JSON.stringify(fuzzCodes(report)));
-  }, 420_000);
+  }, 540_000);
 });
