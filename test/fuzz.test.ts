@@ -62,7 +62,12 @@ describe(`${COUNT} seeded mutants of corpus files through the real API and worke
         failed.filter((job) => job.attemptsMade > 1 || !job.failedReason).map((job) => `${job.id}: ${job.failedReason}`),
         queue.name,
       ).toEqual([]);
-      expect((await queue.getJobCounts('delayed')).delayed, queue.name).toBe(0);
+      // Waiting to retry: an error of ours. (A schedule's next run waits as a delayed job too: not counted.)
+      const retrying = (await queue.getJobs(['delayed'])).filter((job) => !job.repeatJobKey);
+      expect(
+        retrying.map((job) => `${job.id}: ${job.failedReason}`),
+        queue.name,
+      ).toEqual([]);
     }
     console.info(`fuzz: ${COUNT} mutants, seed ${SEED}:`, JSON.stringify(fuzzTable(report)), JSON.stringify(fuzzCodes(report)));
   }, 540_000);
