@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { QUEUE_NAMES } from '../src/config/index.js';
 import { CORPUS, hasCorpus } from '../test/helpers/corpus.js';
-import { fuzzFindings, fuzzTable, fuzzThroughApi } from '../test/helpers/fuzz.js';
+import { fuzzCodes, fuzzFindings, fuzzTable, fuzzThroughApi } from '../test/helpers/fuzz.js';
 import { loadSeeds, makeMutants, WATER_XYZ } from '../test/helpers/mutants.js';
 import { createBenchUser, createProject, startBenchStack, stopOnSignals } from './support/stack.js';
 
@@ -55,6 +55,7 @@ try {
   const seconds = (performance.now() - started) / 1000;
   console.log(`finished in ${seconds.toFixed(1)} s (${(count / seconds).toFixed(1)} mutants/s)`);
   console.table(fuzzTable(report));
+  console.table(fuzzCodes(report));
   const findings = fuzzFindings(report);
   for (const finding of findings) console.log(`FINDING ${finding}`);
   console.log(`${findings.length} finding(s); replay with: npm run fuzz -- --count ${count} --seed ${seed}`);

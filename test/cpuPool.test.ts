@@ -46,6 +46,20 @@ describe('the parse pool bounds time and memory per file', () => {
     }
   });
 
+  it('hands a task to a thread only when one is free, so its time limit counts its own run, not the wait behind others', async () => {
+    const pool = new CpuPool(1, 60_000, 4096);
+    const piscina = (pool as unknown as { pool: { queueSize: number } }).pool;
+    try {
+      const parses = Array.from({ length: 4 }, () => pool.parse({ path: big, format: 'pdb' }));
+      // Three wait in molvault's own queue, none in piscina's: a timer started only when piscina got the task.
+      await new Promise((r) => setTimeout(r, 50));
+      expect(piscina.queueSize).toBe(0);
+      for (const outcome of await Promise.all(parses)) expect(outcome).toMatchObject({ ok: true, summary: { atoms: 400_000 } });
+    } finally {
+      await pool.close();
+    }
+  });
+
   it('loses only the thread that ran out of memory, and the pool parses the next file', async () => {
     // 64 MB is enough to start a thread and read a normal file, not 1.2 million atoms (97 MB of text).
     const pool = new CpuPool(1, 60_000, 64);

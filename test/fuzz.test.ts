@@ -2,7 +2,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CORPUS, hasCorpus } from './helpers/corpus.js';
 import { client, userFactory } from './helpers/factories.js';
-import { fuzzFindings, fuzzTable, fuzzThroughApi } from './helpers/fuzz.js';
+import { fuzzCodes, fuzzFindings, fuzzTable, fuzzThroughApi } from './helpers/fuzz.js';
 import { loadSeeds, MUTATION_NAMES, makeMutants, WATER_XYZ } from './helpers/mutants.js';
 import { type Stack, startStack } from './helpers/stack.js';
 
@@ -45,10 +45,10 @@ describe(`${COUNT} seeded mutants of corpus files through the real API and worke
       uploadEvery: 5,
       importSize: 40,
       concurrency: 4,
-      timeoutMs: 240_000,
+      timeoutMs: 360_000,
     });
     const findings = fuzzFindings(report);
-    expect(findings, JSON.stringify(fuzzTable(report), null, 1)).toEqual([]);
+    expect(findings, JSON.stringify(fuzzCodes(report))).toEqual([]);
     expect(report.outcomes).toHaveLength(COUNT);
     // Both ends are exercised: some mutants survive as structures, many are refused.
     const states = new Set(report.outcomes.map((o) => o.state));
@@ -62,8 +62,13 @@ describe(`${COUNT} seeded mutants of corpus files through the real API and worke
         failed.filter((job) => job.attemptsMade > 1 || !job.failedReason).map((job) => `${job.id}: ${job.failedReason}`),
         queue.name,
       ).toEqual([]);
-      expect((await queue.getJobCounts('delayed')).delayed, queue.name).toBe(0);
+      // Waiting to retry: an error of ours. (A schedule's next run waits as a delayed job too: not counted.)
+      const retrying = (await queue.getJobs(['delayed'])).filter((job) => !job.repeatJobKey);
+      expect(
+        retrying.map((job) => `${job.id}: ${job.failedReason}`),
+        queue.name,
+      ).toEqual([]);
     }
-    console.info(`fuzz: ${COUNT} mutants, seed ${SEED}:`, JSON.stringify(fuzzTable(report)));
-  }, 420_000);
+    console.info(`fuzz: ${COUNT} mutants, seed ${SEED}:`, JSON.stringify(fuzzTable(report)), JSON.stringify(fuzzCodes(report)));
+  }, 540_000);
 });

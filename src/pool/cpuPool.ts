@@ -19,6 +19,8 @@ export class TaskTimeoutError extends Error {
 export class CpuPool {
   private readonly pool: Piscina;
 
+  private readonly maxThreads: number;
+
   constructor(
     threads: number,
     private readonly timeoutMs: number,
@@ -26,6 +28,7 @@ export class CpuPool {
     /** Nice value (at least) of the threads (Linux), so parsing yields to the API. */
     nice = 0,
   ) {
+    this.maxThreads = threads;
     this.pool = new Piscina({
       filename: WORKER_FILE,
       minThreads: 1,
@@ -58,13 +61,28 @@ export class CpuPool {
     return this.run<InspectResult>('inspect', task, 'Reading the converted structure');
   }
 
+  /** Tasks handed to piscina and not yet settled, and those waiting for a free thread (in order). */
+  private running = 0;
+  private readonly waiting: (() => void)[] = [];
+
+  /**
+   * A task is handed to piscina only when a thread is free, and its time limit starts then: a
+   * healthy file queued behind a bulk import's parses is not cut off for the time it waited.
+   */
   private async run<T>(name: string, task: unknown, what: string): Promise<T> {
+    if (this.running < this.maxThreads) this.running++;
+    else await new Promise<void>((resolve) => this.waiting.push(resolve));
     const signal = AbortSignal.timeout(this.timeoutMs);
     try {
       return (await this.pool.run(task, { name, signal })) as T;
     } catch (error) {
       if (signal.aborted) throw new TaskTimeoutError(what, this.timeoutMs);
       throw error;
+    } finally {
+      // The permit passes straight to the next waiting task, or is returned.
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.running--;
     }
   }
 

@@ -16,6 +16,20 @@ if (nice > 0) {
   } catch {}
 }
 
+// Mol*'s readers print what they skip (a stray CIF token, a bad MOL value) with console.log: a
+// mutated file would put megabytes of its own text, raw, into the process's log. Each such line
+// goes to stderr as one short JSON record instead, so logs stay JSON whatever a file holds.
+const quoted = (args) =>
+  args
+    .map((a) => (typeof a === 'string' ? a : String(a)))
+    .join(' ')
+    .slice(0, 300);
+for (const level of ['log', 'info', 'warn', 'error', 'debug']) {
+  console[level] = (...args) => {
+    process.stderr.write(`${JSON.stringify({ level: level === 'error' ? 50 : 40, time: Date.now(), msg: 'parser message', text: quoted(args) })}\n`);
+  };
+}
+
 register();
 // Mol* reports what it meets in a file with console.warn ("Unknown spacegroup …"): into the JSON log with the rest.
 const [{ createLogger }, { routeConsoleToLog }] = await Promise.all([import('../lib/logger.ts'), import('../lib/consoleLog.ts')]);

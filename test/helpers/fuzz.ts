@@ -130,12 +130,20 @@ export async function fuzzThroughApi(mutants: readonly Mutant[], options: FuzzOp
   return report;
 }
 
-/** What must never happen: a 5xx, an item failed (our fault) or never finished, a refusal without a reason. */
+/**
+ * What must never happen: a 5xx, an item failed (our fault) or never finished, a parse that hung
+ * or crashed its thread, a refusal without a reason.
+ */
 export function fuzzFindings(report: FuzzReport): string[] {
   const findings = report.serverErrors.map((e) => `${e.request} answered ${e.status}: ${e.body}`);
   for (const o of report.outcomes) {
     const what = `${o.name} (${o.mutation} of ${o.seed}, by ${o.via})`;
     if (o.state === 'stored') continue;
+    if (o.code === 'parse_aborted') {
+      // The parser hung past its time limit or its thread died: refused, but a crash or hang of ours.
+      findings.push(`${what} hung or crashed the parser: ${o.message}`);
+      continue;
+    }
     if (o.state === 'rejected' || o.state === 'skipped') {
       if (!o.message?.trim() || !o.code) findings.push(`${what} was ${o.state} without a reason`);
       continue;
@@ -153,4 +161,11 @@ export function fuzzTable(report: FuzzReport): Record<string, Record<string, num
     table[o.mutation][o.state] = (table[o.mutation][o.state] ?? 0) + 1;
   }
   return table;
+}
+
+/** Refusal codes counted, for the report. */
+export function fuzzCodes(report: FuzzReport): Record<string, number> {
+  const codes: Record<string, number> = {};
+  for (const o of report.outcomes) if (o.state !== 'stored') codes[o.code ?? o.state] = (codes[o.code ?? o.state] ?? 0) + 1;
+  return codes;
 }
