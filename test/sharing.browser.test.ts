@@ -55,14 +55,13 @@ function startWebApp(): Promise<{ url: string; close: () => Promise<void> }> {
   });
 }
 
-/** Atoms of the first structure Mol* holds, read from its plugin state (undefined while none is loaded). */
-function loadedAtomCount(page: Page, viewerExpression: string): Promise<number | undefined> {
-  return page.evaluate((expression) => {
-    // biome-ignore lint/security/noGlobalEval: reads a global of the page under test, named by the test itself
-    const viewer = (0, eval)(expression);
+/** Atoms of the first structure Mol* holds, read from its plugin state (undefined while none is loaded); `viewerPath` names the page's global Viewer. */
+function loadedAtomCount(page: Page, viewerPath: string[]): Promise<number | undefined> {
+  return page.evaluate((names) => {
+    const viewer = names.reduce((value: any, name) => value?.[name], globalThis);
     const structure = viewer?.plugin.managers.structure.hierarchy.current.structures[0];
     return structure?.cell.obj?.data.elementCount as number | undefined;
-  }, viewerExpression);
+  }, viewerPath);
 }
 
 describe('a real web viewer (Mol* in headless Chromium) opens stored structures', () => {
@@ -99,7 +98,7 @@ describe('a real web viewer (Mol* in headless Chromium) opens stored structures'
     await page.waitForFunction(() => (globalThis as unknown as { result: { state: string } }).result.state !== 'loading', undefined, { timeout: 90_000 });
     const result = await page.evaluate(() => (globalThis as unknown as { result: { state: string; error?: string } }).result);
     expect(result).toEqual({ state: 'loaded' });
-    expect(await loadedAtomCount(page, 'window.viewer')).toBe(atoms);
+    expect(await loadedAtomCount(page, ['viewer'])).toBe(atoms);
     // Mol* fetched the file from molvault itself, across origins.
     expect(browser.requests.some((r) => r.url === url)).toBe(true);
     expect(browser.externalRequests()).toEqual([]);
@@ -119,7 +118,7 @@ describe('a real web viewer (Mol* in headless Chromium) opens stored structures'
       return { state: s.state, error: s.error };
     });
     expect(share).toEqual({ state: 'loaded', error: null });
-    expect(await loadedAtomCount(page, 'window.molvaultShare.viewer')).toBe(atoms);
+    expect(await loadedAtomCount(page, ['molvaultShare', 'viewer'])).toBe(atoms);
     expect(await page.textContent('h1')).toContain('1crn');
     expect(await page.textContent('aside')).toContain(String(atoms));
     expect(await page.textContent('aside')).toContain('Version 1');
