@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/index.js';
 import { indexTokens, queryTerms, queryWords, typosAllowed } from '../src/search/query.js';
+import { reindexAll } from '../src/services/search/maintenance.js';
 import { type Client, client, userFactory } from './helpers/factories.js';
 import { type Stack, startStack } from './helpers/stack.js';
 
@@ -153,7 +154,7 @@ for (const backend of backends) {
 describe('search_typo_distance (Postgres) agrees with Damerau–Levenshtein', () => {
   let stack: Stack;
   beforeAll(async () => {
-    stack = await startStack({ workers: false });
+    stack = await startStack({ workers: false, env: { SEARCH_BACKEND: 'postgres' } });
   });
   afterAll(() => stack?.stop());
 
@@ -180,5 +181,18 @@ describe('search_typo_distance (Postgres) agrees with Damerau–Levenshtein', ()
         [JSON.stringify(pairs)],
       );
     expect(rows.map((r) => r.distance)).toEqual(pairs.map(([a, b]) => osaDistance(a, b)));
+  });
+
+  it('asks for a rebuild while the stored documents were tokenized by an older version, and not after it', async () => {
+    const em = stack.ctx.orm.em.fork();
+    const [{ version }] = await em.execute<{ version: number }[]>('select tokens_version as version from search_index_state');
+    try {
+      await em.execute('update search_index_state set tokens_version = 1');
+      expect(await stack.ctx.search.needsRebuild()).toBe(true);
+      await reindexAll(stack.ctx.orm.em.fork(), stack.ctx.search);
+      expect(await stack.ctx.search.needsRebuild()).toBe(false);
+    } finally {
+      await em.execute('update search_index_state set tokens_version = ?', [version]);
+    }
   });
 });

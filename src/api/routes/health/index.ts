@@ -4,7 +4,9 @@ import type { Registry } from 'prom-client';
 import { z } from 'zod';
 import type { AppContext } from '../../../runtime/context.js';
 import type { StorageMonitor } from '../../../services/maintenance/storageMonitor.js';
+import { ApiError } from '../../errors.js';
 import { openApiDocument, registerRouteDoc } from '../../openapi.js';
+import { DOCS_ASSETS_PATH, DOCS_HTML, serveDocsAsset } from './docsPage.js';
 
 async function check(name: string, probe: () => Promise<unknown>) {
   const started = Date.now();
@@ -15,13 +17,6 @@ async function check(name: string, probe: () => Promise<unknown>) {
     return { name, ok: false, ms: Date.now() - started, error: (error as Error).message };
   }
 }
-
-const DOCS_HTML = `<!doctype html>
-<html><head><meta charset="utf-8"><title>molvault API</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"></head>
-<body><redoc spec-url="/docs/openapi.json"></redoc>
-<noscript>The API description is at <a href="/docs/openapi.json">/docs/openapi.json</a>.</noscript>
-<script src="https://cdn.redoc.ly/redoc/latest/bundles/redoc.standalone.js"></script></body></html>`;
 
 /** Unauthenticated operational endpoints: liveness, readiness, metrics, API docs. */
 const checkSchema = z.object({ name: z.string(), ok: z.boolean(), ms: z.number(), error: z.string().optional(), details: z.unknown().optional() });
@@ -114,6 +109,18 @@ export function healthRoutes(app: AppContext, metrics: Registry, storage: Storag
   router.get('/docs', (ctx) => {
     ctx.type = 'html';
     ctx.body = DOCS_HTML;
+  });
+  registerRouteDoc({
+    method: 'get',
+    path: `${DOCS_ASSETS_PATH}/:name`,
+    summary: 'A file of the API reference page (Swagger UI, served from the installed swagger-ui-dist)',
+    tag,
+    auth: 'none',
+    params: z.object({ name: z.string() }),
+    responses: { 200: { description: 'The file', contentType: 'text/javascript' }, 404: { description: 'Not a file of the page' } },
+  });
+  router.get(`${DOCS_ASSETS_PATH}/:name`, (ctx) => {
+    if (!serveDocsAsset(ctx, ctx.params.name)) throw new ApiError(404, 'not_found', 'The API reference page has no such file.');
   });
   return router;
 }
