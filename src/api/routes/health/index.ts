@@ -115,7 +115,7 @@ export function healthRoutes(app: AppContext, metrics: Registry, storage: Storag
     path: `${DOCS_ASSETS_PATH}/:name`,
     summary: 'A file of the API reference page (Swagger UI, served from the installed swagger-ui-dist)',
     tag,
-    auth: 'none',
+    access: 'public',
     params: z.object({ name: z.string() }),
     responses: { 200: { description: 'The file', contentType: 'text/javascript' }, 404: { description: 'Not a file of the page' } },
   });
