@@ -256,7 +256,8 @@ async function runImport(baseUrl: string, token: string, databaseUrl: string, la
 async function measureFailover(baseUrl: string, token: string, redisUrl: string, workerEnv: NodeJS.ProcessEnv) {
   const prefix = workerEnv.QUEUE_PREFIX ?? 'molvault';
   const { Queue } = await import('bullmq');
-  const validate = new Queue('validate', { connection: new Redis(redisUrl, { maxRetriesPerRequest: null }), prefix });
+  const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
+  const validate = new Queue('validate', { connection, prefix });
   const results: number[] = [];
   try {
     for (let round = 0; round < 3; round++) {
@@ -300,6 +301,7 @@ async function measureFailover(baseUrl: string, token: string, redisUrl: string,
     }
   } finally {
     await validate.close();
+    connection.disconnect();
   }
   return {
     lockMs: Number(process.env.WORKER_LOCK_MS ?? 10_000),
@@ -308,7 +310,10 @@ async function measureFailover(baseUrl: string, token: string, redisUrl: string,
   };
 }
 
-main().catch((error) => {
-  console.error(error);
-  process.exit(1);
-});
+main().then(
+  () => process.exit(0),
+  (error) => {
+    console.error(error);
+    process.exit(1);
+  },
+);
