@@ -146,10 +146,30 @@ interface ImportStatus {
   error?: { code?: string; message?: string } | null;
 }
 
-/** A small JSON client for the molvault API with the token; errors become ImportRequestError with the server's sentence. */
-export function apiClient(server: string, token: string) {
+/** How long a request that meets a sick server (5xx, 503, no connection) is retried, and the backoff's bounds. */
+export interface RetryPolicy {
+  forMs: number;
+  firstDelayMs: number;
+  maxDelayMs: number;
+}
+export const DEFAULT_RETRY: RetryPolicy = { forMs: 10 * 60_000, firstDelayMs: 500, maxDelayMs: 15_000 };
+
+/** Whether an error is the server's or the network's passing trouble (worth a retry), not a refusal of what was sent. */
+export const isTransient = (error: unknown) =>
+  error instanceof ImportRequestError && (error.status === undefined || error.status >= 500) && error.code !== 'storage_full';
+
+/**
+ * A small JSON client for the molvault API with the token; errors become ImportRequestError with the
+ * server's sentence. Requests that can be sent again (no streamed body) are retried with capped,
+ * doubling backoff while the server answers 5xx or cannot be reached, up to `retry.forMs`.
+ */
+export function apiClient(server: string, token: string, retry: RetryPolicy = DEFAULT_RETRY) {
   const base = server.replace(/\/+$/, '');
   async function request<T>(method: string, urlPath: string, init: { json?: unknown; body?: RequestInit['body']; headers?: Record<string, string> } = {}) {
+    if (init.body instanceof ReadableStream) return requestOnce<T>(method, urlPath, init);
+    return withRetry(retry, () => requestOnce<T>(method, urlPath, init));
+  }
+  async function requestOnce<T>(method: string, urlPath: string, init: { json?: unknown; body?: RequestInit['body']; headers?: Record<string, string> } = {}) {
     const headers: Record<string, string> = { authorization: `Bearer ${token}`, accept: 'application/json', ...init.headers };
     let body = init.body;
     if (init.json !== undefined) {
@@ -180,7 +200,22 @@ export function apiClient(server: string, token: string) {
     }
     return { status: response.status, headers: response.headers, body: parsed as T };
   }
-  return { base, request };
+  return { base, request, retry };
+}
+
+/** Runs `attempt` again while it fails transiently, waiting 0.5 s, 1 s, 2 s … (at most maxDelayMs) for up to forMs in all. */
+export async function withRetry<T>(policy: RetryPolicy, attempt: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + policy.forMs;
+  let delay = policy.firstDelayMs;
+  for (;;) {
+    try {
+      return await attempt();
+    } catch (error) {
+      if (!isTransient(error) || Date.now() + delay > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      delay = Math.min(policy.maxDelayMs, delay * 2);
+    }
+  }
 }
 type ApiClient = ReturnType<typeof apiClient>;
 
@@ -570,6 +605,8 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
     notSent += group.length;
     for (const file of group) failures.push({ name: file.name, state: 'failed', code: error.code ?? 'not_sent', message: `not imported: ${error.message}` });
   };
+  const groupTries = new Map<LocalFile[], number>();
+  const groupStarted = new Map<LocalFile[], number>();
   const sendGroup = async (group: LocalFile[]): Promise<void> => {
     if (refusal) return markNotSent(group, refusal);
     firstByteAt ??= Date.now();
@@ -600,6 +637,15 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
       filesSent -= attemptFiles;
       if (error instanceof LocalFileError) return markNotSent(group, new ImportRequestError(error.message, undefined, 'file_changed'));
       if (!(error instanceof ImportRequestError)) throw error;
+      // A sick server (5xx, 503 during an outage, no connection): the same files again, after a pause.
+      if (isTransient(error) && Date.now() - (groupStarted.get(group) ?? Date.now()) < api.retry.forMs) {
+        const tries = (groupTries.get(group) ?? 0) + 1;
+        groupTries.set(group, tries);
+        groupStarted.set(group, groupStarted.get(group) ?? Date.now());
+        await new Promise((resolve) => setTimeout(resolve, Math.min(api.retry.maxDelayMs, api.retry.firstDelayMs * 2 ** (tries - 1))));
+        await sendGroup(group);
+        return;
+      }
       // A server with smaller limits than ours: the same files in two halves, then smaller still.
       if (error.status === 413 && (error.code === 'import_too_large' || error.code === 'too_many_items') && group.length > 1) {
         const half = Math.ceil(group.length / 2);

@@ -1,0 +1,52 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { apiClient, ImportRequestError } from '../src/cli/import.js';
+
+/** A real HTTP server that answers from a script of steps: a status, or 'drop' (the connection closed unanswered). */
+async function scriptedServer(steps: (number | 'drop')[]) {
+  let hits = 0;
+  const server = http.createServer((req, res) => {
+    const step = steps[Math.min(hits++, steps.length - 1)];
+    req.resume();
+    if (step === 'drop') return void req.socket.destroy();
+    res.writeHead(step, { 'content-type': 'application/json' });
+    res.end(
+      JSON.stringify(step < 400 ? { items: [], nextCursor: null } : { error: { code: step === 503 ? 'unavailable' : 'internal_error', message: 'not now' } }),
+    );
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, hits: () => hits, close: () => new Promise((r) => server.close(r)) };
+}
+
+const quick = { forMs: 5_000, firstDelayMs: 10, maxDelayMs: 40 };
+
+describe('molvault import against a sick server', () => {
+  let close: (() => Promise<unknown>) | undefined;
+  afterEach(async () => close?.());
+
+  it('retries 503, 500 and dropped connections with backoff until the server answers', async () => {
+    const server = await scriptedServer([503, 500, 'drop', 200]);
+    close = server.close;
+    const { body, status } = await apiClient(server.url, 'mv_test', quick).request<{ items: unknown[] }>('GET', '/v1/projects');
+    expect(status).toBe(200);
+    expect(body.items).toEqual([]);
+    expect(server.hits()).toBe(4);
+  });
+
+  it('does not retry a refusal (4xx), and gives up on a server sick for longer than its patience, with the reason', async () => {
+    const refusing = await scriptedServer([404]);
+    close = refusing.close;
+    await expect(apiClient(refusing.url, 'mv_test', quick).request('GET', '/v1/projects')).rejects.toMatchObject({ status: 404 });
+    expect(refusing.hits()).toBe(1);
+    await refusing.close();
+    const sick = await scriptedServer([503]);
+    close = sick.close;
+    const error = await apiClient(sick.url, 'mv_test', { forMs: 300, firstDelayMs: 10, maxDelayMs: 40 })
+      .request('GET', '/v1/projects')
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ImportRequestError);
+    expect((error as ImportRequestError).message).toMatch(/answered 503: not now/);
+    expect(sick.hits()).toBeGreaterThan(2);
+  });
+});
