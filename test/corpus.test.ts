@@ -178,7 +178,11 @@ describe.skipIf(!hasCorpus /* skipped when ../shared/corpus is absent: a fresh c
       const response = await api.upload(`/v1/projects/${projectId}/structures`, { name: 'water.bz2', content: compressed }, {}, { prefer: 'wait=30' });
       expect(response.status).toBe(201);
       expect(response.body.upload.compression).toBe('bzip2');
-      expect(response.body.structure.currentVersion).toMatchObject({ format: 'xyz', size: plain.length, summary: { atoms: 297, models: 100 } });
+      expect(response.body.structure.currentVersion).toMatchObject({
+        format: 'xyz',
+        size: plain.length,
+        summary: { atoms: 29_700, models: 100, records: { count: 100, atomsPerRecord: { min: 297, max: 297 } }, firstRecord: { atoms: 297 } },
+      });
     });
   },
 );
