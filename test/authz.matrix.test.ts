@@ -132,7 +132,7 @@ describe('authorization matrix (from the OpenAPI document)', () => {
     tokens.otherProjectToken = (await createToken(em, users.owner.id, { name: 'other', scopes: ['read', 'write'], projectIds: [ids.other] })).token;
     tokens.expiredToken = (await createToken(em, users.owner.id, { name: 'expired', expiresAt: new Date(Date.now() - 60_000) })).token;
     tokens.anonymous = undefined;
-  });
+  }, 600_000);
   afterAll(() => stack?.stop());
 
   /** A request each route accepts when access allows it (so that only access can refuse it). */

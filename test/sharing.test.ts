@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Client, client, storedStructure, type TestUser, userFactory } from './helpers/factories.js';
+import { type Client, client, type TestUser, userFactory, waitForUpload } from './helpers/factories.js';
 import { type Stack, startStack } from './helpers/stack.js';
 
 /**
@@ -42,7 +42,10 @@ describe('sharing: members, teams, tokens, quota and audit', () => {
     expect((await ownerApi.patch(`/v1/projects/${projectId}/members/${viewerMember.body.id}`, { role: 'viewer' })).body.role).toBe('viewer');
     expect((await ownerApi.post(`/v1/projects/${projectId}/members`, { email: 'nobody@example.org', role: 'viewer' })).status).toBe(404);
 
-    const structureId = await storedStructure(editorApi, projectId, 'by-editor.pdb', pdb);
+    const sent = await editorApi.upload(`/v1/projects/${projectId}/structures`, { name: 'by-editor.pdb', content: pdb }, {}, { prefer: 'wait=30' });
+    // A loaded machine may answer 202 before the pipeline ends: then wait for it.
+    expect((await waitForUpload(editorApi, sent.body.upload.id, 180_000)).state).toBe('stored');
+    const structureId = sent.body.structure.id as string;
     expect((await viewerApi.get(`/v1/structures/${structureId}`)).status).toBe(200);
     const refused = await viewerApi.patch(`/v1/structures/${structureId}`, { description: 'mine now' });
     expect(refused.status).toBe(403);
