@@ -5,7 +5,7 @@
  * HTTP API with a fixed concurrency and prints p50/p95/p99 latency and queries/s.
  *
  *   npm run bench:search -- [--structures 100000] [--owners 10] [--concurrency 8] [--requests 4000]
- *                           [--warmup 4000] [--backend postgres|typesense] [--keep-database NAME] [--in-process]
+ *                           [--warmup 4000] [--backend postgres|typesense] [--keep-database NAME] [--in-process] [--sharing]
  *
  * The measured requests follow `--warmup` requests of the same mix, so that what is measured is the
  * service as it runs, not as it starts: a fresh API process is still compiling its hot paths, and a
@@ -60,6 +60,7 @@ function parseOptions() {
       backend: { type: 'string', default: 'postgres' },
       'keep-database': { type: 'string' },
       'in-process': { type: 'boolean', default: false },
+      sharing: { type: 'boolean', default: false },
     },
   });
   const whole = (name: string, text: string, min: number) => {
@@ -79,6 +80,7 @@ function parseOptions() {
     backend: values.backend as 'postgres' | 'typesense',
     keepDatabase: values['keep-database'],
     inProcess: values['in-process'],
+    sharing: values.sharing,
   };
 }
 
@@ -551,6 +553,7 @@ async function measureInFreshProcess(databaseUrl: string, postgresSource: string
   const database = decodeURIComponent(new URL(databaseUrl).pathname.slice(1));
   const args = [
     ...['--structures', options.structures, '--owners', options.owners, '--concurrency', options.concurrency, '--requests', options.requests],
+    ...(options.sharing ? ['--sharing'] : []),
     ...['--warmup', options.warmup, '--backend', options.backend, '--keep-database', database],
   ];
   const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), ...args.map(String)], {
@@ -559,6 +562,28 @@ async function measureInFreshProcess(databaseUrl: string, postgresSource: string
   });
   const [code] = (await once(child, 'exit')) as [number | null];
   return code ?? 1;
+}
+
+/**
+ * `--sharing`: every owner becomes a viewer of one project of each of the next two owners, so every
+ * search reads the searcher's own documents and two other owners' shared projects (the memberships
+ * are kept in the database; a run without `--sharing` removes them, so the two runs compare).
+ */
+async function arrangeSharing(em: EntityManager, owners: { userId: string }[], sharing: boolean): Promise<void> {
+  await em.execute(`delete from project_members m using projects p where p.id = m.project_id and m.user_id <> p.owner_id`);
+  if (!sharing || owners.length < 2) return;
+  for (let i = 0; i < owners.length; i++) {
+    for (const step of [1, 2]) {
+      const other = owners[(i + step) % owners.length].userId;
+      if (other === owners[i].userId) continue;
+      await em.execute(
+        `insert into project_members (id, project_id, user_id, role, created_at, updated_at)
+         select gen_random_uuid(), p.id, ?, 'viewer', now(), now() from projects p where p.owner_id = ? order by p.name offset ? limit 1
+         on conflict do nothing`,
+        [owners[i].userId, other, step - 1],
+      );
+    }
+  }
 }
 
 async function main() {
@@ -605,6 +630,7 @@ async function main() {
       process.exitCode = await measureInFreshProcess(stack.databaseUrl, stack.postgresSource, options);
       return;
     }
+    await arrangeSharing(em, owners, options.sharing);
     if (options.backend === 'postgres')
       await em.execute('vacuum analyze search_documents, search_document_tags, search_terms, structures, structure_versions, blobs');
     // Seeding leaves about a gigabyte of pages to write out: written now (a checkpoint), not by the
@@ -688,6 +714,7 @@ async function main() {
     const lines = [
       '',
       `search benchmark — ${options.backend} backend, ${process.env.BENCH_POSTGRES_SOURCE ?? stack.postgresSource} Postgres`,
+      `  sharing:         ${options.sharing ? 'each owner a viewer of one project of each of two other owners' : 'none'}`,
       `  structures:      ${options.structures} over ${options.owners} owner(s) (${Math.round(options.structures / options.owners)} each)${bases ? `, from ${bases.length} corpus summaries` : `, seeded before in ${options.keepDatabase}`}`,
       ...(bases
         ? [

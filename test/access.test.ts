@@ -16,7 +16,20 @@ describe('access: what is not yours answers 404 on every route', () => {
   let strangerApi: Client;
   let strangerToken: string;
   let pdb: Buffer;
-  const ids = { project: '', structure: '', target: '', relationship: '', upload: '', job: '', export: '', import: '' };
+  const ids = {
+    project: '',
+    structure: '',
+    target: '',
+    relationship: '',
+    upload: '',
+    job: '',
+    export: '',
+    import: '',
+    team: '',
+    token: '',
+    member: '',
+    owner: '',
+  };
 
   beforeAll(async () => {
     stack = await startStack();
@@ -45,6 +58,10 @@ describe('access: what is not yours answers 404 on every route', () => {
     const imported = await ownerApi.raw(`/v1/projects/${ids.project}/imports`, { method: 'POST', body: form });
     expect(imported.status).toBe(202);
     ids.import = ((await imported.json()) as { import: { id: string } }).import.id;
+    ids.owner = owner.id;
+    ids.team = (await ownerApi.post('/v1/teams', { name: 'lab' })).body.id;
+    ids.token = (await ownerApi.post('/v1/tokens', { name: 'script', scopes: ['read'] })).body.id;
+    ids.member = (await ownerApi.get(`/v1/projects/${ids.project}/members`)).body.items[0].id;
   });
   afterAll(() => stack?.stop());
 
@@ -107,6 +124,17 @@ describe('access: what is not yours answers 404 on every route', () => {
       'GET /v1/exports/{id}': {},
       'GET /v1/exports/{id}/download': {},
       'DELETE /v1/exports/{id}': {},
+      'GET /v1/projects/{id}/members': {},
+      'POST /v1/projects/{id}/members': json({ email: 'someone@example.org', role: 'viewer' }),
+      'PATCH /v1/projects/{id}/members/{memberId}': json({ role: 'viewer' }),
+      'DELETE /v1/projects/{id}/members/{memberId}': {},
+      'POST /v1/projects/{id}/leave': {},
+      'GET /v1/projects/{id}/audit': {},
+      'GET /v1/teams/{id}': {},
+      'DELETE /v1/teams/{id}': {},
+      'POST /v1/teams/{id}/members': json({ email: 'someone@example.org' }),
+      'DELETE /v1/teams/{id}/members/{userId}': {},
+      'DELETE /v1/tokens/{id}': {},
     };
     const request = requests[`${method.toUpperCase()} ${route}`];
     return request && { ...request, method: method.toUpperCase() };
@@ -115,9 +143,24 @@ describe('access: what is not yours answers 404 on every route', () => {
   /** The owner's id each path names: the kind of thing follows the path's first segment after /v1. */
   function concretePath(route: string): string {
     const kind = route.split('/')[2];
-    const id = { projects: ids.project, structures: ids.structure, uploads: ids.upload, imports: ids.import, jobs: ids.job, exports: ids.export }[kind];
+    const id = {
+      projects: ids.project,
+      structures: ids.structure,
+      uploads: ids.upload,
+      imports: ids.import,
+      jobs: ids.job,
+      exports: ids.export,
+      teams: ids.team,
+      tokens: ids.token,
+    }[kind];
     if (!id) throw new Error(`no id of the owner's for ${route}`);
-    return route.replace('{id}', id).replace('{n}', '1').replace('{tag}', 'kept').replace('{relationshipId}', ids.relationship);
+    return route
+      .replace('{id}', id)
+      .replace('{n}', '1')
+      .replace('{tag}', 'kept')
+      .replace('{relationshipId}', ids.relationship)
+      .replace('{memberId}', ids.member)
+      .replace('{userId}', ids.owner);
   }
 
   it('answers 404 not_found to a stranger on every route whose path names an id, as for an id that does not exist', async () => {

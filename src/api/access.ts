@@ -131,7 +131,8 @@ export class Access {
   /**
    * A job the caller may follow: one about an upload or import in a project they may see, an
    * export they asked for, or a conversion of a file in a structure they may see (one conversion
-   * serves everyone who stores its source). Administrators (unscoped tokens) follow every job.
+   * serves everyone who stores its source). Administrators (unscoped tokens) follow the jobs that
+   * are about no project (backups, maintenance).
    */
   async job(queues: QueueSet, id: string): Promise<Job> {
     const definition = jobContractNamed(jobNameFromId(id));
@@ -141,8 +142,10 @@ export class Access {
   }
 
   private async mayFollow(job: Job): Promise<boolean> {
-    if (this.user.role === 'admin') return true;
     const data = job.data as { ownerId?: string; uploadId?: string; batchId?: string; exportId?: string; sourceSha256?: string };
+    // Administrators follow the jobs about no one's project (backups, maintenance); a project's jobs only as its members.
+    const aboutData = data.exportId || data.uploadId || data.batchId || data.sourceSha256 || data.ownerId;
+    if (this.user.role === 'admin' && !aboutData) return true;
     const visible = await this.visible();
     if (data.exportId) return (await this.em.count(ExportArchive, { id: data.exportId, ...startedBy(visible) })) > 0;
     if (data.uploadId) return (await this.em.count(Upload, { id: data.uploadId, ...inVisibleProjects(visible) })) > 0;

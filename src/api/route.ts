@@ -44,6 +44,8 @@ async function enforceAccess(app: AppContext, rule: RouteAccess, user: User, par
     if (rule.user === 'write') requireWriteScope(user);
     return;
   }
+  // Rows found by their handlers (exports, teams): a change still needs a token that may write.
+  if (rule.need !== 'read' && rule.on !== 'project' && rule.on !== 'structure') requireWriteScope(user);
   if ((rule.on === 'project' || rule.on === 'structure') && params?.id) {
     const em = app.orm.em.fork();
     if (rule.on === 'project') await access(em, user).project(params.id, rule.need);

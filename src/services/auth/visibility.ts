@@ -41,8 +41,11 @@ export const visibleStructures = (visible: Visibility) => byProject(visible, 'ow
 /** ORM condition on rows that belong to a project and are charged to its owner (uploads, imports). */
 export const inVisibleProjects = (visible: Visibility) => byProject(visible, 'owner', 'project');
 
-/** ORM condition on rows that are the caller's own (exports they asked for). */
-export const startedBy = (visible: Visibility) => ({ owner: visible.userId });
+/** ORM condition on rows that are the caller's own (exports they asked for); under a project-limited token, only those of its projects. */
+export const startedBy = (visible: Visibility) =>
+  visible.allOwn
+    ? { owner: visible.userId }
+    : { owner: visible.userId, project: { $in: visible.projectIds.length > 0 ? [...visible.projectIds] : [NO_PROJECT] } };
 
 /** SQL condition on a row under `alias` with `owner_id` and `project_id` columns (structures, search documents), with its parameters. */
 export function visibleStructuresSql(visible: Visibility, alias: string): { sql: string; params: unknown[] } {

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { RELATIONSHIP_TYPES } from '../../../entities/Relationship.js';
 import type { AppContext } from '../../../runtime/context.js';
 import { linkStructures, relationshipsOf, unlink } from '../../../services/structures/relationships.js';
+import { visibleSelection } from '../../../services/structures/selection.js';
 import { access } from '../../access.js';
 import { ApiError, conflict, notFound } from '../../errors.js';
 import { errorSchema } from '../../openapi.js';
@@ -75,9 +76,14 @@ export function relationshipRoutes(app: AppContext): Router {
     },
     async ({ params, query, user }) => {
       const em = app.orm.em.fork();
-      const structure = await access(em, user).structure(params.id, 'read', { trashed: true });
+      const caller = access(em, user);
+      const structure = await caller.structure(params.id, 'read', { trashed: true });
       const links = await relationshipsOf(em, structure.id, query.type);
-      return { items: links.map((l) => presentRelationship(l, structure.id)), nextCursor: null };
+      // Only links whose other end the caller may see too (it can lie in a project not shared with them).
+      const others = [...new Set(links.map((l) => (l.source === structure.id ? l.target : l.source)))];
+      const seen = new Set((await visibleSelection(em, await caller.visible(), others)).map((s) => s.id));
+      const shown = links.filter((l) => seen.has(l.source === structure.id ? l.target : l.source));
+      return { items: shown.map((l) => presentRelationship(l, structure.id)), nextCursor: null };
     },
   );
 

@@ -184,7 +184,8 @@ export function teamRoutes(app: AppContext): Router {
     {
       method: 'delete',
       path: '/v1/teams/:id/members/:userId',
-      access: { on: 'team', need: 'read' },
+      // Removing someone else takes a maintainer; anyone in the team may remove themselves (leave).
+      access: { on: 'team', need: 'own' },
       summary: 'Remove a user from a team (maintainers, administrators), or leave it (any member, themselves)',
       tag,
       params: teamMemberParams,
