@@ -60,7 +60,11 @@ type Expected = 'allowed' | 401 | 403 | 404;
  * Routes whose subject is named in the body, not the path: their rule is the project's, as the
  * access module applies it to what the body names (here, the shared project's structure).
  */
-const BODY_SUBJECT: Record<string, Access> = { 'POST /v1/exports': { on: 'project', need: 'write' } };
+const BODY_SUBJECT: Record<string, Access> = {
+  'POST /v1/exports': { on: 'project', need: 'write' },
+  // A share link's id leads to its structure, whose owners alone may revoke it.
+  'DELETE /v1/links/{id}': { on: 'structure', need: 'own' },
+};
 /** Routes a member of any role may call that still change something: a read-only token may not. */
 const CHANGES_BY_ANY_MEMBER = new Set(['POST /v1/projects/{id}/leave']);
 
@@ -87,7 +91,21 @@ describe('authorization matrix (from the OpenAPI document)', () => {
   const users = {} as Record<'owner' | 'viewer' | 'editor' | 'teamMember' | 'outsider' | 'admin' | 'spare', TestUser>;
   const tokens = {} as Record<Persona, string | undefined>;
   let ownerApi: Client;
-  const ids = { project: '', other: '', structure: '', target: '', relationship: '', upload: '', job: '', export: '', import: '', team: '', spareMember: '' };
+  const ids = {
+    project: '',
+    other: '',
+    structure: '',
+    target: '',
+    relationship: '',
+    upload: '',
+    job: '',
+    export: '',
+    import: '',
+    team: '',
+    spareMember: '',
+    link: '',
+    signedPath: '',
+  };
 
   beforeAll(async () => {
     stack = await startStack();
@@ -125,6 +143,9 @@ describe('authorization matrix (from the OpenAPI document)', () => {
     expect((await ownerApi.post(`/v1/teams/${lab.body.id}/members`, { email: users.teamMember.email, role: 'member' })).status).toBe(201);
     expect((await ownerApi.post(`/v1/projects/${ids.project}/members`, { teamId: lab.body.id, role: 'editor' })).status).toBe(201);
     ids.team = lab.body.id;
+    // Sharing: a share link and a signed URL of the owner's, for the routes that carry their own authorization.
+    ids.link = (await ownerApi.post(`/v1/structures/${ids.structure}/links`, {})).body.id;
+    ids.signedPath = new URL((await ownerApi.get(`/v1/structures/${ids.structure}/download-url`)).body.url).pathname;
 
     const em = stack.ctx.orm.em.fork();
     for (const name of ['owner', 'viewer', 'editor', 'teamMember', 'outsider', 'admin'] as const) tokens[name] = users[name].token;
@@ -230,6 +251,14 @@ describe('authorization matrix (from the OpenAPI document)', () => {
       'DELETE /v1/tokens/{id}': () => ({}),
       'GET /v1/projects/{id}/audit': () => ({}),
       'GET /v1/admin/audit': () => ({}),
+      'GET /docs/assets/{name}': () => ({}),
+      'GET /v1/structures/{id}/download-url': () => ({}),
+      'POST /v1/structures/{id}/links': () => json({}),
+      'GET /v1/structures/{id}/links': () => ({}),
+      'DELETE /v1/links/{id}': () => ({}),
+      'GET /l/{id}': () => ({}),
+      'GET /l/{id}/{filename}': () => ({}),
+      'GET /s/{token}/{filename}': () => ({}),
     };
     const make = requests[`${method.toUpperCase()} ${route}`];
     return make && { ...(await make()), method: method.toUpperCase() };
@@ -237,6 +266,11 @@ describe('authorization matrix (from the OpenAPI document)', () => {
 
   /** Fresh things for routes that consume what they act on, so every persona meets the same state. */
   async function concretePath(route: string, method: string): Promise<string> {
+    if (route === '/docs/assets/{name}') return '/docs/assets/swagger-ui.css';
+    if (route === '/s/{token}/{filename}') return ids.signedPath;
+    if (route.startsWith('/l/')) return route.replace('{id}', ids.link).replace('{filename}', '1crn.pdb');
+    // Revoking consumes the link: each persona meets a fresh one.
+    if (route === '/v1/links/{id}') return `/v1/links/${(await ownerApi.post(`/v1/structures/${ids.structure}/links`, {})).body.id}`;
     const kind = route.split('/')[2];
     let id: string | undefined = {
       projects: ids.project,
@@ -358,10 +392,29 @@ describe('authorization matrix (from the OpenAPI document)', () => {
         const text = typeof answer.body === 'string' ? answer.body : JSON.stringify(answer.body);
         // What the caller sent itself (the project id in ?project=) may be echoed; nothing else of the project may show.
         for (const secret of [ids.project, ids.structure, ids.target, ids.upload, ids.import, ids.export, 'kept', 'shared'].filter((s) => !list.includes(s))) {
-          expect(text.includes(secret), `${persona} ${list} shows ${secret}`).toBe(false);
+          expect(text.includes(secret), `${persona} ${list} shows ${secret}: ${text.slice(0, 300)}`).toBe(false);
         }
       }
     }
+  });
+
+  it('pages a member through exactly the projects they may see (a cursor never widens the list)', async () => {
+    // The viewer owns a project too: visibility is then "own or shared", and page 2 must keep it.
+    const api = client(stack.url, tokens.viewer as string);
+    const own = (await api.post('/v1/projects', { name: 'viewer-own' })).body.id;
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const page = await api.get(`/v1/projects?limit=1${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+      expect(page.status).toBe(200);
+      seen.push(...page.body.items.map((p: { id: string }) => p.id));
+      cursor = page.body.nextCursor;
+    } while (cursor && seen.length < 20);
+    const whole = (await api.get('/v1/projects?limit=100')).body.items.map((p: { id: string }) => p.id);
+    expect(whole).toContain(ids.project);
+    expect(whole).toContain(own);
+    expect(whole).not.toContain(ids.other);
+    expect(seen.sort()).toEqual(whole.sort());
   });
 
   it('shows members the shared project in lists and search, by scope', async () => {

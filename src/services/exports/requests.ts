@@ -6,12 +6,14 @@ import { startedBy, type Visibility } from '../auth/visibility.js';
 
 /** A page of the caller's exports, newest first (in one state, if given), plus one more row when there is a next page. */
 export function listExports(em: EntityManager, visible: Visibility, page: { limit: number; state?: ExportState; before?: { createdAt: Date; id: string } }) {
-  const where: Record<string, unknown> = { ...startedBy(visible) };
-  if (page.state) where.state = page.state;
+  // Conditions are and-ed, never spread over one another: the visibility holds its own keys (owner, project).
+  const conditions: Record<string, unknown>[] = [startedBy(visible)];
+  if (page.state) conditions.push({ state: page.state });
   if (page.before) {
     const at = page.before.createdAt;
-    where.$or = [{ createdAt: { $lt: at } }, { createdAt: at, id: { $lt: page.before.id } }];
+    conditions.push({ $or: [{ createdAt: { $lt: at } }, { createdAt: at, id: { $lt: page.before.id } }] });
   }
+  const where = { $and: conditions };
   return em.find(ExportArchive, where, { orderBy: { createdAt: 'desc', id: 'desc' }, limit: page.limit + 1 });
 }
 

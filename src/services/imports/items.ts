@@ -19,10 +19,13 @@ export function listImportItems(em: EntityManager, batchId: string, page: { limi
 /** A page of the imports the caller started, newest first (into one project, if given), plus one more when there is a next page. */
 export function listImportBatches(em: EntityManager, visible: Visibility, page: { limit: number; project?: string; after?: { createdAt: Date; id: string } }) {
   const { after } = page;
+  // Conditions are and-ed, never spread over one another: the visibility holds its own `project` key.
   const where = {
-    ...startedBy(visible),
-    ...(page.project ? { project: page.project } : {}),
-    ...(after ? { $or: [{ createdAt: { $lt: after.createdAt } }, { createdAt: after.createdAt, id: { $lt: after.id } }] } : {}),
+    $and: [
+      startedBy(visible),
+      ...(page.project ? [{ project: page.project }] : []),
+      ...(after ? [{ $or: [{ createdAt: { $lt: after.createdAt } }, { createdAt: after.createdAt, id: { $lt: after.id } }] }] : []),
+    ],
   };
   return em.find(ImportBatch, where, { orderBy: { createdAt: 'desc', id: 'desc' }, limit: page.limit + 1 });
 }

@@ -27,8 +27,9 @@ export async function projectStats(em: EntityManager, ids: string[]): Promise<Ma
 /** A page of the projects the caller may see, newest first, plus one more row when there is a next page. */
 export function listProjects(em: EntityManager, visible: Visibility, page: { limit: number; after?: { createdAt: Date; id: string } }): Promise<Project[]> {
   const { after } = page;
+  // Conditions are and-ed, never spread: the visibility may itself be an $or (own or shared projects).
   const where = after
-    ? { ...visibleProjects(visible), $or: [{ createdAt: { $lt: after.createdAt } }, { createdAt: after.createdAt, id: { $lt: after.id } }] }
+    ? { $and: [visibleProjects(visible), { $or: [{ createdAt: { $lt: after.createdAt } }, { createdAt: after.createdAt, id: { $lt: after.id } }] }] }
     : visibleProjects(visible);
   return em.find(Project, where, { orderBy: { createdAt: 'desc', id: 'desc' }, limit: page.limit + 1 });
 }
