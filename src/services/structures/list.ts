@@ -31,7 +31,8 @@ export async function listStructures(
   page: KeysetPage<{ value: string | Date; id: string }>,
 ): Promise<Structure[]> {
   const where: Record<string, unknown> = { ...visibleStructures(visible), deletedAt: filters.trashed ? { $ne: null } : null };
-  if (filters.project) where.project = filters.project;
+  // Anded, not assigned: the visibility condition may itself be on the project (a project-limited token).
+  if (filters.project) where.$and = [{ project: filters.project }];
   if (filters.kind) where.kind = filters.kind;
   if (filters.tags.length) where.tags = { $contains: filters.tags };
   if (filters.nameContains) where.name = { $ilike: `%${filters.nameContains.replace(/[%_\\]/g, '\\$&')}%` };
@@ -47,7 +48,7 @@ export async function listStructures(
 /** A page of the trash the caller may see, most recently deleted first, plus one more row when there is a next page. */
 export async function listTrash(em: EntityManager, visible: Visibility, project: string | undefined, page: KeysetPage<{ deletedAt: Date; id: string }>) {
   const where: Record<string, unknown> = { ...visibleStructures(visible), deletedAt: { $ne: null } };
-  if (project) where.project = project;
+  if (project) where.$and = [{ project }];
   if (page.after) {
     const at = page.after.deletedAt;
     where.$or = [{ deletedAt: { $lt: at } }, { deletedAt: at, id: { $lt: page.after.id } }];
