@@ -21,7 +21,8 @@ export function listImportBatches(em: EntityManager, visible: Visibility, page: 
   const { after } = page;
   const where = {
     ...startedBy(visible),
-    ...(page.project ? { project: page.project } : {}),
+    // Anded with visibility, which may itself be on the project (a project-limited token).
+    ...(page.project ? { $and: [{ project: page.project }] } : {}),
     ...(after ? { $or: [{ createdAt: { $lt: after.createdAt } }, { createdAt: after.createdAt, id: { $lt: after.id } }] } : {}),
   };
   return em.find(ImportBatch, where, { orderBy: { createdAt: 'desc', id: 'desc' }, limit: page.limit + 1 });

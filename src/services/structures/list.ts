@@ -40,7 +40,7 @@ export async function listStructures(
   if (page.after) {
     const beyond = order.direction === 'desc' ? '$lt' : '$gt';
     const { value, id } = page.after;
-    where.$and = [{ $or: [{ [order.field]: { [beyond]: value } }, { [order.field]: value, id: { [beyond]: id } }] }];
+    where.$and = [...((where.$and as unknown[]) ?? []), { $or: [{ [order.field]: { [beyond]: value } }, { [order.field]: value, id: { [beyond]: id } }] }];
   }
   return em.find(Structure, where, { orderBy: { [order.field]: order.direction, id: order.direction }, limit: page.limit + 1 });
 }
