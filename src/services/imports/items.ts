@@ -1,7 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { ImportBatch } from '../../entities/ImportBatch.js';
 import { ImportItem } from '../../entities/ImportItem.js';
-import { startedBy, type Visibility } from '../auth/visibility.js';
+import { inVisibleProjects, type Visibility } from '../auth/visibility.js';
 
 /** A page of an import's items by position, in some states if given, plus one more when there is a next page. */
 export function listImportItems(em: EntityManager, batchId: string, page: { limit: number; states?: ImportItem['state'][]; after?: number }) {
@@ -20,7 +20,7 @@ export function listImportItems(em: EntityManager, batchId: string, page: { limi
 export function listImportBatches(em: EntityManager, visible: Visibility, page: { limit: number; project?: string; after?: { createdAt: Date; id: string } }) {
   const { after } = page;
   const where = {
-    ...startedBy(visible),
+    ...inVisibleProjects(visible),
     // Anded with visibility, which may itself be on the project (a project-limited token).
     ...(page.project ? { $and: [{ project: page.project }] } : {}),
     ...(after ? { $or: [{ createdAt: { $lt: after.createdAt } }, { createdAt: after.createdAt, id: { $lt: after.id } }] } : {}),
