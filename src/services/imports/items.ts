@@ -22,8 +22,10 @@ export function listImportBatches(em: EntityManager, visible: Visibility, page: 
   const where = {
     ...inVisibleProjects(visible),
     // Anded with visibility, which may itself be on the project (a project-limited token).
-    ...(page.project ? { $and: [{ project: page.project }] } : {}),
-    ...(after ? { $or: [{ createdAt: { $lt: after.createdAt } }, { createdAt: after.createdAt, id: { $lt: after.id } }] } : {}),
+    $and: [
+      ...(page.project ? [{ project: page.project }] : []),
+      ...(after ? [{ $or: [{ createdAt: { $lt: after.createdAt } }, { createdAt: after.createdAt, id: { $lt: after.id } }] }] : []),
+    ],
   };
   return em.find(ImportBatch, where, { orderBy: { createdAt: 'desc', id: 'desc' }, limit: page.limit + 1 });
 }
