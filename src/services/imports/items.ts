@@ -1,7 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { ImportBatch } from '../../entities/ImportBatch.js';
 import { ImportItem } from '../../entities/ImportItem.js';
-import { startedBy, type Visibility } from '../auth/visibility.js';
+import { inVisibleProjects, type Visibility } from '../auth/visibility.js';
 
 /** A page of an import's items by position, in some states if given, plus one more when there is a next page. */
 export function listImportItems(em: EntityManager, batchId: string, page: { limit: number; states?: ImportItem['state'][]; after?: number }) {
@@ -19,10 +19,10 @@ export function listImportItems(em: EntityManager, batchId: string, page: { limi
 /** A page of the imports the caller started, newest first (into one project, if given), plus one more when there is a next page. */
 export function listImportBatches(em: EntityManager, visible: Visibility, page: { limit: number; project?: string; after?: { createdAt: Date; id: string } }) {
   const { after } = page;
-  // Conditions are and-ed, never spread over one another: the visibility holds its own `project` key.
   const where = {
+    ...inVisibleProjects(visible),
+    // Anded with visibility, which may itself be on the project (a project-limited token).
     $and: [
-      startedBy(visible),
       ...(page.project ? [{ project: page.project }] : []),
       ...(after ? [{ $or: [{ createdAt: { $lt: after.createdAt } }, { createdAt: after.createdAt, id: { $lt: after.id } }] }] : []),
     ],

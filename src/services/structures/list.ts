@@ -30,10 +30,9 @@ export async function listStructures(
   order: { field: StructureOrder; direction: 'asc' | 'desc' },
   page: KeysetPage<{ value: string | Date; id: string }>,
 ): Promise<Structure[]> {
-  // The visibility is and-ed, never spread: it holds its own `project` (and `$or`) keys, which a filter must not overwrite.
-  const where: Record<string, unknown> = { deletedAt: filters.trashed ? { $ne: null } : null };
-  const conditions: Record<string, unknown>[] = [visibleStructures(visible)];
-  if (filters.project) conditions.push({ project: filters.project });
+  const where: Record<string, unknown> = { ...visibleStructures(visible), deletedAt: filters.trashed ? { $ne: null } : null };
+  // Anded, not assigned: the visibility condition may itself be on the project (a project-limited token).
+  if (filters.project) where.$and = [{ project: filters.project }];
   if (filters.kind) where.kind = filters.kind;
   if (filters.tags.length) where.tags = { $contains: filters.tags };
   if (filters.nameContains) where.name = { $ilike: `%${filters.nameContains.replace(/[%_\\]/g, '\\$&')}%` };
@@ -41,19 +40,18 @@ export async function listStructures(
   if (page.after) {
     const beyond = order.direction === 'desc' ? '$lt' : '$gt';
     const { value, id } = page.after;
-    conditions.push({ $or: [{ [order.field]: { [beyond]: value } }, { [order.field]: value, id: { [beyond]: id } }] });
+    where.$and = [...((where.$and as unknown[]) ?? []), { $or: [{ [order.field]: { [beyond]: value } }, { [order.field]: value, id: { [beyond]: id } }] }];
   }
-  where.$and = conditions;
   return em.find(Structure, where, { orderBy: { [order.field]: order.direction, id: order.direction }, limit: page.limit + 1 });
 }
 
 /** A page of the trash the caller may see, most recently deleted first, plus one more row when there is a next page. */
 export async function listTrash(em: EntityManager, visible: Visibility, project: string | undefined, page: KeysetPage<{ deletedAt: Date; id: string }>) {
-  const conditions: Record<string, unknown>[] = [visibleStructures(visible), { deletedAt: { $ne: null } }];
-  if (project) conditions.push({ project });
+  const where: Record<string, unknown> = { ...visibleStructures(visible), deletedAt: { $ne: null } };
+  if (project) where.$and = [{ project }];
   if (page.after) {
     const at = page.after.deletedAt;
-    conditions.push({ $or: [{ deletedAt: { $lt: at } }, { deletedAt: at, id: { $lt: page.after.id } }] });
+    where.$or = [{ deletedAt: { $lt: at } }, { deletedAt: at, id: { $lt: page.after.id } }];
   }
-  return em.find(Structure, { $and: conditions }, { orderBy: { deletedAt: 'desc', id: 'desc' }, limit: page.limit + 1 });
+  return em.find(Structure, where, { orderBy: { deletedAt: 'desc', id: 'desc' }, limit: page.limit + 1 });
 }
