@@ -139,6 +139,31 @@ describe('molvault import (the command)', () => {
     expect((await api.get(`/v1/projects/${project.id}`)).body.structureCount).toBe(3);
   });
 
+  it('remembers content the project refused: a re-run reports it as refused before, sends nothing and exits 0; --retry-refused sends it again', async () => {
+    const { body: project } = await api.post('/v1/projects', { name: `refused-${randomBytes(3).toString('hex')}` });
+    const dir = path.join(scratch, 'refused-before');
+    await structureSet(dir, 2);
+    await fs.mkdir(path.join(dir, path.dirname(BROKEN)), { recursive: true });
+    await fs.writeFile(path.join(dir, BROKEN), BROKEN_CONTENT);
+
+    const first = await molvaultImport([dir, '--project', project.name, '--json'], env);
+    expect(first.code, first.stderr).toBe(1);
+    expect(await summaryOf(first)).toMatchObject({ files: 3, stored: 2, rejected: 1, refusedBefore: [] });
+
+    const again = await molvaultImport([dir, '--project', project.name, '--json'], env);
+    expect(again.code, again.stderr).toBe(0);
+    const summary = await summaryOf(again);
+    expect(summary).toMatchObject({ files: 3, sent: 0, stored: 0, rejected: 0, failed: 0, alreadyStored: 2, skipped: 3 });
+    expect(summary.refusedBefore).toHaveLength(1);
+    expect(summary.refusedBefore[0].name).toBe(BROKEN);
+    expect(summary.refusedBefore[0].message.length).toBeGreaterThan(10);
+    expect(again.stderr).toContain('1 refused before, not sent again');
+
+    const retried = await molvaultImport([dir, '--project', project.name, '--json', '--retry-refused'], env);
+    expect(retried.code).toBe(1);
+    expect(await summaryOf(retried)).toMatchObject({ sent: 1, rejected: 1, refusedBefore: [] });
+  });
+
   it('checks and sends a folder group by group: content stored already or seen in an earlier group is not sent', async () => {
     const { body: project } = await api.post('/v1/projects', { name: `groups-${randomBytes(3).toString('hex')}` });
     const dir = path.join(scratch, 'groups');
@@ -295,7 +320,7 @@ describe('POST /v1/projects/:id/imports/known', () => {
     // The .gz is known by its bytes as sent and by its unwrapped content; trash and the other project's file are not.
     expect([...body.known].sort()).toEqual([sha256(pdb), sha256(cifGz), sha256(cif)].sort());
 
-    expect((await api.post(`/v1/projects/${project.id}/imports/known`, { sha256: [] })).body).toEqual({ known: [] });
+    expect((await api.post(`/v1/projects/${project.id}/imports/known`, { sha256: [] })).body).toEqual({ known: [], refused: [] });
   });
 
   it('refuses what is not a list of checksums, too many at once, and another user’s project', async () => {

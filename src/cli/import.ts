@@ -20,7 +20,8 @@ export const IMPORT_USAGE = `molvault import DIR|ARCHIVE --project NAME [options
 
 Imports a directory of structure files (walked recursively) or one archive (.zip, .tar, .tar.gz)
 into a project on a molvault server. Files the project already stores (same sha256) are not sent
-again, so re-running an interrupted import resumes it.
+again, so re-running an interrupted import resumes it. Files the project refused before (same
+sha256) are listed as "refused before" with their reason and not sent again, unless --retry-refused.
 
 Options:
   --project NAME          the project to import into (required)
@@ -30,6 +31,7 @@ Options:
   --tags a,b              tags for every imported structure
   --concurrency N         files checksummed at once, and import requests sent at once (default 4)
   --files-per-import N    a large directory is sent as several imports of at most N files (default 2000)
+  --retry-refused         send again the files the project refused before
   --json                  print the summary as JSON on stdout (progress stays on stderr)
   -h, --help              this text
 
@@ -37,8 +39,8 @@ Directories: files and folders whose names start with "." are left out; symbolic
 followed (the summary lists them as skipped).
 
 Exit codes:
-  0  every file is stored (or was stored already)
-  1  some files were rejected or failed; the summary lists each with its reason
+  0  every file is stored (or was stored already, or was refused before and not sent again)
+  1  some files were rejected or failed this time; the summary lists each with its reason
   2  bad usage: a wrong option, a path that does not exist, no token, or no such project
   3  nothing could be imported: the server could not be reached, refused the token, or refused
      the import (quota, size); the message says why`;
@@ -78,6 +80,8 @@ export interface ImportOptions {
   tags?: string[];
   concurrency?: number;
   filesPerImport?: number;
+  /** Send again what the project refused before (by default those files are reported, not sent). */
+  retryRefused?: boolean;
   /** Where the progress goes (stderr). */
   progress?: NodeJS.WriteStream;
   /** Poll interval for the server-side progress. */
@@ -117,6 +121,8 @@ export interface ImportSummary {
   megabytesPerSecond: number;
   failures: ImportFailure[];
   skippedFiles: { name: string; reason: string }[];
+  /** Files not sent because the project refused the same content before: the reason then. */
+  refusedBefore: { name: string; code?: string; message: string }[];
 }
 
 interface LocalFile {
@@ -419,7 +425,9 @@ interface CheckOptions {
   /** Time spent checksumming one group. */
   onHashed: (seconds: number) => void;
   /** A file not sent: unreadable, skipped (with the reason), or else stored already. */
-  onPassedOver: (file: LocalFile, passed: { unreadable?: ImportFailure; skipped?: string }) => void;
+  onPassedOver: (file: LocalFile, passed: { unreadable?: ImportFailure; skipped?: string; refusedBefore?: { code?: string; message: string } }) => void;
+  /** Send again what the project refused before. */
+  retryRefused: boolean;
 }
 
 /**
@@ -451,7 +459,7 @@ async function* checkedGroups(api: ApiClient, projectId: string, files: LocalFil
     });
     options.onHashed((Date.now() - started) / 1000);
     const readable = batch.filter((f) => f.sha256 !== undefined);
-    const known = asksKnown
+    const { known, refused } = asksKnown
       ? await knownChecksums(
           api,
           projectId,
@@ -462,12 +470,14 @@ async function* checkedGroups(api: ApiClient, projectId: string, files: LocalFil
             options.note('this server cannot tell which files it stores already; sending every file');
           },
         )
-      : new Set<string>();
+      : { known: new Set<string>(), refused: new Map<string, RefusedBefore>() };
     const toSend: LocalFile[] = [];
     for (const file of readable) {
       const sha = file.sha256 as string;
       const earlier = firstOfContent.get(sha);
+      const refusal = options.retryRefused ? undefined : refused.get(sha);
       if (known.has(sha)) options.onPassedOver(file, {});
+      else if (refusal) options.onPassedOver(file, { refusedBefore: refusal });
       // Same bytes twice in one set: the project would hold one structure for them either way.
       else if (earlier) options.onPassedOver(file, { skipped: `same content as ${earlier}` });
       else {
@@ -544,6 +554,7 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
   const archive = stat.isFile() ? await detectArchive(source) : undefined;
   const mode: ImportSummary['mode'] = stat.isDirectory() ? 'directory' : archive ? 'archive' : 'file';
   const skippedFiles: { name: string; reason: string }[] = [];
+  const refusedBefore: ImportSummary['refusedBefore'] = [];
   let fileCount = 0;
   let alreadyStored = 0;
   /** Files found but not readable: failed, with the reason. */
@@ -588,8 +599,10 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
         onHashed: (seconds) => {
           checksumSeconds += seconds;
         },
+        retryRefused: options.retryRefused ?? false,
         onPassedOver: (file, passed) => {
           if (passed.unreadable) unreadable.push(passed.unreadable);
+          else if (passed.refusedBefore) refusedBefore.push({ name: file.name, ...passed.refusedBefore });
           else if (passed.skipped) skippedFiles.push({ name: file.name, reason: passed.skipped });
           else alreadyStored++;
           passedFiles++;
@@ -673,6 +686,7 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
   if (crashed) throw crashed.reason;
   if (files.length > 0) sending.finish();
   if (alreadyStored > 0) note(`${alreadyStored} already stored, skipped`);
+  if (refusedBefore.length > 0) note(`${refusedBefore.length} refused before, not sent again (--retry-refused sends them)`);
   failures.push(...unreadable);
   const uploadSeconds = firstByteAt && lastAcceptedAt ? (lastAcceptedAt - firstByteAt) / 1000 : 0;
 
@@ -764,7 +778,7 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
     stored,
     rejected,
     failed,
-    skipped: alreadyStored + skippedFiles.length,
+    skipped: alreadyStored + skippedFiles.length + refusedBefore.length,
     alreadyStored,
     elapsedSeconds: round((Date.now() - started) / 1000, 2),
     checksumSeconds: round(checksumSeconds, 2),
@@ -774,6 +788,7 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
     megabytesPerSecond: processingSeconds > 0 ? round(bytesSent / 1e6 / processingSeconds, 3) : 0,
     failures,
     skippedFiles,
+    refusedBefore: refusedBefore.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
   };
 }
 
@@ -782,26 +797,43 @@ function round(value: number, digits: number): number {
   return Math.round(value * factor) / factor;
 }
 
-/** Which checksums the project stores, asked in groups of KNOWN_QUERY_SIZE. A server without the endpoint knows none (and `cannotTell` is called). */
-async function knownChecksums(api: ApiClient, projectId: string, checksums: string[], cannotTell: () => void): Promise<Set<string>> {
+interface RefusedBefore {
+  code?: string;
+  message: string;
+}
+
+/**
+ * Which checksums the project stores, and which it refused before (with the reason), asked in
+ * groups of KNOWN_QUERY_SIZE. A server without the endpoint knows none (and `cannotTell` is called).
+ */
+async function knownChecksums(
+  api: ApiClient,
+  projectId: string,
+  checksums: string[],
+  cannotTell: () => void,
+): Promise<{ known: Set<string>; refused: Map<string, RefusedBefore> }> {
   const known = new Set<string>();
+  const refused = new Map<string, RefusedBefore>();
   const unique = [...new Set(checksums)];
   for (let i = 0; i < unique.length; i += KNOWN_QUERY_SIZE) {
     try {
-      const { body } = await api.request<{ known: string[] }>('POST', `/v1/projects/${projectId}/imports/known`, {
-        json: { sha256: unique.slice(i, i + KNOWN_QUERY_SIZE) },
-      });
+      const { body } = await api.request<{ known: string[]; refused?: { sha256: string; code: string | null; message: string | null }[] }>(
+        'POST',
+        `/v1/projects/${projectId}/imports/known`,
+        { json: { sha256: unique.slice(i, i + KNOWN_QUERY_SIZE) } },
+      );
       for (const sha of body.known) known.add(sha);
+      for (const r of body.refused ?? []) refused.set(r.sha256, { code: r.code ?? undefined, message: r.message ?? 'refused' });
     } catch (error) {
       // An older server: no resume, but the import itself still works (the server skips what it stores).
       if (error instanceof ImportRequestError && (error.status === 404 || error.status === 405) && error.code !== 'not_found') {
         cannotTell();
-        return known;
+        return { known, refused };
       }
       throw error;
     }
   }
-  return known;
+  return { known, refused };
 }
 
 /** The summary for people: counts, rate, and every file that was not stored with its reason. */
@@ -817,6 +849,7 @@ export function formatSummary(summary: ImportSummary): string {
   row('failed', summary.failed);
   const skippedParts = [
     summary.alreadyStored > 0 ? `${summary.alreadyStored} already stored, skipped` : '',
+    summary.refusedBefore.length > 0 ? `${summary.refusedBefore.length} refused before, not sent again` : '',
     summary.skippedFiles.length > 0 ? `${summary.skippedFiles.length} other${summary.skippedFiles.length === 1 ? '' : 's'} listed below` : '',
   ].filter(Boolean);
   row('skipped', summary.skipped, skippedParts.length ? `   (${skippedParts.join('; ')})` : '');
@@ -828,6 +861,10 @@ export function formatSummary(summary: ImportSummary): string {
   if (summary.failures.length) {
     lines.push('', 'Not stored:');
     for (const f of summary.failures) lines.push(`  ${f.name}: ${f.state === 'rejected' ? 'rejected: ' : ''}${f.message}`);
+  }
+  if (summary.refusedBefore.length) {
+    lines.push('', 'Refused before (not sent again; --retry-refused sends them):');
+    for (const r of summary.refusedBefore) lines.push(`  ${r.name}: ${r.message}`);
   }
   if (summary.skippedFiles.length) {
     lines.push('', 'Skipped:');
@@ -880,6 +917,7 @@ function parseImportArgs(args: string[], env: NodeJS.ProcessEnv): 'help' | { opt
       tags: { type: 'string', multiple: true },
       concurrency: { type: 'string' },
       'files-per-import': { type: 'string' },
+      'retry-refused': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -913,6 +951,7 @@ function parseImportArgs(args: string[], env: NodeJS.ProcessEnv): 'help' | { opt
       tags,
       concurrency: whole('concurrency', values.concurrency, 4),
       filesPerImport: whole('files-per-import', values['files-per-import'], DEFAULT_FILES_PER_IMPORT),
+      retryRefused: values['retry-refused'] ?? false,
     },
   };
 }

@@ -41,3 +41,33 @@ export async function knownChecksums(em: EntityManager, projectId: string, sha25
   );
   return rows.map((row) => row.sha256);
 }
+
+/** A content the project refused before, with the refusal as it was given. */
+export interface RefusedContent {
+  sha256: string;
+  code: string | null;
+  message: string | null;
+}
+
+/**
+ * Which of these checksums (of the bytes as sent) the project refused before for the file's own
+ * fault (`rejected`, never an infrastructure `failed`): the latest refusal of each, from single
+ * uploads and import items alike. A re-run import reports them without sending them again.
+ */
+export async function refusedChecksums(em: EntityManager, projectId: string, sha256s: string[]): Promise<RefusedContent[]> {
+  if (sha256s.length === 0) return [];
+  const list = sqlArray(sha256s);
+  const rows = await em.execute<{ sha256: string; error: { code?: string; message?: string } | null }[]>(
+    `select distinct on (sha256) sha256, error
+       from (select u.received_sha256 as sha256, u.error, u.updated_at
+               from uploads u
+              where u.project_id = ? and u.state = 'rejected' and u.received_sha256 = any(?::text[])
+             union all
+             select i.received_sha256, i.error, i.updated_at
+               from import_items i join import_batches b on b.id = i.batch_id
+              where b.project_id = ? and i.state = 'rejected' and i.received_sha256 = any(?::text[])) refused
+      order by sha256, updated_at desc`,
+    [projectId, list, projectId, list],
+  );
+  return rows.map((row) => ({ sha256: row.sha256, code: row.error?.code ?? null, message: row.error?.message ?? null }));
+}

@@ -1,7 +1,7 @@
 import Router from '@koa/router';
 import { z } from 'zod';
 import type { AppContext } from '../../../runtime/context.js';
-import { knownChecksums } from '../../../services/imports/known.js';
+import { knownChecksums, refusedChecksums } from '../../../services/imports/known.js';
 import { access } from '../../access.js';
 import { errorSchema } from '../../openapi.js';
 import { route } from '../../route.js';
@@ -20,7 +20,11 @@ const sha256List = z
   .max(MAX_KNOWN_QUERY, `at most ${MAX_KNOWN_QUERY} checksums per request; ask in several requests`);
 
 export const knownFilesBody = z.object({ sha256: sha256List });
-export const knownFilesResponse = z.object({ known: z.array(z.string()) });
+export const knownFilesResponse = z.object({
+  known: z.array(z.string()),
+  /** Contents the project refused before (the file's own fault), with the latest reason: a re-run import need not send them. */
+  refused: z.array(z.object({ sha256: z.string(), code: z.string().nullable(), message: z.string().nullable() })),
+});
 
 /** Which of these checksums the project already stores, so a re-run import (the CLI's resume) uploads only what is missing (see knownChecksums). */
 export function knownFilesRoutes(app: AppContext): Router {
@@ -37,7 +41,10 @@ export function knownFilesRoutes(app: AppContext): Router {
       params: idParams,
       body: knownFilesBody,
       responses: {
-        200: { description: 'The subset of the given checksums the project stores, each once', schema: knownFilesResponse },
+        200: {
+          description: 'The subset of the given checksums the project stores, each once, and those it refused before (with the reason)',
+          schema: knownFilesResponse,
+        },
         400: { description: 'Not a list of sha256 checksums, or more than 5000', schema: errorSchema },
         404: { description: 'No such project of yours', schema: errorSchema },
       },
@@ -45,7 +52,11 @@ export function knownFilesRoutes(app: AppContext): Router {
     async ({ params, body, user }) => {
       const em = app.orm.em.fork();
       const project = await access(em, user).project(params.id, 'read');
-      return { known: await knownChecksums(em, project.id, [...new Set(body.sha256)]) };
+      const asked = [...new Set(body.sha256)];
+      const known = await knownChecksums(em, project.id, asked);
+      const stored = new Set(known);
+      const refused = (await refusedChecksums(em, project.id, asked)).filter((r) => !stored.has(r.sha256));
+      return { known, refused };
     },
   );
   return router;
