@@ -109,12 +109,12 @@ describe('backup and restore', () => {
   it('creates a backup of the database and every blob, and lists it as JSON', async () => {
     const created = await molvault(['backup', 'create']);
     expect(created.stderr).toBe('');
-    expect(created.code).toBe(0);
+    expect(created.code, created.stderr).toBe(0);
     firstBackup = JSON.parse(created.stdout);
     expect(firstBackup).toMatchObject({ kind: 'manual', state: 'complete', blobCount: 3, newBlobCount: 3 });
 
     const listed = await molvault(['backup', 'list', '--json']);
-    expect(listed.code).toBe(0);
+    expect(listed.code, listed.stderr).toBe(0);
     expect(JSON.parse(listed.stdout)).toEqual([expect.objectContaining({ id: firstBackup.id, state: 'complete', blobCount: 3 })]);
     // The database records it too.
     const rows = await stack?.ctx.orm.em.fork().execute<{ id: string; state: string; blob_count: number }[]>('select id, state, blob_count from backups');
@@ -133,7 +133,7 @@ describe('backup and restore', () => {
     const mtimes = await Promise.all(firstManifest.blobs.map(async (b) => (await fs.stat(layout.blobPath(b.sha256))).mtimeMs));
 
     const created = await molvault(['backup', 'create']);
-    expect(created.code).toBe(0);
+    expect(created.code, created.stderr).toBe(0);
     secondBackup = JSON.parse(created.stdout);
     expect(secondBackup).toMatchObject({ state: 'complete', blobCount: 4, newBlobCount: 1 });
     const manifest = (await layout.readManifest(secondBackup.id)) as BackupManifest;
@@ -155,7 +155,7 @@ describe('backup and restore', () => {
 
   it('verifies a sound backup: every checksum, and the dump restores into a scratch database', async () => {
     const verified = await molvault(['backup', 'verify', '--latest']);
-    expect(verified.code).toBe(0);
+    expect(verified.code, verified.stderr).toBe(0);
     const report = JSON.parse(verified.stdout);
     expect(report).toMatchObject({ id: secondBackup.id, ok: true, blobsChecked: 4, problems: [] });
     expect(report.rowsRestored).toBeGreaterThan(0);
@@ -217,7 +217,7 @@ describe('backup and restore', () => {
 
     const restored = await molvault(['backup', 'restore', secondBackup.id]);
     expect(restored.stderr).toBe('');
-    expect(restored.code).toBe(0);
+    expect(restored.code, restored.stderr).toBe(0);
     expect(JSON.parse(restored.stdout)).toMatchObject({ id: secondBackup.id, restorePoint: null, blobsRestored: 4, missingBlobs: [] });
 
     expect(await databaseState(database.url)).toEqual(before);
@@ -246,7 +246,7 @@ describe('backup and restore', () => {
     stack = undefined;
     const current = await databaseState(database.url);
     const result = await molvault(['backup', 'restore', firstBackup.id, '--force']);
-    expect(result.code).toBe(0);
+    expect(result.code, result.stderr).toBe(0);
     const report = JSON.parse(result.stdout);
     expect(report.restorePoint).toMatch(/^\d{8}T\d{6}Z-[0-9a-f]{6}$/);
     const listed = JSON.parse((await molvault(['backup', 'list', '--json'])).stdout);
@@ -260,7 +260,7 @@ describe('backup and restore', () => {
 
     // And back again from the restore point.
     const back = await molvault(['backup', 'restore', report.restorePoint, '--force']);
-    expect(back.code).toBe(0);
+    expect(back.code, back.stderr).toBe(0);
     expect(await databaseState(database.url)).toEqual(current);
   });
 });

@@ -28,7 +28,8 @@ describe('text in requests', () => {
 
   beforeAll(async () => {
     stack = await startStack();
-    user = await userFactory(stack.ctx);
+    // An administrator, so that the admin routes too reach their body check (access is checked first).
+    user = await userFactory(stack.ctx, { admin: true });
     api = client(stack.url, user.token);
     projectId = (await api.post('/v1/projects', { name: 'texts' })).body.id;
     pdb = await fs.readFile(path.join(import.meta.dirname, 'fixtures', 'ngl_1crn.pdb'));

@@ -163,6 +163,8 @@ export async function restoreDatabase(
       ).rows;
       for (const fk of foreignKeys) await loader.query(`alter table ${fk.tbl} drop constraint ${quoteIdent(fk.name)}`);
       for (const table of dump.tables) {
+        // The backup's rows replace whatever the replayed migrations seeded (a settings row, say).
+        await loader.query(`truncate table ${quoteIdent(table.name)}`);
         const sink = loader.query(copyFrom(`copy ${quoteIdent(table.name)} (${table.columns.map(quoteIdent).join(', ')}) from stdin`));
         await pipeline(createReadStream(tableFile(table.file)), createGunzip(), sink);
         rows += table.rows;
