@@ -90,9 +90,9 @@ describe('auth and isolation', () => {
     expect(names).toEqual(expect.arrayContaining(['ingest', 'validate', 'snapshot', 'index']));
   });
 
-  it('lets an admin see any job but not another user’s structures', async () => {
+  it('shows an admin neither another user’s structures nor the jobs of their projects (admins follow jobs of no project)', async () => {
     const admin = client(stack.url, (await userFactory(stack.ctx, { admin: true })).token);
-    expect((await admin.get(`/v1/jobs/${ids.job}`)).status).toBe(200);
+    expect((await admin.get(`/v1/jobs/${ids.job}`)).status).toBe(404);
     expect((await admin.get(`/v1/structures/${ids.structure}`)).status).toBe(404);
   });
 

@@ -63,7 +63,7 @@ describe('downloading a structure in another format (conversion jobs with gemmi 
     for (const response of [first, second, third]) {
       expect(response.status).toBe(200);
       expect(response.headers.get('content-type')).toBe('chemical/x-mmcif');
-      expect(response.headers.get('content-disposition')).toBe('attachment; filename="1crn.cif"');
+      expect(response.headers.get('content-disposition')).toBe(`attachment; filename="1crn.cif"; filename*=UTF-8''1crn.cif`);
       expect(response.headers.get('x-molvault-engine')).toMatch(/^gemmi \d+\.\d+/);
       expect(response.headers.get('etag')).toBe(`"${sha256(first.bytes)}"`);
       expect(response.bytes.equals(first.bytes)).toBe(true);

@@ -106,7 +106,7 @@ describe.skipIf(S3_TESTS_OFF)(`molvault on S3 (Ceph RGW)${S3_TESTS_OFF ? ` (${S3
       expect(location).toMatch(/X-Amz-Signature=/);
       const fromStore = await fetch(location);
       expect(fromStore.status).toBe(200);
-      expect(fromStore.headers.get('content-disposition')).toBe('attachment; filename="aspirin.sdf"');
+      expect(fromStore.headers.get('content-disposition')).toBe(`attachment; filename="aspirin.sdf"; filename*=UTF-8''aspirin.sdf`);
       expect(Buffer.from(await fromStore.arrayBuffer())).toEqual(bytes);
       const current = await api.raw(`/v1/structures/${id}/download`, { redirect: 'manual', headers: { 'if-none-match': `"${sha256(bytes)}"` } });
       expect(current.status).toBe(304);

@@ -269,10 +269,20 @@ export async function readTrajectory(text: string, format: Format, warnings: Pro
       // Every sound record is read (the summary describes the whole file); the model is the first's.
       const sdf = unwrap(await parseSdf(sound.map((r) => recordText(scan, r, '\n$$$$\n')).join('')).run(), label, warnings);
       if (sdf.compounds.length === 0) throw new ParseFailure(`Record ${first.index} of the ${label} file could not be read.`, first.startLine + 1);
+      // Mol*'s SDF reader can stop early on a file it reads in one go: then each record is read alone.
+      let compounds = sdf.compounds;
+      if (compounds.length !== sound.length) {
+        compounds = [];
+        for (const record of sound) {
+          const one = await parseSdf(recordText(scan, record, '\n$$$$\n')).run();
+          if (one.isError || one.result.compounds.length !== 1) break;
+          compounds.push(one.result.compounds[0]);
+        }
+      }
       const compositions =
-        sdf.compounds.length === sound.length
+        compounds.length === sound.length
           ? sdfCompositions(
-              sdf.compounds.map((c) => c.molFile),
+              compounds.map((c) => c.molFile),
               sound.map((r) => r.index),
               sound.map((r) => r.bonds),
             )
