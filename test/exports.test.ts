@@ -108,7 +108,9 @@ describe('exports: a project or a selection as a .zip or .tar.gz with manifest.j
     expect(response.headers.get('content-type')).toBe(exported.archive === 'zip' ? 'application/zip' : 'application/gzip');
     expect(response.headers.get('content-length')).toBe(String(response.bytes.length));
     // RFC 6266: the ASCII name, and the exact name as filename* (test/contentDisposition.test.ts covers the rules).
-    expect(response.headers.get('content-disposition')).toBe(`attachment; filename="${exported.filename}"; filename*=UTF-8''${encodeURIComponent(exported.filename)}`);
+    expect(response.headers.get('content-disposition')).toBe(
+      `attachment; filename="${exported.filename}"; filename*=UTF-8''${encodeURIComponent(exported.filename)}`,
+    );
     expect(response.headers.get('etag')).toBe(`"${sha256(response.bytes)}"`);
     expect(exported.sha256).toBe(sha256(response.bytes));
     expect(exported.size).toBe(response.bytes.length);
