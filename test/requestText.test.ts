@@ -227,7 +227,7 @@ describe('text in requests', () => {
       routePath
         .replace('/v1/projects/{id}', `/v1/projects/${projectId}`)
         .replace('/v1/structures/{id}', `/v1/structures/${structureId}`)
-        .replace(/\{id\}/g, '00000000-0000-4000-8000-000000000000')
+        .replace(/\{(id|[A-Za-z]+Id)\}/g, '00000000-0000-4000-8000-000000000000')
         .replace(/\{[^}]+\}/g, '1');
 
     it('refuses a NUL in every JSON body with 400 and never answers 5xx to one anywhere', async () => {

@@ -27,7 +27,7 @@ export function rememberEndpoint(service: 'postgres' | 'redis', url: string): vo
 
 /** Node's system error codes of a connection or a filesystem that is away, full or read-only. */
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ECONNABORTED']);
-const DISK_CODES = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'EIO', 'storage_full', '53100']);
+const DISK_CODES = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'EIO', 'storage_full']);
 
 /**
  * Postgres SQLSTATE classes that say the server, not the statement, is in trouble: 08 connection
