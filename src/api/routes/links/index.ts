@@ -5,21 +5,18 @@ import { z } from 'zod';
 import type { ShareLink } from '../../../entities/ShareLink.js';
 import type { Structure } from '../../../entities/Structure.js';
 import type { StructureVersion } from '../../../entities/StructureVersion.js';
-import { MEDIA_TYPES } from '../../../formats/types.js';
+import type { MEDIA_TYPES } from '../../../formats/types.js';
 import type { AppContext } from '../../../runtime/context.js';
-import { chargeDerivative } from '../../../services/conversions/derivations.js';
 import { createShareLink, findShareLink, linkState, listShareLinks, recordLinkEvent, revokeShareLink } from '../../../services/sharing/links.js';
 import { countWrongPassword, passwordLockout } from '../../../services/sharing/passwordAttempts.js';
 import { linkPasswordMatches } from '../../../services/sharing/passwords.js';
-import { countDownload } from '../../../services/structures/counters.js';
-import { listVersions, storedBlob, versionOrCurrent } from '../../../services/versions/lookup.js';
+import { listVersions, versionOrCurrent } from '../../../services/versions/lookup.js';
 import { access } from '../../access.js';
-import { setDerivationHeaders } from '../../downloads/conversion.js';
 import { readableOnBehalfOf } from '../../downloads/onBehalfOf.js';
+import { sendSharedFile } from '../../downloads/sharedFile.js';
 import { normalizedFormat, versionFile, versionFilename } from '../../downloads/versionFile.js';
 import { ApiError, notFound } from '../../errors.js';
 import { auditFrom } from '../../http/audit.js';
-import { attachment, etagOf, sendStoredFile } from '../../http/download.js';
 import { publicBaseUrl } from '../../http/publicUrl.js';
 import { errorSchema } from '../../openapi.js';
 import { route } from '../../route.js';
@@ -29,8 +26,6 @@ import { renderRefusalPage, renderSharePage, SHARE_PAGE_CSP } from './page.js';
 import { createLinkBody, linkFileParams, linkIdParams, linkOpenQuery, linkSchema } from './schema.js';
 
 const DEFAULT_TTL_MS = 7 * 86_400_000;
-/** A browser cannot wait on a job: a conversion not ready yet is awaited this long before 503. */
-const CONVERSION_WAIT_SECONDS = 20;
 const VERSIONS_SHOWN = 100;
 
 const unavailable = () =>
@@ -245,23 +240,7 @@ export function linkRoutes(app: AppContext): Router {
   /** The file of a link: the version in the link's format, with Range, ETag and HEAD. */
   async function sendLinkFile(em: EntityManager, koa: Context, opened: { link: ShareLink; structure: Structure; version: StructureVersion }) {
     const { link, structure, version } = opened;
-    const file = await versionFile(app, koa, em, structure.owner, version, link.format, CONVERSION_WAIT_SECONDS);
-    if ('underWay' in file) {
-      koa.set('Retry-After', '10');
-      throw new ApiError(503, 'conversion_under_way', 'This file is still being converted; try again in a few seconds.');
-    }
-    if (file.derivation) {
-      setDerivationHeaders(koa, file.derivation);
-      await chargeDerivative(em, structure.owner, file.derivation.id);
-    }
-    const blob = await storedBlob(em, file.blobSha256);
-    koa.set('Cache-Control', 'private, no-cache');
-    koa.set('Content-Disposition', attachment(file.filename));
-    koa.set('Referrer-Policy', 'no-referrer');
-    koa.type = MEDIA_TYPES[file.format] ?? 'application/octet-stream';
-    const sent = sendStoredFile(koa, { etag: etagOf(blob.sha256), size: blob.size, noun: 'file', read: (range) => app.blobs.read(blob.sha256, range) });
-    if (sent === 'whole' && koa.method === 'GET') {
-      await countDownload(em, structure.id);
+    if (await sendSharedFile(app, em, koa, structure, version, link.format)) {
       await recordLinkEvent(em, link, 'link.download', {
         projectId: structure.project,
         origin: auditFrom(koa).origin,

@@ -1,20 +1,16 @@
 import Router from '@koa/router';
 import { z } from 'zod';
-import { MEDIA_TYPES } from '../../../formats/types.js';
 import type { AppContext } from '../../../runtime/context.js';
 import { recordAudit } from '../../../services/audit/audit.js';
-import { chargeDerivative } from '../../../services/conversions/derivations.js';
 import { SigningKeyRing } from '../../../services/sharing/keys.js';
 import { signDownload, verifyDownload } from '../../../services/sharing/signedUrls.js';
-import { countDownload } from '../../../services/structures/counters.js';
-import { findVersion, storedBlob, versionOrCurrent } from '../../../services/versions/lookup.js';
+import { findVersion, versionOrCurrent } from '../../../services/versions/lookup.js';
 import { access } from '../../access.js';
-import { setDerivationHeaders } from '../../downloads/conversion.js';
 import { readableOnBehalfOf } from '../../downloads/onBehalfOf.js';
+import { sendSharedFile } from '../../downloads/sharedFile.js';
 import { normalizedFormat, versionFile, versionFilename } from '../../downloads/versionFile.js';
 import { ApiError, notFound } from '../../errors.js';
 import { auditFrom } from '../../http/audit.js';
-import { attachment, etagOf, sendStoredFile } from '../../http/download.js';
 import { publicBaseUrl } from '../../http/publicUrl.js';
 import { errorSchema } from '../../openapi.js';
 import { route } from '../../route.js';
@@ -22,8 +18,6 @@ import { idParams } from '../../schemas/common.js';
 import { expiresInSchema, lifetimeInWords } from '../../schemas/sharing.js';
 
 const DEFAULT_TTL_MS = 3_600_000;
-/** A viewer cannot wait on a job: a conversion not ready yet is awaited this long before 503. */
-const CONVERSION_WAIT_SECONDS = 20;
 
 const issueQuery = z.object({
   version: z.coerce.number().int().min(1).optional(),
@@ -141,23 +135,7 @@ export function signedRoutes(app: AppContext): Router {
       const structure = await readableOnBehalfOf(em, download.signerId, download.structureId);
       const version = structure && (await findVersion(em, structure.id, download.version));
       if (!structure || !version) throw gone();
-      const file = await versionFile(app, koa, em, structure.owner, version, download.format, CONVERSION_WAIT_SECONDS);
-      if ('underWay' in file) {
-        koa.set('Retry-After', '10');
-        throw new ApiError(503, 'conversion_under_way', 'This file is still being converted; try again in a few seconds.');
-      }
-      if (file.derivation) {
-        setDerivationHeaders(koa, file.derivation);
-        await chargeDerivative(em, structure.owner, file.derivation.id);
-      }
-      const blob = await storedBlob(em, file.blobSha256);
-      // Revalidated on every use (cheaply, by ETag), so a revoked URL is not served from a cache.
-      koa.set('Cache-Control', 'private, no-cache');
-      koa.set('Content-Disposition', attachment(file.filename));
-      koa.set('Referrer-Policy', 'no-referrer');
-      koa.type = MEDIA_TYPES[file.format] ?? 'application/octet-stream';
-      const sent = sendStoredFile(koa, { etag: etagOf(blob.sha256), size: blob.size, noun: 'file', read: (range) => app.blobs.read(blob.sha256, range) });
-      if (sent === 'whole' && koa.method === 'GET') await countDownload(em, structure.id);
+      await sendSharedFile(app, em, koa, structure, version, download.format);
       return undefined;
     },
   );
