@@ -1,7 +1,10 @@
+import fs from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { apiClient, ImportRequestError } from '../src/cli/import.js';
+import { apiClient, ImportRequestError, ImportStopped, runImport } from '../src/cli/import.js';
 
 /** A real HTTP server that answers from a script of steps: a status, or 'drop' (the connection closed unanswered). */
 async function scriptedServer(steps: (number | 'drop')[]) {
@@ -48,5 +51,41 @@ describe('molvault import against a sick server', () => {
     expect(error).toBeInstanceOf(ImportRequestError);
     expect((error as ImportRequestError).message).toMatch(/answered 503: not now/);
     expect(sick.hits()).toBeGreaterThan(2);
+  });
+
+  it('says how far it got when the server stays sick past its patience: files sent, imports started, and that a re-run resumes', async () => {
+    const project = { id: '00000000-0000-4000-8000-000000000001', name: 'lab' };
+    let importPosts = 0;
+    const server = http.createServer((req, res) => {
+      req.resume();
+      const answer = (status: number, body: unknown) => {
+        res.writeHead(status, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(body));
+      };
+      if (req.method === 'GET' && req.url?.startsWith('/v1/projects')) return answer(200, { items: [project], nextCursor: null });
+      if (req.url?.endsWith('/imports/known')) return answer(200, { known: [], refused: [] });
+      importPosts++;
+      return answer(503, { error: { code: 'service_unavailable', message: 'not now' } });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    close = () => new Promise((r) => server.close(r));
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'molvault-import-stopped-'));
+    try {
+      await fs.writeFile(path.join(dir, 'a.pdb'), 'ATOM      1  CA  ALA A   1       0.000   0.000   0.000  1.00  0.00           C\n');
+      const error = await runImport({
+        source: dir,
+        project: 'lab',
+        server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+        token: 'mv_test',
+        retry: { forMs: 300, firstDelayMs: 10, maxDelayMs: 40 },
+        progress: { write: () => true, isTTY: false } as unknown as NodeJS.WriteStream,
+      }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ImportStopped);
+      expect((error as ImportStopped).progress).toMatchObject({ files: 1, imports: [] });
+      expect((error as ImportStopped).message).toMatch(/503/);
+      expect(importPosts).toBeGreaterThan(1);
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
   });
 });

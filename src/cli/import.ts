@@ -49,6 +49,24 @@ Exit codes:
 export const EXIT = { ok: 0, itemsFailed: 1, usage: 2, refused: 3 } as const;
 
 export class ImportUsageError extends Error {}
+
+/** How far an import got before it stopped for good (the server's retries spent): what the summary can still say. */
+export interface ImportProgress {
+  files: number;
+  sent: number;
+  bytesSent: number;
+  imports: string[];
+}
+
+/** The import stopped midway; `reason` is why, `progress` how far it got. */
+export class ImportStopped extends Error {
+  constructor(
+    readonly reason: unknown,
+    readonly progress: ImportProgress,
+  ) {
+    super((reason as Error)?.message ?? String(reason));
+  }
+}
 /** The server could not be reached or refused a request; `status` is the HTTP status if there was one. */
 export class ImportRequestError extends Error {
   constructor(
@@ -82,6 +100,8 @@ export interface ImportOptions {
   filesPerImport?: number;
   /** Send again what the project refused before (by default those files are reported, not sent). */
   retryRefused?: boolean;
+  /** How long and how often a sick server is retried (default DEFAULT_RETRY). */
+  retry?: RetryPolicy;
   /** Where the progress goes (stderr). */
   progress?: NodeJS.WriteStream;
   /** Poll interval for the server-side progress. */
@@ -547,7 +567,7 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
   if (!stat) throw new ImportUsageError(`${options.source} does not exist`);
   if (!stat.isDirectory() && !stat.isFile()) throw new ImportUsageError(`${options.source} is neither a directory nor a file`);
 
-  const api = apiClient(options.server, options.token);
+  const api = apiClient(options.server, options.token, options.retry);
   const project = await resolveProject(api, options.project, options.createProject ?? false);
   if (project.created) note(`created project "${project.name}"`);
 
@@ -682,15 +702,19 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
   }
   // Whatever failed is reported once every request in flight has settled.
   const crashed = (await Promise.allSettled(sends)).find((result) => result.status === 'rejected');
-  if (checkFailed) throw checkFailed.error;
-  if (crashed) throw crashed.reason;
+  const stoppedBy = (reason: unknown) =>
+    reason instanceof ImportUsageError
+      ? reason
+      : new ImportStopped(reason, { files: files.length, sent: filesSent, bytesSent, imports: imports.map((i) => i.id) });
+  if (checkFailed) throw stoppedBy(checkFailed.error);
+  if (crashed) throw stoppedBy(crashed.reason);
   if (files.length > 0) sending.finish();
   if (alreadyStored > 0) note(`${alreadyStored} already stored, skipped`);
   if (refusedBefore.length > 0) note(`${refusedBefore.length} refused before, not sent again (--retry-refused sends them)`);
   failures.push(...unreadable);
   const uploadSeconds = firstByteAt && lastAcceptedAt ? (lastAcceptedAt - firstByteAt) / 1000 : 0;
 
-  if (imports.length === 0 && refusal) throw refusal;
+  if (imports.length === 0 && refusal) throw stoppedBy(refusal);
 
   // Processing: counts from Postgres through GET /v1/imports/:id until every import has ended.
   if (imports.length > 0) {
@@ -703,7 +727,9 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
           .map(async (i) => {
             i.status = (await api.request<ImportStatus>('GET', `/v1/imports/${i.id}?limit=1`)).body;
           }),
-      );
+      ).catch((error: unknown) => {
+        throw stoppedBy(error);
+      });
       const done = imports.reduce((sum, i) => sum + (i.status ? i.status.succeeded + i.status.failed + i.status.skipped : 0), 0);
       processing.setTotal(expected());
       processing.update(done);
@@ -899,6 +925,24 @@ export async function importCommand(args: string[], env: NodeJS.ProcessEnv = pro
     return exitCodeFor(summary);
   } catch (error) {
     if (error instanceof ImportUsageError) return fail(EXIT.usage, error.message);
+    if (error instanceof ImportStopped) {
+      // The summary it can still give: how far it got, and that a re-run resumes.
+      const { progress } = error;
+      const stopped = {
+        stopped: true,
+        reason: error.message,
+        ...progress,
+        resume: 'run the same command again: files the project stores already are not sent again',
+      };
+      if (parsed.json) process.stdout.write(`${JSON.stringify(stopped, null, 2)}\n`);
+      else {
+        process.stdout.write(
+          `Stopped: ${progress.sent} of ${progress.files} file${progress.files === 1 ? '' : 's'} sent (${(progress.bytesSent / 1e6).toFixed(1)} MB) in ${progress.imports.length} import${progress.imports.length === 1 ? '' : 's'}` +
+            `${progress.imports.length ? ` (${progress.imports.join(', ')})` : ''}; what the server accepted goes on there.\nRun the same command again to resume: files the project stores already are not sent again.\n`,
+        );
+      }
+      return fail(EXIT.refused, error.reason instanceof ImportRequestError ? error.message : `the import stopped: ${error.message}`);
+    }
     if (error instanceof ImportRequestError) return fail(EXIT.refused, error.message);
     // Anything else stopped the import midway; what the server accepted so far goes on there.
     return fail(EXIT.refused, `the import stopped: ${(error as Error).message}`);
