@@ -7,7 +7,7 @@ import type { Derivation } from '../../entities/Derivation.js';
 import type { StructureVersion } from '../../entities/StructureVersion.js';
 import { FORMAT_LABELS, type Format } from '../../formats/types.js';
 import type { AppContext } from '../../runtime/context.js';
-import { type ConversionState, conversionState, requestConversion } from '../../services/conversions/requests.js';
+import { type ConversionState, requestConversion } from '../../services/conversions/requests.js';
 import { ApiError } from '../errors.js';
 import { preferredWait, waitFor } from '../http/prefer.js';
 
@@ -52,7 +52,8 @@ export async function derivativeFor(
     const outcome = await waitFor<ConversionState>(
       waitSeconds,
       async () => {
-        const known = await conversionState(app, app.orm.em.fork(), version.blob, format);
+        // Asked again rather than only looked at: a job Redis lost meanwhile is added back while the client waits.
+        const known = await requestConversion(app, app.orm.em.fork(), version.blob, format, userId);
         return known.state === 'queued' ? undefined : known;
       },
       // The job notifies on this id when it ends; the pause is only the fallback.

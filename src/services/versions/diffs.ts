@@ -63,7 +63,11 @@ export async function requestDiff(queues: QueueSet, em: EntityManager, data: Dif
   const jobId = diffJob.jobId(data);
   const failure = async () => {
     const job = await queues[diffJob.queue].getJob(jobId);
-    if (!job) return undefined;
+    if (!job) {
+      // Never added, or lost with Redis while a client waits: (re-)added under its deterministic id.
+      await enqueue(queues, diffJob, data);
+      return undefined;
+    }
     const state = await job.getState();
     if (state === 'failed') {
       await job.remove().catch(() => {});
