@@ -38,7 +38,7 @@ describe('conversion engines on files from the wild', () => {
     return { notes, output: await fs.readFile(output, 'latin1') };
   }
 
-  it.skipIf(!hasGemmi)('(needs gemmi) converts an old-style PDB with ids in columns 73-80, which gemmi refuses as charges, and says how', async () => {
+  it.skipIf(!hasGemmi)('(skipped without the gemmi CLI) converts an old-style PDB with ids in columns 73-80, which gemmi refuses as charges, and says how', async () => {
     // As PDB files were written before 1996 (gemmi's test file pdb1gdr.ent): entry id and line number in columns 73-80.
     const residues = ['MET', 'ARG', 'LEU', 'ILE', 'ALA'];
     const lines = residues.map(
@@ -54,7 +54,7 @@ describe('conversion engines on files from the wild', () => {
     expect(converted.ok && converted.summary.atoms).toBe(5);
   });
 
-  it.skipIf(!hasGemmi)('(needs gemmi) writes chain names longer than PDB allows under short names, and the loss report gives the mapping', async () => {
+  it.skipIf(!hasGemmi)('(skipped without the gemmi CLI) writes chain names longer than PDB allows under short names, and the loss report gives the mapping', async () => {
     const cif = (await fixture('ngl_1CRN.cif'))
       .split('\n')
       .map((line) => {
@@ -81,7 +81,7 @@ describe('conversion engines on files from the wild', () => {
     expect(loss.kept).toEqual(expect.arrayContaining(['atoms', 'residues']));
   });
 
-  it.skipIf(!hasGemmi)("(needs gemmi) reads gemmi's own mmCIF of a PDB without chain ids, whose atoms name no entity", async () => {
+  it.skipIf(!hasGemmi)("(skipped without the gemmi CLI) reads gemmi's own mmCIF of a PDB without chain ids, whose atoms name no entity", async () => {
     const pdb = await fixture('ngl_noChainNameTerRecords.pdb');
     const { output } = await convert(new GemmiDriver('test', 'gemmi'), 'in.pdb', pdb, 'pdb', 'cif');
     const converted = await parseStructure(output, 'cif');
