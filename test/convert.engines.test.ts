@@ -38,48 +38,54 @@ describe('conversion engines on files from the wild', () => {
     return { notes, output: await fs.readFile(output, 'latin1') };
   }
 
-  it.skipIf(!hasGemmi)('(skipped without the gemmi CLI) converts an old-style PDB with ids in columns 73-80, which gemmi refuses as charges, and says how', async () => {
-    // As PDB files were written before 1996 (gemmi's test file pdb1gdr.ent): entry id and line number in columns 73-80.
-    const residues = ['MET', 'ARG', 'LEU', 'ILE', 'ALA'];
-    const lines = residues.map(
-      (res, i) =>
-        `ATOM  ${String(i + 1).padStart(5)}  CA  ${res}     ${String(i + 1).padStart(1)}    ${(i * 3.8).toFixed(3).padStart(8)}  51.101   6.138  1.00 35.00      1GDR ${String(109 + i).padStart(3)}`,
-    );
-    const text = `${lines.join('\n')}\nEND\n`;
-    const source = await parseStructure(text, 'pdb');
-    expect(source.ok).toBe(true);
-    const { notes, output } = await convert(new GemmiDriver('test', 'gemmi'), 'old.pdb', text, 'pdb', 'cif');
-    expect(notes?.notes.join(' ')).toMatch(/Wrong format for charge.*first 72 columns/);
-    const converted = await parseStructure(output, 'cif');
-    expect(converted.ok && converted.summary.atoms).toBe(5);
-  });
+  it.skipIf(!hasGemmi)(
+    '(skipped without the gemmi CLI) converts an old-style PDB with ids in columns 73-80, which gemmi refuses as charges, and says how',
+    async () => {
+      // As PDB files were written before 1996 (gemmi's test file pdb1gdr.ent): entry id and line number in columns 73-80.
+      const residues = ['MET', 'ARG', 'LEU', 'ILE', 'ALA'];
+      const lines = residues.map(
+        (res, i) =>
+          `ATOM  ${String(i + 1).padStart(5)}  CA  ${res}     ${String(i + 1).padStart(1)}    ${(i * 3.8).toFixed(3).padStart(8)}  51.101   6.138  1.00 35.00      1GDR ${String(109 + i).padStart(3)}`,
+      );
+      const text = `${lines.join('\n')}\nEND\n`;
+      const source = await parseStructure(text, 'pdb');
+      expect(source.ok).toBe(true);
+      const { notes, output } = await convert(new GemmiDriver('test', 'gemmi'), 'old.pdb', text, 'pdb', 'cif');
+      expect(notes?.notes.join(' ')).toMatch(/Wrong format for charge.*first 72 columns/);
+      const converted = await parseStructure(output, 'cif');
+      expect(converted.ok && converted.summary.atoms).toBe(5);
+    },
+  );
 
-  it.skipIf(!hasGemmi)('(skipped without the gemmi CLI) writes chain names longer than PDB allows under short names, and the loss report gives the mapping', async () => {
-    const cif = (await fixture('ngl_1CRN.cif'))
-      .split('\n')
-      .map((line) => {
-        if (!line.startsWith('ATOM') && !line.startsWith('HETATM')) return line;
-        const fields = line.trim().split(/\s+/);
-        fields[23] = 'LONGCHAIN'; // auth_asym_id
-        return fields.join(' ');
-      })
-      .join('\n');
-    const source = await parseStructure(cif, 'cif');
-    expect(source.ok).toBe(true);
-    const { notes, output } = await convert(new GemmiDriver('test', 'gemmi'), 'long.cif', cif, 'cif', 'pdb');
-    expect(notes?.chainNames).toEqual({ LONGCHAIN: 'A' });
-    const converted = await parseStructure(output, 'pdb');
-    expect(converted.ok).toBe(true);
-    if (!source.ok || !converted.ok) return;
-    const loss = withEngineNotes(
-      lossReport({ format: 'cif', summary: source.summary, chemistry: {} }, { format: 'pdb', summary: converted.summary, chemistry: {} }),
-      notes,
-    );
-    expect(loss.chainNames).toEqual({ LONGCHAIN: 'A' });
-    expect(loss.lossy).toBe(true);
-    expect(lossHeader(loss)).toContain('chainNames=LONGCHAIN->A');
-    expect(loss.kept).toEqual(expect.arrayContaining(['atoms', 'residues']));
-  });
+  it.skipIf(!hasGemmi)(
+    '(skipped without the gemmi CLI) writes chain names longer than PDB allows under short names, and the loss report gives the mapping',
+    async () => {
+      const cif = (await fixture('ngl_1CRN.cif'))
+        .split('\n')
+        .map((line) => {
+          if (!line.startsWith('ATOM') && !line.startsWith('HETATM')) return line;
+          const fields = line.trim().split(/\s+/);
+          fields[23] = 'LONGCHAIN'; // auth_asym_id
+          return fields.join(' ');
+        })
+        .join('\n');
+      const source = await parseStructure(cif, 'cif');
+      expect(source.ok).toBe(true);
+      const { notes, output } = await convert(new GemmiDriver('test', 'gemmi'), 'long.cif', cif, 'cif', 'pdb');
+      expect(notes?.chainNames).toEqual({ LONGCHAIN: 'A' });
+      const converted = await parseStructure(output, 'pdb');
+      expect(converted.ok).toBe(true);
+      if (!source.ok || !converted.ok) return;
+      const loss = withEngineNotes(
+        lossReport({ format: 'cif', summary: source.summary, chemistry: {} }, { format: 'pdb', summary: converted.summary, chemistry: {} }),
+        notes,
+      );
+      expect(loss.chainNames).toEqual({ LONGCHAIN: 'A' });
+      expect(loss.lossy).toBe(true);
+      expect(lossHeader(loss)).toContain('chainNames=LONGCHAIN->A');
+      expect(loss.kept).toEqual(expect.arrayContaining(['atoms', 'residues']));
+    },
+  );
 
   it.skipIf(!hasGemmi)("(skipped without the gemmi CLI) reads gemmi's own mmCIF of a PDB without chain ids, whose atoms name no entity", async () => {
     const pdb = await fixture('ngl_noChainNameTerRecords.pdb');

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseDuration } from '../../config/index.js';
+import { ApiError } from '../errors.js';
 
 /**
  * How long a signed URL or share link lives: seconds (3600), or a duration ("90m", "12h", "7d").
@@ -32,4 +33,12 @@ export function lifetimeInWords(ms: number): string {
     if (ms >= size && ms % size === 0) return `${ms / size} ${name}${ms / size === 1 ? '' : 's'}`;
   }
   return `${Math.round(ms / 1000)} seconds`;
+}
+
+/** Refuses a lifetime past the server's maximum (400 lifetime_too_long), naming the setting that sets it. */
+export function refuseLongerThan(ttl: number, max: number, what: string, setting: string): void {
+  if (ttl <= max) return;
+  throw new ApiError(400, 'lifetime_too_long', `${what} lives at most ${lifetimeInWords(max)} here (${setting}); ask for a shorter expiresIn.`, {
+    maxSeconds: Math.floor(max / 1000),
+  });
 }

@@ -21,7 +21,7 @@ import { publicBaseUrl } from '../../http/publicUrl.js';
 import { errorSchema } from '../../openapi.js';
 import { route } from '../../route.js';
 import { idParams } from '../../schemas/common.js';
-import { lifetimeInWords } from '../../schemas/sharing.js';
+import { lifetimeInWords, refuseLongerThan } from '../../schemas/sharing.js';
 import { renderRefusalPage, renderSharePage, SHARE_PAGE_CSP } from './page.js';
 import { createLinkBody, linkFileParams, linkIdParams, linkOpenQuery, linkSchema } from './schema.js';
 
@@ -108,16 +108,7 @@ export function linkRoutes(app: AppContext): Router {
           `Links that never expire are turned off on this server (SHARE_LINK_ALLOW_NEVER); give an expiresIn of at most ${lifetimeInWords(max)}.`,
         );
       }
-      if (ttl !== 'never' && ttl > max) {
-        throw new ApiError(
-          400,
-          'lifetime_too_long',
-          `A share link lives at most ${lifetimeInWords(max)} here (SHARE_LINK_MAX_TTL); ask for a shorter expiresIn.`,
-          {
-            maxSeconds: Math.floor(max / 1000),
-          },
-        );
-      }
+      if (ttl !== 'never') refuseLongerThan(ttl, max, 'A share link', 'SHARE_LINK_MAX_TTL');
       const format = normalizedFormat(version, body.format);
       // Refuses impossible conversions now, and starts a possible one so it is ready when the link is opened.
       await versionFile(app, koa, em, structure.owner, version, format, 0);

@@ -15,7 +15,7 @@ import { publicBaseUrl } from '../../http/publicUrl.js';
 import { errorSchema } from '../../openapi.js';
 import { route } from '../../route.js';
 import { idParams } from '../../schemas/common.js';
-import { expiresInSchema, lifetimeInWords } from '../../schemas/sharing.js';
+import { expiresInSchema, refuseLongerThan } from '../../schemas/sharing.js';
 
 const DEFAULT_TTL_MS = 3_600_000;
 
@@ -71,17 +71,10 @@ export function signedRoutes(app: AppContext): Router {
       const version = await versionOrCurrent(em, structure, query.version);
       if (!version) throw notFound('version');
       const max = app.config.sharing.signedUrlMaxTtlMs;
-      const ttl = query.expiresIn ?? DEFAULT_TTL_MS;
-      if (ttl === 'never' || ttl > max) {
-        throw new ApiError(
-          400,
-          'lifetime_too_long',
-          `A signed URL lives at most ${lifetimeInWords(max)} here (SIGNED_URL_MAX_TTL); ask for a shorter expiresIn.`,
-          {
-            maxSeconds: Math.floor(max / 1000),
-          },
-        );
-      }
+      const requested = query.expiresIn ?? DEFAULT_TTL_MS;
+      // A signed URL always expires: "never" is refused as the longest lifetime of all.
+      const ttl = requested === 'never' ? Number.POSITIVE_INFINITY : requested;
+      refuseLongerThan(ttl, max, 'A signed URL', 'SIGNED_URL_MAX_TTL');
       const format = normalizedFormat(version, query.format);
       // Refuses impossible conversions now, and starts a possible one so it is ready when the URL is used.
       await versionFile(app, koa, em, structure.owner, version, format, 0);
