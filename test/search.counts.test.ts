@@ -46,9 +46,9 @@ describe('search counts kept by the Postgres index', () => {
               count(*)::integer as documents
        from search_documents group by 1, 2, 3, 4, 5, 6, 7 order by ${key}`,
     );
-    const keptTags = await em.execute('select owner_id, deleted, tag, documents from search_tag_counts where documents <> 0 order by 1, 2, 3');
+    const keptTags = await em.execute('select owner_id, deleted, project_id, tag, documents from search_tag_counts where documents <> 0 order by 1, 2, 3, 4');
     const freshTags = await em.execute(
-      'select owner_id, deleted, tag, count(*)::integer as documents from search_documents, unnest(tags) as tag group by 1, 2, 3 order by 1, 2, 3',
+      'select owner_id, deleted, project_id, tag, count(*)::integer as documents from search_documents, unnest(tags) as tag group by 1, 2, 3, 4 order by 1, 2, 3, 4',
     );
     return { kept, fresh, keptTags, freshTags };
   };

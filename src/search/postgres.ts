@@ -581,7 +581,8 @@ export class PostgresSearchIndex implements SearchIndex {
     ];
     const counted: string[] = [visibleTo('c')];
     let countable = !hasText;
-    let countedDimensions = 0;
+    // The columns the counts are filtered by beyond owner and trash: the tag counts hold only project.
+    const countedColumns: string[] = [];
     if (hasText) where.push('d.scoped_document @@ (select scoped from q)');
     const trash = query.trash ?? 'exclude';
     if (trash !== 'include') {
@@ -608,7 +609,7 @@ export class PostgresSearchIndex implements SearchIndex {
       const v = params.add(value, cast);
       where.push(`${alias}.${column} = ${v}`);
       counted.push(`c.${column} = ${v}`);
-      countedDimensions++;
+      countedColumns.push(column);
     };
     equal('kind', query.kind, 'text');
     equal('format', query.format, 'text');
@@ -629,9 +630,8 @@ export class PostgresSearchIndex implements SearchIndex {
     const filter = where.join(' and ');
     const countFilter = counted.join(' and ');
 
-    // The tag counts are kept per owner and trash flag only: with other filters, tags are counted from the documents.
-    // The tag counts are not kept per project either: with shares, tags are counted from the documents.
-    const countedFacet = (facet: SearchFacet) => countable && (facet !== 'tag' || (countedDimensions === 0 && !sharing));
+    // The tag counts are kept per owner, trash flag and project only: with other filters, tags are counted from the documents.
+    const countedFacet = (facet: SearchFacet) => countable && (facet !== 'tag' || countedColumns.every((column) => column === 'project_id'));
     const gather = scopedByIndex || facets.some((f) => !countedFacet(f));
     // ts_rank (field weights and frequency) rather than ts_rank_cd (cover density): a fifth of the cost
     // per matched row, and every match is ranked. Documents matching the words as typed come before
@@ -641,6 +641,18 @@ export class PostgresSearchIndex implements SearchIndex {
              else (case when ${vector} @@ (select scoped_strict from q) then ${AS_TYPED} else 0 end)
                   + ts_rank(${vector}, (select scoped from q)) + ts_rank(${vector}, (select scoped_strict from q)) end)::float8`;
     const limit = params.add(query.limit + 1, 'integer');
+
+    /** A facet's values and counts from the kept counts (search_counts, search_tag_counts). */
+    const countedFacetSelect = (facet: SearchFacet) => {
+      const counts =
+        facet === 'tag'
+          ? `select c.tag as value, sum(c.documents) as n from search_tag_counts c where ${countFilter} group by 1`
+          : `select c.${COUNTED_FACETS[facet]} as value, sum(c.documents) as n from search_counts c
+               where ${countFilter} and c.${COUNTED_FACETS[facet]} <> '' group by 1`;
+      return `(select json_object_agg(value, n order by n desc, value) from (
+                   select value, n::integer as n from (${counts}) counted where n > 0
+                   order by 2 desc, 1 limit ${FACET_VALUES}) f)`;
+    };
 
     let total: string;
     let facetSelects: string[];
@@ -706,13 +718,7 @@ export class PostgresSearchIndex implements SearchIndex {
       total = countable
         ? `(select coalesce(sum(c.documents), 0) from search_counts c where ${countFilter})`
         : `(select count(*) from search_documents d where ${filter})`;
-      facetSelects = facets.map((facet) => {
-        const counts = `select c.${COUNTED_FACETS[facet as Exclude<SearchFacet, 'tag'>]} as value, sum(c.documents) as n from search_counts c
-               where ${countFilter} and c.${COUNTED_FACETS[facet as Exclude<SearchFacet, 'tag'>]} <> '' group by 1`;
-        return `(select json_object_agg(value, n order by n desc, value) from (
-                   select value, n::integer as n from (${counts}) counted where n > 0
-                   order by 2 desc, 1 limit ${FACET_VALUES}) f)`;
-      });
+      facetSelects = facets.map(countedFacetSelect);
     } else {
       const conditions = [filter];
       if (cursor) conditions.push(keyset(spec, 'd.structure_id', cursor, params));
@@ -723,16 +729,7 @@ export class PostgresSearchIndex implements SearchIndex {
       total = countable
         ? `(select coalesce(sum(c.documents), 0) from search_counts c where ${countFilter})`
         : `(select count(*) from search_documents d where ${filter})`;
-      facetSelects = facets.map((facet) => {
-        const counts =
-          facet === 'tag'
-            ? `select c.tag as value, sum(c.documents) as n from search_tag_counts c where ${countFilter} group by 1`
-            : `select c.${COUNTED_FACETS[facet]} as value, sum(c.documents) as n from search_counts c
-               where ${countFilter} and c.${COUNTED_FACETS[facet]} <> '' group by 1`;
-        return `(select json_object_agg(value, n order by n desc, value) from (
-                   select value, n::integer as n from (${counts}) counted where n > 0
-                   order by 2 desc, 1 limit ${FACET_VALUES}) f)`;
-      });
+      facetSelects = facets.map(countedFacetSelect);
     }
 
     // The header row, then (presented) the page's items in it, or the page's rows: the structures as
@@ -792,8 +789,8 @@ export async function recountSearchCounts(em: { execute: (sql: string) => Promis
      from search_documents group by 1, 2, 3, 4, 5, 6, 7`,
   );
   await em.execute(
-    `insert into search_tag_counts (owner_id, deleted, tag, documents)
-     select owner_id, deleted, tag, count(*) from search_documents, unnest(tags) as tag group by 1, 2, 3`,
+    `insert into search_tag_counts (owner_id, deleted, project_id, tag, documents)
+     select owner_id, deleted, project_id, tag, count(*) from search_documents, unnest(tags) as tag group by 1, 2, 3, 4`,
   );
 }
 
