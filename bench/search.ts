@@ -6,6 +6,7 @@
  *
  *   npm run bench:search -- [--structures 100000] [--owners 10] [--concurrency 8] [--requests 4000]
  *                           [--warmup 4000] [--backend postgres|typesense] [--keep-database NAME] [--in-process] [--sharing]
+ *                           [--compare-sharing ROUNDS]
  *
  * The measured requests follow `--warmup` requests of the same mix, so that what is measured is the
  * service as it runs, not as it starts: a fresh API process is still compiling its hot paths, and a
@@ -61,6 +62,7 @@ function parseOptions() {
       'keep-database': { type: 'string' },
       'in-process': { type: 'boolean', default: false },
       sharing: { type: 'boolean', default: false },
+      'compare-sharing': { type: 'string', default: '0' },
     },
   });
   const whole = (name: string, text: string, min: number) => {
@@ -81,6 +83,7 @@ function parseOptions() {
     keepDatabase: values['keep-database'],
     inProcess: values['in-process'],
     sharing: values.sharing,
+    compareSharing: whole('compare-sharing', values['compare-sharing'], 0),
   };
 }
 
@@ -525,6 +528,14 @@ async function cpuNow(em: EntityManager): Promise<CpuSample> {
   return { process: process.cpuUsage(), postgres, background };
 }
 
+/** The API process's CPU (load client included) and Postgres's serving backends' CPU per request, in ms. */
+function cpuFigures(before: CpuSample, after: CpuSample, requests: number): { apiMs: number; postgresMs: number } {
+  const own = process.cpuUsage(before.process);
+  let postgres = 0;
+  for (const [pid, now] of after.postgres) postgres += now - (before.postgres.get(pid) ?? 0);
+  return { apiMs: (own.user + own.system) / 1000 / requests, postgresMs: postgres / requests };
+}
+
 function cpuPerRequest(before: CpuSample, after: CpuSample, requests: number, clientCpuMs: number | undefined): string {
   const own = process.cpuUsage(before.process);
   const both = (own.user + own.system) / 1000 / requests;
@@ -554,6 +565,7 @@ async function measureInFreshProcess(databaseUrl: string, postgresSource: string
   const args = [
     ...['--structures', options.structures, '--owners', options.owners, '--concurrency', options.concurrency, '--requests', options.requests],
     ...(options.sharing ? ['--sharing'] : []),
+    ...['--compare-sharing', String(options.compareSharing)],
     ...['--warmup', options.warmup, '--backend', options.backend, '--keep-database', database],
   ];
   const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), ...args.map(String)], {
@@ -565,6 +577,9 @@ async function measureInFreshProcess(databaseUrl: string, postgresSource: string
 }
 
 /**
+ * `--compare-sharing ROUNDS` measures without and with sharing in the same process, alternating, ROUNDS
+ * times each, and prints the medians side by side with their ratios.
+ *
  * `--sharing`: every owner becomes a viewer of one project of each of the next two owners, so every
  * search reads the searcher's own documents and two other owners' shared projects (the memberships
  * are kept in the database; a run without `--sharing` removes them, so the two runs compare).
@@ -630,12 +645,14 @@ async function main() {
       process.exitCode = await measureInFreshProcess(stack.databaseUrl, stack.postgresSource, options);
       return;
     }
-    await arrangeSharing(em, owners, options.sharing);
-    if (options.backend === 'postgres')
-      await em.execute('vacuum analyze search_documents, search_document_tags, search_terms, structures, structure_versions, blobs');
-    // Seeding leaves about a gigabyte of pages to write out: written now (a checkpoint), not by the
-    // checkpointer while queries are measured. Only a superuser may ask; otherwise it is left to happen.
-    await em.execute('checkpoint').catch((error: Error) => process.stderr.write(`no checkpoint before measuring: ${error.message}\n`));
+    const prepare = async (sharing: boolean) => {
+      await arrangeSharing(em, owners, sharing);
+      if (options.backend === 'postgres')
+        await em.execute('vacuum analyze search_documents, search_document_tags, search_terms, structures, structure_versions, blobs, project_members');
+      // Seeding leaves about a gigabyte of pages to write out: written now (a checkpoint), not by the
+      // checkpointer while queries are measured. Only a superuser may ask; otherwise it is left to happen.
+      await em.execute('checkpoint').catch((error: Error) => process.stderr.write(`no checkpoint before measuring: ${error.message}\n`));
+    };
     // Project filter needs a real id: the sorted-resolution kind gets each owner's first project.
     const firstProjects = new Map<string, string>();
     for (const { userId } of owners) {
@@ -678,76 +695,118 @@ async function main() {
         await client.terminate();
       }
     };
-    const warming = plan.filter((p) => p.warm);
-    const warmed = warming.length ? await runLoad(warming) : { results: [], seconds: 0 };
-    const measuring = plan.filter((p) => !p.warm);
-    const loadBefore = os.loadavg()[0];
-    const cpuBefore = await cpuNow(em);
-    const measured = await runLoad(measuring);
-    const cpuAfter = await cpuNow(em);
-    const loadAfter = os.loadavg()[0];
-    const outcome = { results: [...warmed.results, ...measured.results], seconds: measured.seconds };
-    const latencies: number[] = [];
-    const warmupLatencies = warmed.results
-      .filter((r) => r.status === 200)
-      .map((r) => r.ms)
-      .sort((a, b) => a - b);
-    const byKind = new Map<string, number[]>();
-    const hits = new Map<string, number[]>();
-    let failures = 0;
-    for (const result of outcome.results) {
-      if (result.status !== 200) {
-        failures++;
-        if (failures <= 3) process.stderr.write(`a ${result.kind} query answered ${result.status}: ${result.error ?? ''}\n`);
-        continue;
+    // One measurement (warm-up, then the measured requests) with sharing arranged or not; its figures.
+    const measure = async (sharing: boolean) => {
+      await prepare(sharing);
+      const warming = plan.filter((p) => p.warm);
+      const warmed = warming.length ? await runLoad(warming) : { results: [], seconds: 0 };
+      const measuring = plan.filter((p) => !p.warm);
+      const loadBefore = os.loadavg()[0];
+      const cpuBefore = await cpuNow(em);
+      const measured = await runLoad(measuring);
+      const cpuAfter = await cpuNow(em);
+      const loadAfter = os.loadavg()[0];
+      const outcome = { results: [...warmed.results, ...measured.results], seconds: measured.seconds };
+      const latencies: number[] = [];
+      const warmupLatencies = warmed.results
+        .filter((r) => r.status === 200)
+        .map((r) => r.ms)
+        .sort((a, b) => a - b);
+      const byKind = new Map<string, number[]>();
+      const hits = new Map<string, number[]>();
+      let failures = 0;
+      for (const result of outcome.results) {
+        if (result.status !== 200) {
+          failures++;
+          if (failures <= 3) process.stderr.write(`a ${result.kind} query answered ${result.status}: ${result.error ?? ''}\n`);
+          continue;
+        }
+        if (result.warm) continue;
+        latencies.push(result.ms);
+        if (!byKind.has(result.kind)) byKind.set(result.kind, []);
+        byKind.get(result.kind)?.push(result.ms);
+        if (!hits.has(result.kind)) hits.set(result.kind, []);
+        hits.get(result.kind)?.push(result.total);
       }
-      if (result.warm) continue;
-      latencies.push(result.ms);
-      if (!byKind.has(result.kind)) byKind.set(result.kind, []);
-      byKind.get(result.kind)?.push(result.ms);
-      if (!hits.has(result.kind)) hits.set(result.kind, []);
-      hits.get(result.kind)?.push(result.total);
+      const seconds = outcome.seconds;
+      latencies.sort((a, b) => a - b);
+      const ms = (v: number) => `${v.toFixed(1)} ms`;
+      const lines = [
+        '',
+        `search benchmark — ${options.backend} backend, ${process.env.BENCH_POSTGRES_SOURCE ?? stack.postgresSource} Postgres`,
+        `  sharing:         ${sharing ? 'each owner a viewer of one project of each of two other owners' : 'none'}`,
+        `  structures:      ${options.structures} over ${options.owners} owner(s) (${Math.round(options.structures / options.owners)} each)${bases ? `, from ${bases.length} corpus summaries` : `, seeded before in ${options.keepDatabase}`}`,
+        ...(bases
+          ? [
+              `  seeding:         ${seedSeconds.toFixed(1)} s (bulk SQL)`,
+              `  indexing:        ${indexSeconds.toFixed(1)} s (${Math.round(options.structures / indexSeconds)} documents/s through reindexAll)`,
+            ]
+          : []),
+        `  requests:        ${latencies.length} measured after ${warmup} warm-up, concurrency ${options.concurrency}, ${failures} failed`,
+        ...(warmupLatencies.length
+          ? [
+              `  warm-up:         ${(warmupLatencies.length / warmed.seconds).toFixed(0)} queries/s, p50 ${ms(percentile(warmupLatencies, 50))}, p95 ${ms(percentile(warmupLatencies, 95))} ` +
+                `(a fresh API process and fresh Postgres connections; the first ${parsed} answers parsed whole by the client)`,
+            ]
+          : []),
+        `  queries/s:       ${(latencies.length / seconds).toFixed(0)}`,
+        `  p50:             ${ms(percentile(latencies, 50))}`,
+        `  p95:             ${ms(percentile(latencies, 95))}   (goal < 25 ms)`,
+        `  p99:             ${ms(percentile(latencies, 99))}   (goal < 60 ms)`,
+        `  max:             ${ms(latencies[latencies.length - 1] ?? Number.NaN)}`,
+        `  CPU per request: ${cpuPerRequest(cpuBefore, cpuAfter, latencies.length, measured.clientCpuMs)}`,
+        `  load average:    ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after (${os.cpus().length} cores; other work on the machine slows every figure above)`,
+        '',
+        '  by kind of query                 p50        p95     median hits',
+      ];
+      for (const kind of MIX) {
+        const values = (byKind.get(kind.name) ?? []).sort((a, b) => a - b);
+        const found = (hits.get(kind.name) ?? []).sort((a, b) => a - b);
+        lines.push(
+          `  ${kind.name.padEnd(28)} ${ms(percentile(values, 50)).padStart(10)} ${ms(percentile(values, 95)).padStart(10)} ${String(percentile(found, 50)).padStart(12)}`,
+        );
+      }
+      process.stdout.write(`${lines.join('\n')}\n`);
+      if (failures > 0) process.exitCode = 1;
+      const cpu = cpuFigures(cpuBefore, cpuAfter, latencies.length);
+      return { p50: percentile(latencies, 50), p95: percentile(latencies, 95), p99: percentile(latencies, 99), ...cpu };
+    };
+
+    if (options.compareSharing === 0) {
+      await measure(options.sharing);
+      return;
     }
-    const seconds = outcome.seconds;
-    latencies.sort((a, b) => a - b);
-    const ms = (v: number) => `${v.toFixed(1)} ms`;
-    const lines = [
-      '',
-      `search benchmark — ${options.backend} backend, ${process.env.BENCH_POSTGRES_SOURCE ?? stack.postgresSource} Postgres`,
-      `  sharing:         ${options.sharing ? 'each owner a viewer of one project of each of two other owners' : 'none'}`,
-      `  structures:      ${options.structures} over ${options.owners} owner(s) (${Math.round(options.structures / options.owners)} each)${bases ? `, from ${bases.length} corpus summaries` : `, seeded before in ${options.keepDatabase}`}`,
-      ...(bases
-        ? [
-            `  seeding:         ${seedSeconds.toFixed(1)} s (bulk SQL)`,
-            `  indexing:        ${indexSeconds.toFixed(1)} s (${Math.round(options.structures / indexSeconds)} documents/s through reindexAll)`,
-          ]
-        : []),
-      `  requests:        ${latencies.length} measured after ${warmup} warm-up, concurrency ${options.concurrency}, ${failures} failed`,
-      ...(warmupLatencies.length
-        ? [
-            `  warm-up:         ${(warmupLatencies.length / warmed.seconds).toFixed(0)} queries/s, p50 ${ms(percentile(warmupLatencies, 50))}, p95 ${ms(percentile(warmupLatencies, 95))} ` +
-              `(a fresh API process and fresh Postgres connections; the first ${parsed} answers parsed whole by the client)`,
-          ]
-        : []),
-      `  queries/s:       ${(latencies.length / seconds).toFixed(0)}`,
-      `  p50:             ${ms(percentile(latencies, 50))}`,
-      `  p95:             ${ms(percentile(latencies, 95))}   (goal < 25 ms)`,
-      `  p99:             ${ms(percentile(latencies, 99))}   (goal < 60 ms)`,
-      `  max:             ${ms(latencies[latencies.length - 1] ?? Number.NaN)}`,
-      `  CPU per request: ${cpuPerRequest(cpuBefore, cpuAfter, latencies.length, measured.clientCpuMs)}`,
-      `  load average:    ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after (${os.cpus().length} cores; other work on the machine slows every figure above)`,
-      '',
-      '  by kind of query                 p50        p95     median hits',
-    ];
-    for (const kind of MIX) {
-      const values = (byKind.get(kind.name) ?? []).sort((a, b) => a - b);
-      const found = (hits.get(kind.name) ?? []).sort((a, b) => a - b);
-      lines.push(
-        `  ${kind.name.padEnd(28)} ${ms(percentile(values, 50)).padStart(10)} ${ms(percentile(values, 95)).padStart(10)} ${String(percentile(found, 50)).padStart(12)}`,
-      );
+    // Rounds alternate (none, shared; then shared, none; …) so that drift hits both alike; the
+    // comparison is of each figure's median over the rounds.
+    const figures: Record<'none' | 'shared', Awaited<ReturnType<typeof measure>>[]> = { none: [], shared: [] };
+    for (let round = 0; round < options.compareSharing; round++) {
+      for (const sharing of round % 2 === 0 ? [false, true] : [true, false]) {
+        process.stdout.write(`\n— round ${round + 1} of ${options.compareSharing}, ${sharing ? 'with' : 'without'} sharing —`);
+        figures[sharing ? 'shared' : 'none'].push(await measure(sharing));
+      }
     }
-    process.stdout.write(`${lines.join('\n')}\n`);
-    if (failures > 0) process.exitCode = 1;
+    const median = (values: number[]) => {
+      const sorted = [...values].sort((a, b) => a - b);
+      return sorted.length % 2 ? sorted[(sorted.length - 1) / 2] : (sorted[sorted.length / 2 - 1] + sorted[sorted.length / 2]) / 2;
+    };
+    const row = (name: string, key: 'p50' | 'p95' | 'p99' | 'apiMs' | 'postgresMs', unit: string, goal = '') => {
+      const none = median(figures.none.map((f) => f[key]));
+      const shared = median(figures.shared.map((f) => f[key]));
+      return `  ${name.padEnd(18)} ${`${none.toFixed(2)} ${unit}`.padStart(11)} ${`${shared.toFixed(2)} ${unit}`.padStart(11)} ${`${(shared / none).toFixed(2)}×`.padStart(7)}${goal}`;
+    };
+    process.stdout.write(
+      [
+        '',
+        `sharing compared — medians over ${options.compareSharing} alternating round(s) of each, ${options.requests} measured requests a round`,
+        `  ${''.padEnd(18)} ${'no sharing'.padStart(11)} ${'sharing'.padStart(11)} ${'ratio'.padStart(7)}`,
+        row('p50', 'p50', 'ms'),
+        row('p95', 'p95', 'ms', '   (goal: ≤ 1.10× and sharing < 25 ms)'),
+        row('p99', 'p99', 'ms', '   (goal: ≤ 1.10×)'),
+        row('API+client CPU', 'apiMs', 'ms'),
+        row('PG CPU/request', 'postgresMs', 'ms'),
+        '',
+      ].join('\n'),
+    );
   } finally {
     await stack.stop();
   }

@@ -22,6 +22,7 @@ describe('search counts kept by the Postgres index', () => {
   let stack: Stack;
   let api: Client;
   let otherApi: Client;
+  let otherEmail: string;
   let ownerId: string;
   let projects: string[];
   const ids: Record<string, string> = {};
@@ -71,9 +72,9 @@ describe('search counts kept by the Postgres index', () => {
    * The same search answered from the counts and from the documents: createdAfter far in the past
    * matches every document, but it is a range, which the counts cannot answer.
    */
-  const countedAndGathered = async (query: string) => {
-    const counted = await search(`${query}&limit=500`);
-    const gathered = await search(`${query}&limit=500&createdAfter=2000-01-01T00:00:00Z`);
+  const countedAndGathered = async (query: string, as = api) => {
+    const counted = await search(`${query}&limit=500`, as);
+    const gathered = await search(`${query}&limit=500&createdAfter=2000-01-01T00:00:00Z`, as);
     return { counted, gathered };
   };
 
@@ -82,7 +83,9 @@ describe('search counts kept by the Postgres index', () => {
     const user = await userFactory(stack.ctx);
     ownerId = user.id;
     api = client(stack.url, user.token);
-    otherApi = client(stack.url, (await userFactory(stack.ctx)).token);
+    const other = await userFactory(stack.ctx);
+    otherApi = client(stack.url, other.token);
+    otherEmail = other.email;
     projects = [(await api.post('/v1/projects', { name: 'one' })).body.id, (await api.post('/v1/projects', { name: 'two' })).body.id];
     const upload = async (as: Client, project: string, file: string, fields: Record<string, string>) => {
       const response = await as.upload(`/v1/projects/${project}/structures`, await fixture(file), fields, { prefer: 'wait=60' });
@@ -165,6 +168,31 @@ describe('search counts kept by the Postgres index', () => {
     // Each owner's counts are their own.
     expect((await search('facets=tag')).facets.tag).toEqual({ fragment: 2, 'kinase-panel': 1, nsaid: 1, plant: 1, xray: 1 });
     expect((await search('facets=tag', otherApi)).facets.tag).toEqual({ plant: 1 });
+  });
+
+  it('answer a member of a shared project from the counts exactly as from the documents', async () => {
+    const member = await api.post(`/v1/projects/${projects[1]}/members`, { email: otherEmail, role: 'viewer' });
+    expect(member.status, JSON.stringify(member.body)).toBe(201);
+    try {
+      for (const query of [
+        'facets=tag,kind,format,method',
+        'scope=shared&facets=tag,kind',
+        `project=${projects[1]}&facets=tag,kind,format,method`,
+        'trash=include&facets=tag',
+        'kind=small-molecule&facets=tag,format',
+      ]) {
+        const { counted, gathered } = await countedAndGathered(query, otherApi);
+        expect(counted.total, query).toBe(gathered.total);
+        expect(counted.facets, query).toEqual(gathered.facets);
+      }
+      // The shared project's tags are counted for the member, the owner's other project's are not.
+      const tags = (await search('facets=tag', otherApi)).facets.tag;
+      expect(tags['kinase-panel']).toBe(1);
+      expect(tags.plant).toBe(1);
+      expect(tags.xray).toBeUndefined();
+    } finally {
+      expect((await api.delete(`/v1/projects/${projects[1]}/members/${member.body.id}`)).status).toBe(204);
+    }
   });
 
   it('keep owners apart even when two share an index key', async () => {
