@@ -52,6 +52,21 @@ describe('the molvault command', () => {
     expect(issued.token).not.toBe(output.token);
     expect(new Date(issued.expiresAt).getTime()).toBeGreaterThan(Date.now() + 29 * 86400_000);
     expect((await client(stack.url, issued.token).get('/v1/projects')).status).toBe(200);
+
+    // Each is in the audit log as done at the command line, by no user.
+    const recorded = await stack.ctx.orm.em
+      .fork()
+      .execute<{ action: string; target_id: string; actor_user_id: string | null; via: string; user_agent: string }[]>(
+        `select action, target_id, actor_user_id, details->>'via' as via, user_agent from audit_events
+         where target_id in (?, ?, ?) order by created_at, action`,
+        [output.user.id, issued.id, output.user.id],
+      );
+    expect(recorded.map((r) => [r.action, r.target_id])).toEqual([
+      ['admin.user.create', output.user.id],
+      ['token.create', issued.id],
+    ]);
+    for (const row of recorded)
+      expect(row).toMatchObject({ actor_user_id: null, via: 'command line', user_agent: expect.stringContaining('molvault command line') });
   });
 
   it('explains bad usage and bad configuration instead of failing obscurely', async () => {

@@ -11,6 +11,7 @@ import { createLogger, type Logger } from '../lib/logger.js';
 import { bootstrapServices, type Services } from '../runtime/bootstrap.js';
 import { closeAppContext, createAppContext } from '../runtime/context.js';
 import { createSearchIndex } from '../search/create.js';
+import { type AuditEntry, recordAudit } from '../services/audit/audit.js';
 import { createToken, createUser, serializeUser } from '../services/auth/auth.js';
 import { TOKEN_SCOPES, type TokenScope } from '../services/auth/grant.js';
 import { migrateBlobs } from '../services/blobs/migrate.js';
@@ -234,7 +235,9 @@ export async function main(argv: string[]): Promise<void> {
               if (quotaBytes === undefined) throw new UsageError(`"${values.quota}" is not a size; try 10GB`);
               if (await em.findOne(User, { email: email.toLowerCase() })) throw new UsageError(`a user with email ${email} exists already`);
               const user = await createUser(em, { email, name: values.name, role: values.admin ? 'admin' : 'user', quotaBytes });
-              const { token } = await createToken(em, user.id, { name: 'created with the user' });
+              const { token, id } = await createToken(em, user.id, { name: 'created with the user' });
+              await recordAudit(em, fromCli({ action: 'admin.user.create', targetType: 'user', targetId: user.id, details: { role: user.role, quotaBytes } }));
+              await recordAudit(em, fromCli({ action: 'token.create', targetType: 'token', targetId: id, details: { userId: user.id } }));
               print({ user: serializeUser(user), token });
             } else {
               const user = await em.findOne(User, { email: email.toLowerCase() });
@@ -247,6 +250,15 @@ export async function main(argv: string[]): Promise<void> {
                 projectIds: projectIds ?? null,
               });
               const row = await em.findOneOrFail(ApiToken, { id });
+              await recordAudit(
+                em,
+                fromCli({
+                  action: 'token.create',
+                  targetType: 'token',
+                  targetId: id,
+                  details: { userId: user.id, scopes: row.scopes ?? null, projectIds: row.projectIds ?? null },
+                }),
+              );
               print({ token, id, expiresAt: row.expiresAt?.toISOString() ?? null, scopes: row.scopes ?? null, projectIds: row.projectIds ?? null });
             }
           } finally {
@@ -345,7 +357,11 @@ async function backupCommand(config: Config, log: Logger, sub: string | undefine
       return;
     }
     case 'create':
-      return withServices(config, log, async ({ databaseUrl }) => print(await createBackup({ config, databaseUrl, log }, { kind: 'manual' })));
+      return withServices(config, log, async ({ databaseUrl }) => {
+        const summary = await createBackup({ config, databaseUrl, log }, { kind: 'manual' });
+        await auditAtCommandLine(databaseUrl, log, { action: 'admin.backup.create', targetType: 'backup', targetId: summary.id });
+        print(summary);
+      });
     case 'verify': {
       const id = await target();
       const report = await withServices(config, log, ({ databaseUrl }) => verifyBackup({ config, databaseUrl, log }, id), { migrate: false });
@@ -355,11 +371,46 @@ async function backupCommand(config: Config, log: Logger, sub: string | undefine
     }
     case 'restore': {
       const id = await target();
-      return withServices(config, log, async ({ databaseUrl }) => print(await restoreBackup({ config, databaseUrl, log }, id, { force: values.force })), {
-        migrate: false,
-      });
+      return withServices(
+        config,
+        log,
+        async ({ databaseUrl }) => {
+          const report = await restoreBackup({ config, databaseUrl, log }, id, { force: values.force });
+          // Recorded in the restored database: the record of the restore lives with what it restored.
+          await auditAtCommandLine(databaseUrl, log, {
+            action: 'admin.backup.restore',
+            targetType: 'backup',
+            targetId: id,
+            details: { force: values.force },
+          }).catch((error: Error) => log.error({ err: error }, 'the backup was restored, but its audit entry could not be written'));
+          print(report);
+        },
+        { migrate: false },
+      );
     }
     default:
       throw new UsageError(`unknown command: backup ${sub ?? ''}; try backup create, list, verify or restore`);
+  }
+}
+
+/**
+ * An audit entry for an administrator's action at the command line: no user, token or link acted;
+ * the operating-system account and host stand where a request's user agent would.
+ */
+function fromCli(entry: Omit<AuditEntry, 'actor' | 'origin'>): AuditEntry {
+  return {
+    ...entry,
+    actor: {},
+    origin: { userAgent: `molvault command line (${os.userInfo().username}@${os.hostname()})` },
+    details: { ...entry.details, via: 'command line' },
+  };
+}
+
+async function auditAtCommandLine(databaseUrl: string, log: Logger, entry: Omit<AuditEntry, 'actor' | 'origin'>): Promise<void> {
+  const orm = await connectOrm(databaseUrl, log);
+  try {
+    await recordAudit(orm.em.fork(), fromCli(entry));
+  } finally {
+    await orm.close();
   }
 }
