@@ -107,8 +107,13 @@ describe.skipIf(SKIP)(`API and worker in separate network namespaces over S3 (Ce
         ['--port', String(redisPort), '--bind', '127.0.0.1', ...hostAddresses, '--protected-mode', 'no', '--save', '', '--appendonly', 'no'],
         { stdio: 'ignore' },
       );
+      const redisFailed = new Promise<Error>((resolve) => redis.once('error', resolve));
       cleanups.push(() => stopChild(redis));
-      for (let i = 0; i < 100 && !(await redisAnswers('127.0.0.1', redisPort)); i++) await new Promise((r) => setTimeout(r, 100));
+      for (let i = 0; !(await redisAnswers('127.0.0.1', redisPort)); i++) {
+        if (i >= 100 || redis.exitCode !== null)
+          throw new Error(`the test's redis-server did not answer: ${await Promise.race([redisFailed, `exit code ${redis.exitCode}`])}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
       const redisUrl = `redis://127.0.0.1:${redisPort}`;
 
       const s3: S3Server = await startS3Server({ extraAddresses: hostAddresses });
