@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupJob, gcJob } from '../src/queue/jobs.js';
 import { collectGarbage } from '../src/services/maintenance/gc.js';
-import { lockBlob, recordBlob } from '../src/services/quota/blobs.js';
+import { assertBlobsStored, BlobCollectedMeanwhileError, lockBlob, recordBlob } from '../src/services/quota/blobs.js';
 import type { LocalStaging } from '../src/storage/staging.js';
 import { client, type TestUser, userFactory } from './helpers/factories.js';
 import { runJob } from './helpers/jobs.js';
@@ -134,6 +134,61 @@ describe('maintenance: garbage collection and cleanup', () => {
     expect(await blobRow(sha256)).toBeDefined();
     expect(await exists(stack.ctx.blobs.location(sha256))).toBe(true);
     await stack.ctx.orm.em.fork().execute(`update uploads set state = 'failed', blob_sha256 = null where id = ?`, [uploadId]);
+  });
+
+  it('work that put its blob before its transaction finds it collected meanwhile: nothing is recorded, and done again it is stored', async () => {
+    const bytes = randomBytes(2048);
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    const put = () => stack.ctx.blobs.put(Readable.from([bytes]), { sha256, size: bytes.length });
+    // An old orphan of the same content: its row marked long ago, its file there.
+    await stack.ctx.orm.em.fork().transactional(async (tx) => {
+      await lockBlob(tx, sha256);
+      await put();
+      await recordBlob(tx, { sha256, size: bytes.length, storedSize: bytes.length, mediaType: 'application/octet-stream' });
+      await tx.execute('update blobs set created_at = ?, orphaned_at = ? where sha256 = ?', [ago(3 * HOUR), ago(2 * HOUR), sha256]);
+    });
+    const record = () =>
+      stack.ctx.orm.em.fork().transactional(async (tx) => {
+        await lockBlob(tx, sha256);
+        await assertBlobsStored(stack.ctx.blobs, [sha256]);
+        await recordBlob(tx, { sha256, size: bytes.length, storedSize: bytes.length, mediaType: 'application/octet-stream' });
+      });
+    // The work puts the bytes (they are there already), then collection takes them before its transaction runs.
+    expect(await put()).toEqual({ created: false });
+    const report = await collectGarbage({ ...stack.ctx, em: stack.ctx.orm.em.fork() });
+    expect(report.blobs.items.map((i) => i.sha256)).toContain(sha256);
+    const refused = await record().catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(BlobCollectedMeanwhileError);
+    expect(refused).toMatchObject({ status: 503, code: 'blob_collected_meanwhile' });
+    expect(await blobRow(sha256)).toBeUndefined();
+    // Done again, as a retried job or request does: put anew, found under the lock, recorded.
+    expect(await put()).toEqual({ created: true });
+    await record();
+    expect(await blobRow(sha256)).toBeDefined();
+    expect(await stack.ctx.blobs.verify(sha256)).toBe(true);
+  });
+
+  it('an upload whose content lies in the store as an old file without a row records it, and collection keeps it', async () => {
+    const bytes = Buffer.concat([Buffer.from(`REMARK 999 ${randomUUID()}\n`), await fs.readFile(path.join(import.meta.dirname, 'fixtures', 'ngl_1crn.pdb'))]);
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    const file = stack.ctx.blobs.location(sha256);
+    await fs.mkdir(path.dirname(file), { recursive: true });
+    await fs.writeFile(file, bytes);
+    await fs.utimes(file, ago(2 * HOUR), ago(2 * HOUR));
+    const stored = await client(stack.url, user.token).upload(
+      `/v1/projects/${projectId}/structures`,
+      { name: 'old-bytes.pdb', content: bytes },
+      {},
+      { prefer: 'wait=30' },
+    );
+    expect(stored.status, JSON.stringify(stored.body)).toBe(201);
+    expect(stored.body.structure.currentVersion.sha256).toBe(sha256);
+    expect(await blobRow(sha256)).toBeDefined();
+    const report = await collectGarbage({ ...stack.ctx, em: stack.ctx.orm.em.fork() });
+    expect(report.files.items.map((i) => i.path)).not.toContain(file);
+    expect(await exists(file)).toBe(true);
+    const download = await client(stack.url, user.token).raw(`/v1/structures/${stored.body.structure.id}/download`);
+    expect(Buffer.from(await download.arrayBuffer())).toEqual(bytes);
   });
 
   it('starts the grace period over for a blob that is recorded again', async () => {

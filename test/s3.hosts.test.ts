@@ -17,8 +17,8 @@ const listFiles = async (dir: string) => (await fs.readdir(dir, { recursive: tru
 
 /**
  * `molvault api` and `molvault worker` as two processes with DATA_DIRs of their own (no shared
- * disk), meeting only in Postgres, Redis and the S3 bucket, as on two hosts. Not in separate
- * network namespaces: that needs privileges these tests do not assume.
+ * disk), meeting only in Postgres, Redis and the S3 bucket, as on two hosts. In separate network
+ * namespaces too, where the machine permits them: test/s3.netns.test.ts.
  */
 describe.skipIf(S3_TESTS_OFF)(`API and worker on separate DATA_DIRs over S3 (Ceph RGW)${S3_TESTS_OFF ? ` (${S3_SKIP_REASON})` : ''}`, () => {
   let server: S3Server;

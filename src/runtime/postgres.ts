@@ -19,12 +19,21 @@ export function defaultSharedBuffersMb(totalBytes = os.totalmem()): number {
   return Math.max(128, Math.min(8192, Math.floor(totalBytes / 4 / 2 ** 20)));
 }
 
+export interface EmbeddedPostgresOptions {
+  sharedBuffersMb?: number;
+  /** Addresses to listen on besides 127.0.0.1 (the tests' network namespaces reach it over veth). */
+  extraListenAddresses?: string[];
+  /** Networks (CIDR) allowed to connect with the password besides loopback; with extraListenAddresses. */
+  clientNetworks?: string[];
+}
+
 /**
  * Starts (initialising on first use) an embedded Postgres whose data lives in `dir`.
  * Postgres refuses to run as root, so as root the cluster runs as the `postgres` user.
  */
-export async function startEmbeddedPostgres(dir: string, port: number, log: Logger, options: { sharedBuffersMb?: number } = {}): Promise<PostgresHandle> {
+export async function startEmbeddedPostgres(dir: string, port: number, log: Logger, options: EmbeddedPostgresOptions = {}): Promise<PostgresHandle> {
   const sharedBuffersMb = options.sharedBuffersMb ?? defaultSharedBuffersMb();
+  const listen = ['127.0.0.1', ...(options.extraListenAddresses ?? [])].join(',');
   await fs.mkdir(path.dirname(dir), { recursive: true });
   const password = 'molvault';
   const isRoot = process.getuid?.() === 0;
@@ -41,7 +50,7 @@ export async function startEmbeddedPostgres(dir: string, port: number, log: Logg
     // No unix socket: the default socket directory may not exist or be writable here.
     // The planner is told the OS caches about as much again (effective_cache_size).
     postgresFlags: [
-      ...['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=200'],
+      ...['-c', `listen_addresses=${listen}`, '-c', 'unix_socket_directories=', '-c', 'max_connections=200'],
       ...['-c', `shared_buffers=${sharedBuffersMb}MB`, '-c', `effective_cache_size=${sharedBuffersMb * 2}MB`],
     ],
     onLog: (message) => log.trace({ postgres: String(message).trim() }, 'embedded postgres'),
@@ -55,6 +64,7 @@ export async function startEmbeddedPostgres(dir: string, port: number, log: Logg
     log.info({ dir }, 'initialising embedded Postgres');
     await server.initialise();
   }
+  if (options.clientNetworks?.length) await allowClients(dir, options.clientNetworks);
   // Another molvault process (`npm start` in one terminal, `npx molvault user create` in the next)
   // may be running this cluster already: share it instead of failing to start a second server.
   const running = await runningServer(dir);
@@ -225,6 +235,14 @@ export function quoteIdent(name: string): string {
  * As root the cluster runs as the "postgres" user, which must be able to walk down to its data
  * directory. Say so plainly instead of letting initdb fail with "Permission denied".
  */
+/** Lets password logins from these networks in (pg_hba.conf; initdb allows only loopback), once each. */
+async function allowClients(dir: string, networks: string[]) {
+  const file = path.join(dir, 'pg_hba.conf');
+  const current = await fs.readFile(file, 'utf8');
+  const missing = networks.map((cidr) => `host all all ${cidr} password`).filter((line) => !current.split('\n').includes(line));
+  if (missing.length) await fs.appendFile(file, `${missing.join('\n')}\n`);
+}
+
 async function assertReachableByOthers(dir: string) {
   let current = path.resolve(dir);
   for (;;) {

@@ -26,15 +26,16 @@ export interface S3Server {
 
 /**
  * A throw-away Ceph RADOS Gateway of this test file's own (test/support/rgw-start.sh: one monitor,
- * one memstore OSD, the gateway on a free port of 127.0.0.1). Fails loudly when it cannot start:
+ * one memstore OSD, the gateway on a free port of 127.0.0.1, and of each of `extraAddresses`). Fails loudly when it cannot start:
  * the S3 tests are then failures, not skips.
  */
-export async function startS3Server(): Promise<S3Server> {
+export async function startS3Server(options: { extraAddresses?: string[] } = {}): Promise<S3Server> {
   // Short: Ceph's admin sockets live under it and Unix socket paths are limited to 107 bytes.
   const dir = path.join(os.tmpdir(), `mvrgw-${randomBytes(4).toString('hex')}`);
   let output: string;
   try {
-    output = (await run(path.join(SCRIPTS, 'rgw-start.sh'), [dir], { timeout: 120_000 })).stdout;
+    const env = { ...process.env, RGW_EXTRA_ADDRESSES: (options.extraAddresses ?? []).join(' ') };
+    output = (await run(path.join(SCRIPTS, 'rgw-start.sh'), [dir], { timeout: 120_000, env })).stdout;
   } catch (error) {
     const { stderr } = error as { stderr?: string };
     await run(path.join(SCRIPTS, 'rgw-stop.sh'), [dir]).catch(() => {});

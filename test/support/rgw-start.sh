@@ -8,7 +8,8 @@
 # (data in RAM, pool size 1), the gateway on 127.0.0.1:PORT (a free port when omitted), a user and
 # a bucket-size quota. Needs Debian's radosgw, ceph-mon and ceph-osd (.ci/run installs them).
 # Env: RGW_ACCESS_KEY / RGW_SECRET_KEY (default molvault / molvault-secret), RGW_MEMSTORE_BYTES
-# (default 4 GiB), RGW_START_TIMEOUT seconds (default 60).
+# (default 4 GiB), RGW_START_TIMEOUT seconds (default 60), RGW_EXTRA_ADDRESSES (space-separated
+# local addresses the gateway listens on too, on the same port: the network-namespace test's veths).
 set -euo pipefail
 
 DIR=${1:?usage: rgw-start.sh DIR [PORT]}
@@ -19,6 +20,8 @@ AK=${RGW_ACCESS_KEY:-molvault}
 SK=${RGW_SECRET_KEY:-molvault-secret}
 MEMSTORE_BYTES=${RGW_MEMSTORE_BYTES:-4294967296}
 TIMEOUT=${RGW_START_TIMEOUT:-60}
+ENDPOINTS="endpoint=127.0.0.1:$PORT"
+for addr in ${RGW_EXTRA_ADDRESSES:-}; do ENDPOINTS="$ENDPOINTS endpoint=$addr:$PORT"; done
 log() { printf '[rgw-start] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
@@ -100,7 +103,7 @@ keyring = $DIR/osd.\$id/keyring
 
 [client.rgw.a]
 # Without tcp_nodelay every request with a body waits on Nagle and delayed ACK.
-rgw frontends = beast endpoint=127.0.0.1:$PORT tcp_nodelay=1
+rgw frontends = beast $ENDPOINTS tcp_nodelay=1
 rgw data = $DIR/rgw
 # Deleted multipart data is collected after a minute, not two hours: memstore keeps it in RAM.
 rgw gc obj min wait = 60

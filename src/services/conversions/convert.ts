@@ -8,7 +8,7 @@ import { FORMAT_LABELS, type Format, MEDIA_TYPES } from '../../formats/types.js'
 import type { ConvertJobData } from '../../queue/jobs.js';
 import { optionsKey } from '../../queue/keys.js';
 import type { WorkContext } from '../../runtime/context.js';
-import { lockBlob, recordBlob } from '../quota/blobs.js';
+import { assertBlobsStored, lockBlob, recordBlob } from '../quota/blobs.js';
 import { findDerivation, presentDerivation } from './derivations.js';
 
 /** A conversion that cannot be made, for a reason trying again will not change. */
@@ -63,10 +63,12 @@ export async function convertBlob({ sourceSha256, format, options }: ConvertJobD
       const storing = performance.now();
       {
         const sha256 = inspected.sha256;
+        // The engine's output is the store's now: renamed in on a local store (scratch and blobs share
+        // DATA_DIR), uploaded to S3; before the transaction that records it (assertBlobsStored says why).
+        await ctx.blobs.putFile(output, { sha256, size: inspected.size as number }, { move: true });
         await em.transactional(async (tx) => {
           await lockBlob(tx, sha256);
-          // The engine's output is the store's now: renamed in on a local store (scratch and blobs share DATA_DIR), uploaded to S3.
-          await ctx.blobs.putFile(output, { sha256, size: inspected.size as number }, { move: true });
+          await assertBlobsStored(ctx.blobs, [sha256]);
           await recordBlob(tx, { sha256, size: inspected.size as number, storedSize: inspected.size as number, mediaType: MEDIA_TYPES[format] });
           await tx.execute(
             `insert into derivations (id, source_blob_sha256, format, options, options_key, engine, engine_version, blob_sha256, loss, created_at)

@@ -1,4 +1,5 @@
 import { rm } from 'node:fs/promises';
+import type { EntityManager } from '@mikro-orm/postgresql';
 import { notifyWorkChanged } from '../../db/notify.js';
 import { type ArchiveKind, ExportArchive, type ExportProblem } from '../../entities/ExportArchive.js';
 import { sessionConversionRefusal } from '../../formats/session.js';
@@ -7,7 +8,7 @@ import { formatDuration } from '../../lib/bytes.js';
 import type { WorkContext } from '../../runtime/context.js';
 import { scratchFile } from '../../storage/create.js';
 import { conversionState, requestConversion } from '../conversions/requests.js';
-import { lockBlob, recordBlob } from '../quota/blobs.js';
+import { assertBlobsStored, lockBlob, recordBlob } from '../quota/blobs.js';
 import { isChargedForBlob } from '../quota/quota.js';
 import { lockQuota, refreshUsage } from '../quota/usage.js';
 import { ARCHIVE_MEDIA_TYPES, BlobIntegrityError, writeArchive } from './archiveWriter.js';
@@ -260,11 +261,13 @@ async function waitForConversions(
 }
 
 /**
- * Moves the written archive into the blob store and marks the export completed, in one
- * transaction: blob lock, export row, then the owner's quota (checked exactly now: the archive
- * must fit, or the export fails with 507's reason and nothing is kept). Returns false when the
- * export was deleted (or finished by another delivery) meanwhile; its blob then goes again unless
- * something holds it.
+ * Moves the written archive into the blob store and marks the export completed. The archive is
+ * put before the transaction, never inside it (assertBlobsStored says why), after a first look that
+ * the export is still wanted and fits the owner's quota, so a refused archive is normally not kept
+ * at all. The transaction then takes the blob lock, the export row and the owner's quota and checks
+ * exactly: the archive must fit, or the export fails with 507's reason; its blob, put in vain when
+ * the quota shrank in between, is garbage collection's. Returns false when the export was deleted
+ * (or finished by another delivery) meanwhile; its blob then goes again unless something holds it.
  */
 async function commitArchive(
   ctx: WorkContext,
@@ -274,16 +277,24 @@ async function commitArchive(
   problems: ExportProblem[],
   tempFile: string,
 ): Promise<boolean> {
+  const wanted = (state: string | undefined) => state === 'pending' || state === 'running';
+  const checkQuota = async (em: EntityManager) => {
+    if (await isChargedForBlob(em, row.owner, written.sha256)) return;
+    const figures = await quotaLeft(em, row.owner);
+    if (written.size > figures.leftBytes) throw exportQuotaFailure(figures, written.size, false);
+  };
+  const look = ctx.em.fork();
+  const [before] = await look.execute<{ state: string }[]>('select state from export_archives where id = ?', [row.id]);
+  if (!wanted(before?.state)) return false;
+  await checkQuota(look);
+  await ctx.blobs.putFile(tempFile, { sha256: written.sha256, size: written.size }, { move: true });
   return ctx.em.fork().transactional(async (tx) => {
     await lockBlob(tx, written.sha256);
+    await assertBlobsStored(ctx.blobs, [written.sha256]);
     const [current] = await tx.execute<{ state: string }[]>('select state from export_archives where id = ? for update', [row.id]);
-    if (!current || (current.state !== 'pending' && current.state !== 'running')) return false;
+    if (!wanted(current?.state)) return false;
     await lockQuota(tx, row.owner);
-    if (!(await isChargedForBlob(tx, row.owner, written.sha256))) {
-      const figures = await quotaLeft(tx, row.owner);
-      if (written.size > figures.leftBytes) throw exportQuotaFailure(figures, written.size, false);
-    }
-    await ctx.blobs.putFile(tempFile, { sha256: written.sha256, size: written.size }, { move: true });
+    await checkQuota(tx);
     await recordBlob(tx, { sha256: written.sha256, size: written.size, storedSize: written.size, mediaType: ARCHIVE_MEDIA_TYPES[row.archive as ArchiveKind] });
     const finishedAt = new Date();
     await tx.execute(

@@ -41,9 +41,10 @@ const notReferenced = (alias: string) => `not exists (select 1 from (${allBlobRe
  * Blobs: a blob nothing in BLOB_REFERENCE_SOURCES refers to is first marked (orphaned_at); it is
  * deleted once both its creation and that mark are older than GC_GRACE_MS, so a blob just written
  * (or just dropped) always has the full grace period. Each deletion holds the blob's lock and
- * re-checks the references (deleteBlobIfUnreferenced): an upload that commits the same bytes at
- * that moment waits for the lock and then writes them anew, and a reference recorded before the
- * lock was taken keeps the blob alive. There is no window in which a reference points at nothing.
+ * re-checks the references (deleteBlobIfUnreferenced): work that put the same bytes just before
+ * (blobs are put before the transaction that records them) waits for the lock, finds them gone
+ * (assertBlobsStored) and is done again, and a reference recorded before the lock was taken keeps
+ * the blob alive. There is no window in which a reference points at nothing.
  *
  * Files: a file under blobs/sha256 with no row (a crash between the rename and the commit, or a
  * lost row) is reported, and removed once its mtime is older than the grace period, under the

@@ -1,5 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { LOCK_KEYS, lockAll } from '../../db/locks.js';
+import { Refusal } from '../../lib/refusal.js';
 import type { BlobStore } from '../../storage/blobStore.js';
 import { allBlobReferencesSql } from './blobReferences.js';
 
@@ -24,7 +25,39 @@ export interface BlobRecord {
   mediaType: string;
 }
 
-/** Records a committed blob (idempotent; clears an orphan mark). Call inside a transaction holding lockBlob. */
+/**
+ * A blob put before the transaction that was to record it was deleted by garbage collection in
+ * between (it was an old orphan of the same content). Nothing was recorded; the work is done again.
+ */
+export class BlobCollectedMeanwhileError extends Refusal {
+  constructor(readonly sha256: string) {
+    super(
+      503,
+      'blob_collected_meanwhile',
+      `The stored file ${sha256} was cleaned up by garbage collection while it was being recorded, so nothing was recorded; please try again.`,
+      { retryAfterSeconds: 1 },
+    );
+  }
+}
+
+/**
+ * Blobs are put into the store before the transaction that records them, never inside it: a put
+ * streams the whole content (to S3, over the network), and inside a transaction it would hold a
+ * pooled connection and the blob, quota and row locks for all that time. That order is safe because
+ * a blob is immutable and content-addressed (putting it twice is a no-op), garbage collection spares
+ * a blob without a row for its grace period (gc.ts), and deletes one only under its lock. So the
+ * recording transaction, once it holds the blobs' locks (lockBlob/lockBlobs), checks here that every
+ * one is still there; from then on none can be deleted before the rows referring to it commit. A blob
+ * put and never recorded (a crash, a refusal after the put) is garbage collection's to remove.
+ */
+export async function assertBlobsStored(blobs: BlobStore, hashes: readonly string[]): Promise<void> {
+  const unique = [...new Set(hashes)];
+  const present = await Promise.all(unique.map((sha256) => blobs.has(sha256)));
+  const gone = unique.find((_, i) => !present[i]);
+  if (gone) throw new BlobCollectedMeanwhileError(gone);
+}
+
+/** Records a committed blob (idempotent; clears an orphan mark). Call inside a transaction holding lockBlob, after assertBlobsStored. */
 export async function recordBlob(em: EntityManager, blob: BlobRecord) {
   await recordBlobs(em, [blob]);
 }
@@ -50,7 +83,7 @@ export async function deleteBlobIfUnreferenced(tx: EntityManager, blobs: BlobSto
   if (Number(refs?.n ?? 0) > 0) return false;
   await tx.execute('update uploads set blob_sha256 = null where blob_sha256 = ?', [sha256]);
   await tx.execute('delete from blobs where sha256 = ?', [sha256]);
-  // Deleted while the lock is held: a concurrent upload of the same bytes waits and then writes them anew.
+  // Deleted while the lock is held: a concurrent upload that put the same bytes waits, finds them gone (assertBlobsStored) and is done again.
   await blobs.delete(sha256);
   return true;
 }

@@ -5,7 +5,7 @@ import type { IngestResult } from '../../pool/tasks.js';
 import type { WorkContext } from '../../runtime/context.js';
 import { scratchFile } from '../../storage/create.js';
 import { asStorageFull, storageFullAware } from '../../storage/freeSpace.js';
-import { lockBlobs, recordBlobs } from '../quota/blobs.js';
+import { assertBlobsStored, lockBlobs, recordBlobs } from '../quota/blobs.js';
 import { blobsChargedTo, reserveContent } from '../quota/quota.js';
 import { ingestValidation, resolveFormat } from './format.js';
 import { invalidStructure, overQuota } from './refusals.js';
@@ -33,9 +33,10 @@ interface Ready {
 
 /**
  * The ingest stage for received uploads: each staged file unwrapped and hashed in the CPU pool
- * (and, with `parse`, parsed on the way), its format decided by content; then one transaction holds
- * what each content costs against its owner's quota, commits the blobs and moves the uploads to
- * `processing`. Refusals end their uploads together. One upload is a batch of one.
+ * (and, with `parse`, parsed on the way), its format decided by content; then one short transaction
+ * holds what each content costs against its owner's quota, the accepted blobs are put into the store
+ * outside any transaction, and a second one records them and moves the uploads to `processing`.
+ * Refusals end their uploads together. One upload is a batch of one.
  */
 export async function ingestUploads(ctx: WorkContext, rows: readonly UploadRow[], options: { parse?: boolean } = {}): Promise<IngestOutcome> {
   const outcome: IngestOutcome = { ingested: new Map(), refused: new Map(), errors: new Map() };
@@ -98,8 +99,11 @@ export async function ingestUploads(ctx: WorkContext, rows: readonly UploadRow[]
     )
   ).filter((item): item is Ready => item !== undefined);
 
-  const kept = await storageFullAware(() =>
-    ctx.em.transactional(async (tx) => {
+  // Three steps, so no transaction is open while bytes travel to the store (assertBlobsStored says
+  // why that order is safe): the quota holds in one short transaction, the blobs put, then the
+  // blobs and uploads recorded in another.
+  const kept = await storageFullAware(async () => {
+    const accepted = await ctx.em.transactional(async (tx) => {
       if (ready.length === 0) return [];
       await lockBlobs(
         tx,
@@ -125,47 +129,52 @@ export async function ingestUploads(ctx: WorkContext, rows: readonly UploadRow[]
           else accepted.push(item);
         }
       }
-      // Two uploads of the same content in one batch share a blob: it is put once, every temp file removed.
-      const firsts = new Map(accepted.map((item) => [item.result.sha256, item]));
-      await Promise.all(
-        accepted.map((item) =>
-          firsts.get(item.result.sha256) === item
-            ? ctx.blobs.putFile(item.tempFile, { sha256: item.result.sha256, size: item.result.size }, { move: true })
-            : fs.rm(item.tempFile, { force: true }),
-        ),
-      );
+      return accepted;
+    });
+    if (accepted.length === 0) return accepted;
+    // Two uploads of the same content in one batch share a blob: it is put once, every temp file removed.
+    const firsts = new Map(accepted.map((item) => [item.result.sha256, item]));
+    await Promise.all(
+      accepted.map((item) =>
+        firsts.get(item.result.sha256) === item
+          ? ctx.blobs.putFile(item.tempFile, { sha256: item.result.sha256, size: item.result.size }, { move: true })
+          : fs.rm(item.tempFile, { force: true }),
+      ),
+    );
+    await ctx.em.transactional(async (tx) => {
+      await lockBlobs(tx, [...firsts.keys()]);
+      await assertBlobsStored(ctx.blobs, [...firsts.keys()]);
       await recordBlobs(
         tx,
-        [...new Map(accepted.map((item) => [item.result.sha256, item])).values()].map((item) => ({
+        [...firsts.values()].map((item) => ({
           sha256: item.result.sha256,
           size: item.result.size,
           storedSize: item.result.size,
           mediaType: MEDIA_TYPES[item.format],
         })),
       );
-      if (accepted.length > 0) {
-        await tx.execute(
-          `update uploads u set state = 'processing', blob_sha256 = x.sha256, format = x.format, compression = x.compression,
-                validation = coalesce(x.validation, u.validation), updated_at = now()
-           from jsonb_to_recordset(?::jsonb) as x(id uuid, sha256 text, format text, compression text, validation jsonb)
-          where u.id = x.id and u.state = 'received'`,
-          [
-            JSON.stringify(
-              accepted.map((item) => ({
-                id: item.row.id,
-                sha256: item.result.sha256,
-                format: item.format,
-                compression: item.result.compression ?? null,
-                validation: ingestValidation(item.warning),
-              })),
-            ),
-          ],
-        );
-      }
-      return accepted;
-    }),
-  ).catch(async (error) => {
-    // Nothing was committed: the temp files are all there is; the uploads stay received and are retried.
+      await tx.execute(
+        `update uploads u set state = 'processing', blob_sha256 = x.sha256, format = x.format, compression = x.compression,
+              validation = coalesce(x.validation, u.validation), updated_at = now()
+         from jsonb_to_recordset(?::jsonb) as x(id uuid, sha256 text, format text, compression text, validation jsonb)
+        where u.id = x.id and u.state = 'received'`,
+        [
+          JSON.stringify(
+            accepted.map((item) => ({
+              id: item.row.id,
+              sha256: item.result.sha256,
+              format: item.format,
+              compression: item.result.compression ?? null,
+              validation: ingestValidation(item.warning),
+            })),
+          ),
+        ],
+      );
+    });
+    return accepted;
+  }).catch(async (error) => {
+    // Nothing was recorded: the temp files (those not yet moved into the store) are all there is;
+    // the uploads stay received and are retried. A blob already put is garbage collection's.
     await Promise.all(ready.map((item) => fs.rm(item.tempFile, { force: true }).catch(() => {})));
     throw error;
   });

@@ -13,7 +13,7 @@ import { type CpuPool, TaskTimeoutError } from '../../pool/cpuPool.js';
 import type { AppContext } from '../../runtime/context.js';
 import type { BlobStore } from '../../storage/blobStore.js';
 import { scratchFile } from '../../storage/create.js';
-import { deleteBlobIfUnreferenced, lockBlob, recordBlob } from '../quota/blobs.js';
+import { assertBlobsStored, deleteBlobIfUnreferenced, lockBlob, recordBlob } from '../quota/blobs.js';
 import { refreshUsage } from '../quota/usage.js';
 import { createUploads } from '../upload/uploads.js';
 
@@ -119,6 +119,8 @@ export async function saveDraft(app: AppContext, em: EntityManager, structure: S
       content = await contentOf(app, received, stagedFile);
       const format = await checkFormat(structure, received, content);
       const saved = content;
+      // Put before the transaction, never inside it (assertBlobsStored says why).
+      await app.blobs.putFile(saved.path, { sha256: saved.sha256, size: saved.size }, { move: true });
       return await em.transactional(async (tx) => {
         // The structure row serialises saves, checkpoints and deletes of its draft.
         await tx.execute('select id from structures where id = ? for update', [structure.id]);
@@ -126,7 +128,7 @@ export async function saveDraft(app: AppContext, em: EntityManager, structure: S
         const oldBlob = previous?.blob;
         const held = [...new Set([saved.sha256, oldBlob].filter((b): b is string => !!b))].sort();
         for (const sha256 of held) await lockBlob(tx, sha256); // in one order, so two saves cannot deadlock
-        await app.blobs.putFile(saved.path, { sha256: saved.sha256, size: saved.size }, { move: true });
+        await assertBlobsStored(app.blobs, [saved.sha256]);
         await recordBlob(tx, { sha256: saved.sha256, size: saved.size, storedSize: saved.size, mediaType: MEDIA_TYPES[format] });
         const draft =
           previous ??
