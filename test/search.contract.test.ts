@@ -101,6 +101,7 @@ for (const backend of backends) {
     let stack: Stack;
     let api: Client;
     let strangerApi: Client;
+    let strangerEmail: string;
     let seeded: Seeded[];
     let strangerLysozyme: string;
     let projects: string[];
@@ -118,6 +119,7 @@ for (const backend of backends) {
       const stranger = await userFactory(stack.ctx);
       api = client(stack.url, user.token);
       strangerApi = client(stack.url, stranger.token);
+      strangerEmail = stranger.email;
       projects = [(await api.post('/v1/projects', { name: 'screening' })).body.id, (await api.post('/v1/projects', { name: 'nmr' })).body.id];
       seeded = [];
       for (const seed of SEEDS) {
@@ -341,6 +343,38 @@ for (const backend of backends) {
       // Typo correction only draws on the searcher's own words ("hispanica" is only in this user's metadata).
       expect(ids(await search('q=hispanca'))).toEqual([seeded[2].id]);
       expect((await strangerApi.get('/v1/search?q=hispanca')).body.total).toBe(0);
+    });
+
+    it("shows a project's members what it holds, by scope, and nothing of the owner's other projects", async () => {
+      const member = await api.post(`/v1/projects/${projects[1]}/members`, { email: strangerEmail, role: 'viewer' });
+      expect(member.status, JSON.stringify(member.body)).toBe(201);
+      try {
+        const shared = visible().filter((s) => s.projectId === projects[1]);
+        expect(shared.length).toBeGreaterThan(0);
+        const as = async (query: string) => {
+          const response = await strangerApi.get(`/v1/search?${query}&limit=100`);
+          expect(response.status, JSON.stringify(response.body)).toBe(200);
+          return response.body;
+        };
+        expect(ids(await as('scope=all')).sort()).toEqual([strangerLysozyme, ...shared.map((s) => s.id)].sort());
+        expect(ids(await as('scope=shared')).sort()).toEqual(shared.map((s) => s.id).sort());
+        expect(ids(await as('scope=mine'))).toEqual([strangerLysozyme]);
+        // Words and tags find the shared project's structures, never the owner's other project's.
+        expect(ids(await as('q=crambin'))).toEqual([]);
+        expect(ids(await as('q=hispanica'))).toEqual([]);
+        expect(ids(await as('tag=plant'))).toEqual([]);
+        const nmr = shared.filter((s) => s.tags.includes('nmr')).map((s) => s.id);
+        expect(ids(await as('tag=nmr')).sort()).toEqual(nmr.sort());
+        const faceted = await as('scope=shared&facets=tag,kind');
+        const tagCounts: Record<string, number> = {};
+        for (const s of shared) for (const tag of s.tags) tagCounts[tag] = (tagCounts[tag] ?? 0) + 1;
+        expect(faceted.facets.tag).toEqual(tagCounts);
+        expect(faceted.total).toBe(shared.length);
+      } finally {
+        expect((await api.delete(`/v1/projects/${projects[1]}/members/${member.body.id}`)).status).toBe(204);
+      }
+      // Once removed, nothing of the project is found any more.
+      expect(ids(await strangerApi.get('/v1/search?scope=all&limit=100').then((r) => r.body))).toEqual([strangerLysozyme]);
     });
 
     it('keeps the trash out unless asked for', async () => {
