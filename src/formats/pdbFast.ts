@@ -140,6 +140,13 @@ const startsWith = (b: Uint8Array, s: number, e: number, word: string): boolean 
   return true;
 };
 
+/**
+ * An atom record's coordinates fail the check every PDB file goes through before it is read
+ * (safeText.ts): the caller refuses the file as that check does. When the reader returns atoms,
+ * every atom record of the file passed it.
+ */
+export const COORDINATES_NOT_NUMBERS = 'coordinates that are not numbers';
+
 /** scanLines split frames at END records, then met a MODEL line: the reference splits none. */
 const RESCAN_WITHOUT_END_FRAMES = 'rescan without END frames';
 
@@ -286,10 +293,64 @@ class GrowableF32 {
 }
 
 /**
- * fieldFloat over the 8 columns at `start`, stored straight into `into[at]` (as Mol*'s Float32Array
- * does): returning the double would box it, three times per atom.
+ * Whether the 8 columns at `start` pass the coordinate check every PDB file goes through before it
+ * is read (safeText.ts, pdbCoordinateRefusal): only bytes a number is written with, and a digit.
  */
-function coordinateInto(b: Uint8Array, start: number, into: Float32Array, at: number): void {
+function coordinateBytesOk(b: Uint8Array, start: number): boolean {
+  let digits = 0;
+  for (let i = start; i < start + 8; i++) {
+    const c = b[i];
+    if (c >= 48 && c <= 57) digits++;
+    else if (c !== SP && c !== 46 && c !== 45 && c !== 43 && c !== 101 && c !== 69) return false;
+  }
+  return digits > 0;
+}
+
+/**
+ * fieldFloat over the 8 columns at `start`, stored straight into `into[at]` (as Mol*'s Float32Array
+ * does): returning the double would box it, three times per atom. Returns false, storing nothing,
+ * when the field fails the coordinate check (coordinateBytesOk): the scan reads every byte of the
+ * field anyway, so the check costs nothing more here than a second pass over the file would.
+ * The usual field (blanks, an optional minus, digits, a point, digits) is read in one pass with
+ * Mol*'s arithmetic; anything else goes through the check and the general parser.
+ */
+function coordinateInto(b: Uint8Array, start: number, into: Float32Array, at: number): boolean {
+  const end = start + 8;
+  let i = start;
+  while (i < end && b[i] === SP) i++;
+  let neg = 1.0;
+  if (i < end && b[i] === 45) {
+    neg = -1;
+    i++;
+  }
+  const intStart = i;
+  let ret = 0.0;
+  for (; i < end; i++) {
+    const d = b[i] - 48;
+    if (d < 0 || d > 9) break;
+    ret = ret * 10 + d;
+  }
+  if (i > intStart && i < end - 1 && b[i] === 46) {
+    i++;
+    let point = 0.0;
+    let div = 1.0;
+    for (; i < end; i++) {
+      const d = b[i] - 48;
+      if (d < 0 || d > 9) break;
+      point = 10.0 * point + d;
+      div = 10.0 * div;
+    }
+    if (i === end && div > 1) {
+      into[at] = neg * (ret + point / div) || 0;
+      return true;
+    }
+  }
+  if (!coordinateBytesOk(b, start)) return false;
+  coordinateIntoGeneral(b, start, into, at);
+  return true;
+}
+
+function coordinateIntoGeneral(b: Uint8Array, start: number, into: Float32Array, at: number): void {
   const end = start + 8;
   let i = start;
   let c = b[i];
@@ -568,9 +629,8 @@ function scanLines(b: Uint8Array, minLineLength: number, modelsNormalised: boole
           const at = xs.length++;
           st.ys.length++;
           st.zs.length++;
-          coordinateInto(b, s + 30, xs.array, at);
-          coordinateInto(b, s + 38, st.ys.array, at);
-          coordinateInto(b, s + 46, st.zs.array, at);
+          if (!coordinateInto(b, s + 30, xs.array, at) || !coordinateInto(b, s + 38, st.ys.array, at) || !coordinateInto(b, s + 46, st.zs.array, at))
+            return COORDINATES_NOT_NUMBERS;
           // Element: columns 77-78 when the line reaches them and they are not blank, else guessed from the name.
           let ts = s;
           let te = s;
@@ -641,7 +701,7 @@ function scanLines(b: Uint8Array, minLineLength: number, modelsNormalised: boole
             } else nameCode = stringCode(label);
           }
           st.keys.push(nameCode * 512 + altCode);
-        }
+        } else if (!coordinateBytesOk(b, s + 30) || !coordinateBytesOk(b, s + 38) || !coordinateBytesOk(b, s + 46)) return COORDINATES_NOT_NUMBERS;
         st.atomLines.push(s);
         st.atomLength.push(length > 255 ? 255 : length);
         st.prevLine = s;
