@@ -553,7 +553,12 @@ function scanLines(b: Uint8Array, minLineLength: number, modelsNormalised: boole
     pos = nl + 1;
     const c0 = b[s];
     if (c0 === 65 || c0 === 72) {
-      const isAtom = (c0 === 65 && startsWith(b, s, e, 'ATOM  ')) || (c0 === 72 && startsWith(b, s, e, 'HETATM'));
+      // startsWith(b, s, e, 'ATOM  ') or 'HETATM', spelled out: the scan's most frequent test.
+      const isAtom =
+        e - s >= 6 &&
+        (c0 === 65
+          ? b[s + 1] === 84 && b[s + 2] === 79 && b[s + 3] === 77 && b[s + 4] === SP && b[s + 5] === SP
+          : b[s + 1] === 69 && b[s + 2] === 84 && b[s + 3] === 65 && b[s + 4] === 84 && b[s + 5] === 77);
       if (isAtom) {
         st.seqresOpen = false;
         st.compndOpen = false;
@@ -1527,7 +1532,7 @@ export function alignSequences(seqA: readonly string[], seqB: readonly string[])
   // cA[i]: how many of the first i residues of A occur in B at all (only those can score a match).
   const cA = new Int32Array(n + 1);
   for (let i = 0; i < n; i++) cA[i + 1] = cA[i] + (a[i] < inB ? 1 : 0);
-  const bits = new Uint8Array((n + 1) * w);
+  const bits = alignmentCells((n + 1) * w);
   // A first band from a guess of the optimal score; when the band's best path scores less than the
   // guess, that score is a true lower bound and the second band is exact (see fillBand).
   // The guess charges what usually costs: a few gap runs, residues of A that match nothing in B
@@ -1593,6 +1598,22 @@ export function alignSequences(seqA: readonly string[], seqB: readonly string[])
   aliA.reverse();
   aliB.reverse();
   return { aliA, aliB };
+}
+
+/** Scratch for alignSequences' traceback cells, kept between calls up to this size (each call zeroes what it uses). */
+const KEPT_ALIGNMENT_CELLS = 16 * 1024 * 1024;
+let alignmentScratch = new Uint8Array(0);
+
+/**
+ * `size` zeroed traceback cells. A fresh array per chain made every file with SEQRES allocate
+ * and collect a matrix per chain; zeroing a kept one costs a fraction of that.
+ */
+function alignmentCells(size: number): Uint8Array {
+  if (size > KEPT_ALIGNMENT_CELLS) return new Uint8Array(size);
+  if (alignmentScratch.length < size) alignmentScratch = new Uint8Array(Math.min(KEPT_ALIGNMENT_CELLS, Math.max(size, alignmentScratch.length * 2, 65536)));
+  const cells = alignmentScratch.subarray(0, size);
+  cells.fill(0);
+  return cells;
 }
 
 // Traceback bits per cell (i, j): which of the tests Mol*'s trace() makes hold there.
