@@ -1213,39 +1213,23 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54, modelsNormal
 const CHARS = Array.from({ length: 256 }, (_, c) => String.fromCharCode(c));
 
 /**
- * a[k] = a[order[k]] for each array, in place along the permutation's cycles: no scratch array
- * (this runs when the reader's memory is at its peak). A visited position is marked by storing
- * ~order[k] (order holds no negative index); the marks are undone at the end.
+ * a[k] = a[order[k]] for each array, through one scratch buffer the size of the widest array
+ * (memory stays near flat). `order` is made of runs of consecutive indices, so the reads stay local.
  */
 function permuteInPlace(order: Int32Array, x: Float32Array, y: Float32Array, z: Float32Array, element: Uint8Array, key: Float64Array): void {
   const n = order.length;
-  for (let start = 0; start < n; start++) {
-    let next = order[start];
-    if (next < 0) continue;
-    const tx = x[start];
-    const ty = y[start];
-    const tz = z[start];
-    const te = element[start];
-    const tk = key[start];
-    let k = start;
-    while (next !== start) {
-      order[k] = ~next;
-      x[k] = x[next];
-      y[k] = y[next];
-      z[k] = z[next];
-      element[k] = element[next];
-      key[k] = key[next];
-      k = next;
-      next = order[k];
-    }
-    order[k] = ~next;
-    x[k] = tx;
-    y[k] = ty;
-    z[k] = tz;
-    element[k] = te;
-    key[k] = tk;
+  const scratch = new ArrayBuffer(n * 8);
+  const wide = new Float64Array(scratch, 0, n);
+  wide.set(key.subarray(0, n));
+  for (let k = 0; k < n; k++) key[k] = wide[order[k]];
+  const single = new Float32Array(scratch, 0, n);
+  for (const a of [x, y, z]) {
+    single.set(a.subarray(0, n));
+    for (let k = 0; k < n; k++) a[k] = single[order[k]];
   }
-  for (let k = 0; k < n; k++) order[k] = ~order[k];
+  const bytes = new Uint8Array(scratch, 0, n);
+  bytes.set(element.subarray(0, n));
+  for (let k = 0; k < n; k++) element[k] = bytes[order[k]];
 }
 
 /** The insertion code token as Mol*'s token column holds it: empty for a blank column (for comparing tokens). */
