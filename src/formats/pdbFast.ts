@@ -1127,7 +1127,12 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54, modelsNormal
       )
         sorted = false;
     }
-    if (!sorted) runOrder = sortRuns(firstRuns, entityKey, chainKey, chainRank.size, runSeq);
+    if (!sorted) {
+      const list = Array.from({ length: firstRuns }, (_, r) => r);
+      // Chain ranks are by first appearance over the file; within an entity that is also the order of first appearance within it.
+      list.sort((a, c) => entityKey[a] - entityKey[c] || chainKey[a] - chainKey[c] || runSeq[a] - runSeq[c]);
+      runOrder = Int32Array.from(list);
+    }
   }
 
   // The residue and chain cuts (findHierarchyOffsets) over the sorted runs.
@@ -1202,46 +1207,6 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54, modelsNormal
     warnings,
     header: { idCode, depDate },
   };
-}
-
-/**
- * The runs in the order of a stable sort by (entity, chain, label_seq_id) rank. A chain rank
- * belongs to one entity, so the runs are first bucketed by chain (a counting sort, stable) with
- * the chains ordered by (entity, chain) rank, and then each chain's runs are sorted by
- * label_seq_id, stably, where they are not in order already: the same order as one comparison
- * sort of all runs by the three keys, without its cost on files with hundreds of thousands of runs.
- * Chain ranks are by first appearance over the file; within an entity that is also the order of
- * first appearance within it.
- */
-function sortRuns(count: number, entityKey: Int32Array, chainKey: Int32Array, chains: number, runSeq: Int32Array): Int32Array {
-  const entityOfChain = new Int32Array(chains);
-  const size = new Int32Array(chains);
-  for (let r = 0; r < count; r++) {
-    entityOfChain[chainKey[r]] = entityKey[r];
-    size[chainKey[r]]++;
-  }
-  const chainOrder = Array.from({ length: chains }, (_, c) => c).sort((a, c) => entityOfChain[a] - entityOfChain[c] || a - c);
-  const start = new Int32Array(chains + 1);
-  let at = 0;
-  for (const c of chainOrder) {
-    start[c] = at;
-    at += size[c];
-  }
-  const next = start.slice(0, chains);
-  const order = new Int32Array(count);
-  for (let r = 0; r < count; r++) order[next[chainKey[r]]++] = r;
-  for (const c of chainOrder) {
-    const from = start[c];
-    const to = from + size[c];
-    let inOrder = true;
-    for (let k = from + 1; k < to && inOrder; k++) if (runSeq[order[k - 1]] > runSeq[order[k]]) inOrder = false;
-    if (!inOrder)
-      order.set(
-        Array.from(order.subarray(from, to)).sort((a, b) => runSeq[a] - runSeq[b]),
-        from,
-      );
-  }
-  return order;
 }
 
 /** One-character strings, made once. */
