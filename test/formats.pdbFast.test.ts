@@ -140,6 +140,43 @@ describe('the fast PDB reader agrees with the reference path', () => {
     }
   });
 
+  it('on coordinates the check before reading refuses or lets through, in the first model and in a later one', async () => {
+    const text = (await content(path.join(FIXTURES, 'ngl_multi-models-example.pdb'))).toString('latin1');
+    const lines = text.split('\n');
+    const atomLines = lines.flatMap((l, i) => (l.startsWith('ATOM  ') || l.startsWith('HETATM') ? [i] : []));
+    const secondModel = lines.findIndex((l, i) => i > lines.findIndex((m) => m.startsWith('ENDMDL')) && l.startsWith('ATOM  '));
+    expect(secondModel).toBeGreaterThan(0);
+    // Each field as written in columns 31-38, 39-46 or 47-54 (8 columns).
+    const fields = [
+      '     NaN',
+      '  1.0abc',
+      '        ',
+      '\t  1.500',
+      '  +1.500',
+      '   1.5e3',
+      '    -.50',
+      '  -0.000',
+      '      12',
+      '  1.5   ',
+      '   -    ',
+      '1234.567',
+      '-123.456',
+    ];
+    let refused = 0;
+    for (const at of [atomLines[3], secondModel]) {
+      for (const [column, field] of [30, 38, 46].flatMap((c) => fields.map((f) => [c, f] as const))) {
+        const copy = [...lines];
+        copy[at] = `${copy[at].slice(0, column)}${field}${copy[at].slice(column + 8)}`;
+        for (const variant of [copy.join('\n'), copy.join('\r\n')]) {
+          const bytes = Buffer.from(variant, 'latin1');
+          await expectAgreement(bytes, `${field} at column ${column + 1}, line ${at + 1}`);
+          if (!(await parseStructureBytes(bytes, 'pdb')).ok) refused++;
+        }
+      }
+    }
+    expect(refused).toBeGreaterThan(0);
+  });
+
   it('on header records: resolution on its line, over two lines, or after a first unreadable one; TITLE and EXPDTA continued; CRLF', async () => {
     const atoms = 'ATOM      1  N   ALA A   1      11.104   6.134  -6.504  1.00  0.00           N\n';
     const headers = [

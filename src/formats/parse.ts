@@ -16,7 +16,7 @@ import { type RecordScan, type RecordSpan, recordText, scanMol2, scanSdf, scanXy
 import { coreCifElements } from './cifElements.js';
 import { lastDecline, MODEL_REWRITE, pdbAtomTable, readPdbAtoms } from './pdbFast.js';
 import { describeRecords, mol2Compositions, type RecordComposition, sdfCompositions, xyzCompositions } from './records.js';
-import { escapeControlCharacters, isNumberToken, refusedBeforeReading, safeOutcome } from './safeText.js';
+import { escapeControlCharacters, isNumberToken, nulByteRefusal, refusedBeforeReading, safeOutcome } from './safeText.js';
 import { inspectSessionBytes } from './session.js';
 import { modelAtomTable, summarizeAtoms } from './summarize.js';
 import { type CifAtoms, cifAtomTable } from './summarizeCif.js';
@@ -150,12 +150,16 @@ async function readStructure(text: string, format: Format, options: { directCif?
  * the file, everything else (and the PDB files it leaves) through parseStructure.
  */
 export async function parseStructureBytes(bytes: Uint8Array, format: Format): Promise<ParseOutcome> {
-  const refused = refusedBeforeReading(bytes, format, format === 'pdb' ? FAST_PDB_PARSER : PARSER);
-  if (refused) return refused;
   if (format === 'pdb') {
+    // The checks of refusedBeforeReading, in its order: NUL bytes, then coordinates, which the
+    // byte-level reader checks on every atom record as it reads them (it reads no file that fails).
+    const nul = nulByteRefusal(bytes, format, FAST_PDB_PARSER);
+    if (nul) return nul;
     const fast = parsePdbFast(bytes);
     if (fast) return safeOutcome(fast, bytes);
   }
+  const refused = refusedBeforeReading(bytes, format, format === 'pdb' ? FAST_PDB_PARSER : PARSER);
+  if (refused) return refused;
   const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
   return safeOutcome(await readStructure(text, format, {}), text);
 }
@@ -166,6 +170,8 @@ export const FAST_PDB_PARSER = 'molvault pdb reader (as molstar 5.11.0)';
 /**
  * The same outcome as parseStructure(text, 'pdb') from the bytes, or undefined when the byte-level
  * reader leaves the file to the reference path (or fails, which the agreement test would show).
+ * A file whose coordinates fail refusedBeforeReading's check is left too (undefined), so an
+ * outcome here means every atom record passed that check.
  */
 export function parsePdbFast(bytes: Uint8Array): ParseOutcome | undefined {
   const started = performance.now();

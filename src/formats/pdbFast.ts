@@ -140,6 +140,13 @@ const startsWith = (b: Uint8Array, s: number, e: number, word: string): boolean 
   return true;
 };
 
+/**
+ * An atom record's coordinates fail the check every PDB file goes through before it is read
+ * (safeText.ts): the caller refuses the file as that check does. When the reader returns atoms,
+ * every atom record of the file passed it.
+ */
+export const COORDINATES_NOT_NUMBERS = 'coordinates that are not numbers';
+
 /** scanLines split frames at END records, then met a MODEL line: the reference splits none. */
 const RESCAN_WITHOUT_END_FRAMES = 'rescan without END frames';
 
@@ -286,10 +293,64 @@ class GrowableF32 {
 }
 
 /**
- * fieldFloat over the 8 columns at `start`, stored straight into `into[at]` (as Mol*'s Float32Array
- * does): returning the double would box it, three times per atom.
+ * Whether the 8 columns at `start` pass the coordinate check every PDB file goes through before it
+ * is read (safeText.ts, pdbCoordinateRefusal): only bytes a number is written with, and a digit.
  */
-function coordinateInto(b: Uint8Array, start: number, into: Float32Array, at: number): void {
+function coordinateBytesOk(b: Uint8Array, start: number): boolean {
+  let digits = 0;
+  for (let i = start; i < start + 8; i++) {
+    const c = b[i];
+    if (c >= 48 && c <= 57) digits++;
+    else if (c !== SP && c !== 46 && c !== 45 && c !== 43 && c !== 101 && c !== 69) return false;
+  }
+  return digits > 0;
+}
+
+/**
+ * fieldFloat over the 8 columns at `start`, stored straight into `into[at]` (as Mol*'s Float32Array
+ * does): returning the double would box it, three times per atom. Returns false, storing nothing,
+ * when the field fails the coordinate check (coordinateBytesOk): the scan reads every byte of the
+ * field anyway, so the check costs nothing more here than a second pass over the file would.
+ * The usual field (blanks, an optional minus, digits, a point, digits) is read in one pass with
+ * Mol*'s arithmetic; anything else goes through the check and the general parser.
+ */
+function coordinateInto(b: Uint8Array, start: number, into: Float32Array, at: number): boolean {
+  const end = start + 8;
+  let i = start;
+  while (i < end && b[i] === SP) i++;
+  let neg = 1.0;
+  if (i < end && b[i] === 45) {
+    neg = -1;
+    i++;
+  }
+  const intStart = i;
+  let ret = 0.0;
+  for (; i < end; i++) {
+    const d = b[i] - 48;
+    if (d < 0 || d > 9) break;
+    ret = ret * 10 + d;
+  }
+  if (i > intStart && i < end - 1 && b[i] === 46) {
+    i++;
+    let point = 0.0;
+    let div = 1.0;
+    for (; i < end; i++) {
+      const d = b[i] - 48;
+      if (d < 0 || d > 9) break;
+      point = 10.0 * point + d;
+      div = 10.0 * div;
+    }
+    if (i === end && div > 1) {
+      into[at] = neg * (ret + point / div) || 0;
+      return true;
+    }
+  }
+  if (!coordinateBytesOk(b, start)) return false;
+  coordinateIntoGeneral(b, start, into, at);
+  return true;
+}
+
+function coordinateIntoGeneral(b: Uint8Array, start: number, into: Float32Array, at: number): void {
   const end = start + 8;
   let i = start;
   let c = b[i];
@@ -492,7 +553,12 @@ function scanLines(b: Uint8Array, minLineLength: number, modelsNormalised: boole
     pos = nl + 1;
     const c0 = b[s];
     if (c0 === 65 || c0 === 72) {
-      const isAtom = (c0 === 65 && startsWith(b, s, e, 'ATOM  ')) || (c0 === 72 && startsWith(b, s, e, 'HETATM'));
+      // startsWith(b, s, e, 'ATOM  ') or 'HETATM', spelled out: the scan's most frequent test.
+      const isAtom =
+        e - s >= 6 &&
+        (c0 === 65
+          ? b[s + 1] === 84 && b[s + 2] === 79 && b[s + 3] === 77 && b[s + 4] === SP && b[s + 5] === SP
+          : b[s + 1] === 69 && b[s + 2] === 84 && b[s + 3] === 65 && b[s + 4] === 84 && b[s + 5] === 77);
       if (isAtom) {
         st.seqresOpen = false;
         st.compndOpen = false;
@@ -568,9 +634,8 @@ function scanLines(b: Uint8Array, minLineLength: number, modelsNormalised: boole
           const at = xs.length++;
           st.ys.length++;
           st.zs.length++;
-          coordinateInto(b, s + 30, xs.array, at);
-          coordinateInto(b, s + 38, st.ys.array, at);
-          coordinateInto(b, s + 46, st.zs.array, at);
+          if (!coordinateInto(b, s + 30, xs.array, at) || !coordinateInto(b, s + 38, st.ys.array, at) || !coordinateInto(b, s + 46, st.zs.array, at))
+            return COORDINATES_NOT_NUMBERS;
           // Element: columns 77-78 when the line reaches them and they are not blank, else guessed from the name.
           let ts = s;
           let te = s;
@@ -641,7 +706,7 @@ function scanLines(b: Uint8Array, minLineLength: number, modelsNormalised: boole
             } else nameCode = stringCode(label);
           }
           st.keys.push(nameCode * 512 + altCode);
-        }
+        } else if (!coordinateBytesOk(b, s + 30) || !coordinateBytesOk(b, s + 38) || !coordinateBytesOk(b, s + 46)) return COORDINATES_NOT_NUMBERS;
         st.atomLines.push(s);
         st.atomLength.push(length > 255 ? 255 : length);
         st.prevLine = s;
@@ -1467,7 +1532,7 @@ export function alignSequences(seqA: readonly string[], seqB: readonly string[])
   // cA[i]: how many of the first i residues of A occur in B at all (only those can score a match).
   const cA = new Int32Array(n + 1);
   for (let i = 0; i < n; i++) cA[i + 1] = cA[i] + (a[i] < inB ? 1 : 0);
-  const bits = new Uint8Array((n + 1) * w);
+  const bits = alignmentCells((n + 1) * w);
   // A first band from a guess of the optimal score; when the band's best path scores less than the
   // guess, that score is a true lower bound and the second band is exact (see fillBand).
   // The guess charges what usually costs: a few gap runs, residues of A that match nothing in B
@@ -1533,6 +1598,22 @@ export function alignSequences(seqA: readonly string[], seqB: readonly string[])
   aliA.reverse();
   aliB.reverse();
   return { aliA, aliB };
+}
+
+/** Scratch for alignSequences' traceback cells, kept between calls up to this size (each call zeroes what it uses). */
+const KEPT_ALIGNMENT_CELLS = 16 * 1024 * 1024;
+let alignmentScratch = new Uint8Array(0);
+
+/**
+ * `size` zeroed traceback cells. A fresh array per chain made every file with SEQRES allocate
+ * and collect a matrix per chain; zeroing a kept one costs a fraction of that.
+ */
+function alignmentCells(size: number): Uint8Array {
+  if (size > KEPT_ALIGNMENT_CELLS) return new Uint8Array(size);
+  if (alignmentScratch.length < size) alignmentScratch = new Uint8Array(Math.min(KEPT_ALIGNMENT_CELLS, Math.max(size, alignmentScratch.length * 2, 65536)));
+  const cells = alignmentScratch.subarray(0, size);
+  cells.fill(0);
+  return cells;
 }
 
 // Traceback bits per cell (i, j): which of the tests Mol*'s trace() makes hold there.

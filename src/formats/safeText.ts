@@ -94,6 +94,12 @@ const NUMBER_TOKEN = /^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$/;
 /** Whether a coordinate as written is a number (Mol*'s fast readers take "nan", "inf" or "abc" as 0). */
 export const isNumberToken = (token: string): boolean => NUMBER_TOKEN.test(token);
 
+/** Whether the line at `start` (6 bytes or more) is an ATOM or HETATM record; compared by bytes, no string per line. */
+const isAtomRecord = (b: Uint8Array, s: number): boolean =>
+  b[s] === 65
+    ? b[s + 1] === 84 && b[s + 2] === 79 && b[s + 3] === 77 && b[s + 4] === 32 && b[s + 5] === 32
+    : b[s] === 72 && b[s + 1] === 69 && b[s + 2] === 84 && b[s + 3] === 65 && b[s + 4] === 84 && b[s + 5] === 77;
+
 /**
  * The refusal of a PDB file whose ATOM/HETATM record has coordinates (columns 31-54) that are not
  * numbers (NaN, inf, letters, blanks) or stops before them, with the line; Mol*'s reader would
@@ -108,8 +114,7 @@ function pdbCoordinateRefusal(bytes: Uint8Array, parser: string): ParseOutcome |
     if (end < 0) end = buffer.length;
     const c = buffer[start];
     if ((c === 65 || c === 72) && end - start >= 6) {
-      const record = buffer.toString('latin1', start, start + 6);
-      if (record === 'ATOM  ' || record === 'HETATM') {
+      if (isAtomRecord(buffer, start)) {
         let lineEnd = end;
         if (lineEnd > start && buffer[lineEnd - 1] === 13) lineEnd--;
         let bad = lineEnd - start < 54;
