@@ -129,6 +129,10 @@ describe('Redis unreachable, then back empty (a Redis of this test its own, molv
     const importForm = new FormData();
     for (let i = 0; i < 3; i++) importForm.append('file', new Blob([`REMARK 999 IMPORT ${i}\n${multi}`]), `during/${i}.pdb`);
     await note('import', await timed(`/v1/projects/${projectId}/imports`, { method: 'POST', body: importForm }));
+    await note(
+      'export',
+      await timed('/v1/exports', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ structureIds: [structureId] }) }),
+    );
     for (const [label, answer] of Object.entries(refusedNow)) {
       expect(answer.status, `${label}: ${JSON.stringify(answer.body)}`).not.toBe(500);
       if (answer.status === 503) {
@@ -140,10 +144,11 @@ describe('Redis unreachable, then back empty (a Redis of this test its own, molv
     expect(refusedNow.convert.status).toBe(503);
     expect(refusedNow.diff.status).toBe(503);
     expect(refusedNow.job.status).toBe(503);
-    // An upload or import needs Redis only to start its job: recorded in Postgres and staged, it is
-    // accepted (202) and reconcile starts it once Redis is back.
+    // An upload, an import or an export needs Redis only to start its job: recorded in Postgres (and
+    // staged), it is accepted (202) and reconcile starts it once Redis is back.
     expect(refusedNow.upload.status).toBe(202);
     expect(refusedNow.import.status).toBe(202);
+    expect(refusedNow.export.status).toBe(202);
 
     const ready = await fetch(`${baseUrl}/readyz`, { signal: AbortSignal.timeout(ANSWER_WITHIN_MS) });
     expect(ready.status).toBe(503);
@@ -160,6 +165,8 @@ describe('Redis unreachable, then back empty (a Redis of this test its own, molv
     expect(await stored(refusedNow.upload.body.upload.id)).toBe('stored');
     const done = await waitForImport(http, refusedNow.import.body.import.id, 300_000);
     expect(done).toMatchObject({ state: 'completed', total: 3, succeeded: 3 });
+    const exportId = refusedNow.export.body.export.id;
+    await expect.poll(async () => (await http.get(`/v1/exports/${exportId}`)).body.state, { timeout: 300_000, interval: 250 }).toBe('completed');
     // What was refused works now, asked again the same way.
     const converted = await http.raw(`/v1/structures/${structureId}/download?format=cif`, { headers: { prefer: 'wait=60' } });
     expect(converted.status).toBe(200);
