@@ -67,8 +67,9 @@ async function finished(em: EntityManager, row: RequestRow): Promise<boolean> {
 export async function recoverRequestedJob(queues: QueueSet, em: EntityManager, jobId: string): Promise<Job | undefined> {
   const [row] = await em.execute<RequestRow[]>('select job_id, kind, data from work_requests where job_id = ?', [jobId]);
   const contract = row && (CONTRACTS[row.kind] as JobContract<unknown> | undefined);
-  if (!row || !contract || (await finished(em, row))) return undefined;
-  await enqueue(queues, contract, contract.data.parse(row.data));
+  const parsed = contract?.data.safeParse(row.data);
+  if (!contract || !parsed?.success || (await finished(em, row))) return undefined;
+  await enqueue(queues, contract, parsed.data);
   return (await queues[contract.queue].getJob(jobId)) ?? undefined;
 }
 
