@@ -18,7 +18,11 @@ const BIN = path.resolve(import.meta.dirname, '../bin/molvault.js');
 const fixture = (name: string) => fs.readFile(path.join(import.meta.dirname, 'fixtures', name));
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
 
-/** Every row of every table (as JSON text, sorted) and the applied migrations: what a restore must bring back. */
+/**
+ * Every row of every table (as JSON text, sorted) and the applied migrations: what a restore must
+ * bring back. Not `maintenance_runs`: the test's own workers stamp it whenever a scheduled reconcile
+ * finishes, between any two looks.
+ */
 async function databaseState(url: string) {
   const db = new pg.Client({ connectionString: url });
   await db.connect();
@@ -26,7 +30,7 @@ async function databaseState(url: string) {
     const tables = (
       await db.query<{ name: string }>(
         `select relname as name from pg_class c join pg_namespace n on n.oid = c.relnamespace
-          where n.nspname = 'public' and c.relkind = 'r' and relname not in ('backups', 'mikro_orm_migrations') order by relname`,
+          where n.nspname = 'public' and c.relkind = 'r' and relname not in ('backups', 'mikro_orm_migrations', 'maintenance_runs') order by relname`,
       )
     ).rows.map((r) => r.name);
     const rows: Record<string, string[]> = {};

@@ -1,6 +1,8 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { reconcile } from '../src/services/maintenance/reconcile.js';
+import { REQUEST_WAITED_FOR_MS, requestsReconciler } from '../src/services/maintenance/workRequests.js';
 import { type Client, client, userFactory } from './helpers/factories.js';
 import { startTestRedis, type TestRedis } from './helpers/redis.js';
 import { type Stack, startStack } from './helpers/stack.js';
@@ -112,4 +114,24 @@ describe('conversions, diffs and exports a client waits for, when Redis loses th
       })
       .toBe(0);
   }, 900_000);
+
+  it('forgets a request no client asked about for longer than it is waited for, without running it', async () => {
+    const sha = (c: string) => c.repeat(64);
+    const data = {
+      structureId: '00000000-0000-4000-8000-000000000001',
+      ownerId: '00000000-0000-4000-8000-000000000002',
+      from: { sha256: sha('a'), format: 'pdb' },
+      to: { sha256: sha('b'), format: 'pdb' },
+      options: { moveThreshold: 0.01, bfactorThreshold: 1, occupancyThreshold: 0.01, limit: 100 },
+    };
+    const stale = new Date(Date.now() - REQUEST_WAITED_FOR_MS - 60_000);
+    await rows(`insert into work_requests (job_id, kind, data, requested_at, asked_at) values ('diff-forgotten', 'diff', ?::jsonb, ?, ?)`, [
+      JSON.stringify(data),
+      stale,
+      stale,
+    ]);
+    const report = await reconcile({ ...stack.ctx, em: stack.ctx.orm.em.fork() }, requestsReconciler, 0);
+    expect(report.reenqueued.map((r) => r.subject)).not.toContain('diff-forgotten');
+    expect(await rows(`select job_id from work_requests where job_id = 'diff-forgotten'`)).toEqual([]);
+  });
 });
