@@ -18,7 +18,6 @@ const BIN = path.resolve(import.meta.dirname, '../bin/molvault.js');
 const fixture = (name: string) => fs.readFile(path.join(import.meta.dirname, 'fixtures', name));
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
 
-/** Every row of every table (as JSON text, sorted) and the applied migrations: what a restore must bring back. */
 /** The audit entries the command line recorded, oldest first. */
 async function commandLineAudit(url: string) {
   const db = new pg.Client({ connectionString: url });
@@ -34,6 +33,11 @@ async function commandLineAudit(url: string) {
   }
 }
 
+/**
+ * Every row of every table (as JSON text, sorted) and the applied migrations: what a restore must
+ * bring back. Not `maintenance_runs`: the test's own workers stamp it whenever a scheduled reconcile
+ * finishes, between any two looks.
+ */
 async function databaseState(url: string) {
   const db = new pg.Client({ connectionString: url });
   await db.connect();
@@ -45,8 +49,7 @@ async function databaseState(url: string) {
       )
     ).rows.map((r) => r.name);
     const rows: Record<string, string[]> = {};
-    // maintenance_runs (left out above) is when reconcile last ran, which its schedule changes at any
-    // moment. What the command line itself records (backups taken, restores) is left out: a restore brings
+    // What the command line itself records (backups taken, restores) is left out: a restore brings
     // back the rows a backup holds, and then records itself.
     const only = (table: string) => (table === 'audit_events' ? ` where coalesce(t.details->>'via', '') <> 'command line'` : '');
     for (const table of tables) {

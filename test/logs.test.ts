@@ -4,11 +4,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, inject, it, vi } from 'vitest';
 import { createApp } from '../src/api/app.js';
 import { loadConfig } from '../src/config/index.js';
 import { routeConsoleToLog } from '../src/lib/consoleLog.js';
-import type { AppContext } from '../src/runtime/context.js';
+import { type AppContext, closeAppContext, createAppContext } from '../src/runtime/context.js';
+import { startTestRedis } from './helpers/redis.js';
 
 /** A pino logger whose lines land in `lines`, parsed. */
 function capturingLogger() {
@@ -64,5 +65,28 @@ describe('logs stay JSON', () => {
       expect.objectContaining({ level: 50, msg: 'answer failed after it started', err: expect.objectContaining({ message: 'disk read failed' }) }),
     ]);
     await fs.rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('logs a Redis outage as JSON lines: the connection says it once, no queue prints a raw stack trace', async () => {
+    const { log, lines } = capturingLogger();
+    const raw = vi.spyOn(console, 'error').mockImplementation(() => {});
+    const redis = await startTestRedis();
+    const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'molvault-logs-'));
+    const config = { ...loadConfig({ DATA_DIR: dataDir, QUEUE_PREFIX: 'mvtest-logs' }), databaseUrl: inject('databaseUrl'), redisUrl: redis.url };
+    const app = await createAppContext(config, log);
+    try {
+      await redis.stop();
+      await expect.poll(() => lines.filter((line) => line.msg === 'redis connection error').length, { timeout: 30_000 }).toBeGreaterThan(0);
+      // A queue touched while Redis is away fails at once, as an error the API turns into a 503.
+      await expect(app.queues.ingest.getJob('ingest-00000000-0000-0000-0000-000000000000')).rejects.toThrow();
+      await flush();
+      expect(raw).not.toHaveBeenCalled();
+      expect(lines.find((line) => line.msg === 'redis connection error')).toMatchObject({ level: 40, err: expect.objectContaining({ code: 'ECONNREFUSED' }) });
+      expect(lines.filter((line) => line.msg === 'queue error').every((line) => line.level === 20)).toBe(true);
+    } finally {
+      await closeAppContext(app);
+      await redis.close();
+      await fs.rm(dataDir, { recursive: true, force: true });
+    }
   });
 });

@@ -107,6 +107,8 @@ describe('the embedded Postgres killed in the middle of an import', () => {
     const killedPid = Number((await fs.readFile(pidFile, 'utf8')).split('\n')[0]);
     expect(killedPid).toBeGreaterThan(0);
     process.kill(killedPid, 'SIGKILL');
+    // From here on the process writes only its log (the welcome text is behind us): JSON, line by line.
+    const outputAtKill = output.length;
 
     // During the outage: the API answers 503 with Retry-After and a sentence, never 500; /readyz names Postgres.
     const statuses: number[] = [];
@@ -160,5 +162,18 @@ describe('the embedded Postgres killed in the middle of an import', () => {
     } finally {
       await db.end();
     }
+    const linesAfterKill = output.slice(outputAtKill).split('\n');
+    // A line the kill cut in two was begun before it.
+    if (outputAtKill > 0 && output[outputAtKill - 1] !== '\n') linesAfterKill.shift();
+    const notJson = linesAfterKill
+      .filter((line) => line.trim() !== '')
+      .filter((line) => {
+        try {
+          return typeof JSON.parse(line) !== 'object';
+        } catch {
+          return true;
+        }
+      });
+    expect(notJson).toEqual([]);
   }, 900_000);
 });

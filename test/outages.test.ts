@@ -1,15 +1,13 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QUEUE_NAMES } from '../src/config/index.js';
-import { freePort } from '../src/runtime/net.js';
 import { failImportItem } from '../src/services/imports/finish.js';
 import { reconcileAll } from '../src/services/maintenance/reconcile.js';
 import { startWorkers } from '../src/workers/main.js';
 import { client, type TestUser, userFactory } from './helpers/factories.js';
 import { importFiles, waitForImport } from './helpers/imports.js';
+import { startTestRedis, type TestRedis } from './helpers/redis.js';
 import { type Stack, startStack } from './helpers/stack.js';
 
 /** Short periods, so recovery that takes "two reconcile periods" takes seconds here. */
@@ -52,25 +50,16 @@ async function expectEveryItemEndedOnce(stack: { ctx: Stack['ctx'] }, projectId:
 }
 
 describe('Redis flushed in the middle of an import (a Redis of this test its own)', () => {
-  let redisServer: ChildProcess;
-  let redisUrl: string;
+  let redis: TestRedis;
   let stack: Stack;
 
   beforeAll(async () => {
-    const port = await freePort();
-    redisServer = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-    redisUrl = `redis://127.0.0.1:${port}`;
-    const probe = new Redis(redisUrl, { lazyConnect: true, retryStrategy: () => 100 });
-    for (let tries = 0; (await probe.ping().catch(() => 'no')) !== 'PONG'; tries++) {
-      if (tries > 200) throw new Error(`redis-server did not answer on ${redisUrl}`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    probe.disconnect();
-    stack = await startStack({ env: QUICK, config: { redisUrl } });
+    redis = await startTestRedis();
+    stack = await startStack({ env: QUICK, config: { redisUrl: redis.url } });
   }, 120_000);
   afterAll(async () => {
     await stack?.stop();
-    redisServer?.kill('SIGKILL');
+    await redis?.close();
   });
 
   it('finishes every accepted item with no process restarted: the watchdog re-registers the schedules and reconcile re-adds the flow', async () => {
@@ -84,8 +73,7 @@ describe('Redis flushed in the middle of an import (a Redis of this test its own
     await expect.poll(async () => (await api.get(`/v1/imports/${importId}?limit=1`)).body.succeeded, { timeout: 240_000, interval: 20 }).toBeGreaterThan(0);
 
     // Redis loses everything: jobs, flows, and the schedules.
-    const admin = new Redis(redisUrl);
-    await admin.flushall();
+    await redis.admin().flushall();
     expect(await stack.ctx.queues.cleanup.getJobScheduler('reconcile-uploads')).toBeUndefined();
     const flushedAt = Date.now();
 
@@ -101,7 +89,6 @@ describe('Redis flushed in the middle of an import (a Redis of this test its own
         flushedAt,
       ]);
     expect(run?.after).toBe(true);
-    admin.disconnect();
   }, 600_000);
 });
 

@@ -120,7 +120,8 @@ describe('a worker process killed in the middle of a job', () => {
     });
     try {
       // Kill it while the validate job (parsing) is running.
-      await expect.poll(async () => (await stack.ctx.queues.validate.getJobCounts('active')).active, { timeout: 30_000, interval: 20 }).toBe(1);
+      // Generous: a worker process takes long to start, and the parse to begin, on a loaded machine.
+      await expect.poll(async () => (await stack.ctx.queues.validate.getJobCounts('active')).active, { timeout: 150_000, interval: 20 }).toBe(1);
       child.kill('SIGKILL');
       await new Promise((resolve) => child.once('exit', resolve));
       expect((await api.get(`/v1/uploads/${uploadId}`)).body.state).toBe('processing');
@@ -130,7 +131,7 @@ describe('a worker process killed in the middle of a job', () => {
 
     const rescuer = await startWorkers(stack.ctx, QUEUE_NAMES);
     try {
-      const final = await waitForUpload(api, uploadId, 60_000);
+      const final = await waitForUpload(api, uploadId, 120_000);
       expect(final).toMatchObject({ state: 'stored', version: 1 });
       const structure = (await api.get(`/v1/structures/${final.structureId}`)).body;
       expect(structure.currentVersion.summary.atoms).toBe(300_000);
@@ -139,5 +140,5 @@ describe('a worker process killed in the middle of a job', () => {
     } finally {
       await rescuer.close();
     }
-  });
+  }, 300_000);
 });

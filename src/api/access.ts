@@ -13,6 +13,7 @@ import type { QueueSet } from '../queue/queues.js';
 import { grantWrites, type TokenGrant } from '../services/auth/grant.js';
 import { inVisibleProjects, startedBy, type Visibility } from '../services/auth/visibility.js';
 import { seesVersionOfBlob } from '../services/conversions/derivations.js';
+import { recoverRequestedJob } from '../services/maintenance/workRequests.js';
 import { projectRank, rankRole, roleRank, visibilityFor } from '../services/sharing/roles.js';
 import { viewStructureJson } from '../services/structures/counters.js';
 import { type SelectedStructure, visibleSelection } from '../services/structures/selection.js';
@@ -136,7 +137,8 @@ export class Access {
    */
   async job(queues: QueueSet, id: string): Promise<Job> {
     const definition = jobContractNamed(jobNameFromId(id));
-    const job = definition ? await queues[definition.queue].getJob(id) : undefined;
+    // A conversion or diff a client still waits for outlives a Redis that lost its job: added back here.
+    const job = definition ? ((await queues[definition.queue].getJob(id)) ?? (await recoverRequestedJob(queues, this.em, id))) : undefined;
     if (!job || !(await this.mayFollow(job))) throw notFound('job');
     return job;
   }

@@ -5,7 +5,7 @@ import type { Config } from '../config/index.js';
 import { WorkEvents } from '../db/notify.js';
 import { connectOrm, type Orm } from '../db/orm.js';
 import { EngineCatalog } from '../engines/pool.js';
-import { rememberEndpoint } from '../lib/infrastructure.js';
+import { infrastructureCause, rememberEndpoint } from '../lib/infrastructure.js';
 import type { Logger } from '../lib/logger.js';
 import { CpuPool } from '../pool/cpuPool.js';
 import { closeQueues, createQueues, type QueueSet, redisConnection } from '../queue/queues.js';
@@ -61,6 +61,10 @@ export async function createAppContext(config: AppContext['config'], log: Logger
     });
   redis.on('error', (error) => log.warn({ err: error }, 'redis connection error'));
   const queues = createQueues(redis, config.queuePrefix);
+  // Each queue re-emits its connection's errors, and BullMQ prints one nobody listens for as a raw
+  // stack trace: the connection's own line above says it once, so the queues' copies go to debug.
+  for (const [name, queue] of Object.entries(queues))
+    queue.on('error', (error) => log[infrastructureCause(error) ? 'debug' : 'warn']({ err: error, queue: name }, 'queue error'));
   const search = createSearchIndex(config, orm, log);
   await search.prepare();
   // A process configured for another store than the one the blobs were moved to must not start.

@@ -87,7 +87,8 @@ export async function startWorkers(ctx: AppContext, queues: readonly QueueName[]
           .catch((e) => ctx.log.error({ err: e }, 'recording a job failure failed'));
       }
     });
-    worker.on('error', (error) => ctx.log.error({ queue, err: error }, 'worker error'));
+    // Redis away makes every queue's worker say so on each reconnect attempt: a warning, not an error each time.
+    worker.on('error', (error) => ctx.log[infrastructureCause(error) ? 'warn' : 'error']({ queue, err: error }, 'worker error'));
     workers.push(worker);
   }
   await Promise.all(workers.map((w) => w.waitUntilReady()));

@@ -5,6 +5,7 @@ import type { Format } from '../../formats/types.js';
 import { enqueue } from '../../queue/enqueue.js';
 import { conversionJobId, convertJob } from '../../queue/jobs.js';
 import type { AppContext } from '../../runtime/context.js';
+import { forgetRequest, rememberRequest } from '../maintenance/workRequests.js';
 import { findDerivation } from './derivations.js';
 
 /** Options are not settable yet; the column and the job id already carry them. */
@@ -38,13 +39,19 @@ export async function conversionState(app: AppContext, em: EntityManager, source
  */
 export async function requestConversion(app: AppContext, em: EntityManager, sourceSha256: string, format: Format, ownerId: string): Promise<ConversionState> {
   const known = await conversionState(app, em, sourceSha256, format);
-  if (known.state !== 'queued') return known;
+  if (known.state !== 'queued') {
+    if (known.state === 'failed') await forgetRequest(em, known.job.id as string);
+    return known;
+  }
+  const data = { sourceSha256, format, options: NO_OPTIONS, ownerId };
+  // In Postgres before Redis: a job Redis loses is added back by reconcile or the client's next look.
+  await rememberRequest(em, 'convert', data);
   if (known.job && (await known.job.getState()) === 'completed') {
     // Done once, but its derivative has since been collected: convert again.
     await known.job.remove().catch(() => {});
   } else if (known.job) {
     return known;
   }
-  await enqueue(app.queues, convertJob, { sourceSha256, format, options: NO_OPTIONS, ownerId });
+  await enqueue(app.queues, convertJob, data);
   return { state: 'queued', jobId: known.jobId };
 }

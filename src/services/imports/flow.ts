@@ -1,6 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { FlowProducer, type JobsOptions } from 'bullmq';
 import type { ImportBatch } from '../../entities/ImportBatch.js';
+import { InfrastructureError } from '../../lib/infrastructure.js';
 import type { JobContract } from '../../queue/contract.js';
 import { batchJobId, chunkJobId, expandJobId, importBatchJob, importChunkJob, importExpandJob, importItemJob, itemJobId } from '../../queue/jobs.js';
 import { DEFAULT_JOB_OPTIONS } from '../../queue/queues.js';
@@ -29,6 +30,9 @@ const producers = new WeakMap<object, FlowProducer>();
 function flowProducer(ctx: AppContext): FlowProducer {
   let producer = producers.get(ctx.redis);
   if (!producer) {
+    // A new BullMQ client waits for its connection to be ready however long Redis is away, and the
+    // request with it: refuse now instead (the batch is in Postgres; the import reconciler adds it).
+    if (ctx.redis.status !== 'ready') throw new InfrastructureError('redis', new Error(`Redis is not connected (${ctx.redis.status})`));
     producer = new FlowProducer({ connection: ctx.redis, prefix: ctx.config.queuePrefix });
     producer.on('error', (error) => ctx.log.warn({ err: error }, 'flow producer error'));
     producers.set(ctx.redis, producer);

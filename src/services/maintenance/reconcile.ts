@@ -9,6 +9,7 @@ import { importsReconciler } from '../imports/reconcile.js';
 import { uploadsReconciler } from '../upload/reconcile.js';
 import type { ReconcileContext, ReconcileReport, Reconciler } from './reconciler.js';
 import { reopenReconciler } from './reopen.js';
+import { requestsReconciler } from './workRequests.js';
 
 export type { ReconcileCandidate, ReconcileContext, ReconcileReport, Reconciler } from './reconciler.js';
 export { uploadsReconciler };
@@ -31,9 +32,10 @@ export const exportsReconciler: Reconciler = {
 
 /**
  * Every kind of work reconcile looks after: work failed for the infrastructure's sake (opened
- * again first, so the others move it on in the same pass), uploads, exports and imports.
+ * again first, so the others move it on in the same pass), uploads, exports, imports, and the
+ * conversions and diffs a client still waits for.
  */
-export const RECONCILERS: Reconciler[] = [reopenReconciler, uploadsReconciler, exportsReconciler, importsReconciler];
+export const RECONCILERS: Reconciler[] = [reopenReconciler, uploadsReconciler, exportsReconciler, importsReconciler, requestsReconciler];
 
 /**
  * Postgres is the truth: everything it calls unfinished must have its next job in Redis. Re-adds

@@ -7,6 +7,7 @@ import { type DiffJobData, diffJob } from '../../queue/jobs.js';
 import { diffKey } from '../../queue/keys.js';
 import type { QueueSet } from '../../queue/queues.js';
 import type { WorkContext } from '../../runtime/context.js';
+import { forgetRequest, rememberRequest } from '../maintenance/workRequests.js';
 import { isWorkerDeath } from '../upload/refusals.js';
 
 /** The cache key of a diff (also in its job's id, so it lives with the job contracts). */
@@ -71,6 +72,7 @@ export async function requestDiff(queues: QueueSet, em: EntityManager, data: Dif
     const state = await job.getState();
     if (state === 'failed') {
       await job.remove().catch(() => {});
+      await forgetRequest(em, jobId);
       return job.failedReason || 'the comparison failed';
     }
     if (state === 'completed' && !(await findCachedDiff(em, key))) {
@@ -82,6 +84,8 @@ export async function requestDiff(queues: QueueSet, em: EntityManager, data: Dif
   };
   const earlier = await failure();
   if (earlier) return { state: 'failed', reason: earlier };
+  // In Postgres before Redis: a job Redis loses is added back by reconcile or the client's next look.
+  await rememberRequest(em, 'diff', data);
   await enqueue(queues, diffJob, data);
 
   const deadline = Date.now() + waitMs;
