@@ -487,7 +487,16 @@ export class PostgresSearchIndex implements SearchIndex {
     // sharing owner's documents in the shared projects. Without shares the statement is unchanged.
     // (Parameters are added only where used: Postgres cannot type one the text never mentions.)
     const ownAll = query.ownAll ?? true;
-    const shared = (query.shared ?? []).filter((group) => group.projectIds.length > 0);
+    // One group per owner, none of the caller's own when all of theirs match anyway: the arms of the
+    // visibility condition must not overlap, since counts are summed over them.
+    const byOwner = new Map<string, Set<string>>();
+    for (const group of query.shared ?? []) {
+      if (ownAll && group.ownerId === query.ownerId) continue;
+      const projects = byOwner.get(group.ownerId) ?? new Set<string>();
+      for (const id of group.projectIds) projects.add(id);
+      byOwner.set(group.ownerId, projects);
+    }
+    const shared = [...byOwner].map(([ownerId, projects]) => ({ ownerId, projectIds: [...projects] })).filter((group) => group.projectIds.length > 0);
     if (!ownAll && shared.length === 0) return undefined;
     const sharing = !ownAll || shared.length > 0;
     const owner = ownAll ? params.add(query.ownerId, 'uuid') : 'null::uuid';
@@ -527,6 +536,8 @@ export class PostgresSearchIndex implements SearchIndex {
       // only adds to the rank of documents holding it whole).
       // `scoped` finds and ranks; `scoped_strict` (the words as typed, without typo alternatives) puts
       // the documents matching them first, and is null when no alternative was added.
+      // The candidates are few: each is looked up in the searched owners' terms by index (`offset 0`
+      // keeps the lookup a subplan); as a join, several owners' terms were hashed whole first.
       ctes.push(`words as (
         select w, g, k, ord from unnest(${params.add(words, 'text[]')}, ${params.add(groups, 'integer[]')}, ${params.add(typos, 'integer[]')})
           with ordinality as u(w, g, k, ord))`);
@@ -538,7 +549,7 @@ export class PostgresSearchIndex implements SearchIndex {
               and not exists (select from search_terms known where ${ownerMatch('known')} and known.term = w)
           ) c
           cross join lateral (select search_typo_distance(c.term, w) as distance) d
-          where d.distance <= k and exists (select from search_terms t where ${ownerMatch('t')} and t.term = c.term)
+          where d.distance <= k and exists (select from search_terms t where ${ownerMatch('t')} and t.term = c.term offset 0)
           order by d.distance, c.term limit ${TYPO_ALTERNATIVES}) as terms
         from words
       )`);
@@ -715,9 +726,12 @@ export class PostgresSearchIndex implements SearchIndex {
       ctes.push(`page as (
         select u.structure_id, 0::float8 as score, to_json(u.sort_key) as key, row_number() over (order by ${mergedOrder}) as ord
         from (${walks.join(' union all ')}) u order by ${mergedOrder} limit ${limit})`);
+      // A count the kept counts cannot give is made per arm too: each an owner-led index-only count,
+      // where one count under the or'ed condition visited every candidate row in the heap.
+      const armCounts = arms.map((arm) => `select count(*) as n from search_documents d where ${[arm('d'), ...where.slice(1)].join(' and ')}`);
       total = countable
         ? `(select coalesce(sum(c.documents), 0) from search_counts c where ${countFilter})`
-        : `(select count(*) from search_documents d where ${filter})`;
+        : `(select sum(n)::bigint from (${armCounts.join(' union all ')}) per_arm)`;
       facetSelects = facets.map(countedFacetSelect);
     } else {
       const conditions = [filter];
