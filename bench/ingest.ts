@@ -3,11 +3,18 @@
  * (API + all workers, scratch database, queues and data dir) and measures, per file, the time
  * from starting the upload until the upload is searchable (or rejected / failed).
  *
- *   npm run bench:ingest -- [--corpus DIR]... [--concurrency N] [--timeout SECONDS]
+ *   npm run bench:ingest -- [--corpus DIR]... [--concurrency N] [--timeout SECONDS] [--gemmi]
+ *
+ * --gemmi: for every stored file of 10 MB or more, gemmi.read_structure's time on the same file
+ * (python3-gemmi, system /usr/bin/python3, best of 2, after the uploads) next to its upload →
+ * searchable latency, against issue 21's goal: the large PDB searchable within 2× gemmi's read.
+ * Give it a folder holding the large PDB alone (bench:parse generates it into the temp dir).
  *
  * Without --corpus it reads ../shared/corpus/pdb and ../shared/corpus/cif (relative to the repo root).
  */
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -44,6 +51,7 @@ function parseOptions() {
       corpus: { type: 'string', multiple: true },
       concurrency: { type: 'string', default: '4' },
       timeout: { type: 'string', default: '600' },
+      gemmi: { type: 'boolean', default: false },
     },
   });
   const concurrency = Number(values.concurrency);
@@ -51,7 +59,7 @@ function parseOptions() {
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new UsageError(`--concurrency must be a whole number ≥ 1, not "${values.concurrency}"`);
   if (!(timeoutSeconds > 0)) throw new UsageError(`--timeout must be a number of seconds, not "${values.timeout}"`);
   const corpus = values.corpus?.length ? values.corpus.map((dir) => path.resolve(dir)) : DEFAULT_CORPUS;
-  return { corpus, concurrency, timeoutMs: timeoutSeconds * 1000 };
+  return { corpus, concurrency, timeoutMs: timeoutSeconds * 1000, gemmi: values.gemmi ?? false };
 }
 
 async function listFiles(dirs: string[]): Promise<string[]> {
@@ -185,6 +193,31 @@ function report(
   process.stdout.write(`${lines.join('\n')}\n\n`);
 }
 
+const GEMMI_READ = path.join(REPO_ROOT, 'bench/support/gemmi_read.py');
+const LARGE_BYTES = 10 * MB;
+
+/** Each large stored file's upload → searchable latency against gemmi.read_structure on the same file (goal: within 2×). */
+function compareWithGemmi(results: FileResult[]) {
+  const large = results.filter((r) => r.outcome === 'stored' && r.bytes >= LARGE_BYTES);
+  if (large.length === 0) {
+    process.stdout.write('--gemmi: no stored file of 10 MB or more to compare\n');
+    return;
+  }
+  process.stdout.write(`upload → searchable against gemmi.read_structure (best of 2; load average ${os.loadavg()[0].toFixed(1)}):\n`);
+  for (const r of large) {
+    const run = spawnSync('/usr/bin/python3', [GEMMI_READ, '2', r.file], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    const gemmi = run.status === 0 ? (JSON.parse(run.stdout.trim().split('\n').at(-1) ?? '{}') as { seconds: number; cpuSeconds: number }) : undefined;
+    if (!gemmi) {
+      process.stdout.write(`  ${path.relative(REPO_ROOT, r.file)}: gemmi could not read it (python3-gemmi missing?)\n`);
+      continue;
+    }
+    const ratio = r.latencyMs / 1000 / gemmi.seconds;
+    process.stdout.write(
+      `  ${path.relative(REPO_ROOT, r.file)} (${formatMB(r.bytes)} MB): searchable after ${(r.latencyMs / 1000).toFixed(2)} s; gemmi.read_structure ${gemmi.seconds.toFixed(2)} s wall, ${gemmi.cpuSeconds.toFixed(2)} s CPU → ${ratio.toFixed(2)}× (goal ≤ 2×: ${ratio <= 2 ? 'met' : 'NOT met'})\n`,
+    );
+  }
+}
+
 async function main() {
   const options = parseOptions();
   const files = await listFiles(options.corpus);
@@ -222,6 +255,7 @@ async function main() {
     } else {
       results.sort((a, b) => a.file.localeCompare(b.file));
       report(options, { postgresSource: stack.postgresSource, redisUrl: stack.ctx.config.redisUrl }, startupMs, wallMs, results);
+      if (options.gemmi) compareWithGemmi(results);
       if (results.some((r) => r.outcome === 'failed')) exitCode = 1;
     }
   } finally {
