@@ -14,7 +14,9 @@
  * Goals (issue 21): PDB ≥ 1.0× gemmi's throughput on the large file and on pdb/, peak RSS under
  * 2.5× the file size; mmCIF ≥ 1.0× gemmi on cif/ and ≥ 2× on the large file.
  *
- *   npm run bench:parse [-- --runs N] [-- --large path/to/file.cif] [-- --skip-corpus] [-- --skip-large]
+ *   npm run bench:parse [-- --runs N] [-- --large path/to/file.cif] [-- --skip-corpus] [-- --skip-large] [-- --only cif]
+ *
+ * --only pdb|cif measures one format family: its corpus folder and its large file.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs/promises';
@@ -37,6 +39,8 @@ const option = (name: string) => {
   return i >= 0 ? args[i + 1] : undefined;
 };
 const runs = Number(option('runs') ?? 2);
+const only = option('only');
+if (only !== undefined && only !== 'pdb' && only !== 'cif') throw new Error(`--only takes pdb or cif, not "${only}"`);
 const MB = 1024 * 1024;
 const fmt = (n: number, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits) : '-');
 
@@ -115,7 +119,7 @@ async function corpus(scratch: string) {
     convertS?: number;
   }[] = [];
   const convert = hasTool('gemmi');
-  for (const folder of ['pdb', 'cif', 'sdf', 'mol2', 'xyz']) {
+  for (const folder of only ? [only] : ['pdb', 'cif', 'sdf', 'mol2', 'xyz']) {
     const names = (await fs.readdir(path.join(CORPUS, folder))).sort();
     let bytes = 0;
     let ms = 0;
@@ -309,8 +313,8 @@ try {
   if (!args.includes('--skip-corpus')) await corpus(scratch);
   if (!args.includes('--skip-large')) {
     const { pdb, cif } = await largeFiles();
-    if (pdb) await large(pdb, 'pdb', scratch);
-    if (cif) await large(cif, 'cif', scratch);
+    if (pdb && only !== 'cif') await large(pdb, 'pdb', scratch);
+    if (cif && only !== 'pdb') await large(cif, 'cif', scratch);
   }
 } finally {
   await fs.rm(scratch, { recursive: true, force: true });

@@ -1,9 +1,11 @@
 /**
  * The ingest task's unwrapping, called directly (the pool runs the same function): multi-member
  * gzip, bzip2, and decompression bombs refused with 413 leaving no temp file behind, on both the
- * in-memory path (small uploads) and the streaming path.
+ * in-memory path (small uploads) and the streaming path; a large plain file hashed once and
+ * linked, not copied, and refused when the staged bytes no longer match the receipt's hash.
  */
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -40,6 +42,30 @@ describe('unwrapping uploads', () => {
       .catch(() => false);
     return { result, tempFile, left };
   };
+
+  it('takes a large plain file as it lies: one hash, the temp file a second name for the staged one', async () => {
+    const plain = Buffer.from(Array.from({ length: 400_000 }, (_, i) => xyzFrame(i)).join(''));
+    expect(plain.length).toBeGreaterThan(4 * 1024 * 1024);
+    const sha256 = createHash('sha256').update(plain).digest('hex');
+    const stagingFile = path.join(dir, 'large-plain.xyz');
+    const tempFile = path.join(dir, 'large-plain.out');
+    await fs.writeFile(stagingFile, plain);
+    const result = await ingest({ stagingFile, tempFile, maxExpandedBytes: 1024 ** 3, maxExpansionRatio: 200, expectedRawSha256: sha256 });
+    expect(result).toMatchObject({ ok: true, sha256, size: plain.length, compressedSize: plain.length, detected: 'xyz' });
+    expect(result.ok && result.compression).toBeFalsy();
+    expect((await fs.stat(tempFile)).ino).toBe((await fs.stat(stagingFile)).ino);
+    expect((await fs.readFile(tempFile)).equals(plain)).toBe(true);
+
+    const corrupted = await ingest({
+      stagingFile,
+      tempFile: path.join(dir, 'large-plain-2.out'),
+      maxExpandedBytes: 1024 ** 3,
+      maxExpansionRatio: 200,
+      expectedRawSha256: '0'.repeat(64),
+    });
+    expect(corrupted).toMatchObject({ ok: false, status: 500, code: 'staging_corrupted' });
+    await expect(fs.access(path.join(dir, 'large-plain-2.out'))).rejects.toThrow();
+  });
 
   it('reads every member of a multi-member gzip stream, small or large', async () => {
     for (const [name, frames] of [

@@ -14,6 +14,7 @@ import { trajectoryFromXyz } from 'molstar/lib/mol-model-formats/structure/xyz.j
 import { Task } from 'molstar/lib/mol-task/index.js';
 import { type RecordScan, type RecordSpan, recordText, scanMol2, scanSdf, scanXyz } from './checks.js';
 import { coreCifElements } from './cifElements.js';
+import { readMmcifFast } from './cifFast.js';
 import { lastDecline, MODEL_REWRITE, pdbAtomTable, readPdbAtoms } from './pdbFast.js';
 import { describeRecords, mol2Compositions, type RecordComposition, sdfCompositions, xyzCompositions } from './records.js';
 import { escapeControlCharacters, isNumberToken, nulByteRefusal, refusedBeforeReading, safeOutcome } from './safeText.js';
@@ -160,6 +161,10 @@ export async function parseStructureBytes(bytes: Uint8Array, format: Format): Pr
   }
   const refused = refusedBeforeReading(bytes, format, format === 'pdb' ? FAST_PDB_PARSER : PARSER);
   if (refused) return refused;
+  if (format === 'cif') {
+    const fast = parseMmcifFast(bytes);
+    if (fast) return safeOutcome(fast, bytes);
+  }
   const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
   return safeOutcome(await readStructure(text, format, {}), text);
 }
@@ -203,6 +208,30 @@ export function parsePdbFast(bytes: Uint8Array): ParseOutcome | undefined {
     return { ok: false, format: 'pdb', status: 422, code: 'invalid_structure', message: problems.map((p) => p.message).join(' '), report: report() };
   }
   return { ok: true, format: 'pdb', kind: kindOf(summary, 'pdb'), summary, report: report() };
+}
+
+/** Parser name in reports of files the byte-level mmCIF reader read. */
+export const FAST_CIF_PARSER = 'molvault mmcif reader (as molstar 5.11.0)';
+
+/**
+ * The same outcome as parseStructure(text, 'cif') from the bytes (cifFast.ts), or undefined when
+ * the byte-level reader leaves the file to the reference path.
+ */
+export function parseMmcifFast(bytes: Uint8Array): ParseOutcome | undefined {
+  const started = performance.now();
+  const read = readMmcifFast(bytes);
+  if (!read) return undefined;
+  const problems: Problem[] = [];
+  const warnings: Problem[] = [];
+  const summary = summarizeAtoms(read.table, problems, warnings, true);
+  summary.models = read.models;
+  Object.assign(summary, read.header);
+  const report = () => ({ problems, warnings, parser: FAST_CIF_PARSER, parseMs: Math.round(performance.now() - started) });
+  if (summary.atoms === 0) problems.push({ code: 'no_atoms', message: 'The mmCIF file contains no atoms.' });
+  if (problems.length > 0) {
+    return { ok: false, format: 'cif', status: 422, code: 'invalid_structure', message: problems.map((p) => p.message).join(' '), report: report() };
+  }
+  return { ok: true, format: 'cif', kind: kindOf(summary, 'cif'), summary, report: report() };
 }
 
 export type Read =
