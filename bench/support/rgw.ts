@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 /** Starts a throw-away Ceph RGW for the S3 runs; its BLOB_STORE=s3 environment and how to stop it. */
 export async function startRgw(): Promise<{ env: Record<string, string>; stop: () => Promise<void> }> {
   const dir = path.join(os.tmpdir(), `mvbench-rgw-${Date.now().toString(36)}`);
-  const scripts = path.resolve(import.meta.dirname, '../test/support');
+  const scripts = path.resolve(import.meta.dirname, '../../test/support');
   const { stdout }: { stdout: string } = await promisify(execFile)(path.join(scripts, 'rgw-start.sh'), [dir], { timeout: 120_000 });
   const vars = Object.fromEntries(
     stdout
