@@ -59,7 +59,7 @@ export class S3BlobStore implements BlobStore {
       return this.objects.putBuffer(name, Buffer.concat(chunks), { ifNoneMatch: true });
     }
     source.once('error', (error) => checked.destroy(error));
-    const result = await this.objects.put(name, source.pipe(checked), { ifNoneMatch: true });
+    const result = await this.objects.put(name, source.pipe(checked), { ifNoneMatch: true, size: promised.size });
     return result;
   }
 

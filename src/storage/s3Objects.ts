@@ -4,10 +4,22 @@ import { Upload } from '@aws-sdk/lib-storage';
 import type { ByteRange } from './blobStore.js';
 import { createS3Client, isConditionFailed, isNotFound, mapS3Error, presignGetUrl, type S3Settings } from './s3Client.js';
 
-/** Parts of a multipart upload: small enough to keep a few in memory per upload, large enough to stay under 10,000 parts. */
-const PART_BYTES = 8 * 1024 * 1024;
+/**
+ * Parts of a multipart upload: the smallest S3 allows, since every part in flight (and the one being
+ * filled) is held in memory while an upload streams through the API. An object whose size is known
+ * gets larger parts when it needs them to stay within S3's 10,000 parts; one of unknown size can
+ * reach MAX_PARTS × PART_BYTES (about 48 GiB).
+ */
+const PART_BYTES = 5 * 1024 * 1024;
+const MAX_PARTS = 10_000;
 /** Parts in flight per upload. */
-const PART_QUEUE = 4;
+const PART_QUEUE = 3;
+
+/** The part size for an object of `size` bytes (when known). */
+function partSizeFor(size: number | undefined): number {
+  if (size === undefined) return PART_BYTES;
+  return Math.max(PART_BYTES, Math.ceil(size / (MAX_PARTS - 1) / (1024 * 1024)) * 1024 * 1024);
+}
 
 export interface ObjectHead {
   size: number;
@@ -32,10 +44,10 @@ export class S3Objects {
    * only once the whole body has been read. With `ifNoneMatch`, an existing object is kept:
    * `{ created: false }` (RGW ignores the condition on CompleteMultipartUpload, so callers head first).
    */
-  async put(name: string, body: Readable, options: { ifNoneMatch?: boolean; contentType?: string } = {}): Promise<{ created: boolean }> {
+  async put(name: string, body: Readable, options: { ifNoneMatch?: boolean; contentType?: string; size?: number } = {}): Promise<{ created: boolean }> {
     const upload = new Upload({
       client: this.client,
-      partSize: PART_BYTES,
+      partSize: partSizeFor(options.size),
       queueSize: PART_QUEUE,
       params: {
         Bucket: this.settings.bucket,
