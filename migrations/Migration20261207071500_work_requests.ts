@@ -10,12 +10,16 @@ export class Migration20261207071500_work_requests extends Migration {
   override name = 'Migration20261207071500_work_requests';
 
   override up(): void {
+    // Keyed by queue prefix too: the job ids are deterministic (one per content), and a request
+    // belongs to the deployment whose queues took it, which is the one whose reconcile adds it back.
     this.addSql(`create table "work_requests" (
-      "job_id" text not null primary key,
+      "queue_prefix" text not null,
+      "job_id" text not null,
       "kind" text not null,
       "data" jsonb not null,
       "requested_at" timestamptz not null default now(),
-      "asked_at" timestamptz not null default now()
+      "asked_at" timestamptz not null default now(),
+      primary key ("queue_prefix", "job_id")
     );`);
     this.addSql('create index "work_requests_asked_at_index" on "work_requests" ("asked_at");');
   }

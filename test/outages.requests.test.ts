@@ -125,7 +125,8 @@ describe('conversions, diffs and exports a client waits for, when Redis loses th
       options: { moveThreshold: 0.01, bfactorThreshold: 1, occupancyThreshold: 0.01, limit: 100 },
     };
     const stale = new Date(Date.now() - REQUEST_WAITED_FOR_MS - 60_000);
-    await rows(`insert into work_requests (job_id, kind, data, requested_at, asked_at) values ('diff-forgotten', 'diff', ?::jsonb, ?, ?)`, [
+    await rows(`insert into work_requests (queue_prefix, job_id, kind, data, requested_at, asked_at) values (?, 'diff-forgotten', 'diff', ?::jsonb, ?, ?)`, [
+      stack.ctx.config.queuePrefix,
       JSON.stringify(data),
       stale,
       stale,
@@ -133,5 +134,17 @@ describe('conversions, diffs and exports a client waits for, when Redis loses th
     const report = await reconcile({ ...stack.ctx, em: stack.ctx.orm.em.fork() }, requestsReconciler, 0);
     expect(report.reenqueued.map((r) => r.subject)).not.toContain('diff-forgotten');
     expect(await rows(`select job_id from work_requests where job_id = 'diff-forgotten'`)).toEqual([]);
+
+    // Another deployment's request (its own queues, the same database) is left to that deployment.
+    const recent = new Date(Date.now() - 3600_000);
+    await rows(`insert into work_requests (queue_prefix, job_id, kind, data, requested_at, asked_at) values (?, 'diff-theirs', 'diff', ?::jsonb, ?, ?)`, [
+      `${stack.ctx.config.queuePrefix}-elsewhere`,
+      JSON.stringify(data),
+      recent,
+      recent,
+    ]);
+    const again = await reconcile({ ...stack.ctx, em: stack.ctx.orm.em.fork() }, requestsReconciler, 0);
+    expect(again.reenqueued.map((r) => r.subject)).not.toContain('diff-theirs');
+    expect(await rows(`select job_id from work_requests where job_id = 'diff-theirs'`)).toEqual([{ job_id: 'diff-theirs' }]);
   });
 });

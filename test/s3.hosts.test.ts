@@ -9,10 +9,10 @@ import { freePort } from '../src/runtime/net.js';
 import { type Client, client } from './helpers/factories.js';
 import { importFiles, waitForImport } from './helpers/imports.js';
 import { S3_SKIP_REASON, S3_TESTS_OFF, type S3Server, startS3Server } from './helpers/s3.js';
+import { expectSliceServed } from './helpers/slice.js';
 
 const run = promisify(execFile);
 const BIN = path.resolve(import.meta.dirname, '../bin/molvault.js');
-const fixture = (name: string) => fs.readFile(path.join(import.meta.dirname, 'fixtures', name));
 const listFiles = async (dir: string) => (await fs.readdir(dir, { recursive: true, withFileTypes: true }).catch(() => [])).filter((e) => e.isFile());
 
 /**
@@ -74,27 +74,7 @@ describe.skipIf(S3_TESTS_OFF)(`API and worker on separate DATA_DIRs over S3 (Cep
   }, 120_000);
 
   it('upload → stored → searchable → download → converted → exported; bulk import; neither host keeps a blob or a staged file', async () => {
-    const projectId = (await api.post('/v1/projects', { name: 'two hosts' })).body.id;
-    const bytes = await fixture('ngl_1crn.pdb');
-    const stored = await api.upload(
-      `/v1/projects/${projectId}/structures`,
-      { name: '1crn.pdb', content: bytes },
-      { name: 'Crambin apart' },
-      { prefer: 'wait=120' },
-    );
-    expect(stored.status, JSON.stringify(stored.body)).toBe(201);
-    const id = stored.body.structure.id;
-    await expect
-      .poll(async () => (await api.get('/v1/search?q=apart')).body.items?.map((i: { structure: { id: string } }) => i.structure.id), { timeout: 60_000 })
-      .toContain(id);
-    const download = await api.raw(`/v1/structures/${id}/download`);
-    expect(Buffer.from(await download.arrayBuffer())).toEqual(bytes);
-    const converted = await api.raw(`/v1/structures/${id}/download?format=cif`, { headers: { prefer: 'wait=120' } });
-    expect(converted.status).toBe(200);
-    expect((await converted.text()).startsWith('data_')).toBe(true);
-    const exported = await api.post('/v1/exports', { projectId, archive: 'tar.gz' }, { prefer: 'wait=120' });
-    expect(exported.body.export?.state, JSON.stringify(exported.body)).toBe('completed');
-    expect((await api.raw(`/v1/exports/${exported.body.export.id}/download`)).status).toBe(200);
+    const { projectId, bytes } = await expectSliceServed(api, 'two hosts', 'apart');
 
     const files = Array.from({ length: 5 }, (_, i) => ({ name: `c${i}.pdb`, content: Buffer.concat([Buffer.from(`REMARK 999 HOST ${i}\n`), bytes]) }));
     const accepted = await importFiles(api, projectId, files);

@@ -12,10 +12,10 @@ import { ensureDatabase, type PostgresHandle, startEmbeddedPostgres, withDatabas
 import { type Client, client } from './helpers/factories.js';
 import { createNamespaces, fetchFromNamespace, type Namespace, type Namespaces, namespaceOf, netnsUnavailable, spawnInNamespace } from './helpers/netns.js';
 import { S3_SKIP_REASON, S3_TESTS_OFF, type S3Server, startS3Server } from './helpers/s3.js';
+import { expectSliceServed } from './helpers/slice.js';
 
 const run = promisify(execFile);
 const BIN = path.resolve(import.meta.dirname, '../bin/molvault.js');
-const fixture = (name: string) => fs.readFile(path.join(import.meta.dirname, 'fixtures', name));
 const listFiles = async (dir: string) => (await fs.readdir(dir, { recursive: true, withFileTypes: true }).catch(() => [])).filter((e) => e.isFile());
 const MARKER = 'this-host-only.txt';
 
@@ -199,30 +199,7 @@ describe.skipIf(SKIP)(`API and worker in separate network namespaces over S3 (Ce
   });
 
   it('upload → stored → searchable → download → converted → exported, the client calling the API at its veth address; neither host keeps a blob or a staged file', async () => {
-    const projectId = (await api.post('/v1/projects', { name: 'two namespaces' })).body.id;
-    const bytes = await fixture('ngl_1crn.pdb');
-    const stored = await api.upload(
-      `/v1/projects/${projectId}/structures`,
-      { name: '1crn.pdb', content: bytes },
-      { name: 'Crambin fenced' },
-      { prefer: 'wait=120' },
-    );
-    expect(stored.status, JSON.stringify(stored.body)).toBe(201);
-    const id = stored.body.structure.id;
-    await expect
-      .poll(async () => (await api.get('/v1/search?q=fenced')).body.items?.map((i: { structure: { id: string } }) => i.structure.id), { timeout: 60_000 })
-      .toContain(id);
-    const download = await api.raw(`/v1/structures/${id}/download`);
-    expect(Buffer.from(await download.arrayBuffer())).toEqual(bytes);
-    const converted = await api.raw(`/v1/structures/${id}/download?format=cif`, { headers: { prefer: 'wait=120' } });
-    expect(converted.status).toBe(200);
-    expect((await converted.text()).startsWith('data_')).toBe(true);
-    const exported = await api.post('/v1/exports', { projectId, archive: 'tar.gz' }, { prefer: 'wait=120' });
-    expect(exported.body.export?.state, JSON.stringify(exported.body)).toBe('completed');
-    const archive = await api.raw(`/v1/exports/${exported.body.export.id}/download`);
-    expect(archive.status).toBe(200);
-    expect((await archive.arrayBuffer()).byteLength).toBeGreaterThan(0);
-
+    await expectSliceServed(api, 'two namespaces', 'fenced');
     for (const dir of [apiDir, workerDir]) {
       expect(await listFiles(path.join(dir, 'blobs'))).toEqual([]);
       expect(await listFiles(path.join(dir, 'staging'))).toEqual([]);

@@ -447,6 +447,10 @@ interface Kept {
   spans: Map<string, number[]>;
 }
 
+/**
+ * Growing typed arrays, one class per element type rather than one generic: each push site in the
+ * row loop then sees a single array type and stays monomorphic.
+ */
 class Growable {
   array: Float64Array;
   length = 0;

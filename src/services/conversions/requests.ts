@@ -40,12 +40,12 @@ export async function conversionState(app: AppContext, em: EntityManager, source
 export async function requestConversion(app: AppContext, em: EntityManager, sourceSha256: string, format: Format, ownerId: string): Promise<ConversionState> {
   const known = await conversionState(app, em, sourceSha256, format);
   if (known.state !== 'queued') {
-    if (known.state === 'failed') await forgetRequest(em, known.job.id as string);
+    if (known.state === 'failed') await forgetRequest(em, app.queues, known.job.id as string);
     return known;
   }
   const data = { sourceSha256, format, options: NO_OPTIONS, ownerId };
   // In Postgres before Redis: a job Redis loses is added back by reconcile or the client's next look.
-  await rememberRequest(em, 'convert', data);
+  await rememberRequest(em, app.queues, 'convert', data);
   if (known.job && (await known.job.getState()) === 'completed') {
     // Done once, but its derivative has since been collected: convert again.
     await known.job.remove().catch(() => {});

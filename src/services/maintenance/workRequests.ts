@@ -24,21 +24,29 @@ export type RequestKind = keyof typeof CONTRACTS;
  */
 export const REQUEST_WAITED_FOR_MS = 24 * 3600 * 1000;
 
+/**
+ * Whose queues a request was put in: a request is added back only to the queues that took it (two
+ * deployments, or test runs, sharing one database each keep their own).
+ */
+function queuePrefixOf(queues: QueueSet): string {
+  return queues[diffJob.queue].opts.prefix ?? 'bull';
+}
+
 /** Records (or, asked again, refreshes) a request for a conversion or a diff, under its job id. */
-export async function rememberRequest(em: EntityManager, kind: 'convert', data: ConvertJobData): Promise<void>;
-export async function rememberRequest(em: EntityManager, kind: 'diff', data: DiffJobData): Promise<void>;
-export async function rememberRequest(em: EntityManager, kind: RequestKind, data: ConvertJobData | DiffJobData): Promise<void> {
+export async function rememberRequest(em: EntityManager, queues: QueueSet, kind: 'convert', data: ConvertJobData): Promise<void>;
+export async function rememberRequest(em: EntityManager, queues: QueueSet, kind: 'diff', data: DiffJobData): Promise<void>;
+export async function rememberRequest(em: EntityManager, queues: QueueSet, kind: RequestKind, data: ConvertJobData | DiffJobData): Promise<void> {
   const jobId = (CONTRACTS[kind] as JobContract<unknown>).jobId(data);
   await em.execute(
-    `insert into work_requests (job_id, kind, data) values (?, ?, ?::jsonb)
-     on conflict (job_id) do update set asked_at = now()`,
-    [jobId, kind, JSON.stringify(data)],
+    `insert into work_requests (queue_prefix, job_id, kind, data) values (?, ?, ?, ?::jsonb)
+     on conflict (queue_prefix, job_id) do update set asked_at = now()`,
+    [queuePrefixOf(queues), jobId, kind, JSON.stringify(data)],
   );
 }
 
 /** Forgets a request: its result is stored, or its failure was reported. */
-export async function forgetRequest(em: EntityManager, jobId: string): Promise<void> {
-  await em.execute('delete from work_requests where job_id = ?', [jobId]);
+export async function forgetRequest(em: EntityManager, queues: QueueSet, jobId: string): Promise<void> {
+  await em.execute('delete from work_requests where queue_prefix = ? and job_id = ?', [queuePrefixOf(queues), jobId]);
 }
 
 interface RequestRow {
@@ -65,7 +73,10 @@ async function finished(em: EntityManager, row: RequestRow): Promise<boolean> {
  * following GET /v1/jobs/:id after Redis lost it); undefined when no such request is recorded.
  */
 export async function recoverRequestedJob(queues: QueueSet, em: EntityManager, jobId: string): Promise<Job | undefined> {
-  const [row] = await em.execute<RequestRow[]>('select job_id, kind, data from work_requests where job_id = ?', [jobId]);
+  const [row] = await em.execute<RequestRow[]>('select job_id, kind, data from work_requests where queue_prefix = ? and job_id = ?', [
+    queuePrefixOf(queues),
+    jobId,
+  ]);
   const contract = row && (CONTRACTS[row.kind] as JobContract<unknown> | undefined);
   const parsed = contract?.data.safeParse(row.data);
   if (!contract || !parsed?.success || (await finished(em, row))) return undefined;
@@ -81,15 +92,16 @@ export const requestsReconciler: Reconciler = {
   name: 'requests',
   async find(ctx, cutoff) {
     await ctx.em.execute('delete from work_requests where asked_at < ?', [new Date(Date.now() - REQUEST_WAITED_FOR_MS)]);
-    const rows = await ctx.em.execute<RequestRow[]>('select job_id, kind, data from work_requests where requested_at <= ? order by requested_at limit 10000', [
-      cutoff,
-    ]);
+    const rows = await ctx.em.execute<RequestRow[]>(
+      'select job_id, kind, data from work_requests where queue_prefix = ? and requested_at <= ? order by requested_at limit 10000',
+      [queuePrefixOf(ctx.queues), cutoff],
+    );
     const open = [];
     for (const row of rows) {
       const contract = CONTRACTS[row.kind] as JobContract<unknown> | undefined;
       const parsed = contract?.data.safeParse(row.data);
       if (!contract || !parsed?.success || (await finished(ctx.em, row))) {
-        await forgetRequest(ctx.em, row.job_id);
+        await forgetRequest(ctx.em, ctx.queues, row.job_id);
         continue;
       }
       open.push({ subject: row.job_id, contract: contract as JobContract<never>, data: parsed.data as Record<string, unknown> });
@@ -98,6 +110,6 @@ export const requestsReconciler: Reconciler = {
   },
   async finalise(ctx, candidate) {
     // Failed for good: the job (kept in Redis) reports the failure to whoever asks again.
-    await forgetRequest(ctx.em, candidate.subject);
+    await forgetRequest(ctx.em, ctx.queues, candidate.subject);
   },
 };

@@ -72,7 +72,7 @@ export async function requestDiff(queues: QueueSet, em: EntityManager, data: Dif
     const state = await job.getState();
     if (state === 'failed') {
       await job.remove().catch(() => {});
-      await forgetRequest(em, jobId);
+      await forgetRequest(em, queues, jobId);
       return job.failedReason || 'the comparison failed';
     }
     if (state === 'completed' && !(await findCachedDiff(em, key))) {
@@ -85,7 +85,7 @@ export async function requestDiff(queues: QueueSet, em: EntityManager, data: Dif
   const earlier = await failure();
   if (earlier) return { state: 'failed', reason: earlier };
   // In Postgres before Redis: a job Redis loses is added back by reconcile or the client's next look.
-  await rememberRequest(em, 'diff', data);
+  await rememberRequest(em, queues, 'diff', data);
   await enqueue(queues, diffJob, data);
 
   const deadline = Date.now() + waitMs;
