@@ -38,7 +38,7 @@ describe('conversion engines on files from the wild', () => {
     return { notes, output: await fs.readFile(output, 'latin1') };
   }
 
-  it.skipIf(!hasGemmi)(
+  it.skipIf(!hasGemmi /* skipped when the gemmi CLI is not installed */)(
     '(skipped without the gemmi CLI) converts an old-style PDB with ids in columns 73-80, which gemmi refuses as charges, and says how',
     async () => {
       // As PDB files were written before 1996 (gemmi's test file pdb1gdr.ent): entry id and line number in columns 73-80.
@@ -57,7 +57,7 @@ describe('conversion engines on files from the wild', () => {
     },
   );
 
-  it.skipIf(!hasGemmi)(
+  it.skipIf(!hasGemmi /* skipped when the gemmi CLI is not installed */)(
     '(skipped without the gemmi CLI) writes chain names longer than PDB allows under short names, and the loss report gives the mapping',
     async () => {
       const cif = (await fixture('ngl_1CRN.cif'))
@@ -87,15 +87,18 @@ describe('conversion engines on files from the wild', () => {
     },
   );
 
-  it.skipIf(!hasGemmi)("(skipped without the gemmi CLI) reads gemmi's own mmCIF of a PDB without chain ids, whose atoms name no entity", async () => {
-    const pdb = await fixture('ngl_noChainNameTerRecords.pdb');
-    const { output } = await convert(new GemmiDriver('test', 'gemmi'), 'in.pdb', pdb, 'pdb', 'cif');
-    const converted = await parseStructure(output, 'cif');
-    expect(converted.ok, JSON.stringify(converted.ok ? '' : converted.message)).toBe(true);
-    if (!converted.ok) return;
-    expect(converted.summary.atoms).toBe(67);
-    expect(converted.report.warnings.map((w) => w.code)).toContain('entities_inferred');
-  });
+  it.skipIf(!hasGemmi /* skipped when the gemmi CLI is not installed */)(
+    "(skipped without the gemmi CLI) reads gemmi's own mmCIF of a PDB without chain ids, whose atoms name no entity",
+    async () => {
+      const pdb = await fixture('ngl_noChainNameTerRecords.pdb');
+      const { output } = await convert(new GemmiDriver('test', 'gemmi'), 'in.pdb', pdb, 'pdb', 'cif');
+      const converted = await parseStructure(output, 'cif');
+      expect(converted.ok, JSON.stringify(converted.ok ? '' : converted.message)).toBe(true);
+      if (!converted.ok) return;
+      expect(converted.summary.atoms).toBe(67);
+      expect(converted.report.warnings.map((w) => w.code)).toContain('entities_inferred');
+    },
+  );
 
   it('leaves a small-molecule CIF to Open Babel, which reads it, and never to the mmCIF engines', async () => {
     const core = { format: 'cif' as const, dialect: 'coreCIF' };
@@ -105,31 +108,34 @@ describe('conversion engines on files from the wild', () => {
     expect(enginesFor({ format: 'cif', dialect: 'chemical component' }, 'sdf')).toEqual([]);
   });
 
-  it.skipIf(!hasObabel)('(needs obabel) converts a small-molecule CIF to SDF with Open Babel', async () => {
-    const cif = [
-      'data_nacl',
-      "_chemical_formula_sum 'Cl Na'",
-      '_cell_length_a 5.64',
-      '_cell_length_b 5.64',
-      '_cell_length_c 5.64',
-      '_cell_angle_alpha 90',
-      '_cell_angle_beta 90',
-      '_cell_angle_gamma 90',
-      "_symmetry_space_group_name_H-M 'P 1'",
-      'loop_',
-      '_atom_site_label',
-      '_atom_site_type_symbol',
-      '_atom_site_fract_x',
-      '_atom_site_fract_y',
-      '_atom_site_fract_z',
-      'Na1 Na 0.0 0.0 0.0',
-      'Cl1 Cl 0.5 0.5 0.5',
-      '',
-    ].join('\n');
-    const source = await parseStructure(cif, 'cif');
-    expect(source.ok && source.summary.dialect).toBe('coreCIF');
-    const { output } = await convert(new OpenBabelDriver('test', 'obabel'), 'nacl.cif', cif, 'cif', 'sdf');
-    const converted = await parseStructure(output, 'sdf');
-    expect(converted.ok && converted.summary.elements).toEqual({ Na: 1, Cl: 1 });
-  });
+  it.skipIf(!hasObabel /* skipped when the Open Babel CLI is not installed */)(
+    '(skipped without the obabel CLI) converts a small-molecule CIF to SDF with Open Babel',
+    async () => {
+      const cif = [
+        'data_nacl',
+        "_chemical_formula_sum 'Cl Na'",
+        '_cell_length_a 5.64',
+        '_cell_length_b 5.64',
+        '_cell_length_c 5.64',
+        '_cell_angle_alpha 90',
+        '_cell_angle_beta 90',
+        '_cell_angle_gamma 90',
+        "_symmetry_space_group_name_H-M 'P 1'",
+        'loop_',
+        '_atom_site_label',
+        '_atom_site_type_symbol',
+        '_atom_site_fract_x',
+        '_atom_site_fract_y',
+        '_atom_site_fract_z',
+        'Na1 Na 0.0 0.0 0.0',
+        'Cl1 Cl 0.5 0.5 0.5',
+        '',
+      ].join('\n');
+      const source = await parseStructure(cif, 'cif');
+      expect(source.ok && source.summary.dialect).toBe('coreCIF');
+      const { output } = await convert(new OpenBabelDriver('test', 'obabel'), 'nacl.cif', cif, 'cif', 'sdf');
+      const converted = await parseStructure(output, 'sdf');
+      expect(converted.ok && converted.summary.elements).toEqual({ Na: 1, Cl: 1 });
+    },
+  );
 });

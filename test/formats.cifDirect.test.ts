@@ -13,35 +13,24 @@ import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { parseStructure } from '../src/formats/parse.js';
 import type { ParseOutcome } from '../src/formats/types.js';
-import { CORPUS, hasCorpus } from './helpers/corpus.js';
+import { CORPUS, corpusPdbAsGemmiMmcif, hasCorpus } from './helpers/corpus.js';
 
 const gemmi = spawnSync('gemmi', ['--version']).status === 0;
 const comparable = (o: ParseOutcome) => ({ ...o, report: { ...o.report, parseMs: 0 } });
 
-describe.skipIf(!hasCorpus || !gemmi /* needs ../shared/corpus and the gemmi CLI */)(
+describe.skipIf(!hasCorpus || !gemmi /* skipped when ../shared/corpus is absent or the gemmi CLI is not installed */)(
   'mmCIF summarised from tokens and from the model agree (skipped without ../shared/corpus or the gemmi CLI)',
   () => {
     it('on mmCIF written by gemmi from every PDB file of the corpus', async () => {
-      const scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'molvault-cifdirect-'));
-      try {
-        let compared = 0;
-        for (const name of (await fs.readdir(path.join(CORPUS, 'pdb'))).sort()) {
-          let bytes = await fs.readFile(path.join(CORPUS, 'pdb', name));
-          if (bytes[0] === 0x1f && bytes[1] === 0x8b) bytes = gunzipSync(bytes);
-          const source = path.join(scratch, 'in.pdb');
-          const out = path.join(scratch, 'out.cif');
-          await fs.writeFile(source, bytes);
-          if (spawnSync('gemmi', ['convert', '--from=pdb', '--to=mmcif', source, out], { stdio: 'ignore' }).status !== 0) continue;
-          const text = await fs.readFile(out, 'latin1');
-          const viaModel = await parseStructure(text, 'cif', { directCif: false });
-          const viaTokens = await parseStructure(text, 'cif', { directCif: true });
-          expect(comparable(viaTokens), name).toEqual(comparable(viaModel));
-          compared++;
-        }
-        expect(compared).toBeGreaterThan(50);
-      } finally {
-        await fs.rm(scratch, { recursive: true, force: true });
+      let compared = 0;
+      for await (const { name, written } of corpusPdbAsGemmiMmcif()) {
+        const text = written.toString('latin1');
+        const viaModel = await parseStructure(text, 'cif', { directCif: false });
+        const viaTokens = await parseStructure(text, 'cif', { directCif: true });
+        expect(comparable(viaTokens), name).toEqual(comparable(viaModel));
+        compared++;
       }
+      expect(compared).toBeGreaterThan(50);
     }, 300_000);
 
     it('on the corpus mmCIF files with CRLF line ends', async () => {

@@ -1,4 +1,6 @@
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import type { Format } from '../../src/formats/types.js';
@@ -54,4 +56,23 @@ export function trueFormats(file: string): Format[] {
 export function feature(features: string, key: string): number | undefined {
   const match = new RegExp(`(?:^|[;\\s])${key.replace(/[()$]/g, '\\$&')}=(\\d+)`).exec(features);
   return match ? Number(match[1]) : undefined;
+}
+
+/**
+ * Each corpus PDB file (gunzipped) as the gemmi CLI writes it in mmCIF, in corpus order; files
+ * gemmi refuses are left out. The conversions happen in a scratch folder removed afterwards.
+ */
+export async function* corpusPdbAsGemmiMmcif(): AsyncGenerator<{ name: string; written: Buffer }> {
+  const scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'molvault-gemmi-mmcif-'));
+  try {
+    for (const name of (await fs.readdir(path.join(CORPUS, 'pdb'))).sort()) {
+      const source = path.join(scratch, 'in.pdb');
+      const out = path.join(scratch, 'out.cif');
+      await fs.writeFile(source, await corpusContent(path.join('pdb', name)));
+      if (spawnSync('gemmi', ['convert', '--from=pdb', '--to=mmcif', source, out], { stdio: 'ignore' }).status !== 0) continue;
+      yield { name, written: await fs.readFile(out) };
+    }
+  } finally {
+    await fs.rm(scratch, { recursive: true, force: true });
+  }
 }
