@@ -15,15 +15,11 @@ import { fileURLToPath } from 'node:url';
 import { QUEUE_NAMES } from '../src/config/index.js';
 import { DEFAULT_DIFF_OPTIONS, diffStructures } from '../src/formats/diff.js';
 import { diff as diffTask } from '../src/pool/tasks.js';
+import { quantile } from './support/figures.js';
 import { createBenchUser, createProject, startBenchStack, stopOnSignals } from './support/stack.js';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CORPUS = path.resolve(REPO_ROOT, '../shared/corpus');
-
-function quantile(values: number[], q: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
-}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -8,28 +8,14 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { compress as lz4Frame } from 'lz4js';
 import { QUEUE_NAMES } from '../src/config/index.js';
+import { multiModelPdb, quantile } from './support/figures.js';
 import { createBenchUser, createProject, formatMB, startBenchStack, stopOnSignals } from './support/stack.js';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const ROUNDS = Number(process.argv[2] ?? 15);
 
-function quantile(values: number[], q: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
-}
-
-/** A multi-model PDB of about `bytes`: crambin's atoms repeated as models, each round's copy made distinct. */
-function bigPdb(base: string, bytes: number, round: number): Buffer {
-  const atoms = base.split('\n').filter((l) => l.startsWith('ATOM') || l.startsWith('HETATM'));
-  const model = `${atoms.join('\n')}\nENDMDL\n`;
-  const parts = [`REMARK 999 ROUND ${round}\n`];
-  for (let n = 1, length = 0; length < bytes; n++) {
-    const part = `MODEL     ${String(n).padStart(4)}\n${model}`;
-    parts.push(part);
-    length += part.length;
-  }
-  return Buffer.from(`${parts.join('')}END\n`);
-}
+/** A multi-model PDB of about `bytes` (crambin's atoms repeated as models), each round's copy made distinct. */
+const bigPdb = (base: string, bytes: number, round: number) => multiModelPdb(base, bytes, `ROUND ${round}`);
 
 const stack = await startBenchStack({ workerQueues: QUEUE_NAMES });
 stopOnSignals(stack.stop);

@@ -9,16 +9,12 @@ import { randomUUID } from 'node:crypto';
 import { collectGarbage } from '../src/services/maintenance/gc.js';
 import { chargeUpload, releaseReservation, reserve } from '../src/services/quota/quota.js';
 import { recomputeAllUsage, refreshUsage } from '../src/services/quota/usage.js';
+import { quantile } from './support/figures.js';
 import { createBenchUser, createProject, startBenchStack, stopOnSignals } from './support/stack.js';
 
 const STRUCTURES = Number(process.env.STRUCTURES ?? 20_000);
 const VERSIONS = Number(process.env.VERSIONS ?? 5);
 const ROUNDS = Number(process.env.ROUNDS ?? 200);
-
-function quantile(values: number[], q: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
-}
 
 async function timed<T>(body: () => Promise<T>): Promise<[number, T]> {
   const start = performance.now();

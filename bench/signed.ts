@@ -9,6 +9,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { QUEUE_NAMES } from '../src/config/index.js';
+import { multiModelPdb, quantile } from './support/figures.js';
 import { createBenchUser, createProject, startBenchStack, stopOnSignals } from './support/stack.js';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -16,31 +17,13 @@ const REQUESTS = Number(process.argv[2] ?? 200);
 const ROUNDS = Number(process.argv[3] ?? 6);
 const SIZE = 1_000_000;
 
-function quantile(values: number[], q: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
-}
-
-/** A multi-model PDB of about `bytes`: crambin's atoms repeated as models. */
-function pdbOfSize(base: string, bytes: number): Buffer {
-  const atoms = base.split('\n').filter((l) => l.startsWith('ATOM') || l.startsWith('HETATM'));
-  const model = `${atoms.join('\n')}\nENDMDL\n`;
-  const parts: string[] = [];
-  for (let n = 1, length = 0; length < bytes; n++) {
-    const part = `MODEL     ${String(n).padStart(4)}\n${model}`;
-    parts.push(part);
-    length += part.length;
-  }
-  return Buffer.from(`${parts.join('')}END\n`);
-}
-
 const stack = await startBenchStack({ workerQueues: QUEUE_NAMES });
 stopOnSignals(stack.stop);
 try {
   const { token } = await createBenchUser(stack.ctx, 1e12);
   const auth = { authorization: `Bearer ${token}` };
   const project = await createProject(stack.url, token, 'signed');
-  const file = pdbOfSize(await fs.readFile(path.join(REPO_ROOT, 'test/fixtures/ngl_1crn.pdb'), 'latin1'), SIZE);
+  const file = multiModelPdb(await fs.readFile(path.join(REPO_ROOT, 'test/fixtures/ngl_1crn.pdb'), 'latin1'), SIZE);
   const form = new FormData();
   form.append('file', new Blob([file as Uint8Array<ArrayBuffer>]), 'big.pdb');
   const stored = await fetch(`${stack.url}/v1/projects/${project}/structures`, { method: 'POST', headers: { ...auth, prefer: 'wait=120' }, body: form });

@@ -8,16 +8,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { QUEUE_NAMES } from '../src/config/index.js';
 import { UPLOAD_JOBS } from '../src/queue/jobs.js';
+import { quantile } from './support/figures.js';
 import { createBenchUser, createProject, startBenchStack, stopOnSignals } from './support/stack.js';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CORPUS = path.resolve(REPO_ROOT, '../shared/corpus/pdb');
 const STAGES = UPLOAD_JOBS.map((contract) => contract.name);
-
-function quantile(values: number[], q: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
-}
 
 const stack = await startBenchStack({ workerQueues: QUEUE_NAMES });
 stopOnSignals(stack.stop);
