@@ -528,30 +528,39 @@ async function cpuNow(em: EntityManager): Promise<CpuSample> {
   return { process: process.cpuUsage(), postgres, background };
 }
 
-/** The API process's CPU (load client included) and Postgres's serving backends' CPU per request, in ms. */
-function cpuFigures(before: CpuSample, after: CpuSample, requests: number): { apiMs: number; postgresMs: number } {
-  const own = process.cpuUsage(before.process);
-  let postgres = 0;
-  for (const [pid, now] of after.postgres) postgres += now - (before.postgres.get(pid) ?? 0);
-  return { apiMs: (own.user + own.system) / 1000 / requests, postgresMs: postgres / requests };
+/** CPU per request: this process's (API and load client), Postgres's serving backends' and its background processes', in ms. */
+interface CpuFigures {
+  apiMs: number;
+  postgresMs: number;
+  backgroundMs: number;
+  /** False when Postgres runs elsewhere, so its processes could not be read. */
+  postgresCounted: boolean;
 }
 
-function cpuPerRequest(before: CpuSample, after: CpuSample, requests: number, clientCpuMs: number | undefined): string {
+function cpuFigures(before: CpuSample, after: CpuSample, requests: number): CpuFigures {
   const own = process.cpuUsage(before.process);
-  const both = (own.user + own.system) / 1000 / requests;
   const spent = (which: 'postgres' | 'background') => {
     let ms = 0;
     for (const [pid, now] of after[which]) ms += now - (before[which].get(pid) ?? 0);
     return ms / requests;
   };
+  return {
+    apiMs: (own.user + own.system) / 1000 / requests,
+    postgresMs: spent('postgres'),
+    backgroundMs: spent('background'),
+    postgresCounted: after.postgres.size > 0,
+  };
+}
+
+function cpuPerRequest(cpu: CpuFigures, requests: number, clientCpuMs: number | undefined): string {
   // Background work (autovacuum, checkpoints) is not the searches', but takes the same cores: shown apart.
-  const pg = after.postgres.size
-    ? `, Postgres ${spent('postgres').toFixed(2)} ms (+ ${spent('background').toFixed(2)} ms in its background processes)`
+  const pg = cpu.postgresCounted
+    ? `, Postgres ${cpu.postgresMs.toFixed(2)} ms (+ ${cpu.backgroundMs.toFixed(2)} ms in its background processes)`
     : ' (Postgres runs elsewhere: not counted)';
   // The client's thread CPU is counted in clock ticks (10 ms): exact enough over thousands of requests.
-  if (clientCpuMs === undefined) return `API + load client ${both.toFixed(2)} ms${pg}`;
+  if (clientCpuMs === undefined) return `API + load client ${cpu.apiMs.toFixed(2)} ms${pg}`;
   const client = clientCpuMs / requests;
-  return `API ${(both - client).toFixed(2)} ms, load client ${client.toFixed(2)} ms${pg}`;
+  return `API ${(cpu.apiMs - client).toFixed(2)} ms, load client ${client.toFixed(2)} ms${pg}`;
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -731,6 +740,7 @@ async function main() {
       const seconds = outcome.seconds;
       latencies.sort((a, b) => a - b);
       const ms = (v: number) => `${v.toFixed(1)} ms`;
+      const cpu = cpuFigures(cpuBefore, cpuAfter, latencies.length);
       const lines = [
         '',
         `search benchmark — ${options.backend} backend, ${process.env.BENCH_POSTGRES_SOURCE ?? stack.postgresSource} Postgres`,
@@ -754,7 +764,7 @@ async function main() {
         `  p95:             ${ms(percentile(latencies, 95))}   (goal < 25 ms)`,
         `  p99:             ${ms(percentile(latencies, 99))}   (goal < 60 ms)`,
         `  max:             ${ms(latencies[latencies.length - 1] ?? Number.NaN)}`,
-        `  CPU per request: ${cpuPerRequest(cpuBefore, cpuAfter, latencies.length, measured.clientCpuMs)}`,
+        `  CPU per request: ${cpuPerRequest(cpu, latencies.length, measured.clientCpuMs)}`,
         `  load average:    ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after (${os.cpus().length} cores; other work on the machine slows every figure above)`,
         '',
         '  by kind of query                 p50        p95     median hits',
@@ -768,7 +778,6 @@ async function main() {
       }
       process.stdout.write(`${lines.join('\n')}\n`);
       if (failures > 0) process.exitCode = 1;
-      const cpu = cpuFigures(cpuBefore, cpuAfter, latencies.length);
       return { p50: percentile(latencies, 50), p95: percentile(latencies, 95), p99: percentile(latencies, 99), ...cpu };
     };
 
