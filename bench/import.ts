@@ -164,35 +164,64 @@ async function processCpuSeconds(pid: number | 'self', children = false): Promis
   return (f[11] + f[12] + (children ? f[13] + f[14] : 0)) / CLOCK_TICKS;
 }
 
-/** CPU seconds of every Postgres process on this machine (an exited backend's time is in the postmaster's children's). */
-async function postgresCpuSeconds(): Promise<number> {
-  let total = 0;
+/** The parent's pid from /proc/<pid>/stat. */
+async function parentPid(pid: number): Promise<number | undefined> {
+  const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+  return stat ? Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) : undefined;
+}
+
+/**
+ * CPU seconds of the Postgres processes on this machine (an exited backend's time is in the
+ * postmaster's children's): every one of them, and those of one server (its postmaster and its
+ * children) when `postmasterPid` is given. Both are reported: the machine-wide figure is how earlier
+ * runs counted, and it includes other users' work on a shared machine.
+ */
+async function postgresCpuSeconds(postmasterPid: number | undefined): Promise<{ all: number; own: number | undefined }> {
+  let all = 0;
+  let own = 0;
   for (const entry of await fs.readdir('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     const comm = await fs.readFile(`/proc/${entry}/comm`, 'utf8').catch(() => '');
-    if (comm.trim() === 'postgres') total += (await processCpuSeconds(Number(entry), true)) ?? 0;
+    if (comm.trim() !== 'postgres') continue;
+    const pid = Number(entry);
+    const seconds = (await processCpuSeconds(pid, true)) ?? 0;
+    all += seconds;
+    if (postmasterPid !== undefined && (pid === postmasterPid || (await parentPid(pid)) === postmasterPid)) own += seconds;
   }
+  return { all, own: postmasterPid === undefined ? undefined : own };
+}
+
+async function cpuSecondsOf(pids: number[]): Promise<number> {
+  let total = 0;
+  for (const pid of pids) total += (await processCpuSeconds(pid, true)) ?? 0;
   return total;
 }
 
 interface CpuUse {
   molvault: number;
   client: number;
+  /** Every Postgres process on the machine (how earlier runs counted). */
   postgres: number;
+  /** The bench's own embedded Postgres only; undefined with DATABASE_URL. */
+  ownPostgres: number | undefined;
+  /** The object store's processes (RGW, OSD, monitor) when the run is on S3. */
+  objectStore: number | undefined;
   seconds: number;
 }
 
 /**
  * Samples, while a set imports, the CPU of molvault's processes (this one, the worker process),
- * of the `molvault import` client, and of Postgres (when it runs on this machine): CPU per file is
- * steadier than files/s on a shared machine, and says where each file's cost goes.
+ * of the `molvault import` client, of Postgres and of the object store's processes (when they run
+ * on this machine): CPU per file is steadier than files/s on a shared machine, and says where each
+ * file's cost goes.
  */
-function startCpuMeter(workerPid: number | undefined) {
+function startCpuMeter(workerPid: number | undefined, others: { postmasterPid?: number; objectStorePids?: number[] }) {
   const molvault = async () => ((await processCpuSeconds('self')) ?? 0) + (workerPid ? ((await processCpuSeconds(workerPid)) ?? 0) : 0);
+  const store = () => (others.objectStorePids ? cpuSecondsOf(others.objectStorePids) : Promise.resolve(undefined));
   let clientPid: number | undefined;
   let clientLast = 0;
   let stopped = false;
-  const started = Promise.all([molvault(), postgresCpuSeconds()]);
+  const started = Promise.all([molvault(), postgresCpuSeconds(others.postmasterPid), store()]);
   const startedAt = performance.now();
   const sampling = (async () => {
     while (!stopped) {
@@ -205,18 +234,28 @@ function startCpuMeter(workerPid: number | undefined) {
       clientPid = pid;
     },
     async stop(): Promise<CpuUse> {
-      const [molvaultAfter, postgresAfter] = await Promise.all([molvault(), postgresCpuSeconds()]);
+      const [molvaultAfter, postgresAfter, storeAfter] = await Promise.all([molvault(), postgresCpuSeconds(others.postmasterPid), store()]);
       stopped = true;
       await sampling;
-      const [molvaultBefore, postgresBefore] = await started;
+      const [molvaultBefore, postgresBefore, storeBefore] = await started;
       return {
         molvault: molvaultAfter - molvaultBefore,
         client: clientLast,
-        postgres: postgresAfter - postgresBefore,
+        postgres: postgresAfter.all - postgresBefore.all,
+        ownPostgres: postgresAfter.own === undefined || postgresBefore.own === undefined ? undefined : postgresAfter.own - postgresBefore.own,
+        objectStore: storeAfter === undefined || storeBefore === undefined ? undefined : storeAfter - storeBefore,
         seconds: (performance.now() - startedAt) / 1000,
       };
     },
   };
+}
+
+/** The embedded Postgres's postmaster (its pid file's first line), or undefined when the bench uses DATABASE_URL's server. */
+async function embeddedPostmasterPid(stack: BenchStack): Promise<number | undefined> {
+  if (stack.postgresSource !== 'embedded') return undefined;
+  const text = await fs.readFile(path.join(stack.dataDir, 'postgres', 'postmaster.pid'), 'utf8').catch(() => '');
+  const pid = Number(text.split('\n')[0]);
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
 }
 
 /** Nearest-rank percentile of sorted values. */
@@ -339,6 +378,7 @@ async function runSet(
   name: string,
   dir: string,
   workerPid: number | undefined,
+  others: { postmasterPid?: number; objectStorePids?: number[] },
 ): Promise<SetResult> {
   const entries = await fs.readdir(dir, { recursive: true, withFileTypes: true });
   const files = entries.filter((e) => e.isFile());
@@ -350,7 +390,7 @@ async function runSet(
 
   const readers = startReaders(stack.url, token, readIds, options.readers);
   const watch = startSearchWatch(stack.url, token, projectId);
-  const cpu = startCpuMeter(workerPid);
+  const cpu = startCpuMeter(workerPid, others);
   const started = Date.now();
   const cli = await runCli(
     [
@@ -431,8 +471,13 @@ function report(options: ReturnType<typeof parseOptions>, stack: BenchStack, sta
         : '',
       `  GET /v1/structures/:id during the import (${r.latencies.length} reads${r.readErrors.length ? `, ${r.readErrors.length} errors: ${[...new Set(r.readErrors)].slice(0, 3).join('; ')}` : ''}):`,
       `    p50 ${ms(percentile(r.latencies, 50))}   p95 ${ms(percentile(r.latencies, 95))}   p99 ${ms(percentile(r.latencies, 99))}   max ${ms(r.latencies[r.latencies.length - 1] ?? Number.NaN)}`,
-      `  CPU per file (command start → last searchable): molvault ${perFile(r.cpu.molvault, r.files)}, Postgres ${perFile(r.cpu.postgres, r.files)}, the import command ${perFile(r.cpu.client, r.files)}; ` +
-        `${((r.cpu.molvault + r.cpu.postgres + r.cpu.client) / r.cpu.seconds).toFixed(2)} of ${os.availableParallelism()} cores busy with them`,
+      `  CPU per file (command start → last searchable): molvault ${perFile(r.cpu.molvault, r.files)}, ` +
+        (r.cpu.ownPostgres === undefined
+          ? `Postgres ${perFile(r.cpu.postgres, r.files)}`
+          : `Postgres ${perFile(r.cpu.ownPostgres, r.files)} (the bench's own server; every Postgres on the machine, as earlier rows counted: ${perFile(r.cpu.postgres, r.files)})`) +
+        (r.cpu.objectStore === undefined ? '' : `, the object store (RGW, OSD, monitor) ${perFile(r.cpu.objectStore, r.files)}`) +
+        `, the import command ${perFile(r.cpu.client, r.files)}; ` +
+        `${((r.cpu.molvault + (r.cpu.ownPostgres ?? r.cpu.postgres) + (r.cpu.objectStore ?? 0) + r.cpu.client) / r.cpu.seconds).toFixed(2)} of ${os.availableParallelism()} cores busy with them`,
     );
     if (s?.failures.length) {
       lines.push(`  not stored (${s.failures.length}):`);
@@ -518,8 +563,9 @@ async function benchStore(options: ReturnType<typeof parseOptions>, store: 'loca
       const made = await makeSmallSet(dir, sources, options.files);
       sets.push({ name: `(b) ${options.files} files under 100 KB (${made.sources} corpus files repeated, each with a distinct comment line) [${store}]`, dir });
     }
+    const others = { postmasterPid: await embeddedPostmasterPid(stack), objectStorePids: await rgw?.pids() };
     const results: SetResult[] = [];
-    for (const set of sets) results.push(await runSet(stack, token, readIds, options, set.name, set.dir, worker?.pid));
+    for (const set of sets) results.push(await runSet(stack, token, readIds, options, set.name, set.dir, worker?.pid, others));
     report(options, stack, startupMs, results);
     if (results.some((r) => !r.summary || r.exitCode > 1)) exitCode = 1;
     return { results, exitCode };

@@ -238,6 +238,19 @@ for (const backend of BACKENDS) {
       expect(await b.staging.exists(id)).toBe(false);
       expect(await b.leftovers()).toBe(0);
     });
+
+    it('staging: head of an entry shorter than asked and of an empty one; removeMany takes many, gone ones included', async () => {
+      const ids = ['2b6d1a9e-1c2f-4e3a-9b8c-7d6e5f4a3b2c', '3b6d1a9e-1c2f-4e3a-9b8c-7d6e5f4a3b2c', '4b6d1a9e-1c2f-4e3a-9b8c-7d6e5f4a3b2c'];
+      await b.staging.write(ids[0] as string, Readable.from([Buffer.from('ab')]));
+      await b.staging.write(ids[1] as string, Readable.from([]));
+      expect(await b.staging.head(ids[0] as string, 4)).toEqual(Buffer.from('ab'));
+      expect(await b.staging.head(ids[1] as string, 4)).toEqual(Buffer.alloc(0));
+      // ids[2] was never written: removing it too is harmless.
+      await b.staging.removeMany(ids);
+      for (const id of ids) expect(await b.staging.exists(id)).toBe(false);
+      expect(await b.staging.list()).not.toContain(ids[0]);
+      await b.staging.removeMany([]);
+    });
   });
 }
 
@@ -307,6 +320,22 @@ describe.skipIf(S3_TESTS_OFF)('s3 blob store (skipped only when S3_TESTS=off)', 
     expect(tampered.status).toBe(403);
     await tampered.arrayBuffer();
     objects.close();
+  });
+
+  it('finds out once that the server refuses a conditional put onto an existing key (RGW does), and leaves no probe object behind', async () => {
+    server ??= await startS3Server();
+    const objects = new S3Objects(server.settings);
+    try {
+      await ensureBucket(objects.client, server.settings.bucket);
+      const [first, second] = await Promise.all([objects.conditionalPutsHonoured(), objects.conditionalPutsHonoured()]);
+      expect(first).toBe(true);
+      expect(second).toBe(true);
+      const probes: string[] = [];
+      for await (const object of objects.list('probes/')) probes.push(object.name);
+      expect(probes).toEqual([]);
+    } finally {
+      objects.close();
+    }
   });
 
   it('maps the store being out of reach to StoreUnavailableError naming what was being done', async () => {

@@ -103,6 +103,20 @@ describe('bulk import', () => {
       currentVersion: { filename: 'ngl_1crn.pdb' },
     });
     expect(byName['zipped/ngl_1CRN.cif.gz']).toMatchObject({ state: 'stored', sha256: sha256(await fixture('ngl_1CRN.cif')) });
+    // The compression seen as each file was staged, so the chunk job need not read the first bytes back.
+    const compression = await stack.ctx.orm.em
+      .fork()
+      .execute<{ name: string; received_compression: string | null }[]>(
+        'select name, received_compression from import_items where batch_id = ? order by position',
+        [id],
+      );
+    expect(Object.fromEntries(compression.map((row) => [row.name, row.received_compression]))).toMatchObject({
+      'sub/dir/ngl_1crn.pdb': 'none',
+      'chemfiles_aspirin.sdf': 'none',
+      'zipped/ngl_1CRN.cif.gz': 'gzip',
+      'empty.pdb': 'none',
+      '.DS_Store': null,
+    });
 
     // The rejected and skipped files left nothing behind; the stored ones hold no reservation any more.
     expect(await reservations(stack, user.id)).toBe(0);

@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupJob, gcJob } from '../src/queue/jobs.js';
 import { collectGarbage } from '../src/services/maintenance/gc.js';
-import { assertBlobsStored, BlobCollectedMeanwhileError, lockBlob, recordBlob } from '../src/services/quota/blobs.js';
+import { announceBlobPuts, assertBlobsStored, BlobCollectedMeanwhileError, confirmBlobsStored, lockBlob, recordBlob } from '../src/services/quota/blobs.js';
 import type { LocalStaging } from '../src/storage/staging.js';
 import { client, type TestUser, userFactory } from './helpers/factories.js';
 import { runJob } from './helpers/jobs.js';
@@ -166,6 +166,67 @@ describe('maintenance: garbage collection and cleanup', () => {
     await record();
     expect(await blobRow(sha256)).toBeDefined();
     expect(await stack.ctx.blobs.verify(sha256)).toBe(true);
+  });
+
+  it('a put announced under the lock holds its blob: collection spares it, and recording confirms it without asking the store', async () => {
+    const bytes = randomBytes(2048);
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    const put = () => stack.ctx.blobs.put(Readable.from([bytes]), { sha256, size: bytes.length });
+    // An old orphan of the same content, both its row and (further down) a file without a row.
+    await stack.ctx.orm.em.fork().transactional(async (tx) => {
+      await lockBlob(tx, sha256);
+      await put();
+      await recordBlob(tx, { sha256, size: bytes.length, storedSize: bytes.length, mediaType: 'application/octet-stream' });
+      await tx.execute('update blobs set created_at = ?, orphaned_at = ? where sha256 = ?', [ago(3 * HOUR), ago(2 * HOUR), sha256]);
+    });
+    const announcement = await stack.ctx.orm.em.fork().transactional(async (tx) => {
+      await lockBlob(tx, sha256);
+      return announceBlobPuts(tx, [sha256, sha256]);
+    });
+    expect(announcement.intents).toHaveLength(1);
+    expect(await put()).toEqual({ created: false });
+    const report = await collectGarbage({ ...stack.ctx, em: stack.ctx.orm.em.fork() });
+    expect(report.blobs.items.map((i) => i.sha256)).not.toContain(sha256);
+    expect(await stack.ctx.blobs.has(sha256)).toBe(true);
+    // The store is the real one; only its lookups are counted.
+    const asked: string[] = [];
+    const counting = new Proxy(stack.ctx.blobs, {
+      get(target, property, receiver) {
+        if (property === 'has') return (hash: string) => (asked.push(hash), target.has(hash));
+        return Reflect.get(target, property, receiver);
+      },
+    });
+    await stack.ctx.orm.em.fork().transactional(async (tx) => {
+      await lockBlob(tx, sha256);
+      await confirmBlobsStored(tx, counting, announcement);
+      await recordBlob(tx, { sha256, size: bytes.length, storedSize: bytes.length, mediaType: 'application/octet-stream' });
+    });
+    expect(asked).toEqual([]);
+    const [left] = await stack.ctx.orm.em.fork().execute<{ n: string }[]>('select count(*) as n from blob_put_intents where sha256 = ?', [sha256]);
+    expect(Number(left?.n)).toBe(0);
+  });
+
+  it('an announcement whose hold ran out holds nothing: collection takes the blob, recording asks the store and refuses, cleanup drops the row', async () => {
+    const sha256 = await orphanBlob(ago(3 * HOUR), ago(2 * HOUR));
+    const announcement = await stack.ctx.orm.em.fork().transactional(async (tx) => {
+      await lockBlob(tx, sha256);
+      return announceBlobPuts(tx, [sha256]);
+    });
+    await stack.ctx.orm.em.fork().execute(`update blob_put_intents set created_at = now() - interval '7 hours' where sha256 = ?`, [sha256]);
+    const report = await collectGarbage({ ...stack.ctx, em: stack.ctx.orm.em.fork() });
+    expect(report.blobs.items.map((i) => i.sha256)).toContain(sha256);
+    const refused = await stack.ctx.orm.em
+      .fork()
+      .transactional(async (tx) => {
+        await lockBlob(tx, sha256);
+        await confirmBlobsStored(tx, stack.ctx.blobs, announcement);
+      })
+      .catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(BlobCollectedMeanwhileError);
+    // Consumed by the refused transaction? No: it rolled back, so the stale row is the cleanup's.
+    await runJob(stack.ctx, cleanupJob, { stamp: 'stale-announcement' });
+    const [left] = await stack.ctx.orm.em.fork().execute<{ n: string }[]>('select count(*) as n from blob_put_intents where sha256 = ?', [sha256]);
+    expect(Number(left?.n)).toBe(0);
   });
 
   it('an upload whose content lies in the store as an old file without a row records it, and collection keeps it', async () => {

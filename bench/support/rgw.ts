@@ -1,10 +1,11 @@
 import { execFile } from 'node:child_process';
+import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
 /** Starts a throw-away Ceph RGW for the S3 runs; its BLOB_STORE=s3 environment and how to stop it. */
-export async function startRgw(): Promise<{ env: Record<string, string>; stop: () => Promise<void> }> {
+export async function startRgw(): Promise<{ env: Record<string, string>; stop: () => Promise<void>; pids: () => Promise<number[]> }> {
   const dir = path.join(os.tmpdir(), `mvbench-rgw-${Date.now().toString(36)}`);
   const scripts = path.resolve(import.meta.dirname, '../../test/support');
   const { stdout }: { stdout: string } = await promisify(execFile)(path.join(scripts, 'rgw-start.sh'), [dir], { timeout: 120_000 });
@@ -23,6 +24,13 @@ export async function startRgw(): Promise<{ env: Record<string, string>; stop: (
       S3_ACCESS_KEY_ID: vars.S3_ACCESS_KEY_ID as string,
       S3_SECRET_ACCESS_KEY: vars.S3_SECRET_ACCESS_KEY as string,
       S3_FORCE_PATH_STYLE: 'true',
+    },
+    /** The cluster's processes (monitor, OSD, gateway), from their pid files, to meter their CPU. */
+    pids: async () => {
+      const run = path.join(dir, 'run');
+      const names = await fs.readdir(run).catch(() => [] as string[]);
+      const pids = await Promise.all(names.filter((name) => name.endsWith('.pid')).map((name) => fs.readFile(path.join(run, name), 'utf8').catch(() => '')));
+      return pids.map((text) => Number(text.trim())).filter((pid) => Number.isInteger(pid) && pid > 0);
     },
     stop: async () => {
       await promisify(execFile)(path.join(scripts, 'rgw-stop.sh'), [dir]);

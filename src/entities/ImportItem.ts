@@ -66,6 +66,8 @@ export const ImportItem = defineEntity({
     sha256: p.string().length(64).nullable(),
     /** sha256 and size of the bytes as staged (before unwrapping). */
     receivedSha256: p.string().length(64).nullable(),
+    /** gzip, bzip2 or none, from the first bytes as staged; null where it was not recorded then. */
+    receivedCompression: p.text().nullable(),
     size: p.bigint('number').nullable(),
     restore: p.json<ImportRestore>().columnType('jsonb').nullable(),
     createdAt: createdAtColumn(),

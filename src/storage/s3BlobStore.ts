@@ -7,6 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import {
   assertHash,
   type BlobHead,
+  BlobMismatchError,
   BlobMissingError,
   type BlobStore,
   type ByteRange,
@@ -26,8 +27,9 @@ const SMALL_BLOB_BYTES = 8 * 1024 * 1024;
  * Blobs as objects `<prefix>blobs/sha256/<hash>` in an S3 bucket. A put is checked against its
  * promise while it streams and becomes visible only if the promise held (a small blob is checked in
  * memory before it is sent; a large one is a multipart upload completed only after its last byte
- * was checked, and aborted otherwise). An existing blob is never overwritten: a head first, then
- * `If-None-Match: *` on the put where the server honours it. Two writers of the same content may
+ * was checked, and aborted otherwise). An existing blob is never overwritten: `If-None-Match: *` on the put
+ * where the server honours it (S3Objects.conditionalPutsHonoured), with a head first where it does
+ * not and before every multipart put. Two writers of the same content may
  * both complete a multipart upload on a server that ignores the condition there (RGW): both wrote
  * the same verified bytes under the same name, so nothing changes.
  */
@@ -46,16 +48,25 @@ export class S3BlobStore implements BlobStore {
 
   async put(source: Readable, promised: PromisedBlob): Promise<{ created: boolean }> {
     const name = this.name(promised.sha256);
-    if (await this.has(promised.sha256)) {
+    const small = promised.size <= SMALL_BLOB_BYTES;
+    // A small blob on a server that honours the condition goes out in one request: the put itself
+    // says whether the blob was there. A large one is looked for first, so existing bytes are not sent again.
+    if (!(small && (await this.objects.conditionalPutsHonoured())) && (await this.has(promised.sha256))) {
       source.resume();
       return { created: false };
     }
     const checked = promiseChecker(promised);
-    if (promised.size <= SMALL_BLOB_BYTES) {
+    if (small) {
       const chunks: Buffer[] = [];
-      await pipeline(source, checked, async (stream: AsyncIterable<Buffer>) => {
-        for await (const chunk of stream) chunks.push(chunk);
-      });
+      try {
+        await pipeline(source, checked, async (stream: AsyncIterable<Buffer>) => {
+          for await (const chunk of stream) chunks.push(chunk);
+        });
+      } catch (error) {
+        // As where the server was asked first: a blob already stored under the name wins over bytes that break the promise.
+        if (error instanceof BlobMismatchError && (await this.has(promised.sha256))) return { created: false };
+        throw error;
+      }
       return this.objects.putBuffer(name, Buffer.concat(chunks), { ifNoneMatch: true });
     }
     source.once('error', (error) => checked.destroy(error));

@@ -1,8 +1,17 @@
+import { randomUUID } from 'node:crypto';
 import { PassThrough, type Readable } from 'node:stream';
-import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import {
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import type { ByteRange } from './blobStore.js';
-import { createS3Client, isConditionFailed, isNotFound, mapS3Error, presignGetUrl, type S3Settings } from './s3Client.js';
+import { createS3Client, isConditionFailed, isNotFound, mapS3Error, presignGetUrl, type S3Settings, statusOf } from './s3Client.js';
 
 /**
  * Parts of a multipart upload: the smallest S3 allows, since every part in flight (and the one being
@@ -14,6 +23,8 @@ const PART_BYTES = 5 * 1024 * 1024;
 const MAX_PARTS = 10_000;
 /** Parts in flight per upload. */
 const PART_QUEUE = 3;
+/** Keys one DeleteObjects request takes at most (S3's limit). */
+const DELETE_BATCH = 1000;
 
 /** The part size for an object of `size` bytes (when known). */
 function partSizeFor(size: number | undefined): number {
@@ -35,6 +46,32 @@ export class S3Objects {
 
   key(name: string): string {
     return `${this.settings.prefix}${name}`;
+  }
+
+  private conditionalPuts?: Promise<boolean>;
+
+  /**
+   * Whether the server refuses a PutObject with `If-None-Match: *` onto an existing key (AWS since
+   * 2024, Ceph RGW, MinIO do; some servers ignore the header and overwrite). Found out once per
+   * process by putting a probe object twice, then removing it; a probe that fails answers false
+   * (callers then head first) and is tried again next time.
+   */
+  conditionalPutsHonoured(): Promise<boolean> {
+    this.conditionalPuts ??= this.probeConditionalPuts().catch(() => {
+      this.conditionalPuts = undefined;
+      return false;
+    });
+    return this.conditionalPuts;
+  }
+
+  private async probeConditionalPuts(): Promise<boolean> {
+    const name = `probes/conditional-put-${randomUUID()}`;
+    try {
+      await this.putBuffer(name, Buffer.from('1'), { ifNoneMatch: true });
+      return !(await this.putBuffer(name, Buffer.from('2'), { ifNoneMatch: true })).created;
+    } finally {
+      await this.delete(name).catch(() => {});
+    }
   }
 
   /**
@@ -110,6 +147,19 @@ export class S3Objects {
     return out;
   }
 
+  /** The object's first `bytes` bytes (fewer when it is shorter) in one ranged GET, or undefined when it does not exist. */
+  async readStart(name: string, bytes: number): Promise<Buffer | undefined> {
+    try {
+      const result = await this.client.send(new GetObjectCommand({ Bucket: this.settings.bucket, Key: this.key(name), Range: `bytes=0-${bytes - 1}` }));
+      return Buffer.from(await (result.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray()).subarray(0, bytes);
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      // An empty object has no byte 0: the range cannot be satisfied.
+      if (statusOf(error) === 416) return Buffer.alloc(0);
+      throw mapS3Error(error, `reading ${name}`);
+    }
+  }
+
   async head(name: string): Promise<ObjectHead | undefined> {
     try {
       const result = await this.client.send(new HeadObjectCommand({ Bucket: this.settings.bucket, Key: this.key(name) }));
@@ -125,6 +175,20 @@ export class S3Objects {
       await this.client.send(new DeleteObjectCommand({ Bucket: this.settings.bucket, Key: this.key(name) }));
     } catch (error) {
       if (!isNotFound(error)) throw mapS3Error(error, `deleting ${name}`);
+    }
+  }
+
+  /** Deletes the objects in requests of up to a thousand keys; keys already gone are fine. */
+  async deleteMany(names: readonly string[]): Promise<void> {
+    for (let start = 0; start < names.length; start += DELETE_BATCH) {
+      const batch = names.slice(start, start + DELETE_BATCH);
+      const result = await this.client
+        .send(new DeleteObjectsCommand({ Bucket: this.settings.bucket, Delete: { Objects: batch.map((name) => ({ Key: this.key(name) })), Quiet: true } }))
+        .catch((error) => {
+          throw mapS3Error(error, `deleting ${batch.length} objects`);
+        });
+      const failed = (result.Errors ?? []).filter((error) => error.Code !== 'NoSuchKey');
+      if (failed.length > 0) throw new Error(`The object store did not delete ${failed.length} object(s), e.g. ${failed[0]?.Key}: ${failed[0]?.Code}`);
     }
   }
 

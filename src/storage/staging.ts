@@ -33,6 +33,8 @@ export interface Staging {
   move(from: string, to: string): Promise<void>;
   /** Removes the entry (any name `list` gave, a stray file included); nothing if it is gone. */
   remove(id: string): Promise<void>;
+  /** `remove` for many entries (one request per thousand on the object store). */
+  removeMany(ids: readonly string[]): Promise<void>;
   /** Every entry's id (for tests and checks that nothing was left). */
   list(): Promise<string[]>;
   /** Every entry, with its size and age (for the cleanup schedule and monitoring). */
@@ -140,6 +142,10 @@ export class LocalStaging implements Staging {
     }
   }
 
+  async removeMany(ids: readonly string[]): Promise<void> {
+    await Promise.all(ids.map((id) => this.remove(id)));
+  }
+
   async list(): Promise<string[]> {
     return (await this.entries()).map((entry) => entry.id);
   }
@@ -208,14 +214,8 @@ export class S3Staging implements Staging {
   }
 
   async head(id: string, bytes: number): Promise<Buffer | undefined> {
-    const size = await this.size(id);
-    if (size === undefined) return undefined;
-    if (size === 0) return Buffer.alloc(0);
-    const chunks: Buffer[] = [];
-    for await (const chunk of this.objects.read(this.name(id), { start: 0, end: Math.min(bytes, size) - 1 }, () => missing(id))) {
-      chunks.push(chunk as Buffer);
-    }
-    return Buffer.concat(chunks).subarray(0, bytes);
+    if (bytes <= 0) return (await this.exists(id)) ? Buffer.alloc(0) : undefined;
+    return this.objects.readStart(this.name(id), bytes);
   }
 
   read(id: string): Readable {
@@ -230,6 +230,11 @@ export class S3Staging implements Staging {
   async remove(id: string): Promise<void> {
     assertName(id);
     await this.objects.delete(`staging/${id}`);
+  }
+
+  async removeMany(ids: readonly string[]): Promise<void> {
+    for (const id of ids) assertName(id);
+    await this.objects.deleteMany(ids.map((id) => `staging/${id}`));
   }
 
   async list(): Promise<string[]> {

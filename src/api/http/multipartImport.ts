@@ -123,6 +123,7 @@ export async function receiveImportFiles(
           }
           draft.size = file.bytes;
           draft.receivedSha256 = file.sha256;
+          draft.receivedCompression = file.compression;
         });
         staged.catch(fail);
         pending.push(staged);

@@ -6,6 +6,7 @@ import type { ImportItemError, ImportItemState, ImportRestore } from '../../enti
 import { batchJobId, importBatchJob } from '../../queue/jobs.js';
 import type { AppContext } from '../../runtime/context.js';
 import { lockQuota } from '../quota/usage.js';
+import type { StagedCompression } from './stage.js';
 
 /** An item as it is first recorded (by the API, or by the expansion of an archive). */
 export interface ItemDraft {
@@ -16,6 +17,8 @@ export interface ItemDraft {
   error?: ImportItemError;
   size?: number;
   receivedSha256?: string;
+  /** What the staged bytes' first bytes showed (stageStream); unknown for items staged later. */
+  receivedCompression?: StagedCompression;
   restore?: ImportRestore;
 }
 
@@ -55,12 +58,14 @@ export async function insertItems(tx: EntityManager, batchId: string, drafts: It
       error: d.error ?? null,
       size: d.size ?? null,
       received_sha256: d.receivedSha256 ?? null,
+      received_compression: d.receivedCompression ?? null,
       restore: d.restore ?? null,
     }));
     await tx.execute(
-      `insert into import_items (id, batch_id, position, name, state, error, size, received_sha256, restore, created_at, updated_at)
-       select x.id, ?, x.position, x.name, x.state, x.error, x.size, x.received_sha256, x.restore, now(), now()
-         from jsonb_to_recordset(?::jsonb) as x(id uuid, position int, name text, state text, error jsonb, size bigint, received_sha256 text, restore jsonb)
+      `insert into import_items (id, batch_id, position, name, state, error, size, received_sha256, received_compression, restore, created_at, updated_at)
+       select x.id, ?, x.position, x.name, x.state, x.error, x.size, x.received_sha256, x.received_compression, x.restore, now(), now()
+         from jsonb_to_recordset(?::jsonb) as x(id uuid, position int, name text, state text, error jsonb, size bigint, received_sha256 text,
+                                                 received_compression text, restore jsonb)
        on conflict (batch_id, position) do nothing`,
       [batchId, JSON.stringify(rows)],
     );

@@ -13,6 +13,7 @@ import { createUploads } from '../upload/uploads.js';
 import { resetBatchReservation } from './batches.js';
 import { claimContents } from './claims.js';
 import { batchParams, itemEnding, itemFilename, processImportItem } from './process.js';
+import type { StagedCompression } from './stage.js';
 
 /**
  * Plain files (not PDB ids, not versions restored from a manifest) go through an import in chunks
@@ -29,6 +30,7 @@ interface ChunkItem {
   state: string;
   upload_id: string | null;
   received_sha256: string | null;
+  received_compression: StagedCompression | null;
   sha256: string | null;
   size: string | null;
 }
@@ -45,7 +47,7 @@ export async function processImportChunk(ctx: WorkContext, input: { batchId: str
   const batch = await ctx.em.findOne(ImportBatch, { id: input.batchId });
   if (!batch || batch.state !== 'running') return;
   const items = await ctx.em.execute<ChunkItem[]>(
-    `select id, position, name, state, upload_id, received_sha256, sha256, size from import_items
+    `select id, position, name, state, upload_id, received_sha256, received_compression, sha256, size from import_items
       where batch_id = ? and position >= ? and position < ? and restore is null and state in ('pending', 'processing')
       order by position`,
     [batch.id, input.chunk * IMPORT_CHUNK_SIZE, (input.chunk + 1) * IMPORT_CHUNK_SIZE],
@@ -61,7 +63,9 @@ export async function processImportChunk(ctx: WorkContext, input: { batchId: str
     else if (item.upload_id)
       (item.sha256 ? running : oneByOne).push(item); // an unclaimed upload was started one by one: it ends that way
     else if (!item.received_sha256) oneByOne.push(item);
+    else if (item.received_compression) (item.received_compression === 'none' ? toStart : oneByOne).push(item);
     else {
+      // Staged before the compression was recorded at receipt: look at the first bytes.
       const head = await ctx.staging.head(item.id, 4);
       (!head || sniffCompression(head) !== undefined ? oneByOne : toStart).push(item);
     }
@@ -74,13 +78,13 @@ export async function processImportChunk(ctx: WorkContext, input: { batchId: str
     const ended = await ctx.em.execute<{ id: string }[]>(`select id from import_items where id = any(?::uuid[]) and state not in ('pending', 'processing')`, [
       sqlArray(toStart.filter((item) => !startedIds.has(item.id)).map((item) => item.id)),
     ]);
-    await Promise.all(ended.map((item) => ctx.staging.remove(item.id)));
+    await ctx.staging.removeMany(ended.map((item) => item.id));
   }
   const uploads = [...running, ...(started ?? [])].map((item) => item.id);
   if (uploads.length > 0) {
     await runUploadBatch(ctx, uploads, `c${input.chunk}`);
     await recordOutcomes(ctx.em, uploads);
-    await Promise.all(uploads.map((id) => ctx.staging.remove(id)));
+    await ctx.staging.removeMany(uploads);
     await refreshStatistics(ctx.em);
   }
   for (const item of oneByOne) await processImportItem(ctx, { batchId: batch.id, itemId: item.id });

@@ -180,7 +180,7 @@ async function stageEntry(context: EntryContext, name: string, stream: Readable,
     },
   });
   expansion.expandedBytes += staged.bytes;
-  expansion.drafts.push({ position, id, name, state: 'pending', size: staged.bytes, receivedSha256: staged.sha256 });
+  expansion.drafts.push({ position, id, name, state: 'pending', size: staged.bytes, receivedSha256: staged.sha256, receivedCompression: staged.compression });
 }
 
 async function readAll(stream: Readable, max: number): Promise<Buffer> {

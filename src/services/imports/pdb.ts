@@ -130,7 +130,8 @@ export async function fetchPdbEntry(staging: Staging, id: string, itemId: string
     let last: Extract<Attempt, { ok: false }> | undefined;
     for (let n = 1; n <= options.attempts; n++) {
       const result = await attempt(url, staging, itemId, options);
-      if (result.ok) return { ok: true, filename: pdbFilename(options.mirrorUrl, id), url, bytes: result.bytes, sha256: result.sha256 };
+      if (result.ok)
+        return { ok: true, filename: pdbFilename(options.mirrorUrl, id), url, bytes: result.bytes, sha256: result.sha256, compression: result.compression };
       last = result;
       if (result.status === 404 || result.status === 410) {
         return {

@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { Transform } from 'node:stream';
+import { sniffCompression } from '../../formats/sniff.js';
+import type { Compression } from '../../formats/types.js';
 import { type Staging, stageThrough } from '../../storage/staging.js';
 
 export interface StagedFile {
@@ -9,7 +11,13 @@ export interface StagedFile {
   sha256: string;
   /** With `discardPastMax`: the stream went past maxBytes, was read to its end and nothing was kept. */
   overflowed?: boolean;
+  /** The compression the first bytes show ('none' for plain bytes), so a worker need not read them again. */
+  compression: StagedCompression;
 }
+
+export type StagedCompression = Compression | 'none';
+
+const SNIFFED_BYTES = 4;
 
 /** A refusal while a stream is staged; `reason` says which limit. */
 export class StagingLimitError extends Error {
@@ -42,6 +50,8 @@ export async function stageStream(
   },
 ): Promise<StagedFile> {
   const hash = createHash('sha256');
+  /** The first bytes, as many as sniffCompression looks at. */
+  let start = Buffer.alloc(0);
   let bytes = 0;
   let overflowed = false;
   const meter = new Transform({
@@ -61,6 +71,7 @@ export async function stageStream(
         return;
       }
       const pass = () => {
+        if (start.length < SNIFFED_BYTES) start = Buffer.concat([start, chunk.subarray(0, SNIFFED_BYTES - start.length)]);
         hash.update(chunk);
         callback(null, chunk);
       };
@@ -84,7 +95,7 @@ export async function stageStream(
   }
   if (overflowed) {
     await staging.remove(id);
-    return { bytes, sha256: '', overflowed };
+    return { bytes, sha256: '', overflowed, compression: 'none' };
   }
-  return { bytes, sha256: hash.digest('hex') };
+  return { bytes, sha256: hash.digest('hex'), compression: sniffCompression(start) ?? 'none' };
 }

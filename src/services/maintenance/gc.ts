@@ -3,7 +3,7 @@ import { sqlArray } from '../../db/arrays.js';
 import { formatBytes } from '../../lib/bytes.js';
 import type { AppContext } from '../../runtime/context.js';
 import type { ListedBlob } from '../../storage/blobStore.js';
-import { allBlobReferencesSql } from '../quota/blobReferences.js';
+import { allBlobReferencesSql, BLOB_PUT_HOLD } from '../quota/blobReferences.js';
 import { deleteBlobIfUnreferenced, lockBlob } from '../quota/blobs.js';
 
 const ITEMS_KEPT = 200;
@@ -127,8 +127,13 @@ export async function collectGarbage(
       if (!dryRun) {
         const removed = await em.fork().transactional(async (tx) => {
           await lockBlob(tx, sha256);
-          const [row] = await tx.execute<{ n: string }[]>('select count(*) as n from blobs where sha256 = ?', [sha256]);
-          if (Number(row?.n ?? 0) > 0) return false;
+          // A row, or a put announced and not yet recorded (the object may be an old orphan that put found there).
+          const [row] = await tx.execute<{ kept: boolean }[]>(
+            `select exists (select 1 from blobs where sha256 = ?)
+                 or exists (select 1 from blob_put_intents where sha256 = ? and created_at > now() - interval '${BLOB_PUT_HOLD}') as kept`,
+            [sha256, sha256],
+          );
+          if (row?.kept) return false;
           await ctx.blobs.delete(sha256);
           return true;
         });

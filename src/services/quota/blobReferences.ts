@@ -10,6 +10,13 @@
 export const USAGE_CATEGORIES = ['current', 'history', 'trash', 'drafts', 'derived', 'exports'] as const;
 export type UsageCategory = (typeof USAGE_CATEGORIES)[number];
 
+/**
+ * How long an announced put holds its blob (blobs.ts, announceBlobPuts): long past any put, so it
+ * only matters when a worker died between announcing and recording; then the blob is garbage
+ * collection's again, and the cleanup schedule drops the row.
+ */
+export const BLOB_PUT_HOLD = '6 hours';
+
 export interface BlobReferenceSource {
   name: string;
   sql: string;
@@ -32,6 +39,12 @@ export const BLOB_REFERENCE_SOURCES: BlobReferenceSource[] = [
     name: 'uploads in flight',
     sql: `select u.owner_id, u.blob_sha256, null::text as category
             from uploads u where u.blob_sha256 is not null and u.state in ('received', 'processing')`,
+  },
+  {
+    // Announced before its put, not yet recorded (blobs.ts, announceBlobPuts): held, charged to nobody.
+    name: 'blobs being put',
+    sql: `select null::uuid as owner_id, i.sha256 as blob_sha256, null::text as category
+            from blob_put_intents i where i.created_at > now() - interval '${BLOB_PUT_HOLD}'`,
   },
   {
     // A converted file is charged to every owner of a structure version stored as its source.

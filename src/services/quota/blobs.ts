@@ -1,8 +1,10 @@
+import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { sqlArray } from '../../db/arrays.js';
 import { LOCK_KEYS, lockAll } from '../../db/locks.js';
 import { Refusal } from '../../lib/refusal.js';
 import type { BlobStore } from '../../storage/blobStore.js';
-import { allBlobReferencesSql } from './blobReferences.js';
+import { allBlobReferencesSql, BLOB_PUT_HOLD } from './blobReferences.js';
 
 /**
  * Serialises everything that creates or drops a reference to one blob: a transaction-scoped
@@ -55,6 +57,52 @@ export async function assertBlobsStored(blobs: BlobStore, hashes: readonly strin
   const present = await Promise.all(unique.map((sha256) => blobs.has(sha256)));
   const gone = unique.find((_, i) => !present[i]);
   if (gone) throw new BlobCollectedMeanwhileError(gone);
+}
+
+/** Blobs announced before their put: the intents' ids, to confirm them with (confirmBlobsStored). */
+export interface BlobPutAnnouncement {
+  intents: { id: string; sha256: string }[];
+}
+
+/**
+ * Announces that these blobs are about to be put, inside a transaction holding their locks
+ * (lockBlobs). Until confirmBlobsStored consumes it, or BLOB_PUT_HOLD passes, each announcement
+ * counts as a reference: no deletion (a pruned version's blob, garbage collection) removes those
+ * bytes, since every deletion holds the blob's lock and re-checks the references.
+ */
+export async function announceBlobPuts(tx: EntityManager, hashes: readonly string[]): Promise<BlobPutAnnouncement> {
+  const intents = [...new Set(hashes)].map((sha256) => ({ id: randomUUID(), sha256 }));
+  if (intents.length > 0) {
+    await tx.execute(`insert into blob_put_intents (id, sha256) select x.id, x.sha256 from jsonb_to_recordset(?::jsonb) as x(id uuid, sha256 text)`, [
+      JSON.stringify(intents),
+    ]);
+  }
+  return { intents };
+}
+
+/**
+ * assertBlobsStored for blobs announced before their put, inside the recording transaction once it
+ * holds their locks: an announcement still within its hold proves no deletion ran since, so the
+ * store is asked only about the others (a hold that ran out). The announcements are consumed.
+ */
+export async function confirmBlobsStored(tx: EntityManager, blobs: BlobStore, announcement: BlobPutAnnouncement): Promise<void> {
+  if (announcement.intents.length === 0) return;
+  // clock_timestamp, not now(): the hold is judged when the lock is held, not when the transaction began.
+  const held = await tx.execute<{ sha256: string; held: boolean }[]>(
+    `delete from blob_put_intents where id = any(?::uuid[]) returning sha256, created_at > clock_timestamp() - interval '${BLOB_PUT_HOLD}' as held`,
+    [sqlArray(announcement.intents.map((intent) => intent.id))],
+  );
+  const confirmed = new Set(held.filter((row) => row.held).map((row) => row.sha256));
+  await assertBlobsStored(
+    blobs,
+    announcement.intents.filter((intent) => !confirmed.has(intent.sha256)).map((intent) => intent.sha256),
+  );
+}
+
+/** Drops announcements whose work did not record them (it failed or was refused after the put). */
+export async function withdrawBlobPuts(em: EntityManager, announcement: BlobPutAnnouncement): Promise<void> {
+  if (announcement.intents.length === 0) return;
+  await em.execute('delete from blob_put_intents where id = any(?::uuid[])', [sqlArray(announcement.intents.map((intent) => intent.id))]);
 }
 
 /** Records a committed blob (idempotent; clears an orphan mark). Call inside a transaction holding lockBlob, after assertBlobsStored. */

@@ -5,7 +5,7 @@ import type { IngestResult } from '../../pool/tasks.js';
 import type { WorkContext } from '../../runtime/context.js';
 import { scratchFile } from '../../storage/create.js';
 import { asStorageFull, storageFullAware } from '../../storage/freeSpace.js';
-import { assertBlobsStored, lockBlobs, recordBlobs } from '../quota/blobs.js';
+import { announceBlobPuts, confirmBlobsStored, lockBlobs, recordBlobs, withdrawBlobPuts } from '../quota/blobs.js';
 import { blobsChargedTo, reserveContent } from '../quota/quota.js';
 import { ingestValidation, resolveFormat } from './format.js';
 import { invalidStructure, overQuota } from './refusals.js';
@@ -103,8 +103,8 @@ export async function ingestUploads(ctx: WorkContext, rows: readonly UploadRow[]
   // why that order is safe): the quota holds in one short transaction, the blobs put, then the
   // blobs and uploads recorded in another.
   const kept = await storageFullAware(async () => {
-    const accepted = await ctx.em.transactional(async (tx) => {
-      if (ready.length === 0) return [];
+    const { accepted, announcement } = await ctx.em.transactional(async (tx) => {
+      if (ready.length === 0) return { accepted: [] as Ready[], announcement: { intents: [] } };
       await lockBlobs(
         tx,
         ready.map((item) => item.result.sha256),
@@ -129,48 +129,61 @@ export async function ingestUploads(ctx: WorkContext, rows: readonly UploadRow[]
           else accepted.push(item);
         }
       }
-      return accepted;
+      // Held from here until recorded, so the store need not be asked again whether the bytes are there.
+      return {
+        accepted,
+        announcement: await announceBlobPuts(
+          tx,
+          accepted.map((item) => item.result.sha256),
+        ),
+      };
     });
     if (accepted.length === 0) return accepted;
     // Two uploads of the same content in one batch share a blob: it is put once, every temp file removed.
     const firsts = new Map(accepted.map((item) => [item.result.sha256, item]));
-    await Promise.all(
-      accepted.map((item) =>
-        firsts.get(item.result.sha256) === item
-          ? ctx.blobs.putFile(item.tempFile, { sha256: item.result.sha256, size: item.result.size }, { move: true })
-          : fs.rm(item.tempFile, { force: true }),
-      ),
-    );
-    await ctx.em.transactional(async (tx) => {
-      await lockBlobs(tx, [...firsts.keys()]);
-      await assertBlobsStored(ctx.blobs, [...firsts.keys()]);
-      await recordBlobs(
-        tx,
-        [...firsts.values()].map((item) => ({
-          sha256: item.result.sha256,
-          size: item.result.size,
-          storedSize: item.result.size,
-          mediaType: MEDIA_TYPES[item.format],
-        })),
+    try {
+      await Promise.all(
+        accepted.map((item) =>
+          firsts.get(item.result.sha256) === item
+            ? ctx.blobs.putFile(item.tempFile, { sha256: item.result.sha256, size: item.result.size }, { move: true })
+            : fs.rm(item.tempFile, { force: true }),
+        ),
       );
-      await tx.execute(
-        `update uploads u set state = 'processing', blob_sha256 = x.sha256, format = x.format, compression = x.compression,
+      await ctx.em.transactional(async (tx) => {
+        await lockBlobs(tx, [...firsts.keys()]);
+        await confirmBlobsStored(tx, ctx.blobs, announcement);
+        await recordBlobs(
+          tx,
+          [...firsts.values()].map((item) => ({
+            sha256: item.result.sha256,
+            size: item.result.size,
+            storedSize: item.result.size,
+            mediaType: MEDIA_TYPES[item.format],
+          })),
+        );
+        await tx.execute(
+          `update uploads u set state = 'processing', blob_sha256 = x.sha256, format = x.format, compression = x.compression,
               validation = coalesce(x.validation, u.validation), updated_at = now()
          from jsonb_to_recordset(?::jsonb) as x(id uuid, sha256 text, format text, compression text, validation jsonb)
         where u.id = x.id and u.state = 'received'`,
-        [
-          JSON.stringify(
-            accepted.map((item) => ({
-              id: item.row.id,
-              sha256: item.result.sha256,
-              format: item.format,
-              compression: item.result.compression ?? null,
-              validation: ingestValidation(item.warning),
-            })),
-          ),
-        ],
-      );
-    });
+          [
+            JSON.stringify(
+              accepted.map((item) => ({
+                id: item.row.id,
+                sha256: item.result.sha256,
+                format: item.format,
+                compression: item.result.compression ?? null,
+                validation: ingestValidation(item.warning),
+              })),
+            ),
+          ],
+        );
+      });
+    } catch (error) {
+      // Not recorded: the bytes put are garbage collection's again once the announcements go.
+      await withdrawBlobPuts(ctx.em, announcement).catch(() => {});
+      throw error;
+    }
     return accepted;
   }).catch(async (error) => {
     // Nothing was recorded: the temp files (those not yet moved into the store) are all there is;
@@ -182,7 +195,7 @@ export async function ingestUploads(ctx: WorkContext, rows: readonly UploadRow[]
   const keptIds = new Set(kept.map((item) => item.row.id));
   await Promise.all(ready.filter((item) => !keptIds.has(item.row.id)).map((item) => fs.rm(item.tempFile, { force: true })));
   await endUploads(ctx.em, ctx, [...outcome.refused.values()]);
-  await Promise.all(kept.map((item) => ctx.staging.remove(item.row.id)));
+  await ctx.staging.removeMany(kept.map((item) => item.row.id));
   for (const item of kept) {
     outcome.ingested.set(item.row.id, {
       sha256: item.result.sha256,

@@ -122,7 +122,7 @@ export async function endUploads(em: EntityManager, services: EndServices, ends:
   const blobOf = new Map(open.map((row) => [row.id, row.blob_sha256]));
   // An upload failed for the infrastructure's sake keeps its staged bytes: reconcile opens it again (maintenance/reopen.ts).
   const keepStaged = new Set(ends.filter((end) => end.state === 'failed' && isInfrastructureError(end.error.message)).map((end) => end.uploadId));
-  await Promise.all(open.filter((row) => !keepStaged.has(row.id)).map((row) => services.staging.remove(row.id)));
+  await services.staging.removeMany(open.filter((row) => !keepStaged.has(row.id)).map((row) => row.id));
   const changes = JSON.stringify(
     ends.filter((end) => blobOf.has(end.uploadId)).map((end) => ({ id: end.uploadId, state: end.state, error: end.error, ...end.learnt })),
   );

@@ -3,8 +3,10 @@ import { formatBytes } from '../../../lib/bytes.js';
 import type { AppContext } from '../../../runtime/context.js';
 import { abandonedImports } from './abandonedImports.js';
 import { expiredAudit } from './expiredAudit.js';
+
 import { expiredExports } from './expiredExports.js';
 import { expiredDrafts, expiredTrash, staleDiffCache, versionPruning } from './retention.js';
+import { staleBlobPuts } from './staleBlobPuts.js';
 import { blobTempFiles, scratchDirs, staleStaging } from './staleFiles.js';
 import { staleReservations } from './staleReservations.js';
 import { stuckUploads } from './stuckUploads.js';
@@ -23,6 +25,7 @@ export const CLEANUP_STEPS: CleanupStep[] = [
   stuckUploads,
   abandonedImports,
   staleReservations,
+  staleBlobPuts,
   expiredTrash,
   expiredDrafts,
   expiredExports,
