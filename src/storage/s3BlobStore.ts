@@ -78,7 +78,10 @@ export class S3BlobStore implements BlobStore {
     try {
       return await this.put(createReadStream(file), promised);
     } finally {
-      if (options.move) await fs.rm(file, { force: true });
+      if (options.move)
+        await fs.unlink(file).catch((error: NodeJS.ErrnoException) => {
+          if (error.code !== 'ENOENT') throw error;
+        });
     }
   }
 

@@ -249,15 +249,17 @@ export class S3Staging implements Staging {
     return entries;
   }
 
+  /** A copy in a file of its own in scratch (no directory per use: one file to make and unlink). */
   async withFile<T>(id: string, use: (file: string) => Promise<T>): Promise<T> {
     await fs.mkdir(this.scratchDir, { recursive: true });
-    const dir = await fs.mkdtemp(path.join(this.scratchDir, 'staged-'));
+    const file = path.join(this.scratchDir, `staged-${randomUUID()}`);
     try {
-      const file = path.join(dir, randomUUID());
       await pipeline(this.read(id), createWriteStream(file, { flags: 'wx' }));
       return await use(file);
     } finally {
-      await fs.rm(dir, { recursive: true, force: true });
+      await fs.unlink(file).catch((error) => {
+        if (!gone(error)) throw error;
+      });
     }
   }
 }
