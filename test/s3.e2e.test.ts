@@ -137,6 +137,53 @@ describe.skipIf(S3_TESTS_OFF)(`molvault on S3 (Ceph RGW)${S3_TESTS_OFF ? ` (${S3
     expect(await listFiles(path.join(stack.dataDir, 'blobs'))).toEqual([]);
   }, 300_000);
 
+  it('stages the small files of a multipart import in bundles, one per chunk of 25, and removes them once their files are stored', async () => {
+    const pdb = await fixture('ngl_1crn.pdb');
+    const { gzipSync } = await import('node:zlib');
+    const small = (i: number) => ({ name: `bundled/crn-${i}.pdb`, content: Buffer.concat([Buffer.from(`REMARK 999 BUNDLED ${i}\n`), pdb]) });
+    // 30 small files across two chunks; among them one too large for a bundle, one gzipped (taken one by one) and one a duplicate.
+    const large = Buffer.concat([Buffer.from('REMARK 999 LARGE\n'), ...Array.from({ length: 6 }, () => pdb)]);
+    expect(large.length).toBeGreaterThan(256 * 1024);
+    const files = [
+      ...Array.from({ length: 26 }, (_, i) => small(i)),
+      { name: 'bundled/large.pdb', content: large },
+      { name: 'bundled/zipped.pdb.gz', content: gzipSync(small(100).content) },
+      { name: 'bundled/again.pdb', content: small(3).content },
+      { name: 'bundled/notes.txt', content: Buffer.from('not a structure\n') },
+    ];
+    const project = (await api.post('/v1/projects', { name: 'bundles on s3' })).body.id;
+    const accepted = await importFiles(api, project, files);
+    expect(accepted.status, JSON.stringify(accepted.body)).toBe(202);
+    const batchId = accepted.body.import.id;
+    const rows = await stack.ctx.orm.em
+      .fork()
+      .execute<{ name: string; staged_bundle: string | null; staged_offset: string | null }[]>(
+        'select name, staged_bundle, staged_offset from import_items where batch_id = ? order by position',
+        [batchId],
+      );
+    const bundleOf = Object.fromEntries(rows.map((row) => [row.name, row.staged_bundle]));
+    expect(bundleOf['bundled/large.pdb']).toBeNull();
+    expect(bundleOf['bundled/crn-0.pdb']).toEqual(expect.any(String));
+    expect(new Set(rows.map((row) => row.staged_bundle).filter(Boolean)).size).toBe(2);
+    expect(bundleOf['bundled/crn-0.pdb']).not.toBe(bundleOf['bundled/zipped.pdb.gz']);
+
+    const done = await waitForImport(api, batchId);
+    expect(done, JSON.stringify(done.items)).toMatchObject({ state: 'completed', total: 30, succeeded: 28, failed: 1, skipped: 1 });
+    const byName = Object.fromEntries(done.items.map((item: any) => [item.name, item]));
+    // The same content twice, in two chunks that run side by side: whichever claims it first stores it, the other is skipped.
+    expect([byName['bundled/again.pdb'].state, byName['bundled/crn-3.pdb'].state].sort()).toEqual(['skipped', 'stored']);
+    expect(byName['bundled/notes.txt']).toMatchObject({ state: 'rejected' });
+    expect(byName['bundled/zipped.pdb.gz']).toMatchObject({ state: 'stored', sha256: createHash('sha256').update(small(100).content).digest('hex') });
+    // Every stored file has its own bytes back, not a neighbour's from the bundle.
+    for (const i of [0, 12, 24, 25]) {
+      const download = await api.raw(`/v1/structures/${byName[`bundled/crn-${i}.pdb`].structureId}/download`);
+      expect(Buffer.from(await download.arrayBuffer())).toEqual(small(i).content);
+    }
+    const largeDownload = await api.raw(`/v1/structures/${byName['bundled/large.pdb'].structureId}/download`);
+    expect(Buffer.from(await largeDownload.arrayBuffer())).toEqual(large);
+    expect(await objectsUnder('staging/')).toEqual([]);
+  }, 300_000);
+
   it('the gateway stopped mid-upload: the upload fails with a clear error and leaves no rows; restarted, the next upload works', async () => {
     const before = await stack.ctx.orm.em.fork().execute<{ n: string }[]>('select count(*) as n from uploads');
     const reservationsBefore = await stack.ctx.orm.em.fork().execute('select * from quota_reservations where owner_id = ?', [userId]);

@@ -266,6 +266,11 @@ export const envSchema = z.object({
     .transform((v) => v === '1' || v === 'true'),
   /** How long a presigned download URL stays valid. */
   DOWNLOAD_REDIRECT_TTL: duration.default(300_000),
+  /**
+   * Small files of a multipart import staged together, one entry per chunk of files (auto: on an
+   * object store, where every staged object costs requests; off on a local disk).
+   */
+  STAGING_BUNDLES: z.enum(['auto', 'on', 'off']).default('auto'),
   /** Staging entries, blob-store temp files and scratch dirs untouched this long, with no live upload, are removed. */
   STAGING_MAX_AGE_MS: z.coerce
     .number()
@@ -433,6 +438,7 @@ function buildConfig(env: z.infer<typeof envSchema>) {
     scratchDir: path.join(dataDir, 'scratch'),
     schedules: { cleanup: env.CLEANUP_SCHEDULE, gc: env.GC_SCHEDULE, usage: env.USAGE_SCHEDULE },
     stagingMaxAgeMs: env.STAGING_MAX_AGE_MS,
+    stagingBundles: env.STAGING_BUNDLES,
     stuckUploadAfterMs: env.STUCK_UPLOAD_AFTER_MS,
     reservationMaxAgeMs: env.RESERVATION_MAX_AGE_MS,
     gcGraceMs: env.GC_GRACE_MS,

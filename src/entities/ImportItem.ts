@@ -68,6 +68,9 @@ export const ImportItem = defineEntity({
     receivedSha256: p.string().length(64).nullable(),
     /** gzip, bzip2 or none, from the first bytes as staged; null where it was not recorded then. */
     receivedCompression: p.text().nullable(),
+    /** Staged inside a bundle (services/upload/bundles.ts) at this offset, not as an entry of its own. */
+    stagedBundle: p.uuid().nullable(),
+    stagedOffset: p.bigint('number').nullable(),
     size: p.bigint('number').nullable(),
     restore: p.json<ImportRestore>().columnType('jsonb').nullable(),
     createdAt: createdAtColumn(),

@@ -1,11 +1,16 @@
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
 import busboy from 'busboy';
 import type { Context } from 'koa';
+import { sniffCompression } from '../../formats/sniff.js';
 import { formatBytes } from '../../lib/bytes.js';
 import type { AppContext } from '../../runtime/context.js';
 import { classifyEntry } from '../../services/imports/archive.js';
 import type { ItemDraft } from '../../services/imports/batches.js';
+import { BundleWriter } from '../../services/imports/bundleWriter.js';
 import { importItemId } from '../../services/imports/ids.js';
 import { StagingLimitError, stageStream } from '../../services/imports/stage.js';
+import { BUNDLED_FILE_MAX_BYTES, bundlesSmallFiles } from '../../services/upload/bundles.js';
 import { ApiError } from '../errors.js';
 import { multipartError, type QuotaHold } from './uploadBody.js';
 
@@ -18,6 +23,8 @@ export interface ReceivedImport {
   fields: Record<string, string[]>;
   /** One per file part, in order: staged (pending) or not kept, with the reason. */
   items: ItemDraft[];
+  /** Bundles of small files staged (their items record which), to remove with the items' entries. */
+  bundleIds: string[];
   stagedBytes: number;
 }
 
@@ -44,6 +51,8 @@ export async function receiveImportFiles(
 ): Promise<ReceivedImport> {
   const items: ItemDraft[] = [];
   const fields: Record<string, string[]> = {};
+  // On an object store small files are staged in bundles, one per chunk of files (services/upload/bundles.ts).
+  const bundler = bundlesSmallFiles(app.config.stagingBundles, app.staging) ? new BundleWriter(app.staging, batchId) : undefined;
   const pending: Promise<void>[] = [];
   let total = 0;
   let lastKeepAlive = Date.now();
@@ -106,25 +115,40 @@ export async function receiveImportFiles(
         const draft: ItemDraft = { position, id, name: verdict.name, state: 'pending' };
         items.push(draft);
         let counted = 0;
-        const staged = stageStream(app.staging, id, stream, {
-          maxBytes: limits.maxFileBytes,
-          discardPastMax: true,
-          tooLarge: () => new Error('unreachable'),
-          onBytes: (bytes) => {
-            const delta = bytes - counted;
-            counted = bytes;
-            return onBytes(delta);
-          },
-        }).then((file) => {
-          if (file.overflowed) {
-            draft.state = 'rejected';
-            draft.error = { code: 'file_too_large', message: `The file is larger than the ${formatBytes(limits.maxFileBytes)} this server accepts.` };
-            return;
-          }
-          draft.size = file.bytes;
-          draft.receivedSha256 = file.sha256;
-          draft.receivedCompression = file.compression;
-        });
+        // Bytes counted once, whether they arrive while a small file is read or as it is staged after all.
+        const count = (bytes: number) => {
+          if (bytes <= counted) return;
+          const delta = bytes - counted;
+          counted = bytes;
+          return onBytes(delta);
+        };
+        const staged = (bundler ? readSmall(stream, Math.min(BUNDLED_FILE_MAX_BYTES, limits.maxFileBytes), count) : Promise.resolve(undefined))
+          .then(async (small) => {
+            if (small?.whole && bundler) {
+              bundler.add(draft, small.whole);
+              draft.size = small.whole.length;
+              draft.receivedSha256 = createHash('sha256').update(small.whole).digest('hex');
+              draft.receivedCompression = sniffCompression(small.whole) ?? 'none';
+              return undefined;
+            }
+            return stageStream(app.staging, id, small?.rest ?? stream, {
+              maxBytes: limits.maxFileBytes,
+              discardPastMax: true,
+              tooLarge: () => new Error('unreachable'),
+              onBytes: count,
+            });
+          })
+          .then((file) => {
+            if (!file) return;
+            if (file.overflowed) {
+              draft.state = 'rejected';
+              draft.error = { code: 'file_too_large', message: `The file is larger than the ${formatBytes(limits.maxFileBytes)} this server accepts.` };
+              return;
+            }
+            draft.size = file.bytes;
+            draft.receivedSha256 = file.sha256;
+            draft.receivedCompression = file.compression;
+          });
         staged.catch(fail);
         pending.push(staged);
       });
@@ -137,17 +161,53 @@ export async function receiveImportFiles(
       parser.on('error', (error) => fail(multipartError(error as Error)));
       parser.on('close', () => {
         if (failed) return;
-        Promise.all(pending).then(() => resolve(), fail);
+        Promise.all(pending)
+          .then(() => bundler?.finish({ alone: items.length === 1 }))
+          .then(() => resolve(), fail);
       });
       koa.req.on('aborted', () => fail(new ApiError(400, 'upload_aborted', 'The upload was interrupted before it finished.')));
       koa.req.pipe(parser);
     });
   } catch (error) {
     await Promise.allSettled(pending);
-    for (const item of items) await app.staging.remove(item.id);
+    await bundler?.finish({ alone: false }).catch(() => {});
+    for (const id of [...items.map((item) => item.id), ...(bundler?.bundleIds ?? [])]) await app.staging.remove(id);
     koa.set('Connection', 'close');
     if (error instanceof StagingLimitError) throw new ApiError(413, 'import_too_large', error.message, { maxBytes: limits.maxTotalBytes });
     throw error;
   }
-  return { fields, items, stagedBytes: items.reduce((sum, item) => sum + (item.state === 'pending' ? (item.size ?? 0) : 0), 0) };
+  return {
+    fields,
+    items,
+    bundleIds: bundler?.bundleIds ?? [],
+    stagedBytes: items.reduce((sum, item) => sum + (item.state === 'pending' ? (item.size ?? 0) : 0), 0),
+  };
+}
+
+/**
+ * Reads a file part into memory while it stays within `max` bytes (counting them as they come):
+ * `whole` when it ended there, else `rest`, a stream of everything (what was read, then the remainder).
+ */
+async function readSmall(stream: Readable, max: number, count: (bytes: number) => Promise<void> | void): Promise<{ whole?: Buffer; rest?: Readable }> {
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  const iterator = stream[Symbol.asyncIterator]();
+  for (;;) {
+    const next = await iterator.next();
+    if (next.done) return { whole: Buffer.concat(chunks) };
+    const chunk = next.value as Buffer;
+    chunks.push(chunk);
+    bytes += chunk.length;
+    await count(bytes);
+    if (bytes > max) {
+      return {
+        rest: Readable.from(
+          (async function* () {
+            yield* chunks;
+            for (let more = await iterator.next(); !more.done; more = await iterator.next()) yield more.value as Buffer;
+          })(),
+        ),
+      };
+    }
+  }
 }

@@ -161,13 +161,7 @@ export async function acceptMultipartImport(app: AppContext, koa: Context, payer
     await checkedMetadata(em, projectId, fields.metadata ?? {});
     return await launchBatch(app, app.orm.em.fork(), batchId, payerId, { state: 'running', source: 'files', options, items: received.items });
   } catch (error) {
-    await refuseBatch(
-      app,
-      em,
-      batchId,
-      error,
-      received.items.map((i) => i.id),
-    );
+    await refuseBatch(app, em, batchId, error, [...received.items.map((i) => i.id), ...received.bundleIds]);
     throw error;
   }
 }

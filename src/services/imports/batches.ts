@@ -19,6 +19,9 @@ export interface ItemDraft {
   receivedSha256?: string;
   /** What the staged bytes' first bytes showed (stageStream); unknown for items staged later. */
   receivedCompression?: StagedCompression;
+  /** Staged inside this bundle at this offset (services/upload/bundles.ts). */
+  stagedBundle?: string;
+  stagedOffset?: number;
   restore?: ImportRestore;
 }
 
@@ -59,13 +62,17 @@ export async function insertItems(tx: EntityManager, batchId: string, drafts: It
       size: d.size ?? null,
       received_sha256: d.receivedSha256 ?? null,
       received_compression: d.receivedCompression ?? null,
+      staged_bundle: d.stagedBundle ?? null,
+      staged_offset: d.stagedOffset ?? null,
       restore: d.restore ?? null,
     }));
     await tx.execute(
-      `insert into import_items (id, batch_id, position, name, state, error, size, received_sha256, received_compression, restore, created_at, updated_at)
-       select x.id, ?, x.position, x.name, x.state, x.error, x.size, x.received_sha256, x.received_compression, x.restore, now(), now()
+      `insert into import_items (id, batch_id, position, name, state, error, size, received_sha256, received_compression, staged_bundle, staged_offset,
+                                 restore, created_at, updated_at)
+       select x.id, ?, x.position, x.name, x.state, x.error, x.size, x.received_sha256, x.received_compression, x.staged_bundle, x.staged_offset,
+              x.restore, now(), now()
          from jsonb_to_recordset(?::jsonb) as x(id uuid, position int, name text, state text, error jsonb, size bigint, received_sha256 text,
-                                                 received_compression text, restore jsonb)
+                                                 received_compression text, staged_bundle uuid, staged_offset bigint, restore jsonb)
        on conflict (batch_id, position) do nothing`,
       [batchId, JSON.stringify(rows)],
     );
@@ -162,7 +169,10 @@ export async function releaseBatchReservation(tx: EntityManager, ownerId: string
  * are processed (receiving, expanding): once running, a batch always completes, bad files or not.
  */
 export async function failBatch(ctx: AppContext, em: EntityManager, batchId: string, error: ImportError, stagedIds: string[] = []): Promise<boolean> {
-  const items = await em.execute<{ id: string }[]>('select id from import_items where batch_id = ?', [batchId]);
+  const items = await em.execute<{ id: string }[]>(
+    'select id from import_items where batch_id = ? union select staged_bundle from import_items where batch_id = ? and staged_bundle is not null',
+    [batchId, batchId],
+  );
   const failed = await em.transactional(async (tx) => {
     const [batch] = await tx.execute<{ owner_id: string; state: string }[]>('select owner_id, state from import_batches where id = ? for update', [batchId]);
     if (!batch || !(batch.state === 'receiving' || batch.state === 'expanding')) return false;
@@ -184,7 +194,10 @@ export async function failBatch(ctx: AppContext, em: EntityManager, batchId: str
  * that has moved on (accepted) is left alone; returns whether this call removed it.
  */
 export async function discardRefusedBatch(ctx: AppContext, em: EntityManager, batchId: string, stagedIds: string[] = []): Promise<boolean> {
-  const items = await em.execute<{ id: string }[]>('select id from import_items where batch_id = ?', [batchId]);
+  const items = await em.execute<{ id: string }[]>(
+    'select id from import_items where batch_id = ? union select staged_bundle from import_items where batch_id = ? and staged_bundle is not null',
+    [batchId, batchId],
+  );
   const removed = await em.transactional(async (tx) => {
     const [batch] = await tx.execute<{ owner_id: string; state: string }[]>('select owner_id, state from import_batches where id = ? for update', [batchId]);
     if (!batch || batch.state !== 'receiving') return false;

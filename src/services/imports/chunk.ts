@@ -1,3 +1,5 @@
+import fs from 'node:fs/promises';
+import { Readable } from 'node:stream';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { sqlArray } from '../../db/arrays.js';
 import { LOCK_KEYS, tryLock } from '../../db/locks.js';
@@ -5,10 +7,13 @@ import { ImportBatch } from '../../entities/ImportBatch.js';
 import type { ImportItemError } from '../../entities/ImportItem.js';
 import type { UploadError } from '../../entities/Upload.js';
 import { sniffCompression } from '../../formats/sniff.js';
+import { isInfrastructureError } from '../../lib/infrastructure.js';
 import type { WorkContext } from '../../runtime/context.js';
+import { scratchFile } from '../../storage/create.js';
 import { metadataProblems, projectMetadataSchema } from '../metadata/metadata.js';
 import { reserveAll } from '../quota/quota.js';
 import { runUploadBatch } from '../upload/bulk.js';
+import { bundledBytes, readBundle } from '../upload/bundles.js';
 import { createUploads } from '../upload/uploads.js';
 import { resetBatchReservation } from './batches.js';
 import { claimContents } from './claims.js';
@@ -33,6 +38,8 @@ interface ChunkItem {
   received_compression: StagedCompression | null;
   sha256: string | null;
   size: string | null;
+  staged_bundle: string | null;
+  staged_offset: string | null;
 }
 
 /**
@@ -47,7 +54,7 @@ export async function processImportChunk(ctx: WorkContext, input: { batchId: str
   const batch = await ctx.em.findOne(ImportBatch, { id: input.batchId });
   if (!batch || batch.state !== 'running') return;
   const items = await ctx.em.execute<ChunkItem[]>(
-    `select id, position, name, state, upload_id, received_sha256, received_compression, sha256, size from import_items
+    `select id, position, name, state, upload_id, received_sha256, received_compression, sha256, size, staged_bundle, staged_offset from import_items
       where batch_id = ? and position >= ? and position < ? and restore is null and state in ('pending', 'processing')
       order by position`,
     [batch.id, input.chunk * IMPORT_CHUNK_SIZE, (input.chunk + 1) * IMPORT_CHUNK_SIZE],
@@ -70,6 +77,9 @@ export async function processImportChunk(ctx: WorkContext, input: { batchId: str
       (!head || sniffCompression(head) !== undefined ? oneByOne : toStart).push(item);
     }
   }
+  // The chunk's small files staged as one bundle: read once; those taken one by one get entries of their own.
+  const bundleId = items.find((item) => item.staged_bundle)?.staged_bundle ?? undefined;
+  const bundle = bundleId ? await readBundle(ctx.staging, bundleId) : undefined;
   const started = toStart.length > 0 ? await startUploads(ctx, batch, toStart) : [];
   if (started === undefined) oneByOne.push(...toStart);
   // Files skipped as already stored or duplicated are done with their staged copies.
@@ -80,14 +90,50 @@ export async function processImportChunk(ctx: WorkContext, input: { batchId: str
     ]);
     await ctx.staging.removeMany(ended.map((item) => item.id));
   }
-  const uploads = [...running, ...(started ?? [])].map((item) => item.id);
+  if (bundle) {
+    for (const item of oneByOne) if (item.staged_bundle) await ctx.staging.write(item.id, Readable.from([bundledBytes(bundle, item)]));
+  }
+  const uploading = [...running, ...(started ?? [])];
+  const uploads = uploading.map((item) => item.id);
   if (uploads.length > 0) {
-    await runUploadBatch(ctx, uploads, `c${input.chunk}`);
+    const stagedFiles = bundle ? await bundledFiles(ctx, bundle, uploading) : new Map<string, string>();
+    try {
+      await runUploadBatch(ctx, uploads, `c${input.chunk}`, { stagedFiles });
+    } finally {
+      await Promise.all([...stagedFiles.values()].map((file) => fs.rm(file, { force: true })));
+    }
     await recordOutcomes(ctx.em, uploads);
     await ctx.staging.removeMany(uploads);
     await refreshStatistics(ctx.em);
   }
   for (const item of oneByOne) await processImportItem(ctx, { batchId: batch.id, itemId: item.id });
+  if (bundleId) await removeBundleWhenDone(ctx, bundleId);
+}
+
+/** Scratch copies of bundled files, for ingest to read instead of staging entries they do not have. */
+async function bundledFiles(ctx: WorkContext, bundle: Buffer, items: ChunkItem[]): Promise<Map<string, string>> {
+  const files = new Map<string, string>();
+  for (const item of items) {
+    if (!item.staged_bundle) continue;
+    const file = await scratchFile(ctx.config, 'bundled');
+    await fs.writeFile(file, bundledBytes(bundle, item));
+    files.set(item.id, file);
+  }
+  return files;
+}
+
+/**
+ * Removes the chunk's bundle once none of its files needs it: every one ended, and none failed for
+ * an outage (reconcile opens those again and reads them from the bundle). Otherwise the bundle
+ * stays, and the cleanup schedule removes it once nothing holds it (maintenance/cleanup/staleFiles.ts).
+ */
+async function removeBundleWhenDone(ctx: WorkContext, bundleId: string): Promise<void> {
+  const open = await ctx.em.execute<{ state: string; message: string | null }[]>(
+    `select state, error->>'message' as message from import_items where staged_bundle = ? and state in ('pending', 'processing', 'failed')`,
+    [bundleId],
+  );
+  if (open.some((item) => item.state !== 'failed' || isInfrastructureError(item.message ?? ''))) return;
+  await ctx.staging.remove(bundleId);
 }
 
 /**
@@ -102,7 +148,7 @@ async function startUploads(ctx: WorkContext, batch: ImportBatch, items: ChunkIt
   try {
     return await ctx.em.fork().transactional(async (tx) => {
       const locked = await tx.execute<ChunkItem[]>(
-        `select id, position, name, state, upload_id, received_sha256, sha256, size from import_items
+        `select id, position, name, state, upload_id, received_sha256, received_compression, sha256, size, staged_bundle, staged_offset from import_items
           where id = any(?::uuid[]) and state = 'pending' and upload_id is null
           order by id for update`,
         [sqlArray(items.map((item) => item.id))],

@@ -15,5 +15,8 @@ function uuidFrom(name: string): string {
  */
 export const importItemId = (batchId: string, position: number) => uuidFrom(`molvault-import-item:${batchId}:${position}`);
 
+/** The staging entry holding the small files of one chunk of a multipart import (services/upload/bundles.ts). */
+export const importBundleId = (batchId: string, chunk: number) => uuidFrom(`molvault-import-bundle:${batchId}:${chunk}`);
+
 /** The structure a manifest's structure becomes in this import. */
 export const restoredStructureId = (batchId: string, manifestStructureId: string) => uuidFrom(`molvault-import-structure:${batchId}:${manifestStructureId}`);

@@ -8,6 +8,7 @@ import type { WorkContext } from '../../runtime/context.js';
 import { metadataProblems, projectMetadataSchema } from '../metadata/metadata.js';
 import { QuotaExceededError, reserve } from '../quota/quota.js';
 import { enqueueIndex } from '../search/indexing.js';
+import { unbundle } from '../upload/bundles.js';
 import { runUploadPipeline } from '../upload/pipeline.js';
 import { createUploads } from '../upload/uploads.js';
 import { setPinned } from '../versions/versions.js';
@@ -95,7 +96,9 @@ async function processPlainItem(ctx: WorkContext, batch: ImportBatch, itemId: st
     }
   }
   if (!item.upload) {
-    if (!(await ctx.staging.exists(item.id)) || !item.receivedSha256) {
+    // A file staged in a bundle gets an entry of its own to be taken one by one.
+    const staged = (await ctx.staging.exists(item.id)) || (item.stagedBundle !== null && (await unbundle(ctx.em, ctx.staging, [item.id])).has(item.id));
+    if (!staged || !item.receivedSha256) {
       await finishItem(ctx, batch, item.id, 'failed', {
         error: { code: 'staging_lost', message: 'The file was lost before molvault could store it; import it again.' },
       });
@@ -116,8 +119,8 @@ async function processPlainItem(ctx: WorkContext, batch: ImportBatch, itemId: st
       }
     }
     // Content that is not compressed is known by its received hash: a duplicate is skipped before it costs anything.
-    const head = await ctx.staging.head(item.id, 4);
-    const compressed = head !== undefined && sniffCompression(head) !== undefined;
+    const head = item.receivedCompression ? undefined : await ctx.staging.head(item.id, 4);
+    const compressed = item.receivedCompression ? item.receivedCompression !== 'none' : head !== undefined && sniffCompression(head) !== undefined;
     const started = await startUpload(ctx, batch, item, { filename, claim: !compressed, params: batchParams(batch) });
     if (!started) return;
   }

@@ -32,8 +32,8 @@ export const reopenReconciler: Reconciler = {
 type Ctx = Parameters<Reconciler['find']>[0];
 
 async function reopenImportItems(ctx: Ctx, report: ReconcileReport): Promise<void> {
-  const rows = await ctx.em.execute<{ id: string; batch_id: string; owner_id: string; source: string; message: string | null }[]>(
-    `select i.id, i.batch_id, b.owner_id, b.source, i.error->>'message' as message
+  const rows = await ctx.em.execute<{ id: string; batch_id: string; owner_id: string; source: string; message: string | null; staged_bundle: string | null }[]>(
+    `select i.id, i.batch_id, b.owner_id, b.source, i.error->>'message' as message, i.staged_bundle
        from import_items i join import_batches b on b.id = i.batch_id
       where i.state = 'failed' and i.restore is null and b.state in ('running', 'completed')
       order by i.batch_id, i.position limit ?`,
@@ -43,7 +43,9 @@ async function reopenImportItems(ctx: Ctx, report: ReconcileReport): Promise<voi
   for (const row of rows) {
     if (!isInfrastructureError(row.message ?? '')) continue;
     report.examined++;
-    if (row.source === 'pdb_ids' || (await ctx.staging.exists(row.id))) candidates.push(row);
+    // Its bytes staged on their own, or in the bundle of its chunk (services/upload/bundles.ts).
+    if (row.source === 'pdb_ids' || (await ctx.staging.exists(row.id)) || (row.staged_bundle && (await ctx.staging.exists(row.staged_bundle))))
+      candidates.push(row);
   }
   const byBatch = new Map<string, typeof rows>();
   for (const row of candidates) byBatch.set(row.batch_id, [...(byBatch.get(row.batch_id) ?? []), row]);

@@ -17,11 +17,16 @@ import { validateUploads } from './validate.js';
  * one. Every step is guarded by the upload's state, so a repeat delivery of the chunk resumes where
  * the last one stopped and never stores a file twice. Returns each upload's state.
  */
-export async function runUploadBatch(ctx: WorkContext, uploadIds: readonly string[], batchKey: string): Promise<Map<string, string>> {
+export async function runUploadBatch(
+  ctx: WorkContext,
+  uploadIds: readonly string[],
+  batchKey: string,
+  options: { stagedFiles?: ReadonlyMap<string, string> } = {},
+): Promise<Map<string, string>> {
   const singles = new Set<string>();
   const inBulk = (state: string) => async () => (await loadUploads(ctx.em, uploadIds)).filter((row) => !singles.has(row.id) && row.state === state);
 
-  const ingested = await ingestUploads(ctx, await inBulk('received')(), { parse: true });
+  const ingested = await ingestUploads(ctx, await inBulk('received')(), { parse: true, stagedFiles: options.stagedFiles });
   for (const [uploadId, error] of ingested.errors) {
     ctx.log.warn({ err: error, uploadId }, 'bulk ingest: taking this upload one by one');
     singles.add(uploadId);

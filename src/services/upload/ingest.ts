@@ -38,7 +38,15 @@ interface Ready {
  * outside any transaction, and a second one records them and moves the uploads to `processing`.
  * Refusals end their uploads together. One upload is a batch of one.
  */
-export async function ingestUploads(ctx: WorkContext, rows: readonly UploadRow[], options: { parse?: boolean } = {}): Promise<IngestOutcome> {
+export async function ingestUploads(
+  ctx: WorkContext,
+  rows: readonly UploadRow[],
+  options: {
+    parse?: boolean;
+    /** A file holding an upload's staged bytes, read instead of its staging entry (a bundle's files, services/upload/bundles.ts). */
+    stagedFiles?: ReadonlyMap<string, string>;
+  } = {},
+): Promise<IngestOutcome> {
   const outcome: IngestOutcome = { ingested: new Map(), refused: new Map(), errors: new Map() };
   if (rows.length === 0) return outcome;
   const refuse = (end: UploadEnd) => outcome.refused.set(end.uploadId, end);
@@ -49,8 +57,7 @@ export async function ingestUploads(ctx: WorkContext, rows: readonly UploadRow[]
         try {
           const unpacked = await scratchFile(ctx.config, 'ingest');
           tempFile = unpacked;
-          // On S3 the staged upload is streamed here from the bucket; locally it is read where it lies.
-          const result = await ctx.staging.withFile(row.id, (stagingFile) =>
+          const ingest = (stagingFile: string) =>
             ctx.cpu.ingest({
               stagingFile,
               tempFile: unpacked,
@@ -58,8 +65,10 @@ export async function ingestUploads(ctx: WorkContext, rows: readonly UploadRow[]
               maxExpansionRatio: ctx.config.maxExpansionRatio,
               expectedRawSha256: row.received_sha256 ?? undefined,
               parse: options.parse,
-            }),
-          );
+            });
+          // On S3 the staged upload is streamed here from the bucket; locally it is read where it lies.
+          const stagedFile = options.stagedFiles?.get(row.id);
+          const result = await (stagedFile ? ingest(stagedFile) : ctx.staging.withFile(row.id, ingest));
           if (!result.ok) {
             // A fault of ours (5xx) fails the upload; a fault of the file rejects it.
             refuse({

@@ -3,6 +3,7 @@ import { enqueue } from '../../queue/enqueue.js';
 import { indexJob, ingestJob, snapshotJob, validateJob } from '../../queue/jobs.js';
 import type { WorkContext } from '../../runtime/context.js';
 import { pruneStructure } from '../versions/pruning.js';
+import { unbundle } from './bundles.js';
 import { ingestUploads } from './ingest.js';
 import { STAGING_LOST } from './refusals.js';
 import { storeUploads } from './snapshot.js';
@@ -37,7 +38,8 @@ export async function ingestUpload(ctx: WorkContext, uploadId: string): Promise<
     await ctx.staging.remove(uploadId);
     return { next: upload.state === 'processing' && !!upload.blob_sha256, result: { skipped: upload.state } };
   }
-  if (!(await ctx.staging.exists(uploadId))) {
+  // An import's file staged in a bundle gets an entry of its own to be taken one by one.
+  if (!(await ctx.staging.exists(uploadId)) && !(await unbundle(ctx.em, ctx.staging, [uploadId])).has(uploadId)) {
     await endUpload(ctx.em, ctx, uploadId, 'failed', STAGING_LOST);
     return { next: false, result: { refused: STAGING_LOST.code }, refused: 'staging file missing' };
   }

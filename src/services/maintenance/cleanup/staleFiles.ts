@@ -20,7 +20,7 @@ async function sweep(ctx: CleanupContext, root: string, label: string, live: (na
 
 /**
  * Staging entries a crash left behind. An entry is live while its upload is `received` (ingest
- * still needs the file), while its import item is not yet ended, or (an archive) while its import
+ * still needs the file), while its import item (or, for a bundle, any of its items) is not yet ended, or (an archive) while its import
  * is being received or unpacked; entries with no row are uploads that never finished streaming.
  */
 export const staleStaging: CleanupStep = {
@@ -33,8 +33,9 @@ export const staleStaging: CleanupStep = {
       const [row] = await ctx.em.execute<{ live: boolean }[]>(
         `select exists (select 1 from uploads where id = ? and state = 'received')
                or exists (select 1 from import_items where id = ? and state in ('pending', 'processing'))
+               or exists (select 1 from import_items where staged_bundle = ? and state in ('pending', 'processing'))
                or exists (select 1 from import_batches where id = ? and state in ('receiving', 'expanding')) as live`,
-        [name, name, name],
+        [name, name, name, name],
       );
       return row?.live === true;
     };
