@@ -31,6 +31,7 @@ import { parseArgs } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import type { ImportSummary } from '../src/cli/import.js';
 import { QUEUE_NAMES } from '../src/config/index.js';
+import { quantile } from './support/figures.js';
 import { startRgw } from './support/rgw.js';
 import { type BenchStack, createBenchUser, createProject, formatMB, MB, startBenchStack, stopOnSignals, UsageError } from './support/stack.js';
 
@@ -520,9 +521,7 @@ async function main() {
     );
   }
   if (ratios.length > 1) {
-    const sorted = [...ratios].sort((a, b) => a - b);
-    const median =
-      sorted.length % 2 ? (sorted[(sorted.length - 1) / 2] as number) : ((sorted[sorted.length / 2 - 1] as number) + (sorted[sorted.length / 2] as number)) / 2;
+    const median = quantile(ratios, 0.5);
     process.stdout.write(`blob stores, files under 100 KB, median of ${ratios.length} rounds: s3 at ${(median * 100).toFixed(0)}% of local (goal ≥ 70%)\n`);
   }
   process.exit(exitCode);
