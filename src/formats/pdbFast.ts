@@ -279,19 +279,6 @@ class Growable8 {
   }
 }
 
-class GrowableF32 {
-  array: Float32Array;
-  length = 0;
-  constructor(capacity: number) {
-    this.array = new Float32Array(capacity);
-  }
-  grow() {
-    const next = new Float32Array(this.array.length * 2);
-    next.set(this.array);
-    this.array = next;
-  }
-}
-
 /**
  * Whether the 8 columns at `start` pass the coordinate check every PDB file goes through before it
  * is read (safeText.ts, pdbCoordinateRefusal): only bytes a number is written with, and a digit.
@@ -435,8 +422,10 @@ interface ScanState {
   frameOpen: boolean;
   frames: number;
   endmdlLine: boolean;
-  atomLines: Growable;
-  atomLength: Growable8;
+  /** Per atom line (every model), `atoms` of them: line start and line length (capped at 255). */
+  atomLines: Int32Array;
+  atomLength: Uint8Array;
+  atoms: number;
   modelStarts: number[];
   modelNum: number;
   anyModelLine: boolean;
@@ -464,11 +453,16 @@ interface ScanState {
   prevLine: number;
   prevModel: number;
   firstModel: number;
-  xs: GrowableF32;
-  ys: GrowableF32;
-  zs: GrowableF32;
-  elements: Growable8;
-  keys: GrowableF64;
+  /**
+   * Per atom of the first model (the first `firstAtoms` atom lines), arrays as long as atomLines:
+   * coordinates, element (index into symbols) and name-and-altloc key.
+   */
+  xs: Float32Array;
+  ys: Float32Array;
+  zs: Float32Array;
+  elements: Uint8Array;
+  keys: Float64Array;
+  firstAtoms: number;
   symbolIndex: Map<number, number>;
   symbols: string[];
   nameSuffix: Map<number, number>;
@@ -495,8 +489,9 @@ function newScanState(n: number): ScanState {
     frameOpen: false,
     frames: 0,
     endmdlLine: false,
-    atomLines: new Growable(guess),
-    atomLength: new Growable8(guess),
+    atomLines: new Int32Array(guess),
+    atomLength: new Uint8Array(guess),
+    atoms: 0,
     modelStarts: [],
     modelNum: 0,
     anyModelLine: false,
@@ -524,11 +519,12 @@ function newScanState(n: number): ScanState {
     prevLine: -1,
     prevModel: -1,
     firstModel: 0,
-    xs: new GrowableF32(guess),
-    ys: new GrowableF32(guess),
-    zs: new GrowableF32(guess),
-    elements: new Growable8(guess),
-    keys: new GrowableF64(guess),
+    xs: new Float32Array(guess),
+    ys: new Float32Array(guess),
+    zs: new Float32Array(guess),
+    elements: new Uint8Array(guess),
+    keys: new Float64Array(guess),
+    firstAtoms: 0,
     symbolIndex: new Map<number, number>(),
     symbols: [],
     nameSuffix: new Map<number, number>(),
@@ -539,104 +535,150 @@ function newScanState(n: number): ScanState {
   };
 }
 
-/** The one pass over the lines, in a function of its own so the optimiser keeps it whatever the later phases do. Returns a decline reason, or ''. */
+/**
+ * Element symbol (index + 1) by the raw bytes of columns 77-78, for the scan under way: the
+ * trimmed symbol is a function of those two bytes, so one array read replaces a trim and a Map
+ * lookup per atom. Each scan clears what the previous one set.
+ */
+const symbolByColumns = new Uint16Array(65536);
+const symbolColumnsUsed: number[] = [];
+
+/** Room for twice as many atom lines in every per-atom array of the scan. */
+function growAtoms(st: ScanState): void {
+  const size = st.atomLines.length * 2;
+  const grow = <T extends Int32Array | Uint8Array | Float32Array | Float64Array>(a: T, make: (n: number) => T): T => {
+    const next = make(size);
+    next.set(a);
+    return next;
+  };
+  st.atomLines = grow(st.atomLines, (k) => new Int32Array(k));
+  st.atomLength = grow(st.atomLength, (k) => new Uint8Array(k));
+  st.xs = grow(st.xs, (k) => new Float32Array(k));
+  st.ys = grow(st.ys, (k) => new Float32Array(k));
+  st.zs = grow(st.zs, (k) => new Float32Array(k));
+  st.elements = grow(st.elements, (k) => new Uint8Array(k));
+  st.keys = grow(st.keys, (k) => new Float64Array(k));
+}
+
+/**
+ * The one pass over the lines, in a function of its own so the optimiser keeps it whatever the
+ * later phases do. Returns a decline reason, or ''. The per-atom arrays are written through
+ * locals (a method call per value cost more than the value's parsing).
+ */
 function scanLines(b: Uint8Array, minLineLength: number, modelsNormalised: boolean, st: ScanState): string {
+  for (const k of symbolColumnsUsed) symbolByColumns[k] = 0;
+  symbolColumnsUsed.length = 0;
+  // Buffer's indexOf finds a byte natively; a Uint8Array's goes through a slower generic path.
+  const buffer = Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
   const n = b.length;
   let pos = 0;
   let lineNo = -1;
+  let atomLines = st.atomLines;
+  let atomLength = st.atomLength;
+  let xs = st.xs;
+  let ys = st.ys;
+  let zs = st.zs;
+  let elements = st.elements;
+  let keys = st.keys;
+  let atoms = st.atoms;
+  let firstAtoms = st.firstAtoms;
+  const names = st.names;
   while (pos < n) {
     lineNo++;
-    let nl = b.indexOf(10, pos);
+    let nl = buffer.indexOf(10, pos);
     if (nl < 0) nl = n;
     const s = pos;
     const e = nl > s && b[nl - 1] === 13 ? nl - 1 : nl;
     pos = nl + 1;
     const c0 = b[s];
-    if (c0 === 65 || c0 === 72) {
-      // startsWith(b, s, e, 'ATOM  ') or 'HETATM', spelled out: the scan's most frequent test.
-      const isAtom =
-        e - s >= 6 &&
-        (c0 === 65
-          ? b[s + 1] === 84 && b[s + 2] === 79 && b[s + 3] === 77 && b[s + 4] === SP && b[s + 5] === SP
-          : b[s + 1] === 69 && b[s + 2] === 84 && b[s + 3] === 65 && b[s + 4] === 84 && b[s + 5] === 77);
-      if (isAtom) {
-        st.seqresOpen = false;
-        st.compndOpen = false;
-        st.hetnamOpen = false;
-        const length = e - s;
-        if (length < minLineLength) return 'atom line too short';
-        if (st.endFrames && !st.frameOpen) {
-          // A new frame: a new model, as the MODEL record the reference would insert here starts one.
-          st.frameOpen = true;
-          if (st.frames++ > 0) {
-            st.modelNum++;
-            st.modelStarts.push(st.atomLines.length);
-          }
+    // startsWith(b, s, e, 'ATOM  ') or 'HETATM', spelled out: the scan's most frequent test.
+    if (
+      (c0 === 65 && b[s + 1] === 84 && b[s + 2] === 79 && b[s + 3] === 77 && b[s + 4] === SP && b[s + 5] === SP && e - s >= 6) ||
+      (c0 === 72 && b[s + 1] === 69 && b[s + 2] === 84 && b[s + 3] === 65 && b[s + 4] === 84 && b[s + 5] === 77 && e - s >= 6)
+    ) {
+      st.seqresOpen = false;
+      st.compndOpen = false;
+      st.hetnamOpen = false;
+      const length = e - s;
+      if (length < minLineLength) return scanEnd(st, atoms, firstAtoms, 'atom line too short');
+      if (st.endFrames && !st.frameOpen) {
+        // A new frame: a new model, as the MODEL record the reference would insert here starts one.
+        st.frameOpen = true;
+        if (st.frames++ > 0) {
+          st.modelNum++;
+          st.modelStarts.push(atoms);
         }
-        if (!st.modelNum) {
-          st.modelNum = 1;
-          st.modelStarts.push(st.atomLines.length);
+      }
+      if (!st.modelNum) {
+        st.modelNum = 1;
+        st.modelStarts.push(atoms);
+      }
+      if (!st.normInModel && st.normModel > 0 && !modelsNormalised) return scanEnd(st, atoms, firstAtoms, MODEL_REWRITE);
+      if (st.sawEndLine && !st.anyModelLine) st.endThenAtoms = true;
+      if (!st.wide && nl - s > 21 && b[s + 20] !== SP) st.wide = true;
+      const ins = b[s + 26];
+      if (!st.anyInsCode && ins !== SP && ins !== 46 && ins !== 63) st.anyInsCode = true;
+      if (st.occupancyBlank && trimStart(b, s + 54, s + 60) < trimEnd(b, s + 54, s + 60)) st.occupancyBlank = false;
+      if (atoms === atomLines.length) {
+        growAtoms(st);
+        atomLines = st.atomLines;
+        atomLength = st.atomLength;
+        xs = st.xs;
+        ys = st.ys;
+        zs = st.zs;
+        elements = st.elements;
+        keys = st.keys;
+      }
+      const i = atoms;
+      const p = st.prevLine;
+      // A new run?
+      if (
+        st.terPending ||
+        p < 0 ||
+        st.modelNum !== st.prevModel ||
+        b[p + 21] !== b[s + 21] ||
+        b[p + 26] !== ins ||
+        b[p + 22] !== b[s + 22] ||
+        b[p + 23] !== b[s + 23] ||
+        b[p + 24] !== b[s + 24] ||
+        b[p + 25] !== b[s + 25] ||
+        b[p + 17] !== b[s + 17] ||
+        b[p + 18] !== b[s + 18] ||
+        b[p + 19] !== b[s + 19] ||
+        b[p + 20] !== b[s + 20]
+      ) {
+        st.runStart.push(i);
+        st.runTer.push(st.terPending ? 1 : 0);
+        st.runModel.push(st.modelNum);
+        // What the later phases read of a run, taken now that the line is in cache.
+        const cts = trimStart(b, s + 17, s + 21);
+        const cte = trimEnd(b, cts, s + 21);
+        const compKey = smallCode(b, cts, cte);
+        let comp = st.compIndex.get(compKey);
+        if (comp === undefined) {
+          comp = st.compNames.length;
+          st.compNames.push(tokenStr(latin1(b, cts, cte)));
+          st.compIndex.set(compKey, comp);
         }
-        if (!st.normInModel && st.normModel > 0 && !modelsNormalised) return MODEL_REWRITE;
-        if (st.sawEndLine && !st.anyModelLine) st.endThenAtoms = true;
-        if (!st.wide && nl - s > 21 && b[s + 20] !== SP) st.wide = true;
-        const ins = b[s + 26];
-        if (!st.anyInsCode && ins !== SP && ins !== 46 && ins !== 63) st.anyInsCode = true;
-        if (st.occupancyBlank && trimStart(b, s + 54, s + 60) < trimEnd(b, s + 54, s + 60)) st.occupancyBlank = false;
-        const i = st.atomLines.length;
-        const p = st.prevLine;
-        // A new run?
-        if (
-          st.terPending ||
-          p < 0 ||
-          st.modelNum !== st.prevModel ||
-          b[p + 21] !== b[s + 21] ||
-          b[p + 26] !== ins ||
-          b[p + 22] !== b[s + 22] ||
-          b[p + 23] !== b[s + 23] ||
-          b[p + 24] !== b[s + 24] ||
-          b[p + 25] !== b[s + 25] ||
-          b[p + 17] !== b[s + 17] ||
-          b[p + 18] !== b[s + 18] ||
-          b[p + 19] !== b[s + 19] ||
-          b[p + 20] !== b[s + 20]
-        ) {
-          st.runStart.push(i);
-          st.runTer.push(st.terPending ? 1 : 0);
-          st.runModel.push(st.modelNum);
-          // What the later phases read of a run, taken now that the line is in cache.
-          const cts = trimStart(b, s + 17, s + 21);
-          const cte = trimEnd(b, cts, s + 21);
-          const compKey = smallCode(b, cts, cte);
-          let comp = st.compIndex.get(compKey);
-          if (comp === undefined) {
-            comp = st.compNames.length;
-            st.compNames.push(tokenStr(latin1(b, cts, cte)));
-            st.compIndex.set(compKey, comp);
-          }
-          st.runComp.push(comp);
-          st.runAsym.push(b[s + 21]);
-          st.runIns.push(ins);
-          const sts = trimStart(b, s + 22, s + 26);
-          const ste = trimEnd(b, sts, s + 26);
-          st.runSeqInt.push(parseIntBytes(b, sts, ste) || 0);
-          st.runSeqTok.push(code(b, sts, ste));
-        }
-        st.terPending = false;
-        if (st.firstModel === 0) st.firstModel = st.modelNum;
-        if (st.modelNum === st.firstModel) {
-          const xs = st.xs;
-          if (xs.length === xs.array.length) {
-            xs.grow();
-            st.ys.grow();
-            st.zs.grow();
-          }
-          const at = xs.length++;
-          st.ys.length++;
-          st.zs.length++;
-          if (!coordinateInto(b, s + 30, xs.array, at) || !coordinateInto(b, s + 38, st.ys.array, at) || !coordinateInto(b, s + 46, st.zs.array, at))
-            return COORDINATES_NOT_NUMBERS;
-          // Element: columns 77-78 when the line reaches them and they are not blank, else guessed from the name.
+        st.runComp.push(comp);
+        st.runAsym.push(b[s + 21]);
+        st.runIns.push(ins);
+        const sts = trimStart(b, s + 22, s + 26);
+        const ste = trimEnd(b, sts, s + 26);
+        st.runSeqInt.push(parseIntBytes(b, sts, ste) || 0);
+        st.runSeqTok.push(code(b, sts, ste));
+      }
+      st.terPending = false;
+      if (st.firstModel === 0) st.firstModel = st.modelNum;
+      if (st.modelNum === st.firstModel) {
+        const at = firstAtoms;
+        if (!coordinateInto(b, s + 30, xs, at) || !coordinateInto(b, s + 38, ys, at) || !coordinateInto(b, s + 46, zs, at))
+          return scanEnd(st, atoms, firstAtoms, COORDINATES_NOT_NUMBERS);
+        // Element: columns 77-78 when the line reaches them and they are not blank, else guessed from the name.
+        let symbol = -1;
+        const columns = length >= 78 ? (b[s + 76] << 8) | b[s + 77] : -1;
+        if (columns >= 0) symbol = symbolByColumns[columns] - 1;
+        if (symbol < 0) {
           let ts = s;
           let te = s;
           if (length >= 78) {
@@ -648,76 +690,93 @@ function scanLines(b: Uint8Array, minLineLength: number, modelsNormalised: boole
             ts = guessStart;
             te = guessEnd;
           }
-          // A small integer (no boxing as a Map key): st.symbols are at most 2 characters, guesses too.
+          // A small integer (no boxing as a Map key): symbols are at most 2 characters, guesses too.
           const symbolCode = te - ts <= 2 ? ((te - ts) << 16) | (te > ts ? b[ts] << 8 : 0) | (te - ts === 2 ? b[ts + 1] : 0) : -1 - code(b, ts, te);
-          let symbol = st.symbolIndex.get(symbolCode);
-          if (symbol === undefined) {
-            symbol = st.symbols.length;
-            if (symbol > 255) return 'too many distinct element st.symbols';
+          let known = st.symbolIndex.get(symbolCode);
+          if (known === undefined) {
+            known = st.symbols.length;
+            if (known > 255) return scanEnd(st, atoms, firstAtoms, 'too many distinct element symbols');
             st.symbols.push(ElementSymbol(tokenStr(latin1(b, ts, te))) as string);
-            st.symbolIndex.set(symbolCode, symbol);
+            st.symbolIndex.set(symbolCode, known);
           }
-          st.elements.push(symbol);
-          // A residue for getAtomSite ends where the chain, residue number (as an integer) or insertion code changes.
-          if (
-            p >= 0 &&
-            i > 0 &&
-            ((b[p + 21] !== b[s + 21] && chainStr(b, p) !== chainStr(b, s)) ||
-              (b[p + 26] !== ins && insStr(b, p) !== insStr(b, s)) ||
-              ((b[p + 22] !== b[s + 22] || b[p + 23] !== b[s + 23] || b[p + 24] !== b[s + 24] || b[p + 25] !== b[s + 25]) &&
-                seqNumber(b, p) !== seqNumber(b, s)))
-          ) {
-            st.nameCount = 0;
-            // Map.clear() allocates a new table: only when the map was used (long residues, repeats).
-            if (st.nameCounts.size > 0) st.nameCounts.clear();
+          symbol = known;
+          // Columns that trim to a symbol give that symbol every time (blank ones are guessed per name).
+          if (columns >= 0 && ts >= s + 76) {
+            symbolByColumns[columns] = symbol + 1;
+            symbolColumnsUsed.push(columns);
           }
-          const nts = trimStart(b, s + 12, s + 16);
-          const nte = trimEnd(b, nts, s + 16);
-          const t = nte - nts === 1 && (b[nts] === 46 || b[nts] === 63) ? 0 : code(b, nts, nte);
-          let seen = false;
-          if (st.nameCount < 64) {
-            const names = st.names;
-            for (let k = 0; k < st.nameCount; k++) {
-              if (names[k] === t) {
-                seen = true;
-                break;
-              }
+        }
+        elements[at] = symbol;
+        // A residue for getAtomSite ends where the chain, residue number (as an integer) or insertion code changes.
+        if (
+          p >= 0 &&
+          i > 0 &&
+          ((b[p + 21] !== b[s + 21] && chainStr(b, p) !== chainStr(b, s)) ||
+            (b[p + 26] !== ins && insStr(b, p) !== insStr(b, s)) ||
+            ((b[p + 22] !== b[s + 22] || b[p + 23] !== b[s + 23] || b[p + 24] !== b[s + 24] || b[p + 25] !== b[s + 25]) && seqNumber(b, p) !== seqNumber(b, s)))
+        ) {
+          st.nameCount = 0;
+          // Map.clear() allocates a new table: only when the map was used (long residues, repeats).
+          if (st.nameCounts.size > 0) st.nameCounts.clear();
+        }
+        const nts = trimStart(b, s + 12, s + 16);
+        const nte = trimEnd(b, nts, s + 16);
+        const t = nte - nts === 1 && (b[nts] === 46 || b[nts] === 63) ? 0 : code(b, nts, nte);
+        let seen = false;
+        const nameCount = st.nameCount;
+        if (nameCount < 64) {
+          for (let k = 0; k < nameCount; k++) {
+            if (names[k] === t) {
+              seen = true;
+              break;
             }
-            if (!seen) {
-              st.names[st.nameCount++] = t;
-              if (st.nameCount === 64) for (const v of st.names) st.nameCounts.set(v, st.nameCounts.get(v) ?? 0);
-            }
-          } else {
-            seen = st.nameCounts.has(t);
-            if (!seen) st.nameCounts.set(t, 0);
           }
-          const alt = b[s + 16];
-          const altCode = alt === SP || alt === 46 || alt === 63 ? 0 : alt + 1;
-          if (altCode) st.anyAltloc = true;
-          let nameCode = t;
-          if (seen) {
-            const next = (st.nameCounts.get(t) ?? 0) + 1;
-            st.nameCounts.set(t, next);
-            st.nameSuffix.set(i, next);
-            const label = `${tokenStr(latin1(b, nts, nte))}_${next}`;
-            if (label.length > 4) {
-              st.atomKeyStrings.set(i, `${label}\u0000${altCode ? String.fromCharCode(alt) : ''}`);
-              nameCode = -1;
-            } else nameCode = stringCode(label);
+          if (!seen) {
+            names[nameCount] = t;
+            st.nameCount = nameCount + 1;
+            if (nameCount + 1 === 64) for (const v of names) st.nameCounts.set(v, st.nameCounts.get(v) ?? 0);
           }
-          st.keys.push(nameCode * 512 + altCode);
-        } else if (!coordinateBytesOk(b, s + 30) || !coordinateBytesOk(b, s + 38) || !coordinateBytesOk(b, s + 46)) return COORDINATES_NOT_NUMBERS;
-        st.atomLines.push(s);
-        st.atomLength.push(length > 255 ? 255 : length);
-        st.prevLine = s;
-        st.prevModel = st.modelNum;
-        continue;
-      }
+        } else {
+          seen = st.nameCounts.has(t);
+          if (!seen) st.nameCounts.set(t, 0);
+        }
+        const alt = b[s + 16];
+        const altCode = alt === SP || alt === 46 || alt === 63 ? 0 : alt + 1;
+        if (altCode) st.anyAltloc = true;
+        let nameCode = t;
+        if (seen) {
+          const next = (st.nameCounts.get(t) ?? 0) + 1;
+          st.nameCounts.set(t, next);
+          st.nameSuffix.set(i, next);
+          const label = `${tokenStr(latin1(b, nts, nte))}_${next}`;
+          if (label.length > 4) {
+            st.atomKeyStrings.set(i, `${label}\u0000${altCode ? String.fromCharCode(alt) : ''}`);
+            nameCode = -1;
+          } else nameCode = stringCode(label);
+        }
+        keys[at] = nameCode * 512 + altCode;
+        firstAtoms = at + 1;
+      } else if (!coordinateBytesOk(b, s + 30) || !coordinateBytesOk(b, s + 38) || !coordinateBytesOk(b, s + 46))
+        return scanEnd(st, atoms, firstAtoms, COORDINATES_NOT_NUMBERS);
+      atomLines[i] = s;
+      atomLength[i] = length > 255 ? 255 : length;
+      atoms = i + 1;
+      st.prevLine = s;
+      st.prevModel = st.modelNum;
+      continue;
     }
+    st.atoms = atoms;
     const why = otherRecord(b, s, e, nl, c0, lineNo, modelsNormalised, st);
-    if (why) return why;
+    if (why) return scanEnd(st, atoms, firstAtoms, why);
   }
-  return '';
+  return scanEnd(st, atoms, firstAtoms, '');
+}
+
+/** The counts the scan kept in locals, back into its state; returns `why`. */
+function scanEnd(st: ScanState, atoms: number, firstAtoms: number, why: string): string {
+  st.atoms = atoms;
+  st.firstAtoms = firstAtoms;
+  return why;
 }
 
 /**
@@ -777,7 +836,7 @@ function otherRecord(b: Uint8Array, s: number, e: number, nl: number, c0: number
       }
       if (startsWith(b, s, e, 'MODEL ')) {
         st.modelNum++;
-        st.modelStarts.push(st.atomLines.length);
+        st.modelStarts.push(st.atoms);
       }
     }
   } else if (c0 === 69) {
@@ -864,7 +923,7 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54, modelsNormal
   if (endSeparated && st.endmdlLine) return decline(MODEL_REWRITE);
   // Any bare "MODEL" line or ENDMDL makes the reference rewrite the text; the rewrite is a no-op
   // exactly when every MODEL line is numbered and no atom follows ENDMDL outside a model: checked above.
-  const total = atomLines.length;
+  const total = st.atoms;
   if (total === 0) return decline('no atoms');
 
   const warnings: Problem[] = [];
@@ -894,42 +953,142 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54, modelsNormal
     seqresLines = undefined;
   }
 
-  const lines = (list: string[]) => {
-    const data = list.join('\n');
-    const indices: number[] = [];
-    let at = 0;
-    for (const l of list) {
-      indices.push(at, at + l.length);
-      at += l.length + 1;
-    }
-    return { data, indices, count: list.length } as never;
-  };
   // One parse per block, as Mol* does: a name continued in a later block replaces the earlier one.
-  const heteroNames: [string, string][] = hetnamBlocks.flatMap((block) => [...parseHetnam(lines(block), 0, block.length).entries()]);
-  const seqresMap: Map<string, string[]> | undefined = seqresLines ? parseSeqres(lines(seqresLines), 0, seqresLines.length) : undefined;
+  const heteroNames: [string, string][] = hetnamBlocks.flatMap((block) => [...parseHetnam(lineList(block), 0, block.length).entries()]);
+  const seqresMap: Map<string, string[]> | undefined = seqresLines ? parseSeqres(lineList(seqresLines), 0, seqresLines.length) : undefined;
 
-  const lineAt = atomLines.array;
-  const seqInt = (i: number) => seqNumber(b, lineAt[i]);
-  const runCount = runStart.length;
-  const { compNames } = st;
-  const runComp = st.runComp.array;
-  const runAsym = st.runAsym.array;
-  const runIns = st.runIns.array;
-  const runSeqInt = st.runSeqInt.array;
-  const runSeqTok = st.runSeqTok.array;
-  const compOfRun = (r: number) => compNames[runComp[r]];
-  const asymOfRun = (r: number) => (runAsym[r] === 46 || runAsym[r] === 63 ? '' : CHARS[runAsym[r]]);
-  const insOfRun = (r: number) => (runIns[r] === SP || runIns[r] === 46 || runIns[r] === 63 ? '' : CHARS[runIns[r]]);
-  const starts = runStart.array;
-  const runEnd = (r: number) => (r + 1 < runCount ? starts[r + 1] : total);
+  const lineAt = atomLines;
+  const runs: Runs = {
+    count: runStart.length,
+    total,
+    start: runStart.array,
+    comp: st.runComp.array,
+    asym: st.runAsym.array,
+    ins: st.runIns.array,
+    seqInt: st.runSeqInt.array,
+    seqTok: st.runSeqTok.array,
+    ter: runTer.array,
+    model: runModel.array,
+    compNames: st.compNames,
+  };
+  // Each phase below is a function of its own: a large file's loops are optimised while they run
+  // (on-stack replacement), and each such compilation covers the whole function the loop is in.
+  const built = entitiesOfRuns(b, lineAt, runs, heteroNames, compndBlocks, seqresMap, hasAssemblies);
+  if (typeof built === 'string') return decline(built);
+  const { runEntity, componentBuilder, entityBuilder, labels } = built;
 
-  const moleculeTypes = new Map<string, ReturnType<typeof getMoleculeType>>();
-  // getEntityId gives the same entity for the same label_asym_id and component every time: worked out once per pair.
-  const entities = new Map<string, Map<string, string>>();
+  // The first model only from here on (the summary and the diff read the first model).
+  const atomCount = st.firstAtoms;
+  // Mol* makes one model per run of equal model numbers: MODEL records without atoms make none.
+  let models = 0;
+  for (let k = 0; k < modelStarts.length; k++) if ((k + 1 < modelStarts.length ? modelStarts[k + 1] : total) > modelStarts[k]) models++;
+  let firstRuns = 0;
+  while (firstRuns < runs.count && runs.start[firstRuns] < atomCount) firstRuns++;
 
-  // Components and entities, over every model's atoms in file order (pdbToMmCif).
+  // label_asym_id (the helper's second pass, after clear()) and label_seq_id (getAtomSite).
+  const useLinear = !!seqresMap || anyInsCode;
+  const alignments = seqresMap ? alignChains(runs, firstRuns, seqresMap) : new Map<string, number[]>();
+  const { runLabel, runSeq } = labelRuns(runs, firstRuns, alignments, useLinear, labels);
+  // Without linear label_seq_ids Mol* substitutes auth_seq_id for label_seq_id (getNormalizedAtomSite).
+  if (!useLinear && !authSeqAsLabels(runs, firstRuns, runSeq)) return decline('residue number missing');
+
+  const runOrder = sortRuns(runEntity, runLabel, runSeq, firstRuns);
+  const entityTypes = (entityBuilder as unknown as { types: string[] }).types;
+  const entityIds = (entityBuilder as unknown as { ids: string[] }).ids;
+  const typeOfEntity = new Map<string, string>();
+  for (let k = 0; k < entityIds.length; k++) typeOfEntity.set(entityIds[k], entityTypes[k]);
+  const { residueOffsets, residueCount, chainOffsets, chainCount, residueEntityType, order } = cutHierarchy(
+    runs,
+    firstRuns,
+    atomCount,
+    runOrder,
+    runEntity,
+    runLabel,
+    runSeq,
+    useLinear,
+    typeOfEntity,
+  );
+  // The per-atom arrays the summary reads atom by atom go into Mol*'s order, in place (memory stays flat).
+  if (order) permuteInPlace(order, xs, ys, zs, elements, keys);
+
+  return {
+    bytes,
+    atomCount,
+    order,
+    lineStart: lineAt.subarray(0, total),
+    lineLength: atomLength.subarray(0, total),
+    x: xs.subarray(0, atomCount),
+    y: ys.subarray(0, atomCount),
+    z: zs.subarray(0, atomCount),
+    element: elements.subarray(0, atomCount),
+    symbols,
+    residueOffsets,
+    residueCount,
+    chainOffsets,
+    chainCount,
+    residueEntityType,
+    entityCount: entityIds.length,
+    componentName: (comp) => componentBuilder.get(comp)?.name,
+    models,
+    nameSuffix,
+    atomKeys: keys.subarray(0, atomCount),
+    atomKeyStrings,
+    occupancyBlank,
+    hasAltlocs: st.anyAltloc,
+    warnings,
+    header: { idCode, depDate },
+  };
+}
+
+/** The runs the scan found (every model), as the phases after it read them. */
+interface Runs {
+  count: number;
+  /** Atom lines in all (the end of the last run). */
+  total: number;
+  start: Int32Array;
+  comp: Int32Array;
+  asym: Uint8Array;
+  ins: Uint8Array;
+  seqInt: Int32Array;
+  seqTok: Float64Array;
+  ter: Uint8Array;
+  model: Int32Array;
+  compNames: string[];
+}
+
+const runEnd = (runs: Runs, r: number): number => (r + 1 < runs.count ? runs.start[r + 1] : runs.total);
+const asymOfRun = (runs: Runs, r: number): string => (runs.asym[r] === 46 || runs.asym[r] === 63 ? '' : CHARS[runs.asym[r]]);
+const insOfRun = (runs: Runs, r: number): string => (runs.ins[r] === SP || runs.ins[r] === 46 || runs.ins[r] === 63 ? '' : CHARS[runs.ins[r]]);
+
+/** Mol*'s line-list input to its HETNAM, SEQRES and COMPND parsers. */
+const lineList = (list: string[]) => {
+  const data = list.join('\n');
+  const indices: number[] = [];
+  let at = 0;
+  for (const l of list) {
+    indices.push(at, at + l.length);
+    at += l.length + 1;
+  }
+  return { data, indices, count: list.length } as never;
+};
+
+/**
+ * Components and entities, over every model's atoms in file order (pdbToMmCif): the entity of
+ * each run, and the label_asym_id helper in the state this pass leaves it (the next pass goes on
+ * from it, as Mol*'s does). A string: the reference's decline.
+ */
+function entitiesOfRuns(
+  b: Uint8Array,
+  lineAt: Int32Array,
+  runs: Runs,
+  heteroNames: [string, string][],
+  compndBlocks: string[][],
+  seqresMap: Map<string, string[]> | undefined,
+  hasAssemblies: boolean,
+): { runEntity: string[]; componentBuilder: ComponentBuilder; entityBuilder: EntityBuilder; labels: LabelAsym } | string {
+  const total = runs.total;
   const componentBuilder = new ComponentBuilder(
-    { rowCount: total, value: seqInt } as never,
+    { rowCount: total, value: (i: number) => seqNumber(b, lineAt[i]) } as never,
     {
       rowCount: total,
       value: (i: number) => {
@@ -941,21 +1100,38 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54, modelsNormal
   );
   componentBuilder.setNames(heteroNames);
   const entityBuilder = new EntityBuilder();
-  for (const block of compndBlocks) entityBuilder.setCompounds(parseCmpnd(lines(block), 0, block.length));
+  for (const block of compndBlocks) entityBuilder.setCompounds(parseCmpnd(lineList(block), 0, block.length));
   if (seqresMap) entityBuilder.setSeqres(seqresMap);
   entityBuilder.setNames(heteroNames);
   const labels = new LabelAsym(hasAssemblies);
-  const runEntity: string[] = new Array(runCount);
-  for (let r = 0; r < runCount; r++) {
-    const i = starts[r];
-    const comp = compOfRun(r);
+  const runEntity = runEntities(runs, componentBuilder, entityBuilder, labels);
+  if (seqresMap) {
+    // The reference fails here when SEQRES names chains but no atom is a polymer: leave that to it.
+    try {
+      getEntityPolySeq(seqresMap, (chainId: string) => entityBuilder.getEntityIdForChain(chainId));
+    } catch {
+      return 'SEQRES without polymer atoms';
+    }
+  }
+  return { runEntity, componentBuilder, entityBuilder, labels };
+}
+
+function runEntities(runs: Runs, componentBuilder: ComponentBuilder, entityBuilder: EntityBuilder, labels: LabelAsym): string[] {
+  const moleculeTypes = new Map<string, ReturnType<typeof getMoleculeType>>();
+  // getEntityId gives the same entity for the same label_asym_id and component every time: worked out once per pair.
+  const entities = new Map<string, Map<string, string>>();
+  const runEntity: string[] = new Array(runs.count);
+  const { start, compNames, comp: runComp, model, ter } = runs;
+  for (let r = 0; r < runs.count; r++) {
+    const i = start[r];
+    const comp = compNames[runComp[r]];
     let moleculeType = moleculeTypes.get(comp);
     if (moleculeType === undefined) {
       // The first atom of a component decides its type (ComponentBuilder.add reads its residue's atom names).
       moleculeType = getMoleculeType(componentBuilder.add(comp, i).type, comp);
       moleculeTypes.set(comp, moleculeType);
     }
-    const asym = labels.run(asymOfRun(r), runModel.array[r], runTer.array[r] === 1, runEnd(r) - i);
+    const asym = labels.run(asymOfRun(runs, r), model[r], ter[r] === 1, runEnd(runs, r) - i);
     let byComp = entities.get(asym);
     if (!byComp) {
       byComp = new Map();
@@ -968,189 +1144,199 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54, modelsNormal
     }
     runEntity[r] = entity;
   }
-  if (seqresMap) {
-    // The reference fails here when SEQRES names chains but no atom is a polymer: leave that to it.
-    try {
-      getEntityPolySeq(seqresMap, (chainId: string) => entityBuilder.getEntityIdForChain(chainId));
-    } catch {
-      return decline('SEQRES without polymer atoms');
+  return runEntity;
+}
+
+/** Mol*'s SEQRES alignment of each chain's observed residues (first model), by chain. */
+function alignChains(runs: Runs, firstRuns: number, seqresMap: Map<string, string[]>): Map<string, number[]> {
+  const alignments = new Map<string, number[]>();
+  const observed = new Map<string, string[]>();
+  let prevChain = '';
+  let prevSeqId = -99999;
+  let prevIns = '___';
+  for (let r = 0; r < firstRuns; r++) {
+    const chain = asymOfRun(runs, r);
+    const seqId = runs.seqInt[r];
+    const ins = insOfRun(runs, r);
+    if (chain !== prevChain || seqId !== prevSeqId || ins !== prevIns) {
+      let list = observed.get(chain);
+      if (!list) {
+        list = [];
+        observed.set(chain, list);
+      }
+      list.push(runs.compNames[runs.comp[r]]);
+      prevChain = chain;
+      prevSeqId = seqId;
+      prevIns = ins;
     }
   }
+  // Identical chains (homo-oligomers) align the same way: once.
+  const done = new Map<string, number[]>();
+  for (const [chain, list] of observed) {
+    const seqres = seqresMap.get(chain);
+    if (seqres && seqres.length > 0) {
+      const key = JSON.stringify([seqres, list]);
+      let alignment = done.get(key);
+      if (!alignment) {
+        alignment = alignToSeqres(seqres, list);
+        done.set(key, alignment);
+      }
+      alignments.set(chain, alignment);
+    }
+  }
+  return alignments;
+}
 
-  // The first model only from here on (the summary and the diff read the first model).
-  const atomCount = xs.length;
-  // Mol* makes one model per run of equal model numbers: MODEL records without atoms make none.
-  let models = 0;
-  for (let k = 0; k < modelStarts.length; k++) if ((k + 1 < modelStarts.length ? modelStarts[k + 1] : total) > modelStarts[k]) models++;
-  let firstRuns = 0;
-  while (firstRuns < runCount && starts[firstRuns] < atomCount) firstRuns++;
-
-  // label_asym_id (the helper's second pass, after clear()) and label_seq_id (getAtomSite).
-  const useLinear = !!seqresMap || anyInsCode;
+/** label_asym_id (the helper's second pass, after clear()) and label_seq_id (getAtomSite) of the first model's runs. */
+function labelRuns(
+  runs: Runs,
+  firstRuns: number,
+  alignments: Map<string, number[]>,
+  useLinear: boolean,
+  labels: LabelAsym,
+): { runLabel: string[]; runSeq: Int32Array } {
   labels.clear();
   const runLabel: string[] = new Array(firstRuns);
   const runSeq = new Int32Array(firstRuns);
-  const alignments = new Map<string, number[]>();
-  if (seqresMap) {
-    const observed = new Map<string, string[]>();
-    let prevChain = '';
-    let prevSeqId = -99999;
-    let prevIns = '___';
-    for (let r = 0; r < firstRuns; r++) {
-      const chain = asymOfRun(r);
-      const seqId = runSeqInt[r];
-      const ins = insOfRun(r);
-      if (chain !== prevChain || seqId !== prevSeqId || ins !== prevIns) {
-        let list = observed.get(chain);
-        if (!list) {
-          list = [];
-          observed.set(chain, list);
-        }
-        list.push(compOfRun(r));
-        prevChain = chain;
-        prevSeqId = seqId;
-        prevIns = ins;
-      }
+  const { start, model: runModel, seqInt, ter } = runs;
+  let currModel = runModel[0];
+  let currAsym = asymOfRun(runs, 0);
+  let currSeq = seqInt[0];
+  let currIns = insOfRun(runs, 0);
+  let alignment = alignments.get(currAsym);
+  let residueIdx = 0;
+  const initial = (seqId: number) => {
+    const pos0 = alignment ? alignment[0] : UNALIGNED;
+    return pos0 !== UNALIGNED ? pos0 : useLinear ? 1 : seqId;
+  };
+  let label = initial(currSeq);
+  for (let r = 0; r < firstRuns; r++) {
+    const i = start[r];
+    const model = runModel[r];
+    const asym = asymOfRun(runs, r);
+    const seqId = seqInt[r];
+    const ins = insOfRun(runs, r);
+    if (model !== currModel) {
+      currModel = model;
+      currAsym = asym;
+      currSeq = seqId;
+      currIns = ins;
+      alignment = alignments.get(asym);
+      residueIdx = 0;
+      label = initial(currSeq);
+    } else if (currAsym !== asym) {
+      currAsym = asym;
+      currSeq = seqId;
+      currIns = ins;
+      alignment = alignments.get(asym);
+      residueIdx = 0;
+      label = initial(seqId);
+    } else if (currSeq !== seqId || currIns !== ins) {
+      residueIdx++;
+      const aligned = alignment && residueIdx < alignment.length ? alignment[residueIdx] : UNALIGNED;
+      if (aligned !== UNALIGNED) label = aligned;
+      else if (currSeq === label && !useLinear) label = seqId;
+      else label += 1;
+      currSeq = seqId;
+      currIns = ins;
     }
-    // Identical chains (homo-oligomers) align the same way: once.
-    const done = new Map<string, number[]>();
-    for (const [chain, list] of observed) {
-      const seqres = seqresMap.get(chain);
-      if (seqres && seqres.length > 0) {
-        const key = JSON.stringify([seqres, list]);
-        let alignment = done.get(key);
-        if (!alignment) {
-          alignment = alignToSeqres(seqres, list);
-          done.set(key, alignment);
-        }
-        alignments.set(chain, alignment);
-      }
-    }
+    runLabel[r] = labels.run(asym, model, ter[r] === 1, runEnd(runs, r) - i);
+    runSeq[r] = label;
   }
-  {
-    let currModel = runModel.array[0];
-    let currAsym = asymOfRun(0);
-    let currSeq = runSeqInt[0];
-    let currIns = insOfRun(0);
-    let alignment = alignments.get(currAsym);
-    let residueIdx = 0;
-    const initial = (seqId: number) => {
-      const pos0 = alignment ? alignment[0] : UNALIGNED;
-      return pos0 !== UNALIGNED ? pos0 : useLinear ? 1 : seqId;
-    };
-    let label = initial(currSeq);
-    for (let r = 0; r < firstRuns; r++) {
-      const i = starts[r];
-      const model = runModel.array[r];
-      const asym = asymOfRun(r);
-      const seqId = runSeqInt[r];
-      const ins = insOfRun(r);
-      if (model !== currModel) {
-        currModel = model;
-        currAsym = asym;
-        currSeq = seqId;
-        currIns = ins;
-        alignment = alignments.get(asym);
-        residueIdx = 0;
-        label = initial(currSeq);
-      } else if (currAsym !== asym) {
-        currAsym = asym;
-        currSeq = seqId;
-        currIns = ins;
-        alignment = alignments.get(asym);
-        residueIdx = 0;
-        label = initial(seqId);
-      } else if (currSeq !== seqId || currIns !== ins) {
-        residueIdx++;
-        const aligned = alignment && residueIdx < alignment.length ? alignment[residueIdx] : UNALIGNED;
-        if (aligned !== UNALIGNED) label = aligned;
-        else if (currSeq === label && !useLinear) label = seqId;
-        else label += 1;
-        currSeq = seqId;
-        currIns = ins;
-      }
-      runLabel[r] = labels.run(asym, model, runTer.array[r] === 1, runEnd(r) - i);
-      runSeq[r] = label;
-    }
-  }
-  // Without linear label_seq_ids Mol* substitutes auth_seq_id for label_seq_id (getNormalizedAtomSite).
-  if (!useLinear) {
-    const dot = stringCode('.');
-    const question = stringCode('?');
-    for (let r = 0; r < firstRuns; r++) {
-      const token = runSeqTok[r];
-      // Blank, '.' or '?': sortAtomSite's check of whether to sort would read another atom's value kind.
-      if (token === 0 || token === dot || token === question) return decline('residue number missing');
-      runSeq[r] = runSeqInt[r];
-    }
-  }
+  return { runLabel, runSeq };
+}
 
-  // Mol*'s sortAtomSite: atoms grouped by entity, then by chain (first appearance), then by
-  // label_seq_id. A stable sort of the runs gives the same order.
-  let runOrder: Int32Array | undefined;
-  {
-    const entityRank = new Map<string, number>();
-    const chainRank = new Map<string, number>();
-    const entityKey = new Int32Array(firstRuns);
-    const chainKey = new Int32Array(firstRuns);
-    let lastEntity = '';
-    let lastLabel = '';
-    let lastChainRank = -1;
-    for (let r = 0; r < firstRuns; r++) {
-      const entity = runEntity[r];
-      let er = entityRank.get(entity);
-      if (er === undefined) {
-        er = entityRank.size;
-        entityRank.set(entity, er);
-      }
-      entityKey[r] = er;
-      if (r > 0 && entity === lastEntity && runLabel[r] === lastLabel) chainKey[r] = lastChainRank;
-      else {
-        const key = `${entity}\u0000${runLabel[r]}`;
-        let cr = chainRank.get(key);
-        if (cr === undefined) {
-          cr = chainRank.size;
-          chainRank.set(key, cr);
-        }
-        chainKey[r] = cr;
-        lastEntity = entity;
-        lastLabel = runLabel[r];
-        lastChainRank = cr;
-      }
+/**
+ * Without linear label_seq_ids Mol* substitutes auth_seq_id for label_seq_id
+ * (getNormalizedAtomSite). False when a residue number is missing: blank, '.' or '?' (sortAtomSite's
+ * check of whether to sort would read another atom's value kind).
+ */
+function authSeqAsLabels(runs: Runs, firstRuns: number, runSeq: Int32Array): boolean {
+  const dot = stringCode('.');
+  const question = stringCode('?');
+  for (let r = 0; r < firstRuns; r++) {
+    const token = runs.seqTok[r];
+    if (token === 0 || token === dot || token === question) return false;
+    runSeq[r] = runs.seqInt[r];
+  }
+  return true;
+}
+
+/**
+ * Mol*'s sortAtomSite: atoms grouped by entity, then by chain (first appearance), then by
+ * label_seq_id. A stable sort of the runs gives the same order; undefined when the runs are in it.
+ */
+function sortRuns(runEntity: string[], runLabel: string[], runSeq: Int32Array, firstRuns: number): Int32Array | undefined {
+  const entityRank = new Map<string, number>();
+  const chainRank = new Map<string, number>();
+  const entityKey = new Int32Array(firstRuns);
+  const chainKey = new Int32Array(firstRuns);
+  let lastEntity = '';
+  let lastLabel = '';
+  let lastChainRank = -1;
+  for (let r = 0; r < firstRuns; r++) {
+    const entity = runEntity[r];
+    let er = entityRank.get(entity);
+    if (er === undefined) {
+      er = entityRank.size;
+      entityRank.set(entity, er);
     }
-    let sorted = true;
-    for (let r = 1; r < firstRuns && sorted; r++) {
-      const a = r - 1;
-      if (
-        entityKey[a] > entityKey[r] ||
-        (entityKey[a] === entityKey[r] && (chainKey[a] > chainKey[r] || (chainKey[a] === chainKey[r] && runSeq[a] > runSeq[r])))
-      )
-        sorted = false;
-    }
-    if (!sorted) {
-      const list = Array.from({ length: firstRuns }, (_, r) => r);
-      // Chain ranks are by first appearance over the file; within an entity that is also the order of first appearance within it.
-      list.sort((a, c) => entityKey[a] - entityKey[c] || chainKey[a] - chainKey[c] || runSeq[a] - runSeq[c]);
-      runOrder = Int32Array.from(list);
+    entityKey[r] = er;
+    if (r > 0 && entity === lastEntity && runLabel[r] === lastLabel) chainKey[r] = lastChainRank;
+    else {
+      const key = `${entity}\u0000${runLabel[r]}`;
+      let cr = chainRank.get(key);
+      if (cr === undefined) {
+        cr = chainRank.size;
+        chainRank.set(key, cr);
+      }
+      chainKey[r] = cr;
+      lastEntity = entity;
+      lastLabel = runLabel[r];
+      lastChainRank = cr;
     }
   }
+  let sorted = true;
+  for (let r = 1; r < firstRuns && sorted; r++) {
+    const a = r - 1;
+    if (entityKey[a] > entityKey[r] || (entityKey[a] === entityKey[r] && (chainKey[a] > chainKey[r] || (chainKey[a] === chainKey[r] && runSeq[a] > runSeq[r]))))
+      sorted = false;
+  }
+  if (sorted) return undefined;
+  const list = Array.from({ length: firstRuns }, (_, r) => r);
+  // Chain ranks are by first appearance over the file; within an entity that is also the order of first appearance within it.
+  list.sort((a, c) => entityKey[a] - entityKey[c] || chainKey[a] - chainKey[c] || runSeq[a] - runSeq[c]);
+  return Int32Array.from(list);
+}
 
-  // The residue and chain cuts (findHierarchyOffsets) over the sorted runs.
+/**
+ * The residue and chain cuts (findHierarchyOffsets) over the sorted runs, as positions in Mol*'s
+ * order (each with the end appended), the entity type of each residue's chain, and the file index
+ * of the atom at each position when that order is not the file's.
+ */
+function cutHierarchy(
+  runs: Runs,
+  firstRuns: number,
+  atomCount: number,
+  runOrder: Int32Array | undefined,
+  runEntity: string[],
+  runLabel: string[],
+  runSeq: Int32Array,
+  useLinear: boolean,
+  typeOfEntity: Map<string, string>,
+) {
   const residueOffsets = new Growable(Math.max(16, firstRuns + 1));
   const chainOffsets = new Growable(64);
   const residueEntityType: (string | undefined)[] = [];
-  const entityTypes = (entityBuilder as unknown as { types: string[] }).types;
-  const entityIds = (entityBuilder as unknown as { ids: string[] }).ids;
-  const typeOfEntity = new Map<string, string>();
-  for (let k = 0; k < entityIds.length; k++) typeOfEntity.set(entityIds[k], entityTypes[k]);
+  const { seqTok, ins: runIns } = runs;
   const order = runOrder ? new Int32Array(atomCount) : undefined;
   let at = 0;
   let prevRun = -1;
   let chainType: string | undefined;
   for (let k = 0; k < firstRuns; k++) {
     const r = runOrder ? runOrder[k] : k;
-    const i0 = starts[r];
-    const end = runEnd(r);
+    const i0 = runs.start[r];
+    const end = runEnd(runs, r);
     if (prevRun < 0) {
       residueOffsets.push(at);
       chainOffsets.push(at);
@@ -1159,7 +1345,7 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54, modelsNormal
     } else {
       const p = prevRun;
       const newChain = runEntity[p] !== runEntity[r] || runLabel[p] !== runLabel[r];
-      const newResidue = newChain || (useLinear && runSeq[p] !== runSeq[r]) || runSeqTok[p] !== runSeqTok[r] || tokenIns(runIns[p]) !== tokenIns(runIns[r]);
+      const newResidue = newChain || (useLinear && runSeq[p] !== runSeq[r]) || seqTok[p] !== seqTok[r] || tokenIns(runIns[p]) !== tokenIns(runIns[r]);
       if (newChain) {
         chainOffsets.push(at);
         chainType = typeOfEntity.get(runEntity[r]);
@@ -1173,39 +1359,17 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54, modelsNormal
     else at += end - i0;
     prevRun = r;
   }
-  // The per-atom arrays the summary reads atom by atom go into Mol*'s order, in place (memory stays flat).
-  if (order) permuteInPlace(order, xs.array, ys.array, zs.array, elements.array, keys.array);
   const residueCount = residueOffsets.length;
   residueOffsets.push(atomCount);
   const chainCount = chainOffsets.length;
   chainOffsets.push(atomCount);
-
   return {
-    bytes,
-    atomCount,
-    order,
-    lineStart: lineAt.subarray(0, total),
-    lineLength: atomLength.array.subarray(0, total),
-    x: xs.array.subarray(0, atomCount),
-    y: ys.array.subarray(0, atomCount),
-    z: zs.array.subarray(0, atomCount),
-    element: elements.array.subarray(0, atomCount),
-    symbols,
     residueOffsets: residueOffsets.array.subarray(0, residueCount + 1),
     residueCount,
     chainOffsets: chainOffsets.array.subarray(0, chainCount + 1),
     chainCount,
     residueEntityType,
-    entityCount: entityIds.length,
-    componentName: (comp) => componentBuilder.get(comp)?.name,
-    models,
-    nameSuffix,
-    atomKeys: keys.array.subarray(0, atomCount),
-    atomKeyStrings,
-    occupancyBlank,
-    hasAltlocs: st.anyAltloc,
-    warnings,
-    header: { idCode, depDate },
+    order,
   };
 }
 
@@ -1396,6 +1560,7 @@ class PdbAtomTable implements AtomTable {
   readonly coordinates: { x: Float32Array; y: Float32Array; z: Float32Array };
   readonly symbolIndex: { index: Uint8Array; symbols: readonly string[] };
   readonly hasAltlocs: boolean;
+  readonly atomKeys: Float64Array;
   private readonly b: Uint8Array;
   private readonly lineStart: Int32Array;
   private readonly order: Int32Array | undefined;
@@ -1411,6 +1576,7 @@ class PdbAtomTable implements AtomTable {
     this.coordinates = { x: atoms.x, y: atoms.y, z: atoms.z };
     this.symbolIndex = { index: atoms.element, symbols: atoms.symbols };
     this.hasAltlocs = atoms.hasAltlocs;
+    this.atomKeys = atoms.atomKeys;
     this.b = atoms.bytes;
     this.lineStart = atoms.lineStart;
     this.order = atoms.order;
