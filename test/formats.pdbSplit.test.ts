@@ -16,10 +16,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { parsePdbFast, parsePdbFastSplit } from '../src/formats/parse.js';
+import { parsePdbFast, parsePdbFastSplit, parseStructureBytes } from '../src/formats/parse.js';
 import { type ChunkScanner, lastDecline, type PdbAtoms, readPdbAtoms, readPdbAtomsCut, readPdbAtomsSplit } from '../src/formats/pdbFast.js';
 import { type ChunkStart, chunkStarts, scanChunk } from '../src/formats/pdbScan.js';
 import type { ParseOutcome } from '../src/formats/types.js';
+import { partsScannedByHelpers } from '../src/pool/scanHelpers.js';
+import { parse, splitPdbFrom } from '../src/pool/tasks.js';
 import { CORPUS, hasCorpus } from './helpers/corpus.js';
 
 const FIXTURES = path.resolve(import.meta.dirname, 'fixtures');
@@ -301,6 +303,26 @@ describe('the PDB reader with its scan cut into parts on large assemblies', () =
     },
     600_000,
   );
+});
+
+describe('the parse task with the scan split with a helper thread (PDB_SPLIT_MIN_BYTES)', () => {
+  it('gives the outcome of the whole scan, the second part scanned in another thread', async () => {
+    const scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'molvault-pdbsplit-'));
+    try {
+      splitPdbFrom(1);
+      const sources: [string, Buffer][] = [['assembly', await syntheticAssembly(6)]];
+      for (const name of (await fs.readdir(FIXTURES)).filter((n) => /\.pdb(\.gz)?$/.test(n))) sources.push([name, await content(path.join(FIXTURES, name))]);
+      for (const [name, bytes] of sources) {
+        const file = path.join(scratch, 'in.pdb');
+        await fs.writeFile(file, bytes);
+        expect(comparable(await parse({ path: file, format: 'pdb' })), name).toEqual(comparable(await parseStructureBytes(bytes, 'pdb')));
+      }
+      expect(partsScannedByHelpers).toBeGreaterThanOrEqual(sources.length - 1);
+    } finally {
+      splitPdbFrom(0);
+      await fs.rm(scratch, { recursive: true, force: true });
+    }
+  }, 120_000);
 });
 
 describe.skipIf(!hasCorpus /* ../shared/corpus is absent in a fresh clone */)(

@@ -1,6 +1,7 @@
 /**
  * One measurement in a fresh process, so its peak memory (max RSS) is its own:
  *   molvault <file> <format>  — the validate task (read file, check, summarise) as the pool runs it
+ *   split <file> <format>     — the same with PDB_SPLIT_MIN_BYTES set: a large PDB's scan shared with a helper thread
  *   reference <file> <format> — the same through Mol*'s readers only (parseStructure on the text: PDB as before the byte-level reader)
  *   tokenizer <file> <format> — Mol*'s bare tokenizer on the same text, nothing else (CIF.parse; for PDB its line splitter, parsePDB)
  * Prints one JSON line: { ms, cpuMs, readMs, readCpuMs, atoms, models, ok, maxRssMb }. CPU time is
@@ -11,9 +12,11 @@ import { CIF } from 'molstar/lib/mol-io/reader/cif.js';
 import { parsePDB } from 'molstar/lib/mol-io/reader/pdb/parser.js';
 import { parseStructure } from '../../src/formats/parse.js';
 import type { Format } from '../../src/formats/types.js';
-import { parse } from '../../src/pool/tasks.js';
+import { parse, splitPdbFrom } from '../../src/pool/tasks.js';
 
 const [mode, file, format] = process.argv.slice(2);
+// split: the molvault measurement with the PDB scan split with a helper thread (PDB_SPLIT_MIN_BYTES, off by default).
+if (mode === 'split') splitPdbFrom(1);
 const maxRssMb = () => Math.round(process.resourceUsage().maxRSS / 1024);
 const cpu = () => {
   const { user, system } = process.cpuUsage();
