@@ -94,10 +94,14 @@ export function fieldFloat(b: Uint8Array, s: number, e: number): number {
  * for the fields coded (they are cut from at most 4 columns).
  */
 export function code(b: Uint8Array, s: number, e: number): number {
-  let v = e - s;
-  for (let i = s; i < e; i++) v = v * 256 + b[i];
-  return v + (e - s) * 2 ** 40;
+  // Summed in a Float64Array: the sum outgrows a small integer for 4-byte tokens, which (on small
+  // integers) would make the optimised scan throw its code away at the first such token.
+  const v = codeSum;
+  v[0] = e - s;
+  for (let i = s; i < e; i++) v[0] = v[0] * 256 + b[i];
+  return v[0] + (e - s) * 2 ** 40;
 }
+const codeSum = new Float64Array(1);
 
 /** code() of a string's (latin1) characters. */
 export function stringCode(text: string): number {
@@ -200,6 +204,35 @@ function coordinateBytesOk(b: Uint8Array, start: number): boolean {
  * Mol*'s arithmetic; anything else goes through the check and the general parser.
  */
 function coordinateInto(b: Uint8Array, start: number, into: Float32Array, at: number): boolean {
+  // As PDB writers write it (%8.3f): the point in the fifth column, three digits after it, and
+  // before it blanks, an optional minus and at least one digit. Mol*'s arithmetic on those digits.
+  if (b[start + 4] === 46) {
+    const f1 = b[start + 5] - 48;
+    const f2 = b[start + 6] - 48;
+    const f3 = b[start + 7] - 48;
+    if (f1 >= 0 && f1 <= 9 && f2 >= 0 && f2 <= 9 && f3 >= 0 && f3 <= 9) {
+      const point = start + 4;
+      let i = start;
+      while (i < point && b[i] === SP) i++;
+      let sign = 1.0;
+      if (i < point && b[i] === 45) {
+        sign = -1;
+        i++;
+      }
+      if (i < point) {
+        let whole = 0.0;
+        for (; i < point; i++) {
+          const d = b[i] - 48;
+          if (d < 0 || d > 9) break;
+          whole = whole * 10 + d;
+        }
+        if (i === point) {
+          into[at] = sign * (whole + (f1 * 100 + f2 * 10 + f3) / 1000.0) || 0;
+          return true;
+        }
+      }
+    }
+  }
   const end = start + 8;
   let i = start;
   while (i < end && b[i] === SP) i++;
@@ -388,11 +421,11 @@ export interface ScanState {
 export function newScanState(n: number): ScanState {
   const guess = Math.max(1024, Math.ceil(n / 81));
   return {
-    runComp: new Growable(Math.max(1024, guess >> 3)),
-    runAsym: new Growable8(Math.max(1024, guess >> 3)),
-    runIns: new Growable8(Math.max(1024, guess >> 3)),
-    runSeqInt: new Growable(Math.max(1024, guess >> 3)),
-    runSeqTok: new GrowableF64(Math.max(1024, guess >> 3)),
+    runComp: new Growable(Math.max(1024, guess >> 2)),
+    runAsym: new Growable8(Math.max(1024, guess >> 2)),
+    runIns: new Growable8(Math.max(1024, guess >> 2)),
+    runSeqInt: new Growable(Math.max(1024, guess >> 2)),
+    runSeqTok: new GrowableF64(Math.max(1024, guess >> 2)),
     compNames: [],
     compIndex: new Map(),
     unnumberedModels: [],
@@ -430,9 +463,9 @@ export function newScanState(n: number): ScanState {
     symbolCodes: [],
     independent: false,
     closed: false,
-    runStart: new Growable(Math.max(1024, guess >> 3)),
-    runTer: new Growable8(Math.max(1024, guess >> 3)),
-    runModel: new Growable(Math.max(1024, guess >> 3)),
+    runStart: new Growable(Math.max(1024, guess >> 2)),
+    runTer: new Growable8(Math.max(1024, guess >> 2)),
+    runModel: new Growable(Math.max(1024, guess >> 2)),
     terPending: false,
     prevLine: -1,
     prevModel: -1,
