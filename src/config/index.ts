@@ -142,6 +142,12 @@ export const envSchema = z.object({
   BACKGROUND_NICE: z.coerce.number().int().min(0).max(19).default(10),
   PARSE_TIMEOUT_MS: z.coerce.number().int().positive().default(120_000),
   PARSE_MAX_MEMORY_MB: z.coerce.number().int().positive().default(4096),
+  /**
+   * From this size on a PDB file's line scan is split between its parse thread and a helper thread
+   * (0: never, the default). It saves wall time only where a core is idle, and costs memory and CPU
+   * time (bench/README.md).
+   */
+  PDB_SPLIT_MIN_BYTES: byteSize.default(0),
   /** Requests per user per minute on /v1 before 429; 0 turns the limit off. */
   RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).default(1200),
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),
@@ -397,6 +403,7 @@ function buildConfig(env: z.infer<typeof envSchema>) {
     backgroundNice: env.BACKGROUND_NICE,
     parseTimeoutMs: env.PARSE_TIMEOUT_MS,
     parseMaxMemoryMb: env.PARSE_MAX_MEMORY_MB,
+    pdbSplitMinBytes: env.PDB_SPLIT_MIN_BYTES,
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
     rateLimitPerMinute: env.RATE_LIMIT_PER_MINUTE,
     workerLockMs: env.WORKER_LOCK_MS,

@@ -15,7 +15,7 @@ import { Task } from 'molstar/lib/mol-task/index.js';
 import { type RecordScan, type RecordSpan, recordText, scanMol2, scanSdf, scanXyz } from './checks.js';
 import { coreCifElements } from './cifElements.js';
 import { readMmcifFast } from './cifFast.js';
-import { lastDecline, MODEL_REWRITE, pdbAtomTable, readPdbAtoms } from './pdbFast.js';
+import { type ChunkScanner, lastDecline, MODEL_REWRITE, type PdbAtoms, pdbAtomTable, readPdbAtoms, readPdbAtomsSplit } from './pdbFast.js';
 import { describeRecords, mol2Compositions, type RecordComposition, sdfCompositions, xyzCompositions } from './records.js';
 import { escapeControlCharacters, isNumberToken, nulByteRefusal, refusedBeforeReading, safeOutcome } from './safeText.js';
 import { inspectSessionBytes } from './session.js';
@@ -150,13 +150,13 @@ async function readStructure(text: string, format: Format, options: { directCif?
  * Parses a stored file's bytes: PDB through the byte-level reader (pdbFast.ts) when it can read
  * the file, everything else (and the PDB files it leaves) through parseStructure.
  */
-export async function parseStructureBytes(bytes: Uint8Array, format: Format): Promise<ParseOutcome> {
+export async function parseStructureBytes(bytes: Uint8Array, format: Format, options: { split?: PdbSplit } = {}): Promise<ParseOutcome> {
   if (format === 'pdb') {
     // The checks of refusedBeforeReading, in its order: NUL bytes, then coordinates, which the
     // byte-level reader checks on every atom record as it reads them (it reads no file that fails).
     const nul = nulByteRefusal(bytes, format, FAST_PDB_PARSER);
     if (nul) return nul;
-    const fast = parsePdbFast(bytes);
+    const fast = options.split ? await parsePdbFastSplit(bytes, options.split) : parsePdbFast(bytes);
     if (fast) return safeOutcome(fast, bytes);
   }
   const refused = refusedBeforeReading(bytes, format, format === 'pdb' ? FAST_PDB_PARSER : PARSER);
@@ -180,18 +180,45 @@ export const FAST_PDB_PARSER = 'molvault pdb reader (as molstar 5.11.0)';
  */
 export function parsePdbFast(bytes: Uint8Array): ParseOutcome | undefined {
   const started = performance.now();
-  let atoms: ReturnType<typeof readPdbAtoms>;
   const warnings: Problem[] = [];
+  let atoms: PdbAtoms | undefined;
   try {
-    atoms = readPdbAtoms(bytes);
-    if (!atoms && lastDecline === MODEL_REWRITE) {
-      // The same rewrites as readTrajectory, then the byte-level reader on their result.
-      const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
-      atoms = readPdbAtoms(Buffer.from(normalisePdbModels(framesSeparatedByEnd(text, warnings), warnings), 'latin1'), 54, true);
-    }
+    atoms = readPdbAtoms(bytes) ?? rewrittenPdbAtoms(bytes, warnings);
   } catch {
     return undefined;
   }
+  return pdbOutcome(bytes, atoms, warnings, started);
+}
+
+/** A large PDB file read with its scan in parts, the first here and the others where `scanner` runs them (readPdbAtomsSplit). */
+export interface PdbSplit {
+  scanner: ChunkScanner;
+  parts: number;
+  /** The smallest part worth a scan of its own. */
+  minBytes: number;
+}
+
+/** parsePdbFast with the scan split (readPdbAtomsSplit): the same outcome. */
+export async function parsePdbFastSplit(bytes: Uint8Array, split: PdbSplit): Promise<ParseOutcome | undefined> {
+  const started = performance.now();
+  const warnings: Problem[] = [];
+  let atoms: PdbAtoms | undefined;
+  try {
+    atoms = (await readPdbAtomsSplit(bytes, split.scanner, split.parts, split.minBytes)) ?? rewrittenPdbAtoms(bytes, warnings);
+  } catch {
+    return undefined;
+  }
+  return pdbOutcome(bytes, atoms, warnings, started);
+}
+
+/** After a decline for the MODEL rewrite: the same rewrites as readTrajectory, then the byte-level reader on their result. */
+function rewrittenPdbAtoms(bytes: Uint8Array, warnings: Problem[]): PdbAtoms | undefined {
+  if (lastDecline !== MODEL_REWRITE) return undefined;
+  const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+  return readPdbAtoms(Buffer.from(normalisePdbModels(framesSeparatedByEnd(text, warnings), warnings), 'latin1'), 54, true);
+}
+
+function pdbOutcome(bytes: Uint8Array, atoms: PdbAtoms | undefined, warnings: Problem[], started: number): ParseOutcome | undefined {
   if (!atoms) return undefined;
   const problems: Problem[] = [];
   warnings.push(...atoms.warnings);

@@ -21,153 +21,34 @@ import { ElementSymbol, getMoleculeType } from 'molstar/lib/mol-model/structure/
 import { ComponentBuilder } from 'molstar/lib/mol-model-formats/structure/common/component.js';
 import { EntityBuilder } from 'molstar/lib/mol-model-formats/structure/common/entity.js';
 import { getEntityPolySeq, parseCmpnd, parseHetnam, parseSeqres } from 'molstar/lib/mol-model-formats/structure/pdb/entity.js';
+import {
+  CHARS,
+  type ChunkScan,
+  type ChunkStart,
+  COORDINATES_NOT_NUMBERS,
+  chainStr,
+  chunkStarts,
+  code,
+  fieldFloat,
+  Growable,
+  insStr,
+  joinChunk,
+  latin1,
+  MODEL_REWRITE,
+  newScanState,
+  RESCAN_WITHOUT_END_FRAMES,
+  type ScanState,
+  SP,
+  scanLines,
+  seqNumber,
+  stringCode,
+  tokenIns,
+  tokenStr,
+  trimEnd,
+  trimStart,
+} from './pdbScan.js';
 import type { AtomTable } from './summarize.js';
 import type { Problem } from './types.js';
-
-const SP = 32;
-const TAB = 9;
-
-/** Mol*'s Tokenizer.trim over bytes: [start, end) without leading/trailing spaces and tabs. */
-function trimStart(b: Uint8Array, s: number, e: number): number {
-  let c = b[s];
-  const last = e - 1;
-  while ((c === TAB || c === SP) && s <= last) c = b[++s];
-  return s;
-}
-function trimEnd(b: Uint8Array, s: number, e: number): number {
-  let last = e - 1;
-  let c = b[last];
-  while ((c === TAB || c === SP) && last >= s) c = b[--last];
-  return last + 1;
-}
-
-/** Mol*'s number-parser parseInt over bytes (stops at the first non-digit). */
-function parseIntBytes(b: Uint8Array, start: number, end: number): number {
-  let i = start;
-  let ret = 0;
-  let neg = 1;
-  if (b[i] === 45) {
-    neg = -1;
-    ++i;
-  } else if (b[i] === 43) ++i;
-  for (; i < end; i++) {
-    const c = b[i] - 48;
-    if (c > 9 || c < 0 || Number.isNaN(c)) return (neg * ret) | 0;
-    ret = (10 * ret + c) | 0;
-  }
-  return neg * ret;
-}
-
-/** Mol*'s number-parser parseFloat over bytes, with the same arithmetic (so the same doubles). */
-function parseFloatBytes(b: Uint8Array, start: number, end: number): number {
-  let i = start;
-  let neg = 1.0;
-  let ret = 0.0;
-  let point = 0.0;
-  let div = 1.0;
-  if (b[i] === 45) {
-    neg = -1;
-    ++i;
-  } else if (b[i] === 43) ++i;
-  while (i < end) {
-    let c = b[i] - 48;
-    if (c >= 0 && c < 10) {
-      ret = ret * 10 + c;
-      ++i;
-    } else if (c === -2) {
-      ++i;
-      while (i < end) {
-        c = b[i] - 48;
-        if (c >= 0 && c < 10) {
-          point = 10.0 * point + c;
-          div = 10.0 * div;
-          ++i;
-        } else if (c === 53 || c === 21) {
-          return scientific(neg * (ret + point / div), b, i + 1, end);
-        } else {
-          return neg * (ret + point / div);
-        }
-      }
-      return neg * (ret + point / div);
-    } else if (c === 53 || c === 21) {
-      return scientific(neg * ret, b, i + 1, end);
-    } else break;
-  }
-  return neg * ret;
-}
-function scientific(main: number, b: Uint8Array, start: number, end: number): number {
-  if (b[start] === 43) start++;
-  return main * 10.0 ** parseIntBytes(b, start, end);
-}
-
-/** A trimmed field as Mol*'s token column reads it: value 0 when empty; a float the way CifField.float does (`|| 0`). */
-function fieldFloat(b: Uint8Array, s: number, e: number): number {
-  const ts = trimStart(b, s, e);
-  const te = trimEnd(b, ts, e);
-  return parseFloatBytes(b, ts, te) || 0;
-}
-
-/**
- * A short token (up to 4 bytes) as a number: equal codes ⇔ equal tokens. Longer tokens never occur
- * for the fields coded (they are cut from at most 4 columns).
- */
-function code(b: Uint8Array, s: number, e: number): number {
-  let v = e - s;
-  for (let i = s; i < e; i++) v = v * 256 + b[i];
-  return v + (e - s) * 2 ** 40;
-}
-
-/** code() of a string's (latin1) characters. */
-function stringCode(text: string): number {
-  let v = text.length;
-  for (let i = 0; i < text.length; i++) v = v * 256 + text.charCodeAt(i);
-  return v + text.length * 2 ** 40;
-}
-
-const latin1 = (b: Uint8Array, s: number, e: number): string => {
-  if (e - s > 16) return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1', s, e);
-  let out = '';
-  for (let i = s; i < e; i++) out += String.fromCharCode(b[i]);
-  return out;
-};
-
-/** What CifField.str gives for a token: '' for '.' and '?'. */
-const tokenStr = (t: string): string => (t === '.' || t === '?' ? '' : t);
-
-const startsWith = (b: Uint8Array, s: number, e: number, word: string): boolean => {
-  if (word.length > e - s) return false;
-  for (let i = 0; i < word.length; i++) if (b[s + i] !== word.charCodeAt(i)) return false;
-  return true;
-};
-
-/**
- * An atom record's coordinates fail the check every PDB file goes through before it is read
- * (safeText.ts): the caller refuses the file as that check does. When the reader returns atoms,
- * every atom record of the file passed it.
- */
-export const COORDINATES_NOT_NUMBERS = 'coordinates that are not numbers';
-
-/** scanLines split frames at END records, then met a MODEL line: the reference splits none. */
-const RESCAN_WITHOUT_END_FRAMES = 'rescan without END frames';
-
-/** JavaScript's \s over latin1. */
-const isSpace = (c: number): boolean => c === SP || (c >= 9 && c <= 13) || c === 0xa0;
-
-class Growable {
-  array: Int32Array;
-  length = 0;
-  constructor(capacity = 1024) {
-    this.array = new Int32Array(capacity);
-  }
-  push(v: number) {
-    if (this.length === this.array.length) {
-      const next = new Int32Array(this.array.length * 2);
-      next.set(this.array);
-      this.array = next;
-    }
-    this.array[this.length++] = v;
-  }
-}
 
 /** Mol*'s LabelAsymIdHelper (pdb/atom-site.js), called once per run of atoms rather than per atom. */
 class LabelAsym {
@@ -206,6 +87,8 @@ class LabelAsym {
     return label;
   }
 }
+
+export { COORDINATES_NOT_NUMBERS, MODEL_REWRITE };
 
 const UNALIGNED = -1;
 
@@ -249,560 +132,12 @@ export interface PdbAtoms {
   header: { idCode?: string; depDate?: string };
 }
 
-/**
- * The decline that means: the reference rewrites this file's MODEL/ENDMDL/END records first
- * (framesSeparatedByEnd, normalisePdbModels in parse.ts). The caller can apply the same rewrite and
- * read the result with `modelsNormalised`.
- */
-export const MODEL_REWRITE = 'the reference rewrites MODEL records';
-
 /** Why the fast reader left a file to the reference path (for tests and profiling). */
 export let lastDecline = '';
 const decline = (why: string): undefined => {
   lastDecline = why;
   return undefined;
 };
-
-class Growable8 {
-  array: Uint8Array;
-  length = 0;
-  constructor(capacity: number) {
-    this.array = new Uint8Array(capacity);
-  }
-  push(v: number) {
-    if (this.length === this.array.length) {
-      const next = new Uint8Array(this.array.length * 2);
-      next.set(this.array);
-      this.array = next;
-    }
-    this.array[this.length++] = v;
-  }
-}
-
-class GrowableF32 {
-  array: Float32Array;
-  length = 0;
-  constructor(capacity: number) {
-    this.array = new Float32Array(capacity);
-  }
-  grow() {
-    const next = new Float32Array(this.array.length * 2);
-    next.set(this.array);
-    this.array = next;
-  }
-}
-
-/**
- * Whether the 8 columns at `start` pass the coordinate check every PDB file goes through before it
- * is read (safeText.ts, pdbCoordinateRefusal): only bytes a number is written with, and a digit.
- */
-function coordinateBytesOk(b: Uint8Array, start: number): boolean {
-  let digits = 0;
-  for (let i = start; i < start + 8; i++) {
-    const c = b[i];
-    if (c >= 48 && c <= 57) digits++;
-    else if (c !== SP && c !== 46 && c !== 45 && c !== 43 && c !== 101 && c !== 69) return false;
-  }
-  return digits > 0;
-}
-
-/**
- * fieldFloat over the 8 columns at `start`, stored straight into `into[at]` (as Mol*'s Float32Array
- * does): returning the double would box it, three times per atom. Returns false, storing nothing,
- * when the field fails the coordinate check (coordinateBytesOk): the scan reads every byte of the
- * field anyway, so the check costs nothing more here than a second pass over the file would.
- * The usual field (blanks, an optional minus, digits, a point, digits) is read in one pass with
- * Mol*'s arithmetic; anything else goes through the check and the general parser.
- */
-function coordinateInto(b: Uint8Array, start: number, into: Float32Array, at: number): boolean {
-  const end = start + 8;
-  let i = start;
-  while (i < end && b[i] === SP) i++;
-  let neg = 1.0;
-  if (i < end && b[i] === 45) {
-    neg = -1;
-    i++;
-  }
-  const intStart = i;
-  let ret = 0.0;
-  for (; i < end; i++) {
-    const d = b[i] - 48;
-    if (d < 0 || d > 9) break;
-    ret = ret * 10 + d;
-  }
-  if (i > intStart && i < end - 1 && b[i] === 46) {
-    i++;
-    let point = 0.0;
-    let div = 1.0;
-    for (; i < end; i++) {
-      const d = b[i] - 48;
-      if (d < 0 || d > 9) break;
-      point = 10.0 * point + d;
-      div = 10.0 * div;
-    }
-    if (i === end && div > 1) {
-      into[at] = neg * (ret + point / div) || 0;
-      return true;
-    }
-  }
-  if (!coordinateBytesOk(b, start)) return false;
-  coordinateIntoGeneral(b, start, into, at);
-  return true;
-}
-
-function coordinateIntoGeneral(b: Uint8Array, start: number, into: Float32Array, at: number): void {
-  const end = start + 8;
-  let i = start;
-  let c = b[i];
-  while ((c === TAB || c === SP) && i < end) c = b[++i];
-  let last = end - 1;
-  c = b[last];
-  while ((c === TAB || c === SP) && last >= i) c = b[--last];
-  const stop = last + 1;
-  let neg = 1.0;
-  let ret = 0.0;
-  if (b[i] === 45) {
-    neg = -1;
-    ++i;
-  } else if (b[i] === 43) ++i;
-  while (i < stop) {
-    const d = b[i] - 48;
-    if (d >= 0 && d < 10) {
-      ret = ret * 10 + d;
-      ++i;
-    } else if (d === -2) {
-      ++i;
-      let point = 0.0;
-      let div = 1.0;
-      while (i < stop) {
-        const f = b[i] - 48;
-        if (f >= 0 && f < 10) {
-          point = 10.0 * point + f;
-          div = 10.0 * div;
-          ++i;
-        } else break;
-      }
-      if (i < stop && (b[i] === 101 || b[i] === 69)) {
-        into[at] = scientific(neg * (ret + point / div), b, i + 1, stop) || 0;
-        return;
-      }
-      into[at] = neg * (ret + point / div) || 0;
-      return;
-    } else if (d === 53 || d === 21) {
-      into[at] = scientific(neg * ret, b, i + 1, stop) || 0;
-      return;
-    } else break;
-  }
-  into[at] = neg * ret || 0;
-}
-
-class GrowableF64 {
-  array: Float64Array;
-  length = 0;
-  constructor(capacity: number) {
-    this.array = new Float64Array(capacity);
-  }
-  push(v: number) {
-    if (this.length === this.array.length) {
-      const next = new Float64Array(this.array.length * 2);
-      next.set(this.array);
-      this.array = next;
-    }
-    this.array[this.length++] = v;
-  }
-}
-
-/** What the pass over the lines collects. */
-interface ScanState {
-  /** Per run: component (index into compNames), chain byte, insertion code byte, residue number (as Mol*'s integer column reads it) and its token (code()). */
-  runComp: Growable;
-  runAsym: Growable8;
-  runIns: Growable8;
-  runSeqInt: Growable;
-  runSeqTok: GrowableF64;
-  compNames: string[];
-  compIndex: Map<number, number>;
-  /** MODEL records without a number the reference renumbers: (1-based line, model ordinal) pairs. */
-  unnumberedModels: number[];
-  /** A MODEL record with nothing after it (opens the reference's MODEL rewrite). */
-  bareModelLine: boolean;
-  /**
-   * No MODEL line so far: END records may separate frames, which the reference makes models
-   * (framesSeparatedByEnd) when no line starts with MODEL. They are read as such while scanning;
-   * whether the reference does so too is known at the end (endThenAtoms, no MODEL line).
-   */
-  endFrames: boolean;
-  frameOpen: boolean;
-  frames: number;
-  endmdlLine: boolean;
-  atomLines: Growable;
-  atomLength: Growable8;
-  modelStarts: number[];
-  modelNum: number;
-  anyModelLine: boolean;
-  endThenAtoms: boolean;
-  sawEndLine: boolean;
-  normModel: number;
-  normInModel: boolean;
-  wide: boolean;
-  hasAssemblies: boolean;
-  anyInsCode: boolean;
-  occupancyBlank: boolean;
-  anyAltloc: boolean;
-  hetnamBlocks: string[][];
-  seqresLines: string[] | undefined;
-  seqresOpen: boolean;
-  compndBlocks: string[][];
-  compndOpen: boolean;
-  hetnamOpen: boolean;
-  idCode: string | undefined;
-  depDate: string | undefined;
-  runStart: Growable;
-  runTer: Growable8;
-  runModel: Growable;
-  terPending: boolean;
-  prevLine: number;
-  prevModel: number;
-  firstModel: number;
-  xs: GrowableF32;
-  ys: GrowableF32;
-  zs: GrowableF32;
-  elements: Growable8;
-  keys: GrowableF64;
-  symbolIndex: Map<number, number>;
-  symbols: string[];
-  nameSuffix: Map<number, number>;
-  atomKeyStrings: Map<number, string>;
-  /** The residue's names so far (codes), a fixed buffer: emptying a JS array per residue reallocates it. */
-  names: Float64Array;
-  nameCount: number;
-  nameCounts: Map<number, number>;
-}
-
-function newScanState(n: number): ScanState {
-  const guess = Math.max(1024, Math.ceil(n / 81));
-  return {
-    runComp: new Growable(Math.max(1024, guess >> 3)),
-    runAsym: new Growable8(Math.max(1024, guess >> 3)),
-    runIns: new Growable8(Math.max(1024, guess >> 3)),
-    runSeqInt: new Growable(Math.max(1024, guess >> 3)),
-    runSeqTok: new GrowableF64(Math.max(1024, guess >> 3)),
-    compNames: [],
-    compIndex: new Map(),
-    unnumberedModels: [],
-    bareModelLine: false,
-    endFrames: false,
-    frameOpen: false,
-    frames: 0,
-    endmdlLine: false,
-    atomLines: new Growable(guess),
-    atomLength: new Growable8(guess),
-    modelStarts: [],
-    modelNum: 0,
-    anyModelLine: false,
-    endThenAtoms: false,
-    sawEndLine: false,
-    normModel: 0,
-    normInModel: false,
-    wide: false,
-    hasAssemblies: false,
-    anyInsCode: false,
-    occupancyBlank: true,
-    anyAltloc: false,
-    hetnamBlocks: [],
-    seqresLines: undefined,
-    seqresOpen: false,
-    compndBlocks: [],
-    compndOpen: false,
-    hetnamOpen: false,
-    idCode: undefined,
-    depDate: undefined,
-    runStart: new Growable(Math.max(1024, guess >> 3)),
-    runTer: new Growable8(Math.max(1024, guess >> 3)),
-    runModel: new Growable(Math.max(1024, guess >> 3)),
-    terPending: false,
-    prevLine: -1,
-    prevModel: -1,
-    firstModel: 0,
-    xs: new GrowableF32(guess),
-    ys: new GrowableF32(guess),
-    zs: new GrowableF32(guess),
-    elements: new Growable8(guess),
-    keys: new GrowableF64(guess),
-    symbolIndex: new Map<number, number>(),
-    symbols: [],
-    nameSuffix: new Map<number, number>(),
-    atomKeyStrings: new Map<number, string>(),
-    names: new Float64Array(64),
-    nameCount: 0,
-    nameCounts: new Map<number, number>(),
-  };
-}
-
-/** The one pass over the lines, in a function of its own so the optimiser keeps it whatever the later phases do. Returns a decline reason, or ''. */
-function scanLines(b: Uint8Array, minLineLength: number, modelsNormalised: boolean, st: ScanState): string {
-  const n = b.length;
-  let pos = 0;
-  let lineNo = -1;
-  while (pos < n) {
-    lineNo++;
-    let nl = b.indexOf(10, pos);
-    if (nl < 0) nl = n;
-    const s = pos;
-    const e = nl > s && b[nl - 1] === 13 ? nl - 1 : nl;
-    pos = nl + 1;
-    const c0 = b[s];
-    if (c0 === 65 || c0 === 72) {
-      // startsWith(b, s, e, 'ATOM  ') or 'HETATM', spelled out: the scan's most frequent test.
-      const isAtom =
-        e - s >= 6 &&
-        (c0 === 65
-          ? b[s + 1] === 84 && b[s + 2] === 79 && b[s + 3] === 77 && b[s + 4] === SP && b[s + 5] === SP
-          : b[s + 1] === 69 && b[s + 2] === 84 && b[s + 3] === 65 && b[s + 4] === 84 && b[s + 5] === 77);
-      if (isAtom) {
-        st.seqresOpen = false;
-        st.compndOpen = false;
-        st.hetnamOpen = false;
-        const length = e - s;
-        if (length < minLineLength) return 'atom line too short';
-        if (st.endFrames && !st.frameOpen) {
-          // A new frame: a new model, as the MODEL record the reference would insert here starts one.
-          st.frameOpen = true;
-          if (st.frames++ > 0) {
-            st.modelNum++;
-            st.modelStarts.push(st.atomLines.length);
-          }
-        }
-        if (!st.modelNum) {
-          st.modelNum = 1;
-          st.modelStarts.push(st.atomLines.length);
-        }
-        if (!st.normInModel && st.normModel > 0 && !modelsNormalised) return MODEL_REWRITE;
-        if (st.sawEndLine && !st.anyModelLine) st.endThenAtoms = true;
-        if (!st.wide && nl - s > 21 && b[s + 20] !== SP) st.wide = true;
-        const ins = b[s + 26];
-        if (!st.anyInsCode && ins !== SP && ins !== 46 && ins !== 63) st.anyInsCode = true;
-        if (st.occupancyBlank && trimStart(b, s + 54, s + 60) < trimEnd(b, s + 54, s + 60)) st.occupancyBlank = false;
-        const i = st.atomLines.length;
-        const p = st.prevLine;
-        // A new run?
-        if (
-          st.terPending ||
-          p < 0 ||
-          st.modelNum !== st.prevModel ||
-          b[p + 21] !== b[s + 21] ||
-          b[p + 26] !== ins ||
-          b[p + 22] !== b[s + 22] ||
-          b[p + 23] !== b[s + 23] ||
-          b[p + 24] !== b[s + 24] ||
-          b[p + 25] !== b[s + 25] ||
-          b[p + 17] !== b[s + 17] ||
-          b[p + 18] !== b[s + 18] ||
-          b[p + 19] !== b[s + 19] ||
-          b[p + 20] !== b[s + 20]
-        ) {
-          st.runStart.push(i);
-          st.runTer.push(st.terPending ? 1 : 0);
-          st.runModel.push(st.modelNum);
-          // What the later phases read of a run, taken now that the line is in cache.
-          const cts = trimStart(b, s + 17, s + 21);
-          const cte = trimEnd(b, cts, s + 21);
-          const compKey = smallCode(b, cts, cte);
-          let comp = st.compIndex.get(compKey);
-          if (comp === undefined) {
-            comp = st.compNames.length;
-            st.compNames.push(tokenStr(latin1(b, cts, cte)));
-            st.compIndex.set(compKey, comp);
-          }
-          st.runComp.push(comp);
-          st.runAsym.push(b[s + 21]);
-          st.runIns.push(ins);
-          const sts = trimStart(b, s + 22, s + 26);
-          const ste = trimEnd(b, sts, s + 26);
-          st.runSeqInt.push(parseIntBytes(b, sts, ste) || 0);
-          st.runSeqTok.push(code(b, sts, ste));
-        }
-        st.terPending = false;
-        if (st.firstModel === 0) st.firstModel = st.modelNum;
-        if (st.modelNum === st.firstModel) {
-          const xs = st.xs;
-          if (xs.length === xs.array.length) {
-            xs.grow();
-            st.ys.grow();
-            st.zs.grow();
-          }
-          const at = xs.length++;
-          st.ys.length++;
-          st.zs.length++;
-          if (!coordinateInto(b, s + 30, xs.array, at) || !coordinateInto(b, s + 38, st.ys.array, at) || !coordinateInto(b, s + 46, st.zs.array, at))
-            return COORDINATES_NOT_NUMBERS;
-          // Element: columns 77-78 when the line reaches them and they are not blank, else guessed from the name.
-          let ts = s;
-          let te = s;
-          if (length >= 78) {
-            ts = trimStart(b, s + 76, s + 78);
-            te = trimEnd(b, ts, s + 78);
-          }
-          if (ts >= te) {
-            guessElement(b, s + 12, s + 16);
-            ts = guessStart;
-            te = guessEnd;
-          }
-          // A small integer (no boxing as a Map key): st.symbols are at most 2 characters, guesses too.
-          const symbolCode = te - ts <= 2 ? ((te - ts) << 16) | (te > ts ? b[ts] << 8 : 0) | (te - ts === 2 ? b[ts + 1] : 0) : -1 - code(b, ts, te);
-          let symbol = st.symbolIndex.get(symbolCode);
-          if (symbol === undefined) {
-            symbol = st.symbols.length;
-            if (symbol > 255) return 'too many distinct element st.symbols';
-            st.symbols.push(ElementSymbol(tokenStr(latin1(b, ts, te))) as string);
-            st.symbolIndex.set(symbolCode, symbol);
-          }
-          st.elements.push(symbol);
-          // A residue for getAtomSite ends where the chain, residue number (as an integer) or insertion code changes.
-          if (
-            p >= 0 &&
-            i > 0 &&
-            ((b[p + 21] !== b[s + 21] && chainStr(b, p) !== chainStr(b, s)) ||
-              (b[p + 26] !== ins && insStr(b, p) !== insStr(b, s)) ||
-              ((b[p + 22] !== b[s + 22] || b[p + 23] !== b[s + 23] || b[p + 24] !== b[s + 24] || b[p + 25] !== b[s + 25]) &&
-                seqNumber(b, p) !== seqNumber(b, s)))
-          ) {
-            st.nameCount = 0;
-            // Map.clear() allocates a new table: only when the map was used (long residues, repeats).
-            if (st.nameCounts.size > 0) st.nameCounts.clear();
-          }
-          const nts = trimStart(b, s + 12, s + 16);
-          const nte = trimEnd(b, nts, s + 16);
-          const t = nte - nts === 1 && (b[nts] === 46 || b[nts] === 63) ? 0 : code(b, nts, nte);
-          let seen = false;
-          if (st.nameCount < 64) {
-            const names = st.names;
-            for (let k = 0; k < st.nameCount; k++) {
-              if (names[k] === t) {
-                seen = true;
-                break;
-              }
-            }
-            if (!seen) {
-              st.names[st.nameCount++] = t;
-              if (st.nameCount === 64) for (const v of st.names) st.nameCounts.set(v, st.nameCounts.get(v) ?? 0);
-            }
-          } else {
-            seen = st.nameCounts.has(t);
-            if (!seen) st.nameCounts.set(t, 0);
-          }
-          const alt = b[s + 16];
-          const altCode = alt === SP || alt === 46 || alt === 63 ? 0 : alt + 1;
-          if (altCode) st.anyAltloc = true;
-          let nameCode = t;
-          if (seen) {
-            const next = (st.nameCounts.get(t) ?? 0) + 1;
-            st.nameCounts.set(t, next);
-            st.nameSuffix.set(i, next);
-            const label = `${tokenStr(latin1(b, nts, nte))}_${next}`;
-            if (label.length > 4) {
-              st.atomKeyStrings.set(i, `${label}\u0000${altCode ? String.fromCharCode(alt) : ''}`);
-              nameCode = -1;
-            } else nameCode = stringCode(label);
-          }
-          st.keys.push(nameCode * 512 + altCode);
-        } else if (!coordinateBytesOk(b, s + 30) || !coordinateBytesOk(b, s + 38) || !coordinateBytesOk(b, s + 46)) return COORDINATES_NOT_NUMBERS;
-        st.atomLines.push(s);
-        st.atomLength.push(length > 255 ? 255 : length);
-        st.prevLine = s;
-        st.prevModel = st.modelNum;
-        continue;
-      }
-    }
-    const why = otherRecord(b, s, e, nl, c0, lineNo, modelsNormalised, st);
-    if (why) return why;
-  }
-  return '';
-}
-
-/**
- * The records other than ATOM/HETATM, in a function of its own: rare next to atom lines, and
- * kept out of scanLines so the optimiser compiles that loop smaller (and recompiles it less).
- */
-function otherRecord(b: Uint8Array, s: number, e: number, nl: number, c0: number, lineNo: number, modelsNormalised: boolean, st: ScanState): string {
-  const isSeqres = c0 === 83 && startsWith(b, s, e, 'SEQRES');
-  const isCompnd = c0 === 67 && startsWith(b, s, e, 'COMPND');
-  const isHetnam = c0 === 72 && startsWith(b, s, e, 'HETNAM');
-  // Mol* reads SEQRES, COMPND and HETNAM in blocks of consecutive lines; only the first SEQRES block counts.
-  if (st.seqresOpen && !isSeqres) st.seqresOpen = false;
-  if (st.compndOpen && !isCompnd) st.compndOpen = false;
-  if (st.hetnamOpen && !isHetnam) st.hetnamOpen = false;
-  if (isHetnam) {
-    if (!st.hetnamOpen) st.hetnamBlocks.push([]);
-    st.hetnamOpen = true;
-    st.hetnamBlocks[st.hetnamBlocks.length - 1].push(latin1(b, s, e));
-  } else if (c0 === 72) {
-    if (startsWith(b, s, e, 'HEADER')) {
-      const line = latin1(b, s, e);
-      st.idCode = line.substring(62, 66).trim() || undefined;
-      st.depDate = line.substring(50, 59).trim() || undefined;
-    }
-  } else if (isSeqres) {
-    if (!st.seqresLines) {
-      st.seqresLines = [];
-      st.seqresOpen = true;
-    }
-    if (st.seqresOpen) st.seqresLines.push(latin1(b, s, e));
-  } else if (isCompnd) {
-    if (!st.compndOpen) st.compndBlocks.push([]);
-    st.compndOpen = true;
-    st.compndBlocks[st.compndBlocks.length - 1].push(latin1(b, s, e));
-  } else if (c0 === 77) {
-    if (startsWith(b, s, e, 'MODEL')) {
-      if (st.endFrames) {
-        if (st.frames > 1) return RESCAN_WITHOUT_END_FRAMES;
-        st.endFrames = false;
-      }
-      st.anyModelLine = true;
-      st.normModel++;
-      st.normInModel = true;
-      // The reference rewrites MODEL lines without a number (normalisePdbModels).
-      let k = s + 5;
-      let ok = true;
-      for (; k < s + 10; k++) if (b[k] !== SP || k >= nl) ok = false;
-      while (k < nl && isSpace(b[k])) k++;
-      if ((!ok || !(b[k] >= 48 && b[k] <= 57) || k >= nl) && !modelsNormalised) {
-        // normalisePdbModels gives it a number. When it starts with "MODEL " Mol* starts a model at it
-        // either way, so only the warning differs; otherwise (a bare "MODEL") leave the file to the rewrite.
-        if (!startsWith(b, s, e, 'MODEL ')) return MODEL_REWRITE;
-        st.unnumberedModels.push(lineNo + 1, st.normModel);
-        let blank = true;
-        for (let q = s + 5; q < nl; q++) if (!isSpace(b[q])) blank = false;
-        if (blank) st.bareModelLine = true;
-      }
-      if (startsWith(b, s, e, 'MODEL ')) {
-        st.modelNum++;
-        st.modelStarts.push(st.atomLines.length);
-      }
-    }
-  } else if (c0 === 69) {
-    if (startsWith(b, s, e, 'ENDMDL')) {
-      st.normInModel = false;
-      st.endmdlLine = true;
-    } else if (startsWith(b, s, e, 'END')) {
-      let blank = true;
-      for (let k = s + 3; k < nl; k++) if (!isSpace(b[k])) blank = false;
-      if (blank) {
-        st.sawEndLine = true;
-        st.frameOpen = false;
-      }
-    }
-  } else if (c0 === 84) {
-    if (startsWith(b, s, e, 'TER')) st.terPending = true;
-  } else if (c0 === 82) {
-    if (!st.hasAssemblies && startsWith(b, s, e, 'REMARK 350')) st.hasAssemblies = true;
-  }
-  return '';
-}
-
-// guessElement's result (two numbers; a tuple per atom would be garbage to collect).
-let guessStart = 0;
-let guessEnd = 0;
 
 /**
  * Reads a PDB file's atoms the way Mol* does. Returns undefined when the file needs something
@@ -812,25 +147,75 @@ let guessEnd = 0;
  */
 export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54, modelsNormalised = false): PdbAtoms | undefined {
   lastDecline = '';
-  const n = bytes.length;
-  const b = bytes;
-  // Line starts are kept as 32-bit integers.
-  if (n >= 2 ** 31) return decline('file too large for 32-bit offsets');
-  // A lone carriage return ends a line for Mol* but not for the text checks before it.
-  for (let cr = b.indexOf(13); cr >= 0; cr = b.indexOf(13, cr + 1)) {
-    if (b[cr + 1] !== 10) return decline('lone carriage return');
-  }
-
+  const refused = bytesRefused(bytes);
+  if (refused) return decline(refused);
   // Frames split at END records as long as no MODEL line is seen; one after a split means the
   // reference does not split: scanned again without.
-  let st = newScanState(n);
+  const st = newScanState(bytes.length);
   st.endFrames = !modelsNormalised;
-  let reason = scanLines(b, minLineLength, modelsNormalised, st);
+  const reason = scanLines(bytes, minLineLength, modelsNormalised, st);
+  return atomsAfter(bytes, st, reason, minLineLength, modelsNormalised);
+}
+
+/** Why the reader leaves these bytes to the reference before scanning them, or ''. */
+function bytesRefused(b: Uint8Array): string {
+  // Line starts are kept as 32-bit integers.
+  if (b.length >= 2 ** 31) return 'file too large for 32-bit offsets';
+  // A lone carriage return ends a line for Mol* but not for the text checks before it.
+  for (let cr = b.indexOf(13); cr >= 0; cr = b.indexOf(13, cr + 1)) {
+    if (b[cr + 1] !== 10) return 'lone carriage return';
+  }
+  return '';
+}
+
+/** What the scan that ended with `reason` makes of the file (a rescan without END frames when it asks for one). */
+function atomsAfter(b: Uint8Array, st: ScanState, reason: string, minLineLength: number, modelsNormalised: boolean): PdbAtoms | undefined {
   if (reason === RESCAN_WITHOUT_END_FRAMES) {
-    st = newScanState(n);
+    st = newScanState(b.length);
     reason = scanLines(b, minLineLength, modelsNormalised, st);
   }
   if (reason) return decline(reason);
+  return atomsFromScan(b, st, modelsNormalised);
+}
+
+/**
+ * Scans part of a file (scanChunk, pdbScan.ts) somewhere, in another thread, resolving to the
+ * result, or to undefined when it could not.
+ */
+export type ChunkScanner = (from: number, to: number, prevLine: number, minLineLength: number) => Promise<ChunkScan | undefined>;
+
+/**
+ * readPdbAtoms (54 columns, before any MODEL rewrite) with the scan cut into about `parts` parts
+ * of at least `minBytes` (chunkStarts): this thread scans the first while `scanner` scans the
+ * others, and each is joined to the scan before it when it could be read on its own (joinChunk);
+ * a part that could not is scanned here, after the ones before it. Either way the state is the one
+ * a scan of the whole file makes, so the result is readPdbAtoms'.
+ */
+export async function readPdbAtomsSplit(bytes: Uint8Array, scanner: ChunkScanner, parts: number, minBytes: number): Promise<PdbAtoms | undefined> {
+  return readPdbAtomsCut(bytes, scanner, chunkStarts(bytes, parts, minBytes));
+}
+
+/** readPdbAtomsSplit at the given cuts (tests choose their own; any cut gives readPdbAtoms' result). */
+export async function readPdbAtomsCut(bytes: Uint8Array, scanner: ChunkScanner, cuts: ChunkStart[]): Promise<PdbAtoms | undefined> {
+  lastDecline = '';
+  const refused = bytesRefused(bytes);
+  if (refused) return decline(refused);
+  if (cuts.length === 0) return readPdbAtoms(bytes);
+  const ends = [...cuts.slice(1).map((cut) => cut.from), bytes.length];
+  const scans = cuts.map((cut, k) => scanner(cut.from, ends[k], cut.prevLine, 54).catch(() => undefined));
+  const st = newScanState(bytes.length);
+  st.endFrames = true;
+  let reason = scanLines(bytes, 54, false, st, 0, cuts[0].from);
+  for (let k = 0; !reason && k < cuts.length; k++) {
+    const chunk = await scans[k];
+    if (!chunk || !joinChunk(bytes, st, chunk)) reason = scanLines(bytes, 54, false, st, cuts[k].from, ends[k]);
+  }
+  return atomsAfter(bytes, st, reason, 54, false);
+}
+
+/** The atoms read from a complete scan of the file. */
+function atomsFromScan(b: Uint8Array, st: ScanState, modelsNormalised: boolean): PdbAtoms | undefined {
+  const bytes = b;
   const {
     atomLines,
     atomLength,
@@ -864,7 +249,7 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54, modelsNormal
   if (endSeparated && st.endmdlLine) return decline(MODEL_REWRITE);
   // Any bare "MODEL" line or ENDMDL makes the reference rewrite the text; the rewrite is a no-op
   // exactly when every MODEL line is numbered and no atom follows ENDMDL outside a model: checked above.
-  const total = atomLines.length;
+  const total = st.atoms;
   if (total === 0) return decline('no atoms');
 
   const warnings: Problem[] = [];
@@ -894,42 +279,143 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54, modelsNormal
     seqresLines = undefined;
   }
 
-  const lines = (list: string[]) => {
-    const data = list.join('\n');
-    const indices: number[] = [];
-    let at = 0;
-    for (const l of list) {
-      indices.push(at, at + l.length);
-      at += l.length + 1;
-    }
-    return { data, indices, count: list.length } as never;
-  };
   // One parse per block, as Mol* does: a name continued in a later block replaces the earlier one.
-  const heteroNames: [string, string][] = hetnamBlocks.flatMap((block) => [...parseHetnam(lines(block), 0, block.length).entries()]);
-  const seqresMap: Map<string, string[]> | undefined = seqresLines ? parseSeqres(lines(seqresLines), 0, seqresLines.length) : undefined;
+  const heteroNames: [string, string][] = hetnamBlocks.flatMap((block) => [...parseHetnam(lineList(block), 0, block.length).entries()]);
+  const seqresMap: Map<string, string[]> | undefined = seqresLines ? parseSeqres(lineList(seqresLines), 0, seqresLines.length) : undefined;
 
-  const lineAt = atomLines.array;
-  const seqInt = (i: number) => seqNumber(b, lineAt[i]);
-  const runCount = runStart.length;
-  const { compNames } = st;
-  const runComp = st.runComp.array;
-  const runAsym = st.runAsym.array;
-  const runIns = st.runIns.array;
-  const runSeqInt = st.runSeqInt.array;
-  const runSeqTok = st.runSeqTok.array;
-  const compOfRun = (r: number) => compNames[runComp[r]];
-  const asymOfRun = (r: number) => (runAsym[r] === 46 || runAsym[r] === 63 ? '' : CHARS[runAsym[r]]);
-  const insOfRun = (r: number) => (runIns[r] === SP || runIns[r] === 46 || runIns[r] === 63 ? '' : CHARS[runIns[r]]);
-  const starts = runStart.array;
-  const runEnd = (r: number) => (r + 1 < runCount ? starts[r + 1] : total);
+  const lineAt = atomLines;
+  const runs: Runs = {
+    count: runStart.length,
+    total,
+    start: runStart.array,
+    comp: st.runComp.array,
+    asym: st.runAsym.array,
+    ins: st.runIns.array,
+    seqInt: st.runSeqInt.array,
+    seqTok: st.runSeqTok.array,
+    ter: runTer.array,
+    model: runModel.array,
+    compNames: st.compNames,
+  };
+  // Each phase below is a function of its own: a large file's loops are optimised while they run
+  // (on-stack replacement), and each such compilation covers the whole function the loop is in.
+  const built = entitiesOfRuns(b, lineAt, runs, heteroNames, compndBlocks, seqresMap, hasAssemblies);
+  if (typeof built === 'string') return decline(built);
+  const { runEntity, componentBuilder, entityBuilder, labels } = built;
 
-  const moleculeTypes = new Map<string, ReturnType<typeof getMoleculeType>>();
-  // getEntityId gives the same entity for the same label_asym_id and component every time: worked out once per pair.
-  const entities = new Map<string, Map<string, string>>();
+  // The first model only from here on (the summary and the diff read the first model).
+  const atomCount = st.firstAtoms;
+  // Mol* makes one model per run of equal model numbers: MODEL records without atoms make none.
+  let models = 0;
+  for (let k = 0; k < modelStarts.length; k++) if ((k + 1 < modelStarts.length ? modelStarts[k + 1] : total) > modelStarts[k]) models++;
+  let firstRuns = 0;
+  while (firstRuns < runs.count && runs.start[firstRuns] < atomCount) firstRuns++;
 
-  // Components and entities, over every model's atoms in file order (pdbToMmCif).
+  // label_asym_id (the helper's second pass, after clear()) and label_seq_id (getAtomSite).
+  const useLinear = !!seqresMap || anyInsCode;
+  const alignments = seqresMap ? alignChains(runs, firstRuns, seqresMap) : new Map<string, number[]>();
+  const { runLabel, runSeq } = labelRuns(runs, firstRuns, alignments, useLinear, labels);
+  // Without linear label_seq_ids Mol* substitutes auth_seq_id for label_seq_id (getNormalizedAtomSite).
+  if (!useLinear && !authSeqAsLabels(runs, firstRuns, runSeq)) return decline('residue number missing');
+
+  const runOrder = sortRuns(runEntity, runLabel, runSeq, firstRuns);
+  const entityTypes = (entityBuilder as unknown as { types: string[] }).types;
+  const entityIds = (entityBuilder as unknown as { ids: string[] }).ids;
+  const typeOfEntity = new Map<string, string>();
+  for (let k = 0; k < entityIds.length; k++) typeOfEntity.set(entityIds[k], entityTypes[k]);
+  const { residueOffsets, residueCount, chainOffsets, chainCount, residueEntityType, order } = cutHierarchy(
+    runs,
+    firstRuns,
+    atomCount,
+    runOrder,
+    runEntity,
+    runLabel,
+    runSeq,
+    useLinear,
+    typeOfEntity,
+  );
+  // The per-atom arrays the summary reads atom by atom go into Mol*'s order, in place (memory stays flat).
+  if (order) permuteInPlace(order, xs, ys, zs, elements, keys);
+
+  return {
+    bytes,
+    atomCount,
+    order,
+    lineStart: lineAt.subarray(0, total),
+    lineLength: atomLength.subarray(0, total),
+    x: xs.subarray(0, atomCount),
+    y: ys.subarray(0, atomCount),
+    z: zs.subarray(0, atomCount),
+    element: elements.subarray(0, atomCount),
+    // The scan keeps symbols as written; Mol*'s spelling of each (a pure function of it) here.
+    symbols: symbols.map((symbol) => ElementSymbol(symbol) as string),
+    residueOffsets,
+    residueCount,
+    chainOffsets,
+    chainCount,
+    residueEntityType,
+    entityCount: entityIds.length,
+    componentName: (comp) => componentBuilder.get(comp)?.name,
+    models,
+    nameSuffix,
+    atomKeys: keys.subarray(0, atomCount),
+    atomKeyStrings,
+    occupancyBlank,
+    hasAltlocs: st.anyAltloc,
+    warnings,
+    header: { idCode, depDate },
+  };
+}
+
+/** The runs the scan found (every model), as the phases after it read them. */
+interface Runs {
+  count: number;
+  /** Atom lines in all (the end of the last run). */
+  total: number;
+  start: Int32Array;
+  comp: Int32Array;
+  asym: Uint8Array;
+  ins: Uint8Array;
+  seqInt: Int32Array;
+  seqTok: Float64Array;
+  ter: Uint8Array;
+  model: Int32Array;
+  compNames: string[];
+}
+
+const runEnd = (runs: Runs, r: number): number => (r + 1 < runs.count ? runs.start[r + 1] : runs.total);
+const asymOfRun = (runs: Runs, r: number): string => (runs.asym[r] === 46 || runs.asym[r] === 63 ? '' : CHARS[runs.asym[r]]);
+const insOfRun = (runs: Runs, r: number): string => (runs.ins[r] === SP || runs.ins[r] === 46 || runs.ins[r] === 63 ? '' : CHARS[runs.ins[r]]);
+
+/** Mol*'s line-list input to its HETNAM, SEQRES and COMPND parsers. */
+const lineList = (list: string[]) => {
+  const data = list.join('\n');
+  const indices: number[] = [];
+  let at = 0;
+  for (const l of list) {
+    indices.push(at, at + l.length);
+    at += l.length + 1;
+  }
+  return { data, indices, count: list.length } as never;
+};
+
+/**
+ * Components and entities, over every model's atoms in file order (pdbToMmCif): the entity of
+ * each run, and the label_asym_id helper in the state this pass leaves it (the next pass goes on
+ * from it, as Mol*'s does). A string: the reference's decline.
+ */
+function entitiesOfRuns(
+  b: Uint8Array,
+  lineAt: Int32Array,
+  runs: Runs,
+  heteroNames: [string, string][],
+  compndBlocks: string[][],
+  seqresMap: Map<string, string[]> | undefined,
+  hasAssemblies: boolean,
+): { runEntity: string[]; componentBuilder: ComponentBuilder; entityBuilder: EntityBuilder; labels: LabelAsym } | string {
+  const total = runs.total;
   const componentBuilder = new ComponentBuilder(
-    { rowCount: total, value: seqInt } as never,
+    { rowCount: total, value: (i: number) => seqNumber(b, lineAt[i]) } as never,
     {
       rowCount: total,
       value: (i: number) => {
@@ -941,21 +427,38 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54, modelsNormal
   );
   componentBuilder.setNames(heteroNames);
   const entityBuilder = new EntityBuilder();
-  for (const block of compndBlocks) entityBuilder.setCompounds(parseCmpnd(lines(block), 0, block.length));
+  for (const block of compndBlocks) entityBuilder.setCompounds(parseCmpnd(lineList(block), 0, block.length));
   if (seqresMap) entityBuilder.setSeqres(seqresMap);
   entityBuilder.setNames(heteroNames);
   const labels = new LabelAsym(hasAssemblies);
-  const runEntity: string[] = new Array(runCount);
-  for (let r = 0; r < runCount; r++) {
-    const i = starts[r];
-    const comp = compOfRun(r);
+  const runEntity = runEntities(runs, componentBuilder, entityBuilder, labels);
+  if (seqresMap) {
+    // The reference fails here when SEQRES names chains but no atom is a polymer: leave that to it.
+    try {
+      getEntityPolySeq(seqresMap, (chainId: string) => entityBuilder.getEntityIdForChain(chainId));
+    } catch {
+      return 'SEQRES without polymer atoms';
+    }
+  }
+  return { runEntity, componentBuilder, entityBuilder, labels };
+}
+
+function runEntities(runs: Runs, componentBuilder: ComponentBuilder, entityBuilder: EntityBuilder, labels: LabelAsym): string[] {
+  const moleculeTypes = new Map<string, ReturnType<typeof getMoleculeType>>();
+  // getEntityId gives the same entity for the same label_asym_id and component every time: worked out once per pair.
+  const entities = new Map<string, Map<string, string>>();
+  const runEntity: string[] = new Array(runs.count);
+  const { start, compNames, comp: runComp, model, ter } = runs;
+  for (let r = 0; r < runs.count; r++) {
+    const i = start[r];
+    const comp = compNames[runComp[r]];
     let moleculeType = moleculeTypes.get(comp);
     if (moleculeType === undefined) {
       // The first atom of a component decides its type (ComponentBuilder.add reads its residue's atom names).
       moleculeType = getMoleculeType(componentBuilder.add(comp, i).type, comp);
       moleculeTypes.set(comp, moleculeType);
     }
-    const asym = labels.run(asymOfRun(r), runModel.array[r], runTer.array[r] === 1, runEnd(r) - i);
+    const asym = labels.run(asymOfRun(runs, r), model[r], ter[r] === 1, runEnd(runs, r) - i);
     let byComp = entities.get(asym);
     if (!byComp) {
       byComp = new Map();
@@ -968,189 +471,199 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54, modelsNormal
     }
     runEntity[r] = entity;
   }
-  if (seqresMap) {
-    // The reference fails here when SEQRES names chains but no atom is a polymer: leave that to it.
-    try {
-      getEntityPolySeq(seqresMap, (chainId: string) => entityBuilder.getEntityIdForChain(chainId));
-    } catch {
-      return decline('SEQRES without polymer atoms');
+  return runEntity;
+}
+
+/** Mol*'s SEQRES alignment of each chain's observed residues (first model), by chain. */
+function alignChains(runs: Runs, firstRuns: number, seqresMap: Map<string, string[]>): Map<string, number[]> {
+  const alignments = new Map<string, number[]>();
+  const observed = new Map<string, string[]>();
+  let prevChain = '';
+  let prevSeqId = -99999;
+  let prevIns = '___';
+  for (let r = 0; r < firstRuns; r++) {
+    const chain = asymOfRun(runs, r);
+    const seqId = runs.seqInt[r];
+    const ins = insOfRun(runs, r);
+    if (chain !== prevChain || seqId !== prevSeqId || ins !== prevIns) {
+      let list = observed.get(chain);
+      if (!list) {
+        list = [];
+        observed.set(chain, list);
+      }
+      list.push(runs.compNames[runs.comp[r]]);
+      prevChain = chain;
+      prevSeqId = seqId;
+      prevIns = ins;
     }
   }
+  // Identical chains (homo-oligomers) align the same way: once.
+  const done = new Map<string, number[]>();
+  for (const [chain, list] of observed) {
+    const seqres = seqresMap.get(chain);
+    if (seqres && seqres.length > 0) {
+      const key = JSON.stringify([seqres, list]);
+      let alignment = done.get(key);
+      if (!alignment) {
+        alignment = alignToSeqres(seqres, list);
+        done.set(key, alignment);
+      }
+      alignments.set(chain, alignment);
+    }
+  }
+  return alignments;
+}
 
-  // The first model only from here on (the summary and the diff read the first model).
-  const atomCount = xs.length;
-  // Mol* makes one model per run of equal model numbers: MODEL records without atoms make none.
-  let models = 0;
-  for (let k = 0; k < modelStarts.length; k++) if ((k + 1 < modelStarts.length ? modelStarts[k + 1] : total) > modelStarts[k]) models++;
-  let firstRuns = 0;
-  while (firstRuns < runCount && starts[firstRuns] < atomCount) firstRuns++;
-
-  // label_asym_id (the helper's second pass, after clear()) and label_seq_id (getAtomSite).
-  const useLinear = !!seqresMap || anyInsCode;
+/** label_asym_id (the helper's second pass, after clear()) and label_seq_id (getAtomSite) of the first model's runs. */
+function labelRuns(
+  runs: Runs,
+  firstRuns: number,
+  alignments: Map<string, number[]>,
+  useLinear: boolean,
+  labels: LabelAsym,
+): { runLabel: string[]; runSeq: Int32Array } {
   labels.clear();
   const runLabel: string[] = new Array(firstRuns);
   const runSeq = new Int32Array(firstRuns);
-  const alignments = new Map<string, number[]>();
-  if (seqresMap) {
-    const observed = new Map<string, string[]>();
-    let prevChain = '';
-    let prevSeqId = -99999;
-    let prevIns = '___';
-    for (let r = 0; r < firstRuns; r++) {
-      const chain = asymOfRun(r);
-      const seqId = runSeqInt[r];
-      const ins = insOfRun(r);
-      if (chain !== prevChain || seqId !== prevSeqId || ins !== prevIns) {
-        let list = observed.get(chain);
-        if (!list) {
-          list = [];
-          observed.set(chain, list);
-        }
-        list.push(compOfRun(r));
-        prevChain = chain;
-        prevSeqId = seqId;
-        prevIns = ins;
-      }
+  const { start, model: runModel, seqInt, ter } = runs;
+  let currModel = runModel[0];
+  let currAsym = asymOfRun(runs, 0);
+  let currSeq = seqInt[0];
+  let currIns = insOfRun(runs, 0);
+  let alignment = alignments.get(currAsym);
+  let residueIdx = 0;
+  const initial = (seqId: number) => {
+    const pos0 = alignment ? alignment[0] : UNALIGNED;
+    return pos0 !== UNALIGNED ? pos0 : useLinear ? 1 : seqId;
+  };
+  let label = initial(currSeq);
+  for (let r = 0; r < firstRuns; r++) {
+    const i = start[r];
+    const model = runModel[r];
+    const asym = asymOfRun(runs, r);
+    const seqId = seqInt[r];
+    const ins = insOfRun(runs, r);
+    if (model !== currModel) {
+      currModel = model;
+      currAsym = asym;
+      currSeq = seqId;
+      currIns = ins;
+      alignment = alignments.get(asym);
+      residueIdx = 0;
+      label = initial(currSeq);
+    } else if (currAsym !== asym) {
+      currAsym = asym;
+      currSeq = seqId;
+      currIns = ins;
+      alignment = alignments.get(asym);
+      residueIdx = 0;
+      label = initial(seqId);
+    } else if (currSeq !== seqId || currIns !== ins) {
+      residueIdx++;
+      const aligned = alignment && residueIdx < alignment.length ? alignment[residueIdx] : UNALIGNED;
+      if (aligned !== UNALIGNED) label = aligned;
+      else if (currSeq === label && !useLinear) label = seqId;
+      else label += 1;
+      currSeq = seqId;
+      currIns = ins;
     }
-    // Identical chains (homo-oligomers) align the same way: once.
-    const done = new Map<string, number[]>();
-    for (const [chain, list] of observed) {
-      const seqres = seqresMap.get(chain);
-      if (seqres && seqres.length > 0) {
-        const key = JSON.stringify([seqres, list]);
-        let alignment = done.get(key);
-        if (!alignment) {
-          alignment = alignToSeqres(seqres, list);
-          done.set(key, alignment);
-        }
-        alignments.set(chain, alignment);
-      }
-    }
+    runLabel[r] = labels.run(asym, model, ter[r] === 1, runEnd(runs, r) - i);
+    runSeq[r] = label;
   }
-  {
-    let currModel = runModel.array[0];
-    let currAsym = asymOfRun(0);
-    let currSeq = runSeqInt[0];
-    let currIns = insOfRun(0);
-    let alignment = alignments.get(currAsym);
-    let residueIdx = 0;
-    const initial = (seqId: number) => {
-      const pos0 = alignment ? alignment[0] : UNALIGNED;
-      return pos0 !== UNALIGNED ? pos0 : useLinear ? 1 : seqId;
-    };
-    let label = initial(currSeq);
-    for (let r = 0; r < firstRuns; r++) {
-      const i = starts[r];
-      const model = runModel.array[r];
-      const asym = asymOfRun(r);
-      const seqId = runSeqInt[r];
-      const ins = insOfRun(r);
-      if (model !== currModel) {
-        currModel = model;
-        currAsym = asym;
-        currSeq = seqId;
-        currIns = ins;
-        alignment = alignments.get(asym);
-        residueIdx = 0;
-        label = initial(currSeq);
-      } else if (currAsym !== asym) {
-        currAsym = asym;
-        currSeq = seqId;
-        currIns = ins;
-        alignment = alignments.get(asym);
-        residueIdx = 0;
-        label = initial(seqId);
-      } else if (currSeq !== seqId || currIns !== ins) {
-        residueIdx++;
-        const aligned = alignment && residueIdx < alignment.length ? alignment[residueIdx] : UNALIGNED;
-        if (aligned !== UNALIGNED) label = aligned;
-        else if (currSeq === label && !useLinear) label = seqId;
-        else label += 1;
-        currSeq = seqId;
-        currIns = ins;
-      }
-      runLabel[r] = labels.run(asym, model, runTer.array[r] === 1, runEnd(r) - i);
-      runSeq[r] = label;
-    }
-  }
-  // Without linear label_seq_ids Mol* substitutes auth_seq_id for label_seq_id (getNormalizedAtomSite).
-  if (!useLinear) {
-    const dot = stringCode('.');
-    const question = stringCode('?');
-    for (let r = 0; r < firstRuns; r++) {
-      const token = runSeqTok[r];
-      // Blank, '.' or '?': sortAtomSite's check of whether to sort would read another atom's value kind.
-      if (token === 0 || token === dot || token === question) return decline('residue number missing');
-      runSeq[r] = runSeqInt[r];
-    }
-  }
+  return { runLabel, runSeq };
+}
 
-  // Mol*'s sortAtomSite: atoms grouped by entity, then by chain (first appearance), then by
-  // label_seq_id. A stable sort of the runs gives the same order.
-  let runOrder: Int32Array | undefined;
-  {
-    const entityRank = new Map<string, number>();
-    const chainRank = new Map<string, number>();
-    const entityKey = new Int32Array(firstRuns);
-    const chainKey = new Int32Array(firstRuns);
-    let lastEntity = '';
-    let lastLabel = '';
-    let lastChainRank = -1;
-    for (let r = 0; r < firstRuns; r++) {
-      const entity = runEntity[r];
-      let er = entityRank.get(entity);
-      if (er === undefined) {
-        er = entityRank.size;
-        entityRank.set(entity, er);
-      }
-      entityKey[r] = er;
-      if (r > 0 && entity === lastEntity && runLabel[r] === lastLabel) chainKey[r] = lastChainRank;
-      else {
-        const key = `${entity}\u0000${runLabel[r]}`;
-        let cr = chainRank.get(key);
-        if (cr === undefined) {
-          cr = chainRank.size;
-          chainRank.set(key, cr);
-        }
-        chainKey[r] = cr;
-        lastEntity = entity;
-        lastLabel = runLabel[r];
-        lastChainRank = cr;
-      }
+/**
+ * Without linear label_seq_ids Mol* substitutes auth_seq_id for label_seq_id
+ * (getNormalizedAtomSite). False when a residue number is missing: blank, '.' or '?' (sortAtomSite's
+ * check of whether to sort would read another atom's value kind).
+ */
+function authSeqAsLabels(runs: Runs, firstRuns: number, runSeq: Int32Array): boolean {
+  const dot = stringCode('.');
+  const question = stringCode('?');
+  for (let r = 0; r < firstRuns; r++) {
+    const token = runs.seqTok[r];
+    if (token === 0 || token === dot || token === question) return false;
+    runSeq[r] = runs.seqInt[r];
+  }
+  return true;
+}
+
+/**
+ * Mol*'s sortAtomSite: atoms grouped by entity, then by chain (first appearance), then by
+ * label_seq_id. A stable sort of the runs gives the same order; undefined when the runs are in it.
+ */
+function sortRuns(runEntity: string[], runLabel: string[], runSeq: Int32Array, firstRuns: number): Int32Array | undefined {
+  const entityRank = new Map<string, number>();
+  const chainRank = new Map<string, number>();
+  const entityKey = new Int32Array(firstRuns);
+  const chainKey = new Int32Array(firstRuns);
+  let lastEntity = '';
+  let lastLabel = '';
+  let lastChainRank = -1;
+  for (let r = 0; r < firstRuns; r++) {
+    const entity = runEntity[r];
+    let er = entityRank.get(entity);
+    if (er === undefined) {
+      er = entityRank.size;
+      entityRank.set(entity, er);
     }
-    let sorted = true;
-    for (let r = 1; r < firstRuns && sorted; r++) {
-      const a = r - 1;
-      if (
-        entityKey[a] > entityKey[r] ||
-        (entityKey[a] === entityKey[r] && (chainKey[a] > chainKey[r] || (chainKey[a] === chainKey[r] && runSeq[a] > runSeq[r])))
-      )
-        sorted = false;
-    }
-    if (!sorted) {
-      const list = Array.from({ length: firstRuns }, (_, r) => r);
-      // Chain ranks are by first appearance over the file; within an entity that is also the order of first appearance within it.
-      list.sort((a, c) => entityKey[a] - entityKey[c] || chainKey[a] - chainKey[c] || runSeq[a] - runSeq[c]);
-      runOrder = Int32Array.from(list);
+    entityKey[r] = er;
+    if (r > 0 && entity === lastEntity && runLabel[r] === lastLabel) chainKey[r] = lastChainRank;
+    else {
+      const key = `${entity}\u0000${runLabel[r]}`;
+      let cr = chainRank.get(key);
+      if (cr === undefined) {
+        cr = chainRank.size;
+        chainRank.set(key, cr);
+      }
+      chainKey[r] = cr;
+      lastEntity = entity;
+      lastLabel = runLabel[r];
+      lastChainRank = cr;
     }
   }
+  let sorted = true;
+  for (let r = 1; r < firstRuns && sorted; r++) {
+    const a = r - 1;
+    if (entityKey[a] > entityKey[r] || (entityKey[a] === entityKey[r] && (chainKey[a] > chainKey[r] || (chainKey[a] === chainKey[r] && runSeq[a] > runSeq[r]))))
+      sorted = false;
+  }
+  if (sorted) return undefined;
+  const list = Array.from({ length: firstRuns }, (_, r) => r);
+  // Chain ranks are by first appearance over the file; within an entity that is also the order of first appearance within it.
+  list.sort((a, c) => entityKey[a] - entityKey[c] || chainKey[a] - chainKey[c] || runSeq[a] - runSeq[c]);
+  return Int32Array.from(list);
+}
 
-  // The residue and chain cuts (findHierarchyOffsets) over the sorted runs.
+/**
+ * The residue and chain cuts (findHierarchyOffsets) over the sorted runs, as positions in Mol*'s
+ * order (each with the end appended), the entity type of each residue's chain, and the file index
+ * of the atom at each position when that order is not the file's.
+ */
+function cutHierarchy(
+  runs: Runs,
+  firstRuns: number,
+  atomCount: number,
+  runOrder: Int32Array | undefined,
+  runEntity: string[],
+  runLabel: string[],
+  runSeq: Int32Array,
+  useLinear: boolean,
+  typeOfEntity: Map<string, string>,
+) {
   const residueOffsets = new Growable(Math.max(16, firstRuns + 1));
   const chainOffsets = new Growable(64);
   const residueEntityType: (string | undefined)[] = [];
-  const entityTypes = (entityBuilder as unknown as { types: string[] }).types;
-  const entityIds = (entityBuilder as unknown as { ids: string[] }).ids;
-  const typeOfEntity = new Map<string, string>();
-  for (let k = 0; k < entityIds.length; k++) typeOfEntity.set(entityIds[k], entityTypes[k]);
+  const { seqTok, ins: runIns } = runs;
   const order = runOrder ? new Int32Array(atomCount) : undefined;
   let at = 0;
   let prevRun = -1;
   let chainType: string | undefined;
   for (let k = 0; k < firstRuns; k++) {
     const r = runOrder ? runOrder[k] : k;
-    const i0 = starts[r];
-    const end = runEnd(r);
+    const i0 = runs.start[r];
+    const end = runEnd(runs, r);
     if (prevRun < 0) {
       residueOffsets.push(at);
       chainOffsets.push(at);
@@ -1159,7 +672,7 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54, modelsNormal
     } else {
       const p = prevRun;
       const newChain = runEntity[p] !== runEntity[r] || runLabel[p] !== runLabel[r];
-      const newResidue = newChain || (useLinear && runSeq[p] !== runSeq[r]) || runSeqTok[p] !== runSeqTok[r] || tokenIns(runIns[p]) !== tokenIns(runIns[r]);
+      const newResidue = newChain || (useLinear && runSeq[p] !== runSeq[r]) || seqTok[p] !== seqTok[r] || tokenIns(runIns[p]) !== tokenIns(runIns[r]);
       if (newChain) {
         chainOffsets.push(at);
         chainType = typeOfEntity.get(runEntity[r]);
@@ -1173,44 +686,19 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54, modelsNormal
     else at += end - i0;
     prevRun = r;
   }
-  // The per-atom arrays the summary reads atom by atom go into Mol*'s order, in place (memory stays flat).
-  if (order) permuteInPlace(order, xs.array, ys.array, zs.array, elements.array, keys.array);
   const residueCount = residueOffsets.length;
   residueOffsets.push(atomCount);
   const chainCount = chainOffsets.length;
   chainOffsets.push(atomCount);
-
   return {
-    bytes,
-    atomCount,
-    order,
-    lineStart: lineAt.subarray(0, total),
-    lineLength: atomLength.array.subarray(0, total),
-    x: xs.array.subarray(0, atomCount),
-    y: ys.array.subarray(0, atomCount),
-    z: zs.array.subarray(0, atomCount),
-    element: elements.array.subarray(0, atomCount),
-    symbols,
     residueOffsets: residueOffsets.array.subarray(0, residueCount + 1),
     residueCount,
     chainOffsets: chainOffsets.array.subarray(0, chainCount + 1),
     chainCount,
     residueEntityType,
-    entityCount: entityIds.length,
-    componentName: (comp) => componentBuilder.get(comp)?.name,
-    models,
-    nameSuffix,
-    atomKeys: keys.array.subarray(0, atomCount),
-    atomKeyStrings,
-    occupancyBlank,
-    hasAltlocs: st.anyAltloc,
-    warnings,
-    header: { idCode, depDate },
+    order,
   };
 }
-
-/** One-character strings, made once. */
-const CHARS = Array.from({ length: 256 }, (_, c) => String.fromCharCode(c));
 
 /**
  * a[k] = a[order[k]] for each array, through one scratch buffer the size of the widest array
@@ -1230,37 +718,6 @@ function permuteInPlace(order: Int32Array, x: Float32Array, y: Float32Array, z: 
   const bytes = new Uint8Array(scratch, 0, n);
   bytes.set(element.subarray(0, n));
   for (let k = 0; k < n; k++) element[k] = bytes[order[k]];
-}
-
-/** The insertion code token as Mol*'s token column holds it: empty for a blank column (for comparing tokens). */
-const tokenIns = (c: number): number => (c === SP ? -1 : c);
-
-function insStr(b: Uint8Array, s: number): string {
-  const c = b[s + 26];
-  return c === SP || c === 46 || c === 63 ? '' : CHARS[c];
-}
-
-/** The chain id as Mol* reads it: column 22 alone ('' for '.' and '?'). */
-function chainStr(b: Uint8Array, s: number): string {
-  const c = b[s + 21];
-  return c === 46 || c === 63 ? '' : CHARS[c];
-}
-
-/** code() for tokens of up to 3 bytes as a small integer (no boxing as a Map key); longer ones as negative codes. */
-function smallCode(b: Uint8Array, s: number, e: number): number {
-  const len = e - s;
-  if (len > 3) return -1 - code(b, s, e);
-  let v = len << 24;
-  if (len > 0) v |= b[s] << 16;
-  if (len > 1) v |= b[s + 1] << 8;
-  if (len > 2) v |= b[s + 2];
-  return v;
-}
-
-/** The residue number as Mol*'s integer column reads it. */
-function seqNumber(b: Uint8Array, s: number): number {
-  const ts = trimStart(b, s + 22, s + 26);
-  return parseIntBytes(b, ts, trimEnd(b, ts, s + 26)) || 0;
 }
 
 /** Mol*'s alignCompIdsToSeqres (pdb/atom-site.js): 1-based SEQRES positions of observed residues. */
@@ -1343,45 +800,6 @@ export function pdbAtomReaders(atoms: PdbAtoms) {
   };
 }
 
-/** Mol*'s guessElementSymbolTokens over bytes: [start, end) of the guessed symbol. */
-function guessElement(b: Uint8Array, start: number, end: number): void {
-  let s = start;
-  let e = end - 1;
-  let c = b[s];
-  while ((c === SP || (c >= 48 && c <= 57)) && s <= e) c = b[++s];
-  c = b[e];
-  while ((c === SP || (c >= 48 && c <= 57)) && e >= s) c = b[--e];
-  ++e;
-  if (s === e || s + 1 === e) {
-    guessStart = s;
-    guessEnd = e;
-    return;
-  }
-  c = b[s];
-  if (s + 2 === e) {
-    const c2 = b[s + 1];
-    if (
-      ((c === 78 || c === 110) && (c2 === 65 || c2 === 97)) ||
-      ((c === 67 || c === 99) && (c2 === 76 || c2 === 108)) ||
-      ((c === 70 || c === 102) && (c2 === 69 || c2 === 101)) ||
-      ((c === 83 || c === 115) && (c2 === 73 || c2 === 105)) ||
-      ((c === 66 || c === 98) && (c2 === 82 || c2 === 114)) ||
-      ((c === 65 || c === 97) && (c2 === 83 || c2 === 115)) ||
-      ((c === 76 || c === 108) && (c2 === 73 || c2 === 105)) ||
-      ((c === 71 || c === 103) && (c2 === 65 || c2 === 97))
-    ) {
-      guessStart = s;
-      guessEnd = s + 2;
-      return;
-    }
-  }
-  guessStart = s;
-  guessEnd =
-    c === 67 || c === 99 || c === 72 || c === 104 || c === 78 || c === 110 || c === 79 || c === 111 || c === 80 || c === 112 || c === 83 || c === 115
-      ? s + 1
-      : s;
-}
-
 /**
  * The summary's view (summarize.ts) of the atoms read above: the same values as pdbAtomReaders,
  * as a class, so every file's table has one shape and the summary's calls one target each (a
@@ -1396,6 +814,7 @@ class PdbAtomTable implements AtomTable {
   readonly coordinates: { x: Float32Array; y: Float32Array; z: Float32Array };
   readonly symbolIndex: { index: Uint8Array; symbols: readonly string[] };
   readonly hasAltlocs: boolean;
+  readonly atomKeys: Float64Array;
   private readonly b: Uint8Array;
   private readonly lineStart: Int32Array;
   private readonly order: Int32Array | undefined;
@@ -1411,6 +830,7 @@ class PdbAtomTable implements AtomTable {
     this.coordinates = { x: atoms.x, y: atoms.y, z: atoms.z };
     this.symbolIndex = { index: atoms.element, symbols: atoms.symbols };
     this.hasAltlocs = atoms.hasAltlocs;
+    this.atomKeys = atoms.atomKeys;
     this.b = atoms.bytes;
     this.lineStart = atoms.lineStart;
     this.order = atoms.order;

@@ -78,6 +78,12 @@ export interface AtomTable {
    * building a string per atom for the duplicate-atom check (large files).
    */
   atomKey?(atom: number): number | string;
+  /**
+   * Optional: atomKey's numeric values as an array, negative where atomKey gives a string. The
+   * duplicate check compares them in place: a call per atom, and a key boxed per atom, cost
+   * more than the comparisons.
+   */
+  atomKeys?: Float64Array;
   /** Optional: x, y, z of every atom as arrays (the values x(i), y(i), z(i) give), read without a call per atom. */
   coordinates?: { x: ArrayLike<number>; y: ArrayLike<number>; z: ArrayLike<number> };
   /** Optional: typeSymbol(i) as symbols[index[i]], counted per symbol rather than per atom. */
@@ -134,90 +140,14 @@ export function summarizeModel(model: Model, problems: Problem[], warnings: Prob
  */
 export function summarizeAtoms(table: AtomTable, problems: Problem[], warnings: Problem[], residueChecks = false): StructureSummary {
   const atomCount = table.atomCount;
-
-  // Counted in a Map (insertion order: the order of first appearance, as the object keeps it):
-  // an object gaining keys changes shape with every file's element set.
-  const elementCounts = new Map<string, number>();
-  let missingElements = 0;
-  const altlocsKnown = table.hasAltlocs !== undefined;
-  let hasAltlocs = table.hasAltlocs ?? false;
-  const min: [number, number, number] = [Infinity, Infinity, Infinity];
-  const max: [number, number, number] = [-Infinity, -Infinity, -Infinity];
-  let nonFinite = 0;
-  let absurd = 0;
-  // Symbol → element, or '' when the symbol is not an element: a few distinct symbols, millions of atoms.
-  const known = new Map<string, string>();
-  const xs = table.coordinates?.x;
-  const ys = table.coordinates?.y;
-  const zs = table.coordinates?.z;
-  const elementOf = (symbol: string): string => {
-    let element = known.get(symbol);
-    if (element === undefined) {
-      const normalised = normaliseElement(symbol);
-      element = ELEMENT_SYMBOL.test(normalised) && normalised !== 'X' ? normalised : '';
-      known.set(symbol, element);
-    }
-    return element;
-  };
-  // No element, or junk where it belongs (old PDB files keep ids in columns 73-80): the atom
-  // name's first letter is the usual guess (CA → C), and the report says so.
-  const guessed = (i: number) => /[A-Za-z]/.exec(table.atomName(i))?.[0].toUpperCase() || '?';
-  const bySymbol = table.symbolIndex;
-  if (bySymbol) {
-    // Per symbol: how many atoms and the first of them; atoms of symbols that are no element one by one.
-    const { index, symbols } = bySymbol;
-    const counts = new Int32Array(symbols.length);
-    const first = new Int32Array(symbols.length).fill(-1);
-    for (let i = 0; i < atomCount; i++) {
-      const k = index[i];
-      if (counts[k]++ === 0) first[k] = i;
-    }
-    const firstOf = new Map<string, number>();
-    const add = (key: string, count: number, at: number) => {
-      elementCounts.set(key, (elementCounts.get(key) ?? 0) + count);
-      const seen = firstOf.get(key);
-      if (seen === undefined || at < seen) firstOf.set(key, at);
-    };
-    for (let k = 0; k < symbols.length; k++) {
-      if (counts[k] === 0) continue;
-      const element = elementOf(symbols[k]);
-      if (element !== '') add(element, counts[k], first[k]);
-      else {
-        missingElements += counts[k];
-        for (let i = first[k]; i < atomCount; i++) if (index[i] === k) add(guessed(i), 1, i);
-      }
-    }
-    const order = [...firstOf.entries()].sort((p, q) => p[1] - q[1]);
-    const sorted = new Map<string, number>();
-    for (const [key] of order) sorted.set(key, elementCounts.get(key) as number);
-    elementCounts.clear();
-    for (const [key, count] of sorted) elementCounts.set(key, count);
-  }
-  for (let i = 0; i < atomCount; i++) {
-    if (!bySymbol) {
-      let element = elementOf(table.typeSymbol(i));
-      if (element === '') {
-        missingElements++;
-        element = guessed(i);
-      }
-      elementCounts.set(element, (elementCounts.get(element) ?? 0) + 1);
-    }
-    if (!altlocsKnown && !hasAltlocs && table.altId(i) !== '') hasAltlocs = true;
-    const cx = xs ? xs[i] : table.x(i);
-    const cy = ys ? ys[i] : table.y(i);
-    const cz = zs ? zs[i] : table.z(i);
-    if (!Number.isFinite(cx) || !Number.isFinite(cy) || !Number.isFinite(cz)) {
-      nonFinite++;
-      continue;
-    }
-    if (Math.abs(cx) > 1e5 || Math.abs(cy) > 1e5 || Math.abs(cz) > 1e5) absurd++;
-    if (cx < min[0]) min[0] = cx;
-    if (cy < min[1]) min[1] = cy;
-    if (cz < min[2]) min[2] = cz;
-    if (cx > max[0]) max[0] = cx;
-    if (cy > max[1]) max[1] = cy;
-    if (cz > max[2]) max[2] = cz;
-  }
+  // Each pass over the atoms or residues is a function of its own: a large file's loops are
+  // optimised while they run (on-stack replacement), and each such compilation covers the whole
+  // function the loop is in; small functions make that quick, and one loop's deoptimisation
+  // recompiles only its own.
+  const { elementCounts, missingElements } = countElementsOf(table);
+  const hasAltlocs = table.hasAltlocs ?? anyAltloc(table);
+  const bounds = table.coordinates ? boundsOfArrays(table.coordinates, atomCount) : boundsOfCalls(table, atomCount);
+  const { min, max, nonFinite, absurd } = bounds;
   const elements: Record<string, number> = {};
   for (const [key, count] of elementCounts) elements[key] = count;
   if (nonFinite > 0) {
@@ -233,46 +163,7 @@ export function summarizeAtoms(table: AtomTable, problems: Problem[], warnings: 
     });
   }
 
-  const ligandCounts = new Map<string, number>();
-  const undescribed = new Set<string>();
-  const checkedComponents = new Set<string>();
-  let duplicates = 0;
-  let firstDuplicate: string | undefined;
-  let waters = 0;
-  let hasInsertionCodes = false;
-  const names = new Set<string | number>();
-  const seenKeys: (string | number)[] = [];
-  const offsets = table.residueOffsets;
-  for (let r = 0; r < table.residueCount; r++) {
-    if (!hasInsertionCodes && table.insCode(r) !== '') hasInsertionCodes = true;
-    const firstAtom = offsets[r];
-    const comp = table.compId(firstAtom);
-    if (residueChecks) {
-      const end = offsets[r + 1];
-      // Small residues are checked against a list (Set.clear() allocates a new table per residue).
-      const small = end - firstAtom <= 32;
-      if (small) seenKeys.length = 0;
-      else names.clear();
-      for (let a = firstAtom; a < end; a++) {
-        const key = table.atomKey ? table.atomKey(a) : `${table.atomName(a)}\u0000${table.altId(a)}`;
-        if (small ? seenKeys.includes(key) : names.has(key)) {
-          duplicates++;
-          firstDuplicate ??= `${table.atomName(a)} of ${comp} ${table.authSeqId(r)}${table.insCode(r)} in chain ${table.chainName(a)}`;
-        } else if (small) seenKeys.push(key);
-        else names.add(key);
-      }
-      if (!checkedComponents.has(comp)) {
-        checkedComponents.add(comp);
-        if (!PolymerNames.has(comp) && !WaterNames.has(comp) && !table.componentName(comp)) undescribed.add(comp);
-      }
-    }
-    const type = table.entityType(r);
-    if (type === 'water' || WATER.has(comp)) {
-      waters++;
-    } else if (type === 'non-polymer') {
-      ligandCounts.set(comp, (ligandCounts.get(comp) ?? 0) + 1);
-    }
-  }
+  const { ligandCounts, undescribed, duplicates, firstDuplicate, waters, hasInsertionCodes } = residueFacts(table, residueChecks);
   if (duplicates > 0) {
     warnings.push({
       code: 'duplicate_atoms',
@@ -313,6 +204,228 @@ export function summarizeAtoms(table: AtomTable, problems: Problem[], warnings: 
   };
   if (Number.isFinite(min[0])) summary.bounds = { min: min.map(round3) as Vec3, max: max.map(round3) as Vec3 };
   return summary;
+}
+
+/** A symbol's element, or '' when the symbol is not one (through a cache: a few distinct symbols, millions of atoms). */
+function elementOfSymbol(known: Map<string, string>, symbol: string): string {
+  let element = known.get(symbol);
+  if (element === undefined) {
+    const normalised = normaliseElement(symbol);
+    element = ELEMENT_SYMBOL.test(normalised) && normalised !== 'X' ? normalised : '';
+    known.set(symbol, element);
+  }
+  return element;
+}
+
+/**
+ * No element, or junk where it belongs (old PDB files keep ids in columns 73-80): the atom
+ * name's first letter is the usual guess (CA → C), and the report says so.
+ */
+const guessedElement = (table: AtomTable, i: number) => /[A-Za-z]/.exec(table.atomName(i))?.[0].toUpperCase() || '?';
+
+/**
+ * Element counts in the order of each element's first atom (a Map keeps insertion order, as the
+ * summary's object then does: an object gaining keys changes shape with every file's element set),
+ * and how many atoms had no valid element.
+ */
+function countElementsOf(table: AtomTable): { elementCounts: Map<string, number>; missingElements: number } {
+  const atomCount = table.atomCount;
+  const elementCounts = new Map<string, number>();
+  let missingElements = 0;
+  const known = new Map<string, string>();
+  const bySymbol = table.symbolIndex;
+  if (!bySymbol) {
+    for (let i = 0; i < atomCount; i++) {
+      let element = elementOfSymbol(known, table.typeSymbol(i));
+      if (element === '') {
+        missingElements++;
+        element = guessedElement(table, i);
+      }
+      elementCounts.set(element, (elementCounts.get(element) ?? 0) + 1);
+    }
+    return { elementCounts, missingElements };
+  }
+  // Per symbol: how many atoms and the first of them; atoms of symbols that are no element one by one.
+  const { index, symbols } = bySymbol;
+  const { counts, first } = countSymbols(index, symbols.length, atomCount);
+  const firstOf = new Map<string, number>();
+  const add = (key: string, count: number, at: number) => {
+    elementCounts.set(key, (elementCounts.get(key) ?? 0) + count);
+    const seen = firstOf.get(key);
+    if (seen === undefined || at < seen) firstOf.set(key, at);
+  };
+  for (let k = 0; k < symbols.length; k++) {
+    if (counts[k] === 0) continue;
+    const element = elementOfSymbol(known, symbols[k]);
+    if (element !== '') add(element, counts[k], first[k]);
+    else {
+      missingElements += counts[k];
+      for (let i = first[k]; i < atomCount; i++) if (index[i] === k) add(guessedElement(table, i), 1, i);
+    }
+  }
+  const order = [...firstOf.entries()].sort((p, q) => p[1] - q[1]);
+  const sorted = new Map<string, number>();
+  for (const [key] of order) sorted.set(key, elementCounts.get(key) as number);
+  return { elementCounts: sorted, missingElements };
+}
+
+/** How many atoms have each symbol, and the first of them (-1: none). */
+function countSymbols(index: ArrayLike<number>, symbolCount: number, atomCount: number): { counts: Int32Array; first: Int32Array } {
+  const counts = new Int32Array(symbolCount);
+  const first = new Int32Array(symbolCount).fill(-1);
+  for (let i = 0; i < atomCount; i++) {
+    const k = index[i];
+    if (counts[k]++ === 0) first[k] = i;
+  }
+  return { counts, first };
+}
+
+function anyAltloc(table: AtomTable): boolean {
+  for (let i = 0; i < table.atomCount; i++) if (table.altId(i) !== '') return true;
+  return false;
+}
+
+interface Bounds {
+  min: [number, number, number];
+  max: [number, number, number];
+  /** Atoms with a coordinate that is not finite (left out of min and max). */
+  nonFinite: number;
+  /** Atoms more than 100,000 Å from the origin on some axis. */
+  absurd: number;
+}
+
+function boundsOfArrays(c: { x: ArrayLike<number>; y: ArrayLike<number>; z: ArrayLike<number> }, atomCount: number): Bounds {
+  const { x: xs, y: ys, z: zs } = c;
+  let minX = Infinity;
+  let minY = Infinity;
+  let minZ = Infinity;
+  let maxX = -Infinity;
+  let maxY = -Infinity;
+  let maxZ = -Infinity;
+  let nonFinite = 0;
+  let absurd = 0;
+  for (let i = 0; i < atomCount; i++) {
+    const cx = xs[i];
+    const cy = ys[i];
+    const cz = zs[i];
+    if (!Number.isFinite(cx) || !Number.isFinite(cy) || !Number.isFinite(cz)) {
+      nonFinite++;
+      continue;
+    }
+    if (Math.abs(cx) > 1e5 || Math.abs(cy) > 1e5 || Math.abs(cz) > 1e5) absurd++;
+    if (cx < minX) minX = cx;
+    if (cy < minY) minY = cy;
+    if (cz < minZ) minZ = cz;
+    if (cx > maxX) maxX = cx;
+    if (cy > maxY) maxY = cy;
+    if (cz > maxZ) maxZ = cz;
+  }
+  return { min: [minX, minY, minZ], max: [maxX, maxY, maxZ], nonFinite, absurd };
+}
+
+function boundsOfCalls(table: AtomTable, atomCount: number): Bounds {
+  const min: [number, number, number] = [Infinity, Infinity, Infinity];
+  const max: [number, number, number] = [-Infinity, -Infinity, -Infinity];
+  let nonFinite = 0;
+  let absurd = 0;
+  for (let i = 0; i < atomCount; i++) {
+    const cx = table.x(i);
+    const cy = table.y(i);
+    const cz = table.z(i);
+    if (!Number.isFinite(cx) || !Number.isFinite(cy) || !Number.isFinite(cz)) {
+      nonFinite++;
+      continue;
+    }
+    if (Math.abs(cx) > 1e5 || Math.abs(cy) > 1e5 || Math.abs(cz) > 1e5) absurd++;
+    if (cx < min[0]) min[0] = cx;
+    if (cy < min[1]) min[1] = cy;
+    if (cz < min[2]) min[2] = cz;
+    if (cx > max[0]) max[0] = cx;
+    if (cy > max[1]) max[1] = cy;
+    if (cz > max[2]) max[2] = cz;
+  }
+  return { min, max, nonFinite, absurd };
+}
+
+/** What the summary reads residue by residue: waters, ligands, insertion codes and (residueChecks) duplicate atoms and undescribed components. */
+function residueFacts(table: AtomTable, residueChecks: boolean) {
+  const ligandCounts = new Map<string, number>();
+  const undescribed = new Set<string>();
+  const checkedComponents = new Set<string>();
+  let duplicates = 0;
+  let firstDuplicate: string | undefined;
+  let waters = 0;
+  let hasInsertionCodes = false;
+  const names = new Set<string | number>();
+  const seenKeys: (string | number)[] = [];
+  const offsets = table.residueOffsets;
+  const typedKeys = table.atomKeys;
+  for (let r = 0; r < table.residueCount; r++) {
+    if (!hasInsertionCodes && table.insCode(r) !== '') hasInsertionCodes = true;
+    const firstAtom = offsets[r];
+    const comp = table.compId(firstAtom);
+    if (residueChecks) {
+      const end = offsets[r + 1];
+      const found = typedKeys && end - firstAtom <= 32 ? duplicatesByKeys(typedKeys, firstAtom, end) : -1;
+      if (found > 0) {
+        duplicates += found;
+        if (firstDuplicate === undefined) {
+          const a = firstDuplicateByKeys(typedKeys as Float64Array, firstAtom, end);
+          firstDuplicate = `${table.atomName(a)} of ${comp} ${table.authSeqId(r)}${table.insCode(r)} in chain ${table.chainName(a)}`;
+        }
+      }
+      if (found < 0) {
+        // Small residues are checked against a list (Set.clear() allocates a new table per residue).
+        const small = end - firstAtom <= 32;
+        if (small) seenKeys.length = 0;
+        else names.clear();
+        for (let a = firstAtom; a < end; a++) {
+          const key = table.atomKey ? table.atomKey(a) : `${table.atomName(a)}\u0000${table.altId(a)}`;
+          if (small ? seenKeys.includes(key) : names.has(key)) {
+            duplicates++;
+            firstDuplicate ??= `${table.atomName(a)} of ${comp} ${table.authSeqId(r)}${table.insCode(r)} in chain ${table.chainName(a)}`;
+          } else if (small) seenKeys.push(key);
+          else names.add(key);
+        }
+      }
+      if (!checkedComponents.has(comp)) {
+        checkedComponents.add(comp);
+        if (!PolymerNames.has(comp) && !WaterNames.has(comp) && !table.componentName(comp)) undescribed.add(comp);
+      }
+    }
+    const type = table.entityType(r);
+    if (type === 'water' || WATER.has(comp)) {
+      waters++;
+    } else if (type === 'non-polymer') {
+      ligandCounts.set(comp, (ligandCounts.get(comp) ?? 0) + 1);
+    }
+  }
+  return { ligandCounts, undescribed, duplicates, firstDuplicate, waters, hasInsertionCodes };
+}
+
+/**
+ * How many atoms of [start, end) repeat the key of an earlier atom there (the count the list and
+ * the set below give), or -1 when one of the keys is not numeric (the caller asks atomKey then).
+ */
+function duplicatesByKeys(keys: Float64Array, start: number, end: number): number {
+  let found = 0;
+  for (let a = start; a < end; a++) {
+    const key = keys[a];
+    if (key < 0) return -1;
+    for (let q = start; q < a; q++) {
+      if (keys[q] === key) {
+        found++;
+        break;
+      }
+    }
+  }
+  return found;
+}
+
+/** The first atom of [start, end) whose key an earlier atom there has (one exists). */
+function firstDuplicateByKeys(keys: Float64Array, start: number, end: number): number {
+  for (let a = start + 1; a < end; a++) for (let q = start; q < a; q++) if (keys[q] === keys[a]) return a;
+  return -1;
 }
 
 const ELEMENT_SYMBOL = /^[A-Z][a-z]?$/;

@@ -27,6 +27,8 @@ export class CpuPool {
     maxMemoryMb: number,
     /** Nice value (at least) of the threads (Linux), so parsing yields to the API. */
     nice = 0,
+    /** PDB_SPLIT_MIN_BYTES: from this size on a PDB file's scan is split with a helper thread (0: never). */
+    pdbSplitMinBytes = 0,
   ) {
     this.maxThreads = threads;
     this.pool = new Piscina({
@@ -36,7 +38,7 @@ export class CpuPool {
       idleTimeout: 60_000,
       // A file that blows past this limit kills only its own thread; piscina replaces it.
       resourceLimits: { maxOldGenerationSizeMb: maxMemoryMb },
-      workerData: { nice },
+      workerData: { nice, pdbSplitMinBytes },
     });
     // A thread that dies outside a task (out of memory while starting, say) is replaced by
     // piscina; without a listener its 'error' event would take the whole worker process down.

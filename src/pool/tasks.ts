@@ -16,6 +16,9 @@ import { inspectSessionFile } from '../formats/session.js';
 import { sniffCompression, sniffFormat } from '../formats/sniff.js';
 import type { Compression, Format, ParseOutcome } from '../formats/types.js';
 import { fsyncPath } from '../lib/fsync.js';
+import { pdbSplit, readShared, splitsPdb } from './scanHelpers.js';
+
+export { splitPdbFrom } from './scanHelpers.js';
 
 export interface IngestTask {
   stagingFile: string;
@@ -283,6 +286,11 @@ export async function parse(task: ParseTask): Promise<ParseOutcome> {
   // A session is checked by its header: read its first bytes, not the whole (possibly huge) file.
   if (task.format === 'cxs') return inspectSessionFile(task.path);
   // PDB is read from the bytes; the other readers get latin1 text (every byte kept, BinaryCIF too).
+  // A large PDB file is read into shared memory, so a helper thread can scan part of it.
+  if (task.format === 'pdb' && splitsPdb((await fs.stat(task.path)).size)) {
+    const bytes = await readShared(task.path);
+    return parseStructureBytes(bytes, task.format, { split: pdbSplit(bytes) });
+  }
   return parseStructureBytes(await fs.readFile(task.path), task.format);
 }
 

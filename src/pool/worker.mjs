@@ -35,6 +35,7 @@ register();
 const [{ createLogger }, { routeConsoleToLog }] = await Promise.all([import('../lib/logger.ts'), import('../lib/consoleLog.ts')]);
 routeConsoleToLog(createLogger(workerData?.logLevel ?? process.env.LOG_LEVEL ?? 'info').child({ thread: 'cpu-pool' }));
 const tasks = await import('./tasks.ts');
+tasks.splitPdbFrom(workerData?.pdbSplitMinBytes ?? 0);
 
 export const ingest = (task) => tasks.ingest(task);
 export const parse = (task) => tasks.parse(task);

@@ -86,7 +86,7 @@ export async function createAppContext(config: AppContext['config'], log: Logger
     sharedCpuPool() {
       let pool = lazyPools.get(ctx);
       if (!pool) {
-        pool = new CpuPool(config.parseThreads, config.parseTimeoutMs, config.parseMaxMemoryMb);
+        pool = new CpuPool(config.parseThreads, config.parseTimeoutMs, config.parseMaxMemoryMb, 0, config.pdbSplitMinBytes);
         lazyPools.set(ctx, pool);
       }
       return pool;

@@ -25,7 +25,13 @@ export interface WorkerSet {
 /** Starts one BullMQ Worker per queue with the configured concurrency, dispatching by job name. */
 export async function startWorkers(ctx: AppContext, queues: readonly QueueName[]): Promise<WorkerSet> {
   const registry = checkRegistry(JOBS);
-  const cpu = new CpuPool(ctx.config.parseThreads, ctx.config.parseTimeoutMs, ctx.config.parseMaxMemoryMb, ctx.config.backgroundNice);
+  const cpu = new CpuPool(
+    ctx.config.parseThreads,
+    ctx.config.parseTimeoutMs,
+    ctx.config.parseMaxMemoryMb,
+    ctx.config.backgroundNice,
+    ctx.config.pdbSplitMinBytes,
+  );
   const engines = new EnginePool(ctx.engineCatalog, ctx.config.engines, ctx.log);
   // Long-lived engines (ChimeraX) start now, so the first conversion does not wait for them.
   if (queues.includes(convertJob.queue)) {

@@ -1,0 +1,1105 @@
+/**
+ * The pass over a PDB file's lines that the byte-level reader (pdbFast.ts) starts with: every atom
+ * record cut by its fixed columns into the arrays the later phases read, and the other records
+ * the reader needs (MODEL/ENDMDL/END, TER, HETNAM, SEQRES, COMPND, HEADER, REMARK 350). Kept apart
+ * from the reader and free of Mol* imports, so a thread that scans part of a large file loads
+ * nothing else (element symbols are kept as written; the reader gives them Mol*'s spelling).
+ */
+
+export const SP = 32;
+export const TAB = 9;
+
+/** Mol*'s Tokenizer.trim over bytes: [start, end) without leading/trailing spaces and tabs. */
+export function trimStart(b: Uint8Array, s: number, e: number): number {
+  let c = b[s];
+  const last = e - 1;
+  while ((c === TAB || c === SP) && s <= last) c = b[++s];
+  return s;
+}
+export function trimEnd(b: Uint8Array, s: number, e: number): number {
+  let last = e - 1;
+  let c = b[last];
+  while ((c === TAB || c === SP) && last >= s) c = b[--last];
+  return last + 1;
+}
+
+/** Mol*'s number-parser parseInt over bytes (stops at the first non-digit). */
+export function parseIntBytes(b: Uint8Array, start: number, end: number): number {
+  let i = start;
+  let ret = 0;
+  let neg = 1;
+  if (b[i] === 45) {
+    neg = -1;
+    ++i;
+  } else if (b[i] === 43) ++i;
+  for (; i < end; i++) {
+    const c = b[i] - 48;
+    if (c > 9 || c < 0 || Number.isNaN(c)) return (neg * ret) | 0;
+    ret = (10 * ret + c) | 0;
+  }
+  return neg * ret;
+}
+
+/** Mol*'s number-parser parseFloat over bytes, with the same arithmetic (so the same doubles). */
+function parseFloatBytes(b: Uint8Array, start: number, end: number): number {
+  let i = start;
+  let neg = 1.0;
+  let ret = 0.0;
+  let point = 0.0;
+  let div = 1.0;
+  if (b[i] === 45) {
+    neg = -1;
+    ++i;
+  } else if (b[i] === 43) ++i;
+  while (i < end) {
+    let c = b[i] - 48;
+    if (c >= 0 && c < 10) {
+      ret = ret * 10 + c;
+      ++i;
+    } else if (c === -2) {
+      ++i;
+      while (i < end) {
+        c = b[i] - 48;
+        if (c >= 0 && c < 10) {
+          point = 10.0 * point + c;
+          div = 10.0 * div;
+          ++i;
+        } else if (c === 53 || c === 21) {
+          return scientific(neg * (ret + point / div), b, i + 1, end);
+        } else {
+          return neg * (ret + point / div);
+        }
+      }
+      return neg * (ret + point / div);
+    } else if (c === 53 || c === 21) {
+      return scientific(neg * ret, b, i + 1, end);
+    } else break;
+  }
+  return neg * ret;
+}
+function scientific(main: number, b: Uint8Array, start: number, end: number): number {
+  if (b[start] === 43) start++;
+  return main * 10.0 ** parseIntBytes(b, start, end);
+}
+
+/** A trimmed field as Mol*'s token column reads it: value 0 when empty; a float the way CifField.float does (`|| 0`). */
+export function fieldFloat(b: Uint8Array, s: number, e: number): number {
+  const ts = trimStart(b, s, e);
+  const te = trimEnd(b, ts, e);
+  return parseFloatBytes(b, ts, te) || 0;
+}
+
+/**
+ * A short token (up to 4 bytes) as a number: equal codes ⇔ equal tokens. Longer tokens never occur
+ * for the fields coded (they are cut from at most 4 columns).
+ */
+export function code(b: Uint8Array, s: number, e: number): number {
+  // Summed in a Float64Array: the sum outgrows a small integer for 4-byte tokens, which (on small
+  // integers) would make the optimised scan throw its code away at the first such token.
+  const v = codeSum;
+  v[0] = e - s;
+  for (let i = s; i < e; i++) v[0] = v[0] * 256 + b[i];
+  return v[0] + (e - s) * 2 ** 40;
+}
+const codeSum = new Float64Array(1);
+
+/** code() of a string's (latin1) characters. */
+export function stringCode(text: string): number {
+  let v = text.length;
+  for (let i = 0; i < text.length; i++) v = v * 256 + text.charCodeAt(i);
+  return v + text.length * 2 ** 40;
+}
+
+export const latin1 = (b: Uint8Array, s: number, e: number): string => {
+  if (e - s > 16) return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1', s, e);
+  let out = '';
+  for (let i = s; i < e; i++) out += String.fromCharCode(b[i]);
+  return out;
+};
+
+/** What CifField.str gives for a token: '' for '.' and '?'. */
+export const tokenStr = (t: string): string => (t === '.' || t === '?' ? '' : t);
+
+const startsWith = (b: Uint8Array, s: number, e: number, word: string): boolean => {
+  if (word.length > e - s) return false;
+  for (let i = 0; i < word.length; i++) if (b[s + i] !== word.charCodeAt(i)) return false;
+  return true;
+};
+
+/**
+ * An atom record's coordinates fail the check every PDB file goes through before it is read
+ * (safeText.ts): the caller refuses the file as that check does. When the reader returns atoms,
+ * every atom record of the file passed it.
+ */
+export const COORDINATES_NOT_NUMBERS = 'coordinates that are not numbers';
+
+/** scanLines split frames at END records, then met a MODEL line: the reference splits none. */
+export const RESCAN_WITHOUT_END_FRAMES = 'rescan without END frames';
+
+/** A part scanned on its own met what only a scan of everything before it can read (see ScanState.independent). */
+export const CHUNK_DEPENDS = 'the part depends on what comes before it';
+
+/** JavaScript's \s over latin1. */
+const isSpace = (c: number): boolean => c === SP || (c >= 9 && c <= 13) || c === 0xa0;
+
+export class Growable {
+  array: Int32Array;
+  length = 0;
+  constructor(capacity = 1024) {
+    this.array = new Int32Array(capacity);
+  }
+  push(v: number) {
+    if (this.length === this.array.length) {
+      const next = new Int32Array(this.array.length * 2);
+      next.set(this.array);
+      this.array = next;
+    }
+    this.array[this.length++] = v;
+  }
+}
+
+/**
+ * The decline that means: the reference rewrites this file's MODEL/ENDMDL/END records first
+ * (framesSeparatedByEnd, normalisePdbModels in parse.ts). The caller can apply the same rewrite and
+ * read the result with `modelsNormalised`.
+ */
+export const MODEL_REWRITE = 'the reference rewrites MODEL records';
+
+export class Growable8 {
+  array: Uint8Array;
+  length = 0;
+  constructor(capacity: number) {
+    this.array = new Uint8Array(capacity);
+  }
+  push(v: number) {
+    if (this.length === this.array.length) {
+      const next = new Uint8Array(this.array.length * 2);
+      next.set(this.array);
+      this.array = next;
+    }
+    this.array[this.length++] = v;
+  }
+}
+
+/**
+ * Whether the 8 columns at `start` pass the coordinate check every PDB file goes through before it
+ * is read (safeText.ts, pdbCoordinateRefusal): only bytes a number is written with, and a digit.
+ */
+function coordinateBytesOk(b: Uint8Array, start: number): boolean {
+  let digits = 0;
+  for (let i = start; i < start + 8; i++) {
+    const c = b[i];
+    if (c >= 48 && c <= 57) digits++;
+    else if (c !== SP && c !== 46 && c !== 45 && c !== 43 && c !== 101 && c !== 69) return false;
+  }
+  return digits > 0;
+}
+
+/**
+ * fieldFloat over the 8 columns at `start`, stored straight into `into[at]` (as Mol*'s Float32Array
+ * does): returning the double would box it, three times per atom. Returns false, storing nothing,
+ * when the field fails the coordinate check (coordinateBytesOk): the scan reads every byte of the
+ * field anyway, so the check costs nothing more here than a second pass over the file would.
+ * The usual field (blanks, an optional minus, digits, a point, digits) is read in one pass with
+ * Mol*'s arithmetic; anything else goes through the check and the general parser.
+ */
+function coordinateInto(b: Uint8Array, start: number, into: Float32Array, at: number): boolean {
+  // As PDB writers write it (%8.3f): the point in the fifth column, three digits after it, and
+  // before it blanks, an optional minus and at least one digit. Mol*'s arithmetic on those digits.
+  if (b[start + 4] === 46) {
+    const f1 = b[start + 5] - 48;
+    const f2 = b[start + 6] - 48;
+    const f3 = b[start + 7] - 48;
+    if (f1 >= 0 && f1 <= 9 && f2 >= 0 && f2 <= 9 && f3 >= 0 && f3 <= 9) {
+      const point = start + 4;
+      let i = start;
+      while (i < point && b[i] === SP) i++;
+      let sign = 1.0;
+      if (i < point && b[i] === 45) {
+        sign = -1;
+        i++;
+      }
+      if (i < point) {
+        let whole = 0.0;
+        for (; i < point; i++) {
+          const d = b[i] - 48;
+          if (d < 0 || d > 9) break;
+          whole = whole * 10 + d;
+        }
+        if (i === point) {
+          into[at] = sign * (whole + (f1 * 100 + f2 * 10 + f3) / 1000.0) || 0;
+          return true;
+        }
+      }
+    }
+  }
+  const end = start + 8;
+  let i = start;
+  while (i < end && b[i] === SP) i++;
+  let neg = 1.0;
+  if (i < end && b[i] === 45) {
+    neg = -1;
+    i++;
+  }
+  const intStart = i;
+  let ret = 0.0;
+  for (; i < end; i++) {
+    const d = b[i] - 48;
+    if (d < 0 || d > 9) break;
+    ret = ret * 10 + d;
+  }
+  if (i > intStart && i < end - 1 && b[i] === 46) {
+    i++;
+    let point = 0.0;
+    let div = 1.0;
+    for (; i < end; i++) {
+      const d = b[i] - 48;
+      if (d < 0 || d > 9) break;
+      point = 10.0 * point + d;
+      div = 10.0 * div;
+    }
+    if (i === end && div > 1) {
+      into[at] = neg * (ret + point / div) || 0;
+      return true;
+    }
+  }
+  if (!coordinateBytesOk(b, start)) return false;
+  coordinateIntoGeneral(b, start, into, at);
+  return true;
+}
+
+function coordinateIntoGeneral(b: Uint8Array, start: number, into: Float32Array, at: number): void {
+  const end = start + 8;
+  let i = start;
+  let c = b[i];
+  while ((c === TAB || c === SP) && i < end) c = b[++i];
+  let last = end - 1;
+  c = b[last];
+  while ((c === TAB || c === SP) && last >= i) c = b[--last];
+  const stop = last + 1;
+  let neg = 1.0;
+  let ret = 0.0;
+  if (b[i] === 45) {
+    neg = -1;
+    ++i;
+  } else if (b[i] === 43) ++i;
+  while (i < stop) {
+    const d = b[i] - 48;
+    if (d >= 0 && d < 10) {
+      ret = ret * 10 + d;
+      ++i;
+    } else if (d === -2) {
+      ++i;
+      let point = 0.0;
+      let div = 1.0;
+      while (i < stop) {
+        const f = b[i] - 48;
+        if (f >= 0 && f < 10) {
+          point = 10.0 * point + f;
+          div = 10.0 * div;
+          ++i;
+        } else break;
+      }
+      if (i < stop && (b[i] === 101 || b[i] === 69)) {
+        into[at] = scientific(neg * (ret + point / div), b, i + 1, stop) || 0;
+        return;
+      }
+      into[at] = neg * (ret + point / div) || 0;
+      return;
+    } else if (d === 53 || d === 21) {
+      into[at] = scientific(neg * ret, b, i + 1, stop) || 0;
+      return;
+    } else break;
+  }
+  into[at] = neg * ret || 0;
+}
+
+export class GrowableF64 {
+  array: Float64Array;
+  length = 0;
+  constructor(capacity: number) {
+    this.array = new Float64Array(capacity);
+  }
+  push(v: number) {
+    if (this.length === this.array.length) {
+      const next = new Float64Array(this.array.length * 2);
+      next.set(this.array);
+      this.array = next;
+    }
+    this.array[this.length++] = v;
+  }
+}
+
+/** What the pass over the lines collects. */
+export interface ScanState {
+  /** Per run: component (index into compNames), chain byte, insertion code byte, residue number (as Mol*'s integer column reads it) and its token (code()). */
+  runComp: Growable;
+  runAsym: Growable8;
+  runIns: Growable8;
+  runSeqInt: Growable;
+  runSeqTok: GrowableF64;
+  compNames: string[];
+  compIndex: Map<number, number>;
+  /** MODEL records without a number the reference renumbers: (1-based line, model ordinal) pairs. */
+  unnumberedModels: number[];
+  /** A MODEL record with nothing after it (opens the reference's MODEL rewrite). */
+  bareModelLine: boolean;
+  /**
+   * No MODEL line so far: END records may separate frames, which the reference makes models
+   * (framesSeparatedByEnd) when no line starts with MODEL. They are read as such while scanning;
+   * whether the reference does so too is known at the end (endThenAtoms, no MODEL line).
+   */
+  endFrames: boolean;
+  frameOpen: boolean;
+  frames: number;
+  endmdlLine: boolean;
+  /** Per atom line (every model), `atoms` of them: line start and line length (capped at 255). */
+  atomLines: Int32Array;
+  atomLength: Uint8Array;
+  atoms: number;
+  modelStarts: number[];
+  modelNum: number;
+  anyModelLine: boolean;
+  endThenAtoms: boolean;
+  sawEndLine: boolean;
+  normModel: number;
+  normInModel: boolean;
+  wide: boolean;
+  hasAssemblies: boolean;
+  anyInsCode: boolean;
+  occupancyBlank: boolean;
+  anyAltloc: boolean;
+  hetnamBlocks: string[][];
+  seqresLines: string[] | undefined;
+  seqresOpen: boolean;
+  compndBlocks: string[][];
+  compndOpen: boolean;
+  hetnamOpen: boolean;
+  idCode: string | undefined;
+  depDate: string | undefined;
+  /** A HEADER record was read (the last one gives idCode and depDate, blank or not). */
+  sawHeader: boolean;
+  /** Lines scanned so far (the scan of a later part of the file goes on counting from here). */
+  lines: number;
+  /** The code (smallCode) of each of compNames, and of each of symbols (its symbolIndex key): how two scans' lists are joined. */
+  compKeys: number[];
+  symbolCodes: number[];
+  /**
+   * A part of the file scanned on its own (scanChunk): it presumes it starts inside the first
+   * model, just after an atom record of another residue, and gives up (CHUNK_DEPENDS) where that
+   * would not be enough: a MODEL record, or an atom record after ENDMDL or END (`closed`).
+   */
+  independent: boolean;
+  closed: boolean;
+  runStart: Growable;
+  runTer: Growable8;
+  runModel: Growable;
+  terPending: boolean;
+  prevLine: number;
+  prevModel: number;
+  firstModel: number;
+  /**
+   * Per atom of the first model (the first `firstAtoms` atom lines), arrays as long as atomLines:
+   * coordinates, element (index into symbols) and name-and-altloc key.
+   */
+  xs: Float32Array;
+  ys: Float32Array;
+  zs: Float32Array;
+  elements: Uint8Array;
+  keys: Float64Array;
+  firstAtoms: number;
+  symbolIndex: Map<number, number>;
+  symbols: string[];
+  nameSuffix: Map<number, number>;
+  atomKeyStrings: Map<number, string>;
+  /** The residue's names so far (codes), a fixed buffer: emptying a JS array per residue reallocates it. */
+  names: Float64Array;
+  nameCount: number;
+  nameCounts: Map<number, number>;
+}
+
+export function newScanState(n: number): ScanState {
+  const guess = Math.max(1024, Math.ceil(n / 81));
+  return {
+    runComp: new Growable(Math.max(1024, guess >> 2)),
+    runAsym: new Growable8(Math.max(1024, guess >> 2)),
+    runIns: new Growable8(Math.max(1024, guess >> 2)),
+    runSeqInt: new Growable(Math.max(1024, guess >> 2)),
+    runSeqTok: new GrowableF64(Math.max(1024, guess >> 2)),
+    compNames: [],
+    compIndex: new Map(),
+    unnumberedModels: [],
+    bareModelLine: false,
+    endFrames: false,
+    frameOpen: false,
+    frames: 0,
+    endmdlLine: false,
+    atomLines: new Int32Array(guess),
+    atomLength: new Uint8Array(guess),
+    atoms: 0,
+    modelStarts: [],
+    modelNum: 0,
+    anyModelLine: false,
+    endThenAtoms: false,
+    sawEndLine: false,
+    normModel: 0,
+    normInModel: false,
+    wide: false,
+    hasAssemblies: false,
+    anyInsCode: false,
+    occupancyBlank: true,
+    anyAltloc: false,
+    hetnamBlocks: [],
+    seqresLines: undefined,
+    seqresOpen: false,
+    compndBlocks: [],
+    compndOpen: false,
+    hetnamOpen: false,
+    idCode: undefined,
+    depDate: undefined,
+    sawHeader: false,
+    lines: 0,
+    compKeys: [],
+    symbolCodes: [],
+    independent: false,
+    closed: false,
+    runStart: new Growable(Math.max(1024, guess >> 2)),
+    runTer: new Growable8(Math.max(1024, guess >> 2)),
+    runModel: new Growable(Math.max(1024, guess >> 2)),
+    terPending: false,
+    prevLine: -1,
+    prevModel: -1,
+    firstModel: 0,
+    xs: new Float32Array(guess),
+    ys: new Float32Array(guess),
+    zs: new Float32Array(guess),
+    elements: new Uint8Array(guess),
+    keys: new Float64Array(guess),
+    firstAtoms: 0,
+    symbolIndex: new Map<number, number>(),
+    symbols: [],
+    nameSuffix: new Map<number, number>(),
+    atomKeyStrings: new Map<number, string>(),
+    names: new Float64Array(64),
+    nameCount: 0,
+    nameCounts: new Map<number, number>(),
+  };
+}
+
+/**
+ * Element symbol (index + 1) by the raw bytes of columns 77-78, for the scan under way: the
+ * trimmed symbol is a function of those two bytes, so one array read replaces a trim and a Map
+ * lookup per atom. Each scan clears what the previous one set.
+ */
+const symbolByColumns = new Uint16Array(65536);
+const symbolColumnsUsed: number[] = [];
+
+/** Room for twice as many atom lines in every per-atom array of the scan. */
+function growAtoms(st: ScanState): void {
+  const size = st.atomLines.length * 2;
+  const grow = <T extends Int32Array | Uint8Array | Float32Array | Float64Array>(a: T, make: (n: number) => T): T => {
+    const next = make(size);
+    next.set(a);
+    return next;
+  };
+  st.atomLines = grow(st.atomLines, (k) => new Int32Array(k));
+  st.atomLength = grow(st.atomLength, (k) => new Uint8Array(k));
+  st.xs = grow(st.xs, (k) => new Float32Array(k));
+  st.ys = grow(st.ys, (k) => new Float32Array(k));
+  st.zs = grow(st.zs, (k) => new Float32Array(k));
+  st.elements = grow(st.elements, (k) => new Uint8Array(k));
+  st.keys = grow(st.keys, (k) => new Float64Array(k));
+}
+
+/**
+ * The one pass over the lines, in a function of its own so the optimiser keeps it whatever the
+ * later phases do. Returns a decline reason, or ''. The per-atom arrays are written through
+ * locals (a method call per value cost more than the value's parsing).
+ */
+export function scanLines(b: Uint8Array, minLineLength: number, modelsNormalised: boolean, st: ScanState, from = 0, to = b.length): string {
+  for (const k of symbolColumnsUsed) symbolByColumns[k] = 0;
+  symbolColumnsUsed.length = 0;
+  // Buffer's indexOf finds a byte natively; a Uint8Array's goes through a slower generic path.
+  const buffer = Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+  const n = to;
+  let pos = from;
+  let lineNo = st.lines - 1;
+  let atomLines = st.atomLines;
+  let atomLength = st.atomLength;
+  let xs = st.xs;
+  let ys = st.ys;
+  let zs = st.zs;
+  let elements = st.elements;
+  let keys = st.keys;
+  let atoms = st.atoms;
+  let firstAtoms = st.firstAtoms;
+  const names = st.names;
+  while (pos < n) {
+    lineNo++;
+    let nl = buffer.indexOf(10, pos);
+    if (nl < 0) nl = n;
+    const s = pos;
+    const e = nl > s && b[nl - 1] === 13 ? nl - 1 : nl;
+    pos = nl + 1;
+    const c0 = b[s];
+    // startsWith(b, s, e, 'ATOM  ') or 'HETATM', spelled out: the scan's most frequent test.
+    if (
+      (c0 === 65 && b[s + 1] === 84 && b[s + 2] === 79 && b[s + 3] === 77 && b[s + 4] === SP && b[s + 5] === SP && e - s >= 6) ||
+      (c0 === 72 && b[s + 1] === 69 && b[s + 2] === 84 && b[s + 3] === 65 && b[s + 4] === 84 && b[s + 5] === 77 && e - s >= 6)
+    ) {
+      st.seqresOpen = false;
+      st.compndOpen = false;
+      st.hetnamOpen = false;
+      const length = e - s;
+      if (st.closed) return scanEnd(st, atoms, firstAtoms, CHUNK_DEPENDS);
+      if (length < minLineLength) return scanEnd(st, atoms, firstAtoms, 'atom line too short');
+      if (st.endFrames && !st.frameOpen) {
+        // A new frame: a new model, as the MODEL record the reference would insert here starts one.
+        st.frameOpen = true;
+        if (st.frames++ > 0) {
+          st.modelNum++;
+          st.modelStarts.push(atoms);
+        }
+      }
+      if (!st.modelNum) {
+        st.modelNum = 1;
+        st.modelStarts.push(atoms);
+      }
+      if (!st.normInModel && st.normModel > 0 && !modelsNormalised) return scanEnd(st, atoms, firstAtoms, MODEL_REWRITE);
+      if (st.sawEndLine && !st.anyModelLine) st.endThenAtoms = true;
+      if (!st.wide && nl - s > 21 && b[s + 20] !== SP) st.wide = true;
+      const ins = b[s + 26];
+      if (!st.anyInsCode && ins !== SP && ins !== 46 && ins !== 63) st.anyInsCode = true;
+      if (st.occupancyBlank && trimStart(b, s + 54, s + 60) < trimEnd(b, s + 54, s + 60)) st.occupancyBlank = false;
+      if (atoms === atomLines.length) {
+        growAtoms(st);
+        atomLines = st.atomLines;
+        atomLength = st.atomLength;
+        xs = st.xs;
+        ys = st.ys;
+        zs = st.zs;
+        elements = st.elements;
+        keys = st.keys;
+      }
+      const i = atoms;
+      const p = st.prevLine;
+      // A new run?
+      if (
+        st.terPending ||
+        p < 0 ||
+        st.modelNum !== st.prevModel ||
+        b[p + 21] !== b[s + 21] ||
+        b[p + 26] !== ins ||
+        b[p + 22] !== b[s + 22] ||
+        b[p + 23] !== b[s + 23] ||
+        b[p + 24] !== b[s + 24] ||
+        b[p + 25] !== b[s + 25] ||
+        b[p + 17] !== b[s + 17] ||
+        b[p + 18] !== b[s + 18] ||
+        b[p + 19] !== b[s + 19] ||
+        b[p + 20] !== b[s + 20]
+      ) {
+        st.runStart.push(i);
+        st.runTer.push(st.terPending ? 1 : 0);
+        st.runModel.push(st.modelNum);
+        // What the later phases read of a run, taken now that the line is in cache.
+        const cts = trimStart(b, s + 17, s + 21);
+        const cte = trimEnd(b, cts, s + 21);
+        const compKey = smallCode(b, cts, cte);
+        let comp = st.compIndex.get(compKey);
+        if (comp === undefined) {
+          comp = st.compNames.length;
+          st.compNames.push(tokenStr(latin1(b, cts, cte)));
+          st.compIndex.set(compKey, comp);
+          st.compKeys.push(compKey);
+        }
+        st.runComp.push(comp);
+        st.runAsym.push(b[s + 21]);
+        st.runIns.push(ins);
+        const sts = trimStart(b, s + 22, s + 26);
+        const ste = trimEnd(b, sts, s + 26);
+        st.runSeqInt.push(parseIntBytes(b, sts, ste) || 0);
+        st.runSeqTok.push(code(b, sts, ste));
+      }
+      st.terPending = false;
+      if (st.firstModel === 0) st.firstModel = st.modelNum;
+      if (st.modelNum === st.firstModel) {
+        const at = firstAtoms;
+        if (!coordinateInto(b, s + 30, xs, at) || !coordinateInto(b, s + 38, ys, at) || !coordinateInto(b, s + 46, zs, at))
+          return scanEnd(st, atoms, firstAtoms, COORDINATES_NOT_NUMBERS);
+        // Element: columns 77-78 when the line reaches them and they are not blank, else guessed from the name.
+        let symbol = -1;
+        const columns = length >= 78 ? (b[s + 76] << 8) | b[s + 77] : -1;
+        if (columns >= 0) symbol = symbolByColumns[columns] - 1;
+        if (symbol < 0) {
+          let ts = s;
+          let te = s;
+          if (length >= 78) {
+            ts = trimStart(b, s + 76, s + 78);
+            te = trimEnd(b, ts, s + 78);
+          }
+          if (ts >= te) {
+            guessElement(b, s + 12, s + 16);
+            ts = guessStart;
+            te = guessEnd;
+          }
+          // A small integer (no boxing as a Map key): symbols are at most 2 characters, guesses too.
+          const symbolCode = te - ts <= 2 ? ((te - ts) << 16) | (te > ts ? b[ts] << 8 : 0) | (te - ts === 2 ? b[ts + 1] : 0) : -1 - code(b, ts, te);
+          let known = st.symbolIndex.get(symbolCode);
+          if (known === undefined) {
+            known = st.symbols.length;
+            if (known > 255) return scanEnd(st, atoms, firstAtoms, 'too many distinct element symbols');
+            st.symbols.push(tokenStr(latin1(b, ts, te)));
+            st.symbolIndex.set(symbolCode, known);
+            st.symbolCodes.push(symbolCode);
+          }
+          symbol = known;
+          // Columns that trim to a symbol give that symbol every time (blank ones are guessed per name).
+          if (columns >= 0 && ts >= s + 76) {
+            symbolByColumns[columns] = symbol + 1;
+            symbolColumnsUsed.push(columns);
+          }
+        }
+        elements[at] = symbol;
+        // A residue for getAtomSite ends where the chain, residue number (as an integer) or insertion code changes.
+        if (
+          p >= 0 &&
+          i > 0 &&
+          ((b[p + 21] !== b[s + 21] && chainStr(b, p) !== chainStr(b, s)) ||
+            (b[p + 26] !== ins && insStr(b, p) !== insStr(b, s)) ||
+            ((b[p + 22] !== b[s + 22] || b[p + 23] !== b[s + 23] || b[p + 24] !== b[s + 24] || b[p + 25] !== b[s + 25]) && seqNumber(b, p) !== seqNumber(b, s)))
+        ) {
+          st.nameCount = 0;
+          // Map.clear() allocates a new table: only when the map was used (long residues, repeats).
+          if (st.nameCounts.size > 0) st.nameCounts.clear();
+        }
+        const nts = trimStart(b, s + 12, s + 16);
+        const nte = trimEnd(b, nts, s + 16);
+        const t = nte - nts === 1 && (b[nts] === 46 || b[nts] === 63) ? 0 : code(b, nts, nte);
+        let seen = false;
+        const nameCount = st.nameCount;
+        if (nameCount < 64) {
+          for (let k = 0; k < nameCount; k++) {
+            if (names[k] === t) {
+              seen = true;
+              break;
+            }
+          }
+          if (!seen) {
+            names[nameCount] = t;
+            st.nameCount = nameCount + 1;
+            if (nameCount + 1 === 64) for (const v of names) st.nameCounts.set(v, st.nameCounts.get(v) ?? 0);
+          }
+        } else {
+          seen = st.nameCounts.has(t);
+          if (!seen) st.nameCounts.set(t, 0);
+        }
+        const alt = b[s + 16];
+        const altCode = alt === SP || alt === 46 || alt === 63 ? 0 : alt + 1;
+        if (altCode) st.anyAltloc = true;
+        let nameCode = t;
+        if (seen) {
+          const next = (st.nameCounts.get(t) ?? 0) + 1;
+          st.nameCounts.set(t, next);
+          st.nameSuffix.set(i, next);
+          const label = `${tokenStr(latin1(b, nts, nte))}_${next}`;
+          if (label.length > 4) {
+            st.atomKeyStrings.set(i, `${label}\u0000${altCode ? String.fromCharCode(alt) : ''}`);
+            nameCode = -1;
+          } else nameCode = stringCode(label);
+        }
+        keys[at] = nameCode * 512 + altCode;
+        firstAtoms = at + 1;
+      } else if (!coordinateBytesOk(b, s + 30) || !coordinateBytesOk(b, s + 38) || !coordinateBytesOk(b, s + 46))
+        return scanEnd(st, atoms, firstAtoms, COORDINATES_NOT_NUMBERS);
+      atomLines[i] = s;
+      atomLength[i] = length > 255 ? 255 : length;
+      atoms = i + 1;
+      st.prevLine = s;
+      st.prevModel = st.modelNum;
+      continue;
+    }
+    st.atoms = atoms;
+    const why = otherRecord(b, s, e, nl, c0, lineNo, modelsNormalised, st);
+    if (why) return scanEnd(st, atoms, firstAtoms, why);
+  }
+  st.lines = lineNo + 1;
+  return scanEnd(st, atoms, firstAtoms, '');
+}
+
+/** The counts the scan kept in locals, back into its state; returns `why`. */
+function scanEnd(st: ScanState, atoms: number, firstAtoms: number, why: string): string {
+  st.atoms = atoms;
+  st.firstAtoms = firstAtoms;
+  return why;
+}
+
+/**
+ * The records other than ATOM/HETATM, in a function of its own: rare next to atom lines, and
+ * kept out of scanLines so the optimiser compiles that loop smaller (and recompiles it less).
+ */
+function otherRecord(b: Uint8Array, s: number, e: number, nl: number, c0: number, lineNo: number, modelsNormalised: boolean, st: ScanState): string {
+  const isSeqres = c0 === 83 && startsWith(b, s, e, 'SEQRES');
+  const isCompnd = c0 === 67 && startsWith(b, s, e, 'COMPND');
+  const isHetnam = c0 === 72 && startsWith(b, s, e, 'HETNAM');
+  // Mol* reads SEQRES, COMPND and HETNAM in blocks of consecutive lines; only the first SEQRES block counts.
+  if (st.seqresOpen && !isSeqres) st.seqresOpen = false;
+  if (st.compndOpen && !isCompnd) st.compndOpen = false;
+  if (st.hetnamOpen && !isHetnam) st.hetnamOpen = false;
+  if (isHetnam) {
+    if (!st.hetnamOpen) st.hetnamBlocks.push([]);
+    st.hetnamOpen = true;
+    st.hetnamBlocks[st.hetnamBlocks.length - 1].push(latin1(b, s, e));
+  } else if (c0 === 72) {
+    if (startsWith(b, s, e, 'HEADER')) {
+      const line = latin1(b, s, e);
+      st.idCode = line.substring(62, 66).trim() || undefined;
+      st.sawHeader = true;
+      st.depDate = line.substring(50, 59).trim() || undefined;
+    }
+  } else if (isSeqres) {
+    if (!st.seqresLines) {
+      st.seqresLines = [];
+      st.seqresOpen = true;
+    }
+    if (st.seqresOpen) st.seqresLines.push(latin1(b, s, e));
+  } else if (isCompnd) {
+    if (!st.compndOpen) st.compndBlocks.push([]);
+    st.compndOpen = true;
+    st.compndBlocks[st.compndBlocks.length - 1].push(latin1(b, s, e));
+  } else if (c0 === 77) {
+    if (startsWith(b, s, e, 'MODEL')) {
+      if (st.independent) return CHUNK_DEPENDS;
+      if (st.endFrames) {
+        if (st.frames > 1) return RESCAN_WITHOUT_END_FRAMES;
+        st.endFrames = false;
+      }
+      st.anyModelLine = true;
+      st.normModel++;
+      st.normInModel = true;
+      // The reference rewrites MODEL lines without a number (normalisePdbModels).
+      let k = s + 5;
+      let ok = true;
+      for (; k < s + 10; k++) if (b[k] !== SP || k >= nl) ok = false;
+      while (k < nl && isSpace(b[k])) k++;
+      if ((!ok || !(b[k] >= 48 && b[k] <= 57) || k >= nl) && !modelsNormalised) {
+        // normalisePdbModels gives it a number. When it starts with "MODEL " Mol* starts a model at it
+        // either way, so only the warning differs; otherwise (a bare "MODEL") leave the file to the rewrite.
+        if (!startsWith(b, s, e, 'MODEL ')) return MODEL_REWRITE;
+        st.unnumberedModels.push(lineNo + 1, st.normModel);
+        let blank = true;
+        for (let q = s + 5; q < nl; q++) if (!isSpace(b[q])) blank = false;
+        if (blank) st.bareModelLine = true;
+      }
+      if (startsWith(b, s, e, 'MODEL ')) {
+        st.modelNum++;
+        st.modelStarts.push(st.atoms);
+      }
+    }
+  } else if (c0 === 69) {
+    if (startsWith(b, s, e, 'ENDMDL')) {
+      st.normInModel = false;
+      st.endmdlLine = true;
+      st.closed = st.independent;
+    } else if (startsWith(b, s, e, 'END')) {
+      let blank = true;
+      for (let k = s + 3; k < nl; k++) if (!isSpace(b[k])) blank = false;
+      if (blank) {
+        st.sawEndLine = true;
+        st.frameOpen = false;
+        st.closed = st.independent;
+      }
+    }
+  } else if (c0 === 84) {
+    if (startsWith(b, s, e, 'TER')) st.terPending = true;
+  } else if (c0 === 82) {
+    if (!st.hasAssemblies && startsWith(b, s, e, 'REMARK 350')) st.hasAssemblies = true;
+  }
+  return '';
+}
+
+// guessElement's result (two numbers; a tuple per atom would be garbage to collect).
+let guessStart = 0;
+let guessEnd = 0;
+
+/** One-character strings, made once. */
+export const CHARS = Array.from({ length: 256 }, (_, c) => String.fromCharCode(c));
+
+/** The insertion code token as Mol*'s token column holds it: empty for a blank column (for comparing tokens). */
+export const tokenIns = (c: number): number => (c === SP ? -1 : c);
+
+export function insStr(b: Uint8Array, s: number): string {
+  const c = b[s + 26];
+  return c === SP || c === 46 || c === 63 ? '' : CHARS[c];
+}
+
+/** The chain id as Mol* reads it: column 22 alone ('' for '.' and '?'). */
+export function chainStr(b: Uint8Array, s: number): string {
+  const c = b[s + 21];
+  return c === 46 || c === 63 ? '' : CHARS[c];
+}
+
+/** code() for tokens of up to 3 bytes as a small integer (no boxing as a Map key); longer ones as negative codes. */
+function smallCode(b: Uint8Array, s: number, e: number): number {
+  const len = e - s;
+  if (len > 3) return -1 - code(b, s, e);
+  let v = len << 24;
+  if (len > 0) v |= b[s] << 16;
+  if (len > 1) v |= b[s + 1] << 8;
+  if (len > 2) v |= b[s + 2];
+  return v;
+}
+
+/** The residue number as Mol*'s integer column reads it. */
+export function seqNumber(b: Uint8Array, s: number): number {
+  const ts = trimStart(b, s + 22, s + 26);
+  return parseIntBytes(b, ts, trimEnd(b, ts, s + 26)) || 0;
+}
+
+/** Mol*'s guessElementSymbolTokens over bytes: [start, end) of the guessed symbol. */
+function guessElement(b: Uint8Array, start: number, end: number): void {
+  let s = start;
+  let e = end - 1;
+  let c = b[s];
+  while ((c === SP || (c >= 48 && c <= 57)) && s <= e) c = b[++s];
+  c = b[e];
+  while ((c === SP || (c >= 48 && c <= 57)) && e >= s) c = b[--e];
+  ++e;
+  if (s === e || s + 1 === e) {
+    guessStart = s;
+    guessEnd = e;
+    return;
+  }
+  c = b[s];
+  if (s + 2 === e) {
+    const c2 = b[s + 1];
+    if (
+      ((c === 78 || c === 110) && (c2 === 65 || c2 === 97)) ||
+      ((c === 67 || c === 99) && (c2 === 76 || c2 === 108)) ||
+      ((c === 70 || c === 102) && (c2 === 69 || c2 === 101)) ||
+      ((c === 83 || c === 115) && (c2 === 73 || c2 === 105)) ||
+      ((c === 66 || c === 98) && (c2 === 82 || c2 === 114)) ||
+      ((c === 65 || c === 97) && (c2 === 83 || c2 === 115)) ||
+      ((c === 76 || c === 108) && (c2 === 73 || c2 === 105)) ||
+      ((c === 71 || c === 103) && (c2 === 65 || c2 === 97))
+    ) {
+      guessStart = s;
+      guessEnd = s + 2;
+      return;
+    }
+  }
+  guessStart = s;
+  guessEnd =
+    c === 67 || c === 99 || c === 72 || c === 104 || c === 78 || c === 110 || c === 79 || c === 111 || c === 80 || c === 112 || c === 83 || c === 115
+      ? s + 1
+      : s;
+}
+
+/**
+ * Whether the atom record at `s` starts a new residue for getAtomSite after the one at `p` (the
+ * chain, the residue number as an integer or the insertion code changes): where the scan starts
+ * its list of the residue's atom names afresh.
+ */
+export function startsResidue(b: Uint8Array, p: number, s: number): boolean {
+  return (
+    (b[p + 21] !== b[s + 21] && chainStr(b, p) !== chainStr(b, s)) ||
+    (b[p + 26] !== b[s + 26] && insStr(b, p) !== insStr(b, s)) ||
+    ((b[p + 22] !== b[s + 22] || b[p + 23] !== b[s + 23] || b[p + 24] !== b[s + 24] || b[p + 25] !== b[s + 25]) && seqNumber(b, p) !== seqNumber(b, s))
+  );
+}
+
+/** An ATOM or HETATM record of at least `minLineLength` columns at [s, e). */
+function isAtomLine(b: Uint8Array, s: number, e: number, minLineLength: number): boolean {
+  return e - s >= minLineLength && (startsWith(b, s, e, 'ATOM  ') || startsWith(b, s, e, 'HETATM'));
+}
+
+/** Where a part of the file starts (an atom record) and the atom record just before it. */
+export interface ChunkStart {
+  from: number;
+  prevLine: number;
+}
+
+/**
+ * Cuts for scanning a file in about `parts` parts of at least `minBytes`: each part starts at an
+ * atom record that directly follows an atom record of another residue (so its scan can start its
+ * residue's name list empty, and compare its first run with that line). A cut that finds no such
+ * pair within a window after its target is dropped; so is a part that would be too small.
+ */
+export function chunkStarts(bytes: Uint8Array, parts: number, minBytes: number, minLineLength = 54): ChunkStart[] {
+  const b = bytes;
+  const buffer = Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+  const n = b.length;
+  const starts: ChunkStart[] = [];
+  const window = Math.max(minBytes, 1 << 20);
+  let last = 0;
+  for (let k = 1; k < parts; k++) {
+    const target = Math.max(Math.floor((n * k) / parts), last + minBytes);
+    if (target >= n - minBytes) break;
+    let s = buffer.indexOf(10, target);
+    if (s < 0) break;
+    s++;
+    const limit = Math.min(n, s + window);
+    let prev = -1;
+    while (s < limit) {
+      let nl = buffer.indexOf(10, s);
+      if (nl < 0) nl = n;
+      const e = nl > s && b[nl - 1] === 13 ? nl - 1 : nl;
+      const atom = isAtomLine(b, s, e, minLineLength);
+      if (atom && prev >= 0 && startsResidue(b, prev, s)) {
+        if (n - s >= minBytes) starts.push({ from: s, prevLine: prev });
+        break;
+      }
+      prev = atom ? s : -1;
+      s = nl + 1;
+    }
+    if (starts.length > 0) last = starts[starts.length - 1].from;
+  }
+  return starts;
+}
+
+/** The scan of [from, to) on its own, as joinChunk takes it: `why` is '' or why the scan stopped. */
+export interface ChunkScan {
+  from: number;
+  to: number;
+  prevLine: number;
+  why: string;
+  st: ScanState;
+}
+
+/**
+ * Scans [from, to) of a file on its own, in whatever thread: as the scan of the whole file would
+ * if the state before `from` were the one this presumes (ScanState.independent), which joinChunk
+ * checks before it uses the result.
+ */
+export function scanChunk(b: Uint8Array, from: number, to: number, prevLine: number, minLineLength = 54): ChunkScan {
+  const st = newScanState(to - from);
+  st.independent = true;
+  st.modelNum = 1;
+  st.firstModel = 1;
+  st.prevModel = 1;
+  st.prevLine = prevLine;
+  const why = scanLines(b, minLineLength, false, st, from, to);
+  return { from, to, prevLine, why, st };
+}
+
+/** The typed arrays of a chunk's scan, to hand to another thread without copying them. */
+export function chunkBuffers(chunk: ChunkScan): ArrayBuffer[] {
+  const st = chunk.st;
+  return [
+    st.atomLines,
+    st.atomLength,
+    st.xs,
+    st.ys,
+    st.zs,
+    st.elements,
+    st.keys,
+    st.names,
+    st.runComp.array,
+    st.runAsym.array,
+    st.runIns.array,
+    st.runSeqInt.array,
+    st.runSeqTok.array,
+    st.runStart.array,
+    st.runTer.array,
+    st.runModel.array,
+  ].map((a) => a.buffer as ArrayBuffer);
+}
+
+/**
+ * Joins the scan of a part (scanChunk) to `st`, the scan of everything before it, when the part's
+ * presumptions hold there: `st` ended on the atom record the part followed, inside the first model
+ * with every atom so far in it and no TER pending; the part's first atom starts another residue. `st` then is what scanning the part after it would
+ * have made it. False, leaving `st` as it was: the caller scans the part itself.
+ */
+export function joinChunk(b: Uint8Array, st: ScanState, chunk: ChunkScan): boolean {
+  const c = chunk.st;
+  // A part that ends in ENDMDL or END is the file's last (atoms after them stop its scan).
+  if (chunk.why !== '' || c.atoms === 0 || (c.closed && chunk.to !== b.length)) return false;
+  if (st.terPending || st.prevLine !== chunk.prevLine || st.modelNum < 1 || st.modelNum !== st.firstModel || st.firstAtoms !== st.atoms) return false;
+  if (st.endFrames && !st.frameOpen) return false;
+  if (c.atomLines[0] !== chunk.from || !startsResidue(b, chunk.prevLine, chunk.from)) return false;
+  // Element symbols and components by their codes, numbered on from st's as a scan would.
+  const symbolMap = new Uint8Array(c.symbols.length);
+  let symbolCount = st.symbols.length;
+  for (let k = 0; k < c.symbols.length; k++) {
+    const known = st.symbolIndex.get(c.symbolCodes[k]);
+    if (known === undefined) {
+      if (symbolCount > 255) return false;
+      symbolMap[k] = symbolCount++;
+    } else symbolMap[k] = known;
+  }
+  for (let k = 0; k < c.symbols.length; k++) {
+    if (symbolMap[k] >= st.symbols.length) {
+      st.symbols.push(c.symbols[k]);
+      st.symbolIndex.set(c.symbolCodes[k], symbolMap[k]);
+      st.symbolCodes.push(c.symbolCodes[k]);
+    }
+  }
+  const compMap = new Int32Array(c.compNames.length);
+  for (let k = 0; k < c.compNames.length; k++) {
+    let comp = st.compIndex.get(c.compKeys[k]);
+    if (comp === undefined) {
+      comp = st.compNames.length;
+      st.compNames.push(c.compNames[k]);
+      st.compIndex.set(c.compKeys[k], comp);
+      st.compKeys.push(c.compKeys[k]);
+    }
+    compMap[k] = comp;
+  }
+  const base = st.atoms;
+  const count = c.atoms;
+  while (st.atomLines.length < base + count) growAtoms(st);
+  st.atomLines.set(c.atomLines.subarray(0, count), base);
+  st.atomLength.set(c.atomLength.subarray(0, count), base);
+  st.xs.set(c.xs.subarray(0, count), base);
+  st.ys.set(c.ys.subarray(0, count), base);
+  st.zs.set(c.zs.subarray(0, count), base);
+  st.keys.set(c.keys.subarray(0, count), base);
+  for (let i = 0; i < count; i++) st.elements[base + i] = symbolMap[c.elements[i]];
+  for (const [i, v] of c.nameSuffix) st.nameSuffix.set(base + i, v);
+  for (const [i, v] of c.atomKeyStrings) st.atomKeyStrings.set(base + i, v);
+  st.atoms = base + count;
+  st.firstAtoms = base + count;
+  for (let r = 0; r < c.runStart.length; r++) {
+    st.runStart.push(base + c.runStart.array[r]);
+    st.runTer.push(c.runTer.array[r]);
+    st.runModel.push(st.modelNum);
+    st.runComp.push(compMap[c.runComp.array[r]]);
+    st.runAsym.push(c.runAsym.array[r]);
+    st.runIns.push(c.runIns.array[r]);
+    st.runSeqInt.push(c.runSeqInt.array[r]);
+    st.runSeqTok.push(c.runSeqTok.array[r]);
+  }
+  st.hetnamBlocks.push(...c.hetnamBlocks);
+  st.compndBlocks.push(...c.compndBlocks);
+  // Only the file's first SEQRES block counts.
+  if (!st.seqresLines && c.seqresLines) st.seqresLines = c.seqresLines;
+  st.seqresOpen = c.seqresOpen;
+  st.compndOpen = c.compndOpen;
+  st.hetnamOpen = c.hetnamOpen;
+  if (c.sawHeader) {
+    st.sawHeader = true;
+    st.idCode = c.idCode;
+    st.depDate = c.depDate;
+  }
+  st.hasAssemblies ||= c.hasAssemblies;
+  st.wide ||= c.wide;
+  st.anyInsCode ||= c.anyInsCode;
+  st.anyAltloc ||= c.anyAltloc;
+  st.occupancyBlank &&= c.occupancyBlank;
+  st.terPending = c.terPending;
+  st.prevLine = c.prevLine;
+  if (c.endmdlLine) {
+    st.endmdlLine = true;
+    st.normInModel = false;
+  }
+  if (c.sawEndLine) {
+    st.sawEndLine = true;
+    st.frameOpen = false;
+  }
+  st.lines += c.lines;
+  st.names.set(c.names);
+  st.nameCount = c.nameCount;
+  st.nameCounts = c.nameCounts;
+  return true;
+}
