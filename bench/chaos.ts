@@ -312,34 +312,50 @@ async function runImport(baseUrl: string, token: string, databaseUrl: string, la
   }
   const seconds = (Date.now() - started) / 1000;
   await chaos;
-  const db = new pg.Client({ connectionString: databaseUrl });
-  await db.connect();
-  try {
-    const { rows } = await db.query(
-      `select count(*)::int as accepted,
-              count(*) filter (where state = 'stored')::int as stored,
-              count(*) filter (where state in ('rejected', 'skipped'))::int as rejected,
-              count(*) filter (where state = 'failed')::int as failed,
-              count(*) filter (where state in ('pending', 'processing'))::int as lost,
-              (select count(*) from structure_versions v join structures s on s.id = v.structure_id where s.project_id = $2)::int as versions
-         from import_items where batch_id = $1`,
-      [importId, project.id],
-    );
-    const row = rows[0];
-    return {
-      state,
-      seconds,
-      accepted: row.accepted,
-      stored: row.stored,
-      rejected: row.rejected,
-      failed: row.failed,
-      lost: row.lost,
-      duplicated: row.versions - row.stored,
-      answers500: statuses500,
-      endedBySecond: progress.join(' '),
-    };
-  } finally {
-    await db.end();
+  // The last fault (the Postgres kill) may be moments ago: ask until Postgres answers again.
+  const row = await untilPostgresAnswers(async () => {
+    const db = new pg.Client({ connectionString: databaseUrl });
+    db.on('error', () => {});
+    await db.connect();
+    try {
+      const { rows } = await db.query(
+        `select count(*)::int as accepted,
+                count(*) filter (where state = 'stored')::int as stored,
+                count(*) filter (where state in ('rejected', 'skipped'))::int as rejected,
+                count(*) filter (where state = 'failed')::int as failed,
+                count(*) filter (where state in ('pending', 'processing'))::int as lost,
+                (select count(*) from structure_versions v join structures s on s.id = v.structure_id where s.project_id = $2)::int as versions
+           from import_items where batch_id = $1`,
+        [importId, project.id],
+      );
+      return rows[0];
+    } finally {
+      await db.end().catch(() => {});
+    }
+  });
+  return {
+    state,
+    seconds,
+    accepted: row.accepted,
+    stored: row.stored,
+    rejected: row.rejected,
+    failed: row.failed,
+    lost: row.lost,
+    duplicated: row.versions - row.stored,
+    answers500: statuses500,
+    endedBySecond: progress.join(' '),
+  };
+}
+
+async function untilPostgresAnswers<T>(query: () => Promise<T>): Promise<T> {
+  const started = Date.now();
+  for (;;) {
+    try {
+      return await query();
+    } catch (error) {
+      if (Date.now() - started > 120_000) throw error;
+      await sleep(500);
+    }
   }
 }
 
