@@ -9,7 +9,7 @@ export interface Watchdog {
   stop(): Promise<void>;
 }
 
-/** How soon a check that could not finish its recovery (the lock busy, an outage) is tried again. */
+/** How soon a recovery that could not finish (the lock busy, a reconciler failed) is tried again. */
 const RETRY_SOON_MS = 1_000;
 
 /**
@@ -23,7 +23,8 @@ const RETRY_SOON_MS = 1_000;
  * - when Postgres says no reconcile pass has finished for two RECONCILE_EVERY_MS (the schedule is
  *   gone, or its jobs cannot run), this process runs one itself (one at a time across processes,
  *   under an advisory lock; see runReconcile).
- * A check that fails (Postgres or Redis away) is logged and tried again soon.
+ * A check that fails (Postgres or Redis away) is logged and tried again on the next tick; a recovery
+ * left pending is tried again sooner.
  */
 export function startWatchdog(ctx: AppContext, queues: readonly QueueName[]): Watchdog {
   let running: Promise<void> | undefined;
@@ -46,8 +47,8 @@ export function startWatchdog(ctx: AppContext, queues: readonly QueueName[]): Wa
         retrySoon = true;
       }
     } catch (error) {
+      // Redis or Postgres away: the next tick looks again (sooner would only repeat this warning).
       ctx.log.warn({ err: error }, 'watchdog could not check whether Redis lost its data');
-      retrySoon = true;
     }
     try {
       if (queues.includes(reconcileJob.queue) && !(await ctx.queues[reconcileJob.queue].getJobScheduler(RECONCILE_SCHEDULER_KEY))) {
