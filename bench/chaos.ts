@@ -173,8 +173,12 @@ async function main() {
     // Jobs found stalled (their lock lapsed): in the fault-free run every one is a false stall.
     const { QueueEvents } = await import('bullmq');
     const stalls = { count: 0 };
+    const eventConnections: Redis[] = [];
     const listeners = WATCHED_QUEUES.map((queue) => {
-      const events = new QueueEvents(queue, { connection: new Redis(redisUrl, { maxRetriesPerRequest: null }), prefix: config.queuePrefix });
+      const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
+      connection.on('error', () => {});
+      eventConnections.push(connection);
+      const events = new QueueEvents(queue, { connection, prefix: config.queuePrefix });
       events.on('stalled', () => stalls.count++);
       events.on('error', () => {});
       return events;
@@ -226,6 +230,8 @@ async function main() {
     const beforeFailover = stalls.count;
     const failover = await measureFailover(baseUrl, token, redisUrl, workerEnv);
     for (const events of listeners) await events.close();
+    // QueueEvents leaves a connection it was given open.
+    for (const connection of eventConnections) connection.disconnect();
     console.log(`failover: ${JSON.stringify({ ...failover, stalledJobs: stalls.count - beforeFailover })}; load average ${loadAverage()}`);
   } finally {
     await cleanup();
