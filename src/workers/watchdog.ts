@@ -50,6 +50,8 @@ export function startWatchdog(ctx: AppContext, queues: readonly QueueName[]): Wa
       // Redis or Postgres away: the next tick looks again (sooner would only repeat this warning).
       ctx.log.warn({ err: error }, 'watchdog could not check whether Redis lost its data');
     }
+    // As the worker starts, only the generation: it registers the schedules itself, and their first reconcile is on its way.
+    if (first) return retrySoon;
     try {
       if (queues.includes(reconcileJob.queue) && !(await ctx.queues[reconcileJob.queue].getJobScheduler(RECONCILE_SCHEDULER_KEY))) {
         await registerSchedules(ctx, queues);
@@ -59,8 +61,6 @@ export function startWatchdog(ctx: AppContext, queues: readonly QueueName[]): Wa
     } catch (error) {
       ctx.log.warn({ err: error }, 'watchdog could not check the schedules');
     }
-    // The worker registered the schedules as it started, and their first reconcile is on its way.
-    if (first) return retrySoon;
     try {
       const em = ctx.orm.em.fork();
       const since = await msSinceLastReconcile({ ...ctx, em });
