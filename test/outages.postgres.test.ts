@@ -1,13 +1,16 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { freePort } from '../src/runtime/net.js';
 import { client } from './helpers/factories.js';
 import { importFiles, waitForImport } from './helpers/imports.js';
+import { startMolvault } from './helpers/processes.js';
 
 /**
  * A whole molvault (`molvault start`) with an embedded Postgres of its own, on its own DATA_DIR and
@@ -176,4 +179,49 @@ describe('the embedded Postgres killed in the middle of an import', () => {
       });
     expect(notJson).toEqual([]);
   }, 900_000);
+});
+
+/**
+ * A worker (re)started while its Postgres is away (an embedded one restarting, say) waits for it
+ * rather than exiting: here the run's database is reached through a port nothing listens on until
+ * the test opens a relay to it.
+ */
+describe('a worker started while its Postgres does not answer', () => {
+  it('waits for it, and starts once it answers', async () => {
+    const port = await freePort();
+    const target = new URL(inject('databaseUrl'));
+    const through = new URL(inject('databaseUrl'));
+    through.hostname = '127.0.0.1';
+    through.port = String(port);
+    const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'molvault-pgwait-'));
+    const prefix = `mvtest-pgwait-${randomBytes(3).toString('hex')}`;
+    const worker = startMolvault(['worker', '--queues', 'diff'], {
+      DATABASE_URL: through.toString(),
+      REDIS_URL: inject('redisUrl'),
+      QUEUE_PREFIX: prefix,
+      DATA_DIR: dataDir,
+      PARSE_THREADS: '1',
+      LOG_LEVEL: 'info',
+    });
+    const relay = net.createServer((socket) => {
+      const upstream = net.connect(Number(target.port || 5432), target.hostname);
+      socket.pipe(upstream).pipe(socket);
+      socket.on('error', () => upstream.destroy());
+      upstream.on('error', () => socket.destroy());
+    });
+    try {
+      // It keeps trying (a second attempt fails too) and does not exit.
+      await expect.poll(() => worker.logged(/Postgres does not answer yet/).length, { timeout: 120_000, interval: 100 }).toBeGreaterThan(1);
+      expect(worker.child.exitCode).toBeNull();
+      await new Promise<void>((resolve) => relay.listen(port, '127.0.0.1', resolve));
+      await worker.waitForLog(/workers started/, 180_000);
+      expect(worker.notJson()).toEqual([]);
+    } finally {
+      await worker.stop();
+      relay.close();
+      await fs.rm(dataDir, { recursive: true, force: true });
+      const redis = new Redis(inject('redisUrl'));
+      await redis.del(`${prefix}:molvault:generation`).finally(() => redis.disconnect());
+    }
+  }, 300_000);
 });

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QUEUE_NAMES } from '../src/config/index.js';
 import { failImportItem } from '../src/services/imports/finish.js';
 import { reconcileAll } from '../src/services/maintenance/reconcile.js';
+import { checkRedisGeneration } from '../src/services/maintenance/redisGeneration.js';
 import { startWorkers } from '../src/workers/main.js';
 import { client, type TestUser, userFactory } from './helpers/factories.js';
 import { importFiles, waitForImport } from './helpers/imports.js';
@@ -90,6 +91,86 @@ describe('Redis flushed in the middle of an import (a Redis of this test its own
       ]);
     expect(run?.after).toBe(true);
   }, 600_000);
+});
+
+/**
+ * Reconcile's own thresholds out of reach (an hour): only the watchdog's finding that Redis lost its
+ * data (its generation mark gone) can bring the flushed import back, and it does so without waiting.
+ */
+const PATIENT_RECONCILE = {
+  RECONCILE_EVERY_MS: '3600000',
+  RECONCILE_AFTER_MS: '3600000',
+  WATCHDOG_EVERY_MS: '500',
+  WORKER_LOCK_MS: '4000',
+  WORKER_STALLED_INTERVAL_MS: '2000',
+};
+
+describe('Redis flushed while its workers run, with reconcile waiting an hour for abandoned work (a Redis of this test its own)', () => {
+  let redis: TestRedis;
+  let stack: Stack;
+
+  beforeAll(async () => {
+    redis = await startTestRedis();
+    stack = await startStack({ env: PATIENT_RECONCILE, config: { redisUrl: redis.url } });
+  }, 120_000);
+  afterAll(async () => {
+    await stack?.stop();
+    await redis?.close();
+  });
+
+  it('re-adds the lost jobs at once: every item ends once, after a recovery recorded since the flush', async () => {
+    const user = await userFactory(stack.ctx);
+    const api = client(stack.url, user.token);
+    const projectId = (await api.post('/v1/projects', { name: 'flushed, recovered at once' })).body.id;
+    const total = 100;
+    const accepted = await importFiles(api, projectId, await distinctFiles(total, 'generation'));
+    expect(accepted.status, JSON.stringify(accepted.body)).toBe(202);
+    const importId = accepted.body.import.id;
+    await expect.poll(async () => (await api.get(`/v1/imports/${importId}?limit=1`)).body.succeeded, { timeout: 240_000, interval: 20 }).toBeGreaterThan(0);
+
+    await redis.admin().flushall();
+    const flushedAt = Date.now();
+    const done = await waitForImport(api, importId, 400_000);
+    await expectEveryItemEndedOnce(stack, projectId, done, total);
+    expect(done.items.filter((i: any) => i.state === 'stored')).toHaveLength(total);
+    // The recovery ran whole after the flush: a new mark, in Redis and remembered by Postgres.
+    const prefix = stack.ctx.config.queuePrefix;
+    const [row] = await stack.ctx.orm.em
+      .fork()
+      .execute<{ generation: string; after: boolean }[]>(
+        'select generation, recorded_at > to_timestamp(?::double precision / 1000) as after from queue_generations where queue_prefix = ?',
+        [flushedAt, prefix],
+      );
+    expect(row?.after).toBe(true);
+    expect(await redis.admin().get(`${prefix}:molvault:generation`)).toBe(row?.generation);
+  }, 600_000);
+
+  it('tells a Redis that lost its data from a queue prefix never used, and an unchanged one', async () => {
+    const ctx = () => ({ ...stack.ctx, em: stack.ctx.orm.em.fork() });
+    // The workers' watchdog has seen this Redis: its mark is the one Postgres remembers.
+    expect(await checkRedisGeneration(ctx(), 'test')).toEqual({ state: 'same' });
+    const prefix = stack.ctx.config.queuePrefix;
+    const mark = await redis.admin().get(`${prefix}:molvault:generation`);
+    expect(mark).toBeTruthy();
+
+    // A prefix Postgres never saw is new, not lost: its mark is made and remembered, and nothing reconciled.
+    const fresh = { ...ctx(), config: { ...stack.ctx.config, queuePrefix: `${prefix}-fresh` } };
+    expect(await checkRedisGeneration(fresh, 'test')).toEqual({ state: 'new' });
+    expect(await checkRedisGeneration(fresh, 'test')).toEqual({ state: 'same' });
+
+    // A Redis restored from another point holds a mark Postgres does not remember: lost as well.
+    await redis.admin().set(`${prefix}:molvault:generation`, 'from-another-time');
+    const recovered = await checkRedisGeneration(ctx(), 'test');
+    expect(recovered.state).toBe('recovered');
+    const now = await redis.admin().get(`${prefix}:molvault:generation`);
+    expect(now).not.toBe('from-another-time');
+    expect(now).not.toBe(mark);
+    const [remembered] = await stack.ctx.orm.em
+      .fork()
+      .execute<{ generation: string }[]>('select generation from queue_generations where queue_prefix = ?', [prefix]);
+    expect(remembered?.generation).toBe(now);
+    expect(await checkRedisGeneration(ctx(), 'test')).toEqual({ state: 'same' });
+  }, 120_000);
 });
 
 describe('import items an outage had marked failed', () => {

@@ -72,6 +72,12 @@ async function withServices<T>(config: Config, log: Logger, body: (services: Ser
   }
 }
 
+/**
+ * How long a server started while Postgres does not answer (an embedded one restarting, a database
+ * host rebooting) waits for it before it exits (and its supervisor, systemd, starts it again).
+ */
+const SERVER_DATABASE_WAIT_MS = 5 * 60_000;
+
 async function runServer(role: 'start' | 'api' | 'worker', config: Config, log: Logger, queues: QueueName[]) {
   // A worker process is background work: lowered before it starts any thread, so its threads inherit it.
   if (role === 'worker' && config.backgroundNice > 0) {
@@ -81,7 +87,7 @@ async function runServer(role: 'start' | 'api' | 'worker', config: Config, log: 
       log.warn({ err: error }, 'could not lower the worker process priority');
     }
   }
-  const services = await bootstrapServices(config, log, { migrate: role === 'start' });
+  const services = await bootstrapServices(config, log, { migrate: role === 'start', waitForDatabaseMs: SERVER_DATABASE_WAIT_MS });
   const ctx = await createAppContext({ ...config, databaseUrl: services.databaseUrl, redisUrl: services.redisUrl }, log);
   const api = role !== 'worker' ? await startApiServer(ctx) : undefined;
   const workers = role !== 'api' ? await startWorkers(ctx, queues) : undefined;

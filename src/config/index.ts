@@ -153,12 +153,14 @@ export const envSchema = z.object({
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),
   /**
    * A job whose worker stops renewing its lock for this long is handed to another worker. A live
-   * worker renews at half this, and parsing runs off its event loop, so a short lock costs little;
-   * with the stalled check below, a killed worker's jobs move on within about 15 s.
+   * worker renews every quarter to half of it, and parsing runs off its event loop, so only a
+   * worker whose event loop stalls for about half of this loses a job it is still running (and
+   * even then the handlers are idempotent). With the stalled check below, a killed worker's jobs
+   * move on within this plus one check (bench:chaos measures it; bench/README.md has the figures).
    */
-  WORKER_LOCK_MS: z.coerce.number().int().positive().default(10_000),
-  /** How often workers look for such stalled jobs. */
-  WORKER_STALLED_INTERVAL_MS: z.coerce.number().int().positive().default(5_000),
+  WORKER_LOCK_MS: z.coerce.number().int().positive().default(5_000),
+  /** How often workers look for such stalled jobs (one short script per queue, whichever worker runs it first). */
+  WORKER_STALLED_INTERVAL_MS: z.coerce.number().int().positive().default(2_500),
   /**
    * How many times a job may be found stalled (its worker died) before BullMQ fails it. Handlers
    * are idempotent, so a re-run is harmless; a stall-failed job is the infrastructure's, and
@@ -179,11 +181,13 @@ export const envSchema = z.object({
   INFRA_RETRY_BASE_DELAY_MS: z.coerce.number().int().positive().default(1_000),
   INFRA_RETRY_MAX_DELAY_MS: z.coerce.number().int().positive().default(60_000),
   /**
-   * How often each worker process's watchdog checks that the schedules still exist in Redis
-   * (re-registering them after a FLUSHALL or a Redis restarted empty) and runs reconcile itself when
-   * none has run for two RECONCILE_EVERY_MS.
+   * How often each worker process's watchdog (src/workers/watchdog.ts) checks whether Redis lost its
+   * data (then reconcile re-adds the lost jobs at once), that the schedules still exist in Redis
+   * (re-registering them after a FLUSHALL or a Redis restarted empty), and runs reconcile itself
+   * when none has run for two RECONCILE_EVERY_MS. A check costs a Redis read or two and one small
+   * query, so a loss waits at most this long to be found by a running worker (a starting one checks at once).
    */
-  WATCHDOG_EVERY_MS: z.coerce.number().int().positive().default(15_000),
+  WATCHDOG_EVERY_MS: z.coerce.number().int().positive().default(5_000),
   /** How often the reconcile schedule looks for accepted uploads whose jobs Redis lost. */
   RECONCILE_EVERY_MS: z.coerce.number().int().positive().default(60_000),
   /** Uploads untouched for this long are considered for re-enqueueing. */

@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { DelayedError, type Job, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { QueueName } from '../config/index.js';
@@ -25,6 +26,8 @@ export interface WorkerSet {
 /** Starts one BullMQ Worker per queue with the configured concurrency, dispatching by job name. */
 export async function startWorkers(ctx: AppContext, queues: readonly QueueName[]): Promise<WorkerSet> {
   const registry = checkRegistry(JOBS);
+  // First, so a worker started after Redis lost its data has the lost jobs re-added while it starts.
+  const watchdog = startWatchdog(ctx, queues);
   const cpu = new CpuPool(
     ctx.config.parseThreads,
     ctx.config.parseTimeoutMs,
@@ -71,6 +74,8 @@ export async function startWorkers(ctx: AppContext, queues: readonly QueueName[]
     const worker = new Worker(queue, processor, {
       connection,
       prefix: ctx.config.queuePrefix,
+      // Stored on every job it takes (processedBy): which process has a job, for operators and the chaos benchmark.
+      name: `${os.hostname()}:${process.pid}`,
       concurrency: ctx.config.concurrency[queue],
       // Parsing runs off-thread, so the event loop stays free to renew locks. If this process dies,
       // the lock lapses and another worker takes the job over (handlers are idempotent).
@@ -93,14 +98,20 @@ export async function startWorkers(ctx: AppContext, queues: readonly QueueName[]
           .catch((e) => ctx.log.error({ err: e }, 'recording a job failure failed'));
       }
     });
+    // Its worker stopped renewing the lock (it died, or was starved long enough for the lock to lapse): it runs again elsewhere.
+    worker.on('stalled', (jobId) => ctx.log.warn({ queue, jobId }, 'job stalled; it was moved back to wait for another worker'));
     // Redis away makes every queue's worker say so on each reconnect attempt: a warning, not an error each time.
     worker.on('error', (error) => ctx.log[infrastructureCause(error) ? 'warn' : 'error']({ queue, err: error }, 'worker error'));
     workers.push(worker);
   }
-  await Promise.all(workers.map((w) => w.waitUntilReady()));
-  await registerSchedules(ctx, queues);
-  if (queues.includes(backupJob.queue)) await registerBackupSchedule(ctx);
-  const watchdog = startWatchdog(ctx, queues);
+  try {
+    await Promise.all(workers.map((w) => w.waitUntilReady()));
+    await registerSchedules(ctx, queues);
+    if (queues.includes(backupJob.queue)) await registerBackupSchedule(ctx);
+  } catch (error) {
+    await watchdog.stop();
+    throw error;
+  }
   ctx.log.info({ queues, threads: ctx.config.parseThreads }, 'workers started');
   let closing: Promise<void> | undefined;
   const close = () => {

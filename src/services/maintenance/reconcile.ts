@@ -2,12 +2,12 @@ import type { Job } from 'bullmq';
 import { ExportArchive } from '../../entities/ExportArchive.js';
 import { isInfrastructureError } from '../../lib/infrastructure.js';
 import type { JobContract } from '../../queue/contract.js';
-import { enqueue } from '../../queue/enqueue.js';
+import { enqueue, enqueueMany } from '../../queue/enqueue.js';
 import { exportJob } from '../../queue/jobs.js';
 import { failExportJob } from '../exports/exports.js';
 import { importsReconciler } from '../imports/reconcile.js';
 import { uploadsReconciler } from '../upload/reconcile.js';
-import type { ReconcileContext, ReconcileReport, Reconciler } from './reconciler.js';
+import type { ReconcileCandidate, ReconcileContext, ReconcileReport, Reconciler } from './reconciler.js';
 import { reopenReconciler } from './reopen.js';
 import { requestsReconciler } from './workRequests.js';
 
@@ -32,10 +32,10 @@ export const exportsReconciler: Reconciler = {
 
 /**
  * Every kind of work reconcile looks after: work failed for the infrastructure's sake (opened
- * again first, so the others move it on in the same pass), uploads, exports, imports, and the
- * conversions and diffs a client still waits for.
+ * again first, so the others move it on in the same pass), imports (next: one flow each sets the
+ * most work going), uploads, exports, and the conversions and diffs a client still waits for.
  */
-export const RECONCILERS: Reconciler[] = [reopenReconciler, uploadsReconciler, exportsReconciler, importsReconciler, requestsReconciler];
+export const RECONCILERS: Reconciler[] = [reopenReconciler, importsReconciler, uploadsReconciler, exportsReconciler, requestsReconciler];
 
 /**
  * Postgres is the truth: everything it calls unfinished must have its next job in Redis. Re-adds
@@ -52,31 +52,47 @@ export async function reconcile(ctx: ReconcileContext, reconciler: Reconciler, o
   }
   const candidates = await reconciler.find(ctx, new Date(Date.now() - olderThanMs));
   const report: ReconcileReport = { examined: candidates.length, reenqueued: [], finalised: [] };
-  for (const candidate of candidates) {
+  // One round trip tells which jobs Redis holds: after a loss most are missing, and are added in bulk.
+  const held = await heldJobs(ctx, candidates);
+  const missing: ReconcileCandidate[] = [];
+  for (const [i, candidate] of candidates.entries()) {
     const { contract, data } = candidate;
     const jobId = contract.jobId(data as never);
-    const existing: Job | undefined = await ctx.queues[contract.queue].getJob(jobId);
-    if (existing) {
-      const state = await existing.getState();
-      if (state === 'failed' && isInfrastructureError(existing.failedReason ?? '')) {
-        // Given up for the infrastructure's sake (an outage, a stall limit): not the work's fault, so it starts again.
-        await existing.remove();
-        await enqueue(ctx.queues, contract, data as never);
-        report.reenqueued.push({ subject: candidate.subject, job: jobId });
-        continue;
-      }
-      if (state === 'failed' && existing.attemptsMade >= (existing.opts.attempts ?? 1)) {
-        await reconciler.finalise?.({ ...ctx, em: ctx.em.fork() }, candidate, new Error(existing.failedReason || 'the job failed'));
-        report.finalised.push(candidate.subject);
-      }
+    const existing: Job | undefined = held[i] ? await ctx.queues[contract.queue].getJob(jobId) : undefined;
+    if (!existing) {
+      missing.push(candidate);
       continue;
     }
-    await enqueue(ctx.queues, contract, data as never);
-    report.reenqueued.push({ subject: candidate.subject, job: jobId });
+    const state = await existing.getState();
+    if (state === 'failed' && isInfrastructureError(existing.failedReason ?? '')) {
+      // Given up for the infrastructure's sake (an outage, a stall limit): not the work's fault, so it starts again.
+      await existing.remove();
+      await enqueue(ctx.queues, contract, data as never);
+      report.reenqueued.push({ subject: candidate.subject, job: jobId });
+      continue;
+    }
+    if (state === 'failed' && existing.attemptsMade >= (existing.opts.attempts ?? 1)) {
+      await reconciler.finalise?.({ ...ctx, em: ctx.em.fork() }, candidate, new Error(existing.failedReason || 'the job failed'));
+      report.finalised.push(candidate.subject);
+    }
   }
+  const added = await enqueueMany(ctx.queues, missing);
+  for (const [i, candidate] of missing.entries()) report.reenqueued.push({ subject: candidate.subject, job: added[i] as string });
   if (report.reenqueued.length || report.finalised.length)
     ctx.log.warn({ reconciler: reconciler.name, ...report }, `reconcile re-enqueued unfinished ${reconciler.name}`);
   return report;
+}
+
+/** Whether Redis holds each candidate's job (its hash exists), in one pipelined round trip. */
+async function heldJobs(ctx: ReconcileContext, candidates: readonly ReconcileCandidate[]): Promise<boolean[]> {
+  if (candidates.length === 0) return [];
+  const pipeline = ctx.redis.pipeline();
+  for (const { contract, data } of candidates) pipeline.exists(ctx.queues[contract.queue].toKey(contract.jobId(data as never)));
+  const results = (await pipeline.exec()) as [Error | null, number][];
+  return results.map(([error, count]) => {
+    if (error) throw error;
+    return count > 0;
+  });
 }
 
 export function reconcileUploads(ctx: ReconcileContext, olderThanMs: number): Promise<ReconcileReport> {
