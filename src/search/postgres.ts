@@ -18,6 +18,11 @@ const AS_TYPED = 100;
  * rebuilds the index (search_index_state holds the version the stored documents were built with).
  */
 export const SEARCH_TOKENS_VERSION = 2;
+/**
+ * A shared owner's projects are searched through their own index entries (project-keyed) up to this
+ * many of them; beyond, through the owner's (owner-keyed): a key costs an index lookup per word.
+ */
+export const PROJECT_KEYED_MAX = 16;
 /** Facet values returned per facet, most frequent first. */
 const FACET_VALUES = 100;
 
@@ -201,9 +206,10 @@ const PREPARED_STATEMENTS = 200;
 
 /**
  * Postgres full-text search. Words and tags are indexed under their owner's key (see the
- * search_scoped migration), so an owner's search reads only that owner's index entries; prefixes
- * match through `:*`, typos through a per-owner trigram vocabulary; totals and facets come from
- * per-owner counts kept by triggers whenever a search has no words, tags or ranges.
+ * search_scoped migration), so an owner's search reads only that owner's index entries, and under
+ * their project's key (search_project_keys), so a search by someone a project is shared with reads
+ * only that project's; prefixes match through `:*`, typos through a per-owner vocabulary; totals and
+ * facets come from per-owner counts kept by triggers whenever a search has no words, tags or ranges.
  */
 export class PostgresSearchIndex implements SearchIndex {
   readonly backend = 'postgres' as const;
@@ -226,7 +232,9 @@ export class PostgresSearchIndex implements SearchIndex {
    * and always runs its generic plan (plan_cache_mode), so a search is planned once per connection
    * instead of once per request. Planning these statements cost as much as running them, measured,
    * and Postgres kept choosing custom plans by itself; the generic plans are the same ones (every
-   * search is led by its owner's index entries). No JIT: these statements are far too short for it.
+   * search is led by its owner's index entries). No JIT and no parallel workers: these statements are
+   * far too short for either (a union of a shared search's arms was planned with two workers, whose
+   * start took longer than the search).
    * No prefetching (effective_io_concurrency=0): a search reads a few hundred heap pages the OS
    * already holds, and announcing each one first cost a tenth of Postgres's time per search (measured).
    */
@@ -249,7 +257,7 @@ export class PostgresSearchIndex implements SearchIndex {
       // thousands of searches.
       idleTimeoutMillis: 0,
       application_name: 'molvault search',
-      options: '-c plan_cache_mode=force_generic_plan -c jit=off -c effective_io_concurrency=0',
+      options: '-c plan_cache_mode=force_generic_plan -c jit=off -c effective_io_concurrency=0 -c max_parallel_workers_per_gather=0',
     });
     // An idle connection the server drops must not take the process down; the query in flight fails on its own.
     pool.on('error', (error) => this.log?.warn({ err: error }, 'search connection to Postgres failed'));
@@ -319,8 +327,8 @@ export class PostgresSearchIndex implements SearchIndex {
        ),
        written as (
          insert into search_documents (${COLUMNS.join(', ')}, indexed_at)
-         select structure_id, owner_id, project_id, name, kind, format, all_tags, search_scope_tags(owner_id, all_tags), method, atoms,
-                residues, chains, resolution, has_ligand, deleted, created_at, updated_at, body, search_scope_tsvector(owner_id, vector),
+         select structure_id, owner_id, project_id, name, kind, format, all_tags, search_index_tags(owner_id, project_id, all_tags), method, atoms,
+                residues, chains, resolution, has_ligand, deleted, created_at, updated_at, body, search_index_tsvector(owner_id, project_id, vector),
                 data, now()
          from input order by structure_id
          on conflict (structure_id) do update set ${updates}, indexed_at = now()
@@ -399,7 +407,8 @@ export class PostgresSearchIndex implements SearchIndex {
       await tx.execute(
         `insert into search_terms (owner_id, term)
          select distinct d.owner_id, t.term from search_documents d,
-           lateral (select substr(u.lexeme, length(search_owner_key(d.owner_id)) + 2) as term from unnest(d.scoped_document) u) t
+           lateral (select substr(u.lexeme, length(search_owner_key(d.owner_id)) + 2) as term from unnest(d.scoped_document) u
+                    where starts_with(u.lexeme, search_owner_key(d.owner_id) || ':')) t
          where ${vocabularyTerm('t.term')}
          on conflict do nothing`,
       );
@@ -493,10 +502,13 @@ export class PostgresSearchIndex implements SearchIndex {
     for (const group of query.shared ?? []) {
       if (ownAll && group.ownerId === query.ownerId) continue;
       const projects = byOwner.get(group.ownerId) ?? new Set<string>();
-      for (const id of group.projectIds) projects.add(id);
+      // A project filter leaves only that project of the shares (the other arms could match nothing).
+      for (const id of group.projectIds) if (query.projectId === undefined || id === query.projectId) projects.add(id);
       byOwner.set(group.ownerId, projects);
     }
-    const shared = [...byOwner].map(([ownerId, projects]) => ({ ownerId, projectIds: [...projects] })).filter((group) => group.projectIds.length > 0);
+    const shared = [...byOwner]
+      .map(([ownerId, projects]) => ({ ownerId, projectIds: [...projects], byProject: projects.size <= PROJECT_KEYED_MAX }))
+      .filter((group) => group.projectIds.length > 0);
     if (!ownAll && shared.length === 0) return undefined;
     const sharing = !ownAll || shared.length > 0;
     const owner = ownAll ? params.add(query.ownerId, 'uuid') : 'null::uuid';
@@ -508,22 +520,51 @@ export class PostgresSearchIndex implements SearchIndex {
     };
     const ctes: string[] = [];
     const hasText = words.length > 0;
+    /**
+     * The arms of the visibility condition, one per owner (the caller's own documents, then each
+     * sharing owner's in the shared projects), in the order of `ownerIds`. Each arm reads its own
+     * index entries: the caller's and an owner's under the owner's key; a shared project's under the
+     * project's key, unless the owner shares more than PROJECT_KEYED_MAX projects with the caller.
+     *  - on: the condition on a row with owner_id and project_id under alias `a`;
+     *  - led: the same, written so that the tag index is read by project for a project-keyed arm
+     *    (the owner check then serves no index);
+     *  - owner: its owner (a parameter); projects: its shared projects' ids (a parameter) when it
+     *    reads their project-keyed entries, else undefined (it reads the owner's).
+     * Arms never overlap (a document has one owner and one project), so their rows and counts add up.
+     */
     const arms = [
-      ...(ownAll ? [(a: string) => `${a}.owner_id = ${owner}`] : []),
+      ...(ownAll
+        ? [
+            {
+              owner,
+              on: (a: string) => `${a}.owner_id = ${owner}`,
+              led: (a: string) => `${a}.owner_id = ${owner}`,
+              projects: undefined as string | undefined,
+            },
+          ]
+        : []),
       ...shared.map((group) => {
         const groupOwner = params.add(group.ownerId, 'uuid');
         const projects = params.add(group.projectIds, 'uuid[]');
-        return (a: string) => `(${a}.owner_id = ${groupOwner} and ${a}.project_id = any(${projects}))`;
+        return {
+          owner: groupOwner,
+          on: (a: string) => `(${a}.owner_id = ${groupOwner} and ${a}.project_id = any(${projects}))`,
+          led: (a: string) =>
+            group.byProject
+              ? `${a}.project_id = any(${projects}) and (${a}.owner_id = ${groupOwner}) is true`
+              : `${a}.owner_id = ${groupOwner} and ${a}.project_id = any(${projects})`,
+          projects: group.byProject ? projects : undefined,
+        };
       }),
     ];
+    /** The arm's keyed tags for the plain tags `plain`. */
+    const keyedTags = (arm: (typeof arms)[number], plain: string) =>
+      arm.projects
+        ? `(select array_agg(k) from unnest(${arm.projects}) as p, unnest(search_project_tags(p, ${plain})) as k)`
+        : `search_scope_tags(${arm.owner}, ${plain})`;
     /** The visibility condition on a row with owner_id and project_id under alias `a`. */
-    const visibleTo = (a: string) => (sharing ? `(${arms.map((arm) => arm(a)).join(' or ')})` : `${a}.owner_id = ${owner}`);
+    const visibleTo = (a: string) => (sharing ? `(${arms.map((arm) => arm.on(a)).join(' or ')})` : `${a}.owner_id = ${owner}`);
     const ownerMatch = (a: string) => (sharing ? `${a}.owner_id = any(${ownersOf()})` : `${a}.owner_id = ${owner}`);
-    /** A tsquery scoped to every owner searched (or'ed), each term keyed as that owner's index stores it. */
-    const scopeQuery = (expr: string) =>
-      sharing
-        ? `(select string_agg('(' || search_scope_tsquery(o, ${expr})::text || ')', ' | ')::tsquery from unnest(${ownersOf()}) as o)`
-        : `search_scope_tsquery(${owner}, ${expr})`;
 
     if (hasText) {
       // Each word matches as a prefix, or as one of the owner's vocabulary terms within its typo
@@ -557,27 +598,58 @@ export class PostgresSearchIndex implements SearchIndex {
         terms.map((t) => t.whole ?? null),
         'text[]',
       );
+      // The words' query is built as text with a marker where each lexeme starts, then keyed for each
+      // arm by putting the arm's key in the marker's place (a word holds no control character).
+      const lexeme = (text: string) => `quote_literal(chr(31) || ${text})`;
       const asWhole = (parts: string) =>
-        `case when (${wholes})[g] is null then ${parts} else '(' || quote_literal((${wholes})[g]) || ':* | ' || ${parts} || ')' end`;
+        `case when (${wholes})[g] is null then ${parts} else '(' || ${lexeme(`(${wholes})[g]`)} || ':* | ' || ${parts} || ')' end`;
+      const keyedBy = (key: string, text: string) => `replace(${text}, chr(31), ${key} || ':')::tsquery`;
+      const ownerKeyed = (ownerParam: string, text: string) => keyedBy(`search_owner_key(${ownerParam})`, text);
+      // `scoped` (`m<arm>` with shares) finds; the owner-keyed `scoped`/`scoped_strict` (`r<arm>`/`s<arm>`
+      // with shares, and their arrays by owner, `ranked`/`ranked_strict`) rank. With shares each
+      // document is ranked by its owner's keys alone (every document carries them), as its owner's own
+      // search ranks it: an or of every arm's copy would cost more per row and rank by another formula.
+      const columns = sharing
+        ? [
+            ...arms.flatMap((arm, i) => [
+              `${ownerKeyed(arm.owner, 'query')} as r${i}`,
+              `case when query = strict then null else ${ownerKeyed(arm.owner, 'strict')} end as s${i}`,
+              ...(arm.projects
+                ? [
+                    `(select string_agg('(' || replace(query, chr(31), search_project_key(p) || ':') || ')', ' | ') from unnest(${arm.projects}) as p)::tsquery as m${i}`,
+                  ]
+                : []),
+            ]),
+          ]
+        : [`${ownerKeyed(owner, 'query')} as scoped`, `case when query = strict then null else ${ownerKeyed(owner, 'strict')} end as scoped_strict`];
+      // (An arm that reads the owner's entries finds by the owner-keyed query it ranks by.)
+      const ranked = sharing
+        ? [
+            ...arms.flatMap((arm, i) => (arm.projects ? [] : [`r${i} as m${i}`])),
+            `array[${arms.map((_, i) => `r${i}`).join(', ')}] as ranked`,
+            `case when s0 is null then null else array[${arms.map((_, i) => `s${i}`).join(', ')}] end as ranked_strict`,
+          ]
+        : [];
       ctes.push(`q as materialized (
-        select ${scopeQuery('query')} as scoped,
-               case when query = strict then null else ${scopeQuery('strict')} end as scoped_strict,
+        select *${ranked.map((column) => `, ${column}`).join('')} from (
+        select ${columns.join(',\n               ')},
                (select coalesce(array_agg(term), '{}') from corrected, unnest(terms) as term) as corrections
         from (
-          select string_agg(loose, ' & ' order by g)::tsquery as query, string_agg(strict, ' & ' order by g)::tsquery as strict
+          select string_agg(loose, ' & ' order by g) as query, string_agg(strict, ' & ' order by g) as strict
           from (
             select g,
-                   ${asWhole(`'(' || string_agg('(' || array_to_string(array[quote_literal(w) || ':*'] || array(select quote_literal(t) from unnest(terms) as t), ' | ') || ')', ' & ' order by ord) || ')'`)} as loose,
-                   ${asWhole(`'(' || string_agg(quote_literal(w) || ':*', ' & ' order by ord) || ')'`)} as strict
+                   ${asWhole(`'(' || string_agg('(' || array_to_string(array[${lexeme('w')} || ':*'] || array(select ${lexeme('t')} from unnest(terms) as t), ' | ') || ')', ' & ' order by ord) || ')'`)} as loose,
+                   ${asWhole(`'(' || string_agg(${lexeme('w')} || ':*', ' & ' order by ord) || ')'`)} as strict
             from corrected group by g
           ) per_term
-        ) built
+        ) built) keyed
       )`);
     }
 
-    // With words or tags, the owner-scoped GIN entries already hold only this owner's documents, and the
-    // owner check is written so no index serves it: else the planner, not knowing that, would AND the
-    // bitmap with the owner's 10,000 entries from a btree. Without them, an owner-led index serves it.
+    // With words or tags, the keyed GIN entries already hold only the searched owner's (or shared
+    // project's) documents, and the visibility check is written so no index serves it: else the
+    // planner, not knowing that, would AND the bitmap with the owner's 10,000 entries from a btree.
+    // Without them, an owner-led index serves it.
     const scopedByIndex = hasText || !!query.tags?.length;
     // Tags without words are gathered from the tag index (search_document_tags: a row per document and
     // tag, carrying every filter and sort column) by index-only reads of the asked tags' ranges, not by a
@@ -585,16 +657,16 @@ export class PostgresSearchIndex implements SearchIndex {
     const tags = [...new Set(query.tags ?? [])];
     const byTag = !hasText && tags.length > 0 && !facets.includes('tag');
     const alias = byTag ? 't' : 'd';
-    // With shares, the unsorted (gathered) paths filter by the visibility condition; the sorted walk
-    // runs one owner-led walk per arm (see `page` below), so `where` starts without it there.
-    const where: string[] = [
-      byTag ? (sharing ? `${ownerMatch('t')} and ${visibleTo('t')}` : `t.owner_id = ${owner}`) : scopedByIndex ? `${visibleTo('d')} is true` : visibleTo('d'),
-    ];
+    // With shares every path reads each arm by itself (its visibility condition, words and tags: the
+    // `armWhere` conditions), so `where` starts without the visibility condition there.
+    const where: string[] = [sharing ? 'true' : byTag ? `t.owner_id = ${owner}` : scopedByIndex ? `${visibleTo('d')} is true` : visibleTo('d')];
+    const armWhere: ((arm: (typeof arms)[number], i: number) => string)[] = [];
     const counted: string[] = [visibleTo('c')];
     let countable = !hasText;
     // The columns the counts are filtered by beyond owner and trash: the tag counts hold only project.
     const countedColumns: string[] = [];
-    if (hasText) where.push('d.scoped_document @@ (select scoped from q)');
+    if (hasText && sharing) armWhere.push((_, i) => `d.scoped_document @@ (select m${i} from q)`);
+    else if (hasText) where.push('d.scoped_document @@ (select scoped from q)');
     const trash = query.trash ?? 'exclude';
     if (trash !== 'include') {
       const deleted = trash === 'only' ? 'true' : 'false';
@@ -605,9 +677,9 @@ export class PostgresSearchIndex implements SearchIndex {
       where.push(`t.tag = any(${params.add(tags, 'text[]')})`);
       countable = false;
     } else if (tags.length && sharing) {
-      // Any owner's scoped tag finds the candidates through the index; the plain tags decide.
+      // The arm's keyed tags find the candidates through the index; the plain tags decide.
       const plain = params.add(tags, 'text[]');
-      where.push(`d.scoped_tags && (select array_agg(k) from unnest(${ownersOf()}) as o, unnest(search_scope_tags(o, ${plain})) as k)`);
+      armWhere.push((arm) => `d.scoped_tags && ${keyedTags(arm, plain)}`);
       where.push(query.tagMode === 'any' ? `d.tags && ${plain}` : `d.tags @> ${plain}`);
       countable = false;
     } else if (tags.length) {
@@ -647,19 +719,38 @@ export class PostgresSearchIndex implements SearchIndex {
     // ts_rank (field weights and frequency) rather than ts_rank_cd (cover density): a fifth of the cost
     // per matched row, and every match is ranked. Documents matching the words as typed come before
     // those found through typo corrections (AS_TYPED), and as-typed words add to the rank of corrections.
-    const rankExpr = (vector: string) =>
-      `(case when (select scoped_strict from q) is null then ${AS_TYPED} + 2::real * ts_rank(${vector}, (select scoped from q))
-             else (case when ${vector} @@ (select scoped_strict from q) then ${AS_TYPED} else 0 end)
-                  + ts_rank(${vector}, (select scoped from q)) + ts_rank(${vector}, (select scoped_strict from q)) end)::float8`;
+    /** The rank of the row under alias `a`: by the arm it was found by (`arm`), or, with shares, looked up by its owner. */
+    const rankExpr = (a: string, arm?: number) => {
+      const vector = `${a}.scoped_document`;
+      const [loose, strict] = !sharing
+        ? ['(select scoped from q)', '(select scoped_strict from q)']
+        : arm !== undefined
+          ? [`(select r${arm} from q)`, `(select s${arm} from q)`]
+          : ['ranked', 'ranked_strict'].map((column) => `((select ${column} from q))[array_position(${ownersOf()}, ${a}.owner_id)]`);
+      return `(case when (select ${sharing ? 's0' : 'scoped_strict'} from q) is null then ${AS_TYPED} + 2::real * ts_rank(${vector}, ${loose})
+             else (case when ${vector} @@ ${strict} then ${AS_TYPED} else 0 end)
+                  + ts_rank(${vector}, ${loose}) + ts_rank(${vector}, ${strict}) end)::float8`;
+    };
     const limit = params.add(query.limit + 1, 'integer');
 
+    // The kept counts a search answers from are read once (the total and each facet then sum them):
+    // read per facet, each read was an index scan per arm of the visibility condition.
+    let keptCounts: string | undefined;
+    const kept = () => {
+      if (!keptCounts) {
+        keptCounts = 'kept';
+        ctes.push(`kept as materialized (select c.kind, c.format, c.method, c.documents from search_counts c where ${countFilter})`);
+      }
+      return keptCounts;
+    };
+    const keptTotal = () => `(select coalesce(sum(c.documents), 0) from ${kept()} c)`;
     /** A facet's values and counts from the kept counts (search_counts, search_tag_counts). */
     const countedFacetSelect = (facet: SearchFacet) => {
       const counts =
         facet === 'tag'
           ? `select c.tag as value, sum(c.documents) as n from search_tag_counts c where ${countFilter} group by 1`
-          : `select c.${COUNTED_FACETS[facet]} as value, sum(c.documents) as n from search_counts c
-               where ${countFilter} and c.${COUNTED_FACETS[facet]} <> '' group by 1`;
+          : `select c.${COUNTED_FACETS[facet]} as value, sum(c.documents) as n from ${kept()} c
+               where c.${COUNTED_FACETS[facet]} <> '' group by 1`;
       return `(select json_object_agg(value, n order by n desc, value) from (
                    select value, n::integer as n from (${counts}) counted where n > 0
                    order by 2 desc, 1 limit ${FACET_VALUES}) f)`;
@@ -673,25 +764,43 @@ export class PostgresSearchIndex implements SearchIndex {
       const facetColumns = facets.map((f) => `${alias}.${f === 'tag' ? 'tags' : f}, `).join('');
       if (byTag) {
         // A document has a row per asked tag it carries: one group each; with every tag asked for, all of them.
+        // With shares, one index-only read per arm: the caller's by owner, a shared project's by project.
+        const source = sharing
+          ? `(${arms.map((arm) => `select * from search_document_tags t where ${[arm.led('t'), ...where.slice(1)].join(' and ')}`).join('\n            union all ')}) t`
+          : 'search_document_tags t';
         ctes.push(`matched as materialized (
           select t.structure_id, null::tid as ctid, ${facetColumns}0::float8 as score, ${sortKey} as sort_key
-          from search_document_tags t where ${filter}
+          from ${source} where ${sharing ? 'true' : filter}
           group by t.structure_id, ${facetColumns}${sortKey}
           ${query.tagMode === 'any' ? '' : `having count(*) = ${tags.length}`}
         )`);
       } else {
-        ctes.push(`matched as materialized (
-          select d.structure_id, d.ctid, ${facetColumns}${sort === 'relevance' ? rankExpr('d.scoped_document') : '0::float8'} as score,
+        // With shares, one read per arm (by its own index entries, ranked by its owner's keys), in one list.
+        const select = (
+          conditions: string,
+          arm?: number,
+        ) => `select d.structure_id, d.ctid, ${facetColumns}${sort === 'relevance' ? rankExpr('d', arm) : '0::float8'} as score,
                  ${sortKey} as sort_key
-          from search_documents d where ${filter}
+          from search_documents d where ${conditions}`;
+        const visible = (arm: (typeof arms)[number]) => (scopedByIndex ? `(${arm.on('d')}) is true` : arm.on('d'));
+        ctes.push(`matched as materialized (
+          ${
+            sharing
+              ? arms
+                  .map((arm, i) => select([visible(arm), ...armWhere.map((condition) => condition(arm, i)), ...where.slice(1)].join(' and '), i))
+                  .join('\n          union all ')
+              : select(filter)
+          }
         )`);
       }
       const inMemory: SortSpec = { ...spec, expr: sort === 'relevance' ? 'm.score' : 'm.sort_key' };
       const conditions = cursor ? `where ${keyset(inMemory, 'm.structure_id', cursor, params, CASTS[spec.expr])}` : '';
       const order = orderBy(inMemory, 'm.structure_id');
+      // The page is cut from the matches before it is numbered: a bounded (top-N) sort, where numbering
+      // every match first sorted them all.
       ctes.push(`page as (
         select m.structure_id, m.ctid, m.score, to_json(${inMemory.expr}) as key, row_number() over (order by ${order}) as ord
-        from matched m ${conditions} order by ${order} limit ${limit})`);
+        from (select * from matched m ${conditions} order by ${order} limit ${limit}) m order by ${order})`);
       total = '(select count(*) from matched)';
       // Two or more of kind, format and method are counted in one pass over the matched rows: a count
       // per combination of their values (a few dozen), each facet then summed from those. One hash
@@ -719,7 +828,7 @@ export class PostgresSearchIndex implements SearchIndex {
       const order = orderBy(spec, 'd.structure_id');
       const walks = arms.map(
         (arm) => `(select d.structure_id, ${spec.expr} as sort_key from search_documents d
-          where ${[arm('d'), ...conditions].join(' and ')} order by ${order} limit ${limit})`,
+          where ${[arm.on('d'), ...conditions].join(' and ')} order by ${order} limit ${limit})`,
       );
       const merged: SortSpec = { ...spec, expr: 'u.sort_key' };
       const mergedOrder = orderBy(merged, 'u.structure_id');
@@ -728,10 +837,8 @@ export class PostgresSearchIndex implements SearchIndex {
         from (${walks.join(' union all ')}) u order by ${mergedOrder} limit ${limit})`);
       // A count the kept counts cannot give is made per arm too: each an owner-led index-only count,
       // where one count under the or'ed condition visited every candidate row in the heap.
-      const armCounts = arms.map((arm) => `select count(*) as n from search_documents d where ${[arm('d'), ...where.slice(1)].join(' and ')}`);
-      total = countable
-        ? `(select coalesce(sum(c.documents), 0) from search_counts c where ${countFilter})`
-        : `(select sum(n)::bigint from (${armCounts.join(' union all ')}) per_arm)`;
+      const armCounts = arms.map((arm) => `select count(*) as n from search_documents d where ${[arm.on('d'), ...where.slice(1)].join(' and ')}`);
+      total = countable ? keptTotal() : `(select sum(n)::bigint from (${armCounts.join(' union all ')}) per_arm)`;
       facetSelects = facets.map(countedFacetSelect);
     } else {
       const conditions = [filter];
@@ -740,9 +847,7 @@ export class PostgresSearchIndex implements SearchIndex {
       ctes.push(`page as (
         select d.structure_id, 0::float8 as score, to_json(${spec.expr}) as key, row_number() over (order by ${order}) as ord
         from search_documents d where ${conditions.join(' and ')} order by ${order} limit ${limit})`);
-      total = countable
-        ? `(select coalesce(sum(c.documents), 0) from search_counts c where ${countFilter})`
-        : `(select count(*) from search_documents d where ${filter})`;
+      total = countable ? keptTotal() : `(select count(*) from search_documents d where ${filter})`;
       facetSelects = facets.map(countedFacetSelect);
     }
 
@@ -751,7 +856,7 @@ export class PostgresSearchIndex implements SearchIndex {
     // highlights are cut from, fetched by the row's ctid (words always gather the matched rows; one
     // statement, so the ctid is stable) rather than by a second walk of the primary key.
     const shown = params.add(query.limit, 'integer');
-    const score = hasText && sort !== 'relevance' ? rankExpr('b.scoped_document') : 'p.score';
+    const score = hasText && sort !== 'relevance' ? rankExpr('b') : 'p.score';
     const next = `(select json_build_array(p.key, p.structure_id) from page p where p.ord = ${shown} and exists (select from page where ord > ${shown}))`;
     const header = [
       'null::bigint as ord',
