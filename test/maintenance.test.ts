@@ -46,8 +46,7 @@ describe('maintenance: garbage collection and cleanup', () => {
   afterAll(() => stack?.stop());
 
   /** A blob with its row and file and no reference, created and (if given) marked orphaned at the given times. */
-  async function orphanBlob(createdAt: Date, orphanedAt: Date | null): Promise<string> {
-    const bytes = randomBytes(2048);
+  async function orphanBlob(createdAt: Date, orphanedAt: Date | null, bytes = randomBytes(2048)): Promise<string> {
     const sha256 = createHash('sha256').update(bytes).digest('hex');
     await stack.ctx.orm.em.fork().transactional(async (tx) => {
       await lockBlob(tx, sha256);
@@ -141,12 +140,7 @@ describe('maintenance: garbage collection and cleanup', () => {
     const sha256 = createHash('sha256').update(bytes).digest('hex');
     const put = () => stack.ctx.blobs.put(Readable.from([bytes]), { sha256, size: bytes.length });
     // An old orphan of the same content: its row marked long ago, its file there.
-    await stack.ctx.orm.em.fork().transactional(async (tx) => {
-      await lockBlob(tx, sha256);
-      await put();
-      await recordBlob(tx, { sha256, size: bytes.length, storedSize: bytes.length, mediaType: 'application/octet-stream' });
-      await tx.execute('update blobs set created_at = ?, orphaned_at = ? where sha256 = ?', [ago(3 * HOUR), ago(2 * HOUR), sha256]);
-    });
+    await orphanBlob(ago(3 * HOUR), ago(2 * HOUR), bytes);
     const record = () =>
       stack.ctx.orm.em.fork().transactional(async (tx) => {
         await lockBlob(tx, sha256);
@@ -172,13 +166,8 @@ describe('maintenance: garbage collection and cleanup', () => {
     const bytes = randomBytes(2048);
     const sha256 = createHash('sha256').update(bytes).digest('hex');
     const put = () => stack.ctx.blobs.put(Readable.from([bytes]), { sha256, size: bytes.length });
-    // An old orphan of the same content, both its row and (further down) a file without a row.
-    await stack.ctx.orm.em.fork().transactional(async (tx) => {
-      await lockBlob(tx, sha256);
-      await put();
-      await recordBlob(tx, { sha256, size: bytes.length, storedSize: bytes.length, mediaType: 'application/octet-stream' });
-      await tx.execute('update blobs set created_at = ?, orphaned_at = ? where sha256 = ?', [ago(3 * HOUR), ago(2 * HOUR), sha256]);
-    });
+    // An old orphan of the same content, its row marked long ago.
+    await orphanBlob(ago(3 * HOUR), ago(2 * HOUR), bytes);
     const announcement = await stack.ctx.orm.em.fork().transactional(async (tx) => {
       await lockBlob(tx, sha256);
       return announceBlobPuts(tx, [sha256, sha256]);
@@ -192,8 +181,11 @@ describe('maintenance: garbage collection and cleanup', () => {
     const asked: string[] = [];
     const counting = new Proxy(stack.ctx.blobs, {
       get(target, property, receiver) {
-        if (property === 'has') return (hash: string) => (asked.push(hash), target.has(hash));
-        return Reflect.get(target, property, receiver);
+        if (property !== 'has') return Reflect.get(target, property, receiver);
+        return (hash: string) => {
+          asked.push(hash);
+          return target.has(hash);
+        };
       },
     });
     await stack.ctx.orm.em.fork().transactional(async (tx) => {
