@@ -41,6 +41,10 @@ describe('sharing: members, teams, tokens, quota and audit', () => {
     const viewerMember = await ownerApi.post(`/v1/projects/${projectId}/members`, { email: viewer.email, role: 'editor' });
     expect((await ownerApi.patch(`/v1/projects/${projectId}/members/${viewerMember.body.id}`, { role: 'viewer' })).body.role).toBe('viewer');
     expect((await ownerApi.post(`/v1/projects/${projectId}/members`, { email: 'nobody@example.org', role: 'viewer' })).status).toBe(404);
+    // Added twice: 409 with a sentence, not a 500, and the first membership is untouched.
+    const twice = await ownerApi.post(`/v1/projects/${projectId}/members`, { email: editor.email, role: 'viewer' });
+    expect(twice.status, JSON.stringify(twice.body)).toBe(409);
+    expect(twice.body.error.message).toMatch(/member of this project already/);
 
     const sent = await editorApi.upload(`/v1/projects/${projectId}/structures`, { name: 'by-editor.pdb', content: pdb }, {}, { prefer: 'wait=30' });
     // A loaded machine may answer 202 before the pipeline ends: then wait for it.

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Project } from '../../entities/Project.js';
@@ -71,20 +72,16 @@ export async function addMember(
   who: { userId: string } | { teamId: string },
   role: ProjectRole,
 ): Promise<ProjectMember | undefined> {
-  const member = em.create(ProjectMember, {
-    project: projectId,
-    user: 'userId' in who ? who.userId : null,
-    team: 'teamId' in who ? who.teamId : null,
-    role,
-  });
-  try {
-    await em.flush();
-  } catch (error) {
-    if (error instanceof UniqueConstraintViolationException) return undefined;
-    throw error;
-  }
+  // On conflict do nothing, not a caught unique violation: inside the caller's transaction that
+  // violation would abort it, and its commit would then fail (a 500 instead of the 409).
+  const [row] = await em.execute<{ id: string }[]>(
+    `insert into project_members (id, project_id, user_id, team_id, role, created_at, updated_at)
+     values (?, ?, ?, ?, ?, now(), now()) on conflict do nothing returning id`,
+    [randomUUID(), projectId, 'userId' in who ? who.userId : null, 'teamId' in who ? who.teamId : null, role],
+  );
+  if (!row) return undefined;
   forgetCachedShares();
-  return member;
+  return em.findOneOrFail(ProjectMember, { id: row.id });
 }
 
 /**
