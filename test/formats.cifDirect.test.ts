@@ -47,7 +47,7 @@ describe.skipIf(!hasCorpus || !gemmi /* skipped when ../shared/corpus is absent 
       expect(compared).toBeGreaterThan(50);
     }, 300_000);
 
-    it.skipIf(spawnSync('obabel', ['-V']).status !== 0 /* Open Babel CLI not installed */)(
+    it.skipIf(spawnSync('obabel', ['-V']).status !== 0 /* skipped when the Open Babel CLI is not installed */)(
       'on mmCIF written by Open Babel (skipped without the obabel CLI)',
       async () => {
         const scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'molvault-cifdirect-'));

@@ -167,80 +167,84 @@ describe('the byte-level mmCIF reader agrees with the reference path', () => {
   });
 });
 
-describe.skipIf(!hasCorpus /* needs ../shared/corpus */)('the byte-level mmCIF reader on the corpus (skipped without ../shared/corpus)', () => {
-  const corpusFiles = async () => {
-    const files: { name: string; bytes: Buffer }[] = [];
-    for (const name of (await fs.readdir(path.join(CORPUS, 'cif'))).sort()) {
-      let bytes = await fs.readFile(path.join(CORPUS, 'cif', name));
-      if (bytes[0] === 0x1f && bytes[1] === 0x8b) bytes = gunzipSync(bytes);
-      files.push({ name, bytes });
-    }
-    return files;
-  };
-
-  it('on every corpus mmCIF file, as it is and with CRLF line ends', async () => {
-    let read = 0;
-    for (const { name, bytes } of await corpusFiles()) {
-      if (await agree(bytes, name)) read++;
-      await agree(Buffer.from(bytes.toString('latin1').replace(/\r?\n/g, '\r\n'), 'latin1'), `${name} (CRLF)`);
-    }
-    expect(read).toBeGreaterThan(35);
-  }, 300_000);
-
-  it('on seeded mutants of the corpus mmCIF files', async () => {
-    const seeds = (await loadSeeds([path.join(CORPUS, 'cif')], 600_000)).filter((s) => s.format === 'cif');
-    // Mol*'s CIF reader prints the token it stumbles on, megabytes of it for some mutants.
-    const quiet = vi.spyOn(console, 'log').mockImplementation(() => {});
-    let read = 0;
-    let compared = 0;
-    try {
-      for (const [name, mutate] of Object.entries(MUTATIONS)) {
-        if (name === 'corruptGzip' || name === 'corruptBzip2') continue;
-        for (const seed of seeds) {
-          const { content } = mutate(random(compared * 7919 + 17), seed);
-          if (await agree(content, `${name} of ${seed.name}`)) read++;
-          compared++;
-        }
+describe.skipIf(!hasCorpus /* skipped when ../shared/corpus is absent: a fresh clone has none */)(
+  'the byte-level mmCIF reader on the corpus (skipped without ../shared/corpus)',
+  () => {
+    const corpusFiles = async () => {
+      const files: { name: string; bytes: Buffer }[] = [];
+      for (const name of (await fs.readdir(path.join(CORPUS, 'cif'))).sort()) {
+        let bytes = await fs.readFile(path.join(CORPUS, 'cif', name));
+        if (bytes[0] === 0x1f && bytes[1] === 0x8b) bytes = gunzipSync(bytes);
+        files.push({ name, bytes });
       }
-    } finally {
-      quiet.mockRestore();
-    }
-    expect(compared).toBeGreaterThan(400);
-    expect(read).toBeGreaterThan(50);
-  }, 300_000);
+      return files;
+    };
 
-  it.skipIf(spawnSync('gemmi', ['--version']).status !== 0 /* gemmi CLI not installed */)(
-    'on mmCIF written by gemmi from every corpus PDB file (skipped without the gemmi CLI)',
-    async () => {
+    it('on every corpus mmCIF file, as it is and with CRLF line ends', async () => {
+      let read = 0;
+      for (const { name, bytes } of await corpusFiles()) {
+        if (await agree(bytes, name)) read++;
+        await agree(Buffer.from(bytes.toString('latin1').replace(/\r?\n/g, '\r\n'), 'latin1'), `${name} (CRLF)`);
+      }
+      expect(read).toBeGreaterThan(35);
+    }, 300_000);
+
+    it('on seeded mutants of the corpus mmCIF files', async () => {
+      const seeds = (await loadSeeds([path.join(CORPUS, 'cif')], 600_000)).filter((s) => s.format === 'cif');
+      // Mol*'s CIF reader prints the token it stumbles on, megabytes of it for some mutants.
+      const quiet = vi.spyOn(console, 'log').mockImplementation(() => {});
+      let read = 0;
       let compared = 0;
-      for await (const { name, written } of corpusPdbAsGemmiMmcif()) {
-        await agree(written, `gemmi's mmCIF of ${name}`);
-        compared++;
-      }
-      expect(compared).toBeGreaterThan(50);
-    },
-    300_000,
-  );
-
-  it.skipIf(spawnSync('obabel', ['-V']).status !== 0 /* Open Babel CLI not installed */)(
-    'on mmCIF written by Open Babel (skipped without the obabel CLI)',
-    async () => {
-      const scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'molvault-ciffast-'));
       try {
+        for (const [name, mutate] of Object.entries(MUTATIONS)) {
+          if (name === 'corruptGzip' || name === 'corruptBzip2') continue;
+          for (const seed of seeds) {
+            const { content } = mutate(random(compared * 7919 + 17), seed);
+            if (await agree(content, `${name} of ${seed.name}`)) read++;
+            compared++;
+          }
+        }
+      } finally {
+        quiet.mockRestore();
+      }
+      expect(compared).toBeGreaterThan(400);
+      expect(read).toBeGreaterThan(50);
+    }, 300_000);
+
+    it.skipIf(spawnSync('gemmi', ['--version']).status !== 0 /* skipped when the gemmi CLI is not installed */)(
+      'on mmCIF written by gemmi from every corpus PDB file (skipped without the gemmi CLI)',
+      async () => {
         let compared = 0;
-        for (const name of (await fs.readdir(path.join(CORPUS, 'pdb'))).filter((n) => n.endsWith('.pdb')).slice(0, 30)) {
-          const out = path.join(scratch, 'out.cif');
-          if (spawnSync('obabel', ['-ipdb', path.join(CORPUS, 'pdb', name), '-ommcif', '-O', out], { stdio: 'ignore', timeout: 60_000 }).status !== 0) continue;
-          const bytes = await fs.readFile(out).catch(() => Buffer.alloc(0));
-          if (bytes.length === 0) continue;
-          await agree(bytes, `Open Babel's mmCIF of ${name}`);
+        for await (const { name, written } of corpusPdbAsGemmiMmcif()) {
+          await agree(written, `gemmi's mmCIF of ${name}`);
           compared++;
         }
-        expect(compared).toBeGreaterThan(20);
-      } finally {
-        await fs.rm(scratch, { recursive: true, force: true });
-      }
-    },
-    300_000,
-  );
-});
+        expect(compared).toBeGreaterThan(50);
+      },
+      300_000,
+    );
+
+    it.skipIf(spawnSync('obabel', ['-V']).status !== 0 /* skipped when the Open Babel CLI is not installed */)(
+      'on mmCIF written by Open Babel (skipped without the obabel CLI)',
+      async () => {
+        const scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'molvault-ciffast-'));
+        try {
+          let compared = 0;
+          for (const name of (await fs.readdir(path.join(CORPUS, 'pdb'))).filter((n) => n.endsWith('.pdb')).slice(0, 30)) {
+            const out = path.join(scratch, 'out.cif');
+            if (spawnSync('obabel', ['-ipdb', path.join(CORPUS, 'pdb', name), '-ommcif', '-O', out], { stdio: 'ignore', timeout: 60_000 }).status !== 0)
+              continue;
+            const bytes = await fs.readFile(out).catch(() => Buffer.alloc(0));
+            if (bytes.length === 0) continue;
+            await agree(bytes, `Open Babel's mmCIF of ${name}`);
+            compared++;
+          }
+          expect(compared).toBeGreaterThan(20);
+        } finally {
+          await fs.rm(scratch, { recursive: true, force: true });
+        }
+      },
+      300_000,
+    );
+  },
+);
