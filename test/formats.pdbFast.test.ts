@@ -18,7 +18,7 @@ import { parsePdbFast, parseStructure, parseStructureBytes } from '../src/format
 import { alignSequences, lastDecline, readPdbAtoms } from '../src/formats/pdbFast.js';
 import { refusedBeforeReading, safeOutcome } from '../src/formats/safeText.js';
 import type { ParseOutcome } from '../src/formats/types.js';
-import { CORPUS, hasCorpus } from './helpers/corpus.js';
+import { atomsReversed, CORPUS, hasCorpus, withCrlf } from './helpers/corpus.js';
 
 const FIXTURES = path.resolve(import.meta.dirname, 'fixtures');
 const MODEL_REWRITES = new Set(['atoms_outside_model', 'frames_separated_by_end', 'model_without_number']);
@@ -46,18 +46,7 @@ async function expectAgreement(bytes: Buffer, label: string): Promise<boolean> {
   return fast !== undefined;
 }
 
-const withCrlf = (bytes: Buffer) => Buffer.from(bytes.toString('latin1').replace(/\r?\n/g, '\r\n'), 'latin1');
 const cutMidLine = (bytes: Buffer) => bytes.subarray(0, Math.floor(bytes.length * 0.6));
-/** Atom records in reverse order (everything else in place): chains and residues out of order, so Mol* sorts them. */
-function atomsReversed(bytes: Buffer): Buffer {
-  const lines = bytes.toString('latin1').split('\n');
-  const atomAt = lines.flatMap((l, i) => (l.startsWith('ATOM  ') || l.startsWith('HETATM') ? [i] : []));
-  const atoms = atomAt.map((i) => lines[i]).reverse();
-  atomAt.forEach((i, k) => {
-    lines[i] = atoms[k];
-  });
-  return Buffer.from(lines.join('\n'), 'latin1');
-}
 
 describe('the fast PDB reader agrees with the reference path', () => {
   it('aligns observed residues to SEQRES exactly as Mol* does (random sequences with gaps, mismatches, waters)', () => {
@@ -211,7 +200,7 @@ describe('the fast PDB reader agrees with the reference path', () => {
   });
 });
 
-describe.skipIf(!hasCorpus /* ../shared/corpus is absent in a fresh clone */)(
+describe.skipIf(!hasCorpus /* skipped when ../shared/corpus is absent: a fresh clone has none */)(
   'the fast PDB reader on the shared corpus (skipped without ../shared/corpus)',
   () => {
     let pdbFiles: string[] = [];
@@ -258,7 +247,7 @@ describe.skipIf(!hasCorpus /* ../shared/corpus is absent in a fresh clone */)(
     const gemmi = spawnSync('gemmi', ['--version']).status === 0;
     const obabel = spawnSync('obabel', ['-V']).status === 0;
 
-    it.skipIf(!gemmi /* gemmi CLI not installed */)(
+    it.skipIf(!gemmi /* skipped when the gemmi CLI is not installed */)(
       'agrees on PDB files gemmi writes, and they read back with the same counts (skipped without the gemmi CLI)',
       async () => {
         let compared = 0;
@@ -293,7 +282,7 @@ describe.skipIf(!hasCorpus /* ../shared/corpus is absent in a fresh clone */)(
       600_000,
     );
 
-    it.skipIf(!obabel /* Open Babel CLI not installed */)(
+    it.skipIf(!obabel /* skipped when the Open Babel CLI is not installed */)(
       'agrees on PDB files Open Babel writes, and they read back with the same atom counts (skipped without the obabel CLI)',
       async () => {
         let compared = 0;

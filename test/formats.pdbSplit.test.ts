@@ -22,7 +22,7 @@ import { type ChunkStart, chunkStarts, scanChunk } from '../src/formats/pdbScan.
 import type { ParseOutcome } from '../src/formats/types.js';
 import { partsScannedByHelpers } from '../src/pool/scanHelpers.js';
 import { parse, splitPdbFrom } from '../src/pool/tasks.js';
-import { CORPUS, hasCorpus } from './helpers/corpus.js';
+import { atomsReversed, CORPUS, hasCorpus, withCrlf } from './helpers/corpus.js';
 
 const FIXTURES = path.resolve(import.meta.dirname, 'fixtures');
 
@@ -93,17 +93,6 @@ async function expectSameSplit(bytes: Buffer, parts: number, label: string, scan
   expect(comparable(outcome), `${label}: outcome`).toEqual(comparable(parsePdbFast(bytes)));
 }
 
-const withCrlf = (bytes: Buffer) => Buffer.from(bytes.toString('latin1').replace(/\r?\n/g, '\r\n'), 'latin1');
-/** Atom records in reverse order (everything else in place). */
-function atomsReversed(bytes: Buffer): Buffer {
-  const lines = bytes.toString('latin1').split('\n');
-  const atomAt = lines.flatMap((l, i) => (l.startsWith('ATOM  ') || l.startsWith('HETATM') ? [i] : []));
-  const atoms = atomAt.map((i) => lines[i]).reverse();
-  atomAt.forEach((i, k) => {
-    lines[i] = atoms[k];
-  });
-  return Buffer.from(lines.join('\n'), 'latin1');
-}
 /** The records before the first atom moved after the last one (HETNAM, SEQRES, COMPND, HEADER in a later part). */
 function headerLast(bytes: Buffer): Buffer {
   const lines = bytes.toString('latin1').split('\n');
@@ -288,7 +277,7 @@ describe('the PDB reader with its scan cut into parts on large assemblies', () =
   }, 300_000);
 
   const large = [path.join('/work/large', '1M4X_capsid8x28.pdb'), path.join(os.tmpdir(), 'molvault-large', '1M4X_capsid8x28.pdb')].find((f) => existsSync(f));
-  it.skipIf(!large /* made by bench:parse (python3-gemmi); absent unless a benchmark ran here */)(
+  it.skipIf(!large /* skipped when the large PDB is absent: bench:parse makes it (python3-gemmi) */)(
     'agrees on the large synthetic PDB (2.17 M atoms) cut into 2 and into 64 parts (skipped unless bench:parse made it)',
     async () => {
       const bytes = await fs.readFile(large as string);
@@ -325,7 +314,7 @@ describe('the parse task with the scan split with a helper thread (PDB_SPLIT_MIN
   }, 120_000);
 });
 
-describe.skipIf(!hasCorpus /* ../shared/corpus is absent in a fresh clone */)(
+describe.skipIf(!hasCorpus /* skipped when ../shared/corpus is absent: a fresh clone has none */)(
   'the PDB reader with its scan cut into parts on the shared corpus (skipped without ../shared/corpus)',
   () => {
     it('agrees on every corpus PDB file and altered copies, each cut into few and many parts', async () => {

@@ -543,15 +543,8 @@ function labelRuns(
     const asym = asymOfRun(runs, r);
     const seqId = seqInt[r];
     const ins = insOfRun(runs, r);
-    if (model !== currModel) {
+    if (model !== currModel || currAsym !== asym) {
       currModel = model;
-      currAsym = asym;
-      currSeq = seqId;
-      currIns = ins;
-      alignment = alignments.get(asym);
-      residueIdx = 0;
-      label = initial(currSeq);
-    } else if (currAsym !== asym) {
       currAsym = asym;
       currSeq = seqId;
       currIns = ins;

@@ -76,3 +76,17 @@ export async function* corpusPdbAsGemmiMmcif(): AsyncGenerator<{ name: string; w
     await fs.rm(scratch, { recursive: true, force: true });
   }
 }
+
+/** The same PDB text with CRLF line ends. */
+export const withCrlf = (bytes: Buffer) => Buffer.from(bytes.toString('latin1').replace(/\r?\n/g, '\r\n'), 'latin1');
+
+/** Atom records in reverse order (everything else in place): chains and residues out of order, so Mol* sorts them. */
+export function atomsReversed(bytes: Buffer): Buffer {
+  const lines = bytes.toString('latin1').split('\n');
+  const atomAt = lines.flatMap((l, i) => (l.startsWith('ATOM  ') || l.startsWith('HETATM') ? [i] : []));
+  const atoms = atomAt.map((i) => lines[i]).reverse();
+  atomAt.forEach((i, k) => {
+    lines[i] = atoms[k];
+  });
+  return Buffer.from(lines.join('\n'), 'latin1');
+}

@@ -1,24 +1,22 @@
 import fs from 'node:fs/promises';
-import { Readable } from 'node:stream';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { sqlArray } from '../../db/arrays.js';
 import { LOCK_KEYS, tryLock } from '../../db/locks.js';
 import { ImportBatch } from '../../entities/ImportBatch.js';
 import type { ImportItemError } from '../../entities/ImportItem.js';
 import type { UploadError } from '../../entities/Upload.js';
-import { sniffCompression } from '../../formats/sniff.js';
 import { isInfrastructureError } from '../../lib/infrastructure.js';
 import type { WorkContext } from '../../runtime/context.js';
 import { scratchFile } from '../../storage/create.js';
 import { metadataProblems, projectMetadataSchema } from '../metadata/metadata.js';
 import { reserveAll } from '../quota/quota.js';
 import { runUploadBatch } from '../upload/bulk.js';
-import { bundledBytes, readBundle } from '../upload/bundles.js';
+import { bundledBytes, readBundle, stageFromBundle } from '../upload/bundles.js';
 import { createUploads } from '../upload/uploads.js';
 import { resetBatchReservation } from './batches.js';
 import { claimContents } from './claims.js';
 import { batchParams, itemEnding, itemFilename, processImportItem } from './process.js';
-import type { StagedCompression } from './stage.js';
+import { type StagedCompression, stagedCompressionOf } from './stage.js';
 
 /**
  * Plain files (not PDB ids, not versions restored from a manifest) go through an import in chunks
@@ -70,12 +68,8 @@ export async function processImportChunk(ctx: WorkContext, input: { batchId: str
     else if (item.upload_id)
       (item.sha256 ? running : oneByOne).push(item); // an unclaimed upload was started one by one: it ends that way
     else if (!item.received_sha256) oneByOne.push(item);
-    else if (item.received_compression) (item.received_compression === 'none' ? toStart : oneByOne).push(item);
-    else {
-      // Staged before the compression was recorded at receipt: look at the first bytes.
-      const head = await ctx.staging.head(item.id, 4);
-      (!head || sniffCompression(head) !== undefined ? oneByOne : toStart).push(item);
-    }
+    // Compressed files (their content is known only once unpacked) and lost ones go one by one.
+    else ((await stagedCompressionOf(ctx.staging, item.id, item.received_compression)) === 'none' ? toStart : oneByOne).push(item);
   }
   // The chunk's small files staged as one bundle: read once; those taken one by one get entries of their own.
   const bundleId = items.find((item) => item.staged_bundle)?.staged_bundle ?? undefined;
@@ -91,7 +85,11 @@ export async function processImportChunk(ctx: WorkContext, input: { batchId: str
     await ctx.staging.removeMany(ended.map((item) => item.id));
   }
   if (bundle) {
-    for (const item of oneByOne) if (item.staged_bundle) await ctx.staging.write(item.id, Readable.from([bundledBytes(bundle, item)]));
+    await stageFromBundle(
+      ctx.staging,
+      bundle,
+      oneByOne.filter((item) => item.staged_bundle),
+    );
   }
   const uploading = [...running, ...(started ?? [])];
   const uploads = uploading.map((item) => item.id);

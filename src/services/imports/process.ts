@@ -3,7 +3,6 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { ImportBatch } from '../../entities/ImportBatch.js';
 import { ImportItem, type ImportItemError, type ImportItemState, TERMINAL_IMPORT_ITEM_STATES } from '../../entities/ImportItem.js';
 import { TERMINAL_UPLOAD_STATES, Upload, type UploadError, type UploadParams } from '../../entities/Upload.js';
-import { sniffCompression } from '../../formats/sniff.js';
 import type { WorkContext } from '../../runtime/context.js';
 import { metadataProblems, projectMetadataSchema } from '../metadata/metadata.js';
 import { QuotaExceededError, reserve } from '../quota/quota.js';
@@ -17,6 +16,7 @@ import { endItem, resetBatchReservation } from './batches.js';
 import { claimContents } from './claims.js';
 import { fetchPdbEntry, pdbFilename } from './pdb.js';
 import { restoreVersionHistory } from './restoreHistory.js';
+import { stagedCompressionOf } from './stage.js';
 
 /** Codes of an upload ended because its content is already in the project: the item is skipped, not rejected. */
 const DUPLICATE_CODES = new Set(['already_stored', 'duplicate_content']);
@@ -119,8 +119,8 @@ async function processPlainItem(ctx: WorkContext, batch: ImportBatch, itemId: st
       }
     }
     // Content that is not compressed is known by its received hash: a duplicate is skipped before it costs anything.
-    const head = item.receivedCompression ? undefined : await ctx.staging.head(item.id, 4);
-    const compressed = item.receivedCompression ? item.receivedCompression !== 'none' : head !== undefined && sniffCompression(head) !== undefined;
+    const compression = await stagedCompressionOf(ctx.staging, item.id, item.receivedCompression ?? null);
+    const compressed = compression !== undefined && compression !== 'none';
     const started = await startUpload(ctx, batch, item, { filename, claim: !compressed, params: batchParams(batch) });
     if (!started) return;
   }

@@ -19,6 +19,16 @@ export type StagedCompression = Compression | 'none';
 
 const SNIFFED_BYTES = 4;
 
+/**
+ * An item's staged compression: as recorded when it was staged, else read from its first bytes
+ * (items staged before it was recorded); undefined when its entry is gone.
+ */
+export async function stagedCompressionOf(staging: Staging, id: string, recorded: string | null): Promise<StagedCompression | undefined> {
+  if (recorded) return recorded as StagedCompression;
+  const head = await staging.head(id, SNIFFED_BYTES);
+  return head === undefined ? undefined : (sniffCompression(head) ?? 'none');
+}
+
 /** A refusal while a stream is staged; `reason` says which limit. */
 export class StagingLimitError extends Error {
   constructor(

@@ -44,6 +44,15 @@ export function bundledBytes(bundle: Buffer, item: { staged_offset: string | num
   return bundle.subarray(start, start + Number(item.size ?? 0));
 }
 
+/** Gives each item an entry of its own holding its bytes out of the bundle. */
+export async function stageFromBundle(
+  staging: Staging,
+  bundle: Buffer,
+  items: readonly { id: string; staged_offset: string | number | null; size: string | number | null }[],
+): Promise<void> {
+  for (const item of items) await staging.write(item.id, Readable.from([bundledBytes(bundle, item)]));
+}
+
 /**
  * Gives each of these items (import items, or the uploads they became: same ids) that was staged
  * in a bundle an entry of its own, unless it has one; items staged on their own are left alone.
@@ -68,10 +77,8 @@ export async function unbundle(em: EntityManager, staging: Staging, ids: readonl
     if (missing.length === 0) continue;
     const bundle = await readBundle(staging, bundleId);
     if (!bundle) continue;
-    for (const item of missing) {
-      await staging.write(item.id, Readable.from([bundledBytes(bundle, item)]));
-      done.add(item.id);
-    }
+    await stageFromBundle(staging, bundle, missing);
+    for (const item of missing) done.add(item.id);
   }
   return done;
 }
