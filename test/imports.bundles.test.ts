@@ -4,6 +4,8 @@ import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QUEUE_NAMES } from '../src/config/index.js';
+import { failImportItem } from '../src/services/imports/finish.js';
+import { reconcileAll } from '../src/services/maintenance/reconcile.js';
 import { staleStaging } from '../src/services/maintenance/cleanup/staleFiles.js';
 import { readBundle, unbundle } from '../src/services/upload/bundles.js';
 import { startWorkers } from '../src/workers/main.js';
@@ -107,5 +109,40 @@ describe('small files of an import staged in bundles', () => {
       await workers.close();
     }
     expect(await stack.ctx.staging.list()).toEqual([]);
+  }, 120_000);
+  it('a bundled file failed by an outage is opened again by reconcile and stored from the bundle', async () => {
+    const user = await userFactory(stack.ctx);
+    const api = client(stack.url, user.token);
+    const projectId = (await api.post('/v1/projects', { name: 'bundle outage' })).body.id;
+    const text = await base();
+    const files = ['o1', 'o2', 'o3'].map((tag) => ({ name: `${tag}.pdb`, content: Buffer.from(`REMARK 999 ${tag} ${randomUUID()}\n${text}`, 'latin1') }));
+    const accepted = await importFiles(api, projectId, files);
+    expect(accepted.status, JSON.stringify(accepted.body)).toBe(202);
+    const batchId = accepted.body.import.id;
+    const rows = await items(batchId);
+    const bundleId = rows[0]?.staged_bundle as string;
+    expect(rows.map((row) => row.staged_bundle)).toEqual([bundleId, bundleId, bundleId]);
+    // The second file failed by a database outage before it had an entry of its own: its bytes are only in the bundle.
+    const failed = rows[1]?.id as string;
+    expect(await stack.ctx.staging.list()).toEqual([bundleId]);
+    await failImportItem({ ...stack.ctx, em: stack.ctx.orm.em.fork() }, batchId, failed, 'Connection terminated unexpectedly');
+
+    const workers = await startWorkers(stack.ctx, QUEUE_NAMES);
+    try {
+      const first = await waitForImport(api, batchId);
+      expect(first).toMatchObject({ state: 'completed', succeeded: 2, failed: 1 });
+      // The other two are stored; the bundle stays for the one an outage failed.
+      expect(await stack.ctx.staging.list()).toEqual([bundleId]);
+      await reconcileAll({ ...stack.ctx, em: stack.ctx.orm.em.fork() }, 0);
+      const done = await waitForImport(api, batchId);
+      expect(done, JSON.stringify(done.items)).toMatchObject({ state: 'completed', succeeded: 3, failed: 0 });
+      for (const [i, item] of done.items.entries()) {
+        const download = await api.raw(`/v1/structures/${item.structureId}/download`);
+        expect(Buffer.from(await download.arrayBuffer())).toEqual(files[i]?.content);
+      }
+      expect(await stack.ctx.staging.list()).toEqual([]);
+    } finally {
+      await workers.close();
+    }
   }, 120_000);
 });

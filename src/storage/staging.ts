@@ -53,6 +53,8 @@ function assertName(name: string) {
 }
 
 const gone = (error: unknown) => (error as NodeJS.ErrnoException).code === 'ENOENT';
+/** How many local staging entries are removed side by side. */
+const REMOVE_AT_ONCE = 32;
 
 /** DATA_DIR/staging/<id>/upload, fsynced before the API answers. */
 export class LocalStaging implements Staging {
@@ -143,7 +145,8 @@ export class LocalStaging implements Staging {
   }
 
   async removeMany(ids: readonly string[]): Promise<void> {
-    await Promise.all(ids.map((id) => this.remove(id)));
+    // A few at a time: an import's thousands of entries must not queue thousands of file operations at once.
+    for (let i = 0; i < ids.length; i += REMOVE_AT_ONCE) await Promise.all(ids.slice(i, i + REMOVE_AT_ONCE).map((id) => this.remove(id)));
   }
 
   async list(): Promise<string[]> {

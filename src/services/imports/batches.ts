@@ -176,6 +176,8 @@ export async function failBatch(ctx: AppContext, em: EntityManager, batchId: str
   const failed = await em.transactional(async (tx) => {
     const [batch] = await tx.execute<{ owner_id: string; state: string }[]>('select owner_id, state from import_batches where id = ? for update', [batchId]);
     if (!batch || !(batch.state === 'receiving' || batch.state === 'expanding')) return false;
+    // Removed before the batch reads as failed, so whoever sees it failed finds nothing left.
+    await removeStaged(ctx, [...stagedIds, ...items.map((i) => i.id), batchId]);
     await tx.execute(`update import_batches set state = 'failed', error = ?::jsonb, finished_at = now(), updated_at = now() where id = ?`, [
       JSON.stringify(error),
       batchId,
@@ -184,8 +186,11 @@ export async function failBatch(ctx: AppContext, em: EntityManager, batchId: str
     await releaseBatchReservation(tx, batch.owner_id, batchId);
     return true;
   });
-  for (const id of new Set([...stagedIds, ...items.map((i) => i.id), batchId])) await ctx.staging.remove(id);
   return failed;
+}
+
+async function removeStaged(ctx: AppContext, ids: string[]): Promise<void> {
+  await ctx.staging.removeMany([...new Set(ids)]);
 }
 
 /**
@@ -201,12 +206,12 @@ export async function discardRefusedBatch(ctx: AppContext, em: EntityManager, ba
   const removed = await em.transactional(async (tx) => {
     const [batch] = await tx.execute<{ owner_id: string; state: string }[]>('select owner_id, state from import_batches where id = ? for update', [batchId]);
     if (!batch || batch.state !== 'receiving') return false;
+    await removeStaged(ctx, [...stagedIds, ...items.map((i) => i.id), batchId]);
     await tx.execute('delete from import_items where batch_id = ?', [batchId]);
     await releaseBatchReservation(tx, batch.owner_id, batchId);
     await tx.execute('delete from import_batches where id = ?', [batchId]);
     return true;
   });
-  for (const id of new Set([...stagedIds, ...items.map((i) => i.id), batchId])) await ctx.staging.remove(id);
   return removed;
 }
 
