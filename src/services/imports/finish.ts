@@ -78,11 +78,12 @@ export async function closeImport(ctx: FinishContext, batchId: string, failures:
     if (waiting > 0) return await leftOpen(ctx, batchId);
     // An export's relationships, once every structure they join is restored.
     if (batch.options.manifest) await enqueueIndexAll(ctx.queues, await restoreRelationships(ctx.em.fork(), batchId));
+    // Whoever sees the import completed finds nothing of it staged.
+    await ctx.staging.remove(batchId);
     await ctx.em.fork().transactional(async (tx) => {
       await tx.execute(`update import_batches set state = 'completed', finished_at = now(), updated_at = now() where id = ? and state = 'running'`, [batchId]);
       await releaseBatchReservation(tx, batch.owner, batchId);
     });
-    await ctx.staging.remove(batchId);
   }
   const final = await ctx.em.fork().findOneOrFail(ImportBatch, { id: batchId });
   const counts = (await batchCounts(ctx.em.fork(), [batchId])).get(batchId);
