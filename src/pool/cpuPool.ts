@@ -29,11 +29,18 @@ export class CpuPool {
     nice = 0,
     /** PDB_SPLIT_MIN_BYTES: from this size on a PDB file's scan is split with a helper thread (0: never). */
     pdbSplitMinBytes = 0,
+    /**
+     * Start every thread now and keep them: a worker process's pool. A thread loads its modules
+     * (the TypeScript loader, Mol*) for about a second of CPU before its first task; started on
+     * demand, the second thread became ready only midway through an import, which ran on one
+     * thread until then, and was started again after each idle minute.
+     */
+    warm = false,
   ) {
     this.maxThreads = threads;
     this.pool = new Piscina({
       filename: WORKER_FILE,
-      minThreads: 1,
+      minThreads: warm ? threads : 1,
       maxThreads: threads,
       idleTimeout: 60_000,
       // A file that blows past this limit kills only its own thread; piscina replaces it.
