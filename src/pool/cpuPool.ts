@@ -33,7 +33,9 @@ export class CpuPool {
      * Start every thread now and keep them: a worker process's pool. A thread loads its modules
      * (the TypeScript loader, Mol*) for about a second of CPU before its first task; started on
      * demand, the second thread became ready only midway through an import, which ran on one
-     * thread until then, and was started again after each idle minute.
+     * thread until then, and was started again after each idle minute. Each thread also reads a
+     * made-up PDB and mmCIF structure a few times as it starts (pool/warmUp.ts), so the readers'
+     * code is optimised before the first real file instead of during an import's first files.
      */
     warm = false,
   ) {
@@ -45,7 +47,7 @@ export class CpuPool {
       idleTimeout: 60_000,
       // A file that blows past this limit kills only its own thread; piscina replaces it.
       resourceLimits: { maxOldGenerationSizeMb: maxMemoryMb },
-      workerData: { nice, pdbSplitMinBytes },
+      workerData: { nice, pdbSplitMinBytes, warmUp: warm },
     });
     // A thread that dies outside a task (out of memory while starting, say) is replaced by
     // piscina; without a listener its 'error' event would take the whole worker process down.

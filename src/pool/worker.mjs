@@ -36,6 +36,8 @@ const [{ createLogger }, { routeConsoleToLog }] = await Promise.all([import('../
 routeConsoleToLog(createLogger(workerData?.logLevel ?? process.env.LOG_LEVEL ?? 'info').child({ thread: 'cpu-pool' }));
 const tasks = await import('./tasks.ts');
 tasks.splitPdbFrom(workerData?.pdbSplitMinBytes ?? 0);
+// A worker process's threads read a made-up structure a few times before serving (pool/warmUp.ts).
+if (workerData?.warmUp) await (await import('./warmUp.ts')).warmUpReaders();
 
 export const ingest = (task) => tasks.ingest(task);
 export const parse = (task) => tasks.parse(task);
