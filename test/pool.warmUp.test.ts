@@ -24,6 +24,7 @@ describe('parse thread warm-up', () => {
   it('a warm pool has every thread started, and parses as a pool started on demand does', async () => {
     const pool = new CpuPool(2, 60_000, 2048, 0, 0, true);
     try {
+      await pool.warmed;
       expect(pool.threads).toBe(2);
       const [pdb] = warmUpInputs();
       const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'molvault-warm-'));
