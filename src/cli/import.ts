@@ -3,8 +3,9 @@
  *
  * A directory is walked, every file checksummed (streaming), and the server asked which of those
  * checksums the project already stores; only the rest is sent, as one multipart request streamed
- * from disk per group of at most --files-per-import files. Groups are checked and sent in turn, so
- * the first is on its way while later ones are still being checksummed. Running it again after a
+ * from disk per group of at most --files-per-import files (the first groups also under 4 MB, 8 MB,
+ * 16 MB …: the server stores an import's files once its request has ended). Groups are checked and
+ * sent in turn, so the first is on its way while later ones are still being checksummed. Running it again after a
  * crash or a Ctrl-C resumes the import instead of duplicating it. An archive is sent as it is (the server
  * unpacks it and skips what it already stores). Progress goes to stderr, the summary to stdout.
  */
@@ -30,7 +31,8 @@ Options:
   --token T               an API token (default: $MOLVAULT_TOKEN); molvault token create prints one
   --tags a,b              tags for every imported structure
   --concurrency N         files checksummed at once, and import requests sent at once (default 4)
-  --files-per-import N    a large directory is sent as several imports of at most N files (default 2000)
+  --files-per-import N    a large directory is sent as several imports of at most N files (default 2000);
+                          the first imports are also kept small (4 MB, then 8, 16, … MB), so storing starts early
   --retry-refused         send again the files the project refused before
   --json                  print the summary as JSON on stdout (progress stays on stderr)
   -h, --help              this text
@@ -145,7 +147,7 @@ export interface ImportSummary {
   refusedBefore: { name: string; code?: string; message: string }[];
 }
 
-interface LocalFile {
+export interface LocalFile {
   /** As sent: relative to the directory, with forward slashes. */
   name: string;
   path: string;
@@ -417,16 +419,23 @@ function multipartBody(parts: MultipartPart[], onFileBytes: (bytes: number, file
   return { stream, length, contentType: `multipart/form-data; boundary=${boundary}` };
 }
 
-/** Groups files into imports of at most `maxFiles` files and MAX_BYTES_PER_IMPORT bytes. */
-function groupFiles(files: LocalFile[], maxFiles: number): LocalFile[][] {
+/**
+ * Groups files into imports of at most `maxFiles` files and MAX_BYTES_PER_IMPORT bytes. With
+ * `firstBytes`, the first group also stays under that many bytes and each next one under twice the
+ * last one's cap: the server stores an import's files only once its request has ended, so a first
+ * small import gets it working while the larger ones are still on their way.
+ */
+export function groupFiles(files: readonly LocalFile[], maxFiles: number, firstBytes = MAX_BYTES_PER_IMPORT): LocalFile[][] {
   const groups: LocalFile[][] = [];
   let current: LocalFile[] = [];
   let bytes = 0;
+  let maxBytes = Math.min(firstBytes, MAX_BYTES_PER_IMPORT);
   for (const file of files) {
-    if (current.length > 0 && (current.length >= maxFiles || bytes + file.size > MAX_BYTES_PER_IMPORT)) {
+    if (current.length > 0 && (current.length >= maxFiles || bytes + file.size > maxBytes)) {
       groups.push(current);
       current = [];
       bytes = 0;
+      maxBytes = Math.min(maxBytes * 2, MAX_BYTES_PER_IMPORT);
     }
     current.push(file);
     bytes += file.size;
@@ -437,6 +446,8 @@ function groupFiles(files: LocalFile[], maxFiles: number): LocalFile[][] {
 
 /** The first import goes out once this many files are checksummed, so the server has work while the rest are. */
 const FIRST_GROUP_FILES = 200;
+/** The first imports' byte caps start here and double (groupFiles). */
+const FIRST_GROUP_BYTES = 4 * 1024 ** 2;
 
 interface CheckOptions {
   concurrency: number;
@@ -458,7 +469,10 @@ interface CheckOptions {
  */
 async function* checkedGroups(api: ApiClient, projectId: string, files: LocalFile[], options: CheckOptions): AsyncGenerator<LocalFile[]> {
   const first = Math.min(options.filesPerImport, FIRST_GROUP_FILES);
-  const batches = [...groupFiles(files.slice(0, first), first), ...groupFiles(files.slice(first), options.filesPerImport)];
+  const early = groupFiles(files.slice(0, first), first, FIRST_GROUP_BYTES);
+  // The rest continue the doubling caps where the first files left them.
+  const cap = Math.min(FIRST_GROUP_BYTES * 2 ** early.length, MAX_BYTES_PER_IMPORT);
+  const batches = [...early, ...groupFiles(files.slice(first), options.filesPerImport, cap)];
   const firstOfContent = new Map<string, string>();
   let asksKnown = true;
   for (const batch of batches) {

@@ -29,21 +29,47 @@ export class CpuPool {
     nice = 0,
     /** PDB_SPLIT_MIN_BYTES: from this size on a PDB file's scan is split with a helper thread (0: never). */
     pdbSplitMinBytes = 0,
+    /**
+     * A worker process's pool: every thread started and kept. A thread loads its modules (the
+     * TypeScript loader, Mol*) for about a second of CPU before its first task; started on demand,
+     * the second thread became ready only midway through an import, which ran on one thread until
+     * then, and was started again after each idle minute. The first thread starts alone and
+     * serves at once (threads loading at once made the first task wait for all of them); once it
+     * answers, the others are started, and each of them reads a made-up PDB and mmCIF structure a
+     * few times as it starts (pool/warmUp.ts), so the readers' code is optimised before it takes
+     * real files. The first thread warms up on its first files.
+     */
+    warm = false,
   ) {
     this.maxThreads = threads;
     this.pool = new Piscina({
       filename: WORKER_FILE,
       minThreads: 1,
       maxThreads: threads,
-      idleTimeout: 60_000,
+      idleTimeout: warm ? Number.POSITIVE_INFINITY : 60_000,
       // A file that blows past this limit kills only its own thread; piscina replaces it.
       resourceLimits: { maxOldGenerationSizeMb: maxMemoryMb },
-      workerData: { nice, pdbSplitMinBytes },
+      // Threads count themselves as they start: all but the first of a warm pool warm up.
+      workerData: { nice, pdbSplitMinBytes, warmUp: warm, started: new Int32Array(new SharedArrayBuffer(4)) },
     });
     // A thread that dies outside a task (out of memory while starting, say) is replaced by
     // piscina; without a listener its 'error' event would take the whole worker process down.
     // A task whose thread died fails on its own, and one that never starts meets the timeout.
     this.pool.on('error', () => {});
+    this.warmed = warm ? this.warmUp(threads) : Promise.resolve();
+  }
+
+  /** Settles once a warm pool's threads have all been started (a failure only leaves tasks to start them). */
+  readonly warmed: Promise<void>;
+
+  private async warmUp(threads: number): Promise<void> {
+    try {
+      await this.pool.run({}, { name: 'ready' });
+      // Piscina starts a thread for each task no running thread is free for, and keeps it (no idle timeout).
+      await Promise.all(Array.from({ length: threads }, () => this.pool.run({}, { name: 'ready' })));
+    } catch {
+      // Closed meanwhile, or a thread lost: tasks start threads as they need them.
+    }
   }
 
   ingest(task: IngestTask): Promise<IngestResult> {

@@ -4,7 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, createReadStream, createWriteStream, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, createReadStream, createWriteStream, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, readSync, statSync, writeSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { type Readable, Transform } from 'node:stream';
@@ -98,14 +98,19 @@ function accepted(head: Buffer, sha256: string, size: number, compressedSize: nu
 
 /** Unwraps gzip/bzip2, hashes the uncompressed bytes and writes them to `tempFile` (fsynced). */
 export async function ingest(task: IngestTask): Promise<IngestResult> {
-  const { size: compressedSize } = await fs.stat(task.stagingFile);
-  // The blob store makes its temp directory once per process; made again here (cheaply, off the event
-  // loop) in case something removed it since.
+  // Synchronous calls: this thread has nothing else to do meanwhile, and libuv's few threads, which
+  // promise-based calls wait for, are busy with the process's fsyncs during an import.
+  const { size: compressedSize } = statSync(task.stagingFile);
+  // The blob store makes its temp directory once per process; made again here (cheaply) in case
+  // something removed it since.
   mkdirSync(path.dirname(task.tempFile), { recursive: true });
-  const handle = await fs.open(task.stagingFile, 'r');
   const magic = Buffer.alloc(4);
-  await handle.read(magic, 0, 4, 0);
-  await handle.close();
+  const fd = openSync(task.stagingFile, 'r');
+  try {
+    readSync(fd, magic, 0, 4, 0);
+  } finally {
+    closeSync(fd);
+  }
   const compression = sniffCompression(magic);
   const limit = compression ? Math.min(task.maxExpandedBytes, Math.max(RATIO_FLOOR_BYTES, compressedSize * task.maxExpansionRatio)) : Number.POSITIVE_INFINITY;
   if (compressedSize <= SMALL_FILE_BYTES && compression !== 'bzip2') {
@@ -214,7 +219,8 @@ function ingestSmall(
 ): { result: IngestResult; content?: Buffer } {
   const refused = (result: Refused) => ({ result });
   const raw = readFileSync(task.stagingFile);
-  if (task.expectedRawSha256 && sha256Hex(raw) !== task.expectedRawSha256) return refused(refuse.stagingCorrupted());
+  const rawSha256 = task.expectedRawSha256 || !compression ? sha256Hex(raw) : undefined;
+  if (task.expectedRawSha256 && rawSha256 !== task.expectedRawSha256) return refused(refuse.stagingCorrupted());
   let content: Buffer = raw;
   if (compression === 'gzip') {
     try {
@@ -247,7 +253,9 @@ function ingestSmall(
       closeSync(fd);
     }
   }
-  return { result: accepted(content.subarray(0, HEAD_BYTES), sha256Hex(content), content.length, compressedSize, compression), content };
+  // Uncompressed, the content is the staged bytes: their digest is already known.
+  const sha256 = content === raw && rawSha256 ? rawSha256 : sha256Hex(content);
+  return { result: accepted(content.subarray(0, HEAD_BYTES), sha256, content.length, compressedSize, compression), content };
 }
 
 /** bzip2 through the system `bzip2` tool: Node has no bzip2 codec and the npm ones are unmaintained. */
@@ -287,11 +295,12 @@ export async function parse(task: ParseTask): Promise<ParseOutcome> {
   if (task.format === 'cxs') return inspectSessionFile(task.path);
   // PDB is read from the bytes; the other readers get latin1 text (every byte kept, BinaryCIF too).
   // A large PDB file is read into shared memory, so a helper thread can scan part of it.
-  if (task.format === 'pdb' && splitsPdb((await fs.stat(task.path)).size)) {
+  if (task.format === 'pdb' && splitsPdb(statSync(task.path).size)) {
     const bytes = await readShared(task.path);
     return parseStructureBytes(bytes, task.format, { split: pdbSplit(bytes) });
   }
-  return parseStructureBytes(await fs.readFile(task.path), task.format);
+  // Read synchronously, as ingest reads: libuv's threads may be queued with fsyncs.
+  return parseStructureBytes(readFileSync(task.path), task.format);
 }
 
 export interface DiffTask {

@@ -36,8 +36,12 @@ const [{ createLogger }, { routeConsoleToLog }] = await Promise.all([import('../
 routeConsoleToLog(createLogger(workerData?.logLevel ?? process.env.LOG_LEVEL ?? 'info').child({ thread: 'cpu-pool' }));
 const tasks = await import('./tasks.ts');
 tasks.splitPdbFrom(workerData?.pdbSplitMinBytes ?? 0);
+// A warm pool's threads after the first read a made-up structure a few times before serving (pool/warmUp.ts).
+if (workerData?.warmUp && Atomics.add(workerData.started, 0, 1) > 0) await (await import('./warmUp.ts')).warmUpReaders();
 
 export const ingest = (task) => tasks.ingest(task);
+// A warm pool's task that says a thread is up (cpuPool.ts).
+export const ready = () => true;
 export const parse = (task) => tasks.parse(task);
 export const diff = (task) => tasks.diff(task);
 // Loaded on first use, so threads that only ingest and parse start as fast as before.

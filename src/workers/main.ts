@@ -34,6 +34,7 @@ export async function startWorkers(ctx: AppContext, queues: readonly QueueName[]
     ctx.config.parseMaxMemoryMb,
     ctx.config.backgroundNice,
     ctx.config.pdbSplitMinBytes,
+    true,
   );
   const engines = new EnginePool(ctx.engineCatalog, ctx.config.engines, ctx.log);
   // Long-lived engines (ChimeraX) start now, so the first conversion does not wait for them.

@@ -93,7 +93,16 @@ export async function processImportChunk(ctx: WorkContext, input: { batchId: str
   }
   const uploading = [...running, ...(started ?? [])];
   const uploads = uploading.map((item) => item.id);
-  if (uploads.length > 0) {
+  // Files taken one by one go alongside the chunk's bulk path (disjoint items, each on an
+  // EntityManager of its own), so their parses queue with the chunk's instead of after them, and the
+  // chunk's job slot is not held by them one after another. Files the quota refused the bulk move
+  // for go in order afterwards: each takes what room is left.
+  const together = started === undefined ? [] : oneByOne;
+  const alongside = eachLimited(together, ONE_BY_ONE_AT_ONCE, (item) =>
+    processImportItem({ ...ctx, em: ctx.em.fork() }, { batchId: batch.id, itemId: item.id }),
+  );
+  const bulk = (async () => {
+    if (uploads.length === 0) return;
     const stagedFiles = bundle ? await bundledFiles(ctx, bundle, uploading) : new Map<string, string>();
     try {
       await runUploadBatch(ctx, uploads, `c${input.chunk}`, { stagedFiles });
@@ -103,9 +112,28 @@ export async function processImportChunk(ctx: WorkContext, input: { batchId: str
     await recordOutcomes(ctx.em, uploads);
     await ctx.staging.removeMany(uploads);
     await refreshStatistics(ctx.em);
-  }
-  for (const item of oneByOne) await processImportItem(ctx, { batchId: batch.id, itemId: item.id });
+  })();
+  const settled = await Promise.allSettled([bulk, alongside]);
+  for (const outcome of settled) if (outcome.status === 'rejected') throw outcome.reason;
+  if (started === undefined) for (const item of oneByOne) await processImportItem(ctx, { batchId: batch.id, itemId: item.id });
   if (bundleId) await removeBundleWhenDone(ctx, bundleId);
+}
+
+/** One-by-one files of a chunk processed at once, beside its bulk path. */
+const ONE_BY_ONE_AT_ONCE = 2;
+
+/** Runs `work` over the items, at most `limit` at a time; every item is attempted, then the first failure is thrown. */
+async function eachLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  const failures: unknown[] = [];
+  const lane = async () => {
+    while (next < items.length) {
+      const item = items[next++];
+      await work(item).catch((error: unknown) => failures.push(error));
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+  if (failures.length > 0) throw failures[0];
 }
 
 /** Scratch copies of bundled files, for ingest to read instead of staging entries they do not have. */
