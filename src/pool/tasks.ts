@@ -16,7 +16,7 @@ import { inspectSessionFile } from '../formats/session.js';
 import { sniffCompression, sniffFormat } from '../formats/sniff.js';
 import type { Compression, Format, ParseOutcome } from '../formats/types.js';
 import { fsyncPath } from '../lib/fsync.js';
-import { pdbSplit, readShared, splitsPdb } from './scanHelpers.js';
+import { pdbSplit, readShared, splitsAnyPdb, splitsPdb } from './scanHelpers.js';
 
 export { splitPdbFrom } from './scanHelpers.js';
 
@@ -287,11 +287,13 @@ export async function parse(task: ParseTask): Promise<ParseOutcome> {
   if (task.format === 'cxs') return inspectSessionFile(task.path);
   // PDB is read from the bytes; the other readers get latin1 text (every byte kept, BinaryCIF too).
   // A large PDB file is read into shared memory, so a helper thread can scan part of it.
-  if (task.format === 'pdb' && splitsPdb((await fs.stat(task.path)).size)) {
+  if (task.format === 'pdb' && splitsAnyPdb() && splitsPdb((await fs.stat(task.path)).size)) {
     const bytes = await readShared(task.path);
     return parseStructureBytes(bytes, task.format, { split: pdbSplit(bytes) });
   }
-  return parseStructureBytes(await fs.readFile(task.path), task.format);
+  // Read in one call: this runs in a pool thread that has nothing else to do meanwhile, and the
+  // promise-based read costs a few thread-pool round trips per file (as much CPU as parsing a small one).
+  return parseStructureBytes(readFileSync(task.path), task.format);
 }
 
 export interface DiffTask {
