@@ -502,7 +502,8 @@ function alignChains(runs: Runs, firstRuns: number, seqresMap: Map<string, strin
   for (const [chain, list] of observed) {
     const seqres = seqresMap.get(chain);
     if (seqres && seqres.length > 0) {
-      const key = JSON.stringify([seqres, list]);
+      // Residue names come from single lines: none holds a line feed.
+      const key = `${seqres.join('\n')}\n\n${list.join('\n')}`;
       let alignment = done.get(key);
       if (!alignment) {
         alignment = alignToSeqres(seqres, list);
@@ -939,9 +940,11 @@ export function alignSequences(seqA: readonly string[], seqB: readonly string[])
     }
     return v;
   };
-  const bq = Int32Array.from(seqB, idOf);
+  const bq = new Int32Array(m);
+  for (let j = 0; j < m; j++) bq[j] = idOf(seqB[j]);
   const inB = ids.size;
-  const a = Int32Array.from(seqA, idOf);
+  const a = new Int32Array(n);
+  for (let i = 0; i < n; i++) a[i] = idOf(seqA[i]);
   // cA[i]: how many of the first i residues of A occur in B at all (only those can score a match).
   const cA = new Int32Array(n + 1);
   for (let i = 0; i < n; i++) cA[i + 1] = cA[i] + (a[i] < inB ? 1 : 0);

@@ -90,24 +90,32 @@ export function fieldFloat(b: Uint8Array, s: number, e: number): number {
 }
 
 /**
- * A short token (up to 4 bytes) as a number: equal codes ⇔ equal tokens. Longer tokens never occur
- * for the fields coded (they are cut from at most 4 columns).
+ * A short token (up to 4 bytes) as a number: equal codes ⇔ equal tokens. The bytes are packed
+ * into a 32-bit integer (pure integer arithmetic, no overflow for the optimiser to guard) and the
+ * length kept above them. Longer tokens never occur for the fields coded (they are cut from at most
+ * 4 columns); they get codes of their own, above every short one.
  */
 export function code(b: Uint8Array, s: number, e: number): number {
-  // Summed in a Float64Array: the sum outgrows a small integer for 4-byte tokens, which (on small
-  // integers) would make the optimised scan throw its code away at the first such token.
-  const v = codeSum;
-  v[0] = e - s;
-  for (let i = s; i < e; i++) v[0] = v[0] * 256 + b[i];
-  return v[0] + (e - s) * 2 ** 40;
+  const len = e - s;
+  if (len > 4) return longCode(b, s, e);
+  let v = 0;
+  for (let i = s; i < e; i++) v = (v << 8) | b[i];
+  return v + len * 2 ** 32;
 }
-const codeSum = new Float64Array(1);
+
+/** code() of a longer token: its length and bytes in a double (exact up to 6 bytes), above 2^42. */
+function longCode(b: Uint8Array, s: number, e: number): number {
+  let v = e - s;
+  for (let i = s; i < e; i++) v = v * 256 + b[i];
+  return v + (e - s) * 2 ** 40;
+}
 
 /** code() of a string's (latin1) characters. */
 export function stringCode(text: string): number {
-  let v = text.length;
-  for (let i = 0; i < text.length; i++) v = v * 256 + text.charCodeAt(i);
-  return v + text.length * 2 ** 40;
+  if (text.length > 4) return longCode(Buffer.from(text, 'latin1'), 0, text.length);
+  let v = 0;
+  for (let i = 0; i < text.length; i++) v = (v << 8) | text.charCodeAt(i);
+  return v + text.length * 2 ** 32;
 }
 
 export const latin1 = (b: Uint8Array, s: number, e: number): string => {
