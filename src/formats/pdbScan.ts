@@ -119,11 +119,14 @@ export function stringCode(text: string): number {
 }
 
 export const latin1 = (b: Uint8Array, s: number, e: number): string => {
-  if (e - s > 16) return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1', s, e);
+  // Buffer's latin1 decoder applied to the array itself: a Buffer view made per line cost more than
+  // decoding the line. Clamped as Buffer.toString clamps (the decoder throws out of range).
+  if (e - s > 16) return decodeLatin1.call(b, s, Math.min(e, b.length));
   let out = '';
   for (let i = s; i < e; i++) out += String.fromCharCode(b[i]);
   return out;
 };
+const decodeLatin1 = (Buffer.prototype as unknown as { latin1Slice(this: Uint8Array, start: number, end: number): string }).latin1Slice;
 
 /** What CifField.str gives for a token: '' for '.' and '?'. */
 export const tokenStr = (t: string): string => (t === '.' || t === '?' ? '' : t);
