@@ -26,11 +26,6 @@ export function splitPdbFrom(bytes: number): void {
   splitMinBytes = bytes;
 }
 
-/** Whether any PDB file is read in parts in this thread (when not, a file's size need not be looked up). */
-export function splitsAnyPdb(): boolean {
-  return splitMinBytes > 0;
-}
-
 /** Whether a PDB file of this size is read in parts. */
 export function splitsPdb(size: number): boolean {
   return splitMinBytes > 0 && size >= splitMinBytes;

@@ -4,7 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, createReadStream, createWriteStream, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, createReadStream, createWriteStream, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { type Readable, Transform } from 'node:stream';
@@ -16,7 +16,7 @@ import { inspectSessionFile } from '../formats/session.js';
 import { sniffCompression, sniffFormat } from '../formats/sniff.js';
 import type { Compression, Format, ParseOutcome } from '../formats/types.js';
 import { fsyncPath } from '../lib/fsync.js';
-import { pdbSplit, readShared, splitsAnyPdb, splitsPdb } from './scanHelpers.js';
+import { pdbSplit, readShared, splitsPdb } from './scanHelpers.js';
 
 export { splitPdbFrom } from './scanHelpers.js';
 
@@ -281,19 +281,25 @@ export interface ParseTask {
   format: Format;
 }
 
+/** Files up to this size are read by the parse task in one synchronous call. */
+const SYNC_READ_MAX_BYTES = 16 * 1024 * 1024;
+
 /** Parses and checks one stored file. */
 export async function parse(task: ParseTask): Promise<ParseOutcome> {
   // A session is checked by its header: read its first bytes, not the whole (possibly huge) file.
   if (task.format === 'cxs') return inspectSessionFile(task.path);
   // PDB is read from the bytes; the other readers get latin1 text (every byte kept, BinaryCIF too).
   // A large PDB file is read into shared memory, so a helper thread can scan part of it.
-  if (task.format === 'pdb' && splitsAnyPdb() && splitsPdb((await fs.stat(task.path)).size)) {
+  // Synchronous stat and read: this runs in a pool thread that has nothing else to do meanwhile, and
+  // the promise-based calls cost a few thread-pool round trips per file (as much CPU as parsing a
+  // small one). A large file is read the promise way: while it fills its buffer, the previous large
+  // file's buffer can be collected; read in one call, both would be resident at once.
+  const { size } = statSync(task.path);
+  if (task.format === 'pdb' && splitsPdb(size)) {
     const bytes = await readShared(task.path);
     return parseStructureBytes(bytes, task.format, { split: pdbSplit(bytes) });
   }
-  // Read in one call: this runs in a pool thread that has nothing else to do meanwhile, and the
-  // promise-based read costs a few thread-pool round trips per file (as much CPU as parsing a small one).
-  return parseStructureBytes(readFileSync(task.path), task.format);
+  return parseStructureBytes(size < SYNC_READ_MAX_BYTES ? readFileSync(task.path) : await fs.readFile(task.path), task.format);
 }
 
 export interface DiffTask {
