@@ -430,13 +430,17 @@ export interface ScanState {
 }
 
 export function newScanState(n: number): ScanState {
-  const guess = Math.max(1024, Math.ceil(n / 81));
+  // Sized from the file (about 81 bytes a line; runs for a quarter of the lines) and grown when
+  // that is short. No floor of a thousand entries: every file read allocates these arrays, and for
+  // a small file that floor made allocating them a large part of its parse.
+  const guess = Math.max(16, Math.ceil(n / 81));
+  const runs = Math.max(16, guess >> 2);
   return {
-    runComp: new Growable(Math.max(1024, guess >> 2)),
-    runAsym: new Growable8(Math.max(1024, guess >> 2)),
-    runIns: new Growable8(Math.max(1024, guess >> 2)),
-    runSeqInt: new Growable(Math.max(1024, guess >> 2)),
-    runSeqTok: new GrowableF64(Math.max(1024, guess >> 2)),
+    runComp: new Growable(runs),
+    runAsym: new Growable8(runs),
+    runIns: new Growable8(runs),
+    runSeqInt: new Growable(runs),
+    runSeqTok: new GrowableF64(runs),
     compNames: [],
     compIndex: new Map(),
     unnumberedModels: [],
@@ -474,9 +478,9 @@ export function newScanState(n: number): ScanState {
     symbolCodes: [],
     independent: false,
     closed: false,
-    runStart: new Growable(Math.max(1024, guess >> 2)),
-    runTer: new Growable8(Math.max(1024, guess >> 2)),
-    runModel: new Growable(Math.max(1024, guess >> 2)),
+    runStart: new Growable(runs),
+    runTer: new Growable8(runs),
+    runModel: new Growable(runs),
     terPending: false,
     prevLine: -1,
     prevModel: -1,
