@@ -543,7 +543,8 @@ function pdbHeaderFromBytes(bytes: Uint8Array): Partial<StructureSummary> {
     const c = buffer[s];
     // The record name compared as bytes: decoding the start of every HETATM and REMARK line to compare it cost more than the rest.
     if (c === 72 || c === 84 || c === 69 || c === 82) {
-      if (bytesAre(buffer, s, nl, 'HEADER') || bytesAre(buffer, s, nl, 'TITLE ') || bytesAre(buffer, s, nl, 'EXPDTA')) lines.push(buffer.toString('latin1', s, nl));
+      if (bytesAre(buffer, s, nl, 'HEADER') || bytesAre(buffer, s, nl, 'TITLE ') || bytesAre(buffer, s, nl, 'EXPDTA'))
+        lines.push(buffer.toString('latin1', s, nl));
       else if (bytesAre(buffer, s, nl, 'REMARK   2 RESOLUTION.')) {
         const line = buffer.toString('latin1', s, nl);
         if (!remarkSeen && !RESOLUTION.test(line)) return pdbHeader(buffer.toString('latin1'));
