@@ -1038,9 +1038,9 @@ function inSync(a: Int32Array, i: number, b: Int32Array, j: number): boolean {
 /**
  * The score of one alignment path of a and b, found greedily: a match where the residues agree,
  * else the shortest gap (up to LOOKAHEAD) after which SYNC residues agree, else a mismatch. Gaps
- * are charged -11, then -1 per further step, including leading ones (which Mol*'s border charges
- * -11 whatever their length), so no step costs less than Mol*'s recurrences let it: the optimal
- * score is at least this, which makes it a floor for fillBand.
+ * are charged -11, then -1 per further step, except a leading one, which Mol*'s border charges -11
+ * whatever its length: no step costs less than Mol*'s recurrences let it, so the optimal score is
+ * at least this, which makes it a floor for fillBand.
  */
 function pathScore(a: Int32Array, b: Int32Array): number {
   const n = a.length;
@@ -1072,6 +1072,12 @@ function pathScore(a: Int32Array, b: Int32Array): number {
       i++;
       j++;
       state = 0;
+    } else if (i === 0 && j === 0) {
+      // A leading gap: Mol*'s border (S[k][0] = S[0][k] = -11) charges -11 whatever its length,
+      // and a match follows it (the residues after the gap agree).
+      score += GAP;
+      if (skipA) i += skip;
+      else j += skip;
     } else if (skipA) {
       score += state === 1 ? EXT * skip : GAP + EXT * (skip - 1);
       i += skip;
