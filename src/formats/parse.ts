@@ -541,10 +541,11 @@ function pdbHeaderFromBytes(bytes: Uint8Array): Partial<StructureSummary> {
     let nl = buffer.indexOf(10, s);
     if (nl < 0) nl = end;
     const c = buffer[s];
+    // The record name compared as bytes: decoding the start of every HETATM and REMARK line to compare it cost more than the rest.
     if (c === 72 || c === 84 || c === 69 || c === 82) {
-      const start = buffer.toString('latin1', s, Math.min(s + 22, nl));
-      if (start.startsWith('HEADER') || start.startsWith('TITLE ') || start.startsWith('EXPDTA')) lines.push(buffer.toString('latin1', s, nl));
-      else if (start === 'REMARK   2 RESOLUTION.') {
+      if (bytesAre(buffer, s, nl, 'HEADER') || bytesAre(buffer, s, nl, 'TITLE ') || bytesAre(buffer, s, nl, 'EXPDTA'))
+        lines.push(buffer.toString('latin1', s, nl));
+      else if (bytesAre(buffer, s, nl, 'REMARK   2 RESOLUTION.')) {
         const line = buffer.toString('latin1', s, nl);
         if (!remarkSeen && !RESOLUTION.test(line)) return pdbHeader(buffer.toString('latin1'));
         remarkSeen = true;
@@ -554,6 +555,13 @@ function pdbHeaderFromBytes(bytes: Uint8Array): Partial<StructureSummary> {
     s = nl + 1;
   }
   return pdbHeader(lines.join('\n'));
+}
+
+/** Whether the line [s, end) starts with `word` (latin1). */
+function bytesAre(b: Uint8Array, s: number, end: number, word: string): boolean {
+  if (end - s < word.length) return false;
+  for (let k = 0; k < word.length; k++) if (b[s + k] !== word.charCodeAt(k)) return false;
+  return true;
 }
 
 /** What Mol*'s PDB reader does not carry over: resolution (REMARK 2), id and date (HEADER), method (EXPDTA). */

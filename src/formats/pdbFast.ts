@@ -502,7 +502,8 @@ function alignChains(runs: Runs, firstRuns: number, seqresMap: Map<string, strin
   for (const [chain, list] of observed) {
     const seqres = seqresMap.get(chain);
     if (seqres && seqres.length > 0) {
-      const key = JSON.stringify([seqres, list]);
+      // Residue names come from single lines: none holds a line feed.
+      const key = `${seqres.join('\n')}\n\n${list.join('\n')}`;
       let alignment = done.get(key);
       if (!alignment) {
         alignment = alignToSeqres(seqres, list);
@@ -939,21 +940,30 @@ export function alignSequences(seqA: readonly string[], seqB: readonly string[])
     }
     return v;
   };
-  const bq = Int32Array.from(seqB, idOf);
+  const bq = new Int32Array(m);
+  for (let j = 0; j < m; j++) bq[j] = idOf(seqB[j]);
   const inB = ids.size;
-  const a = Int32Array.from(seqA, idOf);
+  const a = new Int32Array(n);
+  for (let i = 0; i < n; i++) a[i] = idOf(seqA[i]);
   // cA[i]: how many of the first i residues of A occur in B at all (only those can score a match).
   const cA = new Int32Array(n + 1);
   for (let i = 0; i < n; i++) cA[i + 1] = cA[i] + (a[i] < inB ? 1 : 0);
   const bits = alignmentCells((n + 1) * w);
-  // A first band from a guess of the optimal score; when the band's best path scores less than the
-  // guess, that score is a true lower bound and the second band is exact (see fillBand).
+  // The band is exact for any floor at most the optimal score (see fillBand), and narrower the
+  // closer the floor is to it. The score of one path found greedily (pathScore) is such a floor,
+  // usually close. When it is below a guess of the optimal score, a first band from the guess:
+  // if its best path scores less than the guess, that score is a true floor for a second band.
   // The guess charges what usually costs: a few gap runs, residues of A that match nothing in B
   // (waters, ligands) and residues of B without a partner. It only decides the band's width.
   const top = 5 * Math.min(cA[n], m);
   const guess = top - 64 - (top >> 5) - (n - cA[n]) - Math.abs(m - cA[n]);
-  let last = fillBand(a, bq, cA, bits, guess);
-  if (last.best < guess) last = fillBand(a, bq, cA, bits, last.best);
+  const path = pathScore(a, bq);
+  let last: ReturnType<typeof fillBand>;
+  if (path >= guess) last = fillBand(a, bq, cA, bits, path);
+  else {
+    last = fillBand(a, bq, cA, bits, guess);
+    if (last.best < guess) last = fillBand(a, bq, cA, bits, Math.max(last.best, path));
+  }
   const { lastS, lastV, lastH } = last;
   let i = n;
   let j = m;
@@ -1011,6 +1021,76 @@ export function alignSequences(seqA: readonly string[], seqB: readonly string[])
   aliA.reverse();
   aliB.reverse();
   return { aliA, aliB };
+}
+
+/** Residues that must agree after a difference for pathScore to resume matching, and how far ahead it looks for them. */
+const SYNC = 3;
+const LOOKAHEAD = 256;
+
+/** Whether a[i..] and b[j..] agree on their next SYNC residues (or on all that is left of either). */
+function inSync(a: Int32Array, i: number, b: Int32Array, j: number): boolean {
+  const k = Math.min(SYNC, a.length - i, b.length - j);
+  if (k <= 0) return false;
+  for (let t = 0; t < k; t++) if (a[i + t] !== b[j + t]) return false;
+  return true;
+}
+
+/**
+ * The score of one alignment path of a and b, found greedily: a match where the residues agree,
+ * else the shortest gap (up to LOOKAHEAD) after which SYNC residues agree, else a mismatch. Gaps
+ * are charged -11, then -1 per further step, except a leading one, which Mol*'s border charges -11
+ * whatever its length: no step costs less than Mol*'s recurrences let it, so the optimal score is
+ * at least this, which makes it a floor for fillBand.
+ */
+function pathScore(a: Int32Array, b: Int32Array): number {
+  const n = a.length;
+  const m = b.length;
+  let i = 0;
+  let j = 0;
+  let score = 0;
+  // 0: after a match or mismatch (or at the start); 1: in a run of A's residues against gaps; 2: of B's.
+  let state = 0;
+  while (i < n && j < m) {
+    if (a[i] === b[j]) {
+      score += 5;
+      i++;
+      j++;
+      state = 0;
+      continue;
+    }
+    let skip = 0;
+    let skipA = false;
+    for (let d = 1; d <= LOOKAHEAD && skip === 0 && (j + d < m || i + d < n); d++) {
+      if (j + d < m && inSync(a, i, b, j + d)) skip = d;
+      else if (i + d < n && inSync(a, i + d, b, j)) {
+        skip = d;
+        skipA = true;
+      }
+    }
+    if (skip === 0) {
+      score -= 3;
+      i++;
+      j++;
+      state = 0;
+    } else if (i === 0 && j === 0) {
+      // A leading gap: Mol*'s border (S[k][0] = S[0][k] = -11) charges -11 whatever its length,
+      // and a match follows it (the residues after the gap agree).
+      score += GAP;
+      if (skipA) i += skip;
+      else j += skip;
+    } else if (skipA) {
+      score += state === 1 ? EXT * skip : GAP + EXT * (skip - 1);
+      i += skip;
+      state = 1;
+    } else {
+      score += state === 2 ? EXT * skip : GAP + EXT * (skip - 1);
+      j += skip;
+      state = 2;
+    }
+  }
+  if (i < n) score += state === 1 ? EXT * (n - i) : GAP + EXT * (n - i - 1);
+  else if (j < m) score += state === 2 ? EXT * (m - j) : GAP + EXT * (m - j - 1);
+  return score;
 }
 
 /** Scratch for alignSequences' traceback cells, kept between calls up to this size (each call zeroes what it uses). */

@@ -90,32 +90,43 @@ export function fieldFloat(b: Uint8Array, s: number, e: number): number {
 }
 
 /**
- * A short token (up to 4 bytes) as a number: equal codes ⇔ equal tokens. Longer tokens never occur
- * for the fields coded (they are cut from at most 4 columns).
+ * A short token (up to 4 bytes) as a number: equal codes ⇔ equal tokens. The bytes are packed
+ * into a 32-bit integer (pure integer arithmetic, no overflow for the optimiser to guard) and the
+ * length kept above them. Longer tokens never occur for the fields coded (they are cut from at most
+ * 4 columns); they get codes of their own, above every short one.
  */
 export function code(b: Uint8Array, s: number, e: number): number {
-  // Summed in a Float64Array: the sum outgrows a small integer for 4-byte tokens, which (on small
-  // integers) would make the optimised scan throw its code away at the first such token.
-  const v = codeSum;
-  v[0] = e - s;
-  for (let i = s; i < e; i++) v[0] = v[0] * 256 + b[i];
-  return v[0] + (e - s) * 2 ** 40;
+  const len = e - s;
+  if (len > 4) return longCode(b, s, e);
+  let v = 0;
+  for (let i = s; i < e; i++) v = (v << 8) | b[i];
+  return v + len * 2 ** 32;
 }
-const codeSum = new Float64Array(1);
+
+/** code() of a longer token: its length and bytes in a double (exact up to 6 bytes), above 2^42. */
+function longCode(b: Uint8Array, s: number, e: number): number {
+  let v = e - s;
+  for (let i = s; i < e; i++) v = v * 256 + b[i];
+  return v + (e - s) * 2 ** 40;
+}
 
 /** code() of a string's (latin1) characters. */
 export function stringCode(text: string): number {
-  let v = text.length;
-  for (let i = 0; i < text.length; i++) v = v * 256 + text.charCodeAt(i);
-  return v + text.length * 2 ** 40;
+  if (text.length > 4) return longCode(Buffer.from(text, 'latin1'), 0, text.length);
+  let v = 0;
+  for (let i = 0; i < text.length; i++) v = (v << 8) | text.charCodeAt(i);
+  return v + text.length * 2 ** 32;
 }
 
 export const latin1 = (b: Uint8Array, s: number, e: number): string => {
-  if (e - s > 16) return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1', s, e);
+  // Buffer's latin1 decoder applied to the array itself: a Buffer view made per line cost more than
+  // decoding the line. Clamped as Buffer.toString clamps (the decoder throws out of range).
+  if (e - s > 16) return decodeLatin1.call(b, s, Math.min(e, b.length));
   let out = '';
   for (let i = s; i < e; i++) out += String.fromCharCode(b[i]);
   return out;
 };
+const decodeLatin1 = (Buffer.prototype as unknown as { latin1Slice(this: Uint8Array, start: number, end: number): string }).latin1Slice;
 
 /** What CifField.str gives for a token: '' for '.' and '?'. */
 export const tokenStr = (t: string): string => (t === '.' || t === '?' ? '' : t);
@@ -419,13 +430,17 @@ export interface ScanState {
 }
 
 export function newScanState(n: number): ScanState {
-  const guess = Math.max(1024, Math.ceil(n / 81));
+  // Sized from the file (about 81 bytes a line; runs for a quarter of the lines) and grown when
+  // that is short. No floor of a thousand entries: every file read allocates these arrays, and for
+  // a small file that floor made allocating them a large part of its parse.
+  const guess = Math.max(16, Math.ceil(n / 81));
+  const runs = Math.max(16, guess >> 2);
   return {
-    runComp: new Growable(Math.max(1024, guess >> 2)),
-    runAsym: new Growable8(Math.max(1024, guess >> 2)),
-    runIns: new Growable8(Math.max(1024, guess >> 2)),
-    runSeqInt: new Growable(Math.max(1024, guess >> 2)),
-    runSeqTok: new GrowableF64(Math.max(1024, guess >> 2)),
+    runComp: new Growable(runs),
+    runAsym: new Growable8(runs),
+    runIns: new Growable8(runs),
+    runSeqInt: new Growable(runs),
+    runSeqTok: new GrowableF64(runs),
     compNames: [],
     compIndex: new Map(),
     unnumberedModels: [],
@@ -463,9 +478,9 @@ export function newScanState(n: number): ScanState {
     symbolCodes: [],
     independent: false,
     closed: false,
-    runStart: new Growable(Math.max(1024, guess >> 2)),
-    runTer: new Growable8(Math.max(1024, guess >> 2)),
-    runModel: new Growable(Math.max(1024, guess >> 2)),
+    runStart: new Growable(runs),
+    runTer: new Growable8(runs),
+    runModel: new Growable(runs),
     terPending: false,
     prevLine: -1,
     prevModel: -1,

@@ -289,18 +289,25 @@ export interface ParseTask {
   format: Format;
 }
 
+/** Files up to this size are read by the parse task in one synchronous call. */
+const SYNC_READ_MAX_BYTES = 16 * 1024 * 1024;
+
 /** Parses and checks one stored file. */
 export async function parse(task: ParseTask): Promise<ParseOutcome> {
   // A session is checked by its header: read its first bytes, not the whole (possibly huge) file.
   if (task.format === 'cxs') return inspectSessionFile(task.path);
   // PDB is read from the bytes; the other readers get latin1 text (every byte kept, BinaryCIF too).
   // A large PDB file is read into shared memory, so a helper thread can scan part of it.
-  if (task.format === 'pdb' && splitsPdb(statSync(task.path).size)) {
+  // Synchronous stat and read: this runs in a pool thread that has nothing else to do meanwhile, and
+  // the promise-based calls cost a few thread-pool round trips per file (as much CPU as parsing a
+  // small one). A large file is read the promise way: while it fills its buffer, the previous large
+  // file's buffer can be collected; read in one call, both would be resident at once.
+  const { size } = statSync(task.path);
+  if (task.format === 'pdb' && splitsPdb(size)) {
     const bytes = await readShared(task.path);
     return parseStructureBytes(bytes, task.format, { split: pdbSplit(bytes) });
   }
-  // Read synchronously, as ingest reads: libuv's threads may be queued with fsyncs.
-  return parseStructureBytes(readFileSync(task.path), task.format);
+  return parseStructureBytes(size < SYNC_READ_MAX_BYTES ? readFileSync(task.path) : await fs.readFile(task.path), task.format);
 }
 
 export interface DiffTask {
