@@ -23,6 +23,14 @@ export const SEARCH_TOKENS_VERSION = 2;
  * many of them; beyond, through the owner's (owner-keyed): a key costs an index lookup per word.
  */
 export const PROJECT_KEYED_MAX = 16;
+/**
+ * A shared project's rows are read by themselves (its project index, then a sort) rather than by a
+ * walk of its owner's sort index skipping the owner's other documents, when that costs less: a row
+ * read and sorted costs about this many index entries walked (EXPLAIN on a 100,000-document index).
+ */
+const ROW_READ_COST = 10;
+/** How long the document counts of owners and projects that decide it are kept (they only choose a plan, never results). */
+const SIZES_TTL_MS = 10_000;
 /** Facet values returned per facet, most frequent first. */
 const FACET_VALUES = 100;
 
@@ -201,6 +209,20 @@ interface SearchRow {
  */
 const HIGHLIGHTS_GAP = '\u0001';
 
+/** An owner's documents and their projects', from the kept counts. */
+interface OwnerSizes {
+  at: number;
+  total: number;
+  projects: Map<string, number>;
+}
+
+/**
+ * How a shared project's documents are read in a listing (no words, no tags): `auto` chooses by the
+ * documents its owner and it hold; `walk` always walks the owner's sort index; `rows` always reads the
+ * project's rows. The last two are for tests, which check that both give the same results.
+ */
+export type SharedProjectReads = 'auto' | 'walk' | 'rows';
+
 /** Prepared statements kept per connection: search texts vary only with the filters used, so few recur. */
 const PREPARED_STATEMENTS = 200;
 
@@ -215,12 +237,14 @@ export class PostgresSearchIndex implements SearchIndex {
   readonly backend = 'postgres' as const;
   private pool?: pg.Pool;
   private readonly statementNames = new Map<string, string>();
+  private readonly sizes = new Map<string, OwnerSizes>();
 
   constructor(
     private readonly orm: MikroORM,
     private readonly log?: Logger,
     /** Connections of the search pool (a search holds one for a single statement). */
     private readonly connections = 4,
+    private readonly sharedProjectReads: SharedProjectReads = 'auto',
   ) {}
 
   private get connection() {
@@ -417,8 +441,37 @@ export class PostgresSearchIndex implements SearchIndex {
     });
   }
 
+  /**
+   * The documents of the owners whose projects are shared with the searcher (kept counts, cached for
+   * a few seconds): a listing reads a small shared project by its own rows, a large one by a walk of
+   * its owner's sort index. Only searches without words or tags read either way.
+   */
+  private async sharedSizes(query: SearchQuery): Promise<Map<string, OwnerSizes> | undefined> {
+    if (this.sharedProjectReads !== 'auto' || queryTerms(query.q).length > 0 || query.tags?.length || !query.shared?.length) return undefined;
+    const now = Date.now();
+    const owners = [...new Set(query.shared.map((g) => g.ownerId))];
+    const missing = owners.filter((id) => {
+      const known = this.sizes.get(id);
+      return !known || now - known.at > SIZES_TTL_MS;
+    });
+    if (missing.length > 0) {
+      const rows = await this.query<{ owner_id: string; project_id: string; documents: string }>(
+        'select owner_id, project_id, sum(documents) as documents from search_counts where owner_id = any($1::uuid[]) group by 1, 2',
+        [missing],
+      );
+      if (this.sizes.size > 10_000) this.sizes.clear();
+      for (const id of missing) this.sizes.set(id, { at: now, total: 0, projects: new Map() });
+      for (const row of rows) {
+        const owner = this.sizes.get(row.owner_id) as OwnerSizes;
+        owner.total += Number(row.documents);
+        owner.projects.set(row.project_id, Number(row.documents));
+      }
+    }
+    return new Map(owners.map((id) => [id, this.sizes.get(id) as OwnerSizes]));
+  }
+
   async search(query: SearchQuery): Promise<SearchResult> {
-    const statement = this.statement(query, false);
+    const statement = this.statement(query, false, await this.sharedSizes(query));
     if (!statement) return { hits: [], total: 0, facets: {}, nextCursor: null };
     const { header, items, highlight } = await this.run(statement);
     return {
@@ -434,7 +487,7 @@ export class PostgresSearchIndex implements SearchIndex {
    * tenth of its time per search.
    */
   async searchPresented(query: SearchQuery): Promise<PresentedSearchPage> {
-    const statement = this.statement(query, true);
+    const statement = this.statement(query, true, await this.sharedSizes(query));
     if (!statement) return { itemsJson: ['[]'], total: 0, facets: {}, nextCursor: null };
     const [header] = await this.query<SearchRow>(statement.text, statement.values);
     const items = header.items ?? '[]';
@@ -481,7 +534,7 @@ export class PostgresSearchIndex implements SearchIndex {
    *    cursor, and the total and facets come from the per-owner counts when the filters are ones they
    *    are kept by (trash, kind, format, method, project, ligand), else from a count of the filter.
    */
-  private statement(query: SearchQuery, present: boolean): SearchStatement | undefined {
+  private statement(query: SearchQuery, present: boolean, sizes?: Map<string, OwnerSizes>): SearchStatement | undefined {
     const terms = queryTerms(query.q);
     const words = terms.flatMap((t) => t.parts);
     const groups = terms.flatMap((t, i) => t.parts.map(() => i + 1));
@@ -530,8 +583,15 @@ export class PostgresSearchIndex implements SearchIndex {
      *    (the owner check then serves no index);
      *  - owner: its owner (a parameter); projects: its shared projects' ids (a parameter) when it
      *    reads their project-keyed entries, else undefined (it reads the owner's).
+     *  - listed / counted: what a listing's page walk (and a count the kept counts cannot give) reads
+     *    the arm's documents `d` from: by `on` (led by the owner's sort index, skipping the owner's
+     *    other projects), or, for shared projects small beside their owner's documents, by their own
+     *    rows, project by project through the project index (a lateral read: under the or'ed
+     *    project condition the planner scanned another index whole), so that a nearly empty shared
+     *    project does not cost a walk of its owner's whole index.
      * Arms never overlap (a document has one owner and one project), so their rows and counts add up.
      */
+    const reads = this.sharedProjectReads;
     const arms = [
       ...(ownAll
         ? [
@@ -540,20 +600,34 @@ export class PostgresSearchIndex implements SearchIndex {
               on: (a: string) => `${a}.owner_id = ${owner}`,
               led: (a: string) => `${a}.owner_id = ${owner}`,
               projects: undefined as string | undefined,
+              listed: `search_documents d where d.owner_id = ${owner}`,
+              counted: `search_documents d where d.owner_id = ${owner}`,
             },
           ]
         : []),
       ...shared.map((group) => {
         const groupOwner = params.add(group.ownerId, 'uuid');
         const projects = params.add(group.projectIds, 'uuid[]');
+        const on = (a: string) => `(${a}.owner_id = ${groupOwner} and ${a}.project_id = any(${projects}))`;
+        const byRows = `unnest(${projects}) as sp(id) cross join lateral (select * from search_documents d where d.project_id = sp.id offset 0) d
+          where (d.owner_id = ${groupOwner}) is true`;
+        const byWalk = `search_documents d where ${on('d')}`;
+        // A walk passes about (page × owner's documents / shared documents) index entries; reading the
+        // rows, the shared documents each cost a row read; a count, the owner's entries against those rows.
+        const owned = sizes?.get(group.ownerId);
+        const inShared = owned ? group.projectIds.reduce((n, id) => n + (owned.projects.get(id) ?? 0), 0) : 0;
+        const listByRows = reads === 'rows' || (owned !== undefined && inShared * inShared * ROW_READ_COST < (query.limit + 1) * owned.total);
+        const countByRows = reads === 'rows' || (owned !== undefined && inShared * ROW_READ_COST < owned.total);
         return {
           owner: groupOwner,
-          on: (a: string) => `(${a}.owner_id = ${groupOwner} and ${a}.project_id = any(${projects}))`,
+          on,
           led: (a: string) =>
             group.byProject
               ? `${a}.project_id = any(${projects}) and (${a}.owner_id = ${groupOwner}) is true`
               : `${a}.owner_id = ${groupOwner} and ${a}.project_id = any(${projects})`,
           projects: group.byProject ? projects : undefined,
+          listed: listByRows ? byRows : byWalk,
+          counted: countByRows ? byRows : byWalk,
         };
       }),
     ];
@@ -827,8 +901,8 @@ export class PostgresSearchIndex implements SearchIndex {
       if (cursor) conditions.push(keyset(spec, 'd.structure_id', cursor, params));
       const order = orderBy(spec, 'd.structure_id');
       const walks = arms.map(
-        (arm) => `(select d.structure_id, ${spec.expr} as sort_key from search_documents d
-          where ${[arm.on('d'), ...conditions].join(' and ')} order by ${order} limit ${limit})`,
+        (arm) => `(select d.structure_id, ${spec.expr} as sort_key from ${[arm.listed, ...conditions].join(' and ')}
+          order by ${order} limit ${limit})`,
       );
       const merged: SortSpec = { ...spec, expr: 'u.sort_key' };
       const mergedOrder = orderBy(merged, 'u.structure_id');
@@ -837,7 +911,7 @@ export class PostgresSearchIndex implements SearchIndex {
         from (${walks.join(' union all ')}) u order by ${mergedOrder} limit ${limit})`);
       // A count the kept counts cannot give is made per arm too: each an owner-led index-only count,
       // where one count under the or'ed condition visited every candidate row in the heap.
-      const armCounts = arms.map((arm) => `select count(*) as n from search_documents d where ${[arm.on('d'), ...where.slice(1)].join(' and ')}`);
+      const armCounts = arms.map((arm) => `select count(*) as n from ${[arm.counted, ...where.slice(1)].join(' and ')}`);
       total = countable ? keptTotal() : `(select sum(n)::bigint from (${armCounts.join(' union all ')}) per_arm)`;
       facetSelects = facets.map(countedFacetSelect);
     } else {
