@@ -2,12 +2,17 @@
  * The statements bench:search issues, per kind of query, with and without sharing, run straight
  * against a seeded database (`bench:search --keep-database NAME` on DATABASE_URL's server): EXPLAIN
  * ANALYZE of one draw of each kind, and the CPU each kind's statements cost one Postgres backend
- * (from /proc/<pid>/stat, so the server must run on this machine), the variants interleaved.
+ * (on-CPU time from /proc/<pid>/schedstat, so the server must run on this machine), the variants
+ * interleaved.
  *
- *   DATABASE_URL=postgres://…/NAME node --import tsx bench/support/searchStatements.ts [--explain KIND] [--rounds 5] [--draws 3] [--repeat 20]
+ *   DATABASE_URL=postgres://…/NAME node --import tsx bench/support/searchStatements.ts [--explain KIND] [--only KIND]
+ *     [--variants none,shared,empty] [--rounds 5] [--draws 3] [--repeat 20]
  *
- * Sharing is arranged as bench:search --sharing arranges it, but only in what the statements are
- * given (the searcher's shared projects), so the database is not changed.
+ * Variants: none, no shares; shared, as bench:search --sharing arranges them (each owner a viewer of
+ * one project of each of the next two owners), but only in what the statements are given, so the
+ * database is not changed; empty, the same owners sharing a project that holds nothing (what the
+ * statement's shape costs apart from the shared rows). BENCH_SEARCH_MODULE names another build of
+ * postgres.ts (a copy of an earlier one) to measure instead.
  */
 import fs from 'node:fs/promises';
 import { parseArgs } from 'node:util';
@@ -90,13 +95,17 @@ const sharedOf = (i: number) =>
 /** What this tool reads of the index's private statement builder. */
 interface StatementBuilder {
   statement(query: SearchQuery, present: boolean, sizes: unknown): { text: string; values: unknown[] } | undefined;
-  sharedSizes(query: SearchQuery): Promise<unknown>;
+  sharedSizes?(query: SearchQuery): Promise<unknown>;
   close(): Promise<void>;
 }
-const index = new PostgresSearchIndex({ config: { get: () => url } } as never, undefined, 1) as unknown as StatementBuilder;
+// BENCH_SEARCH_MODULE: another build of the index (a copy of an earlier postgres.ts), to compare with.
+const Index = process.env.BENCH_SEARCH_MODULE
+  ? ((await import(process.env.BENCH_SEARCH_MODULE)).PostgresSearchIndex as typeof PostgresSearchIndex)
+  : PostgresSearchIndex;
+const index = new Index({ config: { get: () => url } } as never, undefined, 1) as unknown as StatementBuilder;
 // As searchPresented builds it: with the shared owners' document counts it chooses by.
 const statementOf = async (query: SearchQuery) =>
-  index.statement(query, true, await index.sharedSizes(query)) as { text: string; values: unknown[] } | undefined;
+  index.statement(query, true, await index.sharedSizes?.(query)) as { text: string; values: unknown[] } | undefined;
 
 const EMPTY_PROJECT = '00000000-0000-4000-8000-000000000000';
 const draws = Number(values.draws);
