@@ -158,6 +158,28 @@ describe('Postgres search with shared projects', () => {
     await expectSees(false, 'all unshared');
   });
 
+  it('corrects typos by the shared project’s own words, never by words of the owner’s other projects', async () => {
+    // A word of a project the member cannot see ("crambn", one typo from "crambin"): were the owner's
+    // whole vocabulary checked, the member's "crambn" would be taken as typed (no correction), and
+    // their results would change with what they may not see.
+    const hidden = (await ownerApi.post('/v1/projects', { name: 'hidden words' })).body.id;
+    const decoy = await ownerApi.upload(`/v1/projects/${hidden}/structures`, await fixture('ngl_1crn.pdb'), { name: 'Crambn decoy' }, { prefer: 'wait=60' });
+    expect(decoy.status, JSON.stringify(decoy.body)).toBe(201);
+    const direct = await ownerApi.post(`/v1/projects/${open}/members`, { email: member.email, role: 'viewer' });
+    expect(direct.status, JSON.stringify(direct.body)).toBe(201);
+    try {
+      // The owner, who sees the decoy, finds it as typed.
+      expect(await found(ownerApi, 'q=crambn')).toEqual([decoy.body.structure.id]);
+      expect(await found(memberApi, 'q=crambn')).toEqual(sorted(ids.mine, ids.open));
+      expect(await found(memberApi, 'scope=shared&q=crambn')).toEqual([ids.open]);
+      expect(await found(memberApi, 'q=crambn&sort=name')).toEqual(sorted(ids.mine, ids.open));
+    } finally {
+      expect((await ownerApi.delete(`/v1/projects/${open}/members/${direct.body.id}`)).status).toBe(204);
+      // To the trash, out of the later tests' searches (its words stay in the owner's vocabulary).
+      expect((await ownerApi.delete(`/v1/structures/${decoy.body.structure.id}`)).status).toBeLessThan(300);
+    }
+  });
+
   it('lists a shared project the same whether it is read by its own rows or by a walk of its owner’s index', async () => {
     // Listings (no words, no tags) read a shared project small beside its owner's documents by its
     // own rows, a large one by a walk of the owner's sort index; both ways, forced, must agree page

@@ -230,8 +230,9 @@ const PREPARED_STATEMENTS = 200;
  * Postgres full-text search. Words and tags are indexed under their owner's key (see the
  * search_scoped migration), so an owner's search reads only that owner's index entries, and under
  * their project's key (search_project_keys), so a search by someone a project is shared with reads
- * only that project's; prefixes match through `:*`, typos through a per-owner vocabulary; totals and
- * facets come from per-owner counts kept by triggers whenever a search has no words, tags or ranges.
+ * only that project's; prefixes match through `:*`, typos through per-owner and per-project
+ * vocabularies; totals and facets come from per-owner counts kept by triggers whenever a search has
+ * no words, tags or ranges.
  */
 export class PostgresSearchIndex implements SearchIndex {
   readonly backend = 'postgres' as const;
@@ -369,6 +370,12 @@ export class PostgresSearchIndex implements SearchIndex {
          select distinct i.structure_id, tag, ${TAG_INDEX_COLUMNS.map((c) => `i.${c}`).join(', ')}
          from written w join input i on i.structure_id = w.structure_id, unnest(i.all_tags) as tag order by 1, 2
          on conflict (structure_id, tag) do update set ${TAG_INDEX_COLUMNS.map((c) => `${c} = excluded.${c}`).join(', ')}
+       ),
+       project_terms as (
+         insert into search_project_terms (project_id, term)
+         select distinct i.project_id, t.lexeme from input i, unnest(i.vector) t
+         where ${vocabularyTerm('t.lexeme')}
+         on conflict do nothing
        )
        insert into search_terms (owner_id, term)
        select distinct i.owner_id, t.lexeme from input i, unnest(i.vector) t
@@ -426,13 +433,22 @@ export class PostgresSearchIndex implements SearchIndex {
     await em.transactional(async (tx) => {
       await tx.execute('delete from search_documents where indexed_at < ?::timestamptz', [started]);
       await tx.execute('delete from search_terms');
-      // Refilled by the trigger on search_terms as the terms go back in: variants of words no longer used go.
+      await tx.execute('delete from search_project_terms');
+      // Refilled by the triggers on search_terms and search_project_terms as the terms go back in: variants of words no longer used go.
       await tx.execute('delete from search_term_variants');
       await tx.execute(
         `insert into search_terms (owner_id, term)
          select distinct d.owner_id, t.term from search_documents d,
            lateral (select substr(u.lexeme, length(search_owner_key(d.owner_id)) + 2) as term from unnest(d.scoped_document) u
                     where starts_with(u.lexeme, search_owner_key(d.owner_id) || ':')) t
+         where ${vocabularyTerm('t.term')}
+         on conflict do nothing`,
+      );
+      await tx.execute(
+        `insert into search_project_terms (project_id, term)
+         select distinct d.project_id, t.term from search_documents d,
+           lateral (select substr(u.lexeme, length(search_project_key(d.project_id)) + 2) as term from unnest(d.scoped_document) u
+                    where starts_with(u.lexeme, search_project_key(d.project_id) || ':')) t
          where ${vocabularyTerm('t.term')}
          on conflict do nothing`,
       );
@@ -638,7 +654,21 @@ export class PostgresSearchIndex implements SearchIndex {
         : `search_scope_tags(${arm.owner}, ${plain})`;
     /** The visibility condition on a row with owner_id and project_id under alias `a`. */
     const visibleTo = (a: string) => (sharing ? `(${arms.map((arm) => arm.on(a)).join(' or ')})` : `${a}.owner_id = ${owner}`);
-    const ownerMatch = (a: string) => (sharing ? `${a}.owner_id = any(${ownersOf()})` : `${a}.owner_id = ${owner}`);
+    // A word is checked against the caller's own vocabulary and each shared project's own (never
+    // against a sharing owner's whole vocabulary, which holds words of projects the caller cannot see).
+    let sharedProjectsParam: string | undefined;
+    const sharedProjects = () => {
+      sharedProjectsParam ??= params.add(
+        shared.flatMap((group) => group.projectIds),
+        'uuid[]',
+      );
+      return sharedProjectsParam;
+    };
+    const isTerm = (term: string) =>
+      [
+        ...(ownAll ? [`exists (select from search_terms t where t.owner_id = ${owner} and t.term = ${term} offset 0)`] : []),
+        ...(shared.length ? [`exists (select from search_project_terms t where t.project_id = any(${sharedProjects()}) and t.term = ${term} offset 0)`] : []),
+      ].join(' or ');
 
     if (hasText) {
       // Each word matches as a prefix, or as one of the owner's vocabulary terms within its typo
@@ -646,12 +676,12 @@ export class PostgresSearchIndex implements SearchIndex {
       // Candidates come from the terms' deletion variants (search_term_variants): two strings within
       // distance k share a string made by deleting at most k letters from each, so the lookup misses
       // none; search_typo_distance then keeps those truly within k. A word that is itself one of the
-      // owner's terms is taken as typed, as Typesense takes a word that finds enough: its typos are not
-      // searched for. A compound ("1hpv.pdb") matches by its parts, every one, or as a whole (which
+      // caller's terms (their own vocabulary's, or a shared project's) is taken as typed, as Typesense
+      // takes a word that finds enough: its typos are not searched for. A compound ("1hpv.pdb") matches by its parts, every one, or as a whole (which
       // only adds to the rank of documents holding it whole).
       // `scoped` finds and ranks; `scoped_strict` (the words as typed, without typo alternatives) puts
       // the documents matching them first, and is null when no alternative was added.
-      // The candidates are few: each is looked up in the searched owners' terms by index (`offset 0`
+      // The candidates are few: each is looked up in the searched vocabularies by index (`offset 0`
       // keeps the lookup a subplan); as a join, several owners' terms were hashed whole first.
       ctes.push(`words as (
         select w, g, k, ord from unnest(${params.add(words, 'text[]')}, ${params.add(groups, 'integer[]')}, ${params.add(typos, 'integer[]')})
@@ -661,10 +691,10 @@ export class PostgresSearchIndex implements SearchIndex {
           select c.term from (
             select distinct v.term from search_term_variants v
             where k > 0 and v.variant = any(search_typo_variants(w, k)) and v.term <> w
-              and not exists (select from search_terms known where ${ownerMatch('known')} and known.term = w)
+              and not (${isTerm('w')})
           ) c
           cross join lateral (select search_typo_distance(c.term, w) as distance) d
-          where d.distance <= k and exists (select from search_terms t where ${ownerMatch('t')} and t.term = c.term offset 0)
+          where d.distance <= k and (${isTerm('c.term')})
           order by d.distance, c.term limit ${TYPO_ALTERNATIVES}) as terms
         from words
       )`);
