@@ -1,7 +1,8 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PROJECT_KEYED_MAX } from '../src/search/postgres.js';
+import { PostgresSearchIndex, PROJECT_KEYED_MAX } from '../src/search/postgres.js';
+import { SEARCH_SORTS, type SearchQuery } from '../src/search/types.js';
 import { type Client, client, type TestUser, userFactory } from './helpers/factories.js';
 import { type Stack, startStack } from './helpers/stack.js';
 
@@ -155,6 +156,77 @@ describe('Postgres search with shared projects', () => {
       for (const [project, id] of members) expect((await ownerApi.delete(`/v1/projects/${project}/members/${id}`)).status).toBe(204);
     }
     await expectSees(false, 'all unshared');
+  });
+
+  it('corrects typos by the shared project’s own words, never by words of the owner’s other projects', async () => {
+    // A word of a project the member cannot see ("crambn", one typo from "crambin"): were the owner's
+    // whole vocabulary checked, the member's "crambn" would be taken as typed (no correction), and
+    // their results would change with what they may not see.
+    const hidden = (await ownerApi.post('/v1/projects', { name: 'hidden words' })).body.id;
+    const decoy = await ownerApi.upload(`/v1/projects/${hidden}/structures`, await fixture('ngl_1crn.pdb'), { name: 'Crambn decoy' }, { prefer: 'wait=60' });
+    expect(decoy.status, JSON.stringify(decoy.body)).toBe(201);
+    const direct = await ownerApi.post(`/v1/projects/${open}/members`, { email: member.email, role: 'viewer' });
+    expect(direct.status, JSON.stringify(direct.body)).toBe(201);
+    try {
+      // The owner, who sees the decoy, finds it as typed.
+      expect(await found(ownerApi, 'q=crambn')).toEqual([decoy.body.structure.id]);
+      expect(await found(memberApi, 'q=crambn')).toEqual(sorted(ids.mine, ids.open));
+      expect(await found(memberApi, 'scope=shared&q=crambn')).toEqual([ids.open]);
+      expect(await found(memberApi, 'q=crambn&sort=name')).toEqual(sorted(ids.mine, ids.open));
+    } finally {
+      expect((await ownerApi.delete(`/v1/projects/${open}/members/${direct.body.id}`)).status).toBe(204);
+      // To the trash, out of the later tests' searches (its words stay in the owner's vocabulary).
+      expect((await ownerApi.delete(`/v1/structures/${decoy.body.structure.id}`)).status).toBeLessThan(300);
+    }
+  });
+
+  it('lists a shared project the same whether it is read by its own rows or by a walk of its owner’s index', async () => {
+    // Listings (no words, no tags) read a shared project small beside its owner's documents by its
+    // own rows, a large one by a walk of the owner's sort index; both ways, forced, must agree page
+    // by page, in every order, and with a count the kept counts cannot give (a range).
+    const walk = new PostgresSearchIndex(stack.ctx.orm, undefined, 1, 'walk');
+    const rows = new PostgresSearchIndex(stack.ctx.orm, undefined, 1, 'rows');
+    const direct = await ownerApi.post(`/v1/projects/${open}/members`, { email: member.email, role: 'viewer' });
+    expect(direct.status, JSON.stringify(direct.body)).toBe(201);
+    try {
+      const base: SearchQuery = { ownerId: member.id, shared: [{ ownerId: owner.id, projectIds: [open] }], limit: 1 };
+      /** Every page of the query (one hit a page), and the totals each page gave. */
+      const pages = async (index: PostgresSearchIndex, query: SearchQuery) => {
+        const seen: { id: string; total: number }[] = [];
+        let cursor: string | undefined;
+        do {
+          const page = await index.search({ ...query, cursor });
+          seen.push(...page.hits.map((hit) => ({ id: hit.structureId, total: page.total })));
+          cursor = page.nextCursor ?? undefined;
+        } while (cursor && seen.length < 20);
+        return seen;
+      };
+      const variants: Partial<SearchQuery>[] = [
+        ...SEARCH_SORTS.filter((sort) => sort !== 'relevance').map((sort) => ({ sort })),
+        { kind: 'macromolecule' },
+        { resolutionMax: 5, sort: 'resolution' },
+        { atomsMin: 1, sort: '-atoms' },
+        { trash: 'include', sort: 'name' },
+        { shared: [{ ownerId: owner.id, projectIds: [open] }], ownAll: false },
+      ];
+      for (const variant of variants) {
+        const query = { ...base, ...variant } as SearchQuery;
+        const byWalk = await pages(walk, query);
+        expect(await pages(rows, query), JSON.stringify(variant)).toEqual(byWalk);
+        expect(await pages(stack.ctx.search as PostgresSearchIndex, query), JSON.stringify(variant)).toEqual(byWalk);
+      }
+      // Not empty agreement: the listing holds the member's own structure and the open project's two.
+      const all = await pages(rows, base);
+      expect(all.map((hit) => hit.id).sort()).toEqual(sorted(ids.mine, ids.open, ids.openAspirin));
+      expect(all.every((hit) => hit.total === 3)).toBe(true);
+      const ranged = await pages(rows, { ...base, resolutionMax: 5 });
+      expect(ranged.length).toBeGreaterThan(0);
+      expect(ranged.every((hit) => hit.total === ranged.length)).toBe(true);
+    } finally {
+      await walk.close();
+      await rows.close();
+      expect((await ownerApi.delete(`/v1/projects/${open}/members/${direct.body.id}`)).status).toBe(204);
+    }
   });
 
   it('finds a transferred project’s structures by their new owner’s keys, and by the project’s for the former owner', async () => {

@@ -23,6 +23,14 @@ export const SEARCH_TOKENS_VERSION = 2;
  * many of them; beyond, through the owner's (owner-keyed): a key costs an index lookup per word.
  */
 export const PROJECT_KEYED_MAX = 16;
+/**
+ * A shared project's rows are read by themselves (its project index, then a sort) rather than by a
+ * walk of its owner's sort index skipping the owner's other documents, when that costs less: a row
+ * read and sorted costs about this many index entries walked (EXPLAIN on a 100,000-document index).
+ */
+const ROW_READ_COST = 10;
+/** How long the document counts of owners and projects that decide it are kept (they only choose a plan, never results). */
+const SIZES_TTL_MS = 10_000;
 /** Facet values returned per facet, most frequent first. */
 const FACET_VALUES = 100;
 
@@ -201,6 +209,20 @@ interface SearchRow {
  */
 const HIGHLIGHTS_GAP = '\u0001';
 
+/** An owner's documents and their projects', from the kept counts. */
+interface OwnerSizes {
+  at: number;
+  total: number;
+  projects: Map<string, number>;
+}
+
+/**
+ * How a shared project's documents are read in a listing (no words, no tags): `auto` chooses by the
+ * documents its owner and it hold; `walk` always walks the owner's sort index; `rows` always reads the
+ * project's rows. The last two are for tests, which check that both give the same results.
+ */
+export type SharedProjectReads = 'auto' | 'walk' | 'rows';
+
 /** Prepared statements kept per connection: search texts vary only with the filters used, so few recur. */
 const PREPARED_STATEMENTS = 200;
 
@@ -208,19 +230,22 @@ const PREPARED_STATEMENTS = 200;
  * Postgres full-text search. Words and tags are indexed under their owner's key (see the
  * search_scoped migration), so an owner's search reads only that owner's index entries, and under
  * their project's key (search_project_keys), so a search by someone a project is shared with reads
- * only that project's; prefixes match through `:*`, typos through a per-owner vocabulary; totals and
- * facets come from per-owner counts kept by triggers whenever a search has no words, tags or ranges.
+ * only that project's; prefixes match through `:*`, typos through per-owner and per-project
+ * vocabularies; totals and facets come from per-owner counts kept by triggers whenever a search has
+ * no words, tags or ranges.
  */
 export class PostgresSearchIndex implements SearchIndex {
   readonly backend = 'postgres' as const;
   private pool?: pg.Pool;
   private readonly statementNames = new Map<string, string>();
+  private readonly sizes = new Map<string, OwnerSizes>();
 
   constructor(
     private readonly orm: MikroORM,
     private readonly log?: Logger,
     /** Connections of the search pool (a search holds one for a single statement). */
     private readonly connections = 4,
+    private readonly sharedProjectReads: SharedProjectReads = 'auto',
   ) {}
 
   private get connection() {
@@ -345,6 +370,12 @@ export class PostgresSearchIndex implements SearchIndex {
          select distinct i.structure_id, tag, ${TAG_INDEX_COLUMNS.map((c) => `i.${c}`).join(', ')}
          from written w join input i on i.structure_id = w.structure_id, unnest(i.all_tags) as tag order by 1, 2
          on conflict (structure_id, tag) do update set ${TAG_INDEX_COLUMNS.map((c) => `${c} = excluded.${c}`).join(', ')}
+       ),
+       project_terms as (
+         insert into search_project_terms (project_id, term)
+         select distinct i.project_id, t.lexeme from input i, unnest(i.vector) t
+         where ${vocabularyTerm('t.lexeme')}
+         on conflict do nothing
        )
        insert into search_terms (owner_id, term)
        select distinct i.owner_id, t.lexeme from input i, unnest(i.vector) t
@@ -402,7 +433,8 @@ export class PostgresSearchIndex implements SearchIndex {
     await em.transactional(async (tx) => {
       await tx.execute('delete from search_documents where indexed_at < ?::timestamptz', [started]);
       await tx.execute('delete from search_terms');
-      // Refilled by the trigger on search_terms as the terms go back in: variants of words no longer used go.
+      await tx.execute('delete from search_project_terms');
+      // Refilled by the triggers on search_terms and search_project_terms as the terms go back in: variants of words no longer used go.
       await tx.execute('delete from search_term_variants');
       await tx.execute(
         `insert into search_terms (owner_id, term)
@@ -412,13 +444,50 @@ export class PostgresSearchIndex implements SearchIndex {
          where ${vocabularyTerm('t.term')}
          on conflict do nothing`,
       );
+      await tx.execute(
+        `insert into search_project_terms (project_id, term)
+         select distinct d.project_id, t.term from search_documents d,
+           lateral (select substr(u.lexeme, length(search_project_key(d.project_id)) + 2) as term from unnest(d.scoped_document) u
+                    where starts_with(u.lexeme, search_project_key(d.project_id) || ':')) t
+         where ${vocabularyTerm('t.term')}
+         on conflict do nothing`,
+      );
       await recountSearchCounts(tx);
       await tx.execute('update search_index_state set tokens_version = ?', [SEARCH_TOKENS_VERSION]);
     });
   }
 
+  /**
+   * The documents of the owners whose projects are shared with the searcher (kept counts, cached for
+   * a few seconds): a listing reads a small shared project by its own rows, a large one by a walk of
+   * its owner's sort index. Only searches without words or tags read either way.
+   */
+  private async sharedSizes(query: SearchQuery): Promise<Map<string, OwnerSizes> | undefined> {
+    if (this.sharedProjectReads !== 'auto' || queryTerms(query.q).length > 0 || query.tags?.length || !query.shared?.length) return undefined;
+    const now = Date.now();
+    const owners = [...new Set(query.shared.map((g) => g.ownerId))];
+    const missing = owners.filter((id) => {
+      const known = this.sizes.get(id);
+      return !known || now - known.at > SIZES_TTL_MS;
+    });
+    if (missing.length > 0) {
+      const rows = await this.query<{ owner_id: string; project_id: string; documents: string }>(
+        'select owner_id, project_id, sum(documents) as documents from search_counts where owner_id = any($1::uuid[]) group by 1, 2',
+        [missing],
+      );
+      if (this.sizes.size > 10_000) this.sizes.clear();
+      for (const id of missing) this.sizes.set(id, { at: now, total: 0, projects: new Map() });
+      for (const row of rows) {
+        const owner = this.sizes.get(row.owner_id) as OwnerSizes;
+        owner.total += Number(row.documents);
+        owner.projects.set(row.project_id, Number(row.documents));
+      }
+    }
+    return new Map(owners.map((id) => [id, this.sizes.get(id) as OwnerSizes]));
+  }
+
   async search(query: SearchQuery): Promise<SearchResult> {
-    const statement = this.statement(query, false);
+    const statement = this.statement(query, false, await this.sharedSizes(query));
     if (!statement) return { hits: [], total: 0, facets: {}, nextCursor: null };
     const { header, items, highlight } = await this.run(statement);
     return {
@@ -434,7 +503,7 @@ export class PostgresSearchIndex implements SearchIndex {
    * tenth of its time per search.
    */
   async searchPresented(query: SearchQuery): Promise<PresentedSearchPage> {
-    const statement = this.statement(query, true);
+    const statement = this.statement(query, true, await this.sharedSizes(query));
     if (!statement) return { itemsJson: ['[]'], total: 0, facets: {}, nextCursor: null };
     const [header] = await this.query<SearchRow>(statement.text, statement.values);
     const items = header.items ?? '[]';
@@ -481,7 +550,7 @@ export class PostgresSearchIndex implements SearchIndex {
    *    cursor, and the total and facets come from the per-owner counts when the filters are ones they
    *    are kept by (trash, kind, format, method, project, ligand), else from a count of the filter.
    */
-  private statement(query: SearchQuery, present: boolean): SearchStatement | undefined {
+  private statement(query: SearchQuery, present: boolean, sizes?: Map<string, OwnerSizes>): SearchStatement | undefined {
     const terms = queryTerms(query.q);
     const words = terms.flatMap((t) => t.parts);
     const groups = terms.flatMap((t, i) => t.parts.map(() => i + 1));
@@ -530,8 +599,15 @@ export class PostgresSearchIndex implements SearchIndex {
      *    (the owner check then serves no index);
      *  - owner: its owner (a parameter); projects: its shared projects' ids (a parameter) when it
      *    reads their project-keyed entries, else undefined (it reads the owner's).
+     *  - listed / counted: what a listing's page walk (and a count the kept counts cannot give) reads
+     *    the arm's documents `d` from: by `on` (led by the owner's sort index, skipping the owner's
+     *    other projects), or, for shared projects small beside their owner's documents, by their own
+     *    rows, project by project through the project index (a lateral read: under the or'ed
+     *    project condition the planner scanned another index whole), so that a nearly empty shared
+     *    project does not cost a walk of its owner's whole index.
      * Arms never overlap (a document has one owner and one project), so their rows and counts add up.
      */
+    const reads = this.sharedProjectReads;
     const arms = [
       ...(ownAll
         ? [
@@ -540,20 +616,34 @@ export class PostgresSearchIndex implements SearchIndex {
               on: (a: string) => `${a}.owner_id = ${owner}`,
               led: (a: string) => `${a}.owner_id = ${owner}`,
               projects: undefined as string | undefined,
+              listed: `search_documents d where d.owner_id = ${owner}`,
+              counted: `search_documents d where d.owner_id = ${owner}`,
             },
           ]
         : []),
       ...shared.map((group) => {
         const groupOwner = params.add(group.ownerId, 'uuid');
         const projects = params.add(group.projectIds, 'uuid[]');
+        const on = (a: string) => `(${a}.owner_id = ${groupOwner} and ${a}.project_id = any(${projects}))`;
+        const byRows = `unnest(${projects}) as sp(id) cross join lateral (select * from search_documents d where d.project_id = sp.id offset 0) d
+          where (d.owner_id = ${groupOwner}) is true`;
+        const byWalk = `search_documents d where ${on('d')}`;
+        // A walk passes about (page × owner's documents / shared documents) index entries; reading the
+        // rows, the shared documents each cost a row read; a count, the owner's entries against those rows.
+        const owned = sizes?.get(group.ownerId);
+        const inShared = owned ? group.projectIds.reduce((n, id) => n + (owned.projects.get(id) ?? 0), 0) : 0;
+        const listByRows = reads === 'rows' || (owned !== undefined && inShared * inShared * ROW_READ_COST < (query.limit + 1) * owned.total);
+        const countByRows = reads === 'rows' || (owned !== undefined && inShared * ROW_READ_COST < owned.total);
         return {
           owner: groupOwner,
-          on: (a: string) => `(${a}.owner_id = ${groupOwner} and ${a}.project_id = any(${projects}))`,
+          on,
           led: (a: string) =>
             group.byProject
               ? `${a}.project_id = any(${projects}) and (${a}.owner_id = ${groupOwner}) is true`
               : `${a}.owner_id = ${groupOwner} and ${a}.project_id = any(${projects})`,
           projects: group.byProject ? projects : undefined,
+          listed: listByRows ? byRows : byWalk,
+          counted: countByRows ? byRows : byWalk,
         };
       }),
     ];
@@ -564,7 +654,21 @@ export class PostgresSearchIndex implements SearchIndex {
         : `search_scope_tags(${arm.owner}, ${plain})`;
     /** The visibility condition on a row with owner_id and project_id under alias `a`. */
     const visibleTo = (a: string) => (sharing ? `(${arms.map((arm) => arm.on(a)).join(' or ')})` : `${a}.owner_id = ${owner}`);
-    const ownerMatch = (a: string) => (sharing ? `${a}.owner_id = any(${ownersOf()})` : `${a}.owner_id = ${owner}`);
+    // A word is checked against the caller's own vocabulary and each shared project's own (never
+    // against a sharing owner's whole vocabulary, which holds words of projects the caller cannot see).
+    let sharedProjectsParam: string | undefined;
+    const sharedProjects = () => {
+      sharedProjectsParam ??= params.add(
+        shared.flatMap((group) => group.projectIds),
+        'uuid[]',
+      );
+      return sharedProjectsParam;
+    };
+    const isTerm = (term: string) =>
+      [
+        ...(ownAll ? [`exists (select from search_terms t where t.owner_id = ${owner} and t.term = ${term} offset 0)`] : []),
+        ...(shared.length ? [`exists (select from search_project_terms t where t.project_id = any(${sharedProjects()}) and t.term = ${term} offset 0)`] : []),
+      ].join(' or ');
 
     if (hasText) {
       // Each word matches as a prefix, or as one of the owner's vocabulary terms within its typo
@@ -572,12 +676,12 @@ export class PostgresSearchIndex implements SearchIndex {
       // Candidates come from the terms' deletion variants (search_term_variants): two strings within
       // distance k share a string made by deleting at most k letters from each, so the lookup misses
       // none; search_typo_distance then keeps those truly within k. A word that is itself one of the
-      // owner's terms is taken as typed, as Typesense takes a word that finds enough: its typos are not
-      // searched for. A compound ("1hpv.pdb") matches by its parts, every one, or as a whole (which
+      // caller's terms (their own vocabulary's, or a shared project's) is taken as typed, as Typesense
+      // takes a word that finds enough: its typos are not searched for. A compound ("1hpv.pdb") matches by its parts, every one, or as a whole (which
       // only adds to the rank of documents holding it whole).
       // `scoped` finds and ranks; `scoped_strict` (the words as typed, without typo alternatives) puts
       // the documents matching them first, and is null when no alternative was added.
-      // The candidates are few: each is looked up in the searched owners' terms by index (`offset 0`
+      // The candidates are few: each is looked up in the searched vocabularies by index (`offset 0`
       // keeps the lookup a subplan); as a join, several owners' terms were hashed whole first.
       ctes.push(`words as (
         select w, g, k, ord from unnest(${params.add(words, 'text[]')}, ${params.add(groups, 'integer[]')}, ${params.add(typos, 'integer[]')})
@@ -587,10 +691,10 @@ export class PostgresSearchIndex implements SearchIndex {
           select c.term from (
             select distinct v.term from search_term_variants v
             where k > 0 and v.variant = any(search_typo_variants(w, k)) and v.term <> w
-              and not exists (select from search_terms known where ${ownerMatch('known')} and known.term = w)
+              and not (${isTerm('w')})
           ) c
           cross join lateral (select search_typo_distance(c.term, w) as distance) d
-          where d.distance <= k and exists (select from search_terms t where ${ownerMatch('t')} and t.term = c.term offset 0)
+          where d.distance <= k and (${isTerm('c.term')})
           order by d.distance, c.term limit ${TYPO_ALTERNATIVES}) as terms
         from words
       )`);
@@ -827,8 +931,8 @@ export class PostgresSearchIndex implements SearchIndex {
       if (cursor) conditions.push(keyset(spec, 'd.structure_id', cursor, params));
       const order = orderBy(spec, 'd.structure_id');
       const walks = arms.map(
-        (arm) => `(select d.structure_id, ${spec.expr} as sort_key from search_documents d
-          where ${[arm.on('d'), ...conditions].join(' and ')} order by ${order} limit ${limit})`,
+        (arm) => `(select d.structure_id, ${spec.expr} as sort_key from ${[arm.listed, ...conditions].join(' and ')}
+          order by ${order} limit ${limit})`,
       );
       const merged: SortSpec = { ...spec, expr: 'u.sort_key' };
       const mergedOrder = orderBy(merged, 'u.structure_id');
@@ -837,7 +941,7 @@ export class PostgresSearchIndex implements SearchIndex {
         from (${walks.join(' union all ')}) u order by ${mergedOrder} limit ${limit})`);
       // A count the kept counts cannot give is made per arm too: each an owner-led index-only count,
       // where one count under the or'ed condition visited every candidate row in the heap.
-      const armCounts = arms.map((arm) => `select count(*) as n from search_documents d where ${[arm.on('d'), ...where.slice(1)].join(' and ')}`);
+      const armCounts = arms.map((arm) => `select count(*) as n from ${[arm.counted, ...where.slice(1)].join(' and ')}`);
       total = countable ? keptTotal() : `(select sum(n)::bigint from (${armCounts.join(' union all ')}) per_arm)`;
       facetSelects = facets.map(countedFacetSelect);
     } else {

@@ -1,0 +1,213 @@
+/**
+ * The statements bench:search issues, per kind of query, with and without sharing, run straight
+ * against a seeded database (`bench:search --keep-database NAME` on DATABASE_URL's server): EXPLAIN
+ * ANALYZE of one draw of each kind, and the CPU each kind's statements cost one Postgres backend
+ * (on-CPU time from /proc/<pid>/schedstat, so the server must run on this machine), the variants
+ * interleaved.
+ *
+ *   DATABASE_URL=postgres://…/NAME node --import tsx bench/support/searchStatements.ts [--explain KIND] [--only KIND]
+ *     [--variants none,shared,empty] [--rounds 5] [--draws 3] [--repeat 20]
+ *
+ * Variants: none, no shares; shared, as bench:search --sharing arranges them (each owner a viewer of
+ * one project of each of the next two owners), but only in what the statements are given, so the
+ * database is not changed; empty, the same owners sharing a project that holds nothing (what the
+ * statement's shape costs apart from the shared rows). BENCH_SEARCH_MODULE names another build of
+ * postgres.ts (a copy of an earlier one) to measure instead.
+ */
+import fs from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import { searchQuerySchema } from '../../src/api/routes/search/index.js';
+import { PostgresSearchIndex } from '../../src/search/postgres.js';
+import type { SearchFacet, SearchQuery } from '../../src/search/types.js';
+import { MIX, prng } from '../search.js';
+
+const { values } = parseArgs({
+  options: {
+    explain: { type: 'string' },
+    rounds: { type: 'string', default: '5' },
+    draws: { type: 'string', default: '3' },
+    repeat: { type: 'string', default: '20' },
+    only: { type: 'string' },
+    variants: { type: 'string', default: 'none,shared,empty' },
+  },
+});
+const url = process.env.DATABASE_URL;
+if (!url) throw new Error('DATABASE_URL names the seeded database');
+
+const listOf = (text: string | string[] | undefined) =>
+  text === undefined
+    ? []
+    : (Array.isArray(text) ? text : [text])
+        .flatMap((t) => t.split(','))
+        .map((t) => t.trim())
+        .filter(Boolean);
+
+/** The SearchQuery the route makes of a query string (routes/search/index.ts). */
+function searchQuery(text: string, scope: Pick<SearchQuery, 'ownerId' | 'ownAll' | 'shared'>): SearchQuery {
+  const raw: Record<string, string> = Object.fromEntries(new URLSearchParams(text));
+  const query = searchQuerySchema.parse(raw);
+  return {
+    ...scope,
+    q: query.q?.trim() || undefined,
+    tags: listOf(query.tag),
+    tagMode: query.tagMode,
+    kind: query.kind,
+    format: query.format?.toLowerCase(),
+    projectId: query.project,
+    atomsMin: query.atomsMin,
+    atomsMax: query.atomsMax,
+    resolutionMin: query.resolutionMin,
+    resolutionMax: query.resolutionMax,
+    method: query.method,
+    createdFrom: query.createdAfter,
+    createdTo: query.createdBefore,
+    hasLigand: query.hasLigand,
+    trash: query.trash,
+    sort: query.sort,
+    facets: listOf(query.facets) as SearchFacet[],
+    limit: query.limit,
+    cursor: query.cursor,
+  };
+}
+
+const client = new pg.Client({ connectionString: url });
+await client.connect();
+await client.query(
+  "set plan_cache_mode = force_generic_plan; set jit = off; set effective_io_concurrency = 0; set max_parallel_workers_per_gather = 0; set application_name = 'search statements'",
+);
+const [{ pid }] = (await client.query('select pg_backend_pid() as pid')).rows;
+process.stderr.write(`backend pid ${pid}\n`);
+const schedNs = async () => Number((await fs.readFile(`/proc/${pid}/schedstat`, 'utf8')).split(' ')[0]);
+
+const owners = (await client.query<{ id: string }>('select distinct owner_id as id from projects order by 1')).rows.map((r) => r.id);
+const projectsOf = new Map<string, string[]>();
+for (const owner of owners) {
+  projectsOf.set(
+    owner,
+    (await client.query<{ id: string }>('select id from projects where owner_id = $1 order by name', [owner])).rows.map((r) => r.id),
+  );
+}
+// As arrangeSharing: each owner a viewer of the next owner's first project and the one after's second.
+const sharedOf = (i: number) =>
+  [1, 2].map((step) => ({ ownerId: owners[(i + step) % owners.length], projectIds: [(projectsOf.get(owners[(i + step) % owners.length]) ?? [])[step - 1]] }));
+
+/** What this tool reads of the index's private statement builder. */
+interface StatementBuilder {
+  statement(query: SearchQuery, present: boolean, sizes: unknown): { text: string; values: unknown[] } | undefined;
+  sharedSizes?(query: SearchQuery): Promise<unknown>;
+  close(): Promise<void>;
+}
+// BENCH_SEARCH_MODULE: another build of the index (a copy of an earlier postgres.ts), to compare with.
+const Index = process.env.BENCH_SEARCH_MODULE
+  ? ((await import(process.env.BENCH_SEARCH_MODULE)).PostgresSearchIndex as typeof PostgresSearchIndex)
+  : PostgresSearchIndex;
+const index = new Index({ config: { get: () => url } } as never, undefined, 1) as unknown as StatementBuilder;
+// As searchPresented builds it: with the shared owners' document counts it chooses by.
+const statementOf = async (query: SearchQuery) =>
+  index.statement(query, true, await index.sharedSizes?.(query)) as { text: string; values: unknown[] } | undefined;
+
+const EMPTY_PROJECT = '00000000-0000-4000-8000-000000000000';
+const draws = Number(values.draws);
+const random = prng(7);
+/** none: no shares; shared: as bench:search --sharing; empty: the same owners sharing a project that holds nothing (the statement's shape, not its rows). */
+const ALL_VARIANTS = ['none', 'shared', 'empty'] as const;
+type Variant = (typeof ALL_VARIANTS)[number];
+const VARIANTS = ALL_VARIANTS.filter((v) => (values.variants as string).split(',').includes(v));
+interface Draw {
+  kind: string;
+  statements: Record<Variant, { text: string; values: unknown[] } | undefined>;
+}
+const plan: Draw[] = [];
+for (const kind of MIX) {
+  if (values.only && !kind.name.includes(values.only)) continue;
+  for (let d = 0; d < draws; d++) {
+    const i = random.int(owners.length);
+    let text = kind.make(random);
+    if (text.endsWith('project=')) text += projectsOf.get(owners[i])?.[0];
+    const base = { ownerId: owners[i], ownAll: true };
+    plan.push({
+      kind: kind.name,
+      statements: {
+        none: await statementOf(searchQuery(text, { ...base, shared: [] })),
+        shared: await statementOf(searchQuery(text, { ...base, shared: sharedOf(i) })),
+        empty: await statementOf(searchQuery(text, { ...base, shared: sharedOf(i).map((g) => ({ ...g, projectIds: [EMPTY_PROJECT] })) })),
+      },
+    });
+  }
+}
+
+let n = 0;
+const prepared = new Map<string, string>();
+const run = async (s: { text: string; values: unknown[] }) => {
+  let name = prepared.get(s.text);
+  if (!name) {
+    name = `s${n++}`;
+    prepared.set(s.text, name);
+  }
+  return client.query({ name, text: s.text, values: s.values });
+};
+
+if (values.explain !== undefined) {
+  const draw = plan.find((p) => p.kind.includes(values.explain as string));
+  if (!draw) throw new Error(`no kind matches ${values.explain}`);
+  for (const variant of VARIANTS) {
+    const s = draw.statements[variant];
+    if (!s) continue;
+    // Run through a prepared statement (generic plan) as the search pool does.
+    const prepare = `prepare e_${variant} as ${s.text}`;
+    await client.query(prepare);
+    const arrayText = (items: unknown[]) => `{${items.map((x) => (x === null ? 'NULL' : `"${String(x)}"`)).join(',')}}`;
+    const literal = s.values.map((v) => (v === null ? 'null' : client.escapeLiteral(Array.isArray(v) ? arrayText(v) : String(v))));
+    for (let w = 0; w < 5; w++) await client.query(`execute e_${variant}(${literal.join(', ')})`);
+    const { rows } = await client.query(`explain (analyze, buffers, costs off) execute e_${variant}(${literal.join(', ')})`);
+    process.stdout.write(`\n===== ${draw.kind} — ${variant} =====\n${rows.map((r) => r['QUERY PLAN']).join('\n')}\n`);
+  }
+  await client.end();
+  await index.close();
+  process.exit(0);
+}
+
+const rounds = Number(values.rounds);
+const repeat = Number(values.repeat);
+const kinds = [...new Set(plan.map((p) => p.kind))];
+const spent: Record<string, Record<Variant, number[]>> = Object.fromEntries(kinds.map((k) => [k, { none: [], shared: [], empty: [] }]));
+// Warm: every statement prepared and run a few times.
+for (const draw of plan) for (const variant of VARIANTS) for (let w = 0; w < 3; w++) if (draw.statements[variant]) await run(draw.statements[variant]);
+for (let round = 0; round < rounds; round++) {
+  for (const variant of round % 2 ? [...VARIANTS].reverse() : VARIANTS) {
+    for (const kind of kinds) {
+      const before = await schedNs();
+      let count = 0;
+      for (let r = 0; r < repeat; r++) {
+        for (const draw of plan) {
+          if (draw.kind !== kind || !draw.statements[variant]) continue;
+          await run(draw.statements[variant]);
+          count++;
+        }
+      }
+      spent[kind][variant].push(((await schedNs()) - before) / 1e6 / Math.max(1, count));
+    }
+  }
+}
+const median = (v: number[]) => {
+  const s = [...v].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+process.stdout.write(
+  `Postgres CPU per statement (ms, median of ${rounds} rounds; ${draws} draws × ${repeat}), load ${(await fs.readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')}\n`,
+);
+process.stdout.write(
+  `${'kind'.padEnd(28)} ${'none'.padStart(8)} ${'shared'.padStart(8)} ${'ratio'.padStart(7)} ${'empty'.padStart(8)} ${'ratio'.padStart(7)}\n`,
+);
+const sums = { none: 0, shared: 0, empty: 0 };
+const line = (name: string, v: Record<Variant, number>) =>
+  `${name.padEnd(28)} ${v.none.toFixed(3).padStart(8)} ${v.shared.toFixed(3).padStart(8)} ${(v.shared / v.none).toFixed(2).padStart(6)}× ${v.empty.toFixed(3).padStart(8)} ${(v.empty / v.none).toFixed(2).padStart(6)}×\n`;
+for (const kind of kinds) {
+  const v = { none: median(spent[kind].none), shared: median(spent[kind].shared), empty: median(spent[kind].empty) };
+  for (const k of VARIANTS) sums[k] += v[k] / kinds.length;
+  process.stdout.write(line(kind, v));
+}
+process.stdout.write(line('all kinds (mean)', sums));
+await index.close();
+await client.end();
