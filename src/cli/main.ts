@@ -5,6 +5,7 @@ import type { Orm } from '../db/orm.js';
 import { routeConsoleToLog } from '../lib/consoleLog.js';
 import { createLogger, type Logger } from '../lib/logger.js';
 import type { Services } from '../runtime/bootstrap.js';
+import { lowerPriority } from '../runtime/priority.js';
 import type { AuditEntry } from '../services/audit/audit.js';
 import type { TokenScope } from '../services/auth/grant.js';
 import { otherServerProblem } from './otherServer.js';
@@ -71,14 +72,6 @@ async function withServices<T>(config: Config, log: Logger, body: (services: Ser
 const SERVER_DATABASE_WAIT_MS = 5 * 60_000;
 
 async function runServer(role: 'start' | 'api' | 'worker', config: Config, log: Logger, queues: QueueName[]) {
-  // A worker process is background work: lowered before it starts any thread, so its threads inherit it.
-  if (role === 'worker' && config.backgroundNice > 0) {
-    try {
-      os.setPriority(Math.min(19, os.getPriority() + config.backgroundNice));
-    } catch (error) {
-      log.warn({ err: error }, 'could not lower the worker process priority');
-    }
-  }
   // Loaded while the database and Redis are found: what this role runs, and nothing else.
   const [{ bootstrapServices }, { closeAppContext, createAppContext }, apiModule, workersModule] = await Promise.all([
     import('../runtime/bootstrap.js'),
@@ -90,6 +83,17 @@ async function runServer(role: 'start' | 'api' | 'worker', config: Config, log: 
   const ctx = await createAppContext({ ...config, databaseUrl: services.databaseUrl, redisUrl: services.redisUrl }, log);
   const api = apiModule ? await apiModule.startApiServer(ctx) : undefined;
   const workers = workersModule ? await workersModule.startWorkers(ctx, queues) : undefined;
+  // A worker process is background work, but it starts at normal priority: a worker restarted after
+  // a crash, under the very load it is to take on, would otherwise be starved while it loads its
+  // code and connects, for many times its start's CPU. Its jobs run lowered (the parse threads lower
+  // themselves once loaded).
+  if (role === 'worker' && config.backgroundNice > 0) {
+    try {
+      lowerPriority(config.backgroundNice);
+    } catch (error) {
+      log.warn({ err: error }, 'could not lower the worker process priority');
+    }
+  }
   if (role === 'start' && api) await welcome(ctx.orm, `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${api.port}`, config);
   let stopping = false;
   const stop = async (signal: string) => {
