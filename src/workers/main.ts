@@ -1,4 +1,3 @@
-import os from 'node:os';
 import { DelayedError, type Job, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { QueueName } from '../config/index.js';
@@ -11,6 +10,7 @@ import { backupJob, convertJob } from '../queue/jobs.js';
 import { redisConnection } from '../queue/queues.js';
 import type { AppContext } from '../runtime/context.js';
 import { isStorageFull } from '../storage/freeSpace.js';
+import { releaseJobsOfDeadProcesses, WORKER_NAME } from './deadHolders.js';
 import { registerBackupSchedule, registerSchedules } from './scheduler.js';
 import { waitOutFullStorage } from './storageFull.js';
 import { startWatchdog } from './watchdog.js';
@@ -41,6 +41,17 @@ export async function startWorkers(ctx: AppContext, queues: readonly QueueName[]
     await engines.warm().catch((error) => ctx.log.error({ err: error }, 'could not start the long-lived engines'));
     const swept = await engines.sweepScratch().catch(() => []);
     if (swept.length > 0) ctx.log.info({ swept }, 'removed scratch directories a crashed worker left behind');
+  }
+  // Before this process takes jobs (and runs its first stalled check): the jobs a dead worker
+  // process of this host still held go back now, not once their locks lapse.
+  try {
+    const released = await releaseJobsOfDeadProcesses(
+      ctx.redis,
+      queues.map((queue) => ctx.queues[queue]),
+    );
+    if (Object.keys(released).length > 0) ctx.log.warn({ released }, 'released the jobs of dead worker processes on this host');
+  } catch (error) {
+    ctx.log.warn({ err: error }, 'could not look for jobs held by dead worker processes; their locks will lapse');
   }
   const workers: Worker[] = [];
   const connections: Redis[] = [];
@@ -74,8 +85,8 @@ export async function startWorkers(ctx: AppContext, queues: readonly QueueName[]
     const worker = new Worker(queue, processor, {
       connection,
       prefix: ctx.config.queuePrefix,
-      // Stored on every job it takes (processedBy): which process has a job, for operators and the chaos benchmark.
-      name: `${os.hostname()}:${process.pid}`,
+      // Stored on every job it takes (processedBy): which process has a job (see deadHolders.ts).
+      name: WORKER_NAME,
       concurrency: ctx.config.concurrency[queue],
       // Parsing runs off-thread, so the event loop stays free to renew locks. If this process dies,
       // the lock lapses and another worker takes the job over (handlers are idempotent).
