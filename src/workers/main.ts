@@ -4,7 +4,7 @@ import type { QueueName } from '../config/index.js';
 import { EnginePool } from '../engines/pool.js';
 import type { JobHandler } from '../jobs/define.js';
 import { checkRegistry, JOBS } from '../jobs/registry.js';
-import { cappedBackoffMs, InfrastructureError, infrastructureCause, isInfrastructureError } from '../lib/infrastructure.js';
+import { cappedBackoffMs, InfrastructureError, infrastructureCause, infrastructureWaitOf, isInfrastructureError } from '../lib/infrastructure.js';
 import { CpuPool } from '../pool/cpuPool.js';
 import { backupJob, convertJob } from '../queue/jobs.js';
 import { redisConnection } from '../queue/queues.js';
@@ -73,7 +73,7 @@ export async function startWorkers(ctx: AppContext, queues: readonly QueueName[]
         // A sick system is not a bad file: wait and try again, without spending one of the job's
         // attempts (those are for our own faults), for as long as INFRA_RETRY_FOR_MS allows.
         if (Date.now() - job.timestamp >= ctx.config.infraRetryForMs) throw new InfrastructureError(cause, error);
-        const delay = cappedBackoffMs(job.attemptsStarted, ctx.config.infraRetryBaseDelayMs, ctx.config.infraRetryMaxDelayMs);
+        const delay = cappedBackoffMs(infrastructureWaitOf(job), ctx.config.infraRetryBaseDelayMs, ctx.config.infraRetryMaxDelayMs);
         ctx.log.warn({ queue, jobId: job.id, infrastructure: cause, delayMs: delay, err: (error as Error).message }, 'job waits for the infrastructure');
         await job.moveToDelayed(Date.now() + delay, token);
         throw new DelayedError();
