@@ -72,7 +72,7 @@ async function withServices<T>(config: Config, log: Logger, body: (services: Ser
 const SERVER_DATABASE_WAIT_MS = 5 * 60_000;
 
 async function runServer(role: 'start' | 'api' | 'worker', config: Config, log: Logger, queues: QueueName[]) {
-  // Loaded while the database and Redis are found: what this role runs, and nothing else.
+  // What this role runs, and nothing else.
   const [{ bootstrapServices }, { closeAppContext, createAppContext }, apiModule, workersModule] = await Promise.all([
     import('../runtime/bootstrap.js'),
     import('../runtime/context.js'),
