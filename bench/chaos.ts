@@ -367,7 +367,7 @@ async function untilPostgresAnswers<T>(query: () => Promise<T>): Promise<T> {
 
 /**
  * Failover, measured: two worker processes up and idle; a large file uploaded; whichever process
- * takes its validate job (the job records its worker, `processedBy`, as host:pid) is killed as soon
+ * takes its validate job (the job records its worker, `processedBy`, ending in :pid) is killed as soon
  * as the parse has begun, and the time until the other process starts the job again is taken. The
  * kill lands anywhere in the lock's renewal cycle, so rounds spread between about half the lock and
  * the lock plus one stalled check. Each round also reports how often the job was found stalled by

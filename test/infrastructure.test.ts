@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { cappedBackoffMs, InfrastructureError, infrastructureCause, isInfrastructureError, rememberEndpoint } from '../src/lib/infrastructure.js';
+import {
+  cappedBackoffMs,
+  InfrastructureError,
+  infrastructureCause,
+  infrastructureWaitOf,
+  isInfrastructureError,
+  rememberEndpoint,
+} from '../src/lib/infrastructure.js';
 
 /** The one place that tells a sick system from a bad file (src/lib/infrastructure.ts). */
 describe('infrastructure errors', () => {
@@ -32,5 +39,18 @@ describe('infrastructure errors', () => {
 
   it('waits a doubling delay between retries, never more than the cap', () => {
     expect([1, 2, 3, 4, 5, 6, 50].map((n) => cappedBackoffMs(n, 1000, 10_000))).toEqual([1000, 2000, 4000, 8000, 10_000, 10_000, 10_000]);
+  });
+
+  it('counts a job’s waits for the infrastructure, not its restarts after a stall or its own failures', () => {
+    // First start: the first wait. After two waits: the third.
+    expect(infrastructureWaitOf({ attemptsStarted: 1, attemptsMade: 0, stalledCounter: 0 })).toBe(1);
+    expect(infrastructureWaitOf({ attemptsStarted: 3, attemptsMade: 0, stalledCounter: 0 })).toBe(3);
+    // Started five times because four workers holding it were killed: its first wait, 1 s, not 16 s.
+    expect(infrastructureWaitOf({ attemptsStarted: 5, attemptsMade: 0, stalledCounter: 4 })).toBe(1);
+    expect(cappedBackoffMs(infrastructureWaitOf({ attemptsStarted: 5, attemptsMade: 0, stalledCounter: 4 }), 1000, 60_000)).toBe(1000);
+    // One failure of its own, one stall, one wait before this start: the second wait.
+    expect(infrastructureWaitOf({ attemptsStarted: 4, attemptsMade: 1, stalledCounter: 1 })).toBe(2);
+    // Counters BullMQ has not recorded yet never make it less than the first.
+    expect(infrastructureWaitOf({ attemptsStarted: 0, attemptsMade: 0 })).toBe(1);
   });
 });

@@ -1,26 +1,18 @@
 import os from 'node:os';
 import { parseArgs } from 'node:util';
-import { startApiServer } from '../api/server.js';
-import { BackupRefused, createBackup, listBackups, resolveBackupId, restoreBackup, verifyBackup } from '../backup/service.js';
 import { type Config, ConfigError, loadConfig, parseByteSize, QUEUE_NAMES, type QueueName } from '../config/index.js';
-import { connectOrm, migrateReport } from '../db/orm.js';
-import { ApiToken } from '../entities/ApiToken.js';
-import { User } from '../entities/User.js';
+import type { Orm } from '../db/orm.js';
 import { routeConsoleToLog } from '../lib/consoleLog.js';
 import { createLogger, type Logger } from '../lib/logger.js';
-import { bootstrapServices, type Services } from '../runtime/bootstrap.js';
-import { closeAppContext, createAppContext } from '../runtime/context.js';
-import { createSearchIndex } from '../search/create.js';
-import { type AuditEntry, recordAudit } from '../services/audit/audit.js';
-import { createToken, createUser, serializeUser } from '../services/auth/auth.js';
-import { TOKEN_SCOPES, type TokenScope } from '../services/auth/grant.js';
-import { migrateBlobs } from '../services/blobs/migrate.js';
-import { reindexAll } from '../services/search/maintenance.js';
-import { startWorkers } from '../workers/main.js';
-import { cleanupCommand } from './cleanup.js';
-import { importCommand } from './import.js';
+import type { Services } from '../runtime/bootstrap.js';
+import { lowerPriority } from '../runtime/priority.js';
+import type { AuditEntry } from '../services/audit/audit.js';
+import type { TokenScope } from '../services/auth/grant.js';
 import { otherServerProblem } from './otherServer.js';
-import { progressBar } from './progress.js';
+
+// Each command loads only the code it runs (a dynamic import where it is used): a worker process
+// restarted after a crash is taking jobs again sooner when it does not first load the HTTP API,
+// the backup service or the search maintenance code (loading modules is most of a start's CPU).
 
 const USAGE = `molvault — storage for molecular structures
 
@@ -64,6 +56,7 @@ function print(value: unknown) {
 async function withServices<T>(config: Config, log: Logger, body: (services: Services) => Promise<T>, options: { migrate?: boolean } = {}): Promise<T> {
   const problem = await otherServerProblem(config);
   if (problem) throw new WrongDataDir(problem);
+  const { bootstrapServices } = await import('../runtime/bootstrap.js');
   const services = await bootstrapServices(config, log, { redis: false, ...options });
   try {
     return await body(services);
@@ -79,18 +72,28 @@ async function withServices<T>(config: Config, log: Logger, body: (services: Ser
 const SERVER_DATABASE_WAIT_MS = 5 * 60_000;
 
 async function runServer(role: 'start' | 'api' | 'worker', config: Config, log: Logger, queues: QueueName[]) {
-  // A worker process is background work: lowered before it starts any thread, so its threads inherit it.
+  // What this role runs, and nothing else.
+  const [{ bootstrapServices }, { closeAppContext, createAppContext }, apiModule, workersModule] = await Promise.all([
+    import('../runtime/bootstrap.js'),
+    import('../runtime/context.js'),
+    role !== 'worker' ? import('../api/server.js') : undefined,
+    role !== 'api' ? import('../workers/main.js') : undefined,
+  ]);
+  const services = await bootstrapServices(config, log, { migrate: role === 'start', waitForDatabaseMs: SERVER_DATABASE_WAIT_MS });
+  const ctx = await createAppContext({ ...config, databaseUrl: services.databaseUrl, redisUrl: services.redisUrl }, log);
+  const api = apiModule ? await apiModule.startApiServer(ctx) : undefined;
+  const workers = workersModule ? await workersModule.startWorkers(ctx, queues) : undefined;
+  // A worker process is background work, but it starts at normal priority: a worker restarted after
+  // a crash, under the very load it is to take on, would otherwise be starved while it loads its
+  // code and connects, for many times its start's CPU. Its jobs run lowered (the parse threads lower
+  // themselves once loaded).
   if (role === 'worker' && config.backgroundNice > 0) {
     try {
-      os.setPriority(Math.min(19, os.getPriority() + config.backgroundNice));
+      lowerPriority(config.backgroundNice);
     } catch (error) {
       log.warn({ err: error }, 'could not lower the worker process priority');
     }
   }
-  const services = await bootstrapServices(config, log, { migrate: role === 'start', waitForDatabaseMs: SERVER_DATABASE_WAIT_MS });
-  const ctx = await createAppContext({ ...config, databaseUrl: services.databaseUrl, redisUrl: services.redisUrl }, log);
-  const api = role !== 'worker' ? await startApiServer(ctx) : undefined;
-  const workers = role !== 'api' ? await startWorkers(ctx, queues) : undefined;
   if (role === 'start' && api) await welcome(ctx.orm, `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${api.port}`, config);
   let stopping = false;
   const stop = async (signal: string) => {
@@ -108,7 +111,8 @@ async function runServer(role: 'start' | 'api' | 'worker', config: Config, log: 
 }
 
 /** On a first start with no users, create an admin and show its token once. */
-async function welcome(orm: Awaited<ReturnType<typeof connectOrm>>, url: string, config: Config) {
+async function welcome(orm: Orm, url: string, config: Config) {
+  const [{ User }, { createToken, createUser }] = await Promise.all([import('../entities/User.js'), import('../services/auth/auth.js')]);
   const em = orm.em.fork();
   if ((await em.count(User, {})) > 0) {
     process.stdout.write(`\nmolvault is running at ${url}  (API docs ${url}/docs, queues ${url}/admin/queues)\n\n`);
@@ -138,6 +142,7 @@ export async function main(argv: string[]): Promise<void> {
   const [command, sub, ...rest] = argv;
   // A client of a server somewhere: it needs none of the server's configuration.
   if (command === 'import') {
+    const { importCommand } = await import('./import.js');
     process.exitCode = await importCommand(argv.slice(1));
     return;
   }
@@ -170,6 +175,7 @@ export async function main(argv: string[]): Promise<void> {
       }
       case 'migrate':
         await withServices(config, log, async ({ databaseUrl }) => {
+          const { connectOrm, migrateReport } = await import('../db/orm.js');
           const orm = await connectOrm(databaseUrl, log);
           try {
             const report = await migrateReport(orm);
@@ -186,6 +192,12 @@ export async function main(argv: string[]): Promise<void> {
         if (backend !== 'postgres' && backend !== 'typesense') throw new UsageError(`--backend must be postgres or typesense, not "${backend}"`);
         if (backend === 'typesense' && !config.typesense) throw new UsageError('--backend typesense needs TYPESENSE_URL (and TYPESENSE_API_KEY)');
         await withServices(config, log, async ({ databaseUrl }) => {
+          const [{ connectOrm }, { createSearchIndex }, { reindexAll }, { progressBar }] = await Promise.all([
+            import('../db/orm.js'),
+            import('../search/create.js'),
+            import('../services/search/maintenance.js'),
+            import('./progress.js'),
+          ]);
           const orm = await connectOrm(databaseUrl, log);
           const index = createSearchIndex(config, orm, log, backend);
           try {
@@ -223,6 +235,7 @@ export async function main(argv: string[]): Promise<void> {
             .map((v) => v.trim())
             .filter(Boolean);
         const scopes = listed(values.scopes);
+        const { TOKEN_SCOPES } = await import('../services/auth/grant.js');
         if (scopes && (!scopes.includes('read') || scopes.some((s) => !(TOKEN_SCOPES as readonly string[]).includes(s)))) {
           throw new UsageError('--scopes is "read" or "read,write"');
         }
@@ -233,6 +246,13 @@ export async function main(argv: string[]): Promise<void> {
         if (!values.email) throw new UsageError('--email is required');
         const email = values.email;
         await withServices(config, log, async ({ databaseUrl }) => {
+          const [{ connectOrm }, { ApiToken }, { User }, { recordAudit }, { createToken, createUser, serializeUser }] = await Promise.all([
+            import('../db/orm.js'),
+            import('../entities/ApiToken.js'),
+            import('../entities/User.js'),
+            import('../services/audit/audit.js'),
+            import('../services/auth/auth.js'),
+          ]);
           const orm = await connectOrm(databaseUrl, log);
           try {
             const em = orm.em.fork();
@@ -282,6 +302,7 @@ export async function main(argv: string[]): Promise<void> {
         if (values.to !== 's3' && values.to !== 'local') throw new UsageError('blobs migrate needs --to s3 or --to local');
         const to = values.to;
         const report = await withServices(config, log, async ({ databaseUrl }) => {
+          const [{ connectOrm }, { migrateBlobs }] = await Promise.all([import('../db/orm.js'), import('../services/blobs/migrate.js')]);
           const orm = await connectOrm(databaseUrl, log);
           try {
             return await migrateBlobs({ execute: (sql, params) => orm.em.fork().getConnection().execute(sql, params), config, log }, to);
@@ -302,6 +323,7 @@ export async function main(argv: string[]): Promise<void> {
         const { values } = parseArgs({ args: [sub, ...rest].filter(Boolean) as string[], options: { 'dry-run': { type: 'boolean', default: false } } });
         const problem = await otherServerProblem(config);
         if (problem) throw new WrongDataDir(problem);
+        const { cleanupCommand } = await import('./cleanup.js');
         print(await cleanupCommand(config, log, { dryRun: values['dry-run'] ?? false }));
         return;
       }
@@ -315,8 +337,9 @@ export async function main(argv: string[]): Promise<void> {
         throw new UsageError(`unknown command: ${command}`);
     }
   } catch (error) {
-    if (error instanceof BackupRefused || error instanceof WrongDataDir) {
-      process.stderr.write(`molvault: ${error.message}\n`);
+    // BackupRefused (backup/service.ts) by name: this module does not load the backup service unless a backup command runs.
+    if ((error as Error)?.name === 'BackupRefused' || error instanceof WrongDataDir) {
+      process.stderr.write(`molvault: ${(error as Error).message}\n`);
       process.exit(2);
     }
     if (error instanceof UsageError) {
@@ -340,6 +363,7 @@ function formatBytes(bytes: number): string {
 }
 
 async function backupCommand(config: Config, log: Logger, sub: string | undefined, args: string[]) {
+  const { createBackup, listBackups, resolveBackupId, restoreBackup, verifyBackup } = await import('../backup/service.js');
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
@@ -413,6 +437,7 @@ function fromCli(entry: Omit<AuditEntry, 'actor' | 'origin'>): AuditEntry {
 }
 
 async function auditAtCommandLine(databaseUrl: string, log: Logger, entry: Omit<AuditEntry, 'actor' | 'origin'>): Promise<void> {
+  const [{ connectOrm }, { recordAudit }] = await Promise.all([import('../db/orm.js'), import('../services/audit/audit.js')]);
   const orm = await connectOrm(databaseUrl, log);
   try {
     await recordAudit(orm.em.fork(), fromCli(entry));

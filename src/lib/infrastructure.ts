@@ -130,3 +130,13 @@ export class InfrastructureError extends Error {
 export function cappedBackoffMs(attempt: number, baseMs: number, maxMs: number): number {
   return Math.min(maxMs, baseMs * 2 ** Math.min(30, Math.max(0, attempt - 1)));
 }
+
+/**
+ * Which wait for the infrastructure this is for a job (1-based): its earlier starts less those that
+ * ended in a failure of its own (attemptsMade) or in a stall (its worker died: stalledCounter). A
+ * job restarted after its workers were killed does not start an outage's backoff as if it had
+ * already waited through several.
+ */
+export function infrastructureWaitOf(job: { attemptsStarted: number; attemptsMade: number; stalledCounter?: number }): number {
+  return Math.max(0, job.attemptsStarted - 1 - job.attemptsMade - (job.stalledCounter ?? 0)) + 1;
+}

@@ -4,18 +4,6 @@ import { getPriority, setPriority } from 'node:os';
 import { workerData } from 'node:worker_threads';
 import { register } from 'tsx/esm/api';
 
-// Parsing is background work: at a lower priority than the thread serving the API, so reads stay
-// quick while an import keeps these threads busy. Linux keeps a nice value per thread; elsewhere
-// (or without /proc) the thread keeps the process's priority. At least this nice value: a worker
-// process already lowered as a whole is not lowered twice.
-const nice = workerData?.nice ?? 0;
-if (nice > 0) {
-  try {
-    const thread = Number(readlinkSync('/proc/thread-self').split('/').pop());
-    setPriority(thread, Math.max(getPriority(thread), nice));
-  } catch {}
-}
-
 // Mol*'s readers print what they skip (a stray CIF token, a bad MOL value) with console.log: a
 // mutated file would put megabytes of its own text, raw, into the process's log. Each such line
 // goes to stderr as one short JSON record instead, so logs stay JSON whatever a file holds.
@@ -38,6 +26,20 @@ const tasks = await import('./tasks.ts');
 tasks.splitPdbFrom(workerData?.pdbSplitMinBytes ?? 0);
 // A warm pool's threads after the first read a made-up structure a few times before serving (pool/warmUp.ts).
 if (workerData?.warmUp && Atomics.add(workerData.started, 0, 1) > 0) await (await import('./warmUp.ts')).warmUpReaders();
+
+// Parsing is background work: at a lower priority than the thread serving the API, so reads stay
+// quick while an import keeps these threads busy. Linux keeps a nice value per thread; elsewhere
+// (or without /proc) the thread keeps the process's priority. At least this nice value: a worker
+// process already lowered as a whole is not lowered twice. Lowered only now, once its code is
+// loaded: a thread started with a worker process (which starts at normal priority) is ready to parse
+// sooner under load, and one started later inherits the lowered priority anyway.
+const nice = workerData?.nice ?? 0;
+if (nice > 0) {
+  try {
+    const thread = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    setPriority(thread, Math.max(getPriority(thread), nice));
+  } catch {}
+}
 
 export const ingest = (task) => tasks.ingest(task);
 // A warm pool's task that says a thread is up (cpuPool.ts).

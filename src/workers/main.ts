@@ -1,16 +1,16 @@
-import os from 'node:os';
 import { DelayedError, type Job, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { QueueName } from '../config/index.js';
 import { EnginePool } from '../engines/pool.js';
 import type { JobHandler } from '../jobs/define.js';
 import { checkRegistry, JOBS } from '../jobs/registry.js';
-import { cappedBackoffMs, InfrastructureError, infrastructureCause, isInfrastructureError } from '../lib/infrastructure.js';
+import { cappedBackoffMs, InfrastructureError, infrastructureCause, infrastructureWaitOf, isInfrastructureError } from '../lib/infrastructure.js';
 import { CpuPool } from '../pool/cpuPool.js';
 import { backupJob, convertJob } from '../queue/jobs.js';
 import { redisConnection } from '../queue/queues.js';
 import type { AppContext } from '../runtime/context.js';
 import { isStorageFull } from '../storage/freeSpace.js';
+import { releaseJobsOfDeadProcesses, WORKER_NAME } from './deadHolders.js';
 import { registerBackupSchedule, registerSchedules } from './scheduler.js';
 import { waitOutFullStorage } from './storageFull.js';
 import { startWatchdog } from './watchdog.js';
@@ -43,6 +43,17 @@ export async function startWorkers(ctx: AppContext, queues: readonly QueueName[]
     const swept = await engines.sweepScratch().catch(() => []);
     if (swept.length > 0) ctx.log.info({ swept }, 'removed scratch directories a crashed worker left behind');
   }
+  // Before this process takes jobs (and runs its first stalled check): the jobs a dead worker
+  // process of this host still held go back now, not once their locks lapse.
+  try {
+    const released = await releaseJobsOfDeadProcesses(
+      ctx.redis,
+      queues.map((queue) => ctx.queues[queue]),
+    );
+    if (Object.keys(released).length > 0) ctx.log.warn({ released }, 'released the jobs of dead worker processes on this host');
+  } catch (error) {
+    ctx.log.warn({ err: error }, 'could not look for jobs held by dead worker processes; their locks will lapse');
+  }
   const workers: Worker[] = [];
   const connections: Redis[] = [];
   for (const queue of queues) {
@@ -63,7 +74,7 @@ export async function startWorkers(ctx: AppContext, queues: readonly QueueName[]
         // A sick system is not a bad file: wait and try again, without spending one of the job's
         // attempts (those are for our own faults), for as long as INFRA_RETRY_FOR_MS allows.
         if (Date.now() - job.timestamp >= ctx.config.infraRetryForMs) throw new InfrastructureError(cause, error);
-        const delay = cappedBackoffMs(job.attemptsStarted, ctx.config.infraRetryBaseDelayMs, ctx.config.infraRetryMaxDelayMs);
+        const delay = cappedBackoffMs(infrastructureWaitOf(job), ctx.config.infraRetryBaseDelayMs, ctx.config.infraRetryMaxDelayMs);
         ctx.log.warn({ queue, jobId: job.id, infrastructure: cause, delayMs: delay, err: (error as Error).message }, 'job waits for the infrastructure');
         await job.moveToDelayed(Date.now() + delay, token);
         throw new DelayedError();
@@ -75,8 +86,8 @@ export async function startWorkers(ctx: AppContext, queues: readonly QueueName[]
     const worker = new Worker(queue, processor, {
       connection,
       prefix: ctx.config.queuePrefix,
-      // Stored on every job it takes (processedBy): which process has a job, for operators and the chaos benchmark.
-      name: `${os.hostname()}:${process.pid}`,
+      // Stored on every job it takes (processedBy): which process has a job (see deadHolders.ts).
+      name: WORKER_NAME,
       concurrency: ctx.config.concurrency[queue],
       // Parsing runs off-thread, so the event loop stays free to renew locks. If this process dies,
       // the lock lapses and another worker takes the job over (handlers are idempotent).
