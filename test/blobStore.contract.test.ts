@@ -217,6 +217,22 @@ for (const backend of BACKENDS) {
       await fs.rm(dir, { recursive: true });
     });
 
+    it('putFile of a file its caller hashed: stored when its size is the promised one, refused with nothing visible when not', async () => {
+      const { bytes, promised } = blobOf(randomBytes(1234));
+      const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'mv-putfile-'));
+      const short = path.join(dir, 'short.part');
+      await fs.writeFile(short, bytes.subarray(0, 1000));
+      await expect(b.blobs.putFile(short, promised, { move: true, hashed: true })).rejects.toBeInstanceOf(BlobMismatchError);
+      expect(await b.blobs.has(promised.sha256)).toBe(false);
+      expect(await fs.stat(short).catch(() => undefined)).toBeUndefined();
+      const whole = path.join(dir, 'whole.part');
+      await fs.writeFile(whole, bytes);
+      expect(await b.blobs.putFile(whole, promised, { move: true, hashed: true })).toEqual({ created: true });
+      expect(await readAll(b.blobs.read(promised.sha256))).toEqual(bytes);
+      expect(await b.leftovers()).toBe(0);
+      await fs.rm(dir, { recursive: true });
+    });
+
     it('staging: write, head, read, move, list and remove an entry', async () => {
       const id = '0b6d1a9e-1c2f-4e3a-9b8c-7d6e5f4a3b2c';
       const other = '1b6d1a9e-1c2f-4e3a-9b8c-7d6e5f4a3b2c';

@@ -41,8 +41,11 @@ export interface BlobStore {
   /**
    * Stores a file the caller wrote in its own scratch space. With `move`, the file is the store's
    * afterwards (renamed into place where it can be, removed otherwise); without, it is left alone.
+   * With `hashed`, the caller computed `promised.sha256` from these very bytes as it wrote them (a
+   * pool task, a moment ago): a store that would read the file only to hash it checks its size
+   * instead; `verify` still re-reads every blob.
    */
-  putFile(file: string, promised: PromisedBlob, options?: { move?: boolean }): Promise<{ created: boolean }>;
+  putFile(file: string, promised: PromisedBlob, options?: PutFileOptions): Promise<{ created: boolean }>;
   /** The blob's bytes, or a range of them; the stream fails with BlobMissingError when it is absent. */
   read(sha256: string, range?: ByteRange): Readable;
   head(sha256: string): Promise<BlobHead | undefined>;
@@ -86,6 +89,11 @@ export function assertHash(sha256: string) {
 }
 
 /** The bytes put were not the bytes promised: nothing was stored. */
+export interface PutFileOptions {
+  move?: boolean;
+  hashed?: boolean;
+}
+
 export class BlobMismatchError extends Error {
   constructor(
     readonly promised: PromisedBlob,
@@ -94,7 +102,9 @@ export class BlobMismatchError extends Error {
     super(
       got.sha256
         ? `The bytes written (${got.size} bytes, sha256 ${got.sha256}) are not the ${promised.size} bytes with sha256 ${promised.sha256} that were promised; nothing was stored.`
-        : `More than the ${promised.size} bytes promised (sha256 ${promised.sha256}) were written; nothing was stored.`,
+        : got.size > promised.size
+          ? `More than the ${promised.size} bytes promised (sha256 ${promised.sha256}) were written; nothing was stored.`
+          : `Only ${got.size} of the ${promised.size} bytes promised (sha256 ${promised.sha256}) were written; nothing was stored.`,
     );
     this.name = 'BlobMismatchError';
   }

@@ -8,12 +8,14 @@ import { fsyncPath } from '../lib/fsync.js';
 import {
   assertHash,
   type BlobHead,
+  BlobMismatchError,
   BlobMissingError,
   type BlobStore,
   type ByteRange,
   isSha256,
   type ListedBlob,
   type PromisedBlob,
+  type PutFileOptions,
   promiseChecker,
   sha256Of,
 } from './blobStore.js';
@@ -67,13 +69,16 @@ export class LocalBlobStore implements BlobStore {
     }
   }
 
-  async putFile(file: string, promised: PromisedBlob, options: { move?: boolean } = {}): Promise<{ created: boolean }> {
+  async putFile(file: string, promised: PromisedBlob, options: PutFileOptions = {}): Promise<{ created: boolean }> {
     assertHash(promised.sha256);
     if (!options.move) return this.put(createReadStream(file), promised);
     try {
       if (await this.has(promised.sha256)) return { created: false };
       // Checked where it lies, then renamed in: a file in the caller's scratch on the same disk is never copied.
-      await pipeline(createReadStream(file), promiseChecker(promised), new PassThrough().resume());
+      if (options.hashed) {
+        const { size } = await fs.stat(file);
+        if (size !== promised.size) throw new BlobMismatchError(promised, { size });
+      } else await pipeline(createReadStream(file), promiseChecker(promised), new PassThrough().resume());
       await fsyncPath(file);
       try {
         return await this.place(file, promised.sha256);

@@ -15,6 +15,7 @@ import {
   type ListedBlob,
   type PresignOptions,
   type PromisedBlob,
+  type PutFileOptions,
   promiseChecker,
   sha256Of,
 } from './blobStore.js';
@@ -74,7 +75,8 @@ export class S3BlobStore implements BlobStore {
     return result;
   }
 
-  async putFile(file: string, promised: PromisedBlob, options: { move?: boolean } = {}): Promise<{ created: boolean }> {
+  /** The bytes are read to be sent anyway, and checked as they go: `hashed` changes nothing here. */
+  async putFile(file: string, promised: PromisedBlob, options: PutFileOptions = {}): Promise<{ created: boolean }> {
     try {
       return await this.put(createReadStream(file), promised);
     } finally {

@@ -162,12 +162,13 @@ export async function ingestUploads(
     });
     if (accepted.length === 0) return accepted;
     // Two uploads of the same content in one batch share a blob: it is put once, every temp file removed.
+    // The pool task hashed each temp file as it wrote it: the store need not read it again to hash it.
     const firsts = new Map(accepted.map((item) => [item.result.sha256, item]));
     try {
       await Promise.all(
         accepted.map((item) =>
           firsts.get(item.result.sha256) === item
-            ? ctx.blobs.putFile(item.tempFile, { sha256: item.result.sha256, size: item.result.size }, { move: true })
+            ? ctx.blobs.putFile(item.tempFile, { sha256: item.result.sha256, size: item.result.size }, { move: true, hashed: true })
             : fs.rm(item.tempFile, { force: true }),
         ),
       );
