@@ -17,9 +17,9 @@
 import fs from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { searchQuerySchema } from '../../src/api/routes/search/index.js';
+import { searchQueryOf, searchQuerySchema } from '../../src/api/routes/search/index.js';
 import { PostgresSearchIndex } from '../../src/search/postgres.js';
-import type { SearchFacet, SearchQuery } from '../../src/search/types.js';
+import type { SearchQuery } from '../../src/search/types.js';
 import { MIX, prng } from '../search.js';
 
 const { values } = parseArgs({
@@ -35,40 +35,9 @@ const { values } = parseArgs({
 const url = process.env.DATABASE_URL;
 if (!url) throw new Error('DATABASE_URL names the seeded database');
 
-const listOf = (text: string | string[] | undefined) =>
-  text === undefined
-    ? []
-    : (Array.isArray(text) ? text : [text])
-        .flatMap((t) => t.split(','))
-        .map((t) => t.trim())
-        .filter(Boolean);
-
 /** The SearchQuery the route makes of a query string (routes/search/index.ts). */
 function searchQuery(text: string, scope: Pick<SearchQuery, 'ownerId' | 'ownAll' | 'shared'>): SearchQuery {
-  const raw: Record<string, string> = Object.fromEntries(new URLSearchParams(text));
-  const query = searchQuerySchema.parse(raw);
-  return {
-    ...scope,
-    q: query.q?.trim() || undefined,
-    tags: listOf(query.tag),
-    tagMode: query.tagMode,
-    kind: query.kind,
-    format: query.format?.toLowerCase(),
-    projectId: query.project,
-    atomsMin: query.atomsMin,
-    atomsMax: query.atomsMax,
-    resolutionMin: query.resolutionMin,
-    resolutionMax: query.resolutionMax,
-    method: query.method,
-    createdFrom: query.createdAfter,
-    createdTo: query.createdBefore,
-    hasLigand: query.hasLigand,
-    trash: query.trash,
-    sort: query.sort,
-    facets: listOf(query.facets) as SearchFacet[],
-    limit: query.limit,
-    cursor: query.cursor,
-  };
+  return searchQueryOf(searchQuerySchema.parse(Object.fromEntries(new URLSearchParams(text))), scope);
 }
 
 const client = new pg.Client({ connectionString: url });

@@ -80,6 +80,32 @@ export function searchScope(visible: Visibility, scope: 'mine' | 'shared' | 'all
   };
 }
 
+/** The search a validated query string asks for, within what the caller may see. */
+export function searchQueryOf(query: z.infer<typeof searchQuerySchema>, scope: Pick<SearchQuery, 'ownerId' | 'ownAll' | 'shared'>): SearchQuery {
+  return {
+    ...scope,
+    q: query.q?.trim() || undefined,
+    tags: listOf(query.tag),
+    tagMode: query.tagMode,
+    kind: query.kind,
+    format: query.format?.toLowerCase(),
+    projectId: query.project,
+    atomsMin: query.atomsMin,
+    atomsMax: query.atomsMax,
+    resolutionMin: query.resolutionMin,
+    resolutionMax: query.resolutionMax,
+    method: query.method,
+    createdFrom: query.createdAfter,
+    createdTo: query.createdBefore,
+    hasLigand: query.hasLigand,
+    trash: query.trash,
+    sort: query.sort,
+    facets: listOf(query.facets) as SearchFacet[],
+    limit: query.limit,
+    cursor: query.cursor,
+  };
+}
+
 export function searchRoutes(app: AppContext): Router {
   const router = new Router();
   route(
@@ -114,28 +140,7 @@ export function searchRoutes(app: AppContext): Router {
         });
       }
       const visible = await visibleTo(app.orm.em.fork(), user);
-      const search: SearchQuery = {
-        ...searchScope(visible, query.scope),
-        q: query.q?.trim() || undefined,
-        tags: listOf(query.tag),
-        tagMode: query.tagMode,
-        kind: query.kind,
-        format: query.format?.toLowerCase(),
-        projectId: query.project,
-        atomsMin: query.atomsMin,
-        atomsMax: query.atomsMax,
-        resolutionMin: query.resolutionMin,
-        resolutionMax: query.resolutionMax,
-        method: query.method,
-        createdFrom: query.createdAfter,
-        createdTo: query.createdBefore,
-        hasLigand: query.hasLigand,
-        trash: query.trash,
-        sort: query.sort,
-        facets: facets as SearchFacet[],
-        limit: query.limit,
-        cursor: query.cursor,
-      };
+      const search = searchQueryOf(query, searchScope(visible, query.scope));
       const page = await presentedSearch(app, search, visible).catch((error: unknown): never => {
         if (error instanceof InvalidCursorError) throw new ApiError(400, 'invalid_cursor', error.message);
         throw error;
