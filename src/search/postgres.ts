@@ -168,6 +168,15 @@ const TAG_INDEX_COLUMNS = [
  */
 const vocabularyTerm = (column: string) => `length(${column}) between ${TYPO_MIN_LENGTH} and 40 and ${column} ~ '[[:alpha:]]' and ${column} !~ '[._-]'`;
 
+/** Refills a vocabulary (an owner's or a project's words) from the documents' scoped lexemes, which carry its key. */
+const vocabularyRefill = (table: 'search_terms' | 'search_project_terms', column: 'owner_id' | 'project_id', keyFunction: string) =>
+  `insert into ${table} (${column}, term)
+   select distinct d.${column}, t.term from search_documents d,
+     lateral (select substr(u.lexeme, length(${keyFunction}(d.${column})) + 2) as term from unnest(d.scoped_document) u
+              where starts_with(u.lexeme, ${keyFunction}(d.${column}) || ':')) t
+   where ${vocabularyTerm('t.term')}
+   on conflict do nothing`;
+
 /** The statement a search runs, and what reading its rows needs. */
 interface SearchStatement {
   text: string;
@@ -436,22 +445,8 @@ export class PostgresSearchIndex implements SearchIndex {
       await tx.execute('delete from search_project_terms');
       // Refilled by the triggers on search_terms and search_project_terms as the terms go back in: variants of words no longer used go.
       await tx.execute('delete from search_term_variants');
-      await tx.execute(
-        `insert into search_terms (owner_id, term)
-         select distinct d.owner_id, t.term from search_documents d,
-           lateral (select substr(u.lexeme, length(search_owner_key(d.owner_id)) + 2) as term from unnest(d.scoped_document) u
-                    where starts_with(u.lexeme, search_owner_key(d.owner_id) || ':')) t
-         where ${vocabularyTerm('t.term')}
-         on conflict do nothing`,
-      );
-      await tx.execute(
-        `insert into search_project_terms (project_id, term)
-         select distinct d.project_id, t.term from search_documents d,
-           lateral (select substr(u.lexeme, length(search_project_key(d.project_id)) + 2) as term from unnest(d.scoped_document) u
-                    where starts_with(u.lexeme, search_project_key(d.project_id) || ':')) t
-         where ${vocabularyTerm('t.term')}
-         on conflict do nothing`,
-      );
+      await tx.execute(vocabularyRefill('search_terms', 'owner_id', 'search_owner_key'));
+      await tx.execute(vocabularyRefill('search_project_terms', 'project_id', 'search_project_key'));
       await recountSearchCounts(tx);
       await tx.execute('update search_index_state set tokens_version = ?', [SEARCH_TOKENS_VERSION]);
     });
