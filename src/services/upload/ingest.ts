@@ -1,6 +1,5 @@
 import fs from 'node:fs/promises';
-import { sniffCompression, sniffFormat } from '../../formats/sniff.js';
-import type { Format, ParseOutcome, Problem } from '../../formats/types.js';
+import type { Format, Problem } from '../../formats/types.js';
 import { MEDIA_TYPES } from '../../formats/types.js';
 import type { IngestResult } from '../../pool/tasks.js';
 import type { WorkContext } from '../../runtime/context.js';
@@ -44,12 +43,6 @@ export async function ingestUploads(
   rows: readonly UploadRow[],
   options: {
     parse?: boolean;
-    /**
-     * Also parse a large uncompressed file (past what `parse` reads in the same task) in a second
-     * pool thread while the first hashes it: one upload on its own, whose validation then needs no
-     * second read. Only for a few rows at once: each holds a parse thread.
-     */
-    parseAlongside?: boolean;
     /** A file holding an upload's staged bytes, read instead of its staging entry (a bundle's files, services/upload/bundles.ts). */
     stagedFiles?: ReadonlyMap<string, string>;
   } = {},
@@ -75,13 +68,7 @@ export async function ingestUploads(
             });
           // On S3 the staged upload is streamed here from the bucket; locally it is read where it lies.
           const stagedFile = options.stagedFiles?.get(row.id);
-          const ingestAndParse = async (file: string) => {
-            if (!options.parseAlongside) return ingest(file);
-            const [ingested, alongside] = await Promise.all([ingest(file), parseAlongside(ctx, file)]);
-            if (ingested.ok && alongside && !ingested.parsed && ingested.detected === alongside.format) ingested.parsed = alongside;
-            return ingested;
-          };
-          const result = await (stagedFile ? ingestAndParse(stagedFile) : ctx.staging.withFile(row.id, ingestAndParse));
+          const result = await (stagedFile ? ingest(stagedFile) : ctx.staging.withFile(row.id, ingest));
           if (!result.ok) {
             // A fault of ours (5xx) fails the upload; a fault of the file rejects it.
             refuse({
@@ -241,35 +228,4 @@ export function groupBy<T, K>(items: readonly T[], key: (item: T) => K): Map<K, 
     else groups.set(k, [item]);
   }
   return groups;
-}
-
-/** From this size a file is parsed beside its ingest (smaller ones are parsed in the ingest task itself). */
-const PARSE_ALONGSIDE_MIN_BYTES = 4 * 1024 * 1024;
-const SNIFF_BYTES = 64 * 1024;
-
-/**
- * Parses a large staged file as the format its first bytes say, in a pool thread of its own. Best
- * effort: a compressed file, one too small or a parse that throws gives nothing, and validation
- * reads the stored blob as before.
- */
-async function parseAlongside(ctx: WorkContext, file: string): Promise<{ format: Format; outcome: ParseOutcome } | undefined> {
-  try {
-    const handle = await fs.open(file, 'r');
-    let head: Buffer;
-    let size: number;
-    try {
-      size = (await handle.stat()).size;
-      if (size < PARSE_ALONGSIDE_MIN_BYTES) return undefined;
-      head = Buffer.alloc(SNIFF_BYTES);
-      head = head.subarray(0, (await handle.read(head, 0, SNIFF_BYTES, 0)).bytesRead);
-    } finally {
-      await handle.close();
-    }
-    if (sniffCompression(head)) return undefined;
-    const format = sniffFormat(head).format;
-    if (!format || format === 'cxs') return undefined;
-    return { format, outcome: await ctx.cpu.parse({ path: file, format }) };
-  } catch {
-    return undefined;
-  }
 }

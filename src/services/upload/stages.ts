@@ -4,7 +4,7 @@ import { indexJob, ingestJob, snapshotJob, validateJob } from '../../queue/jobs.
 import type { WorkContext } from '../../runtime/context.js';
 import { pruneStructure } from '../versions/pruning.js';
 import { unbundle } from './bundles.js';
-import { ingestUploads, type ParsedOnIngest } from './ingest.js';
+import { ingestUploads } from './ingest.js';
 import { STAGING_LOST } from './refusals.js';
 import { storeUploads } from './snapshot.js';
 import { endUpload, loadUploads } from './uploads.js';
@@ -44,29 +44,14 @@ export async function ingestUpload(ctx: WorkContext, uploadId: string): Promise<
     return { next: false, result: { refused: STAGING_LOST.code }, refused: 'staging file missing' };
   }
   await ctx.job?.updateProgress(10);
-  // Read once: a small file is parsed in its ingest task, a large one in a second thread beside it.
-  const outcome = await ingestUploads(ctx, [upload], { parse: true, parseAlongside: true });
+  const outcome = await ingestUploads(ctx, [upload]);
   if (outcome.errors.has(uploadId)) throw outcome.errors.get(uploadId);
   const refused = outcome.refused.get(uploadId);
   if (refused) return { next: false, result: { refused: refused.error.code }, refused: refused.error.message };
   const ingested = outcome.ingested.get(uploadId);
-  if (!ingested) return { next: false, result: { skipped: 'ingested meanwhile' } };
-  if (ingested.parsed) await recordParsedOnIngest(ctx, uploadId, ingested.parsed);
   await ctx.job?.updateProgress(100);
+  if (!ingested) return { next: false, result: { skipped: 'ingested meanwhile' } };
   return { next: true, result: { sha256: ingested.sha256, size: ingested.size, format: ingested.format, compression: ingested.compression } };
-}
-
-/**
- * Validation's record of a file parsed while it was ingested, so the validate stage finds it done.
- * Best effort: should it fail, the validate stage parses the stored blob as it would have.
- */
-async function recordParsedOnIngest(ctx: WorkContext, uploadId: string, parsed: ParsedOnIngest): Promise<void> {
-  try {
-    const [row] = await loadUploads(ctx.em, [uploadId]);
-    if (row?.state === 'processing' && !row.summary) await validateUploads(ctx, [row], new Map([[uploadId, parsed]]));
-  } catch (error) {
-    ctx.log?.warn({ err: error, uploadId }, 'recording the parse done on ingest failed; validation reads the file again');
-  }
 }
 
 /** Stored blob → parsed in the CPU pool, checked, summarised; a bad file is rejected with its reasons. */
