@@ -72,24 +72,27 @@ describe('ops/systemd unit templates', () => {
     for (const dir of scratch) await rm(dir, { recursive: true, force: true });
   });
 
-  it.skipIf(!hasSystemdAnalyze)('pass systemd-analyze verify (skipped only where systemd-analyze is not installed)', async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'molvault-units-'));
-    scratch.push(dir);
-    const templates = (await readdir(path.join(OPS, 'systemd'))).filter((f) => f.endsWith('@.service'));
-    expect(templates.length).toBeGreaterThanOrEqual(2);
-    const instances: string[] = [];
-    for (const template of templates) {
-      const instance = path.join(dir, template.replace('@.service', '@check.service'));
-      await copyFile(path.join(OPS, 'systemd', template), instance);
-      instances.push(instance);
-    }
-    const result = await run('systemd-analyze', ['verify', '--man=no', ...instances]).then(
-      (r) => ({ code: 0, stderr: r.stderr }),
-      (e: { code: number; stderr: string }) => ({ code: e.code, stderr: e.stderr }),
-    );
-    expect(result.stderr.split('\n').filter((l) => /molvault-.*service:/.test(l))).toEqual([]);
-    expect(result.code).toBe(0);
-  });
+  it.skipIf(!hasSystemdAnalyze /* skipped when systemd-analyze is not installed */)(
+    'pass systemd-analyze verify (skipped only where systemd-analyze is not installed)',
+    async () => {
+      const dir = await mkdtemp(path.join(os.tmpdir(), 'molvault-units-'));
+      scratch.push(dir);
+      const templates = (await readdir(path.join(OPS, 'systemd'))).filter((f) => f.endsWith('@.service'));
+      expect(templates.length).toBeGreaterThanOrEqual(2);
+      const instances: string[] = [];
+      for (const template of templates) {
+        const instance = path.join(dir, template.replace('@.service', '@check.service'));
+        await copyFile(path.join(OPS, 'systemd', template), instance);
+        instances.push(instance);
+      }
+      const result = await run('systemd-analyze', ['verify', '--man=no', ...instances]).then(
+        (r) => ({ code: 0, stderr: r.stderr }),
+        (e: { code: number; stderr: string }) => ({ code: e.code, stderr: e.stderr }),
+      );
+      expect(result.stderr.split('\n').filter((l) => /molvault-.*service:/.test(l))).toEqual([]);
+      expect(result.code).toBe(0);
+    },
+  );
 });
 
 describe('ops/runbooks', () => {

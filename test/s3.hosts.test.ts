@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { freePort } from '../src/runtime/net.js';
 import { type Client, client } from './helpers/factories.js';
 import { importFiles, waitForImport } from './helpers/imports.js';
-import { S3_SKIP_REASON, S3_TESTS_OFF, type S3Server, startS3Server } from './helpers/s3.js';
+import { S3_TESTS_OFF, type S3Server, startS3Server } from './helpers/s3.js';
 import { expectSliceServed } from './helpers/slice.js';
 
 const run = promisify(execFile);
@@ -20,7 +20,7 @@ const listFiles = async (dir: string) => (await fs.readdir(dir, { recursive: tru
  * disk), meeting only in Postgres, Redis and the S3 bucket, as on two hosts. In separate network
  * namespaces too, where the machine permits them: test/s3.netns.test.ts.
  */
-describe.skipIf(S3_TESTS_OFF)(`API and worker on separate DATA_DIRs over S3 (Ceph RGW)${S3_TESTS_OFF ? ` (${S3_SKIP_REASON})` : ''}`, () => {
+describe.skipIf(S3_TESTS_OFF /* skipped when S3_TESTS=off */)(`API and worker on separate DATA_DIRs over S3 (Ceph RGW; skipped only when S3_TESTS=off)`, () => {
   let server: S3Server;
   let apiDir: string;
   let workerDir: string;
