@@ -110,21 +110,3 @@ export async function* walkFiles(dir: string): AsyncGenerator<string> {
 
 /** Blob files are copied a few at a time: each ends in fsyncs, whose waits overlap. */
 export const BLOB_COPY_CONCURRENCY = 4;
-
-/** Runs `body` over `items`, at most `limit` at once; the first error stops new starts and is thrown. */
-export async function forEachConcurrently<T>(items: readonly T[], limit: number, body: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failed = false;
-  const lane = async () => {
-    while (!failed && next < items.length) {
-      const item = items[next++] as T;
-      try {
-        await body(item);
-      } catch (error) {
-        failed = true;
-        throw error;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
-}

@@ -5,11 +5,12 @@ import pg from 'pg';
 import type { Config } from '../config/index.js';
 import { SESSION_LOCK_KEYS } from '../db/locks.js';
 import type { BackupKind } from '../entities/Backup.js';
+import { forEachLimited } from '../lib/concurrency.js';
 import type { Logger } from '../lib/logger.js';
 import { dropDatabase, ensureDatabase, withDatabase } from '../runtime/postgres.js';
 import type { BlobStore } from '../storage/blobStore.js';
 import { openBlobStore } from '../storage/create.js';
-import { BLOB_COPY_CONCURRENCY, checkBackedUpBlob, copyBlobIntoBackup, fileSize, forEachConcurrently, hashFile, restoreBlob, walkFiles } from './blobs.js';
+import { BLOB_COPY_CONCURRENCY, checkBackedUpBlob, copyBlobIntoBackup, fileSize, hashFile, restoreBlob, walkFiles } from './blobs.js';
 import { databaseRowCount, dumpDatabase, restoreDatabase } from './dump.js';
 import { BACKUP_ID, BackupLayout, type BackupManifest, MANIFEST_FORMAT, MANIFEST_VERSION, newBackupId } from './layout.js';
 
@@ -153,7 +154,7 @@ export async function createBackup(
       try {
         const { blobs: blobRows, ...database } = await dumpDatabase(env.databaseUrl, path.join(layout.backupDir(id), 'db'));
         manifest.database = database;
-        await forEachConcurrently(blobRows, BLOB_COPY_CONCURRENCY, async ({ sha256, size }) => {
+        await forEachLimited(blobRows, BLOB_COPY_CONCURRENCY, async ({ sha256, size }) => {
           const already = await fileSize(layout.blobPath(sha256));
           if (already !== undefined) {
             manifest.blobs.push({ sha256, size, storedBytes: already, copied: false });
@@ -251,7 +252,7 @@ export async function verifyBackup(env: BackupEnv, id: string): Promise<VerifyRe
       );
     }
   }
-  await forEachConcurrently(manifest.blobs, BLOB_COPY_CONCURRENCY, async (blob) => {
+  await forEachLimited(manifest.blobs, BLOB_COPY_CONCURRENCY, async (blob) => {
     const problem = await checkBackedUpBlob(layout, blob.sha256, blob.size);
     if (problem) problems.push(problem);
   });
@@ -322,7 +323,7 @@ export async function restoreBackup(env: BackupEnv, id: string, options: { force
     const restored = await restoreDatabase(env.databaseUrl, manifest.database, (file) => layout.tableFile(id, file), env.log);
     let blobsRestored = 0;
     let blobsPresent = 0;
-    await forEachConcurrently(manifest.blobs, BLOB_COPY_CONCURRENCY, async (blob) => {
+    await forEachLimited(manifest.blobs, BLOB_COPY_CONCURRENCY, async (blob) => {
       if ((await blobs.size(blob.sha256)) === blob.size) {
         blobsPresent++;
         return;

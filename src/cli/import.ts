@@ -15,6 +15,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { gunzipSync, constants as zlibConstants } from 'node:zlib';
+import { forEachLimited } from '../lib/concurrency.js';
 import { formatDuration, rateProgress } from './progress.js';
 
 export const IMPORT_USAGE = `molvault import DIR|ARCHIVE --project NAME [options]
@@ -296,24 +297,12 @@ export async function walkDirectory(root: string): Promise<{ files: LocalFile[];
     }
   };
   await visit(root, '');
-  await mapLimit(files, 16, async (file) => {
+  await forEachLimited(files, 16, async (file) => {
     file.size = (await fs.lstat(file.path)).size;
   });
   files.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   skipped.sort((a, b) => (a.name < b.name ? -1 : 1));
   return { files, skipped };
-}
-
-/** Runs `work` over `items` with at most `limit` at a time; the first error stops it. */
-async function mapLimit<T>(items: readonly T[], limit: number, work: (item: T, index: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  const lane = async () => {
-    while (next < items.length) {
-      const index = next++;
-      await work(items[index], index);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, lane));
 }
 
 export async function sha256File(file: string): Promise<string> {
@@ -477,7 +466,7 @@ async function* checkedGroups(api: ApiClient, projectId: string, files: LocalFil
   let asksKnown = true;
   for (const batch of batches) {
     const started = Date.now();
-    await mapLimit(batch, options.concurrency, async (file) => {
+    await forEachLimited(batch, options.concurrency, async (file) => {
       try {
         file.sha256 = await sha256File(file.path);
       } catch (error) {

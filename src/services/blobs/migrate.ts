@@ -1,4 +1,4 @@
-import { forEachConcurrently } from '../../backup/blobs.js';
+import { forEachLimited } from '../../lib/concurrency.js';
 import type { Logger } from '../../lib/logger.js';
 import type { BlobStore } from '../../storage/blobStore.js';
 import { openBlobStore, type StorageConfig } from '../../storage/create.js';
@@ -47,7 +47,7 @@ export async function migrateBlobs(
       const rows = (await env.execute('select sha256, size from blobs order by sha256')) as { sha256: string; size: string | number }[];
       const todo = rows.filter((row) => !done.has(row.sha256));
       if (todo.length === 0) break;
-      await forEachConcurrently(todo, options.concurrency ?? COPY_CONCURRENCY, async ({ sha256, size }) => {
+      await forEachLimited(todo, options.concurrency ?? COPY_CONCURRENCY, async ({ sha256, size }) => {
         done.add(sha256);
         report.blobs++;
         const bytes = Number(size);

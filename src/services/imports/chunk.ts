@@ -5,6 +5,7 @@ import { LOCK_KEYS, tryLock } from '../../db/locks.js';
 import { ImportBatch } from '../../entities/ImportBatch.js';
 import type { ImportItemError } from '../../entities/ImportItem.js';
 import type { UploadError } from '../../entities/Upload.js';
+import { forEachLimited } from '../../lib/concurrency.js';
 import { isInfrastructureError } from '../../lib/infrastructure.js';
 import type { WorkContext } from '../../runtime/context.js';
 import { scratchFile } from '../../storage/create.js';
@@ -98,8 +99,11 @@ export async function processImportChunk(ctx: WorkContext, input: { batchId: str
   // chunk's job slot is not held by them one after another. Files the quota refused the bulk move
   // for go in order afterwards: each takes what room is left.
   const together = started === undefined ? [] : oneByOne;
-  const alongside = eachLimited(together, ONE_BY_ONE_AT_ONCE, (item) =>
-    processImportItem({ ...ctx, em: ctx.em.fork() }, { batchId: batch.id, itemId: item.id }),
+  const alongside = forEachLimited(
+    together,
+    ONE_BY_ONE_AT_ONCE,
+    (item) => processImportItem({ ...ctx, em: ctx.em.fork() }, { batchId: batch.id, itemId: item.id }),
+    { attemptAll: true },
   );
   const bulk = (async () => {
     if (uploads.length === 0) return;
@@ -121,20 +125,6 @@ export async function processImportChunk(ctx: WorkContext, input: { batchId: str
 
 /** One-by-one files of a chunk processed at once, beside its bulk path. */
 const ONE_BY_ONE_AT_ONCE = 2;
-
-/** Runs `work` over the items, at most `limit` at a time; every item is attempted, then the first failure is thrown. */
-async function eachLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<unknown>): Promise<void> {
-  let next = 0;
-  const failures: unknown[] = [];
-  const lane = async () => {
-    while (next < items.length) {
-      const item = items[next++];
-      await work(item).catch((error: unknown) => failures.push(error));
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
-  if (failures.length > 0) throw failures[0];
-}
 
 /** Scratch copies of bundled files, for ingest to read instead of staging entries they do not have. */
 async function bundledFiles(ctx: WorkContext, bundle: Buffer, items: ChunkItem[]): Promise<Map<string, string>> {
