@@ -7,13 +7,12 @@
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { parseStructure } from '../src/formats/parse.js';
 import type { ParseOutcome } from '../src/formats/types.js';
-import { CORPUS, corpusPdbAsGemmiMmcif, hasCorpus } from './helpers/corpus.js';
+import { CORPUS, corpusPdbAsGemmiMmcif, corpusPdbAsObabelMmcif, hasCorpus } from './helpers/corpus.js';
 
 const gemmi = spawnSync('gemmi', ['--version']).status === 0;
 const comparable = (o: ParseOutcome) => ({ ...o, report: { ...o.report, parseMs: 0 } });
@@ -50,24 +49,15 @@ describe.skipIf(!hasCorpus || !gemmi /* skipped when ../shared/corpus is absent 
     it.skipIf(spawnSync('obabel', ['-V']).status !== 0 /* skipped when the Open Babel CLI is not installed */)(
       'on mmCIF written by Open Babel (skipped without the obabel CLI)',
       async () => {
-        const scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'molvault-cifdirect-'));
-        try {
-          let compared = 0;
-          for (const name of (await fs.readdir(path.join(CORPUS, 'pdb'))).filter((n) => n.endsWith('.pdb')).slice(0, 30)) {
-            const out = path.join(scratch, 'out.cif');
-            if (spawnSync('obabel', ['-ipdb', path.join(CORPUS, 'pdb', name), '-ommcif', '-O', out], { stdio: 'ignore', timeout: 60_000 }).status !== 0)
-              continue;
-            const text = await fs.readFile(out, 'latin1').catch(() => '');
-            if (!text) continue;
-            const viaModel = await parseStructure(text, 'cif', { directCif: false });
-            const viaTokens = await parseStructure(text, 'cif', { directCif: true });
-            expect(comparable(viaTokens), name).toEqual(comparable(viaModel));
-            compared++;
-          }
-          expect(compared).toBeGreaterThan(20);
-        } finally {
-          await fs.rm(scratch, { recursive: true, force: true });
+        let compared = 0;
+        for await (const { name, written } of corpusPdbAsObabelMmcif(30)) {
+          const text = written.toString('latin1');
+          const viaModel = await parseStructure(text, 'cif', { directCif: false });
+          const viaTokens = await parseStructure(text, 'cif', { directCif: true });
+          expect(comparable(viaTokens), name).toEqual(comparable(viaModel));
+          compared++;
         }
+        expect(compared).toBeGreaterThan(20);
       },
       300_000,
     );

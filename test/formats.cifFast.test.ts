@@ -8,14 +8,13 @@
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { describe, expect, it, vi } from 'vitest';
 import { lastCifDecline, readMmcifFast } from '../src/formats/cifFast.js';
 import { FAST_CIF_PARSER, parseStructure, parseStructureBytes } from '../src/formats/parse.js';
 import type { ParseOutcome } from '../src/formats/types.js';
-import { CORPUS, corpusPdbAsGemmiMmcif, hasCorpus } from './helpers/corpus.js';
+import { CORPUS, corpusPdbAsGemmiMmcif, corpusPdbAsObabelMmcif, hasCorpus } from './helpers/corpus.js';
 import { loadSeeds, MUTATIONS, random } from './helpers/mutants.js';
 
 const comparable = (o: ParseOutcome) => ({ ...o, report: { ...o.report, parseMs: 0, parser: '' } });
@@ -227,22 +226,12 @@ describe.skipIf(!hasCorpus /* skipped when ../shared/corpus is absent: a fresh c
     it.skipIf(spawnSync('obabel', ['-V']).status !== 0 /* skipped when the Open Babel CLI is not installed */)(
       'on mmCIF written by Open Babel (skipped without the obabel CLI)',
       async () => {
-        const scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'molvault-ciffast-'));
-        try {
-          let compared = 0;
-          for (const name of (await fs.readdir(path.join(CORPUS, 'pdb'))).filter((n) => n.endsWith('.pdb')).slice(0, 30)) {
-            const out = path.join(scratch, 'out.cif');
-            if (spawnSync('obabel', ['-ipdb', path.join(CORPUS, 'pdb', name), '-ommcif', '-O', out], { stdio: 'ignore', timeout: 60_000 }).status !== 0)
-              continue;
-            const bytes = await fs.readFile(out).catch(() => Buffer.alloc(0));
-            if (bytes.length === 0) continue;
-            await agree(bytes, `Open Babel's mmCIF of ${name}`);
-            compared++;
-          }
-          expect(compared).toBeGreaterThan(20);
-        } finally {
-          await fs.rm(scratch, { recursive: true, force: true });
+        let compared = 0;
+        for await (const { name, written } of corpusPdbAsObabelMmcif(30)) {
+          await agree(written, `Open Babel's mmCIF of ${name}`);
+          compared++;
         }
+        expect(compared).toBeGreaterThan(20);
       },
       300_000,
     );

@@ -77,6 +77,24 @@ export async function* corpusPdbAsGemmiMmcif(): AsyncGenerator<{ name: string; w
   }
 }
 
+/**
+ * The first `count` `.pdb` files of the corpus's pdb/ folder (in folder order) as Open Babel writes
+ * them in mmCIF; files it refuses or writes empty are left out. The scratch folder goes afterwards.
+ */
+export async function* corpusPdbAsObabelMmcif(count: number): AsyncGenerator<{ name: string; written: Buffer }> {
+  const scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'molvault-obabel-mmcif-'));
+  try {
+    for (const name of (await fs.readdir(path.join(CORPUS, 'pdb'))).filter((n) => n.endsWith('.pdb')).slice(0, count)) {
+      const out = path.join(scratch, 'out.cif');
+      if (spawnSync('obabel', ['-ipdb', path.join(CORPUS, 'pdb', name), '-ommcif', '-O', out], { stdio: 'ignore', timeout: 60_000 }).status !== 0) continue;
+      const written = await fs.readFile(out).catch(() => Buffer.alloc(0));
+      if (written.length > 0) yield { name, written };
+    }
+  } finally {
+    await fs.rm(scratch, { recursive: true, force: true });
+  }
+}
+
 /** The same PDB text with CRLF line ends. */
 export const withCrlf = (bytes: Buffer) => Buffer.from(bytes.toString('latin1').replace(/\r?\n/g, '\r\n'), 'latin1');
 
