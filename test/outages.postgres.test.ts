@@ -1,16 +1,14 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { freePort } from '../src/runtime/net.js';
 import { client } from './helpers/factories.js';
 import { importFiles, waitForImport } from './helpers/imports.js';
-import { startMolvault } from './helpers/processes.js';
+import { workerAwaitingPostgres } from './helpers/processes.js';
 
 /**
  * A whole molvault (`molvault start`) with an embedded Postgres of its own, on its own DATA_DIR and
@@ -188,40 +186,16 @@ describe('the embedded Postgres killed in the middle of an import', () => {
  */
 describe('a worker started while its Postgres does not answer', () => {
   it('waits for it, and starts once it answers', async () => {
-    const port = await freePort();
-    const target = new URL(inject('databaseUrl'));
-    const through = new URL(inject('databaseUrl'));
-    through.hostname = '127.0.0.1';
-    through.port = String(port);
-    const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'molvault-pgwait-'));
-    const prefix = `mvtest-pgwait-${randomBytes(3).toString('hex')}`;
-    const worker = startMolvault(['worker', '--queues', 'diff'], {
-      DATABASE_URL: through.toString(),
-      REDIS_URL: inject('redisUrl'),
-      QUEUE_PREFIX: prefix,
-      DATA_DIR: dataDir,
-      PARSE_THREADS: '1',
-      LOG_LEVEL: 'info',
-    });
-    const relay = net.createServer((socket) => {
-      const upstream = net.connect(Number(target.port || 5432), target.hostname);
-      socket.pipe(upstream).pipe(socket);
-      socket.on('error', () => upstream.destroy());
-      upstream.on('error', () => socket.destroy());
-    });
+    const { worker, openRelay, stop } = await workerAwaitingPostgres('pgwait');
     try {
       // It keeps trying (a second attempt fails too) and does not exit.
       await expect.poll(() => worker.logged(/Postgres does not answer yet/).length, { timeout: 120_000, interval: 100 }).toBeGreaterThan(1);
       expect(worker.child.exitCode).toBeNull();
-      await new Promise<void>((resolve) => relay.listen(port, '127.0.0.1', resolve));
+      await openRelay();
       await worker.waitForLog(/workers started/, 180_000);
       expect(worker.notJson()).toEqual([]);
     } finally {
-      await worker.stop();
-      relay.close();
-      await fs.rm(dataDir, { recursive: true, force: true });
-      const redis = new Redis(inject('redisUrl'));
-      await redis.del(`${prefix}:molvault:generation`).finally(() => redis.disconnect());
+      await stop();
     }
   }, 300_000);
 });

@@ -1,12 +1,7 @@
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
-import path from 'node:path';
-import { Redis } from 'ioredis';
-import { describe, expect, inject, it } from 'vitest';
-import { freePort } from '../src/runtime/net.js';
-import { startMolvault } from './helpers/processes.js';
+import { describe, expect, it } from 'vitest';
+import { workerAwaitingPostgres } from './helpers/processes.js';
 
 /** The nice value and name of every thread of a process (Linux: field 19 of /proc/<pid>/task/<tid>/stat). */
 async function threads(pid: number): Promise<{ tid: number; name: string; nice: number }[]> {
@@ -31,37 +26,16 @@ describe('a worker process and its priority', () => {
     async () => {
       const base = os.getPriority();
       const lowered = Math.min(19, base + 7);
-      const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'molvault-nice-'));
-      const prefix = `mvtest-nice-${randomBytes(3).toString('hex')}`;
-      // Its database is reached through a port nothing listens on until the test opens a relay: the
-      // worker has loaded its code and waits, still starting, for as long as the test needs.
-      const port = await freePort();
-      const target = new URL(inject('databaseUrl'));
-      const through = new URL(inject('databaseUrl'));
-      through.hostname = '127.0.0.1';
-      through.port = String(port);
-      const relay = net.createServer((socket) => {
-        const upstream = net.connect(Number(target.port || 5432), target.hostname);
-        socket.pipe(upstream).pipe(socket);
-        socket.on('error', () => upstream.destroy());
-        upstream.on('error', () => socket.destroy());
-      });
-      const worker = startMolvault(['worker', '--queues', 'diff'], {
-        DATABASE_URL: through.toString(),
-        REDIS_URL: inject('redisUrl'),
-        QUEUE_PREFIX: prefix,
-        DATA_DIR: dataDir,
-        PARSE_THREADS: '1',
-        BACKGROUND_NICE: '7',
-        LOG_LEVEL: 'info',
-      });
+      // Its database is reached through a relay opened only later: the worker has loaded its code
+      // and waits, still starting, for as long as the test needs.
+      const { worker, openRelay, stop } = await workerAwaitingPostgres('nice', { BACKGROUND_NICE: '7' });
       try {
         const pid = worker.child.pid as number;
         // Code loaded, still starting (waiting for its database): not lowered.
         await worker.waitForLog(/Postgres does not answer yet/, 120_000);
         const early = await threads(pid);
         expect(early.find((t) => t.tid === pid)?.nice).toBe(base);
-        await new Promise<void>((resolve) => relay.listen(port, '127.0.0.1', resolve));
+        await openRelay();
         await worker.waitForLog(/workers started/, 180_000);
         // The main thread, then the parse thread (a worker thread, named like the main one) once loaded.
         await expect.poll(async () => (await threads(pid)).find((t) => t.tid === pid)?.nice, { timeout: 30_000, interval: 50 }).toBe(lowered);
@@ -78,11 +52,7 @@ describe('a worker process and its priority', () => {
         for (const pool of (await threads(pid)).filter((t) => t.name === 'libuv-worker')) expect(pool.nice).toBe(lowered);
         expect(worker.notJson()).toEqual([]);
       } finally {
-        await worker.stop();
-        relay.close();
-        await fs.rm(dataDir, { recursive: true, force: true });
-        const redis = new Redis(inject('redisUrl'));
-        await redis.del(`${prefix}:molvault:generation`).finally(() => redis.disconnect());
+        await stop();
       }
     },
     300_000,

@@ -1,5 +1,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
+import { Redis } from 'ioredis';
+import { inject } from 'vitest';
+import { freePort } from '../../src/runtime/net.js';
 
 const BIN = path.resolve(import.meta.dirname, '../../bin/molvault.js');
 
@@ -66,6 +73,47 @@ export function startMolvault(args: string[], env: Record<string, string>): Molv
       const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
       await exited;
       clearTimeout(timer);
+    },
+  };
+}
+
+/**
+ * A `molvault worker` (the diff queue, one parse thread) of its own Redis prefix and DATA_DIR whose
+ * database is reached through a relay that nothing listens on until `openRelay()`: it loads its code
+ * and waits, still starting, for as long as the test needs. `stop()` ends it and removes what it had.
+ */
+export async function workerAwaitingPostgres(name: string, env: Record<string, string> = {}) {
+  const port = await freePort();
+  const target = new URL(inject('databaseUrl'));
+  const through = new URL(inject('databaseUrl'));
+  through.hostname = '127.0.0.1';
+  through.port = String(port);
+  const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), `molvault-${name}-`));
+  const prefix = `mvtest-${name}-${randomBytes(3).toString('hex')}`;
+  const relay = net.createServer((socket) => {
+    const upstream = net.connect(Number(target.port || 5432), target.hostname);
+    socket.pipe(upstream).pipe(socket);
+    socket.on('error', () => upstream.destroy());
+    upstream.on('error', () => socket.destroy());
+  });
+  const worker = startMolvault(['worker', '--queues', 'diff'], {
+    DATABASE_URL: through.toString(),
+    REDIS_URL: inject('redisUrl'),
+    QUEUE_PREFIX: prefix,
+    DATA_DIR: dataDir,
+    PARSE_THREADS: '1',
+    LOG_LEVEL: 'info',
+    ...env,
+  });
+  return {
+    worker,
+    openRelay: () => new Promise<void>((resolve) => relay.listen(port, '127.0.0.1', resolve)),
+    async stop() {
+      await worker.stop();
+      relay.close();
+      await fs.rm(dataDir, { recursive: true, force: true });
+      const redis = new Redis(inject('redisUrl'));
+      await redis.del(`${prefix}:molvault:generation`).finally(() => redis.disconnect());
     },
   };
 }
