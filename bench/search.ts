@@ -632,7 +632,7 @@ async function main() {
       await seed(em, owners, bases, options.structures);
       seedSeconds = (performance.now() - seedStarted) / 1000;
 
-      const index = createSearchIndex(stack.ctx.config, stack.ctx.orm, stack.log, options.backend);
+      const index = await createSearchIndex(stack.ctx.config, stack.ctx.orm, stack.log, options.backend);
       const indexStarted = performance.now();
       let lastDraw = 0;
       await reindexAll(em.fork(), index, ({ done, total }) => {

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// The molvault command. Runs the TypeScript sources through tsx's loader.
+// The molvault command. Runs the build in dist/ when it is current (bin/build.mjs), otherwise the
+// TypeScript sources through tsx's loader.
 const [major, minor] = process.versions.node.split('.').map(Number);
 if (major < 22 || (major === 22 && minor < 17)) {
   console.error(
@@ -20,13 +21,22 @@ if (process.env.npm_command) {
   }, 500);
   watch.unref();
 }
-const { register } = await import('tsx/esm/api');
-register();
+const { currentBuild } = await import('./buildState.mjs');
+// migration:create writes the new migration beside the others: into migrations/, never into a build.
+const fromSource = process.env.MOLVAULT_FROM_SOURCE === '1' || process.argv[2] === 'migration:create';
+const build = fromSource ? undefined : currentBuild();
+const { pathToFileURL } = await import('node:url');
+const sources = build ? pathToFileURL(`${build}/src/`) : new URL('../src/', import.meta.url);
+const extension = build ? '.js' : '.ts';
+if (!build) {
+  const { register } = await import('tsx/esm/api');
+  register();
+}
 if (process.argv[2] === 'import') {
   // A client of some server: it loads none of the server's code, so it starts at once.
-  const { importCommand } = await import('../src/cli/import.ts');
+  const { importCommand } = await import(new URL(`cli/import${extension}`, sources).href);
   process.exitCode = await importCommand(process.argv.slice(3));
 } else {
-  const { main } = await import('../src/cli/main.ts');
+  const { main } = await import(new URL(`cli/main${extension}`, sources).href);
   await main(process.argv.slice(2));
 }

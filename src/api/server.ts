@@ -1,4 +1,5 @@
 import http from 'node:http';
+import { codeSource } from '../lib/codeSource.js';
 import type { AppContext } from '../runtime/context.js';
 import { createApp } from './app.js';
 
@@ -17,7 +18,7 @@ export async function startApiServer(app: AppContext, port = app.config.port, ho
   });
   const address = server.address();
   const boundPort = typeof address === 'object' && address ? address.port : port;
-  app.log.info({ url: `http://${host}:${boundPort}` }, 'API listening');
+  app.log.info({ url: `http://${host}:${boundPort}`, code: codeSource() }, 'API listening');
   return {
     server,
     port: boundPort,

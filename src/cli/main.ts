@@ -21,6 +21,7 @@ Usage:
   molvault api                       the HTTP API only
   molvault worker [--queues a,b]     job workers (default: all queues: ${QUEUE_NAMES.join(', ')})
   molvault migrate                   apply database migrations
+  molvault version                   the Node.js version and whether the build (dist/) or the sources run
   molvault reindex [--backend postgres|typesense]
                                      rebuild the search index from Postgres (default: the configured backend)
   molvault user create --email E [--name N] [--admin] [--quota 10GB]
@@ -146,6 +147,11 @@ export async function main(argv: string[]): Promise<void> {
     process.exitCode = await importCommand(argv.slice(1));
     return;
   }
+  if (command === 'version') {
+    const { codeSource } = await import('../lib/codeSource.js');
+    print({ node: process.versions.node, ...codeSource() });
+    return;
+  }
   let config: Config;
   try {
     config = loadConfig();
@@ -199,7 +205,7 @@ export async function main(argv: string[]): Promise<void> {
             import('./progress.js'),
           ]);
           const orm = await connectOrm(databaseUrl, log);
-          const index = createSearchIndex(config, orm, log, backend);
+          const index = await createSearchIndex(config, orm, log, backend);
           try {
             await index.prepare();
             const bar = progressBar(`reindexing into ${backend}:`);

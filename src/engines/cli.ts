@@ -1,5 +1,4 @@
 import fs from 'node:fs/promises';
-import { CIF } from 'molstar/lib/mol-io/reader/cif.js';
 import type { Format } from '../formats/types.js';
 import { EngineError, runProcess } from './process.js';
 import type { ConversionNotes, ConversionRequest, EngineDriver, EngineName } from './types.js';
@@ -33,6 +32,8 @@ const ONE_CHARACTER_NAMES = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxy
  * characters): unused single characters while they last, then unused pairs. Old → new.
  */
 export async function pdbChainRenames(cifPath: string): Promise<Record<string, string>> {
+  // Mol*'s CIF reader is loaded by the conversions that need it, not by every process that lists the engines.
+  const { CIF } = await import('molstar/lib/mol-io/reader/cif.js');
   const parsed = await CIF.parse(await fs.readFile(cifPath, 'latin1')).run();
   if (parsed.isError) return {};
   const names: string[] = [];

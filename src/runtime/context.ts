@@ -65,7 +65,7 @@ export async function createAppContext(config: AppContext['config'], log: Logger
   // stack trace: the connection's own line above says it once, so the queues' copies go to debug.
   for (const [name, queue] of Object.entries(queues))
     queue.on('error', (error) => log[infrastructureCause(error) ? 'debug' : 'warn']({ err: error, queue: name }, 'queue error'));
-  const search = createSearchIndex(config, orm, log);
+  const search = await createSearchIndex(config, orm, log);
   await search.prepare();
   // A process configured for another store than the one the blobs were moved to must not start.
   await assertBlobStoreAgrees((sql, params) => orm.em.fork().getConnection().execute(sql, params), config);

@@ -4,9 +4,6 @@ import path from 'node:path';
 import type { Config } from '../config/index.js';
 import type { BlobStore } from './blobStore.js';
 import { LocalBlobStore } from './localBlobStore.js';
-import { S3BlobStore } from './s3BlobStore.js';
-import { ensureBucket } from './s3Client.js';
-import { S3Objects } from './s3Objects.js';
 import { LocalStaging, S3Staging, type Staging } from './staging.js';
 
 export type StorageConfig = Pick<Config, 'blobStore' | 's3' | 'blobDir' | 'stagingDir' | 'scratchDir'>;
@@ -25,8 +22,7 @@ export const fetchScratchDir = (config: Pick<Config, 'scratchDir'>) => config.sc
  */
 export async function openStores(config: StorageConfig): Promise<Stores> {
   if (config.blobStore === 's3') {
-    const objects = new S3Objects(config.s3);
-    await ensureBucket(objects.client, config.s3.bucket);
+    const { objects, S3BlobStore } = await openS3(config);
     return { blobs: new S3BlobStore(objects, fetchScratchDir(config)), staging: new S3Staging(objects, fetchScratchDir(config)) };
   }
   return { blobs: new LocalBlobStore(config.blobDir), staging: new LocalStaging(config.stagingDir) };
@@ -35,11 +31,18 @@ export async function openStores(config: StorageConfig): Promise<Stores> {
 /** A blob store of the given kind, for `molvault blobs migrate` and backups, which may hold both. */
 export async function openBlobStore(config: StorageConfig, kind: 'local' | 's3'): Promise<BlobStore> {
   if (kind === 's3') {
-    const objects = new S3Objects(config.s3);
-    await ensureBucket(objects.client, config.s3.bucket);
+    const { objects, S3BlobStore } = await openS3(config);
     return new S3BlobStore(objects, fetchScratchDir(config));
   }
   return new LocalBlobStore(config.blobDir);
+}
+
+// The AWS SDK is loaded only by a process configured for S3: it is a good part of a process's start.
+async function openS3(config: StorageConfig) {
+  const [{ S3BlobStore }, { ensureBucket }, { S3Objects }] = await Promise.all([import('./s3BlobStore.js'), import('./s3Client.js'), import('./s3Objects.js')]);
+  const objects = new S3Objects(config.s3);
+  await ensureBucket(objects.client, config.s3.bucket);
+  return { objects, S3BlobStore };
 }
 
 /**

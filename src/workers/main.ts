@@ -4,6 +4,7 @@ import type { QueueName } from '../config/index.js';
 import { EnginePool } from '../engines/pool.js';
 import type { JobHandler } from '../jobs/define.js';
 import { checkRegistry, JOBS } from '../jobs/registry.js';
+import { codeSource } from '../lib/codeSource.js';
 import { cappedBackoffMs, InfrastructureError, infrastructureCause, infrastructureWaitOf, isInfrastructureError } from '../lib/infrastructure.js';
 import { CpuPool } from '../pool/cpuPool.js';
 import { backupJob, convertJob } from '../queue/jobs.js';
@@ -124,7 +125,7 @@ export async function startWorkers(ctx: AppContext, queues: readonly QueueName[]
     await watchdog.stop();
     throw error;
   }
-  ctx.log.info({ queues, threads: ctx.config.parseThreads }, 'workers started');
+  ctx.log.info({ queues, threads: ctx.config.parseThreads, code: codeSource() }, 'workers started');
   let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= (async () => {
