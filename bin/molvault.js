@@ -26,17 +26,16 @@ const { currentBuild } = await import('./buildState.mjs');
 const fromSource = process.env.MOLVAULT_FROM_SOURCE === '1' || process.argv[2] === 'migration:create';
 const build = fromSource ? undefined : currentBuild();
 const { pathToFileURL } = await import('node:url');
-const sources = build ? pathToFileURL(`${build}/src/`) : new URL('../src/', import.meta.url);
-const extension = build ? '.js' : '.ts';
 if (!build) {
   const { register } = await import('tsx/esm/api');
   register();
 }
+const entry = (name, sourcePath) => (build ? pathToFileURL(`${build}/app/${name}.mjs`).href : new URL(sourcePath, import.meta.url).href);
 if (process.argv[2] === 'import') {
   // A client of some server: it loads none of the server's code, so it starts at once.
-  const { importCommand } = await import(new URL(`cli/import${extension}`, sources).href);
+  const { importCommand } = await import(entry('import', '../src/cli/import.ts'));
   process.exitCode = await importCommand(process.argv.slice(3));
 } else {
-  const { main } = await import(new URL(`cli/main${extension}`, sources).href);
+  const { main } = await import(entry('main', '../src/cli/main.ts'));
   await main(process.argv.slice(2));
 }

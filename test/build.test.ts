@@ -1,8 +1,11 @@
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { connectOrm } from '../src/db/orm.js';
+import { dropDatabase, ensureDatabase, withDatabase } from '../src/runtime/postgres.js';
 
 const REPO = path.resolve(import.meta.dirname, '..');
 const PDB = path.resolve(REPO, '../shared/corpus/pdb/biopython_1A8O.pdb');
@@ -55,6 +58,29 @@ describe('the build (bin/build.mjs)', () => {
     expect(JSON.parse(node(['bin/molvault.js', 'version'], { MOLVAULT_FROM_SOURCE: '1' })).from).toBe('sources');
   });
 
+  it('migrates a new database with the migrations compiled into it, under the names the sources record', async () => {
+    node(['bin/build.mjs', '--if-stale']);
+    const url = withDatabase(inject('databaseUrl'), `molvault_test_${inject('runId')}_build_${randomBytes(2).toString('hex')}`);
+    await ensureDatabase(url);
+    try {
+      const env = { DATABASE_URL: url, REDIS_URL: inject('redisUrl'), LOG_LEVEL: 'warn' };
+      const report = JSON.parse(node(['bin/molvault.js', 'migrate'], env));
+      const files = readdirSync(path.join(root, 'migrations')).filter((f) => f.endsWith('.ts'));
+      // (The command migrates as it starts; its report counts what is applied in all.)
+      expect(report.appliedInAll).toBe(files.length);
+      // The sources find nothing pending in what the build migrated, and vice versa.
+      const orm = await connectOrm(url);
+      try {
+        expect(await orm.migrator.getPending()).toEqual([]);
+      } finally {
+        await orm.close();
+      }
+      expect(JSON.parse(node(['bin/molvault.js', 'migrate'], env)).applied).toEqual([]);
+    } finally {
+      await dropDatabase(url);
+    }
+  });
+
   it('keeps the newest three builds, so a process running an older one still finds its modules', () => {
     for (let i = 0; i < 4; i++) node(['bin/build.mjs']);
     const builds = readdirSync(path.join(root, 'dist')).filter((name) => name.startsWith('build-'));
@@ -74,7 +100,7 @@ describe('the build (bin/build.mjs)', () => {
       for (const name of readdirSync(path.join(REPO, 'node_modules')))
         if (name !== 'tsx' && name !== '.bin') symlinkSync(path.join(REPO, 'node_modules', name), path.join(bare, 'node_modules', name));
       const script = `
-        const { CpuPool } = await import(${JSON.stringify(path.join(bare, 'src/pool/cpuPool.js'))});
+        const { CpuPool } = await import(${JSON.stringify(path.join(bare, 'app/cpuPool.mjs'))});
         const pool = new CpuPool(2, 60000, 512, 0, 1, true);
         await pool.warmed;
         const outcome = await pool.parse({ path: ${JSON.stringify(PDB)}, format: 'pdb' });

@@ -4,6 +4,7 @@ import { Migrator } from '@mikro-orm/migrations';
 import { MikroORM, type Options, PostgreSqlDriver } from '@mikro-orm/postgresql';
 import { entities } from '../entities/index.js';
 import type { Logger } from '../lib/logger.js';
+import { migrationList } from './migrationList.js';
 
 export type Orm = MikroORM;
 export const MIGRATIONS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../migrations');
@@ -29,13 +30,12 @@ export function ormOptions(databaseUrl: string, log?: Logger): Options {
       ignoreTriggers: true,
     },
     migrations: {
-      path: MIGRATIONS_DIR,
-      glob: '!(*.d).{js,ts}',
+      // The build carries no migrations/ folder, and never writes the schema snapshot (migration:create runs from the sources).
+      ...(migrationList() ? { migrationsList: migrationList(), snapshot: false } : { path: MIGRATIONS_DIR, glob: '!(*.d).{js,ts}', snapshot: true }),
       tableName: 'mikro_orm_migrations',
       transactional: true,
       allOrNothing: true,
       emit: 'ts',
-      snapshot: true,
       snapshotName: '.snapshot-molvault',
     },
   };
