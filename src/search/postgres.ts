@@ -379,13 +379,8 @@ export class PostgresSearchIndex implements SearchIndex {
          select distinct i.structure_id, tag, ${TAG_INDEX_COLUMNS.map((c) => `i.${c}`).join(', ')}
          from written w join input i on i.structure_id = w.structure_id, unnest(i.all_tags) as tag order by 1, 2
          on conflict (structure_id, tag) do update set ${TAG_INDEX_COLUMNS.map((c) => `${c} = excluded.${c}`).join(', ')}
-       ),
-       project_terms as (
-         insert into search_project_terms (project_id, term)
-         select distinct i.project_id, t.lexeme from input i, unnest(i.vector) t
-         where ${vocabularyTerm('t.lexeme')}
-         on conflict do nothing
        )
+       -- (Each project's vocabulary is kept by triggers on the documents: the search_project_terms_kept migration.)
        insert into search_terms (owner_id, term)
        select distinct i.owner_id, t.lexeme from input i, unnest(i.vector) t
        where ${vocabularyTerm('t.lexeme')}
