@@ -229,6 +229,41 @@ describe('Postgres search with shared projects', () => {
     }
   });
 
+  it('forgets a project’s word once none of its documents holds it, whoever rewrites or removes them', async () => {
+    // A word left in a project's vocabulary after its documents lost it would still decide what a
+    // member's word is taken for (as typed, or which corrections), by documents no longer in the project.
+    const em = stack.ctx.orm.em.fork();
+    const words = async (project: string) =>
+      (await em.execute<{ term: string }[]>(`select term from search_project_terms where project_id = ? and term like 'zanzibar%' order by 1`, [project])).map(
+        (row) => row.term,
+      );
+    const first = (await ownerApi.post('/v1/projects', { name: 'words first' })).body.id;
+    const second = (await ownerApi.post('/v1/projects', { name: 'words second' })).body.id;
+    const upload = async (name: string) => {
+      const response = await ownerApi.upload(`/v1/projects/${first}/structures`, await fixture('chemfiles_aspirin.sdf'), { name }, { prefer: 'wait=60' });
+      expect(response.status, JSON.stringify(response.body)).toBe(201);
+      return response.body.structure.id as string;
+    };
+    const one = await upload('Zanzibarite zanzibarine');
+    const two = await upload('Zanzibarite again');
+    expect(await words(first)).toEqual(['zanzibarine', 'zanzibarite']);
+    // Renamed: the word it alone held goes, the one another document holds stays.
+    await ownerApi.patch(`/v1/structures/${one}`, { name: 'Plain one' });
+    await expect.poll(async () => words(first), { timeout: 15_000 }).toEqual(['zanzibarite']);
+    // Moved to another project (as the index writes it): its words go with it.
+    const [document] = [...(await stack.ctx.search.get([two])).values()];
+    await stack.ctx.search.upsert({ ...document, projectId: second });
+    expect(await words(first)).toEqual([]);
+    expect(await words(second)).toEqual(['zanzibarite']);
+    // Removed from the index: gone from its project's words too.
+    await stack.ctx.search.delete(two);
+    expect(await words(second)).toEqual([]);
+    await stack.ctx.search.upsert(document);
+    expect(await words(first)).toEqual(['zanzibarite']);
+    // To the trash, out of the later tests' searches.
+    for (const id of [one, two]) expect((await ownerApi.delete(`/v1/structures/${id}`)).status).toBeLessThan(300);
+  });
+
   it('finds a transferred project’s structures by their new owner’s keys, and by the project’s for the former owner', async () => {
     // The member becomes an owner of the open project, then its owner of record.
     const direct = await ownerApi.post(`/v1/projects/${open}/members`, { email: member.email, role: 'owner' });

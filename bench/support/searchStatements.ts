@@ -6,13 +6,14 @@
  * interleaved.
  *
  *   DATABASE_URL=postgres://…/NAME node --import tsx bench/support/searchStatements.ts [--explain KIND] [--only KIND]
- *     [--variants none,shared,empty] [--rounds 5] [--draws 3] [--repeat 20]
+ *     [--variants none,shared,empty] [--rounds 5] [--draws 3] [--repeat 20] [--against MODULE]
  *
  * Variants: none, no shares; shared, as bench:search --sharing arranges them (each owner a viewer of
  * one project of each of the next two owners), but only in what the statements are given, so the
  * database is not changed; empty, the same owners sharing a project that holds nothing (what the
  * statement's shape costs apart from the shared rows). BENCH_SEARCH_MODULE names another build of
- * postgres.ts (a copy of an earlier one) to measure instead.
+ * postgres.ts (a copy of an earlier one) to measure instead; --against MODULE measures another build
+ * beside this one, its statements in the same rounds (each build's table, and their ratios).
  */
 import fs from 'node:fs/promises';
 import { parseArgs } from 'node:util';
@@ -30,6 +31,7 @@ const { values } = parseArgs({
     repeat: { type: 'string', default: '20' },
     only: { type: 'string' },
     variants: { type: 'string', default: 'none,shared,empty' },
+    against: { type: 'string' },
   },
 });
 const url = process.env.DATABASE_URL;
@@ -72,20 +74,32 @@ const Index = process.env.BENCH_SEARCH_MODULE
   ? ((await import(process.env.BENCH_SEARCH_MODULE)).PostgresSearchIndex as typeof PostgresSearchIndex)
   : PostgresSearchIndex;
 const index = new Index({ config: { get: () => url } } as never, undefined, 1) as unknown as StatementBuilder;
+// --against MODULE: another build's statements too (variants marked "@"), run in the same rounds, so
+// that the two builds meet the same load.
+const against = values.against
+  ? (new ((await import(values.against)).PostgresSearchIndex as typeof PostgresSearchIndex)(
+      { config: { get: () => url } } as never,
+      undefined,
+      1,
+    ) as unknown as StatementBuilder)
+  : undefined;
 // As searchPresented builds it: with the shared owners' document counts it chooses by.
-const statementOf = async (query: SearchQuery) =>
-  index.statement(query, true, await index.sharedSizes?.(query)) as { text: string; values: unknown[] } | undefined;
+const statementWith = async (builder: StatementBuilder, query: SearchQuery) =>
+  builder.statement(query, true, await builder.sharedSizes?.(query)) as { text: string; values: unknown[] } | undefined;
 
 const EMPTY_PROJECT = '00000000-0000-4000-8000-000000000000';
 const draws = Number(values.draws);
 const random = prng(7);
 /** none: no shares; shared: as bench:search --sharing; empty: the same owners sharing a project that holds nothing (the statement's shape, not its rows). */
 const ALL_VARIANTS = ['none', 'shared', 'empty'] as const;
-type Variant = (typeof ALL_VARIANTS)[number];
-const VARIANTS = ALL_VARIANTS.filter((v) => (values.variants as string).split(',').includes(v));
+type BaseVariant = (typeof ALL_VARIANTS)[number];
+/** A variant of this build, or (marked "@") of the --against build. */
+type Variant = BaseVariant | `${BaseVariant}@`;
+const BASE_VARIANTS = ALL_VARIANTS.filter((v) => (values.variants as string).split(',').includes(v));
+const VARIANTS: Variant[] = [...BASE_VARIANTS, ...(against ? BASE_VARIANTS.map((v) => `${v}@` as const) : [])];
 interface Draw {
   kind: string;
-  statements: Record<Variant, { text: string; values: unknown[] } | undefined>;
+  statements: Partial<Record<Variant, { text: string; values: unknown[] }>>;
 }
 const plan: Draw[] = [];
 for (const kind of MIX) {
@@ -95,14 +109,17 @@ for (const kind of MIX) {
     let text = kind.make(random);
     if (text.endsWith('project=')) text += projectsOf.get(owners[i])?.[0];
     const base = { ownerId: owners[i], ownAll: true };
-    plan.push({
-      kind: kind.name,
-      statements: {
-        none: await statementOf(searchQuery(text, { ...base, shared: [] })),
-        shared: await statementOf(searchQuery(text, { ...base, shared: sharedOf(i) })),
-        empty: await statementOf(searchQuery(text, { ...base, shared: sharedOf(i).map((g) => ({ ...g, projectIds: [EMPTY_PROJECT] })) })),
-      },
-    });
+    const scopes: Record<BaseVariant, SearchQuery> = {
+      none: searchQuery(text, { ...base, shared: [] }),
+      shared: searchQuery(text, { ...base, shared: sharedOf(i) }),
+      empty: searchQuery(text, { ...base, shared: sharedOf(i).map((g) => ({ ...g, projectIds: [EMPTY_PROJECT] })) }),
+    };
+    const statements: Draw['statements'] = {};
+    for (const variant of ALL_VARIANTS) {
+      statements[variant] = await statementWith(index, scopes[variant]);
+      if (against) statements[`${variant}@`] = await statementWith(against, scopes[variant]);
+    }
+    plan.push({ kind: kind.name, statements });
   }
 }
 
@@ -124,12 +141,13 @@ if (values.explain !== undefined) {
     const s = draw.statements[variant];
     if (!s) continue;
     // Run through a prepared statement (generic plan) as the search pool does.
-    const prepare = `prepare e_${variant} as ${s.text}`;
+    const name = `e_${variant.replace('@', '_against')}`;
+    const prepare = `prepare ${name} as ${s.text}`;
     await client.query(prepare);
     const arrayText = (items: unknown[]) => `{${items.map((x) => (x === null ? 'NULL' : `"${String(x)}"`)).join(',')}}`;
     const literal = s.values.map((v) => (v === null ? 'null' : client.escapeLiteral(Array.isArray(v) ? arrayText(v) : String(v))));
-    for (let w = 0; w < 5; w++) await client.query(`execute e_${variant}(${literal.join(', ')})`);
-    const { rows } = await client.query(`explain (analyze, buffers, costs off) execute e_${variant}(${literal.join(', ')})`);
+    for (let w = 0; w < 5; w++) await client.query(`execute ${name}(${literal.join(', ')})`);
+    const { rows } = await client.query(`explain (analyze, buffers, costs off) execute ${name}(${literal.join(', ')})`);
     process.stdout.write(`\n===== ${draw.kind} — ${variant} =====\n${rows.map((r) => r['QUERY PLAN']).join('\n')}\n`);
   }
   await client.end();
@@ -140,7 +158,9 @@ if (values.explain !== undefined) {
 const rounds = Number(values.rounds);
 const repeat = Number(values.repeat);
 const kinds = [...new Set(plan.map((p) => p.kind))];
-const spent: Record<string, Record<Variant, number[]>> = Object.fromEntries(kinds.map((k) => [k, { none: [], shared: [], empty: [] }]));
+const spent: Record<string, Partial<Record<Variant, number[]>>> = Object.fromEntries(
+  kinds.map((k) => [k, Object.fromEntries(VARIANTS.map((v) => [v, [] as number[]]))]),
+);
 // Warm: every statement prepared and run a few times.
 for (const draw of plan) for (const variant of VARIANTS) for (let w = 0; w < 3; w++) if (draw.statements[variant]) await run(draw.statements[variant]);
 for (let round = 0; round < rounds; round++) {
@@ -155,7 +175,7 @@ for (let round = 0; round < rounds; round++) {
           count++;
         }
       }
-      spent[kind][variant].push(((await schedNs()) - before) / 1e6 / Math.max(1, count));
+      spent[kind][variant]?.push(((await schedNs()) - before) / 1e6 / Math.max(1, count));
     }
   }
 }
@@ -166,17 +186,32 @@ const median = (v: number[]) => {
 process.stdout.write(
   `Postgres CPU per statement (ms, median of ${rounds} rounds; ${draws} draws × ${repeat}), load ${(await fs.readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')}\n`,
 );
-process.stdout.write(
-  `${'kind'.padEnd(28)} ${'none'.padStart(8)} ${'shared'.padStart(8)} ${'ratio'.padStart(7)} ${'empty'.padStart(8)} ${'ratio'.padStart(7)}\n`,
-);
-const sums = { none: 0, shared: 0, empty: 0 };
-const line = (name: string, v: Record<Variant, number>) =>
-  `${name.padEnd(28)} ${v.none.toFixed(3).padStart(8)} ${v.shared.toFixed(3).padStart(8)} ${(v.shared / v.none).toFixed(2).padStart(6)}× ${v.empty.toFixed(3).padStart(8)} ${(v.empty / v.none).toFixed(2).padStart(6)}×\n`;
-for (const kind of kinds) {
-  const v = { none: median(spent[kind].none), shared: median(spent[kind].shared), empty: median(spent[kind].empty) };
-  for (const k of VARIANTS) sums[k] += v[k] / kinds.length;
-  process.stdout.write(line(kind, v));
+const ratio = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined ? '' : `${(a / b).toFixed(2)}×`);
+const figure = (v: number | undefined) => (v === undefined ? '' : v.toFixed(3));
+/** One table per build: this one's, then (--against) the other's, whose variants are marked "@". */
+for (const mark of against ? ['', '@'] : ['']) {
+  if (against) process.stdout.write(`\n${mark ? `--against ${values.against}` : 'this build'}\n`);
+  process.stdout.write(
+    `${'kind'.padEnd(28)} ${'none'.padStart(8)} ${'shared'.padStart(8)} ${'ratio'.padStart(7)} ${'empty'.padStart(8)} ${'ratio'.padStart(7)}${against ? ` ${'none vs other'.padStart(14)} ${'shared vs other'.padStart(16)}` : ''}\n`,
+  );
+  const sums: Partial<Record<Variant, number>> = {};
+  const line = (name: string, v: Partial<Record<Variant, number>>) => {
+    const at = (base: BaseVariant) => v[`${base}${mark}` as Variant];
+    const other = (base: BaseVariant) => v[`${base}${mark ? '' : '@'}` as Variant];
+    return (
+      `${name.padEnd(28)} ${figure(at('none')).padStart(8)} ${figure(at('shared')).padStart(8)} ${ratio(at('shared'), at('none')).padStart(7)} ` +
+      `${figure(at('empty')).padStart(8)} ${ratio(at('empty'), at('none')).padStart(7)}` +
+      (against ? ` ${ratio(at('none'), other('none')).padStart(14)} ${ratio(at('shared'), other('shared')).padStart(16)}` : '') +
+      '\n'
+    );
+  };
+  for (const kind of kinds) {
+    const v = Object.fromEntries(VARIANTS.map((variant) => [variant, median(spent[kind][variant] ?? [])])) as Partial<Record<Variant, number>>;
+    for (const k of VARIANTS) sums[k] = (sums[k] ?? 0) + (v[k] ?? 0) / kinds.length;
+    process.stdout.write(line(kind, v));
+  }
+  process.stdout.write(line('all kinds (mean)', sums));
 }
-process.stdout.write(line('all kinds (mean)', sums));
+await against?.close();
 await index.close();
 await client.end();

@@ -21,11 +21,11 @@ export function ormOptions(databaseUrl: string, log?: Logger): Options {
     allowGlobalContext: false,
     forceUtcTimezone: true,
     logger: (message) => log?.debug({ orm: message }),
-    // search_documents (and its tag index), search_terms, search_project_terms and the search counts belong to the Postgres search index (raw SQL), not to entities;
+    // search_documents (and its tag index), search_terms, search_project_terms, search_lexemes and the search counts belong to the Postgres search index (raw SQL), not to entities;
     // so do their functions and triggers, and those that keep structures' cards (structures.card_members, kept by triggers
     // on structures and structure_versions), which a schema diff must not offer to drop.
     schemaGenerator: {
-      skipTables: ['search_documents', 'search_document_tags', 'search_terms', 'search_project_terms', 'search_counts', 'search_tag_counts'],
+      skipTables: ['search_documents', 'search_document_tags', 'search_terms', 'search_project_terms', 'search_lexemes', 'search_counts', 'search_tag_counts'],
       ignoreRoutines: true,
       ignoreTriggers: true,
     },

@@ -379,13 +379,8 @@ export class PostgresSearchIndex implements SearchIndex {
          select distinct i.structure_id, tag, ${TAG_INDEX_COLUMNS.map((c) => `i.${c}`).join(', ')}
          from written w join input i on i.structure_id = w.structure_id, unnest(i.all_tags) as tag order by 1, 2
          on conflict (structure_id, tag) do update set ${TAG_INDEX_COLUMNS.map((c) => `${c} = excluded.${c}`).join(', ')}
-       ),
-       project_terms as (
-         insert into search_project_terms (project_id, term)
-         select distinct i.project_id, t.lexeme from input i, unnest(i.vector) t
-         where ${vocabularyTerm('t.lexeme')}
-         on conflict do nothing
        )
+       -- (Each project's vocabulary is kept by triggers on the documents: the search_project_terms_kept migration.)
        insert into search_terms (owner_id, term)
        select distinct i.owner_id, t.lexeme from input i, unnest(i.vector) t
        where ${vocabularyTerm('t.lexeme')}
@@ -700,10 +695,21 @@ export class PostgresSearchIndex implements SearchIndex {
       // The words' query is built as text with a marker where each lexeme starts, then keyed for each
       // arm by putting the arm's key in the marker's place (a word holds no control character).
       const lexeme = (text: string) => `quote_literal(chr(31) || ${text})`;
-      const asWhole = (parts: string) =>
-        `case when (${wholes})[g] is null then ${parts} else '(' || ${lexeme(`(${wholes})[g]`)} || ':* | ' || ${parts} || ')' end`;
+      /** A prefix in the finding query: the word between two chr(30), made exact per key by search_find_query. */
+      const prefix = (text: string) => `chr(30) || ${text} || chr(30)`;
+      const asPrefix = (text: string) => `${lexeme(text)} || ':*'`;
+      const asWhole = (parts: string, whole = asPrefix) =>
+        `case when (${wholes})[g] is null then ${parts} else '(' || ${whole(`(${wholes})[g]`)} || ' | ' || ${parts} || ')' end`;
       const keyedBy = (key: string, text: string) => `replace(${text}, chr(31), ${key} || ':')::tsquery`;
       const ownerKeyed = (ownerParam: string, text: string) => keyedBy(`search_owner_key(${ownerParam})`, text);
+      // What finds (never what ranks), with two words or more: `find`, the words' query with each prefix
+      // between two chr(30), made exact for a key from the lexemes the index holds under it
+      // (search_find_query, the search_lexemes migration); the lexemes starting with a prefix match the
+      // same documents it does. The GIN index gathers each prefix's documents whole into a bitmap before
+      // intersecting, where it intersects exact entries' as it reads them: for two words several times
+      // the work. One word's prefix costs about what its exact lexemes do, less than making them exact.
+      const exactPrefixes = words.length > 1;
+      const findBy = (key: string) => (exactPrefixes ? `search_find_query(${key}, find)` : `replace(query, chr(31), ${key} || ':')`);
       // `scoped` (`m<arm>` with shares) finds; the owner-keyed `scoped`/`scoped_strict` (`r<arm>`/`s<arm>`
       // with shares, and their arrays by owner, `ranked`/`ranked_strict`) rank. With shares each
       // document is ranked by its owner's keys alone (every document carries them), as its owner's own
@@ -714,17 +720,21 @@ export class PostgresSearchIndex implements SearchIndex {
               `${ownerKeyed(arm.owner, 'query')} as r${i}`,
               `case when query = strict then null else ${ownerKeyed(arm.owner, 'strict')} end as s${i}`,
               ...(arm.projects
-                ? [
-                    `(select string_agg('(' || replace(query, chr(31), search_project_key(p) || ':') || ')', ' | ') from unnest(${arm.projects}) as p)::tsquery as m${i}`,
-                  ]
-                : []),
+                ? [`(select string_agg('(' || ${findBy('search_project_key(p)')} || ')', ' | ') from unnest(${arm.projects}) as p)::tsquery as m${i}`]
+                : exactPrefixes
+                  ? [`${findBy(`search_owner_key(${arm.owner})`)}::tsquery as m${i}`]
+                  : []),
             ]),
           ]
-        : [`${ownerKeyed(owner, 'query')} as scoped`, `case when query = strict then null else ${ownerKeyed(owner, 'strict')} end as scoped_strict`];
-      // (An arm that reads the owner's entries finds by the owner-keyed query it ranks by.)
+        : [
+            `${ownerKeyed(owner, 'query')} as scoped`,
+            `case when query = strict then null else ${ownerKeyed(owner, 'strict')} end as scoped_strict`,
+            `${exactPrefixes ? `${findBy(`search_owner_key(${owner})`)}::tsquery` : 'null::tsquery'} as found`,
+          ];
+      // (Else an arm that reads the owner's entries finds by the owner-keyed query it ranks by.)
       const ranked = sharing
         ? [
-            ...arms.flatMap((arm, i) => (arm.projects ? [] : [`r${i} as m${i}`])),
+            ...arms.flatMap((arm, i) => (arm.projects || exactPrefixes ? [] : [`r${i} as m${i}`])),
             `array[${arms.map((_, i) => `r${i}`).join(', ')}] as ranked`,
             `case when s0 is null then null else array[${arms.map((_, i) => `s${i}`).join(', ')}] end as ranked_strict`,
           ]
@@ -734,10 +744,11 @@ export class PostgresSearchIndex implements SearchIndex {
         select ${columns.join(',\n               ')},
                (select coalesce(array_agg(term), '{}') from corrected, unnest(terms) as term) as corrections
         from (
-          select string_agg(loose, ' & ' order by g) as query, string_agg(strict, ' & ' order by g) as strict
+          select string_agg(loose, ' & ' order by g) as query, string_agg(strict, ' & ' order by g) as strict, string_agg(find, ' & ' order by g) as find
           from (
             select g,
                    ${asWhole(`'(' || string_agg('(' || array_to_string(array[${lexeme('w')} || ':*'] || array(select ${lexeme('t')} from unnest(terms) as t), ' | ') || ')', ' & ' order by ord) || ')'`)} as loose,
+                   ${exactPrefixes ? asWhole(`'(' || string_agg('(' || array_to_string(array[${prefix('w')}] || array(select ${lexeme('t')} from unnest(terms) as t), ' | ') || ')', ' & ' order by ord) || ')'`, prefix) : 'null::text'} as find,
                    ${asWhole(`'(' || string_agg(${lexeme('w')} || ':*', ' & ' order by ord) || ')'`)} as strict
             from corrected group by g
           ) per_term
@@ -765,7 +776,7 @@ export class PostgresSearchIndex implements SearchIndex {
     // The columns the counts are filtered by beyond owner and trash: the tag counts hold only project.
     const countedColumns: string[] = [];
     if (hasText && sharing) armWhere.push((_, i) => `d.scoped_document @@ (select m${i} from q)`);
-    else if (hasText) where.push('d.scoped_document @@ (select scoped from q)');
+    else if (hasText) where.push(`d.scoped_document @@ (select ${words.length > 1 ? 'found' : 'scoped'} from q)`);
     const trash = query.trash ?? 'exclude';
     if (trash !== 'include') {
       const deleted = trash === 'only' ? 'true' : 'false';
