@@ -7,9 +7,10 @@
  *
  * Exactness comes first: this reader reproduces what Mol* 5.11 makes of a PDB file, step by step
  * (the same column cuts, number parsing, label_asym_id and label_seq_id assignment, component
- * and entity inference, atom sorting and residue/chain segmentation), and uses Mol*'s own helpers
- * where they are cheap (component and entity builders, HETNAM/SEQRES/COMPND parsers; its SEQRES
- * alignment is redone over typed arrays with the same traceback). Wherever the reference would do
+ * and entity inference, atom sorting and residue/chain segmentation). Mol*'s component and entity
+ * builders and HETNAM/SEQRES/COMPND parsers are ported as they are (pdbEntities.ts, residueNames.ts:
+ * Mol*'s own import its model/types.js, which a parse thread pays for in start time and GC work);
+ * its SEQRES alignment is redone over typed arrays with the same traceback. Wherever the reference would do
  * something this reader does not (old Mac line ends, atom lines too short for their coordinates,
  * files without atoms), it declines and the caller uses the reference path; files whose MODEL or
  * END records the reference rewrites first are rewritten the same way by the caller and read here
@@ -17,10 +18,7 @@
  * them, and files written by gemmi and Open Babel.
  */
 
-import { ElementSymbol, getMoleculeType } from 'molstar/lib/mol-model/structure/model/types.js';
-import { ComponentBuilder } from 'molstar/lib/mol-model-formats/structure/common/component.js';
-import { EntityBuilder } from 'molstar/lib/mol-model-formats/structure/common/entity.js';
-import { getEntityPolySeq, parseCmpnd, parseHetnam, parseSeqres } from 'molstar/lib/mol-model-formats/structure/pdb/entity.js';
+import { ComponentBuilder, checkEntityPolySeq, EntityBuilder, parseCmpnd, parseHetnam, parseSeqres } from './pdbEntities.js';
 import {
   CHARS,
   type ChunkScan,
@@ -47,6 +45,7 @@ import {
   trimEnd,
   trimStart,
 } from './pdbScan.js';
+import { elementSymbol, getMoleculeType, type MoleculeType } from './residueNames.js';
 import type { AtomTable } from './summarize.js';
 import type { Problem } from './types.js';
 
@@ -280,8 +279,8 @@ function atomsFromScan(b: Uint8Array, st: ScanState, modelsNormalised: boolean):
   }
 
   // One parse per block, as Mol* does: a name continued in a later block replaces the earlier one.
-  const heteroNames: [string, string][] = hetnamBlocks.flatMap((block) => [...parseHetnam(lineList(block), 0, block.length).entries()]);
-  const seqresMap: Map<string, string[]> | undefined = seqresLines ? parseSeqres(lineList(seqresLines), 0, seqresLines.length) : undefined;
+  const heteroNames: [string, string][] = hetnamBlocks.flatMap((block) => [...parseHetnam(block).entries()]);
+  const seqresMap: Map<string, string[]> | undefined = seqresLines ? parseSeqres(seqresLines) : undefined;
 
   const lineAt = atomLines;
   const runs: Runs = {
@@ -319,8 +318,8 @@ function atomsFromScan(b: Uint8Array, st: ScanState, modelsNormalised: boolean):
   if (!useLinear && !authSeqAsLabels(runs, firstRuns, runSeq)) return decline('residue number missing');
 
   const runOrder = sortRuns(runEntity, runLabel, runSeq, firstRuns);
-  const entityTypes = (entityBuilder as unknown as { types: string[] }).types;
-  const entityIds = (entityBuilder as unknown as { ids: string[] }).ids;
+  const entityTypes = entityBuilder.types;
+  const entityIds = entityBuilder.ids;
   const typeOfEntity = new Map<string, string>();
   for (let k = 0; k < entityIds.length; k++) typeOfEntity.set(entityIds[k], entityTypes[k]);
   const { residueOffsets, residueCount, chainOffsets, chainCount, residueEntityType, order } = cutHierarchy(
@@ -348,7 +347,7 @@ function atomsFromScan(b: Uint8Array, st: ScanState, modelsNormalised: boolean):
     z: zs.subarray(0, atomCount),
     element: elements.subarray(0, atomCount),
     // The scan keeps symbols as written; Mol*'s spelling of each (a pure function of it) here.
-    symbols: symbols.map((symbol) => ElementSymbol(symbol) as string),
+    symbols: symbols.map(elementSymbol),
     residueOffsets,
     residueCount,
     chainOffsets,
@@ -387,18 +386,6 @@ const runEnd = (runs: Runs, r: number): number => (r + 1 < runs.count ? runs.sta
 const asymOfRun = (runs: Runs, r: number): string => (runs.asym[r] === 46 || runs.asym[r] === 63 ? '' : CHARS[runs.asym[r]]);
 const insOfRun = (runs: Runs, r: number): string => (runs.ins[r] === SP || runs.ins[r] === 46 || runs.ins[r] === 63 ? '' : CHARS[runs.ins[r]]);
 
-/** Mol*'s line-list input to its HETNAM, SEQRES and COMPND parsers. */
-const lineList = (list: string[]) => {
-  const data = list.join('\n');
-  const indices: number[] = [];
-  let at = 0;
-  for (const l of list) {
-    indices.push(at, at + l.length);
-    at += l.length + 1;
-  }
-  return { data, indices, count: list.length } as never;
-};
-
 /**
  * Components and entities, over every model's atoms in file order (pdbToMmCif): the entity of
  * each run, and the label_asym_id helper in the state this pass leaves it (the next pass goes on
@@ -415,19 +402,17 @@ function entitiesOfRuns(
 ): { runEntity: string[]; componentBuilder: ComponentBuilder; entityBuilder: EntityBuilder; labels: LabelAsym } | string {
   const total = runs.total;
   const componentBuilder = new ComponentBuilder(
-    { rowCount: total, value: (i: number) => seqNumber(b, lineAt[i]) } as never,
-    {
-      rowCount: total,
-      value: (i: number) => {
-        const s = lineAt[i];
-        const ts = trimStart(b, s + 12, s + 16);
-        return latin1(b, ts, trimEnd(b, ts, s + 16));
-      },
-    } as never,
+    total,
+    (i) => seqNumber(b, lineAt[i]),
+    (i) => {
+      const s = lineAt[i];
+      const ts = trimStart(b, s + 12, s + 16);
+      return latin1(b, ts, trimEnd(b, ts, s + 16));
+    },
   );
   componentBuilder.setNames(heteroNames);
   const entityBuilder = new EntityBuilder();
-  for (const block of compndBlocks) entityBuilder.setCompounds(parseCmpnd(lineList(block), 0, block.length));
+  for (const block of compndBlocks) entityBuilder.setCompounds(parseCmpnd(block));
   if (seqresMap) entityBuilder.setSeqres(seqresMap);
   entityBuilder.setNames(heteroNames);
   const labels = new LabelAsym(hasAssemblies);
@@ -435,7 +420,7 @@ function entitiesOfRuns(
   if (seqresMap) {
     // The reference fails here when SEQRES names chains but no atom is a polymer: leave that to it.
     try {
-      getEntityPolySeq(seqresMap, (chainId: string) => entityBuilder.getEntityIdForChain(chainId));
+      checkEntityPolySeq(seqresMap, entityBuilder);
     } catch {
       return 'SEQRES without polymer atoms';
     }
@@ -444,7 +429,7 @@ function entitiesOfRuns(
 }
 
 function runEntities(runs: Runs, componentBuilder: ComponentBuilder, entityBuilder: EntityBuilder, labels: LabelAsym): string[] {
-  const moleculeTypes = new Map<string, ReturnType<typeof getMoleculeType>>();
+  const moleculeTypes = new Map<string, MoleculeType>();
   // getEntityId gives the same entity for the same label_asym_id and component every time: worked out once per pair.
   const entities = new Map<string, Map<string, string>>();
   const runEntity: string[] = new Array(runs.count);
@@ -466,7 +451,7 @@ function runEntities(runs: Runs, componentBuilder: ComponentBuilder, entityBuild
     }
     let entity = byComp.get(comp);
     if (entity === undefined) {
-      entity = entityBuilder.getEntityId(comp, moleculeType, asym) as string;
+      entity = entityBuilder.getEntityId(comp, moleculeType, asym);
       byComp.set(comp, entity);
     }
     runEntity[r] = entity;

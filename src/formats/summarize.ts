@@ -1,6 +1,6 @@
-import { PolymerNames, WaterNames } from 'molstar/lib/mol-model/structure/model/types.js';
 import type { Model } from 'molstar/lib/mol-model/structure.js';
 import { atomicWeight } from './elements.js';
+import { PolymerNames, WaterNames } from './residueNames.js';
 import type { Problem, StructureSummary } from './types.js';
 
 const WATER = new Set(['HOH', 'WAT', 'DOD', 'H2O', 'SOL', 'TIP', 'TIP3', 'SPC']);
