@@ -4,7 +4,6 @@
  * the mmCIF file of the same entry compare equal. Runs in a piscina thread (see pool/tasks.ts).
  */
 import type { Model } from 'molstar/lib/mol-model/structure.js';
-import { Task } from 'molstar/lib/mol-task/index.js';
 import { framesSeparatedByEnd, normalisePdbModels, readTrajectory } from './parse.js';
 import { lastDecline, MODEL_REWRITE, type PdbAtoms, pdbAtomReaders, readPdbAtoms } from './pdbFast.js';
 import type { Format, Problem } from './types.js';
@@ -127,6 +126,8 @@ async function readAtomsReference(text: string, format: Format): Promise<AtomTab
   if (!('trajectory' in read)) throw new Error('the reader gave no model to compare');
   const { trajectory } = read;
   if (trajectory.frameCount === 0) throw new Error(`The ${format} file contains no atoms.`);
+  // Loaded here, as parse.ts loads Mol*: a diff of two PDB files the byte-level reader reads needs none of it.
+  const { Task } = await import('molstar/lib/mol-task/index.js');
   const model = await Task.resolveInContext(trajectory.getFrameAtIndex(0));
   const table = atomTable(model);
   table.models = trajectory.frameCount;

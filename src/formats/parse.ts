@@ -1,17 +1,6 @@
-import { CIF, type CifFrame } from 'molstar/lib/mol-io/reader/cif.js';
-import { parseMol2 } from 'molstar/lib/mol-io/reader/mol2/parser.js';
-import { parsePDB } from 'molstar/lib/mol-io/reader/pdb/parser.js';
+import type { CifFrame } from 'molstar/lib/mol-io/reader/cif.js';
 import type { ReaderResult } from 'molstar/lib/mol-io/reader/result.js';
-import { parseSdf } from 'molstar/lib/mol-io/reader/sdf/parser.js';
-import { parseXyz } from 'molstar/lib/mol-io/reader/xyz/parser.js';
 import type { Model, Trajectory } from 'molstar/lib/mol-model/structure.js';
-import { trajectoryFromCifCore } from 'molstar/lib/mol-model-formats/structure/cif-core.js';
-import { trajectoryFromCCD, trajectoryFromMmCIF } from 'molstar/lib/mol-model-formats/structure/mmcif.js';
-import { trajectoryFromMol2 } from 'molstar/lib/mol-model-formats/structure/mol2.js';
-import { trajectoryFromPDB } from 'molstar/lib/mol-model-formats/structure/pdb.js';
-import { trajectoryFromSdf } from 'molstar/lib/mol-model-formats/structure/sdf.js';
-import { trajectoryFromXyz } from 'molstar/lib/mol-model-formats/structure/xyz.js';
-import { Task } from 'molstar/lib/mol-task/index.js';
 import { type RecordScan, type RecordSpan, recordText, scanMol2, scanSdf, scanXyz } from './checks.js';
 import { coreCifElements } from './cifElements.js';
 import { readMmcifFast } from './cifFast.js';
@@ -24,6 +13,26 @@ import { type CifAtoms, cifAtomTable } from './summarizeCif.js';
 import { FORMAT_LABELS, type Format, type ParseOutcome, type Problem, type StructureSummary } from './types.js';
 
 const PARSER = 'molstar 5.11.0';
+
+/**
+ * Mol*'s readers and model builders, loaded when a file first needs them: the byte-level PDB and
+ * mmCIF readers need none of them, and Mol*'s model code (its model/types.js above all) costs a
+ * parse thread start time and a large table on its heap that every major GC marks again.
+ */
+const molstar = {
+  task: () => import('molstar/lib/mol-task/index.js'),
+  cif: () => import('molstar/lib/mol-io/reader/cif.js'),
+  pdb: () => import('molstar/lib/mol-io/reader/pdb/parser.js'),
+  mol2: () => import('molstar/lib/mol-io/reader/mol2/parser.js'),
+  sdf: () => import('molstar/lib/mol-io/reader/sdf/parser.js'),
+  xyz: () => import('molstar/lib/mol-io/reader/xyz/parser.js'),
+  pdbModel: () => import('molstar/lib/mol-model-formats/structure/pdb.js'),
+  mmcifModel: () => import('molstar/lib/mol-model-formats/structure/mmcif.js'),
+  cifCoreModel: () => import('molstar/lib/mol-model-formats/structure/cif-core.js'),
+  mol2Model: () => import('molstar/lib/mol-model-formats/structure/mol2.js'),
+  sdfModel: () => import('molstar/lib/mol-model-formats/structure/sdf.js'),
+  xyzModel: () => import('molstar/lib/mol-model-formats/structure/xyz.js'),
+};
 
 class ParseFailure extends Error {
   constructor(
@@ -112,6 +121,7 @@ async function readStructure(text: string, format: Format, options: { directCif?
         problems.push({ code: 'no_atoms', message: noAtoms });
         return { ok: false, format, status: 422, code: 'invalid_structure', message: noAtoms, report: report() };
       }
+      const { Task } = await molstar.task();
       const first = await Task.resolveInContext(trajectory.getFrameAtIndex(0));
       // Residue checks for residue-based files only (a small-molecule CIF's one "residue" is made up).
       const table = modelAtomTable(first);
@@ -287,6 +297,7 @@ export async function readTrajectory(text: string, format: Format, warnings: Pro
   const label = FORMAT_LABELS[format];
   switch (format) {
     case 'pdb': {
+      const [{ parsePDB }, { trajectoryFromPDB }] = await Promise.all([molstar.pdb(), molstar.pdbModel()]);
       const pdb = unwrap(
         await parsePDB(withoutSeqresIfWideChains(normalisePdbModels(framesSeparatedByEnd(text, warnings), warnings), warnings)).run(),
         label,
@@ -295,6 +306,7 @@ export async function readTrajectory(text: string, format: Format, warnings: Pro
       return { trajectory: await trajectoryFromPDB(pdb).run(), extra: pdbHeader(text) };
     }
     case 'cif': {
+      const { CIF } = await molstar.cif();
       const file = unwrap(await CIF.parse(text).run(), label, warnings);
       if (file.blocks.length === 0) throw new ParseFailure('The CIF file has no data block.');
       // The first block with coordinates decides the dialect: mmCIF, small-molecule (coreCIF) or a chemical component.
@@ -304,13 +316,18 @@ export async function readTrajectory(text: string, format: Format, warnings: Pro
           const missingCoordinates = checkCifCoordinates(frame, warnings);
           const table = direct && missingCoordinates === 0 ? cifAtomTable(frame) : undefined;
           if (table) return { direct: table, frame, extra: cifResolution(frame) };
+          const { trajectoryFromMmCIF } = await molstar.mmcifModel();
           return { trajectory: await trajectoryFromMmCIF(frame, file).run(), extra: cifResolution(frame) };
         }
         if (frame.categories.atom_site_fract_x || frame.categories.atom_site_Cartn_x) {
           const typeSymbols = coreCifElements(frame, warnings);
+          const { trajectoryFromCifCore } = await molstar.cifCoreModel();
           return { trajectory: await trajectoryFromCifCore(frame).run(), extra: { dialect: 'coreCIF' }, ...(typeSymbols ? { typeSymbols } : {}) };
         }
-        if (frame.categories.chem_comp_atom) return { trajectory: await trajectoryFromCCD(frame).run(), extra: { dialect: 'chemical component' } };
+        if (frame.categories.chem_comp_atom) {
+          const { trajectoryFromCCD } = await molstar.mmcifModel();
+          return { trajectory: await trajectoryFromCCD(frame).run(), extra: { dialect: 'chemical component' } };
+        }
       }
       throw new ParseFailure(
         `The CIF file (block "${file.blocks[0].header}") holds no atom coordinates: it has no _atom_site (mmCIF or small-molecule CIF) and no _chem_comp_atom category.`,
@@ -318,6 +335,7 @@ export async function readTrajectory(text: string, format: Format, warnings: Pro
     }
     case 'bcif': {
       const bytes = Buffer.from(text, 'latin1');
+      const [{ CIF }, { trajectoryFromMmCIF }] = await Promise.all([molstar.cif(), molstar.mmcifModel()]);
       const file = unwrap(await CIF.parseBinary(new Uint8Array(bytes)).run(), label, warnings);
       const frame = file.blocks[0];
       if (!frame) throw new ParseFailure('The BinaryCIF file has no data block.');
@@ -328,6 +346,7 @@ export async function readTrajectory(text: string, format: Format, warnings: Pro
       // One reader for both: a MOL file is a one-record SDF, and Mol*'s MOL reader has no V3000.
       const scan = scanSdf(text);
       const { first, count, sound } = soundRecords(scan, format, warnings);
+      const [{ parseSdf }, { trajectoryFromSdf }] = await Promise.all([molstar.sdf(), molstar.sdfModel()]);
       // Every sound record is read (the summary describes the whole file); the model is the first's.
       const sdf = unwrap(await parseSdf(sound.map((r) => recordText(scan, r, '\n$$$$\n')).join('')).run(), label, warnings);
       if (sdf.compounds.length === 0) throw new ParseFailure(`Record ${first.index} of the ${label} file could not be read.`, first.startLine + 1);
@@ -354,6 +373,7 @@ export async function readTrajectory(text: string, format: Format, warnings: Pro
     case 'mol2': {
       const scan = scanMol2(text);
       const { first, count, sound } = soundRecords(scan, format, warnings);
+      const [{ parseMol2 }, { trajectoryFromMol2 }] = await Promise.all([molstar.mol2(), molstar.mol2Model()]);
       const mol2 = unwrap(await parseMol2(recordText(scan, first, '\n'), 'upload').run(), label, warnings);
       if (mol2.structures.length === 0) throw new ParseFailure(`Molecule ${first.index} of the MOL2 file could not be read.`, first.startLine + 1);
       // Every sound molecule is read for the summary, one at a time: Mol*'s reader looks for a
@@ -377,6 +397,7 @@ export async function readTrajectory(text: string, format: Format, warnings: Pro
     case 'xyz': {
       const scan = scanXyz(text);
       const { first, sound } = soundRecords(scan, format, warnings);
+      const [{ parseXyz }, { trajectoryFromXyz }] = await Promise.all([molstar.xyz(), molstar.xyzModel()]);
       // Frames are one trajectory: read the sound ones (all of them, unless the file breaks off).
       const last = sound.at(-1) ?? first;
       const frames = last.index === scan.records.length && scan.fileProblems.length === 0 ? text : scan.lines.slice(0, last.endLine).join('\n');

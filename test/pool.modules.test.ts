@@ -1,0 +1,105 @@
+/**
+ * A parse thread that reads only PDB and mmCIF files the byte-level readers take never loads Mol*'s
+ * model/types.js (nor its model code at all): importing it costs a thread start time and a 238k-entry
+ * table every major GC marks again. Checked in a fresh process whose threads log each module
+ * they load (test/support/moduleTrace.mjs); a file that needs Mol*'s model (an XYZ file) shows
+ * the log sees types.js when it is loaded.
+ */
+import { execFile } from 'node:child_process';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { warmUpInputs } from '../src/pool/warmUp.js';
+import { CORPUS, hasCorpus } from './helpers/corpus.js';
+
+const run = promisify(execFile);
+const ROOT = path.resolve(import.meta.dirname, '..');
+const TYPES = '/molstar/lib/mol-model/structure/model/types.js';
+
+let dir: string;
+beforeAll(async () => {
+  dir = await fs.mkdtemp(path.join(os.tmpdir(), 'molvault-modules-'));
+  const [pdb, cif] = warmUpInputs();
+  await fs.writeFile(path.join(dir, 'made-up.pdb'), pdb.bytes);
+  await fs.writeFile(path.join(dir, 'made-up.cif'), cif.bytes);
+  await fs.writeFile(path.join(dir, 'water.xyz'), '3\nwater\nO 0 0 0\nH 0 0 0.96\nH 0.93 0 -0.24\n');
+});
+afterAll(async () => {
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+/** Parses `files` (path:format) in a fresh process's CpuPool; the modules each of its threads loaded, and the outcomes. */
+async function parseInFreshPool(name: string, files: string[], warm = 0) {
+  const traces = path.join(dir, name);
+  await fs.mkdir(traces);
+  const { stdout } = await run(
+    process.execPath,
+    ['--import', 'tsx', '--import', './test/support/moduleTrace.mjs', 'test/support/poolParse.ts', ...(warm ? ['--warm', String(warm)] : []), ...files],
+    { cwd: ROOT, env: { ...process.env, MODULE_TRACE_DIR: traces }, timeout: 120_000 },
+  );
+  const threads = new Map<string, string[]>();
+  for (const file of await fs.readdir(traces)) threads.set(file, (await fs.readFile(path.join(traces, file), 'utf8')).split('\n').filter(Boolean));
+  const outcomes = stdout
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as { ok: boolean; parser: string; atoms?: number });
+  return { threads, outcomes };
+}
+
+/** The threads that loaded the parse code (the pool's), by thread id. */
+const parseThreads = (threads: Map<string, string[]>) => [...threads].filter(([, modules]) => modules.some((m) => m.endsWith('/src/formats/parse.ts')));
+
+describe("parse threads and Mol*'s model/types.js", () => {
+  it('a fresh pool thread reads a PDB and an mmCIF file without loading it', async () => {
+    const { threads, outcomes } = await parseInFreshPool('plain', [`${path.join(dir, 'made-up.pdb')}:pdb`, `${path.join(dir, 'made-up.cif')}:cif`]);
+    expect(outcomes.map((o) => [o.ok, o.parser, o.atoms])).toEqual([
+      [true, 'molvault pdb reader (as molstar 5.11.0)', 3038],
+      [true, 'molvault mmcif reader (as molstar 5.11.0)', 3038],
+    ]);
+    const pool = parseThreads(threads);
+    expect(pool).toHaveLength(1);
+    const [, modules] = pool[0];
+    expect(modules.some((m) => m.endsWith('/src/formats/pdbFast.ts'))).toBe(true);
+    expect(modules.filter((m) => m.includes(TYPES))).toEqual([]);
+    // No Mol* model code either: what stays is its small element guesser and the generated name lists.
+    expect(modules.filter((m) => m.includes('/molstar/lib/mol-model/structure/model/') && !m.includes('/model/types/'))).toEqual([]);
+    for (const [, other] of threads) expect(other.filter((m) => m.includes(TYPES))).toEqual([]);
+  });
+
+  it('nor does a warm pool, whose second thread warms up on made-up PDB and mmCIF files', async () => {
+    const { threads, outcomes } = await parseInFreshPool('warm', [`${path.join(dir, 'made-up.pdb')}:pdb`], 2);
+    expect(outcomes.map((o) => o.ok)).toEqual([true]);
+    expect(parseThreads(threads)).toHaveLength(2);
+    for (const [thread, modules] of threads)
+      expect(
+        modules.filter((m) => m.includes(TYPES)),
+        `thread ${thread}`,
+      ).toEqual([]);
+  });
+
+  it.skipIf(!hasCorpus)(
+    'nor does a thread reading corpus PDB files, plain and gzipped (skipped without ../shared/corpus)' /* skipped when ../shared/corpus is absent */,
+    async () => {
+      const names = (await fs.readdir(path.join(CORPUS, 'pdb'))).sort();
+      const files = [...names.filter((n) => n.endsWith('.pdb')).slice(0, 8), ...names.filter((n) => n.endsWith('.gz'))].map(
+        (n) => `${path.join(CORPUS, 'pdb', n)}:pdb`,
+      );
+      const { threads, outcomes } = await parseInFreshPool('corpus', files);
+      expect(outcomes.filter((o) => o.parser === 'molvault pdb reader (as molstar 5.11.0)').length).toBeGreaterThan(8);
+      for (const [thread, modules] of threads)
+        expect(
+          modules.filter((m) => m.includes(TYPES)),
+          `thread ${thread}`,
+        ).toEqual([]);
+    },
+  );
+
+  it('a file read through Mol*’s model (XYZ) loads it, so the log would show it', async () => {
+    const { threads, outcomes } = await parseInFreshPool('xyz', [`${path.join(dir, 'water.xyz')}:xyz`]);
+    expect(outcomes.map((o) => [o.ok, o.atoms])).toEqual([[true, 3]]);
+    const [[, modules]] = parseThreads(threads);
+    expect(modules.filter((m) => m.includes(TYPES))).toHaveLength(1);
+  });
+});
