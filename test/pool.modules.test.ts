@@ -1,6 +1,6 @@
 /**
  * A parse thread that reads only PDB and mmCIF files the byte-level readers take never loads Mol*'s
- * model/types.js (nor its model code at all): importing it costs a thread start time and a 238k-entry
+ * model/types.js (nor its model code at all): importing it costs a thread start time and a large
  * table every major GC marks again. Checked in a fresh process whose threads log each module
  * they load (test/support/moduleTrace.mjs); a file that needs Mol*'s model (an XYZ file) shows
  * the log sees types.js when it is loaded.

@@ -1,7 +1,7 @@
 /**
  * The residue-name sets and molecule typing of Mol* 5.11's model/types.js, which the PDB path and
- * the summary use, kept here because importing that module costs a parse thread about a third of
- * a second and a 238k-entry element-symbol table on its heap that every major GC marks again.
+ * the summary use, kept here because importing that module costs a parse thread start time and
+ * puts a large element-symbol table on its heap that every major GC marks again (bench/README.md).
  * Mol*'s code-generated name lists (ions, lipids, saccharides) have no imports of their own and
  * are used as they are. test/formats.residueNames.test.ts checks every set and function here
  * against Mol*'s own on every name it knows and every residue name of the corpus.

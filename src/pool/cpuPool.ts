@@ -31,7 +31,7 @@ export class CpuPool {
     pdbSplitMinBytes = 0,
     /**
      * A worker process's pool: every thread started and kept. A thread loads its modules (the
-     * TypeScript loader, Mol*) for about a second of CPU before its first task; started on demand,
+     * TypeScript loader, the readers) before its first task; started on demand,
      * the second thread became ready only midway through an import, which ran on one thread until
      * then, and was started again after each idle minute. The first thread starts alone and
      * serves at once (threads loading at once made the first task wait for all of them); once it
