@@ -30,13 +30,25 @@ afterAll(async () => {
   await fs.rm(dir, { recursive: true, force: true });
 });
 
-/** Parses `files` (path:format) in a fresh process's CpuPool; the modules each of its threads loaded, and the outcomes. */
-async function parseInFreshPool(name: string, files: string[], warm = 0) {
+/**
+ * Parses `files` (path:format) in a fresh process's CpuPool (the sources', or a build's `pool`);
+ * the modules each of its threads loaded, and the outcomes.
+ */
+async function parseInFreshPool(name: string, files: string[], warm = 0, pool?: string) {
   const traces = path.join(dir, name);
   await fs.mkdir(traces);
   const { stdout } = await run(
     process.execPath,
-    ['--import', 'tsx', '--import', './test/support/moduleTrace.mjs', 'test/support/poolParse.ts', ...(warm ? ['--warm', String(warm)] : []), ...files],
+    [
+      '--import',
+      'tsx',
+      '--import',
+      './test/support/moduleTrace.mjs',
+      'test/support/poolParse.ts',
+      ...(warm ? ['--warm', String(warm)] : []),
+      ...(pool ? ['--pool', pool] : []),
+      ...files,
+    ],
     { cwd: ROOT, env: { ...process.env, MODULE_TRACE_DIR: traces }, timeout: 120_000 },
   );
   const threads = new Map<string, string[]>();
@@ -101,5 +113,56 @@ describe("parse threads and Mol*'s model/types.js", () => {
     expect(outcomes.map((o) => [o.ok, o.atoms])).toEqual([[true, 3]]);
     const [[, modules]] = parseThreads(threads);
     expect(modules.filter((m) => m.includes(TYPES))).toHaveLength(1);
+  });
+});
+
+describe("parse threads of the build (bin/build.mjs) and Mol*'s model/types.js", () => {
+  // A build of a copy of the code (its node_modules linked), as test/build.test.ts makes one.
+  let root: string;
+  let app: string;
+  /** The build's chunks that hold types.js (from the build's metafile). */
+  let typesChunks: string[];
+  beforeAll(async () => {
+    root = await fs.mkdtemp(path.join(os.tmpdir(), 'molvault-modules-build-'));
+    for (const part of ['bin', 'src', 'migrations', 'package.json']) await fs.cp(path.join(ROOT, part), path.join(root, part), { recursive: true });
+    await fs.symlink(path.join(ROOT, 'node_modules'), path.join(root, 'node_modules'));
+    await run(process.execPath, ['bin/build.mjs'], { cwd: root, timeout: 170_000 });
+    const { id } = JSON.parse(await fs.readFile(path.join(root, 'dist/current.json'), 'utf8'));
+    app = path.join(root, 'dist', id, 'app');
+    const meta = JSON.parse(await fs.readFile(path.join(root, 'dist', id, 'meta.json'), 'utf8')) as {
+      outputs: Record<string, { inputs: Record<string, unknown> }>;
+    };
+    typesChunks = Object.entries(meta.outputs)
+      .filter(([, output]) => Object.keys(output.inputs).some((input) => input.endsWith(TYPES)))
+      .map(([file]) => `/${path.basename(file)}`);
+  });
+  afterAll(async () => {
+    await fs.rm(root, { recursive: true, force: true });
+  });
+
+  const builtThreads = (threads: Map<string, string[]>) => [...threads].filter(([, modules]) => modules.some((m) => m.endsWith(`${app}/worker.mjs`)));
+  const typesLoaded = (modules: string[]) => modules.filter((m) => typesChunks.some((chunk) => m.endsWith(chunk)));
+
+  it('a warm pool of the build reads PDB and mmCIF files without loading the chunk that holds it', async () => {
+    expect(typesChunks).toHaveLength(1);
+    const { threads, outcomes } = await parseInFreshPool(
+      'build',
+      [`${path.join(dir, 'made-up.pdb')}:pdb`, `${path.join(dir, 'made-up.cif')}:cif`],
+      2,
+      path.join(app, 'cpuPool.mjs'),
+    );
+    expect(outcomes.map((o) => [o.ok, o.parser])).toEqual([
+      [true, 'molvault pdb reader (as molstar 5.11.0)'],
+      [true, 'molvault mmcif reader (as molstar 5.11.0)'],
+    ]);
+    expect(builtThreads(threads)).toHaveLength(2);
+    for (const [thread, modules] of threads) expect(typesLoaded(modules), `thread ${thread}`).toEqual([]);
+  });
+
+  it('while an XYZ file, read through Mol*’s model, loads it', async () => {
+    const { threads, outcomes } = await parseInFreshPool('build-xyz', [`${path.join(dir, 'water.xyz')}:xyz`], 0, path.join(app, 'cpuPool.mjs'));
+    expect(outcomes.map((o) => o.ok)).toEqual([true]);
+    const [[, modules]] = builtThreads(threads);
+    expect(typesLoaded(modules)).toHaveLength(1);
   });
 });
