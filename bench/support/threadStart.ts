@@ -5,10 +5,11 @@
  *   node --import tsx bench/support/threadStart.ts           — one thread, until it answers (no warm-up)
  *   node --import tsx bench/support/threadStart.ts --warm 2  — a warm pool of 2 (the second thread reads the warm-up files)
  *   ... --parse <file> <format>                               — then one parse, timed apart (the thread's first file)
+ *   ... --pool dist/<build>/app/cpuPool.mjs                   — the pool of a build (bin/build.mjs) instead of the sources'
  */
 
+import path from 'node:path';
 import type { Format } from '../../src/formats/types.js';
-import { CpuPool } from '../../src/pool/cpuPool.js';
 
 const args = process.argv.slice(2);
 const option = (name: string) => {
@@ -17,6 +18,11 @@ const option = (name: string) => {
 };
 const warm = Number(option('--warm')?.[0] ?? 0);
 const parse = option('--parse');
+const poolModule = option('--pool')?.[0];
+// Loaded before the clock starts: the main thread's own modules are not the threads' start.
+const { CpuPool } = (
+  poolModule ? await import(path.resolve(poolModule)) : await import('../../src/pool/cpuPool.js')
+) as typeof import('../../src/pool/cpuPool.js');
 const cpu = () => {
   const { user, system } = process.cpuUsage();
   return (user + system) / 1000;
