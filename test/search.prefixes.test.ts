@@ -21,6 +21,7 @@ describe('Postgres search: several words by the exact lexemes their prefixes sta
   let ownerApi: Client;
   let memberApi: Client;
   let otherApi: Client;
+  let other: TestUser;
   let project: string;
   const ids: Record<string, string> = {};
 
@@ -39,7 +40,8 @@ describe('Postgres search: several words by the exact lexemes their prefixes sta
     const member = await userFactory(stack.ctx);
     ownerApi = client(stack.url, owner.token);
     memberApi = client(stack.url, member.token);
-    otherApi = client(stack.url, (await userFactory(stack.ctx)).token);
+    other = await userFactory(stack.ctx);
+    otherApi = client(stack.url, other.token);
     project = (await ownerApi.post('/v1/projects', { name: 'kinases' })).body.id;
     const upload = async (as: Client, into: string, name: string) => {
       const response = await as.upload(`/v1/projects/${into}/structures`, await fixture('chemfiles_aspirin.sdf'), { name }, { prefer: 'wait=60' });
@@ -85,17 +87,20 @@ describe('Postgres search: several words by the exact lexemes their prefixes sta
   });
 
   it('makes a prefix exact with exactly the lexemes it matches, under every key the index holds', async () => {
-    // Every prefix of every word held under every key, made exact, against the GIN prefix match, document by document.
+    // Every prefix of every word held under every key of this file's owners, made exact, against the
+    // GIN prefix match, document by document (the run's database also holds other files' documents).
     const em = stack.ctx.orm.em.fork();
     const [{ differing, checked }] = await em.execute<{ differing: string; checked: string }[]>(
       `with keyed as (
          select distinct split_part(u.lexeme, ':', 1) as key, substr(split_part(u.lexeme, ':', 2), 1, n) as word
          from search_documents d, unnest(d.scoped_document) u, generate_series(1, 4) n
-         where length(split_part(u.lexeme, ':', 2)) >= n)
+         where d.owner_id in (?, ?) and length(split_part(u.lexeme, ':', 2)) >= n)
        select count(*) filter (where (d.scoped_document @@ (quote_literal(k.key || ':' || k.word) || ':*')::tsquery)
                                  <> (d.scoped_document @@ search_find_items(k.key, k.word)::tsquery)) as differing,
               count(*) as checked
-       from keyed k cross join search_documents d`,
+       from keyed k cross join search_documents d
+       where d.owner_id in (?, ?)`,
+      [owner.id, other.id, owner.id, other.id],
     );
     expect(Number(checked)).toBeGreaterThan(1000);
     expect(Number(differing)).toBe(0);
