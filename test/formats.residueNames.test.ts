@@ -155,8 +155,8 @@ describe('residue names and molecule types as Mol* has them', () => {
     for (const s of odd) expect(Ours.elementSymbol(s), JSON.stringify(s)).toBe(Types.ElementSymbol(s));
   });
 
-  it.skipIf(!hasCorpus)(
-    'types every residue name Mol* knows and every one of the corpus, in any case, with every component type, as getMoleculeType does (skipped without ../shared/corpus)' /* skipped when ../shared/corpus is absent */,
+  it.skipIf(!hasCorpus /* skipped when ../shared/corpus is absent */)(
+    'types every residue name Mol* knows and every one of the corpus, in any case, with every component type, as getMoleculeType does (skipped without ../shared/corpus)',
     async () => {
       const names = new Set([...molstarNames(), ...(await corpusResidueNames(await corpusPdbFiles()))]);
       expect(names.size).toBeGreaterThan(1500);
@@ -202,8 +202,8 @@ describe('the PDB component and entity builders and record parsers as Mol* has t
     expect([...parseSeqres(seqres)]).toEqual([...MolPdbEntity.parseSeqres(lineList(seqres), 0, seqres.length)]);
   });
 
-  it.skipIf(!hasCorpus)(
-    'give every corpus PDB file the same components, entities and record blocks as Mol*’s (skipped without ../shared/corpus)' /* skipped when ../shared/corpus is absent */,
+  it.skipIf(!hasCorpus /* skipped when ../shared/corpus is absent */)(
+    'give every corpus PDB file the same components, entities and record blocks as Mol*’s (skipped without ../shared/corpus)',
     async () => {
       const files = await corpusPdbFiles();
       expect(files.length).toBeGreaterThan(75);

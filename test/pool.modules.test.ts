@@ -91,8 +91,8 @@ describe("parse threads and Mol*'s model/types.js", () => {
       ).toEqual([]);
   });
 
-  it.skipIf(!hasCorpus)(
-    'nor does a thread reading corpus PDB files, plain and gzipped (skipped without ../shared/corpus)' /* skipped when ../shared/corpus is absent */,
+  it.skipIf(!hasCorpus /* skipped when ../shared/corpus is absent */)(
+    'nor does a thread reading corpus PDB files, plain and gzipped (skipped without ../shared/corpus)',
     async () => {
       const names = (await fs.readdir(path.join(CORPUS, 'pdb'))).sort();
       const files = [...names.filter((n) => n.endsWith('.pdb')).slice(0, 8), ...names.filter((n) => n.endsWith('.gz'))].map(
