@@ -11,7 +11,7 @@ export const DIST = path.join(ROOT, 'dist');
 export const STAMP = path.join(DIST, 'current.json');
 export const SOURCE_DIRS = ['src', 'migrations'];
 
-/** Every source file the build compiles or copies, relative to the repository. */
+/** The source files a build is made from (the .mjs thread entries only for the sources' own runs), relative to the repository. */
 export function sourceFiles() {
   const files = [];
   for (const dir of SOURCE_DIRS) {
