@@ -85,6 +85,8 @@ describe('CpuPool.receive', () => {
     for (let at = 0; at < bytes.length; at += 333) receipt?.push(bytes.subarray(at, at + 333));
     expect(comparable(await receipt?.end())).toEqual(comparable(await parseStructureBytes(bytes, 'pdb')));
 
+    // A thread left free for other tasks: none to take.
+    expect(pool.receive('pdb', 1000, 1)).toBeUndefined();
     // Dropped midway: nothing comes of it, and the thread serves the next task.
     const dropped = pool.receive('pdb', bytes.length);
     dropped?.push(bytes.subarray(0, 1000));

@@ -100,10 +100,11 @@ export class CpuPool {
    * A parse of an upload while its bytes arrive (tasks.ts `receive`), in a thread that is free now,
    * or undefined when none is (the upload is then validated the usual way) or the file may be
    * larger than RECEIVE_MAX_BYTES. Holds the thread until the last byte is in; `maxBytes` is as
-   * many as may come (the declared length of the request).
+   * many as may come (the declared length of the request). `leave`: threads that must stay free
+   * for other tasks (a worker's jobs must not wait on a slow client's upload).
    */
-  receive(format: Format, maxBytes: number): Receipt | undefined {
-    if (maxBytes <= 0 || maxBytes > RECEIVE_MAX_BYTES || this.running >= this.maxThreads) return undefined;
+  receive(format: Format, maxBytes: number, leave = 0): Receipt | undefined {
+    if (maxBytes <= 0 || maxBytes > RECEIVE_MAX_BYTES || this.running + leave >= this.maxThreads) return undefined;
     this.running++;
     const bytes = Buffer.from(new SharedArrayBuffer(maxBytes));
     const arrived = new Int32Array(new SharedArrayBuffer(4));

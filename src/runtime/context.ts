@@ -109,9 +109,13 @@ export function offerWorkerPool(ctx: AppContext, pool: CpuPool): () => void {
   };
 }
 
-/** The pool an upload is parsed in as it arrives (api/intake/receipt.ts): the workers' of this process, if it runs any, else the shared one. */
-export function receiptCpuPool(ctx: AppContext): CpuPool {
-  return workerPools.get(ctx) ?? ctx.sharedCpuPool();
+/**
+ * The pool an upload is parsed in as it arrives (api/intake/receipt.ts): the workers' of this
+ * process, if it runs any, with one thread always left to their jobs; else the shared one.
+ */
+export function receiptCpuPool(ctx: AppContext): { pool: CpuPool; leave: number } {
+  const workers = workerPools.get(ctx);
+  return workers ? { pool: workers, leave: 1 } : { pool: ctx.sharedCpuPool(), leave: 0 };
 }
 
 export async function closeAppContext(ctx: AppContext): Promise<void> {

@@ -76,7 +76,8 @@ export class ReceiptParse implements UploadObserver {
     const head = Buffer.concat(this.head);
     this.head = [];
     const format = sniffCompression(head) ? undefined : sniffFormat(head.subarray(0, HEAD_BYTES)).format;
-    const receipt = format && format !== 'cxs' ? receiptCpuPool(this.app).receive(format, this.maxBytes) : undefined;
+    const { pool, leave } = receiptCpuPool(this.app);
+    const receipt = format && format !== 'cxs' ? pool.receive(format, this.maxBytes, leave) : undefined;
     if (!receipt) {
       this.off = true;
       return;
