@@ -137,6 +137,9 @@ async function main() {
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
     RECONCILE_EVERY_MS: process.env.RECONCILE_EVERY_MS ?? '10000',
     RECONCILE_AFTER_MS: process.env.RECONCILE_AFTER_MS ?? '10000',
+    // The failover probe kills a worker while its validate job parses the probe's upload: the API
+    // must leave that parse to the validate stage (an import's files are never parsed on receipt).
+    PARSE_ON_RECEIPT: 'false',
   };
   delete env.DATABASE_URL;
   const cleanup = async () => {

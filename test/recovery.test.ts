@@ -85,7 +85,8 @@ describe('recovery', () => {
 
 describe('a worker process killed in the middle of a job', () => {
   let stack: Stack;
-  const fast = { WORKER_LOCK_MS: '3000', WORKER_STALLED_INTERVAL_MS: '1000' };
+  // The upload is parsed by the validate job this test kills, not by the API as it arrives.
+  const fast = { WORKER_LOCK_MS: '3000', WORKER_STALLED_INTERVAL_MS: '1000', PARSE_ON_RECEIPT: 'false' };
 
   beforeAll(async () => {
     stack = await startStack({ workers: false, env: fast });

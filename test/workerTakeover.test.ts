@@ -8,7 +8,8 @@ import { type MolvaultProcess, startMolvault } from './helpers/processes.js';
 import { type Stack, startStack } from './helpers/stack.js';
 
 /** A lock far longer than the test waits: a job handed over in time was not handed over by its lapse. */
-const LONG_LOCK = { WORKER_LOCK_MS: '120000', WORKER_STALLED_INTERVAL_MS: '1000' };
+/** The upload is parsed by the validate job this test kills, not by the API as it arrives. */
+const LONG_LOCK = { WORKER_LOCK_MS: '120000', WORKER_STALLED_INTERVAL_MS: '1000', PARSE_ON_RECEIPT: 'false' };
 
 /** A PDB file large enough that its parse is still running when the test kills the worker reading it. */
 function largePdb(lines: number): string {

@@ -148,6 +148,12 @@ export const envSchema = z.object({
    * time (bench/README.md).
    */
   PDB_SPLIT_MIN_BYTES: byteSize.default(0),
+  /**
+   * Whether the API parses a large upload (4 MB or more, uncompressed) while its bytes arrive, in
+   * its CPU pool, when a thread is free (api/intake/receipt.ts): the validate stage then finds it
+   * done. Off, every upload is parsed by the validate stage after its ingest.
+   */
+  PARSE_ON_RECEIPT: z.enum(['true', 'false']).default('true'),
   /** Requests per user per minute on /v1 before 429; 0 turns the limit off. */
   RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).default(1200),
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),
@@ -408,6 +414,7 @@ function buildConfig(env: z.infer<typeof envSchema>) {
     parseTimeoutMs: env.PARSE_TIMEOUT_MS,
     parseMaxMemoryMb: env.PARSE_MAX_MEMORY_MB,
     pdbSplitMinBytes: env.PDB_SPLIT_MIN_BYTES,
+    parseOnReceipt: env.PARSE_ON_RECEIPT === 'true',
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
     rateLimitPerMinute: env.RATE_LIMIT_PER_MINUTE,
     workerLockMs: env.WORKER_LOCK_MS,

@@ -4,7 +4,8 @@ import type { Model, Trajectory } from 'molstar/lib/mol-model/structure.js';
 import { type RecordScan, type RecordSpan, recordText, scanMol2, scanSdf, scanXyz } from './checks.js';
 import { coreCifElements } from './cifElements.js';
 import { readMmcifFast } from './cifFast.js';
-import { type ChunkScanner, lastDecline, MODEL_REWRITE, type PdbAtoms, pdbAtomTable, readPdbAtoms, readPdbAtomsSplit } from './pdbFast.js';
+import { type ChunkScanner, lastDecline, MODEL_REWRITE, type PdbAtoms, pdbAtomTable, readPdbAtoms, readPdbAtomsCut, readPdbAtomsSplit } from './pdbFast.js';
+import type { ChunkStart } from './pdbScan.js';
 import { describeRecords, mol2Compositions, type RecordComposition, sdfCompositions, xyzCompositions } from './records.js';
 import { escapeControlCharacters, isNumberToken, nulByteRefusal, refusedBeforeReading, safeOutcome } from './safeText.js';
 import { inspectSessionBytes } from './session.js';
@@ -160,13 +161,13 @@ async function readStructure(text: string, format: Format, options: { directCif?
  * Parses a stored file's bytes: PDB through the byte-level reader (pdbFast.ts) when it can read
  * the file, everything else (and the PDB files it leaves) through parseStructure.
  */
-export async function parseStructureBytes(bytes: Uint8Array, format: Format, options: { split?: PdbSplit } = {}): Promise<ParseOutcome> {
+export async function parseStructureBytes(bytes: Uint8Array, format: Format, options: { split?: PdbSplit; cut?: PdbCut } = {}): Promise<ParseOutcome> {
   if (format === 'pdb') {
     // The checks of refusedBeforeReading, in its order: NUL bytes, then coordinates, which the
     // byte-level reader checks on every atom record as it reads them (it reads no file that fails).
     const nul = nulByteRefusal(bytes, format, FAST_PDB_PARSER);
     if (nul) return nul;
-    const fast = options.split ? await parsePdbFastSplit(bytes, options.split) : parsePdbFast(bytes);
+    const fast = options.cut ? await parsePdbFastCut(bytes, options.cut) : options.split ? await parsePdbFastSplit(bytes, options.split) : parsePdbFast(bytes);
     if (fast) return safeOutcome(fast, bytes);
   }
   const refused = refusedBeforeReading(bytes, format, format === 'pdb' ? FAST_PDB_PARSER : PARSER);
@@ -215,6 +216,28 @@ export async function parsePdbFastSplit(bytes: Uint8Array, split: PdbSplit): Pro
   let atoms: PdbAtoms | undefined;
   try {
     atoms = (await readPdbAtomsSplit(bytes, split.scanner, split.parts, split.minBytes)) ?? rewrittenPdbAtoms(bytes, warnings);
+  } catch {
+    return undefined;
+  }
+  return pdbOutcome(bytes, atoms, warnings, started);
+}
+
+/**
+ * A PDB file whose parts were (or are being) scanned elsewhere at cuts the caller chose: the parts
+ * of a file scanned as its bytes arrived (pool/receipt.ts). `scanner` hands over each part's scan.
+ */
+export interface PdbCut {
+  cuts: ChunkStart[];
+  scanner: ChunkScanner;
+}
+
+/** parsePdbFast with the scan in parts at the given cuts (readPdbAtomsCut): the same outcome. */
+export async function parsePdbFastCut(bytes: Uint8Array, cut: PdbCut): Promise<ParseOutcome | undefined> {
+  const started = performance.now();
+  const warnings: Problem[] = [];
+  let atoms: PdbAtoms | undefined;
+  try {
+    atoms = (await readPdbAtomsCut(bytes, cut.scanner, cut.cuts)) ?? rewrittenPdbAtoms(bytes, warnings);
   } catch {
     return undefined;
   }

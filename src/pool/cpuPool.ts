@@ -1,10 +1,11 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { InspectResult, InspectTask } from '../engines/inspect.js';
 import type { StructuralDiff } from '../formats/diff.js';
-import type { ParseOutcome } from '../formats/types.js';
-import type { DiffTask, IngestResult, IngestTask, ParseTask } from './tasks.js';
+import type { Format, ParseOutcome } from '../formats/types.js';
+import type { DiffTask, IngestResult, IngestTask, ParseTask, ReceiveTask } from './tasks.js';
 
 const WORKER_FILE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'worker.mjs');
 
@@ -14,6 +15,21 @@ export class TaskTimeoutError extends Error {
     this.name = 'TaskTimeoutError';
   }
 }
+
+/** An upload parsed while it arrives (CpuPool.receive). */
+export interface Receipt {
+  /** The next bytes of the file (copied); past the length announced, the parse is dropped. */
+  push(chunk: Buffer): void;
+  /** The last byte is in: the outcome, or undefined when the parse was dropped or failed. */
+  end(): Promise<ParseOutcome | undefined>;
+  /** The upload was refused or broke off: the thread is let go. */
+  abort(): void;
+}
+
+/** Files past this are not parsed as they arrive: their bytes would be held in memory whole (and offsets are 32-bit). */
+export const RECEIVE_MAX_BYTES = 1024 ** 3;
+/** The receiving thread is told of new bytes every so many: each message wakes it to scan what is complete. */
+const RECEIVE_TELL_BYTES = 1024 * 1024;
 
 /** The piscina pool for parsing, checking and hashing; one per worker process. */
 export class CpuPool {
@@ -80,6 +96,64 @@ export class CpuPool {
     return this.run<ParseOutcome>('parse', task, 'Reading the structure');
   }
 
+  /**
+   * A parse of an upload while its bytes arrive (tasks.ts `receive`), in a thread that is free now,
+   * or undefined when none is (the upload is then validated the usual way) or the file may be
+   * larger than RECEIVE_MAX_BYTES. Holds the thread until the last byte is in; `maxBytes` is as
+   * many as may come (the declared length of the request). `leave`: threads that must stay free
+   * for other tasks (a worker's jobs must not wait on a slow client's upload).
+   */
+  receive(format: Format, maxBytes: number, leave = 0): Receipt | undefined {
+    if (maxBytes <= 0 || maxBytes > RECEIVE_MAX_BYTES || this.running + leave >= this.maxThreads) return undefined;
+    this.running++;
+    const bytes = Buffer.from(new SharedArrayBuffer(maxBytes));
+    const arrived = new Int32Array(new SharedArrayBuffer(4));
+    const { port1, port2 } = new MessageChannel();
+    let at = 0;
+    let told = 0;
+    let dropped = false;
+    // The time limit starts with the last byte: a slow client is not the parse's fault.
+    const limit = new AbortController();
+    const task: ReceiveTask = { bytes: bytes.buffer as SharedArrayBuffer, arrived: arrived.buffer as SharedArrayBuffer, port: port2, format };
+    const outcome = this.runHeld<ParseOutcome | undefined>('receive', task, 'Reading the structure', limit.signal, [port2]).catch(() => undefined);
+    const drop = () => {
+      if (dropped) return;
+      dropped = true;
+      port1.postMessage({ abort: true });
+      port1.close();
+    };
+    return {
+      push(chunk: Buffer) {
+        if (dropped) return;
+        if (at + chunk.length > maxBytes) {
+          drop();
+          return;
+        }
+        bytes.set(chunk, at);
+        at += chunk.length;
+        if (at - told >= RECEIVE_TELL_BYTES) {
+          Atomics.store(arrived, 0, at);
+          told = at;
+          port1.postMessage({});
+        }
+      },
+      end: async () => {
+        if (dropped) return undefined;
+        dropped = true;
+        Atomics.store(arrived, 0, at);
+        port1.postMessage({ end: at });
+        port1.close();
+        const timer = setTimeout(() => limit.abort(), this.timeoutMs);
+        try {
+          return await outcome;
+        } finally {
+          clearTimeout(timer);
+        }
+      },
+      abort: drop,
+    };
+  }
+
   diff(task: DiffTask): Promise<StructuralDiff> {
     return this.run<StructuralDiff>('diff', task, 'Comparing the two versions');
   }
@@ -100,9 +174,13 @@ export class CpuPool {
   private async run<T>(name: string, task: unknown, what: string): Promise<T> {
     if (this.running < this.maxThreads) this.running++;
     else await new Promise<void>((resolve) => this.waiting.push(resolve));
-    const signal = AbortSignal.timeout(this.timeoutMs);
+    return this.runHeld<T>(name, task, what, AbortSignal.timeout(this.timeoutMs));
+  }
+
+  /** A task run under a permit already taken (run, receive); the permit passes on when it settles. */
+  private async runHeld<T>(name: string, task: unknown, what: string, signal: AbortSignal, transferList?: MessagePort[]): Promise<T> {
     try {
-      return (await this.pool.run(task, { name, signal })) as T;
+      return (await this.pool.run(task, { name, signal, transferList: transferList as never })) as T;
     } catch (error) {
       if (signal.aborted) throw new TaskTimeoutError(what, this.timeoutMs);
       throw error;

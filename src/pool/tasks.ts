@@ -9,9 +9,11 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { type Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import type { MessagePort } from 'node:worker_threads';
 import { createGunzip, gunzipSync } from 'node:zlib';
 import { type DiffOptions, diffStructures, type StructuralDiff } from '../formats/diff.js';
 import { parseStructureBytes } from '../formats/parse.js';
+import { ArrivingPdb } from '../formats/pdbArriving.js';
 import { inspectSessionFile } from '../formats/session.js';
 import { sniffCompression, sniffFormat } from '../formats/sniff.js';
 import type { Compression, Format, ParseOutcome } from '../formats/types.js';
@@ -188,13 +190,23 @@ async function ingestPlain(task: IngestTask, compressedSize: number): Promise<In
   let size = 0;
   const head: Buffer[] = [];
   let headBytes = 0;
-  for await (const chunk of createReadStream(task.stagingFile, { highWaterMark: 1024 * 1024 }) as AsyncIterable<Buffer>) {
-    hash.update(chunk);
-    size += chunk.length;
-    if (headBytes < HEAD_BYTES) {
-      head.push(chunk.subarray(0, HEAD_BYTES - headBytes));
-      headBytes += Math.min(chunk.length, HEAD_BYTES - headBytes);
+  // Read synchronously into one buffer used over and over (as the rest of this task reads): a
+  // stream allocates a buffer per chunk and waits a libuv round trip for each.
+  const buffer = Buffer.allocUnsafe(PLAIN_READ_BYTES);
+  const fd = openSync(task.stagingFile, 'r');
+  try {
+    for (let read = readSync(fd, buffer, 0, buffer.length, null); read > 0; read = readSync(fd, buffer, 0, buffer.length, null)) {
+      const chunk = buffer.subarray(0, read);
+      hash.update(chunk);
+      size += read;
+      if (headBytes < HEAD_BYTES) {
+        // Copied: the buffer is read into again.
+        head.push(Buffer.from(chunk.subarray(0, HEAD_BYTES - headBytes)));
+        headBytes += Math.min(read, HEAD_BYTES - headBytes);
+      }
     }
+  } finally {
+    closeSync(fd);
   }
   const sha256 = hash.digest('hex');
   if (task.expectedRawSha256 && sha256 !== task.expectedRawSha256) return refuse.stagingCorrupted();
@@ -207,6 +219,9 @@ async function ingestPlain(task: IngestTask, compressedSize: number): Promise<In
   }
   return accepted(Buffer.concat(head), sha256, size, compressedSize, undefined);
 }
+
+/** What ingestPlain reads at a time. */
+const PLAIN_READ_BYTES = 4 * 1024 * 1024;
 
 const sha256Hex = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 
@@ -308,6 +323,40 @@ export async function parse(task: ParseTask): Promise<ParseOutcome> {
     return parseStructureBytes(bytes, task.format, { split: pdbSplit(bytes) });
   }
   return parseStructureBytes(size < SYNC_READ_MAX_BYTES ? readFileSync(task.path) : await fs.readFile(task.path), task.format);
+}
+
+/**
+ * An upload parsed while it arrives (CpuPool.receive): its bytes are copied into `bytes` as they
+ * come, `arrived` (one 32-bit integer) says how many are in, and `port` says when more came, when
+ * the last did ({ end: size }) or that the upload was dropped ({ abort: true }).
+ */
+export interface ReceiveTask {
+  bytes: SharedArrayBuffer;
+  arrived: SharedArrayBuffer;
+  port: MessagePort;
+  format: Format;
+}
+
+/**
+ * Parses an upload as its bytes arrive: a PDB file's parts are scanned as each is complete
+ * (formats/pdbArriving.ts), so that once the last byte is in only the rest of the parse is left;
+ * other formats are parsed once the file is complete, from memory. Undefined when dropped.
+ */
+export async function receive(task: ReceiveTask): Promise<ParseOutcome | undefined> {
+  const all = Buffer.from(task.bytes);
+  const arrived = new Int32Array(task.arrived);
+  const parts = task.format === 'pdb' ? new ArrivingPdb(all) : undefined;
+  const size = await new Promise<number | undefined>((resolve) => {
+    task.port.on('message', (message: { end?: number; abort?: true }) => {
+      if (message.abort) resolve(undefined);
+      else if (message.end !== undefined) resolve(message.end);
+      else parts?.advance(Atomics.load(arrived, 0));
+    });
+  });
+  task.port.close();
+  if (size === undefined) return undefined;
+  const bytes = all.subarray(0, size);
+  return parseStructureBytes(bytes, task.format, parts ? { cut: parts.finish(size) } : {});
 }
 
 export interface DiffTask {

@@ -34,6 +34,7 @@ export const ingest = (task: tasks.IngestTask) => tasks.ingest(task);
 // A warm pool's task that says a thread is up (cpuPool.ts).
 export const ready = () => true;
 export const parse = (task: tasks.ParseTask) => tasks.parse(task);
+export const receive = (task: tasks.ReceiveTask) => tasks.receive(task);
 export const diff = (task: tasks.DiffTask) => tasks.diff(task);
 // Loaded on first use, so threads that only ingest and parse start as fast as before.
 export const inspect = async (task: InspectTask) => (await import('../engines/inspect.js')).inspect(task);

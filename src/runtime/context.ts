@@ -95,6 +95,29 @@ export async function createAppContext(config: AppContext['config'], log: Logger
   return ctx;
 }
 
+const workerPools = new WeakMap<AppContext, CpuPool>();
+
+/**
+ * A worker's CPU pool offered to the rest of its process (startWorkers), until the returned
+ * function withdraws it: an API in the same process (`molvault start`) parses uploads as they
+ * arrive in the workers' warm threads instead of starting threads of its own.
+ */
+export function offerWorkerPool(ctx: AppContext, pool: CpuPool): () => void {
+  if (!workerPools.has(ctx)) workerPools.set(ctx, pool);
+  return () => {
+    if (workerPools.get(ctx) === pool) workerPools.delete(ctx);
+  };
+}
+
+/**
+ * The pool an upload is parsed in as it arrives (api/intake/receipt.ts): the workers' of this
+ * process, if it runs any, with one thread always left to their jobs; else the shared one.
+ */
+export function receiptCpuPool(ctx: AppContext): { pool: CpuPool; leave: number } {
+  const workers = workerPools.get(ctx);
+  return workers ? { pool: workers, leave: 1 } : { pool: ctx.sharedCpuPool(), leave: 0 };
+}
+
 export async function closeAppContext(ctx: AppContext): Promise<void> {
   await ctx.workEvents.close();
   await lazyPools.get(ctx)?.close();

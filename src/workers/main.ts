@@ -9,7 +9,7 @@ import { cappedBackoffMs, InfrastructureError, infrastructureCause, infrastructu
 import { CpuPool } from '../pool/cpuPool.js';
 import { backupJob, convertJob } from '../queue/jobs.js';
 import { redisConnection } from '../queue/queues.js';
-import type { AppContext } from '../runtime/context.js';
+import { type AppContext, offerWorkerPool } from '../runtime/context.js';
 import { isStorageFull } from '../storage/freeSpace.js';
 import { releaseJobsOfDeadProcesses, WORKER_NAME } from './deadHolders.js';
 import { registerBackupSchedule, registerSchedules } from './scheduler.js';
@@ -37,6 +37,8 @@ export async function startWorkers(ctx: AppContext, queues: readonly QueueName[]
     ctx.config.pdbSplitMinBytes,
     true,
   );
+  // An API in this process parses uploads as they arrive in these threads (api/intake/receipt.ts).
+  const withdrawPool = offerWorkerPool(ctx, cpu);
   const engines = new EnginePool(ctx.engineCatalog, ctx.config.engines, ctx.log);
   // Long-lived engines (ChimeraX) start now, so the first conversion does not wait for them.
   if (queues.includes(convertJob.queue)) {
@@ -138,6 +140,7 @@ export async function startWorkers(ctx: AppContext, queues: readonly QueueName[]
       }
       for (const connection of connections) connection.disconnect();
       await engines.close();
+      withdrawPool();
       await cpu.close();
     })();
     return closing;

@@ -21,6 +21,13 @@ const HEAD_BYTES = 64 * 1024;
 /** Without a Content-Length, quota is reserved in steps of this size as the bytes arrive. */
 const RESERVE_STEP_BYTES = 8 * 1024 * 1024;
 
+/** Sees the file's bytes as they are received (a parse while the upload arrives, api/intake/receipt.ts). */
+export interface UploadObserver {
+  data(chunk: Buffer): void;
+  /** The last byte was received (before it is made durable). */
+  end(): void;
+}
+
 /** Holds quota for the upload: at least `needed` bytes (or throws the 507), up to `wanted`; returns what it holds. */
 export interface QuotaHold {
   reserve(needed: number, wanted: number): Promise<number>;
@@ -51,7 +58,14 @@ function fileExpected(ctx: Context) {
  * the bytes as they arrive), and a refusal stops the stream at once.
  * On any refusal the staging directory is removed before the error propagates.
  */
-export async function receiveUpload(ctx: Context, staging: Staging, uploadId: string, maxBytes: number, quota?: QuotaHold): Promise<ReceivedUpload> {
+export async function receiveUpload(
+  ctx: Context,
+  staging: Staging,
+  uploadId: string,
+  maxBytes: number,
+  quota?: QuotaHold,
+  observer?: UploadObserver,
+): Promise<ReceivedUpload> {
   // The JSON body parser has read (or refused) a JSON body already; a structure is never sent as JSON.
   if (sentJson(ctx)) throw fileExpected(ctx);
   const declared = Number(ctx.get('content-length') || 0);
@@ -68,7 +82,7 @@ export async function receiveUpload(ctx: Context, staging: Staging, uploadId: st
       throw error;
     }
   }
-  const limits: StreamLimits = { maxBytes, quota, reserved };
+  const limits: StreamLimits = { maxBytes, quota, reserved, observer };
   try {
     if (ctx.is('multipart/form-data')) return await receiveMultipart(ctx, staging, uploadId, limits);
     return await receiveRaw(ctx, staging, uploadId, limits);
@@ -100,6 +114,7 @@ interface StreamLimits {
   quota?: QuotaHold;
   /** Quota held so far. */
   reserved: number;
+  observer?: UploadObserver;
 }
 
 /**
@@ -118,19 +133,24 @@ function meter(limits: StreamLimits, state: MeterState) {
         limits.quota.reserve(state.bytes, Math.min(limits.maxBytes, state.bytes + RESERVE_STEP_BYTES)).then(
           (granted) => {
             limits.reserved = granted;
-            pass(chunk, state, callback);
+            pass(chunk, state, callback, limits.observer);
           },
           (error) => callback(error),
         );
         return;
       }
-      pass(chunk, state, callback);
+      pass(chunk, state, callback, limits.observer);
+    },
+    flush(callback) {
+      limits.observer?.end();
+      callback();
     },
   });
 }
 
-function pass(chunk: Buffer, state: MeterState, callback: (error?: Error | null, data?: Buffer) => void) {
+function pass(chunk: Buffer, state: MeterState, callback: (error?: Error | null, data?: Buffer) => void, observer?: UploadObserver) {
   state.hash.update(chunk);
+  observer?.data(chunk);
   if (state.headBytes < HEAD_BYTES) {
     const part = chunk.subarray(0, HEAD_BYTES - state.headBytes);
     state.head.push(part);

@@ -3,7 +3,7 @@ import type { Context } from 'koa';
 import { z } from 'zod';
 import type { Upload, UploadParams, UploadState } from '../../entities/Upload.js';
 import type { User } from '../../entities/User.js';
-import { sniffCompression, sniffFormat } from '../../formats/sniff.js';
+import { formatsCompatible, sniffCompression, sniffFormat } from '../../formats/sniff.js';
 import { FORMAT_ALIASES, FORMATS } from '../../formats/types.js';
 import { enqueue } from '../../queue/enqueue.js';
 import { ingestJob } from '../../queue/jobs.js';
@@ -18,6 +18,7 @@ import { checkedMetadata } from '../metadata.js';
 import { metadataSchema, tagsSchema } from '../schemas/common.js';
 import { assertSafeFields, parseMetadataField, text } from '../text.js';
 import { quotaHold } from './quota.js';
+import { ReceiptParse } from './receipt.js';
 import { refuseWhenStorageFull, storageFullRefusal } from './storageFull.js';
 
 const uploadFields = z.object({
@@ -75,16 +76,20 @@ export async function acceptUpload(
   target: { projectId: string; structureId?: string; payerId: string },
 ): Promise<AcceptedUpload> {
   // A full disk refuses at once, before a byte is kept or quota held.
-  await refuseWhenStorageFull(app, Number(koa.get('content-length') || 0));
+  const declared = Number(koa.get('content-length') || 0);
+  await refuseWhenStorageFull(app, declared);
   const uploadId = randomUUID();
+  // Parsed while it arrives when it is large, so it is searchable soon after its last byte.
+  const receipt = ReceiptParse.for(app, declared);
   const quota = quotaHold(app, target.payerId, uploadId, user.id);
   const release = () => releaseReservation(app.orm.em.fork(), uploadId);
   let received: Awaited<ReturnType<typeof receiveUpload>>;
   try {
-    received = await receiveUpload(koa, app.staging, uploadId, app.config.maxUploadBytes, quota);
+    received = await receiveUpload(koa, app.staging, uploadId, app.config.maxUploadBytes, quota, receipt);
     // Held from here until the upload ends: exactly the bytes received (ingest adjusts it to the content).
     await shrinkReservation(app.orm.em.fork(), uploadId, received.bytes);
   } catch (error) {
+    receipt?.abort();
     await release();
     throw storageFullRefusal(error);
   }
@@ -101,11 +106,15 @@ export async function acceptUpload(
       if (!sniff.format) throw new ApiError(415, 'unsupported_format', sniff.reason, { supported: FORMATS });
     }
   } catch (error) {
+    receipt?.abort();
     await app.staging.remove(uploadId);
     await release();
     throw error;
   }
   const { format, ...rest } = params;
+  // Kept only when it is the format the upload will settle on (ingest checks again, against the stored bytes).
+  const parsed = await receipt?.outcome();
+  const parsedOnReceipt = parsed && (!format || formatsCompatible(format, parsed.format)) ? parsed : undefined;
   const uploadParams: UploadParams = rest;
   let structureId: string;
   try {
@@ -121,6 +130,12 @@ export async function acceptUpload(
         receivedBytes: received.bytes,
         receivedSha256: received.sha256,
         params: uploadParams,
+        parsed: parsedOnReceipt && {
+          format: parsedOnReceipt.format,
+          kind: parsedOnReceipt.outcome.kind,
+          summary: parsedOnReceipt.outcome.summary,
+          report: parsedOnReceipt.outcome.report,
+        },
       },
     ]);
     structureId = created.get(uploadId) as string;

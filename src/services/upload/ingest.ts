@@ -108,6 +108,9 @@ export async function ingestUploads(
     )
   ).filter((item): item is Ready => item !== undefined);
 
+  // A file parsed as it was received (api/intake/receipt.ts) keeps that parse if the content
+  // settled on the format it was parsed as, with the format's warning first, as the validate stage
+  // would have recorded it; otherwise the validate stage parses it.
   // Three steps, so no transaction is open while bytes travel to the store (assertBlobsStored says
   // why that order is safe): the quota holds in one short transaction, the blobs put, then the
   // blobs and uploads recorded in another.
@@ -173,7 +176,12 @@ export async function ingestUploads(
         );
         await tx.execute(
           `update uploads u set state = 'processing', blob_sha256 = x.sha256, format = x.format, compression = x.compression,
-              validation = coalesce(x.validation, u.validation), updated_at = now()
+              summary = case when u.format = x.format then u.summary end, kind = case when u.format = x.format then u.kind end,
+              validation = case when u.summary is null then coalesce(x.validation, u.validation)
+                                when u.format is distinct from x.format then x.validation
+                                when x.validation is null then u.validation
+                                else jsonb_set(u.validation, '{warnings}', (x.validation -> 'warnings') || coalesce(u.validation -> 'warnings', '[]'::jsonb)) end,
+              updated_at = now()
          from jsonb_to_recordset(?::jsonb) as x(id uuid, sha256 text, format text, compression text, validation jsonb)
         where u.id = x.id and u.state = 'received'`,
           [

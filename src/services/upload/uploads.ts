@@ -55,6 +55,11 @@ export interface NewUpload {
   params: UploadParams;
   /** Content already in the blob store (a draft's checkpoint): the upload starts `processing`, at validation. */
   stored?: { blob: string; format: string };
+  /**
+   * The file parsed while it was received, as `format`, and sound: recorded now, so the validate
+   * stage finds it done; ingest keeps it only if the content settles on that format.
+   */
+  parsed?: { format: string; kind: string; summary: StructureSummary; report: ValidationReport };
 }
 
 /**
@@ -67,11 +72,12 @@ export async function createUploads(em: EntityManager, uploads: readonly NewUplo
   if (uploads.length === 0) return structureIds;
   await em.execute(
     `insert into uploads (id, owner_id, project_id, structure_id, creates_structure, state, filename, format_hint, format, compression,
-                          received_bytes, received_sha256, params, created_at, updated_at, blob_sha256)
+                          received_bytes, received_sha256, params, created_at, updated_at, blob_sha256, kind, summary, validation)
      select x.id, x.owner_id, x.project_id, x.structure_id, x.creates_structure, case when x.blob is null then 'received' else 'processing' end,
-            x.filename, x.format_hint, x.format, null, x.received_bytes, x.received_sha256, x.params, now(), now(), x.blob
+            x.filename, x.format_hint, x.format, null, x.received_bytes, x.received_sha256, x.params, now(), now(), x.blob, x.kind, x.summary, x.validation
        from jsonb_to_recordset(?::jsonb) as x(id uuid, owner_id uuid, project_id uuid, structure_id uuid, creates_structure boolean, filename text,
-                                              format_hint text, format text, received_bytes bigint, received_sha256 text, params jsonb, blob text)
+                                              format_hint text, format text, received_bytes bigint, received_sha256 text, params jsonb, blob text,
+                                              kind text, summary jsonb, validation jsonb)
      on conflict (id) do nothing`,
     [
       JSON.stringify(
@@ -87,7 +93,10 @@ export async function createUploads(em: EntityManager, uploads: readonly NewUplo
           received_sha256: upload.receivedSha256,
           params: upload.params,
           blob: upload.stored?.blob ?? null,
-          format: upload.stored?.format ?? null,
+          format: upload.stored?.format ?? upload.parsed?.format ?? null,
+          kind: upload.parsed?.kind ?? null,
+          summary: upload.parsed?.summary ?? null,
+          validation: upload.parsed?.report ?? null,
         })),
       ),
     ],
