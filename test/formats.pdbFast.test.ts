@@ -177,8 +177,17 @@ describe('the fast PDB reader agrees with the reference path', () => {
       'REMARK   2 RESOLUTION.    3.0\n ANGSTROMS.\nREMARK   2 RESOLUTION.    1.50 ANGSTROMS.\n',
       'TITLE     FIRST PART\nTITLE    2 SECOND  PART\nEXPDTA    X-RAY DIFFRACTION\nEXPDTA   2 ; NEUTRON\n',
     ];
+    // Header records around the 200,000th byte, where the header fields stop being read: one cut
+    // there, one ending just before it, one starting just after it.
+    for (const offset of [-20, -6, -4, 0, 3]) {
+      const filler = 'REMARK 999 FILLER LINE                                                          \n';
+      const pad = 200_000 + offset - 'TITLE     AT THE EDGE\n'.length;
+      const remarks = filler.repeat(Math.floor(pad / filler.length));
+      const header = `${remarks}${'X'.repeat(pad - remarks.length - 1)}\nTITLE     AT THE EDGE OF THE HEAD\nEXPDTA    X-RAY\n`;
+      headers.push(header, header.replace('TITLE     AT THE EDGE OF THE HEAD', 'REMARK   2 RESOLUTION.    2.10 ANGSTROMS.'));
+    }
     for (const header of headers) {
-      await expectAgreement(Buffer.from(header + atoms, 'latin1'), header);
+      await expectAgreement(Buffer.from(header + atoms, 'latin1'), header.slice(-120));
       await expectAgreement(Buffer.from((header + atoms).replace(/\n/g, '\r\n'), 'latin1'), `${header} (CRLF)`);
     }
   });

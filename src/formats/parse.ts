@@ -5,6 +5,7 @@ import { type RecordScan, type RecordSpan, recordText, scanMol2, scanSdf, scanXy
 import { coreCifElements } from './cifElements.js';
 import { readMmcifFast } from './cifFast.js';
 import { type ChunkScanner, lastDecline, MODEL_REWRITE, type PdbAtoms, pdbAtomTable, readPdbAtoms, readPdbAtomsSplit } from './pdbFast.js';
+import { HEADER_BYTES, RESOLUTION_LINE } from './pdbScan.js';
 import { describeRecords, mol2Compositions, type RecordComposition, sdfCompositions, xyzCompositions } from './records.js';
 import { escapeControlCharacters, isNumberToken, nulByteRefusal, refusedBeforeReading, safeOutcome } from './safeText.js';
 import { inspectSessionBytes } from './session.js';
@@ -238,7 +239,7 @@ function pdbOutcome(bytes: Uint8Array, atoms: PdbAtoms | undefined, warnings: Pr
   const fromMolstar: Partial<StructureSummary> = {};
   if (idCode && /^[0-9][A-Za-z0-9]{3}$/.test(idCode)) fromMolstar.pdbId = idCode.toUpperCase();
   if (depDate && depDate !== '?' && depDate !== '.') fromMolstar.depositionDate = depDate;
-  Object.assign(summary, fromMolstar, pdbHeaderFromBytes(bytes));
+  Object.assign(summary, fromMolstar, atoms.bytes === bytes && atoms.head ? pdbHeaderFromLines(bytes, atoms.head) : pdbHeaderFromBytes(bytes));
   const report = () => ({ problems, warnings, parser: FAST_PDB_PARSER, parseMs: Math.round(performance.now() - started) });
   if (summary.atoms === 0) problems.push({ code: 'no_atoms', message: 'The PDB file contains no atoms (no ATOM or HETATM records).' });
   if (problems.length > 0) {
@@ -545,8 +546,6 @@ function cifResolution(frame: CifFrame): Partial<StructureSummary> {
   return {};
 }
 
-const RESOLUTION = /^REMARK {3}2 RESOLUTION\.\s+([0-9.]+)\s+ANGSTROM/;
-
 /**
  * pdbHeader of the file's first 200,000 bytes, decoding only the lines its patterns can match:
  * those starting with HEADER, TITLE, EXPDTA or REMARK   2 RESOLUTION. (each pattern but the
@@ -554,7 +553,7 @@ const RESOLUTION = /^REMARK {3}2 RESOLUTION\.\s+([0-9.]+)\s+ANGSTROM/;
  * lines: when the first such line does not match on its own, the whole head is decoded as before.
  */
 function pdbHeaderFromBytes(bytes: Uint8Array): Partial<StructureSummary> {
-  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, Math.min(bytes.byteLength, 200_000));
+  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, Math.min(bytes.byteLength, HEADER_BYTES));
   const end = buffer.length;
   const lines: string[] = [];
   let remarkSeen = false;
@@ -568,7 +567,7 @@ function pdbHeaderFromBytes(bytes: Uint8Array): Partial<StructureSummary> {
         lines.push(buffer.toString('latin1', s, nl));
       else if (bytesAre(buffer, s, nl, 'REMARK   2 RESOLUTION.')) {
         const line = buffer.toString('latin1', s, nl);
-        if (!remarkSeen && !RESOLUTION.test(line)) return pdbHeader(buffer.toString('latin1'));
+        if (!remarkSeen && !RESOLUTION_LINE.test(line)) return pdbHeader(buffer.toString('latin1'));
         remarkSeen = true;
         lines.push(line);
       }
@@ -576,6 +575,12 @@ function pdbHeaderFromBytes(bytes: Uint8Array): Partial<StructureSummary> {
     s = nl + 1;
   }
   return pdbHeader(lines.join('\n'));
+}
+
+/** pdbHeaderFromBytes from the lines the byte-level scan kept of the same bytes (PdbAtoms.head): the same result. */
+function pdbHeaderFromLines(bytes: Uint8Array, head: { lines: string[]; whole: boolean }): Partial<StructureSummary> {
+  if (!head.whole) return pdbHeader(head.lines.join('\n'));
+  return pdbHeader(Buffer.from(bytes.buffer, bytes.byteOffset, Math.min(bytes.byteLength, HEADER_BYTES)).toString('latin1'));
 }
 
 /** Whether the line [s, end) starts with `word` (latin1). */

@@ -114,6 +114,11 @@ export interface PdbAtoms {
   chainCount: number;
   /** Entity type of each residue's chain. */
   residueEntityType: (string | undefined)[];
+  /** Each residue's component (its first atom's residue name), as an index into compNames. */
+  residueComp: Int32Array;
+  compNames: string[];
+  /** Whether a residue has an insertion code (not blank, '.' or '?'). */
+  insertionCodes: boolean;
   entityCount: number;
   componentName(comp: string): string | undefined;
   models: number;
@@ -129,6 +134,12 @@ export interface PdbAtoms {
   warnings: Problem[];
   /** Deposition date and PDB id from the last HEADER record, as Mol* keeps them. */
   header: { idCode?: string; depDate?: string };
+  /**
+   * The header lines the scan kept of the bytes' first HEADER_BYTES (ScanState.headLines), when one
+   * scan of these bytes from their start made them (not a split scan): parse.ts reads the title,
+   * method, resolution, id and date from them rather than from the bytes again.
+   */
+  head?: { lines: string[]; whole: boolean };
 }
 
 /** Why the fast reader left a file to the reference path (for tests and profiling). */
@@ -153,7 +164,7 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54, modelsNormal
   const st = newScanState(bytes.length);
   st.endFrames = !modelsNormalised;
   const reason = scanLines(bytes, minLineLength, modelsNormalised, st);
-  return atomsAfter(bytes, st, reason, minLineLength, modelsNormalised);
+  return atomsAfter(bytes, st, reason, minLineLength, modelsNormalised, true);
 }
 
 /** Why the reader leaves these bytes to the reference before scanning them, or ''. */
@@ -168,13 +179,16 @@ function bytesRefused(b: Uint8Array): string {
 }
 
 /** What the scan that ended with `reason` makes of the file (a rescan without END frames when it asks for one). */
-function atomsAfter(b: Uint8Array, st: ScanState, reason: string, minLineLength: number, modelsNormalised: boolean): PdbAtoms | undefined {
+function atomsAfter(b: Uint8Array, st: ScanState, reason: string, minLineLength: number, modelsNormalised: boolean, wholeScan: boolean): PdbAtoms | undefined {
   if (reason === RESCAN_WITHOUT_END_FRAMES) {
     st = newScanState(b.length);
     reason = scanLines(b, minLineLength, modelsNormalised, st);
+    wholeScan = true;
   }
   if (reason) return decline(reason);
-  return atomsFromScan(b, st, modelsNormalised);
+  const atoms = atomsFromScan(b, st, modelsNormalised);
+  if (atoms && wholeScan) atoms.head = { lines: st.headLines, whole: st.headWhole };
+  return atoms;
 }
 
 /**
@@ -209,7 +223,7 @@ export async function readPdbAtomsCut(bytes: Uint8Array, scanner: ChunkScanner, 
     const chunk = await scans[k];
     if (!chunk || !joinChunk(bytes, st, chunk)) reason = scanLines(bytes, 54, false, st, cuts[k].from, ends[k]);
   }
-  return atomsAfter(bytes, st, reason, 54, false);
+  return atomsAfter(bytes, st, reason, 54, false, false);
 }
 
 /** The atoms read from a complete scan of the file. */
@@ -322,7 +336,7 @@ function atomsFromScan(b: Uint8Array, st: ScanState, modelsNormalised: boolean):
   const entityIds = entityBuilder.ids;
   const typeOfEntity = new Map<string, string>();
   for (let k = 0; k < entityIds.length; k++) typeOfEntity.set(entityIds[k], entityTypes[k]);
-  const { residueOffsets, residueCount, chainOffsets, chainCount, residueEntityType, order } = cutHierarchy(
+  const { residueOffsets, residueCount, chainOffsets, chainCount, residueEntityType, residueComp, insertionCodes, order } = cutHierarchy(
     runs,
     firstRuns,
     atomCount,
@@ -353,6 +367,9 @@ function atomsFromScan(b: Uint8Array, st: ScanState, modelsNormalised: boolean):
     chainOffsets,
     chainCount,
     residueEntityType,
+    residueComp,
+    compNames: runs.compNames,
+    insertionCodes,
     entityCount: entityIds.length,
     componentName: (comp) => componentBuilder.get(comp)?.name,
     models,
@@ -632,9 +649,11 @@ function cutHierarchy(
   typeOfEntity: Map<string, string>,
 ) {
   const residueOffsets = new Growable(Math.max(16, firstRuns + 1));
+  const residueComp = new Int32Array(firstRuns);
   const chainOffsets = new Growable(64);
   const residueEntityType: (string | undefined)[] = [];
-  const { seqTok, ins: runIns } = runs;
+  const { seqTok, ins: runIns, comp: runComp } = runs;
+  let insertionCodes = false;
   const order = runOrder ? new Int32Array(atomCount) : undefined;
   let at = 0;
   let prevRun = -1;
@@ -644,6 +663,7 @@ function cutHierarchy(
     const i0 = runs.start[r];
     const end = runEnd(runs, r);
     if (prevRun < 0) {
+      residueComp[residueOffsets.length] = runComp[r];
       residueOffsets.push(at);
       chainOffsets.push(at);
       chainType = typeOfEntity.get(runEntity[r]);
@@ -657,10 +677,14 @@ function cutHierarchy(
         chainType = typeOfEntity.get(runEntity[r]);
       }
       if (newResidue) {
+        residueComp[residueOffsets.length] = runComp[r];
         residueOffsets.push(at);
         residueEntityType.push(chainType);
       }
     }
+    // A residue's runs share its insertion code (a change of it starts a residue), so any run's is any residue's.
+    const ins = runIns[r];
+    if (ins !== SP && ins !== 46 && ins !== 63) insertionCodes = true;
     if (order) for (let i = i0; i < end; i++) order[at++] = i;
     else at += end - i0;
     prevRun = r;
@@ -675,6 +699,8 @@ function cutHierarchy(
     chainOffsets: chainOffsets.array.subarray(0, chainCount + 1),
     chainCount,
     residueEntityType,
+    residueComp: residueComp.subarray(0, residueCount),
+    insertionCodes,
     order,
   };
 }
@@ -794,6 +820,8 @@ class PdbAtomTable implements AtomTable {
   readonly symbolIndex: { index: Uint8Array; symbols: readonly string[] };
   readonly hasAltlocs: boolean;
   readonly atomKeys: Float64Array;
+  readonly residueComps: { index: Int32Array; names: readonly string[] };
+  readonly hasInsertionCodes: boolean;
   private readonly b: Uint8Array;
   private readonly lineStart: Int32Array;
   private readonly order: Int32Array | undefined;
@@ -810,6 +838,8 @@ class PdbAtomTable implements AtomTable {
     this.symbolIndex = { index: atoms.element, symbols: atoms.symbols };
     this.hasAltlocs = atoms.hasAltlocs;
     this.atomKeys = atoms.atomKeys;
+    this.residueComps = { index: atoms.residueComp, names: atoms.compNames };
+    this.hasInsertionCodes = atoms.insertionCodes;
     this.b = atoms.bytes;
     this.lineStart = atoms.lineStart;
     this.order = atoms.order;

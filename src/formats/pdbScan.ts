@@ -390,6 +390,15 @@ export interface ScanState {
   depDate: string | undefined;
   /** A HEADER record was read (the last one gives idCode and depDate, blank or not). */
   sawHeader: boolean;
+  /**
+   * The lines of the file's first HEADER_BYTES bytes that the summary's header fields come from
+   * (HEADER, TITLE, EXPDTA, REMARK 2 RESOLUTION.), as parse.ts's pdbHeaderFromBytes picks them, so it
+   * need not pass over those bytes again; `headWhole` when that function would decode the whole
+   * head instead (a first resolution line its pattern does not match on its own).
+   */
+  headLines: string[];
+  headWhole: boolean;
+  headRemarkSeen: boolean;
   /** Lines scanned so far (the scan of a later part of the file goes on counting from here). */
   lines: number;
   /** The code (smallCode) of each of compNames, and of each of symbols (its symbolIndex key): how two scans' lists are joined. */
@@ -473,6 +482,9 @@ export function newScanState(n: number): ScanState {
     idCode: undefined,
     depDate: undefined,
     sawHeader: false,
+    headLines: [],
+    headWhole: false,
+    headRemarkSeen: false,
     lines: 0,
     compKeys: [],
     symbolCodes: [],
@@ -754,6 +766,7 @@ function scanEnd(st: ScanState, atoms: number, firstAtoms: number, why: string):
  * kept out of scanLines so the optimiser compiles that loop smaller (and recompiles it less).
  */
 function otherRecord(b: Uint8Array, s: number, e: number, nl: number, c0: number, lineNo: number, modelsNormalised: boolean, st: ScanState): string {
+  if (s < HEADER_BYTES && (c0 === 72 || c0 === 84 || c0 === 69 || c0 === 82) && !st.headWhole) headerLine(b, s, nl, st);
   const isSeqres = c0 === 83 && startsWith(b, s, e, 'SEQRES');
   const isCompnd = c0 === 67 && startsWith(b, s, e, 'COMPND');
   const isHetnam = c0 === 72 && startsWith(b, s, e, 'HETNAM');
@@ -831,6 +844,31 @@ function otherRecord(b: Uint8Array, s: number, e: number, nl: number, c0: number
     if (!st.hasAssemblies && startsWith(b, s, e, 'REMARK 350')) st.hasAssemblies = true;
   }
   return '';
+}
+
+/** How much of the file's start the summary's header fields are read from (parse.ts). */
+export const HEADER_BYTES = 200_000;
+
+/** The resolution as REMARK 2 gives it (parse.ts reads it from the header lines). */
+export const RESOLUTION_LINE = /^REMARK {3}2 RESOLUTION\.\s+([0-9.]+)\s+ANGSTROM/;
+
+/**
+ * Keeps the line at `s` when pdbHeaderFromBytes (parse.ts) would: within the first HEADER_BYTES
+ * bytes (a line running past them cut there), starting with HEADER, "TITLE ", EXPDTA or
+ * "REMARK   2 RESOLUTION." (the line feed excluded, a carriage return kept).
+ */
+function headerLine(b: Uint8Array, s: number, nl: number, st: ScanState): void {
+  const end = nl < HEADER_BYTES ? nl : HEADER_BYTES;
+  if (startsWith(b, s, end, 'HEADER') || startsWith(b, s, end, 'TITLE ') || startsWith(b, s, end, 'EXPDTA')) st.headLines.push(latin1(b, s, end));
+  else if (startsWith(b, s, end, 'REMARK   2 RESOLUTION.')) {
+    const line = latin1(b, s, end);
+    if (!st.headRemarkSeen && !RESOLUTION_LINE.test(line)) {
+      st.headWhole = true;
+      return;
+    }
+    st.headRemarkSeen = true;
+    st.headLines.push(line);
+  }
 }
 
 // guessElement's result (two numbers; a tuple per atom would be garbage to collect).

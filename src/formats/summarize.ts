@@ -90,6 +90,10 @@ export interface AtomTable {
   symbolIndex?: { index: ArrayLike<number>; symbols: readonly string[] };
   /** Optional: whether altId(i) is non-empty for some atom, known without asking every atom. */
   hasAltlocs?: boolean;
+  /** Optional: compId of each residue's first atom as names[index[residue]], without a call per residue. */
+  residueComps?: { index: ArrayLike<number>; names: readonly string[] };
+  /** Optional: whether insCode(r) is non-empty for some residue, known without asking every residue. */
+  hasInsertionCodes?: boolean;
 }
 
 /** The atom table of a Mol* model. */
@@ -355,15 +359,17 @@ function residueFacts(table: AtomTable, residueChecks: boolean) {
   let duplicates = 0;
   let firstDuplicate: string | undefined;
   let waters = 0;
-  let hasInsertionCodes = false;
+  let hasInsertionCodes = table.hasInsertionCodes ?? false;
+  const insertionCodesKnown = table.hasInsertionCodes !== undefined;
   const names = new Set<string | number>();
   const seenKeys: (string | number)[] = [];
   const offsets = table.residueOffsets;
   const typedKeys = table.atomKeys;
+  const comps = table.residueComps;
   for (let r = 0; r < table.residueCount; r++) {
-    if (!hasInsertionCodes && table.insCode(r) !== '') hasInsertionCodes = true;
+    if (!hasInsertionCodes && !insertionCodesKnown && table.insCode(r) !== '') hasInsertionCodes = true;
     const firstAtom = offsets[r];
-    const comp = table.compId(firstAtom);
+    const comp = comps ? comps.names[comps.index[r]] : table.compId(firstAtom);
     if (residueChecks) {
       const end = offsets[r + 1];
       const found = typedKeys && end - firstAtom <= 32 ? duplicatesByKeys(typedKeys, firstAtom, end) : -1;
