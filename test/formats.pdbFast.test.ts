@@ -176,6 +176,12 @@ describe('the fast PDB reader agrees with the reference path', () => {
       'REMARK   2 RESOLUTION.    NOT APPLICABLE.\nREMARK   2 RESOLUTION.    1.50 ANGSTROMS.\n',
       'REMARK   2 RESOLUTION.    3.0\n ANGSTROMS.\nREMARK   2 RESOLUTION.    1.50 ANGSTROMS.\n',
       'TITLE     FIRST PART\nTITLE    2 SECOND  PART\nEXPDTA    X-RAY DIFFRACTION\nEXPDTA   2 ; NEUTRON\n',
+      // Whitespace the pattern's \s takes (tab, vertical tab, no-break space), numbers it reads oddly, no number.
+      'REMARK   2 RESOLUTION.\t\x0b2.5\xa0ANGSTROMS.\n',
+      'REMARK   2 RESOLUTION.  1.5.2  ANGSTROMS.\nREMARK   2 RESOLUTION.    1.50 ANGSTROMS.\n',
+      'REMARK   2 RESOLUTION.  .  ANGSTROMS.\n',
+      'REMARK   2 RESOLUTION.2.0 ANGSTROMS.\nREMARK   2 RESOLUTION.   2.0ANGSTROMS.\nREMARK   2 RESOLUTION.   2.0   \n\n  ANGSTROM\n',
+      'REMARK   2 RESOLUTION.   3.0 angstroms.\nREMARK   2 RESOLUTION.\n',
     ];
     // Header records around the 200,000th byte, where the header fields stop being read: one cut
     // there, one ending just before it, one starting just after it.

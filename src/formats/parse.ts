@@ -5,7 +5,7 @@ import { type RecordScan, type RecordSpan, recordText, scanMol2, scanSdf, scanXy
 import { coreCifElements } from './cifElements.js';
 import { readMmcifFast } from './cifFast.js';
 import { type ChunkScanner, lastDecline, MODEL_REWRITE, type PdbAtoms, pdbAtomTable, readPdbAtoms, readPdbAtomsSplit } from './pdbFast.js';
-import { HEADER_BYTES, RESOLUTION_LINE } from './pdbScan.js';
+import { HEADER_BYTES } from './pdbScan.js';
 import { describeRecords, mol2Compositions, type RecordComposition, sdfCompositions, xyzCompositions } from './records.js';
 import { escapeControlCharacters, isNumberToken, nulByteRefusal, refusedBeforeReading, safeOutcome } from './safeText.js';
 import { inspectSessionBytes } from './session.js';
@@ -239,7 +239,7 @@ function pdbOutcome(bytes: Uint8Array, atoms: PdbAtoms | undefined, warnings: Pr
   const fromMolstar: Partial<StructureSummary> = {};
   if (idCode && /^[0-9][A-Za-z0-9]{3}$/.test(idCode)) fromMolstar.pdbId = idCode.toUpperCase();
   if (depDate && depDate !== '?' && depDate !== '.') fromMolstar.depositionDate = depDate;
-  Object.assign(summary, fromMolstar, atoms.bytes === bytes && atoms.head ? pdbHeaderFromLines(bytes, atoms.head) : pdbHeaderFromBytes(bytes));
+  Object.assign(summary, fromMolstar, atoms.bytes === bytes && atoms.head ? pdbHeaderFromLines(atoms.head) : pdbHeaderFromBytes(bytes));
   const report = () => ({ problems, warnings, parser: FAST_PDB_PARSER, parseMs: Math.round(performance.now() - started) });
   if (summary.atoms === 0) problems.push({ code: 'no_atoms', message: 'The PDB file contains no atoms (no ATOM or HETATM records).' });
   if (problems.length > 0) {
@@ -546,6 +546,8 @@ function cifResolution(frame: CifFrame): Partial<StructureSummary> {
   return {};
 }
 
+const RESOLUTION = /^REMARK {3}2 RESOLUTION\.\s+([0-9.]+)\s+ANGSTROM/;
+
 /**
  * pdbHeader of the file's first 200,000 bytes, decoding only the lines its patterns can match:
  * those starting with HEADER, TITLE, EXPDTA or REMARK   2 RESOLUTION. (each pattern but the
@@ -567,7 +569,7 @@ function pdbHeaderFromBytes(bytes: Uint8Array): Partial<StructureSummary> {
         lines.push(buffer.toString('latin1', s, nl));
       else if (bytesAre(buffer, s, nl, 'REMARK   2 RESOLUTION.')) {
         const line = buffer.toString('latin1', s, nl);
-        if (!remarkSeen && !RESOLUTION_LINE.test(line)) return pdbHeader(buffer.toString('latin1'));
+        if (!remarkSeen && !RESOLUTION.test(line)) return pdbHeader(buffer.toString('latin1'));
         remarkSeen = true;
         lines.push(line);
       }
@@ -577,10 +579,13 @@ function pdbHeaderFromBytes(bytes: Uint8Array): Partial<StructureSummary> {
   return pdbHeader(lines.join('\n'));
 }
 
-/** pdbHeaderFromBytes from the lines the byte-level scan kept of the same bytes (PdbAtoms.head): the same result. */
-function pdbHeaderFromLines(bytes: Uint8Array, head: { lines: string[]; whole: boolean }): Partial<StructureSummary> {
-  if (!head.whole) return pdbHeader(head.lines.join('\n'));
-  return pdbHeader(Buffer.from(bytes.buffer, bytes.byteOffset, Math.min(bytes.byteLength, HEADER_BYTES)).toString('latin1'));
+/**
+ * pdbHeaderFromBytes from what the byte-level scan kept of the same bytes (PdbAtoms.head): the
+ * HEADER, TITLE and EXPDTA lines (each of pdbHeader's patterns but the resolution's matches within
+ * a line) and the resolution pdbHeader's pattern captures over the head (pdbScan.ts resolutionAt).
+ */
+function pdbHeaderFromLines(head: { lines: string[]; resolution: string | undefined }): Partial<StructureSummary> {
+  return pdbHeader(head.lines.join('\n'), head.resolution ?? null);
 }
 
 /** Whether the line [s, end) starts with `word` (latin1). */
@@ -590,8 +595,11 @@ function bytesAre(b: Uint8Array, s: number, end: number, word: string): boolean 
   return true;
 }
 
-/** What Mol*'s PDB reader does not carry over: resolution (REMARK 2), id and date (HEADER), method (EXPDTA). */
-function pdbHeader(text: string): Partial<StructureSummary> {
+/**
+ * What Mol*'s PDB reader does not carry over: resolution (REMARK 2), id and date (HEADER), method
+ * (EXPDTA). `resolution`, when given, is what the resolution pattern captured (null: nothing).
+ */
+function pdbHeader(text: string, resolution?: string | null): Partial<StructureSummary> {
   const info: Partial<StructureSummary> = {};
   const head = text.length > 200_000 ? text.slice(0, 200_000) : text;
   const header = /^HEADER.{44}(\d{2}-[A-Z]{3}-\d{2}).{3}([0-9][A-Z0-9]{3})/m.exec(head);
@@ -599,8 +607,8 @@ function pdbHeader(text: string): Partial<StructureSummary> {
     info.depositionDate = header[1];
     info.pdbId = header[2];
   }
-  const resolution = /^REMARK {3}2 RESOLUTION\.\s+([0-9.]+)\s+ANGSTROM/m.exec(head);
-  if (resolution) info.resolution = Number(resolution[1]);
+  const resolved = resolution === undefined ? /^REMARK {3}2 RESOLUTION\.\s+([0-9.]+)\s+ANGSTROM/m.exec(head)?.[1] : resolution;
+  if (resolved) info.resolution = Number(resolved);
   const expdta = head.match(/^EXPDTA {4}(.*)$/gm);
   if (expdta)
     info.method = expdta

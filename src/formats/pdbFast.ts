@@ -139,7 +139,7 @@ export interface PdbAtoms {
    * scan of these bytes from their start made them (not a split scan): parse.ts reads the title,
    * method, resolution, id and date from them rather than from the bytes again.
    */
-  head?: { lines: string[]; whole: boolean };
+  head?: { lines: string[]; resolution: string | undefined };
 }
 
 /** Why the fast reader left a file to the reference path (for tests and profiling). */
@@ -187,7 +187,7 @@ function atomsAfter(b: Uint8Array, st: ScanState, reason: string, minLineLength:
   }
   if (reason) return decline(reason);
   const atoms = atomsFromScan(b, st, modelsNormalised);
-  if (atoms && wholeScan) atoms.head = { lines: st.headLines, whole: st.headWhole };
+  if (atoms && wholeScan) atoms.head = { lines: st.headLines, resolution: st.headResolution };
   return atoms;
 }
 

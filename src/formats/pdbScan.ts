@@ -391,14 +391,13 @@ export interface ScanState {
   /** A HEADER record was read (the last one gives idCode and depDate, blank or not). */
   sawHeader: boolean;
   /**
-   * The lines of the file's first HEADER_BYTES bytes that the summary's header fields come from
-   * (HEADER, TITLE, EXPDTA, REMARK 2 RESOLUTION.), as parse.ts's pdbHeaderFromBytes picks them, so it
-   * need not pass over those bytes again; `headWhole` when that function would decode the whole
-   * head instead (a first resolution line its pattern does not match on its own).
+   * What the summary's header fields are read from in the file's first HEADER_BYTES bytes, so that
+   * parse.ts need not pass over those bytes again: the HEADER, TITLE and EXPDTA lines (cut at
+   * HEADER_BYTES), and the resolution as parse.ts's pattern over those bytes would capture it
+   * (resolutionAt), undefined when it captures none.
    */
   headLines: string[];
-  headWhole: boolean;
-  headRemarkSeen: boolean;
+  headResolution: string | undefined;
   /** Lines scanned so far (the scan of a later part of the file goes on counting from here). */
   lines: number;
   /** The code (smallCode) of each of compNames, and of each of symbols (its symbolIndex key): how two scans' lists are joined. */
@@ -483,8 +482,7 @@ export function newScanState(n: number): ScanState {
     depDate: undefined,
     sawHeader: false,
     headLines: [],
-    headWhole: false,
-    headRemarkSeen: false,
+    headResolution: undefined,
     lines: 0,
     compKeys: [],
     symbolCodes: [],
@@ -766,7 +764,7 @@ function scanEnd(st: ScanState, atoms: number, firstAtoms: number, why: string):
  * kept out of scanLines so the optimiser compiles that loop smaller (and recompiles it less).
  */
 function otherRecord(b: Uint8Array, s: number, e: number, nl: number, c0: number, lineNo: number, modelsNormalised: boolean, st: ScanState): string {
-  if (s < HEADER_BYTES && (c0 === 72 || c0 === 84 || c0 === 69 || c0 === 82) && !st.headWhole) headerLine(b, s, nl, st);
+  if (s < HEADER_BYTES && (c0 === 72 || c0 === 84 || c0 === 69 || c0 === 82)) headerLine(b, s, nl, st);
   const isSeqres = c0 === 83 && startsWith(b, s, e, 'SEQRES');
   const isCompnd = c0 === 67 && startsWith(b, s, e, 'COMPND');
   const isHetnam = c0 === 72 && startsWith(b, s, e, 'HETNAM');
@@ -849,26 +847,37 @@ function otherRecord(b: Uint8Array, s: number, e: number, nl: number, c0: number
 /** How much of the file's start the summary's header fields are read from (parse.ts). */
 export const HEADER_BYTES = 200_000;
 
-/** The resolution as REMARK 2 gives it (parse.ts reads it from the header lines). */
-export const RESOLUTION_LINE = /^REMARK {3}2 RESOLUTION\.\s+([0-9.]+)\s+ANGSTROM/;
-
 /**
- * Keeps the line at `s` when pdbHeaderFromBytes (parse.ts) would: within the first HEADER_BYTES
- * bytes (a line running past them cut there), starting with HEADER, "TITLE ", EXPDTA or
- * "REMARK   2 RESOLUTION." (the line feed excluded, a carriage return kept).
+ * Keeps the line at `s` for the header fields (ScanState.headLines) when it starts with HEADER,
+ * "TITLE " or EXPDTA within the first HEADER_BYTES bytes (a line running past them cut there, its
+ * carriage return kept), and reads the resolution from the first "REMARK   2 RESOLUTION." line
+ * where resolutionAt finds one.
  */
 function headerLine(b: Uint8Array, s: number, nl: number, st: ScanState): void {
   const end = nl < HEADER_BYTES ? nl : HEADER_BYTES;
   if (startsWith(b, s, end, 'HEADER') || startsWith(b, s, end, 'TITLE ') || startsWith(b, s, end, 'EXPDTA')) st.headLines.push(latin1(b, s, end));
-  else if (startsWith(b, s, end, 'REMARK   2 RESOLUTION.')) {
-    const line = latin1(b, s, end);
-    if (!st.headRemarkSeen && !RESOLUTION_LINE.test(line)) {
-      st.headWhole = true;
-      return;
-    }
-    st.headRemarkSeen = true;
-    st.headLines.push(line);
-  }
+  else if (st.headResolution === undefined && startsWith(b, s, end, 'REMARK   2 RESOLUTION.')) st.headResolution = resolutionAt(b, s);
+}
+
+/**
+ * The number parse.ts's resolution pattern, /^REMARK {3}2 RESOLUTION\.\s+([0-9.]+)\s+ANGSTROM/m over the
+ * file's first HEADER_BYTES bytes, captures when its match starts at `s` (a line starting with
+ * "REMARK   2 RESOLUTION."), or undefined. Its parts match disjoint sets of bytes (\s over latin1 is
+ * isSpace), so the greedy match is the only one: no backtracking to mimic. It may run on over line ends.
+ */
+export function resolutionAt(b: Uint8Array, s: number): string | undefined {
+  const limit = b.length < HEADER_BYTES ? b.length : HEADER_BYTES;
+  let i = s + 22;
+  const blank = i;
+  while (i < limit && isSpace(b[i])) i++;
+  if (i === blank) return undefined;
+  const from = i;
+  while (i < limit && ((b[i] >= 48 && b[i] <= 57) || b[i] === 46)) i++;
+  const to = i;
+  if (to === from) return undefined;
+  while (i < limit && isSpace(b[i])) i++;
+  if (i === to || !startsWith(b, i, limit, 'ANGSTROM')) return undefined;
+  return latin1(b, from, to);
 }
 
 // guessElement's result (two numbers; a tuple per atom would be garbage to collect).
