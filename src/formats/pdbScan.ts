@@ -438,10 +438,12 @@ export interface ScanState {
 }
 
 export function newScanState(n: number): ScanState {
-  // Sized from the file (about 81 bytes a line; runs for a quarter of the lines) and grown when
-  // that is short. No floor of a thousand entries: every file read allocates these arrays, and for
-  // a small file that floor made allocating them a large part of its parse.
-  const guess = Math.max(16, Math.ceil(n / 81));
+  // Sized from the file (at most a line per 64 bytes: atom records are 80 columns, often fewer when
+  // they end before the charge or the element; runs for a quarter of the lines) and grown when that
+  // is short: a guess of 81 bytes a line made files of 78-column records copy every array once.
+  // No floor of a thousand entries: every file read allocates these arrays, and for a small file
+  // that floor made allocating them a large part of its parse.
+  const guess = Math.max(16, Math.ceil(n / 64));
   const runs = Math.max(16, guess >> 2);
   return {
     runComp: new Growable(runs),
@@ -609,7 +611,7 @@ export function scanLines(b: Uint8Array, minLineLength: number, modelsNormalised
       const i = atoms;
       const p = st.prevLine;
       // A new run?
-      if (
+      const newRun =
         st.terPending ||
         p < 0 ||
         st.modelNum !== st.prevModel ||
@@ -622,8 +624,8 @@ export function scanLines(b: Uint8Array, minLineLength: number, modelsNormalised
         b[p + 17] !== b[s + 17] ||
         b[p + 18] !== b[s + 18] ||
         b[p + 19] !== b[s + 19] ||
-        b[p + 20] !== b[s + 20]
-      ) {
+        b[p + 20] !== b[s + 20];
+      if (newRun) {
         st.runStart.push(i);
         st.runTer.push(st.terPending ? 1 : 0);
         st.runModel.push(st.modelNum);
@@ -686,8 +688,10 @@ export function scanLines(b: Uint8Array, minLineLength: number, modelsNormalised
           }
         }
         elements[at] = symbol;
-        // A residue for getAtomSite ends where the chain, residue number (as an integer) or insertion code changes.
+        // A residue for getAtomSite ends where the chain, residue number (as an integer) or insertion code changes
+        // (columns a run starts at when they change: within a run, none does).
         if (
+          newRun &&
           p >= 0 &&
           i > 0 &&
           ((b[p + 21] !== b[s + 21] && chainStr(b, p) !== chainStr(b, s)) ||
