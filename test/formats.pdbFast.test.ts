@@ -105,8 +105,17 @@ describe('the fast PDB reader agrees with the reference path', () => {
     }
   });
 
-  it('on a file without atoms, an empty file and a file that is not PDB (left to the reference, same refusal)', async () => {
-    for (const text of ['', 'HEADER    TEST\nEND\n', 'just some text\nwith lines\n', 'ATOM      1  N   ALA A   1      11.104   6.134\n']) {
+  it('on files without atoms (MODEL records, header records), an empty file and a file that is not PDB: the same refusal', async () => {
+    const noAtoms = [
+      'MODEL        1\nENDMDL\nMODEL        2\nENDMDL\nEND\n',
+      'MODEL \nENDMDL\n',
+      'MODEL\nENDMDL\n',
+      'MODEL     x\nTER\nEND\nEND\n',
+      // SEQRES without atoms: Mol*'s entities fail unless COMPND names the chain.
+      'SEQRES   1 A    2  ALA GLY\nHETNAM     HEM HEME\nCOMPND    MOL_ID: 1;\nREMARK 350 BIOMOLECULE: 1\nCONECT    1    2\n',
+      'COMPND    MOL_ID: 1;\nCOMPND   2 MOLECULE: X;\nCOMPND   3 CHAIN: A;\nSEQRES   1 A    2  ALA GLY\nSEQRES   1 B    2  ALA GLY\n',
+    ];
+    for (const text of ['', 'HEADER    TEST\nEND\n', 'just some text\nwith lines\n', 'ATOM      1  N   ALA A   1      11.104   6.134\n', ...noAtoms]) {
       await expectAgreement(Buffer.from(text, 'latin1'), JSON.stringify(text));
     }
   });

@@ -4,7 +4,7 @@ import type { Model, Trajectory } from 'molstar/lib/mol-model/structure.js';
 import { type RecordScan, type RecordSpan, recordText, scanMol2, scanSdf, scanXyz } from './checks.js';
 import { coreCifElements } from './cifElements.js';
 import { readMmcifFast } from './cifFast.js';
-import { type ChunkScanner, lastDecline, MODEL_REWRITE, type PdbAtoms, pdbAtomTable, readPdbAtoms, readPdbAtomsSplit } from './pdbFast.js';
+import { type ChunkScanner, lastDecline, MODEL_REWRITE, NO_ATOMS, type PdbAtoms, pdbAtomTable, readPdbAtoms, readPdbAtomsSplit } from './pdbFast.js';
 import { HEADER_BYTES } from './pdbScan.js';
 import { describeRecords, mol2Compositions, type RecordComposition, sdfCompositions, xyzCompositions } from './records.js';
 import { escapeControlCharacters, isNumberToken, nulByteRefusal, refusedBeforeReading, safeOutcome } from './safeText.js';
@@ -194,11 +194,22 @@ export function parsePdbFast(bytes: Uint8Array): ParseOutcome | undefined {
   const warnings: Problem[] = [];
   let atoms: PdbAtoms | undefined;
   try {
-    atoms = readPdbAtoms(bytes) ?? rewrittenPdbAtoms(bytes, warnings);
+    atoms = readPdbAtoms(bytes);
+    if (!atoms && lastDecline === NO_ATOMS) return noAtoms(started);
+    atoms ??= rewrittenPdbAtoms(bytes, warnings);
   } catch {
     return undefined;
   }
   return pdbOutcome(bytes, atoms, warnings, started);
+}
+
+const NO_PDB_ATOMS = 'The PDB file contains no atoms (no ATOM or HETATM records).';
+
+/** The reference's refusal of a PDB file without atom records (readStructure: no frame, no warning). */
+function noAtoms(started: number): ParseOutcome {
+  const problems: Problem[] = [{ code: 'no_atoms', message: NO_PDB_ATOMS }];
+  const report = { problems, warnings: [], parser: FAST_PDB_PARSER, parseMs: Math.round(performance.now() - started) };
+  return { ok: false, format: 'pdb', status: 422, code: 'invalid_structure', message: NO_PDB_ATOMS, report };
 }
 
 /** A large PDB file read with its scan in parts, the first here and the others where `scanner` runs them (readPdbAtomsSplit). */
@@ -215,7 +226,9 @@ export async function parsePdbFastSplit(bytes: Uint8Array, split: PdbSplit): Pro
   const warnings: Problem[] = [];
   let atoms: PdbAtoms | undefined;
   try {
-    atoms = (await readPdbAtomsSplit(bytes, split.scanner, split.parts, split.minBytes)) ?? rewrittenPdbAtoms(bytes, warnings);
+    atoms = await readPdbAtomsSplit(bytes, split.scanner, split.parts, split.minBytes);
+    if (!atoms && lastDecline === NO_ATOMS) return noAtoms(started);
+    atoms ??= rewrittenPdbAtoms(bytes, warnings);
   } catch {
     return undefined;
   }
@@ -241,7 +254,7 @@ function pdbOutcome(bytes: Uint8Array, atoms: PdbAtoms | undefined, warnings: Pr
   if (depDate && depDate !== '?' && depDate !== '.') fromMolstar.depositionDate = depDate;
   Object.assign(summary, fromMolstar, atoms.bytes === bytes && atoms.head ? pdbHeaderFromLines(atoms.head) : pdbHeaderFromBytes(bytes));
   const report = () => ({ problems, warnings, parser: FAST_PDB_PARSER, parseMs: Math.round(performance.now() - started) });
-  if (summary.atoms === 0) problems.push({ code: 'no_atoms', message: 'The PDB file contains no atoms (no ATOM or HETATM records).' });
+  if (summary.atoms === 0) problems.push({ code: 'no_atoms', message: NO_PDB_ATOMS });
   if (problems.length > 0) {
     return { ok: false, format: 'pdb', status: 422, code: 'invalid_structure', message: problems.map((p) => p.message).join(' '), report: report() };
   }

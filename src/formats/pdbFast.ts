@@ -142,6 +142,12 @@ export interface PdbAtoms {
   head?: { lines: string[]; resolution: string | undefined };
 }
 
+/**
+ * The decline of a file the whole scan found no atom records in, and nothing the reference would
+ * warn about: the reference refuses it as holding no atoms, which parse.ts does without it.
+ */
+export const NO_ATOMS = 'no atoms';
+
 /** Why the fast reader left a file to the reference path (for tests and profiling). */
 export let lastDecline = '';
 const decline = (why: string): undefined => {
@@ -263,7 +269,8 @@ function atomsFromScan(b: Uint8Array, st: ScanState, modelsNormalised: boolean):
   // Any bare "MODEL" line or ENDMDL makes the reference rewrite the text; the rewrite is a no-op
   // exactly when every MODEL line is numbered and no atom follows ENDMDL outside a model: checked above.
   const total = st.atoms;
-  if (total === 0) return decline('no atoms');
+  // Without atoms the reference refuses the file, with a warning per MODEL record it renumbers (left to it).
+  if (total === 0 && st.unnumberedModels.length > 0) return decline('no atoms, MODEL records renumbered');
 
   const warnings: Problem[] = [];
   if (endSeparated) {
@@ -314,6 +321,8 @@ function atomsFromScan(b: Uint8Array, st: ScanState, modelsNormalised: boolean):
   // (on-stack replacement), and each such compilation covers the whole function the loop is in.
   const built = entitiesOfRuns(b, lineAt, runs, heteroNames, compndBlocks, seqresMap, hasAssemblies);
   if (typeof built === 'string') return decline(built);
+  // No atoms, and the reference's entities did not fail on SEQRES (it does when COMPND names no chain).
+  if (total === 0) return decline(NO_ATOMS);
   const { runEntity, componentBuilder, entityBuilder, labels } = built;
 
   // The first model only from here on (the summary and the diff read the first model).
@@ -446,30 +455,47 @@ function entitiesOfRuns(
 }
 
 function runEntities(runs: Runs, componentBuilder: ComponentBuilder, entityBuilder: EntityBuilder, labels: LabelAsym): string[] {
-  const moleculeTypes = new Map<string, MoleculeType>();
-  // getEntityId gives the same entity for the same label_asym_id and component every time: worked out once per pair.
-  const entities = new Map<string, Map<string, string>>();
-  const runEntity: string[] = new Array(runs.count);
   const { start, compNames, comp: runComp, model, ter } = runs;
+  // Components by name: '', '.' and '?' are one name ('') under three codes. Everything below is
+  // per name, kept in arrays by the name's first index rather than in maps by the string.
+  const firstIndex = new Map<string, number>();
+  const byName = new Int32Array(compNames.length);
+  for (let k = 0; k < compNames.length; k++) {
+    let first = firstIndex.get(compNames[k]);
+    if (first === undefined) {
+      first = k;
+      firstIndex.set(compNames[k], k);
+    }
+    byName[k] = first;
+  }
+  const moleculeTypes: (MoleculeType | undefined)[] = new Array(compNames.length);
+  // getEntityId gives the same entity for the same label_asym_id and component every time: worked out once per pair.
+  const entities = new Map<string, (string | undefined)[]>();
+  const runEntity: string[] = new Array(runs.count);
+  let lastAsym = '';
+  let lastByComp: (string | undefined)[] | undefined;
   for (let r = 0; r < runs.count; r++) {
     const i = start[r];
-    const comp = compNames[runComp[r]];
-    let moleculeType = moleculeTypes.get(comp);
+    const k = byName[runComp[r]];
+    const comp = compNames[k];
+    let moleculeType = moleculeTypes[k];
     if (moleculeType === undefined) {
       // The first atom of a component decides its type (ComponentBuilder.add reads its residue's atom names).
       moleculeType = getMoleculeType(componentBuilder.add(comp, i).type, comp);
-      moleculeTypes.set(comp, moleculeType);
+      moleculeTypes[k] = moleculeType;
     }
     const asym = labels.run(asymOfRun(runs, r), model[r], ter[r] === 1, runEnd(runs, r) - i);
-    let byComp = entities.get(asym);
+    let byComp = asym === lastAsym ? lastByComp : entities.get(asym);
     if (!byComp) {
-      byComp = new Map();
+      byComp = new Array(compNames.length);
       entities.set(asym, byComp);
     }
-    let entity = byComp.get(comp);
+    lastAsym = asym;
+    lastByComp = byComp;
+    let entity = byComp[k];
     if (entity === undefined) {
       entity = entityBuilder.getEntityId(comp, moleculeType, asym);
-      byComp.set(comp, entity);
+      byComp[k] = entity;
     }
     runEntity[r] = entity;
   }
