@@ -366,6 +366,8 @@ function residueFacts(table: AtomTable, residueChecks: boolean) {
   const offsets = table.residueOffsets;
   const typedKeys = table.atomKeys;
   const comps = table.residueComps;
+  const checkedIndex = comps ? new Uint32Array(comps.names.length) : undefined;
+  const waterIndex = comps ? new Uint8Array(comps.names.length) : undefined;
   for (let r = 0; r < table.residueCount; r++) {
     if (!hasInsertionCodes && !insertionCodesKnown && table.insCode(r) !== '') hasInsertionCodes = true;
     const firstAtom = offsets[r];
@@ -394,19 +396,28 @@ function residueFacts(table: AtomTable, residueChecks: boolean) {
           else names.add(key);
         }
       }
-      if (!checkedComponents.has(comp)) {
+      // Once per component (by its index when the table gives them: a Set lookup per residue cost more).
+      if (checkedIndex ? checkedIndex[(comps as ResidueComps).index[r]]++ === 0 : !checkedComponents.has(comp)) {
         checkedComponents.add(comp);
         if (!PolymerNames.has(comp) && !WaterNames.has(comp) && !table.componentName(comp)) undescribed.add(comp);
       }
     }
     const type = table.entityType(r);
-    if (type === 'water' || WATER.has(comp)) {
+    if (type === 'water' || (waterIndex ? isWaterName(waterIndex, (comps as ResidueComps).index[r], comp) : WATER.has(comp))) {
       waters++;
     } else if (type === 'non-polymer') {
       ligandCounts.set(comp, (ligandCounts.get(comp) ?? 0) + 1);
     }
   }
   return { ligandCounts, undescribed, duplicates, firstDuplicate, waters, hasInsertionCodes };
+}
+
+type ResidueComps = NonNullable<AtomTable['residueComps']>;
+
+/** WATER.has(comp) for the component at `k`, worked out once per index (0: not yet, 1: no, 2: yes). */
+function isWaterName(known: Uint8Array, k: number, comp: string): boolean {
+  if (known[k] === 0) known[k] = WATER.has(comp) ? 2 : 1;
+  return known[k] === 2;
 }
 
 /**
