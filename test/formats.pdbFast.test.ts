@@ -105,8 +105,17 @@ describe('the fast PDB reader agrees with the reference path', () => {
     }
   });
 
-  it('on a file without atoms, an empty file and a file that is not PDB (left to the reference, same refusal)', async () => {
-    for (const text of ['', 'HEADER    TEST\nEND\n', 'just some text\nwith lines\n', 'ATOM      1  N   ALA A   1      11.104   6.134\n']) {
+  it('on files without atoms (MODEL records, header records), an empty file and a file that is not PDB: the same refusal', async () => {
+    const noAtoms = [
+      'MODEL        1\nENDMDL\nMODEL        2\nENDMDL\nEND\n',
+      'MODEL \nENDMDL\n',
+      'MODEL\nENDMDL\n',
+      'MODEL     x\nTER\nEND\nEND\n',
+      // SEQRES without atoms: Mol*'s entities fail unless COMPND names the chain.
+      'SEQRES   1 A    2  ALA GLY\nHETNAM     HEM HEME\nCOMPND    MOL_ID: 1;\nREMARK 350 BIOMOLECULE: 1\nCONECT    1    2\n',
+      'COMPND    MOL_ID: 1;\nCOMPND   2 MOLECULE: X;\nCOMPND   3 CHAIN: A;\nSEQRES   1 A    2  ALA GLY\nSEQRES   1 B    2  ALA GLY\n',
+    ];
+    for (const text of ['', 'HEADER    TEST\nEND\n', 'just some text\nwith lines\n', 'ATOM      1  N   ALA A   1      11.104   6.134\n', ...noAtoms]) {
       await expectAgreement(Buffer.from(text, 'latin1'), JSON.stringify(text));
     }
   });
@@ -176,9 +185,24 @@ describe('the fast PDB reader agrees with the reference path', () => {
       'REMARK   2 RESOLUTION.    NOT APPLICABLE.\nREMARK   2 RESOLUTION.    1.50 ANGSTROMS.\n',
       'REMARK   2 RESOLUTION.    3.0\n ANGSTROMS.\nREMARK   2 RESOLUTION.    1.50 ANGSTROMS.\n',
       'TITLE     FIRST PART\nTITLE    2 SECOND  PART\nEXPDTA    X-RAY DIFFRACTION\nEXPDTA   2 ; NEUTRON\n',
+      // Whitespace the pattern's \s takes (tab, vertical tab, no-break space), numbers it reads oddly, no number.
+      'REMARK   2 RESOLUTION.\t\x0b2.5\xa0ANGSTROMS.\n',
+      'REMARK   2 RESOLUTION.  1.5.2  ANGSTROMS.\nREMARK   2 RESOLUTION.    1.50 ANGSTROMS.\n',
+      'REMARK   2 RESOLUTION.  .  ANGSTROMS.\n',
+      'REMARK   2 RESOLUTION.2.0 ANGSTROMS.\nREMARK   2 RESOLUTION.   2.0ANGSTROMS.\nREMARK   2 RESOLUTION.   2.0   \n\n  ANGSTROM\n',
+      'REMARK   2 RESOLUTION.   3.0 angstroms.\nREMARK   2 RESOLUTION.\n',
     ];
+    // Header records around the 200,000th byte, where the header fields stop being read: one cut
+    // there, one ending just before it, one starting just after it.
+    for (const offset of [-20, -6, -4, 0, 3]) {
+      const filler = 'REMARK 999 FILLER LINE                                                          \n';
+      const pad = 200_000 + offset - 'TITLE     AT THE EDGE\n'.length;
+      const remarks = filler.repeat(Math.floor(pad / filler.length));
+      const header = `${remarks}${'X'.repeat(pad - remarks.length - 1)}\nTITLE     AT THE EDGE OF THE HEAD\nEXPDTA    X-RAY\n`;
+      headers.push(header, header.replace('TITLE     AT THE EDGE OF THE HEAD', 'REMARK   2 RESOLUTION.    2.10 ANGSTROMS.'));
+    }
     for (const header of headers) {
-      await expectAgreement(Buffer.from(header + atoms, 'latin1'), header);
+      await expectAgreement(Buffer.from(header + atoms, 'latin1'), header.slice(-120));
       await expectAgreement(Buffer.from((header + atoms).replace(/\n/g, '\r\n'), 'latin1'), `${header} (CRLF)`);
     }
   });

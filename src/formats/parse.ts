@@ -4,8 +4,8 @@ import type { Model, Trajectory } from 'molstar/lib/mol-model/structure.js';
 import { type RecordScan, type RecordSpan, recordText, scanMol2, scanSdf, scanXyz } from './checks.js';
 import { coreCifElements } from './cifElements.js';
 import { readMmcifFast } from './cifFast.js';
-import { type ChunkScanner, lastDecline, MODEL_REWRITE, type PdbAtoms, pdbAtomTable, readPdbAtoms, readPdbAtomsCut, readPdbAtomsSplit } from './pdbFast.js';
-import type { ChunkStart } from './pdbScan.js';
+import { type ChunkScanner, lastDecline, MODEL_REWRITE, NO_ATOMS, type PdbAtoms, pdbAtomTable, readPdbAtoms, readPdbAtomsCut, readPdbAtomsSplit } from './pdbFast.js';
+import { type ChunkStart, HEADER_BYTES } from './pdbScan.js';
 import { describeRecords, mol2Compositions, type RecordComposition, sdfCompositions, xyzCompositions } from './records.js';
 import { escapeControlCharacters, isNumberToken, nulByteRefusal, refusedBeforeReading, safeOutcome } from './safeText.js';
 import { inspectSessionBytes } from './session.js';
@@ -194,11 +194,22 @@ export function parsePdbFast(bytes: Uint8Array): ParseOutcome | undefined {
   const warnings: Problem[] = [];
   let atoms: PdbAtoms | undefined;
   try {
-    atoms = readPdbAtoms(bytes) ?? rewrittenPdbAtoms(bytes, warnings);
+    atoms = readPdbAtoms(bytes);
+    if (!atoms && lastDecline === NO_ATOMS) return noAtoms(started);
+    atoms ??= rewrittenPdbAtoms(bytes, warnings);
   } catch {
     return undefined;
   }
   return pdbOutcome(bytes, atoms, warnings, started);
+}
+
+const NO_PDB_ATOMS = 'The PDB file contains no atoms (no ATOM or HETATM records).';
+
+/** The reference's refusal of a PDB file without atom records (readStructure: no frame, no warning). */
+function noAtoms(started: number): ParseOutcome {
+  const problems: Problem[] = [{ code: 'no_atoms', message: NO_PDB_ATOMS }];
+  const report = { problems, warnings: [], parser: FAST_PDB_PARSER, parseMs: Math.round(performance.now() - started) };
+  return { ok: false, format: 'pdb', status: 422, code: 'invalid_structure', message: NO_PDB_ATOMS, report };
 }
 
 /** A large PDB file read with its scan in parts, the first here and the others where `scanner` runs them (readPdbAtomsSplit). */
@@ -215,7 +226,9 @@ export async function parsePdbFastSplit(bytes: Uint8Array, split: PdbSplit): Pro
   const warnings: Problem[] = [];
   let atoms: PdbAtoms | undefined;
   try {
-    atoms = (await readPdbAtomsSplit(bytes, split.scanner, split.parts, split.minBytes)) ?? rewrittenPdbAtoms(bytes, warnings);
+    atoms = await readPdbAtomsSplit(bytes, split.scanner, split.parts, split.minBytes);
+    if (!atoms && lastDecline === NO_ATOMS) return noAtoms(started);
+    atoms ??= rewrittenPdbAtoms(bytes, warnings);
   } catch {
     return undefined;
   }
@@ -237,7 +250,9 @@ export async function parsePdbFastCut(bytes: Uint8Array, cut: PdbCut): Promise<P
   const warnings: Problem[] = [];
   let atoms: PdbAtoms | undefined;
   try {
-    atoms = (await readPdbAtomsCut(bytes, cut.scanner, cut.cuts)) ?? rewrittenPdbAtoms(bytes, warnings);
+    atoms = await readPdbAtomsCut(bytes, cut.scanner, cut.cuts);
+    if (!atoms && lastDecline === NO_ATOMS) return noAtoms(started);
+    atoms ??= rewrittenPdbAtoms(bytes, warnings);
   } catch {
     return undefined;
   }
@@ -261,9 +276,9 @@ function pdbOutcome(bytes: Uint8Array, atoms: PdbAtoms | undefined, warnings: Pr
   const fromMolstar: Partial<StructureSummary> = {};
   if (idCode && /^[0-9][A-Za-z0-9]{3}$/.test(idCode)) fromMolstar.pdbId = idCode.toUpperCase();
   if (depDate && depDate !== '?' && depDate !== '.') fromMolstar.depositionDate = depDate;
-  Object.assign(summary, fromMolstar, pdbHeaderFromBytes(bytes));
+  Object.assign(summary, fromMolstar, atoms.bytes === bytes && atoms.head ? pdbHeaderFromLines(atoms.head) : pdbHeaderFromBytes(bytes));
   const report = () => ({ problems, warnings, parser: FAST_PDB_PARSER, parseMs: Math.round(performance.now() - started) });
-  if (summary.atoms === 0) problems.push({ code: 'no_atoms', message: 'The PDB file contains no atoms (no ATOM or HETATM records).' });
+  if (summary.atoms === 0) problems.push({ code: 'no_atoms', message: NO_PDB_ATOMS });
   if (problems.length > 0) {
     return { ok: false, format: 'pdb', status: 422, code: 'invalid_structure', message: problems.map((p) => p.message).join(' '), report: report() };
   }
@@ -577,7 +592,7 @@ const RESOLUTION = /^REMARK {3}2 RESOLUTION\.\s+([0-9.]+)\s+ANGSTROM/;
  * lines: when the first such line does not match on its own, the whole head is decoded as before.
  */
 function pdbHeaderFromBytes(bytes: Uint8Array): Partial<StructureSummary> {
-  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, Math.min(bytes.byteLength, 200_000));
+  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, Math.min(bytes.byteLength, HEADER_BYTES));
   const end = buffer.length;
   const lines: string[] = [];
   let remarkSeen = false;
@@ -601,6 +616,15 @@ function pdbHeaderFromBytes(bytes: Uint8Array): Partial<StructureSummary> {
   return pdbHeader(lines.join('\n'));
 }
 
+/**
+ * pdbHeaderFromBytes from what the byte-level scan kept of the same bytes (PdbAtoms.head): the
+ * HEADER, TITLE and EXPDTA lines (each of pdbHeader's patterns but the resolution's matches within
+ * a line) and the resolution pdbHeader's pattern captures over the head (pdbScan.ts resolutionAt).
+ */
+function pdbHeaderFromLines(head: { lines: string[]; resolution: string | undefined }): Partial<StructureSummary> {
+  return pdbHeader(head.lines.join('\n'), head.resolution ?? null);
+}
+
 /** Whether the line [s, end) starts with `word` (latin1). */
 function bytesAre(b: Uint8Array, s: number, end: number, word: string): boolean {
   if (end - s < word.length) return false;
@@ -608,8 +632,11 @@ function bytesAre(b: Uint8Array, s: number, end: number, word: string): boolean 
   return true;
 }
 
-/** What Mol*'s PDB reader does not carry over: resolution (REMARK 2), id and date (HEADER), method (EXPDTA). */
-function pdbHeader(text: string): Partial<StructureSummary> {
+/**
+ * What Mol*'s PDB reader does not carry over: resolution (REMARK 2), id and date (HEADER), method
+ * (EXPDTA). `resolution`, when given, is what the resolution pattern captured (null: nothing).
+ */
+function pdbHeader(text: string, resolution?: string | null): Partial<StructureSummary> {
   const info: Partial<StructureSummary> = {};
   const head = text.length > 200_000 ? text.slice(0, 200_000) : text;
   const header = /^HEADER.{44}(\d{2}-[A-Z]{3}-\d{2}).{3}([0-9][A-Z0-9]{3})/m.exec(head);
@@ -617,8 +644,8 @@ function pdbHeader(text: string): Partial<StructureSummary> {
     info.depositionDate = header[1];
     info.pdbId = header[2];
   }
-  const resolution = /^REMARK {3}2 RESOLUTION\.\s+([0-9.]+)\s+ANGSTROM/m.exec(head);
-  if (resolution) info.resolution = Number(resolution[1]);
+  const resolved = resolution === undefined ? /^REMARK {3}2 RESOLUTION\.\s+([0-9.]+)\s+ANGSTROM/m.exec(head)?.[1] : resolution;
+  if (resolved) info.resolution = Number(resolved);
   const expdta = head.match(/^EXPDTA {4}(.*)$/gm);
   if (expdta)
     info.method = expdta

@@ -114,6 +114,11 @@ export interface PdbAtoms {
   chainCount: number;
   /** Entity type of each residue's chain. */
   residueEntityType: (string | undefined)[];
+  /** Each residue's component (its first atom's residue name), as an index into compNames. */
+  residueComp: Int32Array;
+  compNames: string[];
+  /** Whether a residue has an insertion code (not blank, '.' or '?'). */
+  insertionCodes: boolean;
   entityCount: number;
   componentName(comp: string): string | undefined;
   models: number;
@@ -129,7 +134,19 @@ export interface PdbAtoms {
   warnings: Problem[];
   /** Deposition date and PDB id from the last HEADER record, as Mol* keeps them. */
   header: { idCode?: string; depDate?: string };
+  /**
+   * The header lines the scan kept of the bytes' first HEADER_BYTES (ScanState.headLines), when one
+   * scan of these bytes from their start made them (not a split scan): parse.ts reads the title,
+   * method, resolution, id and date from them rather than from the bytes again.
+   */
+  head?: { lines: string[]; resolution: string | undefined };
 }
+
+/**
+ * The decline of a file the whole scan found no atom records in, and nothing the reference would
+ * warn about: the reference refuses it as holding no atoms, which parse.ts does without it.
+ */
+export const NO_ATOMS = 'no atoms';
 
 /** Why the fast reader left a file to the reference path (for tests and profiling). */
 export let lastDecline = '';
@@ -153,7 +170,7 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54, modelsNormal
   const st = newScanState(bytes.length);
   st.endFrames = !modelsNormalised;
   const reason = scanLines(bytes, minLineLength, modelsNormalised, st);
-  return atomsAfter(bytes, st, reason, minLineLength, modelsNormalised);
+  return atomsAfter(bytes, st, reason, minLineLength, modelsNormalised, true);
 }
 
 /** Why the reader leaves these bytes to the reference before scanning them, or ''. */
@@ -168,13 +185,16 @@ function bytesRefused(b: Uint8Array): string {
 }
 
 /** What the scan that ended with `reason` makes of the file (a rescan without END frames when it asks for one). */
-function atomsAfter(b: Uint8Array, st: ScanState, reason: string, minLineLength: number, modelsNormalised: boolean): PdbAtoms | undefined {
+function atomsAfter(b: Uint8Array, st: ScanState, reason: string, minLineLength: number, modelsNormalised: boolean, wholeScan: boolean): PdbAtoms | undefined {
   if (reason === RESCAN_WITHOUT_END_FRAMES) {
     st = newScanState(b.length);
     reason = scanLines(b, minLineLength, modelsNormalised, st);
+    wholeScan = true;
   }
   if (reason) return decline(reason);
-  return atomsFromScan(b, st, modelsNormalised);
+  const atoms = atomsFromScan(b, st, modelsNormalised);
+  if (atoms && wholeScan) atoms.head = { lines: st.headLines, resolution: st.headResolution };
+  return atoms;
 }
 
 /**
@@ -209,7 +229,7 @@ export async function readPdbAtomsCut(bytes: Uint8Array, scanner: ChunkScanner, 
     const chunk = await scans[k];
     if (!chunk || !joinChunk(bytes, st, chunk)) reason = scanLines(bytes, 54, false, st, cuts[k].from, ends[k]);
   }
-  return atomsAfter(bytes, st, reason, 54, false);
+  return atomsAfter(bytes, st, reason, 54, false, false);
 }
 
 /** The atoms read from a complete scan of the file. */
@@ -249,7 +269,8 @@ function atomsFromScan(b: Uint8Array, st: ScanState, modelsNormalised: boolean):
   // Any bare "MODEL" line or ENDMDL makes the reference rewrite the text; the rewrite is a no-op
   // exactly when every MODEL line is numbered and no atom follows ENDMDL outside a model: checked above.
   const total = st.atoms;
-  if (total === 0) return decline('no atoms');
+  // Without atoms the reference refuses the file, with a warning per MODEL record it renumbers (left to it).
+  if (total === 0 && st.unnumberedModels.length > 0) return decline('no atoms, MODEL records renumbered');
 
   const warnings: Problem[] = [];
   if (endSeparated) {
@@ -300,6 +321,8 @@ function atomsFromScan(b: Uint8Array, st: ScanState, modelsNormalised: boolean):
   // (on-stack replacement), and each such compilation covers the whole function the loop is in.
   const built = entitiesOfRuns(b, lineAt, runs, heteroNames, compndBlocks, seqresMap, hasAssemblies);
   if (typeof built === 'string') return decline(built);
+  // No atoms, and the reference's entities did not fail on SEQRES (it does when COMPND names no chain).
+  if (total === 0) return decline(NO_ATOMS);
   const { runEntity, componentBuilder, entityBuilder, labels } = built;
 
   // The first model only from here on (the summary and the diff read the first model).
@@ -322,7 +345,7 @@ function atomsFromScan(b: Uint8Array, st: ScanState, modelsNormalised: boolean):
   const entityIds = entityBuilder.ids;
   const typeOfEntity = new Map<string, string>();
   for (let k = 0; k < entityIds.length; k++) typeOfEntity.set(entityIds[k], entityTypes[k]);
-  const { residueOffsets, residueCount, chainOffsets, chainCount, residueEntityType, order } = cutHierarchy(
+  const { residueOffsets, residueCount, chainOffsets, chainCount, residueEntityType, residueComp, insertionCodes, order } = cutHierarchy(
     runs,
     firstRuns,
     atomCount,
@@ -353,6 +376,9 @@ function atomsFromScan(b: Uint8Array, st: ScanState, modelsNormalised: boolean):
     chainOffsets,
     chainCount,
     residueEntityType,
+    residueComp,
+    compNames: runs.compNames,
+    insertionCodes,
     entityCount: entityIds.length,
     componentName: (comp) => componentBuilder.get(comp)?.name,
     models,
@@ -429,30 +455,47 @@ function entitiesOfRuns(
 }
 
 function runEntities(runs: Runs, componentBuilder: ComponentBuilder, entityBuilder: EntityBuilder, labels: LabelAsym): string[] {
-  const moleculeTypes = new Map<string, MoleculeType>();
-  // getEntityId gives the same entity for the same label_asym_id and component every time: worked out once per pair.
-  const entities = new Map<string, Map<string, string>>();
-  const runEntity: string[] = new Array(runs.count);
   const { start, compNames, comp: runComp, model, ter } = runs;
+  // Components by name: '', '.' and '?' are one name ('') under three codes. Everything below is
+  // per name, kept in arrays by the name's first index rather than in maps by the string.
+  const firstIndex = new Map<string, number>();
+  const byName = new Int32Array(compNames.length);
+  for (let k = 0; k < compNames.length; k++) {
+    let first = firstIndex.get(compNames[k]);
+    if (first === undefined) {
+      first = k;
+      firstIndex.set(compNames[k], k);
+    }
+    byName[k] = first;
+  }
+  const moleculeTypes: (MoleculeType | undefined)[] = new Array(compNames.length);
+  // getEntityId gives the same entity for the same label_asym_id and component every time: worked out once per pair.
+  const entities = new Map<string, (string | undefined)[]>();
+  const runEntity: string[] = new Array(runs.count);
+  let lastAsym = '';
+  let lastByComp: (string | undefined)[] | undefined;
   for (let r = 0; r < runs.count; r++) {
     const i = start[r];
-    const comp = compNames[runComp[r]];
-    let moleculeType = moleculeTypes.get(comp);
+    const k = byName[runComp[r]];
+    const comp = compNames[k];
+    let moleculeType = moleculeTypes[k];
     if (moleculeType === undefined) {
       // The first atom of a component decides its type (ComponentBuilder.add reads its residue's atom names).
       moleculeType = getMoleculeType(componentBuilder.add(comp, i).type, comp);
-      moleculeTypes.set(comp, moleculeType);
+      moleculeTypes[k] = moleculeType;
     }
     const asym = labels.run(asymOfRun(runs, r), model[r], ter[r] === 1, runEnd(runs, r) - i);
-    let byComp = entities.get(asym);
+    let byComp = asym === lastAsym ? lastByComp : entities.get(asym);
     if (!byComp) {
-      byComp = new Map();
+      byComp = new Array(compNames.length);
       entities.set(asym, byComp);
     }
-    let entity = byComp.get(comp);
+    lastAsym = asym;
+    lastByComp = byComp;
+    let entity = byComp[k];
     if (entity === undefined) {
       entity = entityBuilder.getEntityId(comp, moleculeType, asym);
-      byComp.set(comp, entity);
+      byComp[k] = entity;
     }
     runEntity[r] = entity;
   }
@@ -632,9 +675,11 @@ function cutHierarchy(
   typeOfEntity: Map<string, string>,
 ) {
   const residueOffsets = new Growable(Math.max(16, firstRuns + 1));
+  const residueComp = new Int32Array(firstRuns);
   const chainOffsets = new Growable(64);
   const residueEntityType: (string | undefined)[] = [];
-  const { seqTok, ins: runIns } = runs;
+  const { seqTok, ins: runIns, comp: runComp } = runs;
+  let insertionCodes = false;
   const order = runOrder ? new Int32Array(atomCount) : undefined;
   let at = 0;
   let prevRun = -1;
@@ -644,6 +689,7 @@ function cutHierarchy(
     const i0 = runs.start[r];
     const end = runEnd(runs, r);
     if (prevRun < 0) {
+      residueComp[residueOffsets.length] = runComp[r];
       residueOffsets.push(at);
       chainOffsets.push(at);
       chainType = typeOfEntity.get(runEntity[r]);
@@ -657,10 +703,14 @@ function cutHierarchy(
         chainType = typeOfEntity.get(runEntity[r]);
       }
       if (newResidue) {
+        residueComp[residueOffsets.length] = runComp[r];
         residueOffsets.push(at);
         residueEntityType.push(chainType);
       }
     }
+    // A residue's runs share its insertion code (a change of it starts a residue), so any run's is any residue's.
+    const ins = runIns[r];
+    if (ins !== SP && ins !== 46 && ins !== 63) insertionCodes = true;
     if (order) for (let i = i0; i < end; i++) order[at++] = i;
     else at += end - i0;
     prevRun = r;
@@ -675,6 +725,8 @@ function cutHierarchy(
     chainOffsets: chainOffsets.array.subarray(0, chainCount + 1),
     chainCount,
     residueEntityType,
+    residueComp: residueComp.subarray(0, residueCount),
+    insertionCodes,
     order,
   };
 }
@@ -794,6 +846,8 @@ class PdbAtomTable implements AtomTable {
   readonly symbolIndex: { index: Uint8Array; symbols: readonly string[] };
   readonly hasAltlocs: boolean;
   readonly atomKeys: Float64Array;
+  readonly residueComps: { index: Int32Array; names: readonly string[] };
+  readonly hasInsertionCodes: boolean;
   private readonly b: Uint8Array;
   private readonly lineStart: Int32Array;
   private readonly order: Int32Array | undefined;
@@ -810,6 +864,8 @@ class PdbAtomTable implements AtomTable {
     this.symbolIndex = { index: atoms.element, symbols: atoms.symbols };
     this.hasAltlocs = atoms.hasAltlocs;
     this.atomKeys = atoms.atomKeys;
+    this.residueComps = { index: atoms.residueComp, names: atoms.compNames };
+    this.hasInsertionCodes = atoms.insertionCodes;
     this.b = atoms.bytes;
     this.lineStart = atoms.lineStart;
     this.order = atoms.order;

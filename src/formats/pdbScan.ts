@@ -390,6 +390,14 @@ export interface ScanState {
   depDate: string | undefined;
   /** A HEADER record was read (the last one gives idCode and depDate, blank or not). */
   sawHeader: boolean;
+  /**
+   * What the summary's header fields are read from in the file's first HEADER_BYTES bytes, so that
+   * parse.ts need not pass over those bytes again: the HEADER, TITLE and EXPDTA lines (cut at
+   * HEADER_BYTES), and the resolution as parse.ts's pattern over those bytes would capture it
+   * (resolutionAt), undefined when it captures none.
+   */
+  headLines: string[];
+  headResolution: string | undefined;
   /** Lines scanned so far (the scan of a later part of the file goes on counting from here). */
   lines: number;
   /** The code (smallCode) of each of compNames, and of each of symbols (its symbolIndex key): how two scans' lists are joined. */
@@ -430,10 +438,12 @@ export interface ScanState {
 }
 
 export function newScanState(n: number): ScanState {
-  // Sized from the file (about 81 bytes a line; runs for a quarter of the lines) and grown when
-  // that is short. No floor of a thousand entries: every file read allocates these arrays, and for
-  // a small file that floor made allocating them a large part of its parse.
-  const guess = Math.max(16, Math.ceil(n / 81));
+  // Sized from the file (at most a line per 64 bytes: atom records are 80 columns, often fewer when
+  // they end before the charge or the element; runs for a quarter of the lines) and grown when that
+  // is short: a guess of 81 bytes a line made files of 78-column records copy every array once.
+  // No floor of a thousand entries: every file read allocates these arrays, and for a small file
+  // that floor made allocating them a large part of its parse.
+  const guess = Math.max(16, Math.ceil(n / 64));
   const runs = Math.max(16, guess >> 2);
   return {
     runComp: new Growable(runs),
@@ -473,6 +483,8 @@ export function newScanState(n: number): ScanState {
     idCode: undefined,
     depDate: undefined,
     sawHeader: false,
+    headLines: [],
+    headResolution: undefined,
     lines: 0,
     compKeys: [],
     symbolCodes: [],
@@ -599,7 +611,7 @@ export function scanLines(b: Uint8Array, minLineLength: number, modelsNormalised
       const i = atoms;
       const p = st.prevLine;
       // A new run?
-      if (
+      const newRun =
         st.terPending ||
         p < 0 ||
         st.modelNum !== st.prevModel ||
@@ -612,8 +624,8 @@ export function scanLines(b: Uint8Array, minLineLength: number, modelsNormalised
         b[p + 17] !== b[s + 17] ||
         b[p + 18] !== b[s + 18] ||
         b[p + 19] !== b[s + 19] ||
-        b[p + 20] !== b[s + 20]
-      ) {
+        b[p + 20] !== b[s + 20];
+      if (newRun) {
         st.runStart.push(i);
         st.runTer.push(st.terPending ? 1 : 0);
         st.runModel.push(st.modelNum);
@@ -676,8 +688,10 @@ export function scanLines(b: Uint8Array, minLineLength: number, modelsNormalised
           }
         }
         elements[at] = symbol;
-        // A residue for getAtomSite ends where the chain, residue number (as an integer) or insertion code changes.
+        // A residue for getAtomSite ends where the chain, residue number (as an integer) or insertion code changes
+        // (columns a run starts at when they change: within a run, none does).
         if (
+          newRun &&
           p >= 0 &&
           i > 0 &&
           ((b[p + 21] !== b[s + 21] && chainStr(b, p) !== chainStr(b, s)) ||
@@ -754,6 +768,7 @@ function scanEnd(st: ScanState, atoms: number, firstAtoms: number, why: string):
  * kept out of scanLines so the optimiser compiles that loop smaller (and recompiles it less).
  */
 function otherRecord(b: Uint8Array, s: number, e: number, nl: number, c0: number, lineNo: number, modelsNormalised: boolean, st: ScanState): string {
+  if (s < HEADER_BYTES && (c0 === 72 || c0 === 84 || c0 === 69 || c0 === 82)) headerLine(b, s, nl, st);
   const isSeqres = c0 === 83 && startsWith(b, s, e, 'SEQRES');
   const isCompnd = c0 === 67 && startsWith(b, s, e, 'COMPND');
   const isHetnam = c0 === 72 && startsWith(b, s, e, 'HETNAM');
@@ -831,6 +846,42 @@ function otherRecord(b: Uint8Array, s: number, e: number, nl: number, c0: number
     if (!st.hasAssemblies && startsWith(b, s, e, 'REMARK 350')) st.hasAssemblies = true;
   }
   return '';
+}
+
+/** How much of the file's start the summary's header fields are read from (parse.ts). */
+export const HEADER_BYTES = 200_000;
+
+/**
+ * Keeps the line at `s` for the header fields (ScanState.headLines) when it starts with HEADER,
+ * "TITLE " or EXPDTA within the first HEADER_BYTES bytes (a line running past them cut there, its
+ * carriage return kept), and reads the resolution from the first "REMARK   2 RESOLUTION." line
+ * where resolutionAt finds one.
+ */
+function headerLine(b: Uint8Array, s: number, nl: number, st: ScanState): void {
+  const end = nl < HEADER_BYTES ? nl : HEADER_BYTES;
+  if (startsWith(b, s, end, 'HEADER') || startsWith(b, s, end, 'TITLE ') || startsWith(b, s, end, 'EXPDTA')) st.headLines.push(latin1(b, s, end));
+  else if (st.headResolution === undefined && startsWith(b, s, end, 'REMARK   2 RESOLUTION.')) st.headResolution = resolutionAt(b, s);
+}
+
+/**
+ * The number parse.ts's resolution pattern, /^REMARK {3}2 RESOLUTION\.\s+([0-9.]+)\s+ANGSTROM/m over the
+ * file's first HEADER_BYTES bytes, captures when its match starts at `s` (a line starting with
+ * "REMARK   2 RESOLUTION."), or undefined. Its parts match disjoint sets of bytes (\s over latin1 is
+ * isSpace), so the greedy match is the only one: no backtracking to mimic. It may run on over line ends.
+ */
+export function resolutionAt(b: Uint8Array, s: number): string | undefined {
+  const limit = b.length < HEADER_BYTES ? b.length : HEADER_BYTES;
+  let i = s + 22;
+  const blank = i;
+  while (i < limit && isSpace(b[i])) i++;
+  if (i === blank) return undefined;
+  const from = i;
+  while (i < limit && ((b[i] >= 48 && b[i] <= 57) || b[i] === 46)) i++;
+  const to = i;
+  if (to === from) return undefined;
+  while (i < limit && isSpace(b[i])) i++;
+  if (i === to || !startsWith(b, i, limit, 'ANGSTROM')) return undefined;
+  return latin1(b, from, to);
 }
 
 // guessElement's result (two numbers; a tuple per atom would be garbage to collect).

@@ -90,6 +90,10 @@ export interface AtomTable {
   symbolIndex?: { index: ArrayLike<number>; symbols: readonly string[] };
   /** Optional: whether altId(i) is non-empty for some atom, known without asking every atom. */
   hasAltlocs?: boolean;
+  /** Optional: compId of each residue's first atom as names[index[residue]], without a call per residue. */
+  residueComps?: { index: ArrayLike<number>; names: readonly string[] };
+  /** Optional: whether insCode(r) is non-empty for some residue, known without asking every residue. */
+  hasInsertionCodes?: boolean;
 }
 
 /** The atom table of a Mol* model. */
@@ -355,15 +359,19 @@ function residueFacts(table: AtomTable, residueChecks: boolean) {
   let duplicates = 0;
   let firstDuplicate: string | undefined;
   let waters = 0;
-  let hasInsertionCodes = false;
+  let hasInsertionCodes = table.hasInsertionCodes ?? false;
+  const insertionCodesKnown = table.hasInsertionCodes !== undefined;
   const names = new Set<string | number>();
   const seenKeys: (string | number)[] = [];
   const offsets = table.residueOffsets;
   const typedKeys = table.atomKeys;
+  const comps = table.residueComps;
+  const checkedIndex = comps ? new Uint32Array(comps.names.length) : undefined;
+  const waterIndex = comps ? new Uint8Array(comps.names.length) : undefined;
   for (let r = 0; r < table.residueCount; r++) {
-    if (!hasInsertionCodes && table.insCode(r) !== '') hasInsertionCodes = true;
+    if (!hasInsertionCodes && !insertionCodesKnown && table.insCode(r) !== '') hasInsertionCodes = true;
     const firstAtom = offsets[r];
-    const comp = table.compId(firstAtom);
+    const comp = comps ? comps.names[comps.index[r]] : table.compId(firstAtom);
     if (residueChecks) {
       const end = offsets[r + 1];
       const found = typedKeys && end - firstAtom <= 32 ? duplicatesByKeys(typedKeys, firstAtom, end) : -1;
@@ -388,19 +396,28 @@ function residueFacts(table: AtomTable, residueChecks: boolean) {
           else names.add(key);
         }
       }
-      if (!checkedComponents.has(comp)) {
+      // Once per component (by its index when the table gives them: a Set lookup per residue cost more).
+      if (checkedIndex ? checkedIndex[(comps as ResidueComps).index[r]]++ === 0 : !checkedComponents.has(comp)) {
         checkedComponents.add(comp);
         if (!PolymerNames.has(comp) && !WaterNames.has(comp) && !table.componentName(comp)) undescribed.add(comp);
       }
     }
     const type = table.entityType(r);
-    if (type === 'water' || WATER.has(comp)) {
+    if (type === 'water' || (waterIndex ? isWaterName(waterIndex, (comps as ResidueComps).index[r], comp) : WATER.has(comp))) {
       waters++;
     } else if (type === 'non-polymer') {
       ligandCounts.set(comp, (ligandCounts.get(comp) ?? 0) + 1);
     }
   }
   return { ligandCounts, undescribed, duplicates, firstDuplicate, waters, hasInsertionCodes };
+}
+
+type ResidueComps = NonNullable<AtomTable['residueComps']>;
+
+/** WATER.has(comp) for the component at `k`, worked out once per index (0: not yet, 1: no, 2: yes). */
+function isWaterName(known: Uint8Array, k: number, comp: string): boolean {
+  if (known[k] === 0) known[k] = WATER.has(comp) ? 2 : 1;
+  return known[k] === 2;
 }
 
 /**

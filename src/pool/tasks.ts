@@ -4,7 +4,20 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, createReadStream, createWriteStream, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, readSync, statSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  createReadStream,
+  createWriteStream,
+  fstatSync,
+  fsyncSync,
+  linkSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { type Readable, Transform } from 'node:stream';
@@ -317,12 +330,35 @@ export async function parse(task: ParseTask): Promise<ParseOutcome> {
   // the promise-based calls cost a few thread-pool round trips per file (as much CPU as parsing a
   // small one). A large file is read the promise way: while it fills its buffer, the previous large
   // file's buffer can be collected; read in one call, both would be resident at once.
-  const { size } = statSync(task.path);
+  // One open, fstat and read for a small file (a stat by path first, then readFileSync's own open and
+  // fstat, cost as much again as the read of a small file).
+  const fd = openSync(task.path, 'r');
+  let small: Buffer | undefined;
+  let size: number;
+  try {
+    size = fstatSync(fd).size;
+    if (size < SYNC_READ_MAX_BYTES && !(task.format === 'pdb' && splitsPdb(size))) small = readOpenFile(fd, size);
+  } finally {
+    closeSync(fd);
+  }
+  if (small) return parseStructureBytes(small, task.format);
   if (task.format === 'pdb' && splitsPdb(size)) {
     const bytes = await readShared(task.path);
     return parseStructureBytes(bytes, task.format, { split: pdbSplit(bytes) });
   }
-  return parseStructureBytes(size < SYNC_READ_MAX_BYTES ? readFileSync(task.path) : await fs.readFile(task.path), task.format);
+  return parseStructureBytes(await fs.readFile(task.path), task.format);
+}
+
+/**
+ * The whole of an open file whose fstat gave `size`, as readFileSync reads it: up to `size` bytes
+ * (fewer when it ends sooner), or to its end when its size is unknown (0: not a regular file).
+ */
+function readOpenFile(fd: number, size: number): Buffer {
+  if (size === 0) return readFileSync(fd);
+  const buffer = Buffer.allocUnsafe(size);
+  let at = 0;
+  for (let read = -1; read !== 0 && at < size; at += read) read = readSync(fd, buffer, at, size - at, null);
+  return at < size ? buffer.subarray(0, at) : buffer;
 }
 
 /**
