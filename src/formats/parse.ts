@@ -4,7 +4,17 @@ import type { Model, Trajectory } from 'molstar/lib/mol-model/structure.js';
 import { type RecordScan, type RecordSpan, recordText, scanMol2, scanSdf, scanXyz } from './checks.js';
 import { coreCifElements } from './cifElements.js';
 import { readMmcifFast } from './cifFast.js';
-import { type ChunkScanner, lastDecline, MODEL_REWRITE, NO_ATOMS, type PdbAtoms, pdbAtomTable, readPdbAtoms, readPdbAtomsCut, readPdbAtomsSplit } from './pdbFast.js';
+import {
+  type ChunkScanner,
+  lastDecline,
+  MODEL_REWRITE,
+  NO_ATOMS,
+  type PdbAtoms,
+  pdbAtomTable,
+  readPdbAtoms,
+  readPdbAtomsCut,
+  readPdbAtomsSplit,
+} from './pdbFast.js';
 import { type ChunkStart, HEADER_BYTES } from './pdbScan.js';
 import { describeRecords, mol2Compositions, type RecordComposition, sdfCompositions, xyzCompositions } from './records.js';
 import { escapeControlCharacters, isNumberToken, nulByteRefusal, refusedBeforeReading, safeOutcome } from './safeText.js';
