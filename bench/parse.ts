@@ -4,7 +4,9 @@
  *  - the corpus pdb/ and cif/ folders (and sdf, mol2, xyz for the record; gzip unpacked first) with
  *    the task function the piscina pool runs, in-process and warm, best of N runs per file; gemmi
  *    reads the same unpacked files in one Python process, best of N per file. `gemmi convert` per
- *    file (a process each) stays as an extra column;
+ *    file (a process each) stays as an extra column, timed in a second pass with the reads (the
+ *    method before 2026-12-07, printed beside the goal's figure): spawning from this process makes
+ *    its later writes fault page by page, which the goal's pass avoids;
  *  - the large PDB and the large mmCIF of ../shared/corpus/large (generated into a temp dir when
  *    absent), each measurement in a fresh process so its peak RSS is its own: molvault, molvault's
  *    reference path (Mol*'s readers only: for PDB, what molvault did before the byte-level reader),
@@ -117,6 +119,8 @@ async function corpus(scratch: string) {
     atoms: number;
     gemmi?: GemmiRead;
     convertS?: number;
+    /** The same runs with `gemmi convert` spawned after each file (the method before 2026-12-07). */
+    spawned?: { ms: number; cpuMs: number };
   }[] = [];
   const convert = hasTool('gemmi');
   for (const folder of only ? [only] : ['pdb', 'cif', 'sdf', 'mol2', 'xyz']) {
@@ -146,6 +150,7 @@ async function corpus(scratch: string) {
       coldMs += performance.now() - started;
       coldCpuMs += cpuNow() - startedCpu;
     }
+    const prepared: { file: string; format: NonNullable<ReturnType<typeof sniffFormat>['format']>; size: number }[] = [];
     for (const name of names) {
       let content = await fs.readFile(path.join(CORPUS, folder, name));
       if (content[0] === 0x1f && content[1] === 0x8b) content = gunzipSync(content);
@@ -153,37 +158,65 @@ async function corpus(scratch: string) {
       if (!sniff.format) continue;
       const file = path.join(scratch, `${folder}_${name.replace(/\.gz$/, '')}`);
       await fs.writeFile(file, content);
+      prepared.push({ file, format: sniff.format, size: content.length });
+    }
+    const best = async (file: string, format: (typeof prepared)[number]['format']) => {
       let bestMs = Number.POSITIVE_INFINITY;
       let bestCpu = 0;
       let outcome: Awaited<ReturnType<typeof parse>> | undefined;
       for (let r = 0; r < runs; r++) {
         const started = performance.now();
         const startedCpu = cpuNow();
-        outcome = await parse({ path: file, format: sniff.format });
+        outcome = await parse({ path: file, format });
         const took = performance.now() - started;
         if (took < bestMs) {
           bestMs = took;
           bestCpu = cpuNow() - startedCpu;
         }
       }
+      return { bestMs, bestCpu, outcome };
+    };
+    // The goal's figure: no process is spawned while the files are read. Each spawn leaves every
+    // page of this process copy-on-write, so the writes after it fault page by page: a cost of the
+    // bench, which gemmi (in its own process) does not pay.
+    for (const { file, format, size } of prepared) {
+      const { bestMs, bestCpu, outcome } = await best(file, format);
       files++;
-      bytes += content.length;
+      bytes += size;
       ms += bestMs;
       cpuMs += bestCpu;
       if (outcome?.ok) atoms += outcome.summary.atoms * Math.max(1, outcome.summary.models);
-      if (folder === 'pdb' || folder === 'cif') {
-        written.push(file);
-        if (convert) {
-          const out = path.join(scratch, `out${folder === 'pdb' ? '.cif' : '.pdb'}`);
-          const started = performance.now();
-          spawnSync('gemmi', ['convert', file, out], { stdio: 'ignore' });
-          convertS += (performance.now() - started) / 1000;
-        }
+      if (folder === 'pdb' || folder === 'cif') written.push(file);
+    }
+    // The method used before 2026-12-07 (kept to compare): `gemmi convert` spawned after each file's runs.
+    let spawnMs = 0;
+    let spawnCpuMs = 0;
+    if (convert && (folder === 'pdb' || folder === 'cif')) {
+      for (const { file, format } of prepared) {
+        const { bestMs, bestCpu } = await best(file, format);
+        spawnMs += bestMs;
+        spawnCpuMs += bestCpu;
+        const out = path.join(scratch, `out${folder === 'pdb' ? '.cif' : '.pdb'}`);
+        const started = performance.now();
+        spawnSync('gemmi', ['convert', file, out], { stdio: 'ignore' });
+        convertS += (performance.now() - started) / 1000;
       }
     }
     const gemmi = folder === 'pdb' || folder === 'cif' ? gemmiRead(written) : undefined;
     for (const file of written) await fs.rm(file, { force: true });
-    rows.push({ folder, files, bytes, ms, cpuMs, coldMs, coldCpuMs, atoms, gemmi, convertS: convert && written.length ? convertS : undefined });
+    rows.push({
+      folder,
+      files,
+      bytes,
+      ms,
+      cpuMs,
+      coldMs,
+      coldCpuMs,
+      atoms,
+      gemmi,
+      convertS: convert && written.length ? convertS : undefined,
+      spawned: convert && written.length ? { ms: spawnMs, cpuMs: spawnCpuMs } : undefined,
+    });
   }
   console.log(
     `\nCorpus: validate + summarise with the pool task (in-process, warm: after one pass over the folder; best of ${runs} runs per file) next to gemmi.read_structure (one Python process, best of ${runs} per file)`,
@@ -215,6 +248,14 @@ async function corpus(scratch: string) {
     if (!r.gemmi) continue;
     if (r.gemmi.failed) console.log(`  (gemmi refused ${r.gemmi.failed} file(s) of ${r.folder}/; their time until it gave up is counted)`);
     goal(`corpus ${r.folder}/ throughput`, r.gemmi.seconds / (r.ms / 1000), r.gemmi.cpuSeconds / (r.cpuMs / 1000), 1);
+    if (r.spawned) {
+      console.log(
+        `    the earlier method (a \`gemmi convert\` process spawned after each file): wall ${fmt(r.spawned.ms / 1000, 2)} s, CPU ${fmt(r.spawned.cpuMs / 1000, 2)} s: ${fmt(
+          r.gemmi.seconds / (r.spawned.ms / 1000),
+          2,
+        )}× gemmi by wall time, ${fmt(r.gemmi.cpuSeconds / (r.spawned.cpuMs / 1000), 2)}× by CPU time`,
+      );
+    }
   }
   if (!hasGemmiPython) console.log('python3-gemmi is not installed (apt-get install python3-gemmi): no gemmi.read_structure comparison');
   console.log(`process peak RSS after the corpus: ${Math.round(process.resourceUsage().maxRSS / 1024)} MB`);
