@@ -22,6 +22,8 @@ export interface UploadRow {
   filename: string;
   format_hint: string | null;
   received_sha256: string | null;
+  /** As received (compressed or not); a bigint, so Postgres sends it as text. */
+  received_bytes: string | null;
   params: UploadParams;
   blob_sha256: string | null;
   format: string | null;
@@ -33,7 +35,7 @@ export interface UploadRow {
 export async function loadUploads(em: EntityManager, ids: readonly string[]): Promise<UploadRow[]> {
   if (ids.length === 0) return [];
   return em.execute<UploadRow[]>(
-    `select id, owner_id, project_id, structure_id, creates_structure, state, filename, format_hint, received_sha256, params,
+    `select id, owner_id, project_id, structure_id, creates_structure, state, filename, format_hint, received_sha256, received_bytes, params,
             blob_sha256, format, kind, summary, validation
        from uploads where id = any(?::uuid[]) order by id`,
     [sqlArray(ids)],
