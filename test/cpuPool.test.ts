@@ -46,31 +46,6 @@ describe('the parse pool bounds time and memory per file', () => {
     }
   });
 
-  it('unpacks, hashes and parses several small files in one task as it does each alone; a file that throws is answered with what it threw', async () => {
-    const pool = new CpuPool(1, 60_000, 4096);
-    try {
-      const missing = path.join(dir, 'missing.pdb');
-      const files = [small, missing, small];
-      const task = (file: string, i: number, label: string) => ({
-        stagingFile: file,
-        tempFile: path.join(dir, `${label}-${i}.tmp`),
-        maxExpandedBytes: 1e9,
-        maxExpansionRatio: 100,
-        parse: true,
-      });
-      const many = await pool.ingestMany(files.map((file, i) => task(file, i, 'many')));
-      expect(many).toHaveLength(3);
-      expect(many[1]).toMatchObject({ ok: false, thrown: { code: 'ENOENT' } });
-      for (const i of [0, 2]) {
-        const alone = await pool.ingest(task(files[i], i, 'alone'));
-        expect(many[i]).toMatchObject({ ok: true, detected: 'pdb', parsed: { format: 'pdb', outcome: { ok: true, summary: { atoms: 327 } } } });
-        expect({ ...many[i], parsed: undefined }).toEqual({ ...alone, parsed: undefined });
-      }
-    } finally {
-      await pool.close();
-    }
-  });
-
   it('hands a task to a thread only when one is free, so its time limit counts its own run, not the wait behind others', async () => {
     const pool = new CpuPool(1, 60_000, 4096);
     const piscina = (pool as unknown as { pool: { queueSize: number } }).pool;

@@ -4,7 +4,7 @@ import { Piscina } from 'piscina';
 import type { InspectResult, InspectTask } from '../engines/inspect.js';
 import type { StructuralDiff } from '../formats/diff.js';
 import type { ParseOutcome } from '../formats/types.js';
-import type { DiffTask, IngestManyResult, IngestResult, IngestTask, ParseTask } from './tasks.js';
+import type { DiffTask, IngestResult, IngestTask, ParseTask } from './tasks.js';
 
 const WORKER_FILE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'worker.mjs');
 
@@ -74,11 +74,6 @@ export class CpuPool {
 
   ingest(task: IngestTask): Promise<IngestResult> {
     return this.run<IngestResult>('ingest', task, 'Unpacking and hashing the file');
-  }
-
-  /** Several small files in one task (tasks.ts, ingestMany): one answer per file, in order. */
-  ingestMany(list: IngestTask[]): Promise<IngestManyResult[]> {
-    return this.run<IngestManyResult[]>('ingestMany', list, 'Unpacking and hashing the files');
   }
 
   parse(task: ParseTask): Promise<ParseOutcome> {

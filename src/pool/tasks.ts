@@ -177,27 +177,6 @@ export async function ingest(task: IngestTask): Promise<IngestResult> {
   return accepted(Buffer.concat(head), hash.digest('hex'), size, compressedSize, compression);
 }
 
-/** One file of an `ingestMany` task: its result, or what it threw (the other files go on). */
-export type IngestManyResult = IngestResult | { ok: false; thrown: { name: string; message: string; code?: string } };
-
-/**
- * `ingest` for several small files in one task, one after another: a bulk import's small files cost
- * a message to a thread and one back per group instead of per file, and a thread does not wait for
- * the worker's event loop between two of them. A file that throws is answered with what it threw.
- */
-export async function ingestMany(tasks: IngestTask[]): Promise<IngestManyResult[]> {
-  const results: IngestManyResult[] = [];
-  for (const task of tasks) {
-    try {
-      results.push(await ingest(task));
-    } catch (error) {
-      const { name, message, code } = error as NodeJS.ErrnoException;
-      results.push({ ok: false, thrown: { name: String(name), message: String(message), ...(typeof code === 'string' ? { code } : {}) } });
-    }
-  }
-  return results;
-}
-
 /**
  * A large uncompressed file: the staged bytes are the content, so one pass hashes them (the
  * receipt's check and the content's sha256 are the same digest) and the temp file is a second name

@@ -31,7 +31,6 @@ if (nice > 0) {
 }
 
 export const ingest = (task: tasks.IngestTask) => tasks.ingest(task);
-export const ingestMany = (list: tasks.IngestTask[]) => tasks.ingestMany(list);
 // A warm pool's task that says a thread is up (cpuPool.ts).
 export const ready = () => true;
 export const parse = (task: tasks.ParseTask) => tasks.parse(task);

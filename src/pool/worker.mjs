@@ -3,4 +3,4 @@
 import { register } from 'tsx/esm/api';
 
 register();
-export const { ingest, ingestMany, ready, parse, diff, inspect } = await import('./thread.ts');
+export const { ingest, ready, parse, diff, inspect } = await import('./thread.ts');

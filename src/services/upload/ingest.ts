@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import type { Format, Problem } from '../../formats/types.js';
 import { MEDIA_TYPES } from '../../formats/types.js';
-import type { IngestResult, IngestTask } from '../../pool/tasks.js';
+import type { IngestResult } from '../../pool/tasks.js';
 import type { WorkContext } from '../../runtime/context.js';
 import { scratchFile } from '../../storage/create.js';
 import { asStorageFull, storageFullAware } from '../../storage/freeSpace.js';
@@ -52,15 +52,25 @@ export async function ingestUploads(
   const outcome: IngestOutcome = { ingested: new Map(), refused: new Map(), errors: new Map() };
   if (rows.length === 0) return outcome;
   const refuse = (end: UploadEnd) => outcome.refused.set(end.uploadId, end);
-  const results = await runIngestTasks(ctx, rows, options);
   const ready = (
     await Promise.all(
       rows.map(async (row): Promise<Ready | undefined> => {
-        const ran = results.get(row.id) as TaskOutcome;
-        const tempFile = ran.tempFile;
+        let tempFile: string | undefined;
         try {
-          if ('error' in ran) throw ran.error;
-          const { result, stagedFile } = ran;
+          const unpacked = await scratchFile(ctx.config, 'ingest');
+          tempFile = unpacked;
+          const ingest = (stagingFile: string) =>
+            ctx.cpu.ingest({
+              stagingFile,
+              tempFile: unpacked,
+              maxExpandedBytes: ctx.config.maxExpandedBytes,
+              maxExpansionRatio: ctx.config.maxExpansionRatio,
+              expectedRawSha256: row.received_sha256 ?? undefined,
+              parse: options.parse,
+            });
+          // On S3 the staged upload is streamed here from the bucket; locally it is read where it lies.
+          const stagedFile = options.stagedFiles?.get(row.id);
+          const result = await (stagedFile ? ingest(stagedFile) : ctx.staging.withFile(row.id, ingest));
           if (!result.ok) {
             // A fault of ours (5xx) fails the upload; a fault of the file rejects it.
             refuse({
@@ -72,7 +82,7 @@ export async function ingestUploads(
           }
           const decision = resolveFormat(row.filename, row.format_hint as Format | null, result.detected, result.sniffReason);
           if ('error' in decision) {
-            await fs.rm(ran.tempFile, { force: true }); // nothing was committed: the temp file is all there is
+            await fs.rm(tempFile, { force: true }); // nothing was committed: the temp file is all there is
             refuse({ uploadId: row.id, state: 'rejected', error: decision.error });
             return undefined;
           }
@@ -80,7 +90,7 @@ export async function ingestUploads(
           // refuse it, without storing bytes only to delete them again.
           const parsed = result.parsed?.format === decision.format ? result.parsed.outcome : undefined;
           if (parsed && !parsed.ok) {
-            await fs.rm(ran.tempFile, { force: true });
+            await fs.rm(tempFile, { force: true });
             refuse({
               uploadId: row.id,
               state: 'rejected',
@@ -90,7 +100,7 @@ export async function ingestUploads(
             return undefined;
           }
           // A bundle's scratch copy (services/upload/bundles.ts) was never fsynced: a link to it is not durable.
-          return { row, result, format: decision.format, warning: decision.warning, tempFile: ran.tempFile, durable: !stagedFile };
+          return { row, result, format: decision.format, warning: decision.warning, tempFile: unpacked, durable: !stagedFile };
         } catch (error) {
           if (tempFile) await fs.rm(tempFile, { force: true }).catch(() => {});
           // A full disk is no fault of the file: surfaced as such, so the job waits for space.
@@ -210,114 +220,6 @@ export async function ingestUploads(
     });
   }
   return outcome;
-}
-
-/** What the pool made of one upload's staged file: its result, or what was thrown on the way. */
-type TaskOutcome = { tempFile: string; result: IngestResult; stagedFile?: string } | { tempFile?: string; error: unknown };
-
-/** A file up to this size goes to the pool with others (ingestMany); the group stays under GROUP_BYTES and GROUP_FILES. */
-const GROUPED_FILE_BYTES = 256 * 1024;
-const GROUP_BYTES = 1024 * 1024;
-const GROUP_FILES = 16;
-
-/**
- * Each staged file unwrapped and hashed (and, with `parse`, parsed) in the CPU pool into a temp file
- * of its own. In a batch being parsed on ingest (a bulk import's chunk), small plain files go in
- * groups, one task per group: a task costs the worker's event loop a message each way and leaves its
- * thread waiting for the next one meanwhile, which for a small file is more than the work itself. A
- * group that fails as a whole (a time limit, a thread lost) fails each of its files, which the caller
- * then takes one by one.
- */
-async function runIngestTasks(
-  ctx: WorkContext,
-  rows: readonly UploadRow[],
-  options: { parse?: boolean; stagedFiles?: ReadonlyMap<string, string> },
-): Promise<Map<string, TaskOutcome>> {
-  const outcomes = new Map<string, TaskOutcome>();
-  const taskOf = (row: UploadRow, stagingFile: string, tempFile: string): IngestTask => ({
-    stagingFile,
-    tempFile,
-    maxExpandedBytes: ctx.config.maxExpandedBytes,
-    maxExpansionRatio: ctx.config.maxExpansionRatio,
-    expectedRawSha256: row.received_sha256 ?? undefined,
-    parse: options.parse,
-  });
-  const singles: UploadRow[] = [];
-  const groups: UploadRow[][] = [];
-  let group: UploadRow[] = [];
-  let groupBytes = 0;
-  for (const row of rows) {
-    const bytes = Number(row.received_bytes ?? Number.POSITIVE_INFINITY);
-    if (!options.parse || rows.length === 1 || !(bytes <= GROUPED_FILE_BYTES)) {
-      singles.push(row);
-      continue;
-    }
-    if (group.length >= GROUP_FILES || groupBytes + bytes > GROUP_BYTES) {
-      groups.push(group);
-      group = [];
-      groupBytes = 0;
-    }
-    group.push(row);
-    groupBytes += bytes;
-  }
-  if (group.length > 0) groups.push(group);
-  await Promise.all([
-    ...singles.map(async (row) => {
-      let tempFile: string | undefined;
-      try {
-        const unpacked = await scratchFile(ctx.config, 'ingest');
-        tempFile = unpacked;
-        // On S3 the staged upload is streamed here from the bucket; locally it is read where it lies.
-        const stagedFile = options.stagedFiles?.get(row.id);
-        const ingest = (file: string) => ctx.cpu.ingest(taskOf(row, file, unpacked));
-        const result = await (stagedFile ? ingest(stagedFile) : ctx.staging.withFile(row.id, ingest));
-        outcomes.set(row.id, { tempFile: unpacked, result, stagedFile });
-      } catch (error) {
-        outcomes.set(row.id, { tempFile, error });
-      }
-    }),
-    ...groups.map(async (members) => {
-      const tempFiles: string[] = [];
-      try {
-        for (const _ of members) tempFiles.push(await scratchFile(ctx.config, 'ingest'));
-        const results = await withStagedFiles(ctx, members, options.stagedFiles, (files) =>
-          ctx.cpu.ingestMany(members.map((row, i) => taskOf(row, files[i], tempFiles[i]))),
-        );
-        for (const [i, row] of members.entries()) {
-          const result = results[i];
-          const stagedFile = options.stagedFiles?.get(row.id);
-          if ('thrown' in result) outcomes.set(row.id, { tempFile: tempFiles[i], error: thrownError(result.thrown) });
-          else outcomes.set(row.id, { tempFile: tempFiles[i], result, stagedFile });
-        }
-      } catch (error) {
-        for (const [i, row] of members.entries()) outcomes.set(row.id, { tempFile: tempFiles[i], error });
-      }
-    }),
-  ]);
-  return outcomes;
-}
-
-/** Files holding the rows' staged bytes for the duration of `use`: those given, else each staging entry's (staging.withFile). */
-async function withStagedFiles<T>(
-  ctx: WorkContext,
-  rows: readonly UploadRow[],
-  given: ReadonlyMap<string, string> | undefined,
-  use: (files: string[]) => Promise<T>,
-  files: string[] = [],
-): Promise<T> {
-  if (files.length === rows.length) return use(files);
-  const row = rows[files.length];
-  const file = given?.get(row.id);
-  if (file) return withStagedFiles(ctx, rows, given, use, [...files, file]);
-  return ctx.staging.withFile(row.id, (staged) => withStagedFiles(ctx, rows, given, use, [...files, staged]));
-}
-
-/** What a file of an ingestMany task threw, as an error again (its code kept: a full disk is told by it). */
-function thrownError(thrown: { name: string; message: string; code?: string }): Error {
-  const error = new Error(thrown.message) as NodeJS.ErrnoException;
-  error.name = thrown.name;
-  if (thrown.code) error.code = thrown.code;
-  return error;
 }
 
 export function groupBy<T, K>(items: readonly T[], key: (item: T) => K): Map<K, T[]> {

@@ -22,8 +22,6 @@ export interface UploadRow {
   filename: string;
   format_hint: string | null;
   received_sha256: string | null;
-  /** As received (compressed or not); a bigint, so Postgres sends it as text. */
-  received_bytes: string | null;
   params: UploadParams;
   blob_sha256: string | null;
   format: string | null;
@@ -35,7 +33,7 @@ export interface UploadRow {
 export async function loadUploads(em: EntityManager, ids: readonly string[]): Promise<UploadRow[]> {
   if (ids.length === 0) return [];
   return em.execute<UploadRow[]>(
-    `select id, owner_id, project_id, structure_id, creates_structure, state, filename, format_hint, received_sha256, received_bytes, params,
+    `select id, owner_id, project_id, structure_id, creates_structure, state, filename, format_hint, received_sha256, params,
             blob_sha256, format, kind, summary, validation
        from uploads where id = any(?::uuid[]) order by id`,
     [sqlArray(ids)],
