@@ -61,8 +61,8 @@ export class LocalBlobStore implements BlobStore {
     }
     const temp = await this.tempFile();
     try {
-      await pipeline(source, promiseChecker(promised), createWriteStream(temp, { flags: 'wx' }));
-      await fsyncPath(temp);
+      // fsynced on its own descriptor before that is closed (`flush`), rather than opened again for it.
+      await pipeline(source, promiseChecker(promised), createWriteStream(temp, { flags: 'wx', flush: true }));
       return await this.place(temp, promised.sha256);
     } finally {
       await fs.rm(temp, { force: true });
