@@ -30,7 +30,6 @@ import { ArrivingPdb } from '../formats/pdbArriving.js';
 import { inspectSessionFile } from '../formats/session.js';
 import { sniffCompression, sniffFormat } from '../formats/sniff.js';
 import type { Compression, Format, ParseOutcome } from '../formats/types.js';
-import { fsyncPath } from '../lib/fsync.js';
 import { pdbSplit, readShared, splitsPdb } from './scanHelpers.js';
 
 export { splitPdbFrom } from './scanHelpers.js';
@@ -160,7 +159,8 @@ export async function ingest(task: IngestTask): Promise<IngestResult> {
       callback(null, chunk);
     },
   });
-  const out = createWriteStream(task.tempFile, { flags: 'w' });
+  // fsynced on its own descriptor before that is closed (`flush`), rather than opened again for it.
+  const out = createWriteStream(task.tempFile, { flags: 'w', flush: true });
   const rawHash = createHash('sha256');
   try {
     const source = createReadStream(task.stagingFile);
@@ -174,7 +174,6 @@ export async function ingest(task: IngestTask): Promise<IngestResult> {
     } else {
       await pipeline(source, meter, out);
     }
-    await fsyncPath(task.tempFile);
   } catch (error) {
     await fs.rm(task.tempFile, { force: true });
     if (error instanceof Refusal) return error.result;

@@ -43,7 +43,10 @@ export interface BlobStore {
    * afterwards (renamed into place where it can be, removed otherwise); without, it is left alone.
    * With `hashed`, the caller computed `promised.sha256` from these very bytes as it wrote them (a
    * pool task, a moment ago): a store that would read the file only to hash it checks its size
-   * instead; `verify` still re-reads every blob.
+   * instead; `verify` still re-reads every blob. With `durable`, the file's bytes are on the disk
+   * already (the pool task fsynced them, or the file is a second name for a staged file fsynced when
+   * it was received): a store that would fsync it before renaming it into place leaves that out (the
+   * new name is still made durable with its directory).
    */
   putFile(file: string, promised: PromisedBlob, options?: PutFileOptions): Promise<{ created: boolean }>;
   /** The blob's bytes, or a range of them; the stream fails with BlobMissingError when it is absent. */
@@ -92,6 +95,7 @@ export function assertHash(sha256: string) {
 export interface PutFileOptions {
   move?: boolean;
   hashed?: boolean;
+  durable?: boolean;
 }
 
 export class BlobMismatchError extends Error {

@@ -61,8 +61,8 @@ export class LocalBlobStore implements BlobStore {
     }
     const temp = await this.tempFile();
     try {
-      await pipeline(source, promiseChecker(promised), createWriteStream(temp, { flags: 'wx' }));
-      await fsyncPath(temp);
+      // fsynced on its own descriptor before that is closed (`flush`), rather than opened again for it.
+      await pipeline(source, promiseChecker(promised), createWriteStream(temp, { flags: 'wx', flush: true }));
       return await this.place(temp, promised.sha256);
     } finally {
       await fs.rm(temp, { force: true });
@@ -79,7 +79,8 @@ export class LocalBlobStore implements BlobStore {
         const { size } = await fs.stat(file);
         if (size !== promised.size) throw new BlobMismatchError(promised, { size });
       } else await pipeline(createReadStream(file), promiseChecker(promised), new PassThrough().resume());
-      await fsyncPath(file);
+      // An fsync of bytes already on the disk would only force a journal commit of the file's new link.
+      if (!options.durable) await fsyncPath(file);
       try {
         return await this.place(file, promised.sha256);
       } catch (error) {
@@ -87,7 +88,10 @@ export class LocalBlobStore implements BlobStore {
         return await this.put(createReadStream(file), promised);
       }
     } finally {
-      await fs.rm(file, { force: true });
+      // Usually renamed into place by now. One unlink: fs.rm looks the path up twice before it unlinks.
+      await fs.unlink(file).catch((error) => {
+        if (!gone(error)) throw error;
+      });
     }
   }
 

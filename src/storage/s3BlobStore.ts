@@ -75,7 +75,7 @@ export class S3BlobStore implements BlobStore {
     return result;
   }
 
-  /** The bytes are read to be sent anyway, and checked as they go: `hashed` changes nothing here. */
+  /** The bytes are read to be sent anyway, and checked as they go: `hashed` and `durable` change nothing here. */
   async putFile(file: string, promised: PromisedBlob, options: PutFileOptions = {}): Promise<{ created: boolean }> {
     try {
       return await this.put(createReadStream(file), promised);

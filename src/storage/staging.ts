@@ -74,8 +74,9 @@ export class LocalStaging implements Staging {
     await fs.mkdir(this.dir(id), { recursive: true });
     const target = this.file(id);
     try {
-      await pipeline(source, createWriteStream(target), options.signal ? { signal: options.signal } : {});
-      await fsyncPath(target); // answered 202, it must survive a crash of the machine
+      // Answered 202, it must survive a crash of the machine: fsynced on its own descriptor before
+      // that is closed (`flush`), rather than opened again for it.
+      await pipeline(source, createWriteStream(target, { flush: true }), options.signal ? { signal: options.signal } : {});
     } catch (error) {
       await this.remove(id);
       throw error;

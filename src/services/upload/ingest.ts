@@ -29,6 +29,8 @@ interface Ready {
   format: Format;
   warning?: Problem;
   tempFile: string;
+  /** The temp file's bytes are on the disk: written and fsynced by the pool task, or linked to a staged file fsynced on receipt. */
+  durable: boolean;
 }
 
 /**
@@ -97,7 +99,8 @@ export async function ingestUploads(
             });
             return undefined;
           }
-          return { row, result, format: decision.format, warning: decision.warning, tempFile: unpacked };
+          // A bundle's scratch copy (services/upload/bundles.ts) was never fsynced: a link to it is not durable.
+          return { row, result, format: decision.format, warning: decision.warning, tempFile: unpacked, durable: !stagedFile };
         } catch (error) {
           if (tempFile) await fs.rm(tempFile, { force: true }).catch(() => {});
           // A full disk is no fault of the file: surfaced as such, so the job waits for space.
@@ -158,7 +161,7 @@ export async function ingestUploads(
       await Promise.all(
         accepted.map((item) =>
           firsts.get(item.result.sha256) === item
-            ? ctx.blobs.putFile(item.tempFile, { sha256: item.result.sha256, size: item.result.size }, { move: true, hashed: true })
+            ? ctx.blobs.putFile(item.tempFile, { sha256: item.result.sha256, size: item.result.size }, { move: true, hashed: true, durable: item.durable })
             : fs.rm(item.tempFile, { force: true }),
         ),
       );
