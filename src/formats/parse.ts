@@ -4,18 +4,8 @@ import type { Model, Trajectory } from 'molstar/lib/mol-model/structure.js';
 import { type RecordScan, type RecordSpan, recordText, scanMol2, scanSdf, scanXyz } from './checks.js';
 import { coreCifElements } from './cifElements.js';
 import { readMmcifFast } from './cifFast.js';
-import {
-  type ChunkScanner,
-  lastDecline,
-  MODEL_REWRITE,
-  NO_ATOMS,
-  type PdbAtoms,
-  pdbAtomTable,
-  readPdbAtoms,
-  readPdbAtomsCut,
-  readPdbAtomsSplit,
-} from './pdbFast.js';
-import { type ChunkStart, HEADER_BYTES } from './pdbScan.js';
+import { type ChunkScanner, lastDecline, MODEL_REWRITE, NO_ATOMS, type PdbAtoms, pdbAtomTable, readPdbAtoms, readPdbAtomsCut } from './pdbFast.js';
+import { type ChunkStart, chunkStarts, HEADER_BYTES } from './pdbScan.js';
 import { describeRecords, mol2Compositions, type RecordComposition, sdfCompositions, xyzCompositions } from './records.js';
 import { escapeControlCharacters, isNumberToken, nulByteRefusal, refusedBeforeReading, safeOutcome } from './safeText.js';
 import { inspectSessionBytes } from './session.js';
@@ -232,17 +222,13 @@ export interface PdbSplit {
 
 /** parsePdbFast with the scan split (readPdbAtomsSplit): the same outcome. */
 export async function parsePdbFastSplit(bytes: Uint8Array, split: PdbSplit): Promise<ParseOutcome | undefined> {
-  const started = performance.now();
-  const warnings: Problem[] = [];
-  let atoms: PdbAtoms | undefined;
+  let cuts: ChunkStart[];
   try {
-    atoms = await readPdbAtomsSplit(bytes, split.scanner, split.parts, split.minBytes);
-    if (!atoms && lastDecline === NO_ATOMS) return noAtoms(started);
-    atoms ??= rewrittenPdbAtoms(bytes, warnings);
+    cuts = chunkStarts(bytes, split.parts, split.minBytes);
   } catch {
     return undefined;
   }
-  return pdbOutcome(bytes, atoms, warnings, started);
+  return parsePdbFastCut(bytes, { scanner: split.scanner, cuts });
 }
 
 /**
