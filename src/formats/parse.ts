@@ -634,7 +634,7 @@ function bytesAre(b: Uint8Array, s: number, end: number, word: string): boolean 
  */
 function pdbHeader(text: string, resolution?: string | null): Partial<StructureSummary> {
   const info: Partial<StructureSummary> = {};
-  const head = text.length > 200_000 ? text.slice(0, 200_000) : text;
+  const head = text.length > HEADER_BYTES ? text.slice(0, HEADER_BYTES) : text;
   const header = /^HEADER.{44}(\d{2}-[A-Z]{3}-\d{2}).{3}([0-9][A-Z0-9]{3})/m.exec(head);
   if (header) {
     info.depositionDate = header[1];

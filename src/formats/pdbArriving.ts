@@ -6,21 +6,12 @@
  * presumptions do not hold, scans it again itself: the result is readPdbAtoms' whatever the cuts).
  */
 import type { PdbCut } from './parse.js';
-import { type ChunkScan, type ChunkStart, scanChunk, startsResidue } from './pdbScan.js';
+import { type ChunkScan, type ChunkStart, cutInWindow, scanChunk } from './pdbScan.js';
 
 /** About this many bytes a part: small enough that little is left to scan after the last byte. */
 const PART_BYTES = 8 * 1024 * 1024;
 /** How far past its target a cut is looked for before the search moves on (a region without atom records). */
 const WINDOW_BYTES = 1024 * 1024;
-
-/** An ATOM or HETATM record with the coordinates' columns (54), as chunkStarts' cuts need. */
-function isAtomLine(b: Uint8Array, s: number, e: number): boolean {
-  if (e - s < 54) return false;
-  return (
-    (b[s] === 65 && b[s + 1] === 84 && b[s + 2] === 79 && b[s + 3] === 77 && b[s + 4] === 32 && b[s + 5] === 32) ||
-    (b[s] === 72 && b[s + 1] === 69 && b[s + 2] === 84 && b[s + 3] === 65 && b[s + 4] === 84 && b[s + 5] === 77)
-  );
-}
 
 export class ArrivingPdb {
   private readonly cuts: ChunkStart[] = [];
@@ -68,23 +59,17 @@ export class ArrivingPdb {
    * a window searched in full without one moves the search on.
    */
   private nextCut(arrived: number): ChunkStart | undefined {
-    const b = this.bytes;
+    // Only what has arrived: a search for a line's end stops there, not at the end of the buffer.
+    const b = this.bytes.subarray(0, arrived);
     for (;;) {
       if (this.target >= arrived) return undefined;
       // The first line, or the line after the one `target` falls in.
-      let s = this.target === 0 ? 0 : b.indexOf(10, this.target) + 1;
-      if ((s === 0 && this.target > 0) || s >= arrived) return undefined;
+      const s = this.target === 0 ? 0 : b.indexOf(10, this.target) + 1;
+      if (s === 0 && this.target > 0) return undefined;
       const limit = Math.min(arrived, s + WINDOW_BYTES);
-      let prev = -1;
-      while (s < limit) {
-        const nl = b.indexOf(10, s);
-        if (nl < 0 || nl >= arrived) return undefined;
-        const e = nl > s && b[nl - 1] === 13 ? nl - 1 : nl;
-        const atom = isAtomLine(b, s, e);
-        if (atom && prev >= 0 && startsResidue(b, prev, s)) return { from: s, prevLine: prev };
-        prev = atom ? s : -1;
-        s = nl + 1;
-      }
+      const cut = cutInWindow(b, s, limit, true);
+      if (cut === 'incomplete') return undefined;
+      if (cut) return cut;
       // The whole window is in and holds no cut: look further on.
       if (limit === arrived) return undefined;
       this.target = limit;

@@ -979,6 +979,31 @@ function isAtomLine(b: Uint8Array, s: number, e: number, minLineLength: number):
   return e - s >= minLineLength && (startsWith(b, s, e, 'ATOM  ') || startsWith(b, s, e, 'HETATM'));
 }
 
+/**
+ * The first place among the lines starting in [s, limit) of `b` (s a line start) where a part of
+ * the file may start: an atom record following an atom record of another residue. Undefined when
+ * there is none there; 'incomplete' when `arriving` (more bytes are to come) and a line there has
+ * no newline in `b` yet. Otherwise a line without one ends with `b`.
+ */
+export function cutInWindow(b: Buffer, s: number, limit: number, arriving: false, minLineLength?: number): ChunkStart | undefined;
+export function cutInWindow(b: Buffer, s: number, limit: number, arriving: boolean, minLineLength?: number): ChunkStart | 'incomplete' | undefined;
+export function cutInWindow(b: Buffer, s: number, limit: number, arriving: boolean, minLineLength = 54): ChunkStart | 'incomplete' | undefined {
+  let prev = -1;
+  while (s < limit) {
+    let nl = b.indexOf(10, s);
+    if (nl < 0) {
+      if (arriving) return 'incomplete';
+      nl = b.length;
+    }
+    const e = nl > s && b[nl - 1] === 13 ? nl - 1 : nl;
+    const atom = isAtomLine(b, s, e, minLineLength);
+    if (atom && prev >= 0 && startsResidue(b, prev, s)) return { from: s, prevLine: prev };
+    prev = atom ? s : -1;
+    s = nl + 1;
+  }
+  return undefined;
+}
+
 /** Where a part of the file starts (an atom record) and the atom record just before it. */
 export interface ChunkStart {
   from: number;
@@ -992,32 +1017,18 @@ export interface ChunkStart {
  * pair within a window after its target is dropped; so is a part that would be too small.
  */
 export function chunkStarts(bytes: Uint8Array, parts: number, minBytes: number, minLineLength = 54): ChunkStart[] {
-  const b = bytes;
-  const buffer = Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
-  const n = b.length;
+  const buffer = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const n = buffer.length;
   const starts: ChunkStart[] = [];
   const window = Math.max(minBytes, 1 << 20);
   let last = 0;
   for (let k = 1; k < parts; k++) {
     const target = Math.max(Math.floor((n * k) / parts), last + minBytes);
     if (target >= n - minBytes) break;
-    let s = buffer.indexOf(10, target);
-    if (s < 0) break;
-    s++;
-    const limit = Math.min(n, s + window);
-    let prev = -1;
-    while (s < limit) {
-      let nl = buffer.indexOf(10, s);
-      if (nl < 0) nl = n;
-      const e = nl > s && b[nl - 1] === 13 ? nl - 1 : nl;
-      const atom = isAtomLine(b, s, e, minLineLength);
-      if (atom && prev >= 0 && startsResidue(b, prev, s)) {
-        if (n - s >= minBytes) starts.push({ from: s, prevLine: prev });
-        break;
-      }
-      prev = atom ? s : -1;
-      s = nl + 1;
-    }
+    const nl = buffer.indexOf(10, target);
+    if (nl < 0) break;
+    const cut = cutInWindow(buffer, nl + 1, Math.min(n, nl + 1 + window), false, minLineLength);
+    if (cut && n - cut.from >= minBytes) starts.push(cut);
     if (starts.length > 0) last = starts[starts.length - 1].from;
   }
   return starts;

@@ -333,15 +333,16 @@ export async function parse(task: ParseTask): Promise<ParseOutcome> {
   // fstat, cost as much again as the read of a small file).
   const fd = openSync(task.path, 'r');
   let small: Buffer | undefined;
-  let size: number;
+  let split: boolean;
   try {
-    size = fstatSync(fd).size;
-    if (size < SYNC_READ_MAX_BYTES && !(task.format === 'pdb' && splitsPdb(size))) small = readOpenFile(fd, size);
+    const size = fstatSync(fd).size;
+    split = task.format === 'pdb' && splitsPdb(size);
+    if (size < SYNC_READ_MAX_BYTES && !split) small = readOpenFile(fd, size);
   } finally {
     closeSync(fd);
   }
   if (small) return parseStructureBytes(small, task.format);
-  if (task.format === 'pdb' && splitsPdb(size)) {
+  if (split) {
     const bytes = await readShared(task.path);
     return parseStructureBytes(bytes, task.format, { split: pdbSplit(bytes) });
   }

@@ -27,6 +27,7 @@ export class ReceiptParse implements UploadObserver {
   private headBytes = 0;
   private receipt: Receipt | undefined;
   private off = false;
+  private format: Format | undefined;
   private ended: Promise<ParseOutcome | undefined> | undefined;
 
   private constructor(
@@ -69,8 +70,6 @@ export class ReceiptParse implements UploadObserver {
     if (!outcome?.ok || !this.format) return undefined;
     return { format: this.format, outcome };
   }
-
-  private format: Format | undefined;
 
   private start(): void {
     const head = Buffer.concat(this.head);

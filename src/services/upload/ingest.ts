@@ -111,9 +111,6 @@ export async function ingestUploads(
     )
   ).filter((item): item is Ready => item !== undefined);
 
-  // A file parsed as it was received (api/intake/receipt.ts) keeps that parse if the content
-  // settled on the format it was parsed as, with the format's warning first, as the validate stage
-  // would have recorded it; otherwise the validate stage parses it.
   // Three steps, so no transaction is open while bytes travel to the store (assertBlobsStored says
   // why that order is safe): the quota holds in one short transaction, the blobs put, then the
   // blobs and uploads recorded in another.
@@ -177,6 +174,9 @@ export async function ingestUploads(
             mediaType: MEDIA_TYPES[item.format],
           })),
         );
+        // A file parsed as it was received (api/intake/receipt.ts) keeps that parse if the content
+        // settled on the format it was parsed as, with the format's warning first, as the validate stage
+        // would have recorded it; otherwise the validate stage parses it.
         await tx.execute(
           `update uploads u set state = 'processing', blob_sha256 = x.sha256, format = x.format, compression = x.compression,
               summary = case when u.format = x.format then u.summary end, kind = case when u.format = x.format then u.kind end,
