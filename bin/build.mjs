@@ -10,6 +10,7 @@
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { build } from 'esbuild';
+import { MOLSTAR_TYPES, withoutElementTable } from '../src/pool/molstarTypes.mjs';
 import { currentBuild, DIST, ROOT, STAMP, sourceFiles, sourceFingerprint } from './buildState.mjs';
 
 // Builds are kept side by side: a process still running an older one loads its lazy chunks and
@@ -55,9 +56,16 @@ const virtualEntries = {
     b.onLoad({ filter: /.*/, namespace: 'molvault-entry' }, (args) => ({ contents: entries[args.path], loader: 'ts', resolveDir: ROOT }));
   },
 };
+// Mol*'s model/types.js without the table it builds as it loads (src/pool/molstarTypes.mjs says why).
+const molstarTypes = {
+  name: 'molstar-types',
+  setup(b) {
+    b.onLoad({ filter: MOLSTAR_TYPES }, (args) => ({ contents: withoutElementTable(readFileSync(args.path, 'utf8')), loader: 'js' }));
+  },
+};
 const result = await build({
   entryPoints: Object.keys(entries).map((name) => ({ in: `molvault-entry:${name}`, out: name })),
-  plugins: [virtualEntries],
+  plugins: [virtualEntries, molstarTypes],
   outdir,
   bundle: true,
   splitting: true,

@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadWithoutElementTable, MOLSTAR_TYPES, withoutElementTable } from '../src/pool/molstarTypes.mjs';
 import { warmUpInputs } from '../src/pool/warmUp.js';
 import { CORPUS, hasCorpus } from './helpers/corpus.js';
 
@@ -116,6 +117,40 @@ describe("parse threads and Mol*'s model/types.js", () => {
   });
 });
 
+describe("Mol*'s model/types.js without its element table (src/pool/molstarTypes.mjs)", () => {
+  const typesFile = path.join(ROOT, 'node_modules', TYPES);
+  it("takes out the table's construction and nothing else", async () => {
+    const source = await fs.readFile(typesFile, 'utf8');
+    const rewritten = withoutElementTable(source);
+    expect(rewritten).not.toBe(source);
+    expect(rewritten).not.toContain('const _esCache = (function');
+    expect(rewritten).toContain('const _esCache = Object.create(null);');
+    const table = source.slice(source.indexOf('const _esCache'), source.indexOf('export function ElementSymbol'));
+    expect(source.replace(table, '')).toBe(rewritten.replace('const _esCache = Object.create(null);\n', ''));
+  });
+
+  it('ElementSymbol answers as with the table: every key the table holds maps to its own upper case', async () => {
+    const { ElementSymbol } = await import('molstar/lib/mol-model/structure/model/types.js');
+    const letters = [...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'];
+    let keys = 0;
+    for (const a of letters) {
+      expect(ElementSymbol(a)).toBe(a.toUpperCase());
+      for (const b of letters) {
+        expect(ElementSymbol(a + b)).toBe((a + b).toUpperCase());
+        for (const c of letters) if (ElementSymbol(a + b + c) === (a + b + c).toUpperCase()) keys++;
+      }
+    }
+    expect(keys).toBe(letters.length ** 3);
+  });
+
+  it('the load hook rewrites types.js alone', () => {
+    const next = (url: string) => ({ format: 'module', source: url.endsWith('types.js') ? 'const _esCache = (function () {\n  return 1;\n}());\nx;' : 'y' });
+    expect(MOLSTAR_TYPES.test(`file://${typesFile}`)).toBe(true);
+    expect(loadWithoutElementTable(`file://${typesFile}`, {}, next).source).toBe('const _esCache = Object.create(null);\nx;');
+    expect(loadWithoutElementTable('file:///x/molstar/lib/mol-model/structure/model/other.js', {}, next).source).toBe('y');
+  });
+});
+
 describe("parse threads of the build (bin/build.mjs) and Mol*'s model/types.js", () => {
   // A build of a copy of the code (its node_modules linked), as test/build.test.ts makes one.
   let root: string;
@@ -164,5 +199,9 @@ describe("parse threads of the build (bin/build.mjs) and Mol*'s model/types.js",
     expect(outcomes.map((o) => o.ok)).toEqual([true]);
     const [[, modules]] = builtThreads(threads);
     expect(typesLoaded(modules)).toHaveLength(1);
+    // Without the table it builds as it loads (src/pool/molstarTypes.mjs).
+    const chunk = await fs.readFile(path.join(app, typesChunks[0]), 'utf8');
+    expect(chunk).toContain('ElementSymbol');
+    expect(chunk).not.toContain('_esCache = (function');
   });
 });
