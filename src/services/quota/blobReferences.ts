@@ -42,8 +42,10 @@ export const BLOB_REFERENCE_SOURCES: BlobReferenceSource[] = [
   },
   {
     // Announced before its put, not yet recorded (blobs.ts, announceBlobPuts): held, charged to nobody.
+    // Its text hash given as varchar like every other source's: Postgres pushes a filter on the hash
+    // into each branch (and its blob index) only when all branches give the column one type.
     name: 'blobs being put',
-    sql: `select null::uuid as owner_id, i.sha256 as blob_sha256, null::text as category
+    sql: `select null::uuid as owner_id, i.sha256::varchar as blob_sha256, null::text as category
             from blob_put_intents i where i.created_at > now() - interval '${BLOB_PUT_HOLD}'`,
   },
   {
