@@ -5,8 +5,7 @@
  * it, garbage collection's "still referenced") read all of the owner's, or everyone's, references.
  */
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { inject } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { allBlobReferencesSql, BLOB_REFERENCE_SOURCES } from '../src/services/quota/blobReferences.js';
 
 let client: pg.Client;
