@@ -9,7 +9,9 @@ import { Migration } from '@mikro-orm/migrations';
  *  - A term's variants always include the term itself, and they go in together (one statement) and
  *    go out together (a rebuild deletes them all): the row (term, term) stands for all of them.
  *  - That row is locked (for key share) as it is found: a rebuild deleting the variants meanwhile
- *    makes the trigger wait for it, and then make the term's variants itself, as before.
+ *    makes the trigger wait for it, and then make the term's variants itself, as before. (An index
+ *    write that also waits for the rebuild elsewhere can deadlock with it, as writes and a rebuild
+ *    already could through the project locks: Postgres ends one, and the index job is retried.)
  * Hand-written: it belongs to the Postgres search index, not to MikroORM entities.
  */
 export class Migration20261207171000_search_variants_known extends Migration {
