@@ -672,7 +672,10 @@ export class PostgresSearchIndex implements SearchIndex {
       // `scoped` finds and ranks; `scoped_strict` (the words as typed, without typo alternatives) puts
       // the documents matching them first, and is null when no alternative was added.
       // The candidates are few: each is looked up in the searched vocabularies by index (`offset 0`
-      // keeps the lookup a subplan); as a join, several owners' terms were hashed whole first.
+      // keeps the lookup a subplan); as a join, several owners' terms were hashed whole first. The
+      // distance (a PL/pgSQL function, the costliest step) is computed once per candidate (`offset 0`
+      // keeps it in its lateral subquery): pulled up, it ran in the variants' scan filter for every
+      // variant row and again in the sort.
       ctes.push(`words as (
         select w, g, k, ord from unnest(${params.add(words, 'text[]')}, ${params.add(groups, 'integer[]')}, ${params.add(typos, 'integer[]')})
           with ordinality as u(w, g, k, ord))`);
@@ -683,7 +686,7 @@ export class PostgresSearchIndex implements SearchIndex {
             where k > 0 and v.variant = any(search_typo_variants(w, k)) and v.term <> w
               and not (${isTerm('w')})
           ) c
-          cross join lateral (select search_typo_distance(c.term, w) as distance) d
+          cross join lateral (select search_typo_distance(c.term, w) as distance offset 0) d
           where d.distance <= k and (${isTerm('c.term')})
           order by d.distance, c.term limit ${TYPO_ALTERNATIVES}) as terms
         from words
