@@ -69,7 +69,7 @@ function expectSameAtoms(split: PdbAtoms | undefined, whole: PdbAtoms | undefine
   expect(rest(split), label).toEqual(rest(whole));
   const comps = new Set<string>();
   for (let i = 0; i < whole.atomCount; i += 1 + Math.floor(whole.atomCount / 5000))
-    comps.add(String.fromCharCode(...whole.bytes.subarray(whole.lineStart[i] + 17, whole.lineStart[i] + 20)).trim());
+    comps.add(String.fromCharCode(...(whole.bytes as Uint8Array).subarray(whole.lineStart[i] + 17, whole.lineStart[i] + 20)).trim());
   for (const comp of comps) expect(split.componentName(comp), `${label}: name of ${comp}`).toBe(whole.componentName(comp));
 }
 

@@ -398,8 +398,16 @@ export interface ScanState {
    */
   headLines: string[];
   headResolution: string | undefined;
+  /** resolutionAt ran into the end of the scanned array before HEADER_BYTES: a window's end, unless the file ends there. */
+  headCut: boolean;
   /** Lines scanned so far (the scan of a later part of the file goes on counting from here). */
   lines: number;
+  /**
+   * The file offset of the scanned array's first byte: 0 when the array is the whole file; for a
+   * file scanned through a window (readPdbAtomsFromFile), where the window's bytes sit in the file.
+   * atomLines hold file offsets; prevLine, a place in the array.
+   */
+  base: number;
   /** The code (smallCode) of each of compNames, and of each of symbols (its symbolIndex key): how two scans' lists are joined. */
   compKeys: number[];
   symbolCodes: number[];
@@ -485,7 +493,9 @@ export function newScanState(n: number): ScanState {
     sawHeader: false,
     headLines: [],
     headResolution: undefined,
+    headCut: false,
     lines: 0,
+    base: 0,
     compKeys: [],
     symbolCodes: [],
     independent: false,
@@ -561,6 +571,7 @@ export function scanLines(b: Uint8Array, minLineLength: number, modelsNormalised
   let atoms = st.atoms;
   let firstAtoms = st.firstAtoms;
   const names = st.names;
+  const base = st.base;
   while (pos < n) {
     lineNo++;
     let nl = buffer.indexOf(10, pos);
@@ -741,7 +752,7 @@ export function scanLines(b: Uint8Array, minLineLength: number, modelsNormalised
         firstAtoms = at + 1;
       } else if (!coordinateBytesOk(b, s + 30) || !coordinateBytesOk(b, s + 38) || !coordinateBytesOk(b, s + 46))
         return scanEnd(st, atoms, firstAtoms, COORDINATES_NOT_NUMBERS);
-      atomLines[i] = s;
+      atomLines[i] = base + s;
       atomLength[i] = length > 255 ? 255 : length;
       atoms = i + 1;
       st.prevLine = s;
@@ -768,7 +779,7 @@ function scanEnd(st: ScanState, atoms: number, firstAtoms: number, why: string):
  * kept out of scanLines so the optimiser compiles that loop smaller (and recompiles it less).
  */
 function otherRecord(b: Uint8Array, s: number, e: number, nl: number, c0: number, lineNo: number, modelsNormalised: boolean, st: ScanState): string {
-  if (s < HEADER_BYTES && (c0 === 72 || c0 === 84 || c0 === 69 || c0 === 82)) headerLine(b, s, nl, st);
+  if (st.base + s < HEADER_BYTES && (c0 === 72 || c0 === 84 || c0 === 69 || c0 === 82)) headerLine(b, s, nl, st);
   const isSeqres = c0 === 83 && startsWith(b, s, e, 'SEQRES');
   const isCompnd = c0 === 67 && startsWith(b, s, e, 'COMPND');
   const isHetnam = c0 === 72 && startsWith(b, s, e, 'HETNAM');
@@ -858,9 +869,13 @@ export const HEADER_BYTES = 200_000;
  * where resolutionAt finds one.
  */
 function headerLine(b: Uint8Array, s: number, nl: number, st: ScanState): void {
-  const end = nl < HEADER_BYTES ? nl : HEADER_BYTES;
+  const head = HEADER_BYTES - st.base;
+  const end = nl < head ? nl : head;
   if (startsWith(b, s, end, 'HEADER') || startsWith(b, s, end, 'TITLE ') || startsWith(b, s, end, 'EXPDTA')) st.headLines.push(latin1(b, s, end));
-  else if (st.headResolution === undefined && startsWith(b, s, end, 'REMARK   2 RESOLUTION.')) st.headResolution = resolutionAt(b, s);
+  else if (st.headResolution === undefined && startsWith(b, s, end, 'REMARK   2 RESOLUTION.')) {
+    st.headResolution = resolutionAt(b, s, st.base);
+    if (resolutionCut) st.headCut = true;
+  }
 }
 
 /**
@@ -869,19 +884,39 @@ function headerLine(b: Uint8Array, s: number, nl: number, st: ScanState): void {
  * "REMARK   2 RESOLUTION."), or undefined. Its parts match disjoint sets of bytes (\s over latin1 is
  * isSpace), so the greedy match is the only one: no backtracking to mimic. It may run on over line ends.
  */
-export function resolutionAt(b: Uint8Array, s: number): string | undefined {
-  const limit = b.length < HEADER_BYTES ? b.length : HEADER_BYTES;
+export function resolutionAt(b: Uint8Array, s: number, base = 0): string | undefined {
+  const head = HEADER_BYTES - base;
+  const limit = b.length < head ? b.length : head;
+  resolutionCut = false;
+  const answer = resolutionUpTo(b, s, limit);
+  if (resolutionCut && limit === head) resolutionCut = false;
+  return answer;
+}
+
+/** Whether the last resolutionAt read up to the end of its array before HEADER_BYTES (its answer may change with more bytes). */
+let resolutionCut = false;
+
+function resolutionUpTo(b: Uint8Array, s: number, limit: number): string | undefined {
+  // Each part that reaches `limit` fails the match there (as it would on the whole file at HEADER_BYTES).
   let i = s + 22;
   const blank = i;
   while (i < limit && isSpace(b[i])) i++;
+  if (i >= limit) return cut();
   if (i === blank) return undefined;
   const from = i;
   while (i < limit && ((b[i] >= 48 && b[i] <= 57) || b[i] === 46)) i++;
+  if (i >= limit) return cut();
   const to = i;
   if (to === from) return undefined;
   while (i < limit && isSpace(b[i])) i++;
+  if (i + 8 > limit) return cut();
   if (i === to || !startsWith(b, i, limit, 'ANGSTROM')) return undefined;
   return latin1(b, from, to);
+}
+
+function cut(): undefined {
+  resolutionCut = true;
+  return undefined;
 }
 
 // guessElement's result (two numbers; a tuple per atom would be garbage to collect).
