@@ -127,11 +127,15 @@ function sample(): string {
     ['SER', ['N', 'CA', 'C', 'O', 'OG']],
   ];
   let x = 1;
+  const along = (step: number) => {
+    x += step;
+    return x;
+  };
   residues.forEach(([comp, names], r) => {
-    for (const name of names) lines.push(atom('ATOM', name, comp, 'A', r + 1, (x += 1.1), name[0]));
+    for (const name of names) lines.push(atom('ATOM', name, comp, 'A', r + 1, along(1.1), name[0]));
   });
   // The same name twice in a residue (a duplicate the summary quotes).
-  lines.push(atom('ATOM', 'OG', 'SER', 'A', 4, (x += 1.1), 'O'));
+  lines.push(atom('ATOM', 'OG', 'SER', 'A', 4, along(1.1), 'O'));
   lines.push('TER');
   // Hybrid-36 serials (columns 7-11), as writers give them past 99,999 atoms; no element columns (guessed from the name).
   const hybrid = ['A0000', 'A0001', 'A0002', 'A0003', 'A0004', 'A0005', 'A0006', 'A0007', 'A0008', 'A0009', 'A000A', 'A000B'];
@@ -141,10 +145,10 @@ function sample(): string {
     ['LYS', ['N', 'CA', 'C', 'O', 'NZ']] as const,
     ['SER', ['N', 'CA', 'C']] as const,
   ].entries())
-    for (const name of names) lines.push(atom('ATOM', name, comp, 'B', r + 1, (x += 0.7), '', hybrid[h++ % hybrid.length]));
+    for (const name of names) lines.push(atom('ATOM', name, comp, 'B', r + 1, along(0.7), '', hybrid[h++ % hybrid.length]));
   lines.push('TER');
-  for (const name of ['C1', 'C2', 'O3', 'N4']) lines.push(atom('HETATM', name, 'XYZ', 'A', 101, (x += 0.9), ''));
-  for (let w = 0; w < 6; w++) lines.push(atom('HETATM', 'O', 'HOH', 'A', 201 + w, (x += 0.5), 'O'));
+  for (const name of ['C1', 'C2', 'O3', 'N4']) lines.push(atom('HETATM', name, 'XYZ', 'A', 101, along(0.9), ''));
+  for (let w = 0; w < 6; w++) lines.push(atom('HETATM', 'O', 'HOH', 'A', 201 + w, along(0.5), 'O'));
   lines.push('END');
   return `${lines.join('\n')}\n`;
 }
