@@ -62,7 +62,7 @@ function expectSameAtoms(split: PdbAtoms | undefined, whole: PdbAtoms | undefine
   // The header lines are kept by a scan of the whole file only (parse.ts reads them from the bytes otherwise).
   if (split.head) expect(split.head, label).toEqual(whole.head);
   const rest = (atoms: PdbAtoms) => {
-    const { bytes: _bytes, componentName: _names, head: _head, ...others } = atoms;
+    const { bytes: _bytes, source: _source, componentName: _names, head: _head, ...others } = atoms;
     for (const key of arrays) delete (others as Partial<PdbAtoms>)[key];
     return others;
   };
