@@ -14,6 +14,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parsePdbFile, parseStructureBytes } from '../src/formats/parse.js';
 import { type PdbAtoms, readPdbAtoms, readPdbAtomsFromFile } from '../src/formats/pdbFast.js';
+import { coordinateInto, fieldFloat } from '../src/formats/pdbScan.js';
 import type { ParseOutcome } from '../src/formats/types.js';
 import { parse } from '../src/pool/tasks.js';
 import { CORPUS, corpusContent, hasCorpus, withCrlf } from './helpers/corpus.js';
@@ -221,4 +222,33 @@ describe('the PDB reader through a window', () => {
     },
     300_000,
   );
+});
+
+describe('coordinates as the scan reads them', () => {
+  it('every 8-column field of blanks, signs, digits, points, exponents and junk reads as Mol*’s parser reads it (or fails the check before reading)', () => {
+    const before = [' ', '-', '+', '.', '0', '1', '7', '9', 'e', 'x'];
+    const after = ['000', '123', '999', '05 ', ' 12', '.12', 'e1 ', '1e2', 'x00', '-00'];
+    const point = ['.', '5', ' '];
+    const number = (c: string) => ' .-+eE0123456789'.includes(c);
+    const into = new Float32Array(1);
+    let fast = 0;
+    for (let k = 0; k < before.length ** 4; k++) {
+      const head = [0, 1, 2, 3].map((d) => before[Math.floor(k / before.length ** d) % before.length]).join('');
+      for (const p of point) {
+        for (const tail of after) {
+          const field = `${head}${p}${tail}`;
+          const bytes = Buffer.from(field, 'latin1');
+          into[0] = Number.NaN;
+          const read = coordinateInto(bytes, 0, into, 0);
+          const passes = [...field].every(number) && /[0-9]/.test(field);
+          expect(read, JSON.stringify(field)).toBe(passes);
+          if (read) {
+            expect(Object.is(into[0], Math.fround(fieldFloat(bytes, 0, 8))), `${JSON.stringify(field)}: ${into[0]}`).toBe(true);
+            if (/^ *-?[0-9]+$/.test(head) && p === '.' && /^[0-9]{3}$/.test(tail)) fast++;
+          }
+        }
+      }
+    }
+    expect(fast).toBeGreaterThan(1000);
+  });
 });

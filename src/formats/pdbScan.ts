@@ -206,6 +206,33 @@ function coordinateBytesOk(b: Uint8Array, start: number): boolean {
   return digits > 0;
 }
 
+/** Per byte: 0 blank, 1 minus, 2 digit, 3 anything else. */
+const BYTE_CLASS = new Uint8Array(256).fill(3);
+BYTE_CLASS[SP] = 0;
+BYTE_CLASS[45] = 1;
+for (let d = 0; d < 10; d++) BYTE_CLASS[48 + d] = 2;
+/** A digit's value; 0 for a blank or a minus, which add nothing to the number. */
+const DIGIT = new Uint8Array(256);
+for (let d = 0; d < 10; d++) DIGIT[48 + d] = d;
+/**
+ * By the classes of the four columns before a coordinate's point: the sign of a number written
+ * there as blanks, an optional minus and at least one digit (1 or -1), or 0 for anything else.
+ */
+const FIELD_SIGN = new Int8Array(256);
+for (let pattern = 0; pattern < 256; pattern++) {
+  const classes = [(pattern >> 6) & 3, (pattern >> 4) & 3, (pattern >> 2) & 3, pattern & 3];
+  let k = 0;
+  while (k < 4 && classes[k] === 0) k++;
+  const minus = k < 4 && classes[k] === 1;
+  if (minus) k++;
+  const digits = k;
+  while (k < 4 && classes[k] === 2) k++;
+  if (k === 4 && k > digits) FIELD_SIGN[pattern] = minus ? -1 : 1;
+}
+/** k / 1000 for k < 1000, as Mol*'s parser divides (point / div). */
+const THOUSANDTHS = new Float64Array(1000);
+for (let k = 0; k < 1000; k++) THOUSANDTHS[k] = k / 1000.0;
+
 /**
  * fieldFloat over the 8 columns at `start`, stored straight into `into[at]` (as Mol*'s Float32Array
  * does): returning the double would box it, three times per atom. Returns false, storing nothing,
@@ -214,34 +241,23 @@ function coordinateBytesOk(b: Uint8Array, start: number): boolean {
  * The usual field (blanks, an optional minus, digits, a point, digits) is read in one pass with
  * Mol*'s arithmetic; anything else goes through the check and the general parser.
  */
-function coordinateInto(b: Uint8Array, start: number, into: Float32Array, at: number): boolean {
+export function coordinateInto(b: Uint8Array, start: number, into: Float32Array, at: number): boolean {
   // As PDB writers write it (%8.3f): the point in the fifth column, three digits after it, and
-  // before it blanks, an optional minus and at least one digit. Mol*'s arithmetic on those digits.
+  // before it blanks, an optional minus and at least one digit (FIELD_SIGN of the four columns'
+  // classes). Mol*'s arithmetic on those digits.
   if (b[start + 4] === 46) {
+    const c0 = b[start];
+    const c1 = b[start + 1];
+    const c2 = b[start + 2];
+    const c3 = b[start + 3];
+    const sign = FIELD_SIGN[(BYTE_CLASS[c0] << 6) | (BYTE_CLASS[c1] << 4) | (BYTE_CLASS[c2] << 2) | BYTE_CLASS[c3]];
     const f1 = b[start + 5] - 48;
     const f2 = b[start + 6] - 48;
     const f3 = b[start + 7] - 48;
-    if (f1 >= 0 && f1 <= 9 && f2 >= 0 && f2 <= 9 && f3 >= 0 && f3 <= 9) {
-      const point = start + 4;
-      let i = start;
-      while (i < point && b[i] === SP) i++;
-      let sign = 1.0;
-      if (i < point && b[i] === 45) {
-        sign = -1;
-        i++;
-      }
-      if (i < point) {
-        let whole = 0.0;
-        for (; i < point; i++) {
-          const d = b[i] - 48;
-          if (d < 0 || d > 9) break;
-          whole = whole * 10 + d;
-        }
-        if (i === point) {
-          into[at] = sign * (whole + (f1 * 100 + f2 * 10 + f3) / 1000.0) || 0;
-          return true;
-        }
-      }
+    if (sign !== 0 && f1 >= 0 && f1 <= 9 && f2 >= 0 && f2 <= 9 && f3 >= 0 && f3 <= 9) {
+      const whole = DIGIT[c0] * 1000 + DIGIT[c1] * 100 + DIGIT[c2] * 10 + DIGIT[c3];
+      into[at] = sign * (whole + THOUSANDTHS[f1 * 100 + f2 * 10 + f3]) || 0;
+      return true;
     }
   }
   const end = start + 8;
