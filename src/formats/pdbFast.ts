@@ -794,10 +794,35 @@ function sortRuns(runEntity: string[], runLabel: string[], runSeq: Int32Array, f
       sorted = false;
   }
   if (sorted) return undefined;
-  const list = Array.from({ length: firstRuns }, (_, r) => r);
-  // Chain ranks are by first appearance over the file; within an entity that is also the order of first appearance within it.
-  list.sort((a, c) => entityKey[a] - entityKey[c] || chainKey[a] - chainKey[c] || runSeq[a] - runSeq[c]);
-  return Int32Array.from(list);
+  // The stable sort by (entity, chain, label_seq_id), in two steps: the runs bucketed by chain (a
+  // chain rank is of an entity and a label: one entity each), the buckets in (entity, chain) order,
+  // file order kept within each; then a bucket whose label_seq_ids go down sorted by them (stably).
+  const chains = chainRank.size;
+  const entityOfChain = new Int32Array(chains);
+  const count = new Int32Array(chains);
+  for (let r = 0; r < firstRuns; r++) {
+    entityOfChain[chainKey[r]] = entityKey[r];
+    count[chainKey[r]]++;
+  }
+  const buckets = Array.from({ length: chains }, (_, c) => c).sort((a, c) => entityOfChain[a] - entityOfChain[c] || a - c);
+  const at = new Int32Array(chains);
+  let next = 0;
+  for (const c of buckets) {
+    at[c] = next;
+    next += count[c];
+  }
+  const order = new Int32Array(firstRuns);
+  for (let r = 0; r < firstRuns; r++) order[at[chainKey[r]]++] = r;
+  for (let k = 0, end = 0; k < firstRuns; k = end) {
+    end = k + 1;
+    let down = false;
+    while (end < firstRuns && chainKey[order[end]] === chainKey[order[k]]) {
+      if (runSeq[order[end]] < runSeq[order[end - 1]]) down = true;
+      end++;
+    }
+    if (down) order.set(Array.from(order.subarray(k, end)).sort((a, c) => runSeq[a] - runSeq[c]), k);
+  }
+  return order;
 }
 
 /**
