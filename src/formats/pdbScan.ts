@@ -197,6 +197,16 @@ export class Growable8 {
  * is read (safeText.ts, pdbCoordinateRefusal): only bytes a number is written with, and a digit.
  */
 function coordinateBytesOk(b: Uint8Array, start: number): boolean {
+  // The usual field (coordinateInto's first case) passes.
+  if (
+    b[start + 4] === 46 &&
+    FIELD_SIGN[(BYTE_CLASS[b[start]] << 6) | (BYTE_CLASS[b[start + 1]] << 4) | (BYTE_CLASS[b[start + 2]] << 2) | BYTE_CLASS[b[start + 3]]] !== 0
+  ) {
+    const f1 = b[start + 5] - 48;
+    const f2 = b[start + 6] - 48;
+    const f3 = b[start + 7] - 48;
+    if (f1 >= 0 && f1 <= 9 && f2 >= 0 && f2 <= 9 && f3 >= 0 && f3 <= 9) return true;
+  }
   let digits = 0;
   for (let i = start; i < start + 8; i++) {
     const c = b[i];
