@@ -256,10 +256,12 @@ export function readPdbAtomsFromFile(fd: number, size: number, windowBytes = WIN
   let filled = 0;
   let eof = false;
   for (;;) {
+    // Up to `size` bytes, as a read of the whole file takes them (fewer when it ends sooner).
     while (!eof && CARRY + filled < buf.length) {
-      const read = readSync(fd, buf, CARRY + filled, buf.length - CARRY - filled, start + filled);
+      const read = readSync(fd, buf, CARRY + filled, Math.min(buf.length - CARRY - filled, size - start - filled), start + filled);
       if (read === 0) eof = true;
       else filled += read;
+      if (start + filled >= size) eof = true;
     }
     const valid = CARRY + filled;
     const b = buf.subarray(0, valid);
