@@ -822,7 +822,11 @@ function sortRuns(runEntity: string[], runLabel: string[], runSeq: Int32Array, f
       if (runSeq[order[end]] < runSeq[order[end - 1]]) down = true;
       end++;
     }
-    if (down) order.set(Array.from(order.subarray(k, end)).sort((a, c) => runSeq[a] - runSeq[c]), k);
+    if (down)
+      order.set(
+        Array.from(order.subarray(k, end)).sort((a, c) => runSeq[a] - runSeq[c]),
+        k,
+      );
   }
   return order;
 }
