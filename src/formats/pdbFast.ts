@@ -115,6 +115,8 @@ class BytesLines implements LineSource {
 
 /** Enough of a line for every column the phases after the scan read (atom records are 80 columns). */
 const LINE_BYTES = 256;
+/** What FileLines reads at a time. */
+const LINES_BLOCK = 64 * 1024;
 
 /**
  * The lines of an open file, read as they are asked for, a block at a time into `b` (the window
@@ -292,7 +294,10 @@ export function readPdbAtomsFromFile(fd: number, size: number, windowBytes = WIN
     start += to - CARRY;
     filled = valid - to;
   }
-  const source = start === 0 ? new BytesLines(buf.subarray(0, CARRY + filled), -CARRY) : new FileLines(buf.subarray(0, 64 * 1024), fd, size);
+  const source =
+    start === 0
+      ? new BytesLines(buf.subarray(0, CARRY + filled), -CARRY)
+      : new FileLines(buf.length >= LINES_BLOCK ? buf.subarray(0, LINES_BLOCK) : Buffer.allocUnsafe(LINES_BLOCK), fd, size);
   const atoms = atomsFromScan(source, undefined, st, false, start === 0 ? buf.subarray(CARRY, CARRY + filled) : undefined);
   if (atoms) atoms.head = { lines: st.headLines, resolution: st.headResolution };
   return atoms;
