@@ -156,11 +156,10 @@ export interface PdbAtoms {
   /** Per atom, in file order: line start and line length (capped at 255). */
   lineStart: Int32Array;
   lineLength: Uint8Array;
-  /** Per atom, in file order: coordinates as Mol* stores them (32-bit floats). */
+  /** Per atom, in Mol*'s order: coordinates as Mol* stores them (32-bit floats), index into `symbols` of the element symbol. */
   x: Float32Array;
   y: Float32Array;
   z: Float32Array;
-  /** Per atom, in Mol*'s order: index into `symbols` of the element symbol. */
   element: Uint8Array;
   symbols: string[];
   /** Residue and chain starts, as positions in Mol*'s order. */
@@ -501,9 +500,8 @@ function atomsFromScan(
     useLinear,
     typeOfEntity,
   );
-  // The per-atom arrays the summary reads in Mol*'s order go into it, in place (memory stays flat);
-  // coordinates stay in the file's (the summary reads only their range; readers map through `order`).
-  if (order) permuteInPlace(order, elements, keys);
+  // The per-atom arrays the summary reads atom by atom go into Mol*'s order, in place (memory stays flat).
+  if (order) permuteInPlace(order, xs, ys, zs, elements, keys);
 
   return {
     bytes,
@@ -915,12 +913,17 @@ function cutHierarchy(
  * a[k] = a[order[k]] for each array, through one scratch buffer the size of the widest array
  * (memory stays near flat). `order` is made of runs of consecutive indices, so the reads stay local.
  */
-function permuteInPlace(order: Int32Array, element: Uint8Array, key: Float64Array): void {
+function permuteInPlace(order: Int32Array, x: Float32Array, y: Float32Array, z: Float32Array, element: Uint8Array, key: Float64Array): void {
   const n = order.length;
   const scratch = new ArrayBuffer(n * 8);
   const wide = new Float64Array(scratch, 0, n);
   wide.set(key.subarray(0, n));
   for (let k = 0; k < n; k++) key[k] = wide[order[k]];
+  const single = new Float32Array(scratch, 0, n);
+  for (const a of [x, y, z]) {
+    single.set(a.subarray(0, n));
+    for (let k = 0; k < n; k++) a[k] = single[order[k]];
+  }
   const bytes = new Uint8Array(scratch, 0, n);
   bytes.set(element.subarray(0, n));
   for (let k = 0; k < n; k++) element[k] = bytes[order[k]];
@@ -993,9 +996,9 @@ export function pdbAtomReaders(atoms: PdbAtoms) {
     atomName,
     authAtomName,
     compId,
-    x: (i: number) => x[file(i)],
-    y: (i: number) => y[file(i)],
-    z: (i: number) => z[file(i)],
+    x: (i: number) => x[i],
+    y: (i: number) => y[i],
+    z: (i: number) => z[i],
     authSeqId: (i: number): number => seqNumber(b, lineStart[file(i)]),
     insCode: (i: number): string => insStr(b, lineStart[file(i)]),
     chainName: (i: number): string => chainStr(b, lineStart[file(i)]),
@@ -1089,13 +1092,13 @@ class PdbAtomTable implements AtomTable {
     return v;
   }
   x(i: number): number {
-    return this.atoms.x[this.order ? this.order[i] : i];
+    return this.atoms.x[i];
   }
   y(i: number): number {
-    return this.atoms.y[this.order ? this.order[i] : i];
+    return this.atoms.y[i];
   }
   z(i: number): number {
-    return this.atoms.z[this.order ? this.order[i] : i];
+    return this.atoms.z[i];
   }
   insCode(r: number): string {
     const s = this.line(this.residueOffsets[r]);

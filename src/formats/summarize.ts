@@ -84,10 +84,7 @@ export interface AtomTable {
    * more than the comparisons.
    */
   atomKeys?: Float64Array;
-  /**
-   * Optional: x, y, z of every atom as arrays (the values x(i), y(i), z(i) give, in any order of the
-   * atoms: the summary reads only their range), read without a call per atom.
-   */
+  /** Optional: x, y, z of every atom as arrays (the values x(i), y(i), z(i) give), read without a call per atom. */
   coordinates?: { x: ArrayLike<number>; y: ArrayLike<number>; z: ArrayLike<number> };
   /** Optional: typeSymbol(i) as symbols[index[i]], counted per symbol rather than per atom. */
   symbolIndex?: { index: ArrayLike<number>; symbols: readonly string[] };
