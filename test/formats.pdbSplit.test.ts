@@ -62,14 +62,14 @@ function expectSameAtoms(split: PdbAtoms | undefined, whole: PdbAtoms | undefine
   // The header lines are kept by a scan of the whole file only (parse.ts reads them from the bytes otherwise).
   if (split.head) expect(split.head, label).toEqual(whole.head);
   const rest = (atoms: PdbAtoms) => {
-    const { bytes: _bytes, componentName: _names, head: _head, ...others } = atoms;
+    const { bytes: _bytes, source: _source, componentName: _names, head: _head, ...others } = atoms;
     for (const key of arrays) delete (others as Partial<PdbAtoms>)[key];
     return others;
   };
   expect(rest(split), label).toEqual(rest(whole));
   const comps = new Set<string>();
   for (let i = 0; i < whole.atomCount; i += 1 + Math.floor(whole.atomCount / 5000))
-    comps.add(String.fromCharCode(...whole.bytes.subarray(whole.lineStart[i] + 17, whole.lineStart[i] + 20)).trim());
+    comps.add(String.fromCharCode(...(whole.bytes as Uint8Array).subarray(whole.lineStart[i] + 17, whole.lineStart[i] + 20)).trim());
   for (const comp of comps) expect(split.componentName(comp), `${label}: name of ${comp}`).toBe(whole.componentName(comp));
 }
 

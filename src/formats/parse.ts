@@ -4,7 +4,17 @@ import type { Model, Trajectory } from 'molstar/lib/mol-model/structure.js';
 import { type RecordScan, type RecordSpan, recordText, scanMol2, scanSdf, scanXyz } from './checks.js';
 import { coreCifElements } from './cifElements.js';
 import { readMmcifFast } from './cifFast.js';
-import { type ChunkScanner, lastDecline, MODEL_REWRITE, NO_ATOMS, type PdbAtoms, pdbAtomTable, readPdbAtoms, readPdbAtomsCut } from './pdbFast.js';
+import {
+  type ChunkScanner,
+  lastDecline,
+  MODEL_REWRITE,
+  NO_ATOMS,
+  type PdbAtoms,
+  pdbAtomTable,
+  readPdbAtoms,
+  readPdbAtomsCut,
+  readPdbAtomsFromFile,
+} from './pdbFast.js';
 import { type ChunkStart, chunkStarts, HEADER_BYTES } from './pdbScan.js';
 import { describeRecords, mol2Compositions, type RecordComposition, sdfCompositions, xyzCompositions } from './records.js';
 import { escapeControlCharacters, isNumberToken, nulByteRefusal, refusedBeforeReading, safeOutcome } from './safeText.js';
@@ -262,7 +272,32 @@ function rewrittenPdbAtoms(bytes: Uint8Array, warnings: Problem[]): PdbAtoms | u
   return readPdbAtoms(Buffer.from(normalisePdbModels(framesSeparatedByEnd(text, warnings), warnings), 'latin1'), 54, true);
 }
 
-function pdbOutcome(bytes: Uint8Array, atoms: PdbAtoms | undefined, warnings: Problem[], started: number): ParseOutcome | undefined {
+/**
+ * parseStructureBytes(the file's bytes, 'pdb') of an open file of `size` bytes, read through a
+ * window (readPdbAtomsFromFile) rather than into memory of its own. Undefined when that reader
+ * leaves the file to a read in one piece, or when the outcome is a refusal (some quote the file's
+ * lines): the caller then parses the file's bytes, which gives the outcome either way.
+ */
+export function parsePdbFile(fd: number, size: number, windowBytes?: number): ParseOutcome | undefined {
+  const started = performance.now();
+  try {
+    const atoms = readPdbAtomsFromFile(fd, size, windowBytes);
+    if (!atoms) return undefined;
+    // Summarised now: the atoms' lines are read from the window or the file (pdbFast.ts LineSource).
+    const outcome = pdbOutcome(undefined, atoms, [], started);
+    if (!outcome?.ok) return undefined;
+    // A sound outcome: safeOutcome reads the file's bytes only for the refusals it makes.
+    const safe = safeOutcome(outcome, NO_BYTES);
+    return safe.ok ? safe : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const NO_BYTES = new Uint8Array(0);
+
+/** The outcome of the atoms read from `bytes` (undefined: from a file through a window, their header lines kept by the scan). */
+function pdbOutcome(bytes: Uint8Array | undefined, atoms: PdbAtoms | undefined, warnings: Problem[], started: number): ParseOutcome | undefined {
   if (!atoms) return undefined;
   const problems: Problem[] = [];
   warnings.push(...atoms.warnings);
@@ -272,7 +307,7 @@ function pdbOutcome(bytes: Uint8Array, atoms: PdbAtoms | undefined, warnings: Pr
   const fromMolstar: Partial<StructureSummary> = {};
   if (idCode && /^[0-9][A-Za-z0-9]{3}$/.test(idCode)) fromMolstar.pdbId = idCode.toUpperCase();
   if (depDate && depDate !== '?' && depDate !== '.') fromMolstar.depositionDate = depDate;
-  Object.assign(summary, fromMolstar, atoms.bytes === bytes && atoms.head ? pdbHeaderFromLines(atoms.head) : pdbHeaderFromBytes(bytes));
+  Object.assign(summary, fromMolstar, atoms.bytes === bytes && atoms.head ? pdbHeaderFromLines(atoms.head) : pdbHeaderFromBytes(bytes ?? NO_BYTES));
   const report = () => ({ problems, warnings, parser: FAST_PDB_PARSER, parseMs: Math.round(performance.now() - started) });
   if (summary.atoms === 0) problems.push({ code: 'no_atoms', message: NO_PDB_ATOMS });
   if (problems.length > 0) {

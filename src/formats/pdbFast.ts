@@ -18,6 +18,7 @@
  * them, and files written by gemmi and Open Babel.
  */
 
+import { readSync } from 'node:fs';
 import { ComponentBuilder, checkEntityPolySeq, EntityBuilder, parseCmpnd, parseHetnam, parseSeqres } from './pdbEntities.js';
 import {
   CHARS,
@@ -91,9 +92,63 @@ export { COORDINATES_NOT_NUMBERS, MODEL_REWRITE };
 
 const UNALIGNED = -1;
 
+/**
+ * Where the bytes of atom records are read after the scan (component types, chain names, the
+ * summary's messages): at(offset) makes the line at that file offset readable in `b` and says
+ * where it starts there. Read `b` right after each at(): a file's lines share one buffer.
+ */
+export interface LineSource {
+  readonly b: Uint8Array;
+  at(offset: number): number;
+}
+
+/** The lines of bytes in memory, `base` being the file offset of b[0]. */
+class BytesLines implements LineSource {
+  constructor(
+    readonly b: Uint8Array,
+    private readonly base = 0,
+  ) {}
+  at(offset: number): number {
+    return offset - this.base;
+  }
+}
+
+/** Enough of a line for every column the phases after the scan read (atom records are 80 columns). */
+const LINE_BYTES = 256;
+/** What FileLines reads at a time. */
+const LINES_BLOCK = 64 * 1024;
+
+/**
+ * The lines of an open file, read as they are asked for, a block at a time into `b` (the window
+ * the file was scanned through): they are few (a line per component and per chain, and those
+ * some of the summary's messages quote).
+ */
+class FileLines implements LineSource {
+  private start = 0;
+  private end = 0;
+  constructor(
+    readonly b: Buffer,
+    private readonly fd: number,
+    private readonly size: number,
+  ) {}
+  at(offset: number): number {
+    if (offset < this.start || offset >= this.end || (offset + LINE_BYTES > this.end && this.end < this.size)) {
+      const want = Math.min(this.b.length, this.size - offset);
+      let got = 0;
+      for (let read = -1; read !== 0 && got < want; got += read) read = readSync(this.fd, this.b, got, want - got, offset + got);
+      this.start = offset;
+      this.end = offset + got;
+    }
+    return offset - this.start;
+  }
+}
+
 /** Every atom of the first model, with what the summary and the diff read, and Mol*'s order of them. */
 export interface PdbAtoms {
-  bytes: Uint8Array;
+  /** The file's bytes, when they were read in one piece (the diff reads atoms from them); undefined for a file scanned through a window. */
+  bytes: Uint8Array | undefined;
+  /** The atom records' bytes by file offset (lineStart). */
+  source: LineSource;
   /** Atoms in the first model. */
   atomCount: number;
   /** File index (within the first model) of the atom at each position of Mol*'s sorted order; undefined when that order is the file's. */
@@ -173,6 +228,81 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54, modelsNormal
   return atomsAfter(bytes, st, reason, minLineLength, modelsNormalised, true);
 }
 
+/** What readPdbAtomsFromFile reads of a file at a time. */
+export const WINDOW_BYTES = 4 * 1024 * 1024;
+/** Room before a window's bytes for the start of the last atom record before them (ScanState.prevLine): the scan compares a record with it up to column 27. */
+const CARRY = 32;
+/** The window, kept from file to file: fresh memory costs a page fault a page, as much as scanning it. */
+let sharedWindow: Buffer | undefined;
+
+/**
+ * readPdbAtoms (54 columns, no MODEL rewrite) of an open file of `size` bytes, read through a
+ * window of WINDOW_BYTES used over and over instead of into memory of its own: each window's
+ * complete lines are scanned, and the rest (a line cut by the window's end) carried to the next.
+ * The atoms' lines are read from the file when the later phases ask (FileLines), or from the window
+ * when the file fits in it. Synchronous from start to end: the window is this thread's, and the
+ * atoms read from it must be used (summarised) before the next call, and before `fd` is closed.
+ * Undefined whenever the answer needs the file in one piece: it holds a NUL byte, a lone carriage
+ * return or MODEL records without a number, the scan declines, or the file has no atoms. The
+ * caller then reads it whole (readPdbAtoms and the reference), which answers as before.
+ */
+export function readPdbAtomsFromFile(fd: number, size: number, windowBytes = WINDOW_BYTES): PdbAtoms | undefined {
+  lastDecline = '';
+  if (size >= 2 ** 31) return undefined;
+  if (!sharedWindow) sharedWindow = Buffer.allocUnsafeSlow(CARRY + WINDOW_BYTES);
+  let buf = windowBytes === WINDOW_BYTES ? sharedWindow : Buffer.allocUnsafeSlow(CARRY + windowBytes);
+  const st = newScanState(size);
+  st.endFrames = true;
+  // File offset of buf[CARRY], and how many of the file's bytes follow it in buf.
+  let start = 0;
+  let filled = 0;
+  let eof = false;
+  for (;;) {
+    // Up to `size` bytes, as a read of the whole file takes them (fewer when it ends sooner).
+    while (!eof && CARRY + filled < buf.length) {
+      const read = readSync(fd, buf, CARRY + filled, Math.min(buf.length - CARRY - filled, size - start - filled), start + filled);
+      if (read === 0) eof = true;
+      else filled += read;
+      if (start + filled >= size) eof = true;
+    }
+    const valid = CARRY + filled;
+    const b = buf.subarray(0, valid);
+    let to = valid;
+    if (!eof) {
+      to = b.lastIndexOf(10, valid - 1) + 1;
+      if (to <= CARRY) {
+        // A line longer than the window: a larger one for this file.
+        const larger = Buffer.allocUnsafeSlow(CARRY + 2 * (buf.length - CARRY));
+        buf.copy(larger, 0, 0, valid);
+        buf = larger;
+        continue;
+      }
+    }
+    // The checks readPdbAtoms and parse.ts make over the whole file, over these lines.
+    if (b.indexOf(0, CARRY) >= 0) return undefined;
+    for (let cr = b.indexOf(13, CARRY); cr >= 0 && cr < to; cr = b.indexOf(13, cr + 1)) if (b[cr + 1] !== 10) return undefined;
+    st.base = start - CARRY;
+    if (scanLines(b, 54, false, st, CARRY, to)) return undefined;
+    // The resolution's pattern ran on to the window's end: what follows may change its match.
+    if (st.headCut && !eof) return undefined;
+    if (eof) break;
+    if (st.prevLine >= CARRY) {
+      buf.copyWithin(0, st.prevLine, st.prevLine + CARRY);
+      st.prevLine = 0;
+    }
+    buf.copyWithin(CARRY, to, valid);
+    start += to - CARRY;
+    filled = valid - to;
+  }
+  const source =
+    start === 0
+      ? new BytesLines(buf.subarray(0, CARRY + filled), -CARRY)
+      : new FileLines(buf.length >= LINES_BLOCK ? buf.subarray(0, LINES_BLOCK) : Buffer.allocUnsafe(LINES_BLOCK), fd, size);
+  const atoms = atomsFromScan(source, undefined, st, false, start === 0 ? buf.subarray(CARRY, CARRY + filled) : undefined);
+  if (atoms) atoms.head = { lines: st.headLines, resolution: st.headResolution };
+  return atoms;
+}
+
 /** Why the reader leaves these bytes to the reference before scanning them, or ''. */
 function bytesRefused(b: Uint8Array): string {
   // Line starts are kept as 32-bit integers.
@@ -192,7 +322,7 @@ function atomsAfter(b: Uint8Array, st: ScanState, reason: string, minLineLength:
     wholeScan = true;
   }
   if (reason) return decline(reason);
-  const atoms = atomsFromScan(b, st, modelsNormalised);
+  const atoms = atomsFromScan(new BytesLines(b), b, st, modelsNormalised);
   if (atoms && wholeScan) atoms.head = { lines: st.headLines, resolution: st.headResolution };
   return atoms;
 }
@@ -232,9 +362,18 @@ export async function readPdbAtomsCut(bytes: Uint8Array, scanner: ChunkScanner, 
   return atomsAfter(bytes, st, reason, 54, false, false);
 }
 
-/** The atoms read from a complete scan of the file. */
-function atomsFromScan(b: Uint8Array, st: ScanState, modelsNormalised: boolean): PdbAtoms | undefined {
-  const bytes = b;
+/**
+ * The atoms read from a complete scan of the file, whose atom records `source` reads; `bytes`, the
+ * file when it was read whole (PdbAtoms.bytes); `text`, the file's bytes when they are at hand
+ * (a file without them, with MODEL records that have no number and no ENDMDL record, is declined).
+ */
+function atomsFromScan(
+  source: LineSource,
+  bytes: Uint8Array | undefined,
+  st: ScanState,
+  modelsNormalised: boolean,
+  text: Uint8Array | undefined = bytes,
+): PdbAtoms | undefined {
   const {
     atomLines,
     atomLength,
@@ -280,7 +419,12 @@ function atomsFromScan(b: Uint8Array, st: ScanState, modelsNormalised: boolean):
     });
   }
   // normalisePdbModels rewrites only when the text holds ENDMDL or a bare MODEL line.
-  if (st.unnumberedModels.length > 0 && (st.bareModelLine || Buffer.from(b.buffer, b.byteOffset, b.byteLength).indexOf('ENDMDL') >= 0)) {
+  // An ENDMDL record is "ENDMDL" in the text; without the text at hand only such a record says so.
+  const rewrites = () =>
+    st.bareModelLine || st.endmdlLine || (text ? Buffer.from(text.buffer, text.byteOffset, text.byteLength).indexOf('ENDMDL') >= 0 : undefined);
+  const rewritten = st.unnumberedModels.length > 0 ? rewrites() : false;
+  if (rewritten === undefined) return decline('MODEL records without a number, and the text is not at hand');
+  if (rewritten) {
     for (let k = 0; k < st.unnumberedModels.length; k += 2) {
       const model = st.unnumberedModels[k + 1];
       warnings.push({
@@ -319,7 +463,7 @@ function atomsFromScan(b: Uint8Array, st: ScanState, modelsNormalised: boolean):
   };
   // Each phase below is a function of its own: a large file's loops are optimised while they run
   // (on-stack replacement), and each such compilation covers the whole function the loop is in.
-  const built = entitiesOfRuns(b, lineAt, runs, heteroNames, compndBlocks, seqresMap, hasAssemblies);
+  const built = entitiesOfRuns(source, lineAt, runs, heteroNames, compndBlocks, seqresMap, hasAssemblies);
   if (typeof built === 'string') return decline(built);
   // No atoms, and the reference's entities did not fail on SEQRES (it does when COMPND names no chain).
   if (total === 0) return decline(NO_ATOMS);
@@ -361,6 +505,7 @@ function atomsFromScan(b: Uint8Array, st: ScanState, modelsNormalised: boolean):
 
   return {
     bytes,
+    source,
     atomCount,
     order,
     lineStart: lineAt.subarray(0, total),
@@ -418,7 +563,7 @@ const insOfRun = (runs: Runs, r: number): string => (runs.ins[r] === SP || runs.
  * from it, as Mol*'s does). A string: the reference's decline.
  */
 function entitiesOfRuns(
-  b: Uint8Array,
+  source: LineSource,
   lineAt: Int32Array,
   runs: Runs,
   heteroNames: [string, string][],
@@ -429,9 +574,13 @@ function entitiesOfRuns(
   const total = runs.total;
   const componentBuilder = new ComponentBuilder(
     total,
-    (i) => seqNumber(b, lineAt[i]),
     (i) => {
-      const s = lineAt[i];
+      const s = source.at(lineAt[i]);
+      return seqNumber(source.b, s);
+    },
+    (i) => {
+      const s = source.at(lineAt[i]);
+      const b = source.b;
       const ts = trimStart(b, s + 12, s + 16);
       return latin1(b, ts, trimEnd(b, ts, s + 16));
     },
@@ -652,10 +801,39 @@ function sortRuns(runEntity: string[], runLabel: string[], runSeq: Int32Array, f
       sorted = false;
   }
   if (sorted) return undefined;
-  const list = Array.from({ length: firstRuns }, (_, r) => r);
-  // Chain ranks are by first appearance over the file; within an entity that is also the order of first appearance within it.
-  list.sort((a, c) => entityKey[a] - entityKey[c] || chainKey[a] - chainKey[c] || runSeq[a] - runSeq[c]);
-  return Int32Array.from(list);
+  // The stable sort by (entity, chain, label_seq_id), in two steps: the runs bucketed by chain (a
+  // chain rank is of an entity and a label: one entity each), the buckets in (entity, chain) order,
+  // file order kept within each; then a bucket whose label_seq_ids go down sorted by them (stably).
+  const chains = chainRank.size;
+  const entityOfChain = new Int32Array(chains);
+  const count = new Int32Array(chains);
+  for (let r = 0; r < firstRuns; r++) {
+    entityOfChain[chainKey[r]] = entityKey[r];
+    count[chainKey[r]]++;
+  }
+  const buckets = Array.from({ length: chains }, (_, c) => c).sort((a, c) => entityOfChain[a] - entityOfChain[c] || a - c);
+  const at = new Int32Array(chains);
+  let next = 0;
+  for (const c of buckets) {
+    at[c] = next;
+    next += count[c];
+  }
+  const order = new Int32Array(firstRuns);
+  for (let r = 0; r < firstRuns; r++) order[at[chainKey[r]]++] = r;
+  for (let k = 0, end = 0; k < firstRuns; k = end) {
+    end = k + 1;
+    let down = false;
+    while (end < firstRuns && chainKey[order[end]] === chainKey[order[k]]) {
+      if (runSeq[order[end]] < runSeq[order[end - 1]]) down = true;
+      end++;
+    }
+    if (down)
+      order.set(
+        Array.from(order.subarray(k, end)).sort((a, c) => runSeq[a] - runSeq[c]),
+        k,
+      );
+  }
+  return order;
 }
 
 /**
@@ -775,7 +953,9 @@ function alignToSeqres(seqres: string[], observed: string[]): number[] {
 
 /** Per-atom readers over the atoms in Mol*'s order (position → file index through `order`). */
 export function pdbAtomReaders(atoms: PdbAtoms) {
-  const { bytes: b, lineStart, lineLength, nameSuffix, order, x, y, z, element, symbols, atomKeys, atomKeyStrings } = atoms;
+  const b = atoms.bytes;
+  if (!b) throw new Error('pdbAtomReaders reads the atoms of a file read in one piece');
+  const { lineStart, lineLength, nameSuffix, order, x, y, z, element, symbols, atomKeys, atomKeyStrings } = atoms;
   const comps = new Map<number, string>();
   const alts = new Map<number, string>();
   const file = order ? (i: number) => order[i] : (i: number) => i;
@@ -848,7 +1028,7 @@ class PdbAtomTable implements AtomTable {
   readonly atomKeys: Float64Array;
   readonly residueComps: { index: Int32Array; names: readonly string[] };
   readonly hasInsertionCodes: boolean;
-  private readonly b: Uint8Array;
+  private readonly src: LineSource;
   private readonly lineStart: Int32Array;
   private readonly order: Int32Array | undefined;
   private readonly comps = new Map<number, string>();
@@ -866,18 +1046,20 @@ class PdbAtomTable implements AtomTable {
     this.atomKeys = atoms.atomKeys;
     this.residueComps = { index: atoms.residueComp, names: atoms.compNames };
     this.hasInsertionCodes = atoms.insertionCodes;
-    this.b = atoms.bytes;
+    this.src = atoms.source;
     this.lineStart = atoms.lineStart;
     this.order = atoms.order;
   }
+  /** Where atom i's line starts in this.src.b (read it before the next call). */
   private line(i: number): number {
-    return this.lineStart[this.order ? this.order[i] : i];
+    return this.src.at(this.lineStart[this.order ? this.order[i] : i]);
   }
   typeSymbol(i: number): string {
     return this.atoms.symbols[this.atoms.element[i]];
   }
   altId(i: number): string {
-    const c = this.b[this.line(i) + 16];
+    const s = this.line(i);
+    const c = this.src.b[s + 16];
     if (c === SP) return '';
     let v = this.alts.get(c);
     if (v === undefined) {
@@ -888,8 +1070,9 @@ class PdbAtomTable implements AtomTable {
   }
   private authAtomName(i: number): string {
     const s = this.line(i);
-    const ts = trimStart(this.b, s + 12, s + 16);
-    return tokenStr(latin1(this.b, ts, trimEnd(this.b, ts, s + 16)));
+    const b = this.src.b;
+    const ts = trimStart(b, s + 12, s + 16);
+    return tokenStr(latin1(b, ts, trimEnd(b, ts, s + 16)));
   }
   atomName(i: number): string {
     const suffix = this.atoms.nameSuffix.get(this.order ? this.order[i] : i);
@@ -897,12 +1080,13 @@ class PdbAtomTable implements AtomTable {
   }
   compId(i: number): string {
     const s = this.line(i);
-    const ts = trimStart(this.b, s + 17, s + 21);
-    const te = trimEnd(this.b, ts, s + 21);
-    const k = code(this.b, ts, te);
+    const b = this.src.b;
+    const ts = trimStart(b, s + 17, s + 21);
+    const te = trimEnd(b, ts, s + 21);
+    const k = code(b, ts, te);
     let v = this.comps.get(k);
     if (v === undefined) {
-      v = tokenStr(latin1(this.b, ts, te));
+      v = tokenStr(latin1(b, ts, te));
       this.comps.set(k, v);
     }
     return v;
@@ -917,10 +1101,12 @@ class PdbAtomTable implements AtomTable {
     return this.atoms.z[i];
   }
   insCode(r: number): string {
-    return insStr(this.b, this.line(this.residueOffsets[r]));
+    const s = this.line(this.residueOffsets[r]);
+    return insStr(this.src.b, s);
   }
   authSeqId(r: number): number {
-    return seqNumber(this.b, this.line(this.residueOffsets[r]));
+    const s = this.line(this.residueOffsets[r]);
+    return seqNumber(this.src.b, s);
   }
   private chainOfAtom(atom: number): number {
     const offsets = this.atoms.chainOffsets;
@@ -934,10 +1120,12 @@ class PdbAtomTable implements AtomTable {
     return lo;
   }
   chainName(a: number): string {
-    return chainStr(this.b, this.line(this.atoms.chainOffsets[this.chainOfAtom(a)]));
+    const s = this.line(this.atoms.chainOffsets[this.chainOfAtom(a)]);
+    return chainStr(this.src.b, s);
   }
   chainNameAt(c: number): string {
-    return chainStr(this.b, this.line(this.atoms.chainOffsets[c]));
+    const s = this.line(this.atoms.chainOffsets[c]);
+    return chainStr(this.src.b, s);
   }
   entityType(r: number): string | undefined {
     return this.atoms.residueEntityType[r];

@@ -197,6 +197,16 @@ export class Growable8 {
  * is read (safeText.ts, pdbCoordinateRefusal): only bytes a number is written with, and a digit.
  */
 function coordinateBytesOk(b: Uint8Array, start: number): boolean {
+  // The usual field (coordinateInto's first case) passes.
+  if (
+    b[start + 4] === 46 &&
+    FIELD_SIGN[(BYTE_CLASS[b[start]] << 6) | (BYTE_CLASS[b[start + 1]] << 4) | (BYTE_CLASS[b[start + 2]] << 2) | BYTE_CLASS[b[start + 3]]] !== 0
+  ) {
+    const f1 = b[start + 5] - 48;
+    const f2 = b[start + 6] - 48;
+    const f3 = b[start + 7] - 48;
+    if (f1 >= 0 && f1 <= 9 && f2 >= 0 && f2 <= 9 && f3 >= 0 && f3 <= 9) return true;
+  }
   let digits = 0;
   for (let i = start; i < start + 8; i++) {
     const c = b[i];
@@ -206,6 +216,33 @@ function coordinateBytesOk(b: Uint8Array, start: number): boolean {
   return digits > 0;
 }
 
+/** Per byte: 0 blank, 1 minus, 2 digit, 3 anything else. */
+const BYTE_CLASS = new Uint8Array(256).fill(3);
+BYTE_CLASS[SP] = 0;
+BYTE_CLASS[45] = 1;
+for (let d = 0; d < 10; d++) BYTE_CLASS[48 + d] = 2;
+/** A digit's value; 0 for a blank or a minus, which add nothing to the number. */
+const DIGIT = new Uint8Array(256);
+for (let d = 0; d < 10; d++) DIGIT[48 + d] = d;
+/**
+ * By the classes of the four columns before a coordinate's point: the sign of a number written
+ * there as blanks, an optional minus and at least one digit (1 or -1), or 0 for anything else.
+ */
+const FIELD_SIGN = new Int8Array(256);
+for (let pattern = 0; pattern < 256; pattern++) {
+  const classes = [(pattern >> 6) & 3, (pattern >> 4) & 3, (pattern >> 2) & 3, pattern & 3];
+  let k = 0;
+  while (k < 4 && classes[k] === 0) k++;
+  const minus = k < 4 && classes[k] === 1;
+  if (minus) k++;
+  const digits = k;
+  while (k < 4 && classes[k] === 2) k++;
+  if (k === 4 && k > digits) FIELD_SIGN[pattern] = minus ? -1 : 1;
+}
+/** k / 1000 for k < 1000, as Mol*'s parser divides (point / div). */
+const THOUSANDTHS = new Float64Array(1000);
+for (let k = 0; k < 1000; k++) THOUSANDTHS[k] = k / 1000.0;
+
 /**
  * fieldFloat over the 8 columns at `start`, stored straight into `into[at]` (as Mol*'s Float32Array
  * does): returning the double would box it, three times per atom. Returns false, storing nothing,
@@ -214,34 +251,23 @@ function coordinateBytesOk(b: Uint8Array, start: number): boolean {
  * The usual field (blanks, an optional minus, digits, a point, digits) is read in one pass with
  * Mol*'s arithmetic; anything else goes through the check and the general parser.
  */
-function coordinateInto(b: Uint8Array, start: number, into: Float32Array, at: number): boolean {
+export function coordinateInto(b: Uint8Array, start: number, into: Float32Array, at: number): boolean {
   // As PDB writers write it (%8.3f): the point in the fifth column, three digits after it, and
-  // before it blanks, an optional minus and at least one digit. Mol*'s arithmetic on those digits.
+  // before it blanks, an optional minus and at least one digit (FIELD_SIGN of the four columns'
+  // classes). Mol*'s arithmetic on those digits.
   if (b[start + 4] === 46) {
+    const c0 = b[start];
+    const c1 = b[start + 1];
+    const c2 = b[start + 2];
+    const c3 = b[start + 3];
+    const sign = FIELD_SIGN[(BYTE_CLASS[c0] << 6) | (BYTE_CLASS[c1] << 4) | (BYTE_CLASS[c2] << 2) | BYTE_CLASS[c3]];
     const f1 = b[start + 5] - 48;
     const f2 = b[start + 6] - 48;
     const f3 = b[start + 7] - 48;
-    if (f1 >= 0 && f1 <= 9 && f2 >= 0 && f2 <= 9 && f3 >= 0 && f3 <= 9) {
-      const point = start + 4;
-      let i = start;
-      while (i < point && b[i] === SP) i++;
-      let sign = 1.0;
-      if (i < point && b[i] === 45) {
-        sign = -1;
-        i++;
-      }
-      if (i < point) {
-        let whole = 0.0;
-        for (; i < point; i++) {
-          const d = b[i] - 48;
-          if (d < 0 || d > 9) break;
-          whole = whole * 10 + d;
-        }
-        if (i === point) {
-          into[at] = sign * (whole + (f1 * 100 + f2 * 10 + f3) / 1000.0) || 0;
-          return true;
-        }
-      }
+    if (sign !== 0 && f1 >= 0 && f1 <= 9 && f2 >= 0 && f2 <= 9 && f3 >= 0 && f3 <= 9) {
+      const whole = DIGIT[c0] * 1000 + DIGIT[c1] * 100 + DIGIT[c2] * 10 + DIGIT[c3];
+      into[at] = sign * (whole + THOUSANDTHS[f1 * 100 + f2 * 10 + f3]) || 0;
+      return true;
     }
   }
   const end = start + 8;
@@ -398,8 +424,16 @@ export interface ScanState {
    */
   headLines: string[];
   headResolution: string | undefined;
+  /** resolutionAt ran into the end of the scanned array before HEADER_BYTES: a window's end, unless the file ends there. */
+  headCut: boolean;
   /** Lines scanned so far (the scan of a later part of the file goes on counting from here). */
   lines: number;
+  /**
+   * The file offset of the scanned array's first byte: 0 when the array is the whole file; for a
+   * file scanned through a window (readPdbAtomsFromFile), where the window's bytes sit in the file.
+   * atomLines hold file offsets; prevLine, a place in the array.
+   */
+  base: number;
   /** The code (smallCode) of each of compNames, and of each of symbols (its symbolIndex key): how two scans' lists are joined. */
   compKeys: number[];
   symbolCodes: number[];
@@ -485,7 +519,9 @@ export function newScanState(n: number): ScanState {
     sawHeader: false,
     headLines: [],
     headResolution: undefined,
+    headCut: false,
     lines: 0,
+    base: 0,
     compKeys: [],
     symbolCodes: [],
     independent: false,
@@ -561,6 +597,7 @@ export function scanLines(b: Uint8Array, minLineLength: number, modelsNormalised
   let atoms = st.atoms;
   let firstAtoms = st.firstAtoms;
   const names = st.names;
+  const base = st.base;
   while (pos < n) {
     lineNo++;
     let nl = buffer.indexOf(10, pos);
@@ -741,7 +778,7 @@ export function scanLines(b: Uint8Array, minLineLength: number, modelsNormalised
         firstAtoms = at + 1;
       } else if (!coordinateBytesOk(b, s + 30) || !coordinateBytesOk(b, s + 38) || !coordinateBytesOk(b, s + 46))
         return scanEnd(st, atoms, firstAtoms, COORDINATES_NOT_NUMBERS);
-      atomLines[i] = s;
+      atomLines[i] = base + s;
       atomLength[i] = length > 255 ? 255 : length;
       atoms = i + 1;
       st.prevLine = s;
@@ -768,7 +805,7 @@ function scanEnd(st: ScanState, atoms: number, firstAtoms: number, why: string):
  * kept out of scanLines so the optimiser compiles that loop smaller (and recompiles it less).
  */
 function otherRecord(b: Uint8Array, s: number, e: number, nl: number, c0: number, lineNo: number, modelsNormalised: boolean, st: ScanState): string {
-  if (s < HEADER_BYTES && (c0 === 72 || c0 === 84 || c0 === 69 || c0 === 82)) headerLine(b, s, nl, st);
+  if (st.base + s < HEADER_BYTES && (c0 === 72 || c0 === 84 || c0 === 69 || c0 === 82)) headerLine(b, s, nl, st);
   const isSeqres = c0 === 83 && startsWith(b, s, e, 'SEQRES');
   const isCompnd = c0 === 67 && startsWith(b, s, e, 'COMPND');
   const isHetnam = c0 === 72 && startsWith(b, s, e, 'HETNAM');
@@ -858,9 +895,13 @@ export const HEADER_BYTES = 200_000;
  * where resolutionAt finds one.
  */
 function headerLine(b: Uint8Array, s: number, nl: number, st: ScanState): void {
-  const end = nl < HEADER_BYTES ? nl : HEADER_BYTES;
+  const head = HEADER_BYTES - st.base;
+  const end = nl < head ? nl : head;
   if (startsWith(b, s, end, 'HEADER') || startsWith(b, s, end, 'TITLE ') || startsWith(b, s, end, 'EXPDTA')) st.headLines.push(latin1(b, s, end));
-  else if (st.headResolution === undefined && startsWith(b, s, end, 'REMARK   2 RESOLUTION.')) st.headResolution = resolutionAt(b, s);
+  else if (st.headResolution === undefined && startsWith(b, s, end, 'REMARK   2 RESOLUTION.')) {
+    st.headResolution = resolutionAt(b, s, st.base);
+    if (resolutionCut) st.headCut = true;
+  }
 }
 
 /**
@@ -869,19 +910,39 @@ function headerLine(b: Uint8Array, s: number, nl: number, st: ScanState): void {
  * "REMARK   2 RESOLUTION."), or undefined. Its parts match disjoint sets of bytes (\s over latin1 is
  * isSpace), so the greedy match is the only one: no backtracking to mimic. It may run on over line ends.
  */
-export function resolutionAt(b: Uint8Array, s: number): string | undefined {
-  const limit = b.length < HEADER_BYTES ? b.length : HEADER_BYTES;
+export function resolutionAt(b: Uint8Array, s: number, base = 0): string | undefined {
+  const head = HEADER_BYTES - base;
+  const limit = b.length < head ? b.length : head;
+  resolutionCut = false;
+  const answer = resolutionUpTo(b, s, limit);
+  if (resolutionCut && limit === head) resolutionCut = false;
+  return answer;
+}
+
+/** Whether the last resolutionAt read up to the end of its array before HEADER_BYTES (its answer may change with more bytes). */
+let resolutionCut = false;
+
+function resolutionUpTo(b: Uint8Array, s: number, limit: number): string | undefined {
+  // Each part that reaches `limit` fails the match there (as it would on the whole file at HEADER_BYTES).
   let i = s + 22;
   const blank = i;
   while (i < limit && isSpace(b[i])) i++;
+  if (i >= limit) return cut();
   if (i === blank) return undefined;
   const from = i;
   while (i < limit && ((b[i] >= 48 && b[i] <= 57) || b[i] === 46)) i++;
+  if (i >= limit) return cut();
   const to = i;
   if (to === from) return undefined;
   while (i < limit && isSpace(b[i])) i++;
+  if (i + 8 > limit) return cut();
   if (i === to || !startsWith(b, i, limit, 'ANGSTROM')) return undefined;
   return latin1(b, from, to);
+}
+
+function cut(): undefined {
+  resolutionCut = true;
+  return undefined;
 }
 
 // guessElement's result (two numbers; a tuple per atom would be garbage to collect).

@@ -25,7 +25,7 @@ import { pipeline } from 'node:stream/promises';
 import type { MessagePort } from 'node:worker_threads';
 import { createGunzip, gunzipSync } from 'node:zlib';
 import { type DiffOptions, diffStructures, type StructuralDiff } from '../formats/diff.js';
-import { parseStructureBytes } from '../formats/parse.js';
+import { parsePdbFile, parseStructureBytes } from '../formats/parse.js';
 import { ArrivingPdb } from '../formats/pdbArriving.js';
 import { inspectSessionFile } from '../formats/session.js';
 import { sniffCompression, sniffFormat } from '../formats/sniff.js';
@@ -337,6 +337,12 @@ export async function parse(task: ParseTask): Promise<ParseOutcome> {
   try {
     const size = fstatSync(fd).size;
     split = task.format === 'pdb' && splitsPdb(size);
+    // A PDB file is read through a window used over and over (parsePdbFile), not into memory of its
+    // own; the few it leaves are read whole below.
+    if (task.format === 'pdb' && !split && size > 0) {
+      const outcome = parsePdbFile(fd, size);
+      if (outcome) return outcome;
+    }
     if (size < SYNC_READ_MAX_BYTES && !split) small = readOpenFile(fd, size);
   } finally {
     closeSync(fd);
