@@ -35,6 +35,7 @@ import {
   latin1,
   MODEL_REWRITE,
   newScanState,
+  primeScan,
   RESCAN_WITHOUT_END_FRAMES,
   type ScanState,
   SP,
@@ -222,6 +223,7 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54, modelsNormal
   if (refused) return decline(refused);
   // Frames split at END records as long as no MODEL line is seen; one after a split means the
   // reference does not split: scanned again without.
+  primeScan();
   const st = newScanState(bytes.length);
   st.endFrames = !modelsNormalised;
   const reason = scanLines(bytes, minLineLength, modelsNormalised, st);
@@ -251,6 +253,7 @@ export function readPdbAtomsFromFile(fd: number, size: number, windowBytes = WIN
   if (size >= 2 ** 31) return undefined;
   if (!sharedWindow) sharedWindow = Buffer.allocUnsafeSlow(CARRY + WINDOW_BYTES);
   let buf = windowBytes === WINDOW_BYTES ? sharedWindow : Buffer.allocUnsafeSlow(CARRY + windowBytes);
+  primeScan();
   const st = newScanState(size);
   st.endFrames = true;
   // File offset of buf[CARRY], and how many of the file's bytes follow it in buf.
