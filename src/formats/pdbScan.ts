@@ -471,7 +471,23 @@ export interface ScanState {
   nameCounts: Map<number, number>;
 }
 
-export function newScanState(n: number): ScanState {
+/** The per-atom arrays of a scan, as newScanState may take them over from an earlier scan. */
+export interface AtomArrays {
+  atomLines: Int32Array;
+  atomLength: Uint8Array;
+  xs: Float32Array;
+  ys: Float32Array;
+  zs: Float32Array;
+  elements: Uint8Array;
+  keys: Float64Array;
+}
+
+/**
+ * `reuse`: an earlier scan's per-atom arrays, taken instead of new ones when they hold at least as
+ * many atoms as a new scan's would: every entry below `atoms` is written before it is read, and
+ * fresh memory costs zeroing it and collecting it again, a few percent of a small file's read.
+ */
+export function newScanState(n: number, reuse?: AtomArrays): ScanState {
   // Sized from the file (at most a line per 64 bytes: atom records are 80 columns, often fewer when
   // they end before the charge or the element; runs for a quarter of the lines) and grown when that
   // is short: a guess of 81 bytes a line made files of 78-column records copy every array once.
@@ -479,6 +495,7 @@ export function newScanState(n: number): ScanState {
   // that floor made allocating them a large part of its parse.
   const guess = Math.max(16, Math.ceil(n / 64));
   const runs = Math.max(16, guess >> 2);
+  const kept = reuse && reuse.atomLines.length >= guess ? reuse : undefined;
   return {
     runComp: new Growable(runs),
     runAsym: new Growable8(runs),
@@ -493,8 +510,8 @@ export function newScanState(n: number): ScanState {
     frameOpen: false,
     frames: 0,
     endmdlLine: false,
-    atomLines: new Int32Array(guess),
-    atomLength: new Uint8Array(guess),
+    atomLines: kept ? kept.atomLines : new Int32Array(guess),
+    atomLength: kept ? kept.atomLength : new Uint8Array(guess),
     atoms: 0,
     modelStarts: [],
     modelNum: 0,
@@ -533,11 +550,11 @@ export function newScanState(n: number): ScanState {
     prevLine: -1,
     prevModel: -1,
     firstModel: 0,
-    xs: new Float32Array(guess),
-    ys: new Float32Array(guess),
-    zs: new Float32Array(guess),
-    elements: new Uint8Array(guess),
-    keys: new Float64Array(guess),
+    xs: kept ? kept.xs : new Float32Array(guess),
+    ys: kept ? kept.ys : new Float32Array(guess),
+    zs: kept ? kept.zs : new Float32Array(guess),
+    elements: kept ? kept.elements : new Uint8Array(guess),
+    keys: kept ? kept.keys : new Float64Array(guess),
     firstAtoms: 0,
     symbolIndex: new Map<number, number>(),
     symbols: [],
