@@ -21,6 +21,7 @@
 import { readSync } from 'node:fs';
 import { ComponentBuilder, checkEntityPolySeq, EntityBuilder, parseCmpnd, parseHetnam, parseSeqres } from './pdbEntities.js';
 import {
+  type AtomArrays,
   CHARS,
   type ChunkScan,
   type ChunkStart,
@@ -35,6 +36,7 @@ import {
   latin1,
   MODEL_REWRITE,
   newScanState,
+  primeScan,
   RESCAN_WITHOUT_END_FRAMES,
   type ScanState,
   SP,
@@ -222,6 +224,7 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54, modelsNormal
   if (refused) return decline(refused);
   // Frames split at END records as long as no MODEL line is seen; one after a split means the
   // reference does not split: scanned again without.
+  primeScan();
   const st = newScanState(bytes.length);
   st.endFrames = !modelsNormalised;
   const reason = scanLines(bytes, minLineLength, modelsNormalised, st);
@@ -234,6 +237,10 @@ export const WINDOW_BYTES = 4 * 1024 * 1024;
 const CARRY = 32;
 /** The window, kept from file to file: fresh memory costs a page fault a page, as much as scanning it. */
 let sharedWindow: Buffer | undefined;
+/** The last window scan's per-atom arrays, taken over by the next (free by then, as the window is). */
+let sharedAtoms: AtomArrays | undefined;
+/** The most atoms whose arrays are kept for the next scan (a few MB). */
+const KEEP_ATOMS = 1 << 18;
 
 /**
  * readPdbAtoms (54 columns, no MODEL rewrite) of an open file of `size` bytes, read through a
@@ -251,7 +258,8 @@ export function readPdbAtomsFromFile(fd: number, size: number, windowBytes = WIN
   if (size >= 2 ** 31) return undefined;
   if (!sharedWindow) sharedWindow = Buffer.allocUnsafeSlow(CARRY + WINDOW_BYTES);
   let buf = windowBytes === WINDOW_BYTES ? sharedWindow : Buffer.allocUnsafeSlow(CARRY + windowBytes);
-  const st = newScanState(size);
+  primeScan();
+  const st = newScanState(size, windowBytes === WINDOW_BYTES ? sharedAtoms : undefined);
   st.endFrames = true;
   // File offset of buf[CARRY], and how many of the file's bytes follow it in buf.
   let start = 0;
@@ -298,6 +306,12 @@ export function readPdbAtomsFromFile(fd: number, size: number, windowBytes = WIN
     start === 0
       ? new BytesLines(buf.subarray(0, CARRY + filled), -CARRY)
       : new FileLines(buf.length >= LINES_BLOCK ? buf.subarray(0, LINES_BLOCK) : Buffer.allocUnsafe(LINES_BLOCK), fd, size);
+  // The arrays as the scan left them (grown or not), for the next file's scan: a small file's only,
+  // so that a thread does not hold a large file's arrays after reading it.
+  if (windowBytes === WINDOW_BYTES && st.atomLines.length <= KEEP_ATOMS) {
+    const { atomLines, atomLength, xs, ys, zs, elements, keys } = st;
+    sharedAtoms = { atomLines, atomLength, xs, ys, zs, elements, keys };
+  }
   const atoms = atomsFromScan(source, undefined, st, false, start === 0 ? buf.subarray(CARRY, CARRY + filled) : undefined);
   if (atoms) atoms.head = { lines: st.headLines, resolution: st.headResolution };
   return atoms;

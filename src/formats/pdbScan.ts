@@ -471,7 +471,23 @@ export interface ScanState {
   nameCounts: Map<number, number>;
 }
 
-export function newScanState(n: number): ScanState {
+/** The per-atom arrays of a scan, as newScanState may take them over from an earlier scan. */
+export interface AtomArrays {
+  atomLines: Int32Array;
+  atomLength: Uint8Array;
+  xs: Float32Array;
+  ys: Float32Array;
+  zs: Float32Array;
+  elements: Uint8Array;
+  keys: Float64Array;
+}
+
+/**
+ * `reuse`: an earlier scan's per-atom arrays, taken instead of new ones when they hold at least as
+ * many atoms as a new scan's would: every entry below `atoms` is written before it is read, and
+ * fresh memory costs zeroing it and collecting it again, a few percent of a small file's read.
+ */
+export function newScanState(n: number, reuse?: AtomArrays): ScanState {
   // Sized from the file (at most a line per 64 bytes: atom records are 80 columns, often fewer when
   // they end before the charge or the element; runs for a quarter of the lines) and grown when that
   // is short: a guess of 81 bytes a line made files of 78-column records copy every array once.
@@ -479,6 +495,7 @@ export function newScanState(n: number): ScanState {
   // that floor made allocating them a large part of its parse.
   const guess = Math.max(16, Math.ceil(n / 64));
   const runs = Math.max(16, guess >> 2);
+  const kept = reuse && reuse.atomLines.length >= guess ? reuse : undefined;
   return {
     runComp: new Growable(runs),
     runAsym: new Growable8(runs),
@@ -493,8 +510,8 @@ export function newScanState(n: number): ScanState {
     frameOpen: false,
     frames: 0,
     endmdlLine: false,
-    atomLines: new Int32Array(guess),
-    atomLength: new Uint8Array(guess),
+    atomLines: kept ? kept.atomLines : new Int32Array(guess),
+    atomLength: kept ? kept.atomLength : new Uint8Array(guess),
     atoms: 0,
     modelStarts: [],
     modelNum: 0,
@@ -533,11 +550,11 @@ export function newScanState(n: number): ScanState {
     prevLine: -1,
     prevModel: -1,
     firstModel: 0,
-    xs: new Float32Array(guess),
-    ys: new Float32Array(guess),
-    zs: new Float32Array(guess),
-    elements: new Uint8Array(guess),
-    keys: new Float64Array(guess),
+    xs: kept ? kept.xs : new Float32Array(guess),
+    ys: kept ? kept.ys : new Float32Array(guess),
+    zs: kept ? kept.zs : new Float32Array(guess),
+    elements: kept ? kept.elements : new Uint8Array(guess),
+    keys: kept ? kept.keys : new Float64Array(guess),
     firstAtoms: 0,
     symbolIndex: new Map<number, number>(),
     symbols: [],
@@ -1240,4 +1257,52 @@ export function joinChunk(b: Uint8Array, st: ScanState, chunk: ChunkScan): boole
   st.nameCount = c.nameCount;
   st.nameCounts = c.nameCounts;
   return true;
+}
+
+/**
+ * A few records of every kind the scan meets in ordinary files, atom records first among them.
+ * scanLines runs over them before its first real file (primeScan).
+ */
+const PRIMER_LINES = [
+  'HEADER    PRIMER                                  01-JAN-00   0XXX              ',
+  'TITLE     PRIMER                                                                ',
+  'EXPDTA    X-RAY DIFFRACTION                                                     ',
+  'REMARK   2 RESOLUTION.    2.00 ANGSTROMS.                                       ',
+  'REMARK 350 BIOMOLECULE: 1                                                       ',
+  'ATOM      1  N   ALA A   1      11.104   6.134  -6.504  1.00  0.00           N  ',
+  'ATOM      2  CA  ALA A   1      11.639   6.071  -5.147  1.00  0.00           C  ',
+  'ATOM      3  C   ALA A   1      13.140   5.970  -5.133  1.00  0.00           C  ',
+  'ATOM      4  O   ALA A   1      13.694   5.232  -5.937  1.00  0.00           O  ',
+  'ATOM      5  N   GLY A   2      13.815   6.719  -4.261  1.00  0.00           N  ',
+  'ATOM      6  CA  GLY A   2A     15.270   6.692  -4.178  1.00  0.00           C  ',
+  'ATOM      7  C   GLY A   2A     15.270   6.692  -4.178  1.00  0.00           C  ',
+  'TER       8      GLY A   2A                                                     ',
+  'ATOM  A1NSW  N   VALB2 403     596.207 556.024-170.280  1.00 31.95           N  ',
+  'ATOM  A1NSX  CA  VALB2 403     596.207 556.024-170.280  1.00 31.95           C  ',
+  'ATOM  A1NSY  N   LYSB2 404    -596.207-556.024 170.280  1.00 31.95           N  ',
+  'TER   A1NSZ      LYSB2 404                                                      ',
+  'HETATM   12  O   HOH A 101       1.000   2.000   3.000  1.00  0.00           O  ',
+  'HETATM   13  O   HOH A 102       1.000   2.000   3.000  1.00  0.00           O  ',
+  'END                                                                             ',
+  '',
+].join('\n');
+let primed = false;
+
+/**
+ * Runs scanLines over PRIMER_LINES, once per thread, before the first real scan: a large file can
+ * open with thousands of header records, and without this the optimiser would build scanLines from
+ * what it saw of those (no atom record, the loop never left), then drop that code at the first
+ * atom record and again at the end of the first window, compiling it anew each time.
+ */
+export function primeScan(): void {
+  if (primed) return;
+  primed = true;
+  const b = Buffer.from(PRIMER_LINES, 'latin1');
+  // Enough calls for V8 to give scanLines and its callees the feedback the optimiser reads.
+  for (let k = 0; k < 12; k++) {
+    const st = newScanState(b.length);
+    // As readPdbAtomsFromFile scans (END records may separate frames).
+    st.endFrames = true;
+    scanLines(b, 54, false, st);
+  }
 }
