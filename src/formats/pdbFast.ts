@@ -237,7 +237,7 @@ export const WINDOW_BYTES = 4 * 1024 * 1024;
 const CARRY = 32;
 /** The window, kept from file to file: fresh memory costs a page fault a page, as much as scanning it. */
 let sharedWindow: Buffer | undefined;
-/** The last window scan's per-atom arrays, taken over by the next (free by then, as the window is). */
+/** The last window scan's per-atom and per-run arrays, taken over by the next (free by then, as the window is). */
 let sharedAtoms: AtomArrays | undefined;
 /** The most atoms whose arrays are kept for the next scan (a few MB). */
 const KEEP_ATOMS = 1 << 18;
@@ -310,7 +310,17 @@ export function readPdbAtomsFromFile(fd: number, size: number, windowBytes = WIN
   // so that a thread does not hold a large file's arrays after reading it.
   if (windowBytes === WINDOW_BYTES && st.atomLines.length <= KEEP_ATOMS) {
     const { atomLines, atomLength, xs, ys, zs, elements, keys } = st;
-    sharedAtoms = { atomLines, atomLength, xs, ys, zs, elements, keys };
+    const runs = {
+      start: st.runStart.array,
+      ter: st.runTer.array,
+      model: st.runModel.array,
+      comp: st.runComp.array,
+      asym: st.runAsym.array,
+      ins: st.runIns.array,
+      seqInt: st.runSeqInt.array,
+      seqTok: st.runSeqTok.array,
+    };
+    sharedAtoms = { atomLines, atomLength, xs, ys, zs, elements, keys, runs };
   }
   const atoms = atomsFromScan(source, undefined, st, false, start === 0 ? buf.subarray(CARRY, CARRY + filled) : undefined);
   if (atoms) atoms.head = { lines: st.headLines, resolution: st.headResolution };
