@@ -237,7 +237,7 @@ export const WINDOW_BYTES = 4 * 1024 * 1024;
 const CARRY = 32;
 /** The window, kept from file to file: fresh memory costs a page fault a page, as much as scanning it. */
 let sharedWindow: Buffer | undefined;
-/** The last window scan's per-atom arrays, taken over by the next (free by then, as the window is). */
+/** The last window scan's per-atom and per-run arrays, taken over by the next (free by then, as the window is). */
 let sharedAtoms: AtomArrays | undefined;
 /** The most atoms whose arrays are kept for the next scan (a few MB). */
 const KEEP_ATOMS = 1 << 18;
@@ -310,7 +310,17 @@ export function readPdbAtomsFromFile(fd: number, size: number, windowBytes = WIN
   // so that a thread does not hold a large file's arrays after reading it.
   if (windowBytes === WINDOW_BYTES && st.atomLines.length <= KEEP_ATOMS) {
     const { atomLines, atomLength, xs, ys, zs, elements, keys } = st;
-    sharedAtoms = { atomLines, atomLength, xs, ys, zs, elements, keys };
+    const runs = {
+      start: st.runStart.array,
+      ter: st.runTer.array,
+      model: st.runModel.array,
+      comp: st.runComp.array,
+      asym: st.runAsym.array,
+      ins: st.runIns.array,
+      seqInt: st.runSeqInt.array,
+      seqTok: st.runSeqTok.array,
+    };
+    sharedAtoms = { atomLines, atomLength, xs, ys, zs, elements, keys, runs };
   }
   const atoms = atomsFromScan(source, undefined, st, false, start === 0 ? buf.subarray(CARRY, CARRY + filled) : undefined);
   if (atoms) atoms.head = { lines: st.headLines, resolution: st.headResolution };
@@ -1420,6 +1430,9 @@ function fillBand(
   let prevLo = 0;
   let prevHi = m;
   const total = cA[n];
+  // Where the last row's walk found the band's ends.
+  let searchLo = 1;
+  let searchHi = m;
   for (let i = 1; i <= n; i++) {
     // The band of row i: the j where the bound is at least floor. Without the −11 term the bound is
     // concave in j, so its cells form an interval around its maximum, which lies at a breakpoint.
@@ -1442,23 +1455,20 @@ function fillBand(
     let lo = m + 1;
     let hi = 0;
     if (m > 0 && peakValue - 11 >= floor) {
-      // The first j in [1, peak] and the last in [peak, m] where the bound reaches floor.
-      let below = 0;
-      let at = peak;
-      while (at - below > 1) {
-        const mid = (below + at) >> 1;
-        if (bandBound(mid, c, r, m, rest) - 11 >= floor) at = mid;
-        else below = mid;
-      }
+      // The first j in [1, peak] and the last in [peak, m] where the bound reaches floor. The bound
+      // rises to the peak and falls after it, so a walk from the last row's ends (which move little
+      // from row to row) finds the same two, in fewer steps than a search from scratch.
+      const f = floor + 11;
+      let at = searchLo < 1 ? 1 : searchLo > peak ? peak : searchLo;
+      if (bandBound(at, c, r, m, rest) >= f) while (at > 1 && bandBound(at - 1, c, r, m, rest) >= f) at--;
+      else while (bandBound(at, c, r, m, rest) < f) at++;
       lo = at;
-      at = peak;
-      let above = m + 1;
-      while (above - at > 1) {
-        const mid = (at + above) >> 1;
-        if (bandBound(mid, c, r, m, rest) - 11 >= floor) at = mid;
-        else above = mid;
-      }
+      searchLo = at;
+      at = searchHi < peak ? peak : searchHi > m ? m : searchHi;
+      if (bandBound(at, c, r, m, rest) >= f) while (at < m && bandBound(at + 1, c, r, m, rest) >= f) at++;
+      else while (bandBound(at, c, r, m, rest) < f) at--;
       hi = at;
+      searchHi = at;
     }
     if (i <= m && bandBound(i, c, r, m, rest) >= floor) {
       if (i < lo) lo = i;

@@ -156,8 +156,9 @@ const isSpace = (c: number): boolean => c === SP || (c >= 9 && c <= 13) || c ===
 export class Growable {
   array: Int32Array;
   length = 0;
-  constructor(capacity = 1024) {
-    this.array = new Int32Array(capacity);
+  /** `kept`: an earlier scan's array, taken when it holds `capacity` entries (the caller has done with it). */
+  constructor(capacity = 1024, kept?: Int32Array) {
+    this.array = kept && kept.length >= capacity ? kept : new Int32Array(capacity);
   }
   push(v: number) {
     if (this.length === this.array.length) {
@@ -179,8 +180,8 @@ export const MODEL_REWRITE = 'the reference rewrites MODEL records';
 export class Growable8 {
   array: Uint8Array;
   length = 0;
-  constructor(capacity: number) {
-    this.array = new Uint8Array(capacity);
+  constructor(capacity: number, kept?: Uint8Array) {
+    this.array = kept && kept.length >= capacity ? kept : new Uint8Array(capacity);
   }
   push(v: number) {
     if (this.length === this.array.length) {
@@ -354,8 +355,8 @@ function coordinateIntoGeneral(b: Uint8Array, start: number, into: Float32Array,
 export class GrowableF64 {
   array: Float64Array;
   length = 0;
-  constructor(capacity: number) {
-    this.array = new Float64Array(capacity);
+  constructor(capacity: number, kept?: Float64Array) {
+    this.array = kept && kept.length >= capacity ? kept : new Float64Array(capacity);
   }
   push(v: number) {
     if (this.length === this.array.length) {
@@ -480,6 +481,19 @@ export interface AtomArrays {
   zs: Float32Array;
   elements: Uint8Array;
   keys: Float64Array;
+  /** The per-run arrays (ScanState's Growables), taken over the same way. */
+  runs?: RunArrays;
+}
+
+export interface RunArrays {
+  start: Int32Array;
+  ter: Uint8Array;
+  model: Int32Array;
+  comp: Int32Array;
+  asym: Uint8Array;
+  ins: Uint8Array;
+  seqInt: Int32Array;
+  seqTok: Float64Array;
 }
 
 /**
@@ -496,12 +510,14 @@ export function newScanState(n: number, reuse?: AtomArrays): ScanState {
   const guess = Math.max(16, Math.ceil(n / 64));
   const runs = Math.max(16, guess >> 2);
   const kept = reuse && reuse.atomLines.length >= guess ? reuse : undefined;
+  // Each run array too, when it is long enough (every entry below a run count is pushed before it is read).
+  const r = reuse?.runs;
   return {
-    runComp: new Growable(runs),
-    runAsym: new Growable8(runs),
-    runIns: new Growable8(runs),
-    runSeqInt: new Growable(runs),
-    runSeqTok: new GrowableF64(runs),
+    runComp: new Growable(runs, r?.comp),
+    runAsym: new Growable8(runs, r?.asym),
+    runIns: new Growable8(runs, r?.ins),
+    runSeqInt: new Growable(runs, r?.seqInt),
+    runSeqTok: new GrowableF64(runs, r?.seqTok),
     compNames: [],
     compIndex: new Map(),
     unnumberedModels: [],
@@ -543,9 +559,9 @@ export function newScanState(n: number, reuse?: AtomArrays): ScanState {
     symbolCodes: [],
     independent: false,
     closed: false,
-    runStart: new Growable(runs),
-    runTer: new Growable8(runs),
-    runModel: new Growable(runs),
+    runStart: new Growable(runs, r?.start),
+    runTer: new Growable8(runs, r?.ter),
+    runModel: new Growable(runs, r?.model),
     terPending: false,
     prevLine: -1,
     prevModel: -1,

@@ -312,17 +312,21 @@ function boundsOfArrays(c: { x: ArrayLike<number>; y: ArrayLike<number>; z: Arra
     const cx = xs[i];
     const cy = ys[i];
     const cz = zs[i];
-    if (!Number.isFinite(cx) || !Number.isFinite(cy) || !Number.isFinite(cz)) {
-      nonFinite++;
-      continue;
+    // One test for the usual atom (finite and within 1e5 Å: NaN and infinities fail it), the others after.
+    if (!(Math.abs(cx) <= 1e5 && Math.abs(cy) <= 1e5 && Math.abs(cz) <= 1e5)) {
+      if (!Number.isFinite(cx) || !Number.isFinite(cy) || !Number.isFinite(cz)) {
+        nonFinite++;
+        continue;
+      }
+      absurd++;
     }
-    if (Math.abs(cx) > 1e5 || Math.abs(cy) > 1e5 || Math.abs(cz) > 1e5) absurd++;
-    if (cx < minX) minX = cx;
-    if (cy < minY) minY = cy;
-    if (cz < minZ) minZ = cz;
-    if (cx > maxX) maxX = cx;
-    if (cy > maxY) maxY = cy;
-    if (cz > maxZ) maxZ = cz;
+    // Selects rather than branches: coordinates in file order make these hard to predict.
+    minX = cx < minX ? cx : minX;
+    minY = cy < minY ? cy : minY;
+    minZ = cz < minZ ? cz : minZ;
+    maxX = cx > maxX ? cx : maxX;
+    maxY = cy > maxY ? cy : maxY;
+    maxZ = cz > maxZ ? cz : maxZ;
   }
   return { min: [minX, minY, minZ], max: [maxX, maxY, maxZ], nonFinite, absurd };
 }
