@@ -1,3 +1,4 @@
+import { DriverException } from '@mikro-orm/core';
 import { describe, expect, it } from 'vitest';
 import {
   cappedBackoffMs,
@@ -20,6 +21,9 @@ describe('infrastructure errors', () => {
     expect(infrastructureCause(Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' }))).toBe('postgres');
     expect(infrastructureCause(Object.assign(new Error('could not extend file: No space left on device'), { code: '53100' }))).toBe('postgres');
     expect(infrastructureCause(new Error('Connection terminated unexpectedly'))).toBe('postgres');
+    // The postmaster killed under a query: the socket's reset, with no port, as MikroORM passes it on.
+    expect(infrastructureCause(new DriverException(systemError('ECONNRESET', 'read ECONNRESET', { errno: -104, syscall: 'read' })))).toBe('postgres');
+    expect(infrastructureCause(systemError('ECONNRESET', 'read ECONNRESET', { errno: -104, syscall: 'read' }))).toBe('storage');
     expect(infrastructureCause(systemError('ENOSPC', 'ENOSPC: no space left on device, write'))).toBe('disk');
     expect(infrastructureCause('ENOSPC: no space left on device, write')).toBe('disk');
     expect(infrastructureCause("Stream isn't writeable and enableOfflineQueue options is false")).toBe('redis');

@@ -1,3 +1,4 @@
+import { DriverException } from '@mikro-orm/core';
 /**
  * A sick system is not a bad file. This is the one place that tells a failure of the machinery
  * molvault runs on (Postgres, Redis, the blob store, a full disk, a killed engine or worker) from
@@ -91,6 +92,9 @@ export function infrastructureCause(error: unknown): InfrastructureCause | undef
     const code = typeof record.code === 'string' ? record.code : undefined;
     if (code && DISK_CODES.has(code)) return 'disk';
     if (code && NETWORK_CODES.has(code)) {
+      // MikroORM copies a driver's socket error (`read ECONNRESET`: no address, no port) into its
+      // own exception, so the exception's class is what says the connection was the database's.
+      if (link instanceof DriverException) return 'postgres';
       const message = typeof record.message === 'string' ? record.message : '';
       const port = typeof record.port === 'number' ? record.port : Number(/:(\d+)\b(?!.*:\d)/.exec(message)?.[1] ?? Number.NaN);
       for (const [service, ports] of KNOWN_PORTS) if (ports.has(port)) return service;
