@@ -19,7 +19,7 @@
  */
 import fs from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import pg from 'pg';
+import { connectMeasuredBackend } from './measuredBackend.js';
 
 const { values } = parseArgs({
   options: {
@@ -33,11 +33,7 @@ if (!url) throw new Error('DATABASE_URL names the seeded database');
 const rounds = Number(values.rounds);
 const words = (values.words as string).split(',');
 
-const client = new pg.Client({ connectionString: url });
-await client.connect();
-await client.query('set plan_cache_mode = force_generic_plan; set jit = off; set effective_io_concurrency = 0; set max_parallel_workers_per_gather = 0');
-const [{ pid }] = (await client.query('select pg_backend_pid() as pid')).rows;
-const schedNs = async () => Number((await fs.readFile(`/proc/${pid}/schedstat`, 'utf8')).split(' ')[0]);
+const { client, schedNs } = await connectMeasuredBackend(url, 'search layout');
 const owners = (await client.query<{ id: string }>('select distinct owner_id as id from search_documents order by 1')).rows.map((r) => r.id);
 
 const NARROW = 'structure_id, owner_id, project_id, deleted, scoped_document';

@@ -23,7 +23,7 @@
  */
 import fs from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import pg from 'pg';
+import { connectMeasuredBackend, projectsByOwner } from './measuredBackend.js';
 
 const { values } = parseArgs({
   options: {
@@ -37,11 +37,7 @@ if (!url) throw new Error('DATABASE_URL names the seeded database');
 const rounds = Number(values.rounds);
 const words = (values.words as string).split(',');
 
-const client = new pg.Client({ connectionString: url });
-await client.connect();
-await client.query('set plan_cache_mode = force_generic_plan; set jit = off; set effective_io_concurrency = 0; set max_parallel_workers_per_gather = 0');
-const [{ pid }] = (await client.query('select pg_backend_pid() as pid')).rows;
-const schedNs = async () => Number((await fs.readFile(`/proc/${pid}/schedstat`, 'utf8')).split(' ')[0]);
+const { client, schedNs } = await connectMeasuredBackend(url, 'search postings');
 const loadavg = async () => (await fs.readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ');
 
 const S = 'search_postings_study';
@@ -97,14 +93,7 @@ const sizes = (
 ).rows;
 process.stderr.write(`${sizes.map((r) => `${r.relname} ${r.size}`).join(', ')}\n`);
 
-const owners = (await client.query<{ id: string }>('select distinct owner_id as id from projects order by 1')).rows.map((r) => r.id);
-const projectsOf = new Map<string, string[]>();
-for (const owner of owners) {
-  projectsOf.set(
-    owner,
-    (await client.query<{ id: string }>('select id from projects where owner_id = $1 order by name', [owner])).rows.map((r) => r.id),
-  );
-}
+const { owners, projectsOf } = await projectsByOwner(client);
 
 // The rank is the GIN path's ts_rank and the posting list's fold (one share: its float4, the fold's first step).
 const tail = `select (select count(*) from m) as total,

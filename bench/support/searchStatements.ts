@@ -17,11 +17,11 @@
  */
 import fs from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import pg from 'pg';
 import { searchQueryOf, searchQuerySchema } from '../../src/api/routes/search/index.js';
 import { PostgresSearchIndex } from '../../src/search/postgres.js';
 import type { SearchQuery } from '../../src/search/types.js';
 import { MIX, prng } from '../search.js';
+import { connectMeasuredBackend, projectsByOwner } from './measuredBackend.js';
 
 const { values } = parseArgs({
   options: {
@@ -42,23 +42,10 @@ function searchQuery(text: string, scope: Pick<SearchQuery, 'ownerId' | 'ownAll'
   return searchQueryOf(searchQuerySchema.parse(Object.fromEntries(new URLSearchParams(text))), scope);
 }
 
-const client = new pg.Client({ connectionString: url });
-await client.connect();
-await client.query(
-  "set plan_cache_mode = force_generic_plan; set jit = off; set effective_io_concurrency = 0; set max_parallel_workers_per_gather = 0; set application_name = 'search statements'",
-);
-const [{ pid }] = (await client.query('select pg_backend_pid() as pid')).rows;
+const { client, pid, schedNs } = await connectMeasuredBackend(url, 'search statements');
 process.stderr.write(`backend pid ${pid}\n`);
-const schedNs = async () => Number((await fs.readFile(`/proc/${pid}/schedstat`, 'utf8')).split(' ')[0]);
 
-const owners = (await client.query<{ id: string }>('select distinct owner_id as id from projects order by 1')).rows.map((r) => r.id);
-const projectsOf = new Map<string, string[]>();
-for (const owner of owners) {
-  projectsOf.set(
-    owner,
-    (await client.query<{ id: string }>('select id from projects where owner_id = $1 order by name', [owner])).rows.map((r) => r.id),
-  );
-}
+const { owners, projectsOf } = await projectsByOwner(client);
 // As arrangeSharing: each owner a viewer of the next owner's first project and the one after's second.
 const sharedOf = (i: number) =>
   [1, 2].map((step) => ({ ownerId: owners[(i + step) % owners.length], projectIds: [(projectsOf.get(owners[(i + step) % owners.length]) ?? [])[step - 1]] }));
