@@ -1,6 +1,7 @@
 import { DriverException } from '@mikro-orm/core';
 import { describe, expect, it } from 'vitest';
 import {
+  asPostgresFailure,
   cappedBackoffMs,
   InfrastructureError,
   infrastructureCause,
@@ -24,6 +25,10 @@ describe('infrastructure errors', () => {
     // The postmaster killed under a query: the socket's reset, with no port, as MikroORM passes it on.
     expect(infrastructureCause(new DriverException(systemError('ECONNRESET', 'read ECONNRESET', { errno: -104, syscall: 'read' })))).toBe('postgres');
     expect(infrastructureCause(systemError('ECONNRESET', 'read ECONNRESET', { errno: -104, syscall: 'read' }))).toBe('storage');
+    // The search's own pg pool says whose socket it was.
+    expect(infrastructureCause(asPostgresFailure(systemError('ECONNRESET', 'read ECONNRESET', { errno: -104, syscall: 'read' })))).toBe('postgres');
+    const statementError = Object.assign(new Error('syntax error at or near "x"'), { code: '42601' });
+    expect(asPostgresFailure(statementError)).toBe(statementError);
     expect(infrastructureCause(systemError('ENOSPC', 'ENOSPC: no space left on device, write'))).toBe('disk');
     expect(infrastructureCause('ENOSPC: no space left on device, write')).toBe('disk');
     expect(infrastructureCause("Stream isn't writeable and enableOfflineQueue options is false")).toBe('redis');

@@ -130,6 +130,17 @@ export class InfrastructureError extends Error {
   }
 }
 
+/**
+ * An error from a connection known to be Postgres's (a pg pool of our own, outside MikroORM): a
+ * network failure there is Postgres's even when the socket's error names no port (`read
+ * ECONNRESET`), which infrastructureCause alone would put on the file store.
+ */
+export function asPostgresFailure(error: unknown): unknown {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string' || !NETWORK_CODES.has(code)) return error;
+  return new InfrastructureError('postgres', error);
+}
+
 /** The retry delay for the n-th attempt (1-based): doubling from `baseMs`, never above `maxMs`. */
 export function cappedBackoffMs(attempt: number, baseMs: number, maxMs: number): number {
   return Math.min(maxMs, baseMs * 2 ** Math.min(30, Math.max(0, attempt - 1)));

@@ -1,5 +1,6 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
 import pg from 'pg';
+import { asPostgresFailure } from '../lib/infrastructure.js';
 import type { Logger } from '../lib/logger.js';
 import { STRUCTURE_CARD_CONCAT_ARGS } from './cards.js';
 import { highlighter } from './highlight.js';
@@ -279,7 +280,11 @@ export class PostgresSearchIndex implements SearchIndex {
       name = `molvault_search_${this.statementNames.size}`;
       this.statementNames.set(text, name);
     }
-    return (await this.pool.query({ name, text, values })).rows as T[];
+    try {
+      return (await this.pool.query({ name, text, values })).rows as T[];
+    } catch (error) {
+      throw asPostgresFailure(error);
+    }
   }
 
   private createPool(): pg.Pool {
