@@ -208,8 +208,8 @@ describe('the PDB reader through a window', () => {
     expect(await expectSameThroughWindows(Buffer.from(onOneLine, 'latin1'), windows, 'resolution on one line')).toBe(windows.length);
   }, 120_000);
 
-  it.skipIf(!hasCorpus)(
-    'agrees on every PDB file of the corpus through windows of several sizes, and answers for all but those the whole read refuses or rewrites',
+  it.skipIf(!hasCorpus /* skipped when ../shared/corpus is absent */)(
+    'agrees on every PDB file of the corpus through windows of several sizes, and answers for all but those the whole read refuses or rewrites (skipped when ../shared/corpus is absent)',
     async () => {
       const names = (await fs.readdir(path.join(CORPUS, 'pdb'))).sort();
       let answered = 0;
