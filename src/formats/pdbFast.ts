@@ -40,6 +40,7 @@ import {
   RESCAN_WITHOUT_END_FRAMES,
   type ScanState,
   SP,
+  scanArrays,
   scanLines,
   seqNumber,
   stringCode,
@@ -308,20 +309,7 @@ export function readPdbAtomsFromFile(fd: number, size: number, windowBytes = WIN
       : new FileLines(buf.length >= LINES_BLOCK ? buf.subarray(0, LINES_BLOCK) : Buffer.allocUnsafe(LINES_BLOCK), fd, size);
   // The arrays as the scan left them (grown or not), for the next file's scan: a small file's only,
   // so that a thread does not hold a large file's arrays after reading it.
-  if (windowBytes === WINDOW_BYTES && st.atomLines.length <= KEEP_ATOMS) {
-    const { atomLines, atomLength, xs, ys, zs, elements, keys } = st;
-    const runs = {
-      start: st.runStart.array,
-      ter: st.runTer.array,
-      model: st.runModel.array,
-      comp: st.runComp.array,
-      asym: st.runAsym.array,
-      ins: st.runIns.array,
-      seqInt: st.runSeqInt.array,
-      seqTok: st.runSeqTok.array,
-    };
-    sharedAtoms = { atomLines, atomLength, xs, ys, zs, elements, keys, runs };
-  }
+  if (windowBytes === WINDOW_BYTES && st.atomLines.length <= KEEP_ATOMS) sharedAtoms = scanArrays(st);
   const atoms = atomsFromScan(source, undefined, st, false, start === 0 ? buf.subarray(CARRY, CARRY + filled) : undefined);
   if (atoms) atoms.head = { lines: st.headLines, resolution: st.headResolution };
   return atoms;

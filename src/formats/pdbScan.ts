@@ -496,6 +496,22 @@ export interface RunArrays {
   seqTok: Float64Array;
 }
 
+/** The arrays a scan left (grown or not), for newScanState to take over in a later scan. */
+export function scanArrays(st: ScanState): AtomArrays {
+  const { atomLines, atomLength, xs, ys, zs, elements, keys } = st;
+  const runs = {
+    start: st.runStart.array,
+    ter: st.runTer.array,
+    model: st.runModel.array,
+    comp: st.runComp.array,
+    asym: st.runAsym.array,
+    ins: st.runIns.array,
+    seqInt: st.runSeqInt.array,
+    seqTok: st.runSeqTok.array,
+  };
+  return { atomLines, atomLength, xs, ys, zs, elements, keys, runs };
+}
+
 /**
  * `reuse`: an earlier scan's per-atom arrays, taken instead of new ones when they hold at least as
  * many atoms as a new scan's would: every entry below `atoms` is written before it is read, and
