@@ -372,13 +372,18 @@ function residueFacts(table: AtomTable, residueChecks: boolean) {
   const comps = table.residueComps;
   const checkedIndex = comps ? new Uint32Array(comps.names.length) : undefined;
   const waterIndex = comps ? new Uint8Array(comps.names.length) : undefined;
+  const keyTable: KeyTable = { keys: new Float64Array(0), stamps: new Int32Array(0), stamp: 0 };
   for (let r = 0; r < table.residueCount; r++) {
     if (!hasInsertionCodes && !insertionCodesKnown && table.insCode(r) !== '') hasInsertionCodes = true;
     const firstAtom = offsets[r];
     const comp = comps ? comps.names[comps.index[r]] : table.compId(firstAtom);
     if (residueChecks) {
       const end = offsets[r + 1];
-      const found = typedKeys && end - firstAtom <= 32 ? duplicatesByKeys(typedKeys, firstAtom, end) : -1;
+      const found = !typedKeys
+        ? -1
+        : end - firstAtom <= 32
+          ? duplicatesByKeys(typedKeys, firstAtom, end)
+          : duplicatesByHashedKeys(typedKeys, firstAtom, end, keyTable);
       if (found > 0) {
         duplicates += found;
         if (firstDuplicate === undefined) {
@@ -438,6 +443,54 @@ function duplicatesByKeys(keys: Float64Array, start: number, end: number): numbe
         found++;
         break;
       }
+    }
+  }
+  return found;
+}
+
+/** An open-addressing set of keys, emptied by a new stamp rather than by clearing it. */
+interface KeyTable {
+  keys: Float64Array;
+  stamps: Int32Array;
+  stamp: number;
+}
+
+/**
+ * duplicatesByKeys for a residue of any size, through `table` (grown as needed, kept from residue
+ * to residue): residues of many atoms (copies of a chain read under one chain id make residues of
+ * a hundred or more) would otherwise go through a Set of boxed keys, and the list's pairwise
+ * comparisons grow with the square of their size.
+ */
+function duplicatesByHashedKeys(keys: Float64Array, start: number, end: number, table: KeyTable): number {
+  const size = end - start;
+  if (table.keys.length < 2 * size) {
+    let capacity = 64;
+    while (capacity < 2 * size) capacity *= 2;
+    table.keys = new Float64Array(capacity);
+    table.stamps = new Int32Array(capacity);
+    table.stamp = 0;
+  }
+  const stamp = ++table.stamp;
+  const slots = table.keys;
+  const stamps = table.stamps;
+  const mask = slots.length - 1;
+  let found = 0;
+  for (let a = start; a < end; a++) {
+    const key = keys[a];
+    if (key < 0) return -1;
+    // Keys are integers below 2^53: their low and high 32 bits mixed.
+    let h = Math.imul((key | 0) ^ Math.imul((key / 4294967296) | 0, 0x01000193), 0x9e3779b1) & mask;
+    for (;;) {
+      if (stamps[h] !== stamp) {
+        stamps[h] = stamp;
+        slots[h] = key;
+        break;
+      }
+      if (slots[h] === key) {
+        found++;
+        break;
+      }
+      h = (h + 1) & mask;
     }
   }
   return found;
