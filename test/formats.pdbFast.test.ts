@@ -224,6 +224,28 @@ describe('the fast PDB reader agrees with the reference path', () => {
     const outcome = parsePdbFast(wide);
     expect(outcome?.report.warnings.map((w) => w.code)).toContain('wide_chain_ids');
   });
+
+  it('on copies of a chain under 2-character ids that read as one chain (as large assemblies are written): residues of many atoms, sorted across copies', async () => {
+    const lines = (await content(path.join(FIXTURES, 'chemfiles_4hhb.pdb.gz'))).toString('latin1').split('\n');
+    const header = lines.filter((l) => !/^(ATOM {2}|HETATM|TER {3}|END|MASTER|CONECT)/.test(l));
+    const chainA = lines.filter((l) => l.startsWith('ATOM  ') && l[21] === 'A');
+    // Residue numbers of copy c shifted by `shift(c)`: the same numbers in every copy (a range the
+    // sort counts through), or numbers going down from copy to copy over a wide range.
+    const copies = (count: number, shift: (c: number) => number) =>
+      Array.from({ length: count }, (_, c) =>
+        chainA.map((l) => `${l.slice(0, 20)}${String.fromCharCode(65 + c)}A${String(Number(l.slice(22, 26)) + shift(c)).padStart(4)}${l.slice(26)}`),
+      ).flat();
+    for (const [label, atoms] of [
+      ['same numbers', copies(6, () => 0)],
+      ['numbers going down', copies(5, (c) => (4 - c) * 2000)],
+    ] as const) {
+      const bytes = Buffer.from([...header, ...atoms, 'END', ''].join('\n'), 'latin1');
+      expect(await expectAgreement(bytes, label)).toBe(true);
+      const outcome = parsePdbFast(bytes);
+      expect(outcome?.report.warnings.map((w) => w.code)).toContain('wide_chain_ids');
+      if (label === 'same numbers') expect(outcome?.report.warnings.map((w) => w.code)).toContain('duplicate_atoms');
+    }
+  });
 });
 
 describe.skipIf(!hasCorpus /* skipped when ../shared/corpus is absent: a fresh clone has none */)(

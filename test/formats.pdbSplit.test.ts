@@ -17,7 +17,7 @@ import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { parsePdbFast, parsePdbFastSplit, parseStructureBytes } from '../src/formats/parse.js';
-import { type ChunkScanner, lastDecline, type PdbAtoms, readPdbAtoms, readPdbAtomsCut, readPdbAtomsSplit } from '../src/formats/pdbFast.js';
+import { atomOrder, type ChunkScanner, lastDecline, type PdbAtoms, readPdbAtoms, readPdbAtomsCut, readPdbAtomsSplit } from '../src/formats/pdbFast.js';
 import { type ChunkStart, chunkStarts, scanChunk } from '../src/formats/pdbScan.js';
 import type { ParseOutcome } from '../src/formats/types.js';
 import { partsScannedByHelpers } from '../src/pool/scanHelpers.js';
@@ -57,13 +57,15 @@ function expectSameAtoms(split: PdbAtoms | undefined, whole: PdbAtoms | undefine
     expect(split, label).toEqual(whole);
     return;
   }
-  const arrays = ['order', 'lineStart', 'lineLength', 'x', 'y', 'z', 'element', 'residueOffsets', 'chainOffsets', 'atomKeys', 'residueComp'] as const;
+  const arrays = ['lineStart', 'lineLength', 'x', 'y', 'z', 'element', 'residueOffsets', 'chainOffsets', 'atomKeys', 'residueComp'] as const;
   for (const key of arrays) sameBytes(split[key], whole[key], `${label}: ${key}`);
+  // Mol*'s order, atom by atom.
+  sameBytes(split.order && atomOrder(split.order), whole.order && atomOrder(whole.order), `${label}: order`);
   // The header lines are kept by a scan of the whole file only (parse.ts reads them from the bytes otherwise).
   if (split.head) expect(split.head, label).toEqual(whole.head);
   const rest = (atoms: PdbAtoms) => {
     const { bytes: _bytes, source: _source, componentName: _names, head: _head, ...others } = atoms;
-    for (const key of arrays) delete (others as Partial<PdbAtoms>)[key];
+    for (const key of [...arrays, 'order'] as const) delete (others as Partial<PdbAtoms>)[key];
     return others;
   };
   expect(rest(split), label).toEqual(rest(whole));

@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parsePdbFile, parseStructureBytes } from '../src/formats/parse.js';
-import { type PdbAtoms, readPdbAtoms, readPdbAtomsFromFile } from '../src/formats/pdbFast.js';
+import { atomOrder, type PdbAtoms, readPdbAtoms, readPdbAtomsFromFile } from '../src/formats/pdbFast.js';
 import { coordinateInto, fieldFloat } from '../src/formats/pdbScan.js';
 import type { ParseOutcome } from '../src/formats/types.js';
 import { parse } from '../src/pool/tasks.js';
@@ -21,7 +21,7 @@ import { CORPUS, corpusContent, hasCorpus, withCrlf } from './helpers/corpus.js'
 
 const comparable = (outcome: ParseOutcome | undefined) => outcome && { ...outcome, report: { ...outcome.report, parseMs: 0 } };
 
-const ARRAYS = ['order', 'lineStart', 'lineLength', 'x', 'y', 'z', 'element', 'residueOffsets', 'chainOffsets', 'atomKeys', 'residueComp'] as const;
+const ARRAYS = ['lineStart', 'lineLength', 'x', 'y', 'z', 'element', 'residueOffsets', 'chainOffsets', 'atomKeys', 'residueComp'] as const;
 
 function sameAtoms(windowed: PdbAtoms, whole: PdbAtoms, label: string) {
   for (const key of ARRAYS) {
@@ -29,10 +29,13 @@ function sameAtoms(windowed: PdbAtoms, whole: PdbAtoms, label: string) {
     const b = whole[key];
     expect(a === undefined ? undefined : Array.from(a), `${label}: ${key}`).toEqual(b === undefined ? undefined : Array.from(b));
   }
+  // Mol*'s order, atom by atom.
+  const order = (atoms: PdbAtoms) => (atoms.order ? Array.from(atomOrder(atoms.order)) : undefined);
+  expect(order(windowed), `${label}: order`).toEqual(order(whole));
   expect(windowed.head, `${label}: head`).toEqual(whole.head);
   const rest = (atoms: PdbAtoms) => {
     const { bytes: _bytes, source: _source, componentName: _names, head: _head, ...others } = atoms;
-    for (const key of ARRAYS) delete (others as Partial<PdbAtoms>)[key];
+    for (const key of [...ARRAYS, 'order'] as const) delete (others as Partial<PdbAtoms>)[key];
     return others;
   };
   expect(rest(windowed), label).toEqual(rest(whole));

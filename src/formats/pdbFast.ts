@@ -154,8 +154,8 @@ export interface PdbAtoms {
   source: LineSource;
   /** Atoms in the first model. */
   atomCount: number;
-  /** File index (within the first model) of the atom at each position of Mol*'s sorted order; undefined when that order is the file's. */
-  order: Int32Array | undefined;
+  /** Where Mol*'s sorted order takes each atom from (atomOrder, fileIndex); undefined when that order is the file's. */
+  order: RunOrder | undefined;
   /** Per atom, in file order: line start and line length (capped at 255). */
   lineStart: Int32Array;
   lineLength: Uint8Array;
@@ -513,7 +513,7 @@ function atomsFromScan(
     typeOfEntity,
   );
   // The per-atom arrays the summary reads atom by atom go into Mol*'s order, in place (memory stays flat).
-  if (order) permuteInPlace(order, xs, ys, zs, elements, keys);
+  if (order) permuteInPlace(order, atomCount, xs, ys, zs, elements, keys);
 
   return {
     bytes,
@@ -784,27 +784,32 @@ function sortRuns(runEntity: string[], runLabel: string[], runSeq: Int32Array, f
   let lastEntity = '';
   let lastLabel = '';
   let lastChainRank = -1;
+  let lastEntityRank = -1;
   for (let r = 0; r < firstRuns; r++) {
     const entity = runEntity[r];
+    if (r > 0 && entity === lastEntity && runLabel[r] === lastLabel) {
+      // The usual run: the previous one's chain (and so its entity).
+      entityKey[r] = lastEntityRank;
+      chainKey[r] = lastChainRank;
+      continue;
+    }
     let er = entityRank.get(entity);
     if (er === undefined) {
       er = entityRank.size;
       entityRank.set(entity, er);
     }
     entityKey[r] = er;
-    if (r > 0 && entity === lastEntity && runLabel[r] === lastLabel) chainKey[r] = lastChainRank;
-    else {
-      const key = `${entity}\u0000${runLabel[r]}`;
-      let cr = chainRank.get(key);
-      if (cr === undefined) {
-        cr = chainRank.size;
-        chainRank.set(key, cr);
-      }
-      chainKey[r] = cr;
-      lastEntity = entity;
-      lastLabel = runLabel[r];
-      lastChainRank = cr;
+    const key = `${entity}\u0000${runLabel[r]}`;
+    let cr = chainRank.get(key);
+    if (cr === undefined) {
+      cr = chainRank.size;
+      chainRank.set(key, cr);
     }
+    chainKey[r] = cr;
+    lastEntity = entity;
+    lastLabel = runLabel[r];
+    lastEntityRank = er;
+    lastChainRank = cr;
   }
   let sorted = true;
   for (let r = 1; r < firstRuns && sorted; r++) {
@@ -832,14 +837,26 @@ function sortRuns(runEntity: string[], runLabel: string[], runSeq: Int32Array, f
   }
   const order = new Int32Array(firstRuns);
   for (let r = 0; r < firstRuns; r++) order[at[chainKey[r]]++] = r;
+  let sortedBy: Int32Array | undefined;
   for (let k = 0, end = 0; k < firstRuns; k = end) {
     end = k + 1;
     let down = false;
+    let low = runSeq[order[k]];
+    let high = low;
     while (end < firstRuns && chainKey[order[end]] === chainKey[order[k]]) {
-      if (runSeq[order[end]] < runSeq[order[end - 1]]) down = true;
+      const seq = runSeq[order[end]];
+      if (seq < runSeq[order[end - 1]]) down = true;
+      low = seq < low ? seq : low;
+      high = seq > high ? seq : high;
       end++;
     }
-    if (down)
+    if (!down) continue;
+    // Chains read from one column often gather many copies of a chain in one bucket, each going up:
+    // a counting sort by label_seq_id (stable, as the comparison sort is) when their range is small.
+    if (high - low <= 4 * (end - k) + 1024) {
+      sortedBy ??= new Int32Array(firstRuns);
+      countingSortBySeq(order, k, end, runSeq, low, high, sortedBy);
+    } else
       order.set(
         Array.from(order.subarray(k, end)).sort((a, c) => runSeq[a] - runSeq[c]),
         k,
@@ -848,10 +865,23 @@ function sortRuns(runEntity: string[], runLabel: string[], runSeq: Int32Array, f
   return order;
 }
 
+/** order[start, end) sorted stably by runSeq, whose values there lie in [low, high], through `scratch`. */
+function countingSortBySeq(order: Int32Array, start: number, end: number, runSeq: Int32Array, low: number, high: number, scratch: Int32Array): void {
+  const at = new Int32Array(high - low + 2);
+  for (let k = start; k < end; k++) at[runSeq[order[k]] - low + 1]++;
+  at[0] = start;
+  for (let v = 1; v < at.length; v++) at[v] += at[v - 1];
+  for (let k = start; k < end; k++) {
+    const r = order[k];
+    scratch[at[runSeq[r] - low]++] = r;
+  }
+  order.set(scratch.subarray(start, end), start);
+}
+
 /**
  * The residue and chain cuts (findHierarchyOffsets) over the sorted runs, as positions in Mol*'s
- * order (each with the end appended), the entity type of each residue's chain, and the file index
- * of the atom at each position when that order is not the file's.
+ * order (each with the end appended), the entity type of each residue's chain, and where that
+ * order takes its atoms from when it is not the file's.
  */
 function cutHierarchy(
   runs: Runs,
@@ -870,7 +900,9 @@ function cutHierarchy(
   const residueEntityType: (string | undefined)[] = [];
   const { seqTok, ins: runIns, comp: runComp } = runs;
   let insertionCodes = false;
-  const order = runOrder ? new Int32Array(atomCount) : undefined;
+  // Per sorted run: the file index of its first atom, and its position (atoms in a run are consecutive in both).
+  const from = runOrder ? new Int32Array(firstRuns) : undefined;
+  const to = runOrder ? new Int32Array(firstRuns + 1) : undefined;
   let at = 0;
   let prevRun = -1;
   let chainType: string | undefined;
@@ -901,10 +933,14 @@ function cutHierarchy(
     // A residue's runs share its insertion code (a change of it starts a residue), so any run's is any residue's.
     const ins = runIns[r];
     if (ins !== SP && ins !== 46 && ins !== 63) insertionCodes = true;
-    if (order) for (let i = i0; i < end; i++) order[at++] = i;
-    else at += end - i0;
+    if (from && to) {
+      from[k] = i0;
+      to[k] = at;
+    }
+    at += end - i0;
     prevRun = r;
   }
+  if (to) to[firstRuns] = atomCount;
   const residueCount = residueOffsets.length;
   residueOffsets.push(atomCount);
   const chainCount = chainOffsets.length;
@@ -917,28 +953,95 @@ function cutHierarchy(
     residueEntityType,
     residueComp: residueComp.subarray(0, residueCount),
     insertionCodes,
-    order,
+    order: from && to ? { from, to } : undefined,
   };
 }
 
 /**
- * a[k] = a[order[k]] for each array, through one scratch buffer the size of the widest array
- * (memory stays near flat). `order` is made of runs of consecutive indices, so the reads stay local.
+ * Mol*'s order of the first model's atoms as runs: the atoms at positions to[k] .. to[k + 1] - 1
+ * are the file's from[k] .. (consecutive in both; to[k] ascending, with the atom count appended).
+ * Kept by run rather than by atom: fresh memory costs a page fault a page, and a large file's runs
+ * are far fewer than its atoms.
  */
-function permuteInPlace(order: Int32Array, x: Float32Array, y: Float32Array, z: Float32Array, element: Uint8Array, key: Float64Array): void {
-  const n = order.length;
-  const scratch = new ArrayBuffer(n * 8);
-  const wide = new Float64Array(scratch, 0, n);
-  wide.set(key.subarray(0, n));
-  for (let k = 0; k < n; k++) key[k] = wide[order[k]];
-  const single = new Float32Array(scratch, 0, n);
-  for (const a of [x, y, z]) {
-    single.set(a.subarray(0, n));
-    for (let k = 0; k < n; k++) a[k] = single[order[k]];
+export interface RunOrder {
+  from: Int32Array;
+  to: Int32Array;
+}
+
+/** The file index (within the first model) of the atom at position i of Mol*'s order. */
+export function fileIndex(order: RunOrder, i: number): number {
+  const { from, to } = order;
+  let lo = 0;
+  let hi = from.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (to[mid] <= i) lo = mid;
+    else hi = mid - 1;
   }
+  return from[lo] + (i - to[lo]);
+}
+
+/** The file index of the atom at each position of Mol*'s order. */
+export function atomOrder(order: RunOrder): Int32Array {
+  const { from, to } = order;
+  const atoms = new Int32Array(to[from.length]);
+  for (let k = 0; k < from.length; k++) for (let i = to[k], f = from[k]; i < to[k + 1]; i++, f++) atoms[i] = f;
+  return atoms;
+}
+
+/**
+ * a[position] = a[file index] for each array, through one scratch buffer of 4 bytes an atom
+ * (memory stays near flat): the 8-byte keys go through it as two halves. Each gather is a function
+ * of its own: a loop optimised while it runs (on-stack replacement) is compiled with the code after
+ * it, which has no feedback yet.
+ */
+function permuteInPlace(order: RunOrder, n: number, x: Float32Array, y: Float32Array, z: Float32Array, element: Uint8Array, key: Float64Array): void {
+  const scratch = new ArrayBuffer(n * 4);
+  const singles = new Float32Array(scratch, 0, n);
+  singles.set(x.subarray(0, n));
+  gatherSingles(order, singles, x);
+  singles.set(y.subarray(0, n));
+  gatherSingles(order, singles, y);
+  singles.set(z.subarray(0, n));
+  gatherSingles(order, singles, z);
   const bytes = new Uint8Array(scratch, 0, n);
   bytes.set(element.subarray(0, n));
-  for (let k = 0; k < n; k++) element[k] = bytes[order[k]];
+  gatherBytes(order, bytes, element);
+  const halves = new Uint32Array(key.buffer, key.byteOffset, 2 * n);
+  const words = new Uint32Array(scratch, 0, n);
+  copyHalf(halves, 0, words, n);
+  gatherHalf(order, words, halves, 0);
+  copyHalf(halves, 1, words, n);
+  gatherHalf(order, words, halves, 1);
+}
+
+function gatherSingles(order: RunOrder, from: Float32Array, into: Float32Array): void {
+  const { from: starts, to } = order;
+  for (let k = 0; k < starts.length; k++) {
+    const end = to[k + 1];
+    for (let i = to[k], f = starts[k]; i < end; i++, f++) into[i] = from[f];
+  }
+}
+
+function gatherBytes(order: RunOrder, from: Uint8Array, into: Uint8Array): void {
+  const { from: starts, to } = order;
+  for (let k = 0; k < starts.length; k++) {
+    const end = to[k + 1];
+    for (let i = to[k], f = starts[k]; i < end; i++, f++) into[i] = from[f];
+  }
+}
+
+/** words[i] = the low (half 0) or high (half 1) 32 bits of the i-th 8-byte value in `halves`. */
+function copyHalf(halves: Uint32Array, half: number, words: Uint32Array, n: number): void {
+  for (let i = 0; i < n; i++) words[i] = halves[2 * i + half];
+}
+
+function gatherHalf(order: RunOrder, from: Uint32Array, halves: Uint32Array, half: number): void {
+  const { from: starts, to } = order;
+  for (let k = 0; k < starts.length; k++) {
+    const end = to[k + 1];
+    for (let i = to[k], f = starts[k]; i < end; i++, f++) halves[2 * i + half] = from[f];
+  }
 }
 
 /** Mol*'s alignCompIdsToSeqres (pdb/atom-site.js): 1-based SEQRES positions of observed residues. */
@@ -963,11 +1066,12 @@ function alignToSeqres(seqres: string[], observed: string[]): number[] {
   return result;
 }
 
-/** Per-atom readers over the atoms in Mol*'s order (position → file index through `order`). */
+/** Per-atom readers over the atoms in Mol*'s order (position → file index through `order`, made per atom here: the diff reads every atom). */
 export function pdbAtomReaders(atoms: PdbAtoms) {
   const b = atoms.bytes;
   if (!b) throw new Error('pdbAtomReaders reads the atoms of a file read in one piece');
-  const { lineStart, lineLength, nameSuffix, order, x, y, z, element, symbols, atomKeys, atomKeyStrings } = atoms;
+  const { lineStart, lineLength, nameSuffix, x, y, z, element, symbols, atomKeys, atomKeyStrings } = atoms;
+  const order = atoms.order ? atomOrder(atoms.order) : undefined;
   const comps = new Map<number, string>();
   const alts = new Map<number, string>();
   const file = order ? (i: number) => order[i] : (i: number) => i;
@@ -1042,7 +1146,7 @@ class PdbAtomTable implements AtomTable {
   readonly hasInsertionCodes: boolean;
   private readonly src: LineSource;
   private readonly lineStart: Int32Array;
-  private readonly order: Int32Array | undefined;
+  private readonly order: RunOrder | undefined;
   private readonly comps = new Map<number, string>();
   private readonly alts = new Map<number, string>();
 
@@ -1064,7 +1168,11 @@ class PdbAtomTable implements AtomTable {
   }
   /** Where atom i's line starts in this.src.b (read it before the next call). */
   private line(i: number): number {
-    return this.src.at(this.lineStart[this.order ? this.order[i] : i]);
+    return this.src.at(this.lineStart[this.file(i)]);
+  }
+  /** The file index of the atom at position i (the summary asks for few: messages, chain names). */
+  private file(i: number): number {
+    return this.order ? fileIndex(this.order, i) : i;
   }
   typeSymbol(i: number): string {
     return this.atoms.symbols[this.atoms.element[i]];
@@ -1087,7 +1195,7 @@ class PdbAtomTable implements AtomTable {
     return tokenStr(latin1(b, ts, trimEnd(b, ts, s + 16)));
   }
   atomName(i: number): string {
-    const suffix = this.atoms.nameSuffix.get(this.order ? this.order[i] : i);
+    const suffix = this.atoms.nameSuffix.get(this.file(i));
     return suffix === undefined ? this.authAtomName(i) : `${this.authAtomName(i)}_${suffix}`;
   }
   compId(i: number): string {
@@ -1147,7 +1255,7 @@ class PdbAtomTable implements AtomTable {
   }
   atomKey(i: number): number | string {
     const key = this.atoms.atomKeys[i];
-    return key < 0 ? (this.atoms.atomKeyStrings.get(this.order ? this.order[i] : i) as string) : key;
+    return key < 0 ? (this.atoms.atomKeyStrings.get(this.file(i)) as string) : key;
   }
 }
 
