@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parsePdbFile, parseStructureBytes } from '../src/formats/parse.js';
-import { atomOrder, type PdbAtoms, readPdbAtoms, readPdbAtomsFromFile } from '../src/formats/pdbFast.js';
+import { atomOrder, type PdbAtoms, readPdbAtoms, readPdbAtomsFromFile, WINDOW_BYTES } from '../src/formats/pdbFast.js';
 import { coordinateInto, fieldFloat } from '../src/formats/pdbScan.js';
 import type { ParseOutcome } from '../src/formats/types.js';
 import { parse } from '../src/pool/tasks.js';
@@ -209,6 +209,18 @@ describe('the PDB reader through a window', () => {
     await expectSameThroughWindows(Buffer.from(text, 'latin1'), windows, 'resolution over two lines');
     const onOneLine = text.replace('REMARK   2 RESOLUTION.\n   2.35', 'REMARK   2 RESOLUTION.  2.35');
     expect(await expectSameThroughWindows(Buffer.from(onOneLine, 'latin1'), windows, 'resolution on one line')).toBe(windows.length);
+  }, 120_000);
+
+  it('agrees on a file larger than the window, whose start is read in shorter windows (with a line longer than those)', async () => {
+    const text = sample();
+    const header = text.slice(0, text.indexOf('ATOM'));
+    const atoms = text.slice(text.indexOf('ATOM'), text.indexOf('END\n'));
+    const copies = Math.ceil((10 << 20) / atoms.length);
+    const long = `REMARK 999 ${'X'.repeat(100_000)}\n`;
+    const body = Array.from({ length: copies }, (_, k) => (k === Math.floor(copies / 20) ? long + atoms : atoms)).join('');
+    const bytes = Buffer.from(`${header}${body}END\n`, 'latin1');
+    expect(bytes.length).toBeGreaterThan(WINDOW_BYTES * 2);
+    expect(await expectSameThroughWindows(bytes, [WINDOW_BYTES, 1 << 20], 'large')).toBe(2);
   }, 120_000);
 
   it.skipIf(!hasCorpus /* skipped when ../shared/corpus is absent */)(

@@ -236,6 +236,16 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54, modelsNormal
 export const WINDOW_BYTES = 4 * 1024 * 1024;
 /** Room before a window's bytes for the start of the last atom record before them (ScanState.prevLine): the scan compares a record with it up to column 27. */
 const CARRY = 32;
+/**
+ * A large file's first WARM_BYTES are scanned in windows of WARM_WINDOW (the first, of HEAD_WINDOW,
+ * holding the header records the scan reads from the first HEADER_BYTES): scanLines returns
+ * often there, so V8 gives it its optimised code on entry, once, instead of on-stack replacement
+ * code for the running loop first and the function's own at the next call (two compilations of
+ * the largest function in the reader, on a background thread but in the process's CPU time).
+ */
+const WARM_BYTES = 8 * 1024 * 1024;
+const WARM_WINDOW = 64 * 1024;
+const HEAD_WINDOW = 256 * 1024;
 /** The window, kept from file to file: fresh memory costs a page fault a page, as much as scanning it. */
 let sharedWindow: Buffer | undefined;
 /** The last window scan's per-atom and per-run arrays, taken over by the next (free by then, as the window is). */
@@ -266,10 +276,13 @@ export function readPdbAtomsFromFile(fd: number, size: number, windowBytes = WIN
   let start = 0;
   let filled = 0;
   let eof = false;
+  // A large file's start in short windows (the header's in one): see WARM_BYTES.
+  let warmUntil = windowBytes === WINDOW_BYTES && size > WINDOW_BYTES ? WARM_BYTES : 0;
   for (;;) {
+    const end = start >= warmUntil ? buf.length : CARRY + (start === 0 ? HEAD_WINDOW : WARM_WINDOW);
     // Up to `size` bytes, as a read of the whole file takes them (fewer when it ends sooner).
-    while (!eof && CARRY + filled < buf.length) {
-      const read = readSync(fd, buf, CARRY + filled, Math.min(buf.length - CARRY - filled, size - start - filled), start + filled);
+    while (!eof && CARRY + filled < end) {
+      const read = readSync(fd, buf, CARRY + filled, Math.min(end - CARRY - filled, size - start - filled), start + filled);
       if (read === 0) eof = true;
       else filled += read;
       if (start + filled >= size) eof = true;
@@ -279,6 +292,10 @@ export function readPdbAtomsFromFile(fd: number, size: number, windowBytes = WIN
     let to = valid;
     if (!eof) {
       to = b.lastIndexOf(10, valid - 1) + 1;
+      if (to <= CARRY && end < buf.length) {
+        warmUntil = 0;
+        continue;
+      }
       if (to <= CARRY) {
         // A line longer than the window: a larger one for this file.
         const larger = Buffer.allocUnsafeSlow(CARRY + 2 * (buf.length - CARRY));
