@@ -513,7 +513,7 @@ function atomsFromScan(
   // Without linear label_seq_ids Mol* substitutes auth_seq_id for label_seq_id (getNormalizedAtomSite).
   if (!useLinear && !authSeqAsLabels(runs, firstRuns, runSeq)) return decline('residue number missing');
 
-  const runOrder = sortRuns(runEntity, runLabel, runSeq, firstRuns);
+  const { order: runOrder, chain: runChain } = sortRuns(runEntity, runLabel, runSeq, firstRuns);
   const entityTypes = entityBuilder.types;
   const entityIds = entityBuilder.ids;
   const typeOfEntity = new Map<string, string>();
@@ -523,8 +523,8 @@ function atomsFromScan(
     firstRuns,
     atomCount,
     runOrder,
+    runChain,
     runEntity,
-    runLabel,
     runSeq,
     useLinear,
     typeOfEntity,
@@ -791,76 +791,97 @@ function authSeqAsLabels(runs: Runs, firstRuns: number, runSeq: Int32Array): boo
 
 /**
  * Mol*'s sortAtomSite: atoms grouped by entity, then by chain (first appearance), then by
- * label_seq_id. A stable sort of the runs gives the same order; undefined when the runs are in it.
+ * label_seq_id. A stable sort of the runs gives the same order (`order`, undefined when the runs
+ * are in it). `chain`: each run's chain rank (an entity and a label: equal ranks, the same chain).
+ * Each pass is a function of its own: a loop optimised while it runs (on-stack replacement) is
+ * compiled with the code after it, which has no feedback yet.
  */
-function sortRuns(runEntity: string[], runLabel: string[], runSeq: Int32Array, firstRuns: number): Int32Array | undefined {
+function sortRuns(runEntity: string[], runLabel: string[], runSeq: Int32Array, firstRuns: number): { order: Int32Array | undefined; chain: Int32Array } {
+  const chain = new Int32Array(firstRuns);
+  const entityOfChain = rankChains(runEntity, runLabel, firstRuns, chain);
+  if (runsInOrder(chain, entityOfChain, runSeq, firstRuns)) return { order: undefined, chain };
+  // The stable sort by (entity, chain, label_seq_id), in two steps: the runs bucketed by chain (a
+  // chain rank is of an entity and a label: one entity each), the buckets in (entity, chain) order,
+  // file order kept within each; then a bucket whose label_seq_ids go down sorted by them (stably).
+  const order = bucketByChain(chain, entityOfChain, firstRuns);
+  sortBuckets(order, chain, runSeq);
+  return { order, chain };
+}
+
+/** Each run's chain rank into `chain`; returns the entity rank of each chain rank. */
+function rankChains(runEntity: string[], runLabel: string[], firstRuns: number, chain: Int32Array): number[] {
   const entityRank = new Map<string, number>();
   const chainRank = new Map<string, number>();
-  const entityKey = new Int32Array(firstRuns);
-  const chainKey = new Int32Array(firstRuns);
+  const entityOfChain: number[] = [];
   let lastEntity = '';
   let lastLabel = '';
   let lastChainRank = -1;
-  let lastEntityRank = -1;
   for (let r = 0; r < firstRuns; r++) {
     const entity = runEntity[r];
-    if (r > 0 && entity === lastEntity && runLabel[r] === lastLabel) {
-      // The usual run: the previous one's chain (and so its entity).
-      entityKey[r] = lastEntityRank;
-      chainKey[r] = lastChainRank;
+    const label = runLabel[r];
+    if (r > 0 && entity === lastEntity && label === lastLabel) {
+      chain[r] = lastChainRank;
       continue;
     }
-    let er = entityRank.get(entity);
-    if (er === undefined) {
-      er = entityRank.size;
-      entityRank.set(entity, er);
-    }
-    entityKey[r] = er;
-    const key = `${entity}\u0000${runLabel[r]}`;
+    const key = `${entity}\u0000${label}`;
     let cr = chainRank.get(key);
     if (cr === undefined) {
       cr = chainRank.size;
       chainRank.set(key, cr);
+      let er = entityRank.get(entity);
+      if (er === undefined) {
+        er = entityRank.size;
+        entityRank.set(entity, er);
+      }
+      entityOfChain.push(er);
     }
-    chainKey[r] = cr;
+    chain[r] = cr;
     lastEntity = entity;
-    lastLabel = runLabel[r];
-    lastEntityRank = er;
+    lastLabel = label;
     lastChainRank = cr;
   }
-  let sorted = true;
-  for (let r = 1; r < firstRuns && sorted; r++) {
-    const a = r - 1;
-    if (entityKey[a] > entityKey[r] || (entityKey[a] === entityKey[r] && (chainKey[a] > chainKey[r] || (chainKey[a] === chainKey[r] && runSeq[a] > runSeq[r]))))
-      sorted = false;
+  return entityOfChain;
+}
+
+function runsInOrder(chain: Int32Array, entityOfChain: number[], runSeq: Int32Array, firstRuns: number): boolean {
+  for (let r = 1; r < firstRuns; r++) {
+    const a = chain[r - 1];
+    const c = chain[r];
+    if (a === c) {
+      if (runSeq[r - 1] > runSeq[r]) return false;
+    } else if (entityOfChain[a] > entityOfChain[c] || (entityOfChain[a] === entityOfChain[c] && a > c)) return false;
   }
-  if (sorted) return undefined;
-  // The stable sort by (entity, chain, label_seq_id), in two steps: the runs bucketed by chain (a
-  // chain rank is of an entity and a label: one entity each), the buckets in (entity, chain) order,
-  // file order kept within each; then a bucket whose label_seq_ids go down sorted by them (stably).
-  const chains = chainRank.size;
-  const entityOfChain = new Int32Array(chains);
-  const count = new Int32Array(chains);
-  for (let r = 0; r < firstRuns; r++) {
-    entityOfChain[chainKey[r]] = entityKey[r];
-    count[chainKey[r]]++;
-  }
-  const buckets = Array.from({ length: chains }, (_, c) => c).sort((a, c) => entityOfChain[a] - entityOfChain[c] || a - c);
+  return true;
+}
+
+/** The runs bucketed by chain, the buckets in (entity, chain) order, file order within each. */
+function bucketByChain(chain: Int32Array, entityOfChain: number[], firstRuns: number): Int32Array {
+  const chains = entityOfChain.length;
   const at = new Int32Array(chains);
+  for (let r = 0; r < firstRuns; r++) at[chain[r]]++;
+  const buckets = Array.from({ length: chains }, (_, c) => c).sort((a, c) => entityOfChain[a] - entityOfChain[c] || a - c);
   let next = 0;
   for (const c of buckets) {
+    const count = at[c];
     at[c] = next;
-    next += count[c];
+    next += count;
   }
   const order = new Int32Array(firstRuns);
-  for (let r = 0; r < firstRuns; r++) order[at[chainKey[r]]++] = r;
-  let sortedBy: Int32Array | undefined;
-  for (let k = 0, end = 0; k < firstRuns; k = end) {
+  for (let r = 0; r < firstRuns; r++) order[at[chain[r]]++] = r;
+  return order;
+}
+
+/** Within each chain's bucket of `order`, the runs sorted stably by label_seq_id where it goes down. */
+function sortBuckets(order: Int32Array, chain: Int32Array, runSeq: Int32Array): void {
+  const n = order.length;
+  let scratch: Int32Array | undefined;
+  for (let k = 0, end = 0; k < n; k = end) {
     end = k + 1;
     let down = false;
     let low = runSeq[order[k]];
     let high = low;
-    while (end < firstRuns && chainKey[order[end]] === chainKey[order[k]]) {
+    const bucket = chain[order[k]];
+    while (end < n && chain[order[end]] === bucket) {
       const seq = runSeq[order[end]];
       if (seq < runSeq[order[end - 1]]) down = true;
       low = seq < low ? seq : low;
@@ -871,28 +892,26 @@ function sortRuns(runEntity: string[], runLabel: string[], runSeq: Int32Array, f
     // Chains read from one column often gather many copies of a chain in one bucket, each going up:
     // a counting sort by label_seq_id (stable, as the comparison sort is) when their range is small.
     if (high - low <= 4 * (end - k) + 1024) {
-      sortedBy ??= new Int32Array(firstRuns);
-      countingSortBySeq(order, k, end, runSeq, low, high, sortedBy);
+      if (!scratch || scratch.length < end - k) scratch = new Int32Array(end - k);
+      countingSortBySeq(order, k, end, runSeq, low, high, scratch);
     } else
       order.set(
         Array.from(order.subarray(k, end)).sort((a, c) => runSeq[a] - runSeq[c]),
         k,
       );
   }
-  return order;
 }
 
-/** order[start, end) sorted stably by runSeq, whose values there lie in [low, high], through `scratch`. */
+/** order[start, end) sorted stably by runSeq, whose values there lie in [low, high], through `scratch` (at least end - start long). */
 function countingSortBySeq(order: Int32Array, start: number, end: number, runSeq: Int32Array, low: number, high: number, scratch: Int32Array): void {
   const at = new Int32Array(high - low + 2);
   for (let k = start; k < end; k++) at[runSeq[order[k]] - low + 1]++;
-  at[0] = start;
   for (let v = 1; v < at.length; v++) at[v] += at[v - 1];
   for (let k = start; k < end; k++) {
     const r = order[k];
     scratch[at[runSeq[r] - low]++] = r;
   }
-  order.set(scratch.subarray(start, end), start);
+  order.set(scratch.subarray(0, end - start), start);
 }
 
 /**
@@ -905,8 +924,8 @@ function cutHierarchy(
   firstRuns: number,
   atomCount: number,
   runOrder: Int32Array | undefined,
+  runChain: Int32Array,
   runEntity: string[],
-  runLabel: string[],
   runSeq: Int32Array,
   useLinear: boolean,
   typeOfEntity: Map<string, string>,
@@ -935,7 +954,7 @@ function cutHierarchy(
       residueEntityType.push(chainType);
     } else {
       const p = prevRun;
-      const newChain = runEntity[p] !== runEntity[r] || runLabel[p] !== runLabel[r];
+      const newChain = runChain[p] !== runChain[r];
       const newResidue = newChain || (useLinear && runSeq[p] !== runSeq[r]) || seqTok[p] !== seqTok[r] || tokenIns(runIns[p]) !== tokenIns(runIns[r]);
       if (newChain) {
         chainOffsets.push(at);
