@@ -61,8 +61,8 @@ describe('the parse pool bounds time and memory per file', () => {
   });
 
   it('loses only the thread that ran out of memory, and the pool parses the next file', async () => {
-    // 32 MB is enough to start a thread and read a normal file, not 1.2 million atoms (97 MB of text).
-    const pool = new CpuPool(1, 60_000, 32);
+    // 20 MB is enough to start a thread and read a normal file, not 1.2 million atoms (97 MB of text).
+    const pool = new CpuPool(1, 60_000, 20);
     try {
       expect(await pool.parse({ path: small, format: 'pdb' })).toMatchObject({ ok: true });
       const error = await pool.parse({ path: huge, format: 'pdb' }).catch((e: unknown) => e);
