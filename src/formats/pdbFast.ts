@@ -686,22 +686,27 @@ function alignChains(runs: Runs, firstRuns: number, seqresMap: Map<string, strin
       prevIns = ins;
     }
   }
-  // Identical chains (homo-oligomers) align the same way: once.
-  const done = new Map<string, number[]>();
+  // Identical chains (homo-oligomers) align the same way: once. Found by comparing the lists
+  // (a few chains, most differing early): a key joined from both costs more than an alignment.
+  const done: { seqres: string[]; list: string[]; alignment: number[] }[] = [];
   for (const [chain, list] of observed) {
     const seqres = seqresMap.get(chain);
     if (seqres && seqres.length > 0) {
-      // Residue names come from single lines: none holds a line feed.
-      const key = `${seqres.join('\n')}\n\n${list.join('\n')}`;
-      let alignment = done.get(key);
+      let alignment = done.find((d) => sameStrings(d.list, list) && sameStrings(d.seqres, seqres))?.alignment;
       if (!alignment) {
         alignment = alignToSeqres(seqres, list);
-        done.set(key, alignment);
+        done.push({ seqres, list, alignment });
       }
       alignments.set(chain, alignment);
     }
   }
   return alignments;
+}
+
+function sameStrings(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let k = 0; k < a.length; k++) if (a[k] !== b[k]) return false;
+  return true;
 }
 
 /** label_asym_id (the helper's second pass, after clear()) and label_seq_id (getAtomSite) of the first model's runs. */
