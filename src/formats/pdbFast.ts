@@ -1395,6 +1395,11 @@ function bandBound(j: number, c: number, r: number, m: number, rest: number): nu
  * traceback's equalities hold that did not hold before. The traceback therefore follows the same
  * cells and takes the same turns. When `floor` is above the optimum, the band may miss optimal
  * paths, but its best is the score of a real path, hence a floor for a second, exact pass.
+ * Within the band, a cell whose score so far plus the bound's second part (the most the rest can
+ * add, whatever the state) falls short of `floor` is set to -Infinity, as cells outside are: a
+ * cell of an optimal path keeps its true score (its predecessor on that path does, by induction),
+ * so the same argument holds; a row then starts at the last row's first live cell and stops
+ * where only a dead cell could carry a path on.
  */
 function fillBand(
   a: Int32Array,
@@ -1426,6 +1431,9 @@ function fillBand(
   // Where the last row's walk found the band's ends.
   let searchLo = 1;
   let searchHi = m;
+  // The last row's first and last live cells (row 0: all of it).
+  let keptLo = 0;
+  let keptHi = m;
   for (let i = 1; i <= n; i++) {
     // The band of row i: the j where the bound is at least floor. Without the −11 term the bound is
     // concave in j, so its cells form an interval around its maximum, which lies at a breakpoint.
@@ -1474,13 +1482,21 @@ function fillBand(
     }
     sRow[0] = GAP;
     vRow[0] = 0;
-    if (lo <= hi) {
+    // Cells left of the last row's first live one are reached only along this row from column 0,
+    // which is outside the band unless it starts at column 1.
+    const start = lo > 1 && keptLo > lo ? keptLo : lo;
+    let end = start - 1;
+    let rowLo = m + 1;
+    let rowHi = 0;
+    if (start <= hi) {
       const ai = a[i - 1];
-      let row = i * w + lo - 1;
-      let sLeft = sRow[lo - 1]; // S[i][j-1]: GAP at column 0, else outside the band
+      const row = i * w;
+      let sLeft = sRow[start - 1]; // S[i][j-1]: GAP at column 0, else outside the band or left out
       let hLeft = NEG; // H[i][j-1]: -Infinity at column 0 and outside the band
-      let sDiag = sPrev[lo - 1]; // S[i-1][j-1]
-      for (let j = lo; j <= hi; j++) {
+      let sDiag = sPrev[start - 1]; // S[i-1][j-1]
+      // Past the last row's last live cell and the one after it, only H carries a path on.
+      const alone = keptHi + 2;
+      for (let j = start; j <= hi; j++) {
         const sUp = sPrev[j];
         const v1 = sUp + GAP;
         const v2 = vPrev[j] + EXT;
@@ -1490,9 +1506,24 @@ function fillBand(
         const h = h1 > h2 ? h1 : h2;
         const d = sDiag + (ai === bq[j - 1] ? 5 : -3);
         const sc = d > v ? (d > h ? d : h) : v > h ? v : h;
+        const after = m - j;
+        end = j;
+        sDiag = sUp;
+        if (sc + 7 * (r < after ? r : after) - rest - after < floor) {
+          // No path through this cell reaches floor (its best score so far, plus the most the rest
+          // can add): -Infinity, as outside the band.
+          vRow[j] = NEG;
+          sRow[j] = NEG;
+          sLeft = NEG;
+          hLeft = NEG;
+          if (j >= alone) break;
+          continue;
+        }
+        if (j < rowLo) rowLo = j;
+        rowHi = j;
         vRow[j] = v;
         sRow[j] = sc;
-        bits[++row] =
+        bits[row + j] =
           (sc === d ? S_DIAG : 0) |
           (sc === v ? S_IS_V : 0) |
           (sc === h ? S_IS_H : 0) |
@@ -1500,18 +1531,19 @@ function fillBand(
           (v === v1 ? V_OPEN : 0) |
           (h === h2 ? H_EXT : 0) |
           (h === h1 ? H_OPEN : 0);
-        sDiag = sUp;
         sLeft = sc;
         hLeft = h;
       }
-      lastH = hi === m ? hLeft : NEG;
+      lastH = end === m ? hLeft : NEG;
     } else lastH = NEG;
     lastS = sRow[m];
     lastV = vRow[m];
     oldLo = prevLo;
     oldHi = prevHi;
-    prevLo = lo;
-    prevHi = hi;
+    prevLo = start;
+    prevHi = end;
+    keptLo = rowLo;
+    keptHi = rowHi;
     const s = sPrev;
     sPrev = sRow;
     sRow = s;
