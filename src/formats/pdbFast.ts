@@ -951,6 +951,8 @@ function alignToSeqres(seqres: string[], observed: string[]): number[] {
   const n = observed.length;
   if (n === 0) return [];
   if (seqres.length === 0) return new Array(n).fill(UNALIGNED);
+  const positions = alignedPositions(observed, seqres);
+  if (positions) return positions;
   const { aliA, aliB } = alignSequences(observed, seqres);
   const result = new Array(n).fill(UNALIGNED);
   let o = 0;
@@ -1175,45 +1177,11 @@ export function alignSequences(seqA: readonly string[], seqB: readonly string[])
   const m = seqB.length;
   // Identical sequences: the all-match diagonal scores 5 per residue and any path with a gap less,
   // at every diagonal cell, so Mol*'s traceback walks the diagonal. No need to fill the matrix.
-  if (n === m && seqA.every((x, k) => x === seqB[k])) return { aliA: [...seqA], aliB: [...seqB] };
-  const w = m + 1;
-  const ids = new Map<string, number>();
-  const idOf = (s: string) => {
-    let v = ids.get(s);
-    if (v === undefined) {
-      v = ids.size;
-      ids.set(s, v);
-    }
-    return v;
-  };
-  const bq = new Int32Array(m);
-  for (let j = 0; j < m; j++) bq[j] = idOf(seqB[j]);
-  const inB = ids.size;
-  const a = new Int32Array(n);
-  for (let i = 0; i < n; i++) a[i] = idOf(seqA[i]);
-  // cA[i]: how many of the first i residues of A occur in B at all (only those can score a match).
-  const cA = new Int32Array(n + 1);
-  for (let i = 0; i < n; i++) cA[i + 1] = cA[i] + (a[i] < inB ? 1 : 0);
-  const bits = alignmentCells((n + 1) * w);
-  // The band is exact for any floor at most the optimal score (see fillBand), and narrower the
-  // closer the floor is to it. The score of one path found greedily (pathScore) is such a floor,
-  // usually close. When it is below a guess of the optimal score, a first band from the guess:
-  // if its best path scores less than the guess, that score is a true floor for a second band.
-  // The guess charges what usually costs: a few gap runs, residues of A that match nothing in B
-  // (waters, ligands) and residues of B without a partner. It only decides the band's width.
-  const top = 5 * Math.min(cA[n], m);
-  const guess = top - 64 - (top >> 5) - (n - cA[n]) - Math.abs(m - cA[n]);
-  const path = pathScore(a, bq);
-  let last: ReturnType<typeof fillBand>;
-  if (path >= guess) last = fillBand(a, bq, cA, bits, path);
-  else {
-    last = fillBand(a, bq, cA, bits, guess);
-    if (last.best < guess) last = fillBand(a, bq, cA, bits, Math.max(last.best, path));
-  }
-  const { lastS, lastV, lastH } = last;
+  if (identical(seqA, seqB)) return { aliA: [...seqA], aliB: [...seqB] };
+  const { bits, w, start } = alignmentTrace(seqA, seqB);
   let i = n;
   let j = m;
-  let mat: 'S' | 'V' | 'H' = lastS >= lastV ? 'S' : lastV >= lastH ? 'V' : 'H';
+  let mat = start;
   const aliA: string[] = [];
   const aliB: string[] = [];
   while (i > 0 && j > 0) {
@@ -1267,6 +1235,99 @@ export function alignSequences(seqA: readonly string[], seqB: readonly string[])
   aliA.reverse();
   aliB.reverse();
   return { aliA, aliB };
+}
+
+/**
+ * The forward pass of alignSequences: per cell (i, j) the traceback bits, and the matrix the
+ * traceback starts in at (n, m).
+ */
+function alignmentTrace(seqA: readonly string[], seqB: readonly string[]): { bits: Uint8Array; w: number; start: 'S' | 'V' | 'H' } {
+  const n = seqA.length;
+  const m = seqB.length;
+  const w = m + 1;
+  const ids = new Map<string, number>();
+  const idOf = (s: string) => {
+    let v = ids.get(s);
+    if (v === undefined) {
+      v = ids.size;
+      ids.set(s, v);
+    }
+    return v;
+  };
+  const bq = new Int32Array(m);
+  for (let j = 0; j < m; j++) bq[j] = idOf(seqB[j]);
+  const inB = ids.size;
+  const a = new Int32Array(n);
+  for (let i = 0; i < n; i++) a[i] = idOf(seqA[i]);
+  // cA[i]: how many of the first i residues of A occur in B at all (only those can score a match).
+  const cA = new Int32Array(n + 1);
+  for (let i = 0; i < n; i++) cA[i + 1] = cA[i] + (a[i] < inB ? 1 : 0);
+  const bits = alignmentCells((n + 1) * w);
+  // The band is exact for any floor at most the optimal score (see fillBand), and narrower the
+  // closer the floor is to it. The score of one path found greedily (pathScore) is such a floor,
+  // usually close. When it is below a guess of the optimal score, a first band from the guess:
+  // if its best path scores less than the guess, that score is a true floor for a second band.
+  // The guess charges what usually costs: a few gap runs, residues of A that match nothing in B
+  // (waters, ligands) and residues of B without a partner. It only decides the band's width.
+  const top = 5 * Math.min(cA[n], m);
+  const guess = top - 64 - (top >> 5) - (n - cA[n]) - Math.abs(m - cA[n]);
+  const path = pathScore(a, bq);
+  let last: ReturnType<typeof fillBand>;
+  if (path >= guess) last = fillBand(a, bq, cA, bits, path);
+  else {
+    last = fillBand(a, bq, cA, bits, guess);
+    if (last.best < guess) last = fillBand(a, bq, cA, bits, Math.max(last.best, path));
+  }
+  const { lastS, lastV, lastH } = last;
+  return { bits, w, start: lastS >= lastV ? 'S' : lastV >= lastH ? 'V' : 'H' };
+}
+
+const identical = (seqA: readonly string[], seqB: readonly string[]): boolean => seqA.length === seqB.length && seqA.every((x, k) => x === seqB[k]);
+
+/**
+ * What alignToSeqres makes of alignSequences(observed, seqres), read from the traceback itself:
+ * per observed residue, the 1-based SEQRES position it is aligned with, or UNALIGNED. Undefined
+ * where the two could differ: a residue named "-" (which alignToSeqres takes for a gap), or a
+ * traceback step that drops a residue (Mol*'s trace has such steps; the bits never lead to them).
+ */
+function alignedPositions(observed: readonly string[], seqres: readonly string[]): number[] | undefined {
+  if (observed.includes('-') || seqres.includes('-')) return undefined;
+  const n = observed.length;
+  const m = seqres.length;
+  const result: number[] = new Array(n).fill(UNALIGNED);
+  if (identical(observed, seqres)) {
+    for (let k = 0; k < n; k++) result[k] = k + 1;
+    return result;
+  }
+  const { bits, w, start } = alignmentTrace(observed, seqres);
+  let i = n;
+  let j = m;
+  let mat = start;
+  while (i > 0 && j > 0) {
+    const cell = bits[i * w + j];
+    if (mat === 'S') {
+      if (cell & S_DIAG) {
+        result[i - 1] = j;
+        --i;
+        --j;
+      } else if (cell & S_IS_V) mat = 'V';
+      else if (cell & S_IS_H) mat = 'H';
+      else return undefined;
+    } else if (mat === 'V') {
+      if (cell & V_EXT) --i;
+      else if (cell & V_OPEN) {
+        --i;
+        mat = 'S';
+      } else return undefined;
+    } else {
+      if (cell & H_EXT) --j;
+      else if (cell & H_OPEN) {
+        --j;
+        mat = 'S';
+      } else return undefined;
+    }
+  }
+  return result;
 }
 
 /** Residues that must agree after a difference for pathScore to resume matching, and how far ahead it looks for them. */
