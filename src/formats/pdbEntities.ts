@@ -377,9 +377,29 @@ function pushWords(text: string, from: number, into: string[]): void {
   while (i < n) {
     const start = i;
     while (i < n && !isWhiteSpace(text.charCodeAt(i))) i++;
-    into.push(text.substring(start, i));
+    into.push(i - start <= 3 ? shortWord(text, start, i) : text.substring(start, i));
     while (i < n && isWhiteSpace(text.charCodeAt(i))) i++;
   }
+}
+
+/** Words of up to 3 latin1 characters made so far, by their characters: a chain's SEQRES names a few residues many times. */
+const shortWords = new Map<number, string>();
+const SHORT_WORDS_KEPT = 4096;
+
+/** text.substring(start, end) (at most 3 characters), the same string each time for the same characters. */
+function shortWord(text: string, start: number, end: number): string {
+  let key = end - start;
+  for (let k = start; k < end; k++) {
+    const c = text.charCodeAt(k);
+    if (c > 255) return text.substring(start, end);
+    key = (key << 8) | c;
+  }
+  let word = shortWords.get(key);
+  if (word === undefined) {
+    word = text.substring(start, end);
+    if (shortWords.size < SHORT_WORDS_KEPT) shortWords.set(key, word);
+  }
+  return word;
 }
 
 /** What String.prototype.trim and \s take as white space (ECMAScript WhiteSpace and LineTerminator). */
