@@ -1416,6 +1416,18 @@ function alignmentCells(size: number): Uint8Array {
   return cells;
 }
 
+/** Scratch for fillBand's four rows of scores, kept between calls up to this many entries (each call fills what it uses). */
+const KEPT_BAND_ROW_ENTRIES = 1 << 20;
+let bandRowsScratch = new Int32Array(0);
+
+/** Room for fillBand's four rows of `w` scores. */
+function bandRows(w: number): Int32Array {
+  const size = 4 * w;
+  if (size > KEPT_BAND_ROW_ENTRIES) return new Int32Array(size);
+  if (bandRowsScratch.length < size) bandRowsScratch = new Int32Array(Math.max(size, 4096));
+  return bandRowsScratch;
+}
+
 // Traceback bits per cell (i, j): which of the tests Mol*'s trace() makes hold there.
 const S_DIAG = 1; // S[i][j] === S[i-1][j-1] + score
 const S_IS_V = 2; // S[i][j] === V[i][j]
@@ -1472,10 +1484,11 @@ function fillBand(
   const n = a.length;
   const m = bq.length;
   const w = m + 1;
-  let sPrev = new Int32Array(w);
-  let vPrev = new Int32Array(w);
-  let sRow = new Int32Array(w).fill(NEG);
-  let vRow = new Int32Array(w).fill(NEG);
+  const rows = bandRows(w);
+  let sPrev = rows.subarray(0, w);
+  let vPrev = rows.subarray(w, 2 * w);
+  let sRow = rows.subarray(2 * w, 3 * w).fill(NEG);
+  let vRow = rows.subarray(3 * w, 4 * w).fill(NEG);
   // Row 0: S[0][j] = GAP (S[0][0] = 0), V[0][j] = -Infinity (H[0][j] is never read).
   sPrev.fill(GAP);
   vPrev.fill(NEG);
