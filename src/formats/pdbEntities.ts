@@ -167,11 +167,12 @@ export class EntityBuilder {
   readonly types: string[] = [];
   readonly descriptions: string[][] = [];
   private readonly compoundsMap = new Map<string, string>();
-  private readonly seqresMap = new Map<string, { key: string; residues: Set<string> }>();
+  private readonly seqresMap = new Map<string, Sequence>();
   private readonly namesMap = new Map<string, string>();
   private readonly heteroMap = new Map<string, string>();
   private readonly chainMap = new Map<string, string>();
-  private readonly sequenceMap = new Map<string, string>();
+  /** Entities by SEQRES sequence (Sequence.id): Mol*'s map by the sequence's residues joined with '-'. */
+  private readonly sequenceMap = new Map<number, string>();
   private polymerCount = 0;
   private waterId: string | undefined;
 
@@ -182,7 +183,7 @@ export class EntityBuilder {
     this.descriptions.push([description]);
   }
 
-  private addPolymer(map: Map<string, string>, key: string): string {
+  private addPolymer<K>(map: Map<K, string>, key: K): string {
     if (!map.has(key)) {
       this.polymerCount += 1;
       this.set('polymer', `Polymer ${this.polymerCount}`);
@@ -191,9 +192,10 @@ export class EntityBuilder {
     return map.get(key) as string;
   }
 
-  private addNonPolymer(map: Map<string, string>, key: string, moleculeType: MoleculeType): string {
+  /** `name`: Mol*'s key in its map (a sequence's is its residues joined with '-'), which names the entity. */
+  private addNonPolymer<K>(map: Map<K, string>, key: K, moleculeType: MoleculeType, name: string): string {
     if (!map.has(key)) {
-      this.set(moleculeType === MoleculeType.Saccharide ? 'branched' : 'non-polymer', this.namesMap.get(key) || key);
+      this.set(moleculeType === MoleculeType.Saccharide ? 'branched' : 'non-polymer', this.namesMap.get(name) || name);
       map.set(key, `${this.count}`);
     }
     return map.get(key) as string;
@@ -211,12 +213,12 @@ export class EntityBuilder {
       const compound = this.compoundsMap.get(chainId);
       if (compound !== undefined) return compound;
       const seqres = this.seqresMap.get(chainId);
-      if (seqres?.residues.has(compId)) return this.addPolymer(this.sequenceMap, seqres.key);
+      if (seqres?.has(compId)) return this.addPolymer(this.sequenceMap, seqres.id);
       return this.addPolymer(this.chainMap, chainId);
     }
     const seqres = this.seqresMap.get(chainId);
-    if (seqres?.residues.has(compId)) return this.addNonPolymer(this.sequenceMap, seqres.key, moleculeType);
-    return this.addNonPolymer(this.heteroMap, compId, moleculeType);
+    if (seqres?.has(compId)) return this.addNonPolymer(this.sequenceMap, seqres.id, moleculeType, seqres.joined());
+    return this.addNonPolymer(this.heteroMap, compId, moleculeType, compId);
   }
 
   setCompounds(compounds: Compound[]) {
@@ -231,7 +233,18 @@ export class EntityBuilder {
   }
 
   setSeqres(seqresMap: Map<string, string[]>) {
-    for (const [chainId, residues] of seqresMap) this.seqresMap.set(chainId, { key: residues.join('-'), residues: new Set(residues) });
+    // Chains with the same residues share a Sequence, and chains whose residues join to the same
+    // key its id: found by comparing the lists (chains are few) rather than by joining every
+    // chain's residues and hashing the result.
+    const sequences: Sequence[] = [];
+    for (const [chainId, residues] of seqresMap) {
+      let sequence = sequences.find((known) => sameStrings(known.residues, residues));
+      if (!sequence) {
+        sequence = new Sequence(sequences.find((known) => known.joinsAs(residues))?.id ?? sequences.length, residues);
+        sequences.push(sequence);
+      }
+      this.seqresMap.set(chainId, sequence);
+    }
   }
 
   /** The entity of a SEQRES chain; throws, as Mol*'s does, when no atom has asked for an entity yet. */
@@ -243,11 +256,49 @@ export class EntityBuilder {
     if (compound !== undefined) return compound;
     const seqres = this.seqresMap.get(chainId);
     if (seqres) {
-      const entity = this.sequenceMap.get(seqres.key);
+      const entity = this.sequenceMap.get(seqres.id);
       if (entity !== undefined) return entity;
     }
     return this.chainMap.get(chainId);
   }
+}
+
+/**
+ * A chain's SEQRES residues, as Mol*'s EntityBuilder keeps them: their names joined with '-' (the
+ * key that gives chains one entity) and a set of them. `id` stands for the key: the same for every
+ * chain whose residues join to it. The key and the set are made when asked for.
+ */
+class Sequence {
+  private residueSet: Set<string> | undefined;
+  private key: string | undefined;
+  private dashes: boolean | undefined;
+  constructor(
+    readonly id: number,
+    readonly residues: readonly string[],
+  ) {}
+
+  has(compId: string): boolean {
+    this.residueSet ??= new Set(this.residues);
+    return this.residueSet.has(compId);
+  }
+
+  joined(): string {
+    this.key ??= this.residues.join('-');
+    return this.key;
+  }
+
+  /** Whether other residues than these join with '-' to this key: only when a name holds a '-', or for [] and ['']. */
+  joinsAs(residues: readonly string[]): boolean {
+    this.dashes ??= this.residues.some((name) => name.includes('-'));
+    if (!this.dashes && this.residues.length > 0 && residues.length > 0 && !residues.some((name) => name.includes('-'))) return false;
+    return this.joined() === residues.join('-');
+  }
+}
+
+function sameStrings(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let k = 0; k < a.length; k++) if (a[k] !== b[k]) return false;
+  return true;
 }
 
 /** An object, as Mol*'s is, tested with `in`: a name such as "toString" counts as a specification there too. */
@@ -300,15 +351,63 @@ export function parseSeqres(lines: readonly string[]): Map<string, string[]> {
   const seqresMap = new Map<string, string[]>();
   for (const line of lines) {
     const chainId = line.substring(11, 12);
-    const residues = line.substring(19).trim().split(/\s+/);
     let list = seqresMap.get(chainId);
     if (!list) {
       list = [];
       seqresMap.set(chainId, list);
     }
-    list.push(...residues);
+    pushWords(line, 19, list);
   }
   return seqresMap;
+}
+
+/**
+ * The words of text.substring(from) as `.trim().split(/\s+/)` gives them (one empty word when it is
+ * blank), pushed onto `into`: the same whitespace, without a regular expression and a temporary
+ * array per line.
+ */
+function pushWords(text: string, from: number, into: string[]): void {
+  const n = text.length;
+  let i = from;
+  while (i < n && isWhiteSpace(text.charCodeAt(i))) i++;
+  if (i >= n) {
+    into.push('');
+    return;
+  }
+  while (i < n) {
+    const start = i;
+    while (i < n && !isWhiteSpace(text.charCodeAt(i))) i++;
+    into.push(i - start <= 3 ? shortWord(text, start, i) : text.substring(start, i));
+    while (i < n && isWhiteSpace(text.charCodeAt(i))) i++;
+  }
+}
+
+/** Words of up to 3 latin1 characters made so far, by their characters: a chain's SEQRES names a few residues many times. */
+const shortWords = new Map<number, string>();
+const SHORT_WORDS_KEPT = 4096;
+
+/** text.substring(start, end) (at most 3 characters), the same string each time for the same characters. */
+function shortWord(text: string, start: number, end: number): string {
+  let key = end - start;
+  for (let k = start; k < end; k++) {
+    const c = text.charCodeAt(k);
+    if (c > 255) return text.substring(start, end);
+    key = (key << 8) | c;
+  }
+  let word = shortWords.get(key);
+  if (word === undefined) {
+    word = text.substring(start, end);
+    if (shortWords.size < SHORT_WORDS_KEPT) shortWords.set(key, word);
+  }
+  return word;
+}
+
+/** What String.prototype.trim and \s take as white space (ECMAScript WhiteSpace and LineTerminator). */
+function isWhiteSpace(c: number): boolean {
+  if (c < 128) return c === 32 || (c >= 9 && c <= 13);
+  return (
+    c === 0xa0 || c === 0x1680 || (c >= 0x2000 && c <= 0x200a) || c === 0x2028 || c === 0x2029 || c === 0x202f || c === 0x205f || c === 0x3000 || c === 0xfeff
+  );
 }
 
 /**

@@ -703,22 +703,27 @@ function alignChains(runs: Runs, firstRuns: number, seqresMap: Map<string, strin
       prevIns = ins;
     }
   }
-  // Identical chains (homo-oligomers) align the same way: once.
-  const done = new Map<string, number[]>();
+  // Identical chains (homo-oligomers) align the same way: once. Found by comparing the lists
+  // (a few chains, most differing early): a key joined from both costs more than an alignment.
+  const done: { seqres: string[]; list: string[]; alignment: number[] }[] = [];
   for (const [chain, list] of observed) {
     const seqres = seqresMap.get(chain);
     if (seqres && seqres.length > 0) {
-      // Residue names come from single lines: none holds a line feed.
-      const key = `${seqres.join('\n')}\n\n${list.join('\n')}`;
-      let alignment = done.get(key);
+      let alignment = done.find((d) => sameStrings(d.list, list) && sameStrings(d.seqres, seqres))?.alignment;
       if (!alignment) {
         alignment = alignToSeqres(seqres, list);
-        done.set(key, alignment);
+        done.push({ seqres, list, alignment });
       }
       alignments.set(chain, alignment);
     }
   }
   return alignments;
+}
+
+function sameStrings(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let k = 0; k < a.length; k++) if (a[k] !== b[k]) return false;
+  return true;
 }
 
 /** label_asym_id (the helper's second pass, after clear()) and label_seq_id (getAtomSite) of the first model's runs. */
@@ -1085,6 +1090,8 @@ function alignToSeqres(seqres: string[], observed: string[]): number[] {
   const n = observed.length;
   if (n === 0) return [];
   if (seqres.length === 0) return new Array(n).fill(UNALIGNED);
+  const positions = alignedPositions(observed, seqres);
+  if (positions) return positions;
   const { aliA, aliB } = alignSequences(observed, seqres);
   const result = new Array(n).fill(UNALIGNED);
   let o = 0;
@@ -1314,45 +1321,11 @@ export function alignSequences(seqA: readonly string[], seqB: readonly string[])
   const m = seqB.length;
   // Identical sequences: the all-match diagonal scores 5 per residue and any path with a gap less,
   // at every diagonal cell, so Mol*'s traceback walks the diagonal. No need to fill the matrix.
-  if (n === m && seqA.every((x, k) => x === seqB[k])) return { aliA: [...seqA], aliB: [...seqB] };
-  const w = m + 1;
-  const ids = new Map<string, number>();
-  const idOf = (s: string) => {
-    let v = ids.get(s);
-    if (v === undefined) {
-      v = ids.size;
-      ids.set(s, v);
-    }
-    return v;
-  };
-  const bq = new Int32Array(m);
-  for (let j = 0; j < m; j++) bq[j] = idOf(seqB[j]);
-  const inB = ids.size;
-  const a = new Int32Array(n);
-  for (let i = 0; i < n; i++) a[i] = idOf(seqA[i]);
-  // cA[i]: how many of the first i residues of A occur in B at all (only those can score a match).
-  const cA = new Int32Array(n + 1);
-  for (let i = 0; i < n; i++) cA[i + 1] = cA[i] + (a[i] < inB ? 1 : 0);
-  const bits = alignmentCells((n + 1) * w);
-  // The band is exact for any floor at most the optimal score (see fillBand), and narrower the
-  // closer the floor is to it. The score of one path found greedily (pathScore) is such a floor,
-  // usually close. When it is below a guess of the optimal score, a first band from the guess:
-  // if its best path scores less than the guess, that score is a true floor for a second band.
-  // The guess charges what usually costs: a few gap runs, residues of A that match nothing in B
-  // (waters, ligands) and residues of B without a partner. It only decides the band's width.
-  const top = 5 * Math.min(cA[n], m);
-  const guess = top - 64 - (top >> 5) - (n - cA[n]) - Math.abs(m - cA[n]);
-  const path = pathScore(a, bq);
-  let last: ReturnType<typeof fillBand>;
-  if (path >= guess) last = fillBand(a, bq, cA, bits, path);
-  else {
-    last = fillBand(a, bq, cA, bits, guess);
-    if (last.best < guess) last = fillBand(a, bq, cA, bits, Math.max(last.best, path));
-  }
-  const { lastS, lastV, lastH } = last;
+  if (identical(seqA, seqB)) return { aliA: [...seqA], aliB: [...seqB] };
+  const { bits, w, start } = alignmentTrace(seqA, seqB);
   let i = n;
   let j = m;
-  let mat: 'S' | 'V' | 'H' = lastS >= lastV ? 'S' : lastV >= lastH ? 'V' : 'H';
+  let mat = start;
   const aliA: string[] = [];
   const aliB: string[] = [];
   while (i > 0 && j > 0) {
@@ -1406,6 +1379,99 @@ export function alignSequences(seqA: readonly string[], seqB: readonly string[])
   aliA.reverse();
   aliB.reverse();
   return { aliA, aliB };
+}
+
+/**
+ * The forward pass of alignSequences: per cell (i, j) the traceback bits, and the matrix the
+ * traceback starts in at (n, m).
+ */
+function alignmentTrace(seqA: readonly string[], seqB: readonly string[]): { bits: Uint8Array; w: number; start: 'S' | 'V' | 'H' } {
+  const n = seqA.length;
+  const m = seqB.length;
+  const w = m + 1;
+  const ids = new Map<string, number>();
+  const idOf = (s: string) => {
+    let v = ids.get(s);
+    if (v === undefined) {
+      v = ids.size;
+      ids.set(s, v);
+    }
+    return v;
+  };
+  const bq = new Int32Array(m);
+  for (let j = 0; j < m; j++) bq[j] = idOf(seqB[j]);
+  const inB = ids.size;
+  const a = new Int32Array(n);
+  for (let i = 0; i < n; i++) a[i] = idOf(seqA[i]);
+  // cA[i]: how many of the first i residues of A occur in B at all (only those can score a match).
+  const cA = new Int32Array(n + 1);
+  for (let i = 0; i < n; i++) cA[i + 1] = cA[i] + (a[i] < inB ? 1 : 0);
+  const bits = alignmentCells((n + 1) * w);
+  // The band is exact for any floor at most the optimal score (see fillBand), and narrower the
+  // closer the floor is to it. The score of one path found greedily (pathScore) is such a floor,
+  // usually close. When it is below a guess of the optimal score, a first band from the guess:
+  // if its best path scores less than the guess, that score is a true floor for a second band.
+  // The guess charges what usually costs: a few gap runs, residues of A that match nothing in B
+  // (waters, ligands) and residues of B without a partner. It only decides the band's width.
+  const top = 5 * Math.min(cA[n], m);
+  const guess = top - 64 - (top >> 5) - (n - cA[n]) - Math.abs(m - cA[n]);
+  const path = pathScore(a, bq);
+  let last: ReturnType<typeof fillBand>;
+  if (path >= guess) last = fillBand(a, bq, cA, bits, path);
+  else {
+    last = fillBand(a, bq, cA, bits, guess);
+    if (last.best < guess) last = fillBand(a, bq, cA, bits, Math.max(last.best, path));
+  }
+  const { lastS, lastV, lastH } = last;
+  return { bits, w, start: lastS >= lastV ? 'S' : lastV >= lastH ? 'V' : 'H' };
+}
+
+const identical = (seqA: readonly string[], seqB: readonly string[]): boolean => seqA.length === seqB.length && seqA.every((x, k) => x === seqB[k]);
+
+/**
+ * What alignToSeqres makes of alignSequences(observed, seqres), read from the traceback itself:
+ * per observed residue, the 1-based SEQRES position it is aligned with, or UNALIGNED. Undefined
+ * where the two could differ: a residue named "-" (which alignToSeqres takes for a gap), or a
+ * traceback step that drops a residue (Mol*'s trace has such steps; the bits never lead to them).
+ */
+function alignedPositions(observed: readonly string[], seqres: readonly string[]): number[] | undefined {
+  if (observed.includes('-') || seqres.includes('-')) return undefined;
+  const n = observed.length;
+  const m = seqres.length;
+  const result: number[] = new Array(n).fill(UNALIGNED);
+  if (identical(observed, seqres)) {
+    for (let k = 0; k < n; k++) result[k] = k + 1;
+    return result;
+  }
+  const { bits, w, start } = alignmentTrace(observed, seqres);
+  let i = n;
+  let j = m;
+  let mat = start;
+  while (i > 0 && j > 0) {
+    const cell = bits[i * w + j];
+    if (mat === 'S') {
+      if (cell & S_DIAG) {
+        result[i - 1] = j;
+        --i;
+        --j;
+      } else if (cell & S_IS_V) mat = 'V';
+      else if (cell & S_IS_H) mat = 'H';
+      else return undefined;
+    } else if (mat === 'V') {
+      if (cell & V_EXT) --i;
+      else if (cell & V_OPEN) {
+        --i;
+        mat = 'S';
+      } else return undefined;
+    } else {
+      if (cell & H_EXT) --j;
+      else if (cell & H_OPEN) {
+        --j;
+        mat = 'S';
+      } else return undefined;
+    }
+  }
+  return result;
 }
 
 /** Residues that must agree after a difference for pathScore to resume matching, and how far ahead it looks for them. */
@@ -1494,6 +1560,18 @@ function alignmentCells(size: number): Uint8Array {
   return cells;
 }
 
+/** Scratch for fillBand's four rows of scores, kept between calls up to this many entries (each call fills what it uses). */
+const KEPT_BAND_ROW_ENTRIES = 1 << 20;
+let bandRowsScratch = new Int32Array(0);
+
+/** Room for fillBand's four rows of `w` scores. */
+function bandRows(w: number): Int32Array {
+  const size = 4 * w;
+  if (size > KEPT_BAND_ROW_ENTRIES) return new Int32Array(size);
+  if (bandRowsScratch.length < size) bandRowsScratch = new Int32Array(Math.max(size, 4096));
+  return bandRowsScratch;
+}
+
 // Traceback bits per cell (i, j): which of the tests Mol*'s trace() makes hold there.
 const S_DIAG = 1; // S[i][j] === S[i-1][j-1] + score
 const S_IS_V = 2; // S[i][j] === V[i][j]
@@ -1534,6 +1612,11 @@ function bandBound(j: number, c: number, r: number, m: number, rest: number): nu
  * traceback's equalities hold that did not hold before. The traceback therefore follows the same
  * cells and takes the same turns. When `floor` is above the optimum, the band may miss optimal
  * paths, but its best is the score of a real path, hence a floor for a second, exact pass.
+ * Within the band, a cell whose score so far plus the bound's second part (the most the rest can
+ * add, whatever the state) falls short of `floor` is set to -Infinity, as cells outside are: a
+ * cell of an optimal path keeps its true score (its predecessor on that path does, by induction),
+ * so the same argument holds; a row then starts at the last row's first live cell and stops
+ * where only a dead cell could carry a path on.
  */
 function fillBand(
   a: Int32Array,
@@ -1545,10 +1628,11 @@ function fillBand(
   const n = a.length;
   const m = bq.length;
   const w = m + 1;
-  let sPrev = new Int32Array(w);
-  let vPrev = new Int32Array(w);
-  let sRow = new Int32Array(w).fill(NEG);
-  let vRow = new Int32Array(w).fill(NEG);
+  const rows = bandRows(w);
+  let sPrev = rows.subarray(0, w);
+  let vPrev = rows.subarray(w, 2 * w);
+  let sRow = rows.subarray(2 * w, 3 * w).fill(NEG);
+  let vRow = rows.subarray(3 * w, 4 * w).fill(NEG);
   // Row 0: S[0][j] = GAP (S[0][0] = 0), V[0][j] = -Infinity (H[0][j] is never read).
   sPrev.fill(GAP);
   vPrev.fill(NEG);
@@ -1565,6 +1649,9 @@ function fillBand(
   // Where the last row's walk found the band's ends.
   let searchLo = 1;
   let searchHi = m;
+  // The last row's first and last live cells (row 0: all of it).
+  let keptLo = 0;
+  let keptHi = m;
   for (let i = 1; i <= n; i++) {
     // The band of row i: the j where the bound is at least floor. Without the −11 term the bound is
     // concave in j, so its cells form an interval around its maximum, which lies at a breakpoint.
@@ -1613,13 +1700,21 @@ function fillBand(
     }
     sRow[0] = GAP;
     vRow[0] = 0;
-    if (lo <= hi) {
+    // Cells left of the last row's first live one are reached only along this row from column 0,
+    // which is outside the band unless it starts at column 1.
+    const start = lo > 1 && keptLo > lo ? keptLo : lo;
+    let end = start - 1;
+    let rowLo = m + 1;
+    let rowHi = 0;
+    if (start <= hi) {
       const ai = a[i - 1];
-      let row = i * w + lo - 1;
-      let sLeft = sRow[lo - 1]; // S[i][j-1]: GAP at column 0, else outside the band
+      const row = i * w;
+      let sLeft = sRow[start - 1]; // S[i][j-1]: GAP at column 0, else outside the band or left out
       let hLeft = NEG; // H[i][j-1]: -Infinity at column 0 and outside the band
-      let sDiag = sPrev[lo - 1]; // S[i-1][j-1]
-      for (let j = lo; j <= hi; j++) {
+      let sDiag = sPrev[start - 1]; // S[i-1][j-1]
+      // Past the last row's last live cell and the one after it, only H carries a path on.
+      const alone = keptHi + 2;
+      for (let j = start; j <= hi; j++) {
         const sUp = sPrev[j];
         const v1 = sUp + GAP;
         const v2 = vPrev[j] + EXT;
@@ -1629,9 +1724,24 @@ function fillBand(
         const h = h1 > h2 ? h1 : h2;
         const d = sDiag + (ai === bq[j - 1] ? 5 : -3);
         const sc = d > v ? (d > h ? d : h) : v > h ? v : h;
+        const after = m - j;
+        end = j;
+        sDiag = sUp;
+        if (sc + 7 * (r < after ? r : after) - rest - after < floor) {
+          // No path through this cell reaches floor (its best score so far, plus the most the rest
+          // can add): -Infinity, as outside the band.
+          vRow[j] = NEG;
+          sRow[j] = NEG;
+          sLeft = NEG;
+          hLeft = NEG;
+          if (j >= alone) break;
+          continue;
+        }
+        if (j < rowLo) rowLo = j;
+        rowHi = j;
         vRow[j] = v;
         sRow[j] = sc;
-        bits[++row] =
+        bits[row + j] =
           (sc === d ? S_DIAG : 0) |
           (sc === v ? S_IS_V : 0) |
           (sc === h ? S_IS_H : 0) |
@@ -1639,18 +1749,19 @@ function fillBand(
           (v === v1 ? V_OPEN : 0) |
           (h === h2 ? H_EXT : 0) |
           (h === h1 ? H_OPEN : 0);
-        sDiag = sUp;
         sLeft = sc;
         hLeft = h;
       }
-      lastH = hi === m ? hLeft : NEG;
+      lastH = end === m ? hLeft : NEG;
     } else lastH = NEG;
     lastS = sRow[m];
     lastV = vRow[m];
     oldLo = prevLo;
     oldHi = prevHi;
-    prevLo = lo;
-    prevHi = hi;
+    prevLo = start;
+    prevHi = end;
+    keptLo = rowLo;
+    keptHi = rowHi;
     const s = sPrev;
     sPrev = sRow;
     sRow = s;

@@ -806,22 +806,17 @@ export function scanLines(b: Uint8Array, minLineLength: number, modelsNormalised
             if (nameCount + 1 === 64) for (const v of names) st.nameCounts.set(v, st.nameCounts.get(v) ?? 0);
           }
         } else {
-          seen = st.nameCounts.has(t);
-          if (!seen) st.nameCounts.set(t, 0);
+          nameKey[0] = t;
+          seen = seenInMap(st);
         }
         const alt = b[s + 16];
         const altCode = alt === SP || alt === 46 || alt === 63 ? 0 : alt + 1;
         if (altCode) st.anyAltloc = true;
         let nameCode = t;
         if (seen) {
-          const next = (st.nameCounts.get(t) ?? 0) + 1;
-          st.nameCounts.set(t, next);
-          st.nameSuffix.set(i, next);
-          const label = `${tokenStr(latin1(b, nts, nte))}_${next}`;
-          if (label.length > 4) {
-            st.atomKeyStrings.set(i, `${label}\u0000${altCode ? String.fromCharCode(alt) : ''}`);
-            nameCode = -1;
-          } else nameCode = stringCode(label);
+          nameKey[0] = t;
+          repeatedName(st, i, b, nts, nte, alt, altCode);
+          nameCode = nameKey[0];
         }
         keys[at] = nameCode * 512 + altCode;
         firstAtoms = at + 1;
@@ -840,6 +835,39 @@ export function scanLines(b: Uint8Array, minLineLength: number, modelsNormalised
   }
   st.lines = lineNo + 1;
   return scanEnd(st, atoms, firstAtoms, '');
+}
+
+/**
+ * The name code (code()) an atom's name gives, passed between scanLines and the two functions
+ * below through this array: used as a Map key or returned from a call, the number would be boxed,
+ * and where the optimiser boxes it once for every atom rather than in these rare cases, a heap
+ * number per atom is garbage.
+ */
+const nameKey = new Float64Array(1);
+
+/** Whether the residue's name map (64 names or more) has nameKey[0]; adds it when not. */
+function seenInMap(st: ScanState): boolean {
+  const t = nameKey[0];
+  if (st.nameCounts.has(t)) return true;
+  st.nameCounts.set(t, 0);
+  return false;
+}
+
+/**
+ * Atom `i` repeats the name nameKey[0] of an earlier atom of its residue: it is named with a
+ * suffix (as Mol*'s getAtomSite names it), whose code goes back into nameKey[0] (-1 when too long
+ * for one: atomKeyStrings holds it then).
+ */
+function repeatedName(st: ScanState, i: number, b: Uint8Array, nts: number, nte: number, alt: number, altCode: number): void {
+  const t = nameKey[0];
+  const next = (st.nameCounts.get(t) ?? 0) + 1;
+  st.nameCounts.set(t, next);
+  st.nameSuffix.set(i, next);
+  const label = `${tokenStr(latin1(b, nts, nte))}_${next}`;
+  if (label.length > 4) {
+    st.atomKeyStrings.set(i, `${label}\u0000${altCode ? String.fromCharCode(alt) : ''}`);
+    nameKey[0] = -1;
+  } else nameKey[0] = stringCode(label);
 }
 
 /** The counts the scan kept in locals, back into its state; returns `why`. */

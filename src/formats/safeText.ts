@@ -207,6 +207,26 @@ function cleanValue(value: unknown, path: string, walk: Walk): unknown {
   return value;
 }
 
+/**
+ * Whether cleanValue would give back a copy equal to `value`: no control character in its text or
+ * keys, and nothing but strings, numbers, booleans, arrays and plain objects in it. The summary
+ * is then kept as it is; copying it cost a small file as much as reading its header.
+ */
+function alreadyClean(value: unknown): boolean {
+  if (typeof value === 'string') return !CONTROL.test(value);
+  if (value === null || typeof value !== 'object') return true;
+  if (Array.isArray(value)) {
+    if (Object.getPrototypeOf(value) !== Array.prototype) return false;
+    for (let k = 0; k < value.length; k++) if (!(k in value) || !alreadyClean(value[k])) return false;
+    return true;
+  }
+  if (Object.getPrototypeOf(value) !== Object.prototype) return false;
+  for (const key of Object.keys(value)) {
+    if (CONTROL.test(key) || !alreadyClean((value as Record<string, unknown>)[key])) return false;
+  }
+  return true;
+}
+
 const FIELD_NAMES: Record<string, string> = {
   title: 'the title',
   method: 'the method',
@@ -236,7 +256,7 @@ export function safeOutcome(outcome: ParseOutcome, source: Uint8Array | string):
   const bytes = asBytes(source);
   const textFile = TEXT_FORMATS.has(outcome.format);
   const walk: Walk = { removedFrom: new Set() };
-  const summary = cleanValue(outcome.summary, '', walk) as typeof outcome.summary;
+  const summary = alreadyClean(outcome.summary) ? outcome.summary : (cleanValue(outcome.summary, '', walk) as typeof outcome.summary);
   const refuse = (problem: Problem): ParseOutcome => ({
     ok: false,
     format: outcome.format,
