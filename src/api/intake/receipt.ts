@@ -33,12 +33,16 @@ export class ReceiptParse implements UploadObserver {
   private constructor(
     private readonly app: AppContext,
     private readonly maxBytes: number,
+    private readonly stagedFile: string | undefined,
   ) {}
 
-  /** For a request announcing `declaredBytes`, or undefined when it is not worth it or turned off (PARSE_ON_RECEIPT). */
-  static for(app: AppContext, declaredBytes: number): ReceiptParse | undefined {
+  /**
+   * For the upload `uploadId`, a request announcing `declaredBytes`, or undefined when it is not
+   * worth it or turned off (PARSE_ON_RECEIPT).
+   */
+  static for(app: AppContext, declaredBytes: number, uploadId: string): ReceiptParse | undefined {
     if (!app.config.parseOnReceipt || declaredBytes < PARSE_ON_RECEIPT_MIN_BYTES) return undefined;
-    return new ReceiptParse(app, declaredBytes);
+    return new ReceiptParse(app, declaredBytes, app.staging.writtenFile(uploadId));
   }
 
   data(chunk: Buffer): void {
@@ -76,7 +80,13 @@ export class ReceiptParse implements UploadObserver {
     this.head = [];
     const format = sniffCompression(head) ? undefined : sniffFormat(head.subarray(0, HEAD_BYTES)).format;
     const { pool, leave } = receiptCpuPool(this.app);
-    const receipt = format && format !== 'cxs' ? pool.receive(format, this.maxBytes, leave) : undefined;
+    // A PDB file staged on this host is read from its file as it is written, not copied as it comes.
+    const receipt =
+      format === 'pdb' && this.stagedFile
+        ? pool.receiveFile(this.stagedFile, this.maxBytes, leave)
+        : format && format !== 'cxs'
+          ? pool.receive(format, this.maxBytes, leave)
+          : undefined;
     if (!receipt) {
       this.off = true;
       return;
