@@ -16,7 +16,8 @@ export const PARSE_ON_RECEIPT_MIN_BYTES = 4 * 1024 * 1024;
 export type ParsedOnReceipt = Extract<ParseOutcome, { ok: true }>;
 
 /**
- * Parses an upload in the process's CPU pool while its bytes arrive (CpuPool.receive), when it is
+ * Parses an upload in the process's CPU pool while its bytes arrive (CpuPool.receiveFile for a PDB
+ * file staged on this host, read from its staged file; CpuPool.receive otherwise), when it is
  * large enough, plain (not compressed) content of a format molvault reads (sessions are read by
  * their header, later), and a thread is free now; otherwise it does nothing and the upload is
  * validated as usual. Only a sound outcome is kept: a file it finds unsound is parsed again by
