@@ -45,7 +45,7 @@ const entries = {
     `export { main } from ${source('src/cli/main.ts')};`,
   ].join('\n'),
   import: `export { importCommand } from ${source('src/cli/import.ts')};`,
-  worker: `export { ingest, ready, parse, receive, diff, inspect } from ${source('src/pool/thread.ts')};`,
+  worker: `export { ingest, ready, parse, receive, receiveFile, diff, inspect } from ${source('src/pool/thread.ts')};`,
   scanWorker: `import ${source('src/pool/scanThread.ts')};`,
   cpuPool: `export { CpuPool } from ${source('src/pool/cpuPool.ts')};`,
 };

@@ -5,9 +5,12 @@
  * with parts small enough that every file is cut many times, the bytes arriving in pieces of
  * uneven sizes into a buffer larger than the file (as the API allocates the declared length).
  * And through the CPU pool (CpuPool.receive): the same outcome, a thread held only when one is free,
- * and a dropped upload letting its thread go.
+ * and a dropped upload letting its thread go; and read from the file it is written to as it arrives
+ * (CpuPool.receiveFile): the same outcome however the writes lag behind what was received.
  */
+import { appendFileSync, writeFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -94,6 +97,83 @@ describe('CpuPool.receive', () => {
     expect(await dropped?.end()).toBeUndefined();
     // More bytes than announced: dropped.
     const over = pool.receive('pdb', 10);
+    over?.push(bytes.subarray(0, 11));
+    expect(await over?.end()).toBeUndefined();
+    expect((await pool.parse({ path: path.join(FIXTURES, 'ngl_1crn.pdb'), format: 'pdb' })).ok).toBe(true);
+  }, 120_000);
+});
+
+describe('CpuPool.receiveFile', () => {
+  const pool = new CpuPool(1, 60_000, 1024);
+  let dir: string;
+  afterAll(async () => {
+    await pool.close();
+    if (dir) await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  /**
+   * The file announced in pieces and written a few pieces behind (as the API's file stream lags
+   * behind what it received), created only after the first pieces were announced; windows of 4 MB
+   * are read as they fill, so a file of several windows is read while it grows.
+   */
+  async function written(file: string, bytes: Buffer, piece: number, lag: number): Promise<ParseOutcome | undefined> {
+    const receipt = pool.receiveFile(file, bytes.length + 300);
+    expect(receipt).toBeDefined();
+    const pieces: Buffer[] = [];
+    for (let at = 0; at < bytes.length; at += piece) pieces.push(bytes.subarray(at, at + piece));
+    let writtenUpTo = 0;
+    const writeUpTo = (k: number) => {
+      for (; writtenUpTo < k; writtenUpTo++) {
+        if (writtenUpTo === 0) writeFileSync(file, pieces[0]);
+        else appendFileSync(file, pieces[writtenUpTo]);
+      }
+    };
+    for (let k = 0; k < pieces.length; k++) {
+      receipt?.push(pieces[k]);
+      writeUpTo(k + 1 - lag);
+      if (k % 16 === 0) await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    const ended = receipt?.end();
+    // The last writes land after the last byte was announced.
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    writeUpTo(pieces.length);
+    return ended;
+  }
+
+  it('reads a file as it is written, to the outcome of the whole file', async () => {
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'molvault-receive-file-'));
+    const crambin = await content(path.join(FIXTURES, 'ngl_1crn.pdb'));
+    expect(comparable(await written(path.join(dir, 'small'), crambin, 333, 3))).toEqual(comparable(await parseStructureBytes(crambin, 'pdb')));
+    // Past two windows: the reader waits for bytes mid-file.
+    const atoms = Array.from(
+      { length: 130_000 },
+      (_, i) =>
+        `ATOM  ${String((i % 99999) + 1).padStart(5)}  CA  ALA ${String.fromCharCode(65 + (Math.floor(i / 40_000) % 26))}${String((Math.floor(i / 4) % 9999) + 1).padStart(4)}    ${(i % 1000).toFixed(3).padStart(8)}${((i * 7) % 1000).toFixed(3).padStart(8)}${((i * 13) % 1000).toFixed(3).padStart(8)}  1.00 20.00           C  \n`,
+    ).join('');
+    const large = Buffer.from(`HEADER    RECEIVED FROM ITS FILE\n${atoms}END\n`, 'latin1');
+    expect(large.length).toBeGreaterThan(2 * 4 * 1024 * 1024);
+    const outcome = await written(path.join(dir, 'large'), large, 64 * 1024, 4);
+    expect(outcome?.ok).toBe(true);
+    expect(comparable(outcome)).toEqual(comparable(await parseStructureBytes(large, 'pdb')));
+  }, 120_000);
+
+  it('lets its thread go when the upload is dropped or longer than announced', async () => {
+    const bytes = await content(path.join(FIXTURES, 'ngl_1crn.pdb'));
+    // Dropped before its file was made.
+    const early = pool.receiveFile(path.join(dir, 'never'), bytes.length);
+    expect(pool.receiveFile(path.join(dir, 'other'), 1000)).toBeUndefined();
+    early?.push(bytes.subarray(0, 1000));
+    early?.abort();
+    expect(await early?.end()).toBeUndefined();
+    // Dropped midway, its file half written.
+    const file = path.join(dir, 'dropped');
+    const dropped = pool.receiveFile(file, bytes.length);
+    writeFileSync(file, bytes.subarray(0, 1000));
+    dropped?.push(bytes.subarray(0, 1000));
+    dropped?.abort();
+    expect(await dropped?.end()).toBeUndefined();
+    // More bytes than announced.
+    const over = pool.receiveFile(path.join(dir, 'over'), 10);
     over?.push(bytes.subarray(0, 11));
     expect(await over?.end()).toBeUndefined();
     expect((await pool.parse({ path: path.join(FIXTURES, 'ngl_1crn.pdb'), format: 'pdb' })).ok).toBe(true);

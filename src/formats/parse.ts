@@ -14,6 +14,7 @@ import {
   readPdbAtoms,
   readPdbAtomsCut,
   readPdbAtomsFromFile,
+  type WindowRead,
 } from './pdbFast.js';
 import { type ChunkStart, chunkStarts, HEADER_BYTES } from './pdbScan.js';
 import { describeRecords, mol2Compositions, type RecordComposition, sdfCompositions, xyzCompositions } from './records.js';
@@ -276,12 +277,13 @@ function rewrittenPdbAtoms(bytes: Uint8Array, warnings: Problem[]): PdbAtoms | u
  * parseStructureBytes(the file's bytes, 'pdb') of an open file of `size` bytes, read through a
  * window (readPdbAtomsFromFile) rather than into memory of its own. Undefined when that reader
  * leaves the file to a read in one piece, or when the outcome is a refusal (some quote the file's
- * lines): the caller then parses the file's bytes, which gives the outcome either way.
+ * lines): the caller then parses the file's bytes, which gives the outcome either way. `read`: a
+ * file still being written, read as its bytes come (readPdbAtomsFromFile).
  */
-export function parsePdbFile(fd: number, size: number, windowBytes?: number): ParseOutcome | undefined {
+export function parsePdbFile(fd: number, size: number, windowBytes?: number, read?: WindowRead): ParseOutcome | undefined {
   const started = performance.now();
   try {
-    const atoms = readPdbAtomsFromFile(fd, size, windowBytes);
+    const atoms = readPdbAtomsFromFile(fd, size, windowBytes, read);
     if (!atoms) return undefined;
     // Summarised now: the atoms' lines are read from the window or the file (pdbFast.ts LineSource).
     const outcome = pdbOutcome(undefined, atoms, [], started);

@@ -232,6 +232,9 @@ export function readPdbAtoms(bytes: Uint8Array, minLineLength = 54, modelsNormal
   return atomsAfter(bytes, st, reason, minLineLength, modelsNormalised, true);
 }
 
+/** How readPdbAtomsFromFile reads `length` bytes at `position` of its file into `buffer` at `offset`: as many as it gave, 0 at the end. */
+export type WindowRead = (buffer: Buffer, offset: number, length: number, position: number) => number;
+
 /** What readPdbAtomsFromFile reads of a file at a time. */
 export const WINDOW_BYTES = 4 * 1024 * 1024;
 /** Room before a window's bytes for the start of the last atom record before them (ScanState.prevLine): the scan compares a record with it up to column 27. */
@@ -263,8 +266,16 @@ const KEEP_ATOMS = 1 << 18;
  * Undefined whenever the answer needs the file in one piece: it holds a NUL byte, a lone carriage
  * return or MODEL records without a number, the scan declines, or the file has no atoms. The
  * caller then reads it whole (readPdbAtoms and the reference), which answers as before.
+ * A file still being written (an upload parsed as it arrives, pool/tasks.ts `receive`) is read
+ * through `read`, which waits for its bytes; `size` is then the most it may hold, and its end is
+ * where `read` first gives nothing.
  */
-export function readPdbAtomsFromFile(fd: number, size: number, windowBytes = WINDOW_BYTES): PdbAtoms | undefined {
+export function readPdbAtomsFromFile(
+  fd: number,
+  size: number,
+  windowBytes = WINDOW_BYTES,
+  read: WindowRead = (buffer, offset, length, position) => readSync(fd, buffer, offset, length, position),
+): PdbAtoms | undefined {
   lastDecline = '';
   if (size >= 2 ** 31) return undefined;
   if (!sharedWindow) sharedWindow = Buffer.allocUnsafeSlow(CARRY + WINDOW_BYTES);
@@ -282,9 +293,9 @@ export function readPdbAtomsFromFile(fd: number, size: number, windowBytes = WIN
     const end = start >= warmUntil ? buf.length : CARRY + (start === 0 ? HEAD_WINDOW : WARM_WINDOW);
     // Up to `size` bytes, as a read of the whole file takes them (fewer when it ends sooner).
     while (!eof && CARRY + filled < end) {
-      const read = readSync(fd, buf, CARRY + filled, Math.min(end - CARRY - filled, size - start - filled), start + filled);
-      if (read === 0) eof = true;
-      else filled += read;
+      const got = read(buf, CARRY + filled, Math.min(end - CARRY - filled, size - start - filled), start + filled);
+      if (got === 0) eof = true;
+      else filled += got;
       if (start + filled >= size) eof = true;
     }
     const valid = CARRY + filled;
@@ -323,7 +334,7 @@ export function readPdbAtomsFromFile(fd: number, size: number, windowBytes = WIN
   const source =
     start === 0
       ? new BytesLines(buf.subarray(0, CARRY + filled), -CARRY)
-      : new FileLines(buf.length >= LINES_BLOCK ? buf.subarray(0, LINES_BLOCK) : Buffer.allocUnsafe(LINES_BLOCK), fd, size);
+      : new FileLines(buf.length >= LINES_BLOCK ? buf.subarray(0, LINES_BLOCK) : Buffer.allocUnsafe(LINES_BLOCK), fd, start + filled);
   // The arrays as the scan left them (grown or not), for the next file's scan: a small file's only,
   // so that a thread does not hold a large file's arrays after reading it.
   if (windowBytes === WINDOW_BYTES && st.atomLines.length <= KEEP_ATOMS) sharedAtoms = scanArrays(st);

@@ -5,7 +5,17 @@ import { Piscina } from 'piscina';
 import type { InspectResult, InspectTask } from '../engines/inspect.js';
 import type { StructuralDiff } from '../formats/diff.js';
 import type { Format, ParseOutcome } from '../formats/types.js';
-import type { DiffTask, IngestResult, IngestTask, ParseTask, ReceiveTask } from './tasks.js';
+import {
+  type DiffTask,
+  type IngestResult,
+  type IngestTask,
+  type ParseTask,
+  RECEIPT_COMPLETE,
+  RECEIPT_DROPPED,
+  RECEIPT_SLOTS,
+  type ReceiveFileTask,
+  type ReceiveTask,
+} from './tasks.js';
 
 const WORKER_FILE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'worker.mjs');
 
@@ -151,6 +161,59 @@ export class CpuPool {
         }
       },
       abort: drop,
+    };
+  }
+
+  /**
+   * As `receive`, for a PDB upload written to `file` on this host as it arrives (local staging):
+   * the thread reads each window of the file once its bytes are in (tasks.ts `receiveFile`), so
+   * the bytes are not copied into memory of their own as they come (which cost the receiving
+   * thread a page fault for every page of a fresh buffer the file's size). `push` only counts.
+   */
+  receiveFile(file: string, maxBytes: number, leave = 0): Receipt | undefined {
+    if (maxBytes <= 0 || maxBytes > RECEIVE_MAX_BYTES || this.running + leave >= this.maxThreads) return undefined;
+    this.running++;
+    const progress = new Int32Array(new SharedArrayBuffer(RECEIPT_SLOTS * 4));
+    let at = 0;
+    let told = 0;
+    let settled = false;
+    const limit = new AbortController();
+    const task: ReceiveFileTask = { file, maxBytes, progress: progress.buffer as SharedArrayBuffer };
+    const outcome = this.runHeld<ParseOutcome | undefined>('receiveFile', task, 'Reading the structure', limit.signal).catch(() => undefined);
+    const settle = (state: number) => {
+      settled = true;
+      Atomics.store(progress, 0, at);
+      Atomics.store(progress, 1, state);
+      Atomics.notify(progress, 0);
+    };
+    return {
+      push(chunk: Buffer) {
+        if (settled) return;
+        at += chunk.length;
+        if (at > maxBytes) {
+          settle(RECEIPT_DROPPED);
+          return;
+        }
+        Atomics.store(progress, 0, at);
+        // The thread waits for a window's worth: waking it for every chunk would cost more than it saves.
+        if (at - told >= RECEIVE_TELL_BYTES) {
+          told = at;
+          Atomics.notify(progress, 0);
+        }
+      },
+      end: async () => {
+        if (settled) return undefined;
+        settle(RECEIPT_COMPLETE);
+        const timer = setTimeout(() => limit.abort(), this.timeoutMs);
+        try {
+          return await outcome;
+        } finally {
+          clearTimeout(timer);
+        }
+      },
+      abort() {
+        if (!settled) settle(RECEIPT_DROPPED);
+      },
     };
   }
 

@@ -380,6 +380,75 @@ export interface ReceiveTask {
 }
 
 /**
+ * A PDB upload parsed while it arrives, read from the file it is staged to (CpuPool.receiveFile)
+ * rather than copied: `file`, which holds at most `maxBytes`; `progress` (RECEIPT_SLOTS 32-bit
+ * integers) says how many bytes were received and whether they are still arriving (0), the last
+ * one was (RECEIPT_COMPLETE, the count then the file's size) or the upload was dropped (RECEIPT_DROPPED).
+ */
+export interface ReceiveFileTask {
+  file: string;
+  maxBytes: number;
+  progress: SharedArrayBuffer;
+}
+
+/** ReceiveFileTask.progress: bytes received, then the receipt's state. */
+export const RECEIPT_SLOTS = 2;
+export const RECEIPT_COMPLETE = 1;
+export const RECEIPT_DROPPED = 2;
+/** How long a read waits before it looks again for bytes received but not yet in the file (written by the API's file stream). */
+const WRITTEN_POLL_MS = 1;
+/** How long a read waits for the next bytes before it looks again (they are announced: this only bounds a missed wake-up). */
+const ARRIVING_POLL_MS = 100;
+
+/** The upload was dropped while its file was read. */
+class ReceiptDropped extends Error {}
+
+/**
+ * Parses a PDB upload from its staged file as the API writes it: the window reader
+ * (parsePdbFile) reads each window once its bytes are in the file, so that once the last byte is
+ * in only the last window and the phases after the scan are left. The thread waits between
+ * windows (Atomics.wait): nothing else runs on it meanwhile. Undefined when dropped, or when the
+ * window reader leaves the file to the validate stage (which parses it whole).
+ */
+export function receiveFile(task: ReceiveFileTask): ParseOutcome | undefined {
+  const progress = new Int32Array(task.progress);
+  const state = () => Atomics.load(progress, 1);
+  let fd: number | undefined;
+  try {
+    // The file is made by the API's stream as its first bytes are written.
+    while (fd === undefined) {
+      if (state() === RECEIPT_DROPPED) return undefined;
+      try {
+        fd = openSync(task.file, 'r');
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') return undefined;
+        Atomics.wait(progress, 0, Atomics.load(progress, 0), WRITTEN_POLL_MS);
+      }
+    }
+    const open = fd;
+    const read = (buffer: Buffer, offset: number, length: number, position: number): number => {
+      for (;;) {
+        const got = length > 0 ? readSync(open, buffer, offset, length, position) : 0;
+        if (got > 0 || length === 0) return got;
+        // Read the state before the count: a complete receipt's count is its size.
+        const now = state();
+        const received = Atomics.load(progress, 0);
+        if (now === RECEIPT_DROPPED) throw new ReceiptDropped();
+        if (now === RECEIPT_COMPLETE && position >= received) return 0;
+        // Received but not yet written: look again shortly. Not yet received: wait to be told.
+        Atomics.wait(progress, 0, received, position < received ? WRITTEN_POLL_MS : ARRIVING_POLL_MS);
+      }
+    };
+    return parsePdbFile(open, task.maxBytes, undefined, read);
+  } catch (error) {
+    if (error instanceof ReceiptDropped) return undefined;
+    throw error;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/**
  * Parses an upload as its bytes arrive: a PDB file's parts are scanned as each is complete
  * (formats/pdbArriving.ts), so that once the last byte is in only the rest of the parse is left;
  * other formats are parsed once the file is complete, from memory. Undefined when dropped.

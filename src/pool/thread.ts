@@ -35,6 +35,7 @@ export const ingest = (task: tasks.IngestTask) => tasks.ingest(task);
 export const ready = () => true;
 export const parse = (task: tasks.ParseTask) => tasks.parse(task);
 export const receive = (task: tasks.ReceiveTask) => tasks.receive(task);
+export const receiveFile = (task: tasks.ReceiveFileTask) => tasks.receiveFile(task);
 export const diff = (task: tasks.DiffTask) => tasks.diff(task);
 // Loaded on first use, so threads that only ingest and parse start as fast as before.
 export const inspect = async (task: InspectTask) => (await import('../engines/inspect.js')).inspect(task);

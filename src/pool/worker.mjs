@@ -5,4 +5,4 @@ import { loadMolstarWithoutElementTable } from './molstarTypes.mjs';
 
 register();
 loadMolstarWithoutElementTable();
-export const { ingest, ready, parse, receive, diff, inspect } = await import('./thread.ts');
+export const { ingest, ready, parse, receive, receiveFile, diff, inspect } = await import('./thread.ts');

@@ -41,6 +41,11 @@ export interface Staging {
   entries(): Promise<StagedEntry[]>;
   /** A file holding the entry for the duration of `use`: the staged file itself, or a copy in scratch. */
   withFile<T>(id: string, use: (file: string) => Promise<T>): Promise<T>;
+  /**
+   * The file `write` writes the entry to on this host, for a reader beside the writer (an upload
+   * parsed as it arrives); undefined where entries are not files here (the object store).
+   */
+  writtenFile(id: string): string | undefined;
 }
 
 function assertId(id: string) {
@@ -169,6 +174,10 @@ export class LocalStaging implements Staging {
   async withFile<T>(id: string, use: (file: string) => Promise<T>): Promise<T> {
     return use(this.file(id));
   }
+
+  writtenFile(id: string): string {
+    return this.file(id);
+  }
 }
 
 /**
@@ -265,6 +274,10 @@ export class S3Staging implements Staging {
         if (!gone(error)) throw error;
       });
     }
+  }
+
+  writtenFile(): undefined {
+    return undefined;
   }
 }
 

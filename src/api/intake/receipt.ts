@@ -16,7 +16,8 @@ export const PARSE_ON_RECEIPT_MIN_BYTES = 4 * 1024 * 1024;
 export type ParsedOnReceipt = Extract<ParseOutcome, { ok: true }>;
 
 /**
- * Parses an upload in the process's CPU pool while its bytes arrive (CpuPool.receive), when it is
+ * Parses an upload in the process's CPU pool while its bytes arrive (CpuPool.receiveFile for a PDB
+ * file staged on this host, read from its staged file; CpuPool.receive otherwise), when it is
  * large enough, plain (not compressed) content of a format molvault reads (sessions are read by
  * their header, later), and a thread is free now; otherwise it does nothing and the upload is
  * validated as usual. Only a sound outcome is kept: a file it finds unsound is parsed again by
@@ -33,12 +34,16 @@ export class ReceiptParse implements UploadObserver {
   private constructor(
     private readonly app: AppContext,
     private readonly maxBytes: number,
+    private readonly stagedFile: string | undefined,
   ) {}
 
-  /** For a request announcing `declaredBytes`, or undefined when it is not worth it or turned off (PARSE_ON_RECEIPT). */
-  static for(app: AppContext, declaredBytes: number): ReceiptParse | undefined {
+  /**
+   * For the upload `uploadId`, a request announcing `declaredBytes`, or undefined when it is not
+   * worth it or turned off (PARSE_ON_RECEIPT).
+   */
+  static for(app: AppContext, declaredBytes: number, uploadId: string): ReceiptParse | undefined {
     if (!app.config.parseOnReceipt || declaredBytes < PARSE_ON_RECEIPT_MIN_BYTES) return undefined;
-    return new ReceiptParse(app, declaredBytes);
+    return new ReceiptParse(app, declaredBytes, app.staging.writtenFile(uploadId));
   }
 
   data(chunk: Buffer): void {
@@ -76,7 +81,13 @@ export class ReceiptParse implements UploadObserver {
     this.head = [];
     const format = sniffCompression(head) ? undefined : sniffFormat(head.subarray(0, HEAD_BYTES)).format;
     const { pool, leave } = receiptCpuPool(this.app);
-    const receipt = format && format !== 'cxs' ? pool.receive(format, this.maxBytes, leave) : undefined;
+    // A PDB file staged on this host is read from its file as it is written, not copied as it comes.
+    const receipt =
+      format === 'pdb' && this.stagedFile
+        ? pool.receiveFile(this.stagedFile, this.maxBytes, leave)
+        : format && format !== 'cxs'
+          ? pool.receive(format, this.maxBytes, leave)
+          : undefined;
     if (!receipt) {
       this.off = true;
       return;

@@ -80,7 +80,7 @@ export async function acceptUpload(
   await refuseWhenStorageFull(app, declared);
   const uploadId = randomUUID();
   // Parsed while it arrives when it is large, so it is searchable soon after its last byte.
-  const receipt = ReceiptParse.for(app, declared);
+  const receipt = ReceiptParse.for(app, declared, uploadId);
   const quota = quotaHold(app, target.payerId, uploadId, user.id);
   const release = () => releaseReservation(app.orm.em.fork(), uploadId);
   let received: Awaited<ReturnType<typeof receiveUpload>>;
