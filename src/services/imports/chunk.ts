@@ -71,7 +71,7 @@ export async function processImportChunk(ctx: WorkContext, input: { batchId: str
   for (const item of items) {
     if (batch.source === 'pdb_ids' || metadataRefused) oneByOne.push(item);
     else if (item.upload_id)
-      (item.sha256 ? running : oneByOne).push(item); // an unclaimed upload was started one by one: it ends that way
+      (item.sha256 ? running : oneByOne).push(item); // unclaimed: started one by one, or compressed and stopped before its claim; one by one claims it after ingest
     else if (!item.received_sha256) oneByOne.push(item);
     else {
       // A lost staging file goes one by one (which fails it as lost).
