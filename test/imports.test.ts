@@ -210,7 +210,8 @@ describe('bulk import', () => {
     // Sent again, every compressed file is found stored once unpacked.
     const again = await waitForImport(api, (await importFiles(api, projectId, files.slice(1, 5))).body.import.id);
     expect(again).toMatchObject({ state: 'completed', total: 4, succeeded: 0, skipped: 4 });
-    for (const item of again.items) expect(item, item.name).toMatchObject({ state: 'skipped', error: { code: 'already_stored' }, structureId: expect.any(String) });
+    for (const item of again.items)
+      expect(item, item.name).toMatchObject({ state: 'skipped', error: { code: 'already_stored' }, structureId: expect.any(String) });
   });
 
   it('imports an archive sent as the body or as the one multipart file; links, traversal and special files are skipped with reasons', async () => {
