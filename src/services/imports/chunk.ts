@@ -123,7 +123,7 @@ export async function processImportChunk(ctx: WorkContext, input: { batchId: str
     try {
       await runUploadBatch(ctx, uploads, `c${input.chunk}`, {
         stagedFiles,
-        afterIngest: (ingested) => claimUnpacked(ctx, batch, ingested, names, claimAfterIngest),
+        afterIngest: { uploads: claimAfterIngest, judge: (ingested) => claimUnpacked(ctx, batch, ingested, names) },
       });
     } finally {
       await Promise.all([...stagedFiles.values()].map((file) => fs.rm(file, { force: true })));
@@ -168,18 +168,16 @@ async function removeBundleWhenDone(ctx: WorkContext, bundleId: string): Promise
 }
 
 /**
- * Claims the content of the chunk's compressed files once unpacked (`claimAfterIngest`), in one
- * transaction, in position order: the uploads to end as duplicates, with the reason their items
- * are skipped for.
+ * Claims the content of the chunk's compressed files once unpacked, in one transaction, in position
+ * order: the uploads to end as duplicates, with the reason their items are skipped for.
  */
 async function claimUnpacked(
   ctx: WorkContext,
   batch: ImportBatch,
   ingested: ReadonlyMap<string, { sha256: string }>,
   names: ReadonlyMap<string, string>,
-  claimAfterIngest: ReadonlySet<string>,
 ): Promise<Map<string, UploadError>> {
-  const claimants = [...ingested].filter(([id]) => claimAfterIngest.has(id)).map(([id, { sha256 }]) => ({ id, sha256, name: names.get(id) ?? id }));
+  const claimants = [...ingested].map(([id, { sha256 }]) => ({ id, sha256, name: names.get(id) ?? id }));
   if (claimants.length === 0) return new Map();
   const refused = await ctx.em.fork().transactional((tx) => claimContents(tx, batch, claimants));
   return new Map([...refused].map(([id, refusal]) => [id, claimRefusalError(refusal)]));

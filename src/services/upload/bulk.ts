@@ -18,10 +18,12 @@ import { validateUploads } from './validate.js';
  * one. Every step is guarded by the upload's state, so a repeat delivery of the chunk resumes where
  * the last one stopped and never stores a file twice. Returns each upload's state.
  *
- * `afterIngest` is the batch form of the one-by-one pipeline's hook (pipeline.ts): called once with
- * the uploads this call ingested (their content's sha256 now known), before any is validated; the
- * uploads it answers for end as rejected with that reason (a bulk import skipping compressed files
- * whose content the project already holds).
+ * `afterIngest` is the batch form of the one-by-one pipeline's hook (pipeline.ts): `judge` is called
+ * once with those of its `uploads` this call ingested (their content's sha256 now known), before any
+ * is validated; the uploads it answers for end as rejected with that reason (a bulk import skipping
+ * compressed files whose content the project already holds). Its uploads are not parsed on ingest:
+ * one it refuses would have been parsed for nothing, and a refusal comes before validation's, as on
+ * the one-by-one path.
  */
 export async function runUploadBatch(
   ctx: WorkContext,
@@ -29,18 +31,26 @@ export async function runUploadBatch(
   batchKey: string,
   options: {
     stagedFiles?: ReadonlyMap<string, string>;
-    afterIngest?: (ingested: ReadonlyMap<string, { sha256: string }>) => Promise<ReadonlyMap<string, UploadError>>;
+    afterIngest?: {
+      uploads: ReadonlySet<string>;
+      judge: (ingested: ReadonlyMap<string, { sha256: string }>) => Promise<ReadonlyMap<string, UploadError>>;
+    };
   } = {},
 ): Promise<Map<string, string>> {
   const singles = new Set<string>();
   const inBulk = (state: string) => async () => (await loadUploads(ctx.em, uploadIds)).filter((row) => !singles.has(row.id) && row.state === state);
 
-  const ingested = await ingestUploads(ctx, await inBulk('received')(), { parse: true, stagedFiles: options.stagedFiles });
+  const { afterIngest } = options;
+  const ingested = await ingestUploads(ctx, await inBulk('received')(), {
+    parse: (row) => !afterIngest?.uploads.has(row.id),
+    stagedFiles: options.stagedFiles,
+  });
   for (const [uploadId, error] of ingested.errors) {
     ctx.log.warn({ err: error, uploadId }, 'bulk ingest: taking this upload one by one');
     singles.add(uploadId);
   }
-  const refusedAfterIngest = options.afterIngest && ingested.ingested.size > 0 ? await options.afterIngest(ingested.ingested) : new Map<string, UploadError>();
+  const judged = new Map([...ingested.ingested].filter(([id]) => afterIngest?.uploads.has(id)));
+  const refusedAfterIngest = afterIngest && judged.size > 0 ? await afterIngest.judge(judged) : new Map<string, UploadError>();
   await endUploads(
     ctx.em,
     ctx,
@@ -71,14 +81,14 @@ export async function runUploadBatch(
     });
   }
   const owners = new Map((await loadUploads(ctx.em, [...singles])).map((row) => [row.id, row.owner_id]));
-  // The same hook, for one upload at a time (an upload whose ingest failed here was not yet asked).
-  const { afterIngest } = options;
-  const hooks: PipelineHooks = afterIngest
-    ? { afterIngest: async (upload) => (await afterIngest(new Map([[upload.id, { sha256: upload.blob as string }]]))).get(upload.id) }
-    : {};
+  // The same hook, for one upload at a time (an upload whose ingest failed here was not yet judged).
+  const hooksOf = (uploadId: string): PipelineHooks =>
+    afterIngest?.uploads.has(uploadId)
+      ? { afterIngest: async (upload) => (await afterIngest.judge(new Map([[upload.id, { sha256: upload.blob as string }]]))).get(upload.id) }
+      : {};
   for (const uploadId of singles) {
     const ownerId = owners.get(uploadId);
-    if (ownerId) await runUploadPipeline(ctx, { uploadId, ownerId }, hooks);
+    if (ownerId) await runUploadPipeline(ctx, { uploadId, ownerId }, hooksOf(uploadId));
   }
   const final = await loadUploads(ctx.em, uploadIds);
   return new Map(final.map((row) => [row.id, row.state]));
