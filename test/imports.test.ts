@@ -174,6 +174,46 @@ describe('bulk import', () => {
     expect((await api.post(`/v1/projects/${projectId}/imports/check`, { sha256: ['nope'] })).status).toBe(400);
   });
 
+  it('takes compressed files with their chunk: each claimed once unpacked, a duplicate skipped with its blob gone, a corrupt one rejected', async () => {
+    const projectId = (await api.post('/v1/projects', { name: 'compressed in bulk' })).body.id;
+    const plain = await crambin('gz in bulk, plain');
+    const twin = await crambin('gz in bulk, two gz');
+    const files = [
+      { name: 'plain.pdb', content: plain },
+      { name: 'plain-again.pdb.gz', content: gzipSync(plain) },
+      { name: 'twin-1.pdb.gz', content: gzipSync(twin) },
+      { name: 'twin-2.pdb.gz', content: gzipSync(twin, { level: 1 }) },
+      { name: 'new.cif.gz', content: await fixture('ngl_1CRN.cif.gz') },
+      { name: 'broken.pdb.gz', content: gzipSync(await crambin('gz in bulk, broken')).subarray(0, 200) },
+    ];
+    const done = await waitForImport(api, (await importFiles(api, projectId, files)).body.import.id);
+    expect(done, JSON.stringify(done.items)).toMatchObject({ state: 'completed', total: 6, succeeded: 3, skipped: 2, failed: 1 });
+    const byName = Object.fromEntries(done.items.map((item: any) => [item.name, item]));
+    expect(byName['plain.pdb']).toMatchObject({ state: 'stored', sha256: sha256(plain) });
+    // Claimed by the unpacked content, after the plain file of the same chunk claimed it by its received bytes.
+    expect(byName['plain-again.pdb.gz']).toMatchObject({ state: 'skipped', error: { code: 'duplicate_content' } });
+    const twins = [byName['twin-1.pdb.gz'], byName['twin-2.pdb.gz']];
+    expect(twins.map((item: any) => item.state).sort()).toEqual(['skipped', 'stored']);
+    expect(twins.find((item: any) => item.state === 'stored')).toMatchObject({ sha256: sha256(twin) });
+    expect(byName['new.cif.gz']).toMatchObject({ state: 'stored', sha256: sha256(await fixture('ngl_1CRN.cif')) });
+    expect(byName['broken.pdb.gz']).toMatchObject({ state: 'rejected', error: { code: 'corrupt_compression' } });
+    const structures = await api.get(`/v1/structures?project=${projectId}&limit=100`);
+    expect(structures.body.items).toHaveLength(3);
+    // The skipped and the rejected files left no blob, staging entry, temp file or reservation behind.
+    const [blobs] = await stack.ctx.orm.em
+      .fork()
+      .execute<{ n: string }[]>('select count(*) as n from blobs where sha256 = any(?::text[])', [`{${[sha256(plain), sha256(twin)].join(',')}}`]);
+    expect(Number(blobs.n)).toBe(2);
+    expect(await leftovers(stack.ctx, user.id)).toMatchObject({ tempFiles: 0, stagingEntries: 0 });
+    expect(await reservations(stack, user.id)).toBe(0);
+
+    // Sent again, every compressed file is found stored once unpacked.
+    const again = await waitForImport(api, (await importFiles(api, projectId, files.slice(1, 5))).body.import.id);
+    expect(again).toMatchObject({ state: 'completed', total: 4, succeeded: 0, skipped: 4 });
+    for (const item of again.items)
+      expect(item, item.name).toMatchObject({ state: 'skipped', error: { code: 'already_stored' }, structureId: expect.any(String) });
+  });
+
   it('imports an archive sent as the body or as the one multipart file; links, traversal and special files are skipped with reasons', async () => {
     const projectId = (await api.post('/v1/projects', { name: 'archives' })).body.id;
     const good = await crambin('archive good');

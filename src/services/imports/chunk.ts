@@ -15,7 +15,7 @@ import { runUploadBatch } from '../upload/bulk.js';
 import { bundledBytes, readBundle, stageFromBundle } from '../upload/bundles.js';
 import { createUploads } from '../upload/uploads.js';
 import { resetBatchReservation } from './batches.js';
-import { claimContents } from './claims.js';
+import { claimContents, claimRefusalError } from './claims.js';
 import { batchParams, itemEnding, itemFilename, processImportItem } from './process.js';
 import { type StagedCompression, stagedCompressionOf } from './stage.js';
 
@@ -44,8 +44,10 @@ interface ChunkItem {
 /**
  * One chunk of an import: its pending files become uploads in one transaction (claims, rows,
  * quota), go through the upload stages together, and their outcomes are copied onto the items in
- * one statement. Files the bulk path does not cover — gzip/bzip2 (their content, and so their
- * duplicate check, is known only once unpacked), a staging file gone missing, a batch whose
+ * one statement. A compressed file (gzip/bzip2) goes with them, but its content, and so its claim
+ * against duplicates, is known only once unpacked: it is claimed after ingest, for the chunk's
+ * compressed files at once, as the one-by-one path claims it after its own ingest. Files the bulk
+ * path does not cover — a staging file gone missing, an upload started one by one, a batch whose
  * metadata the project's schema refuses — take the item-by-item path of `processImportItem`, which
  * holds the rules for every case. Idempotent: every step is guarded by the item's state.
  */
@@ -62,20 +64,29 @@ export async function processImportChunk(ctx: WorkContext, input: { batchId: str
   const oneByOne: ChunkItem[] = [];
   const toStart: ChunkItem[] = [];
   const running: ChunkItem[] = [];
+  /** Compressed: claimed by the content's hash once unpacked, not by the received bytes' hash. */
+  const claimAfterIngest = new Set<string>();
   const metadataRefused =
     batch.source === 'archive' && metadataProblems(await projectMetadataSchema(ctx.em, batch.project), batch.options.metadata ?? {}).length > 0;
   for (const item of items) {
     if (batch.source === 'pdb_ids' || metadataRefused) oneByOne.push(item);
     else if (item.upload_id)
-      (item.sha256 ? running : oneByOne).push(item); // an unclaimed upload was started one by one: it ends that way
+      (item.sha256 ? running : oneByOne).push(item); // unclaimed: started one by one, or compressed and stopped before its claim; one by one claims it after ingest
     else if (!item.received_sha256) oneByOne.push(item);
-    // Compressed files (their content is known only once unpacked) and lost ones go one by one.
-    else ((await stagedCompressionOf(ctx.staging, item.id, item.received_compression)) === 'none' ? toStart : oneByOne).push(item);
+    else {
+      // A lost staging file goes one by one (which fails it as lost).
+      const compression = await stagedCompressionOf(ctx.staging, item.id, item.received_compression);
+      if (compression === undefined) oneByOne.push(item);
+      else {
+        if (compression !== 'none') claimAfterIngest.add(item.id);
+        toStart.push(item);
+      }
+    }
   }
   // The chunk's small files staged as one bundle: read once; those taken one by one get entries of their own.
   const bundleId = items.find((item) => item.staged_bundle)?.staged_bundle ?? undefined;
   const bundle = bundleId ? await readBundle(ctx.staging, bundleId) : undefined;
-  const started = toStart.length > 0 ? await startUploads(ctx, batch, toStart) : [];
+  const started = toStart.length > 0 ? await startUploads(ctx, batch, toStart, claimAfterIngest) : [];
   if (started === undefined) oneByOne.push(...toStart);
   // Files skipped as already stored or duplicated are done with their staged copies.
   else {
@@ -108,8 +119,12 @@ export async function processImportChunk(ctx: WorkContext, input: { batchId: str
   const bulk = (async () => {
     if (uploads.length === 0) return;
     const stagedFiles = bundle ? await bundledFiles(ctx, bundle, uploading) : new Map<string, string>();
+    const names = new Map(uploading.map((item) => [item.id, item.name]));
     try {
-      await runUploadBatch(ctx, uploads, `c${input.chunk}`, { stagedFiles });
+      await runUploadBatch(ctx, uploads, `c${input.chunk}`, {
+        stagedFiles,
+        afterIngest: { uploads: claimAfterIngest, judge: (ingested) => claimUnpacked(ctx, batch, ingested, names) },
+      });
     } finally {
       await Promise.all([...stagedFiles.values()].map((file) => fs.rm(file, { force: true })));
     }
@@ -153,13 +168,30 @@ async function removeBundleWhenDone(ctx: WorkContext, bundleId: string): Promise
 }
 
 /**
+ * Claims the content of the chunk's compressed files once unpacked, in one transaction, in position
+ * order: the uploads to end as duplicates, with the reason their items are skipped for.
+ */
+async function claimUnpacked(
+  ctx: WorkContext,
+  batch: ImportBatch,
+  ingested: ReadonlyMap<string, { sha256: string }>,
+  names: ReadonlyMap<string, string>,
+): Promise<Map<string, UploadError>> {
+  const claimants = [...ingested].map(([id, { sha256 }]) => ({ id, sha256, name: names.get(id) ?? id }));
+  if (claimants.length === 0) return new Map();
+  const refused = await ctx.em.fork().transactional((tx) => claimContents(tx, batch, claimants));
+  return new Map([...refused].map(([id, refusal]) => [id, claimRefusalError(refusal)]));
+}
+
+/**
  * Makes the chunk's pending files uploads in one transaction: each file's content is claimed in
  * the project (skipped when the project holds it as a current version, or another item — of this
  * chunk or of any import — is importing it), the uploads recorded, and their bytes moved from the
- * batch's quota reservation to their own. Returns the items that became uploads, or undefined when
- * the quota no longer has room for the move (then the one-by-one path refuses each file it must).
+ * batch's quota reservation to their own. A compressed file (`claimAfterIngest`) becomes an upload
+ * unclaimed. Returns the items that became uploads, or undefined when the quota no longer has room
+ * for the move (then the one-by-one path refuses each file it must).
  */
-async function startUploads(ctx: WorkContext, batch: ImportBatch, items: ChunkItem[]): Promise<ChunkItem[] | undefined> {
+async function startUploads(ctx: WorkContext, batch: ImportBatch, items: ChunkItem[], claimAfterIngest: ReadonlySet<string>): Promise<ChunkItem[] | undefined> {
   const NO_ROOM = Symbol('no room');
   try {
     return await ctx.em.fork().transactional(async (tx) => {
@@ -173,7 +205,7 @@ async function startUploads(ctx: WorkContext, batch: ImportBatch, items: ChunkIt
       const refused = await claimContents(
         tx,
         batch,
-        locked.map((item) => ({ id: item.id, name: item.name, sha256: item.received_sha256 as string })),
+        locked.filter((item) => !claimAfterIngest.has(item.id)).map((item) => ({ id: item.id, name: item.name, sha256: item.received_sha256 as string })),
       );
       const skipped: { id: string; error: ImportItemError; structure_id: string | null; sha256: string }[] = [];
       const starting: ChunkItem[] = [];
@@ -211,10 +243,11 @@ async function startUploads(ctx: WorkContext, batch: ImportBatch, items: ChunkIt
             params,
           })),
         );
+        // A compressed file's item has no claim yet (sha256 stays null): a repeat delivery that finds it so takes it one by one, which claims it after ingest.
         await tx.execute(
-          `update import_items set state = 'processing', upload_id = id, sha256 = received_sha256, updated_at = now()
+          `update import_items set state = 'processing', upload_id = id, sha256 = case when id = any(?::uuid[]) then null else received_sha256 end, updated_at = now()
             where id = any(?::uuid[]) and state = 'pending'`,
-          [sqlArray(starting.map((item) => item.id))],
+          [sqlArray([...claimAfterIngest]), sqlArray(starting.map((item) => item.id))],
         );
       }
       // The bytes move from the batch's reservation (now only what is still pending) to each upload's own.

@@ -1,6 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { sqlArray } from '../../db/arrays.js';
 import { LOCK_KEYS, lockAll } from '../../db/locks.js';
+import type { UploadError } from '../../entities/Upload.js';
 
 /** Why an item's content is not imported: the project holds it already, or another item is importing it. */
 export interface ClaimRefusal {
@@ -8,6 +9,11 @@ export interface ClaimRefusal {
   message: string;
   /** The structure that holds the content already (already_stored). */
   structureId?: string;
+}
+
+/** A refused claim as the end of an upload already started (content known only once unpacked): its item is then skipped (itemEnding). */
+export function claimRefusalError(refusal: ClaimRefusal): UploadError {
+  return { status: 409, code: refusal.code, message: refusal.message, details: refusal.structureId ? { structureId: refusal.structureId } : undefined };
 }
 
 export interface Claimant {

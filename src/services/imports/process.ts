@@ -13,7 +13,7 @@ import { createUploads } from '../upload/uploads.js';
 import { setPinned } from '../versions/versions.js';
 import { displayName } from './archive.js';
 import { endItem, resetBatchReservation } from './batches.js';
-import { claimContents } from './claims.js';
+import { claimContents, claimRefusalError } from './claims.js';
 import { fetchPdbEntry, pdbFilename } from './pdb.js';
 import { restoreVersionHistory } from './restoreHistory.js';
 import { stagedCompressionOf } from './stage.js';
@@ -135,8 +135,8 @@ async function processPlainItem(ctx: WorkContext, batch: ImportBatch, itemId: st
           afterIngest: async (upload) => {
             const sha = upload.blob as string;
             return ctx.em.fork().transactional(async (tx) => {
-              const duplicate = await claimContent(tx, batch, item, sha);
-              return duplicate ? { status: 409, ...duplicate } : undefined;
+              const refusal = (await claimContents(tx, batch, [{ id: item.id, name: item.name, sha256: sha }])).get(item.id);
+              return refusal && claimRefusalError(refusal);
             });
           },
         },
@@ -150,12 +150,6 @@ export function batchParams(batch: ImportBatch): UploadParams {
   if (batch.options.tags?.length) params.tags = batch.options.tags;
   if (batch.options.metadata && Object.keys(batch.options.metadata).length > 0) params.metadata = batch.options.metadata;
   return params;
-}
-
-/** One item's claim of its content (see claimContents): the reason to skip it, if any. */
-async function claimContent(tx: EntityManager, batch: ImportBatch, item: { id: string; name: string }, sha256: string) {
-  const refusal = (await claimContents(tx, batch, [{ ...item, sha256 }])).get(item.id);
-  return refusal && { code: refusal.code, message: refusal.message, details: refusal.structureId ? { structureId: refusal.structureId } : undefined };
 }
 
 /**
@@ -177,11 +171,11 @@ async function startUpload(
       if (row.upload) return 'started';
       const sha256 = row.receivedSha256 as string;
       if (options.claim) {
-        const duplicate = await claimContent(tx, batch, row, sha256);
+        const duplicate = (await claimContents(tx, batch, [{ id: row.id, name: row.name, sha256 }])).get(row.id);
         if (duplicate) {
           await endItem(tx, row.id, 'skipped', {
             error: { code: duplicate.code, message: duplicate.message },
-            structureId: (duplicate.details?.structureId as string | undefined) ?? null,
+            structureId: duplicate.structureId ?? null,
             sha256,
           });
           await resetBatchReservation(tx, batch.owner, batch.id);

@@ -1,11 +1,12 @@
 import { sqlArray } from '../../db/arrays.js';
+import type { UploadError } from '../../entities/Upload.js';
 import { enqueue } from '../../queue/enqueue.js';
 import { indexJob } from '../../queue/jobs.js';
 import type { WorkContext } from '../../runtime/context.js';
 import { ingestUploads } from './ingest.js';
-import { runUploadPipeline } from './pipeline.js';
+import { type PipelineHooks, runUploadPipeline } from './pipeline.js';
 import { storeUploads } from './snapshot.js';
-import { loadUploads } from './uploads.js';
+import { endUploads, loadUploads } from './uploads.js';
 import { validateUploads } from './validate.js';
 
 /**
@@ -16,22 +17,46 @@ import { validateUploads } from './validate.js';
  * are unpacked. An upload whose stage meets an error of ours goes through runUploadPipeline one by
  * one. Every step is guarded by the upload's state, so a repeat delivery of the chunk resumes where
  * the last one stopped and never stores a file twice. Returns each upload's state.
+ *
+ * `afterIngest` is the batch form of the one-by-one pipeline's hook (pipeline.ts): `judge` is called
+ * once with those of its `uploads` this call ingested (their content's sha256 now known), before any
+ * is validated; the uploads it answers for end as rejected with that reason (a bulk import skipping
+ * compressed files whose content the project already holds). Its uploads are not parsed on ingest:
+ * one it refuses would have been parsed for nothing, and a refusal comes before validation's, as on
+ * the one-by-one path.
  */
 export async function runUploadBatch(
   ctx: WorkContext,
   uploadIds: readonly string[],
   batchKey: string,
-  options: { stagedFiles?: ReadonlyMap<string, string> } = {},
+  options: {
+    stagedFiles?: ReadonlyMap<string, string>;
+    afterIngest?: {
+      uploads: ReadonlySet<string>;
+      judge: (ingested: ReadonlyMap<string, { sha256: string }>) => Promise<ReadonlyMap<string, UploadError>>;
+    };
+  } = {},
 ): Promise<Map<string, string>> {
   const singles = new Set<string>();
   const inBulk = (state: string) => async () => (await loadUploads(ctx.em, uploadIds)).filter((row) => !singles.has(row.id) && row.state === state);
 
-  const ingested = await ingestUploads(ctx, await inBulk('received')(), { parse: true, stagedFiles: options.stagedFiles });
+  const { afterIngest } = options;
+  const ingested = await ingestUploads(ctx, await inBulk('received')(), {
+    parse: (row) => !afterIngest?.uploads.has(row.id),
+    stagedFiles: options.stagedFiles,
+  });
   for (const [uploadId, error] of ingested.errors) {
     ctx.log.warn({ err: error, uploadId }, 'bulk ingest: taking this upload one by one');
     singles.add(uploadId);
   }
-  const parsed = new Map([...ingested.ingested].map(([id, item]) => [id, item.parsed]));
+  const judged = new Map([...ingested.ingested].filter(([id]) => afterIngest?.uploads.has(id)));
+  const refusedAfterIngest = afterIngest && judged.size > 0 ? await afterIngest.judge(judged) : new Map<string, UploadError>();
+  await endUploads(
+    ctx.em,
+    ctx,
+    [...refusedAfterIngest].map(([uploadId, error]) => ({ uploadId, state: 'rejected' as const, error })),
+  );
+  const parsed = new Map([...ingested.ingested].filter(([id]) => !refusedAfterIngest.has(id)).map(([id, item]) => [id, item.parsed]));
   const validated = await validateUploads(
     ctx,
     (await inBulk('processing')()).filter((row) => !row.summary && row.blob_sha256 && row.format),
@@ -56,9 +81,14 @@ export async function runUploadBatch(
     });
   }
   const owners = new Map((await loadUploads(ctx.em, [...singles])).map((row) => [row.id, row.owner_id]));
+  // The same hook, for one upload at a time (an upload whose ingest failed here was not yet judged).
+  const hooksOf = (uploadId: string): PipelineHooks =>
+    afterIngest?.uploads.has(uploadId)
+      ? { afterIngest: async (upload) => (await afterIngest.judge(new Map([[upload.id, { sha256: upload.blob as string }]]))).get(upload.id) }
+      : {};
   for (const uploadId of singles) {
     const ownerId = owners.get(uploadId);
-    if (ownerId) await runUploadPipeline(ctx, { uploadId, ownerId });
+    if (ownerId) await runUploadPipeline(ctx, { uploadId, ownerId }, hooksOf(uploadId));
   }
   const final = await loadUploads(ctx.em, uploadIds);
   return new Map(final.map((row) => [row.id, row.state]));

@@ -44,7 +44,8 @@ export async function ingestUploads(
   ctx: WorkContext,
   rows: readonly UploadRow[],
   options: {
-    parse?: boolean;
+    /** Parse on the way (all, or the uploads it answers true for). */
+    parse?: boolean | ((row: UploadRow) => boolean);
     /** A file holding an upload's staged bytes, read instead of its staging entry (a bundle's files, services/upload/bundles.ts). */
     stagedFiles?: ReadonlyMap<string, string>;
   } = {},
@@ -66,7 +67,7 @@ export async function ingestUploads(
               maxExpandedBytes: ctx.config.maxExpandedBytes,
               maxExpansionRatio: ctx.config.maxExpansionRatio,
               expectedRawSha256: row.received_sha256 ?? undefined,
-              parse: options.parse,
+              parse: typeof options.parse === 'function' ? options.parse(row) : options.parse,
             });
           // On S3 the staged upload is streamed here from the bucket; locally it is read where it lies.
           const stagedFile = options.stagedFiles?.get(row.id);
