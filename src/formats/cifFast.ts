@@ -18,6 +18,8 @@
  * atom naming an entity `_entity` does not describe, any reason summarizeCif.ts declines for.
  * formats.cifFast.test.ts compares both paths on every corpus mmCIF and on mmCIF written by gemmi.
  */
+
+import { runAt } from '../lib/sortedSearch.js';
 import { isNumberToken } from './safeText.js';
 import type { AtomTable } from './summarize.js';
 import type { StructureSummary } from './types.js';
@@ -932,16 +934,8 @@ function summarise(data: Uint8Array, sites: SiteReader, kept: Map<string, Kept>)
   offsets.set(residueOffsets);
   offsets[residueCount] = atomCount;
   const chainOffsets = [...sites.chainOffsets, atomCount];
-  const chainOfAtom = (atom: number): number => {
-    let lo = 0;
-    let hi = chainOffsets.length - 2;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >> 1;
-      if (chainOffsets[mid] <= atom) lo = mid;
-      else hi = mid - 1;
-    }
-    return lo;
-  };
+  // chainOffsets ends with the atom count, which is no chain's start.
+  const chainOfAtom = (atom: number): number => runAt(chainOffsets, atom, chainOffsets.length - 2);
   const symbolIds = sites.symbol.view();
   const symbols = sites.symbols.values;
   const nameIds = sites.atomName.view();

@@ -19,6 +19,7 @@
  */
 
 import { readSync } from 'node:fs';
+import { runAt } from '../lib/sortedSearch.js';
 import { ComponentBuilder, checkEntityPolySeq, EntityBuilder, parseCmpnd, parseHetnam, parseSeqres } from './pdbEntities.js';
 import {
   type AtomArrays,
@@ -1022,15 +1023,8 @@ export interface RunOrder {
 
 /** The file index (within the first model) of the atom at position i of Mol*'s order. */
 export function fileIndex(order: RunOrder, i: number): number {
-  const { from, to } = order;
-  let lo = 0;
-  let hi = from.length - 1;
-  while (lo < hi) {
-    const mid = (lo + hi + 1) >> 1;
-    if (to[mid] <= i) lo = mid;
-    else hi = mid - 1;
-  }
-  return from[lo] + (i - to[lo]);
+  const run = runAt(order.to, i);
+  return order.from[run] + (i - order.to[run]);
 }
 
 /** The file index of the atom at each position of Mol*'s order. */
@@ -1283,15 +1277,7 @@ class PdbAtomTable implements AtomTable {
     return seqNumber(this.src.b, s);
   }
   private chainOfAtom(atom: number): number {
-    const offsets = this.atoms.chainOffsets;
-    let lo = 0;
-    let hi = this.chainCount - 1;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >> 1;
-      if (offsets[mid] <= atom) lo = mid;
-      else hi = mid - 1;
-    }
-    return lo;
+    return runAt(this.atoms.chainOffsets, atom, this.chainCount - 1);
   }
   chainName(a: number): string {
     const s = this.line(this.atoms.chainOffsets[this.chainOfAtom(a)]);

@@ -8,6 +8,7 @@
  * that both give the same summary for every mmCIF file in the corpus.
  */
 import type { CifCategory, CifField, CifFrame } from 'molstar/lib/mol-io/reader/cif.js';
+import { runAt } from '../lib/sortedSearch.js';
 import type { AtomTable } from './summarize.js';
 
 const PRESENT = 0; // Column.ValueKinds.Present
@@ -116,16 +117,8 @@ export function cifAtomTable(frame: CifFrame): CifAtoms | undefined {
   residueOffsets.push(atomCount);
   chainOffsets.push(atomCount);
 
-  const chainOfAtom = (atom: number): number => {
-    let lo = 0;
-    let hi = chainOffsets.length - 2;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >> 1;
-      if (chainOffsets[mid] <= atom) lo = mid;
-      else hi = mid - 1;
-    }
-    return lo;
-  };
+  // chainOffsets ends with the atom count, which is no chain's start.
+  const chainOfAtom = (atom: number): number => runAt(chainOffsets, atom, chainOffsets.length - 2);
 
   const componentNames = new Map<string, string>();
   const chemComp = categories.chem_comp;
