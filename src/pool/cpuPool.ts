@@ -5,17 +5,8 @@ import { Piscina } from 'piscina';
 import type { InspectResult, InspectTask } from '../engines/inspect.js';
 import type { StructuralDiff } from '../formats/diff.js';
 import type { Format, ParseOutcome } from '../formats/types.js';
-import {
-  type DiffTask,
-  type IngestResult,
-  type IngestTask,
-  type ParseTask,
-  RECEIPT_COMPLETE,
-  RECEIPT_DROPPED,
-  RECEIPT_SLOTS,
-  type ReceiveFileTask,
-  type ReceiveTask,
-} from './tasks.js';
+import { RECEIPT_COMPLETE, RECEIPT_DROPPED, RECEIPT_SLOTS } from './receiptProgress.js';
+import type { DiffTask, IngestResult, IngestTask, ParseTask, ReceiveFileTask, ReceiveTask } from './tasks.js';
 
 const WORKER_FILE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'worker.mjs');
 

@@ -30,6 +30,7 @@ import { ArrivingPdb } from '../formats/pdbArriving.js';
 import { inspectSessionFile } from '../formats/session.js';
 import { sniffCompression, sniffFormat } from '../formats/sniff.js';
 import type { Compression, Format, ParseOutcome } from '../formats/types.js';
+import { RECEIPT_COMPLETE, RECEIPT_DROPPED } from './receiptProgress.js';
 import { pdbSplit, readShared, splitsPdb } from './scanHelpers.js';
 
 export { splitPdbFrom } from './scanHelpers.js';
@@ -391,10 +392,6 @@ export interface ReceiveFileTask {
   progress: SharedArrayBuffer;
 }
 
-/** ReceiveFileTask.progress: bytes received, then the receipt's state. */
-export const RECEIPT_SLOTS = 2;
-export const RECEIPT_COMPLETE = 1;
-export const RECEIPT_DROPPED = 2;
 /** How long a read waits before it looks again for bytes received but not yet in the file (written by the API's file stream). */
 const WRITTEN_POLL_MS = 1;
 /** How long a read waits for the next bytes before it looks again (they are announced: this only bounds a missed wake-up). */
