@@ -4,6 +4,7 @@
  * (searchStatements.ts, searchLayout.ts, searchPostings.ts).
  */
 import fs from 'node:fs/promises';
+import { parseArgs } from 'node:util';
 import pg from 'pg';
 
 export interface MeasuredBackend {
@@ -32,4 +33,28 @@ export async function projectsByOwner(client: pg.Client): Promise<{ owners: stri
     );
   }
   return { owners, projectsOf };
+}
+
+/** The machine's load averages (1, 5 and 15 minutes), as the study tools print them beside their figures. */
+export async function loadAverage(): Promise<string> {
+  return (await fs.readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ');
+}
+
+/**
+ * The options the word studies (searchLayout.ts, searchPostings.ts) share — `--rounds`, `--words`
+ * (comma-separated) and `--keep` (keep the scratch schema) — and their measured connection to
+ * DATABASE_URL's seeded database.
+ */
+export async function wordStudy(applicationName: string, defaults: { rounds: number; words: string }) {
+  const { values } = parseArgs({
+    options: {
+      rounds: { type: 'string', default: String(defaults.rounds) },
+      words: { type: 'string', default: defaults.words },
+      keep: { type: 'boolean', default: false },
+    },
+  });
+  const url = process.env.DATABASE_URL;
+  if (!url) throw new Error('DATABASE_URL names the seeded database');
+  const backend = await connectMeasuredBackend(url, applicationName);
+  return { ...backend, rounds: Number(values.rounds), words: values.words.split(','), keep: values.keep };
 }

@@ -17,23 +17,12 @@
  *
  *   DATABASE_URL=postgres://…/NAME node --import tsx bench/support/searchLayout.ts [--rounds 5] [--words kinase,lysozyme] [--keep]
  */
-import fs from 'node:fs/promises';
-import { parseArgs } from 'node:util';
-import { connectMeasuredBackend } from './measuredBackend.js';
+import { loadAverage, wordStudy } from './measuredBackend.js';
 
-const { values } = parseArgs({
-  options: {
-    rounds: { type: 'string', default: '5' },
-    words: { type: 'string', default: 'kinase,protease,lysozyme,thrombin,oxidase,collagen,integrase' },
-    keep: { type: 'boolean', default: false },
-  },
+const { client, schedNs, rounds, words, keep } = await wordStudy('search layout', {
+  rounds: 5,
+  words: 'kinase,protease,lysozyme,thrombin,oxidase,collagen,integrase',
 });
-const url = process.env.DATABASE_URL;
-if (!url) throw new Error('DATABASE_URL names the seeded database');
-const rounds = Number(values.rounds);
-const words = (values.words as string).split(',');
-
-const { client, schedNs } = await connectMeasuredBackend(url, 'search layout');
 const owners = (await client.query<{ id: string }>('select distinct owner_id as id from search_documents order by 1')).rows.map((r) => r.id);
 
 const NARROW = 'structure_id, owner_id, project_id, deleted, scoped_document';
@@ -100,7 +89,7 @@ for (let round = -1; round < rounds; round++) {
 const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
 const perStatement = matches / owners.length / words.length;
 process.stdout.write(
-  `Postgres CPU per statement (median of ${rounds} rounds, ${owners.length} owners × ${words.length} words, ${perStatement.toFixed(0)} matches a statement), load ${(await fs.readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')}\n`,
+  `Postgres CPU per statement (median of ${rounds} rounds, ${owners.length} owners × ${words.length} words, ${perStatement.toFixed(0)} matches a statement), load ${await loadAverage()}\n`,
 );
 for (const [name, table] of Object.entries(tables)) {
   const find = median(spent.get(`${name} find`) ?? []);
@@ -110,5 +99,5 @@ for (const [name, table] of Object.entries(tables)) {
     `${name.padEnd(18)} ${String(relpages).padStart(7)} pages  find ${find.toFixed(3)} ms  find + rank ${ranked.toFixed(3)} ms  (${((ranked * 1000) / perStatement).toFixed(2)} µs a match)\n`,
   );
 }
-if (!values.keep) await client.query('drop schema search_layout cascade');
+if (!keep) await client.query('drop schema search_layout cascade');
 await client.end();

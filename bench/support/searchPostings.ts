@@ -21,24 +21,12 @@
  *
  *   DATABASE_URL=postgres://…/NAME node --import tsx bench/support/searchPostings.ts [--rounds 7] [--words kinase,lysozyme] [--keep]
  */
-import fs from 'node:fs/promises';
-import { parseArgs } from 'node:util';
-import { connectMeasuredBackend, projectsByOwner } from './measuredBackend.js';
+import { loadAverage, projectsByOwner, wordStudy } from './measuredBackend.js';
 
-const { values } = parseArgs({
-  options: {
-    rounds: { type: 'string', default: '7' },
-    words: { type: 'string', default: 'kinase,protease,lysozyme,polymerase,receptor,kin,pro,rec' },
-    keep: { type: 'boolean', default: false },
-  },
+const { client, schedNs, rounds, words, keep } = await wordStudy('search postings', {
+  rounds: 7,
+  words: 'kinase,protease,lysozyme,polymerase,receptor,kin,pro,rec',
 });
-const url = process.env.DATABASE_URL;
-if (!url) throw new Error('DATABASE_URL names the seeded database');
-const rounds = Number(values.rounds);
-const words = (values.words as string).split(',');
-
-const { client, schedNs } = await connectMeasuredBackend(url, 'search postings');
-const loadavg = async () => (await fs.readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ');
 
 const S = 'search_postings_study';
 const step = async (what: string, sql: string) => {
@@ -201,7 +189,9 @@ const median = (v: number[]) => {
   const s = [...v].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
-process.stdout.write(`Postgres CPU per statement (ms, median of ${rounds} rounds; ${owners.length} owners × ${words.length} words), load ${await loadavg()}\n`);
+process.stdout.write(
+  `Postgres CPU per statement (ms, median of ${rounds} rounds; ${owners.length} owners × ${words.length} words), load ${await loadAverage()}\n`,
+);
 process.stdout.write(`${'path'.padEnd(10)} ${'none'.padStart(8)} ${'shared'.padStart(8)} ${'ratio'.padStart(7)} ${'shares add'.padStart(11)}\n`);
 for (const path of ['gin', 'narrow', 'wide']) {
   const none = median(spent[`none ${path}`]);
@@ -210,5 +200,5 @@ for (const path of ['gin', 'narrow', 'wide']) {
     `${path.padEnd(10)} ${none.toFixed(3).padStart(8)} ${shared.toFixed(3).padStart(8)} ${`${(shared / none).toFixed(2)}×`.padStart(7)} ${(shared - none).toFixed(3).padStart(11)}\n`,
   );
 }
-if (!values.keep) await client.query(`drop schema ${S} cascade`);
+if (!keep) await client.query(`drop schema ${S} cascade`);
 await client.end();

@@ -15,13 +15,12 @@
  * postgres.ts (a copy of an earlier one) to measure instead; --against MODULE measures another build
  * beside this one, its statements in the same rounds (each build's table, and their ratios).
  */
-import fs from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { searchQueryOf, searchQuerySchema } from '../../src/api/routes/search/index.js';
 import { PostgresSearchIndex } from '../../src/search/postgres.js';
 import type { SearchQuery } from '../../src/search/types.js';
 import { MIX, prng } from '../search.js';
-import { connectMeasuredBackend, projectsByOwner } from './measuredBackend.js';
+import { connectMeasuredBackend, loadAverage, projectsByOwner } from './measuredBackend.js';
 
 const { values } = parseArgs({
   options: {
@@ -170,9 +169,7 @@ const median = (v: number[]) => {
   const s = [...v].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
-process.stdout.write(
-  `Postgres CPU per statement (ms, median of ${rounds} rounds; ${draws} draws × ${repeat}), load ${(await fs.readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')}\n`,
-);
+process.stdout.write(`Postgres CPU per statement (ms, median of ${rounds} rounds; ${draws} draws × ${repeat}), load ${await loadAverage()}\n`);
 const ratio = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined ? '' : `${(a / b).toFixed(2)}×`);
 const figure = (v: number | undefined) => (v === undefined ? '' : v.toFixed(3));
 /** One table per build: this one's, then (--against) the other's, whose variants are marked "@". */

@@ -144,12 +144,7 @@ export class CpuPool {
         Atomics.store(arrived, 0, at);
         port1.postMessage({ end: at });
         port1.close();
-        const timer = setTimeout(() => limit.abort(), this.timeoutMs);
-        try {
-          return await outcome;
-        } finally {
-          clearTimeout(timer);
-        }
+        return this.settleWithin(outcome, limit);
       },
       abort: drop,
     };
@@ -195,17 +190,22 @@ export class CpuPool {
       end: async () => {
         if (settled) return undefined;
         settle(RECEIPT_COMPLETE);
-        const timer = setTimeout(() => limit.abort(), this.timeoutMs);
-        try {
-          return await outcome;
-        } finally {
-          clearTimeout(timer);
-        }
+        return this.settleWithin(outcome, limit);
       },
       abort() {
         if (!settled) settle(RECEIPT_DROPPED);
       },
     };
+  }
+
+  /** A receipt's outcome once its last byte is in: the time limit starts then (a slow client is not the parse's fault). */
+  private async settleWithin<T>(outcome: Promise<T>, limit: AbortController): Promise<T> {
+    const timer = setTimeout(() => limit.abort(), this.timeoutMs);
+    try {
+      return await outcome;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   diff(task: DiffTask): Promise<StructuralDiff> {
