@@ -6,8 +6,9 @@
  * With --trace, the measured process runs under `node --trace-opt --trace-deopt` and, per warm
  * pass and summed over the warm passes per function, the deopts and the TurboFan compiles with the
  * sum of their times ("took a, b, c ms"). A tool: it prints, it asserts nothing.
- *   node --import tsx bench/support/jitChurn.ts [--passes 4] [--seed 1] [--trace] [--from 2] [--top 25] [--corpus /work/shared/corpus]
- * Functions defined in src/ are marked *.
+ *   node --import tsx bench/support/jitChurn.ts [--passes 4] [--seed 1] [--trace] [--from 2] [--warm-up] [--top 25] [--src <a worktree>/src] [--corpus /work/shared/corpus]
+ * --warm-up: the thread reads pool/warmUp.ts's made-up structures first, as a warm pool's threads
+ * after the first do. Functions defined in src/ are marked *.
  */
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -28,16 +29,18 @@ const corpus = option('--corpus', '/work/shared/corpus');
 /** The first pass the per-function table counts (2: the warm passes; 1 to see the cold pass too). */
 const from = Number(option('--from', '2'));
 const here = path.dirname(fileURLToPath(import.meta.url));
+/** The src/ directory whose code is measured (another worktree's for an A/B comparison). */
+const src = path.resolve(option('--src', path.join(here, '../../src')));
 
 if (args.includes('--child')) {
   // The measured process: one parse thread, as a pool thread is (the tsx loader, Mol*'s types without its table).
   const worker = new Worker(
     `import { register } from 'tsx/esm/api';
-     import { loadMolstarWithoutElementTable } from ${JSON.stringify(path.join(here, '../../src/pool/molstarTypes.mjs'))};
+     import { loadMolstarWithoutElementTable } from ${JSON.stringify(path.join(src, 'pool/molstarTypes.mjs'))};
      register();
      loadMolstarWithoutElementTable();
      await import(${JSON.stringify(path.join(here, 'jitChurnThread.ts'))});`,
-    { eval: true, workerData: { dirs: [path.join(corpus, 'pdb'), path.join(corpus, 'cif')], passes, seed } },
+    { eval: true, workerData: { dirs: [path.join(corpus, 'pdb'), path.join(corpus, 'cif')], passes, seed, warmUp: args.includes('--warm-up'), src } },
   );
   await new Promise<void>((resolve, reject) => {
     worker.on('error', reject);
@@ -56,7 +59,7 @@ if (args.includes('--child')) {
     compileMs: number;
     reasons: Map<string, number>;
   }
-  const ours = ourFunctionNames(path.join(here, '../../src'));
+  const ours = ourFunctionNames(src);
   const warm = new Map<string, PerFunction>();
   let pass = 0;
   let passDeopts = 0;

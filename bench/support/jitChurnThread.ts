@@ -7,9 +7,10 @@ import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, wr
 import os from 'node:os';
 import path from 'node:path';
 import { workerData } from 'node:worker_threads';
-import { ingest, parse } from '../../src/pool/tasks.js';
 
-const { dirs, passes, seed } = workerData as { dirs: string[]; passes: number; seed: number };
+const { dirs, passes, seed, warmUp, src } = workerData as { dirs: string[]; passes: number; seed: number; warmUp: boolean; src: string };
+// The sources measured: this tree's, or another worktree's (--src), for an A/B comparison.
+const { ingest, parse } = (await import(path.join(src, 'pool/tasks.js'))) as typeof import('../../src/pool/tasks.js');
 
 /** A small seeded generator, so that A and B meet the files in the same orders. */
 function random(state: number): () => number {
@@ -36,6 +37,8 @@ for (const dir of dirs) {
 }
 
 const say = (line: string) => writeSync(1, `#jitChurn ${line}\n`);
+// As a warm pool's threads after the first start (pool/thread.ts): the made-up structures first, before pass 1.
+if (warmUp) await ((await import(path.join(src, 'pool/warmUp.js'))) as typeof import('../../src/pool/warmUp.js')).warmUpReaders();
 const next = random(seed);
 let order = files.slice();
 try {

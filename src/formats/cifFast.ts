@@ -859,7 +859,8 @@ function readSiteValues(t: Tokenizer, sites: SiteReader): void {
         if (c === 32 || c === 9 || c === 10 || c === 13) p++;
         else break;
       }
-      const first = data[p];
+      // Not read past the end: an out-of-bounds read makes the optimised loop give way.
+      const first = p < n ? data[p] : 0;
       // The end, no whitespace before the token (after a text field), comments, quotes, text
       // fields, data names: the tokenizer's.
       if (p >= n || p === gap || first === 35 || first === 39 || first === 34 || first === 59 || first === 95) {
@@ -952,6 +953,10 @@ function summarise(data: Uint8Array, sites: SiteReader, kept: Map<string, Kept>)
   const xs = sites.x.view();
   const ys = sites.y.view();
   const zs = sites.z.view();
+  // atomKey's values as an array: residueFacts then checks duplicates as for a PDB file's table
+  // (duplicatesByKeys), and its optimised code does not switch between the two ways by format.
+  const atomKeys = new Float64Array(atomCount);
+  for (let i = 0; i < atomCount; i++) atomKeys[i] = nameIds[i] * altCount + altIds[i];
   const table: AtomTable = {
     atomCount,
     typeSymbol: (i) => symbols[symbolIds[i]],
@@ -965,6 +970,7 @@ function summarise(data: Uint8Array, sites: SiteReader, kept: Map<string, Kept>)
     symbolIndex: { index: symbolIds, symbols },
     hasAltlocs: sites.hasAltlocs,
     atomKey: (i) => nameIds[i] * altCount + altIds[i],
+    atomKeys,
     residueCount,
     residueOffsets: offsets,
     insCode: (r) => insCodes[residueIns[r]],
