@@ -50,7 +50,13 @@ if (args.includes('--child')) {
   const trace = args.includes('--trace');
   const child = spawn(
     process.execPath,
-    [...process.execArgv, ...(trace ? ['--trace-opt', '--trace-deopt'] : []), fileURLToPath(import.meta.url), '--child', ...args.filter((a) => a !== '--trace')],
+    [
+      ...process.execArgv,
+      ...(trace ? ['--trace-opt', '--trace-deopt'] : []),
+      fileURLToPath(import.meta.url),
+      '--child',
+      ...args.filter((a) => a !== '--trace'),
+    ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   interface PerFunction {
@@ -67,7 +73,10 @@ if (args.includes('--child')) {
   let passCompileMs = 0;
   const of = (name: string) => {
     let entry = warm.get(name);
-    if (!entry) warm.set(name, (entry = { deopts: 0, compiles: 0, compileMs: 0, reasons: new Map() }));
+    if (!entry) {
+      entry = { deopts: 0, compiles: 0, compileMs: 0, reasons: new Map() };
+      warm.set(name, entry);
+    }
     return entry;
   };
   const fn = (line: string) => /<JSFunction ([^ >]*) ?\(sfi/.exec(line)?.[1] || '(anonymous)';
@@ -80,7 +89,10 @@ if (args.includes('--child')) {
         passDeopts = passCompiles = 0;
         passCompileMs = 0;
       } else if (what === 'end') {
-        const row = { ...JSON.parse(json), ...(trace ? { deopts: passDeopts, turbofanCompiles: passCompiles, turbofanCompileMs: Math.round(passCompileMs) } : {}) };
+        const row = {
+          ...JSON.parse(json),
+          ...(trace ? { deopts: passDeopts, turbofanCompiles: passCompiles, turbofanCompileMs: Math.round(passCompileMs) } : {}),
+        };
         rows.push(row);
         process.stdout.write(`${JSON.stringify(row)}\n`);
         pass = 0;
@@ -124,8 +136,14 @@ if (args.includes('--child')) {
     process.stdout.write(`passes ${from}-${passes}, per function (* = defined in src/):\n`);
     const sorted = [...warm.entries()].sort((a, b) => b[1].compileMs - a[1].compileMs || b[1].deopts - a[1].deopts).slice(0, top);
     for (const [name, e] of sorted) {
-      const reasons = [...e.reasons.entries()].sort((a, b) => b[1] - a[1]).slice(0, 4).map(([r, c]) => `${r} ×${c}`).join('; ');
-      process.stdout.write(`${ours.has(name) ? '*' : ' '} ${name.padEnd(32)} compiles ${String(e.compiles).padStart(3)} ${e.compileMs.toFixed(1).padStart(8)} ms  deopts ${String(e.deopts).padStart(3)}  ${reasons}\n`);
+      const reasons = [...e.reasons.entries()]
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, 4)
+        .map(([r, c]) => `${r} ×${c}`)
+        .join('; ');
+      process.stdout.write(
+        `${ours.has(name) ? '*' : ' '} ${name.padEnd(32)} compiles ${String(e.compiles).padStart(3)} ${e.compileMs.toFixed(1).padStart(8)} ms  deopts ${String(e.deopts).padStart(3)}  ${reasons}\n`,
+      );
     }
   }
 }
@@ -136,7 +154,9 @@ function ourFunctionNames(dir: string): Set<string> {
   for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
     if (!entry.isFile() || !/\.(ts|mjs)$/.test(entry.name)) continue;
     const text = readFileSync(path.join(entry.parentPath, entry.name), 'utf8');
-    for (const m of text.matchAll(/(?:function\*?\s+(\w+)|^\s+(?:private |static |readonly |async )*(\w+)\s*\([^)]*\)\s*(?::[^{;]+)?\{|(?:const|let)\s+(\w+)\s*=\s*(?:async\s*)?(?:\([^)]*\)|\w+)\s*(?::[^=]+)?=>)/gm)) {
+    for (const m of text.matchAll(
+      /(?:function\*?\s+(\w+)|^\s+(?:private |static |readonly |async )*(\w+)\s*\([^)]*\)\s*(?::[^{;]+)?\{|(?:const|let)\s+(\w+)\s*=\s*(?:async\s*)?(?:\([^)]*\)|\w+)\s*(?::[^=]+)?=>)/gm,
+    )) {
       names.add(m[1] ?? m[2] ?? m[3]);
     }
   }

@@ -1351,14 +1351,17 @@ const PRIMER_LINES = [
   'HETATM   13  O   HOH A 102       1.000   2.000   3.000  1.00  0.00           O  ',
   // The scan's rare branches, so that they have feedback too and the optimised scan does not meet
   // them for the first time in a real file (and is dropped there): alternate locations, a residue
-  // of more than 64 atom names, one of them repeated, and (after END) a frame without a MODEL
-  // record, of more residues than a fresh scan's smallest arrays hold.
+  // of more than 64 atom names, one of them repeated, a negative residue number, a two-letter
+  // element, a line without element columns, and (after END) a frame without a MODEL record, of
+  // more residues than a fresh scan's smallest arrays hold.
   primerAtom('ATOM  ', 14, 'CA', 'A', 'SER', 'A', 3, 'C'),
   primerAtom('ATOM  ', 15, 'CA', 'B', 'SER', 'A', 3, 'C'),
   ...Array.from({ length: 66 }, (_, k) => primerAtom('HETATM', 16 + k, `C${k + 1}`, ' ', 'LIG', 'B', 900, 'C')),
   primerAtom('HETATM', 82, 'C1', ' ', 'LIG', 'B', 900, 'C'),
+  primerAtom('HETATM', 83, 'ZN', ' ', ' ZN', 'B', -5, 'ZN'),
+  primerAtom('HETATM', 84, 'O', ' ', 'HOH', 'B', -4, 'O').slice(0, 66),
   'END                                                                             ',
-  ...Array.from({ length: 20 }, (_, k) => primerAtom('HETATM', 83 + k, 'O', ' ', 'HOH', 'A', 103 + k, 'O')),
+  ...Array.from({ length: 20 }, (_, k) => primerAtom('HETATM', 85 + k, 'O', ' ', 'HOH', 'A', 103 + k, 'O')),
   'END                                                                             ',
   '',
 ].join('\n');
