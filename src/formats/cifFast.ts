@@ -711,7 +711,6 @@ class SiteReader {
  * read the file (see the top of this file). Never throws.
  */
 export function readMmcifFast(data: Uint8Array): FastCif | undefined {
-  primeCif();
   lastCifDecline = '';
   try {
     return read(data);
@@ -723,71 +722,6 @@ export function readMmcifFast(data: Uint8Array): FastCif | undefined {
 }
 
 const ATOM_SITE_NAME = Buffer.from('_atom_site.', 'latin1');
-
-/**
- * A small mmCIF with the rows the reader meets only in some files: a second model, alternate
- * locations, an insertion code, a zero, a negative and an exponent coordinate, quoted values, a
- * loop the summary does not read. read() goes over it before its first real file (primeCif).
- */
-const CIF_PRIMER = [
-  'data_0PRM',
-  '_entry.id 0PRM',
-  "_struct.title 'A primer'",
-  "_exptl.method 'X-RAY DIFFRACTION'",
-  '_refine.ls_d_res_high 2.0',
-  '_pdbx_database_status.recvd_initial_deposition_date 2000-01-01',
-  'loop_',
-  '_entity.id',
-  '_entity.type',
-  '1 polymer',
-  '2 non-polymer',
-  '3 water',
-  'loop_',
-  '_chem_comp.id',
-  '_chem_comp.name',
-  'ALA ALANINE',
-  'GLY GLYCINE',
-  'ZN "ZINC ION"',
-  'HOH WATER',
-  '#',
-  'loop_',
-  '_atom_type.symbol',
-  'C N O ZN',
-  '#',
-  'loop_',
-  ...SITE_FIELDS.map((field) => `_atom_site.${field}`),
-  // x y z type atom comp asym entity auth_asym seq auth_seq ins alt model auth_atom auth_comp
-  '1.000 2.000 3.000 N N ALA A 1 A 1 1 ? . 1 N ALA',
-  '0.000 -2.500 3.000 C CA ALA A 1 A 1 1 ? A 1 CA ALA',
-  '1.5e1 2.000 -3.250 C CA ALA A 1 A 1 1 ? B 1 CA ALA',
-  '1.000 2.000 3.000 N N GLY A 1 A 2 2 A . 1 N GLY',
-  '1.000 2.000 3.000 C "C" GLY A 1 A 2 2 A . 1 "C" GLY',
-  '1.000 2.000 3.000 ZN ZN ZN B 2 A . 101 ? . 1 ZN ZN',
-  '1.000 2.000 3.000 O O HOH C 3 A . 201 ? . 1 O HOH',
-  '1.000 2.000 3.000 N N ALA A 1 A 1 1 ? . 2 N ALA',
-  '1.000 2.000 3.000 ZN ZN ZN B 2 A . 101 ? . 2 ZN ZN',
-  '#',
-  '',
-].join('\n');
-let cifPrimed = false;
-
-/**
- * Reads CIF_PRIMER a few times, once per thread, before the first real file: the reader's rare
- * branches then have feedback, and its optimised code does not meet them first in a real file and
- * give way there (to be compiled again, the row loop each time).
- */
-function primeCif(): void {
-  if (cifPrimed) return;
-  cifPrimed = true;
-  const data = Buffer.from(CIF_PRIMER, 'latin1');
-  for (let k = 0; k < 3; k++) {
-    try {
-      read(data);
-    } catch {
-      // A primer: what it gives does not matter.
-    }
-  }
-}
 
 function read(data: Uint8Array): FastCif | undefined {
   // No dotted _atom_site name anywhere (category names are case-sensitive): a small-molecule CIF,
@@ -925,8 +859,7 @@ function readSiteValues(t: Tokenizer, sites: SiteReader): void {
         if (c === 32 || c === 9 || c === 10 || c === 13) p++;
         else break;
       }
-      // Not read past the end: an out-of-bounds read makes the optimised loop give way.
-      const first = p < n ? data[p] : 0;
+      const first = data[p];
       // The end, no whitespace before the token (after a text field), comments, quotes, text
       // fields, data names: the tokenizer's.
       if (p >= n || p === gap || first === 35 || first === 39 || first === 34 || first === 59 || first === 95) {
@@ -1019,10 +952,6 @@ function summarise(data: Uint8Array, sites: SiteReader, kept: Map<string, Kept>)
   const xs = sites.x.view();
   const ys = sites.y.view();
   const zs = sites.z.view();
-  // atomKey's values as an array: residueFacts then checks duplicates as for a PDB file's table
-  // (duplicatesByKeys), and its optimised code does not switch between the two ways by format.
-  const atomKeys = new Float64Array(atomCount);
-  for (let i = 0; i < atomCount; i++) atomKeys[i] = nameIds[i] * altCount + altIds[i];
   const table: AtomTable = {
     atomCount,
     typeSymbol: (i) => symbols[symbolIds[i]],
@@ -1036,7 +965,6 @@ function summarise(data: Uint8Array, sites: SiteReader, kept: Map<string, Kept>)
     symbolIndex: { index: symbolIds, symbols },
     hasAltlocs: sites.hasAltlocs,
     atomKey: (i) => nameIds[i] * altCount + altIds[i],
-    atomKeys,
     residueCount,
     residueOffsets: offsets,
     insCode: (r) => insCodes[residueIns[r]],

@@ -661,8 +661,7 @@ function runEntities(runs: Runs, componentBuilder: ComponentBuilder, entityBuild
   const moleculeTypes: (MoleculeType | undefined)[] = new Array(compNames.length);
   // getEntityId gives the same entity for the same label_asym_id and component every time: worked out once per pair.
   const entities = new Map<string, (string | undefined)[]>();
-  // Filled in order from empty, so packed whatever the count (new Array(count) is holey, or a dictionary when long).
-  const runEntity: string[] = [];
+  const runEntity: string[] = new Array(runs.count);
   let lastAsym = '';
   let lastByComp: (string | undefined)[] | undefined;
   for (let r = 0; r < runs.count; r++) {
@@ -748,8 +747,7 @@ function labelRuns(
   labels: LabelAsym,
 ): { runLabel: string[]; runSeq: Int32Array } {
   labels.clear();
-  // Filled in order from empty, as runEntity (runEntities).
-  const runLabel: string[] = [];
+  const runLabel: string[] = new Array(firstRuns);
   const runSeq = new Int32Array(firstRuns);
   const { start, model: runModel, seqInt, ter } = runs;
   let currModel = runModel[0];
@@ -1092,26 +1090,15 @@ function gatherHalf(order: RunOrder, from: Uint32Array, halves: Uint32Array, hal
   }
 }
 
-/**
- * `n` positions, all UNALIGNED, in an array of small integers without holes: `new Array(n)` makes
- * a holey array (a dictionary for a long one), and the readers of the positions met either kind
- * depending on the file, which made their optimised code give way.
- */
-function unalignedPositions(n: number): number[] {
-  const positions: number[] = [];
-  for (let k = 0; k < n; k++) positions.push(UNALIGNED);
-  return positions;
-}
-
 /** Mol*'s alignCompIdsToSeqres (pdb/atom-site.js): 1-based SEQRES positions of observed residues. */
 function alignToSeqres(seqres: string[], observed: string[]): number[] {
   const n = observed.length;
   if (n === 0) return [];
-  if (seqres.length === 0) return unalignedPositions(n);
+  if (seqres.length === 0) return new Array(n).fill(UNALIGNED);
   const positions = alignedPositions(observed, seqres);
   if (positions) return positions;
   const { aliA, aliB } = alignSequences(observed, seqres);
-  const result = unalignedPositions(n);
+  const result = new Array(n).fill(UNALIGNED);
   let o = 0;
   let q = 0;
   for (let k = 0; k < aliA.length; k++) {
@@ -1448,7 +1435,7 @@ function alignedPositions(observed: readonly string[], seqres: readonly string[]
   if (observed.includes('-') || seqres.includes('-')) return undefined;
   const n = observed.length;
   const m = seqres.length;
-  const result = unalignedPositions(n);
+  const result: number[] = new Array(n).fill(UNALIGNED);
   if (identical(observed, seqres)) {
     for (let k = 0; k < n; k++) result[k] = k + 1;
     return result;

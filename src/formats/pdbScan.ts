@@ -1319,12 +1319,6 @@ export function joinChunk(b: Uint8Array, st: ScanState, chunk: ChunkScan): boole
   return true;
 }
 
-/** An atom record of the primer, its fields in their columns. */
-function primerAtom(record: string, serial: number, name: string, alt: string, residue: string, chain: string, seq: number, element: string): string {
-  const at = `${record}${String(serial).padStart(5)} ${` ${name}`.padEnd(4)}${alt}${residue} ${chain}${String(seq).padStart(4)}    `;
-  return `${at}   1.000   2.000   3.000  1.00  0.00          ${element.padStart(2)}  `;
-}
-
 /**
  * A few records of every kind the scan meets in ordinary files, atom records first among them.
  * scanLines runs over them before its first real file (primeScan).
@@ -1349,19 +1343,6 @@ const PRIMER_LINES = [
   'TER   A1NSZ      LYSB2 404                                                      ',
   'HETATM   12  O   HOH A 101       1.000   2.000   3.000  1.00  0.00           O  ',
   'HETATM   13  O   HOH A 102       1.000   2.000   3.000  1.00  0.00           O  ',
-  // The scan's rare branches, so that they have feedback too and the optimised scan does not meet
-  // them for the first time in a real file (and is dropped there): alternate locations, a residue
-  // of more than 64 atom names, one of them repeated, a negative residue number, a two-letter
-  // element, a line without element columns, and (after END) a frame without a MODEL record, of
-  // more residues than a fresh scan's smallest arrays hold.
-  primerAtom('ATOM  ', 14, 'CA', 'A', 'SER', 'A', 3, 'C'),
-  primerAtom('ATOM  ', 15, 'CA', 'B', 'SER', 'A', 3, 'C'),
-  ...Array.from({ length: 66 }, (_, k) => primerAtom('HETATM', 16 + k, `C${k + 1}`, ' ', 'LIG', 'B', 900, 'C')),
-  primerAtom('HETATM', 82, 'C1', ' ', 'LIG', 'B', 900, 'C'),
-  primerAtom('HETATM', 83, 'ZN', ' ', ' ZN', 'B', -5, 'ZN'),
-  primerAtom('HETATM', 84, 'O', ' ', 'HOH', 'B', -4, 'O').slice(0, 66),
-  'END                                                                             ',
-  ...Array.from({ length: 20 }, (_, k) => primerAtom('HETATM', 85 + k, 'O', ' ', 'HOH', 'A', 103 + k, 'O')),
   'END                                                                             ',
   '',
 ].join('\n');
@@ -1379,8 +1360,7 @@ export function primeScan(): void {
   const b = Buffer.from(PRIMER_LINES, 'latin1');
   // Enough calls for V8 to give scanLines and its callees the feedback the optimiser reads.
   for (let k = 0; k < 12; k++) {
-    // The smallest arrays a scan starts with (16 entries), so that the primer's atoms grow them.
-    const st = newScanState(0);
+    const st = newScanState(b.length);
     // As readPdbAtomsFromFile scans (END records may separate frames).
     st.endFrames = true;
     scanLines(b, 54, false, st);
