@@ -6,7 +6,7 @@
  * With --trace, the measured process runs under `node --trace-opt --trace-deopt` and, per warm
  * pass and summed over the warm passes per function, the deopts and the TurboFan compiles with the
  * sum of their times ("took a, b, c ms"). A tool: it prints, it asserts nothing.
- *   node --import tsx bench/support/jitChurn.ts [--passes 4] [--seed 1] [--trace] [--from 2] [--warm-up] [--top 25] [--src <a worktree>/src] [--corpus /work/shared/corpus]
+ *   node --import tsx bench/support/jitChurn.ts [--passes 4] [--seed 1] [--trace] [--from 2] [--warm-up] [--top 25] [--src <a worktree>/src] [--corpus ../shared/corpus]
  * --warm-up: the thread reads pool/warmUp.ts's made-up structures first, as a warm pool's threads
  * after the first do. Functions defined in src/ are marked *.
  */
@@ -25,10 +25,11 @@ const option = (name: string, fallback: string) => {
 const passes = Number(option('--passes', '4'));
 const seed = Number(option('--seed', '1'));
 const top = Number(option('--top', '25'));
-const corpus = option('--corpus', '/work/shared/corpus');
+const here = path.dirname(fileURLToPath(import.meta.url));
+/** The shared corpus beside the repository, as the other benchmarks find it. */
+const corpus = path.resolve(option('--corpus', path.join(here, '../../../shared/corpus')));
 /** The first pass the per-function table counts (2: the warm passes; 1 to see the cold pass too). */
 const from = Number(option('--from', '2'));
-const here = path.dirname(fileURLToPath(import.meta.url));
 /** The src/ directory whose code is measured (another worktree's for an A/B comparison). */
 const src = path.resolve(option('--src', path.join(here, '../../src')));
 
