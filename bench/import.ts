@@ -112,9 +112,11 @@ async function corpusFiles(): Promise<SourceFile[]> {
   return files;
 }
 
+const isGzip = (bytes: Buffer) => bytes[0] === 0x1f && bytes[1] === 0x8b;
+
 async function readContent(file: string): Promise<Buffer> {
   const bytes = await fs.readFile(file);
-  return bytes[0] === 0x1f && bytes[1] === 0x8b ? gunzipSync(bytes) : bytes;
+  return isGzip(bytes) ? gunzipSync(bytes) : bytes;
 }
 
 /** Set (a): the corpus folders copied as they are (a folder of links would be skipped: links are not followed). */
@@ -125,7 +127,13 @@ async function makeCorpusSet(dir: string, sources: SourceFile[]): Promise<void> 
   }
 }
 
-/** Set (b): `count` files cycling over the small sources, each with a distinct comment line (PDB: a REMARK; mmCIF: a `#` line). */
+/** The content with a comment line first (PDB: a REMARK; mmCIF: a `#` line), so its sha256 is its own. */
+function marked(folder: 'pdb' | 'cif', content: Buffer, label: string): Buffer {
+  const marker = folder === 'cif' ? `# molvault bench:import ${label}\n` : `REMARK 999 molvault bench:import ${label}\n`;
+  return Buffer.concat([Buffer.from(marker), content]);
+}
+
+/** Set (b): `count` files cycling over the small sources, each with a distinct comment line. */
 async function makeSmallSet(dir: string, sources: SourceFile[], count: number): Promise<{ sources: number }> {
   const small: { folder: 'pdb' | 'cif'; name: string; content: Buffer }[] = [];
   for (const source of sources) {
@@ -137,8 +145,7 @@ async function makeSmallSet(dir: string, sources: SourceFile[], count: number): 
   for (const folder of ['pdb', 'cif']) await fs.mkdir(path.join(dir, folder), { recursive: true });
   for (let i = 0; i < count; i++) {
     const source = small[i % small.length];
-    const marker = source.folder === 'cif' ? `# molvault bench:import copy ${i}\n` : `REMARK 999 molvault bench:import copy ${i}\n`;
-    await fs.writeFile(path.join(dir, source.folder, `${String(i).padStart(5, '0')}_${source.name}`), Buffer.concat([Buffer.from(marker), source.content]));
+    await fs.writeFile(path.join(dir, source.folder, `${String(i).padStart(5, '0')}_${source.name}`), marked(source.folder, source.content, `copy ${i}`));
   }
   return { sources: small.length };
 }
@@ -148,11 +155,10 @@ async function makeWarmUpSet(dir: string, sources: SourceFile[]): Promise<void> 
   for (const [i, source] of sources.entries()) {
     await fs.mkdir(path.join(dir, source.folder), { recursive: true });
     const bytes = await fs.readFile(source.file);
-    const compressed = bytes[0] === 0x1f && bytes[1] === 0x8b;
+    const compressed = isGzip(bytes);
     const content = compressed ? gunzipSync(bytes) : bytes;
-    const marker = source.folder === 'cif' ? `# molvault bench:import warm-up ${i}\n` : `REMARK 999 molvault bench:import warm-up ${i}\n`;
-    const marked = Buffer.concat([Buffer.from(marker), content]);
-    await fs.writeFile(path.join(dir, source.folder, path.basename(source.file)), compressed ? gzipSync(marked) : marked);
+    const copy = marked(source.folder, content, `warm-up ${i}`);
+    await fs.writeFile(path.join(dir, source.folder, path.basename(source.file)), compressed ? gzipSync(copy) : copy);
   }
 }
 

@@ -105,8 +105,7 @@ export class CpuPool {
    * for other tasks (a worker's jobs must not wait on a slow client's upload).
    */
   receive(format: Format, maxBytes: number, leave = 0): Receipt | undefined {
-    if (maxBytes <= 0 || maxBytes > RECEIVE_MAX_BYTES || this.running + leave >= this.maxThreads) return undefined;
-    this.running++;
+    if (!this.takeReceiptThread(maxBytes, leave)) return undefined;
     const bytes = Buffer.from(new SharedArrayBuffer(maxBytes));
     const arrived = new Int32Array(new SharedArrayBuffer(4));
     const { port1, port2 } = new MessageChannel();
@@ -157,8 +156,7 @@ export class CpuPool {
    * thread a page fault for every page of a fresh buffer the file's size). `push` only counts.
    */
   receiveFile(file: string, maxBytes: number, leave = 0): Receipt | undefined {
-    if (maxBytes <= 0 || maxBytes > RECEIVE_MAX_BYTES || this.running + leave >= this.maxThreads) return undefined;
-    this.running++;
+    if (!this.takeReceiptThread(maxBytes, leave)) return undefined;
     const progress = new Int32Array(new SharedArrayBuffer(RECEIPT_SLOTS * 4));
     let at = 0;
     let told = 0;
@@ -196,6 +194,16 @@ export class CpuPool {
         if (!settled) settle(RECEIPT_DROPPED);
       },
     };
+  }
+
+  /**
+   * Takes a thread for a receipt when one is free now beyond `leave` and `maxBytes` may be held
+   * (at most RECEIVE_MAX_BYTES); false otherwise (the upload is then validated the usual way).
+   */
+  private takeReceiptThread(maxBytes: number, leave: number): boolean {
+    if (maxBytes <= 0 || maxBytes > RECEIVE_MAX_BYTES || this.running + leave >= this.maxThreads) return false;
+    this.running++;
+    return true;
   }
 
   /** A receipt's outcome once its last byte is in: the time limit starts then (a slow client is not the parse's fault). */

@@ -86,3 +86,8 @@ export async function claimContents(tx: EntityManager, batch: { id: string; proj
   }
   return refused;
 }
+
+/** One item's claim (claimContents): the refusal, or undefined when the content is now the item's. */
+export async function claimContent(tx: EntityManager, batch: { id: string; project: string }, item: Claimant): Promise<ClaimRefusal | undefined> {
+  return (await claimContents(tx, batch, [item])).get(item.id);
+}

@@ -13,7 +13,7 @@ import { createUploads } from '../upload/uploads.js';
 import { setPinned } from '../versions/versions.js';
 import { displayName } from './archive.js';
 import { endItem, resetBatchReservation } from './batches.js';
-import { claimContents, claimRefusalError } from './claims.js';
+import { claimContent, claimRefusalError } from './claims.js';
 import { fetchPdbEntry, pdbFilename } from './pdb.js';
 import { restoreVersionHistory } from './restoreHistory.js';
 import { stagedCompressionOf } from './stage.js';
@@ -135,7 +135,7 @@ async function processPlainItem(ctx: WorkContext, batch: ImportBatch, itemId: st
           afterIngest: async (upload) => {
             const sha = upload.blob as string;
             return ctx.em.fork().transactional(async (tx) => {
-              const refusal = (await claimContents(tx, batch, [{ id: item.id, name: item.name, sha256: sha }])).get(item.id);
+              const refusal = await claimContent(tx, batch, { id: item.id, name: item.name, sha256: sha });
               return refusal && claimRefusalError(refusal);
             });
           },
@@ -171,7 +171,7 @@ async function startUpload(
       if (row.upload) return 'started';
       const sha256 = row.receivedSha256 as string;
       if (options.claim) {
-        const duplicate = (await claimContents(tx, batch, [{ id: row.id, name: row.name, sha256 }])).get(row.id);
+        const duplicate = await claimContent(tx, batch, { id: row.id, name: row.name, sha256 });
         if (duplicate) {
           await endItem(tx, row.id, 'skipped', {
             error: { code: duplicate.code, message: duplicate.message },
