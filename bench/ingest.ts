@@ -3,24 +3,29 @@
  * (API + all workers, scratch database, queues and data dir) and measures, per file, the time
  * from starting the upload until the upload is searchable (or rejected / failed).
  *
- *   npm run bench:ingest -- [--corpus DIR]... [--concurrency N] [--timeout SECONDS] [--gemmi]
+ *   npm run bench:ingest -- [--corpus DIR]... [--concurrency N] [--timeout SECONDS] [--gemmi [--repeat N]]
  *
  * --gemmi: for every stored file of 10 MB or more, gemmi.read_structure's time on the same file
- * (python3-gemmi, system /usr/bin/python3, best of 2, after the uploads) next to its upload →
+ * (python3-gemmi, system /usr/bin/python3, best of 2 before the uploads and 2 after) next to its upload →
  * searchable latency, against issue 21's goal: the large PDB searchable within 2× gemmi's read,
  * with the CPU time this process (client, API, workers) spent while the upload was in flight.
  * Give it a folder holding the large PDB alone (bench:parse generates it into the temp dir).
+ * The first upload meets a fresh server, compiling its code as it goes; gemmi's figure is a best of
+ * two. So each such file is then uploaded again `--repeat` times (default 2), one at a time, as a
+ * copy with a comment line of its own (so it is not the same content), and the goal's figure is the
+ * best of those, with the first upload's printed beside it (the method before 2026-12-08).
  *
  * Without --corpus it reads ../shared/corpus/pdb and ../shared/corpus/cif (relative to the repo root).
  */
 import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { QUEUE_NAMES } from '../src/config/index.js';
@@ -61,14 +66,17 @@ function parseOptions() {
       concurrency: { type: 'string', default: '4' },
       timeout: { type: 'string', default: '600' },
       gemmi: { type: 'boolean', default: false },
+      repeat: { type: 'string', default: '2' },
     },
   });
+  const repeat = Number(values.repeat);
+  if (!Number.isInteger(repeat) || repeat < 0) throw new UsageError(`--repeat must be a whole number ≥ 0, not "${values.repeat}"`);
   const concurrency = Number(values.concurrency);
   const timeoutSeconds = Number(values.timeout);
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new UsageError(`--concurrency must be a whole number ≥ 1, not "${values.concurrency}"`);
   if (!(timeoutSeconds > 0)) throw new UsageError(`--timeout must be a number of seconds, not "${values.timeout}"`);
   const corpus = values.corpus?.length ? values.corpus.map((dir) => path.resolve(dir)) : DEFAULT_CORPUS;
-  return { corpus, concurrency, timeoutMs: timeoutSeconds * 1000, gemmi: values.gemmi ?? false };
+  return { corpus, concurrency, timeoutMs: timeoutSeconds * 1000, gemmi: values.gemmi ?? false, repeat };
 }
 
 async function listFiles(dirs: string[]): Promise<string[]> {
@@ -256,24 +264,94 @@ function report(
 const GEMMI_READ = path.join(REPO_ROOT, 'bench/support/gemmi_read.py');
 const LARGE_BYTES = 10 * MB;
 
+/** The large stored files: those compared with gemmi. */
+const largeStored = (results: FileResult[]) => results.filter((r) => r.outcome === 'stored' && r.bytes >= LARGE_BYTES);
+
+/**
+ * Uploads a copy of each large stored file `repeat` times, one at a time, each with a comment line
+ * of its own first (PDB: a REMARK record; otherwise a `#` line, which mmCIF reads as a comment), so
+ * its content is new to the project. Returns each file's repeats' results.
+ */
+async function uploadRepeats(
+  url: string,
+  token: string,
+  projectId: string,
+  large: FileResult[],
+  repeat: number,
+  timeoutMs: number,
+  signal: AbortSignal,
+): Promise<Map<string, FileResult[]>> {
+  const repeats = new Map<string, FileResult[]>();
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'molvault-bench-ingest-'));
+  try {
+    for (const r of large) {
+      const results: FileResult[] = [];
+      for (let i = 1; i <= repeat && !signal.aborted; i++) {
+        const copy = path.join(dir, path.basename(r.file));
+        const marker = /\.(pdb|ent)$/i.test(r.file) ? `REMARK 999 molvault bench:ingest copy ${i}\n` : `# molvault bench:ingest copy ${i}\n`;
+        await fs.writeFile(copy, marker);
+        await pipeline(createReadStream(r.file), createWriteStream(copy, { flags: 'a' }));
+        results.push(await ingestOne(url, token, projectId, copy, timeoutMs, signal));
+        await fs.rm(copy, { force: true });
+      }
+      repeats.set(r.file, results);
+    }
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+  return repeats;
+}
+
+interface GemmiRead {
+  seconds: number;
+  cpuSeconds: number;
+}
+
+/**
+ * gemmi.read_structure on a file, best of 2. It is read before the uploads as well as after them:
+ * after them the machine may still be writing the uploads' gigabyte out, which slowed gemmi's read
+ * markedly (bench/README.md); the better of the two is its figure.
+ */
+function gemmiRead(file: string): GemmiRead | undefined {
+  const run = spawnSync('/usr/bin/python3', [GEMMI_READ, '2', file], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  return run.status === 0 ? (JSON.parse(run.stdout.trim().split('\n').at(-1) ?? '{}') as GemmiRead) : undefined;
+}
+
 /** Each large stored file's upload → searchable latency against gemmi.read_structure on the same file (goal: within 2×). */
-function compareWithGemmi(results: FileResult[]) {
-  const large = results.filter((r) => r.outcome === 'stored' && r.bytes >= LARGE_BYTES);
+function compareWithGemmi(results: FileResult[], repeats: Map<string, FileResult[]>, before: Map<string, GemmiRead | undefined>) {
+  const large = largeStored(results);
   if (large.length === 0) {
     process.stdout.write('--gemmi: no stored file of 10 MB or more to compare\n');
     return;
   }
-  process.stdout.write(`upload → searchable against gemmi.read_structure (best of 2; load average ${os.loadavg()[0].toFixed(1)}):\n`);
+  process.stdout.write(
+    `upload → searchable against gemmi.read_structure (best of 2 before the uploads and 2 after them; load average ${os.loadavg()[0].toFixed(1)}):\n`,
+  );
   for (const r of large) {
-    const run = spawnSync('/usr/bin/python3', [GEMMI_READ, '2', r.file], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-    const gemmi = run.status === 0 ? (JSON.parse(run.stdout.trim().split('\n').at(-1) ?? '{}') as { seconds: number; cpuSeconds: number }) : undefined;
+    const after = gemmiRead(r.file);
+    const earlier = before.get(r.file);
+    const gemmi = earlier && after ? (earlier.seconds <= after.seconds ? earlier : after) : (earlier ?? after);
     if (!gemmi) {
       process.stdout.write(`  ${path.relative(REPO_ROOT, r.file)}: gemmi could not read it (python3-gemmi missing?)\n`);
       continue;
     }
-    const ratio = r.latencyMs / 1000 / gemmi.seconds;
+    const verdict = (latencyMs: number) => {
+      const ratio = latencyMs / 1000 / gemmi.seconds;
+      return `${ratio.toFixed(2)}× (goal ≤ 2×: ${ratio <= 2 ? 'met' : 'NOT met'})`;
+    };
+    const copies = (repeats.get(r.file) ?? []).filter((copy) => copy.outcome === 'stored');
+    const best = copies.reduce<FileResult | undefined>((a, b) => (a && a.latencyMs <= b.latencyMs ? a : b), undefined);
+    const seconds = (x: FileResult) => `${(x.latencyMs / 1000).toFixed(2)} s (process CPU meanwhile ${(x.cpuMs / 1000).toFixed(2)} s)`;
     process.stdout.write(
-      `  ${path.relative(REPO_ROOT, r.file)} (${formatMB(r.bytes)} MB): searchable after ${(r.latencyMs / 1000).toFixed(2)} s (process CPU meanwhile ${(r.cpuMs / 1000).toFixed(2)} s); gemmi.read_structure ${gemmi.seconds.toFixed(2)} s wall, ${gemmi.cpuSeconds.toFixed(2)} s CPU → ${ratio.toFixed(2)}× (goal ≤ 2×: ${ratio <= 2 ? 'met' : 'NOT met'})\n`,
+      `  ${path.relative(REPO_ROOT, r.file)} (${formatMB(r.bytes)} MB): gemmi.read_structure ${gemmi.seconds.toFixed(2)} s wall, ${gemmi.cpuSeconds.toFixed(2)} s CPU (before the uploads ${earlier ? `${earlier.seconds.toFixed(2)} s` : 'n/a'}, after them ${after ? `${after.seconds.toFixed(2)} s` : 'n/a'})\n`,
+    );
+    if (best) {
+      process.stdout.write(
+        `    searchable after ${seconds(best)}, the best of ${copies.length} copies uploaded after it (${copies.map((c) => (c.latencyMs / 1000).toFixed(2)).join(', ')} s) → ${verdict(best.latencyMs)}\n`,
+      );
+    }
+    process.stdout.write(
+      `    the first upload, to a fresh server${best ? ' (the method before 2026-12-08)' : ''}: searchable after ${seconds(r)} → ${verdict(r.latencyMs)}\n`,
     );
   }
 }
@@ -282,6 +360,8 @@ async function main() {
   const options = parseOptions();
   const files = await listFiles(options.corpus);
   if (files.length === 0) throw new Error(`no files in ${options.corpus.join(', ')}`);
+  const gemmiBefore = new Map<string, GemmiRead | undefined>();
+  if (options.gemmi) for (const file of files) if ((await fs.stat(file)).size >= LARGE_BYTES) gemmiBefore.set(file, gemmiRead(file));
 
   const startupStarted = performance.now();
   process.stderr.write(`starting an in-process molvault (scratch database, queues and data dir)...\n`);
@@ -315,7 +395,10 @@ async function main() {
     } else {
       results.sort((a, b) => a.file.localeCompare(b.file));
       report(options, { postgresSource: stack.postgresSource, redisUrl: stack.ctx.config.redisUrl }, startupMs, wallMs, results);
-      if (options.gemmi) compareWithGemmi(results);
+      if (options.gemmi) {
+        const repeats = await uploadRepeats(stack.url, token, projectId, largeStored(results), options.repeat, options.timeoutMs, interrupted.signal);
+        compareWithGemmi(results, repeats, gemmiBefore);
+      }
       if (results.some((r) => r.outcome === 'failed')) exitCode = 1;
     }
   } finally {
