@@ -88,4 +88,50 @@ describe('molvault import against a sick server', () => {
       await fs.rm(dir, { recursive: true, force: true });
     }
   });
+
+  it('says every retry, and gives up on a server that never answered within its first-contact patience (a wrong --server)', async () => {
+    const closed = http.createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise((r) => closed.close(r));
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'molvault-import-unreachable-'));
+    const said: string[] = [];
+    try {
+      await fs.writeFile(path.join(dir, 'a.pdb'), 'ATOM      1  CA  ALA A   1       0.000   0.000   0.000  1.00  0.00           C\n');
+      const started = Date.now();
+      const error = await runImport({
+        source: dir,
+        project: 'lab',
+        server: `http://127.0.0.1:${port}`,
+        token: 'mv_test',
+        // Ten minutes of patience once the server has answered; 300 ms until it has.
+        retry: { forMs: 600_000, firstDelayMs: 10, maxDelayMs: 40, firstContactMs: 300 },
+        progress: { write: (text: string) => said.push(text), isTTY: false } as unknown as NodeJS.WriteStream,
+      }).catch((e: unknown) => e);
+      expect(Date.now() - started).toBeLessThan(10_000);
+      expect(error).toBeInstanceOf(ImportRequestError);
+      expect((error as Error).message).toMatch(
+        /cannot reach molvault at http:\/\/127\.0\.0\.1:\d+: ECONNREFUSED \(is --server right, and the server running\?\)/,
+      );
+      expect(said.join('')).toMatch(/cannot reach molvault .*; trying again in 10 ms \(for 0 s more\)/);
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('once the server has answered, waits out an outage longer than the first-contact patience', async () => {
+    const server = await scriptedServer([200, 'drop', 'drop', 'drop', 'drop', 'drop', 'drop', 200]);
+    close = server.close;
+    const retries: number[] = [];
+    const api = apiClient(server.url, 'mv_test', { forMs: 5_000, firstDelayMs: 30, maxDelayMs: 40, firstContactMs: 50 }, (_error, delayMs) =>
+      retries.push(delayMs),
+    );
+    await api.request('GET', '/v1/projects');
+    const started = Date.now();
+    const { status } = await api.request('GET', '/v1/projects');
+    expect(status).toBe(200);
+    expect(Date.now() - started).toBeGreaterThan(50);
+    expect(retries).toEqual([30, 40, 40, 40, 40, 40]);
+    expect(server.hits()).toBe(8);
+  });
 });

@@ -175,13 +175,22 @@ interface ImportStatus {
   error?: { code?: string; message?: string } | null;
 }
 
-/** How long a request that meets a sick server (5xx, 503, no connection) is retried, and the backoff's bounds. */
+/**
+ * How long a request that meets a sick server (5xx, 503, no connection) is retried, and the
+ * backoff's bounds. Until the server has answered once, the patience is `firstContactMs`: a wrong
+ * --server or a server not started fails within seconds, while a server that goes away in the
+ * middle of an import (a restart) is waited for.
+ */
 export interface RetryPolicy {
   forMs: number;
   firstDelayMs: number;
   maxDelayMs: number;
+  firstContactMs?: number;
 }
-export const DEFAULT_RETRY: RetryPolicy = { forMs: 10 * 60_000, firstDelayMs: 500, maxDelayMs: 15_000 };
+export const DEFAULT_RETRY: RetryPolicy = { forMs: 10 * 60_000, firstDelayMs: 500, maxDelayMs: 15_000, firstContactMs: 20_000 };
+
+/** Told before each pause of a retry: the trouble met, how long the pause is, and until when retries go on. */
+export type RetryNotice = (error: ImportRequestError, delayMs: number, deadline: number) => void;
 
 /** Whether an error is the server's or the network's passing trouble (worth a retry), not a refusal of what was sent. */
 export const isTransient = (error: unknown) =>
@@ -192,11 +201,13 @@ export const isTransient = (error: unknown) =>
  * server's sentence. Requests that can be sent again (no streamed body) are retried with capped,
  * doubling backoff while the server answers 5xx or cannot be reached, up to `retry.forMs`.
  */
-export function apiClient(server: string, token: string, retry: RetryPolicy = DEFAULT_RETRY) {
+export function apiClient(server: string, token: string, retry: RetryPolicy = DEFAULT_RETRY, onRetry?: RetryNotice) {
   const base = server.replace(/\/+$/, '');
+  let answered = false;
   async function request<T>(method: string, urlPath: string, init: { json?: unknown; body?: RequestInit['body']; headers?: Record<string, string> } = {}) {
     if (init.body instanceof ReadableStream) return requestOnce<T>(method, urlPath, init);
-    return withRetry(retry, () => requestOnce<T>(method, urlPath, init));
+    const patience = answered ? retry : { ...retry, forMs: Math.min(retry.forMs, retry.firstContactMs ?? retry.forMs) };
+    return withRetry(patience, () => requestOnce<T>(method, urlPath, init), onRetry);
   }
   async function requestOnce<T>(method: string, urlPath: string, init: { json?: unknown; body?: RequestInit['body']; headers?: Record<string, string> } = {}) {
     const headers: Record<string, string> = { authorization: `Bearer ${token}`, accept: 'application/json', ...init.headers };
@@ -212,8 +223,11 @@ export function apiClient(server: string, token: string, retry: RetryPolicy = DE
       const cause = (error as { cause?: { code?: string; message?: string } }).cause;
       // The request body failed on our side (a file changed while it was sent): that, not the network, is the story.
       if (cause instanceof LocalFileError) throw cause;
-      throw new ImportRequestError(`cannot reach molvault at ${base}: ${cause?.code ?? cause?.message ?? (error as Error).message}`);
+      throw new ImportRequestError(
+        `cannot reach molvault at ${base}: ${cause?.code ?? cause?.message ?? (error as Error).message}${answered ? '' : ' (is --server right, and the server running?)'}`,
+      );
     }
+    answered = true;
     const text = await response.text();
     let parsed: any;
     try {
@@ -229,11 +243,11 @@ export function apiClient(server: string, token: string, retry: RetryPolicy = DE
     }
     return { status: response.status, headers: response.headers, body: parsed as T };
   }
-  return { base, request, retry };
+  return { base, request, retry, onRetry };
 }
 
 /** Runs `attempt` again while it fails transiently, waiting 0.5 s, 1 s, 2 s … (at most maxDelayMs) for up to forMs in all. */
-export async function withRetry<T>(policy: RetryPolicy, attempt: () => Promise<T>): Promise<T> {
+export async function withRetry<T>(policy: RetryPolicy, attempt: () => Promise<T>, onRetry?: RetryNotice): Promise<T> {
   const deadline = Date.now() + policy.forMs;
   let delay = policy.firstDelayMs;
   for (;;) {
@@ -241,6 +255,7 @@ export async function withRetry<T>(policy: RetryPolicy, attempt: () => Promise<T
       return await attempt();
     } catch (error) {
       if (!isTransient(error) || Date.now() + delay > deadline) throw error;
+      onRetry?.(error as ImportRequestError, delay, deadline);
       await new Promise((resolve) => setTimeout(resolve, delay));
       delay = Math.min(policy.maxDelayMs, delay * 2);
     }
@@ -512,6 +527,8 @@ async function* checkedGroups(api: ApiClient, projectId: string, files: LocalFil
   }
 }
 
+const formatPause = (ms: number) => (ms < 1000 ? `${ms} ms` : `${Math.round(ms / 1000)} s`);
+
 /** At most `size` at once: take() waits for a free slot, give() hands it back. */
 class Slots {
   private free: number;
@@ -570,7 +587,15 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
   if (!stat) throw new ImportUsageError(`${options.source} does not exist`);
   if (!stat.isDirectory() && !stat.isFile()) throw new ImportUsageError(`${options.source} is neither a directory nor a file`);
 
-  const api = apiClient(options.server, options.token, options.retry);
+  // Every retry is said (once a second at most), so a wait on a sick or unreachable server is never silent.
+  let lastRetryNote = 0;
+  const retryNote: RetryNotice = (error, delayMs, deadline) => {
+    if (Date.now() - lastRetryNote < 1000) return;
+    lastRetryNote = Date.now();
+    const left = Math.max(0, Math.round((deadline - Date.now()) / 1000));
+    note(`${error.message}; trying again in ${formatPause(delayMs)} (for ${left >= 60 ? `${Math.round(left / 60)} min` : `${left} s`} more)`);
+  };
+  const api = apiClient(options.server, options.token, options.retry, retryNote);
   const project = await resolveProject(api, options.project, options.createProject ?? false);
   if (project.created) note(`created project "${project.name}"`);
 
@@ -678,7 +703,9 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
         const tries = (groupTries.get(group) ?? 0) + 1;
         groupTries.set(group, tries);
         groupStarted.set(group, groupStarted.get(group) ?? Date.now());
-        await new Promise((resolve) => setTimeout(resolve, Math.min(api.retry.maxDelayMs, api.retry.firstDelayMs * 2 ** (tries - 1))));
+        const pause = Math.min(api.retry.maxDelayMs, api.retry.firstDelayMs * 2 ** (tries - 1));
+        api.onRetry?.(error, pause, (groupStarted.get(group) ?? Date.now()) + api.retry.forMs);
+        await new Promise((resolve) => setTimeout(resolve, pause));
         await sendGroup(group);
         return;
       }
