@@ -580,7 +580,8 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
   const filesPerImport = Math.max(1, options.filesPerImport ?? DEFAULT_FILES_PER_IMPORT);
   const pollIntervalMs = options.pollIntervalMs ?? (out.isTTY ? 500 : 1000);
   const tags = options.tags ?? [];
-  const note = (text: string) => out.write(`${text}\n`);
+  // On a terminal a note first clears the progress bar's line (the bar is drawn again on its next update).
+  const note = (text: string) => out.write(out.isTTY ? `\r\x1b[K${text}\n` : `${text}\n`);
 
   const source = path.resolve(options.source);
   const stat = await fs.stat(source).catch(() => undefined);
