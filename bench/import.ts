@@ -34,7 +34,7 @@ import { parseArgs } from 'node:util';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import type { ImportSummary } from '../src/cli/import.js';
 import { QUEUE_NAMES } from '../src/config/index.js';
-import { quantile } from './support/figures.js';
+import { commentLine, quantile } from './support/figures.js';
 import { startRgw } from './support/rgw.js';
 import { type BenchStack, createBenchUser, createProject, formatMB, MB, startBenchStack, stopOnSignals, UsageError } from './support/stack.js';
 
@@ -137,8 +137,7 @@ async function makeCorpusSet(dir: string, sources: SourceFile[]): Promise<void> 
 
 /** The content with a comment line first (PDB: a REMARK; mmCIF: a `#` line), so its sha256 is its own. */
 function marked(folder: 'pdb' | 'cif', content: Buffer, label: string): Buffer {
-  const marker = folder === 'cif' ? `# molvault bench:import ${label}\n` : `REMARK 999 molvault bench:import ${label}\n`;
-  return Buffer.concat([Buffer.from(marker), content]);
+  return Buffer.concat([Buffer.from(commentLine(folder, `molvault bench:import ${label}`)), content]);
 }
 
 /** Set (b): `count` files cycling over the small sources, each with a distinct comment line. */

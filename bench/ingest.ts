@@ -29,6 +29,7 @@ import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { QUEUE_NAMES } from '../src/config/index.js';
+import { commentLine } from './support/figures.js';
 import { createBenchUser, createProject, formatMB, MB, startBenchStack, stopOnSignals, UsageError } from './support/stack.js';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -288,8 +289,7 @@ async function uploadRepeats(
       const results: FileResult[] = [];
       for (let i = 1; i <= repeat && !signal.aborted; i++) {
         const copy = path.join(dir, path.basename(r.file));
-        const marker = /\.(pdb|ent)$/i.test(r.file) ? `REMARK 999 molvault bench:ingest copy ${i}\n` : `# molvault bench:ingest copy ${i}\n`;
-        await fs.writeFile(copy, marker);
+        await fs.writeFile(copy, commentLine(/\.(pdb|ent)$/i.test(r.file) ? 'pdb' : 'cif', `molvault bench:ingest copy ${i}`));
         await pipeline(createReadStream(r.file), createWriteStream(copy, { flags: 'a' }));
         results.push(await ingestOne(url, token, projectId, copy, timeoutMs, signal));
         await fs.rm(copy, { force: true });

@@ -5,6 +5,14 @@ export function quantile(values: number[], q: number): number {
 }
 
 /**
+ * A comment line both readers skip, put first in a copy so its content (and sha256) is its own:
+ * a REMARK record for PDB, a `#` line for mmCIF.
+ */
+export function commentLine(format: 'pdb' | 'cif', text: string): string {
+  return format === 'cif' ? `# ${text}\n` : `REMARK 999 ${text}\n`;
+}
+
+/**
  * A multi-model PDB of about `bytes`: the ATOM/HETATM records of `base` (a PDB file's text)
  * repeated as models; a `remark` line first makes copies distinct where their hashes must differ.
  */
